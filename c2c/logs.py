@@ -1,0 +1,82 @@
+"""structlog, configured once per process: readable on a terminal, JSON with C2C_LOG_FORMAT=json."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+#: Keys whose values never reach a log line.
+REDACTED_KEYS = frozenset(
+    {
+        "authorization",
+        "password",
+        "secret",
+        "token",
+        "api_key",
+        "webhook_secret",
+        "encryption_key",
+        "idempotency_key_secret",
+        "tax_id",
+        "iban",
+        "account_number",
+        "x-c2c-signature",
+    }
+)
+
+_configured = False
+
+
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in list(event):
+        if key.lower() in REDACTED_KEYS:
+            event[key] = "[redacted]"
+    return event
+
+
+def configure_logging(component: str, *, fmt: str | None = None, level: str | None = None) -> None:
+    """Configure structlog and the standard library logging for one component."""
+    global _configured
+    from c2c.settings import get_settings
+
+    settings = get_settings()
+    fmt = fmt or settings.log_format
+    level_no = logging.getLevelName((level or settings.log_level).upper())
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level_no)
+    for noisy in ("httpx", "httpcore", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    structlog.contextvars.bind_contextvars(component=component)
+    _configured = True
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.get_logger(name)

@@ -1,0 +1,96 @@
+"""Configuration from the environment (and an optional ``.env``), read once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.names import DEFAULT_TASK_QUEUE, ExceptionQueue
+
+SYSTEMS = ("crm", "erp", "psa", "tax", "payments")
+
+
+class Settings(BaseSettings):
+    """Every setting c2c reads. Names are the environment variables, upper-cased."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    temporal_address: str = Field(default="localhost:7233", alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
+    task_queue: str = Field(default=DEFAULT_TASK_QUEUE, alias="C2C_TASK_QUEUE")
+
+    state_dir: Path = Field(default=Path(".c2c"), alias="C2C_STATE_DIR")
+    database_url: str | None = Field(default=None, alias="C2C_DATABASE_URL")
+    sandbox_database_url: str | None = Field(default=None, alias="C2C_SANDBOX_DATABASE_URL")
+
+    sandbox_url: str = Field(default="http://127.0.0.1:8100", alias="C2C_SANDBOX_URL")
+    crm_url: str | None = Field(default=None, alias="C2C_CRM_URL")
+    erp_url: str | None = Field(default=None, alias="C2C_ERP_URL")
+    psa_url: str | None = Field(default=None, alias="C2C_PSA_URL")
+    tax_url: str | None = Field(default=None, alias="C2C_TAX_URL")
+    payments_url: str | None = Field(default=None, alias="C2C_PAYMENTS_URL")
+    connector_timeout_s: float = Field(default=10.0, alias="C2C_CONNECTOR_TIMEOUT_S")
+
+    api_url: str = Field(default="http://127.0.0.1:8000", alias="C2C_API_URL")
+    webhook_target_url: str | None = Field(default=None, alias="C2C_WEBHOOK_TARGET_URL")
+    webhook_secret: SecretStr | None = Field(default=None, alias="C2C_WEBHOOK_SECRET")
+    api_tokens: SecretStr | None = Field(default=None, alias="C2C_API_TOKENS")
+    encryption_key: SecretStr | None = Field(default=None, alias="C2C_ENCRYPTION_KEY")
+
+    log_format: str = Field(default="console", alias="C2C_LOG_FORMAT")
+    log_level: str = Field(default="INFO", alias="C2C_LOG_LEVEL")
+
+    exception_queues: dict[str, ExceptionQueue] = Field(
+        default_factory=lambda: {
+            "crm": ExceptionQueue.INTEGRATION,
+            "crm.account_not_found": ExceptionQueue.FINANCE,
+            "crm.account_inactive": ExceptionQueue.FINANCE,
+            "erp": ExceptionQueue.FINANCE,
+            "erp.unknown_legal_entity": ExceptionQueue.LEGAL,
+            "erp.currency_not_allowed": ExceptionQueue.LEGAL,
+            "psa": ExceptionQueue.DELIVERY,
+            "tax": ExceptionQueue.FINANCE,
+            "payments": ExceptionQueue.FINANCE,
+            "ledger": ExceptionQueue.INTEGRATION,
+        },
+        alias="C2C_EXCEPTION_QUEUES",
+        description="system or system.code → queue that owns the fix (JSON)",
+    )
+
+    def system_url(self, system: str) -> str:
+        """Base URL of one system: its own setting, or the sandbox router for it."""
+        own: str | None = getattr(self, f"{system}_url")
+        return (own or f"{self.sandbox_url.rstrip('/')}/{system}/v1").rstrip("/")
+
+    @property
+    def ledger_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'ledger.db'}"
+
+    @property
+    def sandbox_db_url(self) -> str:
+        return self.sandbox_database_url or f"sqlite:///{self.state_dir / 'sandbox.db'}"
+
+    @property
+    def webhook_target(self) -> str:
+        return (self.webhook_target_url or self.api_url).rstrip("/")
+
+    def webhook_secrets(self) -> list[str]:
+        """Secrets accepted for webhooks; several, comma-separated, while one is rotated."""
+        if self.webhook_secret is None:
+            return []
+        return [s.strip() for s in self.webhook_secret.get_secret_value().split(",") if s.strip()]
+
+    def queue_for(self, system: str, code: str) -> ExceptionQueue:
+        return (
+            self.exception_queues.get(f"{system}.{code}")
+            or self.exception_queues.get(system)
+            or ExceptionQueue.INTEGRATION
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,39 @@
+"""The one way every c2c component connects to Temporal.
+
+Every client and worker uses the pydantic data converter, so the canonical models travel as
+JSON with exact decimals. TLS and API keys for Temporal Cloud come from the SDK's own
+environment configuration (``TEMPORAL_TLS_*``, ``TEMPORAL_API_KEY``, profiles), never from a
+command line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from c2c.settings import Settings, get_settings
+
+
+def connect_config(settings: Settings | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``Client.connect``: the SDK's env config, then c2c's settings."""
+    settings = settings or get_settings()
+    config: dict[str, Any] = {}
+    try:
+        from temporalio.envconfig import ClientConfig
+
+        config = dict(ClientConfig.load_client_connect_config())
+    except Exception:  # pragma: no cover - older SDKs without envconfig
+        config = {}
+    config["target_host"] = settings.temporal_address
+    config["namespace"] = settings.temporal_namespace
+    config["data_converter"] = pydantic_data_converter
+    return config
+
+
+async def connect(settings: Settings | None = None) -> Client:
+    """Connect to the configured Temporal frontend."""
+    config = connect_config(settings)
+    target = config.pop("target_host")
+    return await Client.connect(target, **config)

@@ -1,0 +1,256 @@
+"""The payloads of SPEC.md section 4, as pydantic models.
+
+Money is ``Decimal`` at the currency's minor units (see ``domain.money``); dates are ISO 8601.
+Validation errors name the field and the problem, so that the API can answer ``422`` with them
+and the CLI can print them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from domain.money import MINOR_UNITS, Money, Quantity
+from domain.names import BillingModel, ExceptionAction, ExceptionQueue, Stage
+from domain.periods import Period
+from domain.validation import FieldErrors
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
+
+
+class Model(BaseModel):
+    """Base for every payload: unknown fields are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+Identifier = Field(pattern=_ID, description="letters, digits and . _ : - (at most 64)")
+
+
+class Customer(Model):
+    crm_account_id: str = Identifier
+    name: str = Field(min_length=1, max_length=200)
+    parent_crm_account_id: str | None = Field(default=None, pattern=_ID)
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
+    region: str | None = Field(default=None, max_length=10)
+    tax_id: str | None = Field(default=None, max_length=40)
+    billing_email: str | None = Field(
+        default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254
+    )
+
+
+class RateCardEntry(Model):
+    role: str = Field(min_length=1, max_length=80)
+    hourly_rate: Money
+
+
+class Milestone(Model):
+    milestone_id: str = Identifier
+    name: str = Field(min_length=1, max_length=200)
+    amount: Money
+    due_date: date | None = None
+
+
+def _check_rate_card(
+    errors: FieldErrors, field: str, entries: list[RateCardEntry], ccy: str
+) -> None:
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        errors.money((field, i, "hourly_rate"), entry.hourly_rate, ccy, positive=True)
+        if entry.role in seen:
+            errors.add((field, i, "role"), f"role {entry.role!r} appears twice", entry.role)
+        seen.add(entry.role)
+
+
+def _check_milestones(
+    errors: FieldErrors, field: str, milestones: list[Milestone], ccy: str, used: set[str]
+) -> None:
+    for i, milestone in enumerate(milestones):
+        errors.money((field, i, "amount"), milestone.amount, ccy, positive=True)
+        if milestone.milestone_id in used:
+            errors.add(
+                (field, i, "milestone_id"),
+                f"milestone_id {milestone.milestone_id!r} is already used",
+                milestone.milestone_id,
+            )
+        used.add(milestone.milestone_id)
+
+
+class ContractApproved(Model):
+    """A statement of work approved in the CLM: the input of ``ContractToCash``."""
+
+    event_id: str = Identifier
+    contract_id: str = Identifier
+    version: int = Field(ge=1)
+    title: str = Field(min_length=1, max_length=200)
+    customer: Customer
+    legal_entity: str = Field(pattern=r"^[A-Z0-9]{2,10}$")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    billing_model: BillingModel
+    start_date: date
+    end_date: date
+    payment_terms_days: int = Field(ge=0, le=365)
+    rate_card: list[RateCardEntry] = Field(default_factory=list, max_length=200)
+    milestones: list[Milestone] = Field(default_factory=list, max_length=500)
+    retainer_monthly_amount: Money | None = None
+    retainer_included_hours: Quantity | None = None
+    not_to_exceed: Money | None = None
+    expenses_billable: bool = False
+    project_template: str = Field(default="standard", min_length=1, max_length=80)
+    approved_at: datetime
+    approved_by: str = Field(min_length=1, max_length=200)
+
+    @field_validator("currency")
+    @classmethod
+    def _supported_currency(cls, value: str) -> str:
+        if value not in MINOR_UNITS:
+            raise ValueError(f"unsupported currency; supported: {', '.join(sorted(MINOR_UNITS))}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        errors = FieldErrors("ContractApproved")
+        ccy = self.currency
+        if self.end_date < self.start_date:
+            errors.add(("end_date",), "must not be before start_date", str(self.end_date))
+        _check_rate_card(errors, "rate_card", self.rate_card, ccy)
+        _check_milestones(errors, "milestones", self.milestones, ccy, set())
+        errors.money(("not_to_exceed",), self.not_to_exceed, ccy, positive=True)
+        errors.money(("retainer_monthly_amount",), self.retainer_monthly_amount, ccy, positive=True)
+        if self.retainer_included_hours is not None and self.retainer_included_hours < 0:
+            errors.add(("retainer_included_hours",), "must not be negative")
+        model = self.billing_model
+        if model is BillingModel.TIME_AND_MATERIALS and not self.rate_card:
+            errors.add(("rate_card",), "a time_and_materials contract needs at least one role")
+        if model is BillingModel.FIXED_FEE and not self.milestones:
+            errors.add(("milestones",), "a fixed_fee contract needs at least one milestone")
+        if model is BillingModel.RETAINER and self.retainer_monthly_amount is None:
+            errors.add(("retainer_monthly_amount",), "a retainer contract needs a monthly amount")
+        errors.raise_if_any()
+        return self
+
+    @property
+    def contract_value(self) -> Decimal:
+        """The headline value: milestones for fixed fee, otherwise the cap if there is one."""
+        if self.billing_model is BillingModel.FIXED_FEE:
+            return sum((m.amount for m in self.milestones), Decimal(0))
+        return self.not_to_exceed or Decimal(0)
+
+
+class Amendment(Model):
+    amendment_id: str = Identifier
+    effective_date: date
+    rate_card: list[RateCardEntry] = Field(default_factory=list, max_length=200)
+    add_milestones: list[Milestone] = Field(default_factory=list, max_length=500)
+    end_date: date | None = None
+    not_to_exceed: Money | None = None
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class AmendmentResult(Model):
+    amendment_id: str
+    status: Literal["applied", "rejected"]
+    reason: str | None = None
+    propagated_to: list[str] = Field(default_factory=list)
+    at: datetime | None = None
+
+
+class MilestoneCompleted(Model):
+    milestone_id: str = Identifier
+    completed_on: date
+
+
+class ClosePeriod(Model):
+    period: str
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: str) -> str:
+        Period.parse(value)
+        return value
+
+
+class PaymentReceived(Model):
+    payment_id: str = Identifier
+    invoice_id: str | None = Field(default=None, pattern=_ID)
+    amount: Money
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    received_on: date
+
+    @model_validator(mode="after")
+    def _amount(self) -> Self:
+        errors = FieldErrors("PaymentReceived")
+        if self.currency not in MINOR_UNITS:
+            errors.add(("currency",), "unsupported currency", self.currency)
+        else:
+            errors.money(("amount",), self.amount, self.currency, positive=True)
+        errors.raise_if_any()
+        return self
+
+
+class ResolveException(Model):
+    exception_id: str = Field(min_length=1, max_length=120)
+    action: ExceptionAction
+    operator: str = Field(min_length=1, max_length=200)
+    note: str = Field(default="", max_length=2000)
+
+
+class TerminateContract(Model):
+    effective_date: date
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class InvoiceSummary(Model):
+    invoice_id: str
+    number: str | None = None
+    period: str | None = None
+    milestone_id: str | None = None
+    subtotal: Money
+    tax: Money
+    total: Money
+    amount_paid: Money = Decimal(0)
+    status: Literal["issued", "partially_paid", "paid", "overdue", "credited"] = "issued"
+    due_on: date
+
+
+class OpenException(Model):
+    exception_id: str
+    stage: Stage
+    system: str
+    code: str
+    message: str
+    queue: ExceptionQueue
+    opened_at: datetime
+    step: str = ""
+    retryable: bool = True
+
+
+class HistoryEntry(Model):
+    at: datetime
+    stage: Stage
+    event: str
+
+
+class ContractStatus(Model):
+    contract_id: str
+    stage: Stage
+    billing_model: BillingModel
+    currency: str
+    refs: dict[str, str] = Field(default_factory=dict)
+    invoices: list[InvoiceSummary] = Field(default_factory=list)
+    balance_due: Money = Decimal(0)
+    unapplied_cash: Money = Decimal(0)
+    amendments: list[AmendmentResult] = Field(default_factory=list)
+    open_exceptions: list[OpenException] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=list)
+    closed_periods: list[str] = Field(default_factory=list)
+    waiting_for: str = ""
+
+
+class ContractSummary(Model):
+    """The workflow's result: the final status."""
+
+    status: ContractStatus
