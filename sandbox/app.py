@@ -1,0 +1,116 @@
+"""The sandbox app: one router per system, the admin routes, and the request layers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from sqlalchemy.engine import make_url
+
+from c2c.logs import configure_logging, get_logger
+from c2c.settings import get_settings
+from sandbox import (
+    admin,
+    crm,
+    demo_data,
+    erp,
+    erp_billing,
+    erp_contracts,
+    payments,
+    psa,
+    psa_work,
+    tax,
+)
+from sandbox.db import Database, sqlite_file
+from sandbox.errors import install_error_handlers
+from sandbox.faults import FaultMiddleware, FaultRules
+from sandbox.http import SYSTEM_ROOTS, RequestContextMiddleware, RouteTable
+from sandbox.idempotency import IdempotencyMiddleware, IdempotencyStore
+from sandbox.stats import Stats, StatsMiddleware
+from sandbox.webhooks import WebhookDispatcher
+
+log = get_logger(__name__)
+
+#: The routers of each system, mounted at its root (``SYSTEM_ROOTS``).
+SYSTEM_ROUTERS: dict[str, tuple[APIRouter, ...]] = {
+    "crm": (crm.router,),
+    "erp": (erp.router, erp_contracts.router, erp_billing.router),
+    "psa": (psa.router, psa_work.router),
+    "tax": (tax.router,),
+    "payments": (payments.router,),
+}
+
+
+def create_app(
+    database_url: str,
+    *,
+    webhook_target: str,
+    webhook_secrets: Sequence[str],
+    load_demo: bool = True,
+) -> FastAPI:
+    """Build the sandbox.
+
+    Args:
+        database_url: SQLAlchemy URL of its database (SQLite; the tables are created if missing).
+        webhook_target: Base URL that webhooks are posted to (``{target}/webhooks/psa``).
+        webhook_secrets: Accepted webhook secrets; the first signs. Empty: webhooks are
+            recorded but not sent.
+        load_demo: Load the demo data into a new database and on ``POST /_admin/reset``.
+    """
+    db = Database(database_url)
+    if db.create_tables() and load_demo:
+        with db.write() as session:
+            demo_data.load(session)
+    stats = Stats()
+    faults = FaultRules()
+    webhooks = WebhookDispatcher(db, target=webhook_target, secrets=webhook_secrets)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await webhooks.start()
+        try:
+            yield
+        finally:
+            await webhooks.stop()
+            db.dispose()
+
+    app = FastAPI(
+        title="c2c sandbox",
+        summary="Local stand-ins for CRM, ERP, PSA, tax engine and payment gateway",
+        lifespan=lifespan,
+    )
+    app.state.db = db
+    app.state.stats = stats
+    app.state.faults = faults
+    app.state.webhooks = webhooks
+    app.state.load_demo = load_demo
+    install_error_handlers(app)
+    for system, routers in SYSTEM_ROUTERS.items():
+        for router in routers:
+            app.include_router(router, prefix=SYSTEM_ROOTS[system])
+    app.include_router(admin.router, prefix="/_admin")
+    # Added innermost first: context → stats → faults → idempotency → routes. Faults sit above
+    # idempotency so that a "phase: after" fault loses an answer that was already kept.
+    app.add_middleware(IdempotencyMiddleware, store=IdempotencyStore(db))
+    app.add_middleware(FaultMiddleware, rules=faults, stats=stats)
+    app.add_middleware(StatsMiddleware, stats=stats)
+    app.add_middleware(RequestContextMiddleware, routes=RouteTable(SYSTEM_ROUTERS))
+    return app
+
+
+def run(host: str, port: int) -> None:
+    """Serve the sandbox as configured by the environment (``c2c sandbox``)."""
+    settings = get_settings()
+    configure_logging("sandbox")
+    url = settings.sandbox_db_url
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    app = create_app(
+        url, webhook_target=settings.webhook_target, webhook_secrets=settings.webhook_secrets()
+    )
+    database = make_url(url).render_as_string(hide_password=True)
+    log.info("sandbox starting", url=f"http://{host}:{port}", database=database)
+    uvicorn.run(app, host=host, port=port, log_config=None)

@@ -1,0 +1,394 @@
+"""ERP stand-in (``/erp/v1``), master data: legal entities, customers, projects, exchange rates.
+
+The ERP's tables all live here; contracts are served by ``sandbox.erp_contracts``, invoices
+and payments by ``sandbox.erp_billing``, on the same root.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import Field as PydanticField
+from pydantic import StringConstraints
+from sqlalchemy import JSON, UniqueConstraint
+from sqlmodel import Field, Session, col, select
+
+from sandbox.db import (
+    Db,
+    DecimalText,
+    Row,
+    UtcDateTime,
+    find,
+    get_or_404,
+    get_referenced,
+    next_id,
+    utcnow,
+)
+from sandbox.errors import duplicate, invalid, not_found
+from sandbox.paging import PageQuery, equal_to, paginate
+from sandbox.schemas import Body, Country, Currency, Email, Key, Text, day, dec, timestamp
+
+router = APIRouter(tags=["erp"])
+
+#: Besides its functional currency, every legal entity bills in these.
+BILLING_CURRENCIES = frozenset({"USD", "EUR", "GBP", "JPY"})
+RATE_PLACES = Decimal("0.00000001")
+
+
+class ErpLegalEntity(Row, table=True):
+    __tablename__ = "erp_legal_entity"
+
+    code: str = Field(unique=True)
+    name: str
+    country: str
+    functional_currency: str
+
+
+class ErpCustomer(Row, table=True):
+    __tablename__ = "erp_customer"
+
+    customer_id: str = Field(unique=True)
+    crm_account_id: str = Field(unique=True)
+    name: str
+    country: str
+    region: str | None = None
+    tax_id: str | None = None
+    billing_email: str | None = None
+    legal_entity: str
+    currency: str
+    parent_customer_id: str | None = None
+    status: str = "active"
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class ErpProject(Row, table=True):
+    __tablename__ = "erp_project"
+
+    project_id: str = Field(unique=True)
+    contract_id: str = Field(unique=True)
+    customer_id: str
+    legal_entity: str
+    name: str
+    currency: str
+    start_date: date
+    end_date: date
+    project_template: str
+    status: str = "open"
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class ErpContract(Row, table=True):
+    __tablename__ = "erp_contract"
+
+    erp_contract_id: str = Field(unique=True)
+    contract_id: str = Field(unique=True)
+    project_id: str
+    customer_id: str
+    legal_entity: str
+    currency: str
+    billing_model: str
+    start_date: date
+    end_date: date
+    payment_terms_days: int
+    not_to_exceed: Decimal | None = Field(default=None, sa_type=DecimalText)
+    contract_value: Decimal = Field(sa_type=DecimalText)
+    rate_card: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    milestones: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    retainer_monthly_amount: Decimal | None = Field(default=None, sa_type=DecimalText)
+    retainer_included_hours: Decimal | None = Field(default=None, sa_type=DecimalText)
+    billing_schedule: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    revenue_schedule: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    status: str = "active"
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class ErpInvoice(Row, table=True):
+    __tablename__ = "erp_invoice"
+
+    invoice_id: str = Field(unique=True)
+    number: str | None = Field(default=None, unique=True)
+    status: str = Field(default="draft", index=True)
+    contract_id: str = Field(index=True)
+    erp_contract_id: str
+    customer_id: str
+    project_id: str
+    legal_entity: str
+    currency: str
+    period: str | None = Field(default=None, index=True)
+    milestone_id: str | None = None
+    invoice_date: date
+    due_on: date
+    lines: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    subtotal: Decimal = Field(sa_type=DecimalText)
+    tax: Decimal = Field(sa_type=DecimalText)
+    total: Decimal = Field(sa_type=DecimalText)
+    amount_paid: Decimal = Field(sa_type=DecimalText)
+    balance: Decimal = Field(sa_type=DecimalText)
+    issued_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class ErpPayment(Row, table=True):
+    __tablename__ = "erp_payment"
+
+    payment_id: str = Field(unique=True)
+    invoice_id: str = Field(index=True)
+    contract_id: str = Field(index=True)
+    amount: Decimal = Field(sa_type=DecimalText)
+    applied_amount: Decimal = Field(sa_type=DecimalText)
+    unapplied_amount: Decimal = Field(sa_type=DecimalText)
+    currency: str
+    received_on: date
+    reference: str | None = None
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class ErpExchangeRate(Row, table=True):
+    """Units of ``currency`` per US dollar on ``rate_date``; cross rates go through USD."""
+
+    __tablename__ = "erp_exchange_rate"
+    __table_args__ = (UniqueConstraint("currency", "rate_date"),)
+
+    currency: str
+    rate_date: date
+    per_usd: Decimal = Field(sa_type=DecimalText)
+
+
+EntityCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{2,10}$")]
+
+
+class LegalEntityIn(Body):
+    code: EntityCode
+    name: Text
+    country: Country
+    functional_currency: Currency
+
+
+class CustomerIn(Body):
+    crm_account_id: Key
+    name: Text
+    country: Country
+    region: str | None = PydanticField(default=None, min_length=1, max_length=10)
+    tax_id: str | None = PydanticField(default=None, max_length=40)
+    billing_email: Email | None = None
+    legal_entity: EntityCode
+    currency: Currency
+    parent_customer_id: str | None = None
+
+
+class ProjectIn(Body):
+    contract_id: Key
+    customer_id: str
+    legal_entity: EntityCode
+    name: Text
+    currency: Currency
+    start_date: date
+    end_date: date
+    project_template: Text
+
+
+def legal_entity_out(entity: ErpLegalEntity) -> dict[str, Any]:
+    return {
+        "code": entity.code,
+        "name": entity.name,
+        "country": entity.country,
+        "functional_currency": entity.functional_currency,
+    }
+
+
+def customer_out(customer: ErpCustomer) -> dict[str, Any]:
+    return {
+        "customer_id": customer.customer_id,
+        "crm_account_id": customer.crm_account_id,
+        "name": customer.name,
+        "country": customer.country,
+        "region": customer.region,
+        "tax_id": customer.tax_id,
+        "billing_email": customer.billing_email,
+        "legal_entity": customer.legal_entity,
+        "currency": customer.currency,
+        "parent_customer_id": customer.parent_customer_id,
+        "status": customer.status,
+        "created_at": timestamp(customer.created_at),
+    }
+
+
+def project_out(project: ErpProject) -> dict[str, Any]:
+    return {
+        "project_id": project.project_id,
+        "contract_id": project.contract_id,
+        "customer_id": project.customer_id,
+        "legal_entity": project.legal_entity,
+        "name": project.name,
+        "currency": project.currency,
+        "start_date": day(project.start_date),
+        "end_date": day(project.end_date),
+        "project_template": project.project_template,
+        "status": project.status,
+        "created_at": timestamp(project.created_at),
+    }
+
+
+def check_entity_currency(session: Session, legal_entity: str, currency: str) -> None:
+    """``422`` unless ``legal_entity`` exists and bills in ``currency``."""
+    entity = find(session, ErpLegalEntity, ErpLegalEntity.code, legal_entity)
+    if entity is None:
+        raise invalid(
+            "unknown_legal_entity", f"legal entity {legal_entity!r} does not exist", "legal_entity"
+        )
+    if currency not in BILLING_CURRENCIES | {entity.functional_currency}:
+        raise invalid(
+            "currency_not_allowed",
+            f"legal entity {legal_entity} does not bill in {currency}",
+            "currency",
+        )
+
+
+@router.post("/legal-entities", status_code=201)
+def create_legal_entity(body: LegalEntityIn, db: Db) -> dict[str, Any]:
+    with db.write() as session:
+        if find(session, ErpLegalEntity, ErpLegalEntity.code, body.code):
+            raise duplicate(f"legal entity {body.code!r} exists", body.code)
+        entity = ErpLegalEntity(**body.model_dump())
+        session.add(entity)
+        return legal_entity_out(entity)
+
+
+@router.get("/legal-entities")
+def list_legal_entities(db: Db, page: PageQuery) -> dict[str, Any]:
+    with db.read() as session:
+        return paginate(session, ErpLegalEntity, page, legal_entity_out)
+
+
+@router.get("/legal-entities/{code}")
+def get_legal_entity(code: str, db: Db) -> dict[str, Any]:
+    with db.read() as session:
+        entity = get_or_404(session, ErpLegalEntity, ErpLegalEntity.code, code, "legal entity")
+        return legal_entity_out(entity)
+
+
+@router.post("/customers", status_code=201)
+def create_customer(body: CustomerIn, db: Db) -> dict[str, Any]:
+    with db.write() as session:
+        existing = find(session, ErpCustomer, ErpCustomer.crm_account_id, body.crm_account_id)
+        if existing is not None:
+            raise duplicate(
+                f"CRM account {body.crm_account_id!r} already has customer {existing.customer_id}",
+                existing.customer_id,
+            )
+        check_entity_currency(session, body.legal_entity, body.currency)
+        if body.parent_customer_id is not None:
+            get_referenced(
+                session,
+                ErpCustomer,
+                ErpCustomer.customer_id,
+                body.parent_customer_id,
+                field="parent_customer_id",
+                kind="customer",
+            )
+        customer = ErpCustomer(
+            **body.model_dump(), customer_id=next_id(session, "CUST"), created_at=utcnow()
+        )
+        session.add(customer)
+        return customer_out(customer)
+
+
+@router.get("/customers")
+def list_customers(db: Db, page: PageQuery, crm_account_id: str | None = None) -> dict[str, Any]:
+    where = equal_to((ErpCustomer.crm_account_id, crm_account_id))
+    with db.read() as session:
+        return paginate(session, ErpCustomer, page, customer_out, *where)
+
+
+@router.get("/customers/{customer_id}")
+def get_customer(customer_id: str, db: Db) -> dict[str, Any]:
+    with db.read() as session:
+        customer = get_or_404(
+            session, ErpCustomer, ErpCustomer.customer_id, customer_id, "customer"
+        )
+        return customer_out(customer)
+
+
+@router.post("/projects", status_code=201)
+def create_project(body: ProjectIn, db: Db) -> dict[str, Any]:
+    with db.write() as session:
+        existing = find(session, ErpProject, ErpProject.contract_id, body.contract_id)
+        if existing is not None:
+            raise duplicate(
+                f"contract {body.contract_id!r} already has project {existing.project_id}",
+                existing.project_id,
+            )
+        get_referenced(
+            session,
+            ErpCustomer,
+            ErpCustomer.customer_id,
+            body.customer_id,
+            field="customer_id",
+            kind="customer",
+        )
+        check_entity_currency(session, body.legal_entity, body.currency)
+        if body.end_date < body.start_date:
+            raise invalid("invalid_dates", "end_date must not be before start_date", "end_date")
+        project = ErpProject(
+            **body.model_dump(), project_id=next_id(session, "PRJ"), created_at=utcnow()
+        )
+        session.add(project)
+        return project_out(project)
+
+
+@router.get("/projects")
+def list_projects(db: Db, page: PageQuery, contract_id: str | None = None) -> dict[str, Any]:
+    where = equal_to((ErpProject.contract_id, contract_id))
+    with db.read() as session:
+        return paginate(session, ErpProject, page, project_out, *where)
+
+
+@router.get("/projects/{project_id}")
+def get_project(project_id: str, db: Db) -> dict[str, Any]:
+    with db.read() as session:
+        return project_out(_project(session, project_id))
+
+
+@router.post("/projects/{project_id}/close")
+def close_project(project_id: str, db: Db) -> dict[str, Any]:
+    with db.write() as session:
+        project = _project(session, project_id)
+        if project.status != "closed":
+            project.status = "closed"
+            session.add(project)
+        return project_out(project)
+
+
+@router.get("/exchange-rates")
+def get_exchange_rate(
+    db: Db,
+    from_currency: Annotated[str, Query(alias="from")],
+    to_currency: Annotated[str, Query(alias="to")],
+    on: Annotated[date, Query(alias="date")],
+) -> dict[str, Any]:
+    per_usd: dict[str, Decimal] = {"USD": Decimal(1)}
+    with db.read() as session:
+        for currency in {from_currency, to_currency} - {"USD"}:
+            rate = _per_usd(session, currency, on)
+            if rate is None:
+                pair = f"{from_currency}/{to_currency} on {on.isoformat()}"
+                raise not_found("exchange rate", pair)
+            per_usd[currency] = rate
+    rate = (per_usd[to_currency] / per_usd[from_currency]).quantize(RATE_PLACES)
+    return {"from": from_currency, "to": to_currency, "date": day(on), "rate": dec(rate)}
+
+
+def _per_usd(session: Session, currency: str, on: date) -> Decimal | None:
+    rate = session.exec(
+        select(ErpExchangeRate).where(
+            col(ErpExchangeRate.currency) == currency, col(ErpExchangeRate.rate_date) == on
+        )
+    ).first()
+    return None if rate is None else rate.per_usd
+
+
+def _project(session: Session, project_id: str) -> ErpProject:
+    return get_or_404(session, ErpProject, ErpProject.project_id, project_id, "project")

@@ -1,0 +1,270 @@
+"""PSA stand-in (``/psa/v1``), projects: rate cards, milestones, activation and closing.
+
+The PSA's tables all live here; time, expenses and billing batches are served by
+``sandbox.psa_work`` on the same root.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import Field as PydanticField
+from sqlalchemy import JSON, UniqueConstraint
+from sqlmodel import Field, Session
+
+from domain.money import Money
+from sandbox.db import Db, DecimalText, Row, UtcDateTime, find, get_or_404, next_id, utcnow
+from sandbox.errors import duplicate, invalid, not_found
+from sandbox.paging import PageQuery, equal_to, paginate
+from sandbox.schemas import Body, Currency, Key, Text, check_amount, check_unique, day, timestamp
+from sandbox.webhooks import WebhookDispatcher, get_webhooks
+
+router = APIRouter(tags=["psa"])
+
+
+class PsaProject(Row, table=True):
+    __tablename__ = "psa_project"
+
+    project_id: str = Field(unique=True)
+    contract_id: str = Field(unique=True)
+    name: str
+    customer_name: str
+    erp_project_id: str
+    currency: str
+    start_date: date
+    end_date: date
+    project_template: str
+    rate_card: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    milestones: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    status: str = "draft"
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class Work(Row):
+    """What time entries and expenses share: approval, billability and where they were billed."""
+
+    project_id: str = Field(index=True)
+    consultant_id: str
+    billable: bool
+    approved: bool
+    batch_id: str | None = Field(default=None, index=True)
+    invoice_id: str | None = None
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class PsaTimeEntry(Work, table=True):
+    __tablename__ = "psa_time_entry"
+
+    entry_id: str = Field(unique=True)
+    role: str
+    work_date: date
+    hours: Decimal = Field(sa_type=DecimalText)
+    notes: str | None = None
+
+
+class PsaExpense(Work, table=True):
+    __tablename__ = "psa_expense"
+
+    expense_id: str = Field(unique=True)
+    incurred_on: date
+    amount: Decimal = Field(sa_type=DecimalText)
+    currency: str
+    category: str
+
+
+class PsaBillingBatch(Row, table=True):
+    __tablename__ = "psa_billing_batch"
+    __table_args__ = (UniqueConstraint("project_id", "batch_id"),)
+
+    batch_id: str
+    project_id: str
+    through_date: date
+    include_expenses: bool
+    time_entry_count: int
+    expense_count: int
+    hours: Decimal = Field(sa_type=DecimalText)
+    status: str = "open"
+    invoice_id: str | None = None
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class RoleRateIn(Body):
+    role: Text
+    hourly_rate: Money
+
+
+class MilestoneIn(Body):
+    milestone_id: Key
+    name: Text
+    amount: Money
+    due_date: date | None = None
+
+
+class ProjectIn(Body):
+    contract_id: Key
+    name: Text
+    customer_name: Text
+    erp_project_id: str
+    currency: Currency
+    start_date: date
+    end_date: date
+    project_template: Text
+    rate_card: list[RoleRateIn] = PydanticField(default_factory=list, max_length=200)
+    milestones: list[MilestoneIn] = PydanticField(default_factory=list, max_length=500)
+
+
+class RateCardIn(Body):
+    rate_card: list[RoleRateIn] = PydanticField(max_length=200)
+
+
+class MilestoneCompleteIn(Body):
+    completed_on: date
+
+
+def project_out(project: PsaProject) -> dict[str, Any]:
+    return {
+        "project_id": project.project_id,
+        "contract_id": project.contract_id,
+        "name": project.name,
+        "customer_name": project.customer_name,
+        "erp_project_id": project.erp_project_id,
+        "currency": project.currency,
+        "start_date": day(project.start_date),
+        "end_date": day(project.end_date),
+        "project_template": project.project_template,
+        "rate_card": project.rate_card,
+        "milestones": project.milestones,
+        "status": project.status,
+        "created_at": timestamp(project.created_at),
+    }
+
+
+def get_project(session: Session, project_id: str) -> PsaProject:
+    """The project, or a ``404``."""
+    return get_or_404(session, PsaProject, PsaProject.project_id, project_id, "project")
+
+
+def _rate_card(rates: list[RoleRateIn], currency: str) -> list[dict[str, Any]]:
+    for i, rate in enumerate(rates):
+        check_amount(rate.hourly_rate, currency, f"rate_card.{i}.hourly_rate", positive=True)
+    check_unique((r.role for r in rates), "rate_card", "role")
+    return [r.model_dump(mode="json") for r in rates]
+
+
+def _milestones(milestones: list[MilestoneIn], currency: str) -> list[dict[str, Any]]:
+    for i, milestone in enumerate(milestones):
+        check_amount(milestone.amount, currency, f"milestones.{i}.amount", positive=True)
+    check_unique((m.milestone_id for m in milestones), "milestones", "milestone_id")
+    return [
+        {**m.model_dump(mode="json"), "status": "open", "completed_on": None} for m in milestones
+    ]
+
+
+@router.post("/projects", status_code=201)
+def create_project(body: ProjectIn, db: Db) -> dict[str, Any]:
+    with db.write() as session:
+        existing = find(session, PsaProject, PsaProject.contract_id, body.contract_id)
+        if existing is not None:
+            raise duplicate(
+                f"contract {body.contract_id!r} already has project {existing.project_id}",
+                existing.project_id,
+            )
+        if body.end_date < body.start_date:
+            raise invalid("invalid_dates", "end_date must not be before start_date", "end_date")
+        project = PsaProject(
+            **body.model_dump(exclude={"rate_card", "milestones"}),
+            rate_card=_rate_card(body.rate_card, body.currency),
+            milestones=_milestones(body.milestones, body.currency),
+            project_id=next_id(session, "PSA"),
+            created_at=utcnow(),
+        )
+        session.add(project)
+        return project_out(project)
+
+
+@router.get("/projects")
+def list_projects(db: Db, page: PageQuery, contract_id: str | None = None) -> dict[str, Any]:
+    where = equal_to((PsaProject.contract_id, contract_id))
+    with db.read() as session:
+        return paginate(session, PsaProject, page, project_out, *where)
+
+
+@router.get("/projects/{project_id}")
+def read_project(project_id: str, db: Db) -> dict[str, Any]:
+    with db.read() as session:
+        return project_out(get_project(session, project_id))
+
+
+@router.post("/projects/{project_id}/activate")
+def activate_project(project_id: str, db: Db) -> dict[str, Any]:
+    with db.write() as session:
+        project = get_project(session, project_id)
+        if project.status == "closed":
+            raise invalid("project_closed", f"project {project_id} is closed")
+        if project.status != "active":
+            project.status = "active"
+            session.add(project)
+        return project_out(project)
+
+
+@router.post("/projects/{project_id}/close")
+def close_project(project_id: str, db: Db) -> dict[str, Any]:
+    with db.write() as session:
+        project = get_project(session, project_id)
+        if project.status != "closed":
+            project.status = "closed"
+            session.add(project)
+        return project_out(project)
+
+
+@router.put("/projects/{project_id}/rate-card")
+def put_rate_card(project_id: str, body: RateCardIn, db: Db) -> dict[str, Any]:
+    with db.write() as session:
+        project = get_project(session, project_id)
+        project.rate_card = _rate_card(body.rate_card, project.currency)
+        session.add(project)
+        return project_out(project)
+
+
+@router.post("/projects/{project_id}/milestones/{milestone_id}/complete")
+def complete_milestone(
+    project_id: str,
+    milestone_id: str,
+    body: MilestoneCompleteIn,
+    db: Db,
+    webhooks: Annotated[WebhookDispatcher, Depends(get_webhooks)],
+) -> dict[str, Any]:
+    with db.write() as session:
+        project = get_project(session, project_id)
+        index = next(
+            (i for i, m in enumerate(project.milestones) if m["milestone_id"] == milestone_id),
+            None,
+        )
+        if index is None:
+            raise not_found("milestone", milestone_id)
+        milestone = project.milestones[index]
+        if milestone["status"] == "completed":
+            return dict(milestone)
+        milestone = {**milestone, "status": "completed", "completed_on": day(body.completed_on)}
+        # A new list, so that the JSON column is seen as changed.
+        project.milestones = [
+            *project.milestones[:index],
+            milestone,
+            *project.milestones[index + 1 :],
+        ]
+        session.add(project)
+        webhooks.emit(
+            session,
+            "/webhooks/psa",
+            "milestone.completed",
+            {
+                "contract_id": project.contract_id,
+                "psa_project_id": project.project_id,
+                "milestone_id": milestone_id,
+                "completed_on": day(body.completed_on),
+            },
+        )
+        return milestone

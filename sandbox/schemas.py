@@ -1,0 +1,87 @@
+"""Request-body building blocks and the wire format of values, shared by every system."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+
+from domain.money import MINOR_UNITS, MoneyError, check_minor_units
+from sandbox.errors import invalid
+
+
+class Body(BaseModel):
+    """Base of request bodies: unknown fields are refused, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _supported_currency(value: str) -> str:
+    if value not in MINOR_UNITS:
+        raise ValueError(f"unsupported currency; supported: {', '.join(sorted(MINOR_UNITS))}")
+    return value
+
+
+#: A natural key chosen by the caller (``ACME-US``, ``C-1001``).
+Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")]
+#: A short free text.
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+#: ISO 3166-1 alpha-2.
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+#: An ISO 4217 code that c2c bills in.
+Currency = Annotated[
+    str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_supported_currency)
+]
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+
+
+def check_amount(amount: Decimal, currency: str, field: str, *, positive: bool = False) -> Decimal:
+    """``amount`` at the currency's scale; ``422`` naming ``field`` if it needs rounding or is
+    negative (or zero, when ``positive``)."""
+    try:
+        exact = check_minor_units(amount, currency)
+    except MoneyError as exc:
+        raise invalid("invalid_amount", str(exc), field) from None
+    if positive and exact <= 0:
+        raise invalid("invalid_amount", "must be greater than zero", field)
+    if exact < 0:
+        raise invalid("invalid_amount", "must not be negative", field)
+    return exact
+
+
+def check_unique(values: Iterable[str], field: str, key: str) -> None:
+    """``422 duplicate_key`` naming ``{field}.{i}.{key}`` if a value of a list repeats."""
+    seen: set[str] = set()
+    for i, value in enumerate(values):
+        if value in seen:
+            raise invalid("duplicate_key", f"{key} {value!r} appears twice", f"{field}.{i}.{key}")
+        seen.add(value)
+
+
+def dec(value: Decimal) -> str:
+    """A decimal on the wire: ``"1250.00"``, never an exponent."""
+    return format(value, "f")
+
+
+def opt_dec(value: Decimal | None) -> str | None:
+    return None if value is None else dec(value)
+
+
+def day(value: date) -> str:
+    return value.isoformat()
+
+
+def opt_day(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def timestamp(value: datetime) -> str:
+    """ISO 8601 UTC with a ``Z``."""
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def opt_timestamp(value: datetime | None) -> str | None:
+    return None if value is None else timestamp(value)
