@@ -1,0 +1,160 @@
+"""Transport concerns shared by every HTTP connector, written once.
+
+Timeouts, the ``Idempotency-Key`` header, paging, and the mapping of answers to c2c's two error
+classes: ``429``, ``5xx``, timeouts and connection failures are ``TransientError`` (with the
+system's ``Retry-After``), other ``4xx`` are ``BusinessError`` carrying the system's code,
+message and field. Logs name the system, route, status and duration, never bodies or secrets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import httpx
+
+from c2c.logs import get_logger
+from domain.errors import BusinessError, NotFound, Rejection, TransientError
+
+log = get_logger("c2c.connectors")
+
+PAGE_SIZE = 500
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _rejection(system: str, response: httpx.Response) -> Rejection:
+    code, message, field = f"http_{response.status_code}", response.reason_phrase, None
+    try:
+        error = response.json().get("error") or {}
+        code = str(error.get("code") or code)
+        message = str(error.get("message") or message)
+        field = error.get("field")
+    except (ValueError, AttributeError):
+        pass
+    return Rejection(
+        system=system, code=code, message=message, field=field, status=response.status_code
+    )
+
+
+class HttpConnector:
+    """Base of the httpx connectors: one ``AsyncClient`` per connector, reused across calls."""
+
+    system: str = "unknown"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 10.0,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout_s),
+            headers={"User-Agent": "c2c", **(headers or {})},
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """Send one request and return its JSON body, or raise the error class it maps to."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        started = time.perf_counter()
+        try:
+            response = await self._client.request(
+                method, path, json=json, params=_clean(params), headers=headers
+            )
+        except httpx.TimeoutException as exc:
+            self._log(method, path, None, started, "timeout")
+            raise TransientError(self.system, f"{method} {path} timed out") from exc
+        except httpx.TransportError as exc:
+            self._log(method, path, None, started, "unreachable")
+            raise TransientError(self.system, f"{method} {path}: {type(exc).__name__}") from exc
+        status = response.status_code
+        self._log(method, path, status, started, "ok" if status < 400 else "error")
+        if status < 400:
+            return response.json() if response.content else None
+        if status == 429 or status >= 500:
+            raise TransientError(
+                self.system,
+                f"{method} {path} answered {status}",
+                status=status,
+                retry_after_s=_retry_after(response),
+            )
+        rejection = _rejection(self.system, response)
+        if status == 404:
+            raise NotFound(rejection)
+        raise BusinessError(rejection)
+
+    async def get_or_none(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        try:
+            return await self.request("GET", path, params=params)
+        except NotFound:
+            return None
+
+    async def first(self, path: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The first item of a filtered list, or ``None``."""
+        page = await self.request("GET", path, params={**params, "limit": 1})
+        items = page.get("items") or []
+        return items[0] if items else None
+
+    async def pages(
+        self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = PAGE_SIZE
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every page of a list, one request at a time, so memory stays at one page."""
+        cursor: str | None = None
+        while True:
+            query = {**(params or {}), "limit": page_size}
+            if cursor:
+                query["cursor"] = cursor
+            page = await self.request("GET", path, params=query)
+            yield page.get("items") or []
+            cursor = page.get("next")
+            if not cursor:
+                return
+
+    def _log(
+        self, method: str, path: str, status: int | None, started: float, outcome: str
+    ) -> None:
+        log.debug(
+            "connector call",
+            system=self.system,
+            method=method,
+            route=path,
+            status=status,
+            outcome=outcome,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+
+
+def _clean(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if params is None:
+        return None
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        out[key] = str(value).lower() if isinstance(value, bool) else value
+    return out

@@ -1,0 +1,24 @@
+"""Payment gateway connector. c2c reads payments from the gateway's webhooks; this client
+creates payments for demos and tests, as a customer paying an invoice would."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from connectors.http import HttpConnector
+from connectors.records import GatewayPayment
+
+
+class HttpPayments(HttpConnector):
+    system = "payments"
+
+    async def create_payment(
+        self, invoice_id: str, amount: Decimal, currency: str, *, idempotency_key: str
+    ) -> GatewayPayment:
+        body = await self.request(
+            "POST",
+            "/payments",
+            json={"invoice_id": invoice_id, "amount": format(amount, "f"), "currency": currency},
+            idempotency_key=idempotency_key,
+        )
+        return GatewayPayment.model_validate(body)

@@ -1,0 +1,85 @@
+"""PSA connector: projects, rate cards and milestones, and the billing batches of approved work.
+
+Billable work is frozen into a billing batch named by the caller before it is priced, so a
+retried billing step prices exactly the same entries, and an entry approved meanwhile waits for
+the next period instead of slipping into an invoice whose body was already sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Any
+
+from connectors.http import HttpConnector
+from connectors.records import BillingBatch, Expense, PsaProject, TimeEntry
+from domain.errors import BusinessError
+
+
+class HttpPsa(HttpConnector):
+    system = "psa"
+
+    async def ensure_project(self, project: dict[str, Any], *, idempotency_key: str) -> PsaProject:
+        async def find() -> dict[str, Any] | None:
+            return await self.first("/projects", {"contract_id": project["contract_id"]})
+
+        existing = await find()
+        if existing is None:
+            try:
+                existing = await self.request(
+                    "POST", "/projects", json=project, idempotency_key=idempotency_key
+                )
+            except BusinessError as exc:
+                if exc.rejection.code != "duplicate" or (existing := await find()) is None:
+                    raise
+        return PsaProject.model_validate(existing)
+
+    async def activate_project(self, project_id: str, *, idempotency_key: str) -> PsaProject:
+        body = await self.request(
+            "POST", f"/projects/{project_id}/activate", idempotency_key=idempotency_key
+        )
+        return PsaProject.model_validate(body)
+
+    async def close_project(self, project_id: str, *, idempotency_key: str) -> PsaProject:
+        body = await self.request(
+            "POST", f"/projects/{project_id}/close", idempotency_key=idempotency_key
+        )
+        return PsaProject.model_validate(body)
+
+    async def freeze_billing_batch(
+        self, project_id: str, batch_id: str, through_date: date, *, include_expenses: bool
+    ) -> BillingBatch:
+        # The batch id is its own idempotency: the PSA answers an existing batch unchanged.
+        body = await self.request(
+            "POST",
+            f"/projects/{project_id}/billing-batches",
+            json={
+                "batch_id": batch_id,
+                "through_date": through_date.isoformat(),
+                "include_expenses": include_expenses,
+            },
+        )
+        return BillingBatch.model_validate(body)
+
+    async def batch_time_entries(
+        self, project_id: str, batch_id: str
+    ) -> AsyncIterator[list[TimeEntry]]:
+        async for page in self.pages(
+            f"/projects/{project_id}/time-entries", {"batch_id": batch_id}
+        ):
+            yield [TimeEntry.model_validate(item) for item in page]
+
+    async def batch_expenses(self, project_id: str, batch_id: str) -> AsyncIterator[list[Expense]]:
+        async for page in self.pages(f"/projects/{project_id}/expenses", {"batch_id": batch_id}):
+            yield [Expense.model_validate(item) for item in page]
+
+    async def mark_batch_invoiced(
+        self, project_id: str, batch_id: str, invoice_id: str, *, idempotency_key: str
+    ) -> BillingBatch:
+        body = await self.request(
+            "POST",
+            f"/projects/{project_id}/billing-batches/{batch_id}/invoiced",
+            json={"invoice_id": invoice_id},
+            idempotency_key=idempotency_key,
+        )
+        return BillingBatch.model_validate(body)
