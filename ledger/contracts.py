@@ -1,0 +1,73 @@
+"""The contracts read model: one row per contract for listings and KPIs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from ledger.base import LedgerBase
+from ledger.engine import upsert_insert
+from ledger.models import ContractRecord, ContractRecordIn
+
+# Columns under upsert_contract's partial-update rule.
+_KEPT_UNLESS_GIVEN = (
+    "workflow_id",
+    "customer_id",
+    "legal_entity",
+    "billing_model",
+    "currency",
+    "contract_value",
+    "approved_at",
+)
+_SET_ONCE = ("active_at", "closed_at")
+_ALWAYS_SET = ("stage", "updated_at")
+
+
+class ContractLedger(LedgerBase):
+    """The contracts part of the ledger."""
+
+    def upsert_contract(self, contract: ContractRecordIn) -> ContractRecord:
+        """Insert or update a contract's row with what the caller knows now.
+
+        ``stage`` and ``updated_at`` are always written; other fields given as ``None`` keep
+        their stored value; ``active_at`` and ``closed_at`` are written only once.
+
+        Returns:
+            The row as stored after the write.
+        """
+        insert = upsert_insert(self.engine, ContractRecord).values(**contract.model_dump())
+        given = insert.excluded
+        # One statement, so the merge happens in the database even when writers race.
+        changes: dict[str, Any] = {}
+        for name in _KEPT_UNLESS_GIVEN:
+            changes[name] = func.coalesce(given[name], getattr(ContractRecord, name))
+        for name in _SET_ONCE:
+            changes[name] = func.coalesce(getattr(ContractRecord, name), given[name])
+        for name in _ALWAYS_SET:
+            changes[name] = given[name]
+        stmt = insert.on_conflict_do_update(index_elements=["contract_id"], set_=changes)
+        with self._transaction() as session:
+            session.connection().execute(stmt)
+            record = session.get(ContractRecord, contract.contract_id)
+        assert record is not None  # just written
+        return record
+
+    def get_contract(self, contract_id: str) -> ContractRecord | None:
+        """One contract's row, or ``None``."""
+        with self._session() as session:
+            return session.get(ContractRecord, contract_id)
+
+    def list_contracts(
+        self, stage: str | None = None, legal_entity: str | None = None
+    ) -> list[ContractRecord]:
+        """The contracts that match every filter given, by contract id."""
+        query = select(ContractRecord)
+        if stage is not None:
+            query = query.where(ContractRecord.stage == str(stage))
+        if legal_entity is not None:
+            query = query.where(ContractRecord.legal_entity == legal_entity)
+        query = query.order_by(col(ContractRecord.contract_id))
+        with self._session() as session:
+            return list(session.exec(query).all())

@@ -1,0 +1,125 @@
+"""The exception queue: business errors waiting for the people who own the fix."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Executable, update
+from sqlmodel import col, select
+
+from ledger.base import LedgerBase
+from ledger.columns import require_aware
+from ledger.engine import upsert_insert
+from ledger.errors import LedgerConflict, NotFoundInLedger
+from ledger.models import ExceptionIn, ExceptionRecord, ExceptionStatus, utc_now
+
+
+class ExceptionQueueLedger(LedgerBase):
+    """The exception-queue part of the ledger."""
+
+    def open_exception(self, exception: ExceptionIn) -> ExceptionRecord:
+        """Open an exception, or return the one already opened with that id, unchanged."""
+        stmt = (
+            upsert_insert(self.engine, ExceptionRecord)
+            .values(**exception.model_dump(), status=ExceptionStatus.OPEN.value)
+            .on_conflict_do_nothing(index_elements=["exception_id"])
+        )
+        with self._transaction() as session:
+            session.connection().execute(stmt)
+            record = session.get(ExceptionRecord, exception.exception_id)
+        assert record is not None  # inserted now or before, and never deleted
+        return record
+
+    def resolve_exception(
+        self,
+        exception_id: str,
+        status: ExceptionStatus | str,
+        operator: str,
+        note: str = "",
+        at: datetime | None = None,
+    ) -> ExceptionRecord:
+        """Close an open exception with an operator's decision.
+
+        Repeating the same decision returns the record as it was first resolved.
+
+        Args:
+            exception_id: The exception to resolve.
+            status: ``retried``, ``skipped`` or ``aborted``.
+            operator: Who decided.
+            note: Why, in the operator's words.
+            at: When; now if not given.
+
+        Raises:
+            NotFoundInLedger: No exception has that id.
+            LedgerConflict: It was already resolved with another decision.
+            ValueError: ``status`` is not a resolution, or ``at`` is naive.
+        """
+        decision = ExceptionStatus(status)
+        if decision is ExceptionStatus.OPEN:
+            raise ValueError("an exception is resolved as retried, skipped or aborted")
+        # Only an open exception changes, so of racing operators exactly one decides.
+        stmt = (
+            update(ExceptionRecord)
+            .where(
+                col(ExceptionRecord.exception_id) == exception_id,
+                col(ExceptionRecord.status) == ExceptionStatus.OPEN.value,
+            )
+            .values(
+                status=decision.value,
+                resolved_at=require_aware(at) if at else utc_now(),
+                resolved_by=operator,
+                resolution_note=note,
+            )
+        )
+        record = self._update_and_get(stmt, exception_id)
+        if record.status != decision.value:
+            raise LedgerConflict(f"exception {exception_id!r} is already {record.status}")
+        return record
+
+    def escalate_exception(self, exception_id: str, at: datetime | None = None) -> ExceptionRecord:
+        """Mark an exception escalated; the first escalation's time is kept.
+
+        Raises:
+            NotFoundInLedger: No exception has that id.
+            ValueError: ``at`` is naive.
+        """
+        stmt = (
+            update(ExceptionRecord)
+            .where(
+                col(ExceptionRecord.exception_id) == exception_id,
+                col(ExceptionRecord.escalated_at).is_(None),
+            )
+            .values(escalated_at=require_aware(at) if at else utc_now())
+        )
+        return self._update_and_get(stmt, exception_id)
+
+    def get_exception(self, exception_id: str) -> ExceptionRecord | None:
+        """One exception, or ``None``."""
+        with self._session() as session:
+            return session.get(ExceptionRecord, exception_id)
+
+    def list_exceptions(
+        self,
+        status: ExceptionStatus | str | None = None,
+        queue: str | None = None,
+        contract_id: str | None = None,
+    ) -> list[ExceptionRecord]:
+        """The exceptions that match every filter given, oldest first."""
+        query = select(ExceptionRecord)
+        if status is not None:
+            query = query.where(ExceptionRecord.status == ExceptionStatus(status).value)
+        if queue is not None:
+            query = query.where(ExceptionRecord.queue == str(queue))
+        if contract_id is not None:
+            query = query.where(ExceptionRecord.contract_id == contract_id)
+        query = query.order_by(col(ExceptionRecord.opened_at), col(ExceptionRecord.exception_id))
+        with self._session() as session:
+            return list(session.exec(query).all())
+
+    def _update_and_get(self, stmt: Executable, exception_id: str) -> ExceptionRecord:
+        with self._transaction() as session:
+            session.connection().execute(stmt)
+            record = session.get(ExceptionRecord, exception_id)
+        if record is None:
+            raise NotFoundInLedger(f"no exception {exception_id!r}")
+        return record

@@ -1,0 +1,182 @@
+"""The ledger's tables and the inputs its writers give.
+
+Only orchestration state lives here: which id each system gave to a contract's records, what
+happened when (the audit trail), what waits for a person (the exception queue), and the few
+facts behind listings and KPIs. Amounts, invoices and the like stay in their systems.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import Field as PydanticField
+from sqlalchemy import JSON
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from domain.names import BillingModel, ExceptionAction, ExceptionQueue, Stage
+from ledger.columns import DecimalString, UTCDateTime
+
+
+def utc_now() -> datetime:
+    """The current instant, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class ExceptionStatus(StrEnum):
+    """Where an exception stands: open until an operator retries, skips or aborts."""
+
+    OPEN = "open"
+    RETRIED = "retried"
+    SKIPPED = "skipped"
+    ABORTED = "aborted"
+
+    @classmethod
+    def after(cls, action: ExceptionAction | str) -> ExceptionStatus:
+        """The status an operator's action leaves the exception in."""
+        return _STATUS_AFTER[ExceptionAction(action)]
+
+
+_STATUS_AFTER = {
+    ExceptionAction.RETRY: ExceptionStatus.RETRIED,
+    ExceptionAction.SKIP: ExceptionStatus.SKIPPED,
+    ExceptionAction.ABORT: ExceptionStatus.ABORTED,
+}
+
+
+class LedgerTable(SQLModel, registry=registry()):
+    """Base of the ledger's tables.
+
+    Its own registry gives the ledger its own ``MetaData``, so ``create_all`` never creates
+    another package's tables (the sandbox's, say) in the ledger's database.
+    """
+
+
+class CrossReference(LedgerTable, table=True):
+    """One id that a system gave to a record made for a contract."""
+
+    __tablename__ = "ledger_cross_reference"
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: What the database keeps unique: ``system:kind:external_id`` for a record that belongs
+    #: to one contract, with ``:contract_id`` added for a record that contracts share.
+    claim: str = Field(unique=True, max_length=600)
+    contract_id: str = Field(index=True)
+    system: str
+    kind: str
+    external_id: str
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class AuditEvent(LedgerTable, table=True):
+    """One step of a contract's history, written once however often its writer runs."""
+
+    __tablename__ = "ledger_audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_key: str = Field(unique=True)
+    contract_id: str = Field(index=True)
+    workflow_id: str
+    run_id: str | None = None
+    stage: str
+    event: str
+    detail: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    at: datetime = Field(sa_type=UTCDateTime)
+    recorded_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class ExceptionRecord(LedgerTable, table=True):
+    """A business error waiting for (or resolved by) a person in the queue that owns the fix."""
+
+    __tablename__ = "ledger_exception"
+
+    exception_id: str = Field(primary_key=True)
+    contract_id: str = Field(index=True)
+    workflow_id: str
+    stage: str
+    system: str
+    code: str
+    message: str
+    queue: str = Field(index=True)
+    step: str = ""
+    retryable: bool = True
+    status: str = Field(default=ExceptionStatus.OPEN.value, index=True)
+    opened_at: datetime = Field(sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_by: str | None = None
+    resolution_note: str | None = None
+    escalated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ContractRecord(LedgerTable, table=True):
+    """A contract as listings and KPIs need it; the workflow stays the source of truth."""
+
+    __tablename__ = "ledger_contract"
+
+    contract_id: str = Field(primary_key=True)
+    workflow_id: str | None = None
+    customer_id: str | None = Field(default=None, index=True)
+    legal_entity: str | None = Field(default=None, index=True)
+    billing_model: str | None = None
+    currency: str | None = None
+    contract_value: Decimal | None = Field(default=None, sa_type=DecimalString)
+    stage: str = Field(index=True)
+    approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    active_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class _Input(BaseModel):
+    # Enum values are kept as plain strings: that is what the columns hold.
+    model_config = ConfigDict(extra="forbid", use_enum_values=True, frozen=True)
+
+
+class AuditEventIn(_Input):
+    """An audit event to record; ``event_key`` is built by the caller from stable ids."""
+
+    event_key: str = PydanticField(min_length=1, max_length=300)
+    contract_id: str = PydanticField(min_length=1)
+    workflow_id: str = PydanticField(min_length=1)
+    run_id: str | None = None
+    stage: Stage
+    event: str = PydanticField(min_length=1, max_length=200)
+    detail: dict[str, Any] | None = None
+    at: AwareDatetime
+
+
+class ExceptionIn(_Input):
+    """An exception to open; ``exception_id`` is built by the caller from stable ids."""
+
+    exception_id: str = PydanticField(min_length=1, max_length=120)
+    contract_id: str = PydanticField(min_length=1)
+    workflow_id: str = PydanticField(min_length=1)
+    stage: Stage
+    system: str = PydanticField(min_length=1)
+    code: str = PydanticField(min_length=1)
+    message: str
+    queue: ExceptionQueue
+    step: str = ""
+    retryable: bool = True
+    opened_at: AwareDatetime
+
+
+class ContractRecordIn(_Input):
+    """What a caller knows of a contract now; ``None`` means "keep what is stored"."""
+
+    contract_id: str = PydanticField(min_length=1)
+    stage: Stage
+    updated_at: AwareDatetime
+    workflow_id: str | None = None
+    customer_id: str | None = None
+    legal_entity: str | None = None
+    billing_model: BillingModel | None = None
+    currency: str | None = None
+    contract_value: Decimal | None = None
+    approved_at: AwareDatetime | None = None
+    active_at: AwareDatetime | None = None
+    closed_at: AwareDatetime | None = None

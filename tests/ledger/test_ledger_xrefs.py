@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import pytest
+
+from ledger import Ledger, LedgerConflict, ref_name
+
+
+def test_record_xref_is_idempotent(ledger: Ledger) -> None:
+    for _ in range(3):
+        ledger.record_xref("K-1", "erp", "customer", "C-1")
+    rows = ledger.list_xrefs("K-1")
+    assert [(r.system, r.kind, r.external_id) for r in rows] == [("erp", "customer", "C-1")]
+    assert rows[0].created_at.tzinfo is not None
+
+
+def test_an_id_bound_to_another_contract_is_a_conflict(ledger: Ledger) -> None:
+    ledger.record_xref("K-1", "erp", "invoice", "INV-9")
+    with pytest.raises(LedgerConflict, match="K-1"):
+        ledger.record_xref("K-2", "erp", "invoice", "INV-9")
+    assert ledger.find_contract_by_xref("erp", "invoice", "INV-9") == "K-1"
+    assert ledger.list_xrefs("K-2") == []
+
+
+def test_the_same_external_id_may_exist_in_other_systems_and_kinds(ledger: Ledger) -> None:
+    ledger.record_xref("K-1", "erp", "project", "42")
+    ledger.record_xref("K-2", "psa", "project", "42")
+    ledger.record_xref("K-3", "erp", "invoice", "42")
+    assert ledger.find_contract_by_xref("erp", "project", "42") == "K-1"
+    assert ledger.find_contract_by_xref("psa", "project", "42") == "K-2"
+    assert ledger.find_contract_by_xref("erp", "invoice", "42") == "K-3"
+    assert ledger.find_contract_by_xref("erp", "payment", "42") is None
+
+
+def test_xrefs_for_names_single_valued_references(ledger: Ledger) -> None:
+    ledger.record_xref("K-1", "erp", "customer", "C-1")
+    ledger.record_xref("K-1", "erp", "project", "P-1")
+    ledger.record_xref("K-1", "psa", "project", "PSA-1")
+    ledger.record_xref("K-1", "crm", "customer", "ACME")
+    ledger.record_xref("K-1", "erp", "invoice", "INV-1")
+    ledger.record_xref("K-1", "payments", "payment", "PAY-1")
+    ledger.record_xref("K-2", "erp", "customer", "C-2")
+    assert ledger.xrefs_for("K-1") == {
+        "erp_customer_id": "C-1",
+        "erp_project_id": "P-1",
+        "psa_project_id": "PSA-1",
+        "crm_customer_id": "ACME",
+    }
+    assert len(ledger.list_xrefs("K-1")) == 6
+    assert ledger.xrefs_for("K-404") == {}
+
+
+def test_the_latest_single_valued_reference_wins(ledger: Ledger) -> None:
+    ledger.record_xref("K-1", "erp", "project", "P-1")
+    ledger.record_xref("K-1", "erp", "project", "P-2")
+    assert ledger.xrefs_for("K-1") == {"erp_project_id": "P-2"}
+
+
+def test_ref_name_does_not_repeat_the_system() -> None:
+    assert ref_name("erp", "customer") == "erp_customer_id"
+    assert ref_name("psa", "project") == "psa_project_id"
+    assert ref_name("psa", "psa_project") == "psa_project_id"
+    assert ref_name("erp", "psa_project") == "erp_psa_project_id"
+
+
+def test_unknown_systems_are_refused(ledger: Ledger) -> None:
+    with pytest.raises(ValueError):
+        ledger.record_xref("K-1", "sap", "customer", "C-1")
+
+
+def test_a_customer_is_shared_by_the_contracts_of_its_account(ledger: Ledger) -> None:
+    ledger.record_xref("C-1", "erp", "customer", "CUST-1")
+    ledger.record_xref("C-2", "erp", "customer", "CUST-1")
+    ledger.record_xref("C-2", "erp", "customer", "CUST-1")
+    assert ledger.xrefs_for("C-1")["erp_customer_id"] == "CUST-1"
+    assert ledger.xrefs_for("C-2")["erp_customer_id"] == "CUST-1"
+    assert len(ledger.list_xrefs("C-2")) == 1
+    assert ledger.find_contract_by_xref("erp", "customer", "CUST-1") == "C-1"
