@@ -1,0 +1,77 @@
+"""Writes to c2c's own ledger: the audit trail and the exception queue."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import activity
+
+from activities.base import StepActivities, workflow_run
+from domain.models import OpenException
+from domain.names import ExceptionQueue, Stage
+from domain.steps import (
+    OPEN_EXCEPTION,
+    RECORD_AUDIT,
+    RESOLVE_EXCEPTION_RECORD,
+    ExceptionOpened,
+    OpenExceptionInput,
+    ResolveExceptionInput,
+    StepInput,
+)
+from ledger import ExceptionIn
+from ledger.models import ExceptionStatus
+
+
+class LedgerActivities(StepActivities):
+    @activity.defn(name=RECORD_AUDIT)
+    async def record_audit(self, step: StepInput) -> None:
+        """Write audit entries that no business step has carried yet."""
+        await self.write_audit(step.contract_id, step.audit)
+
+    @activity.defn(name=OPEN_EXCEPTION)
+    async def open_exception(self, step: OpenExceptionInput) -> ExceptionOpened:
+        """Put the exception in the queue that owns the fix (configuration decides which)."""
+        await self.write_audit(step.contract_id, step.audit)
+        queue = self.settings.queue_for(step.system, step.code)
+        record = await asyncio.to_thread(
+            self.ledger.open_exception,
+            ExceptionIn(
+                exception_id=step.exception_id,
+                contract_id=step.contract_id,
+                workflow_id=workflow_run()[0],
+                stage=step.stage,
+                system=step.system,
+                code=step.code,
+                message=step.message,
+                queue=queue,
+                step=step.step,
+                retryable=step.retryable,
+                opened_at=step.opened_at,
+            ),
+        )
+        return ExceptionOpened(
+            exception=OpenException(
+                exception_id=record.exception_id,
+                stage=Stage(record.stage),
+                system=record.system,
+                code=record.code,
+                message=record.message,
+                queue=ExceptionQueue(record.queue),
+                opened_at=record.opened_at,
+                step=record.step,
+                retryable=record.retryable,
+            )
+        )
+
+    @activity.defn(name=RESOLVE_EXCEPTION_RECORD)
+    async def resolve_exception_record(self, step: ResolveExceptionInput) -> None:
+        """Record the operator's decision on an exception."""
+        await self.write_audit(step.contract_id, step.audit)
+        await asyncio.to_thread(
+            self.ledger.resolve_exception,
+            step.exception_id,
+            ExceptionStatus.after(step.action),
+            step.operator,
+            step.note,
+            step.at,
+        )

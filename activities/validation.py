@@ -1,0 +1,77 @@
+"""Validating an approved contract against the systems of record before anything is created."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import activity
+
+from activities.base import StepActivities, business_error, error_classes, workflow_run
+from activities.ledger_writes import register_contract
+from domain.errors import NotFound, Rejection
+from domain.steps import VALIDATE_CONTRACT, ContractStep, Validated
+
+
+class ValidationActivities(StepActivities):
+    @activity.defn(name=VALIDATE_CONTRACT)
+    async def validate_contract(self, step: ContractStep) -> Validated:
+        """Check customer (CRM account and hierarchy), legal entity and tax address.
+
+        The rate card, dates and amounts were checked when the approval was parsed; here each
+        system confirms what it owns. A refusal is a business error for the queue that owns it.
+        """
+        contract = step.contract
+        customer = contract.customer
+        await asyncio.to_thread(register_contract, self.ledger, workflow_run()[0], contract)
+        await self.write_audit(step.contract_id, step.audit)
+        crm, erp, tax = self.connectors.crm, self.connectors.erp, self.connectors.tax
+        async with error_classes(VALIDATE_CONTRACT):
+            try:
+                account = await crm.get_account(customer.crm_account_id)
+            except NotFound:
+                raise business_error(
+                    Rejection(
+                        system="crm",
+                        code="account_not_found",
+                        message=f"CRM account {customer.crm_account_id} does not exist",
+                        field="customer.crm_account_id",
+                    )
+                ) from None
+            if account.status != "active":
+                raise business_error(
+                    Rejection(
+                        system="crm",
+                        code="account_inactive",
+                        message=f"CRM account {account.crm_account_id} is {account.status}",
+                        field="customer.crm_account_id",
+                    )
+                )
+            ancestors = await crm.get_ancestors(account.crm_account_id)
+            if (customer.parent_crm_account_id or None) != (account.parent_crm_account_id or None):
+                raise business_error(
+                    Rejection(
+                        system="crm",
+                        code="hierarchy_mismatch",
+                        message=(
+                            f"the contract names parent {customer.parent_crm_account_id!r}, "
+                            f"the CRM has {account.parent_crm_account_id!r}"
+                        ),
+                        field="customer.parent_crm_account_id",
+                    )
+                )
+            entity = await erp.get_legal_entity(contract.legal_entity)
+            if entity is None:
+                raise business_error(
+                    Rejection(
+                        system="erp",
+                        code="unknown_legal_entity",
+                        message=f"legal entity {contract.legal_entity} is not set up in the ERP",
+                        field="legal_entity",
+                    )
+                )
+            jurisdiction = await tax.validate_address(customer.country, customer.region)
+        return Validated(
+            jurisdiction_code=jurisdiction,
+            functional_currency=entity.functional_currency,
+            ancestors=[a.crm_account_id for a in ancestors],
+        )

@@ -1,0 +1,119 @@
+"""A business rejection holds the contract with an exception until an operator decides."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from temporalio.client import Client, WorkflowUpdateFailedError
+
+from c2c.settings import Settings
+from domain.models import ResolveException
+from domain.names import SA_OPEN_EXCEPTIONS, SA_STAGE
+from ledger import Ledger
+from starter.contracts import (
+    contract_handle,
+    contract_result,
+    resolve_exception,
+    start_contract,
+)
+from tests.workflows.helpers import approval, items, wait_stage
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+async def test_unknown_legal_entity_holds_until_fixed_and_retried(
+    temporal_client: Client, settings: Settings, sandbox: httpx.AsyncClient, ledger: Ledger
+) -> None:
+    entity = f"Z{uuid.uuid4().hex[:6].upper()}"
+    event = approval(legal_entity=entity)
+    cid = event.contract_id
+    await start_contract(temporal_client, event, task_queue=settings.task_queue)
+
+    held = await wait_stage(temporal_client, cid, "on_hold")
+    [exception] = held.open_exceptions
+    assert (exception.system, exception.code, exception.queue) == (
+        "erp",
+        "unknown_legal_entity",
+        "legal",
+    )
+    assert exception.stage == "validating"
+    assert entity in exception.message
+    assert "operator decision" in held.waiting_for
+    # Nothing was created in the ERP while validation failed.
+    assert await items(sandbox, "/erp/v1/projects", contract_id=cid) == []
+    [record] = ledger.list_exceptions(status="open", queue=None, contract_id=cid)
+    assert record.exception_id == exception.exception_id
+    description = await contract_handle(temporal_client, cid).describe()
+    assert description.typed_search_attributes.get(SA_OPEN_EXCEPTIONS) == 1
+    assert description.typed_search_attributes.get(SA_STAGE) == "on_hold"
+
+    # A wrong id and an unsafe decision are refused before they enter history.
+    with pytest.raises(WorkflowUpdateFailedError):
+        await resolve_exception(
+            temporal_client,
+            cid,
+            ResolveException(exception_id="EXC-NOPE", action="retry", operator="ops@example.com"),
+        )
+
+    # Finance sets up the legal entity in the ERP, then retries.
+    created = await sandbox.post(
+        "/erp/v1/legal-entities",
+        json={"code": entity, "name": "New entity", "country": "US", "functional_currency": "USD"},
+    )
+    assert created.status_code == 201, created.text
+    after = await resolve_exception(
+        temporal_client,
+        cid,
+        ResolveException(
+            exception_id=exception.exception_id,
+            action="retry",
+            operator="ops@example.com",
+            note="legal entity created in ERP",
+        ),
+    )
+    assert after.open_exceptions == []
+    await wait_stage(temporal_client, cid, "active")
+    resolved = ledger.get_exception(exception.exception_id)
+    assert resolved is not None
+    assert (resolved.status, resolved.resolved_by) == ("retried", "ops@example.com")
+    assert len(await items(sandbox, "/erp/v1/projects", contract_id=cid)) == 1
+
+
+async def test_an_aborted_contract_ends_cancelled(
+    temporal_client: Client, settings: Settings, sandbox: httpx.AsyncClient, ledger: Ledger
+) -> None:
+    event = approval(
+        customer={
+            "crm_account_id": "NO-SUCH-ACCOUNT",
+            "name": "Ghost",
+            "country": "US",
+            "region": "CA",
+        }
+    )
+    cid = event.contract_id
+    await start_contract(temporal_client, event, task_queue=settings.task_queue)
+    held = await wait_stage(temporal_client, cid, "on_hold")
+    [exception] = held.open_exceptions
+    assert (exception.system, exception.code, exception.queue) == (
+        "crm",
+        "account_not_found",
+        "finance",
+    )
+
+    await resolve_exception(
+        temporal_client,
+        cid,
+        ResolveException(
+            exception_id=exception.exception_id,
+            action="abort",
+            operator="ops@example.com",
+            note="customer withdrew",
+        ),
+    )
+    summary = await contract_result(temporal_client, cid)
+    assert summary.status.stage == "cancelled"
+    assert await items(sandbox, "/erp/v1/projects", contract_id=cid) == []
+    record = ledger.get_exception(exception.exception_id)
+    assert record is not None and record.status == "aborted"
