@@ -1,0 +1,97 @@
+"""The HTTP API (``c2c api``): webhooks in, contract operations and the exception queue out.
+
+``create_app`` takes an injected Temporal client so tests and embedders can share one;
+without it the app connects at startup (and again on first use if Temporal was not up yet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse, RedirectResponse
+from temporalio.client import Client
+
+from c2c.logs import configure_logging, get_logger
+from c2c.settings import Settings, get_settings
+from starter import routes, webhooks
+from starter.auth import TokenTable
+from starter.context import ApiContext, api_context
+from starter.errors import install_error_handlers
+from starter.middleware import MAX_BODY_BYTES, BodySizeLimit, RequestLog
+
+log = get_logger("c2c.api")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    client: Client | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """Build the API.
+
+    Args:
+        settings: The configuration; read from the environment if not given.
+        client: A connected Temporal client; the app connects itself if not given.
+        max_body_bytes: Larger request bodies are refused with ``413``.
+
+    Raises:
+        ValueError: ``C2C_API_TOKENS`` is malformed.
+    """
+    settings = settings or get_settings()
+    context = ApiContext(settings, client)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if not settings.webhook_secrets():
+            log.warning("C2C_WEBHOOK_SECRET is not set: every webhook will be refused")
+        if not await context.temporal_ready():
+            log.warning("Temporal not reachable yet", address=settings.temporal_address)
+        yield
+        await context.aclose()
+
+    app = FastAPI(
+        title="c2c",
+        summary="Contract-to-cash orchestration on Temporal",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    app.state.tokens = TokenTable.from_settings(settings)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    # Added last, so outermost: its log line covers every answer, a 413 included.
+    app.add_middleware(RequestLog)
+    app.include_router(webhooks.router)
+    app.include_router(routes.router)
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
+    app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
+    app.add_api_route("/", home, methods=["GET"], include_in_schema=False)
+    return app
+
+
+async def home() -> RedirectResponse:
+    """The API's own documentation is the landing page until the dashboard exists."""
+    return RedirectResponse("/docs")
+
+
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+async def readyz(context: ApiContext = Depends(api_context)) -> JSONResponse:
+    """Readiness: Temporal is reachable (``200``), or not (``503``)."""
+    if await context.temporal_ready():
+        return JSONResponse({"status": "ok", "temporal": "reachable"})
+    return JSONResponse({"status": "unavailable", "temporal": "unreachable"}, status_code=503)
+
+
+def run(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the API until interrupted (``c2c api``)."""
+    configure_logging("api")
+    settings = get_settings()
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)

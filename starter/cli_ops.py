@@ -1,0 +1,241 @@
+"""``c2c contracts``, ``c2c billing`` and ``c2c ops``: the API's operations from a terminal.
+
+They talk to Temporal (and, for the exception queue, the ledger) directly, with the same
+client operations as the API. Input is validated before anything is contacted: an invalid
+file or period exits with code 2 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from pydantic import BaseModel, ValidationError
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from c2c.logs import configure_logging
+from c2c.settings import get_settings
+from c2c.temporal import connect
+from domain.models import Amendment, ClosePeriod, ContractApproved
+from domain.names import ExceptionAction, ExceptionQueue, Stage
+from ledger import ExceptionStatus, Ledger, get_ledger
+from starter import contracts, exception_queue, render, updates
+from starter.fields import problems
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+#: Exit code for input that is invalid (as for a usage error).
+EXIT_INVALID = 2
+
+contracts_app = typer.Typer(help="Start, inspect, amend and list contracts.", no_args_is_help=True)
+billing_app = typer.Typer(help="Billing periods.", no_args_is_help=True)
+ops_app = typer.Typer(help="The exception queue: list, retry, skip, abort.", no_args_is_help=True)
+
+
+@contracts_app.callback()
+@billing_app.callback()
+@ops_app.callback()
+def _configure_logging() -> None:
+    # Runs once before any command of these groups.
+    configure_logging("cli")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``message`` on stderr and exit with ``code``."""
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def with_temporal(operation: Callable[[Client], Awaitable[T]]) -> T:
+    """Connect to the configured Temporal and run ``operation``; exit 1 with a clear message
+    if Temporal cannot be reached or has no such contract."""
+    settings = get_settings()
+
+    async def run() -> T:
+        try:
+            client = await connect(settings)
+        except Exception as exc:
+            fail(f"cannot reach Temporal at {settings.temporal_address}: {exc}")
+        return await operation(client)
+
+    try:
+        return asyncio.run(run())
+    except RPCError as exc:
+        if contracts.is_finished_error(exc):
+            fail("the contract's workflow has finished; it takes no more requests")
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            fail("no such contract")
+        fail(f"Temporal refused the request: {exc.status.name}: {exc.message}")
+
+
+def open_ledger() -> Ledger:
+    """The configured ledger."""
+    return get_ledger(get_settings().ledger_url)
+
+
+def load_model(model: type[M], path: Path, *, envelope_type: str | None = None) -> M:
+    """Read a JSON file as ``model``; print each invalid field and exit 2 if it is not one.
+
+    Args:
+        model: The payload model.
+        path: The file.
+        envelope_type: Also accept the payload wrapped as a webhook of this type.
+    """
+    try:
+        data: Any = json.loads(path.read_text())
+    except OSError as exc:
+        fail(f"{path}: cannot read it: {exc.strerror}", EXIT_INVALID)
+    except ValueError as exc:
+        fail(f"{path}: not valid JSON: {exc}", EXIT_INVALID)
+    if envelope_type and isinstance(data, dict) and data.get("type") == envelope_type:
+        data = data.get("data")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        found = problems(exc)
+        for problem in found:
+            typer.echo(str(problem), err=True)
+        fail(f"{path}: {len(found)} invalid field(s); nothing was changed", EXIT_INVALID)
+
+
+@contracts_app.command("start")
+def start(file: Path = typer.Argument(..., help="a ContractApproved JSON file")) -> None:
+    """Start a contract's workflow from an approved SOW (a second start is a no-op)."""
+    event = load_model(ContractApproved, file, envelope_type="contract.approved")
+    settings = get_settings()
+    result = with_temporal(
+        lambda client: contracts.start_contract(client, event, task_queue=settings.task_queue)
+    )
+    if result.duplicate:
+        typer.echo(
+            f"Contract {event.contract_id} was already started: workflow "
+            f"{result.workflow_id} (duplicate; nothing changed)"
+        )
+    else:
+        typer.echo(f"Started workflow {result.workflow_id} (run {result.run_id})")
+
+
+@contracts_app.command("status")
+def status(
+    contract_id: str,
+    as_json: bool = typer.Option(False, "--json", help="print the status as JSON"),
+) -> None:
+    """Show a contract's stage, references, invoices, open exceptions and history."""
+    found = with_temporal(lambda client: contracts.get_status(client, contract_id))
+    typer.echo(found.model_dump_json(indent=2) if as_json else render.status_text(found))
+
+
+@contracts_app.command("amend")
+def amend(
+    contract_id: str, file: Path = typer.Argument(..., help="an Amendment JSON file")
+) -> None:
+    """Apply an amendment; exits 1 if the contract rejects it."""
+    amendment = load_model(Amendment, file)
+    result = with_temporal(lambda client: updates.amend(client, contract_id, amendment))
+    if result.status == "rejected":
+        fail(f"Amendment {result.amendment_id} rejected: {result.reason}")
+    targets = ", ".join(result.propagated_to) or "no system"
+    typer.echo(f"Amendment {result.amendment_id} applied; propagated to {targets}")
+
+
+@contracts_app.command("list")
+def list_contracts(
+    stage: Stage | None = typer.Option(None, help="only contracts in this stage"),
+) -> None:
+    """List contracts, newest first."""
+    items = with_temporal(lambda client: contracts.list_contracts(client, stage=stage))
+    typer.echo(render.contracts_table(items))
+
+
+def _period(value: str) -> ClosePeriod:
+    try:
+        return ClosePeriod(period=value)
+    except ValidationError as exc:
+        raise typer.BadParameter(
+            "; ".join(p.message for p in problems(exc)), param_hint="PERIOD"
+        ) from None
+
+
+@billing_app.command("close-period")
+def close_period(
+    period: str = typer.Argument(..., metavar="YYYY-MM", help="the month to bill"),
+) -> None:
+    """Bill a period for every running contract."""
+    request = _period(period)
+    signalled = with_temporal(lambda client: contracts.close_period_for_all(client, request))
+    typer.echo(f"Asked {signalled} running contract(s) to bill {request.period}.")
+
+
+@ops_app.command("exceptions")
+def exceptions(
+    status: str = typer.Option("open", help="open, retried, skipped, aborted or all"),
+    queue: ExceptionQueue | None = typer.Option(None, help="only this queue"),
+    contract: str | None = typer.Option(None, help="only this contract"),
+) -> None:
+    """List the exception queue (open exceptions by default)."""
+    if status != "all" and status not in set(ExceptionStatus):
+        raise typer.BadParameter(
+            f"{status!r} is not open, retried, skipped, aborted or all", param_hint="--status"
+        )
+    wanted = None if status == "all" else ExceptionStatus(status)
+    items = asyncio.run(
+        exception_queue.list_exceptions(
+            open_ledger(), status=wanted, queue=queue, contract_id=contract
+        )
+    )
+    typer.echo(render.exceptions_table(items))
+
+
+def _whoami() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"
+
+
+def _decide(exception_id: str, action: ExceptionAction, operator: str, note: str) -> None:
+    try:
+        item = asyncio.run(exception_queue.get_exception(open_ledger(), exception_id))
+    except exception_queue.ExceptionNotFound as exc:
+        fail(str(exc))
+
+    async def decide(client: Client) -> str:
+        try:
+            after = await exception_queue.resolve(
+                client, item, action, operator=operator, note=note
+            )
+        except exception_queue.ExceptionNotOpen as exc:
+            fail(str(exc))
+        except WorkflowUpdateFailedError as exc:
+            fail(f"the contract refused: {updates.rejection_reason(exc)}")
+        return after.stage
+
+    stage = with_temporal(decide)
+    typer.echo(
+        f"{action.value}: exception {exception_id} of contract {item.contract_id} "
+        f"resolved by {operator}; the contract is now {stage}"
+    )
+
+
+def _decision_command(action: ExceptionAction, summary: str) -> None:
+    def command(
+        exception_id: str,
+        operator: str | None = typer.Option(None, help="who decides (default: your user name)"),
+        note: str = typer.Option("", help="why, for the audit trail"),
+    ) -> None:
+        _decide(exception_id, action, operator or _whoami(), note)
+
+    command.__doc__ = summary
+    ops_app.command(action.value)(command)
+
+
+_decision_command(ExceptionAction.RETRY, "Run the failed step again (after fixing its cause).")
+_decision_command(ExceptionAction.SKIP, "Go on without the failed step.")
+_decision_command(ExceptionAction.ABORT, "Cancel the contract's process.")

@@ -1,0 +1,220 @@
+"""Client operations on contract workflows, shared by the API and the CLI.
+
+Each takes an injected ``Client`` so tests and scripts can call them directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.models import (
+    Amendment,
+    AmendmentResult,
+    ClosePeriod,
+    ContractApproved,
+    ContractStatus,
+    ContractSummary,
+    MilestoneCompleted,
+    PaymentReceived,
+    ResolveException,
+    TerminateContract,
+)
+from domain.names import (
+    QUERY_STATUS,
+    SA_BILLING_MODEL,
+    SA_CONTRACT_ID,
+    SA_CONTRACT_VALUE,
+    SA_CUSTOMER_ID,
+    SA_LEGAL_ENTITY,
+    SA_OPEN_EXCEPTIONS,
+    SA_STAGE,
+    SIGNAL_AMEND,
+    SIGNAL_CLOSE_PERIOD,
+    SIGNAL_MILESTONE_COMPLETED,
+    SIGNAL_PAYMENT_RECEIVED,
+    SIGNAL_TERMINATE_CONTRACT,
+    UPDATE_APPLY_AMENDMENT,
+    UPDATE_RESOLVE_EXCEPTION,
+    WORKFLOW_TYPE,
+    Stage,
+    contract_workflow_id,
+)
+
+#: How many contracts ``close_period_for_all`` signals at once.
+SIGNAL_CONCURRENCY = 50
+
+
+@dataclass(frozen=True)
+class StartResult:
+    workflow_id: str
+    run_id: str | None
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class ContractListItem:
+    contract_id: str
+    workflow_id: str
+    stage: str | None
+    customer_id: str | None
+    legal_entity: str | None
+    billing_model: str | None
+    status: str
+    started_at: datetime | None
+
+
+def initial_search_attributes(event: ContractApproved) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(SA_CONTRACT_ID, event.contract_id),
+            SearchAttributePair(SA_CUSTOMER_ID, event.customer.crm_account_id),
+            SearchAttributePair(SA_LEGAL_ENTITY, event.legal_entity),
+            SearchAttributePair(SA_STAGE, Stage.RECEIVED.value),
+            SearchAttributePair(SA_BILLING_MODEL, event.billing_model.value),
+            SearchAttributePair(SA_OPEN_EXCEPTIONS, 0),
+            SearchAttributePair(SA_CONTRACT_VALUE, float(event.contract_value)),
+        ]
+    )
+
+
+async def start_contract(
+    client: Client, event: ContractApproved, *, task_queue: str
+) -> StartResult:
+    """Start the contract's workflow; a second approval of the same contract is a no-op."""
+    workflow_id = contract_workflow_id(event.contract_id)
+    try:
+        handle: WorkflowHandle = await client.start_workflow(
+            WORKFLOW_TYPE,
+            event,
+            id=workflow_id,
+            task_queue=task_queue,
+            # One workflow per contract, ever: a re-sent approval must not bill it twice.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=initial_search_attributes(event),
+            static_summary=f"{event.contract_id}: {event.title} for {event.customer.name}",
+        )
+    except WorkflowAlreadyStartedError:
+        existing = await client.get_workflow_handle(workflow_id).describe()
+        return StartResult(workflow_id, existing.run_id, duplicate=True)
+    return StartResult(workflow_id, handle.result_run_id, duplicate=False)
+
+
+def contract_handle(client: Client, contract_id: str) -> WorkflowHandle:
+    return client.get_workflow_handle(contract_workflow_id(contract_id))
+
+
+async def contract_result(client: Client, contract_id: str) -> ContractSummary:
+    """Wait for the contract's workflow to end and return its final summary."""
+    handle = client.get_workflow_handle(
+        contract_workflow_id(contract_id), result_type=ContractSummary
+    )
+    return await handle.result()
+
+
+async def get_status(client: Client, contract_id: str) -> ContractStatus:
+    """The ``status`` query; raises ``RPCError`` (not found) for an unknown contract."""
+    return await contract_handle(client, contract_id).query(
+        QUERY_STATUS, result_type=ContractStatus
+    )
+
+
+async def list_contracts(
+    client: Client, *, stage: str | None = None, limit: int = 1000
+) -> list[ContractListItem]:
+    """Contracts from Temporal visibility, newest first, optionally in one stage."""
+    query = f"WorkflowType = '{WORKFLOW_TYPE}'"
+    if stage:
+        query += f" AND C2CStage = '{Stage(stage).value}'"
+    items: list[ContractListItem] = []
+    async for wf in client.list_workflows(query, limit=limit):
+        sa = wf.typed_search_attributes
+        items.append(
+            ContractListItem(
+                contract_id=sa.get(SA_CONTRACT_ID) or wf.id.removeprefix("contract-"),
+                workflow_id=wf.id,
+                stage=sa.get(SA_STAGE),
+                customer_id=sa.get(SA_CUSTOMER_ID),
+                legal_entity=sa.get(SA_LEGAL_ENTITY),
+                billing_model=sa.get(SA_BILLING_MODEL),
+                status=wf.status.name.lower() if wf.status else "unknown",
+                started_at=wf.start_time,
+            )
+        )
+    return items
+
+
+async def close_period_for_all(client: Client, period: ClosePeriod) -> int:
+    """Send ``close_period`` to every running contract; returns how many were signalled.
+
+    Contracts on hold queue the request and bill once an operator releases them; a contract
+    ignores periods outside its dates.
+    """
+    query = (
+        f"WorkflowType = '{WORKFLOW_TYPE}' AND "
+        f"ExecutionStatus = '{WorkflowExecutionStatus.RUNNING.name.title()}'"
+    )
+    semaphore = asyncio.Semaphore(SIGNAL_CONCURRENCY)
+    tasks: list[asyncio.Task[None]] = []
+
+    async def signal(workflow_id: str) -> None:
+        async with semaphore:
+            await client.get_workflow_handle(workflow_id).signal(SIGNAL_CLOSE_PERIOD, period)
+
+    async for wf in client.list_workflows(query):
+        tasks.append(asyncio.create_task(signal(wf.id)))
+    await asyncio.gather(*tasks)
+    return len(tasks)
+
+
+async def close_period_for(client: Client, contract_id: str, period: ClosePeriod) -> None:
+    await contract_handle(client, contract_id).signal(SIGNAL_CLOSE_PERIOD, period)
+
+
+async def record_payment(client: Client, contract_id: str, payment: PaymentReceived) -> None:
+    await contract_handle(client, contract_id).signal(SIGNAL_PAYMENT_RECEIVED, payment)
+
+
+async def complete_milestone(
+    client: Client, contract_id: str, milestone: MilestoneCompleted
+) -> None:
+    await contract_handle(client, contract_id).signal(SIGNAL_MILESTONE_COMPLETED, milestone)
+
+
+async def queue_amendment(client: Client, contract_id: str, amendment: Amendment) -> None:
+    await contract_handle(client, contract_id).signal(SIGNAL_AMEND, amendment)
+
+
+async def apply_amendment(
+    client: Client, contract_id: str, amendment: Amendment
+) -> AmendmentResult:
+    return await contract_handle(client, contract_id).execute_update(
+        UPDATE_APPLY_AMENDMENT, amendment, result_type=AmendmentResult
+    )
+
+
+async def resolve_exception(
+    client: Client, contract_id: str, decision: ResolveException
+) -> ContractStatus:
+    return await contract_handle(client, contract_id).execute_update(
+        UPDATE_RESOLVE_EXCEPTION, decision, result_type=ContractStatus
+    )
+
+
+async def terminate_contract(client: Client, contract_id: str, request: TerminateContract) -> None:
+    await contract_handle(client, contract_id).signal(SIGNAL_TERMINATE_CONTRACT, request)
+
+
+def is_finished_error(exc: RPCError) -> bool:
+    """Whether Temporal refused a message because the contract's workflow has finished.
+
+    Temporal answers ``NOT_FOUND`` both for an unknown workflow and for a signal or update
+    to a finished one; callers need to tell a closed contract from a missing one.
+    """
+    return exc.status == RPCStatusCode.NOT_FOUND and "completed" in exc.message.lower()

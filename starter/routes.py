@@ -1,0 +1,157 @@
+"""``/api/*``: contracts, billing periods and the exception queue, behind bearer tokens."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Path
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio.client import Client, WorkflowUpdateFailedError
+
+from c2c.logs import get_logger
+from domain.models import Amendment, AmendmentResult, ClosePeriod, ContractStatus
+from domain.names import ExceptionAction, ExceptionQueue, Stage
+from ledger import ExceptionStatus
+from starter import contracts, exception_queue
+from starter.auth import Role, authorize
+from starter.context import ApiContext, api_context
+from starter.contracts import ContractListItem
+from starter.errors import ApiError
+from starter.exception_queue import ExceptionItem, ExceptionNotFound, ExceptionNotOpen
+from starter.middleware import bind_contract
+from starter.updates import amend, rejection_reason
+
+log = get_logger("c2c.api")
+
+router = APIRouter(prefix="/api", dependencies=[Depends(authorize)])
+
+ContractId = Path(min_length=1, max_length=64, description="the contract's business key")
+
+
+class ContractList(BaseModel):
+    """Contracts, newest first."""
+
+    items: list[ContractListItem]
+
+
+class ExceptionList(BaseModel):
+    """Exceptions, oldest first."""
+
+    items: list[ExceptionItem]
+
+
+class PeriodClosed(BaseModel):
+    """The answer to a period close."""
+
+    period: str
+    contracts_signalled: int
+
+
+class Decision(BaseModel):
+    """An operator's note on a decision about an exception."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operator: str | None = Field(default=None, min_length=1, max_length=200)
+    note: str = Field(default="", max_length=2000)
+
+
+async def amendment_answer(client: Client, contract_id: str, amendment: Amendment) -> JSONResponse:
+    """Apply an amendment and answer ``200`` with the result, or ``409`` with the reason."""
+    bind_contract(contract_id)
+    result = await amend(client, contract_id, amendment)
+    log.info("amendment", amendment_id=amendment.amendment_id, status=result.status)
+    if result.status == "rejected":
+        raise ApiError(
+            409,
+            "amendment_rejected",
+            result.reason or "the amendment was rejected",
+            extra={"result": result.model_dump(mode="json")},
+        )
+    return JSONResponse(result.model_dump(mode="json"))
+
+
+@router.get("/contracts", response_model=ContractList, tags=["contracts"])
+async def list_contracts(
+    stage: Stage | None = None, context: ApiContext = Depends(api_context)
+) -> ContractList:
+    """Contracts from Temporal's visibility, optionally in one stage."""
+    client = await context.temporal()
+    return ContractList(items=await contracts.list_contracts(client, stage=stage))
+
+
+@router.get("/contracts/{contract_id}", response_model=ContractStatus, tags=["contracts"])
+async def contract_status(
+    contract_id: str = ContractId, context: ApiContext = Depends(api_context)
+) -> ContractStatus:
+    """A contract's status: the workflow's ``status`` query."""
+    bind_contract(contract_id)
+    return await contracts.get_status(await context.temporal(), contract_id)
+
+
+@router.post(
+    "/contracts/{contract_id}/amendments",
+    response_model=AmendmentResult,
+    responses={409: {"description": "rejected, with the reason"}},
+    tags=["contracts"],
+)
+async def amend_contract(
+    amendment: Amendment, contract_id: str = ContractId, context: ApiContext = Depends(api_context)
+) -> JSONResponse:
+    """Apply an amendment (the ``apply_amendment`` update)."""
+    return await amendment_answer(await context.temporal(), contract_id, amendment)
+
+
+@router.post(
+    "/billing/close-period", status_code=202, response_model=PeriodClosed, tags=["billing"]
+)
+async def close_period(
+    body: ClosePeriod, context: ApiContext = Depends(api_context)
+) -> PeriodClosed:
+    """Bill a period for every running contract."""
+    signalled = await contracts.close_period_for_all(await context.temporal(), body)
+    log.info("period close requested", period=body.period, contracts=signalled)
+    return PeriodClosed(period=body.period, contracts_signalled=signalled)
+
+
+@router.get("/exceptions", response_model=ExceptionList, tags=["exceptions"])
+async def list_exceptions(
+    status: ExceptionStatus | None = None,
+    queue: ExceptionQueue | None = None,
+    contract_id: str | None = None,
+    context: ApiContext = Depends(api_context),
+) -> ExceptionList:
+    """The exception queue, from the ledger."""
+    items = await exception_queue.list_exceptions(
+        await context.ledger(), status=status, queue=queue, contract_id=contract_id
+    )
+    return ExceptionList(items=items)
+
+
+@router.post(
+    "/exceptions/{exception_id}/{action}",
+    response_model=ContractStatus,
+    responses={404: {"description": "unknown exception"}, 409: {"description": "not open"}},
+    tags=["exceptions"],
+)
+async def resolve_exception(
+    exception_id: str,
+    action: ExceptionAction,
+    decision: Decision | None = None,
+    role: Role | None = Depends(authorize),
+    context: ApiContext = Depends(api_context),
+) -> ContractStatus:
+    """Retry, skip or abort the step an open exception holds up."""
+    decision = decision or Decision()
+    operator = decision.operator or f"api:{role or 'anonymous'}"
+    try:
+        item = await exception_queue.get_exception(await context.ledger(), exception_id)
+        bind_contract(item.contract_id, item.workflow_id)
+        return await exception_queue.resolve(
+            await context.temporal(), item, action, operator=operator, note=decision.note
+        )
+    except ExceptionNotFound:
+        raise ApiError(404, "exception_not_found", f"no exception {exception_id}") from None
+    except ExceptionNotOpen as exc:
+        raise ApiError(409, "exception_not_open", str(exc)) from None
+    except WorkflowUpdateFailedError as exc:
+        raise ApiError(409, "decision_rejected", rejection_reason(exc)) from None

@@ -1,0 +1,199 @@
+"""Signed webhooks from the CLM, the PSA and the payment gateway.
+
+The signature covers the raw bytes, so a body is verified before it is parsed, and parsed
+from those bytes rather than by FastAPI. A request refused here (bad signature, bad JSON, an
+invalid payload) reaches no workflow.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from c2c.logs import get_logger
+from c2c.signing import SignatureError, verify
+from domain.errors import BusinessError, TransientError
+from domain.models import Amendment, ContractApproved, MilestoneCompleted, PaymentReceived
+from domain.names import SIGNATURE_HEADER, System, contract_workflow_id
+from starter.context import ApiContext, api_context
+from starter.contracts import complete_milestone, record_payment, start_contract
+from starter.errors import ApiError, from_validation, invalid_field
+from starter.middleware import bind_contract
+from starter.routes import amendment_answer
+
+log = get_logger("c2c.api.webhooks")
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+CONTRACT_APPROVED = "contract.approved"
+CONTRACT_AMENDED = "contract.amended"
+MILESTONE_COMPLETED = "milestone.completed"
+PAYMENT_SUCCEEDED = "payment.succeeded"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A webhook's envelope: ``{"id", "type", "data"}``."""
+
+    id: str | None
+    type: str
+    data: dict[str, Any]
+
+
+class ContractAmended(BaseModel):
+    """The data of ``contract.amended``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    contract_id: str = Field(min_length=1, max_length=64)
+    amendment: Amendment
+
+
+async def signed_body(request: Request, context: ApiContext = Depends(api_context)) -> bytes:
+    """Dependency: the raw body, once its signature is verified.
+
+    Raises:
+        ApiError: ``401`` for a missing, malformed, stale or wrong signature.
+    """
+    body = await request.body()
+    try:
+        verify(request.headers.get(SIGNATURE_HEADER), body, context.settings.webhook_secrets())
+    except SignatureError as exc:
+        # The reason only: the body is unauthenticated input and may carry anything.
+        log.warning("webhook signature rejected", path=request.url.path, reason=str(exc))
+        raise ApiError(401, "invalid_signature", str(exc)) from None
+    return body
+
+
+def parse_event(body: bytes, types: Collection[str]) -> Event:
+    """The envelope of a webhook whose ``type`` is one of ``types``.
+
+    Raises:
+        ApiError: ``400`` for a body that is not JSON, ``422`` naming ``type`` or ``data``.
+    """
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise invalid_field(None, "the body must be a JSON object")
+    kind = payload.get("type")
+    if not isinstance(kind, str) or kind not in types:
+        raise invalid_field("type", f"unknown event type {kind!r}; expected {', '.join(types)}")
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        raise invalid_field("data", "must be an object")
+    event_id = payload.get("id")
+    return Event(id=str(event_id) if event_id is not None else None, type=kind, data=data)
+
+
+def validate(model: type[M], data: dict[str, Any], *, known_only: bool = False) -> M:
+    """Validate an event's ``data`` as ``model``; field paths start with ``data``.
+
+    Args:
+        model: The payload model.
+        data: The event's data.
+        known_only: Ignore fields the model does not have, for systems that may add to
+            their events (c2c's own canonical payloads stay strict).
+    """
+    if known_only:
+        data = {key: value for key, value in data.items() if key in model.model_fields}
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation(exc, ("data",)) from None
+
+
+def _contract_id(data: dict[str, Any]) -> str:
+    contract_id = data.get("contract_id")
+    if not isinstance(contract_id, str) or not contract_id.strip():
+        raise invalid_field("data.contract_id", "Field required")
+    return contract_id.strip()
+
+
+def _accepted(contract_id: str) -> JSONResponse:
+    body = {"contract_id": contract_id, "workflow_id": contract_workflow_id(contract_id)}
+    return JSONResponse(body, status_code=202)
+
+
+@router.post("/clm", summary="CLM: contract approved or amended")
+async def clm_webhook(
+    body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
+) -> JSONResponse:
+    """``contract.approved`` starts the contract (``202``); ``contract.amended`` applies an
+    amendment (``200`` applied, ``409`` rejected)."""
+    event = parse_event(body, (CONTRACT_APPROVED, CONTRACT_AMENDED))
+    if event.type == CONTRACT_AMENDED:
+        amended = validate(ContractAmended, event.data)
+        return await amendment_answer(
+            await context.temporal(), amended.contract_id, amended.amendment
+        )
+    approved = validate(ContractApproved, event.data)
+    bind_contract(approved.contract_id)
+    client = await context.temporal()
+    result = await start_contract(client, approved, task_queue=context.settings.task_queue)
+    log.info("contract approval received", event_id=event.id, duplicate=result.duplicate)
+    return JSONResponse(asdict(result), status_code=202)
+
+
+@router.post("/psa", status_code=202, summary="PSA: milestone completed")
+async def psa_webhook(
+    body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
+) -> JSONResponse:
+    """``milestone.completed`` makes a fixed-fee milestone billable."""
+    event = parse_event(body, (MILESTONE_COMPLETED,))
+    contract_id = _contract_id(event.data)
+    milestone = validate(MilestoneCompleted, event.data, known_only=True)
+    bind_contract(contract_id)
+    await complete_milestone(await context.temporal(), contract_id, milestone)
+    log.info("milestone completed", event_id=event.id, milestone_id=milestone.milestone_id)
+    return _accepted(contract_id)
+
+
+@router.post("/payments", status_code=202, summary="Payment gateway: payment succeeded")
+async def payments_webhook(
+    body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
+) -> JSONResponse:
+    """``payment.succeeded`` applies cash to the invoice's contract."""
+    event = parse_event(body, (PAYMENT_SUCCEEDED,))
+    payment = validate(PaymentReceived, event.data, known_only=True)
+    if payment.invoice_id is None:
+        raise invalid_field("data.invoice_id", "Field required")
+    contract_id = await contract_of_invoice(context, payment.invoice_id)
+    if contract_id is None:
+        raise invalid_field("data.invoice_id", f"no contract has invoice {payment.invoice_id}")
+    bind_contract(contract_id)
+    await record_payment(await context.temporal(), contract_id, payment)
+    log.info("payment received", event_id=event.id, payment_id=payment.payment_id)
+    return _accepted(contract_id)
+
+
+async def contract_of_invoice(context: ApiContext, invoice_id: str) -> str | None:
+    """The contract an invoice bills: from the ledger, else from the ERP itself.
+
+    The ERP is asked too because a payment can arrive before the ledger has recorded an
+    invoice that was just issued.
+
+    Raises:
+        ApiError: ``503`` if the ERP cannot answer now (the sender retries).
+    """
+    ledger = await context.ledger()
+    found = await run_in_threadpool(ledger.find_contract_by_xref, System.ERP, "invoice", invoice_id)
+    if found is not None:
+        return found
+    try:
+        invoice = await context.erp().get_invoice(invoice_id)
+    except TransientError:
+        raise ApiError(503, "erp_unavailable", "the ERP did not answer; try again") from None
+    except BusinessError:
+        return None
+    return invoice.contract_id if invoice else None
