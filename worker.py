@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager, suppress
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.log_context import ActivityLogContext
 from activities.registry import build_activities
 from c2c.logs import configure_logging, get_logger
 from c2c.settings import Settings, get_settings
@@ -36,6 +37,7 @@ async def contract_worker(
         task_queue=task_queue or settings.task_queue,
         workflows=[ContractToCash],
         activities=build_activities(connectors, ledger, settings),
+        interceptors=[ActivityLogContext()],
     )
     try:
         async with worker:

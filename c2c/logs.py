@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -31,24 +31,40 @@ _configured = False
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    # uvicorn repeats its message with terminal colour codes; one copy is enough.
+    event.pop("color_message", None)
     for key in list(event):
         if key.lower() in REDACTED_KEYS:
             event[key] = "[redacted]"
     return event
 
 
-def configure_logging(component: str, *, fmt: str | None = None, level: str | None = None) -> None:
-    """Configure structlog and the standard library logging for one component."""
+def configure_logging(
+    component: str,
+    *,
+    fmt: str | None = None,
+    level: str | None = None,
+    stream: TextIO | None = None,
+) -> None:
+    """Configure structlog and the standard library logging for one component.
+
+    Args:
+        component: Name bound to every line (``api``, ``worker``, ``sandbox``, ...).
+        fmt: ``console`` or ``json``; ``C2C_LOG_FORMAT`` by default.
+        level: A level name; ``C2C_LOG_LEVEL`` by default.
+        stream: Where lines go; standard error by default.
+    """
     global _configured
     from c2c.settings import get_settings
 
     settings = get_settings()
     fmt = fmt or settings.log_format
     level_no = logging.getLevelName((level or settings.log_level).upper())
+    out = stream or sys.stderr
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -62,10 +78,11 @@ def configure_logging(component: str, *, fmt: str | None = None, level: str | No
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+            # Extras first, so what a library passes in `extra` is redacted too.
+            foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
