@@ -7,8 +7,10 @@ downloaded at test time.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,10 +18,14 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from c2c.settings import Settings
 from domain.names import SEARCH_ATTRIBUTES
+from ledger import Ledger, get_ledger
 from sandbox.testing import run_sandbox_in_thread
-from tests.support import venv_binary
+from tests.support import WEBHOOK_SECRET, venv_binary
+from worker import contract_worker
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -64,3 +70,43 @@ def sandbox_url(state_dir: Path) -> Iterator[str]:
 async def sandbox(sandbox_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as client:
         yield client
+
+
+@pytest_asyncio.fixture
+async def faults(sandbox: httpx.AsyncClient) -> AsyncIterator[Any]:
+    """Adds sandbox fault rules (``probability`` 1 unless given); removes them all after."""
+
+    async def add(**rule: Any) -> None:
+        response = await sandbox.post("/_admin/faults", json={"probability": 1.0, **rule})
+        assert response.status_code in (200, 201), response.text
+
+    yield add
+    await sandbox.delete("/_admin/faults")
+
+
+@pytest.fixture(scope="session")
+def settings(temporal_client: Client, state_dir: Path, sandbox_url: str) -> Settings:
+    """Settings of the session's worker (and of an API that talks to it)."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        temporal_address=temporal_client.service_client.config.target_host,
+        temporal_namespace=temporal_client.namespace,
+        sandbox_url=sandbox_url,
+        database_url=f"sqlite:///{state_dir / 'ledger.db'}",
+        state_dir=state_dir,
+        task_queue=f"c2c-test-{uuid.uuid4().hex[:8]}",
+        webhook_secret=WEBHOOK_SECRET,
+    )
+
+
+@pytest.fixture(scope="session")
+def ledger(settings: Settings) -> Ledger:
+    store = get_ledger(settings.ledger_url)
+    store.create_all()
+    return store
+
+
+@pytest_asyncio.fixture(scope="session")
+async def worker(temporal_client: Client, settings: Settings) -> AsyncIterator[Worker]:
+    async with contract_worker(temporal_client, settings) as running:
+        yield running

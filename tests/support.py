@@ -6,11 +6,19 @@ import copy
 import shutil
 import socket
 import sys
+import threading
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
+
+from c2c.settings import Settings
+from starter.api import create_app
 
 
 def venv_binary(name: str) -> str:
@@ -29,6 +37,10 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+#: The webhook secret of every API a test serves.
+WEBHOOK_SECRET = "test-webhook-secret"
 
 
 def new_contract_id() -> str:
@@ -71,3 +83,25 @@ def approval_payload(contract_id: str | None = None, **changes: Any) -> dict[str
     }
     payload.update(copy.deepcopy(changes))
     return payload
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[str]:
+    """Serve the API for ``settings`` in a background thread; yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"api-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the API did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -17,16 +17,6 @@ from domain.errors import BusinessError, NotFound, TransientError
 
 
 @pytest_asyncio.fixture
-async def faults(sandbox: httpx.AsyncClient) -> AsyncIterator[Any]:
-    async def add(**rule: Any) -> None:
-        response = await sandbox.post("/_admin/faults", json={"probability": 1.0, **rule})
-        assert response.status_code in (200, 201), response.text
-
-    yield add
-    await sandbox.delete("/_admin/faults")
-
-
-@pytest_asyncio.fixture
 async def erp(sandbox_url: str) -> AsyncIterator[HttpErp]:
     client = HttpErp(f"{sandbox_url}/erp/v1", timeout_s=5)
     yield client

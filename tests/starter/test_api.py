@@ -24,9 +24,9 @@ from domain.names import (
     WORKFLOW_TYPE,
     contract_workflow_id,
 )
-from tests.starter.conftest import OPERATOR_TOKEN, VIEWER_TOKEN, WEBHOOK_SECRET
+from tests.starter.conftest import OPERATOR_TOKEN, VIEWER_TOKEN
 from tests.starter.helpers import approval, event, signed
-from tests.support import new_contract_id
+from tests.support import WEBHOOK_SECRET, new_contract_id
 
 CLM = "/webhooks/clm"
 

@@ -1,0 +1,62 @@
+"""Faults in the middle of provisioning and billing lose nothing and duplicate nothing.
+
+The sandbox fails requests as real systems do: ``503`` before doing anything, ``429`` with
+``Retry-After``, and ``503`` after the write was made (the answer lost on its way back).
+Temporal retries each step; idempotency keys and find-before-create make the retries safe.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client
+
+from c2c.settings import Settings
+from domain.models import ClosePeriod
+from starter.contracts import close_period_for, start_contract
+from tests.workflows.helpers import add_time, approval, items, wait_for, wait_stage
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+async def test_faults_during_provisioning_and_billing_create_each_record_once(
+    temporal_client: Client, settings: Settings, sandbox: httpx.AsyncClient, faults: Any
+) -> None:
+    event = approval()
+    cid = event.contract_id
+    await faults(system="erp", path_prefix="/projects", method="POST", status=503, times=2)
+    await faults(
+        system="erp", path_prefix="/contracts", method="POST", status=503, phase="after", times=1
+    )
+    await faults(
+        system="psa", path_prefix="/projects", method="POST", status=429, retry_after_s=1, times=1
+    )
+    await start_contract(temporal_client, event, task_queue=settings.task_queue)
+    status = await wait_stage(temporal_client, cid, "active")
+
+    assert len(await items(sandbox, "/erp/v1/projects", contract_id=cid)) == 1
+    assert len(await items(sandbox, "/erp/v1/contracts", contract_id=cid)) == 1
+    assert len(await items(sandbox, "/psa/v1/projects", contract_id=cid)) == 1
+
+    psa = status.refs["psa_project_id"]
+    await add_time(sandbox, psa, "Analyst", "2026-10-02", "10")
+    # The invoice is created, its answer lost; then issuing it fails once more.
+    await faults(
+        system="erp", path_prefix="/invoices", method="POST", status=503, phase="after", times=2
+    )
+    await faults(system="tax", path_prefix="/calculate", status=500, times=1)
+    await close_period_for(temporal_client, cid, ClosePeriod(period="2026-10"))
+    status = await wait_for(temporal_client, cid, lambda s: bool(s.invoices), what="an invoice")
+
+    [invoice] = status.invoices
+    assert invoice.subtotal == Decimal("1200.00")
+    assert invoice.total == Decimal("1287.00")  # 7.25 % California tax
+    assert invoice.status == "issued" and invoice.number
+    invoices = await items(sandbox, "/erp/v1/invoices", contract_id=cid)
+    assert [(i["invoice_id"], i["status"]) for i in invoices] == [(invoice.invoice_id, "issued")]
+    billed = await items(sandbox, f"/psa/v1/projects/{psa}/time-entries", billed="true")
+    assert [e["invoice_id"] for e in billed] == [invoice.invoice_id]
+    assert status.open_exceptions == []
