@@ -15,7 +15,7 @@ from domain.steps import VALIDATE_CONTRACT, ContractStep, Validated
 class ValidationActivities(StepActivities):
     @activity.defn(name=VALIDATE_CONTRACT)
     async def validate_contract(self, step: ContractStep) -> Validated:
-        """Check customer (CRM account and hierarchy), legal entity and tax address.
+        """Check customer (CRM account and hierarchy), legal entity, currency and tax address.
 
         The rate card, dates and amounts were checked when the approval was parsed; here each
         system confirms what it owns. A refusal is a business error for the queue that owns it.
@@ -67,6 +67,18 @@ class ValidationActivities(StepActivities):
                         code="unknown_legal_entity",
                         message=f"legal entity {contract.legal_entity} is not set up in the ERP",
                         field="legal_entity",
+                    )
+                )
+            if entity.billing_currencies and contract.currency not in entity.billing_currencies:
+                raise business_error(
+                    Rejection(
+                        system="erp",
+                        code="currency_not_allowed",
+                        message=(
+                            f"legal entity {entity.code} does not bill in {contract.currency}; "
+                            f"it bills in {', '.join(entity.billing_currencies)}"
+                        ),
+                        field="currency",
                     )
                 )
             jurisdiction = await tax.validate_address(customer.country, customer.region)

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
             "crm": ExceptionQueue.INTEGRATION,
             "crm.account_not_found": ExceptionQueue.FINANCE,
             "crm.account_inactive": ExceptionQueue.FINANCE,
+            "crm.hierarchy_mismatch": ExceptionQueue.FINANCE,
             "erp": ExceptionQueue.FINANCE,
             "erp.unknown_legal_entity": ExceptionQueue.LEGAL,
             "erp.currency_not_allowed": ExceptionQueue.LEGAL,

@@ -26,8 +26,11 @@ def connect_config(settings: Settings | None = None) -> dict[str, Any]:
         config = dict(ClientConfig.load_client_connect_config())
     except Exception:  # pragma: no cover - older SDKs without envconfig
         config = {}
-    config["target_host"] = settings.temporal_address
-    config["namespace"] = settings.temporal_namespace
+    # A profile's address and namespace stand unless c2c's own variables name others.
+    if "temporal_address" in settings.model_fields_set or not config.get("target_host"):
+        config["target_host"] = settings.temporal_address
+    if "temporal_namespace" in settings.model_fields_set or not config.get("namespace"):
+        config["namespace"] = settings.temporal_namespace
     config["data_converter"] = pydantic_data_converter
     return config
 

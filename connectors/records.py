@@ -31,6 +31,8 @@ class LegalEntity(Record):
     name: str
     country: str
     functional_currency: str
+    #: Currencies the entity may invoice in; empty when the ERP does not say.
+    billing_currencies: list[str] = []
 
 
 class ErpCustomer(Record):

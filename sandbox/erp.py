@@ -196,6 +196,7 @@ def legal_entity_out(entity: ErpLegalEntity) -> dict[str, Any]:
         "name": entity.name,
         "country": entity.country,
         "functional_currency": entity.functional_currency,
+        "billing_currencies": sorted(BILLING_CURRENCIES | {entity.functional_currency}),
     }
 
 

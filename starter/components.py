@@ -97,7 +97,7 @@ def temporal_argv(options: UpOptions, state_dir: Path) -> list[str]:
         "--sqlite-pragma",
         "synchronous=normal",
         "--log-level",
-        "warn",
+        "error",
         *search_attribute_flags(),
     ]
     if not options.ui:

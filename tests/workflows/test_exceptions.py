@@ -117,3 +117,76 @@ async def test_an_aborted_contract_ends_cancelled(
     assert await items(sandbox, "/erp/v1/projects", contract_id=cid) == []
     record = ledger.get_exception(exception.exception_id)
     assert record is not None and record.status == "aborted"
+
+
+@pytest.mark.parametrize(
+    ("changes", "system", "code", "queue"),
+    [
+        (
+            {"currency": "CHF", "rate_card": [{"role": "Analyst", "hourly_rate": "150.00"}]},
+            "erp",
+            "currency_not_allowed",
+            "legal",
+        ),
+        (
+            {
+                "customer": {
+                    "crm_account_id": "DORMANT-CO",
+                    "name": "Dormant",
+                    "country": "US",
+                    "region": "TX",
+                }
+            },
+            "crm",
+            "account_inactive",
+            "finance",
+        ),
+        (
+            {
+                "customer": {
+                    "crm_account_id": "ACME-US",
+                    "name": "Acme",
+                    "country": "US",
+                    "region": "CA",
+                }
+            },
+            "crm",
+            "hierarchy_mismatch",
+            "finance",
+        ),
+        (
+            {
+                "customer": {
+                    "crm_account_id": "ACME-US",
+                    "name": "Acme",
+                    "country": "BR",
+                    "parent_crm_account_id": "ACME-HOLD",
+                }
+            },
+            "tax",
+            "unknown_jurisdiction",
+            "finance",
+        ),
+    ],
+    ids=["currency", "inactive-account", "hierarchy", "tax-address"],
+)
+async def test_validation_holds_what_a_system_of_record_refuses(
+    temporal_client: Client,
+    settings: Settings,
+    sandbox: httpx.AsyncClient,
+    changes: dict[str, object],
+    system: str,
+    code: str,
+    queue: str,
+) -> None:
+    event = approval(**changes)
+    await start_contract(temporal_client, event, task_queue=settings.task_queue)
+    held = await wait_stage(temporal_client, event.contract_id, "on_hold")
+    [exception] = held.open_exceptions
+    assert (exception.stage, exception.system, exception.code, exception.queue) == (
+        "validating",
+        system,
+        code,
+        queue,
+    )
+    assert await items(sandbox, "/erp/v1/projects", contract_id=event.contract_id) == []
