@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         ExceptionAction,
         Stage,
     )
+    from domain.money import round_money
     from domain.periods import Period
     from domain.pricing import RateRevision, initial_rates
     from domain.steps import (
@@ -496,8 +497,8 @@ class ContractToCash:
             currency=c.currency,
             refs=dict(self._refs),
             invoices=list(self._invoices),
-            balance_due=self._balance_due(),
-            unapplied_cash=self._unapplied_cash,
+            balance_due=round_money(self._balance_due(), c.currency),
+            unapplied_cash=round_money(self._unapplied_cash, c.currency),
             open_exceptions=list(self._open.values()),
             history=list(self._history),
             closed_periods=list(self._closed_periods),
