@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.log_context import ActivityLogContext
 from activities.registry import build_activities
-from c2c.logs import configure_logging, get_logger
+from c2c.logs import get_logger
 from c2c.settings import Settings, get_settings
 from c2c.temporal import connect
 from connectors.registry import build_connectors
@@ -61,9 +61,10 @@ async def run_worker(settings: Settings | None = None) -> None:
 
 
 def main() -> None:
-    configure_logging("worker")
-    with suppress(KeyboardInterrupt):
-        asyncio.run(run_worker())
+    """``python worker.py``: exactly ``c2c worker``, with its signal handling and errors."""
+    from starter.cli import main as c2c
+
+    c2c(["worker"])
 
 
 if __name__ == "__main__":

@@ -35,8 +35,19 @@ def connect_config(settings: Settings | None = None) -> dict[str, Any]:
     return config
 
 
+class TemporalUnavailable(ConnectionError):
+    """The Temporal frontend could not be reached."""
+
+
 async def connect(settings: Settings | None = None) -> Client:
-    """Connect to the configured Temporal frontend."""
+    """Connect to the configured Temporal frontend.
+
+    Raises:
+        TemporalUnavailable: naming the address, so an operator sees what to fix.
+    """
     config = connect_config(settings)
     target = config.pop("target_host")
-    return await Client.connect(target, **config)
+    try:
+        return await Client.connect(target, **config)
+    except RuntimeError as exc:
+        raise TemporalUnavailable(f"cannot reach Temporal at {target}: {exc}") from exc

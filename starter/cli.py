@@ -138,10 +138,10 @@ def demo(
     raise typer.Exit(run_demo(config))
 
 
-def main() -> None:
-    """The ``c2c`` console script."""
+def main(args: list[str] | None = None) -> None:
+    """The ``c2c`` console script; ``args`` instead of the command line when given."""
     try:
-        app()
+        app(args=args)
         code = 0
     except SystemExit as exc:
         code = _exit_code(exc)

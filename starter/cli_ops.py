@@ -21,7 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from c2c.logs import configure_logging
 from c2c.settings import get_settings
-from c2c.temporal import connect
+from c2c.temporal import TemporalUnavailable, connect
 from domain.models import Amendment, ClosePeriod, ContractApproved
 from domain.names import ExceptionAction, ExceptionQueue, Stage
 from ledger import ExceptionStatus, Ledger, get_ledger
@@ -61,8 +61,8 @@ def with_temporal(operation: Callable[[Client], Awaitable[T]]) -> T:
     async def run() -> T:
         try:
             client = await connect(settings)
-        except Exception as exc:
-            fail(f"cannot reach Temporal at {settings.temporal_address}: {exc}")
+        except TemporalUnavailable as exc:
+            fail(str(exc))
         return await operation(client)
 
     try:
