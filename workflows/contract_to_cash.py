@@ -10,7 +10,7 @@ active, or while it is on hold, wait in an inbox and are handled in order afterw
 from __future__ import annotations
 
 from contextlib import suppress
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         ResolveException,
         TerminateContract,
     )
+    from domain.money import round_money
     from domain.names import (
         QUERY_STATUS,
         SA_OPEN_EXCEPTIONS,
@@ -46,7 +47,6 @@ with workflow.unsafe.imports_passed_through():
         ExceptionAction,
         Stage,
     )
-    from domain.money import round_money
     from domain.periods import Period
     from domain.pricing import RateRevision, initial_rates
     from domain.steps import (
@@ -175,9 +175,10 @@ class ContractToCash:
             await self._wait_for_work()
             if self._inbox:
                 await self._handle(self._inbox.pop(0))
-            elif self._terminate is not None:
-                await self._bill_termination(self._terminate)
-                return
+            elif self._final_billing_due():
+                # A terminated contract bills its last period itself once the termination
+                # has taken effect, so nothing worked up to that date goes unbilled.
+                await self._bill_period(self._final_period())
             elif self._ready_to_close():
                 return
 
@@ -202,7 +203,7 @@ class ContractToCash:
             self._milestones_completed[message.milestone_id] = message.completed_on.isoformat()
             self._record(f"milestone {message.milestone_id} completed on {message.completed_on}")
 
-    async def _bill_period(self, period: Period, *, through: Any = None) -> None:
+    async def _bill_period(self, period: Period) -> None:
         c = self._c
         name = str(period)
         if name in self._closed_periods:
@@ -214,13 +215,20 @@ class ContractToCash:
         if period.first_day > workflow.now().date():
             self._record(f"period {name} has not started: not closed")
             return
+        if period == self._final_period() and not self._ended():
+            # Closing the last period early would leave later work unbilled for good.
+            self._record(
+                f"period {name} is the contract's last: it closes once the end date "
+                f"{self._end_date} has passed"
+            )
+            return
         customer = c.customer
         result = await self._step(
             BILL_PERIOD,
             BillPeriodInput(
                 contract_id=c.contract_id,
                 period=name,
-                through_date=through or min(period.last_day, self._end_date),
+                through_date=min(period.last_day, self._end_date),
                 invoice_date=workflow.now().date(),
                 currency=c.currency,
                 legal_entity=c.legal_entity,
@@ -246,11 +254,6 @@ class ContractToCash:
                 f"invoice {inv.number} issued for {name}: {result.hours} h, "
                 f"{inv.subtotal} + tax {inv.tax} = {inv.total} {c.currency}, due {inv.due_on}"
             )
-
-    async def _bill_termination(self, request: TerminateContract) -> None:
-        period = Period.of(min(request.effective_date, self._c.end_date))
-        self._record(f"terminated from {request.effective_date}: {request.reason}")
-        await self._bill_period(period, through=request.effective_date)
 
     async def _apply_payment(self, payment: PaymentReceived) -> None:
         if payment.payment_id in self._payments_seen:
@@ -298,10 +301,22 @@ class ContractToCash:
         return self._contract
 
     @property
-    def _end_date(self) -> Any:
+    def _end_date(self) -> date:
+        """The contract's last day: its end date, or the day a termination takes effect."""
+        c = self._c
         if self._terminate is not None:
-            return min(self._terminate.effective_date, self._c.end_date)
-        return self._c.end_date
+            return max(c.start_date, min(self._terminate.effective_date, c.end_date))
+        return c.end_date
+
+    def _final_period(self) -> Period:
+        return Period.of(self._end_date)
+
+    def _final_billing_due(self) -> bool:
+        return (
+            self._terminate is not None
+            and self._ended()
+            and str(self._final_period()) not in self._closed_periods
+        )
 
     def _balance_due(self) -> Decimal:
         return sum(
@@ -318,13 +333,13 @@ class ContractToCash:
     def _ready_to_close(self) -> bool:
         return (
             self._ended()
-            and str(Period.of(self._end_date)) in self._closed_periods
+            and str(self._final_period()) in self._closed_periods
             and self._balance_due() <= 0
             and not self._open
         )
 
     def _has_work(self) -> bool:
-        return bool(self._inbox) or self._terminate is not None or self._ready_to_close()
+        return bool(self._inbox) or self._final_billing_due() or self._ready_to_close()
 
     async def _wait_for_work(self) -> None:
         while not self._has_work():
@@ -342,7 +357,7 @@ class ContractToCash:
     def _describe_wait(self) -> str:
         if not self._ended():
             return f"period closes, payments and milestones until the end date {self._end_date}"
-        last = str(Period.of(self._end_date))
+        last = str(self._final_period())
         if last not in self._closed_periods:
             return f"close of the final period {last}"
         return f"payment of the balance due {self._balance_due()} {self._c.currency}"
@@ -527,6 +542,10 @@ class ContractToCash:
     def terminate_contract(self, request: TerminateContract) -> None:
         if self._terminate is None:
             self._terminate = request
+            self._record(
+                f"termination requested, effective {request.effective_date}: {request.reason}; "
+                f"billing ends {self._end_date}"
+            )
 
     @workflow.update(name=UPDATE_RESOLVE_EXCEPTION)
     async def resolve_exception(self, decision: ResolveException) -> ContractStatus:
