@@ -7,10 +7,7 @@ creation safe to repeat from a retry, a replayed webhook or an operator's reset.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
-from pydantic import BaseModel
+from typing import Any
 
 from connectors.http import HttpConnector
 from connectors.records import (
@@ -21,36 +18,10 @@ from connectors.records import (
     ErpProject,
     LegalEntity,
 )
-from domain.errors import BusinessError
-
-R = TypeVar("R", bound=BaseModel)
 
 
 class HttpErp(HttpConnector):
     system = "erp"
-
-    async def _ensure(
-        self,
-        model: type[R],
-        find: Callable[[], Awaitable[dict[str, Any] | None]],
-        path: str,
-        body: dict[str, Any],
-        idempotency_key: str,
-    ) -> R:
-        existing = await find()
-        if existing is not None:
-            return model.model_validate(existing)
-        try:
-            created = await self.request("POST", path, json=body, idempotency_key=idempotency_key)
-        except BusinessError as exc:
-            if exc.rejection.code != "duplicate":
-                raise
-            # Created concurrently or under another key: the canonical record is the answer.
-            again = await find()
-            if again is None:
-                raise
-            return model.model_validate(again)
-        return model.model_validate(created)
 
     async def get_legal_entity(self, code: str) -> LegalEntity | None:
         body = await self.get_or_none(f"/legal-entities/{code}")
@@ -59,16 +30,22 @@ class HttpErp(HttpConnector):
     async def ensure_customer(
         self, customer: dict[str, Any], *, idempotency_key: str
     ) -> ErpCustomer:
-        async def find() -> dict[str, Any] | None:
-            return await self.first("/customers", {"crm_account_id": customer["crm_account_id"]})
-
-        return await self._ensure(ErpCustomer, find, "/customers", customer, idempotency_key)
+        return await self.find_or_create(
+            ErpCustomer,
+            "/customers",
+            {"crm_account_id": customer["crm_account_id"]},
+            customer,
+            idempotency_key=idempotency_key,
+        )
 
     async def ensure_project(self, project: dict[str, Any], *, idempotency_key: str) -> ErpProject:
-        async def find() -> dict[str, Any] | None:
-            return await self.first("/projects", {"contract_id": project["contract_id"]})
-
-        return await self._ensure(ErpProject, find, "/projects", project, idempotency_key)
+        return await self.find_or_create(
+            ErpProject,
+            "/projects",
+            {"contract_id": project["contract_id"]},
+            project,
+            idempotency_key=idempotency_key,
+        )
 
     async def close_project(self, project_id: str, *, idempotency_key: str) -> ErpProject:
         body = await self.request(
@@ -79,10 +56,13 @@ class HttpErp(HttpConnector):
     async def ensure_contract(
         self, contract: dict[str, Any], *, idempotency_key: str
     ) -> ErpContract:
-        async def find() -> dict[str, Any] | None:
-            return await self.first("/contracts", {"contract_id": contract["contract_id"]})
-
-        return await self._ensure(ErpContract, find, "/contracts", contract, idempotency_key)
+        return await self.find_or_create(
+            ErpContract,
+            "/contracts",
+            {"contract_id": contract["contract_id"]},
+            contract,
+            idempotency_key=idempotency_key,
+        )
 
     async def put_billing_schedule(
         self, erp_contract_id: str, schedule: dict[str, Any], *, idempotency_key: str

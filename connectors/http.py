@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel
 
 from c2c.logs import get_logger
 from domain.errors import BusinessError, NotFound, Rejection, TransientError
 
 log = get_logger("c2c.connectors")
+
+R = TypeVar("R", bound=BaseModel)
 
 PAGE_SIZE = 500
 
@@ -119,6 +122,34 @@ class HttpConnector:
         page = await self.request("GET", path, params={**params, "limit": 1})
         items = page.get("items") or []
         return items[0] if items else None
+
+    async def find_or_create(
+        self,
+        model: type[R],
+        path: str,
+        key: Mapping[str, Any],
+        body: dict[str, Any],
+        *,
+        idempotency_key: str,
+    ) -> R:
+        """The record of ``path`` whose canonical ``key`` matches, created from ``body`` if none.
+
+        A ``409 duplicate`` means it was created meanwhile (concurrently, or under another
+        key): the canonical record found then is the answer.
+        """
+        existing = await self.first(path, key)
+        if existing is None:
+            try:
+                existing = await self.request(
+                    "POST", path, json=body, idempotency_key=idempotency_key
+                )
+            except BusinessError as exc:
+                if (
+                    exc.rejection.code != "duplicate"
+                    or (existing := await self.first(path, key)) is None
+                ):
+                    raise
+        return model.model_validate(existing)
 
     async def pages(
         self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = PAGE_SIZE

@@ -13,26 +13,19 @@ from typing import Any
 
 from connectors.http import HttpConnector
 from connectors.records import BillingBatch, Expense, PsaProject, TimeEntry
-from domain.errors import BusinessError
 
 
 class HttpPsa(HttpConnector):
     system = "psa"
 
     async def ensure_project(self, project: dict[str, Any], *, idempotency_key: str) -> PsaProject:
-        async def find() -> dict[str, Any] | None:
-            return await self.first("/projects", {"contract_id": project["contract_id"]})
-
-        existing = await find()
-        if existing is None:
-            try:
-                existing = await self.request(
-                    "POST", "/projects", json=project, idempotency_key=idempotency_key
-                )
-            except BusinessError as exc:
-                if exc.rejection.code != "duplicate" or (existing := await find()) is None:
-                    raise
-        return PsaProject.model_validate(existing)
+        return await self.find_or_create(
+            PsaProject,
+            "/projects",
+            {"contract_id": project["contract_id"]},
+            project,
+            idempotency_key=idempotency_key,
+        )
 
     async def activate_project(self, project_id: str, *, idempotency_key: str) -> PsaProject:
         body = await self.request(
