@@ -12,6 +12,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from activities.ledger_writes import write_audit
 from c2c.settings import Settings
 from connectors.registry import Connectors
 from domain.errors import (
@@ -87,8 +88,6 @@ class StepActivities:
         entries = list(entries)
         if not entries:
             return
-        from activities.ledger_writes import write_audit
-
         workflow_id, run_id = workflow_run()
         await asyncio.to_thread(write_audit, self.ledger, contract_id, workflow_id, run_id, entries)
 

@@ -28,19 +28,14 @@ def write_audit(
         ]
     )
     last = entries[-1]
-    reached = {entry.stage for entry in entries}
     ledger.upsert_contract(
         ContractRecordIn(
             contract_id=contract_id,
             workflow_id=workflow_id,
             stage=last.stage,
             updated_at=last.at,
-            active_at=next((e.at for e in entries if e.stage is Stage.ACTIVE), None)
-            if Stage.ACTIVE in reached
-            else None,
-            closed_at=next((e.at for e in entries if e.stage is Stage.CLOSED), None)
-            if Stage.CLOSED in reached
-            else None,
+            active_at=next((e.at for e in entries if e.stage is Stage.ACTIVE), None),
+            closed_at=next((e.at for e in entries if e.stage is Stage.CLOSED), None),
         )
     )
 

@@ -27,8 +27,6 @@ REDACTED_KEYS = frozenset(
     }
 )
 
-_configured = False
-
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     # uvicorn repeats its message with terminal colour codes; one copy is enough.
@@ -54,7 +52,6 @@ def configure_logging(
         level: A level name; ``C2C_LOG_LEVEL`` by default.
         stream: Where lines go; standard error by default.
     """
-    global _configured
     from c2c.settings import get_settings
 
     settings = get_settings()
@@ -92,7 +89,6 @@ def configure_logging(
     for noisy in ("httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.contextvars.bind_contextvars(component=component)
-    _configured = True
 
 
 def get_logger(name: str | None = None) -> Any:

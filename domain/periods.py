@@ -40,14 +40,3 @@ class Period:
 
     def __str__(self) -> str:
         return f"{self.year:04d}-{self.month:02d}"
-
-
-def periods_between(start: date, end: date) -> list[Period]:
-    """Every period that has at least one day in ``[start, end]``."""
-    periods: list[Period] = []
-    current = Period.of(start)
-    last = Period.of(end)
-    while current <= last:
-        periods.append(current)
-        current = current.next()
-    return periods

@@ -92,13 +92,8 @@ class TimeAccumulator:
         revs = self._by_role.get(role)
         if not revs:
             raise UnknownRole(role, work_date)
-        rate = revs[0].hourly_rate
-        for rev in revs:
-            if rev.effective_from <= work_date:
-                rate = rev.hourly_rate
-            else:
-                break
-        return rate
+        rate = rate_on(revs, role, work_date)
+        return revs[0].hourly_rate if rate is None else rate
 
     def add(self, role: str, work_date: date, hours: Decimal) -> None:
         self._hours[(role, self._rate(role, work_date))] += hours

@@ -118,7 +118,6 @@ class ContractToCash:
         self._closed_periods: list[str] = []
         self._payments_seen: set[str] = set()
         self._unapplied_cash = Decimal(0)
-        self._milestones_completed: dict[str, str] = {}
         self._inbox: list[Message] = []
         self._terminate: TerminateContract | None = None
         self._open: dict[str, OpenException] = {}
@@ -200,7 +199,6 @@ class ContractToCash:
         elif isinstance(message, PaymentReceived):
             await self._apply_payment(message)
         else:
-            self._milestones_completed[message.milestone_id] = message.completed_on.isoformat()
             self._record(f"milestone {message.milestone_id} completed on {message.completed_on}")
 
     async def _bill_period(self, period: Period) -> None:

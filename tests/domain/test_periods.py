@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from domain.periods import Period, periods_between
+from domain.periods import Period
 
 
 def test_parse_and_bounds() -> None:
@@ -19,8 +19,3 @@ def test_parse_and_bounds() -> None:
 def test_malformed_periods_name_the_expected_form(text: str) -> None:
     with pytest.raises(ValueError, match="YYYY-MM"):
         Period.parse(text)
-
-
-def test_periods_between_covers_partial_months() -> None:
-    got = [str(p) for p in periods_between(date(2026, 11, 15), date(2027, 2, 1))]
-    assert got == ["2026-11", "2026-12", "2027-01", "2027-02"]
