@@ -373,12 +373,11 @@ class ContractToCash:
         Returns ``None`` when the operator skipped the step.
         """
         while True:
-            arg.audit = list(self._pending_audit)
             try:
-                result = await workflow.execute_activity(
+                return await self._execute(
                     name,
                     arg,
-                    result_type=result_type,
+                    result_type,
                     start_to_close_timeout=BILLING_TIMEOUT if name == BILL_PERIOD else STEP_TIMEOUT,
                     heartbeat_timeout=BILLING_HEARTBEAT if name == BILL_PERIOD else None,
                     retry_policy=STEP_RETRY,
@@ -391,8 +390,6 @@ class ContractToCash:
                 if action is ExceptionAction.SKIP:
                     return None
                 raise _Aborted(f"{name} was not completed") from err
-            self._audit_written(len(arg.audit))
-            return result
 
     async def _hold(self, step: str, err: ActivityError) -> ExceptionAction:
         cause = err.cause
@@ -456,15 +453,20 @@ class ContractToCash:
 
     async def _ledger(self, name: str, arg: StepInput, result_type: type[R] | None) -> Any:
         """A write to c2c's own ledger: retried until it succeeds, never an exception."""
-        arg.audit = list(self._pending_audit)
-        result = await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=STEP_TIMEOUT,
-            retry_policy=LEDGER_RETRY,
+        return await self._execute(
+            name, arg, result_type, start_to_close_timeout=STEP_TIMEOUT, retry_policy=LEDGER_RETRY
         )
-        self._audit_written(len(arg.audit))
+
+    async def _execute(
+        self, name: str, arg: StepInput, result_type: type[R] | None, **options: Any
+    ) -> Any:
+        """Run an activity that also writes the audit entries not yet written.
+
+        The entries stay pending until the activity succeeds, so a failed step loses none.
+        """
+        arg.audit = list(self._pending_audit)
+        result = await workflow.execute_activity(name, arg, result_type=result_type, **options)
+        del self._pending_audit[: len(arg.audit)]
         return result
 
     async def _flush_audit(self) -> None:
@@ -494,9 +496,6 @@ class ContractToCash:
         workflow.logger.info(
             event, extra={"contract_id": self._c.contract_id, "stage": self._stage.value}
         )
-
-    def _audit_written(self, count: int) -> None:
-        del self._pending_audit[:count]
 
     def _publish_open_exceptions(self) -> None:
         workflow.upsert_search_attributes([SA_OPEN_EXCEPTIONS.value_set(len(self._open))])
