@@ -9,7 +9,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -44,6 +44,7 @@ from domain.names import (
     UPDATE_RESOLVE_EXCEPTION,
     WORKFLOW_TYPE,
     Stage,
+    contract_id_from_workflow_id,
     contract_workflow_id,
 )
 
@@ -156,16 +157,13 @@ async def close_period_for_all(client: Client, period: ClosePeriod) -> int:
     Contracts on hold queue the request and bill once an operator releases them; a contract
     ignores periods outside its dates.
     """
-    query = (
-        f"WorkflowType = '{WORKFLOW_TYPE}' AND "
-        f"ExecutionStatus = '{WorkflowExecutionStatus.RUNNING.name.title()}'"
-    )
+    query = f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
     semaphore = asyncio.Semaphore(SIGNAL_CONCURRENCY)
     tasks: list[asyncio.Task[None]] = []
 
     async def signal(workflow_id: str) -> None:
         async with semaphore:
-            await client.get_workflow_handle(workflow_id).signal(SIGNAL_CLOSE_PERIOD, period)
+            await close_period_for(client, contract_id_from_workflow_id(workflow_id), period)
 
     async for wf in client.list_workflows(query):
         tasks.append(asyncio.create_task(signal(wf.id)))
