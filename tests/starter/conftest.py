@@ -16,10 +16,8 @@ import pytest_asyncio
 from pydantic import SecretStr
 
 from c2c.settings import Settings
+from tests.starter.helpers import OPERATOR_TOKEN, VIEWER_TOKEN
 from tests.support import serve
-
-VIEWER_TOKEN = "viewer-token-123"
-OPERATOR_TOKEN = "operator-token-456"
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,9 @@ from c2c.signing import sign
 from domain.names import SIGNATURE_HEADER
 from tests.support import approval_payload
 
+VIEWER_TOKEN = "viewer-token-123"
+OPERATOR_TOKEN = "operator-token-456"
+
 
 def approval(contract_id: str | None = None, **changes: Any) -> dict[str, Any]:
     """A ``ContractApproved`` payload for a new contract, with ``changes`` applied."""

@@ -24,8 +24,7 @@ from domain.names import (
     WORKFLOW_TYPE,
     contract_workflow_id,
 )
-from tests.starter.conftest import OPERATOR_TOKEN, VIEWER_TOKEN
-from tests.starter.helpers import approval, event, signed
+from tests.starter.helpers import OPERATOR_TOKEN, VIEWER_TOKEN, approval, event, signed
 from tests.support import WEBHOOK_SECRET, new_contract_id
 
 CLM = "/webhooks/clm"
