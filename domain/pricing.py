@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict
 from domain.models import RateCardEntry
 from domain.money import ZERO, Money, Quantity, round_money
 
-LineKind = Literal["time", "expense", "milestone", "retainer", "overage"]
+#: ``release`` bills work that a not-to-exceed cap held back in an earlier period.
+LineKind = Literal["time", "expense", "milestone", "retainer", "overage", "release"]
 
 
 class RateRevision(BaseModel):
@@ -71,6 +72,35 @@ def rate_on(revisions: Iterable[RateRevision], role: str, on: date) -> Decimal |
     return best.hourly_rate if best else None
 
 
+class RateTable:
+    """The effective-dated rate card, indexed by role, as every time-pricing step reads it.
+
+    A work date before a role's first revision takes that first rate: a consultant who
+    started a day early is billed at the contract rate, not refused.
+    """
+
+    def __init__(self, revisions: Iterable[RateRevision]) -> None:
+        self._by_role: dict[str, list[RateRevision]] = defaultdict(list)
+        for rev in revisions:
+            self._by_role[rev.role].append(rev)
+        for revs in self._by_role.values():
+            # A stable sort keeps same-day revisions in the order they were made, so the
+            # later of two amendments effective on one day wins in ``rate_on``.
+            revs.sort(key=lambda r: r.effective_from)
+
+    def rate(self, role: str, work_date: date) -> Decimal:
+        """The hourly rate of ``role`` on ``work_date``.
+
+        Raises:
+            UnknownRole: the rate card has no revision for ``role``.
+        """
+        revs = self._by_role.get(role)
+        if not revs:
+            raise UnknownRole(role, work_date)
+        rate = rate_on(revs, role, work_date)
+        return revs[0].hourly_rate if rate is None else rate
+
+
 class TimeAccumulator:
     """Prices time entries page by page, so a large period never sits in memory at once.
 
@@ -80,23 +110,12 @@ class TimeAccumulator:
 
     def __init__(self, revisions: Iterable[RateRevision], currency: str) -> None:
         self._currency = currency
-        self._by_role: dict[str, list[RateRevision]] = defaultdict(list)
-        for rev in revisions:
-            self._by_role[rev.role].append(rev)
-        for revs in self._by_role.values():
-            revs.sort(key=lambda r: r.effective_from)
+        self._rates = RateTable(revisions)
         self._hours: dict[tuple[str, Decimal], Decimal] = defaultdict(lambda: ZERO)
         self.entries = 0
 
-    def _rate(self, role: str, work_date: date) -> Decimal:
-        revs = self._by_role.get(role)
-        if not revs:
-            raise UnknownRole(role, work_date)
-        rate = rate_on(revs, role, work_date)
-        return revs[0].hourly_rate if rate is None else rate
-
     def add(self, role: str, work_date: date, hours: Decimal) -> None:
-        self._hours[(role, self._rate(role, work_date))] += hours
+        self._hours[(role, self._rates.rate(role, work_date))] += hours
         self.entries += 1
 
     @property
