@@ -1,0 +1,165 @@
+"""Contract amendments: whether one can be applied to the current terms, and applying it.
+
+An amendment never rewrites what was already invoiced: it takes effect after the latest
+invoiced period, rate changes become new effective-dated revisions (the old rates still price
+earlier work), and milestones are only ever added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
+
+from domain.models import Amendment, Milestone
+from domain.money import Money, MoneyError, check_minor_units
+from domain.periods import Period
+from domain.pricing import RateRevision
+
+
+class Terms(BaseModel):
+    """The commercial terms of a contract as amended so far, and what has been invoiced."""
+
+    currency: str
+    start_date: date
+    end_date: date
+    not_to_exceed: Money | None = None
+    rates: list[RateRevision] = Field(default_factory=list)
+    milestones: list[Milestone] = Field(default_factory=list)
+    invoiced_periods: list[str] = Field(default_factory=list)  # "YYYY-MM"
+    invoiced_milestones: list[str] = Field(default_factory=list)
+
+    @property
+    def latest_invoiced_period(self) -> Period | None:
+        """The latest period already invoiced, if any."""
+        return max((Period.parse(p) for p in self.invoiced_periods), default=None)
+
+
+class AmendmentRejected(ValueError):
+    """An amendment that cannot be applied to the terms; ``reason`` says why."""
+
+    def __init__(self, amendment_id: str, reason: str) -> None:
+        super().__init__(f"amendment {amendment_id} rejected: {reason}")
+        self.reason = reason
+
+
+def _money_problem(field: str, amount: Decimal, currency: str) -> str | None:
+    try:
+        check_minor_units(amount, currency)
+    except MoneyError as exc:
+        return f"{field} {exc}."
+    if amount <= 0:
+        return f"{field} must be greater than zero, got {amount}."
+    return None
+
+
+def _dates_problem(terms: Terms, amendment: Amendment) -> str | None:
+    latest = terms.latest_invoiced_period
+    end = amendment.end_date
+    if end is not None:
+        if end < terms.start_date:
+            return f"end_date {end} is before the contract start date {terms.start_date}."
+        if latest is not None and end < latest.first_day:
+            return (
+                f"end_date {end} is before {latest}, which is already invoiced; "
+                f"the contract cannot end before {latest.first_day}."
+            )
+    effective = amendment.effective_date
+    if latest is not None and Period.of(effective) <= latest:
+        return (
+            f"effective_date {effective} falls in or before {latest}, which is already "
+            f"invoiced; an amendment can take effect from {latest.next().first_day}."
+        )
+    if effective < terms.start_date:
+        return f"effective_date {effective} is before the contract start date {terms.start_date}."
+    new_end = end or terms.end_date
+    if effective > new_end:
+        return f"effective_date {effective} is after the contract end date {new_end}."
+    return None
+
+
+def _milestones_problem(terms: Terms, milestones: Iterable[Milestone]) -> str | None:
+    used = {m.milestone_id for m in terms.milestones}
+    invoiced = set(terms.invoiced_milestones)
+    added: set[str] = set()
+    for i, milestone in enumerate(milestones):
+        field = f"add_milestones[{i}]"
+        mid = milestone.milestone_id
+        if mid in invoiced:
+            return f"{field}.milestone_id {mid!r} was already invoiced."
+        if mid in used:
+            return f"{field}.milestone_id {mid!r} is already used by the contract."
+        if mid in added:
+            return f"{field}.milestone_id {mid!r} appears twice in the amendment."
+        added.add(mid)
+        problem = _money_problem(f"{field}.amount", milestone.amount, terms.currency)
+        if problem:
+            return problem
+    return None
+
+
+def _rates_problem(terms: Terms, amendment: Amendment) -> str | None:
+    roles: set[str] = set()
+    for i, entry in enumerate(amendment.rate_card):
+        field = f"rate_card[{i}]"
+        if entry.role in roles:
+            return f"{field}.role {entry.role!r} appears twice in the amendment's rate card."
+        roles.add(entry.role)
+        problem = _money_problem(f"{field}.hourly_rate", entry.hourly_rate, terms.currency)
+        if problem:
+            return problem
+    return None
+
+
+def check_amendment(terms: Terms, amendment: Amendment) -> str | None:
+    """Whether ``amendment`` can be applied to ``terms``.
+
+    Whether a new not-to-exceed is below what was already billed is not checked here: the
+    terms do not carry billing totals, and the caller that does knows.
+
+    Returns:
+        ``None`` when it can be applied, otherwise one sentence naming the field at fault.
+    """
+    problem = (
+        _dates_problem(terms, amendment)
+        or _milestones_problem(terms, amendment.add_milestones)
+        or _rates_problem(terms, amendment)
+    )
+    if problem:
+        return problem
+    if amendment.not_to_exceed is not None:
+        return _money_problem("not_to_exceed", amendment.not_to_exceed, terms.currency)
+    return None
+
+
+def apply_amendment(terms: Terms, amendment: Amendment) -> Terms:
+    """The terms after ``amendment``: a new terms object, ``terms`` is left as it was.
+
+    Each rate card entry becomes a revision effective from the amendment's effective date;
+    milestones are appended; the end date and the cap are replaced when the amendment gives
+    them.
+
+    Raises:
+        AmendmentRejected: ``check_amendment`` refuses the amendment.
+    """
+    reason = check_amendment(terms, amendment)
+    if reason is not None:
+        raise AmendmentRejected(amendment.amendment_id, reason)
+    revisions = [
+        RateRevision(
+            role=entry.role, hourly_rate=entry.hourly_rate, effective_from=amendment.effective_date
+        )
+        for entry in amendment.rate_card
+    ]
+    return terms.model_copy(
+        update={
+            "rates": [*terms.rates, *revisions],
+            "milestones": [*terms.milestones, *amendment.add_milestones],
+            "end_date": amendment.end_date or terms.end_date,
+            "not_to_exceed": (
+                terms.not_to_exceed if amendment.not_to_exceed is None else amendment.not_to_exceed
+            ),
+        }
+    )
