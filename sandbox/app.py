@@ -18,6 +18,8 @@ from sandbox import (
     erp,
     erp_billing,
     erp_contracts,
+    erp_credit,
+    erp_revenue,
     payments,
     psa,
     psa_work,
@@ -36,7 +38,13 @@ log = get_logger(__name__)
 #: The routers of each system, mounted at its root (``SYSTEM_ROOTS``).
 SYSTEM_ROUTERS: dict[str, tuple[APIRouter, ...]] = {
     "crm": (crm.router,),
-    "erp": (erp.router, erp_contracts.router, erp_billing.router),
+    "erp": (
+        erp.router,
+        erp_contracts.router,
+        erp_billing.router,
+        erp_credit.router,
+        erp_revenue.router,
+    ),
     "psa": (psa.router, psa_work.router),
     "tax": (tax.router,),
     "payments": (payments.router,),

@@ -12,13 +12,16 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, String, TypeDecorator, delete, event, inspect
-from sqlalchemy.engine import Dialect, Engine, make_url
+from sqlalchemy.engine import Dialect, Engine, Inspector, make_url
 from sqlalchemy.orm import registry
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
+from c2c.logs import get_logger
 from sandbox.errors import invalid, not_found
 from sandbox.http import note_write
+
+log = get_logger(__name__)
 
 
 def utcnow() -> datetime:
@@ -153,8 +156,18 @@ class Database:
         self._lock_reads = memory
 
     def create_tables(self) -> bool:
-        """Create missing tables; return whether the database was new (had no sandbox tables)."""
-        new = not inspect(self.engine).has_table(IdSequence.__tablename__)
+        """Create missing tables; return whether the database was new (or had to be rebuilt).
+
+        A database left by an older sandbox whose tables lack a column, or disagree on whether
+        one may be empty, is rebuilt empty: its records are stand-in data, and a table half
+        in the old shape would answer every request that touches it with a ``500``.
+        """
+        inspector = inspect(self.engine)
+        new = not inspector.has_table(IdSequence.__tablename__)
+        if not new and _schema_changed(inspector):
+            log.warning("sandbox tables are from an older version; rebuilding them empty")
+            SandboxModel.metadata.drop_all(self.engine)
+            new = True
         SandboxModel.metadata.create_all(self.engine)
         return new
 
@@ -198,6 +211,18 @@ def clear_tables(session: Session) -> None:
     """Delete every row of every sandbox table."""
     for table in reversed(SandboxModel.metadata.sorted_tables):
         session.execute(delete(table))
+
+
+def _schema_changed(inspector: Inspector) -> bool:
+    """Whether an existing sandbox table differs from its model in columns or nullability."""
+    for table in SandboxModel.metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        found = {c["name"]: bool(c["nullable"]) for c in inspector.get_columns(table.name)}
+        wanted = {c.name: bool(c.nullable) for c in table.columns}
+        if found != wanted:
+            return True
+    return False
 
 
 def _sqlite_pragmas(*, wal: bool) -> Any:

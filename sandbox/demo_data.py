@@ -55,19 +55,23 @@ JURISDICTIONS: list[tuple[str, str, str | None, str, str]] = [
 RATE_BASES = {"EUR": Decimal("0.92"), "GBP": Decimal("0.79"), "JPY": Decimal("150")}
 RATES_FROM = date(2024, 1, 1)
 RATES_TO = date(2028, 12, 31)
+SATURDAY = 5
 
 
 @cache
 def daily_rates() -> list[dict[str, Any]]:
-    """A deterministic rate per currency and day: each swings ±3 % on a 240-day cycle."""
+    """A deterministic rate per currency and business day: each swings ±3 % on a 240-day
+    cycle. Like published reference rates there are none on weekends; the ERP answers the
+    Friday rate for a Saturday or Sunday."""
     rows: list[dict[str, Any]] = []
     for phase, (currency, base) in enumerate(RATE_BASES.items()):
-        current = RATES_FROM
-        while current <= RATES_TO:
+        for offset in range((RATES_TO - RATES_FROM).days + 1):
+            current = RATES_FROM + timedelta(days=offset)
+            if current.weekday() >= SATURDAY:
+                continue
             swing = abs((current.toordinal() + 80 * phase) % 240 - 120) - 60
             per_usd = (base * (1 + Decimal(swing) / 2000)).quantize(Decimal("0.000001"))
             rows.append({"currency": currency, "rate_date": current, "per_usd": per_usd})
-            current += timedelta(days=1)
     return rows
 
 

@@ -1,7 +1,8 @@
 """ERP stand-in (``/erp/v1``), master data: legal entities, customers, projects, exchange rates.
 
-The ERP's tables all live here; contracts are served by ``sandbox.erp_contracts``, invoices
-and payments by ``sandbox.erp_billing``, on the same root.
+The ERP's tables all live here; on the same root, contracts and their amendments are served by
+``sandbox.erp_contracts``, invoices and payments by ``sandbox.erp_billing``, credit notes and
+cash applications by ``sandbox.erp_credit``, revenue and balances by ``sandbox.erp_revenue``.
 """
 
 from __future__ import annotations
@@ -101,11 +102,15 @@ class ErpContract(Row, table=True):
     retainer_included_hours: Decimal | None = Field(default=None, sa_type=DecimalText)
     billing_schedule: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     revenue_schedule: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    #: ``{amendment_id, effective_date, reason, applied_at, request_hash}`` in applied order.
+    amendments: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     status: str = "active"
     created_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class ErpInvoice(Row, table=True):
+    """An invoice; ``balance`` is always ``total - amount_paid - credit_applied``."""
+
     __tablename__ = "erp_invoice"
 
     invoice_id: str = Field(unique=True)
@@ -119,6 +124,8 @@ class ErpInvoice(Row, table=True):
     currency: str
     period: str | None = Field(default=None, index=True)
     milestone_id: str | None = None
+    #: The business key, unique per contract among invoices that are not void.
+    reference: str | None = Field(default=None, index=True)
     invoice_date: date
     due_on: date
     lines: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
@@ -126,16 +133,27 @@ class ErpInvoice(Row, table=True):
     tax: Decimal = Field(sa_type=DecimalText)
     total: Decimal = Field(sa_type=DecimalText)
     amount_paid: Decimal = Field(sa_type=DecimalText)
+    #: Total of the credit notes against this invoice.
+    credited_amount: Decimal = Field(sa_type=DecimalText)
+    #: Credit (from its own credit notes or applied customer credit) that settled it.
+    credit_applied: Decimal = Field(sa_type=DecimalText)
     balance: Decimal = Field(sa_type=DecimalText)
+    functional_currency: str | None = None
+    exchange_rate: Decimal | None = Field(default=None, sa_type=DecimalText)
+    functional_subtotal: Decimal | None = Field(default=None, sa_type=DecimalText)
+    functional_tax: Decimal | None = Field(default=None, sa_type=DecimalText)
+    functional_total: Decimal | None = Field(default=None, sa_type=DecimalText)
     issued_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class ErpPayment(Row, table=True):
+    """Cash received; what is not applied to an invoice is the customer's unapplied cash."""
+
     __tablename__ = "erp_payment"
 
     payment_id: str = Field(unique=True)
-    invoice_id: str = Field(index=True)
+    invoice_id: str | None = Field(default=None, index=True)
     contract_id: str = Field(index=True)
     amount: Decimal = Field(sa_type=DecimalText)
     applied_amount: Decimal = Field(sa_type=DecimalText)
@@ -146,8 +164,68 @@ class ErpPayment(Row, table=True):
     created_at: datetime = Field(sa_type=UtcDateTime)
 
 
+class ErpCreditNote(Row, table=True):
+    """A credit against an issued invoice: what the invoice's balance cannot absorb is
+    customer credit (``unapplied_amount``) until applied to another invoice."""
+
+    __tablename__ = "erp_credit_note"
+
+    credit_note_id: str = Field(unique=True)
+    number: str = Field(unique=True)
+    invoice_id: str = Field(index=True)
+    contract_id: str = Field(index=True)
+    currency: str
+    reason: str
+    lines: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    subtotal: Decimal = Field(sa_type=DecimalText)
+    tax: Decimal = Field(sa_type=DecimalText)
+    total: Decimal = Field(sa_type=DecimalText)
+    applied_amount: Decimal = Field(sa_type=DecimalText)
+    unapplied_amount: Decimal = Field(sa_type=DecimalText)
+    request_hash: str
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class ErpCashApplication(Row, table=True):
+    """Unapplied cash of a payment, or customer credit of a credit note, applied to an invoice."""
+
+    __tablename__ = "erp_cash_application"
+
+    application_id: str = Field(unique=True)
+    #: ``payment`` or ``credit_note``.
+    source: str
+    source_id: str = Field(index=True)
+    invoice_id: str = Field(index=True)
+    contract_id: str
+    amount: Decimal = Field(sa_type=DecimalText)
+    currency: str
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class ErpRevenueEntry(Row, table=True):
+    """Revenue recognised on a contract in a period; a negative amount is a catch-up."""
+
+    __tablename__ = "erp_revenue_entry"
+
+    entry_id: str = Field(unique=True)
+    erp_contract_id: str = Field(index=True)
+    contract_id: str
+    period: str
+    amount: Decimal = Field(sa_type=DecimalText)
+    currency: str
+    method: str
+    description: str
+    recognised_on: date
+    request_hash: str
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
 class ErpExchangeRate(Row, table=True):
-    """Units of ``currency`` per US dollar on ``rate_date``; cross rates go through USD."""
+    """Units of ``currency`` per US dollar from ``rate_date``; cross rates go through USD.
+
+    As in a real ERP's rate table, a rate holds until the next one: the rate of a day without
+    one (a weekend, a holiday) is the latest before it.
+    """
 
     __tablename__ = "erp_exchange_rate"
     __table_args__ = (UniqueConstraint("currency", "rate_date"),)
@@ -370,25 +448,35 @@ def get_exchange_rate(
     to_currency: Annotated[str, Query(alias="to")],
     on: Annotated[date, Query(alias="date")],
 ) -> dict[str, Any]:
+    """The rate in force on ``date``: the latest on or before it. ``rate_date`` is the day of
+    the oldest rate used, so a caller can see how stale the answer is."""
     per_usd: dict[str, Decimal] = {"USD": Decimal(1)}
+    rate_date = on
     with db.read() as session:
         for currency in {from_currency, to_currency} - {"USD"}:
-            rate = _per_usd(session, currency, on)
-            if rate is None:
+            found = _rate_on(session, currency, on)
+            if found is None:
                 pair = f"{from_currency}/{to_currency} on {on.isoformat()}"
                 raise not_found("exchange rate", pair)
-            per_usd[currency] = rate
+            per_usd[currency] = found.per_usd
+            rate_date = min(rate_date, found.rate_date)
     rate = (per_usd[to_currency] / per_usd[from_currency]).quantize(RATE_PLACES)
-    return {"from": from_currency, "to": to_currency, "date": day(on), "rate": dec(rate)}
+    return {
+        "from": from_currency,
+        "to": to_currency,
+        "date": day(on),
+        "rate_date": day(rate_date),
+        "rate": dec(rate),
+    }
 
 
-def _per_usd(session: Session, currency: str, on: date) -> Decimal | None:
-    rate = session.exec(
-        select(ErpExchangeRate).where(
-            col(ErpExchangeRate.currency) == currency, col(ErpExchangeRate.rate_date) == on
-        )
+def _rate_on(session: Session, currency: str, on: date) -> ErpExchangeRate | None:
+    return session.exec(
+        select(ErpExchangeRate)
+        .where(col(ErpExchangeRate.currency) == currency, col(ErpExchangeRate.rate_date) <= on)
+        .order_by(col(ErpExchangeRate.rate_date).desc())
+        .limit(1)
     ).first()
-    return None if rate is None else rate.per_usd
 
 
 def _project(session: Session, project_id: str) -> ErpProject:

@@ -1,4 +1,9 @@
-"""ERP stand-in (``/erp/v1``), contracts: terms, rate card, milestones, and their schedules."""
+"""ERP stand-in (``/erp/v1``), contracts: terms, rate card, milestones, their schedules, and the
+amendments that change them.
+
+The rate card is a list of effective-dated revisions: an amendment adds revisions and never
+rewrites the rates that priced work already billed.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
 from sqlmodel import Session
@@ -21,11 +27,14 @@ from sandbox.schemas import (
     Body,
     Currency,
     Key,
+    LongText,
     Text,
     check_amount,
     check_unique,
     day,
     dec,
+    fingerprint,
+    normalised,
     opt_dec,
     timestamp,
 )
@@ -77,7 +86,20 @@ class ScheduleLineIn(_Open):
 class BillingScheduleIn(Body):
     frequency: Literal["monthly"]
     bill_on: Literal["period_close"]
+    #: When a completed milestone is invoiced: at the next period close, or at once.
+    milestone_invoicing: Literal["period_close", "on_completion"] | None = None
     lines: list[ScheduleLineIn] = PydanticField(min_length=1, max_length=100)
+
+
+class AmendmentIn(Body):
+    amendment_id: Key
+    effective_date: date
+    end_date: date | None = None
+    not_to_exceed: Money | None = None
+    contract_value: Money | None = None
+    rate_card: list[RateIn] = PydanticField(default_factory=list, max_length=500)
+    add_milestones: list[MilestoneIn] = PydanticField(default_factory=list, max_length=500)
+    reason: LongText
 
 
 class RevenueScheduleIn(_Open):
@@ -104,6 +126,9 @@ def contract_out(contract: ErpContract) -> dict[str, Any]:
         "retainer_included_hours": opt_dec(contract.retainer_included_hours),
         "billing_schedule": contract.billing_schedule,
         "revenue_schedule": contract.revenue_schedule,
+        "amendments": [
+            {k: v for k, v in a.items() if k != "request_hash"} for a in contract.amendments
+        ],
         "status": contract.status,
         "created_at": timestamp(contract.created_at),
     }
@@ -197,6 +222,117 @@ def put_billing_schedule(erp_contract_id: str, body: BillingScheduleIn, db: Db) 
 @router.put("/contracts/{erp_contract_id}/revenue-schedule")
 def put_revenue_schedule(erp_contract_id: str, body: RevenueScheduleIn, db: Db) -> dict[str, Any]:
     return _replace_schedule(db, erp_contract_id, "revenue_schedule", body)
+
+
+@router.post("/contracts/{erp_contract_id}/amendments", status_code=201, response_model=None)
+def amend_contract(
+    erp_contract_id: str, body: AmendmentIn, db: Db
+) -> dict[str, Any] | JSONResponse:
+    """Apply an amendment to the contract's terms, once per ``amendment_id``."""
+    with db.write() as session:
+        contract = get_contract(session, erp_contract_id)
+        request_hash = _amendment_hash(body, contract.currency)
+        existing = next(
+            (a for a in contract.amendments if a["amendment_id"] == body.amendment_id), None
+        )
+        if existing is not None:
+            if existing["request_hash"] != request_hash:
+                raise duplicate(
+                    f"amendment {body.amendment_id!r} was applied with other content",
+                    body.amendment_id,
+                )
+            return JSONResponse(contract_out(contract), status_code=200)
+        _check_amendment(body, contract)
+        _apply_amendment(body, contract)
+        # New lists, so that the JSON columns are seen as changed.
+        contract.amendments = [
+            *contract.amendments,
+            {
+                "amendment_id": body.amendment_id,
+                "effective_date": day(body.effective_date),
+                "reason": body.reason,
+                "applied_at": timestamp(utcnow()),
+                "request_hash": request_hash,
+            },
+        ]
+        session.add(contract)
+        return contract_out(contract)
+
+
+def _amendment_hash(body: AmendmentIn, currency: str) -> str:
+    content = body.model_dump(mode="json")
+    for name in ("not_to_exceed", "contract_value"):
+        amount = getattr(body, name)
+        content[name] = None if amount is None else normalised(amount, currency)
+    for rate, sent in zip(content["rate_card"], body.rate_card, strict=True):
+        rate["hourly_rate"] = normalised(sent.hourly_rate, currency)
+    for milestone, sent_m in zip(content["add_milestones"], body.add_milestones, strict=True):
+        milestone["amount"] = normalised(sent_m.amount, currency)
+    return fingerprint(content)
+
+
+def _check_amendment(body: AmendmentIn, contract: ErpContract) -> None:
+    """The rules of an amendment, each failure naming its field."""
+    ccy = contract.currency
+    if body.effective_date < contract.start_date:
+        raise invalid(
+            "invalid_dates",
+            f"effective_date must not be before the contract's start {day(contract.start_date)}",
+            "effective_date",
+        )
+    if body.end_date is not None and body.end_date < contract.start_date:
+        raise invalid(
+            "invalid_dates",
+            f"end_date must not be before the contract's start {day(contract.start_date)}",
+            "end_date",
+        )
+    _check_optional(body.not_to_exceed, ccy, "not_to_exceed")
+    if body.contract_value is not None:
+        check_amount(body.contract_value, ccy, "contract_value")
+    seen: set[tuple[str, date]] = set()
+    for i, rate in enumerate(body.rate_card):
+        check_amount(rate.hourly_rate, ccy, f"rate_card.{i}.hourly_rate", positive=True)
+        if rate.effective_from < contract.start_date:
+            raise invalid(
+                "invalid_dates",
+                f"a rate cannot take effect before the contract's start {day(contract.start_date)}",
+                f"rate_card.{i}.effective_from",
+            )
+        if (rate.role, rate.effective_from) in seen:
+            raise invalid(
+                "duplicate_key",
+                f"role {rate.role!r} has two rates from {day(rate.effective_from)}",
+                f"rate_card.{i}.effective_from",
+            )
+        seen.add((rate.role, rate.effective_from))
+    check_unique([m.milestone_id for m in body.add_milestones], "add_milestones", "milestone_id")
+    existing = {m["milestone_id"] for m in contract.milestones}
+    for i, milestone in enumerate(body.add_milestones):
+        check_amount(milestone.amount, ccy, f"add_milestones.{i}.amount", positive=True)
+        if milestone.milestone_id in existing:
+            raise invalid(
+                "milestone_exists",
+                f"contract {contract.erp_contract_id} has milestone {milestone.milestone_id} "
+                "already",
+                f"add_milestones.{i}.milestone_id",
+            )
+
+
+def _apply_amendment(body: AmendmentIn, contract: ErpContract) -> None:
+    dumped = body.model_dump(mode="json")
+    if dumped["rate_card"]:
+        # A revision for a role and date that exists replaces it; every other one is kept.
+        replaced = {(r["role"], r["effective_from"]) for r in dumped["rate_card"]}
+        kept = [r for r in contract.rate_card if (r["role"], r["effective_from"]) not in replaced]
+        contract.rate_card = [*kept, *dumped["rate_card"]]
+    if dumped["add_milestones"]:
+        contract.milestones = [*contract.milestones, *dumped["add_milestones"]]
+    if body.end_date is not None:
+        contract.end_date = body.end_date
+    if body.not_to_exceed is not None:
+        contract.not_to_exceed = body.not_to_exceed
+    if body.contract_value is not None:
+        contract.contract_value = body.contract_value
 
 
 def _check_optional(amount: Decimal | None, currency: str, field: str) -> None:

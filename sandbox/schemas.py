@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
-from domain.money import MINOR_UNITS, MoneyError, check_minor_units
+from domain.money import MINOR_UNITS, MoneyError, check_minor_units, round_money
 from sandbox.errors import invalid
 
 
@@ -29,6 +31,8 @@ def _supported_currency(value: str) -> str:
 Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")]
 #: A short free text.
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+#: A longer free text: a line description, the reason for a credit or an amendment.
+LongText = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 #: ISO 3166-1 alpha-2.
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 #: An ISO 4217 code that c2c bills in.
@@ -38,18 +42,29 @@ Currency = Annotated[
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
 
 
-def check_amount(amount: Decimal, currency: str, field: str, *, positive: bool = False) -> Decimal:
+def check_amount(
+    amount: Decimal, currency: str, field: str, *, positive: bool = False, signed: bool = False
+) -> Decimal:
     """``amount`` at the currency's scale; ``422`` naming ``field`` if it needs rounding or is
-    negative (or zero, when ``positive``)."""
+    negative (unless ``signed``), or is not above zero (when ``positive``)."""
     try:
         exact = check_minor_units(amount, currency)
     except MoneyError as exc:
         raise invalid("invalid_amount", str(exc), field) from None
     if positive and exact <= 0:
         raise invalid("invalid_amount", "must be greater than zero", field)
-    if exact < 0:
+    if exact < 0 and not signed:
         raise invalid("invalid_amount", "must not be negative", field)
     return exact
+
+
+def normalised(amount: Decimal, currency: str) -> str:
+    """``amount`` at the currency's scale for a fingerprint (``"700"`` → ``"700.00"``); an
+    amount that cannot be scaled is kept as sent (its request is refused anyway)."""
+    try:
+        return dec(round_money(amount, currency))
+    except (ArithmeticError, MoneyError):
+        return dec(amount)
 
 
 def check_unique(values: Iterable[str], field: str, key: str) -> None:
@@ -59,6 +74,17 @@ def check_unique(values: Iterable[str], field: str, key: str) -> None:
         if value in seen:
             raise invalid("duplicate_key", f"{key} {value!r} appears twice", f"{field}.{i}.{key}")
         seen.add(value)
+
+
+def fingerprint(content: Any) -> str:
+    """A hash of a record's defining content (JSON-able), to tell a repeat from a conflict.
+
+    Records whose id the caller chooses (a credit note, a revenue entry) answer a repeat of
+    the same request ``200`` and another request under the same id ``409``; amounts are
+    normalised to the currency's scale before hashing, so ``"700"`` repeats ``"700.00"``.
+    """
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def dec(value: Decimal) -> str:

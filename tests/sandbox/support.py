@@ -62,6 +62,13 @@ def ok(response: httpx.Response, status: int = 200) -> Any:
     return response.json()
 
 
+def error(response: httpx.Response, status: int = 422) -> dict[str, Any]:
+    """The ``error`` object of a refusal, after checking its status."""
+    assert response.status_code == status, (response.status_code, response.text)
+    payload: dict[str, Any] = response.json()["error"]
+    return payload
+
+
 @dataclass(frozen=True)
 class ErpContractRefs:
     contract_id: str
@@ -166,8 +173,10 @@ def invoice_body(
     subtotal: str | None = None,
     total: str | None = None,
     milestone_id: str | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
-    """An invoice request whose figures add up unless told otherwise."""
+    """An invoice request whose figures add up unless told otherwise; ``extra`` fields
+    (``reference``, the functional amounts) are added as given."""
     computed_subtotal = sum((Decimal(a) for a in amounts), Decimal(0))
     subtotal = subtotal or str(computed_subtotal)
     return {
@@ -197,4 +206,58 @@ def invoice_body(
         "subtotal": subtotal,
         "tax": tax,
         "total": total or str(Decimal(subtotal) + Decimal(tax)),
+        **extra,
     }
+
+
+def create_invoice(client: httpx.Client, refs: ErpContractRefs, **kwargs: Any) -> dict[str, Any]:
+    """A draft invoice (``kwargs`` as for ``invoice_body``)."""
+    invoice: dict[str, Any] = ok(
+        client.post("/erp/v1/invoices", json=invoice_body(refs, **kwargs)), 201
+    )
+    return invoice
+
+
+def issued_invoice(client: httpx.Client, refs: ErpContractRefs, **kwargs: Any) -> dict[str, Any]:
+    """An issued invoice (``kwargs`` as for ``invoice_body``)."""
+    invoice = create_invoice(client, refs, **kwargs)
+    issued: dict[str, Any] = ok(client.post(f"/erp/v1/invoices/{invoice['invoice_id']}/issue"))
+    return issued
+
+
+#: A PSA project request (a T&M project with one milestone).
+PROJECT = {
+    "contract_id": "C-2001",
+    "name": "Data platform",
+    "customer_name": "Acme Corp",
+    "erp_project_id": "PRJ-000001",
+    "currency": "USD",
+    "start_date": "2026-09-01",
+    "end_date": "2026-12-31",
+    "project_template": "standard",
+    "rate_card": [{"role": "consultant", "hourly_rate": "150.00"}],
+    "milestones": [{"milestone_id": "M1", "name": "Design", "amount": "5000.00"}],
+}
+
+
+def active_project(client: httpx.Client) -> str:
+    """The id of a new, active PSA project made from ``PROJECT``."""
+    project_id: str = ok(client.post("/psa/v1/projects", json=PROJECT), 201)["project_id"]
+    ok(client.post(f"/psa/v1/projects/{project_id}/activate"))
+    return project_id
+
+
+def log_time(
+    client: httpx.Client, project_id: str, work_date: str, *, approved: bool = True, **extra: Any
+) -> httpx.Response:
+    """Log eight billable hours (``extra`` overrides any field) and answer the response."""
+    body = {
+        "consultant_id": "ann",
+        "role": "consultant",
+        "work_date": work_date,
+        "hours": "8",
+        "billable": True,
+        "approved": approved,
+        **extra,
+    }
+    return client.post(f"/psa/v1/projects/{project_id}/time-entries", json=body)

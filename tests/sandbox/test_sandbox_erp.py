@@ -7,26 +7,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.sandbox.support import ErpContractRefs, create_erp_contract, invoice_body, ok
-
-
-def create_invoice(client: httpx.Client, refs: ErpContractRefs, **kwargs: Any) -> dict[str, Any]:
-    invoice: dict[str, Any] = ok(
-        client.post("/erp/v1/invoices", json=invoice_body(refs, **kwargs)), 201
-    )
-    return invoice
-
-
-def issued_invoice(client: httpx.Client, refs: ErpContractRefs, **kwargs: Any) -> dict[str, Any]:
-    invoice = create_invoice(client, refs, **kwargs)
-    issued: dict[str, Any] = ok(client.post(f"/erp/v1/invoices/{invoice['invoice_id']}/issue"))
-    return issued
-
-
-def error(response: httpx.Response, status: int = 422) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    payload: dict[str, Any] = response.json()["error"]
-    return payload
+from tests.sandbox.support import (
+    create_erp_contract,
+    create_invoice,
+    error,
+    invoice_body,
+    issued_invoice,
+    ok,
+)
 
 
 def test_provisioning_refuses_unknown_references_and_currencies(client: httpx.Client) -> None:

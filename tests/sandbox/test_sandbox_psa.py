@@ -3,45 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import httpx
 
-from tests.sandbox.support import ok
-
-PROJECT = {
-    "contract_id": "C-2001",
-    "name": "Data platform",
-    "customer_name": "Acme Corp",
-    "erp_project_id": "PRJ-000001",
-    "currency": "USD",
-    "start_date": "2026-09-01",
-    "end_date": "2026-12-31",
-    "project_template": "standard",
-    "rate_card": [{"role": "consultant", "hourly_rate": "150.00"}],
-    "milestones": [{"milestone_id": "M1", "name": "Design", "amount": "5000.00"}],
-}
-
-
-def active_project(client: httpx.Client) -> str:
-    project_id: str = ok(client.post("/psa/v1/projects", json=PROJECT), 201)["project_id"]
-    ok(client.post(f"/psa/v1/projects/{project_id}/activate"))
-    return project_id
-
-
-def log_time(
-    client: httpx.Client, project_id: str, work_date: str, *, approved: bool = True, **extra: Any
-) -> httpx.Response:
-    body = {
-        "consultant_id": "ann",
-        "role": "consultant",
-        "work_date": work_date,
-        "hours": "8",
-        "billable": True,
-        "approved": approved,
-        **extra,
-    }
-    return client.post(f"/psa/v1/projects/{project_id}/time-entries", json=body)
+from tests.sandbox.support import PROJECT, active_project, log_time, ok
 
 
 def test_project_life_cycle(client: httpx.Client) -> None:

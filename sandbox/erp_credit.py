@@ -1,0 +1,361 @@
+"""ERP stand-in (``/erp/v1``), corrections and cash application: credit notes, and unapplied
+cash or customer credit applied to invoices.
+
+An issued invoice is never edited: a credit note corrects it. The credit first lowers the
+invoice's open balance; what the balance cannot absorb (the invoice was paid already) is
+customer credit, held on the credit note as ``unapplied_amount`` until it is applied to
+another invoice of the same contract, as unapplied cash of a payment is.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import Field as PydanticField
+from sqlmodel import Session
+
+from domain.money import Money, round_money
+from sandbox.db import Db, find, get_or_404, get_referenced, next_number, utcnow
+from sandbox.erp import ErpCashApplication, ErpCreditNote, ErpInvoice, ErpPayment
+from sandbox.erp_billing import (
+    NOT_ISSUED,
+    application_out,
+    applications_of,
+    get_invoice,
+    settle,
+)
+from sandbox.errors import duplicate, invalid
+from sandbox.paging import Page, PageQuery, equal_to, paginate
+from sandbox.schemas import (
+    Body,
+    Key,
+    LongText,
+    check_amount,
+    check_unique,
+    dec,
+    fingerprint,
+    normalised,
+    timestamp,
+)
+
+router = APIRouter(tags=["erp"])
+
+Source = Literal["payment", "credit_note"]
+
+
+class CreditLineIn(Body):
+    line_id: Key
+    description: LongText
+    amount: Money
+    tax_amount: Money
+
+
+class CreditNoteIn(Body):
+    credit_note_id: Key
+    reason: LongText
+    lines: list[CreditLineIn] = PydanticField(min_length=1, max_length=1000)
+    subtotal: Money
+    tax: Money
+    total: Money
+
+
+class ApplicationIn(Body):
+    application_id: Key
+    invoice_id: str
+    amount: Money
+
+
+def credit_note_out(note: ErpCreditNote, applications: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "credit_note_id": note.credit_note_id,
+        "number": note.number,
+        "invoice_id": note.invoice_id,
+        "contract_id": note.contract_id,
+        "currency": note.currency,
+        "reason": note.reason,
+        "lines": note.lines,
+        "subtotal": dec(note.subtotal),
+        "tax": dec(note.tax),
+        "total": dec(note.total),
+        "applied_amount": dec(note.applied_amount),
+        "unapplied_amount": dec(note.unapplied_amount),
+        "applications": applications,
+        "created_at": timestamp(note.created_at),
+    }
+
+
+def _note_out(session: Session, note: ErpCreditNote) -> dict[str, Any]:
+    return credit_note_out(note, applications_of(session, "credit_note", note.credit_note_id))
+
+
+@router.post("/invoices/{invoice_id}/credit-notes", status_code=201, response_model=None)
+def create_credit_note(
+    invoice_id: str, body: CreditNoteIn, db: Db
+) -> dict[str, Any] | JSONResponse:
+    with db.write() as session:
+        invoice = get_invoice(session, invoice_id)
+        ccy = invoice.currency
+        request_hash = _credit_note_hash(invoice_id, body, ccy)
+        existing = find(session, ErpCreditNote, ErpCreditNote.credit_note_id, body.credit_note_id)
+        if existing is not None:
+            if existing.request_hash != request_hash:
+                raise duplicate(
+                    f"credit note {body.credit_note_id!r} exists with other content",
+                    existing.credit_note_id,
+                )
+            return JSONResponse(_note_out(session, existing), status_code=200)
+        if invoice.status in NOT_ISSUED:
+            raise invalid(
+                "invoice_not_issued",
+                f"invoice {invoice_id} is {invoice.status}; only an issued invoice is credited",
+                "invoice_id",
+            )
+        total = _check_credit_note(body, invoice)
+        applied = min(total, invoice.balance)
+        invoice.credited_amount += total
+        settle(invoice, applied, by_credit=True)
+        note = ErpCreditNote(
+            credit_note_id=body.credit_note_id,
+            number=f"CN-{next_number(session, 'credit_note'):05d}",
+            invoice_id=invoice_id,
+            contract_id=invoice.contract_id,
+            currency=ccy,
+            reason=body.reason,
+            lines=body.model_dump(mode="json")["lines"],
+            subtotal=round_money(body.subtotal, ccy),
+            tax=round_money(body.tax, ccy),
+            total=total,
+            applied_amount=applied,
+            unapplied_amount=total - applied,
+            request_hash=request_hash,
+            created_at=utcnow(),
+        )
+        session.add_all([invoice, note])
+        return credit_note_out(note, [])
+
+
+@router.get("/credit-notes")
+def list_credit_notes(
+    db: Db, page: PageQuery, contract_id: str | None = None, invoice_id: str | None = None
+) -> dict[str, Any]:
+    where = equal_to(
+        (ErpCreditNote.contract_id, contract_id), (ErpCreditNote.invoice_id, invoice_id)
+    )
+    with db.read() as session:
+        return paginate(session, ErpCreditNote, page, lambda note: _note_out(session, note), *where)
+
+
+@router.get("/credit-notes/{credit_note_id}")
+def read_credit_note(credit_note_id: str, db: Db) -> dict[str, Any]:
+    with db.read() as session:
+        return _note_out(session, _credit_note(session, credit_note_id))
+
+
+@router.post("/payments/{payment_id}/applications", status_code=201, response_model=None)
+def apply_payment(payment_id: str, body: ApplicationIn, db: Db) -> dict[str, Any] | JSONResponse:
+    """Apply unapplied cash of a payment to an issued invoice of its contract."""
+    with db.write() as session:
+        payment = get_or_404(session, ErpPayment, ErpPayment.payment_id, payment_id, "payment")
+        replay = _replay(session, body, "payment", payment_id)
+        if replay is not None:
+            return replay
+        invoice, amount = _check_application(
+            session, body, payment.contract_id, payment.currency, payment.unapplied_amount
+        )
+        payment.applied_amount += amount
+        payment.unapplied_amount -= amount
+        settle(invoice, amount, by_credit=False)
+        application = _application(body, "payment", payment_id, invoice, amount)
+        session.add_all([payment, invoice, application])
+        return application_out(application)
+
+
+@router.post("/credit-notes/{credit_note_id}/applications", status_code=201, response_model=None)
+def apply_credit(credit_note_id: str, body: ApplicationIn, db: Db) -> dict[str, Any] | JSONResponse:
+    """Apply customer credit of a credit note to an issued invoice of its contract."""
+    with db.write() as session:
+        note = _credit_note(session, credit_note_id)
+        replay = _replay(session, body, "credit_note", credit_note_id)
+        if replay is not None:
+            return replay
+        invoice, amount = _check_application(
+            session, body, note.contract_id, note.currency, note.unapplied_amount
+        )
+        note.applied_amount += amount
+        note.unapplied_amount -= amount
+        settle(invoice, amount, by_credit=True)
+        application = _application(body, "credit_note", credit_note_id, invoice, amount)
+        session.add_all([note, invoice, application])
+        return application_out(application)
+
+
+@router.get("/payments/{payment_id}/applications")
+def list_payment_applications(payment_id: str, db: Db, page: PageQuery) -> dict[str, Any]:
+    with db.read() as session:
+        get_or_404(session, ErpPayment, ErpPayment.payment_id, payment_id, "payment")
+        return _applications_page(session, page, "payment", payment_id)
+
+
+@router.get("/credit-notes/{credit_note_id}/applications")
+def list_credit_applications(credit_note_id: str, db: Db, page: PageQuery) -> dict[str, Any]:
+    with db.read() as session:
+        _credit_note(session, credit_note_id)
+        return _applications_page(session, page, "credit_note", credit_note_id)
+
+
+def _applications_page(
+    session: Session, page: Page, source: Source, source_id: str
+) -> dict[str, Any]:
+    where = equal_to((ErpCashApplication.source, source), (ErpCashApplication.source_id, source_id))
+    return paginate(session, ErpCashApplication, page, application_out, *where)
+
+
+def _credit_note_hash(invoice_id: str, body: CreditNoteIn, currency: str) -> str:
+    return fingerprint(
+        {
+            "invoice_id": invoice_id,
+            "reason": body.reason,
+            "lines": [
+                [
+                    line.line_id,
+                    line.description,
+                    normalised(line.amount, currency),
+                    normalised(line.tax_amount, currency),
+                ]
+                for line in body.lines
+            ],
+            "amounts": [normalised(a, currency) for a in (body.subtotal, body.tax, body.total)],
+        }
+    )
+
+
+def _check_credit_note(body: CreditNoteIn, invoice: ErpInvoice) -> Decimal:
+    """The rules of a credit note, each failure naming its field; answers its total."""
+    ccy = invoice.currency
+    check_unique([line.line_id for line in body.lines], "lines", "line_id")
+    for i, line in enumerate(body.lines):
+        check_amount(line.amount, ccy, f"lines.{i}.amount")
+        check_amount(line.tax_amount, ccy, f"lines.{i}.tax_amount")
+    check_amount(body.subtotal, ccy, "subtotal")
+    check_amount(body.tax, ccy, "tax")
+    total = check_amount(body.total, ccy, "total", positive=True)
+    lines_sum = sum((line.amount for line in body.lines), Decimal(0))
+    if lines_sum != body.subtotal:
+        raise invalid(
+            "lines_do_not_add_up",
+            f"the lines add up to {dec(lines_sum)}, not to the subtotal {dec(body.subtotal)}",
+            "subtotal",
+        )
+    tax_sum = sum((line.tax_amount for line in body.lines), Decimal(0))
+    if tax_sum != body.tax:
+        raise invalid(
+            "lines_do_not_add_up",
+            f"the lines' tax adds up to {dec(tax_sum)}, not to the tax {dec(body.tax)}",
+            "tax",
+        )
+    if body.subtotal + body.tax != body.total:
+        raise invalid(
+            "total_mismatch",
+            f"subtotal + tax is {dec(body.subtotal + body.tax)}, not {dec(body.total)}",
+            "total",
+        )
+    creditable = invoice.total - invoice.credited_amount
+    if total > creditable:
+        raise invalid(
+            "exceeds_invoice",
+            f"invoice {invoice.invoice_id} can be credited {dec(creditable)} {ccy} more, "
+            f"not {dec(total)}",
+            "total",
+        )
+    return total
+
+
+def _replay(
+    session: Session, body: ApplicationIn, source: Source, source_id: str
+) -> JSONResponse | None:
+    """The existing application with ``body``'s id: ``200`` if the same, else ``409``."""
+    existing = find(
+        session, ErpCashApplication, ErpCashApplication.application_id, body.application_id
+    )
+    if existing is None:
+        return None
+    same = (existing.source, existing.source_id, existing.invoice_id) == (
+        source,
+        source_id,
+        body.invoice_id,
+    ) and existing.amount == body.amount
+    if not same:
+        raise duplicate(
+            f"application {body.application_id!r} exists with another source, invoice or amount",
+            existing.application_id,
+        )
+    return JSONResponse(application_out(existing), status_code=200)
+
+
+def _check_application(
+    session: Session, body: ApplicationIn, contract_id: str, currency: str, available: Decimal
+) -> tuple[ErpInvoice, Decimal]:
+    """The invoice ``body`` applies to and the amount, once every rule holds."""
+    invoice = get_referenced(
+        session,
+        ErpInvoice,
+        ErpInvoice.invoice_id,
+        body.invoice_id,
+        field="invoice_id",
+        kind="invoice",
+    )
+    if invoice.status in NOT_ISSUED:
+        raise invalid(
+            "invoice_not_issued", f"invoice {invoice.invoice_id} is {invoice.status}", "invoice_id"
+        )
+    if invoice.contract_id != contract_id:
+        raise invalid(
+            "contract_mismatch",
+            f"invoice {invoice.invoice_id} belongs to contract {invoice.contract_id}, "
+            f"not {contract_id}",
+            "invoice_id",
+        )
+    if invoice.currency != currency:
+        raise invalid(
+            "currency_mismatch",
+            f"invoice {invoice.invoice_id} is in {invoice.currency}, not {currency}",
+            "invoice_id",
+        )
+    amount = check_amount(body.amount, currency, "amount", positive=True)
+    if amount > available:
+        raise invalid(
+            "exceeds_unapplied",
+            f"only {dec(available)} {currency} is unapplied",
+            "amount",
+        )
+    if amount > invoice.balance:
+        raise invalid(
+            "exceeds_balance",
+            f"invoice {invoice.invoice_id} has a balance of {dec(invoice.balance)} {currency}",
+            "amount",
+        )
+    return invoice, amount
+
+
+def _application(
+    body: ApplicationIn, source: Source, source_id: str, invoice: ErpInvoice, amount: Decimal
+) -> ErpCashApplication:
+    return ErpCashApplication(
+        application_id=body.application_id,
+        source=source,
+        source_id=source_id,
+        invoice_id=invoice.invoice_id,
+        contract_id=invoice.contract_id,
+        amount=amount,
+        currency=invoice.currency,
+        created_at=utcnow(),
+    )
+
+
+def _credit_note(session: Session, credit_note_id: str) -> ErpCreditNote:
+    return get_or_404(
+        session, ErpCreditNote, ErpCreditNote.credit_note_id, credit_note_id, "credit note"
+    )
