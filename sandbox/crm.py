@@ -1,18 +1,26 @@
-"""CRM stand-in (``/crm/v1``): accounts with a parent hierarchy, and their activities."""
+"""CRM stand-in (``/crm/v1``): accounts with a parent hierarchy, and their activities.
+
+Activities are the account's timeline (meetings, calls, dunning reminders). One may name the
+records it is about in ``related_to`` (``{"invoice_id": ..., "contract_id": ...}``) and carry
+an ``activity_id`` chosen by the caller: the same id with the same content answers ``200``
+and the activity as it is, with other content ``409``, as real CRMs do with external ids.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 from pydantic import Field as PydanticField
+from sqlalchemy import JSON
 from sqlmodel import Field, Session, col
 
 from sandbox.db import Db, Row, UtcDateTime, find, get_or_404, get_referenced, next_id, utcnow
-from sandbox.errors import duplicate
+from sandbox.errors import duplicate, invalid
 from sandbox.paging import PageQuery, equal_to, paginate
-from sandbox.schemas import Body, Country, Email, Key, Text, timestamp
+from sandbox.schemas import Body, Country, Email, Key, Text, fingerprint, timestamp
 
 router = APIRouter(tags=["crm"])
 
@@ -36,10 +44,12 @@ class CrmActivity(Row, table=True):
 
     activity_id: str = Field(unique=True)
     crm_account_id: str = Field(index=True)
-    type: str
+    type: str = Field(index=True)
     subject: str
     body: str | None = None
+    related_to: dict[str, str] | None = Field(default=None, sa_type=JSON)
     occurred_at: datetime = Field(sa_type=UtcDateTime)
+    request_hash: str
 
 
 class AccountIn(Body):
@@ -52,11 +62,22 @@ class AccountIn(Body):
     billing_email: Email | None = None
 
 
+class RelatedToIn(Body):
+    """The records an activity is about."""
+
+    invoice_id: Key | None = None
+    contract_id: Key | None = None
+
+
 class ActivityIn(Body):
+    activity_id: Key | None = None
     type: str = PydanticField(min_length=1, max_length=40)
     subject: Text
     body: str | None = PydanticField(default=None, max_length=10_000)
+    related_to: RelatedToIn | None = None
     occurred_at: datetime | None = None
+    #: The day it happened, for activities without a time (a reminder sent that day).
+    occurred_on: date | None = None
 
 
 def account_out(account: CrmAccount) -> dict[str, Any]:
@@ -80,7 +101,9 @@ def activity_out(activity: CrmActivity) -> dict[str, Any]:
         "type": activity.type,
         "subject": activity.subject,
         "body": activity.body,
+        "related_to": activity.related_to,
         "occurred_at": timestamp(activity.occurred_at),
+        "occurred_on": activity.occurred_at.date().isoformat(),
     }
 
 
@@ -140,28 +163,72 @@ def get_hierarchy(crm_account_id: str, db: Db) -> dict[str, Any]:
         return {"account": account_out(account), "ancestors": ancestors}
 
 
-@router.post("/accounts/{crm_account_id}/activities", status_code=201)
-def create_activity(crm_account_id: str, body: ActivityIn, db: Db) -> dict[str, Any]:
+@router.post("/accounts/{crm_account_id}/activities", status_code=201, response_model=None)
+def create_activity(crm_account_id: str, body: ActivityIn, db: Db) -> dict[str, Any] | JSONResponse:
+    if body.occurred_at is not None and body.occurred_on is not None:
+        raise invalid(
+            "conflicting_fields", "give occurred_at or occurred_on, not both", "occurred_on"
+        )
+    related = body.related_to.model_dump(exclude_none=True) if body.related_to else None
+    request_hash = fingerprint(
+        {"crm_account_id": crm_account_id, **body.model_dump(mode="json", exclude_none=True)}
+    )
     with db.write() as session:
         _account(session, crm_account_id)
+        if body.activity_id is not None:
+            existing = find(session, CrmActivity, CrmActivity.activity_id, body.activity_id)
+            if existing is not None:
+                if existing.request_hash != request_hash:
+                    raise duplicate(
+                        f"activity {body.activity_id!r} exists with other content",
+                        existing.activity_id,
+                    )
+                return JSONResponse(activity_out(existing), status_code=200)
         activity = CrmActivity(
-            activity_id=next_id(session, "ACT"),
+            activity_id=body.activity_id or _new_activity_id(session),
             crm_account_id=crm_account_id,
             type=body.type,
             subject=body.subject,
             body=body.body,
-            occurred_at=body.occurred_at or utcnow(),
+            related_to=related or None,
+            occurred_at=_occurred_at(body),
+            request_hash=request_hash,
         )
         session.add(activity)
         return activity_out(activity)
 
 
 @router.get("/accounts/{crm_account_id}/activities")
-def list_activities(crm_account_id: str, db: Db, page: PageQuery) -> dict[str, Any]:
+def list_activities(
+    crm_account_id: str,
+    db: Db,
+    page: PageQuery,
+    activity_type: Annotated[str | None, Query(alias="type")] = None,
+    invoice_id: str | None = None,
+) -> dict[str, Any]:
     with db.read() as session:
         _account(session, crm_account_id)
-        where = col(CrmActivity.crm_account_id) == crm_account_id
-        return paginate(session, CrmActivity, page, activity_out, where)
+        where = [
+            col(CrmActivity.crm_account_id) == crm_account_id,
+            *equal_to((CrmActivity.type, activity_type)),
+        ]
+        if invoice_id is not None:
+            where.append(col(CrmActivity.related_to)["invoice_id"].as_string() == invoice_id)
+        return paginate(session, CrmActivity, page, activity_out, *where)
+
+
+def _occurred_at(body: ActivityIn) -> datetime:
+    if body.occurred_on is not None:
+        return datetime.combine(body.occurred_on, time(), tzinfo=UTC)
+    return body.occurred_at or utcnow()
+
+
+def _new_activity_id(session: Session) -> str:
+    # A caller may have chosen an id of the same form; the CRM skips it rather than collide.
+    while True:
+        candidate = next_id(session, "ACT")
+        if find(session, CrmActivity, CrmActivity.activity_id, candidate) is None:
+            return candidate
 
 
 def _account(session: Session, crm_account_id: str) -> CrmAccount:

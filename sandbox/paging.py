@@ -67,3 +67,11 @@ def paginate(
 def equal_to(*filters: tuple[Any, Any]) -> list[Any]:
     """``column == value`` conditions for the ``(column, value)`` pairs whose value was given."""
     return [col(column) == value for column, value in filters if value is not None]
+
+
+def paginate_list(items: list[dict[str, Any]], page: Page) -> dict[str, Any]:
+    """One page of a list kept inside a record (a project's milestones), in its own order."""
+    # The cursor is how many items were answered before: stable while items are only appended.
+    chunk = items[page.after : page.after + page.limit]
+    end = page.after + len(chunk)
+    return {"items": chunk, "next": str(end) if end < len(items) else None}

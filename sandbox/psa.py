@@ -2,6 +2,11 @@
 
 The PSA's tables all live here; time, expenses and billing batches are served by
 ``sandbox.psa_work`` on the same root.
+
+A project's rate card is kept as revisions: a rate sent without ``effective_from`` holds from
+the project's start, one with it from that date. A card sent without dates replaces every
+revision (the older, undated behaviour); dated rates are added beside the revisions there are,
+so an amendment's new rates never rewrite the ones that priced earlier work.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from sqlmodel import Field, Session
 from domain.money import Money
 from sandbox.db import Db, DecimalText, Row, UtcDateTime, find, get_or_404, next_id, utcnow
 from sandbox.errors import duplicate, invalid, not_found
-from sandbox.paging import PageQuery, equal_to, paginate
+from sandbox.paging import PageQuery, equal_to, paginate, paginate_list
 from sandbox.schemas import Body, Currency, Key, Text, check_amount, check_unique, day, timestamp
 from sandbox.webhooks import WebhookDispatcher, get_webhooks
 
@@ -94,6 +99,7 @@ class PsaBillingBatch(Row, table=True):
 class RoleRateIn(Body):
     role: Text
     hourly_rate: Money
+    effective_from: date | None = None
 
 
 class MilestoneIn(Body):
@@ -120,6 +126,14 @@ class RateCardIn(Body):
     rate_card: list[RoleRateIn] = PydanticField(max_length=200)
 
 
+class ProjectPatchIn(Body):
+    end_date: date | None = None
+
+
+class MilestonesIn(Body):
+    milestones: list[MilestoneIn] = PydanticField(min_length=1, max_length=500)
+
+
 class MilestoneCompleteIn(Body):
     completed_on: date
 
@@ -135,7 +149,8 @@ def project_out(project: PsaProject) -> dict[str, Any]:
         "start_date": day(project.start_date),
         "end_date": day(project.end_date),
         "project_template": project.project_template,
-        "rate_card": project.rate_card,
+        "rate_card": current_rates(project),
+        "rate_revisions": project.rate_card,
         "milestones": project.milestones,
         "status": project.status,
         "created_at": timestamp(project.created_at),
@@ -147,11 +162,58 @@ def get_project(session: Session, project_id: str) -> PsaProject:
     return get_or_404(session, PsaProject, PsaProject.project_id, project_id, "project")
 
 
-def _rate_card(rates: list[RoleRateIn], currency: str) -> list[dict[str, Any]]:
+def current_rates(project: PsaProject) -> list[dict[str, Any]]:
+    """Each role's latest revision (an undated one holds from the project's start), in the
+    order the roles first appeared."""
+    start = day(project.start_date)
+    latest: dict[str, dict[str, Any]] = {}
+    for revision in project.rate_card:
+        held = latest.get(revision["role"])
+        since = revision.get("effective_from") or start
+        if held is None or since >= (held.get("effective_from") or start):
+            latest[revision["role"]] = revision
+    return list(latest.values())
+
+
+def _rate_card(
+    rates: list[RoleRateIn], currency: str, start_date: date
+) -> tuple[list[dict[str, Any]], bool]:
+    """The revisions ``rates`` describe, and whether they are dated (and so add to a card)."""
     for i, rate in enumerate(rates):
         check_amount(rate.hourly_rate, currency, f"rate_card.{i}.hourly_rate", positive=True)
-    check_unique((r.role for r in rates), "rate_card", "role")
-    return [r.model_dump(mode="json") for r in rates]
+    dated = [rate.effective_from is not None for rate in rates]
+    if any(dated) and not all(dated):
+        raise invalid(
+            "invalid_rate_card",
+            "effective_from is given for every rate or for none",
+            f"rate_card.{dated.index(False)}.effective_from",
+        )
+    if not any(dated):
+        check_unique((r.role for r in rates), "rate_card", "role")
+        return [r.model_dump(mode="json", exclude_none=True) for r in rates], False
+    seen: set[tuple[str, date | None]] = set()
+    for i, rate in enumerate(rates):
+        field = f"rate_card.{i}.effective_from"
+        if rate.effective_from is not None and rate.effective_from < start_date:
+            raise invalid(
+                "invalid_dates",
+                f"a rate cannot take effect before the project's start {day(start_date)}",
+                field,
+            )
+        if (rate.role, rate.effective_from) in seen:
+            raise invalid("duplicate_key", f"role {rate.role!r} has two rates from one date", field)
+        seen.add((rate.role, rate.effective_from))
+    return [r.model_dump(mode="json") for r in rates], True
+
+
+def _merge_rates(
+    revisions: list[dict[str, Any]], added: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``revisions`` with ``added`` appended; an added rate replaces the one of its role and
+    date."""
+    replaced = {(r["role"], r.get("effective_from")) for r in added}
+    kept = [r for r in revisions if (r["role"], r.get("effective_from")) not in replaced]
+    return [*kept, *added]
 
 
 def _milestones(milestones: list[MilestoneIn], currency: str) -> list[dict[str, Any]]:
@@ -176,7 +238,7 @@ def create_project(body: ProjectIn, db: Db) -> dict[str, Any]:
             raise invalid("invalid_dates", "end_date must not be before start_date", "end_date")
         project = PsaProject(
             **body.model_dump(exclude={"rate_card", "milestones"}),
-            rate_card=_rate_card(body.rate_card, body.currency),
+            rate_card=_rate_card(body.rate_card, body.currency, body.start_date)[0],
             milestones=_milestones(body.milestones, body.currency),
             project_id=next_id(session, "PSA"),
             created_at=utcnow(),
@@ -220,13 +282,54 @@ def close_project(project_id: str, db: Db) -> dict[str, Any]:
         return project_out(project)
 
 
+@router.patch("/projects/{project_id}")
+def update_project(project_id: str, body: ProjectPatchIn, db: Db) -> dict[str, Any]:
+    """Change a project's dates (an amendment that extends or shortens the term)."""
+    with db.write() as session:
+        project = get_project(session, project_id)
+        if body.end_date is not None and body.end_date != project.end_date:
+            if body.end_date < project.start_date:
+                raise invalid("invalid_dates", "end_date must not be before start_date", "end_date")
+            project.end_date = body.end_date
+            session.add(project)
+        return project_out(project)
+
+
 @router.put("/projects/{project_id}/rate-card")
 def put_rate_card(project_id: str, body: RateCardIn, db: Db) -> dict[str, Any]:
     with db.write() as session:
         project = get_project(session, project_id)
-        project.rate_card = _rate_card(body.rate_card, project.currency)
+        revisions, dated = _rate_card(body.rate_card, project.currency, project.start_date)
+        project.rate_card = _merge_rates(project.rate_card, revisions) if dated else revisions
         session.add(project)
         return project_out(project)
+
+
+@router.post("/projects/{project_id}/milestones", status_code=201)
+def add_milestones(project_id: str, body: MilestonesIn, db: Db) -> dict[str, Any]:
+    """Add milestones to a project; one whose id the project has already is refused."""
+    with db.write() as session:
+        project = get_project(session, project_id)
+        existing = {m["milestone_id"] for m in project.milestones}
+        for i, milestone in enumerate(body.milestones):
+            if milestone.milestone_id in existing:
+                raise invalid(
+                    "milestone_exists",
+                    f"project {project_id} has milestone {milestone.milestone_id} already",
+                    f"milestones.{i}.milestone_id",
+                )
+        project.milestones = [
+            *project.milestones,
+            *_milestones(body.milestones, project.currency),
+        ]
+        session.add(project)
+        return project_out(project)
+
+
+@router.get("/projects/{project_id}/milestones")
+def list_milestones(project_id: str, db: Db, page: PageQuery) -> dict[str, Any]:
+    with db.read() as session:
+        return paginate_list(list(get_project(session, project_id).milestones), page)
 
 
 @router.post("/projects/{project_id}/milestones/{milestone_id}/complete")
