@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.http import HttpConnector
-from connectors.records import CrmAccount
+from connectors.records import CrmAccount, CrmActivity
 
 
 class HttpCrm(HttpConnector):
@@ -20,10 +20,27 @@ class HttpCrm(HttpConnector):
 
     async def add_activity(
         self, crm_account_id: str, activity: dict[str, Any], *, idempotency_key: str
-    ) -> None:
-        await self.request(
+    ) -> CrmActivity:
+        """Record an activity (``{activity_id?, type, subject, body?, related_to?,
+        occurred_on? | occurred_at?}``); an ``activity_id`` makes it once under any key."""
+        body = await self.request(
             "POST",
             f"/accounts/{crm_account_id}/activities",
             json=activity,
             idempotency_key=idempotency_key,
         )
+        return CrmActivity.model_validate(body)
+
+    async def list_activities(
+        self,
+        crm_account_id: str,
+        *,
+        activity_type: str | None = None,
+        invoice_id: str | None = None,
+    ) -> list[CrmActivity]:
+        """The account's activities, oldest first, of a type or about an invoice if given."""
+        activities: list[CrmActivity] = []
+        query = {"type": activity_type, "invoice_id": invoice_id}
+        async for page in self.pages(f"/accounts/{crm_account_id}/activities", query):
+            activities.extend(CrmActivity.model_validate(item) for item in page)
+        return activities

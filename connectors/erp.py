@@ -1,22 +1,32 @@
-"""ERP connector: customers, projects, contracts with their schedules, invoices and payments.
+"""ERP connector: customers, projects, contracts with their schedules and amendments, invoices,
+credit notes, payments and their application, revenue and contract balances.
 
 The ``ensure_*`` methods find a record by its canonical key before creating it, and treat a
 ``409 duplicate`` as "someone created it first": together with the idempotency key this makes
-creation safe to repeat from a retry, a replayed webhook or an operator's reset.
+creation safe to repeat from a retry, a replayed webhook or an operator's reset. Records whose
+id c2c chooses (a payment, a credit note, an application, a revenue entry, an amendment) are
+answered as they are when the same request comes again under any key; only a request that
+differs from the recorded one is a ``409``, and that is a real conflict, raised as such.
 """
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
-from connectors.http import HttpConnector
+from connectors.http import Duplicate, HttpConnector
 from connectors.records import (
+    CashApplication,
     ErpContract,
+    ErpContractBalances,
+    ErpCreditNote,
     ErpCustomer,
     ErpInvoice,
     ErpPayment,
     ErpProject,
     LegalEntity,
+    RevenueEntry,
 )
 
 
@@ -84,25 +94,70 @@ class HttpErp(HttpConnector):
             idempotency_key=idempotency_key,
         )
 
+    async def amend_contract(
+        self, erp_contract_id: str, amendment: dict[str, Any], *, idempotency_key: str
+    ) -> ErpContract:
+        """Apply an amendment (new rate revisions, milestones, end date, caps) once."""
+        body = await self.request(
+            "POST",
+            f"/contracts/{erp_contract_id}/amendments",
+            json=amendment,
+            idempotency_key=idempotency_key,
+        )
+        return ErpContract.model_validate(body)
+
+    async def get_exchange_rate(self, from_currency: str, to_currency: str, on: date) -> Decimal:
+        """Units of ``to_currency`` per ``from_currency`` in force on ``on`` (the ERP's latest
+        rate on or before it); ``NotFound`` when the ERP has none."""
+        body = await self.request(
+            "GET",
+            "/exchange-rates",
+            params={"from": from_currency, "to": to_currency, "date": on},
+        )
+        return Decimal(body["rate"])
+
     async def find_invoice(
-        self, contract_id: str, *, period: str | None = None, milestone_id: str | None = None
+        self,
+        contract_id: str,
+        *,
+        period: str | None = None,
+        milestone_id: str | None = None,
+        reference: str | None = None,
     ) -> ErpInvoice | None:
-        async for page in self.pages(
-            "/invoices", {"contract_id": contract_id, "period": period}, page_size=50
-        ):
+        """The contract's invoice that is not void for a business key, or ``None``.
+
+        ``reference`` is the key invoices are unique by. Without it, a ``milestone_id`` finds
+        that milestone's invoice, and a ``period`` alone the period's invoice: the ERP keys an
+        invoice created without a reference by ``milestone:{id}`` or by its period, so the
+        lookup finds exactly the invoice that creating it again would collide with.
+        """
+        if reference is None and milestone_id is None:
+            reference = period
+        if reference is None and milestone_id is None:
+            return None
+        query = {"contract_id": contract_id, "reference": reference}
+        if reference is None:
+            query |= {"milestone_id": milestone_id, "period": period}
+        async for page in self.pages("/invoices", query, page_size=50):
             for item in page:
                 invoice = ErpInvoice.model_validate(item)
-                if invoice.status == "void":
-                    continue
-                if milestone_id is not None and invoice.milestone_id != milestone_id:
-                    continue
-                return invoice
+                if invoice.status != "void":
+                    return invoice
         return None
 
     async def create_invoice(self, invoice: dict[str, Any], *, idempotency_key: str) -> ErpInvoice:
-        body = await self.request(
-            "POST", "/invoices", json=invoice, idempotency_key=idempotency_key
-        )
+        """Create a draft invoice; if its reference is taken (a repeat of this step under
+        another key), the invoice that holds it is the answer."""
+        try:
+            body = await self.request(
+                "POST", "/invoices", json=invoice, idempotency_key=idempotency_key
+            )
+        except Duplicate as exc:
+            body = (
+                await self.get_or_none(f"/invoices/{exc.existing_id}") if exc.existing_id else None
+            )
+            if body is None:
+                raise
         return ErpInvoice.model_validate(body)
 
     async def issue_invoice(self, invoice_id: str, *, idempotency_key: str) -> ErpInvoice:
@@ -121,8 +176,89 @@ class HttpErp(HttpConnector):
             invoices.extend(ErpInvoice.model_validate(item) for item in page)
         return invoices
 
+    async def create_credit_note(
+        self, invoice_id: str, note: dict[str, Any], *, idempotency_key: str
+    ) -> ErpCreditNote:
+        """Credit an issued invoice; the ``credit_note_id`` in ``note`` makes it once."""
+        body = await self.request(
+            "POST",
+            f"/invoices/{invoice_id}/credit-notes",
+            json=note,
+            idempotency_key=idempotency_key,
+        )
+        return ErpCreditNote.model_validate(body)
+
+    async def list_credit_notes(
+        self, contract_id: str, *, invoice_id: str | None = None
+    ) -> list[ErpCreditNote]:
+        notes: list[ErpCreditNote] = []
+        query = {"contract_id": contract_id, "invoice_id": invoice_id}
+        async for page in self.pages("/credit-notes", query):
+            notes.extend(ErpCreditNote.model_validate(item) for item in page)
+        return notes
+
     async def record_payment(self, payment: dict[str, Any], *, idempotency_key: str) -> ErpPayment:
+        """Record cash received: against ``invoice_id``, or with ``invoice_id`` ``None`` as
+        unapplied cash of ``contract_id``. The ``payment_id`` makes it once."""
         body = await self.request(
             "POST", "/payments", json=payment, idempotency_key=idempotency_key
         )
         return ErpPayment.model_validate(body)
+
+    async def list_payments(
+        self, *, contract_id: str | None = None, invoice_id: str | None = None
+    ) -> list[ErpPayment]:
+        """Payments of a contract, or applied to an invoice (on receipt or later)."""
+        payments: list[ErpPayment] = []
+        query = {"contract_id": contract_id, "invoice_id": invoice_id}
+        async for page in self.pages("/payments", query):
+            payments.extend(ErpPayment.model_validate(item) for item in page)
+        return payments
+
+    async def apply_payment(
+        self, payment_id: str, application: dict[str, Any], *, idempotency_key: str
+    ) -> CashApplication:
+        """Apply unapplied cash of a payment to an invoice (``{application_id, invoice_id,
+        amount}``); the ``application_id`` makes it once."""
+        body = await self.request(
+            "POST",
+            f"/payments/{payment_id}/applications",
+            json=application,
+            idempotency_key=idempotency_key,
+        )
+        return CashApplication.model_validate(body)
+
+    async def apply_credit(
+        self, credit_note_id: str, application: dict[str, Any], *, idempotency_key: str
+    ) -> CashApplication:
+        """Apply customer credit of a credit note to an invoice, as ``apply_payment``."""
+        body = await self.request(
+            "POST",
+            f"/credit-notes/{credit_note_id}/applications",
+            json=application,
+            idempotency_key=idempotency_key,
+        )
+        return CashApplication.model_validate(body)
+
+    async def post_revenue(
+        self, erp_contract_id: str, entry: dict[str, Any], *, idempotency_key: str
+    ) -> RevenueEntry:
+        """Post a revenue entry (``{entry_id, period, amount, method, description,
+        recognised_on}``); the ``entry_id`` makes it once."""
+        body = await self.request(
+            "POST",
+            f"/contracts/{erp_contract_id}/revenue",
+            json=entry,
+            idempotency_key=idempotency_key,
+        )
+        return RevenueEntry.model_validate(body)
+
+    async def list_revenue(self, erp_contract_id: str) -> list[RevenueEntry]:
+        entries: list[RevenueEntry] = []
+        async for page in self.pages(f"/contracts/{erp_contract_id}/revenue"):
+            entries.extend(RevenueEntry.model_validate(item) for item in page)
+        return entries
+
+    async def get_balances(self, erp_contract_id: str) -> ErpContractBalances:
+        body = await self.request("GET", f"/contracts/{erp_contract_id}/balances")
+        return ErpContractBalances.model_validate(body)

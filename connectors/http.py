@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Mapping
+from datetime import date
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
@@ -35,18 +37,35 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _rejection(system: str, response: httpx.Response) -> Rejection:
+class Duplicate(BusinessError):
+    """A ``409 duplicate``: a record with the same natural key exists already.
+
+    Attributes:
+        existing_id: The id of that record, when the system names it.
+    """
+
+    def __init__(self, rejection: Rejection, existing_id: str | None) -> None:
+        super().__init__(rejection)
+        self.existing_id = existing_id
+
+
+def _rejection(system: str, response: httpx.Response) -> tuple[Rejection, str | None]:
+    """What the system said, and the ``existing_id`` a ``409 duplicate`` carries."""
     code, message, field = f"http_{response.status_code}", response.reason_phrase, None
+    existing_id: str | None = None
     try:
-        error = response.json().get("error") or {}
+        payload = response.json()
+        error = payload.get("error") or {}
         code = str(error.get("code") or code)
         message = str(error.get("message") or message)
         field = error.get("field")
+        existing_id = payload.get("existing_id")
     except (ValueError, AttributeError):
         pass
-    return Rejection(
+    rejection = Rejection(
         system=system, code=code, message=message, field=field, status=response.status_code
     )
+    return rejection, existing_id if isinstance(existing_id, str) else None
 
 
 class HttpConnector:
@@ -87,7 +106,7 @@ class HttpConnector:
         started = time.perf_counter()
         try:
             response = await self._client.request(
-                method, path, json=json, params=_clean(params), headers=headers
+                method, path, json=to_wire(json), params=_clean(params), headers=headers
             )
         except httpx.TimeoutException as exc:
             self._log(method, path, None, started, "timeout")
@@ -106,9 +125,11 @@ class HttpConnector:
                 status=status,
                 retry_after_s=_retry_after(response),
             )
-        rejection = _rejection(self.system, response)
+        rejection, existing_id = _rejection(self.system, response)
         if status == 404:
             raise NotFound(rejection)
+        if status == 409 and rejection.code == "duplicate":
+            raise Duplicate(rejection, existing_id)
         raise BusinessError(rejection)
 
     async def get_or_none(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -180,6 +201,23 @@ class HttpConnector:
         )
 
 
+def to_wire(value: Any) -> Any:
+    """``value`` with every ``Decimal`` as a decimal string and every date in ISO 8601.
+
+    Callers may build request bodies from domain values; money must travel as ``"1250.00"``,
+    never through a float.
+    """
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {key: to_wire(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_wire(item) for item in value]
+    return value
+
+
 def _clean(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if params is None:
         return None
@@ -187,5 +225,5 @@ def _clean(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
     for key, value in params.items():
         if value is None:
             continue
-        out[key] = str(value).lower() if isinstance(value, bool) else value
+        out[key] = str(value).lower() if isinstance(value, bool) else to_wire(value)
     return out

@@ -16,8 +16,12 @@ from typing import Any, Protocol
 
 from connectors.records import (
     BillingBatch,
+    CashApplication,
     CrmAccount,
+    CrmActivity,
     ErpContract,
+    ErpContractBalances,
+    ErpCreditNote,
     ErpCustomer,
     ErpInvoice,
     ErpPayment,
@@ -26,6 +30,7 @@ from connectors.records import (
     GatewayPayment,
     LegalEntity,
     PsaProject,
+    RevenueEntry,
     TaxQuote,
     TimeEntry,
 )
@@ -42,7 +47,15 @@ class CrmPort(Closeable, Protocol):
 
     async def add_activity(
         self, crm_account_id: str, activity: dict[str, Any], *, idempotency_key: str
-    ) -> None: ...
+    ) -> CrmActivity: ...
+
+    async def list_activities(
+        self,
+        crm_account_id: str,
+        *,
+        activity_type: str | None = None,
+        invoice_id: str | None = None,
+    ) -> list[CrmActivity]: ...
 
 
 class ErpPort(Closeable, Protocol):
@@ -70,8 +83,21 @@ class ErpPort(Closeable, Protocol):
         self, erp_contract_id: str, schedule: dict[str, Any], *, idempotency_key: str
     ) -> None: ...
 
+    async def amend_contract(
+        self, erp_contract_id: str, amendment: dict[str, Any], *, idempotency_key: str
+    ) -> ErpContract: ...
+
+    async def get_exchange_rate(
+        self, from_currency: str, to_currency: str, on: date
+    ) -> Decimal: ...
+
     async def find_invoice(
-        self, contract_id: str, *, period: str | None = None, milestone_id: str | None = None
+        self,
+        contract_id: str,
+        *,
+        period: str | None = None,
+        milestone_id: str | None = None,
+        reference: str | None = None,
     ) -> ErpInvoice | None: ...
 
     async def create_invoice(
@@ -84,14 +110,56 @@ class ErpPort(Closeable, Protocol):
 
     async def list_invoices(self, contract_id: str) -> list[ErpInvoice]: ...
 
+    async def create_credit_note(
+        self, invoice_id: str, note: dict[str, Any], *, idempotency_key: str
+    ) -> ErpCreditNote: ...
+
+    async def list_credit_notes(
+        self, contract_id: str, *, invoice_id: str | None = None
+    ) -> list[ErpCreditNote]: ...
+
     async def record_payment(
         self, payment: dict[str, Any], *, idempotency_key: str
     ) -> ErpPayment: ...
+
+    async def list_payments(
+        self, *, contract_id: str | None = None, invoice_id: str | None = None
+    ) -> list[ErpPayment]: ...
+
+    async def apply_payment(
+        self, payment_id: str, application: dict[str, Any], *, idempotency_key: str
+    ) -> CashApplication: ...
+
+    async def apply_credit(
+        self, credit_note_id: str, application: dict[str, Any], *, idempotency_key: str
+    ) -> CashApplication: ...
+
+    async def post_revenue(
+        self, erp_contract_id: str, entry: dict[str, Any], *, idempotency_key: str
+    ) -> RevenueEntry: ...
+
+    async def list_revenue(self, erp_contract_id: str) -> list[RevenueEntry]: ...
+
+    async def get_balances(self, erp_contract_id: str) -> ErpContractBalances: ...
 
 
 class PsaPort(Closeable, Protocol):
     async def ensure_project(
         self, project: dict[str, Any], *, idempotency_key: str
+    ) -> PsaProject: ...
+
+    async def get_project(self, project_id: str) -> PsaProject | None: ...
+
+    async def update_project(
+        self, project_id: str, changes: dict[str, Any], *, idempotency_key: str
+    ) -> PsaProject: ...
+
+    async def put_rate_card(
+        self, project_id: str, rates: list[dict[str, Any]], *, idempotency_key: str
+    ) -> PsaProject: ...
+
+    async def add_milestones(
+        self, project_id: str, milestones: list[dict[str, Any]], *, idempotency_key: str
     ) -> PsaProject: ...
 
     async def activate_project(self, project_id: str, *, idempotency_key: str) -> PsaProject: ...

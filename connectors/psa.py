@@ -3,6 +3,9 @@
 Billable work is frozen into a billing batch named by the caller before it is priced, so a
 retried billing step prices exactly the same entries, and an entry approved meanwhile waits for
 the next period instead of slipping into an invoice whose body was already sent.
+
+What an amendment changes is safe to repeat: rates are a ``PUT`` of effective-dated revisions,
+the end date a ``PATCH``, and milestones the project has already are left out of the request.
 """
 
 from __future__ import annotations
@@ -26,6 +29,53 @@ class HttpPsa(HttpConnector):
             project,
             idempotency_key=idempotency_key,
         )
+
+    async def get_project(self, project_id: str) -> PsaProject | None:
+        body = await self.get_or_none(f"/projects/{project_id}")
+        return PsaProject.model_validate(body) if body else None
+
+    async def update_project(
+        self, project_id: str, changes: dict[str, Any], *, idempotency_key: str
+    ) -> PsaProject:
+        """Change the project's dates (``{"end_date": ...}``)."""
+        body = await self.request(
+            "PATCH", f"/projects/{project_id}", json=changes, idempotency_key=idempotency_key
+        )
+        return PsaProject.model_validate(body)
+
+    async def put_rate_card(
+        self, project_id: str, rates: list[dict[str, Any]], *, idempotency_key: str
+    ) -> PsaProject:
+        """Set rates: dated ones (``effective_from``) are added as revisions beside the
+        card's others; a card without dates replaces the whole card."""
+        body = await self.request(
+            "PUT",
+            f"/projects/{project_id}/rate-card",
+            json={"rate_card": rates},
+            idempotency_key=idempotency_key,
+        )
+        return PsaProject.model_validate(body)
+
+    async def add_milestones(
+        self, project_id: str, milestones: list[dict[str, Any]], *, idempotency_key: str
+    ) -> PsaProject:
+        """Add the milestones the project does not have yet.
+
+        Milestones it has already are left out: a repeat after a lost answer, or under another
+        key, then adds nothing instead of being refused for an existing id.
+        """
+        project = await self.get_project(project_id)
+        have = {m.milestone_id for m in project.milestones} if project else set()
+        new = [m for m in milestones if m["milestone_id"] not in have]
+        if project is not None and not new:
+            return project
+        body = await self.request(
+            "POST",
+            f"/projects/{project_id}/milestones",
+            json={"milestones": new},
+            idempotency_key=idempotency_key,
+        )
+        return PsaProject.model_validate(body)
 
     async def activate_project(self, project_id: str, *, idempotency_key: str) -> PsaProject:
         body = await self.request(

@@ -5,8 +5,9 @@ Unknown fields are ignored so a system can add to its answers without breaking c
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -24,6 +25,19 @@ class CrmAccount(Record):
     country: str
     region: str | None = None
     status: str = "active"
+
+
+class CrmActivity(Record):
+    """An entry of an account's timeline (a meeting, a dunning reminder)."""
+
+    activity_id: str
+    crm_account_id: str
+    type: str
+    subject: str
+    body: str | None = None
+    #: The records it is about: ``invoice_id``, ``contract_id``.
+    related_to: dict[str, str] | None = None
+    occurred_at: datetime
 
 
 class LegalEntity(Record):
@@ -47,42 +61,157 @@ class ErpProject(Record):
     status: str
 
 
+class ErpAmendment(Record):
+    """An amendment as the ERP applied it to a contract."""
+
+    amendment_id: str
+    effective_date: date
+    reason: str
+    applied_at: datetime
+
+
 class ErpContract(Record):
     erp_contract_id: str
     contract_id: str
     status: str = "active"
+    end_date: date | None = None
+    not_to_exceed: Money | None = None
+    amendments: list[ErpAmendment] = []
 
 
 class ErpInvoice(Record):
+    """An invoice; ``balance`` is ``total - amount_paid - credit_applied``."""
+
     invoice_id: str
     contract_id: str
     number: str | None = None
     period: str | None = None
     milestone_id: str | None = None
+    #: The business key, unique per contract among invoices that are not void.
+    reference: str | None = None
     status: str
     currency: str
     subtotal: Money
     tax: Money
     total: Money
     amount_paid: Money = Decimal(0)
+    #: Total of the credit notes against this invoice.
+    credited_amount: Money = Decimal(0)
+    #: Credit (its own credit notes, or customer credit applied) that lowered its balance.
+    credit_applied: Money = Decimal(0)
     balance: Money = Decimal(0)
     invoice_date: date
     due_on: date
+    functional_currency: str | None = None
+    exchange_rate: Decimal | None = None
+    functional_subtotal: Money | None = None
+    functional_tax: Money | None = None
+    functional_total: Money | None = None
+
+
+class CashApplication(Record):
+    """Unapplied cash of a payment, or customer credit of a credit note, applied to an invoice."""
+
+    application_id: str
+    source: Literal["payment", "credit_note"]
+    payment_id: str | None = None
+    credit_note_id: str | None = None
+    invoice_id: str
+    contract_id: str
+    amount: Money
+    currency: str
 
 
 class ErpPayment(Record):
+    """Cash received: applied to an invoice on receipt or later, the rest unapplied."""
+
     payment_id: str
-    invoice_id: str
+    #: The invoice it was received for; ``None`` for cash held unapplied for the contract.
+    invoice_id: str | None = None
+    contract_id: str | None = None
     amount: Money
     applied_amount: Money
     unapplied_amount: Money
     currency: str
+    applications: list[CashApplication] = []
+
+
+class ErpCreditNote(Record):
+    """A credit against an issued invoice; ``unapplied_amount`` is customer credit."""
+
+    credit_note_id: str
+    number: str
+    invoice_id: str
+    contract_id: str
+    currency: str
+    subtotal: Money
+    tax: Money
+    total: Money
+    applied_amount: Money
+    unapplied_amount: Money
+    reason: str
+    created_at: datetime
+    applications: list[CashApplication] = []
+
+
+class RevenueEntry(Record):
+    """Revenue recognised on a contract in a period; negative for a cumulative catch-up."""
+
+    entry_id: str
+    erp_contract_id: str
+    period: str
+    amount: Money
+    currency: str
+    method: str
+    description: str
+    recognised_on: date
+
+
+class ErpContractBalances(Record):
+    """A contract's position in the ERP, in the contract currency.
+
+    ``billed_to_date`` is issued invoice subtotals less credit note subtotals;
+    ``contract_asset`` and ``contract_liability`` are the excess of revenue over billing and
+    of billing over revenue; ``receivable`` is the open balance of its invoices;
+    ``unapplied_cash`` is cash and customer credit not yet applied.
+    """
+
+    contract_id: str
+    currency: str
+    billed_to_date: Money
+    recognised_to_date: Money
+    contract_asset: Money
+    contract_liability: Money
+    receivable: Money
+    unapplied_cash: Money
+
+
+class PsaRate(Record):
+    role: str
+    hourly_rate: Money
+    #: ``None``: from the project's start.
+    effective_from: date | None = None
+
+
+class PsaMilestone(Record):
+    milestone_id: str
+    name: str
+    amount: Money
+    due_date: date | None = None
+    status: str = "open"
+    completed_on: date | None = None
 
 
 class PsaProject(Record):
     project_id: str
     contract_id: str
     status: str
+    start_date: date | None = None
+    end_date: date | None = None
+    #: Each role's latest rate; ``rate_revisions`` has every effective-dated revision.
+    rate_card: list[PsaRate] = []
+    rate_revisions: list[PsaRate] = []
+    milestones: list[PsaMilestone] = []
 
 
 class BillingBatch(Record):

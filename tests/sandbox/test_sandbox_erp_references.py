@@ -142,7 +142,7 @@ def test_functional_amounts_keep_the_functional_currencys_minor_units(
         201,
     )
     refs = create_erp_contract(client, crm_account_id="UMBRELLA-JP", legal_entity="JP01")
-    yen = {
+    yen: dict[str, Any] = {
         "functional_currency": "JPY",
         "exchange_rate": "150.25",
         "functional_subtotal": "225375",

@@ -204,7 +204,9 @@ def test_a_batch_pages_its_work_in_creation_order(client: httpx.Client) -> None:
         items: list[dict[str, Any]] = []
         cursor = None
         while True:
-            params = {"batch_id": "B-10", "limit": 2, **({"cursor": cursor} if cursor else {})}
+            params: dict[str, Any] = {"batch_id": "B-10", "limit": 2}
+            if cursor:
+                params["cursor"] = cursor
             page = ok(client.get(url, params=params))
             items.extend(page["items"])
             if not (cursor := page["next"]):
