@@ -233,7 +233,7 @@ def create_invoice(body: InvoiceIn, db: Db) -> dict[str, Any]:
             kind="contract",
         )
         _check_invoice(body, contract)
-        _check_functional(session, body)
+        functional = _check_functional(session, body)
         reference = _reference(body)
         existing = _open_invoice_for(session, body.contract_id, reference)
         if existing is not None:
@@ -258,6 +258,7 @@ def create_invoice(body: InvoiceIn, db: Db) -> dict[str, Any]:
             invoice_id=next_id(session, "INV"),
             created_at=utcnow(),
         )
+        invoice.sqlmodel_update(functional)  # at the functional currency's scale
         session.add(invoice)
         return invoice_out(invoice)
 
@@ -481,12 +482,16 @@ def _check_invoice(body: InvoiceIn, contract: ErpContract) -> None:
         )
 
 
-def _check_functional(session: Session, body: InvoiceIn) -> None:
+def _check_functional(session: Session, body: InvoiceIn) -> dict[str, Decimal]:
     """The functional-currency reporting figures: all or none, in the legal entity's
-    functional currency, at its minor units, and adding up like the invoice's own."""
+    functional currency, at its minor units, and adding up like the invoice's own.
+
+    Returns:
+        The three amounts at the functional currency's scale (none when none was given).
+    """
     given = [name for name in FUNCTIONAL_FIELDS if getattr(body, name) is not None]
     if not given:
-        return
+        return {}
     missing = next((name for name in FUNCTIONAL_FIELDS if name not in given), None)
     if missing is not None:
         raise invalid(
@@ -528,6 +533,11 @@ def _check_functional(session: Session, body: InvoiceIn) -> None:
             f"not {dec(f_total)}",
             "functional_total",
         )
+    return {
+        "functional_subtotal": f_subtotal,
+        "functional_tax": f_tax,
+        "functional_total": f_total,
+    }
 
 
 def _reference(body: InvoiceIn) -> str | None:
