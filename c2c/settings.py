@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.names import DEFAULT_TASK_QUEUE, ExceptionQueue
 
@@ -56,10 +57,33 @@ class Settings(BaseSettings):
             "tax": ExceptionQueue.FINANCE,
             "payments": ExceptionQueue.FINANCE,
             "ledger": ExceptionQueue.INTEGRATION,
+            "c2c.not_to_exceed_reached": ExceptionQueue.DELIVERY,
+            "c2c.dunning_exhausted": ExceptionQueue.FINANCE,
         },
         alias="C2C_EXCEPTION_QUEUES",
         description="system or system.code → queue that owns the fix (JSON)",
     )
+
+    dunning_offsets_days: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [7, 14, 30],
+        alias="C2C_DUNNING_OFFSETS_DAYS",
+        description="days after the due date on which reminders go out (JSON list or 7,14,30)",
+    )
+
+    @field_validator("dunning_offsets_days", mode="before")
+    @classmethod
+    def _offsets(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = value.strip().removeprefix("[").removesuffix("]").split(",")
+            return [int(part) for part in parts if part.strip()]
+        return value
+
+    @field_validator("dunning_offsets_days")
+    @classmethod
+    def _positive_offsets(cls, value: list[int]) -> list[int]:
+        if not value or any(days <= 0 for days in value) or len(set(value)) != len(value):
+            raise ValueError("must be distinct positive numbers of days, e.g. 7,14,30")
+        return sorted(value)
 
     def system_url(self, system: str) -> str:
         """Base URL of one system: its own setting, or the sandbox router for it."""

@@ -140,12 +140,14 @@ class CashBook(BaseModel):
     def receive(
         self, payment_id: str, amount: Decimal, invoice_id: str | None
     ) -> list[Application]:
-        """Record a payment and apply it to one invoice, up to that invoice's balance.
+        """Record a payment and apply it.
 
-        The payment goes to ``invoice_id``, or when none is named to the oldest invoice with a
-        balance. What is left stays unapplied until the next invoice is issued: c2c does not
-        guess which other invoice an overpayment was meant for. A payment naming an invoice the
-        book does not know yet stays unapplied too, and ``issue`` picks it up.
+        A payment that names an invoice goes to that invoice, up to its balance; what is left
+        is an overpayment and stays unapplied until the next invoice is issued: c2c does not
+        guess which other invoice it was meant for. A payment that names no invoice (a
+        remittance without a reference) settles the open invoices oldest first, and only what
+        exceeds them all stays unapplied. A payment naming an invoice the book does not know
+        yet stays unapplied too, and ``issue`` picks it up.
 
         Returns:
             The applications to make; ``[]`` for a ``payment_id`` already received.
@@ -157,11 +159,16 @@ class CashBook(BaseModel):
         receipt = Receipt(payment_id=payment_id, amount=amount, unapplied=amount)
         self.receipts.append(receipt)
         if invoice_id is not None:
-            target = self._invoice(invoice_id)
+            named = self._invoice(invoice_id)
+            targets = [] if named is None else [named]
         else:
-            target = next((i for i in self.invoices if i.balance > 0), None)
-        application = None if target is None else self._apply(receipt, target)
-        return [] if application is None else [application]
+            targets = [i for i in self.invoices if i.balance > 0]
+        applications = []
+        for target in targets:
+            application = self._apply(receipt, target)
+            if application is not None:
+                applications.append(application)
+        return applications
 
     def credit(self, invoice_id: str, amount: Decimal) -> Decimal:
         """Record a credit note on an invoice.

@@ -99,6 +99,17 @@ class ContractApproved(Model):
     retainer_included_hours: Quantity | None = None
     not_to_exceed: Money | None = None
     expenses_billable: bool = False
+    expense_markup_percent: Decimal = Field(
+        default=Decimal(0),
+        ge=0,
+        le=100,
+        decimal_places=2,
+        description="markup on billable expenses passed through, in percent",
+    )
+    milestone_invoicing: Literal["period_close", "on_completion"] = Field(
+        default="period_close",
+        description="invoice a completed milestone at the next period close, or at once",
+    )
     project_template: str = Field(default="standard", min_length=1, max_length=80)
     approved_at: datetime
     approved_by: str = Field(min_length=1, max_length=200)
@@ -203,17 +214,68 @@ class TerminateContract(Model):
     reason: str = Field(min_length=1, max_length=1000)
 
 
+InvoiceStatus = Literal["issued", "partially_paid", "paid", "overdue", "credited"]
+
+
 class InvoiceSummary(Model):
     invoice_id: str
     number: str | None = None
     period: str | None = None
     milestone_id: str | None = None
+    reference: str | None = None
     subtotal: Money
     tax: Money
     total: Money
     amount_paid: Money = Decimal(0)
-    status: Literal["issued", "partially_paid", "paid", "overdue", "credited"] = "issued"
+    amount_credited: Money = Decimal(0)
+    status: InvoiceStatus = "issued"
     due_on: date
+    invoice_date: date | None = None
+    functional_currency: str | None = None
+    exchange_rate: Decimal | None = None
+    functional_total: Money | None = None
+    dunning_level: int = 0
+
+
+class CreditNoteSummary(Model):
+    credit_note_id: str
+    number: str | None = None
+    invoice_id: str
+    subtotal: Money
+    tax: Money
+    total: Money
+    reason: str
+
+
+class MilestoneStatus(Model):
+    milestone_id: str
+    name: str
+    amount: Money
+    due_date: date | None = None
+    status: Literal["open", "completed", "invoiced"] = "open"
+    completed_on: date | None = None
+    invoice_id: str | None = None
+
+
+class RevenueStatus(Model):
+    """Revenue recognised in the ERP, and the contract balances it leaves (ASC 606 / IFRS 15)."""
+
+    method: str
+    recognised_to_date: Money = Decimal(0)
+    billed_to_date: Money = Decimal(0)
+    contract_asset: Money = Decimal(0)
+    contract_liability: Money = Decimal(0)
+
+
+class CreditInvoice(Model):
+    """A correction of an issued invoice: a credit note for ``amount`` (before tax)."""
+
+    invoice_id: str = Identifier
+    amount: Money
+    reason: str = Field(min_length=1, max_length=1000)
+    credit_note_id: str | None = Field(
+        default=None, pattern=_ID, description="the caller's key: the same id credits once"
+    )
 
 
 class OpenException(Model):
@@ -244,6 +306,11 @@ class ContractStatus(Model):
     balance_due: Money = Decimal(0)
     unapplied_cash: Money = Decimal(0)
     amendments: list[AmendmentResult] = Field(default_factory=list)
+    credit_notes: list[CreditNoteSummary] = Field(default_factory=list)
+    milestones: list[MilestoneStatus] = Field(default_factory=list)
+    revenue: RevenueStatus | None = None
+    held_back: Money = Decimal(0)
+    written_off: Money = Decimal(0)
     open_exceptions: list[OpenException] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
     closed_periods: list[str] = Field(default_factory=list)

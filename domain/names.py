@@ -69,6 +69,8 @@ SIGNAL_PAYMENT_RECEIVED = "payment_received"
 UPDATE_RESOLVE_EXCEPTION = "resolve_exception"
 SIGNAL_TERMINATE_CONTRACT = "terminate_contract"
 QUERY_STATUS = "status"
+# Beyond SPEC.md: an operator's correction of an issued invoice, by credit note.
+SIGNAL_CREDIT_INVOICE = "credit_invoice"
 
 # Search attributes (SPEC.md section 2).
 SA_CONTRACT_ID = SearchAttributeKey.for_keyword("ContractId")

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from domain.models import ContractApproved, InvoiceSummary, OpenException, PaymentReceived
+from domain.models import (
+    Amendment,
+    ContractApproved,
+    CreditNoteSummary,
+    InvoiceSummary,
+    OpenException,
+    PaymentReceived,
+    RevenueStatus,
+)
 from domain.money import Money, Quantity
 from domain.names import Stage
-from domain.pricing import RateRevision
+from domain.pricing import InvoiceLine, RateRevision
 
 VALIDATE_CONTRACT = "validate_contract"
 ENSURE_ERP_CUSTOMER = "ensure_erp_customer"
@@ -25,6 +33,10 @@ CREATE_ERP_CONTRACT = "create_erp_contract"
 ACTIVATE_PSA_PROJECT = "activate_psa_project"
 BILL_PERIOD = "bill_period"
 APPLY_PAYMENT = "apply_payment"
+APPLY_CASH = "apply_unapplied_cash"
+ISSUE_CREDIT_NOTE = "issue_credit_note"
+SEND_DUNNING_REMINDER = "send_dunning_reminder"
+PROPAGATE_AMENDMENT = "propagate_amendment"
 CLOSE_CONTRACT = "close_contract"
 RECORD_AUDIT = "record_audit"
 OPEN_EXCEPTION = "open_exception"
@@ -58,6 +70,8 @@ class ContractStep(StepInput):
 class Validated(BaseModel):
     jurisdiction_code: str
     functional_currency: str
+    #: Days after the due date on which dunning reminders go out (configuration).
+    dunning_offsets_days: list[int] = Field(default_factory=lambda: [7, 14, 30])
     ancestors: list[str] = Field(default_factory=list)
 
 
@@ -73,18 +87,53 @@ class CreatedRef(BaseModel):
         return f"{self.system}_{self.kind}_id"
 
 
-class BillPeriodInput(StepInput):
+TimePricing = Literal["rate_card", "overage", "none"]
+
+
+class RevenuePlan(BaseModel):
+    """What to post to the ERP as revenue with an invoice (or alone, at a period close).
+
+    ``amount`` is decided by the workflow (milestones completed, the month's retainer); when
+    ``add_as_invoiced`` is set the invoice's time, expense and overage lines are added to it,
+    because T&M revenue follows the right to invoice.
+    """
+
+    entry_id: str
     period: str
-    through_date: date
+    method: str
+    amount: Money = Decimal(0)
+    add_as_invoiced: bool = False
+    description: str
+
+
+class BillPeriodInput(StepInput):
+    """One invoice: a period's work and charges, an advance fee, a milestone or a release.
+
+    ``reference`` is the invoice's business key in the ERP: the same reference never yields
+    two invoices.
+    """
+
+    reference: str
+    period: str
+    milestone_id: str | None = None
+    through_date: date | None = None
+    time_pricing: TimePricing = "rate_card"
+    included_hours: Quantity = Decimal(0)
+    charges: list[InvoiceLine] = Field(default_factory=list)
+    not_to_exceed: Money | None = None
+    billed_to_date: Money = Decimal(0)
     invoice_date: date
     currency: str
     legal_entity: str
+    functional_currency: str | None = None
     country: str
     region: str | None = None
     payment_terms_days: int
     expenses_billable: bool
+    expense_markup_percent: Decimal = Decimal(0)
     rates: list[RateRevision]
     refs: dict[str, str]
+    revenue: RevenuePlan | None = None
 
 
 class BillPeriodResult(BaseModel):
@@ -92,19 +141,84 @@ class BillPeriodResult(BaseModel):
     hours: Quantity = Decimal(0)
     time_entries: int = 0
     expenses: int = 0
+    #: Priced work the not-to-exceed cap kept off the invoice.
+    held_back: Money = Decimal(0)
+    #: The invoice's lines that T&M revenue follows (time, expenses, overage, releases).
+    as_invoiced: Money = Decimal(0)
+    revenue_posted: Money = Decimal(0)
+    revenue: RevenueStatus | None = None
 
 
 class ApplyPaymentInput(StepInput):
     payment: PaymentReceived
-    invoice_id: str
+    invoice_id: str | None = None
+    erp_contract_id: str
 
 
 class PaymentApplied(BaseModel):
-    invoice_id: str
+    invoice_id: str | None = None
     applied: Money
     unapplied: Money
     amount_paid: Money
     invoice_status: str
+
+
+class CashApplication(BaseModel):
+    """Cash held for the contract applied to an invoice: a payment's, or a credit note's."""
+
+    source_id: str
+    invoice_id: str
+    amount: Money
+    credit_note_id: str | None = None
+
+
+class ApplyCashInput(StepInput):
+    """Unapplied cash (payments or credit) applied to a newly issued invoice."""
+
+    applications: list[CashApplication]
+
+
+class CreditNoteInput(StepInput):
+    credit_note_id: str
+    invoice_id: str
+    amount: Money
+    reason: str
+    currency: str
+    legal_entity: str
+    country: str
+    region: str | None = None
+    on: date
+
+
+class CreditNoteIssued(BaseModel):
+    credit_note: CreditNoteSummary
+    applied: Money
+    unapplied: Money
+
+
+class DunningInput(StepInput):
+    crm_account_id: str
+    invoice_id: str
+    invoice_number: str | None
+    level: int
+    final: bool
+    balance: Money
+    currency: str
+    due_on: date
+    on: date
+
+
+class AmendmentInput(StepInput):
+    """An amendment to propagate, with the contract as it reads once amended."""
+
+    amendment: Amendment
+    contract: ContractApproved
+    rates: list[RateRevision]
+    refs: dict[str, str]
+
+
+class AmendmentPropagated(BaseModel):
+    propagated_to: list[str]
 
 
 class CloseContractInput(StepInput):

@@ -144,7 +144,7 @@ class AuditEventIn(_Input):
     workflow_id: str = PydanticField(min_length=1)
     run_id: str | None = None
     stage: Stage
-    event: str = PydanticField(min_length=1, max_length=200)
+    event: str = PydanticField(min_length=1, max_length=2000)
     detail: dict[str, Any] | None = None
     at: AwareDatetime
 

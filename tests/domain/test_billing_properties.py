@@ -349,7 +349,8 @@ def test_the_cash_book_balances_to_the_cent(drawn: tuple[str, list[tuple[str, ..
                 assert applications == []
                 assert book == before
             else:
-                assert len(applications) <= 1
+                if target:
+                    assert len(applications) <= 1
                 assert book.received == before.received + Decimal(amount)
         else:
             _, invoice_id, amount = op

@@ -96,6 +96,20 @@ def test_an_overpayment_waits_as_unapplied_cash_for_the_next_invoice() -> None:
     assert_balanced(book)
 
 
+def test_a_payment_without_a_reference_settles_open_invoices_oldest_first() -> None:
+    book = CashBook()
+    book.issue("INV-1", D("100.00"))
+    book.issue("INV-2", D("200.00"))
+    assert book.receive("PAY-1", D("250.00"), None) == [
+        applied("PAY-1", "INV-1", "100.00"),
+        applied("PAY-1", "INV-2", "150.00"),
+    ]
+    assert (book.balance_due, book.unapplied) == (D("50.00"), D("0"))
+    assert book.receive("PAY-2", D("80.00"), None) == [applied("PAY-2", "INV-2", "50.00")]
+    assert book.unapplied == D("30.00")
+    assert_balanced(book)
+
+
 def test_issue_applies_waiting_cash_oldest_payment_first() -> None:
     book = CashBook()
     book.receive("PAY-A", D("70.00"), None)
