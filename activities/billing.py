@@ -1,13 +1,15 @@
-"""Billing a period: approved work priced by the rate card, taxed, invoiced and issued in ERP.
+"""Billing: one invoice priced, capped, taxed, issued in ERP, and the revenue it carries posted.
 
 The step is safe to repeat at any point. Work is first frozen into a PSA billing batch named by
-the workflow and the period, so every attempt prices exactly the same entries; the ERP invoice
-is created under a key of the same name, then issued, then the batch is marked invoiced.
+the workflow and the invoice's reference, so every attempt prices exactly the same entries; the
+ERP invoice is found by that reference before it is created under a key of the same name, then
+issued; the batch is marked invoiced; revenue is posted under its own entry id.
 """
 
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
 
 from temporalio import activity
 
@@ -18,10 +20,11 @@ from activities.base import (
     idempotency_key,
     workflow_run,
 )
-from connectors.records import ErpInvoice
+from connectors.records import BillingBatch, ErpInvoice
+from domain.billing import OverageAccumulator, apply_cap
 from domain.errors import Rejection
-from domain.models import InvoiceSummary
-from domain.money import money_sum
+from domain.models import InvoiceSummary, RevenueStatus
+from domain.money import money_sum, round_money
 from domain.pricing import (
     ExpenseAccumulator,
     InvoiceLine,
@@ -33,6 +36,9 @@ from domain.steps import BILL_PERIOD, BillPeriodInput, BillPeriodResult
 
 _STATUS = {"void": "credited"}
 
+#: Lines whose amount is revenue as invoiced (the right-to-invoice practical expedient).
+AS_INVOICED_KINDS = frozenset({"time", "expense", "overage", "release"})
+
 
 def invoice_summary(invoice: ErpInvoice) -> InvoiceSummary:
     """The workflow's view of an ERP invoice: ids and totals only."""
@@ -41,112 +47,217 @@ def invoice_summary(invoice: ErpInvoice) -> InvoiceSummary:
         number=invoice.number,
         period=invoice.period,
         milestone_id=invoice.milestone_id,
+        reference=invoice.reference,
         subtotal=invoice.subtotal,
         tax=invoice.tax,
         total=invoice.total,
         amount_paid=invoice.amount_paid,
+        amount_credited=invoice.credited_amount,
         status=_STATUS.get(invoice.status, invoice.status),
         due_on=invoice.due_on,
+        invoice_date=invoice.invoice_date,
+        functional_currency=invoice.functional_currency,
+        exchange_rate=invoice.exchange_rate,
+        functional_total=invoice.functional_total,
     )
 
 
 class BillingActivities(StepActivities):
-    async def _price(
+    async def _price_work(
         self, project_id: str, batch_id: str, step: BillPeriodInput
-    ) -> tuple[list[InvoiceLine], TimeAccumulator]:
+    ) -> list[InvoiceLine]:
+        """The batch's time (by rate card or as retainer overage) and expenses, as lines."""
         psa = self.connectors.psa
-        time = TimeAccumulator(step.rates, step.currency)
-        async for page in psa.batch_time_entries(project_id, batch_id):
-            for entry in page:
-                try:
-                    time.add(entry.role, entry.work_date, entry.hours)
-                except UnknownRole as exc:
-                    raise business_error(
-                        Rejection(
-                            system="psa",
-                            code="unknown_role",
-                            message=f"time entry {entry.entry_id}: {exc}",
-                            field="role",
-                        )
-                    ) from exc
-            activity.heartbeat(time.entries)
-        lines = time.lines()
+        time: TimeAccumulator | OverageAccumulator | None = None
+        if step.time_pricing == "rate_card":
+            time = TimeAccumulator(step.rates, step.currency)
+        elif step.time_pricing == "overage":
+            time = OverageAccumulator(step.rates, step.currency, step.included_hours)
+        lines: list[InvoiceLine] = []
+        if time is not None:
+            async for page in psa.batch_time_entries(project_id, batch_id):
+                for entry in page:
+                    try:
+                        time.add(entry.role, entry.work_date, entry.hours)
+                    except UnknownRole as exc:
+                        raise business_error(
+                            Rejection(
+                                system="psa",
+                                code="unknown_role",
+                                message=f"time entry {entry.entry_id}: {exc}",
+                                field="role",
+                            )
+                        ) from exc
+                activity.heartbeat(time.entries)
+            lines.extend(time.lines())
         if step.expenses_billable:
-            expenses = ExpenseAccumulator(step.currency)
+            expenses = ExpenseAccumulator(step.currency, step.expense_markup_percent)
+            rates: dict[str, Decimal] = {step.currency: Decimal(1)}
             async for expense_page in psa.batch_expenses(project_id, batch_id):
                 for expense in expense_page:
-                    expenses.add(expense.category, expense.amount)
-            lines = number_lines([*lines, *expenses.lines()])
-        return lines, time
+                    if expense.currency not in rates:
+                        rates[expense.currency] = await self.connectors.erp.get_exchange_rate(
+                            expense.currency, step.currency, step.invoice_date
+                        )
+                    expenses.add(expense.category, expense.amount * rates[expense.currency])
+            lines.extend(expenses.lines())
+        return lines
+
+    async def _freeze(self, step: BillPeriodInput) -> tuple[str, BillingBatch] | None:
+        """Freeze the approved work the invoice covers, or ``None`` when it covers none."""
+        if step.through_date is None or (
+            step.time_pricing == "none" and not step.expenses_billable
+        ):
+            return None
+        project_id = step.refs["psa_project_id"]
+        batch_id = f"{workflow_run()[0]}.{step.reference}"
+        batch = await self.connectors.psa.freeze_billing_batch(
+            project_id, batch_id, step.through_date, include_expenses=step.expenses_billable
+        )
+        return batch_id, batch
 
     @activity.defn(name=BILL_PERIOD)
     async def bill_period(self, step: BillPeriodInput) -> BillPeriodResult:
-        """Invoice the approved, not yet billed work dated up to ``step.through_date``."""
+        """Invoice what ``step`` describes: work up to ``through_date`` plus its charges."""
         await self.write_audit(step.contract_id, step.audit)
-        erp, psa, tax = self.connectors.erp, self.connectors.psa, self.connectors.tax
+        erp, psa = self.connectors.erp, self.connectors.psa
         project_id = step.refs["psa_project_id"]
-        batch_id = f"{workflow_run()[0]}.{step.period}"
         async with error_classes(BILL_PERIOD):
-            batch = await psa.freeze_billing_batch(
-                project_id, batch_id, step.through_date, include_expenses=step.expenses_billable
+            frozen = await self._freeze(step)
+            lines = list(step.charges)
+            if frozen is not None and (frozen[1].time_entry_count or frozen[1].expense_count):
+                lines = [*await self._price_work(project_id, frozen[0], step), *lines]
+            capped = apply_cap(
+                number_lines(lines),
+                cap=step.not_to_exceed,
+                billed_to_date=step.billed_to_date,
+                currency=step.currency,
             )
-            if batch.time_entry_count == 0 and batch.expense_count == 0:
-                return BillPeriodResult()
-            invoice = await erp.find_invoice(step.contract_id, period=step.period)
-            if invoice is None:
-                lines, _ = await self._price(project_id, batch_id, step)
-                quote = await tax.calculate(
-                    country=step.country,
-                    region=step.region,
-                    legal_entity=step.legal_entity,
-                    currency=step.currency,
-                    on=step.invoice_date,
-                    lines=[(line.line_id, line.amount) for line in lines],
-                    document_id=batch_id,
-                )
-                tax_by_line = {t.line_id: t.tax_amount for t in quote.lines}
-                subtotal = money_sum([line.amount for line in lines], step.currency)
-                invoice = await erp.create_invoice(
-                    {
-                        "contract_id": step.contract_id,
-                        "erp_contract_id": step.refs["erp_contract_id"],
-                        "customer_id": step.refs["erp_customer_id"],
-                        "project_id": step.refs["erp_project_id"],
-                        "legal_entity": step.legal_entity,
-                        "currency": step.currency,
-                        "period": step.period,
-                        "invoice_date": step.invoice_date.isoformat(),
-                        "due_on": _due_on(step).isoformat(),
-                        "lines": [
-                            {
-                                **line.model_dump(mode="json"),
-                                "tax_amount": format(tax_by_line[line.line_id], "f"),
-                            }
-                            for line in lines
-                        ],
-                        "subtotal": format(subtotal, "f"),
-                        "tax": format(quote.total_tax, "f"),
-                        "total": format(subtotal + quote.total_tax, "f"),
-                    },
-                    idempotency_key=idempotency_key("invoice", step.period),
-                )
-            if invoice.status == "draft":
+            as_invoiced = money_sum(
+                [line.amount for line in capped.lines if line.kind in AS_INVOICED_KINDS],
+                step.currency,
+            )
+            invoice = await erp.find_invoice(step.contract_id, reference=step.reference)
+            if invoice is None and capped.lines:
+                invoice = await self._create_invoice(step, capped.lines)
+            if invoice is not None and invoice.status == "draft":
                 invoice = await erp.issue_invoice(
                     invoice.invoice_id,
-                    idempotency_key=idempotency_key("invoice", step.period, "issue"),
+                    idempotency_key=idempotency_key("invoice", step.reference, "issue"),
                 )
-            await psa.mark_batch_invoiced(
-                project_id,
-                batch_id,
-                invoice.invoice_id,
-                idempotency_key=idempotency_key("batch", step.period, "invoiced"),
-            )
-        await self.record_ref(step.contract_id, "erp", "invoice", invoice.invoice_id)
+            if invoice is not None and frozen is not None and frozen[1].invoice_id is None:
+                await psa.mark_batch_invoiced(
+                    project_id,
+                    frozen[0],
+                    invoice.invoice_id,
+                    idempotency_key=idempotency_key("batch", step.reference, "invoiced"),
+                )
+            posted, revenue = await self._post_revenue(step, as_invoiced)
+        if invoice is not None:
+            await self.record_ref(step.contract_id, "erp", "invoice", invoice.invoice_id)
+        batch = frozen[1] if frozen else None
         return BillPeriodResult(
-            invoice=invoice_summary(invoice),
-            hours=batch.hours,
-            time_entries=batch.time_entry_count,
-            expenses=batch.expense_count,
+            invoice=invoice_summary(invoice) if invoice else None,
+            hours=batch.hours if batch else Decimal(0),
+            time_entries=batch.time_entry_count if batch else 0,
+            expenses=batch.expense_count if batch else 0,
+            held_back=capped.held_back,
+            as_invoiced=as_invoiced if invoice else Decimal(0),
+            revenue_posted=posted,
+            revenue=revenue,
+        )
+
+    async def _create_invoice(self, step: BillPeriodInput, lines: list[InvoiceLine]) -> ErpInvoice:
+        erp = self.connectors.erp
+        quote = await self.connectors.tax.calculate(
+            country=step.country,
+            region=step.region,
+            legal_entity=step.legal_entity,
+            currency=step.currency,
+            on=step.invoice_date,
+            lines=[(line.line_id, line.amount) for line in lines],
+            document_id=f"{workflow_run()[0]}.{step.reference}",
+        )
+        tax_by_line = {t.line_id: t.tax_amount for t in quote.lines}
+        subtotal = money_sum([line.amount for line in lines], step.currency)
+        total = subtotal + quote.total_tax
+        body: dict[str, object] = {
+            "contract_id": step.contract_id,
+            "reference": step.reference,
+            "erp_contract_id": step.refs["erp_contract_id"],
+            "customer_id": step.refs["erp_customer_id"],
+            "project_id": step.refs["erp_project_id"],
+            "legal_entity": step.legal_entity,
+            "currency": step.currency,
+            "period": None if step.milestone_id else step.period,
+            "milestone_id": step.milestone_id,
+            "invoice_date": step.invoice_date.isoformat(),
+            "due_on": _due_on(step).isoformat(),
+            "lines": [
+                {
+                    **line.model_dump(mode="json", exclude_none=True),
+                    "tax_amount": format(tax_by_line[line.line_id], "f"),
+                }
+                for line in lines
+            ],
+            "subtotal": format(subtotal, "f"),
+            "tax": format(quote.total_tax, "f"),
+            "total": format(total, "f"),
+        }
+        functional = step.functional_currency
+        if functional and functional != step.currency:
+            # Reported in the legal entity's books at the ERP's rate of the invoice date.
+            rate = await erp.get_exchange_rate(step.currency, functional, step.invoice_date)
+            f_subtotal = round_money(subtotal * rate, functional)
+            f_tax = round_money(quote.total_tax * rate, functional)
+            body |= {
+                "functional_currency": functional,
+                "exchange_rate": format(rate, "f"),
+                "functional_subtotal": format(f_subtotal, "f"),
+                "functional_tax": format(f_tax, "f"),
+                "functional_total": format(f_subtotal + f_tax, "f"),
+            }
+        elif functional:
+            body |= {
+                "functional_currency": functional,
+                "exchange_rate": "1",
+                "functional_subtotal": format(subtotal, "f"),
+                "functional_tax": format(quote.total_tax, "f"),
+                "functional_total": format(total, "f"),
+            }
+        return await erp.create_invoice(
+            body, idempotency_key=idempotency_key("invoice", step.reference)
+        )
+
+    async def _post_revenue(
+        self, step: BillPeriodInput, as_invoiced: Decimal
+    ) -> tuple[Decimal, RevenueStatus | None]:
+        plan = step.revenue
+        if plan is None:
+            return Decimal(0), None
+        erp = self.connectors.erp
+        erp_contract_id = step.refs["erp_contract_id"]
+        amount = plan.amount + (as_invoiced if plan.add_as_invoiced else Decimal(0))
+        if amount != 0:
+            await erp.post_revenue(
+                erp_contract_id,
+                {
+                    "entry_id": plan.entry_id,
+                    "period": plan.period,
+                    "amount": format(amount, "f"),
+                    "method": plan.method,
+                    "description": plan.description,
+                    "recognised_on": step.invoice_date.isoformat(),
+                },
+                idempotency_key=idempotency_key("revenue", plan.entry_id),
+            )
+        balances = await erp.get_balances(erp_contract_id)
+        return amount, RevenueStatus(
+            method=plan.method,
+            recognised_to_date=balances.recognised_to_date,
+            billed_to_date=balances.billed_to_date,
+            contract_asset=balances.contract_asset,
+            contract_liability=balances.contract_liability,
         )
 
 

@@ -8,6 +8,7 @@ from activities.base import StepActivities, error_classes, idempotency_key
 from domain.models import ContractApproved
 from domain.names import BillingModel
 from domain.pricing import initial_rates
+from domain.revenue import revenue_method
 from domain.steps import (
     CREATE_ERP_CONTRACT,
     CREATE_ERP_PROJECT,
@@ -16,19 +17,24 @@ from domain.steps import (
     CreatedRef,
 )
 
-#: Revenue treatment per billing model (ASC 606 / IFRS 15 as services firms apply it).
-REVENUE_METHOD = {
-    BillingModel.TIME_AND_MATERIALS: "as_invoiced",
-    BillingModel.FIXED_FEE: "milestone_output",
-    BillingModel.RETAINER: "ratable",
-}
+
+def revenue_schedule(contract: ContractApproved) -> dict[str, object]:
+    """The revenue treatment of the contract (ASC 606 / IFRS 15 as services firms apply it)."""
+    return {
+        "method": revenue_method(contract.billing_model),
+        "contract_value": format(contract.contract_value, "f"),
+    }
 
 
 def billing_schedule(contract: ContractApproved) -> dict[str, object]:
     lines: list[dict[str, object]] = []
     if contract.billing_model is BillingModel.TIME_AND_MATERIALS:
         lines.append(
-            {"kind": "time_and_materials", "expenses_billable": contract.expenses_billable}
+            {
+                "kind": "time_and_materials",
+                "expenses_billable": contract.expenses_billable,
+                "expense_markup_percent": format(contract.expense_markup_percent, "f"),
+            }
         )
     elif contract.billing_model is BillingModel.FIXED_FEE:
         lines.extend(
@@ -43,7 +49,12 @@ def billing_schedule(contract: ContractApproved) -> dict[str, object]:
                 "included_hours": format(contract.retainer_included_hours or 0, "f"),
             }
         )
-    return {"frequency": "monthly", "bill_on": "period_close", "lines": lines}
+    return {
+        "frequency": "monthly",
+        "bill_on": "period_close",
+        "milestone_invoicing": contract.milestone_invoicing,
+        "lines": lines,
+    }
 
 
 class ErpActivities(StepActivities):
@@ -132,7 +143,7 @@ class ErpActivities(StepActivities):
             )
             await erp.put_revenue_schedule(
                 contract.erp_contract_id,
-                {"method": REVENUE_METHOD[c.billing_model]},
+                revenue_schedule(c),
                 idempotency_key=idempotency_key("erp", "revenue-schedule", str(c.version)),
             )
         await self.record_ref(step.contract_id, "erp", "contract", contract.erp_contract_id)

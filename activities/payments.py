@@ -1,36 +1,62 @@
-"""Applying cash to invoices in the ERP."""
+"""Cash: payments recorded against invoices in the ERP, and unapplied cash applied later."""
 
 from __future__ import annotations
 
 from temporalio import activity
 
 from activities.base import StepActivities, error_classes, idempotency_key
-from domain.steps import APPLY_PAYMENT, ApplyPaymentInput, PaymentApplied
+from domain.steps import (
+    APPLY_CASH,
+    APPLY_PAYMENT,
+    ApplyCashInput,
+    ApplyPaymentInput,
+    PaymentApplied,
+)
 
 
 class PaymentActivities(StepActivities):
     @activity.defn(name=APPLY_PAYMENT)
     async def apply_payment(self, step: ApplyPaymentInput) -> PaymentApplied:
-        """Record the payment against the invoice; the gateway's payment id keys it once."""
+        """Record the payment, against an invoice or as unapplied cash; its id keys it once."""
         await self.write_audit(step.contract_id, step.audit)
         p = step.payment
+        erp = self.connectors.erp
         async with error_classes(APPLY_PAYMENT):
-            payment = await self.connectors.erp.record_payment(
+            payment = await erp.record_payment(
                 {
                     "payment_id": p.payment_id,
                     "invoice_id": step.invoice_id,
+                    "contract_id": step.contract_id,
                     "amount": format(p.amount, "f"),
                     "currency": p.currency,
                     "received_on": p.received_on.isoformat(),
                 },
                 idempotency_key=idempotency_key("payment", p.payment_id),
             )
-            invoice = await self.connectors.erp.get_invoice(step.invoice_id)
+            invoice = await erp.get_invoice(step.invoice_id) if step.invoice_id else None
         await self.record_ref(step.contract_id, "erp", "payment", payment.payment_id)
         return PaymentApplied(
             invoice_id=step.invoice_id,
             applied=payment.applied_amount,
             unapplied=payment.unapplied_amount,
             amount_paid=invoice.amount_paid if invoice else payment.applied_amount,
-            invoice_status=invoice.status if invoice else "partially_paid",
+            invoice_status=invoice.status if invoice else "unapplied",
         )
+
+    @activity.defn(name=APPLY_CASH)
+    async def apply_unapplied_cash(self, step: ApplyCashInput) -> None:
+        """Apply cash held for the contract (overpayments, credit) to a new invoice."""
+        await self.write_audit(step.contract_id, step.audit)
+        erp = self.connectors.erp
+        async with error_classes(APPLY_CASH):
+            for a in step.applications:
+                application = {
+                    "application_id": f"{a.source_id}:{a.invoice_id}",
+                    "invoice_id": a.invoice_id,
+                    "amount": format(a.amount, "f"),
+                }
+                key = idempotency_key("apply", a.source_id, a.invoice_id)
+                if a.credit_note_id is not None:
+                    await erp.apply_credit(a.credit_note_id, application, idempotency_key=key)
+                else:
+                    await erp.apply_payment(a.source_id, application, idempotency_key=key)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from activities.amendments import AmendmentActivities
 from activities.billing import BillingActivities
 from activities.closing import ClosingActivities
+from activities.credit_notes import CreditNoteActivities
+from activities.dunning import DunningActivities
 from activities.erp import ErpActivities
 from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
@@ -28,6 +31,9 @@ def build_activities(
     billing = BillingActivities(connectors, ledger, settings)
     payments = PaymentActivities(connectors, ledger, settings)
     closing = ClosingActivities(connectors, ledger, settings)
+    credit_notes = CreditNoteActivities(connectors, ledger, settings)
+    dunning = DunningActivities(connectors, ledger, settings)
+    amendments = AmendmentActivities(connectors, ledger, settings)
     own = LedgerActivities(connectors, ledger, settings)
     return [
         validation.validate_contract,
@@ -37,6 +43,10 @@ def build_activities(
         psa.activate_psa_project,
         billing.bill_period,
         payments.apply_payment,
+        payments.apply_unapplied_cash,
+        credit_notes.issue_credit_note,
+        dunning.send_dunning_reminder,
+        amendments.propagate_amendment,
         closing.close_contract,
         own.record_audit,
         own.open_exception,

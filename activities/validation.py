@@ -85,5 +85,6 @@ class ValidationActivities(StepActivities):
         return Validated(
             jurisdiction_code=jurisdiction,
             functional_currency=entity.functional_currency,
+            dunning_offsets_days=list(self.settings.dunning_offsets_days),
             ancestors=[a.crm_account_id for a in ancestors],
         )

@@ -1,0 +1,73 @@
+"""Amendments: new rates, milestones, dates and caps propagated to ERP, PSA and the ledger."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.base import StepActivities, error_classes, idempotency_key
+from activities.erp import billing_schedule, revenue_schedule
+from domain.steps import PROPAGATE_AMENDMENT, AmendmentInput, AmendmentPropagated
+
+
+class AmendmentActivities(StepActivities):
+    @activity.defn(name=PROPAGATE_AMENDMENT)
+    async def propagate_amendment(self, step: AmendmentInput) -> AmendmentPropagated:
+        """Apply the amendment in each system, every write keyed by the amendment id."""
+        await self.write_audit(step.contract_id, step.audit)
+        a, c = step.amendment, step.contract
+        erp, psa = self.connectors.erp, self.connectors.psa
+        erp_contract_id = step.refs["erp_contract_id"]
+        psa_project_id = step.refs["psa_project_id"]
+        new_rates = [
+            {
+                "role": r.role,
+                "hourly_rate": format(r.hourly_rate, "f"),
+                "effective_from": a.effective_date.isoformat(),
+            }
+            for r in a.rate_card
+        ]
+        milestones = [m.model_dump(mode="json") for m in a.add_milestones]
+        async with error_classes(PROPAGATE_AMENDMENT):
+            await erp.amend_contract(
+                erp_contract_id,
+                {
+                    "amendment_id": a.amendment_id,
+                    "effective_date": a.effective_date.isoformat(),
+                    "end_date": a.end_date.isoformat() if a.end_date else None,
+                    "not_to_exceed": format(a.not_to_exceed, "f") if a.not_to_exceed else None,
+                    "contract_value": format(c.contract_value, "f"),
+                    "rate_card": new_rates,
+                    "add_milestones": milestones,
+                    "reason": a.reason,
+                },
+                idempotency_key=idempotency_key("amendment", a.amendment_id, "erp"),
+            )
+            await erp.put_billing_schedule(
+                erp_contract_id,
+                billing_schedule(c),
+                idempotency_key=idempotency_key("amendment", a.amendment_id, "billing-schedule"),
+            )
+            await erp.put_revenue_schedule(
+                erp_contract_id,
+                revenue_schedule(c),
+                idempotency_key=idempotency_key("amendment", a.amendment_id, "revenue-schedule"),
+            )
+            if new_rates:
+                await psa.put_rate_card(
+                    psa_project_id,
+                    new_rates,
+                    idempotency_key=idempotency_key("amendment", a.amendment_id, "psa-rates"),
+                )
+            if milestones:
+                await psa.add_milestones(
+                    psa_project_id,
+                    milestones,
+                    idempotency_key=idempotency_key("amendment", a.amendment_id, "psa-milestones"),
+                )
+            if a.end_date is not None:
+                await psa.update_project(
+                    psa_project_id,
+                    {"end_date": a.end_date.isoformat()},
+                    idempotency_key=idempotency_key("amendment", a.amendment_id, "psa-dates"),
+                )
+        return AmendmentPropagated(propagated_to=["erp", "psa", "ledger"])
