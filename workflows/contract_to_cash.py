@@ -5,13 +5,19 @@ closing → closed. A business rejection from any system puts the contract ``on_
 exception in the queue that owns the fix, until an operator retries, skips or aborts; the
 workflow itself fails only if a person aborts it. Messages that arrive before the contract is
 active, or while it is on hold, wait in an inbox and are handled in order afterwards.
+Amendments are the exception: they apply while the contract is on hold, because an amendment
+(a raised cap, a new rate) is often the fix the hold waits for.
+
+What is billed, when, and what revenue it carries is decided in ``workflows.billing``; cash,
+credit notes and dunning in ``workflows.collections``. This module runs the stages, the
+messages and the operator's decisions.
 """
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import suppress
-from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -19,14 +25,18 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.amendments import Terms, apply_amendment, check_amendment
+    from domain.collections import DEFAULT_DUNNING_OFFSETS
     from domain.errors import BUSINESS_REJECTION
     from domain.models import (
+        Amendment,
+        AmendmentResult,
         ClosePeriod,
         ContractApproved,
         ContractStatus,
         ContractSummary,
+        CreditInvoice,
         HistoryEntry,
-        InvoiceSummary,
         MilestoneCompleted,
         OpenException,
         PaymentReceived,
@@ -36,45 +46,53 @@ with workflow.unsafe.imports_passed_through():
     from domain.money import round_money
     from domain.names import (
         QUERY_STATUS,
+        SA_CONTRACT_VALUE,
         SA_OPEN_EXCEPTIONS,
         SA_STAGE,
+        SIGNAL_AMEND,
         SIGNAL_CLOSE_PERIOD,
+        SIGNAL_CREDIT_INVOICE,
         SIGNAL_MILESTONE_COMPLETED,
         SIGNAL_PAYMENT_RECEIVED,
         SIGNAL_TERMINATE_CONTRACT,
+        UPDATE_APPLY_AMENDMENT,
         UPDATE_RESOLVE_EXCEPTION,
         WORKFLOW_TYPE,
         ExceptionAction,
         Stage,
     )
     from domain.periods import Period
-    from domain.pricing import RateRevision, initial_rates
+    from domain.pricing import initial_rates
     from domain.steps import (
         ACTIVATE_PSA_PROJECT,
+        APPLY_CASH,
         APPLY_PAYMENT,
         BILL_PERIOD,
         CLOSE_CONTRACT,
         CREATE_ERP_CONTRACT,
         CREATE_ERP_PROJECT,
         ENSURE_ERP_CUSTOMER,
+        ISSUE_CREDIT_NOTE,
         OPEN_EXCEPTION,
+        PROPAGATE_AMENDMENT,
         RECORD_AUDIT,
         RESOLVE_EXCEPTION_RECORD,
+        SEND_DUNNING_REMINDER,
         VALIDATE_CONTRACT,
-        ApplyPaymentInput,
+        AmendmentInput,
+        AmendmentPropagated,
         AuditEntry,
-        BillPeriodInput,
-        BillPeriodResult,
         CloseContractInput,
         ContractStep,
         CreatedRef,
         ExceptionOpened,
         OpenExceptionInput,
-        PaymentApplied,
         ResolveExceptionInput,
         StepInput,
         Validated,
     )
+    from workflows.billing import Billing
+    from workflows.collections import Collections, instant
     from workflows.policies import (
         BILLING_HEARTBEAT,
         BILLING_TIMEOUT,
@@ -84,10 +102,23 @@ with workflow.unsafe.imports_passed_through():
     )
 
 R = TypeVar("R", bound=BaseModel)
-Message = ClosePeriod | PaymentReceived | MilestoneCompleted
+Message = ClosePeriod | PaymentReceived | MilestoneCompleted | CreditInvoice
 
 #: Steps an operator may skip: nothing later depends on an id they would have produced.
-SKIPPABLE_STEPS = frozenset({VALIDATE_CONTRACT, BILL_PERIOD, APPLY_PAYMENT, CLOSE_CONTRACT})
+SKIPPABLE_STEPS = frozenset(
+    {
+        VALIDATE_CONTRACT,
+        BILL_PERIOD,
+        APPLY_PAYMENT,
+        APPLY_CASH,
+        ISSUE_CREDIT_NOTE,
+        SEND_DUNNING_REMINDER,
+        PROPAGATE_AMENDMENT,
+        CLOSE_CONTRACT,
+        Billing.CAP_STEP,
+        Collections.DUNNING_STEP,
+    }
+)
 
 #: The system a step talks to, for exceptions raised by timeouts rather than by a system.
 STEP_SYSTEM = {
@@ -98,11 +129,21 @@ STEP_SYSTEM = {
     ACTIVATE_PSA_PROJECT: "psa",
     BILL_PERIOD: "erp",
     APPLY_PAYMENT: "erp",
+    APPLY_CASH: "erp",
+    ISSUE_CREDIT_NOTE: "erp",
+    SEND_DUNNING_REMINDER: "crm",
+    PROPAGATE_AMENDMENT: "erp",
     CLOSE_CONTRACT: "erp",
 }
 
+#: Longest line of history (and of the ledger's audit trail).
+MAX_EVENT = 2000
 
-class _Aborted(Exception):
+#: Stages after which the contract takes no more amendments.
+FINISHED = frozenset({Stage.CLOSING, Stage.CLOSED, Stage.CANCELLED})
+
+
+class Aborted(Exception):
     """An operator aborted the contract."""
 
 
@@ -111,46 +152,64 @@ class ContractToCash:
     def __init__(self) -> None:
         self._contract: ContractApproved | None = None
         self._stage = Stage.RECEIVED
+        self._resume_stage = Stage.RECEIVED
         self._refs: dict[str, str] = {}
-        self._rates: list[RateRevision] = []
+        self._terms: Terms | None = None
         self._validated: Validated | None = None
-        self._invoices: list[InvoiceSummary] = []
-        self._closed_periods: list[str] = []
-        self._payments_seen: set[str] = set()
-        self._unapplied_cash = Decimal(0)
+        self._provisioned = False
         self._inbox: list[Message] = []
         self._terminate: TerminateContract | None = None
         self._open: dict[str, OpenException] = {}
+        self._blocking: set[str] = set()
         self._decisions: dict[str, ResolveException] = {}
+        self._amendments: dict[str, AmendmentResult] = {}
+        self._abort_reason: str | None = None
         self._history: list[HistoryEntry] = []
         self._pending_audit: list[AuditEntry] = []
         self._audit_seq = 0
         self._waiting_for = ""
+        # One business step at a time: the main loop and amendment handlers take turns.
+        self._lock = asyncio.Lock()
+        # Bumped whenever a change may move the next wake-up (an end date, a new invoice).
+        self._changes = 0
+        self.billing = Billing(self)
+        self.collections = Collections(self)
 
     # ------------------------------------------------------------------ the process
 
     @workflow.run
     async def run(self, event: ContractApproved) -> ContractSummary:
         self._contract = event
-        self._rates = initial_rates(event.rate_card, event.start_date)
-        self._record(f"approved in CLM by {event.approved_by} (version {event.version})")
+        self._terms = Terms(
+            currency=event.currency,
+            start_date=event.start_date,
+            end_date=event.end_date,
+            not_to_exceed=event.not_to_exceed,
+            rates=initial_rates(event.rate_card, event.start_date),
+            milestones=list(event.milestones),
+        )
+        self.billing.start(event)
+        self.record(f"approved in CLM by {event.approved_by} (version {event.version})")
         try:
-            await self._validate()
-            await self._provision_erp()
-            await self._activate_psa()
-            self._enter(Stage.ACTIVE, "contract active: billing runs at each period close")
+            async with self._lock:
+                await self._validate()
+                await self._provision_erp()
+                await self._activate_psa()
+                self._provisioned = True
+                self._enter(Stage.ACTIVE, "contract active: billing runs at each period close")
+                await self.billing.on_activation()
             await self._run_active()
             await self._close()
-        except _Aborted as aborted:
+        except Aborted as aborted:
             self._enter(Stage.CANCELLED, f"aborted by operator: {aborted}")
             await self._flush_audit()
         return ContractSummary(status=self._status())
 
     async def _validate(self) -> None:
         self._enter(Stage.VALIDATING, "validating customer, legal entity, tax address, rate card")
-        self._validated = await self._step(VALIDATE_CONTRACT, self._contract_step(), Validated)
+        self._validated = await self.step(VALIDATE_CONTRACT, self._contract_step(), Validated)
         if self._validated:
-            self._record(f"validated: tax jurisdiction {self._validated.jurisdiction_code}")
+            self.record(f"validated: tax jurisdiction {self._validated.jurisdiction_code}")
 
     async def _provision_erp(self) -> None:
         self._enter(Stage.PROVISIONING_ERP, "creating ERP customer, project and contract")
@@ -163,214 +222,250 @@ class ContractToCash:
         await self._create(ACTIVATE_PSA_PROJECT)
 
     async def _create(self, step: str) -> None:
-        ref = await self._step(step, self._contract_step(), CreatedRef)
+        ref = await self.step(step, self._contract_step(), CreatedRef)
         if ref is not None:
             self._refs[ref.ref_name] = ref.external_id
-            self._record(f"{ref.system} {ref.kind} {ref.external_id} ready")
+            self.record(f"{ref.system} {ref.kind} {ref.external_id} ready")
 
     async def _run_active(self) -> None:
         while True:
             await self._flush_audit()
             await self._wait_for_work()
-            if self._inbox:
-                await self._handle(self._inbox.pop(0))
-            elif self._final_billing_due():
-                # A terminated contract bills its last period itself once the termination
-                # has taken effect, so nothing worked up to that date goes unbilled.
-                await self._bill_period(self._final_period())
-            elif self._ready_to_close():
-                return
+            async with self._lock:
+                if self._abort_reason is not None:
+                    raise Aborted(self._abort_reason)
+                if self._inbox:
+                    await self._handle(self._inbox.pop(0))
+                elif self.collections.work_due():
+                    await self.collections.do_due_work()
+                elif self._final_billing_due():
+                    # A terminated contract bills its last period itself once the termination
+                    # has taken effect, so nothing worked up to that date goes unbilled.
+                    await self.billing.bill_period(self.final_period)
+                elif self.billing.true_up_due():
+                    await self.billing.true_up()
+                elif self._ready_to_close():
+                    return
 
     async def _close(self) -> None:
         self._enter(Stage.CLOSING, "delivered, billed and paid: closing projects")
-        await self._step(
-            CLOSE_CONTRACT,
-            CloseContractInput(contract_id=self._c.contract_id, refs=self._refs),
-            None,
-        )
+        async with self._lock:
+            await self.step(
+                CLOSE_CONTRACT,
+                CloseContractInput(contract_id=self.c.contract_id, refs=self._refs),
+                None,
+            )
         self._enter(Stage.CLOSED, "contract closed")
         await self._flush_audit()
 
-    # ------------------------------------------------------------------ billing and cash
-
     async def _handle(self, message: Message) -> None:
         if isinstance(message, ClosePeriod):
-            await self._bill_period(Period.parse(message.period))
+            await self.billing.bill_period(Period.parse(message.period))
         elif isinstance(message, PaymentReceived):
-            await self._apply_payment(message)
+            await self.collections.receive(message)
+        elif isinstance(message, CreditInvoice):
+            await self.collections.credit(message)
         else:
-            self._record(f"milestone {message.milestone_id} completed on {message.completed_on}")
+            await self.billing.milestone_completed(message)
 
-    async def _bill_period(self, period: Period) -> None:
-        c = self._c
-        name = str(period)
-        if name in self._closed_periods:
-            self._record(f"period {name} already closed: nothing to do")
-            return
-        if period < Period.of(c.start_date) or period > Period.of(self._end_date):
-            self._record(f"period {name} is outside the contract's dates: ignored")
-            return
-        if period.first_day > workflow.now().date():
-            self._record(f"period {name} has not started: not closed")
-            return
-        if period == self._final_period() and not self._ended():
-            # Closing the last period early would leave later work unbilled for good.
-            self._record(
-                f"period {name} is the contract's last: it closes once the end date "
-                f"{self._end_date} has passed"
-            )
-            return
-        customer = c.customer
-        result = await self._step(
-            BILL_PERIOD,
-            BillPeriodInput(
-                contract_id=c.contract_id,
-                period=name,
-                through_date=min(period.last_day, self._end_date),
-                invoice_date=workflow.now().date(),
-                currency=c.currency,
-                legal_entity=c.legal_entity,
-                country=customer.country,
-                region=customer.region,
-                payment_terms_days=c.payment_terms_days,
-                expenses_billable=c.expenses_billable,
-                rates=self._rates,
-                refs=self._refs,
-            ),
-            BillPeriodResult,
-            summary=f"bill {name}",
-        )
-        self._closed_periods.append(name)
-        if result is None:
-            self._record(f"period {name} closed by operator without billing")
-        elif result.invoice is None:
-            self._record(f"period {name} closed: no approved billable work")
-        else:
-            inv = result.invoice
-            self._invoices.append(inv)
-            self._record(
-                f"invoice {inv.number} issued for {name}: {result.hours} h, "
-                f"{inv.subtotal} + tax {inv.tax} = {inv.total} {c.currency}, due {inv.due_on}"
-            )
-
-    async def _apply_payment(self, payment: PaymentReceived) -> None:
-        if payment.payment_id in self._payments_seen:
-            self._record(f"payment {payment.payment_id} already applied: ignored")
-            return
-        invoice = self._invoice_for(payment)
-        if invoice is None:
-            self._payments_seen.add(payment.payment_id)
-            self._unapplied_cash += payment.amount
-            self._record(
-                f"payment {payment.payment_id} of {payment.amount} {payment.currency} "
-                "matches no open invoice: kept as unapplied cash"
-            )
-            return
-        applied = await self._step(
-            APPLY_PAYMENT,
-            ApplyPaymentInput(
-                contract_id=self._c.contract_id, payment=payment, invoice_id=invoice.invoice_id
-            ),
-            PaymentApplied,
-            summary=f"apply payment {payment.payment_id}",
-        )
-        self._payments_seen.add(payment.payment_id)
-        if applied is None:
-            self._record(f"payment {payment.payment_id} handled by operator outside c2c")
-            return
-        invoice.amount_paid = applied.amount_paid
-        invoice.status = "paid" if applied.invoice_status == "paid" else "partially_paid"
-        self._unapplied_cash += applied.unapplied
-        self._record(
-            f"payment {payment.payment_id}: {applied.applied} {payment.currency} applied to "
-            f"invoice {invoice.number}, now {invoice.status}"
-        )
-
-    def _invoice_for(self, payment: PaymentReceived) -> InvoiceSummary | None:
-        if payment.invoice_id is not None:
-            return next((i for i in self._invoices if i.invoice_id == payment.invoice_id), None)
-        return next((i for i in self._invoices if i.total > i.amount_paid), None)
-
-    # ------------------------------------------------------------------ waiting
+    # ------------------------------------------------------------------ contract terms
 
     @property
-    def _c(self) -> ContractApproved:
+    def c(self) -> ContractApproved:
         assert self._contract is not None
         return self._contract
 
     @property
-    def _end_date(self) -> date:
-        """The contract's last day: its end date, or the day a termination takes effect."""
-        c = self._c
-        if self._terminate is not None:
-            return max(c.start_date, min(self._terminate.effective_date, c.end_date))
-        return c.end_date
+    def terms(self) -> Terms:
+        assert self._terms is not None
+        return self._terms
 
-    def _final_period(self) -> Period:
-        return Period.of(self._end_date)
+    @property
+    def refs(self) -> dict[str, str]:
+        return self._refs
+
+    @property
+    def validated(self) -> Validated | None:
+        return self._validated
+
+    @property
+    def dunning_offsets(self) -> list[int]:
+        if self._validated is None:
+            return list(DEFAULT_DUNNING_OFFSETS)
+        return self._validated.dunning_offsets_days
+
+    @property
+    def end_date(self) -> date:
+        """The contract's last day: its (amended) end date, or the day a termination takes
+        effect."""
+        end = self.terms.end_date
+        if self._terminate is not None:
+            return max(self.c.start_date, min(self._terminate.effective_date, end))
+        return end
+
+    @property
+    def final_period(self) -> Period:
+        return Period.of(self.end_date)
+
+    @property
+    def terminated(self) -> bool:
+        return self._terminate is not None
+
+    def ended(self) -> bool:
+        return workflow.now() >= self._end_instant()
+
+    def changed(self) -> None:
+        """Wake the main loop to recompute its next timer."""
+        self._changes += 1
+
+    def _end_instant(self) -> datetime:
+        return instant(self.end_date + timedelta(days=1))
 
     def _final_billing_due(self) -> bool:
         return (
-            self._terminate is not None
-            and self._ended()
-            and str(self._final_period()) not in self._closed_periods
+            self.terminated
+            and self.ended()
+            and str(self.final_period) not in self.billing.closed_periods
         )
-
-    def _balance_due(self) -> Decimal:
-        return sum(
-            (i.total - i.amount_paid for i in self._invoices if i.status != "credited"),
-            Decimal(0),
-        )
-
-    def _ended(self) -> bool:
-        return workflow.now() >= self._end_instant()
-
-    def _end_instant(self) -> datetime:
-        return datetime.combine(self._end_date + timedelta(days=1), time(), tzinfo=UTC)
 
     def _ready_to_close(self) -> bool:
         return (
-            self._ended()
-            and str(self._final_period()) in self._closed_periods
-            and self._balance_due() <= 0
+            self.ended()
+            and str(self.final_period) in self.billing.closed_periods
+            and self.collections.balance_due() <= 0
             and not self._open
         )
 
     def _has_work(self) -> bool:
-        return bool(self._inbox) or self._final_billing_due() or self._ready_to_close()
+        return (
+            bool(self._inbox)
+            or self._abort_reason is not None
+            or self.collections.work_due()
+            or self._final_billing_due()
+            or self.billing.true_up_due()
+            or self._ready_to_close()
+        )
 
     async def _wait_for_work(self) -> None:
         while not self._has_work():
             self._waiting_for = self._describe_wait()
-            remaining = self._end_instant() - workflow.now()
-            # A durable timer to the end date: the contract closes without any message.
+            now = workflow.now()
+            events = [self._end_instant(), self.collections.next_wake()]
+            upcoming = [at for at in events if at is not None and at > now]
+            changes = self._changes
+
+            def moved(changes: int = changes) -> bool:
+                return self._has_work() or self._changes != changes
+
+            # A durable timer to the next calendar event (a due date, a dunning reminder, the
+            # end date): the contract moves on without any message.
             with suppress(TimeoutError):
                 await workflow.wait_condition(
-                    self._has_work,
-                    timeout=remaining if remaining > timedelta(0) else None,
-                    timeout_summary="until the contract's end date",
+                    moved,
+                    timeout=min(upcoming) - now if upcoming else None,
+                    timeout_summary="until the next due date, reminder or the end date",
                 )
         self._waiting_for = ""
 
     def _describe_wait(self) -> str:
-        if not self._ended():
-            return f"period closes, payments and milestones until the end date {self._end_date}"
-        last = str(self._final_period())
-        if last not in self._closed_periods:
+        if not self.ended():
+            return f"period closes, payments and milestones until the end date {self.end_date}"
+        last = str(self.final_period)
+        if last not in self.billing.closed_periods:
             return f"close of the final period {last}"
-        return f"payment of the balance due {self._balance_due()} {self._c.currency}"
+        if self._open:
+            return "resolution of the open exceptions"
+        return f"payment of the balance due {self.collections.balance_due()} {self.c.currency}"
+
+    # ------------------------------------------------------------------ amendments
+
+    def _amendment_refusal(self, amendment: Amendment) -> str | None:
+        if self._stage in FINISHED:
+            return f"the contract is {self._stage.value}: it takes no more amendments"
+        reason = check_amendment(self.billing.terms_for_amendment(), amendment)
+        if reason is None and amendment.not_to_exceed is not None:
+            billed = self.billing.billed_to_date
+            if amendment.not_to_exceed < billed:
+                reason = (
+                    f"not_to_exceed {amendment.not_to_exceed} is below the {billed} "
+                    f"{self.c.currency} already invoiced."
+                )
+        return reason
+
+    async def _amend(self, amendment: Amendment) -> AmendmentResult:
+        aid = amendment.amendment_id
+        # Before the ERP contract and PSA project exist there is nothing to amend in them.
+        await workflow.wait_condition(lambda: self._provisioned or self._stage in FINISHED)
+        async with self._lock:
+            if aid in self._amendments:
+                return self._amendments[aid]
+            reason = self._amendment_refusal(amendment)
+            if reason is not None:
+                result = AmendmentResult(
+                    amendment_id=aid, status="rejected", reason=reason, at=workflow.now()
+                )
+                self._amendments[aid] = result
+                self.record(f"amendment {aid} rejected: {reason}")
+                return result
+            amended = apply_amendment(self.terms, amendment)
+            contract = self.billing.amended_contract(amended)
+            propagated = await self.step(
+                PROPAGATE_AMENDMENT,
+                AmendmentInput(
+                    contract_id=self.c.contract_id,
+                    amendment=amendment,
+                    contract=contract,
+                    rates=amended.rates,
+                    refs=self._refs,
+                ),
+                AmendmentPropagated,
+                summary=f"amendment {aid}",
+                abort_ends_contract=False,
+            )
+            if propagated is None and self._abort_reason is not None:
+                result = AmendmentResult(
+                    amendment_id=aid,
+                    status="rejected",
+                    reason="the contract was aborted",
+                    at=workflow.now(),
+                )
+                self._amendments[aid] = result
+                return result
+            self._terms = amended
+            self.billing.amended(contract)
+            systems = propagated.propagated_to if propagated else ["ledger"]
+            result = AmendmentResult(
+                amendment_id=aid, status="applied", propagated_to=systems, at=workflow.now()
+            )
+            self._amendments[aid] = result
+            workflow.upsert_search_attributes(
+                [SA_CONTRACT_VALUE.value_set(float(contract.contract_value))]
+            )
+            self.record(
+                f"amendment {aid} applied from {amendment.effective_date} "
+                f"({amendment.reason}); reached {', '.join(systems)}"
+            )
+            self.changed()
+            return result
 
     # ------------------------------------------------------------------ steps and exceptions
 
     def _contract_step(self) -> ContractStep:
-        return ContractStep(contract_id=self._c.contract_id, contract=self._c, refs=self._refs)
+        return ContractStep(contract_id=self.c.contract_id, contract=self.c, refs=self._refs)
 
-    async def _step(
-        self, name: str, arg: StepInput, result_type: type[R] | None, *, summary: str | None = None
+    async def step(
+        self,
+        name: str,
+        arg: StepInput,
+        result_type: type[R] | None,
+        *,
+        summary: str | None = None,
+        abort_ends_contract: bool = True,
     ) -> R | None:
         """Run one business step; on failure hold the contract until an operator decides.
 
-        Returns ``None`` when the operator skipped the step.
+        Returns ``None`` when the operator skipped the step (or aborted, when
+        ``abort_ends_contract`` is false: the abort then takes effect in the main loop).
         """
         while True:
             try:
@@ -384,35 +479,54 @@ class ContractToCash:
                     summary=summary or name,
                 )
             except ActivityError as err:
-                action = await self._hold(name, err)
+                system, code, message = _failure(name, err)
+                action = await self.hold(name, system, code, message)
                 if action is ExceptionAction.RETRY:
                     continue
                 if action is ExceptionAction.SKIP:
                     return None
-                raise _Aborted(f"{name} was not completed") from err
+                if abort_ends_contract:
+                    raise Aborted(f"{name} was not completed") from err
+                self._abort_reason = f"{name} was not completed"
+                return None
 
-    async def _hold(self, step: str, err: ActivityError) -> ExceptionAction:
-        cause = err.cause
-        system, code, message = STEP_SYSTEM.get(step, "c2c"), "retries_exhausted", str(cause)
-        if (
-            isinstance(cause, ApplicationError)
-            and cause.type == BUSINESS_REJECTION
-            and cause.details
-        ):
-            details: dict[str, Any] = cause.details[0]
-            system, code = str(details.get("system", system)), str(details.get("code", code))
-            message = str(details.get("message", message))
-        elif isinstance(cause, ApplicationError) and cause.details:
-            system = str(cause.details[0].get("system", system))
-        resume_stage = self._stage
-        exception_id = f"EXC-{workflow.uuid4().hex[:12].upper()}"
+    async def hold(self, step: str, system: str, code: str, message: str) -> ExceptionAction:
+        """Put the contract on hold with an exception and wait for the operator's decision."""
+        if self._stage is not Stage.ON_HOLD:
+            self._resume_stage = self._stage
+        exception_id = await self.open_exception(step, system, code, message, blocking=True)
         self._enter(Stage.ON_HOLD, f"{step} failed: {system} {code}: {message}")
+        self._waiting_for = f"operator decision on {exception_id}"
+        # The hold waits without the lock, so that an amendment (often the fix) can apply.
+        self._lock.release()
+        try:
+            await workflow.wait_condition(lambda: exception_id in self._decisions)
+        finally:
+            await self._lock.acquire()
+        decision = await self.close_exception(exception_id)
+        self._waiting_for = ""
+        event = f"{decision.action} of {step} by {decision.operator}" + (
+            f": {decision.note}" if decision.note else ""
+        )
+        if decision.action is ExceptionAction.ABORT:
+            self.record(event)
+        elif not self._blocking:
+            self._enter(self._resume_stage, event)
+        else:
+            self.record(event)
+        return decision.action
+
+    async def open_exception(
+        self, step: str, system: str, code: str, message: str, *, blocking: bool
+    ) -> str:
+        """Record an exception in the ledger's queue; a blocking one holds the contract."""
+        exception_id = f"EXC-{workflow.uuid4().hex[:12].upper()}"
         opened = await self._ledger(
             OPEN_EXCEPTION,
             OpenExceptionInput(
-                contract_id=self._c.contract_id,
+                contract_id=self.c.contract_id,
                 exception_id=exception_id,
-                stage=resume_stage,
+                stage=self._stage,
                 step=step,
                 system=system,
                 code=code,
@@ -423,24 +537,27 @@ class ContractToCash:
             ExceptionOpened,
         )
         self._open[exception_id] = opened.exception
+        if blocking:
+            self._blocking.add(exception_id)
         self._publish_open_exceptions()
-        self._waiting_for = f"operator decision on {exception_id} ({opened.exception.queue} queue)"
-        await workflow.wait_condition(lambda: exception_id in self._decisions)
-        decision = self._decisions.pop(exception_id)
-        del self._open[exception_id]
+        return exception_id
+
+    def decision(self, exception_id: str) -> ResolveException | None:
+        return self._decisions.get(exception_id)
+
+    async def close_exception(
+        self, exception_id: str, *, default: ResolveException | None = None
+    ) -> ResolveException:
+        """Take the operator's decision (or ``default``) and close the exception."""
+        decision = self._decisions.pop(exception_id, None) or default
+        assert decision is not None
+        self._open.pop(exception_id, None)
+        self._blocking.discard(exception_id)
         self._publish_open_exceptions()
-        self._waiting_for = ""
-        event = f"{decision.action} of {step} by {decision.operator}" + (
-            f": {decision.note}" if decision.note else ""
-        )
-        if decision.action is not ExceptionAction.ABORT:
-            self._enter(resume_stage, event)
-        else:
-            self._record(event)
         await self._ledger(
             RESOLVE_EXCEPTION_RECORD,
             ResolveExceptionInput(
-                contract_id=self._c.contract_id,
+                contract_id=self.c.contract_id,
                 exception_id=exception_id,
                 action=decision.action.value,
                 operator=decision.operator,
@@ -449,7 +566,9 @@ class ContractToCash:
             ),
             None,
         )
-        return decision.action
+        if decision.action is ExceptionAction.ABORT and self._abort_reason is None:
+            self._abort_reason = f"{exception_id} aborted by {decision.operator}"
+        return decision
 
     async def _ledger(self, name: str, arg: StepInput, result_type: type[R] | None) -> Any:
         """A write to c2c's own ledger: retried until it succeeds, never an exception."""
@@ -471,16 +590,18 @@ class ContractToCash:
 
     async def _flush_audit(self) -> None:
         if self._pending_audit:
-            await self._ledger(RECORD_AUDIT, StepInput(contract_id=self._c.contract_id), None)
+            await self._ledger(RECORD_AUDIT, StepInput(contract_id=self.c.contract_id), None)
 
     # ------------------------------------------------------------------ stage and history
 
     def _enter(self, stage: Stage, event: str) -> None:
         self._stage = stage
         workflow.upsert_search_attributes([SA_STAGE.value_set(stage.value)])
-        self._record(event)
+        self.record(event)
 
-    def _record(self, event: str) -> None:
+    def record(self, event: str) -> None:
+        # A system's message can be long; the audit trail keeps a readable line.
+        event = event if len(event) <= MAX_EVENT else event[: MAX_EVENT - 1] + "…"
         now = workflow.now()
         self._history.append(HistoryEntry(at=now, stage=self._stage, event=event))
         self._audit_seq += 1
@@ -494,26 +615,32 @@ class ContractToCash:
             )
         )
         workflow.logger.info(
-            event, extra={"contract_id": self._c.contract_id, "stage": self._stage.value}
+            event, extra={"contract_id": self.c.contract_id, "stage": self._stage.value}
         )
 
     def _publish_open_exceptions(self) -> None:
         workflow.upsert_search_attributes([SA_OPEN_EXCEPTIONS.value_set(len(self._open))])
 
     def _status(self) -> ContractStatus:
-        c = self._c
+        c = self.c
         return ContractStatus(
             contract_id=c.contract_id,
             stage=self._stage,
             billing_model=c.billing_model,
             currency=c.currency,
             refs=dict(self._refs),
-            invoices=list(self._invoices),
-            balance_due=round_money(self._balance_due(), c.currency),
-            unapplied_cash=round_money(self._unapplied_cash, c.currency),
+            invoices=self.collections.invoice_views(),
+            balance_due=round_money(self.collections.balance_due(), c.currency),
+            unapplied_cash=round_money(self.collections.unapplied(), c.currency),
+            amendments=list(self._amendments.values()),
+            credit_notes=self.collections.credit_notes(),
+            milestones=self.billing.milestone_views(),
+            revenue=self.billing.revenue,
+            held_back=round_money(self.billing.held_back, c.currency),
+            written_off=round_money(self.billing.written_off, c.currency),
             open_exceptions=list(self._open.values()),
             history=list(self._history),
-            closed_periods=list(self._closed_periods),
+            closed_periods=list(self.billing.closed_periods),
             waiting_for=self._waiting_for,
         )
 
@@ -535,14 +662,42 @@ class ContractToCash:
     def milestone_completed(self, milestone: MilestoneCompleted) -> None:
         self._inbox.append(milestone)
 
+    @workflow.signal(name=SIGNAL_CREDIT_INVOICE)
+    def credit_invoice(self, request: CreditInvoice) -> None:
+        self._inbox.append(request)
+
     @workflow.signal(name=SIGNAL_TERMINATE_CONTRACT)
     def terminate_contract(self, request: TerminateContract) -> None:
         if self._terminate is None:
             self._terminate = request
-            self._record(
+            self.changed()
+            self.record(
                 f"termination requested, effective {request.effective_date}: {request.reason}; "
-                f"billing ends {self._end_date}"
+                f"billing ends {self.end_date}"
             )
+
+    @workflow.signal(name=SIGNAL_AMEND)
+    async def amend(self, amendment: Amendment) -> None:
+        await self._amend(amendment)
+
+    @workflow.update(name=UPDATE_APPLY_AMENDMENT)
+    async def apply_amendment(self, amendment: Amendment) -> AmendmentResult:
+        return await self._amend(amendment)
+
+    @apply_amendment.validator
+    def _validate_amendment(self, amendment: Amendment) -> None:
+        # Runs before the update enters history: what cannot be applied leaves no trace.
+        # A repeated amendment id passes, and is answered with the first answer.
+        if amendment.amendment_id in self._amendments:
+            return
+        if not self._provisioned and self._stage not in FINISHED:
+            raise ValueError(
+                f"the contract is still being set up (stage {self._stage.value}); "
+                "amendments apply once it is active"
+            )
+        reason = self._amendment_refusal(amendment)
+        if reason is not None:
+            raise ValueError(reason)
 
     @workflow.update(name=UPDATE_RESOLVE_EXCEPTION)
     async def resolve_exception(self, decision: ResolveException) -> ContractStatus:
@@ -564,3 +719,16 @@ class ContractToCash:
                 f"{exception.step} cannot be skipped: later steps need the record it creates; "
                 "fix the data in the system of record and retry, or abort"
             )
+
+
+def _failure(step: str, err: ActivityError) -> tuple[str, str, str]:
+    """The system, code and message of a failed step, for its exception."""
+    cause = err.cause
+    system, code, message = STEP_SYSTEM.get(step, "c2c"), "retries_exhausted", str(cause)
+    if isinstance(cause, ApplicationError) and cause.type == BUSINESS_REJECTION and cause.details:
+        details: dict[str, Any] = cause.details[0]
+        system, code = str(details.get("system", system)), str(details.get("code", code))
+        message = str(details.get("message", message))
+    elif isinstance(cause, ApplicationError) and cause.details:
+        system = str(cause.details[0].get("system", system))
+    return system, code, message

@@ -1,0 +1,486 @@
+"""What a contract bills, when, and the revenue each bill carries: the workflow's decisions.
+
+Every billing model goes through one activity (``bill_period``) that freezes, prices, caps,
+taxes and issues one invoice under a business reference, so the same bill is never made twice:
+
+- time and materials: approved time at the rate card on each work date, expenses passed
+  through (with the contract's markup), at each period close; revenue as invoiced;
+- fixed fee: completed milestones at the next period close (or at once, if the contract says
+  so); revenue by milestones completed (output method), posted as a cumulative catch-up;
+- retainer: the monthly fee in advance (the first month at activation, each next month at a
+  period close) prorated by days, with approved hours beyond the included ones billed as
+  overage; revenue ratably, month by month.
+
+A not-to-exceed cap holds back what would exceed it and asks the delivery queue what to do.
+This class is part of the workflow: deterministic, no I/O except through activities.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain.amendments import Terms
+    from domain.billing import (
+        RetainerTerms,
+        included_hours_for,
+        milestone_line,
+        prorate,
+        release_line,
+        retainer_fee_line,
+    )
+    from domain.models import (
+        ContractApproved,
+        InvoiceSummary,
+        MilestoneCompleted,
+        MilestoneStatus,
+        RevenueStatus,
+    )
+    from domain.names import BillingModel, ExceptionAction
+    from domain.periods import Period
+    from domain.pricing import InvoiceLine
+    from domain.revenue import catch_up, fixed_fee_recognised_to_date, retainer_revenue
+    from domain.steps import (
+        BILL_PERIOD,
+        BillPeriodInput,
+        BillPeriodResult,
+        RevenuePlan,
+        TimePricing,
+    )
+
+if TYPE_CHECKING:
+    from workflows.contract_to_cash import ContractToCash
+
+ZERO = Decimal(0)
+
+
+class Billing:
+    """The billing state of one contract and the steps that move it."""
+
+    #: The step name of a not-to-exceed hold, as operators see it in the exception queue.
+    CAP_STEP = "not_to_exceed"
+
+    def __init__(self, wf: ContractToCash) -> None:
+        self.wf = wf
+        self.contract: ContractApproved | None = None
+        self.closed_periods: list[str] = []
+        #: Invoice subtotals less credit notes: what the not-to-exceed cap is measured against.
+        self.billed_to_date = ZERO
+        self.held_back = ZERO
+        self.written_off = ZERO
+        self.revenue: RevenueStatus | None = None
+        self.recognised = ZERO
+        #: Milestone revenue recognised so far: the base of the next cumulative catch-up.
+        self.recognised_fixed_fee = ZERO
+        self._completed: dict[str, date] = {}
+        self._milestone_invoice: dict[str, str] = {}
+        #: Retainer fees billed, by the month they pay for: (amount, invoice id).
+        self._fees: dict[str, tuple[Decimal, str]] = {}
+        self._ratable_months: set[str] = set()
+        self._releases = 0
+
+    # ------------------------------------------------------------------ terms
+
+    def start(self, contract: ContractApproved) -> None:
+        self.contract = contract
+
+    @property
+    def c(self) -> ContractApproved:
+        assert self.contract is not None
+        return self.contract
+
+    def amended_contract(self, terms: Terms) -> ContractApproved:
+        """The contract as it reads with ``terms``: end date, cap and milestones amended."""
+        return self.c.model_copy(
+            update={
+                "end_date": terms.end_date,
+                "not_to_exceed": terms.not_to_exceed,
+                "milestones": list(terms.milestones),
+            }
+        )
+
+    def amended(self, contract: ContractApproved) -> None:
+        self.contract = contract
+
+    def terms_for_amendment(self) -> Terms:
+        """The terms with what is already invoiced, which an amendment may not change."""
+        return self.wf.terms.model_copy(
+            update={
+                "invoiced_periods": list(self.closed_periods),
+                "invoiced_milestones": sorted(self._milestone_invoice),
+            }
+        )
+
+    def _retainer(self) -> RetainerTerms | None:
+        c = self.c
+        if c.billing_model is not BillingModel.RETAINER or c.retainer_monthly_amount is None:
+            return None
+        return RetainerTerms(
+            monthly_amount=c.retainer_monthly_amount,
+            included_hours=c.retainer_included_hours or ZERO,
+            start_date=c.start_date,
+            end_date=self.wf.end_date,
+        )
+
+    def milestone_views(self) -> list[MilestoneStatus]:
+        views = []
+        for m in self.wf.terms.milestones:
+            invoice_id = self._milestone_invoice.get(m.milestone_id)
+            completed = self._completed.get(m.milestone_id)
+            views.append(
+                MilestoneStatus(
+                    milestone_id=m.milestone_id,
+                    name=m.name,
+                    amount=m.amount,
+                    due_date=m.due_date,
+                    status="invoiced" if invoice_id else "completed" if completed else "open",
+                    completed_on=completed,
+                    invoice_id=invoice_id,
+                )
+            )
+        return views
+
+    # ------------------------------------------------------------------ bills
+
+    async def on_activation(self) -> None:
+        """A retainer is billed in advance: its first month's fee as soon as it is active."""
+        retainer = self._retainer()
+        if retainer is None:
+            return
+        first = Period.of(self.c.start_date)
+        fee = retainer_fee_line(retainer, first, self.c.currency)
+        if fee is None or str(first) in self._fees:
+            return
+        reference = f"{first}:advance"
+        result = await self._bill(reference=reference, period=first, charges=[fee])
+        if result is not None:
+            self._fees[str(first)] = (
+                fee.amount,
+                result.invoice.invoice_id if result.invoice else "",
+            )
+            await self._after_bill(reference, result)
+
+    async def bill_period(self, period: Period) -> None:
+        """Close ``period``: bill its work, its charges and the next month's retainer fee."""
+        wf, c, name = self.wf, self.c, str(period)
+        if name in self.closed_periods:
+            wf.record(f"period {name} already closed: nothing to do")
+            return
+        if period < Period.of(c.start_date) or period > wf.final_period:
+            wf.record(f"period {name} is outside the contract's dates: ignored")
+            return
+        if period.first_day > workflow.now().date():
+            wf.record(f"period {name} has not started: not closed")
+            return
+        if period == wf.final_period and not wf.ended():
+            # Closing the last period early would leave later work unbilled for good.
+            wf.record(
+                f"period {name} is the contract's last: it closes once the end date "
+                f"{wf.end_date} has passed"
+            )
+            return
+        charges: list[InvoiceLine] = []
+        milestones = self._milestones_due(period)
+        charges.extend(
+            milestone_line(m.milestone_id, m.name, m.amount)
+            for m in wf.terms.milestones
+            if m.milestone_id in milestones
+        )
+        fees = self._fees_due(period)
+        charges.extend(line for _, line in fees)
+        retainer = self._retainer()
+        time_pricing: TimePricing = "rate_card"
+        if c.billing_model is BillingModel.FIXED_FEE:
+            time_pricing = "none"
+        elif retainer is not None:
+            time_pricing = "overage"
+        result = await self._bill(
+            reference=name,
+            period=period,
+            charges=charges,
+            through_date=min(period.last_day, wf.end_date),
+            time_pricing=time_pricing,
+            included_hours=included_hours_for(retainer, period) if retainer else ZERO,
+            revenue=(plan := self._revenue_plan(period)),
+        )
+        self.closed_periods.append(name)
+        if result is None:
+            wf.record(f"period {name} closed by operator without billing")
+            return
+        if plan.method == "milestone_output":
+            self.recognised_fixed_fee += plan.amount
+        invoice_id = result.invoice.invoice_id if result.invoice else ""
+        for mid in milestones:
+            self._milestone_invoice[mid] = invoice_id
+        for month, line in fees:
+            self._fees[month] = (line.amount, invoice_id)
+        self._ratable_months.update(self._ratable_due(period))
+        if result.invoice is None and not result.held_back:
+            wf.record(f"period {name} closed: nothing to invoice")
+        await self._after_bill(name, result, hours=result.hours)
+
+    async def milestone_completed(self, message: MilestoneCompleted) -> None:
+        wf, mid = self.wf, message.milestone_id
+        milestone = next((m for m in wf.terms.milestones if m.milestone_id == mid), None)
+        if milestone is None:
+            wf.record(f"milestone {mid} is not in the contract: completion ignored")
+            return
+        if mid in self._completed:
+            wf.record(f"milestone {mid} already completed on {self._completed[mid]}")
+            return
+        self._completed[mid] = message.completed_on
+        wf.record(f"milestone {mid} ({milestone.name}) completed on {message.completed_on}")
+        if self.c.milestone_invoicing != "on_completion" or mid in self._milestone_invoice:
+            return
+        reference = f"milestone:{mid}"
+        result = await self._bill(
+            reference=reference,
+            period=Period.of(message.completed_on),
+            charges=[milestone_line(mid, milestone.name, milestone.amount)],
+            milestone_id=mid,
+        )
+        if result is not None:
+            self._milestone_invoice[mid] = result.invoice.invoice_id if result.invoice else ""
+            await self._after_bill(reference, result)
+
+    def _milestones_due(self, period: Period) -> list[str]:
+        return [
+            mid
+            for mid, completed_on in sorted(self._completed.items())
+            if completed_on <= period.last_day and mid not in self._milestone_invoice
+        ]
+
+    def _fees_due(self, period: Period) -> list[tuple[str, InvoiceLine]]:
+        """Retainer fees not yet billed up to the month after ``period`` (in advance)."""
+        retainer = self._retainer()
+        if retainer is None:
+            return []
+        due = []
+        month = Period.of(self.c.start_date)
+        last = min(period.next(), self.wf.final_period)
+        while month <= last:
+            line = retainer_fee_line(retainer, month, self.c.currency)
+            if str(month) not in self._fees and line is not None:
+                due.append((str(month), line))
+            month = month.next()
+        return due
+
+    def _ratable_due(self, period: Period) -> list[str]:
+        """Months of a retainer whose revenue has not been recognised, up to ``period``."""
+        if self._retainer() is None:
+            return []
+        months, month = [], Period.of(self.c.start_date)
+        while month <= period:
+            if str(month) not in self._ratable_months:
+                months.append(str(month))
+            month = month.next()
+        return months
+
+    def _revenue_plan(self, period: Period) -> RevenuePlan:
+        c, name = self.c, str(period)
+        if c.billing_model is BillingModel.FIXED_FEE:
+            completed = sum(
+                (
+                    m.amount
+                    for m in self.wf.terms.milestones
+                    if (done := self._completed.get(m.milestone_id)) and done <= period.last_day
+                ),
+                ZERO,
+            )
+            price = c.contract_value
+            target = fixed_fee_recognised_to_date(price, completed, price, c.currency)
+            return RevenuePlan(
+                entry_id=f"{c.contract_id}:{name}",
+                period=name,
+                method="milestone_output",
+                amount=catch_up(target, self.recognised_fixed_fee),
+                add_as_invoiced=True,
+                description=f"{name}: milestones completed {completed} of {price}",
+            )
+        retainer = self._retainer()
+        if retainer is not None:
+            months = self._ratable_due(period)
+            amount = sum(
+                (retainer_revenue(retainer, Period.parse(m), c.currency) for m in months), ZERO
+            )
+            return RevenuePlan(
+                entry_id=f"{c.contract_id}:{name}",
+                period=name,
+                method="ratable",
+                amount=amount,
+                add_as_invoiced=True,
+                description=f"{name}: retainer {', '.join(months)} ratably, overage as invoiced",
+            )
+        return RevenuePlan(
+            entry_id=f"{c.contract_id}:{name}",
+            period=name,
+            method="as_invoiced",
+            add_as_invoiced=True,
+            description=f"{name}: time and expenses as invoiced",
+        )
+
+    async def _bill(
+        self,
+        *,
+        reference: str,
+        period: Period,
+        charges: list[InvoiceLine],
+        through_date: date | None = None,
+        time_pricing: TimePricing = "none",
+        included_hours: Decimal = ZERO,
+        milestone_id: str | None = None,
+        revenue: RevenuePlan | None = None,
+    ) -> BillPeriodResult | None:
+        wf, c = self.wf, self.c
+        validated = wf.validated
+        return await wf.step(
+            BILL_PERIOD,
+            BillPeriodInput(
+                contract_id=c.contract_id,
+                reference=reference,
+                period=str(period),
+                milestone_id=milestone_id,
+                through_date=through_date,
+                time_pricing=time_pricing,
+                included_hours=included_hours,
+                charges=charges,
+                not_to_exceed=wf.terms.not_to_exceed,
+                billed_to_date=self.billed_to_date,
+                invoice_date=workflow.now().date(),
+                currency=c.currency,
+                legal_entity=c.legal_entity,
+                functional_currency=validated.functional_currency if validated else None,
+                country=c.customer.country,
+                region=c.customer.region,
+                payment_terms_days=c.payment_terms_days,
+                expenses_billable=c.expenses_billable and through_date is not None,
+                expense_markup_percent=c.expense_markup_percent,
+                rates=wf.terms.rates,
+                refs=wf.refs,
+                revenue=revenue,
+            ),
+            BillPeriodResult,
+            summary=f"invoice {reference}",
+        )
+
+    async def _after_bill(
+        self, reference: str, result: BillPeriodResult, *, hours: Decimal | None = None
+    ) -> None:
+        wf, ccy = self.wf, self.c.currency
+        if result.revenue is not None:
+            self.revenue = result.revenue
+        self.recognised += result.revenue_posted
+        if result.invoice is not None:
+            inv = result.invoice
+            self.billed_to_date += inv.subtotal
+            worked = f"{hours} h, " if hours else ""
+            wf.record(
+                f"invoice {inv.number} issued for {reference}: {worked}"
+                f"{inv.subtotal} + tax {inv.tax} = {inv.total} {ccy}, due {inv.due_on}"
+                + _functional(inv)
+            )
+            await wf.collections.issued(inv)
+        if result.revenue_posted:
+            wf.record(f"revenue {result.revenue_posted} {ccy} recognised for {reference}")
+        if result.held_back > 0:
+            self.held_back += result.held_back
+            await self._hold_above_cap(reference)
+
+    async def _hold_above_cap(self, reference: str) -> None:
+        """Ask the delivery queue about work above the cap: raise it and retry, or write off."""
+        wf, ccy = self.wf, self.c.currency
+        period = reference.split(":", 1)[0]
+        while self.held_back > 0:
+            cap = wf.terms.not_to_exceed
+            action = await wf.hold(
+                self.CAP_STEP,
+                "c2c",
+                "not_to_exceed_reached",
+                f"{self.held_back} {ccy} of work in {period} is above the not-to-exceed "
+                f"{cap} ({self.billed_to_date} already invoiced): raise the cap by amendment "
+                "and retry to bill it, or skip to write it off",
+            )
+            if action is ExceptionAction.SKIP:
+                self.written_off += self.held_back
+                wf.record(f"{self.held_back} {ccy} above the cap written off")
+                self.held_back = ZERO
+                return
+            if action is ExceptionAction.ABORT:
+                return
+            cap = wf.terms.not_to_exceed
+            headroom = (
+                self.held_back if cap is None else min(self.held_back, cap - self.billed_to_date)
+            )
+            if headroom <= 0:
+                continue
+            self._releases += 1
+            release = f"{period}:release-{self._releases}"
+            plan = None
+            if self.c.billing_model is not BillingModel.FIXED_FEE:
+                plan = RevenuePlan(
+                    entry_id=f"{self.c.contract_id}:{release}",
+                    period=period,
+                    method="as_invoiced",
+                    add_as_invoiced=True,
+                    description=f"{period}: work above the cap released",
+                )
+            result = await self._bill(
+                reference=release,
+                period=Period.parse(period),
+                charges=[release_line(headroom, period)],
+                revenue=plan,
+            )
+            if result is None:
+                continue
+            self.held_back -= headroom
+            await self._after_bill(release, result.model_copy(update={"held_back": ZERO}))
+
+    # ------------------------------------------------------------------ endings
+
+    def _fee_credits(self) -> list[tuple[str, str, Decimal]]:
+        """Retainer fees billed in advance for days after the contract's (new) end."""
+        retainer = self._retainer()
+        if retainer is None:
+            return []
+        credits = []
+        for month, (billed, invoice_id) in sorted(self._fees.items()):
+            owed = prorate(
+                retainer.monthly_amount,
+                Period.parse(month),
+                retainer.start_date,
+                retainer.end_date,
+                self.c.currency,
+            )
+            if billed > owed and invoice_id:
+                credits.append((month, invoice_id, billed - owed))
+        return credits
+
+    def true_up_due(self) -> bool:
+        wf = self.wf
+        return (
+            wf.ended() and str(wf.final_period) in self.closed_periods and bool(self._fee_credits())
+        )
+
+    async def true_up(self) -> None:
+        """Credit the part of advance fees after the end date: never an edit of the invoice."""
+        for month, invoice_id, amount in self._fee_credits():
+            billed, _ = self._fees[month]
+            self._fees[month] = (billed - amount, invoice_id)
+            await self.wf.collections.issue_credit(
+                invoice_id,
+                amount,
+                f"retainer {month}: days after the contract ended on {self.wf.end_date}",
+            )
+
+    def credited(self, subtotal: Decimal) -> None:
+        self.billed_to_date -= subtotal
+
+
+def _functional(inv: InvoiceSummary) -> str:
+    if inv.functional_currency is None or inv.functional_total is None:
+        return ""
+    return f" ({inv.functional_total} {inv.functional_currency} at {inv.exchange_rate})"
