@@ -1,0 +1,64 @@
+"""Shared steps of the billing-model workflow tests: start, wait, pay, read the ERP."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+
+from c2c.settings import Settings
+from domain.models import ContractStatus, PaymentReceived
+from starter.contracts import record_payment, start_contract
+from tests.workflows.helpers import approval, wait_for, wait_stage
+
+
+async def start_active(
+    client: Client, settings: Settings, **changes: Any
+) -> tuple[str, ContractStatus]:
+    """Start a contract built from ``approval(**changes)`` and wait until it is active."""
+    event = approval(**changes)
+    await start_contract(client, event, task_queue=settings.task_queue)
+    return event.contract_id, await wait_stage(client, event.contract_id, "active")
+
+
+async def wait_invoices(client: Client, cid: str, count: int) -> ContractStatus:
+    return await wait_for(
+        client, cid, lambda s: len(s.invoices) >= count, what=f"{count} invoice(s)"
+    )
+
+
+async def pay(client: Client, cid: str, payment_id: str, amount: Decimal, **extra: Any) -> None:
+    status = await wait_for(client, cid, lambda s: True)
+    await record_payment(
+        client,
+        cid,
+        PaymentReceived(
+            payment_id=payment_id,
+            amount=amount,
+            currency=status.currency,
+            received_on=date(2026, 11, 23),
+            **extra,
+        ),
+    )
+
+
+async def erp_balances(sandbox: httpx.AsyncClient, erp_contract_id: str) -> dict[str, Decimal]:
+    response = await sandbox.get(f"/erp/v1/contracts/{erp_contract_id}/balances")
+    response.raise_for_status()
+    body = response.json()
+    return {
+        key: Decimal(value)
+        for key, value in body.items()
+        if key
+        in {
+            "billed_to_date",
+            "recognised_to_date",
+            "contract_asset",
+            "contract_liability",
+            "receivable",
+            "unapplied_cash",
+        }
+    }

@@ -1,0 +1,125 @@
+"""Overdue invoices and dunning over weeks of calendar time, on the time-skipping test server.
+
+The contract runs its real activities against the sandbox over HTTP; only the clock is skipped.
+Reminders go out 7, 14 and 30 days after the due date, each recorded on the CRM account; the
+last raises an exception to the finance queue; a payment stops dunning and closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest_asyncio
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from c2c.settings import Settings
+from domain.models import ClosePeriod, ContractStatus
+from domain.names import SEARCH_ATTRIBUTES
+from starter.contracts import close_period_for, get_status
+from tests.support import venv_binary
+from tests.workflows.billing_helpers import pay, start_active
+from tests.workflows.helpers import add_time, items
+from worker import contract_worker
+
+
+@pytest_asyncio.fixture(scope="module")
+async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=venv_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    # The test server knows no custom search attributes until they are added, as c2c up does.
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
+                for key in SEARCH_ATTRIBUTES
+            },
+        )
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def skipping(
+    skipping_env: WorkflowEnvironment, settings: Settings
+) -> AsyncIterator[tuple[WorkflowEnvironment, Settings]]:
+    own = settings.model_copy(update={"task_queue": f"c2c-skip-{uuid.uuid4().hex[:8]}"})
+    async with contract_worker(skipping_env.client, own):
+        yield skipping_env, own
+
+
+async def _reminders(sandbox: httpx.AsyncClient, invoice_id: str) -> list[dict[str, Any]]:
+    activities = await items(sandbox, "/crm/v1/accounts/ACME-US/activities")
+    return [
+        a
+        for a in activities
+        if a.get("type") == "dunning_reminder"
+        and (a.get("related_to") or {}).get("invoice_id") == invoice_id
+    ]
+
+
+async def test_dunning_escalates_and_a_payment_stops_it(
+    skipping: tuple[WorkflowEnvironment, Settings], sandbox: httpx.AsyncClient
+) -> None:
+    env, settings = skipping
+    client = env.client
+    cid, status = await start_active(client, settings, end_date="2027-03-31", payment_terms_days=10)
+    await add_time(sandbox, status.refs["psa_project_id"], "Analyst", "2026-10-05", "10")
+    await close_period_for(client, cid, ClosePeriod(period="2026-10"))
+    status = await _until(env, cid, lambda s: bool(s.invoices))
+    invoice = status.invoices[0]
+    assert invoice.status == "issued"
+
+    await env.sleep(timedelta(days=11))
+    status = await _until(env, cid, lambda s: s.invoices[0].status == "overdue")
+    assert await _reminders(sandbox, invoice.invoice_id) == []
+
+    await env.sleep(timedelta(days=7))
+    status = await _until(env, cid, lambda s: s.invoices[0].dunning_level == 1)
+    assert len(await _reminders(sandbox, invoice.invoice_id)) == 1
+
+    # A partial payment leaves the invoice overdue and dunning going.
+    await pay(client, cid, f"part-{cid}", Decimal("100.00"), invoice_id=invoice.invoice_id)
+    await env.sleep(timedelta(days=7))
+    status = await _until(env, cid, lambda s: s.invoices[0].dunning_level == 2)
+    assert status.invoices[0].amount_paid == Decimal("100.00")
+
+    await env.sleep(timedelta(days=17))
+    status = await _until(env, cid, lambda s: bool(s.open_exceptions))
+    (escalation,) = status.open_exceptions
+    assert (escalation.code, escalation.queue) == ("dunning_exhausted", "finance")
+    assert status.stage == "active"  # dunning never holds the rest of the contract
+    assert len(await _reminders(sandbox, invoice.invoice_id)) == 3
+
+    await pay(
+        client, cid, f"rest-{cid}", invoice.total - Decimal("100.00"), invoice_id=invoice.invoice_id
+    )
+    status = await _until(env, cid, lambda s: s.invoices[0].status == "paid")
+    assert status.open_exceptions == []
+    await env.sleep(timedelta(days=40))
+    assert len(await _reminders(sandbox, invoice.invoice_id)) == 3
+
+
+async def _until(env: WorkflowEnvironment, cid: str, predicate: Any) -> ContractStatus:
+    """Poll the status (in real time: the server skips only inside ``env.sleep``)."""
+    status: ContractStatus | None = None
+    for _ in range(300):
+        status = await get_status(env.client, cid)
+        if predicate(status):
+            return status
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"condition not reached; last status: {status}")

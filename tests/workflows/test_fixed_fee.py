@@ -1,0 +1,156 @@
+"""Fixed fee by milestones on the real dev server: milestones billed at the period close or at
+once, revenue by milestones completed, and an amendment that adds a milestone reaching ERP and
+PSA (and what an amendment may not do)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import httpx
+import pytest
+from temporalio.client import Client
+
+from c2c.settings import Settings
+from domain.models import Amendment, ClosePeriod, MilestoneCompleted
+from starter.contracts import close_period_for, complete_milestone
+from starter.updates import amend
+from tests.workflows.billing_helpers import erp_balances, pay, start_active, wait_invoices
+from tests.workflows.helpers import items, wait_for
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+MILESTONES = [
+    {"milestone_id": "M1", "name": "Discovery", "amount": "4000.00"},
+    {"milestone_id": "M2", "name": "Build", "amount": "6000.00"},
+]
+
+
+def fixed_fee(**changes: object) -> dict[str, object]:
+    return {
+        "billing_model": "fixed_fee",
+        "milestones": MILESTONES,
+        "not_to_exceed": None,
+        "start_date": "2026-10-01",
+        "end_date": "2026-11-15",
+        **changes,
+    }
+
+
+async def test_fixed_fee_bills_milestones_recognises_revenue_and_takes_an_amendment(
+    temporal_client: Client, settings: Settings, sandbox: httpx.AsyncClient
+) -> None:
+    cid, status = await start_active(temporal_client, settings, **fixed_fee())
+    erp_contract = status.refs["erp_contract_id"]
+    psa = status.refs["psa_project_id"]
+
+    await complete_milestone(
+        temporal_client, cid, MilestoneCompleted(milestone_id="M1", completed_on=date(2026, 10, 20))
+    )
+    await close_period_for(temporal_client, cid, ClosePeriod(period="2026-10"))
+    status = await wait_invoices(temporal_client, cid, 1)
+    first = status.invoices[0]
+    assert (first.subtotal, first.tax, first.total) == (
+        Decimal("4000.00"),
+        Decimal("290.00"),
+        Decimal("4290.00"),
+    )
+    assert status.revenue is not None and status.revenue.method == "milestone_output"
+    assert status.revenue.recognised_to_date == Decimal("4000.00")
+    assert [m.status for m in status.milestones] == ["invoiced", "open"]
+
+    # What an amendment may not do, each refused with its reason and nothing changed.
+    refusals = {
+        "inside an invoiced period": Amendment(
+            amendment_id="A-early", effective_date=date(2026, 10, 15), reason="late change"
+        ),
+        "an invoiced milestone": Amendment(
+            amendment_id="A-m1",
+            effective_date=date(2026, 11, 1),
+            add_milestones=[{"milestone_id": "M1", "name": "Again", "amount": "10.00"}],
+            reason="redo",
+        ),
+        "a non-positive milestone": Amendment(
+            amendment_id="A-zero",
+            effective_date=date(2026, 11, 1),
+            add_milestones=[{"milestone_id": "M9", "name": "Free", "amount": "0.00"}],
+            reason="free work",
+        ),
+        "an end before the start": Amendment(
+            amendment_id="A-end",
+            effective_date=date(2026, 11, 1),
+            end_date=date(2026, 9, 1),
+            reason="undo",
+        ),
+    }
+    for what, refused in refusals.items():
+        result = await amend(temporal_client, cid, refused)
+        assert result.status == "rejected", what
+        assert result.reason, what
+
+    added = Amendment(
+        amendment_id="A-1",
+        effective_date=date(2026, 11, 1),
+        add_milestones=[{"milestone_id": "M3", "name": "Handover", "amount": "2000.00"}],
+        reason="handover added by change order 7",
+    )
+    result = await amend(temporal_client, cid, added)
+    assert result.status == "applied"
+    assert result.propagated_to == ["erp", "psa", "ledger"]
+    # The same amendment id again is answered the same, and applied once.
+    again = await amend(temporal_client, cid, added)
+    assert again.status == "applied" and again.at == result.at
+
+    contract = (await sandbox.get(f"/erp/v1/contracts/{erp_contract}")).json()
+    assert Decimal(contract["contract_value"]) == Decimal("12000.00")
+    assert [m["milestone_id"] for m in contract["milestones"]] == ["M1", "M2", "M3"]
+    psa_milestones = await items(sandbox, f"/psa/v1/projects/{psa}/milestones")
+    assert sorted(m["milestone_id"] for m in psa_milestones) == ["M1", "M2", "M3"]
+
+    for mid, day in (("M2", 5), ("M3", 10)):
+        await complete_milestone(
+            temporal_client,
+            cid,
+            MilestoneCompleted(milestone_id=mid, completed_on=date(2026, 11, day)),
+        )
+    await close_period_for(temporal_client, cid, ClosePeriod(period="2026-11"))
+    status = await wait_invoices(temporal_client, cid, 2)
+    second = status.invoices[1]
+    assert second.subtotal == Decimal("8000.00")
+    assert status.revenue is not None
+    assert status.revenue.recognised_to_date == Decimal("12000.00")
+    balances = await erp_balances(sandbox, erp_contract)
+    assert balances["recognised_to_date"] == balances["billed_to_date"] == Decimal("12000.00")
+    assert balances["contract_asset"] == balances["contract_liability"] == Decimal(0)
+
+    # Paid in two payments, the second over by 100.00: kept as unapplied cash, then closed.
+    await pay(temporal_client, cid, f"p1-{cid}", first.total, invoice_id=first.invoice_id)
+    await pay(temporal_client, cid, f"p2-{cid}", second.total + 100, invoice_id=second.invoice_id)
+    status = await wait_for(temporal_client, cid, lambda s: s.stage == "closed", what="closed")
+    assert status.unapplied_cash == Decimal("100.00")
+    assert [i.status for i in status.invoices] == ["paid", "paid"]
+    assert [a.amendment_id for a in status.amendments if a.status == "applied"] == ["A-1"]
+
+
+async def test_milestone_invoiced_at_once_when_the_contract_says_so(
+    temporal_client: Client, settings: Settings, sandbox: httpx.AsyncClient
+) -> None:
+    cid, status = await start_active(
+        temporal_client, settings, **fixed_fee(milestone_invoicing="on_completion")
+    )
+    await complete_milestone(
+        temporal_client, cid, MilestoneCompleted(milestone_id="M2", completed_on=date(2026, 10, 9))
+    )
+    status = await wait_invoices(temporal_client, cid, 1)
+    invoice = status.invoices[0]
+    assert invoice.milestone_id == "M2" and invoice.subtotal == Decimal("6000.00")
+    # The period close that follows does not bill the milestone again.
+    await close_period_for(temporal_client, cid, ClosePeriod(period="2026-10"))
+    status = await wait_for(
+        temporal_client, cid, lambda s: "2026-10" in s.closed_periods, what="October closed"
+    )
+    assert len(status.invoices) == 1
+    erp = await items(sandbox, "/erp/v1/invoices", contract_id=cid)
+    assert len(erp) == 1
+    assert status.revenue is not None
+    assert status.revenue.recognised_to_date == Decimal("6000.00")
