@@ -7,6 +7,7 @@ and the CLI can print them.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, Self
@@ -276,6 +277,23 @@ class CreditInvoice(Model):
     credit_note_id: str | None = Field(
         default=None, pattern=_ID, description="the caller's key: the same id credits once"
     )
+
+    @field_validator("amount")
+    @classmethod
+    def _positive(cls, value: Decimal) -> Decimal:
+        if value <= 0:
+            raise ValueError("must be greater than zero")
+        return value
+
+    def keyed(self) -> CreditInvoice:
+        """This request with a credit note id: the caller's, or one derived from its content,
+        so that a retried request credits once."""
+        if self.credit_note_id:
+            return self
+        digest = hashlib.sha256(
+            f"{self.invoice_id}|{self.amount}|{self.reason}".encode()
+        ).hexdigest()[:12]
+        return self.model_copy(update={"credit_note_id": f"CN-{digest.upper()}"})
 
 
 class OpenException(Model):

@@ -22,7 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from c2c.logs import configure_logging
 from c2c.settings import get_settings
 from c2c.temporal import TemporalUnavailable, connect
-from domain.models import Amendment, ClosePeriod, ContractApproved
+from domain.models import Amendment, ClosePeriod, ContractApproved, CreditInvoice
 from domain.names import ExceptionAction, ExceptionQueue, Stage
 from ledger import ExceptionStatus, Ledger, get_ledger
 from starter import contracts, exception_queue, render, updates
@@ -171,6 +171,28 @@ def close_period(
     request = _period(period)
     signalled = with_temporal(lambda client: contracts.close_period_for_all(client, request))
     typer.echo(f"Asked {signalled} running contract(s) to bill {request.period}.")
+
+
+@billing_app.command("credit")
+def credit(
+    contract_id: str,
+    invoice_id: str,
+    amount: str = typer.Argument(..., help="the amount to credit, before tax (e.g. 250.00)"),
+    reason: str = typer.Option(..., "--reason", help="why the invoice is corrected"),
+    credit_note_id: str | None = typer.Option(None, help="your key: the same key credits once"),
+) -> None:
+    """Correct an issued invoice by credit note; the invoice itself is never edited."""
+    try:
+        request = CreditInvoice(
+            invoice_id=invoice_id, amount=amount, reason=reason, credit_note_id=credit_note_id
+        )
+    except ValidationError as exc:
+        fail("; ".join(p.message for p in problems(exc)))
+    keyed = with_temporal(lambda client: contracts.credit_invoice(client, contract_id, request))
+    typer.echo(
+        f"Asked contract {contract_id} to credit {amount} on invoice {invoice_id} "
+        f"(credit note {keyed.credit_note_id}); see `c2c contracts status {contract_id}`."
+    )
 
 
 @ops_app.command("exceptions")

@@ -21,6 +21,7 @@ from domain.models import (
     ContractApproved,
     ContractStatus,
     ContractSummary,
+    CreditInvoice,
     MilestoneCompleted,
     PaymentReceived,
     ResolveException,
@@ -37,6 +38,7 @@ from domain.names import (
     SA_STAGE,
     SIGNAL_AMEND,
     SIGNAL_CLOSE_PERIOD,
+    SIGNAL_CREDIT_INVOICE,
     SIGNAL_MILESTONE_COMPLETED,
     SIGNAL_PAYMENT_RECEIVED,
     SIGNAL_TERMINATE_CONTRACT,
@@ -203,6 +205,13 @@ async def resolve_exception(
     return await contract_handle(client, contract_id).execute_update(
         UPDATE_RESOLVE_EXCEPTION, decision, result_type=ContractStatus
     )
+
+
+async def credit_invoice(client: Client, contract_id: str, request: CreditInvoice) -> CreditInvoice:
+    """Ask the contract to credit one of its invoices; returns the request with its key."""
+    keyed = request.keyed()
+    await contract_handle(client, contract_id).signal(SIGNAL_CREDIT_INVOICE, keyed)
+    return keyed
 
 
 async def terminate_contract(client: Client, contract_id: str, request: TerminateContract) -> None:

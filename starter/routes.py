@@ -8,7 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from c2c.logs import get_logger
-from domain.models import Amendment, AmendmentResult, ClosePeriod, ContractStatus
+from domain.models import (
+    Amendment,
+    AmendmentResult,
+    ClosePeriod,
+    ContractStatus,
+    CreditInvoice,
+)
 from domain.names import ExceptionAction, ExceptionQueue, Stage
 from ledger import ExceptionStatus
 from starter import contracts, exception_queue
@@ -99,6 +105,37 @@ async def amend_contract(
 ) -> JSONResponse:
     """Apply an amendment (the ``apply_amendment`` update)."""
     return await amendment_answer(await context.temporal(), contract_id, amendment)
+
+
+class CreditRequested(BaseModel):
+    """The answer to a credit request: the contract credits the invoice by credit note."""
+
+    contract_id: str
+    invoice_id: str
+    credit_note_id: str
+
+
+@router.post(
+    "/contracts/{contract_id}/credit-notes",
+    status_code=202,
+    response_model=CreditRequested,
+    tags=["billing"],
+)
+async def credit_invoice(
+    body: CreditInvoice, contract_id: str = ContractId, context: ApiContext = Depends(api_context)
+) -> CreditRequested:
+    """Correct an issued invoice by credit note (the ``credit_invoice`` signal).
+
+    The same ``credit_note_id`` (or, without one, the same invoice, amount and reason) credits
+    once; the result shows in the contract's status under ``credit_notes``.
+    """
+    bind_contract(contract_id)
+    keyed = await contracts.credit_invoice(await context.temporal(), contract_id, body)
+    assert keyed.credit_note_id is not None
+    log.info("credit requested", invoice_id=body.invoice_id, credit_note_id=keyed.credit_note_id)
+    return CreditRequested(
+        contract_id=contract_id, invoice_id=body.invoice_id, credit_note_id=keyed.credit_note_id
+    )
 
 
 @router.post(

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentReceived,
         ResolveException,
     )
+    from domain.money import round_money
     from domain.names import ExceptionAction
     from domain.steps import (
         APPLY_CASH,
@@ -246,6 +247,12 @@ class Collections:
             wf.record(f"credit note {request.credit_note_id} already issued: ignored")
             return
         left = inv.subtotal - self._credited_subtotal.get(inv.invoice_id, ZERO)
+        if round_money(request.amount, ccy) != request.amount:
+            wf.record(
+                f"credit of {request.amount} {ccy} on invoice {inv.number} refused: "
+                f"more decimals than {ccy} has"
+            )
+            return
         if request.amount > left or request.amount <= 0:
             wf.record(
                 f"credit of {request.amount} {ccy} on invoice {inv.number} refused: "

@@ -8,11 +8,15 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from c2c.settings import Settings
 from domain.models import ContractStatus, PaymentReceived
+from domain.names import contract_workflow_id
 from starter.contracts import record_payment, start_contract
 from tests.workflows.helpers import approval, wait_for, wait_stage
+from workflows.contract_to_cash import ContractToCash
 
 
 async def start_active(
@@ -62,3 +66,11 @@ async def erp_balances(sandbox: httpx.AsyncClient, erp_contract_id: str) -> dict
             "unapplied_cash",
         }
     }
+
+
+async def replay(client: Client, cid: str) -> None:
+    """Replay the contract's history so far: the workflow code must reproduce it exactly."""
+    history = await client.get_workflow_handle(contract_workflow_id(cid)).fetch_history()
+    await Replayer(
+        workflows=[ContractToCash], data_converter=pydantic_data_converter
+    ).replay_workflow(history)

@@ -15,7 +15,7 @@ from c2c.settings import Settings
 from domain.models import Amendment, ClosePeriod, CreditInvoice, ResolveException
 from starter.contracts import close_period_for, resolve_exception
 from starter.updates import amend
-from tests.workflows.billing_helpers import erp_balances, start_active, wait_invoices
+from tests.workflows.billing_helpers import erp_balances, replay, start_active, wait_invoices
 from tests.workflows.helpers import add_time, items, wait_for, wait_stage
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -114,6 +114,7 @@ async def test_rate_change_expenses_and_the_cap(
     assert status.credit_notes[0].total == Decimal("119.00")
     original = (await sandbox.get(f"/erp/v1/invoices/{october.invoice_id}")).json()
     assert Decimal(original["total"]) == october.total
+    await replay(temporal_client, cid)
 
 
 async def _credit(client: Client, cid: str, invoice_id: str) -> None:

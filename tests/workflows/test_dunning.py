@@ -26,7 +26,7 @@ from domain.models import ClosePeriod, ContractStatus
 from domain.names import SEARCH_ATTRIBUTES
 from starter.contracts import close_period_for, get_status
 from tests.support import venv_binary
-from tests.workflows.billing_helpers import pay, start_active
+from tests.workflows.billing_helpers import pay, replay, start_active
 from tests.workflows.helpers import add_time, items
 from worker import contract_worker
 
@@ -112,6 +112,7 @@ async def test_dunning_escalates_and_a_payment_stops_it(
     assert status.open_exceptions == []
     await env.sleep(timedelta(days=40))
     assert len(await _reminders(sandbox, invoice.invoice_id)) == 3
+    await replay(client, cid)
 
 
 async def _until(env: WorkflowEnvironment, cid: str, predicate: Any) -> ContractStatus:

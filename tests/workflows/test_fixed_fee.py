@@ -15,7 +15,7 @@ from c2c.settings import Settings
 from domain.models import Amendment, ClosePeriod, MilestoneCompleted
 from starter.contracts import close_period_for, complete_milestone
 from starter.updates import amend
-from tests.workflows.billing_helpers import erp_balances, pay, start_active, wait_invoices
+from tests.workflows.billing_helpers import erp_balances, pay, replay, start_active, wait_invoices
 from tests.workflows.helpers import items, wait_for
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -130,6 +130,7 @@ async def test_fixed_fee_bills_milestones_recognises_revenue_and_takes_an_amendm
     assert status.unapplied_cash == Decimal("100.00")
     assert [i.status for i in status.invoices] == ["paid", "paid"]
     assert [a.amendment_id for a in status.amendments if a.status == "applied"] == ["A-1"]
+    await replay(temporal_client, cid)
 
 
 async def test_milestone_invoiced_at_once_when_the_contract_says_so(

@@ -14,7 +14,7 @@ from temporalio.client import Client
 from c2c.settings import Settings
 from domain.models import ClosePeriod, TerminateContract
 from starter.contracts import close_period_for, terminate_contract
-from tests.workflows.billing_helpers import erp_balances, pay, start_active, wait_invoices
+from tests.workflows.billing_helpers import erp_balances, pay, replay, start_active, wait_invoices
 from tests.workflows.helpers import add_time, items, wait_for
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -86,3 +86,4 @@ async def test_retainer_in_advance_with_overage_and_a_termination_credit(
     status = await wait_for(temporal_client, cid, lambda s: s.stage == "closed", what="closed")
     assert [i.status for i in status.invoices] == ["paid", "paid"]
     assert status.unapplied_cash == Decimal(0)
+    await replay(temporal_client, cid)
