@@ -82,6 +82,8 @@ class Billing:
         self._fees: dict[str, tuple[Decimal, str]] = {}
         self._ratable_months: set[str] = set()
         self._releases = 0
+        #: Whether work approved after the final period closed has been looked for.
+        self.swept = False
 
     # ------------------------------------------------------------------ terms
 
@@ -475,6 +477,35 @@ class Billing:
                 amount,
                 f"retainer {month}: days after the contract ended on {self.wf.end_date}",
             )
+
+    async def sweep_late_work(self) -> None:
+        """Before the contract closes, bill work approved after its final period was closed.
+
+        Time approved late (a timesheet corrected after the month end) would otherwise never
+        be invoiced: the PSA project closes with the contract. Runs once, just before closing.
+        """
+        self.swept = True
+        c, final = self.c, self.wf.final_period
+        tm = c.billing_model is BillingModel.TIME_AND_MATERIALS
+        if not tm and not c.expenses_billable:
+            return
+        reference = f"{final}:late"
+        result = await self._bill(
+            reference=reference,
+            period=final,
+            charges=[],
+            through_date=self.wf.end_date,
+            time_pricing="rate_card" if tm else "none",
+            revenue=RevenuePlan(
+                entry_id=f"{c.contract_id}:{reference}",
+                period=str(final),
+                method="as_invoiced",
+                add_as_invoiced=True,
+                description=f"{final}: work approved after the period closed, as invoiced",
+            ),
+        )
+        if result is not None and (result.invoice is not None or result.held_back):
+            await self._after_bill(reference, result, hours=result.hours)
 
     def credited(self, subtotal: Decimal) -> None:
         self.billed_to_date -= subtotal

@@ -245,7 +245,9 @@ class ContractToCash:
                 elif self.billing.true_up_due():
                     await self.billing.true_up()
                 elif self._ready_to_close():
-                    return
+                    if self.billing.swept:
+                        return
+                    await self.billing.sweep_late_work()
 
     async def _close(self) -> None:
         self._enter(Stage.CLOSING, "delivered, billed and paid: closing projects")

@@ -93,3 +93,48 @@ async def test_a_termination_bills_work_up_to_its_date_then_closes_once_paid(
     summary = await contract_result(temporal_client, cid)
     assert summary.status.stage == "closed"
     assert summary.status.balance_due == 0
+
+
+async def test_work_approved_after_the_final_close_is_billed_before_closing(
+    temporal_client: Client, settings: Settings, sandbox: httpx.AsyncClient
+) -> None:
+    event = approval()  # October 2026, already over
+    cid = event.contract_id
+    await start_contract(temporal_client, event, task_queue=settings.task_queue)
+    status = await wait_stage(temporal_client, cid, "active")
+    psa = status.refs["psa_project_id"]
+    await add_time(sandbox, psa, "Analyst", "2026-10-12", "5")
+    await close_period_for(temporal_client, cid, ClosePeriod(period="2026-10"))
+    status = await wait_for(temporal_client, cid, lambda s: bool(s.invoices), what="an invoice")
+    first = status.invoices[0]
+    # A corrected timesheet is approved after the month was billed.
+    await add_time(sandbox, psa, "Analyst", "2026-10-30", "2")
+    await record_payment(
+        temporal_client,
+        cid,
+        PaymentReceived(
+            payment_id=f"p1-{cid}",
+            invoice_id=first.invoice_id,
+            amount=first.total,
+            currency="USD",
+            received_on=date(2026, 11, 23),
+        ),
+    )
+    status = await wait_for(temporal_client, cid, lambda s: len(s.invoices) == 2, what="late")
+    late = status.invoices[1]
+    assert late.reference == "2026-10:late"
+    assert late.subtotal == Decimal("240.00")
+    assert status.stage == "active"
+    await record_payment(
+        temporal_client,
+        cid,
+        PaymentReceived(
+            payment_id=f"p2-{cid}",
+            amount=late.total,
+            currency="USD",
+            received_on=date(2026, 11, 23),
+        ),
+    )
+    summary = await contract_result(temporal_client, cid)
+    assert summary.status.stage == "closed"
+    assert len(summary.status.invoices) == 2

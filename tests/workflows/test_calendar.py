@@ -1,8 +1,9 @@
-"""Overdue invoices and dunning over weeks of calendar time, on the time-skipping test server.
+"""Calendar time on the time-skipping test server: month ends and overdue invoices.
 
-The contract runs its real activities against the sandbox over HTTP; only the clock is skipped.
-Reminders go out 7, 14 and 30 days after the due date, each recorded on the CRM account; the
-last raises an exception to the finance queue; a payment stops dunning and closes it.
+The contracts run their real activities against the sandbox over HTTP; only the clock is
+skipped. The last period of a contract closes only once its end date has passed. Reminders go
+out 7, 14 and 30 days after the due date, each recorded on the CRM account; the last raises an
+exception to the finance queue; a payment stops dunning and closes it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 from c2c.settings import Settings
 from domain.models import ClosePeriod, ContractStatus
 from domain.names import SEARCH_ATTRIBUTES
+from domain.periods import Period
 from starter.contracts import close_period_for, get_status
 from tests.support import venv_binary
 from tests.workflows.billing_helpers import pay, replay, start_active
@@ -112,6 +114,42 @@ async def test_dunning_escalates_and_a_payment_stops_it(
     assert status.open_exceptions == []
     await env.sleep(timedelta(days=40))
     assert len(await _reminders(sandbox, invoice.invoice_id)) == 3
+    await replay(client, cid)
+
+
+async def test_the_last_month_closes_after_the_month_boundary(
+    skipping: tuple[WorkflowEnvironment, Settings], sandbox: httpx.AsyncClient
+) -> None:
+    env, settings = skipping
+    client = env.client
+    today = (await env.get_current_time()).date()
+    last_day = Period.of(today).last_day
+    cid, status = await start_active(
+        client,
+        settings,
+        start_date=Period.of(today).first_day.isoformat(),
+        end_date=last_day.isoformat(),
+    )
+    await add_time(sandbox, status.refs["psa_project_id"], "Analyst", today.isoformat(), "4")
+    month = ClosePeriod(period=str(Period.of(today)))
+    await close_period_for(client, cid, month)
+    status = await _until(env, cid, lambda s: "closes once the end date" in s.history[-1].event)
+    assert status.invoices == [] and status.closed_periods == []
+
+    # Skip past midnight of the last day: the end-date timer fires with no message at all.
+    await env.sleep(
+        datetime.combine(last_day, time(), tzinfo=UTC)
+        + timedelta(days=1, hours=1)
+        - await env.get_current_time()
+    )
+    status = await _until(env, cid, lambda s: "final period" in s.waiting_for)
+    await close_period_for(client, cid, month)
+    status = await _until(env, cid, lambda s: bool(s.invoices))
+    invoice = status.invoices[0]
+    assert invoice.subtotal == Decimal("480.00")
+    assert invoice.invoice_date == last_day + timedelta(days=1)
+    await pay(client, cid, f"pay-{cid}", invoice.total)
+    status = await _until(env, cid, lambda s: s.stage == "closed")
     await replay(client, cid)
 
 
