@@ -308,6 +308,15 @@ class Collections:
         )
         await self._settled(invoice_id)
 
+    async def void_unpaid(self, reason: str) -> None:
+        """Credit every invoice nothing was paid on, newest first: the void of an issued
+        invoice is a credit note for what is left of it."""
+        for inv in reversed(self._invoices):
+            r = next(r for r in self.book.invoices if r.invoice_id == inv.invoice_id)
+            left = inv.subtotal - self._credited_subtotal.get(inv.invoice_id, ZERO)
+            if r.paid == 0 and left > 0:
+                await self.issue_credit(inv.invoice_id, left, reason)
+
     # ------------------------------------------------------------------ overdue and dunning
 
     def _events(self) -> list[tuple[date, str, int]]:

@@ -201,7 +201,11 @@ class ContractToCash:
             await self._run_active()
             await self._close()
         except Aborted as aborted:
-            self._enter(Stage.CANCELLED, f"aborted by operator: {aborted}")
+            self.record(f"aborted by operator: {aborted}; undoing what the contract created")
+            # An operator who aborts a compensating step stops the compensation there.
+            with suppress(Aborted):
+                await self._compensate()
+            self._enter(Stage.CANCELLED, f"cancelled: {aborted}")
             await self._flush_audit()
         return ContractSummary(status=self._status())
 
@@ -259,6 +263,21 @@ class ContractToCash:
             )
         self._enter(Stage.CLOSED, "contract closed")
         await self._flush_audit()
+
+    async def _compensate(self) -> None:
+        """Undo the contract's effects, newest first: unpaid invoices are credited in full
+        (an issued invoice is never deleted), then the PSA project is closed to time entry and
+        the ERP project closed. Paid invoices and recognised revenue stay as they are."""
+        async with self._lock:
+            await self.collections.void_unpaid("contract aborted by operator")
+            if self._refs.get("psa_project_id") or self._refs.get("erp_project_id"):
+                await self.step(
+                    CLOSE_CONTRACT,
+                    CloseContractInput(contract_id=self.c.contract_id, refs=self._refs),
+                    None,
+                    summary="compensate: close the PSA and ERP projects",
+                )
+                self.record("PSA and ERP projects closed")
 
     async def _handle(self, message: Message) -> None:
         if isinstance(message, ClosePeriod):

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from c2c.settings import Settings
-from domain.models import ResolveException
+from domain.models import ClosePeriod, ResolveException
 from domain.names import SA_OPEN_EXCEPTIONS, SA_STAGE
 from ledger import Ledger
 from starter.contracts import (
+    close_period_for,
     contract_handle,
     contract_result,
     resolve_exception,
     start_contract,
 )
-from tests.workflows.helpers import approval, items, wait_stage
+from tests.workflows.helpers import add_time, approval, items, wait_stage
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -190,3 +192,44 @@ async def test_validation_holds_what_a_system_of_record_refuses(
         queue,
     )
     assert await items(sandbox, "/erp/v1/projects", contract_id=event.contract_id) == []
+
+
+async def test_an_abort_after_billing_credits_the_unpaid_invoice_and_closes_the_projects(
+    temporal_client: Client, settings: Settings, sandbox: httpx.AsyncClient
+) -> None:
+    # A cap of 500.00 against 8 h at 200.00: 500.00 is invoiced, the rest held for delivery.
+    event = approval(not_to_exceed="500.00")
+    cid = event.contract_id
+    await start_contract(temporal_client, event, task_queue=settings.task_queue)
+    status = await wait_stage(temporal_client, cid, "active")
+    await add_time(sandbox, status.refs["psa_project_id"], "Senior Consultant", "2026-10-05", "8")
+    await close_period_for(temporal_client, cid, ClosePeriod(period="2026-10"))
+    held = await wait_stage(temporal_client, cid, "on_hold")
+    [exception] = held.open_exceptions
+    assert exception.code == "not_to_exceed_reached"
+    invoice = held.invoices[0]
+    assert invoice.subtotal == Decimal("500.00")
+
+    await resolve_exception(
+        temporal_client,
+        cid,
+        ResolveException(
+            exception_id=exception.exception_id,
+            action="abort",
+            operator="ops@example.com",
+            note="engagement cancelled",
+        ),
+    )
+    summary = await contract_result(temporal_client, cid)
+    status = summary.status
+    assert status.stage == "cancelled"
+    # Newest first: the unpaid invoice credited in full, then the projects closed.
+    [note] = status.credit_notes
+    assert (note.invoice_id, note.total) == (invoice.invoice_id, invoice.total)
+    assert status.invoices[0].status == "credited"
+    assert status.balance_due == 0
+    erp_invoice = (await sandbox.get(f"/erp/v1/invoices/{invoice.invoice_id}")).json()
+    assert erp_invoice["status"] == "credited"
+    [psa] = await items(sandbox, "/psa/v1/projects", contract_id=cid)
+    [erp] = await items(sandbox, "/erp/v1/projects", contract_id=cid)
+    assert psa["status"] == erp["status"] == "closed"
