@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 
 from temporalio import activity
 
@@ -10,9 +11,11 @@ from activities.base import StepActivities, workflow_run
 from domain.models import OpenException
 from domain.names import ExceptionQueue, Stage
 from domain.steps import (
+    ESCALATE_EXCEPTION,
     OPEN_EXCEPTION,
     RECORD_AUDIT,
     RESOLVE_EXCEPTION_RECORD,
+    EscalateExceptionInput,
     ExceptionOpened,
     OpenExceptionInput,
     ResolveExceptionInput,
@@ -60,8 +63,15 @@ class LedgerActivities(StepActivities):
                 opened_at=record.opened_at,
                 step=record.step,
                 retryable=record.retryable,
+                sla_due_at=_sla_due(record.opened_at, self.settings.sla_for(queue)),
             )
         )
+
+    @activity.defn(name=ESCALATE_EXCEPTION)
+    async def escalate_exception(self, step: EscalateExceptionInput) -> None:
+        """Mark an exception escalated: it outlived its queue's SLA."""
+        await self.write_audit(step.contract_id, step.audit)
+        await asyncio.to_thread(self.ledger.escalate_exception, step.exception_id, step.at)
 
     @activity.defn(name=RESOLVE_EXCEPTION_RECORD)
     async def resolve_exception_record(self, step: ResolveExceptionInput) -> None:
@@ -75,3 +85,7 @@ class LedgerActivities(StepActivities):
             step.note,
             step.at,
         )
+
+
+def _sla_due(opened_at: datetime, hours: float | None) -> datetime | None:
+    return None if hours is None else opened_at + timedelta(hours=hours)

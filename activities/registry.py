@@ -51,4 +51,5 @@ def build_activities(
         own.record_audit,
         own.open_exception,
         own.resolve_exception_record,
+        own.escalate_exception,
     ]

@@ -64,6 +64,22 @@ class Settings(BaseSettings):
         description="system or system.code → queue that owns the fix (JSON)",
     )
 
+    exception_sla_hours: dict[ExceptionQueue, float] = Field(
+        default_factory=lambda: {
+            ExceptionQueue.FINANCE: 48.0,
+            ExceptionQueue.LEGAL: 72.0,
+            ExceptionQueue.DELIVERY: 48.0,
+            ExceptionQueue.INTEGRATION: 4.0,
+        },
+        alias="C2C_EXCEPTION_SLA_HOURS",
+        description="hours an exception may stay open in each queue before it is escalated (JSON)",
+    )
+
+    def sla_for(self, queue: ExceptionQueue) -> float | None:
+        """Hours an open exception of ``queue`` may wait; ``None`` when the queue has no SLA."""
+        hours = self.exception_sla_hours.get(queue)
+        return hours if hours and hours > 0 else None
+
     dunning_offsets_days: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: [7, 14, 30],
         alias="C2C_DUNNING_OFFSETS_DAYS",

@@ -306,6 +306,9 @@ class OpenException(Model):
     opened_at: datetime
     step: str = ""
     retryable: bool = True
+    #: When the queue's SLA runs out; past it the exception is escalated.
+    sla_due_at: datetime | None = None
+    escalated_at: datetime | None = None
 
 
 class HistoryEntry(Model):

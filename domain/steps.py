@@ -41,6 +41,7 @@ CLOSE_CONTRACT = "close_contract"
 RECORD_AUDIT = "record_audit"
 OPEN_EXCEPTION = "open_exception"
 RESOLVE_EXCEPTION_RECORD = "resolve_exception_record"
+ESCALATE_EXCEPTION = "escalate_exception"
 
 
 class AuditEntry(BaseModel):
@@ -241,6 +242,11 @@ class ResolveExceptionInput(StepInput):
     action: str
     operator: str
     note: str
+    at: datetime
+
+
+class EscalateExceptionInput(StepInput):
+    exception_id: str
     at: datetime
 
 

@@ -77,7 +77,7 @@ def exceptions_table(items: Sequence[ExceptionItem]) -> str:
                 e.system,
                 e.code,
                 e.queue,
-                e.status,
+                f"{e.status} (escalated)" if e.escalated_at and e.status == "open" else e.status,
                 e.opened_at,
                 e.message,
             ]

@@ -72,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
         CREATE_ERP_CONTRACT,
         CREATE_ERP_PROJECT,
         ENSURE_ERP_CUSTOMER,
+        ESCALATE_EXCEPTION,
         ISSUE_CREDIT_NOTE,
         OPEN_EXCEPTION,
         PROPAGATE_AMENDMENT,
@@ -85,6 +86,7 @@ with workflow.unsafe.imports_passed_through():
         CloseContractInput,
         ContractStep,
         CreatedRef,
+        EscalateExceptionInput,
         ExceptionOpened,
         OpenExceptionInput,
         ResolveExceptionInput,
@@ -238,7 +240,9 @@ class ContractToCash:
             async with self._lock:
                 if self._abort_reason is not None:
                     raise Aborted(self._abort_reason)
-                if self._inbox:
+                if self._sla_due():
+                    await self._escalate_due()
+                elif self._inbox:
                     await self._handle(self._inbox.pop(0))
                 elif self.collections.work_due():
                     await self.collections.do_due_work()
@@ -361,6 +365,7 @@ class ContractToCash:
         return (
             bool(self._inbox)
             or self._abort_reason is not None
+            or bool(self._sla_due())
             or self.collections.work_due()
             or self._final_billing_due()
             or self.billing.true_up_due()
@@ -371,7 +376,7 @@ class ContractToCash:
         while not self._has_work():
             self._waiting_for = self._describe_wait()
             now = workflow.now()
-            events = [self._end_instant(), self.collections.next_wake()]
+            events = [self._end_instant(), self.collections.next_wake(), self._next_sla()]
             upcoming = [at for at in events if at is not None and at > now]
             changes = self._changes
 
@@ -521,7 +526,7 @@ class ContractToCash:
         # The hold waits without the lock, so that an amendment (often the fix) can apply.
         self._lock.release()
         try:
-            await workflow.wait_condition(lambda: exception_id in self._decisions)
+            await self._await_decision(exception_id)
         finally:
             await self._lock.acquire()
         decision = await self.close_exception(exception_id)
@@ -562,6 +567,55 @@ class ContractToCash:
             self._blocking.add(exception_id)
         self._publish_open_exceptions()
         return exception_id
+
+    async def _await_decision(self, exception_id: str) -> None:
+        """Wait for the operator; escalate the exception if its queue's SLA runs out first."""
+        while exception_id not in self._decisions:
+            if self._sla_due():
+                await self._escalate_due()
+                continue
+            due = self._next_sla()
+            with suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: exception_id in self._decisions,
+                    timeout=due - workflow.now() if due else None,
+                    timeout_summary="until the exception's SLA runs out",
+                )
+
+    def _sla_due(self) -> list[str]:
+        now = workflow.now()
+        return [
+            e.exception_id
+            for e in self._open.values()
+            if e.sla_due_at is not None and e.escalated_at is None and e.sla_due_at <= now
+        ]
+
+    def _next_sla(self) -> datetime | None:
+        dues = [
+            e.sla_due_at
+            for e in self._open.values()
+            if e.sla_due_at is not None and e.escalated_at is None
+        ]
+        return min(dues) if dues else None
+
+    async def _escalate_due(self) -> None:
+        for exception_id in self._sla_due():
+            now = workflow.now()
+            self._open[exception_id] = self._open[exception_id].model_copy(
+                update={"escalated_at": now}
+            )
+            e = self._open[exception_id]
+            self.record(
+                f"exception {exception_id} escalated: open in the {e.queue.value} queue since "
+                f"{e.opened_at:%Y-%m-%d %H:%M} UTC, past its SLA"
+            )
+            await self._ledger(
+                ESCALATE_EXCEPTION,
+                EscalateExceptionInput(
+                    contract_id=self.c.contract_id, exception_id=exception_id, at=now
+                ),
+                None,
+            )
 
     def decision(self, exception_id: str) -> ResolveException | None:
         return self._decisions.get(exception_id)
@@ -606,7 +660,9 @@ class ContractToCash:
         """
         arg.audit = list(self._pending_audit)
         result = await workflow.execute_activity(name, arg, result_type=result_type, **options)
-        del self._pending_audit[: len(arg.audit)]
+        # By key, not by position: two steps can run at once (an amendment during a hold).
+        sent = {entry.key for entry in arg.audit}
+        self._pending_audit = [e for e in self._pending_audit if e.key not in sent]
         return result
 
     async def _flush_audit(self) -> None:

@@ -26,10 +26,11 @@ from c2c.settings import Settings
 from domain.models import ClosePeriod, ContractStatus
 from domain.names import SEARCH_ATTRIBUTES
 from domain.periods import Period
-from starter.contracts import close_period_for, get_status
+from ledger import Ledger
+from starter.contracts import close_period_for, get_status, start_contract
 from tests.support import venv_binary
 from tests.workflows.billing_helpers import pay, replay, start_active
-from tests.workflows.helpers import add_time, items
+from tests.workflows.helpers import add_time, approval, items
 from worker import contract_worker
 
 
@@ -151,6 +152,29 @@ async def test_the_last_month_closes_after_the_month_boundary(
     await pay(client, cid, f"pay-{cid}", invoice.total)
     status = await _until(env, cid, lambda s: s.stage == "closed")
     await replay(client, cid)
+
+
+async def test_an_exception_past_its_queue_sla_is_escalated(
+    skipping: tuple[WorkflowEnvironment, Settings], ledger: Ledger
+) -> None:
+    env, settings = skipping
+    client = env.client
+    event = approval(legal_entity="XX99")
+    await start_contract(client, event, task_queue=settings.task_queue)
+    status = await _until(env, event.contract_id, lambda s: bool(s.open_exceptions))
+    [exception] = status.open_exceptions
+    assert exception.queue == "legal" and exception.escalated_at is None
+    assert exception.sla_due_at == exception.opened_at + timedelta(hours=72)
+
+    await env.sleep(timedelta(hours=71))
+    status = await get_status(client, event.contract_id)
+    assert status.open_exceptions[0].escalated_at is None
+    await env.sleep(timedelta(hours=2))
+    status = await _until(env, event.contract_id, lambda s: bool(s.open_exceptions[0].escalated_at))
+    assert status.stage == "on_hold"
+    assert any("escalated" in h.event for h in status.history)
+    record = ledger.get_exception(exception.exception_id)
+    assert record is not None and record.escalated_at is not None and record.status == "open"
 
 
 async def _until(env: WorkflowEnvironment, cid: str, predicate: Any) -> ContractStatus:
