@@ -25,6 +25,7 @@ from domain.billing import OverageAccumulator, apply_cap
 from domain.errors import Rejection
 from domain.models import InvoiceSummary, RevenueStatus
 from domain.money import money_sum, round_money
+from domain.periods import Period
 from domain.pricing import (
     ExpenseAccumulator,
     InvoiceLine,
@@ -138,7 +139,18 @@ class BillingActivities(StepActivities):
                 step.currency,
             )
             invoice = await erp.find_invoice(step.contract_id, reference=step.reference)
-            if invoice is None and capped.lines:
+            if invoice is not None:
+                # Made by an earlier attempt (or run, before a reset): the ERP's invoice is the
+                # truth, whatever pricing would give today.
+                as_invoiced = money_sum(
+                    [line.amount for line in invoice.lines if line.kind in AS_INVOICED_KINDS],
+                    step.currency,
+                )
+                priced = money_sum([line.amount for line in lines], step.currency)
+                capped = capped.model_copy(
+                    update={"held_back": max(Decimal(0), priced - invoice.subtotal)}
+                )
+            elif capped.lines:
                 invoice = await self._create_invoice(step, capped.lines)
             if invoice is not None and invoice.status == "draft":
                 invoice = await erp.issue_invoice(
@@ -247,7 +259,9 @@ class BillingActivities(StepActivities):
                     "amount": format(amount, "f"),
                     "method": plan.method,
                     "description": plan.description,
-                    "recognised_on": step.invoice_date.isoformat(),
+                    # Revenue belongs to its period: dated at the period's end, so the entry
+                    # is the same whenever (and however often) it is posted.
+                    "recognised_on": Period.parse(plan.period).last_day.isoformat(),
                 },
                 idempotency_key=idempotency_key("revenue", plan.entry_id),
             )

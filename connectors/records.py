@@ -79,6 +79,12 @@ class ErpContract(Record):
     amendments: list[ErpAmendment] = []
 
 
+class ErpInvoiceLine(Record):
+    line_id: str
+    kind: str
+    amount: Money
+
+
 class ErpInvoice(Record):
     """An invoice; ``balance`` is ``total - amount_paid - credit_applied``."""
 
@@ -107,6 +113,7 @@ class ErpInvoice(Record):
     functional_subtotal: Money | None = None
     functional_tax: Money | None = None
     functional_total: Money | None = None
+    lines: list[ErpInvoiceLine] = []
 
 
 class CashApplication(Record):

@@ -27,6 +27,7 @@ from domain.names import ExceptionAction, ExceptionQueue, Stage
 from ledger import ExceptionStatus, Ledger, get_ledger
 from starter import contracts, exception_queue, render, updates
 from starter.fields import problems
+from starter.reset import LAST_FAILURE, ResetDone, ResetRefused, reset_contract
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -261,3 +262,35 @@ def _decision_command(action: ExceptionAction, summary: str) -> None:
 _decision_command(ExceptionAction.RETRY, "Run the failed step again (after fixing its cause).")
 _decision_command(ExceptionAction.SKIP, "Go on without the failed step.")
 _decision_command(ExceptionAction.ABORT, "Cancel the contract's process.")
+
+
+@ops_app.command("reset")
+def reset(
+    contract_id: str,
+    to: str = typer.Option(
+        LAST_FAILURE,
+        "--to",
+        help="first, last-failure (the last workflow task before the first failure) or an "
+        "event id of a completed workflow task",
+    ),
+    reason: str = typer.Option("reset by operator", help="why, for the workflow's history"),
+) -> None:
+    """Reset a contract's workflow; the steps after the point run again and create nothing
+    twice."""
+
+    async def run(client: Client) -> ResetDone:
+        try:
+            return await reset_contract(client, contract_id, to, reason=f"{_whoami()}: {reason}")
+        except ResetRefused as exc:
+            fail(str(exc))
+
+    done = with_temporal(run)
+    typer.echo(
+        f"Contract {contract_id} reset to event {done.event_id}: run {done.old_run_id} "
+        f"continues as run {done.new_run_id}."
+        + (
+            f" Amendments sent again: {', '.join(done.amendments_resent)}."
+            if done.amendments_resent
+            else ""
+        )
+    )

@@ -384,7 +384,10 @@ class Collections:
                 balance=balance,
                 currency=c.currency,
                 due_on=inv.due_on,
-                on=workflow.now().date(),
+                # The reminder's scheduled day, not today: a re-run sends the same reminder.
+                on=dict(dunning_dates(inv.due_on, wf.dunning_offsets)).get(
+                    level, workflow.now().date()
+                ),
             ),
             None,
             summary=f"dunning reminder {level} for {inv.number}",

@@ -1,0 +1,140 @@
+"""``c2c ops reset``: Temporal's reset of a contract's workflow, with a safe default.
+
+A reset starts a new run from a workflow task of the old one; the steps after that point run
+again. That is safe because every step finds what it already created (idempotency keys are
+built from the workflow id and the business step, never the run id) and the signals received
+after the point (period closes, payments, milestones) are delivered again, and amendments
+accepted as updates after it are sent again as ``amend`` signals.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.client import Client
+
+from domain.models import Amendment
+from domain.names import SIGNAL_AMEND, UPDATE_APPLY_AMENDMENT, contract_workflow_id
+
+FIRST = "first"
+LAST_FAILURE = "last-failure"
+
+#: History events that mark a step or a workflow task that went wrong.
+FAILURES = frozenset(
+    {
+        EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+    }
+)
+TASK_DONE = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+UPDATE_ACCEPTED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+
+
+class ResetRefused(ValueError):
+    """The reset point asked for does not exist in the contract's history."""
+
+
+@dataclass(frozen=True)
+class ResetDone:
+    contract_id: str
+    event_id: int
+    old_run_id: str
+    new_run_id: str
+    amendments_resent: list[str] = field(default_factory=list)
+
+
+def reset_point(events: list[HistoryEvent], to: str) -> int:
+    """The id of the workflow-task event to reset to.
+
+    Args:
+        events: the current run's history.
+        to: ``first`` (the first workflow task: the whole contract runs again),
+            ``last-failure`` (the last workflow task before the first failure), or an event id
+            of a completed workflow task.
+
+    Raises:
+        ResetRefused: no such point, with the reason.
+    """
+    completed = [e.event_id for e in events if e.event_type == TASK_DONE]
+    if not completed:
+        raise ResetRefused("the contract has not completed a workflow task yet")
+    if to == FIRST:
+        return completed[0]
+    if to == LAST_FAILURE:
+        failure = next((e.event_id for e in events if e.event_type in FAILURES), None)
+        if failure is None:
+            raise ResetRefused(
+                "the contract's history has no failure; reset --to first or to an event id"
+            )
+        before = [event_id for event_id in completed if event_id < failure]
+        if not before:
+            raise ResetRefused("the first failure came before any completed workflow task")
+        return before[-1]
+    try:
+        event_id = int(to)
+    except ValueError:
+        raise ResetRefused(f"{to!r} is not first, last-failure or an event id") from None
+    if event_id not in completed:
+        raise ResetRefused(
+            f"event {event_id} is not a completed workflow task; choose one of "
+            f"{', '.join(map(str, completed[-10:]))}"
+        )
+    return event_id
+
+
+async def reset_contract(
+    client: Client, contract_id: str, to: str = LAST_FAILURE, *, reason: str
+) -> ResetDone:
+    """Reset the contract's workflow to ``to`` (see ``reset_point``); signals are reapplied."""
+    handle = client.get_workflow_handle(contract_workflow_id(contract_id))
+    described = await handle.describe()
+    history = await handle.fetch_history()
+    events = list(history.events)
+    event_id = reset_point(events, to)
+    amendments = await _amendments_after(client, events, event_id)
+    response = await client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=handle.id, run_id=described.run_id),
+            reason=reason,
+            workflow_task_finish_event_id=event_id,
+            # The same request id makes a retried call one reset, not two.
+            request_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{described.run_id}:{event_id}")),
+            # Nothing excluded: signals and updates after the point are applied again.
+            reset_reapply_exclude_types=[],
+        )
+    )
+    # Temporal delivers the signals after the point again, not the updates: amendments sent
+    # as updates are sent again as ``amend`` signals. The same amendment id applies once.
+    for amendment in amendments:
+        await handle.signal(SIGNAL_AMEND, amendment)
+    return ResetDone(
+        contract_id=contract_id,
+        event_id=event_id,
+        old_run_id=described.run_id,
+        new_run_id=response.run_id,
+        amendments_resent=[a.amendment_id for a in amendments],
+    )
+
+
+async def _amendments_after(
+    client: Client, events: list[HistoryEvent], event_id: int
+) -> list[Amendment]:
+    """The amendments the contract accepted as updates after ``event_id``."""
+    found = []
+    for event in events:
+        if event.event_id <= event_id or event.event_type != UPDATE_ACCEPTED:
+            continue
+        request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+        if request.input.name != UPDATE_APPLY_AMENDMENT:
+            continue
+        [amendment] = await client.data_converter.decode(request.input.args.payloads, [Amendment])
+        found.append(amendment)
+    return found
