@@ -20,6 +20,7 @@ from activities.base import (
     idempotency_key,
     workflow_run,
 )
+from connectors.ports import ErpPort
 from connectors.records import BillingBatch, ErpInvoice
 from domain.billing import OverageAccumulator, apply_cap
 from domain.errors import Rejection
@@ -33,7 +34,7 @@ from domain.pricing import (
     UnknownRole,
     number_lines,
 )
-from domain.steps import BILL_PERIOD, BillPeriodInput, BillPeriodResult
+from domain.steps import BILL_PERIOD, BillPeriodInput, BillPeriodResult, RevenuePlan
 
 _STATUS = {"void": "credited"}
 
@@ -243,36 +244,48 @@ class BillingActivities(StepActivities):
 
     async def _post_revenue(
         self, step: BillPeriodInput, as_invoiced: Decimal
-    ) -> tuple[Decimal, RevenueStatus | None]:
+    ) -> tuple[Decimal, RevenueStatus]:
         plan = step.revenue
-        if plan is None:
-            return Decimal(0), None
-        erp = self.connectors.erp
-        erp_contract_id = step.refs["erp_contract_id"]
-        amount = plan.amount + (as_invoiced if plan.add_as_invoiced else Decimal(0))
-        if amount != 0:
-            await erp.post_revenue(
-                erp_contract_id,
-                {
-                    "entry_id": plan.entry_id,
-                    "period": plan.period,
-                    "amount": format(amount, "f"),
-                    "method": plan.method,
-                    "description": plan.description,
-                    # Revenue belongs to its period: dated at the period's end, so the entry
-                    # is the same whenever (and however often) it is posted.
-                    "recognised_on": Period.parse(plan.period).last_day.isoformat(),
-                },
-                idempotency_key=idempotency_key("revenue", plan.entry_id),
-            )
-        balances = await erp.get_balances(erp_contract_id)
-        return amount, RevenueStatus(
-            method=plan.method,
-            recognised_to_date=balances.recognised_to_date,
-            billed_to_date=balances.billed_to_date,
-            contract_asset=balances.contract_asset,
-            contract_liability=balances.contract_liability,
+        amount = Decimal(0)
+        if plan is not None:
+            amount = plan.amount + (as_invoiced if plan.add_as_invoiced else Decimal(0))
+        revenue = await post_revenue(
+            self.connectors.erp,
+            step.refs["erp_contract_id"],
+            plan,
+            amount,
+            plan.method if plan else step.revenue_method,
         )
+        return amount, revenue
+
+
+async def post_revenue(
+    erp: ErpPort, erp_contract_id: str, plan: RevenuePlan | None, amount: Decimal, method: str
+) -> RevenueStatus:
+    """Post ``amount`` under ``plan`` (if any and not zero) and read the contract's balances."""
+    if plan is not None and amount != 0:
+        await erp.post_revenue(
+            erp_contract_id,
+            {
+                "entry_id": plan.entry_id,
+                "period": plan.period,
+                "amount": format(amount, "f"),
+                "method": plan.method,
+                "description": plan.description,
+                # Revenue belongs to its period: dated at the period's end, so the entry is
+                # the same whenever (and however often) it is posted.
+                "recognised_on": Period.parse(plan.period).last_day.isoformat(),
+            },
+            idempotency_key=idempotency_key("revenue", plan.entry_id),
+        )
+    balances = await erp.get_balances(erp_contract_id)
+    return RevenueStatus(
+        method=method,
+        recognised_to_date=balances.recognised_to_date,
+        billed_to_date=balances.billed_to_date,
+        contract_asset=balances.contract_asset,
+        contract_liability=balances.contract_liability,
+    )
 
 
 def _due_on(step: BillPeriodInput) -> date:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from temporalio import activity
 
 from activities.base import StepActivities, error_classes, idempotency_key
+from activities.billing import post_revenue
 from domain.models import CreditNoteSummary
 from domain.steps import ISSUE_CREDIT_NOTE, CreditNoteInput, CreditNoteIssued
 
@@ -44,6 +47,16 @@ class CreditNoteActivities(StepActivities):
                 },
                 idempotency_key=idempotency_key("credit-note", step.credit_note_id),
             )
+            revenue = None
+            if step.erp_contract_id is not None:
+                plan = step.revenue
+                revenue = await post_revenue(
+                    self.connectors.erp,
+                    step.erp_contract_id,
+                    plan,
+                    plan.amount if plan else Decimal(0),
+                    step.revenue_method,
+                )
         await self.record_ref(step.contract_id, "erp", "credit_note", note.credit_note_id)
         return CreditNoteIssued(
             credit_note=CreditNoteSummary(
@@ -57,4 +70,5 @@ class CreditNoteActivities(StepActivities):
             ),
             applied=note.applied_amount,
             unapplied=note.unapplied_amount,
+            revenue=revenue,
         )

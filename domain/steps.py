@@ -135,6 +135,7 @@ class BillPeriodInput(StepInput):
     rates: list[RateRevision]
     refs: dict[str, str]
     revenue: RevenuePlan | None = None
+    revenue_method: str = "as_invoiced"
 
 
 class BillPeriodResult(BaseModel):
@@ -189,12 +190,17 @@ class CreditNoteInput(StepInput):
     country: str
     region: str | None = None
     on: date
+    erp_contract_id: str | None = None
+    #: Revenue to reverse with the credit (time and materials: revenue follows the invoice).
+    revenue: RevenuePlan | None = None
+    revenue_method: str = "as_invoiced"
 
 
 class CreditNoteIssued(BaseModel):
     credit_note: CreditNoteSummary
     applied: Money
     unapplied: Money
+    revenue: RevenueStatus | None = None
 
 
 class DunningInput(StepInput):

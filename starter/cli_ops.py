@@ -22,7 +22,13 @@ from temporalio.service import RPCError, RPCStatusCode
 from c2c.logs import configure_logging
 from c2c.settings import get_settings
 from c2c.temporal import TemporalUnavailable, connect
-from domain.models import Amendment, ClosePeriod, ContractApproved, CreditInvoice
+from domain.models import (
+    Amendment,
+    ClosePeriod,
+    ContractApproved,
+    CreditInvoice,
+    TerminateContract,
+)
 from domain.names import ExceptionAction, ExceptionQueue, Stage
 from ledger import ExceptionStatus, Ledger, get_ledger
 from starter import contracts, exception_queue, render, updates
@@ -144,6 +150,21 @@ def amend(
         fail(f"Amendment {result.amendment_id} rejected: {result.reason}")
     targets = ", ".join(result.propagated_to) or "no system"
     typer.echo(f"Amendment {result.amendment_id} applied; propagated to {targets}")
+
+
+@contracts_app.command("terminate")
+def terminate(
+    contract_id: str,
+    effective_date: str = typer.Option(..., help="the contract's last day, YYYY-MM-DD"),
+    reason: str = typer.Option(..., help="why, for the audit trail"),
+) -> None:
+    """End a contract early: bill what is due up to the date, then close once paid."""
+    try:
+        request = TerminateContract(effective_date=effective_date, reason=reason)
+    except ValidationError as exc:
+        fail("; ".join(p.message for p in problems(exc)))
+    with_temporal(lambda client: contracts.terminate_contract(client, contract_id, request))
+    typer.echo(f"Contract {contract_id} terminates on {request.effective_date}: {reason}.")
 
 
 @contracts_app.command("list")

@@ -14,6 +14,7 @@ from domain.models import (
     ClosePeriod,
     ContractStatus,
     CreditInvoice,
+    TerminateContract,
 )
 from domain.names import ExceptionAction, ExceptionQueue, Stage
 from ledger import ExceptionStatus
@@ -105,6 +106,35 @@ async def amend_contract(
 ) -> JSONResponse:
     """Apply an amendment (the ``apply_amendment`` update)."""
     return await amendment_answer(await context.temporal(), contract_id, amendment)
+
+
+class TerminationRequested(BaseModel):
+    """The answer to a termination: the contract bills up to the date, then closes."""
+
+    contract_id: str
+    effective_date: str
+
+
+@router.post(
+    "/contracts/{contract_id}/terminate",
+    status_code=202,
+    response_model=TerminationRequested,
+    tags=["contracts"],
+)
+async def terminate_contract(
+    body: TerminateContract,
+    contract_id: str = ContractId,
+    context: ApiContext = Depends(api_context),
+) -> TerminationRequested:
+    """End the contract early (the ``terminate_contract`` signal): what is due up to the
+    effective date is billed, advance fees after it are credited, then the contract closes
+    once paid. A second termination of the same contract changes nothing."""
+    bind_contract(contract_id)
+    await contracts.terminate_contract(await context.temporal(), contract_id, body)
+    log.info("termination requested", effective_date=str(body.effective_date))
+    return TerminationRequested(
+        contract_id=contract_id, effective_date=body.effective_date.isoformat()
+    )
 
 
 class CreditRequested(BaseModel):

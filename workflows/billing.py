@@ -43,7 +43,12 @@ with workflow.unsafe.imports_passed_through():
     from domain.names import BillingModel, ExceptionAction
     from domain.periods import Period
     from domain.pricing import InvoiceLine
-    from domain.revenue import catch_up, fixed_fee_recognised_to_date, retainer_revenue
+    from domain.revenue import (
+        catch_up,
+        fixed_fee_recognised_to_date,
+        retainer_revenue,
+        revenue_method,
+    )
     from domain.steps import (
         BILL_PERIOD,
         BillPeriodInput,
@@ -364,6 +369,7 @@ class Billing:
                 rates=wf.terms.rates,
                 refs=wf.refs,
                 revenue=revenue,
+                revenue_method=revenue_method(c.billing_model),
             ),
             BillPeriodResult,
             summary=f"invoice {reference}",

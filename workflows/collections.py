@@ -28,6 +28,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.money import round_money
     from domain.names import ExceptionAction
+    from domain.periods import Period
+    from domain.revenue import revenue_method
     from domain.steps import (
         APPLY_CASH,
         APPLY_PAYMENT,
@@ -40,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         CreditNoteIssued,
         DunningInput,
         PaymentApplied,
+        RevenuePlan,
     )
 
 if TYPE_CHECKING:
@@ -96,7 +99,7 @@ class Collections:
                 status = "paid"
             elif inv.invoice_id in self._overdue:
                 status = "overdue"
-            elif r.paid > 0 or r.credited > 0:
+            elif r.paid > 0:
                 status = "partially_paid"
             views.append(
                 inv.model_copy(
@@ -260,16 +263,37 @@ class Collections:
             )
             return
         await self.issue_credit(
-            inv.invoice_id, request.amount, request.reason, request.credit_note_id
+            inv.invoice_id, request.amount, request.reason, request.credit_note_id, reverse=True
         )
 
     async def issue_credit(
-        self, invoice_id: str, amount: Decimal, reason: str, credit_note_id: str | None = None
+        self,
+        invoice_id: str,
+        amount: Decimal,
+        reason: str,
+        credit_note_id: str | None = None,
+        *,
+        reverse: bool = False,
     ) -> None:
-        """Credit ``amount`` (before tax) of an issued invoice; any excess becomes cash."""
+        """Credit ``amount`` (before tax) of an issued invoice; any excess becomes cash.
+
+        With ``reverse``, revenue that followed the invoice (time and materials) is reversed
+        by the same amount; a retainer's unused days were never recognised, so they are not.
+        """
         wf, c = self.wf, self.wf.c
         count = sum(1 for n in self._credit_notes if n.invoice_id == invoice_id)
         note_id = credit_note_id or f"{invoice_id}-CN{count + 1}"
+        method = revenue_method(c.billing_model)
+        plan = None
+        if reverse and method == "as_invoiced":
+            period = str(Period.of(workflow.now().date()))
+            plan = RevenuePlan(
+                entry_id=f"{c.contract_id}:credit:{note_id}",
+                period=period,
+                method=method,
+                amount=-amount,
+                description=f"credit note on {invoice_id}: {reason}",
+            )
         issued = await wf.step(
             ISSUE_CREDIT_NOTE,
             CreditNoteInput(
@@ -283,6 +307,9 @@ class Collections:
                 country=c.customer.country,
                 region=c.customer.region,
                 on=workflow.now().date(),
+                erp_contract_id=wf.refs.get("erp_contract_id"),
+                revenue=plan,
+                revenue_method=method,
             ),
             CreditNoteIssued,
             summary=f"credit note on {invoice_id}",
@@ -292,6 +319,10 @@ class Collections:
             return
         note = issued.credit_note
         self._credit_notes.append(note)
+        if issued.revenue is not None:
+            wf.billing.revenue = issued.revenue
+        if plan is not None:
+            wf.billing.recognised += plan.amount
         self._credited_subtotal[invoice_id] = (
             self._credited_subtotal.get(invoice_id, ZERO) + note.subtotal
         )
@@ -315,7 +346,7 @@ class Collections:
             r = next(r for r in self.book.invoices if r.invoice_id == inv.invoice_id)
             left = inv.subtotal - self._credited_subtotal.get(inv.invoice_id, ZERO)
             if r.paid == 0 and left > 0:
-                await self.issue_credit(inv.invoice_id, left, reason)
+                await self.issue_credit(inv.invoice_id, left, reason, reverse=True)
 
     # ------------------------------------------------------------------ overdue and dunning
 

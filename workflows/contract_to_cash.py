@@ -529,17 +529,17 @@ class ContractToCash:
             await self._await_decision(exception_id)
         finally:
             await self._lock.acquire()
-        decision = await self.close_exception(exception_id)
+        decision = self._decisions[exception_id]
         self._waiting_for = ""
         event = f"{decision.action} of {step} by {decision.operator}" + (
             f": {decision.note}" if decision.note else ""
         )
-        if decision.action is ExceptionAction.ABORT:
-            self.record(event)
-        elif not self._blocking:
+        # The stage moves on first, so the operator's answer already shows where it went.
+        if decision.action is not ExceptionAction.ABORT and self._blocking == {exception_id}:
             self._enter(self._resume_stage, event)
         else:
             self.record(event)
+        await self.close_exception(exception_id)
         return decision.action
 
     async def open_exception(

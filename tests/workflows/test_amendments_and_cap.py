@@ -114,6 +114,13 @@ async def test_rate_change_expenses_and_the_cap(
     assert status.credit_notes[0].total == Decimal("119.00")
     original = (await sandbox.get(f"/erp/v1/invoices/{october.invoice_id}")).json()
     assert Decimal(original["total"]) == october.total
+    # Time and materials revenue follows the invoice, so the credit reverses 100.00 of it.
+    balances = await erp_balances(sandbox, status.refs["erp_contract_id"])
+    assert balances["recognised_to_date"] == balances["billed_to_date"] == Decimal("6510.00")
+    assert status.revenue is not None
+    assert status.revenue.recognised_to_date == Decimal("6510.00")
+    assert status.revenue.contract_asset == Decimal(0)
+    assert status.invoices[0].status == "issued"  # partly credited, nothing paid
     await replay(temporal_client, cid)
 
 

@@ -83,6 +83,14 @@ async def test_amendments_and_credit_notes_through_the_api(
         assert first.status_code == second.status_code == 202, first.text
         assert first.json()["credit_note_id"] == second.json()["credit_note_id"]
 
+        bad_end = await api.post(f"/api/contracts/{cid}/terminate", json={"reason": "x"})
+        assert bad_end.status_code == 422 and bad_end.json()["error"]["field"] == "effective_date"
+        ended = await api.post(
+            f"/api/contracts/{cid}/terminate",
+            json={"effective_date": "2026-11-15", "reason": "budget cut"},
+        )
+        assert ended.status_code == 202, ended.text
+
     status = await wait_for(temporal_client, cid, lambda s: bool(s.credit_notes), what="credit")
     # 130.00 + California 7.25 % = 139.43 (half-up), credited once.
     assert [n.total for n in status.credit_notes] == [Decimal("139.43")]
@@ -90,3 +98,10 @@ async def test_amendments_and_credit_notes_through_the_api(
     assert len(await items(sandbox, "/erp/v1/credit-notes", contract_id=cid)) == 1
     applied_ids = [a.amendment_id for a in status.amendments if a.status == "applied"]
     assert applied_ids == ["A-web"]
+    status = await wait_for(
+        temporal_client,
+        cid,
+        lambda s: any("termination" in h.event for h in s.history),
+        what="the termination",
+    )
+    assert any("billing ends 2026-11-15" in h.event for h in status.history)
