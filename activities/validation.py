@@ -86,5 +86,6 @@ class ValidationActivities(StepActivities):
             jurisdiction_code=jurisdiction,
             functional_currency=entity.functional_currency,
             dunning_offsets_days=list(self.settings.dunning_offsets_days),
+            step_max_attempts=self.settings.step_max_attempts,
             ancestors=[a.crm_account_id for a in ancestors],
         )

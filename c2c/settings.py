@@ -64,6 +64,14 @@ class Settings(BaseSettings):
         description="system or system.code → queue that owns the fix (JSON)",
     )
 
+    step_max_attempts: int = Field(
+        default=14,
+        ge=1,
+        le=100,
+        alias="C2C_STEP_MAX_ATTEMPTS",
+        description="attempts of a step failing transiently before it becomes an exception",
+    )
+
     exception_sla_hours: dict[ExceptionQueue, float] = Field(
         default_factory=lambda: {
             ExceptionQueue.FINANCE: 48.0,
@@ -125,11 +133,17 @@ class Settings(BaseSettings):
         return [s.strip() for s in self.webhook_secret.get_secret_value().split(",") if s.strip()]
 
     def queue_for(self, system: str, code: str) -> ExceptionQueue:
-        return (
-            self.exception_queues.get(f"{system}.{code}")
-            or self.exception_queues.get(system)
-            or ExceptionQueue.INTEGRATION
-        )
+        """The queue that owns an exception: ``system.code``, else the system's queue.
+
+        A step that kept failing transiently (``retries_exhausted``) is the integration
+        team's, whatever system it talked to, unless ``system.retries_exhausted`` says else.
+        """
+        exact = self.exception_queues.get(f"{system}.{code}")
+        if exact is not None:
+            return exact
+        if code == "retries_exhausted":
+            return ExceptionQueue.INTEGRATION
+        return self.exception_queues.get(system) or ExceptionQueue.INTEGRATION
 
 
 @lru_cache(maxsize=1)

@@ -73,6 +73,8 @@ class Validated(BaseModel):
     functional_currency: str
     #: Days after the due date on which dunning reminders go out (configuration).
     dunning_offsets_days: list[int] = Field(default_factory=lambda: [7, 14, 30])
+    #: Attempts of a step that fails transiently before it becomes an exception.
+    step_max_attempts: int = 14
     ancestors: list[str] = Field(default_factory=list)
 
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import suppress
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -501,7 +503,7 @@ class ContractToCash:
                     result_type,
                     start_to_close_timeout=BILLING_TIMEOUT if name == BILL_PERIOD else STEP_TIMEOUT,
                     heartbeat_timeout=BILLING_HEARTBEAT if name == BILL_PERIOD else None,
-                    retry_policy=STEP_RETRY,
+                    retry_policy=self._retry_policy(),
                     summary=summary or name,
                 )
             except ActivityError as err:
@@ -515,6 +517,13 @@ class ContractToCash:
                     raise Aborted(f"{name} was not completed") from err
                 self._abort_reason = f"{name} was not completed"
                 return None
+
+    def _retry_policy(self) -> RetryPolicy:
+        """The transient-failure budget: configuration, known once the contract is validated
+        (validation itself runs on the default)."""
+        if self._validated is None:
+            return STEP_RETRY
+        return replace(STEP_RETRY, maximum_attempts=self._validated.step_max_attempts)
 
     async def hold(self, step: str, system: str, code: str, message: str) -> ExceptionAction:
         """Put the contract on hold with an exception and wait for the operator's decision."""

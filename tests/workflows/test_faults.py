@@ -15,9 +15,10 @@ import pytest
 from temporalio.client import Client
 
 from c2c.settings import Settings
-from domain.models import ClosePeriod
-from starter.contracts import close_period_for, start_contract
+from domain.models import ClosePeriod, ResolveException
+from starter.contracts import close_period_for, resolve_exception, start_contract
 from tests.workflows.helpers import add_time, approval, items, wait_for, wait_stage
+from worker import contract_worker
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -60,3 +61,37 @@ async def test_faults_during_provisioning_and_billing_create_each_record_once(
     billed = await items(sandbox, f"/psa/v1/projects/{psa}/time-entries", billed="true")
     assert [e["invoice_id"] for e in billed] == [invoice.invoice_id]
     assert status.open_exceptions == []
+
+
+async def test_a_step_that_keeps_failing_becomes_an_integration_exception_after_the_budget(
+    temporal_client: Client, settings: Settings, sandbox: httpx.AsyncClient, faults: Any
+) -> None:
+    # A worker whose budget is 2 attempts: the ERP keeps answering 503 to project creation.
+    own = settings.model_copy(
+        update={"task_queue": f"{settings.task_queue}-budget", "step_max_attempts": 2}
+    )
+    async with contract_worker(temporal_client, own):
+        await faults(system="erp", path_prefix="/projects", method="POST", status=503)
+        event = approval()
+        await start_contract(temporal_client, event, task_queue=own.task_queue)
+        held = await wait_stage(temporal_client, event.contract_id, "on_hold")
+        [exception] = held.open_exceptions
+        assert (exception.system, exception.code, exception.queue) == (
+            "erp",
+            "retries_exhausted",
+            "integration",
+        )
+        assert exception.step == "create_erp_project"
+        stats = (await sandbox.get("/_admin/stats")).json()
+        assert "projects" in str(stats)
+        # The ERP recovers; the operator retries; nothing is created twice.
+        await sandbox.delete("/_admin/faults")
+        await resolve_exception(
+            temporal_client,
+            event.contract_id,
+            ResolveException(
+                exception_id=exception.exception_id, action="retry", operator="ops@c2c"
+            ),
+        )
+        await wait_stage(temporal_client, event.contract_id, "active")
+        assert len(await items(sandbox, "/erp/v1/projects", contract_id=event.contract_id)) == 1
