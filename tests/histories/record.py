@@ -1,0 +1,254 @@
+"""Record the committed histories that ``tests/workflows/test_replay_histories.py`` replays.
+
+Run by hand from the repository root, only when a recording is due (see README.md)::
+
+    /tmp/venv/bin/python -m tests.histories.record
+
+It starts its own Temporal dev server, sandbox, ledger and worker in a temporary directory,
+drives one representative contract per file to a resting or final state, and writes each
+workflow's history to ``tests/histories/<name>.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from c2c.logs import configure_logging
+from c2c.settings import Settings
+from domain.models import (
+    Amendment,
+    ClosePeriod,
+    ContractStatus,
+    MilestoneCompleted,
+    ResolveException,
+    TerminateContract,
+)
+from domain.names import SEARCH_ATTRIBUTES, ExceptionAction
+from ledger import get_ledger
+from sandbox.testing import run_sandbox_in_thread
+from starter.contracts import (
+    close_period_for,
+    complete_milestone,
+    contract_handle,
+    resolve_exception,
+    start_contract,
+    terminate_contract,
+)
+from starter.updates import amend
+from tests.support import venv_binary
+from tests.workflows.billing_helpers import pay, wait_invoices
+from tests.workflows.helpers import add_time, approval, wait_for, wait_stage
+from worker import contract_worker
+
+HERE = Path(__file__).resolve().parent
+TASK_QUEUE = "c2c-record-histories"
+
+
+class Recorder:
+    """The steps the recorded contracts share; contract and event ids are fixed, so that two
+    recordings of the same contract can be compared."""
+
+    def __init__(self, client: Client, sandbox: httpx.AsyncClient) -> None:
+        self.client = client
+        self.sandbox = sandbox
+
+    async def start(self, cid: str, **changes: Any) -> ContractStatus:
+        event = approval(contract_id=cid, event_id=f"evt-{cid}", **changes)
+        await start_contract(self.client, event, task_queue=TASK_QUEUE)
+        return await wait_stage(self.client, cid, "active")
+
+    async def time(self, status: ContractStatus, work_date: str, hours: str) -> None:
+        psa = status.refs["psa_project_id"]
+        await add_time(self.sandbox, psa, "Senior Consultant", work_date, hours)
+
+    async def close(self, cid: str, period: str) -> None:
+        await close_period_for(self.client, cid, ClosePeriod(period=period))
+
+    async def hold_on_the_cap(self, cid: str, **changes: Any) -> ContractStatus:
+        """A cap of 500.00 against 8 h at 200.00: 500.00 invoiced, the rest held for delivery."""
+        status = await self.start(cid, not_to_exceed="500.00", **changes)
+        await self.time(status, "2026-10-05", "8")
+        await self.close(cid, "2026-10")
+        held = await wait_stage(self.client, cid, "on_hold")
+        assert held.open_exceptions[0].code == "not_to_exceed_reached", held
+        return held
+
+    async def decide(self, cid: str, held: ContractStatus, action: ExceptionAction) -> None:
+        decision = ResolveException(
+            exception_id=held.open_exceptions[0].exception_id,
+            action=action,
+            operator="ops@c2c.example",
+        )
+        await resolve_exception(self.client, cid, decision)
+
+
+async def time_and_materials_closed(r: Recorder, cid: str) -> None:
+    status = await r.start(cid)
+    await r.time(status, "2026-10-05", "8")
+    await r.time(status, "2026-10-20", "4")
+    await r.close(cid, "2026-10")
+    invoice = (await wait_invoices(r.client, cid, 1)).invoices[0]
+    await pay(r.client, cid, f"pay-{cid}", invoice.total, invoice_id=invoice.invoice_id)
+    await wait_stage(r.client, cid, "closed")
+
+
+async def fixed_fee_amended(r: Recorder, cid: str) -> None:
+    await r.start(
+        cid,
+        billing_model="fixed_fee",
+        milestones=[
+            {"milestone_id": "M1", "name": "Discovery", "amount": "4000.00"},
+            {"milestone_id": "M2", "name": "Build", "amount": "6000.00"},
+        ],
+        not_to_exceed=None,
+        end_date="2026-11-15",
+    )
+    await complete_milestone(
+        r.client, cid, MilestoneCompleted(milestone_id="M1", completed_on=date(2026, 10, 20))
+    )
+    await r.close(cid, "2026-10")
+    await wait_invoices(r.client, cid, 1)
+    added = Amendment(
+        amendment_id="A-1",
+        effective_date=date(2026, 11, 1),
+        add_milestones=[{"milestone_id": "M3", "name": "Handover", "amount": "2000.00"}],
+        reason="handover added by change order 7",
+    )
+    assert (await amend(r.client, cid, added)).status == "applied"
+    for mid in ("M2", "M3"):
+        await complete_milestone(
+            r.client, cid, MilestoneCompleted(milestone_id=mid, completed_on=date(2026, 11, 10))
+        )
+    await r.close(cid, "2026-11")
+    status = await wait_invoices(r.client, cid, 2)
+    await pay(r.client, cid, f"pay-{cid}", status.balance_due)
+    await wait_stage(r.client, cid, "closed")
+
+
+async def retainer_terminated(r: Recorder, cid: str) -> None:
+    status = await r.start(
+        cid,
+        customer={"crm_account_id": "GLOBEX-UK", "name": "Globex Ltd", "country": "GB"},
+        legal_entity="UK01",
+        currency="GBP",
+        billing_model="retainer",
+        start_date="2026-09-13",
+        end_date="2026-11-30",
+        retainer_monthly_amount="10000.00",
+        retainer_included_hours="20",
+        rate_card=[{"role": "Senior Consultant", "hourly_rate": "150.00"}],
+        not_to_exceed=None,
+    )
+    await wait_invoices(r.client, cid, 1)  # the advance fee, billed at activation
+    await r.time(status, "2026-09-15", "15")  # 3 h of overage past 12 included
+    await r.close(cid, "2026-09")
+    await wait_invoices(r.client, cid, 2)
+    await terminate_contract(
+        r.client, cid, TerminateContract(effective_date=date(2026, 10, 20), reason="reorganised")
+    )
+    status = await wait_for(r.client, cid, lambda s: bool(s.credit_notes), what="a credit note")
+    await pay(r.client, cid, f"pay-{cid}", status.balance_due)
+    await wait_stage(r.client, cid, "closed")
+
+
+async def exception_retried(r: Recorder, cid: str) -> None:
+    held = await r.hold_on_the_cap(cid, end_date="2026-12-31")
+    raised = Amendment(
+        amendment_id="A-cap",
+        effective_date=date(2026, 11, 1),
+        not_to_exceed="2000.00",
+        reason="change order 12",
+    )
+    assert (await amend(r.client, cid, raised)).status == "applied"
+    await r.decide(cid, held, ExceptionAction.RETRY)
+    # The held-back 1100.00 is released on its own invoice; the contract stays active.
+    await wait_for(
+        r.client,
+        cid,
+        lambda s: s.stage == "active" and len(s.invoices) == 2 and s.held_back == Decimal(0),
+        what="the held-back work invoiced",
+    )
+
+
+async def aborted_compensated(r: Recorder, cid: str) -> None:
+    held = await r.hold_on_the_cap(cid)
+    await r.decide(cid, held, ExceptionAction.ABORT)
+    await wait_stage(r.client, cid, "cancelled")
+
+
+CONTRACTS = (
+    time_and_materials_closed,
+    fixed_fee_amended,
+    retainer_terminated,
+    exception_retried,
+    aborted_compensated,
+)
+
+
+async def resting(client: Client, cid: str) -> None:
+    """Wait until nothing is in flight, so the history ends on a completed workflow task."""
+    handle = contract_handle(client, cid)
+    quiet = 0
+    while quiet < 3:
+        raw = (await handle.describe()).raw_description
+        busy = bool(raw.pending_activities) or raw.HasField("pending_workflow_task")
+        quiet = 0 if busy else quiet + 1
+        await asyncio.sleep(0.2)
+
+
+async def record(state: Path) -> None:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=venv_binary("temporal"),
+        search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        with run_sandbox_in_thread(
+            f"sqlite:///{state / 'sandbox.db'}", "http://127.0.0.1:9", []
+        ) as sandbox_url:
+            settings = Settings(
+                _env_file=None,
+                temporal_address=env.client.service_client.config.target_host,
+                temporal_namespace=env.client.namespace,
+                sandbox_url=sandbox_url,
+                database_url=f"sqlite:///{state / 'ledger.db'}",
+                state_dir=state,
+                task_queue=TASK_QUEUE,
+            )
+            get_ledger(settings.ledger_url).create_all()
+            async with (
+                contract_worker(env.client, settings),
+                httpx.AsyncClient(base_url=sandbox_url, timeout=10) as sandbox,
+            ):
+                recorder = Recorder(env.client, sandbox)
+                for drive in CONTRACTS:
+                    name = drive.__name__
+                    cid = "H-" + name.replace("_", "-")
+                    await drive(recorder, cid)
+                    await resting(env.client, cid)
+                    history = await contract_handle(env.client, cid).fetch_history()
+                    path = HERE / f"{name}.json"
+                    path.write_text(history.to_json() + "\n")
+                    print(f"{path.name}: {len(history.events)} events")
+    finally:
+        await env.shutdown()
+
+
+def main() -> None:
+    configure_logging("histories", level="WARNING")
+    with tempfile.TemporaryDirectory(prefix="c2c-histories-") as state:
+        asyncio.run(record(Path(state)))
+
+
+if __name__ == "__main__":
+    main()
