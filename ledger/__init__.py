@@ -1,5 +1,6 @@
-"""c2c's ledger: cross-references between systems' ids, the audit trail, the exception queue
-and the timestamps behind KPIs. Never a copy of a system of record.
+"""c2c's ledger: cross-references between systems' ids, the audit trail, the exception queue,
+inbound events (each recorded once; dead letters) and the timestamps behind KPIs. Never a
+copy of a system of record.
 
 Activities and the API use it; workflows never import it.
 """
@@ -7,7 +8,9 @@ Activities and the API use it; workflows never import it.
 from __future__ import annotations
 
 from ledger.errors import LedgerConflict, LedgerError, NotFoundInLedger
+from ledger.inbound import InboundRecorded
 from ledger.models import (
+    SETTLED_STATUSES,
     AuditEvent,
     AuditEventIn,
     ContractRecord,
@@ -16,12 +19,17 @@ from ledger.models import (
     ExceptionIn,
     ExceptionRecord,
     ExceptionStatus,
+    InboundEvent,
+    InboundEventIn,
+    InboundSource,
+    InboundStatus,
 )
 from ledger.store import Ledger, get_ledger
 from ledger.urls import normalise_url
 from ledger.xrefs import SHARED_KINDS, SINGLE_VALUED_KINDS, ref_name
 
 __all__ = [
+    "SETTLED_STATUSES",
     "SHARED_KINDS",
     "SINGLE_VALUED_KINDS",
     "AuditEvent",
@@ -32,6 +40,11 @@ __all__ = [
     "ExceptionIn",
     "ExceptionRecord",
     "ExceptionStatus",
+    "InboundEvent",
+    "InboundEventIn",
+    "InboundRecorded",
+    "InboundSource",
+    "InboundStatus",
     "Ledger",
     "LedgerConflict",
     "LedgerError",

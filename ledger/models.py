@@ -1,8 +1,9 @@
 """The ledger's tables and the inputs its writers give.
 
 Only orchestration state lives here: which id each system gave to a contract's records, what
-happened when (the audit trail), what waits for a person (the exception queue), and the few
-facts behind listings and KPIs. Amounts, invoices and the like stay in their systems.
+happened when (the audit trail), what waits for a person (the exception queue), which inbound
+events were processed (and which could not be: dead letters), and the few facts behind
+listings and KPIs. Amounts, invoices and the like stay in their systems.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 from pydantic import Field as PydanticField
-from sqlalchemy import JSON
+from sqlalchemy import JSON, Text, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -46,6 +47,36 @@ _STATUS_AFTER = {
     ExceptionAction.SKIP: ExceptionStatus.SKIPPED,
     ExceptionAction.ABORT: ExceptionStatus.ABORTED,
 }
+
+
+class InboundSource(StrEnum):
+    """The systems whose signed webhooks c2c receives."""
+
+    CLM = "clm"
+    PSA = "psa"
+    PAYMENTS = "payments"
+
+
+class InboundStatus(StrEnum):
+    """Where an inbound event stands.
+
+    ``received`` until one delivery has processed it: being processed now, or its last attempt
+    failed transiently (the sender's retry processes it). ``processed`` once its system
+    answered; ``dead_letter`` when it cannot be processed as it is (the reason says why) until
+    a redelivery or an operator's replay succeeds, which leaves it ``processed`` or
+    ``replayed``.
+    """
+
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    DEAD_LETTER = "dead_letter"
+    REPLAYED = "replayed"
+
+
+#: Statuses of an event that must not be processed again: later deliveries are duplicates.
+SETTLED_STATUSES = frozenset({InboundStatus.PROCESSED, InboundStatus.REPLAYED})
+#: Statuses of an event that a delivery (or, for a dead letter, a replay) may process.
+OPEN_STATUSES = frozenset({InboundStatus.RECEIVED, InboundStatus.DEAD_LETTER})
 
 
 class LedgerTable(SQLModel, registry=registry()):
@@ -131,6 +162,37 @@ class ContractRecord(LedgerTable, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class InboundEvent(LedgerTable, table=True):
+    """One webhook event, recorded once per source and event id however often it arrives."""
+
+    __tablename__ = "ledger_inbound_event"
+    __table_args__ = (
+        UniqueConstraint("source", "event_id", name="uq_ledger_inbound_event_source_event"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    #: The envelope's ``id``, or the SHA-256 of the raw body when the sender gave none.
+    event_id: str = Field(max_length=255)
+    type: str = Field(max_length=100)
+    contract_id: str | None = Field(default=None, index=True)
+    status: str = Field(default=InboundStatus.RECEIVED.value, index=True)
+    #: Why the last attempt could not process it (kept after a later success, as history).
+    reason: str | None = Field(default=None, sa_type=Text)
+    #: The raw JSON as verified on arrival: a replay processes exactly this.
+    body: str = Field(sa_type=Text)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    #: When its last processing ended: processed, replayed or dead-lettered.
+    processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: How many times processing started (deliveries and replays).
+    attempts: int = 0
+    #: Until when the delivery processing it holds it; others wait, then may take over.
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: The answer given when it was processed, given again to every duplicate delivery.
+    response_status: int | None = None
+    response_body: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+
+
 class _Input(BaseModel):
     # Enum values are kept as plain strings: that is what the columns hold.
     model_config = ConfigDict(extra="forbid", use_enum_values=True, frozen=True)
@@ -180,3 +242,14 @@ class ContractRecordIn(_Input):
     approved_at: AwareDatetime | None = None
     active_at: AwareDatetime | None = None
     closed_at: AwareDatetime | None = None
+
+
+class InboundEventIn(_Input):
+    """An inbound event to record, once its signature is verified."""
+
+    source: InboundSource
+    event_id: str = PydanticField(min_length=1, max_length=255)
+    type: str = PydanticField(max_length=100)
+    contract_id: str | None = None
+    body: str
+    received_at: AwareDatetime

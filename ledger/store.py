@@ -12,18 +12,22 @@ import threading
 from ledger.audit import AuditLedger
 from ledger.contracts import ContractLedger
 from ledger.exception_queue import ExceptionQueueLedger
+from ledger.inbound import InboundEventLedger
 from ledger.urls import normalise_url
 from ledger.xrefs import XrefLedger
 
 
-class Ledger(XrefLedger, AuditLedger, ExceptionQueueLedger, ContractLedger):
+class Ledger(XrefLedger, AuditLedger, ExceptionQueueLedger, ContractLedger, InboundEventLedger):
     """c2c's orchestration state in SQLite or PostgreSQL.
 
     Cross-references (``record_xref``, ``find_contract_by_xref``, ``xrefs_for``,
     ``list_xrefs``), the audit trail (``record_audit``, ``audit_trail``), the exception queue
     (``open_exception``, ``resolve_exception``, ``escalate_exception``, ``get_exception``,
-    ``list_exceptions``) and the contracts read model (``upsert_contract``, ``get_contract``,
-    ``list_contracts``). Methods are synchronous; async callers run them in a thread.
+    ``list_exceptions``), the contracts read model (``upsert_contract``, ``get_contract``,
+    ``list_contracts``) and inbound events with their dead letters (``record_inbound_event``,
+    ``claim_inbound_event``, ``release_inbound_event``, ``mark_inbound_processed``,
+    ``mark_inbound_dead_letter``, ``get_inbound_event``, ``list_inbound_events``). Methods
+    are synchronous; async callers run them in a thread.
 
     Args:
         url: A SQLAlchemy URL; ``postgresql://`` is given the psycopg driver.

@@ -8,7 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TypeVar
 
-from ledger import AuditEventIn, ContractRecordIn, ExceptionIn, Ledger, LedgerConflict
+from ledger import (
+    AuditEventIn,
+    ContractRecordIn,
+    ExceptionIn,
+    InboundEventIn,
+    Ledger,
+    LedgerConflict,
+)
 
 At = Callable[[float], datetime]
 T = TypeVar("T")
@@ -101,3 +108,39 @@ def test_concurrent_contract_upserts_leave_one_row(ledger: Ledger, at: At) -> No
     [stored] = ledger.list_contracts()
     assert stored.customer_id == "ACME"
     assert stored.active_at is not None
+
+
+def test_concurrent_deliveries_of_one_event_record_it_once_and_one_claims_it(
+    ledger: Ledger, at: At
+) -> None:
+    event = InboundEventIn(
+        source="payments",
+        event_id="evt-1",
+        type="payment.succeeded",
+        body='{"id": "evt-1"}',
+        received_at=at(0),
+    )
+    results = race(lambda _: ledger.record_inbound_event(event))
+    assert not any(isinstance(r, Exception) for r in results), results
+    recorded = [r for r in results if not isinstance(r, Exception)]
+    # The unique key decides: one delivery recorded it (and holds the claim to process it).
+    assert [r.known for r in recorded].count(False) == 1
+    assert {r.event.id for r in recorded} == {recorded[0].event.id}
+    assert len(ledger.list_inbound_events()) == 1
+
+    ledger.mark_inbound_dead_letter("payments", "evt-1", "no contract has invoice INV-1")
+    # Redeliveries of a dead letter race to process it again: exactly one may.
+    claims = race(lambda _: ledger.claim_inbound_event("payments", "evt-1"))
+    assert sum(c is not None for c in claims) == 1, claims
+
+    def settle(i: int) -> tuple[str, int | None]:
+        done = ledger.mark_inbound_processed(
+            "payments", "evt-1", response_status=202, response_body={"writer": i}
+        )
+        return done.status, (done.response_body or {}).get("writer")
+
+    settled = race(settle)
+    # Every writer gets back the one answer that won.
+    assert len(set(settled)) == 1, settled
+    [stored] = ledger.list_inbound_events()
+    assert (stored.status, stored.attempts) == ("processed", 2)

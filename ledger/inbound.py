@@ -1,0 +1,242 @@
+"""Inbound events: every webhook recorded once by its source's event id, and the dead letters.
+
+The unique key on (source, event id) decides which of several concurrent deliveries records
+an event, and so which one processes it; the others see it is known. A delivery processes an
+event only while it holds a claim (a lease, so a crashed process does not keep it forever).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from sqlalchemy import ColumnElement, Executable, and_, func, or_, update
+from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from ledger.base import LedgerBase, count_returned
+from ledger.columns import require_aware
+from ledger.engine import upsert_insert
+from ledger.errors import NotFoundInLedger
+from ledger.models import (
+    OPEN_STATUSES,
+    InboundEvent,
+    InboundEventIn,
+    InboundSource,
+    InboundStatus,
+    utc_now,
+)
+
+#: How long a claim holds an event for the delivery that processes it.
+DEFAULT_CLAIM = timedelta(seconds=60)
+
+
+class InboundRecorded(NamedTuple):
+    """What ``record_inbound_event`` found.
+
+    Attributes:
+        known: The event was recorded before; ``False`` means this call recorded it and
+            holds the claim to process it.
+        event: The event as stored now.
+    """
+
+    known: bool
+    event: InboundEvent
+
+
+class InboundEventLedger(LedgerBase):
+    """The inbound-event part of the ledger."""
+
+    def record_inbound_event(
+        self, event: InboundEventIn, *, claim: timedelta = DEFAULT_CLAIM
+    ) -> InboundRecorded:
+        """Record an event if it is new; the call that records it also claims it.
+
+        Returns:
+            Whether it was known already, and its record as stored now.
+        """
+        stmt = (
+            upsert_insert(self.engine, InboundEvent)
+            .values(
+                **event.model_dump(),
+                status=InboundStatus.RECEIVED.value,
+                attempts=1,
+                claimed_until=event.received_at + claim,
+            )
+            .on_conflict_do_nothing(index_elements=["source", "event_id"])
+            .returning(col(InboundEvent.id))
+        )
+        with self._transaction() as session:
+            inserted = count_returned(session, stmt)
+            stored = session.exec(_one(event.source, event.event_id)).one()
+        return InboundRecorded(known=not inserted, event=stored)
+
+    def claim_inbound_event(
+        self,
+        source: InboundSource | str,
+        event_id: str,
+        *,
+        statuses: Collection[InboundStatus] = OPEN_STATUSES,
+        claim: timedelta = DEFAULT_CLAIM,
+        at: datetime | None = None,
+    ) -> InboundEvent | None:
+        """Claim an event for processing, counting the attempt.
+
+        Only an event in one of ``statuses`` (by default, not yet processed: received or a
+        dead letter) whose last claim has expired can be claimed, so of racing deliveries
+        exactly one gets it.
+
+        Returns:
+            The claimed event, or ``None`` if it is not claimable now (or not recorded).
+        """
+        now = require_aware(at) if at else utc_now()
+        stmt = (
+            update(InboundEvent)
+            .where(
+                _key(source, event_id),
+                col(InboundEvent.status).in_([InboundStatus(s).value for s in statuses]),
+                or_(
+                    col(InboundEvent.claimed_until).is_(None),
+                    col(InboundEvent.claimed_until) <= now,
+                ),
+            )
+            .values(claimed_until=now + claim, attempts=InboundEvent.attempts + 1)
+            .returning(col(InboundEvent.id))
+        )
+        with self._transaction() as session:
+            if not count_returned(session, stmt):
+                return None
+            return session.exec(_one(source, event_id)).one()
+
+    def release_inbound_event(self, source: InboundSource | str, event_id: str) -> InboundEvent:
+        """Give up a claim without a result (a transient failure): the event stays as it was,
+        for the sender's next delivery.
+
+        Raises:
+            NotFoundInLedger: No such event.
+        """
+        stmt = update(InboundEvent).where(_key(source, event_id)).values(claimed_until=None)
+        return self._update_inbound(stmt, source, event_id)
+
+    def mark_inbound_processed(
+        self,
+        source: InboundSource | str,
+        event_id: str,
+        *,
+        response_status: int,
+        response_body: dict[str, Any],
+        contract_id: str | None = None,
+        replayed: bool = False,
+        at: datetime | None = None,
+    ) -> InboundEvent:
+        """Record that an event was processed, with the answer duplicates will be given.
+
+        An event already processed keeps its first answer (two deliveries that both
+        processed it after a claim expired cannot make it answer differently).
+
+        Args:
+            source: The sending system.
+            event_id: The event's id.
+            response_status: The HTTP status the processing answered.
+            response_body: Its JSON body.
+            contract_id: The contract that processing found it concerns; if not given, the
+                one recorded on arrival stays.
+            replayed: Processed by an operator's replay of a dead letter.
+            at: When; now if not given.
+
+        Raises:
+            NotFoundInLedger: No such event.
+        """
+        status = InboundStatus.REPLAYED if replayed else InboundStatus.PROCESSED
+        stmt = (
+            update(InboundEvent)
+            .where(_key(source, event_id), _open())
+            .values(
+                status=status.value,
+                processed_at=require_aware(at) if at else utc_now(),
+                claimed_until=None,
+                response_status=response_status,
+                response_body=response_body,
+                contract_id=func.coalesce(contract_id, InboundEvent.contract_id),
+            )
+        )
+        return self._update_inbound(stmt, source, event_id)
+
+    def mark_inbound_dead_letter(
+        self,
+        source: InboundSource | str,
+        event_id: str,
+        reason: str,
+        *,
+        contract_id: str | None = None,
+        at: datetime | None = None,
+    ) -> InboundEvent:
+        """Keep an event that could not be processed as a dead letter, with the reason.
+
+        An event that another delivery has processed meanwhile stays processed. A
+        ``contract_id`` given replaces the one recorded on arrival.
+
+        Raises:
+            NotFoundInLedger: No such event.
+        """
+        stmt = (
+            update(InboundEvent)
+            .where(_key(source, event_id), _open())
+            .values(
+                status=InboundStatus.DEAD_LETTER.value,
+                reason=reason,
+                processed_at=require_aware(at) if at else utc_now(),
+                claimed_until=None,
+                contract_id=func.coalesce(contract_id, InboundEvent.contract_id),
+            )
+        )
+        return self._update_inbound(stmt, source, event_id)
+
+    def get_inbound_event(self, source: InboundSource | str, event_id: str) -> InboundEvent | None:
+        """One inbound event, or ``None``."""
+        with self._session() as session:
+            return session.exec(_one(source, event_id)).first()
+
+    def list_inbound_events(
+        self,
+        status: InboundStatus | str | None = None,
+        source: InboundSource | str | None = None,
+        contract_id: str | None = None,
+    ) -> list[InboundEvent]:
+        """The inbound events that match every filter given, oldest first."""
+        query = select(InboundEvent)
+        if status is not None:
+            query = query.where(InboundEvent.status == InboundStatus(status).value)
+        if source is not None:
+            query = query.where(InboundEvent.source == InboundSource(source).value)
+        if contract_id is not None:
+            query = query.where(InboundEvent.contract_id == contract_id)
+        query = query.order_by(col(InboundEvent.received_at), col(InboundEvent.id))
+        with self._session() as session:
+            return list(session.exec(query).all())
+
+    def _update_inbound(
+        self, stmt: Executable, source: InboundSource | str, event_id: str
+    ) -> InboundEvent:
+        with self._transaction() as session:
+            session.connection().execute(stmt)
+            event = session.exec(_one(source, event_id)).first()
+        if event is None:
+            raise NotFoundInLedger(f"no {InboundSource(source).value} event {event_id!r}")
+        return event
+
+
+def _key(source: InboundSource | str, event_id: str) -> ColumnElement[bool]:
+    return and_(
+        col(InboundEvent.source) == InboundSource(source).value,
+        col(InboundEvent.event_id) == event_id,
+    )
+
+
+def _open() -> ColumnElement[bool]:
+    return col(InboundEvent.status).in_([s.value for s in OPEN_STATUSES])
+
+
+def _one(source: InboundSource | str, event_id: str) -> SelectOfScalar[InboundEvent]:
+    return select(InboundEvent).where(_key(source, event_id))

@@ -1,0 +1,203 @@
+"""Inbound events: recorded once per (source, event id), claimed by one delivery at a time,
+settled as processed (with the answer duplicates get), dead letters, or replayed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from ledger import InboundEvent, InboundEventIn, InboundStatus, Ledger, NotFoundInLedger
+
+At = Callable[[float], datetime]
+
+CLAIM = timedelta(minutes=1)
+
+
+def inbound(event_id: str, received_at: datetime, **extra: Any) -> InboundEventIn:
+    data = {"contract_id": "K-1", "milestone_id": "M1", "completed_on": "2026-02-01"}
+    return InboundEventIn.model_validate(
+        {
+            "source": "psa",
+            "event_id": event_id,
+            "type": "milestone.completed",
+            "contract_id": "K-1",
+            "body": json.dumps({"id": event_id, "type": "milestone.completed", "data": data}),
+            "received_at": received_at,
+            **extra,
+        }
+    )
+
+
+def test_the_first_recording_holds_the_claim_and_later_ones_find_it_known(
+    ledger: Ledger, at: At
+) -> None:
+    first = ledger.record_inbound_event(inbound("evt-1", at(0)), claim=CLAIM)
+    assert first.known is False
+    event = first.event
+    assert (event.source, event.event_id, event.type, event.contract_id) == (
+        "psa",
+        "evt-1",
+        "milestone.completed",
+        "K-1",
+    )
+    assert (event.status, event.attempts, event.reason, event.processed_at) == (
+        "received",
+        1,
+        None,
+        None,
+    )
+    assert event.received_at == at(0)
+    assert event.claimed_until == at(1)
+
+    again = ledger.record_inbound_event(inbound("evt-1", at(0.5), body="{}"), claim=CLAIM)
+    assert again.known is True
+    # The first recording stands: its body, time and claim.
+    assert again.event.body == event.body
+    assert again.event.received_at == at(0)
+    assert again.event.attempts == 1
+    # The claim is held: no other delivery may process the event until it expires.
+    assert ledger.claim_inbound_event("psa", "evt-1", at=at(0.5)) is None
+    claimed = ledger.claim_inbound_event("psa", "evt-1", claim=CLAIM, at=at(1))
+    assert claimed is not None and claimed.attempts == 2 and claimed.claimed_until == at(2)
+
+
+def test_the_same_event_id_from_another_source_is_another_event(ledger: Ledger, at: At) -> None:
+    ledger.record_inbound_event(inbound("evt-1", at(0)))
+    other = ledger.record_inbound_event(inbound("evt-1", at(0), source="payments"))
+    assert other.known is False
+    assert len(ledger.list_inbound_events()) == 2
+
+
+def test_the_unique_key_is_in_the_database(ledger: Ledger, at: At) -> None:
+    ledger.record_inbound_event(inbound("evt-1", at(0)))
+    row = InboundEvent(**inbound("evt-1", at(1)).model_dump())
+    with pytest.raises(IntegrityError), Session(ledger.engine) as session:
+        session.add(row)
+        session.commit()
+
+
+def test_a_processed_event_keeps_its_first_answer_and_cannot_be_claimed(
+    ledger: Ledger, at: At
+) -> None:
+    ledger.record_inbound_event(inbound("evt-1", at(0)))
+    done = ledger.mark_inbound_processed(
+        "psa", "evt-1", response_status=202, response_body={"duplicate": False}, at=at(0.1)
+    )
+    assert (done.status, done.response_status, done.response_body) == (
+        "processed",
+        202,
+        {"duplicate": False},
+    )
+    assert done.processed_at == at(0.1)
+    assert done.claimed_until is None
+
+    assert ledger.claim_inbound_event("psa", "evt-1", at=at(9)) is None
+    # A late second processing (its claim had expired) does not change the answer.
+    late = ledger.mark_inbound_processed("psa", "evt-1", response_status=500, response_body={})
+    assert (late.response_status, late.processed_at) == (202, at(0.1))
+    # Nor does a late failure make it a dead letter.
+    failed = ledger.mark_inbound_dead_letter("psa", "evt-1", "too late", at=at(2))
+    assert (failed.status, failed.reason) == ("processed", None)
+    known = ledger.record_inbound_event(inbound("evt-1", at(3)))
+    assert known.known and known.event.status == "processed"
+
+
+def test_a_dead_letter_is_listed_redelivered_and_replayed(ledger: Ledger, at: At) -> None:
+    ledger.record_inbound_event(inbound("evt-1", at(0)))
+    ledger.record_inbound_event(inbound("evt-2", at(1), contract_id=None, source="payments"))
+    dead = ledger.mark_inbound_dead_letter(
+        "psa", "evt-1", "contract_not_found: no such contract", at=at(0.2)
+    )
+    assert (dead.status, dead.reason, dead.processed_at) == (
+        "dead_letter",
+        "contract_not_found: no such contract",
+        at(0.2),
+    )
+    ledger.mark_inbound_dead_letter("payments", "evt-2", "no invoice", contract_id="K-2")
+
+    def listed(**filters: Any) -> list[str]:
+        return [e.event_id for e in ledger.list_inbound_events(**filters)]
+
+    assert listed(status="dead_letter") == ["evt-1", "evt-2"]
+    assert listed(status=InboundStatus.DEAD_LETTER, source="psa") == ["evt-1"]
+    assert listed(contract_id="K-2") == ["evt-2"]
+    assert listed(status="processed") == []
+
+    # A replay claims dead letters only; the claim counts an attempt.
+    replay = ledger.claim_inbound_event(
+        "psa", "evt-1", statuses=[InboundStatus.DEAD_LETTER], at=at(5)
+    )
+    assert replay is not None and replay.attempts == 2
+    still = ledger.mark_inbound_dead_letter("psa", "evt-1", "still no contract", at=at(5.1))
+    assert (still.status, still.reason, still.claimed_until) == (
+        "dead_letter",
+        "still no contract",
+        None,
+    )
+    assert ledger.claim_inbound_event("psa", "evt-1", statuses=[InboundStatus.DEAD_LETTER])
+    replayed = ledger.mark_inbound_processed(
+        "psa", "evt-1", response_status=202, response_body={}, replayed=True
+    )
+    # The last reason stays, as the record of why it had been a dead letter.
+    assert (replayed.status, replayed.reason, replayed.attempts) == (
+        "replayed",
+        "still no contract",
+        3,
+    )
+
+    # A redelivery by the sender processes a dead letter as well.
+    assert ledger.claim_inbound_event("payments", "evt-2") is not None
+    processed = ledger.mark_inbound_processed(
+        "payments", "evt-2", response_status=202, response_body={}, contract_id="K-3"
+    )
+    assert (processed.status, processed.contract_id) == ("processed", "K-3")
+
+
+def test_a_released_event_stays_as_it_was_and_is_claimable_at_once(ledger: Ledger, at: At) -> None:
+    ledger.record_inbound_event(inbound("evt-1", at(0), contract_id=None))
+    released = ledger.release_inbound_event("psa", "evt-1")
+    assert (released.status, released.claimed_until) == ("received", None)
+    assert ledger.claim_inbound_event("psa", "evt-1", at=at(0.1)) is not None
+    done = ledger.mark_inbound_processed(
+        "psa", "evt-1", response_status=202, response_body={}, contract_id="K-9"
+    )
+    assert done.contract_id == "K-9"
+    assert ledger.claim_inbound_event("psa", "evt-1", statuses=[InboundStatus.RECEIVED]) is None
+
+
+def test_an_unknown_event(ledger: Ledger) -> None:
+    assert ledger.get_inbound_event("psa", "nope") is None
+    assert ledger.claim_inbound_event("psa", "nope") is None
+    with pytest.raises(NotFoundInLedger, match="no psa event 'nope'"):
+        ledger.mark_inbound_dead_letter("psa", "nope", "why")
+    with pytest.raises(NotFoundInLedger):
+        ledger.mark_inbound_processed("psa", "nope", response_status=200, response_body={})
+    with pytest.raises(NotFoundInLedger):
+        ledger.release_inbound_event("psa", "nope")
+
+
+def test_bad_input_is_refused(ledger: Ledger, at: At) -> None:
+    with pytest.raises(ValueError):
+        inbound("evt-1", at(0), source="crm")
+    with pytest.raises(ValueError):
+        inbound("", at(0))
+    with pytest.raises(ValueError):
+        inbound("evt-1", at(0).replace(tzinfo=None))
+    with pytest.raises(ValueError):
+        ledger.list_inbound_events(status="lost")
+    ledger.record_inbound_event(inbound("evt-1", at(0)))
+    with pytest.raises(ValueError):
+        ledger.claim_inbound_event("psa", "evt-1", at=at(5).replace(tzinfo=None))
+
+
+def test_bodies_come_back_exactly(ledger: Ledger, at: At) -> None:
+    body = json.dumps({"id": "evt-ü", "type": "payment.succeeded", "data": {"note": "€ 5 — ok"}})
+    ledger.record_inbound_event(inbound("evt-ü", at(0), body=body, source="payments"))
+    stored = ledger.get_inbound_event("payments", "evt-ü")
+    assert stored is not None and stored.body == body
