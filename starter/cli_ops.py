@@ -1,8 +1,8 @@
 """``c2c contracts``, ``c2c billing`` and ``c2c ops``: the API's operations from a terminal.
 
-They talk to Temporal (and, for the exception queue, the ledger) directly, with the same
-client operations as the API. Input is validated before anything is contacted: an invalid
-file or period exits with code 2 and changes nothing.
+They talk to Temporal (and, for the exception queue and dead letters, the ledger) directly,
+with the same client operations as the API. Input is validated before anything is contacted:
+an invalid file or period exits with code 2 and changes nothing.
 """
 
 from __future__ import annotations
@@ -30,10 +30,13 @@ from domain.models import (
     TerminateContract,
 )
 from domain.names import ExceptionAction, ExceptionQueue, Stage
-from ledger import ExceptionStatus, Ledger, get_ledger
-from starter import contracts, exception_queue, render, updates
+from ledger import ExceptionStatus, InboundSource, InboundStatus, Ledger, get_ledger
+from starter import contracts, dead_letters, exception_queue, render, updates
+from starter.context import ApiContext
+from starter.errors import ApiError
 from starter.fields import problems
 from starter.reset import LAST_FAILURE, ResetDone, ResetRefused, reset_contract
+from starter.webhooks import PROCESSORS
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -43,7 +46,10 @@ EXIT_INVALID = 2
 
 contracts_app = typer.Typer(help="Start, inspect, amend and list contracts.", no_args_is_help=True)
 billing_app = typer.Typer(help="Billing periods.", no_args_is_help=True)
-ops_app = typer.Typer(help="The exception queue: list, retry, skip, abort.", no_args_is_help=True)
+ops_app = typer.Typer(
+    help="The exception queue (list, retry, skip, abort), dead letters (list, replay) and resets.",
+    no_args_is_help=True,
+)
 
 
 @contracts_app.callback()
@@ -314,4 +320,58 @@ def reset(
             if done.amendments_resent
             else ""
         )
+    )
+
+
+@ops_app.command("dead-letters")
+def dead_letters_list(
+    source: InboundSource | None = typer.Option(None, help="only events from this system"),
+    contract: str | None = typer.Option(None, help="only this contract"),
+    status: str = typer.Option(
+        InboundStatus.DEAD_LETTER.value,
+        help="dead_letter, received, processed, replayed or all",
+    ),
+) -> None:
+    """List inbound events that could not be processed, with the reason (dead letters by
+    default)."""
+    if status != "all" and status not in set(InboundStatus):
+        raise typer.BadParameter(
+            f"{status!r} is not dead_letter, received, processed, replayed or all",
+            param_hint="--status",
+        )
+    wanted = None if status == "all" else InboundStatus(status)
+    items = asyncio.run(
+        dead_letters.list_events(open_ledger(), status=wanted, source=source, contract_id=contract)
+    )
+    empty = "No dead letters." if wanted is InboundStatus.DEAD_LETTER else "No inbound events."
+    typer.echo(render.dead_letters_table(items, empty=empty))
+
+
+@ops_app.command("replay")
+def replay(
+    source: InboundSource = typer.Argument(..., help="the system that sent it"),
+    event_id: str = typer.Argument(..., help="its event id, as `c2c ops dead-letters` shows"),
+) -> None:
+    """Process a dead letter again, as its webhook would (after fixing its cause); exits 1 if
+    it is still a dead letter."""
+    settings = get_settings()
+
+    async def run(client: Client) -> dead_letters.Replayed:
+        context = ApiContext(settings, client)
+        try:
+            return await dead_letters.replay(context, source, event_id, PROCESSORS)
+        except (dead_letters.DeadLetterNotFound, dead_letters.NotADeadLetter) as exc:
+            fail(str(exc))
+        except dead_letters.ReplayFailed as exc:
+            fail(f"{source.value} event {event_id} is still a dead letter: {exc.event.reason}")
+        except ApiError as exc:
+            fail(f"not replayed, try again: {exc.message}")
+        finally:
+            await context.aclose()
+
+    done = with_temporal(run)
+    typer.echo(
+        f"Replayed {source.value} event {event_id} ({done.event.type}"
+        + (f" for contract {done.event.contract_id}" if done.event.contract_id else "")
+        + f"): answered {done.answer.status}; it is now {done.event.status}."
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 from domain.models import ContractStatus
 from starter.contracts import ContractListItem
+from starter.dead_letters import DeadLetterItem
 from starter.exception_queue import ExceptionItem
 
 
@@ -80,6 +81,28 @@ def exceptions_table(items: Sequence[ExceptionItem]) -> str:
                 f"{e.status} (escalated)" if e.escalated_at and e.status == "open" else e.status,
                 e.opened_at,
                 e.message,
+            ]
+            for e in items
+        ],
+    )
+
+
+def dead_letters_table(items: Sequence[DeadLetterItem], *, empty: str = "No dead letters.") -> str:
+    """``c2c ops dead-letters``."""
+    if not items:
+        return empty
+    return table(
+        ["SOURCE", "EVENT", "TYPE", "CONTRACT", "STATUS", "ATTEMPTS", "RECEIVED", "REASON"],
+        [
+            [
+                e.source,
+                e.event_id,
+                e.type,
+                e.contract_id,
+                e.status,
+                e.attempts,
+                e.received_at,
+                e.reason,
             ]
             for e in items
         ],

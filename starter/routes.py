@@ -1,11 +1,14 @@
-"""``/api/*``: contracts, billing periods and the exception queue, behind bearer tokens."""
+"""``/api/*``: contracts, billing periods, the exception queue and dead letters, behind bearer
+tokens."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 
 from c2c.logs import get_logger
 from domain.models import (
@@ -17,15 +20,17 @@ from domain.models import (
     TerminateContract,
 )
 from domain.names import ExceptionAction, ExceptionQueue, Stage
-from ledger import ExceptionStatus
-from starter import contracts, exception_queue
+from ledger import ExceptionStatus, InboundSource, InboundStatus
+from starter import contracts, dead_letters, exception_queue
 from starter.auth import Role, authorize
 from starter.context import ApiContext, api_context
 from starter.contracts import ContractListItem
+from starter.dead_letters import DeadLetterItem, DeadLetterNotFound, NotADeadLetter, ReplayFailed
 from starter.errors import ApiError
 from starter.exception_queue import ExceptionItem, ExceptionNotFound, ExceptionNotOpen
 from starter.middleware import bind_contract
-from starter.updates import amend, rejection_reason
+from starter.updates import rejection_reason
+from starter.webhooks import PROCESSORS, amendment_answer
 
 log = get_logger("c2c.api")
 
@@ -46,6 +51,21 @@ class ExceptionList(BaseModel):
     items: list[ExceptionItem]
 
 
+class DeadLetterList(BaseModel):
+    """Inbound events (dead letters unless another status is asked for), oldest first."""
+
+    items: list[DeadLetterItem]
+
+
+class ReplayResult(BaseModel):
+    """A dead letter processed again: the event, now ``replayed``, and what its processing
+    answered (as its webhook would have)."""
+
+    event: DeadLetterItem
+    response_status: int
+    response: dict[str, Any]
+
+
 class PeriodClosed(BaseModel):
     """The answer to a period close."""
 
@@ -60,21 +80,6 @@ class Decision(BaseModel):
 
     operator: str | None = Field(default=None, min_length=1, max_length=200)
     note: str = Field(default="", max_length=2000)
-
-
-async def amendment_answer(client: Client, contract_id: str, amendment: Amendment) -> JSONResponse:
-    """Apply an amendment and answer ``200`` with the result, or ``409`` with the reason."""
-    bind_contract(contract_id)
-    result = await amend(client, contract_id, amendment)
-    log.info("amendment", amendment_id=amendment.amendment_id, status=result.status)
-    if result.status == "rejected":
-        raise ApiError(
-            409,
-            "amendment_rejected",
-            result.reason or "the amendment was rejected",
-            extra={"result": result.model_dump(mode="json")},
-        )
-    return JSONResponse(result.model_dump(mode="json"))
 
 
 @router.get("/contracts", response_model=ContractList, tags=["contracts"])
@@ -105,7 +110,8 @@ async def amend_contract(
     amendment: Amendment, contract_id: str = ContractId, context: ApiContext = Depends(api_context)
 ) -> JSONResponse:
     """Apply an amendment (the ``apply_amendment`` update)."""
-    return await amendment_answer(await context.temporal(), contract_id, amendment)
+    answer = await amendment_answer(await context.temporal(), contract_id, amendment)
+    return answer.response()
 
 
 class TerminationRequested(BaseModel):
@@ -222,3 +228,52 @@ async def resolve_exception(
         raise ApiError(409, "exception_not_open", str(exc)) from None
     except WorkflowUpdateFailedError as exc:
         raise ApiError(409, "decision_rejected", rejection_reason(exc)) from None
+
+
+@router.get("/dead-letters", response_model=DeadLetterList, tags=["dead letters"])
+async def list_dead_letters(
+    source: InboundSource | None = None,
+    contract_id: str | None = None,
+    status: InboundStatus = InboundStatus.DEAD_LETTER,
+    context: ApiContext = Depends(api_context),
+) -> DeadLetterList:
+    """Inbound events that could not be processed, with the reason, from the ledger."""
+    items = await dead_letters.list_events(
+        await context.ledger(), status=status, source=source, contract_id=contract_id
+    )
+    return DeadLetterList(items=items)
+
+
+@router.post(
+    "/dead-letters/{source}/{event_id}/replay",
+    response_model=ReplayResult,
+    responses={
+        404: {"description": "unknown event"},
+        409: {"description": "not a dead letter, or still failing (with the new reason)"},
+        503: {"description": "a system did not answer; it stays a dead letter"},
+    },
+    tags=["dead letters"],
+)
+async def replay_dead_letter(
+    source: InboundSource,
+    event_id: str = Path(min_length=1, max_length=255),
+    context: ApiContext = Depends(api_context),
+) -> ReplayResult:
+    """Process a dead letter's stored body again, through its webhook's processor (its
+    signature was checked when it arrived)."""
+    try:
+        done = await dead_letters.replay(context, source, event_id, PROCESSORS)
+    except DeadLetterNotFound as exc:
+        raise ApiError(404, "dead_letter_not_found", str(exc)) from None
+    except NotADeadLetter as exc:
+        raise ApiError(409, "not_a_dead_letter", str(exc)) from None
+    except ReplayFailed as exc:
+        raise ApiError(
+            409,
+            "replay_failed",
+            f"still a dead letter: {exc.event.reason}",
+            extra={"event": exc.event.model_dump(mode="json")},
+        ) from None
+    return ReplayResult(
+        event=done.event, response_status=done.answer.status, response=done.answer.body
+    )

@@ -1,8 +1,10 @@
 """Signed webhooks from the CLM, the PSA and the payment gateway.
 
 The signature covers the raw bytes, so a body is verified before it is parsed, and parsed
-from those bytes rather than by FastAPI. A request refused here (bad signature, bad JSON, an
-invalid payload) reaches no workflow.
+from those bytes rather than by FastAPI. A body with a bad signature is refused and never
+recorded. A verified one is recorded and processed once (``starter.dead_letters``) by its
+source's processor, which replays of dead letters run too; a payload refused there (bad JSON,
+an invalid field, an unknown contract) reaches no workflow and is kept as a dead letter.
 """
 
 from __future__ import annotations
@@ -16,17 +18,21 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client
 
 from c2c.logs import get_logger
 from c2c.signing import SignatureError, verify
 from domain.errors import BusinessError, TransientError
 from domain.models import Amendment, ContractApproved, MilestoneCompleted, PaymentReceived
 from domain.names import SIGNATURE_HEADER, System, contract_workflow_id
+from ledger import InboundSource
+from starter import dead_letters
 from starter.context import ApiContext, api_context
 from starter.contracts import complete_milestone, record_payment, start_contract
+from starter.dead_letters import Answer, Processor
 from starter.errors import ApiError, from_validation, invalid_field
 from starter.middleware import bind_contract
-from starter.routes import amendment_answer
+from starter.updates import amend
 
 log = get_logger("c2c.api.webhooks")
 
@@ -120,15 +126,36 @@ def _contract_id(data: dict[str, Any]) -> str:
     return contract_id.strip()
 
 
-def _accepted(contract_id: str) -> JSONResponse:
-    body = {"contract_id": contract_id, "workflow_id": contract_workflow_id(contract_id)}
-    return JSONResponse(body, status_code=202)
+def _accepted(contract_id: str) -> Answer:
+    body = {
+        "contract_id": contract_id,
+        "workflow_id": contract_workflow_id(contract_id),
+        "duplicate": False,
+    }
+    return Answer(202, body, contract_id)
 
 
-@router.post("/clm", summary="CLM: contract approved or amended")
-async def clm_webhook(
-    body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
-) -> JSONResponse:
+async def amendment_answer(client: Client, contract_id: str, amendment: Amendment) -> Answer:
+    """Apply an amendment: ``200`` with the result, or ``409`` with the reason it was rejected.
+
+    Both are answers of the contract, so a webhook that carried the amendment is processed
+    either way.
+    """
+    bind_contract(contract_id)
+    result = await amend(client, contract_id, amendment)
+    log.info("amendment", amendment_id=amendment.amendment_id, status=result.status)
+    if result.status == "rejected":
+        rejected = ApiError(
+            409,
+            "amendment_rejected",
+            result.reason or "the amendment was rejected",
+            extra={"result": result.model_dump(mode="json")},
+        )
+        return Answer(409, rejected.body(), contract_id)
+    return Answer(200, result.model_dump(mode="json"), contract_id)
+
+
+async def process_clm(context: ApiContext, body: bytes) -> Answer:
     """``contract.approved`` starts the contract (``202``); ``contract.amended`` applies an
     amendment (``200`` applied, ``409`` rejected)."""
     event = parse_event(body, (CONTRACT_APPROVED, CONTRACT_AMENDED))
@@ -142,13 +169,10 @@ async def clm_webhook(
     client = await context.temporal()
     result = await start_contract(client, approved, task_queue=context.settings.task_queue)
     log.info("contract approval received", event_id=event.id, duplicate=result.duplicate)
-    return JSONResponse(asdict(result), status_code=202)
+    return Answer(202, asdict(result), approved.contract_id)
 
 
-@router.post("/psa", status_code=202, summary="PSA: milestone completed")
-async def psa_webhook(
-    body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
-) -> JSONResponse:
+async def process_psa(context: ApiContext, body: bytes) -> Answer:
     """``milestone.completed`` makes a fixed-fee milestone billable."""
     event = parse_event(body, (MILESTONE_COMPLETED,))
     contract_id = _contract_id(event.data)
@@ -159,10 +183,7 @@ async def psa_webhook(
     return _accepted(contract_id)
 
 
-@router.post("/payments", status_code=202, summary="Payment gateway: payment succeeded")
-async def payments_webhook(
-    body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
-) -> JSONResponse:
+async def process_payments(context: ApiContext, body: bytes) -> Answer:
     """``payment.succeeded`` applies cash to the invoice's contract."""
     event = parse_event(body, (PAYMENT_SUCCEEDED,))
     payment = validate(PaymentReceived, event.data, known_only=True)
@@ -175,6 +196,45 @@ async def payments_webhook(
     await record_payment(await context.temporal(), contract_id, payment)
     log.info("payment received", event_id=event.id, payment_id=payment.payment_id)
     return _accepted(contract_id)
+
+
+#: The processor of each source's events, shared by its webhook and by replays.
+PROCESSORS: dict[InboundSource, Processor] = {
+    InboundSource.CLM: process_clm,
+    InboundSource.PSA: process_psa,
+    InboundSource.PAYMENTS: process_payments,
+}
+
+
+async def _receive(context: ApiContext, source: InboundSource, body: bytes) -> JSONResponse:
+    answer = await dead_letters.deliver(context, source, body, PROCESSORS[source])
+    return answer.response()
+
+
+@router.post("/clm", summary="CLM: contract approved or amended")
+async def clm_webhook(
+    body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
+) -> JSONResponse:
+    """``contract.approved`` starts the contract (``202``, ``{workflow_id, run_id,
+    duplicate}``); ``contract.amended`` applies an amendment (``200`` applied, ``409``
+    rejected). An event id seen before is answered as the first time, with ``duplicate``."""
+    return await _receive(context, InboundSource.CLM, body)
+
+
+@router.post("/psa", status_code=202, summary="PSA: milestone completed")
+async def psa_webhook(
+    body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
+) -> JSONResponse:
+    """``milestone.completed`` makes a fixed-fee milestone billable (once per event id)."""
+    return await _receive(context, InboundSource.PSA, body)
+
+
+@router.post("/payments", status_code=202, summary="Payment gateway: payment succeeded")
+async def payments_webhook(
+    body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
+) -> JSONResponse:
+    """``payment.succeeded`` applies cash to the invoice's contract (once per event id)."""
+    return await _receive(context, InboundSource.PAYMENTS, body)
 
 
 async def contract_of_invoice(context: ApiContext, invoice_id: str) -> str | None:

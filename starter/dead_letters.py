@@ -1,0 +1,345 @@
+"""Inbound events processed once, and dead letters kept for a replay.
+
+Every verified webhook is recorded in the ledger under its source and event id (the
+envelope's ``id``, or the SHA-256 of the raw body when the sender gave none). The delivery
+that records an event processes it; any other delivery of it is a duplicate, answered with
+the first answer and ``"duplicate": true`` without reaching a workflow (one that arrives
+while the first is still being processed waits for its answer).
+
+Processing ends in one of three ways. The system answered (an amendment the contract rejected
+included): the event is ``processed``. It cannot be processed as it is (a payload invalid for
+its model, an unknown contract, an invoice no contract has): it is a ``dead_letter`` with the
+reason, answered as before (``422``, ``404``...), and processed again when the sender delivers
+it again or an operator replays it. A transient failure (Temporal or the ERP unreachable):
+nothing is recorded as done, the answer is ``503``, and the sender's retry processes it.
+
+The webhook routes and the replays (``c2c ops replay``, ``POST /api/dead-letters/...``) run
+the same processor on the same bytes; a replay checks no signature: the body was verified
+when it arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
+from temporalio.service import RPCError
+
+from c2c.logs import get_logger
+from ledger import (
+    SETTLED_STATUSES,
+    InboundEvent,
+    InboundEventIn,
+    InboundSource,
+    InboundStatus,
+    Ledger,
+)
+from ledger.models import utc_now
+from starter.context import ApiContext
+from starter.errors import ApiError, _rpc_error
+
+log = get_logger("c2c.api.inbound")
+
+#: How long a delivery of an event that another delivery is processing waits for its answer.
+IN_FLIGHT_WAIT_S = 20.0
+#: Longest pause between two looks at an event being processed elsewhere.
+_POLL_MAX_S = 0.5
+#: Longest event id kept as the sender gave it (longer ones are hashed like missing ones).
+_MAX_EVENT_ID = 255
+_MAX_TYPE = 100
+_MAX_CONTRACT_ID = 64
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What processing an event answered: kept, and given again to its duplicates."""
+
+    status: int
+    body: dict[str, Any]
+    #: The contract the event concerns, once processing knows it.
+    contract_id: str | None = None
+
+    def response(self) -> JSONResponse:
+        """The answer as an HTTP response."""
+        return JSONResponse(self.body, status_code=self.status)
+
+
+#: Processes one event of a source from its verified raw bytes. A failure is raised: an
+#: ``ApiError`` (``4xx`` makes a dead letter, ``5xx`` is transient) or Temporal's own errors.
+Processor = Callable[[ApiContext, bytes], Awaitable[Answer]]
+
+
+class DeadLetterItem(BaseModel):
+    """An inbound event as operators see it (the body stays in the ledger)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    source: str
+    event_id: str
+    type: str
+    contract_id: str | None = None
+    status: str
+    reason: str | None = None
+    attempts: int
+    received_at: datetime
+    processed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """A dead letter processed by a replay."""
+
+    event: DeadLetterItem
+    answer: Answer
+
+
+class DeadLetterNotFound(LookupError):
+    """No inbound event has that source and id."""
+
+
+class NotADeadLetter(RuntimeError):
+    """The event is not a dead letter (or is being processed right now)."""
+
+
+class ReplayFailed(RuntimeError):
+    """The replay could not process the event either: it stays a dead letter.
+
+    Attributes:
+        event: The dead letter, with the new reason.
+        error: What processing answered.
+    """
+
+    def __init__(self, event: DeadLetterItem, error: ApiError) -> None:
+        super().__init__(event.reason or error.message)
+        self.event = event
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What the ledger records of an event before it is processed."""
+
+    event_id: str
+    type: str
+    contract_id: str | None
+
+
+def envelope_of(body: bytes) -> Envelope:
+    """The id, type and contract of a verified body, read leniently: the processor refuses a
+    malformed one, and it is recorded all the same, to be kept as a dead letter."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        payload = None
+    if not isinstance(payload, dict):
+        payload = {}
+    data = payload.get("data")
+    contract_id = data.get("contract_id") if isinstance(data, dict) else None
+    contract_id = contract_id.strip() if isinstance(contract_id, str) else None
+    kind = payload.get("type")
+    return Envelope(
+        event_id=_event_id(payload.get("id"), body),
+        type=kind[:_MAX_TYPE] if isinstance(kind, str) else "",
+        contract_id=contract_id if contract_id and len(contract_id) <= _MAX_CONTRACT_ID else None,
+    )
+
+
+def _event_id(given: Any, body: bytes) -> str:
+    if isinstance(given, (str, int)) and not isinstance(given, bool):
+        text = str(given).strip()
+        if 0 < len(text) <= _MAX_EVENT_ID:
+            return text
+    return hashlib.sha256(body).hexdigest()
+
+
+async def deliver(
+    context: ApiContext, source: InboundSource, body: bytes, processor: Processor
+) -> Answer:
+    """Record a verified webhook and process it once.
+
+    Returns:
+        The answer; for a duplicate, the first one with ``"duplicate": true``.
+
+    Raises:
+        ApiError: The event is a dead letter now (the processor's ``4xx``), or another
+            delivery of it is still being processed after ``IN_FLIGHT_WAIT_S`` (``503``).
+        Exception: A transient failure, as the processor raised it; the event is left for
+            the sender's retry.
+    """
+    ledger = await context.ledger()
+    envelope = envelope_of(body)
+    recorded = await run_in_threadpool(
+        ledger.record_inbound_event,
+        InboundEventIn(
+            source=source,
+            event_id=envelope.event_id,
+            type=envelope.type,
+            contract_id=envelope.contract_id,
+            body=body.decode("utf-8", errors="replace"),
+            received_at=utc_now(),
+        ),
+    )
+    if recorded.known:
+        first = await _claim_or_first_answer(ledger, recorded.event)
+        if first is not None:
+            log.info("duplicate event", source=source.value, event_id=envelope.event_id)
+            return first
+    outcome = await _process(context, ledger, recorded.event, body, processor, replay=False)
+    if isinstance(outcome, ApiError):
+        raise outcome
+    return outcome
+
+
+async def replay(
+    context: ApiContext,
+    source: InboundSource,
+    event_id: str,
+    processors: Mapping[InboundSource, Processor],
+) -> Replayed:
+    """Process a dead letter's stored body again, as its webhook would have.
+
+    Raises:
+        DeadLetterNotFound: No such event.
+        NotADeadLetter: It is not a dead letter, or is being processed now.
+        ReplayFailed: It could not be processed; it stays a dead letter with the new reason.
+        Exception: A transient failure, as the processor raised it; it stays a dead letter.
+    """
+    ledger = await context.ledger()
+    claimed = await run_in_threadpool(
+        ledger.claim_inbound_event, source, event_id, statuses=[InboundStatus.DEAD_LETTER]
+    )
+    if claimed is None:
+        found = await run_in_threadpool(ledger.get_inbound_event, source, event_id)
+        if found is None:
+            raise DeadLetterNotFound(f"no {source.value} event {event_id!r}")
+        if found.status != InboundStatus.DEAD_LETTER:
+            raise NotADeadLetter(f"{source.value} event {event_id!r} is {found.status}")
+        raise NotADeadLetter(f"{source.value} event {event_id!r} is being processed now")
+    outcome = await _process(
+        context, ledger, claimed, claimed.body.encode(), processors[source], replay=True
+    )
+    stored = await run_in_threadpool(ledger.get_inbound_event, source, event_id)
+    assert stored is not None  # claimed above, and never deleted
+    item = DeadLetterItem.model_validate(stored)
+    if isinstance(outcome, ApiError):
+        raise ReplayFailed(item, outcome)
+    log.info("dead letter replayed", source=source.value, event_id=event_id)
+    return Replayed(item, outcome)
+
+
+async def list_events(
+    ledger: Ledger,
+    *,
+    status: InboundStatus | None = InboundStatus.DEAD_LETTER,
+    source: InboundSource | None = None,
+    contract_id: str | None = None,
+) -> list[DeadLetterItem]:
+    """Inbound events (dead letters unless another status is asked for), oldest first."""
+    found = await run_in_threadpool(
+        ledger.list_inbound_events, status=status, source=source, contract_id=contract_id
+    )
+    return [DeadLetterItem.model_validate(e) for e in found]
+
+
+async def _claim_or_first_answer(ledger: Ledger, event: InboundEvent) -> Answer | None:
+    """For an event recorded before: its first answer once it has one (``None`` if this
+    delivery claimed it, to process it again)."""
+    deadline = asyncio.get_running_loop().time() + IN_FLIGHT_WAIT_S
+    pause = 0.05
+    while True:
+        if event.status in SETTLED_STATUSES:
+            return Answer(
+                event.response_status or 200,
+                {**(event.response_body or {}), "duplicate": True},
+                event.contract_id,
+            )
+        claimed = await run_in_threadpool(ledger.claim_inbound_event, event.source, event.event_id)
+        if claimed is not None:
+            return None
+        if asyncio.get_running_loop().time() >= deadline:
+            raise ApiError(
+                503,
+                "event_in_progress",
+                f"event {event.event_id} is being processed; try again",
+                headers={"Retry-After": "5"},
+            )
+        # Another delivery holds the claim: its answer will be ours.
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, _POLL_MAX_S)
+        found = await run_in_threadpool(ledger.get_inbound_event, event.source, event.event_id)
+        assert found is not None  # recorded, and never deleted
+        event = found
+
+
+async def _process(
+    context: ApiContext,
+    ledger: Ledger,
+    event: InboundEvent,
+    body: bytes,
+    processor: Processor,
+    *,
+    replay: bool,
+) -> Answer | ApiError:
+    """Run the processor on a claimed event and settle it.
+
+    Returns:
+        The answer (the event is processed or replayed), or the error that made it a dead
+        letter.
+
+    Raises:
+        Exception: A transient failure; the claim is released and the event left as it was.
+    """
+    key = (event.source, event.event_id)
+    try:
+        answer = await processor(context, body)
+    except Exception as exc:
+        failure = _permanent_failure(exc)
+        if failure is None:
+            await run_in_threadpool(ledger.release_inbound_event, *key)
+            log.warning(
+                "event not processed; left for a retry",
+                source=event.source,
+                event_id=event.event_id,
+                error=str(exc),
+            )
+            raise
+        reason = f"{failure.code}: {failure.message}"
+        await run_in_threadpool(ledger.mark_inbound_dead_letter, *key, reason)
+        log.warning(
+            "event kept as a dead letter",
+            source=event.source,
+            event_id=event.event_id,
+            reason=reason,
+        )
+        failure.extra.update({"event_id": event.event_id, "dead_letter": True})
+        return failure
+    stored = await run_in_threadpool(
+        ledger.mark_inbound_processed,
+        *key,
+        response_status=answer.status,
+        response_body=answer.body,
+        contract_id=answer.contract_id,
+        replayed=replay,
+    )
+    if stored.response_status != answer.status or stored.response_body != answer.body:
+        # Another delivery processed it too (after this one's claim expired): the first
+        # answer stands, for this one as for every later duplicate.
+        return Answer(stored.response_status or 200, stored.response_body or {})
+    return answer
+
+
+def _permanent_failure(exc: Exception) -> ApiError | None:
+    """The answer for a failure that makes a dead letter; ``None`` for a transient one."""
+    error = _rpc_error(exc) if isinstance(exc, RPCError) else exc
+    if isinstance(error, ApiError) and 400 <= error.status < 500:
+        return error
+    # 5xx answers, Temporal's timeouts and anything unexpected: the next delivery may succeed.
+    return None
