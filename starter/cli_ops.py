@@ -332,8 +332,7 @@ def dead_letters_list(
         help="dead_letter, received, processed, replayed or all",
     ),
 ) -> None:
-    """List inbound events that could not be processed, with the reason (dead letters by
-    default)."""
+    """List dead letters: inbound events that could not be processed, with the reason."""
     if status != "all" and status not in set(InboundStatus):
         raise typer.BadParameter(
             f"{status!r} is not dead_letter, received, processed, replayed or all",
@@ -352,8 +351,7 @@ def replay(
     source: InboundSource = typer.Argument(..., help="the system that sent it"),
     event_id: str = typer.Argument(..., help="its event id, as `c2c ops dead-letters` shows"),
 ) -> None:
-    """Process a dead letter again, as its webhook would (after fixing its cause); exits 1 if
-    it is still a dead letter."""
+    """Process a dead letter again, as its webhook would; exits 1 if it still cannot be."""
     settings = get_settings()
 
     async def run(client: Client) -> dead_letters.Replayed:
