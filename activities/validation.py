@@ -87,5 +87,6 @@ class ValidationActivities(StepActivities):
             functional_currency=entity.functional_currency,
             dunning_offsets_days=list(self.settings.dunning_offsets_days),
             step_max_attempts=self.settings.step_max_attempts,
+            step_timeout_s=self.settings.step_timeout_s,
             ancestors=[a.crm_account_id for a in ancestors],
         )

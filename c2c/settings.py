@@ -72,6 +72,14 @@ class Settings(BaseSettings):
         description="attempts of a step failing transiently before it becomes an exception",
     )
 
+    step_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        alias="C2C_STEP_TIMEOUT_S",
+        description="how long one attempt of a step (one system call sequence) may take",
+    )
+
     exception_sla_hours: dict[ExceptionQueue, float] = Field(
         default_factory=lambda: {
             ExceptionQueue.FINANCE: 48.0,

@@ -75,6 +75,8 @@ class Validated(BaseModel):
     dunning_offsets_days: list[int] = Field(default_factory=lambda: [7, 14, 30])
     #: Attempts of a step that fails transiently before it becomes an exception.
     step_max_attempts: int = 14
+    #: How long one attempt of a step may take (and a billing step go without a heartbeat).
+    step_timeout_s: float = 60.0
     ancestors: list[str] = Field(default_factory=list)
 
 

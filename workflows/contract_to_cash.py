@@ -98,7 +98,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.billing import Billing
     from workflows.collections import Collections, instant
     from workflows.policies import (
-        BILLING_HEARTBEAT,
         BILLING_TIMEOUT,
         LEDGER_RETRY,
         STEP_RETRY,
@@ -495,14 +494,15 @@ class ContractToCash:
         Returns ``None`` when the operator skipped the step (or aborted, when
         ``abort_ends_contract`` is false: the abort then takes effect in the main loop).
         """
+        timeout = self._step_timeout()
         while True:
             try:
                 return await self._execute(
                     name,
                     arg,
                     result_type,
-                    start_to_close_timeout=BILLING_TIMEOUT if name == BILL_PERIOD else STEP_TIMEOUT,
-                    heartbeat_timeout=BILLING_HEARTBEAT if name == BILL_PERIOD else None,
+                    start_to_close_timeout=BILLING_TIMEOUT if name == BILL_PERIOD else timeout,
+                    heartbeat_timeout=timeout if name == BILL_PERIOD else None,
                     retry_policy=self._retry_policy(),
                     summary=summary or name,
                 )
@@ -517,6 +517,16 @@ class ContractToCash:
                     raise Aborted(f"{name} was not completed") from err
                 self._abort_reason = f"{name} was not completed"
                 return None
+
+    def _step_timeout(self) -> timedelta:
+        """How long one attempt may take: configuration, once the contract is validated.
+
+        A worker that dies mid-step is noticed after this long, and the step runs again on
+        another worker.
+        """
+        if self._validated is None:
+            return STEP_TIMEOUT
+        return timedelta(seconds=self._validated.step_timeout_s)
 
     def _retry_policy(self) -> RetryPolicy:
         """The transient-failure budget: configuration, known once the contract is validated
@@ -657,7 +667,11 @@ class ContractToCash:
     async def _ledger(self, name: str, arg: StepInput, result_type: type[R] | None) -> Any:
         """A write to c2c's own ledger: retried until it succeeds, never an exception."""
         return await self._execute(
-            name, arg, result_type, start_to_close_timeout=STEP_TIMEOUT, retry_policy=LEDGER_RETRY
+            name,
+            arg,
+            result_type,
+            start_to_close_timeout=self._step_timeout(),
+            retry_policy=LEDGER_RETRY,
         )
 
     async def _execute(

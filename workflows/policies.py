@@ -26,6 +26,6 @@ LEDGER_RETRY = RetryPolicy(
 )
 
 STEP_TIMEOUT = timedelta(seconds=60)
-#: Billing pages through a period's work; it heartbeats per page.
+#: Billing pages through a period's work; it heartbeats per page, and goes without a
+#: heartbeat no longer than one step may take.
 BILLING_TIMEOUT = timedelta(minutes=15)
-BILLING_HEARTBEAT = timedelta(seconds=60)
