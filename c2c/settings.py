@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     tax_url: str | None = Field(default=None, alias="C2C_TAX_URL")
     payments_url: str | None = Field(default=None, alias="C2C_PAYMENTS_URL")
     connector_timeout_s: float = Field(default=10.0, alias="C2C_CONNECTOR_TIMEOUT_S")
+    connector_quick_retries: int = Field(
+        default=2,
+        ge=0,
+        le=5,
+        alias="C2C_CONNECTOR_QUICK_RETRIES",
+        description="immediate retries of a repeatable request after a transient failure",
+    )
 
     api_url: str = Field(default="http://127.0.0.1:8000", alias="C2C_API_URL")
     webhook_target_url: str | None = Field(default=None, alias="C2C_WEBHOOK_TARGET_URL")

@@ -8,6 +8,7 @@ message and field. Logs name the system, route, status and duration, never bodie
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import date
@@ -35,6 +36,10 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+#: A Retry-After longer than this is left to Temporal's retry policy.
+QUICK_WAIT_S = 1.0
 
 
 class Duplicate(BusinessError):
@@ -78,10 +83,12 @@ class HttpConnector:
         base_url: str,
         *,
         timeout_s: float = 10.0,
+        quick_retries: int = 0,
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.quick_retries = quick_retries
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout_s),
@@ -93,6 +100,36 @@ class HttpConnector:
         await self._client.aclose()
 
     async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """Send a request and return its JSON body, or raise the error class it maps to.
+
+        A request that is safe to repeat (a read, a PUT, or a write with an idempotency key)
+        is tried again at once (``quick_retries`` times) after a transient failure with no long
+        Retry-After:
+        a step made of ten calls to a flaky system then fails for a real outage, not for one
+        dropped answer. Longer waits are Temporal's retry policy's to schedule.
+        """
+        repeatable = method in ("GET", "PUT", "DELETE") or idempotency_key is not None
+        for attempt in range(self.quick_retries + 1):
+            try:
+                return await self._send(
+                    method, path, json=json, params=params, idempotency_key=idempotency_key
+                )
+            except TransientError as exc:
+                long_wait = exc.retry_after_s is not None and exc.retry_after_s > QUICK_WAIT_S
+                if not repeatable or long_wait or attempt == self.quick_retries:
+                    raise
+                await asyncio.sleep(exc.retry_after_s or 0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def _send(
         self,
         method: str,
         path: str,

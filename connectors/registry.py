@@ -50,7 +50,11 @@ def _build(system: str, settings: Settings) -> Any:
         module_name, _, attr = spec.partition(":")
         factory = getattr(importlib.import_module(module_name), attr)
         return factory(url, settings)
-    return DEFAULTS[system](url, timeout_s=settings.connector_timeout_s)
+    return DEFAULTS[system](
+        url,
+        timeout_s=settings.connector_timeout_s,
+        quick_retries=settings.connector_quick_retries,
+    )
 
 
 def build_connectors(settings: Settings) -> Connectors:

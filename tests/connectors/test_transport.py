@@ -151,3 +151,24 @@ async def test_tax_for_a_jpy_invoice_rounds_to_whole_yen(sandbox_url: str) -> No
         await tax.aclose()
     assert [line.tax_amount for line in quote.lines] == [Decimal("1235"), Decimal("100")]
     assert quote.total_tax == Decimal("1335")
+
+
+async def test_a_repeatable_request_is_retried_at_once_and_a_bare_post_is_not(
+    sandbox_url: str, faults: Any
+) -> None:
+    erp = HttpErp(f"{sandbox_url}/erp/v1", timeout_s=5, quick_retries=2)
+    try:
+        # Two dropped answers to a read: the third try answers, the caller never knows.
+        await faults(system="erp", path_prefix="/legal-entities", method="GET", status=503, times=2)
+        entity = await erp.get_legal_entity("US01")
+        assert entity is not None and entity.code == "US01"
+        # A third failure in a row is the step's to retry (Temporal's retry policy).
+        await faults(system="erp", path_prefix="/legal-entities", method="GET", status=503, times=3)
+        with pytest.raises(TransientError):
+            await erp.get_legal_entity("US01")
+        # A POST without an idempotency key might be made twice: never retried in place.
+        await faults(system="erp", path_prefix="/customers", method="POST", status=503, times=1)
+        with pytest.raises(TransientError):
+            await erp.request("POST", "/customers", json={"crm_account_id": "X"})
+    finally:
+        await erp.aclose()
