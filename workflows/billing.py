@@ -71,14 +71,12 @@ class Billing:
 
     def __init__(self, wf: ContractToCash) -> None:
         self.wf = wf
-        self.contract: ContractApproved | None = None
         self.closed_periods: list[str] = []
         #: Invoice subtotals less credit notes: what the not-to-exceed cap is measured against.
         self.billed_to_date = ZERO
         self.held_back = ZERO
         self.written_off = ZERO
         self.revenue: RevenueStatus | None = None
-        self.recognised = ZERO
         #: Milestone revenue recognised so far: the base of the next cumulative catch-up.
         self.recognised_fixed_fee = ZERO
         self._completed: dict[str, date] = {}
@@ -92,26 +90,20 @@ class Billing:
 
     # ------------------------------------------------------------------ terms
 
-    def start(self, contract: ContractApproved) -> None:
-        self.contract = contract
-
     @property
     def c(self) -> ContractApproved:
-        assert self.contract is not None
-        return self.contract
+        """The contract as amended so far."""
+        return self.amended_contract(self.wf.terms)
 
     def amended_contract(self, terms: Terms) -> ContractApproved:
-        """The contract as it reads with ``terms``: end date, cap and milestones amended."""
-        return self.c.model_copy(
+        """The approved contract as it reads with ``terms``: end date, cap and milestones."""
+        return self.wf.c.model_copy(
             update={
                 "end_date": terms.end_date,
                 "not_to_exceed": terms.not_to_exceed,
                 "milestones": list(terms.milestones),
             }
         )
-
-    def amended(self, contract: ContractApproved) -> None:
-        self.contract = contract
 
     def terms_for_amendment(self) -> Terms:
         """The terms with what is already invoiced, which an amendment may not change."""
@@ -123,7 +115,7 @@ class Billing:
         )
 
     def _retainer(self) -> RetainerTerms | None:
-        c = self.c
+        c = self.wf.c
         if c.billing_model is not BillingModel.RETAINER or c.retainer_monthly_amount is None:
             return None
         return RetainerTerms(
@@ -158,8 +150,8 @@ class Billing:
         retainer = self._retainer()
         if retainer is None:
             return
-        first = Period.of(self.c.start_date)
-        fee = retainer_fee_line(retainer, first, self.c.currency)
+        first = Period.of(self.wf.c.start_date)
+        fee = retainer_fee_line(retainer, first, self.wf.c.currency)
         if fee is None or str(first) in self._fees:
             return
         reference = f"{first}:advance"
@@ -173,7 +165,7 @@ class Billing:
 
     async def bill_period(self, period: Period) -> None:
         """Close ``period``: bill its work, its charges and the next month's retainer fee."""
-        wf, c, name = self.wf, self.c, str(period)
+        wf, c, name = self.wf, self.wf.c, str(period)
         if name in self.closed_periods:
             wf.record(f"period {name} already closed: nothing to do")
             return
@@ -241,7 +233,7 @@ class Billing:
             return
         self._completed[mid] = message.completed_on
         wf.record(f"milestone {mid} ({milestone.name}) completed on {message.completed_on}")
-        if self.c.milestone_invoicing != "on_completion" or mid in self._milestone_invoice:
+        if self.wf.c.milestone_invoicing != "on_completion" or mid in self._milestone_invoice:
             return
         reference = f"milestone:{mid}"
         result = await self._bill(
@@ -267,10 +259,10 @@ class Billing:
         if retainer is None:
             return []
         due = []
-        month = Period.of(self.c.start_date)
+        month = Period.of(self.wf.c.start_date)
         last = min(period.next(), self.wf.final_period)
         while month <= last:
-            line = retainer_fee_line(retainer, month, self.c.currency)
+            line = retainer_fee_line(retainer, month, self.wf.c.currency)
             if str(month) not in self._fees and line is not None:
                 due.append((str(month), line))
             month = month.next()
@@ -280,7 +272,7 @@ class Billing:
         """Months of a retainer whose revenue has not been recognised, up to ``period``."""
         if self._retainer() is None:
             return []
-        months, month = [], Period.of(self.c.start_date)
+        months, month = [], Period.of(self.wf.c.start_date)
         while month <= period:
             if str(month) not in self._ratable_months:
                 months.append(str(month))
@@ -342,7 +334,7 @@ class Billing:
         milestone_id: str | None = None,
         revenue: RevenuePlan | None = None,
     ) -> BillPeriodResult | None:
-        wf, c = self.wf, self.c
+        wf, c = self.wf, self.wf.c
         validated = wf.validated
         return await wf.step(
             BILL_PERIOD,
@@ -378,10 +370,9 @@ class Billing:
     async def _after_bill(
         self, reference: str, result: BillPeriodResult, *, hours: Decimal | None = None
     ) -> None:
-        wf, ccy = self.wf, self.c.currency
+        wf, ccy = self.wf, self.wf.c.currency
         if result.revenue is not None:
             self.revenue = result.revenue
-        self.recognised += result.revenue_posted
         if result.invoice is not None:
             inv = result.invoice
             self.billed_to_date += inv.subtotal
@@ -400,7 +391,7 @@ class Billing:
 
     async def _hold_above_cap(self, reference: str) -> None:
         """Ask the delivery queue about work above the cap: raise it and retry, or write off."""
-        wf, ccy = self.wf, self.c.currency
+        wf, ccy = self.wf, self.wf.c.currency
         period = reference.split(":", 1)[0]
         while self.held_back > 0:
             cap = wf.terms.not_to_exceed
@@ -428,9 +419,9 @@ class Billing:
             self._releases += 1
             release = f"{period}:release-{self._releases}"
             plan = None
-            if self.c.billing_model is not BillingModel.FIXED_FEE:
+            if self.wf.c.billing_model is not BillingModel.FIXED_FEE:
                 plan = RevenuePlan(
-                    entry_id=f"{self.c.contract_id}:{release}",
+                    entry_id=f"{self.wf.c.contract_id}:{release}",
                     period=period,
                     method="as_invoiced",
                     add_as_invoiced=True,
@@ -461,7 +452,7 @@ class Billing:
                 Period.parse(month),
                 retainer.start_date,
                 retainer.end_date,
-                self.c.currency,
+                self.wf.c.currency,
             )
             if billed > owed and invoice_id:
                 credits.append((month, invoice_id, billed - owed))
@@ -491,7 +482,7 @@ class Billing:
         be invoiced: the PSA project closes with the contract. Runs once, just before closing.
         """
         self.swept = True
-        c, final = self.c, self.wf.final_period
+        c, final = self.wf.c, self.wf.final_period
         tm = c.billing_model is BillingModel.TIME_AND_MATERIALS
         if not tm and not c.expenses_billable:
             return

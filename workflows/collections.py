@@ -321,8 +321,6 @@ class Collections:
         self._credit_notes.append(note)
         if issued.revenue is not None:
             wf.billing.revenue = issued.revenue
-        if plan is not None:
-            wf.billing.recognised += plan.amount
         self._credited_subtotal[invoice_id] = (
             self._credited_subtotal.get(invoice_id, ZERO) + note.subtotal
         )

@@ -191,7 +191,6 @@ class ContractToCash:
             rates=initial_rates(event.rate_card, event.start_date),
             milestones=list(event.milestones),
         )
-        self.billing.start(event)
         self.record(f"approved in CLM by {event.approved_by} (version {event.version})")
         try:
             async with self._lock:
@@ -459,7 +458,6 @@ class ContractToCash:
                 self._amendments[aid] = result
                 return result
             self._terms = amended
-            self.billing.amended(contract)
             systems = propagated.propagated_to if propagated else ["ledger"]
             result = AmendmentResult(
                 amendment_id=aid, status="applied", propagated_to=systems, at=workflow.now()
