@@ -23,13 +23,13 @@ class HttpCrm(HttpConnector):
     ) -> CrmActivity:
         """Record an activity (``{activity_id?, type, subject, body?, related_to?,
         occurred_on? | occurred_at?}``); an ``activity_id`` makes it once under any key."""
-        body = await self.request(
+        return await self.send(
+            CrmActivity,
             "POST",
             f"/accounts/{crm_account_id}/activities",
             json=activity,
             idempotency_key=idempotency_key,
         )
-        return CrmActivity.model_validate(body)
 
     async def list_activities(
         self,
@@ -39,8 +39,5 @@ class HttpCrm(HttpConnector):
         invoice_id: str | None = None,
     ) -> list[CrmActivity]:
         """The account's activities, oldest first, of a type or about an invoice if given."""
-        activities: list[CrmActivity] = []
         query = {"type": activity_type, "invoice_id": invoice_id}
-        async for page in self.pages(f"/accounts/{crm_account_id}/activities", query):
-            activities.extend(CrmActivity.model_validate(item) for item in page)
-        return activities
+        return await self.collect(CrmActivity, f"/accounts/{crm_account_id}/activities", query)

@@ -58,10 +58,9 @@ class HttpErp(HttpConnector):
         )
 
     async def close_project(self, project_id: str, *, idempotency_key: str) -> ErpProject:
-        body = await self.request(
-            "POST", f"/projects/{project_id}/close", idempotency_key=idempotency_key
+        return await self.send(
+            ErpProject, "POST", f"/projects/{project_id}/close", idempotency_key=idempotency_key
         )
-        return ErpProject.model_validate(body)
 
     async def ensure_contract(
         self, contract: dict[str, Any], *, idempotency_key: str
@@ -98,13 +97,13 @@ class HttpErp(HttpConnector):
         self, erp_contract_id: str, amendment: dict[str, Any], *, idempotency_key: str
     ) -> ErpContract:
         """Apply an amendment (new rate revisions, milestones, end date, caps) once."""
-        body = await self.request(
+        return await self.send(
+            ErpContract,
             "POST",
             f"/contracts/{erp_contract_id}/amendments",
             json=amendment,
             idempotency_key=idempotency_key,
         )
-        return ErpContract.model_validate(body)
 
     async def get_exchange_rate(self, from_currency: str, to_currency: str, on: date) -> Decimal:
         """Units of ``to_currency`` per ``from_currency`` in force on ``on`` (the ERP's latest
@@ -161,104 +160,89 @@ class HttpErp(HttpConnector):
         return ErpInvoice.model_validate(body)
 
     async def issue_invoice(self, invoice_id: str, *, idempotency_key: str) -> ErpInvoice:
-        body = await self.request(
-            "POST", f"/invoices/{invoice_id}/issue", idempotency_key=idempotency_key
+        return await self.send(
+            ErpInvoice, "POST", f"/invoices/{invoice_id}/issue", idempotency_key=idempotency_key
         )
-        return ErpInvoice.model_validate(body)
 
     async def get_invoice(self, invoice_id: str) -> ErpInvoice | None:
         body = await self.get_or_none(f"/invoices/{invoice_id}")
         return ErpInvoice.model_validate(body) if body else None
 
     async def list_invoices(self, contract_id: str) -> list[ErpInvoice]:
-        invoices: list[ErpInvoice] = []
-        async for page in self.pages("/invoices", {"contract_id": contract_id}):
-            invoices.extend(ErpInvoice.model_validate(item) for item in page)
-        return invoices
+        return await self.collect(ErpInvoice, "/invoices", {"contract_id": contract_id})
 
     async def create_credit_note(
         self, invoice_id: str, note: dict[str, Any], *, idempotency_key: str
     ) -> ErpCreditNote:
         """Credit an issued invoice; the ``credit_note_id`` in ``note`` makes it once."""
-        body = await self.request(
+        return await self.send(
+            ErpCreditNote,
             "POST",
             f"/invoices/{invoice_id}/credit-notes",
             json=note,
             idempotency_key=idempotency_key,
         )
-        return ErpCreditNote.model_validate(body)
 
     async def list_credit_notes(
         self, contract_id: str, *, invoice_id: str | None = None
     ) -> list[ErpCreditNote]:
-        notes: list[ErpCreditNote] = []
         query = {"contract_id": contract_id, "invoice_id": invoice_id}
-        async for page in self.pages("/credit-notes", query):
-            notes.extend(ErpCreditNote.model_validate(item) for item in page)
-        return notes
+        return await self.collect(ErpCreditNote, "/credit-notes", query)
 
     async def record_payment(self, payment: dict[str, Any], *, idempotency_key: str) -> ErpPayment:
         """Record cash received: against ``invoice_id``, or with ``invoice_id`` ``None`` as
         unapplied cash of ``contract_id``. The ``payment_id`` makes it once."""
-        body = await self.request(
-            "POST", "/payments", json=payment, idempotency_key=idempotency_key
+        return await self.send(
+            ErpPayment, "POST", "/payments", json=payment, idempotency_key=idempotency_key
         )
-        return ErpPayment.model_validate(body)
 
     async def list_payments(
         self, *, contract_id: str | None = None, invoice_id: str | None = None
     ) -> list[ErpPayment]:
         """Payments of a contract, or applied to an invoice (on receipt or later)."""
-        payments: list[ErpPayment] = []
         query = {"contract_id": contract_id, "invoice_id": invoice_id}
-        async for page in self.pages("/payments", query):
-            payments.extend(ErpPayment.model_validate(item) for item in page)
-        return payments
+        return await self.collect(ErpPayment, "/payments", query)
 
     async def apply_payment(
         self, payment_id: str, application: dict[str, Any], *, idempotency_key: str
     ) -> CashApplication:
         """Apply unapplied cash of a payment to an invoice (``{application_id, invoice_id,
         amount}``); the ``application_id`` makes it once."""
-        body = await self.request(
+        return await self.send(
+            CashApplication,
             "POST",
             f"/payments/{payment_id}/applications",
             json=application,
             idempotency_key=idempotency_key,
         )
-        return CashApplication.model_validate(body)
 
     async def apply_credit(
         self, credit_note_id: str, application: dict[str, Any], *, idempotency_key: str
     ) -> CashApplication:
         """Apply customer credit of a credit note to an invoice, as ``apply_payment``."""
-        body = await self.request(
+        return await self.send(
+            CashApplication,
             "POST",
             f"/credit-notes/{credit_note_id}/applications",
             json=application,
             idempotency_key=idempotency_key,
         )
-        return CashApplication.model_validate(body)
 
     async def post_revenue(
         self, erp_contract_id: str, entry: dict[str, Any], *, idempotency_key: str
     ) -> RevenueEntry:
         """Post a revenue entry (``{entry_id, period, amount, method, description,
         recognised_on}``); the ``entry_id`` makes it once."""
-        body = await self.request(
+        return await self.send(
+            RevenueEntry,
             "POST",
             f"/contracts/{erp_contract_id}/revenue",
             json=entry,
             idempotency_key=idempotency_key,
         )
-        return RevenueEntry.model_validate(body)
 
     async def list_revenue(self, erp_contract_id: str) -> list[RevenueEntry]:
-        entries: list[RevenueEntry] = []
-        async for page in self.pages(f"/contracts/{erp_contract_id}/revenue"):
-            entries.extend(RevenueEntry.model_validate(item) for item in page)
-        return entries
+        return await self.collect(RevenueEntry, f"/contracts/{erp_contract_id}/revenue")
 
     async def get_balances(self, erp_contract_id: str) -> ErpContractBalances:
-        body = await self.request("GET", f"/contracts/{erp_contract_id}/balances")
-        return ErpContractBalances.model_validate(body)
+        return await self.send(ErpContractBalances, "GET", f"/contracts/{erp_contract_id}/balances")

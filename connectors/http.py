@@ -169,6 +169,28 @@ class HttpConnector:
             raise Duplicate(rejection, existing_id)
         raise BusinessError(rejection)
 
+    async def send(
+        self,
+        model: type[R],
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        idempotency_key: str | None = None,
+    ) -> R:
+        """A request whose answer is one record of ``model``."""
+        body = await self.request(method, path, json=json, idempotency_key=idempotency_key)
+        return model.model_validate(body)
+
+    async def collect(
+        self, model: type[R], path: str, params: Mapping[str, Any] | None = None
+    ) -> list[R]:
+        """Every item of a list as records of ``model``: for lists one contract bounds."""
+        records: list[R] = []
+        async for page in self.pages(path, params):
+            records.extend(model.model_validate(item) for item in page)
+        return records
+
     async def get_or_none(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         try:
             return await self.request("GET", path, params=params)

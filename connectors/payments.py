@@ -15,10 +15,10 @@ class HttpPayments(HttpConnector):
     async def create_payment(
         self, invoice_id: str, amount: Decimal, currency: str, *, idempotency_key: str
     ) -> GatewayPayment:
-        body = await self.request(
+        return await self.send(
+            GatewayPayment,
             "POST",
             "/payments",
             json={"invoice_id": invoice_id, "amount": format(amount, "f"), "currency": currency},
             idempotency_key=idempotency_key,
         )
-        return GatewayPayment.model_validate(body)

@@ -38,23 +38,26 @@ class HttpPsa(HttpConnector):
         self, project_id: str, changes: dict[str, Any], *, idempotency_key: str
     ) -> PsaProject:
         """Change the project's dates (``{"end_date": ...}``)."""
-        body = await self.request(
-            "PATCH", f"/projects/{project_id}", json=changes, idempotency_key=idempotency_key
+        return await self.send(
+            PsaProject,
+            "PATCH",
+            f"/projects/{project_id}",
+            json=changes,
+            idempotency_key=idempotency_key,
         )
-        return PsaProject.model_validate(body)
 
     async def put_rate_card(
         self, project_id: str, rates: list[dict[str, Any]], *, idempotency_key: str
     ) -> PsaProject:
         """Set rates: dated ones (``effective_from``) are added as revisions beside the
         card's others; a card without dates replaces the whole card."""
-        body = await self.request(
+        return await self.send(
+            PsaProject,
             "PUT",
             f"/projects/{project_id}/rate-card",
             json={"rate_card": rates},
             idempotency_key=idempotency_key,
         )
-        return PsaProject.model_validate(body)
 
     async def add_milestones(
         self, project_id: str, milestones: list[dict[str, Any]], *, idempotency_key: str
@@ -69,31 +72,30 @@ class HttpPsa(HttpConnector):
         new = [m for m in milestones if m["milestone_id"] not in have]
         if project is not None and not new:
             return project
-        body = await self.request(
+        return await self.send(
+            PsaProject,
             "POST",
             f"/projects/{project_id}/milestones",
             json={"milestones": new},
             idempotency_key=idempotency_key,
         )
-        return PsaProject.model_validate(body)
 
     async def activate_project(self, project_id: str, *, idempotency_key: str) -> PsaProject:
-        body = await self.request(
-            "POST", f"/projects/{project_id}/activate", idempotency_key=idempotency_key
+        return await self.send(
+            PsaProject, "POST", f"/projects/{project_id}/activate", idempotency_key=idempotency_key
         )
-        return PsaProject.model_validate(body)
 
     async def close_project(self, project_id: str, *, idempotency_key: str) -> PsaProject:
-        body = await self.request(
-            "POST", f"/projects/{project_id}/close", idempotency_key=idempotency_key
+        return await self.send(
+            PsaProject, "POST", f"/projects/{project_id}/close", idempotency_key=idempotency_key
         )
-        return PsaProject.model_validate(body)
 
     async def freeze_billing_batch(
         self, project_id: str, batch_id: str, through_date: date, *, include_expenses: bool
     ) -> BillingBatch:
         # The batch id is its own idempotency: the PSA answers an existing batch unchanged.
-        body = await self.request(
+        return await self.send(
+            BillingBatch,
             "POST",
             f"/projects/{project_id}/billing-batches",
             json={
@@ -102,7 +104,6 @@ class HttpPsa(HttpConnector):
                 "include_expenses": include_expenses,
             },
         )
-        return BillingBatch.model_validate(body)
 
     async def batch_time_entries(
         self, project_id: str, batch_id: str
@@ -119,10 +120,10 @@ class HttpPsa(HttpConnector):
     async def mark_batch_invoiced(
         self, project_id: str, batch_id: str, invoice_id: str, *, idempotency_key: str
     ) -> BillingBatch:
-        body = await self.request(
+        return await self.send(
+            BillingBatch,
             "POST",
             f"/projects/{project_id}/billing-batches/{batch_id}/invoiced",
             json={"invoice_id": invoice_id},
             idempotency_key=idempotency_key,
         )
-        return BillingBatch.model_validate(body)

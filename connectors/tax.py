@@ -29,7 +29,8 @@ class HttpTax(HttpConnector):
         lines: list[tuple[str, Decimal]],
         document_id: str,
     ) -> TaxQuote:
-        body = await self.request(
+        return await self.send(
+            TaxQuote,
             "POST",
             "/calculate",
             json={
@@ -41,4 +42,3 @@ class HttpTax(HttpConnector):
                 "lines": [{"line_id": lid, "amount": format(amt, "f")} for lid, amt in lines],
             },
         )
-        return TaxQuote.model_validate(body)
