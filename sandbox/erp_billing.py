@@ -37,7 +37,8 @@ from sandbox.schemas import (
     LongText,
     Text,
     check_amount,
-    check_unique,
+    check_lines,
+    check_sums,
     day,
     dec,
     opt_dec,
@@ -461,25 +462,10 @@ def _check_invoice(body: InvoiceIn, contract: ErpContract) -> None:
     if body.due_on < body.invoice_date:
         raise invalid("invalid_dates", "due_on must not be before invoice_date", "due_on")
     ccy = body.currency
-    check_unique([line.line_id for line in body.lines], "lines", "line_id")
-    for i, line in enumerate(body.lines):
-        check_amount(line.amount, ccy, f"lines.{i}.amount")
-        check_amount(line.tax_amount, ccy, f"lines.{i}.tax_amount")
+    check_lines(body.lines, ccy)
     for name in ("subtotal", "tax", "total"):
         check_amount(getattr(body, name), ccy, name)
-    lines_sum = sum((line.amount for line in body.lines), Decimal(0))
-    if lines_sum != body.subtotal:
-        raise invalid(
-            "lines_do_not_add_up",
-            f"the lines add up to {dec(lines_sum)}, not to the subtotal {dec(body.subtotal)}",
-            "subtotal",
-        )
-    if body.subtotal + body.tax != body.total:
-        raise invalid(
-            "total_mismatch",
-            f"subtotal + tax is {dec(body.subtotal + body.tax)}, not {dec(body.total)}",
-            "total",
-        )
+    check_sums(body.lines, body.subtotal, body.tax, body.total)
 
 
 def _check_functional(session: Session, body: InvoiceIn) -> dict[str, Decimal]:

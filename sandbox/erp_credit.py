@@ -34,7 +34,8 @@ from sandbox.schemas import (
     Key,
     LongText,
     check_amount,
-    check_unique,
+    check_lines,
+    check_sums,
     dec,
     fingerprint,
     normalised,
@@ -235,33 +236,11 @@ def _credit_note_hash(invoice_id: str, body: CreditNoteIn, currency: str) -> str
 def _check_credit_note(body: CreditNoteIn, invoice: ErpInvoice) -> Decimal:
     """The rules of a credit note, each failure naming its field; answers its total."""
     ccy = invoice.currency
-    check_unique([line.line_id for line in body.lines], "lines", "line_id")
-    for i, line in enumerate(body.lines):
-        check_amount(line.amount, ccy, f"lines.{i}.amount")
-        check_amount(line.tax_amount, ccy, f"lines.{i}.tax_amount")
+    check_lines(body.lines, ccy)
     check_amount(body.subtotal, ccy, "subtotal")
     check_amount(body.tax, ccy, "tax")
     total = check_amount(body.total, ccy, "total", positive=True)
-    lines_sum = sum((line.amount for line in body.lines), Decimal(0))
-    if lines_sum != body.subtotal:
-        raise invalid(
-            "lines_do_not_add_up",
-            f"the lines add up to {dec(lines_sum)}, not to the subtotal {dec(body.subtotal)}",
-            "subtotal",
-        )
-    tax_sum = sum((line.tax_amount for line in body.lines), Decimal(0))
-    if tax_sum != body.tax:
-        raise invalid(
-            "lines_do_not_add_up",
-            f"the lines' tax adds up to {dec(tax_sum)}, not to the tax {dec(body.tax)}",
-            "tax",
-        )
-    if body.subtotal + body.tax != body.total:
-        raise invalid(
-            "total_mismatch",
-            f"subtotal + tax is {dec(body.subtotal + body.tax)}, not {dec(body.total)}",
-            "total",
-        )
+    check_sums(body.lines, body.subtotal, body.tax, body.total, line_taxes=True)
     creditable = invoice.total - invoice.credited_amount
     if total > creditable:
         raise invalid(

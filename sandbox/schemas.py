@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
@@ -74,6 +74,52 @@ def check_unique(values: Iterable[str], field: str, key: str) -> None:
         if value in seen:
             raise invalid("duplicate_key", f"{key} {value!r} appears twice", f"{field}.{i}.{key}")
         seen.add(value)
+
+
+class DocumentLine(Protocol):
+    """A line of an invoice or credit note."""
+
+    line_id: str
+    amount: Decimal
+    tax_amount: Decimal
+
+
+def check_lines(lines: Sequence[DocumentLine], currency: str) -> None:
+    """A document's lines: unique ids, amounts and taxes at the currency's minor units."""
+    check_unique([line.line_id for line in lines], "lines", "line_id")
+    for i, line in enumerate(lines):
+        check_amount(line.amount, currency, f"lines.{i}.amount")
+        check_amount(line.tax_amount, currency, f"lines.{i}.tax_amount")
+
+
+def check_sums(
+    lines: Sequence[DocumentLine],
+    subtotal: Decimal,
+    tax: Decimal,
+    total: Decimal,
+    *,
+    line_taxes: bool = False,
+) -> None:
+    """The lines add up to the subtotal (and, with ``line_taxes``, their taxes to the tax),
+    and subtotal + tax is the total."""
+    lines_sum = sum((line.amount for line in lines), Decimal(0))
+    if lines_sum != subtotal:
+        raise invalid(
+            "lines_do_not_add_up",
+            f"the lines add up to {dec(lines_sum)}, not to the subtotal {dec(subtotal)}",
+            "subtotal",
+        )
+    tax_sum = sum((line.tax_amount for line in lines), Decimal(0))
+    if line_taxes and tax_sum != tax:
+        raise invalid(
+            "lines_do_not_add_up",
+            f"the lines' tax adds up to {dec(tax_sum)}, not to the tax {dec(tax)}",
+            "tax",
+        )
+    if subtotal + tax != total:
+        raise invalid(
+            "total_mismatch", f"subtotal + tax is {dec(subtotal + tax)}, not {dec(total)}", "total"
+        )
 
 
 def fingerprint(content: Any) -> str:
