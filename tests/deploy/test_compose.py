@@ -87,9 +87,8 @@ def test_every_service_has_a_healthcheck_or_waits_on_a_condition(
 ):
     for name, service in services.items():
         depends = service.get("depends_on", {})
-        conditions = [d.get("condition") for d in depends.values()]
-        assert service.get("healthcheck") or conditions, f"{name}: no healthcheck, no condition"
         assert isinstance(depends, dict), f"{name}: depends_on must state its conditions"
+        assert service.get("healthcheck") or depends, f"{name}: no healthcheck, no condition"
         for target, dependency in depends.items():
             assert target in services, f"{name} depends on {target}, which is not a service"
             assert dependency.get("condition") in CONDITIONS, f"{name} → {target}"
