@@ -4,7 +4,7 @@
 # docs/deployment.md explains how.
 #
 #   docker build -t c2c:local .
-#   docker run --rm -p 127.0.0.1:8000:8000 --env-file .env c2c:local api --host 0.0.0.0
+#   docker run --rm c2c:local --help
 #
 # Secrets (webhook secret, API tokens, Temporal API key, database passwords) come from the
 # environment at run time; nothing secret is copied into the image (.dockerignore keeps .env out).
