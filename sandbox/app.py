@@ -99,6 +99,7 @@ def create_app(
         for router in routers:
             app.include_router(router, prefix=SYSTEM_ROOTS[system])
     app.include_router(admin.router, prefix="/_admin")
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     # Added innermost first: context → stats → faults → idempotency → routes. Faults sit above
     # idempotency so that a "phase: after" fault loses an answer that was already kept.
     app.add_middleware(IdempotencyMiddleware, store=IdempotencyStore(db))
@@ -106,6 +107,11 @@ def create_app(
     app.add_middleware(StatsMiddleware, stats=stats)
     app.add_middleware(RequestContextMiddleware, routes=RouteTable(SYSTEM_ROUTERS))
     return app
+
+
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers (container health checks probe it)."""
+    return {"status": "ok"}
 
 
 def run(host: str, port: int) -> None:
