@@ -8,9 +8,10 @@ activity keeps the first start time and writes each completion once.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import update
-from sqlmodel import col
+from sqlmodel import col, select
 
 from ledger.base import LedgerBase
 from ledger.columns import require_aware
@@ -19,12 +20,15 @@ from ledger.models import (
     AmendmentFact,
     BillingFact,
     BillingStartIn,
+    ContractRecord,
     CreditNoteFact,
     CreditNoteFactIn,
     InvoiceIssuedIn,
     PaymentFact,
     PaymentFactIn,
 )
+
+T = TypeVar("T")
 
 
 def billing_fact_key(contract_id: str, reference: str) -> str:
@@ -101,6 +105,19 @@ class FactLedger(LedgerBase):
         )
         with self._transaction() as session:
             session.connection().execute(stmt)
+
+    def rows_of_entity(self, table: type[T], legal_entity: str | None = None) -> list[T]:
+        """Every row of a table keyed by ``contract_id``, or only those of the contracts of
+        one legal entity (facts carry the contract; the contract carries the entity)."""
+        query = select(table)
+        if legal_entity is not None:
+            in_entity = select(ContractRecord.contract_id).where(
+                col(ContractRecord.legal_entity) == legal_entity
+            )
+            contract_id = cast(Any, table).contract_id
+            query = query.where(col(contract_id).in_(in_entity))
+        with self._session() as session:
+            return list(session.exec(query).all())
 
     def _insert_once(self, table: type, key: str, row: dict[str, object]) -> None:
         # The database decides whether the row exists, so racing attempts write it once.

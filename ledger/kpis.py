@@ -21,10 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
-from sqlmodel import col, select
 
 from domain.money import ZERO, Money, Quantity, round_money
 from domain.names import BillingModel, ExceptionQueue, Stage
@@ -248,9 +247,6 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
-T = TypeVar("T")
-
-
 @dataclass
 class _Facts:
     """Everything the report reads, for one legal entity (or all)."""
@@ -268,25 +264,14 @@ class _Facts:
 
 
 def _load(ledger: Ledger, legal_entity: str | None) -> _Facts:
-    def rows(table: type[T], contract_id: Any) -> list[T]:
-        query = select(table)
-        if legal_entity is not None:
-            # Facts carry the contract; the contract carries the legal entity.
-            in_entity = select(ContractRecord.contract_id).where(
-                col(ContractRecord.legal_entity) == legal_entity
-            )
-            query = query.where(col(contract_id).in_(in_entity))
-        return list(session.exec(query).all())
-
-    with ledger._session() as session:
-        return _Facts(
-            contracts=rows(ContractRecord, ContractRecord.contract_id),
-            exceptions=rows(ExceptionRecord, ExceptionRecord.contract_id),
-            bills=rows(BillingFact, BillingFact.contract_id),
-            payments=rows(PaymentFact, PaymentFact.contract_id),
-            credit_notes=rows(CreditNoteFact, CreditNoteFact.contract_id),
-            amendments=rows(AmendmentFact, AmendmentFact.contract_id),
-        )
+    return _Facts(
+        contracts=ledger.rows_of_entity(ContractRecord, legal_entity),
+        exceptions=ledger.rows_of_entity(ExceptionRecord, legal_entity),
+        bills=ledger.rows_of_entity(BillingFact, legal_entity),
+        payments=ledger.rows_of_entity(PaymentFact, legal_entity),
+        credit_notes=ledger.rows_of_entity(CreditNoteFact, legal_entity),
+        amendments=ledger.rows_of_entity(AmendmentFact, legal_entity),
+    )
 
 
 # ---------------------------------------------------------------------------- the KPIs
