@@ -258,9 +258,52 @@ class _Facts:
     credit_notes: list[CreditNoteFact]
     amendments: list[AmendmentFact]
     invoices: list[BillingFact] = field(init=False)
+    #: Every change to receivables, in the entity's books, worked out once for all windows.
+    movements: list[_Movement] = field(init=False)
 
     def __post_init__(self) -> None:
         self.invoices = [b for b in self.bills if b.invoice_id and b.invoice_date]
+        self.movements = _movements(self)
+
+
+@dataclass(frozen=True, slots=True)
+class _Movement:
+    """A receivable raised (invoice) or lowered (credit note, cash), in functional currency."""
+
+    contract_id: str
+    currency: str
+    on: date
+    amount: Decimal
+    #: Part of net credit sales (invoices and credit notes), not cash.
+    sale: bool
+
+
+def _movements(facts: _Facts) -> list[_Movement]:
+    """Invoices at their functional total; credit notes and payments at their invoice's rate
+    (cash held unapplied at the contract's latest invoice's rate)."""
+    invoices = {b.invoice_id: b for b in facts.invoices}
+    latest: dict[str, BillingFact] = {}
+    for b in sorted(facts.invoices, key=lambda b: (b.invoice_date or date.min, b.fact_key)):
+        latest[b.contract_id] = b
+    found: list[_Movement] = []
+
+    def add(invoice: BillingFact | None, on: date, amount: Decimal, *, sale: bool) -> None:
+        if invoice is None:
+            return
+        currency = invoice.functional_currency or invoice.currency
+        rate = invoice.exchange_rate or Decimal(1)
+        found.append(_Movement(invoice.contract_id, currency, on, amount * rate, sale))
+
+    for b in facts.invoices:
+        assert b.invoice_date is not None and b.total is not None
+        add(b, b.invoice_date, b.total, sale=True)
+    for n in facts.credit_notes:
+        # A credit note lowers both the receivable and the period's net sales.
+        add(invoices.get(n.invoice_id), n.issued_on, -n.total, sale=True)
+    for p in facts.payments:
+        invoice = invoices.get(p.invoice_id) if p.invoice_id else latest.get(p.contract_id)
+        add(invoice, p.received_on, -p.amount, sale=False)
+    return found
 
 
 def _load(ledger: Ledger, legal_entity: str | None) -> _Facts:
@@ -438,45 +481,19 @@ def _dso(facts: _Facts, first: date, last: date) -> float | None:
     """Days sales outstanding by the period method, in the legal entities' own books.
 
     ``DSO = receivables at the window's last day / net credit sales in the window * days``.
-    Invoices count at their functional total; payments and credit notes at their invoice's
-    rate. ``None`` when the window has no net sales, or spans several functional currencies
-    (days of different books do not add up without a group currency).
+    Amounts are in functional currency (see ``_movements``). ``None`` when the window has no
+    net sales, or spans several functional currencies (days of different books do not add up
+    without a group currency).
     """
-    invoices = {b.invoice_id: b for b in facts.invoices}
-    latest: dict[str, BillingFact] = {}
-    for b in sorted(facts.invoices, key=lambda b: (b.invoice_date, b.fact_key)):
-        latest[b.contract_id] = b
-
-    def books(invoice: BillingFact | None, amount: Decimal) -> tuple[str, Decimal] | None:
-        if invoice is None:
-            return None
-        return (
-            invoice.functional_currency or invoice.currency,
-            amount * (invoice.exchange_rate or Decimal(1)),
-        )
-
     # (contract, functional currency) -> receivable; functional currency -> net sales.
     receivable: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     sales: dict[str, Decimal] = defaultdict(Decimal)
-
-    def add(contract_id: str, on: date, entry: tuple[str, Decimal] | None, sale: bool) -> None:
-        if entry is None or on > last:
-            return
-        currency, amount = entry
-        receivable[(contract_id, currency)] += amount
-        if sale and on >= first:
-            sales[currency] += amount
-
-    for b in facts.invoices:
-        assert b.invoice_date is not None and b.total is not None
-        add(b.contract_id, b.invoice_date, books(b, b.total), sale=True)
-    for n in facts.credit_notes:
-        # A credit note lowers both the receivable and the period's net sales.
-        add(n.contract_id, n.issued_on, books(invoices.get(n.invoice_id), -n.total), sale=True)
-    for p in facts.payments:
-        # Cash lowers the receivable only; unapplied cash counts at the contract's latest rate.
-        invoice = invoices.get(p.invoice_id) if p.invoice_id else latest.get(p.contract_id)
-        add(p.contract_id, p.received_on, books(invoice, -p.amount), sale=False)
+    for m in facts.movements:
+        if m.on > last:
+            continue
+        receivable[(m.contract_id, m.currency)] += m.amount
+        if m.sale and m.on >= first:
+            sales[m.currency] += m.amount
 
     currencies = {c for c, amount in sales.items() if amount != 0} | {
         c for (_, c), amount in receivable.items() if amount > 0
@@ -536,8 +553,9 @@ def _trend_point(facts: _Facts, month: Period) -> TrendPoint:
     start, end = window.start, window.end
     value: dict[str, Decimal] = defaultdict(Decimal)
     issued = 0
+    first, last = month.first_day, month.last_day
     for b in facts.invoices:
-        if window.holds_day(b.invoice_date):
+        if b.invoice_date is not None and first <= b.invoice_date <= last:
             assert b.total is not None
             issued += 1
             value[b.currency] += b.total
@@ -547,7 +565,7 @@ def _trend_point(facts: _Facts, month: Period) -> TrendPoint:
         setup_median_hours=_project_setup(facts.contracts, window).median_hours,
         invoices_issued=issued,
         invoiced_value_by_currency=dict(sorted(value.items())),
-        dso_days=_dso(facts, month.first_day, month.last_day),
+        dso_days=_dso(facts, first, last),
     )
 
 
