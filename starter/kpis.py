@@ -108,7 +108,11 @@ async def kpis(
     period: str | None = Query(default=None, description="only facts inside this month (YYYY-MM)"),
     context: ApiContext = Depends(api_context),
 ) -> KpiReport:
-    """Contract-to-cash KPIs from the ledger (definitions in docs/kpis.md)."""
+    """Contract-to-cash KPIs from the ledger (definitions in docs/kpis.md).
+
+    An empty filter (``?legal_entity=&period=``, as a form sends "all") is no filter.
+    """
+    legal_entity, period = legal_entity or None, period or None
     try:
         check_filters(legal_entity, period)
     except KpiFilterError as exc:

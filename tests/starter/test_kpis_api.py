@@ -108,6 +108,14 @@ async def test_a_period_counts_only_its_month(api: httpx.AsyncClient, entity: st
     assert body["unbilled_time"]["by_contract"][0]["value"] == "600.00"
 
 
+async def test_empty_filters_are_no_filters(api: httpx.AsyncClient, entity: str) -> None:
+    response = await api.get("/api/kpis", params={"legal_entity": "", "period": ""})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["legal_entity"], body["period"]) == (None, None)
+    assert body["project_setup"]["count"] >= 2
+
+
 async def test_another_entity_sees_none_of_it(api: httpx.AsyncClient, entity: str) -> None:
     body = (await api.get("/api/kpis", params={"legal_entity": "ZZ99"})).json()
     assert body["project_setup"]["count"] == 0
