@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 from temporalio import activity
 
 from activities.base import StepActivities, error_classes, idempotency_key
@@ -15,6 +18,14 @@ class AmendmentActivities(StepActivities):
         """Apply the amendment in each system, every write keyed by the amendment id."""
         await self.write_audit(step.contract_id, step.audit)
         a, c = step.amendment, step.contract
+        # The first attempt's schedule time: an operator's retry after a hold still counts
+        # from when the amendment was taken up.
+        await asyncio.to_thread(
+            self.ledger.record_amendment_started,
+            step.contract_id,
+            a.amendment_id,
+            activity.info().scheduled_time,
+        )
         erp, psa = self.connectors.erp, self.connectors.psa
         erp_contract_id = step.refs["erp_contract_id"]
         psa_project_id = step.refs["psa_project_id"]
@@ -70,4 +81,10 @@ class AmendmentActivities(StepActivities):
                     {"end_date": a.end_date.isoformat()},
                     idempotency_key=idempotency_key("amendment", a.amendment_id, "psa-dates"),
                 )
+        await asyncio.to_thread(
+            self.ledger.record_amendment_propagated,
+            step.contract_id,
+            a.amendment_id,
+            datetime.now(UTC),
+        )
         return AmendmentPropagated(propagated_to=["erp", "psa", "ledger"])

@@ -8,7 +8,8 @@ issued; the batch is marked invoiced; revenue is posted under its own entry id.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import asyncio
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from temporalio import activity
@@ -35,6 +36,7 @@ from domain.pricing import (
     number_lines,
 )
 from domain.steps import BILL_PERIOD, BillPeriodInput, BillPeriodResult, RevenuePlan
+from ledger import BillingStartIn, InvoiceIssuedIn
 
 _STATUS = {"void": "credited"}
 
@@ -122,6 +124,7 @@ class BillingActivities(StepActivities):
     async def bill_period(self, step: BillPeriodInput) -> BillPeriodResult:
         """Invoice what ``step`` describes: work up to ``through_date`` plus its charges."""
         await self.write_audit(step.contract_id, step.audit)
+        await self._record_start(step)
         erp, psa = self.connectors.erp, self.connectors.psa
         project_id = step.refs["psa_project_id"]
         async with error_classes(BILL_PERIOD):
@@ -168,6 +171,7 @@ class BillingActivities(StepActivities):
             posted, revenue = await self._post_revenue(step, as_invoiced)
         if invoice is not None:
             await self.record_ref(step.contract_id, "erp", "invoice", invoice.invoice_id)
+            await self._record_issued(step, invoice)
         batch = frozen[1] if frozen else None
         return BillPeriodResult(
             invoice=invoice_summary(invoice) if invoice else None,
@@ -179,6 +183,35 @@ class BillingActivities(StepActivities):
             revenue_posted=posted,
             revenue=revenue,
         )
+
+    async def _record_start(self, step: BillPeriodInput) -> None:
+        """The KPI fact of the step's start: the first attempt's schedule time is kept, so an
+        operator's retry after a hold still counts from when the period close was taken up."""
+        start = BillingStartIn(
+            contract_id=step.contract_id,
+            reference=step.reference,
+            period=step.period,
+            period_close=step.reference == step.period and step.milestone_id is None,
+            legal_entity=step.legal_entity,
+            currency=step.currency,
+            requested_at=activity.info().scheduled_time,
+        )
+        await asyncio.to_thread(self.ledger.record_billing_started, start)
+
+    async def _record_issued(self, step: BillPeriodInput, invoice: ErpInvoice) -> None:
+        """The KPI fact of the issued invoice: amounts and dates as the ERP holds them."""
+        issued = InvoiceIssuedIn(
+            contract_id=step.contract_id,
+            reference=step.reference,
+            invoice_id=invoice.invoice_id,
+            invoice_date=invoice.invoice_date,
+            due_on=invoice.due_on,
+            total=invoice.total,
+            functional_currency=invoice.functional_currency,
+            exchange_rate=invoice.exchange_rate,
+            issued_at=datetime.now(UTC),
+        )
+        await asyncio.to_thread(self.ledger.record_invoice_issued, issued)
 
     async def _create_invoice(self, step: BillPeriodInput, lines: list[InvoiceLine]) -> ErpInvoice:
         erp = self.connectors.erp

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from temporalio import activity
@@ -10,6 +12,7 @@ from activities.base import StepActivities, error_classes, idempotency_key
 from activities.billing import post_revenue
 from domain.models import CreditNoteSummary
 from domain.steps import ISSUE_CREDIT_NOTE, CreditNoteInput, CreditNoteIssued
+from ledger import CreditNoteFactIn
 
 
 class CreditNoteActivities(StepActivities):
@@ -58,6 +61,16 @@ class CreditNoteActivities(StepActivities):
                     step.revenue_method,
                 )
         await self.record_ref(step.contract_id, "erp", "credit_note", note.credit_note_id)
+        fact = CreditNoteFactIn(
+            credit_note_id=note.credit_note_id,
+            contract_id=step.contract_id,
+            invoice_id=note.invoice_id,
+            currency=note.currency,
+            total=note.total,
+            issued_on=step.on,
+            issued_at=datetime.now(UTC),
+        )
+        await asyncio.to_thread(self.ledger.record_credit_note_fact, fact)
         return CreditNoteIssued(
             credit_note=CreditNoteSummary(
                 credit_note_id=note.credit_note_id,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 from temporalio import activity
 
 from activities.base import StepActivities, error_classes, idempotency_key
@@ -12,6 +15,7 @@ from domain.steps import (
     ApplyPaymentInput,
     PaymentApplied,
 )
+from ledger import PaymentFactIn
 
 
 class PaymentActivities(StepActivities):
@@ -35,6 +39,16 @@ class PaymentActivities(StepActivities):
             )
             invoice = await erp.get_invoice(step.invoice_id) if step.invoice_id else None
         await self.record_ref(step.contract_id, "erp", "payment", payment.payment_id)
+        fact = PaymentFactIn(
+            payment_id=payment.payment_id,
+            contract_id=step.contract_id,
+            invoice_id=step.invoice_id,
+            currency=payment.currency,
+            amount=payment.amount,
+            received_on=p.received_on,
+            recorded_at=datetime.now(UTC),
+        )
+        await asyncio.to_thread(self.ledger.record_payment_fact, fact)
         return PaymentApplied(
             invoice_id=step.invoice_id,
             applied=payment.applied_amount,

@@ -113,6 +113,12 @@ class HttpPsa(HttpConnector):
         ):
             yield [TimeEntry.model_validate(item) for item in page]
 
+    async def unbilled_time_entries(self, project_id: str) -> AsyncIterator[list[TimeEntry]]:
+        """Approved, billable time not yet invoiced (frozen in a batch or not), page by page."""
+        params = {"approved": "true", "billable": "true", "billed": "false"}
+        async for page in self.pages(f"/projects/{project_id}/time-entries", params):
+            yield [TimeEntry.model_validate(item) for item in page]
+
     async def batch_expenses(self, project_id: str, batch_id: str) -> AsyncIterator[list[Expense]]:
         async for page in self.pages(f"/projects/{project_id}/expenses", {"batch_id": batch_id}):
             yield [Expense.model_validate(item) for item in page]

@@ -8,7 +8,7 @@ listings and KPIs. Amounts, invoices and the like stay in their systems.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -193,6 +193,80 @@ class InboundEvent(LedgerTable, table=True):
     response_body: dict[str, Any] | None = Field(default=None, sa_type=JSON)
 
 
+class BillingFact(LedgerTable, table=True):
+    """One invoice asked of the ERP: when its billing step began and, once issued, what and when.
+
+    Written by the billing activity, keyed by the contract and the invoice's business reference,
+    so a retried or reset step writes one row: the first start is kept, the issue written once.
+    """
+
+    __tablename__ = "ledger_billing_fact"
+
+    #: ``contract_id:reference`` (the same reference never yields two invoices).
+    fact_key: str = Field(primary_key=True, max_length=300)
+    contract_id: str = Field(index=True)
+    reference: str
+    #: The billing period (``YYYY-MM``) the invoice belongs to.
+    period: str
+    #: Billed because a period was closed (not an advance fee, milestone or release).
+    period_close: bool
+    legal_entity: str = Field(index=True)
+    currency: str
+    #: When the billing step was first scheduled: the period close taken up by the workflow.
+    requested_at: datetime = Field(sa_type=UTCDateTime)
+    invoice_id: str | None = Field(default=None, index=True)
+    invoice_date: date | None = None
+    due_on: date | None = None
+    total: Decimal | None = Field(default=None, sa_type=DecimalString)
+    #: The legal entity's books: its currency and the invoice's rate to it (1 when the same).
+    functional_currency: str | None = None
+    exchange_rate: Decimal | None = Field(default=None, sa_type=DecimalString)
+    #: When c2c saw the invoice issued in the ERP.
+    issued_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+
+
+class PaymentFact(LedgerTable, table=True):
+    """One payment recorded in the ERP for a contract, written once by its payment id."""
+
+    __tablename__ = "ledger_payment_fact"
+
+    payment_id: str = Field(primary_key=True)
+    contract_id: str = Field(index=True)
+    invoice_id: str | None = None
+    currency: str
+    amount: Decimal = Field(sa_type=DecimalString)
+    received_on: date
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class CreditNoteFact(LedgerTable, table=True):
+    """One credit note issued against an invoice, written once by its id."""
+
+    __tablename__ = "ledger_credit_note_fact"
+
+    credit_note_id: str = Field(primary_key=True)
+    contract_id: str = Field(index=True)
+    invoice_id: str
+    currency: str
+    total: Decimal = Field(sa_type=DecimalString)
+    issued_on: date
+    issued_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AmendmentFact(LedgerTable, table=True):
+    """One amendment's propagation: when it began and when every system had it."""
+
+    __tablename__ = "ledger_amendment_fact"
+
+    #: ``contract_id:amendment_id``.
+    fact_key: str = Field(primary_key=True, max_length=300)
+    contract_id: str = Field(index=True)
+    amendment_id: str
+    #: When the propagation step was first scheduled: the amendment taken up by the workflow.
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    propagated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
 class _Input(BaseModel):
     # Enum values are kept as plain strings: that is what the columns hold.
     model_config = ConfigDict(extra="forbid", use_enum_values=True, frozen=True)
@@ -253,3 +327,53 @@ class InboundEventIn(_Input):
     contract_id: str | None = None
     body: str
     received_at: AwareDatetime
+
+
+class BillingStartIn(_Input):
+    """A billing step begun: which invoice it asks for and when it was first scheduled."""
+
+    contract_id: str = PydanticField(min_length=1)
+    reference: str = PydanticField(min_length=1, max_length=200)
+    period: str = PydanticField(pattern=r"^\d{4}-\d{2}$")
+    period_close: bool
+    legal_entity: str = PydanticField(min_length=1)
+    currency: str = PydanticField(pattern=r"^[A-Z]{3}$")
+    requested_at: AwareDatetime
+
+
+class InvoiceIssuedIn(_Input):
+    """The invoice a billing step issued, as the ERP answered it."""
+
+    contract_id: str = PydanticField(min_length=1)
+    reference: str = PydanticField(min_length=1, max_length=200)
+    invoice_id: str = PydanticField(min_length=1)
+    invoice_date: date
+    due_on: date
+    total: Decimal
+    functional_currency: str | None = None
+    exchange_rate: Decimal | None = None
+    issued_at: AwareDatetime
+
+
+class PaymentFactIn(_Input):
+    """A payment recorded in the ERP."""
+
+    payment_id: str = PydanticField(min_length=1)
+    contract_id: str = PydanticField(min_length=1)
+    invoice_id: str | None = None
+    currency: str = PydanticField(pattern=r"^[A-Z]{3}$")
+    amount: Decimal
+    received_on: date
+    recorded_at: AwareDatetime
+
+
+class CreditNoteFactIn(_Input):
+    """A credit note issued in the ERP."""
+
+    credit_note_id: str = PydanticField(min_length=1)
+    contract_id: str = PydanticField(min_length=1)
+    invoice_id: str = PydanticField(min_length=1)
+    currency: str = PydanticField(pattern=r"^[A-Z]{3}$")
+    total: Decimal
+    issued_on: date
+    issued_at: AwareDatetime

@@ -12,12 +12,15 @@ import threading
 from ledger.audit import AuditLedger
 from ledger.contracts import ContractLedger
 from ledger.exception_queue import ExceptionQueueLedger
+from ledger.facts import FactLedger
 from ledger.inbound import InboundEventLedger
 from ledger.urls import normalise_url
 from ledger.xrefs import XrefLedger
 
 
-class Ledger(XrefLedger, AuditLedger, ExceptionQueueLedger, ContractLedger, InboundEventLedger):
+class Ledger(
+    XrefLedger, AuditLedger, ExceptionQueueLedger, ContractLedger, InboundEventLedger, FactLedger
+):
     """c2c's orchestration state in SQLite or PostgreSQL.
 
     Cross-references (``record_xref``, ``find_contract_by_xref``, ``xrefs_for``,
@@ -26,7 +29,10 @@ class Ledger(XrefLedger, AuditLedger, ExceptionQueueLedger, ContractLedger, Inbo
     ``list_exceptions``), the contracts read model (``upsert_contract``, ``get_contract``,
     ``list_contracts``) and inbound events with their dead letters (``record_inbound_event``,
     ``claim_inbound_event``, ``release_inbound_event``, ``mark_inbound_processed``,
-    ``mark_inbound_dead_letter``, ``get_inbound_event``, ``list_inbound_events``). Methods
+    ``mark_inbound_dead_letter``, ``get_inbound_event``, ``list_inbound_events``) and the
+    facts behind KPIs (``record_billing_started``, ``record_invoice_issued``,
+    ``record_payment_fact``, ``record_credit_note_fact``, ``record_amendment_started``,
+    ``record_amendment_propagated``, ``rows_of_entity``; read by ``ledger.kpis``). Methods
     are synchronous; async callers run them in a thread.
 
     Args:

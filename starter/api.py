@@ -16,7 +16,7 @@ from temporalio.client import Client
 
 from c2c.logs import configure_logging, get_logger
 from c2c.settings import Settings, get_settings
-from starter import routes, webhooks
+from starter import kpis, routes, webhooks
 from starter.auth import TokenTable
 from starter.context import ApiContext, api_context
 from starter.errors import install_error_handlers
@@ -67,6 +67,7 @@ def create_app(
     app.add_middleware(RequestLog)
     app.include_router(webhooks.router)
     app.include_router(routes.router)
+    app.include_router(kpis.router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
     app.add_api_route("/", home, methods=["GET"], include_in_schema=False)

@@ -15,6 +15,7 @@ import typer
 
 from c2c.logs import configure_logging
 from c2c.settings import get_settings
+from starter.cli_kpis import kpis
 from starter.cli_ops import billing_app, contracts_app, fail, ops_app
 from starter.components import HOST, UpOptions
 from starter.demo_setup import DEFAULT_UI_URL
@@ -29,6 +30,7 @@ app = typer.Typer(
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(billing_app, name="billing")
 app.add_typer(ops_app, name="ops")
+app.command()(kpis)
 
 #: The defaults of ``c2c up``.
 _UP = UpOptions()

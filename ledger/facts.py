@@ -1,0 +1,130 @@
+"""The facts behind KPIs that no other table holds: invoices, payments, credit notes and
+amendment propagations, each written by the activity that made the effect.
+
+Every write is keyed by a business id and safe to repeat: a retried, replayed or reset
+activity keeps the first start time and writes each completion once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from ledger.base import LedgerBase
+from ledger.columns import require_aware
+from ledger.engine import upsert_insert
+from ledger.models import (
+    AmendmentFact,
+    BillingFact,
+    BillingStartIn,
+    ContractRecord,
+    CreditNoteFact,
+    CreditNoteFactIn,
+    InvoiceIssuedIn,
+    PaymentFact,
+    PaymentFactIn,
+)
+
+T = TypeVar("T")
+
+
+def billing_fact_key(contract_id: str, reference: str) -> str:
+    """The key of the invoice a contract's billing step asks for under ``reference``."""
+    return f"{contract_id}:{reference}"
+
+
+class FactLedger(LedgerBase):
+    """The KPI-facts part of the ledger."""
+
+    def record_billing_started(self, start: BillingStartIn) -> None:
+        """Record that a billing step began; a later attempt keeps the first start."""
+        self._insert_once(
+            BillingFact,
+            "fact_key",
+            {
+                **start.model_dump(),
+                "fact_key": billing_fact_key(start.contract_id, start.reference),
+            },
+        )
+
+    def record_invoice_issued(self, issued: InvoiceIssuedIn) -> None:
+        """Record the invoice a billing step issued; the first report of it is kept.
+
+        Raises:
+            ValueError: No billing step with that reference was recorded as started.
+        """
+        key = billing_fact_key(issued.contract_id, issued.reference)
+        values = issued.model_dump(exclude={"contract_id", "reference"})
+        stmt = (
+            update(BillingFact)
+            .where(col(BillingFact.fact_key) == key, col(BillingFact.issued_at).is_(None))
+            .values(**values)
+        )
+        with self._transaction() as session:
+            session.connection().execute(stmt)
+            if session.get(BillingFact, key) is None:
+                raise ValueError(f"no billing step {key!r} was recorded as started")
+
+    def record_payment_fact(self, payment: PaymentFactIn) -> None:
+        """Record a payment once by its id."""
+        self._insert_once(PaymentFact, "payment_id", payment.model_dump())
+
+    def record_credit_note_fact(self, note: CreditNoteFactIn) -> None:
+        """Record a credit note once by its id."""
+        self._insert_once(CreditNoteFact, "credit_note_id", note.model_dump())
+
+    def record_amendment_started(
+        self, contract_id: str, amendment_id: str, started_at: datetime
+    ) -> None:
+        """Record that an amendment's propagation began; a later attempt keeps the first."""
+        self._insert_once(
+            AmendmentFact,
+            "fact_key",
+            {
+                "fact_key": f"{contract_id}:{amendment_id}",
+                "contract_id": contract_id,
+                "amendment_id": amendment_id,
+                "started_at": require_aware(started_at),
+            },
+        )
+
+    def record_amendment_propagated(
+        self, contract_id: str, amendment_id: str, propagated_at: datetime
+    ) -> None:
+        """Record when every system had the amendment; the first completion is kept."""
+        stmt = (
+            update(AmendmentFact)
+            .where(
+                col(AmendmentFact.fact_key) == f"{contract_id}:{amendment_id}",
+                col(AmendmentFact.propagated_at).is_(None),
+            )
+            .values(propagated_at=require_aware(propagated_at))
+        )
+        with self._transaction() as session:
+            session.connection().execute(stmt)
+
+    def rows_of_entity(self, table: type[T], legal_entity: str | None = None) -> list[T]:
+        """Every row of a table keyed by ``contract_id``, or only those of the contracts of
+        one legal entity (facts carry the contract; the contract carries the entity)."""
+        query = select(table)
+        if legal_entity is not None:
+            in_entity = select(ContractRecord.contract_id).where(
+                col(ContractRecord.legal_entity) == legal_entity
+            )
+            contract_id = cast(Any, table).contract_id
+            query = query.where(col(contract_id).in_(in_entity))
+        with self._session() as session:
+            return list(session.exec(query).all())
+
+    def _insert_once(self, table: type, key: str, row: dict[str, object]) -> None:
+        # The database decides whether the row exists, so racing attempts write it once.
+        stmt = (
+            upsert_insert(self.engine, table)
+            .values(**row)
+            .on_conflict_do_nothing(index_elements=[key])
+        )
+        with self._transaction() as session:
+            session.connection().execute(stmt)
