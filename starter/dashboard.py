@@ -21,7 +21,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from c2c.logs import get_logger
@@ -57,9 +57,9 @@ from starter.dashboard_views import (
     Filters,
     Problem,
     kpi_view,
-    load_exceptions,
     load_kpis,
     load_pipeline,
+    load_queue,
 )
 from starter.exception_queue import ExceptionNotFound, ExceptionNotOpen
 from starter.updates import rejection_reason
@@ -313,24 +313,19 @@ async def home(request: Request) -> Response:
     if problems:
         raise refuse(problems)
     context = api_context(request)
-    pipeline, report = await asyncio.gather(
+    # Each section reads its own source; one that fails says so and the others still show.
+    pipeline, queue, report = await asyncio.gather(
         load_pipeline(context, filters),
+        load_queue(context, filters),
         load_kpis(context, filters.legal_entity, filters.period),
     )
-    try:
-        exceptions = await load_exceptions(context, filters)
-        exceptions_error = None
-    except Exception as exc:
-        log.warning("dashboard exception queue unavailable", error=str(exc))
-        exceptions, exceptions_error = [], "The exception queue could not be read; see the log."
     return render(
         request,
         "index.html",
         session,
         filters=filters,
         pipeline=pipeline,
-        exceptions=exceptions,
-        exceptions_error=exceptions_error,
+        queue=queue,
         kpis=kpi_view(report) if report is not None else None,
         queues=[q.value for q in ExceptionQueue],
     )
@@ -384,7 +379,7 @@ async def contract_page(contract_id: str, request: Request) -> Response:
     )
 
 
-async def _temporal(context: ApiContext) -> Any:
+async def _temporal(context: ApiContext) -> Client:
     try:
         return await context.temporal()
     except Exception:

@@ -142,15 +142,28 @@ async def contracts_with_open_exceptions(client: Client, legal_entity: str) -> s
     }
 
 
-async def load_exceptions(context: ApiContext, filters: Filters) -> list[ExceptionItem]:
+@dataclass
+class Queue:
+    """The open exceptions the page lists, or why they could not be read."""
+
+    items: list[ExceptionItem] = field(default_factory=list)
+    error: str | None = None
+
+
+async def load_queue(context: ApiContext, filters: Filters) -> Queue:
     """Open exceptions, oldest first, in the queue and legal entity filtered on."""
-    items = await exception_queue.list_exceptions(
-        await context.ledger(), status=ExceptionStatus.OPEN, queue=filters.queue
-    )
-    if filters.legal_entity and items:
-        ids = await contracts_with_open_exceptions(await context.temporal(), filters.legal_entity)
-        items = [i for i in items if i.contract_id in ids]
-    return items
+    try:
+        items = await exception_queue.list_exceptions(
+            await context.ledger(), status=ExceptionStatus.OPEN, queue=filters.queue
+        )
+        if filters.legal_entity and items:
+            client = await context.temporal()
+            ids = await contracts_with_open_exceptions(client, filters.legal_entity)
+            items = [i for i in items if i.contract_id in ids]
+    except Exception as exc:
+        log.warning("dashboard exception queue unavailable", error=str(exc))
+        return Queue(error="The exception queue could not be read; see the API's log.")
+    return Queue(items)
 
 
 async def load_kpis(

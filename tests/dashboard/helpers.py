@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+import sys
+import types
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
+import pytest
+from pydantic import BaseModel
 
 from ledger import Ledger
 from ledger.models import ExceptionIn
@@ -58,3 +63,79 @@ def open_exception(ledger: Ledger, *, message: str, contract_id: str | None = No
         )
     )
     return exception_id
+
+
+class HandMadeReport(BaseModel):
+    """The KPI report's shape (``ledger.kpis.KpiReport``), filled by hand."""
+
+    data: dict[str, Any]
+
+    def model_dump(self, **_: Any) -> dict[str, Any]:  # type: ignore[override]
+        return self.data
+
+
+def kpi_report_dict() -> dict[str, Any]:
+    """A KPI report as ``ledger.kpis.kpi_report(...).model_dump(mode="json")`` gives it."""
+    dist = {"count": 4, "median_hours": 26.5, "p90_hours": 70.0}
+    return {
+        "legal_entity": "US01",
+        "period": None,
+        "generated_at": "2026-11-30T12:00:00Z",
+        "project_setup": dist,
+        "touchless_provisioning": {"contracts": 8, "without_manual_step": 6, "share": 0.75},
+        "billing_cycle": {"count": 3, "median_hours": 0.5, "p90_hours": 2.0},
+        "unbilled_time": {
+            "hours": "12.5",
+            "by_contract": [],
+            "by_legal_entity": [
+                {"legal_entity": "US01", "currency": "USD", "hours": "12.5", "value": "2500.00"}
+            ],
+        },
+        "dso_days": 31.25,
+        "invoice_correction": {"invoices": 10, "credit_notes": 1, "rate": 0.1},
+        "amendment_propagation": {"count": 0, "median_hours": None, "p90_hours": None},
+        "open_exceptions": [
+            {
+                "queue": "legal<b>",
+                "count": 3,
+                "oldest_age_hours": 80.0,
+                "by_age": {"<4h": 1, "4-24h": 0, "1-3d": 1, ">3d": 1},
+            }
+        ],
+        "exception_resolution": dist,
+        "sla_breaches": {"count": 2, "by_queue": {"legal": 2}},
+        "trend": [
+            {
+                "period": "2026-09",
+                "contracts_active": 2,
+                "setup_median_hours": 30.0,
+                "invoices_issued": 0,
+                "invoiced_value_by_currency": {},
+                "dso_days": None,
+            },
+            {
+                "period": "2026-10",
+                "contracts_active": 5,
+                "setup_median_hours": 20.0,
+                "invoices_issued": 4,
+                "invoiced_value_by_currency": {"USD": "18250.40", "EUR": "900.00"},
+                "dso_days": 29.5,
+            },
+        ],
+    }
+
+
+def install_kpi_report(
+    monkeypatch: pytest.MonkeyPatch, calls: list[dict[str, Any]] | None = None
+) -> None:
+    """Stand in for ``ledger.kpis`` (built beside the dashboard) with its interface:
+    ``kpi_report(ledger, *, legal_entity, period)`` answering the hand-made report."""
+
+    def kpi_report(ledger: Ledger, **kwargs: Any) -> HandMadeReport:
+        if calls is not None:
+            calls.append(kwargs)
+        return HandMadeReport(data=kpi_report_dict())
+
+    module = types.ModuleType("ledger.kpis")
+    module.kpi_report = kpi_report  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ledger.kpis", module)

@@ -26,7 +26,7 @@ from c2c.settings import Settings
 from domain.models import ClosePeriod
 from ledger import Ledger
 from starter.contracts import close_period_for, contract_result, start_contract
-from tests.dashboard.helpers import OPERATOR_TOKEN, VIEWER_TOKEN
+from tests.dashboard.helpers import OPERATOR_TOKEN, VIEWER_TOKEN, install_kpi_report
 from tests.support import serve
 from tests.workflows.helpers import add_time, approval, wait_for, wait_stage
 
@@ -230,3 +230,19 @@ async def test_a_viewer_sees_no_buttons_and_an_operator_aborts(
         "customer withdrew",
     )
     await context.close()
+
+
+async def test_kpis_show_as_cards_and_charts(
+    browser: Any, dashboard_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_kpi_report(monkeypatch)
+    page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+    await page.goto(dashboard_url + "/?period=2026-10")
+    await expect(page.locator("#filters input[name=period]")).to_have_value("2026-10")
+    kpis = page.locator("#kpis")
+    await expect(kpis.locator(".card h4", has_text="DSO")).to_be_visible()
+    await expect(kpis.locator("svg.spark")).to_have_count(2)
+    await expect(kpis.locator("svg.bars")).to_have_count(4)
+    await expect(kpis.locator("svg.ages rect")).to_have_count(3)
+    await kpis.scroll_into_view_if_needed()
+    await shot(page, "08-kpis.png")

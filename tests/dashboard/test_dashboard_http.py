@@ -6,12 +6,10 @@ Each refusal is checked to change nothing: the exception it aimed at stays open.
 from __future__ import annotations
 
 import sys
-import types
 from typing import Any
 
 import httpx
 import pytest
-from pydantic import BaseModel
 from temporalio.client import Client
 
 from c2c.settings import Settings
@@ -21,6 +19,7 @@ from tests.dashboard.helpers import (
     OPERATOR_TOKEN,
     VIEWER_TOKEN,
     csrf_of,
+    install_kpi_report,
     log_in,
     open_exception,
     page_token,
@@ -231,79 +230,12 @@ async def test_the_contract_page_shows_a_running_contract(
         assert entry.event in html or entry.event.replace('"', "&#34;") in html
 
 
-class _Report(BaseModel):
-    """The KPI report's shape (``ledger.kpis.KpiReport``), filled by hand."""
-
-    data: dict[str, Any]
-
-    def model_dump(self, **_: Any) -> dict[str, Any]:  # type: ignore[override]
-        return self.data
-
-
-def kpi_report_dict() -> dict[str, Any]:
-    """A KPI report as ``ledger.kpis.kpi_report(...).model_dump(mode="json")`` gives it."""
-    dist = {"count": 4, "median_hours": 26.5, "p90_hours": 70.0}
-    return {
-        "legal_entity": "US01",
-        "period": None,
-        "generated_at": "2026-11-30T12:00:00Z",
-        "project_setup": dist,
-        "touchless_provisioning": {"contracts": 8, "without_manual_step": 6, "share": 0.75},
-        "billing_cycle": {"count": 3, "median_hours": 0.5, "p90_hours": 2.0},
-        "unbilled_time": {
-            "hours": "12.5",
-            "by_contract": [],
-            "by_legal_entity": [
-                {"legal_entity": "US01", "currency": "USD", "hours": "12.5", "value": "2500.00"}
-            ],
-        },
-        "dso_days": 31.25,
-        "invoice_correction": {"invoices": 10, "credit_notes": 1, "rate": 0.1},
-        "amendment_propagation": {"count": 0, "median_hours": None, "p90_hours": None},
-        "open_exceptions": [
-            {
-                "queue": "legal<b>",
-                "count": 3,
-                "oldest_age_hours": 80.0,
-                "by_age": {"<4h": 1, "4-24h": 0, "1-3d": 1, ">3d": 1},
-            }
-        ],
-        "exception_resolution": dist,
-        "sla_breaches": {"count": 2, "by_queue": {"legal": 2}},
-        "trend": [
-            {
-                "period": "2026-09",
-                "contracts_active": 2,
-                "setup_median_hours": 30.0,
-                "invoices_issued": 0,
-                "invoiced_value_by_currency": {},
-                "dso_days": None,
-            },
-            {
-                "period": "2026-10",
-                "contracts_active": 5,
-                "setup_median_hours": 20.0,
-                "invoices_issued": 4,
-                "invoiced_value_by_currency": {"USD": "18250.40", "EUR": "900.00"},
-                "dso_days": 29.5,
-            },
-        ],
-    }
-
-
 async def test_kpis_render_as_cards_and_charts(
     browser_like: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[dict[str, Any]] = []
 
-    def kpi_report(ledger: Ledger, **kwargs: Any) -> _Report:
-        calls.append(kwargs)
-        return _Report(data=kpi_report_dict())
-
-    # ledger.kpis is built beside the dashboard; this stands in for it with its interface.
-    module = types.ModuleType("ledger.kpis")
-    module.kpi_report = kpi_report  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "ledger.kpis", module)
+    install_kpi_report(monkeypatch, calls)
     response = await browser_like.get("/", params={"legal_entity": "US01", "period": "2026-10"})
     assert response.status_code == 200
     assert calls == [{"legal_entity": "US01", "period": "2026-10"}]
