@@ -29,6 +29,11 @@ from tests.workflows.helpers import approval, wait_stage
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
+def assert_still_open(ledger: Ledger, exception_id: str) -> None:
+    record = ledger.get_exception(exception_id)
+    assert record is not None and record.status == "open"
+
+
 def assert_refused(response: httpx.Response, status: int, *words: str) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("text/html")
@@ -104,8 +109,7 @@ async def test_a_form_without_its_csrf_token_is_refused(
     async with httpx.AsyncClient(base_url=str(browser_like.base_url)) as other:
         refused = await other.post(path, data={"csrf_token": token})
         assert_refused(refused, 403, "CSRF")
-    record = ledger.get_exception(exception_id)
-    assert record is not None and record.status == "open"
+    assert_still_open(ledger, exception_id)
 
 
 async def test_bad_decisions_are_named_and_change_nothing(
@@ -129,8 +133,7 @@ async def test_bad_decisions_are_named_and_change_nothing(
         f"/ui/exceptions/{exception_id}/retry", json={"csrf_token": token}
     )
     assert_refused(refused, 415, "x-www-form-urlencoded")
-    record = ledger.get_exception(exception_id)
-    assert record is not None and record.status == "open"
+    assert_still_open(ledger, exception_id)
 
 
 async def test_pages_need_a_login_when_tokens_are_configured(
@@ -176,8 +179,7 @@ async def test_a_viewer_sees_no_buttons_and_may_not_act(
         f"/ui/exceptions/{exception_id}/abort", data={"csrf_token": csrf_of(page.text)}
     )
     assert_refused(refused, 403, "operator role")
-    record = ledger.get_exception(exception_id)
-    assert record is not None and record.status == "open"
+    assert_still_open(ledger, exception_id)
 
 
 async def test_an_operator_logs_in_acts_and_logs_out(
