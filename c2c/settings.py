@@ -160,6 +160,15 @@ class Settings(BaseSettings):
             return ExceptionQueue.INTEGRATION
         return self.exception_queues.get(system) or ExceptionQueue.INTEGRATION
 
+    # issue 6: dashboard
+    dashboard_refresh_s: int = Field(
+        default=10,
+        ge=0,
+        le=3600,
+        alias="C2C_DASHBOARD_REFRESH_S",
+        description="seconds between the dashboard's refreshes of itself; 0 turns them off",
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -11,12 +11,12 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import Depends, FastAPI
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from c2c.logs import configure_logging, get_logger
 from c2c.settings import Settings, get_settings
-from starter import kpis, routes, webhooks
+from starter import dashboard, kpis, routes, webhooks
 from starter.auth import TokenTable
 from starter.context import ApiContext, api_context
 from starter.errors import install_error_handlers
@@ -70,13 +70,8 @@ def create_app(
     app.include_router(kpis.router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
-    app.add_api_route("/", home, methods=["GET"], include_in_schema=False)
+    dashboard.install(app, settings, app.state.tokens)
     return app
-
-
-async def home() -> RedirectResponse:
-    """The API's own documentation is the landing page until the dashboard exists."""
-    return RedirectResponse("/docs")
 
 
 async def healthz() -> dict[str, str]:

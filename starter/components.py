@@ -185,6 +185,7 @@ def banner(options: UpOptions, state_dir: Path) -> str:
     lines = [
         "",
         f"c2c is up (state in {state_dir})",
+        f"  Dashboard:    {options.api_url}/",
         f"  API:          {options.api_url}  (OpenAPI: {options.api_url}/docs)",
         f"  Temporal UI:  {ui}",
         f"  Sandbox:      {options.sandbox_url}",

@@ -6,6 +6,7 @@ Each takes an injected ``Client`` so tests and scripts can call them directly.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,6 +50,9 @@ from domain.names import (
     contract_id_from_workflow_id,
     contract_workflow_id,
 )
+
+#: A legal entity code, as ``ContractApproved.legal_entity`` allows it.
+LEGAL_ENTITY_CODE = re.compile(r"[A-Z0-9]{2,10}")
 
 #: How many contracts ``close_period_for_all`` signals at once.
 SIGNAL_CONCURRENCY = 50
@@ -128,13 +132,32 @@ async def get_status(client: Client, contract_id: str) -> ContractStatus:
     )
 
 
-async def list_contracts(
-    client: Client, *, stage: str | None = None, limit: int = 1000
-) -> list[ContractListItem]:
-    """Contracts from Temporal visibility, newest first, optionally in one stage."""
+def contracts_query(*, stage: str | None = None, legal_entity: str | None = None) -> str:
+    """The visibility query for contracts, optionally in one stage and one legal entity.
+
+    Raises:
+        ValueError: ``stage`` is not a stage, or ``legal_entity`` is not an entity code (both
+            end up inside the query, so nothing else may).
+    """
     query = f"WorkflowType = '{WORKFLOW_TYPE}'"
     if stage:
         query += f" AND C2CStage = '{Stage(stage).value}'"
+    if legal_entity:
+        if not LEGAL_ENTITY_CODE.fullmatch(legal_entity):
+            raise ValueError(f"not a legal entity code: {legal_entity!r}")
+        query += f" AND LegalEntity = '{legal_entity}'"
+    return query
+
+
+async def list_contracts(
+    client: Client,
+    *,
+    stage: str | None = None,
+    legal_entity: str | None = None,
+    limit: int = 1000,
+) -> list[ContractListItem]:
+    """Contracts from Temporal visibility, newest first, optionally in one stage and entity."""
+    query = contracts_query(stage=stage, legal_entity=legal_entity)
     items: list[ContractListItem] = []
     async for wf in client.list_workflows(query, limit=limit):
         sa = wf.typed_search_attributes

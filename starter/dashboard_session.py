@@ -1,0 +1,165 @@
+"""Browser sessions and CSRF tokens for the dashboard.
+
+A browser sends no bearer header, so an operator logs in once with a token from
+``C2C_API_TOKENS`` and gets a signed session cookie. The cookie never holds the token: it
+holds the role, a fingerprint of the token (so removing the token from the configuration ends
+its sessions), a random session id and an expiry, signed with a key derived from the
+configured secrets (so every API replica accepts the sessions of the others, and rotating a
+token ends every session).
+
+Because cookies authenticate the dashboard's forms, each form carries a CSRF token: an HMAC
+of a random per-browser nonce (its own cookie) and the session id (OWASP's "signed double
+submit cookie"). Another site can make the browser send the cookies, but cannot read the
+page to learn the token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from c2c.settings import Settings
+from starter.auth import Role, TokenTable
+
+SESSION_COOKIE = "c2c_session"
+CSRF_COOKIE = "c2c_csrf"
+#: The name of the hidden form field that carries the CSRF token.
+CSRF_FIELD = "csrf_token"
+#: How long a login lasts.
+SESSION_TTL_S = 12 * 3600
+#: Longest operator name a login accepts (as ``ResolveException.operator``).
+MAX_NAME_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class Session:
+    """Who the browser is: a role (``None`` when no tokens are configured) and a name."""
+
+    role: Role | None
+    name: str = ""
+    session_id: str = ""
+    expires_at: int = 0
+
+    def allows(self, needed: Role) -> bool:
+        """Whether this session may do what ``needed`` may (anything, on an open API)."""
+        return self.role is None or self.role.allows(needed)
+
+    @property
+    def operator(self) -> str:
+        """The name recorded on an operator's decision."""
+        return self.name or f"dashboard:{self.role or 'anonymous'}"
+
+
+def signing_key(settings: Settings, tokens: TokenTable) -> bytes:
+    """The key that signs sessions and CSRF tokens.
+
+    Derived from every configured secret, so it is the same on every replica and secret
+    whenever any secret is configured; with no secret at all (a developer's open API) the
+    CSRF tokens still bind a form to the browser's own nonce cookie.
+    """
+    digest = hashlib.sha256(b"c2c dashboard v1")
+    for token, role in sorted(tokens.entries):
+        digest.update(b"\0token\0" + token + b"\0" + role.value.encode())
+    for secret in (settings.webhook_secret, settings.encryption_key):
+        if secret is not None:
+            digest.update(b"\0secret\0" + secret.get_secret_value().encode())
+    return digest.digest()
+
+
+def token_fingerprint(token: bytes) -> str:
+    """A short, one-way name for a token, kept in the session instead of the token."""
+    return hashlib.sha256(b"c2c session token\0" + token).hexdigest()[:32]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(key: bytes, purpose: str, payload: str) -> str:
+    return _b64(hmac.new(key, f"{purpose}\0{payload}".encode(), hashlib.sha256).digest())
+
+
+def issue_session(
+    key: bytes, token: str, role: Role, name: str, *, now: float | None = None
+) -> str:
+    """A signed session value for a verified token."""
+    claims = {
+        "role": role.value,
+        "fp": token_fingerprint(token.encode()),
+        "sid": secrets.token_urlsafe(16),
+        "name": name,
+        "exp": int((now or time.time()) + SESSION_TTL_S),
+    }
+    payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
+    return f"{payload}.{_mac(key, 'session', payload)}"
+
+
+def read_session(
+    key: bytes, tokens: TokenTable, value: str | None, *, now: float | None = None
+) -> Session | None:
+    """The session a cookie value stands for, or ``None`` if it is forged, expired, or its
+    token is no longer configured with that role."""
+    if not value or value.count(".") != 1:
+        return None
+    payload, mac = value.split(".")
+    if not hmac.compare_digest(mac, _mac(key, "session", payload)):
+        return None
+    try:
+        claims = json.loads(_unb64(payload))
+        role = Role(claims["role"])
+        fingerprint, session_id = str(claims["fp"]), str(claims["sid"])
+        name, expires_at = str(claims.get("name", "")), int(claims["exp"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if expires_at < (now or time.time()):
+        return None
+    still_configured = any(
+        r is role and hmac.compare_digest(token_fingerprint(t), fingerprint)
+        for t, r in tokens.entries
+    )
+    if not still_configured:
+        return None
+    return Session(role=role, name=name, session_id=session_id, expires_at=expires_at)
+
+
+def csrf_token(key: bytes, nonce: str, session: Session) -> str:
+    """The token a form of this browser and session must carry."""
+    return _mac(key, "csrf", f"{nonce}\0{session.session_id}")
+
+
+def csrf_valid(key: bytes, nonce: str | None, session: Session, given: str | None) -> bool:
+    """Whether a submitted form's CSRF token belongs to this browser and session."""
+    if not nonce or not given:
+        return False
+    return hmac.compare_digest(given, csrf_token(key, nonce, session))
+
+
+def new_nonce() -> str:
+    """A fresh per-browser CSRF nonce."""
+    return secrets.token_urlsafe(24)
+
+
+def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    """Set a cookie that scripts cannot read, that no other site's request carries, and that
+    travels only over HTTPS when the dashboard is served over HTTPS."""
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )

@@ -1,0 +1,128 @@
+"""The dashboard's parts on their own: sessions, CSRF tokens, chart geometry, formatting."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from pydantic import SecretStr
+
+from c2c.settings import Settings
+from starter.auth import Role, TokenTable
+from starter.dashboard import safe_next
+from starter.dashboard_charts import bar_chart, sparkline, stacked_bar
+from starter.dashboard_session import (
+    SESSION_TTL_S,
+    Session,
+    csrf_token,
+    csrf_valid,
+    issue_session,
+    read_session,
+    signing_key,
+)
+from starter.dashboard_views import Filters, age, hours, money, share
+
+TOKENS = TokenTable.parse("view-1:viewer,op-1:operator")
+NOW = 1_800_000_000.0
+
+
+def key_for(tokens: TokenTable, **settings: str) -> bytes:
+    secrets = {k: SecretStr(v) for k, v in settings.items()}
+    return signing_key(Settings(_env_file=None, **secrets), tokens)  # type: ignore[call-arg]
+
+
+def test_a_session_names_its_role_and_not_its_token() -> None:
+    key = key_for(TOKENS)
+    value = issue_session(key, "op-1", Role.OPERATOR, "Olga", now=NOW)
+    assert "op-1" not in value
+    session = read_session(key, TOKENS, value, now=NOW + 60)
+    assert session is not None
+    assert (session.role, session.name, session.operator) == (Role.OPERATOR, "Olga", "Olga")
+    assert session.allows(Role.OPERATOR)
+
+
+def test_forged_expired_and_revoked_sessions_are_no_sessions() -> None:
+    key = key_for(TOKENS)
+    value = issue_session(key, "view-1", Role.VIEWER, "", now=NOW)
+    payload, mac = value.split(".")
+    assert read_session(key, TOKENS, f"{payload}x.{mac}", now=NOW) is None
+    assert read_session(key, TOKENS, "garbage", now=NOW) is None
+    assert read_session(key, TOKENS, None, now=NOW) is None
+    assert read_session(key, TOKENS, value, now=NOW + SESSION_TTL_S + 1) is None
+    # Signed with another deployment's key.
+    assert read_session(key_for(TOKENS, C2C_WEBHOOK_SECRET="s"), TOKENS, value, now=NOW) is None
+    # The token was removed from the configuration (the key alone would not notice if the
+    # same key were kept, so the fingerprint is checked too).
+    assert read_session(key, TokenTable.parse("op-1:operator"), value, now=NOW) is None
+
+
+def test_csrf_tokens_bind_the_browser_and_the_session() -> None:
+    key = key_for(TOKENS)
+    one = Session(role=Role.OPERATOR, session_id="s1")
+    other = Session(role=Role.OPERATOR, session_id="s2")
+    token = csrf_token(key, "nonce-a", one)
+    assert csrf_valid(key, "nonce-a", one, token)
+    assert not csrf_valid(key, "nonce-b", one, token)
+    assert not csrf_valid(key, "nonce-a", other, token)
+    assert not csrf_valid(key, None, one, token)
+    assert not csrf_valid(key, "nonce-a", one, None)
+
+
+def test_redirects_stay_on_the_dashboard() -> None:
+    assert safe_next("/?stage=active") == "/?stage=active"
+    assert safe_next("/contracts/C-1") == "/contracts/C-1"
+    for outside in ("https://evil.example/", "//evil.example", "/\\evil.example", "", None):
+        assert safe_next(outside) == "/"
+
+
+def test_filters_round_trip_through_the_query_string() -> None:
+    filters, problems = Filters.parse({"stage": "on_hold", "legal_entity": "gb01", "period": ""})
+    assert problems == []
+    assert filters == Filters(stage="on_hold", legal_entity="GB01")
+    assert filters.url(stage="active") == "/?stage=active&legal_entity=GB01"
+    assert filters.url(stage=None, legal_entity=None) == "/"
+
+
+def test_a_sparkline_spans_its_box_and_skips_gaps() -> None:
+    line = sparkline(["a", "b", "c", "d"], [10, None, "30", 20.0], width=100, height=40)
+    assert line is not None
+    assert [p.label for p in line.points] == ["a", "c", "d"]
+    # The lowest value sits at the bottom of the box and the highest at the top.
+    assert line.polyline == "4.0,36.0 65.3,4.0 96.0,20.0"
+    assert (line.minimum, line.maximum, line.latest.value) == (10, 30, 20)
+    flat = sparkline(["a", "b"], [5, 5], width=100, height=40)
+    assert flat is not None and {p.y for p in flat.points} == {"20.0"}
+    assert sparkline(["a"], [None]) is None
+
+
+def test_bars_scale_to_the_largest_and_show_zero_as_a_hairline() -> None:
+    bars = bar_chart(["a", "b", "c"], ["0", "1250.50", "2501.00"], width=90, height=41)
+    assert [b.height for b in bars] == ["1.0", "20.0", "40.0"]
+    assert bars[2].value == Decimal("2501.00")
+    assert bar_chart([], []) == []
+
+
+def test_the_age_bar_splits_by_bucket() -> None:
+    segments = stacked_bar({"<4h": 1, "4-24h": 0, "1-3d": 1, ">3d": 2}, width=100)
+    assert [(s.bucket, s.x, s.width) for s in segments] == [
+        ("<4h", "0.0", "25.0"),
+        ("1-3d", "25.0", "25.0"),
+        (">3d", "50.0", "50.0"),
+    ]
+    assert stacked_bar({}) == []
+
+
+def test_values_read_as_people_read_them() -> None:
+    assert [hours(v) for v in (None, 0.25, 5, 47.96, 72)] == [
+        "—",
+        "15 min",
+        "5.0 h",
+        "48.0 h",
+        "3.0 d",
+    ]
+    assert share(0.125) == "12.5 %"
+    # Money keeps every digit it was given; it never goes through float.
+    assert money("12345678901234.01", "USD") == "12,345,678,901,234.01 USD"
+    now = datetime(2026, 10, 5, 12, tzinfo=UTC)
+    assert age(now - timedelta(days=2, hours=3), now) == "2d 3h"
+    assert age(now - timedelta(minutes=75), now) == "1h 15m"
