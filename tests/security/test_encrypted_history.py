@@ -1,0 +1,128 @@
+"""With ``C2C_ENCRYPTION_KEY`` set, the Temporal server holds only ciphertext.
+
+A contract runs from approval to ``closed`` on the session's dev server through a client and a
+worker that encrypt (as ``connect`` builds them); then its history is read raw, by a client
+without the key, as anyone with access to the server or its database could.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import pytest_asyncio
+from google.protobuf.message import Message
+from pydantic import SecretStr
+from temporalio.api.common.v1 import Payload
+from temporalio.api.history.v1 import History
+from temporalio.client import Client
+from temporalio.worker import Replayer
+
+from c2c.codec import ENCODING, KEY_ID_METADATA
+from c2c.settings import Settings
+from c2c.temporal import connect
+from domain.models import ClosePeriod
+from starter.contracts import close_period_for, contract_result
+from tests.support import approval_payload
+from tests.workflows.billing_helpers import pay, start_active, wait_invoices
+from tests.workflows.helpers import add_time
+from worker import contract_worker
+from workflows.contract_to_cash import ContractToCash
+
+TAX_ID = "US-94-7788123"
+TITLE = "Project Zephyr: confidential carve-out"
+CUSTOMER = "Acme Corp"
+
+
+@pytest.fixture(scope="module")
+def encrypted_settings(settings: Settings) -> Settings:
+    key = base64.b64encode(os.urandom(32)).decode()
+    return settings.model_copy(
+        update={
+            "encryption_key": SecretStr(f"test-k1:{key}"),
+            "task_queue": f"{settings.task_queue}-encrypted",
+        }
+    )
+
+
+@pytest_asyncio.fixture(scope="module")
+async def encrypted_client(encrypted_settings: Settings) -> Client:
+    return await connect(encrypted_settings)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def encrypted_worker(
+    encrypted_client: Client, encrypted_settings: Settings
+) -> AsyncIterator[None]:
+    async with contract_worker(encrypted_client, encrypted_settings):
+        yield
+
+
+def payloads_in(message: Message) -> Iterator[Payload]:
+    """Every ``Payload`` inside a protobuf message (maps and lists included), except search
+    attributes: the server indexes those, so they are plaintext by design."""
+    if isinstance(message, Payload):
+        yield message
+        return
+    for field, value in message.ListFields():
+        if field.message_type is None or field.name == "search_attributes":
+            continue
+        entries: list[Message]
+        if field.message_type.GetOptions().map_entry:
+            if field.message_type.fields_by_name["value"].message_type is None:
+                continue
+            entries = list(value.values())
+        elif isinstance(value, Message):
+            entries = [value]
+        else:
+            entries = list(value)
+        for entry in entries:
+            yield from payloads_in(entry)
+
+
+@pytest.mark.usefixtures("encrypted_worker")
+async def test_the_server_stores_only_ciphertext_of_a_contract_run_to_closed(
+    encrypted_client: Client,
+    encrypted_settings: Settings,
+    temporal_client: Client,
+    sandbox: httpx.AsyncClient,
+) -> None:
+    customer = {**approval_payload()["customer"], "tax_id": TAX_ID}
+    cid, status = await start_active(
+        encrypted_client, encrypted_settings, title=TITLE, customer=customer
+    )
+    await add_time(sandbox, status.refs["psa_project_id"], "Senior Consultant", "2026-10-05", "8")
+    await close_period_for(encrypted_client, cid, ClosePeriod(period="2026-10"))
+    [invoice] = (await wait_invoices(encrypted_client, cid, 1)).invoices
+    await pay(encrypted_client, cid, f"pay-{cid}", invoice.total, invoice_id=invoice.invoice_id)
+    summary = await contract_result(encrypted_client, cid)
+    assert summary.status.stage == "closed"
+
+    # The raw history, fetched without the codec, as the server stores it.
+    raw = await temporal_client.get_workflow_handle(f"contract-{cid}").fetch_history()
+    history = History(events=raw.events)
+    payloads = list(payloads_in(history))
+    assert len(payloads) > 20, "the run should have carried many payloads"
+    for payload in payloads:
+        assert payload.metadata["encoding"] == ENCODING, payload
+        assert payload.metadata[KEY_ID_METADATA] == b"test-k1"
+        assert cid.encode() not in payload.SerializeToString()
+
+    # Nothing that identifies the customer or the deal is anywhere in the stored bytes.
+    stored = history.SerializeToString()
+    for secret in (CUSTOMER, TAX_ID, TITLE, "Senior Consultant", "cfo@c2c.example"):
+        assert secret.encode() not in stored, f"{secret!r} is stored in plaintext"
+    assert encrypted_settings.webhook_secret is not None
+    assert encrypted_settings.webhook_secret.get_secret_value().encode() not in stored
+    # Only the identifiers the server indexes (the workflow id, search attributes) show the
+    # contract id; its business content does not.
+    assert cid.encode() in stored
+
+    # The client with the key reads the same history, and it replays on today's code.
+    decoded = await encrypted_client.get_workflow_handle(f"contract-{cid}").fetch_history()
+    await Replayer(
+        workflows=[ContractToCash], data_converter=encrypted_client.data_converter
+    ).replay_workflow(decoded)
