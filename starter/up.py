@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from c2c.codec import EncryptionCodec
 from c2c.settings import Settings, get_settings
 from c2c.temporal import converter_for
 from starter.codec import CODEC_PATH
@@ -63,6 +64,8 @@ class Stack:
         self.state_dir = options.state_dir.resolve()
         self.supervisor = supervisor or Supervisor()
         self.stop_requested = threading.Event()
+        #: What ``c2c up`` says about payload encryption once everything answers, if it is on.
+        self.encryption_note = ""
 
     def run(self) -> int:
         """Start everything, wait for Ctrl-C, stop everything; the process's exit code."""
@@ -70,6 +73,8 @@ class Stack:
         try:
             self._start()
             self.supervisor.say(banner(self.options, self.state_dir))
+            if self.encryption_note:
+                self.supervisor.say(self.encryption_note)
             return self._watch()
         except Interrupted:
             return 0
@@ -115,12 +120,17 @@ class Stack:
         argv = temporal_argv(self.options, self.state_dir)
         settings = self.settings
         try:
-            encrypted = converter_for(settings).payload_codec is not None
+            codec = converter_for(settings).payload_codec
         except ValueError as exc:
             raise StartupFailed(str(exc)) from None
-        if encrypted and self.options.ui:
+        if not isinstance(codec, EncryptionCodec):
+            return argv
+        self.encryption_note = f"Payloads are encrypted in Temporal (key id {codec.key_ids[0]})."
+        if self.options.ui:
             # Only a URL: the UI holds no key; it asks the API, which checks the caller.
-            argv += ["--ui-codec-endpoint", f"{self.options.api_url}{CODEC_PATH}"]
+            endpoint = f"{self.options.api_url}{CODEC_PATH}"
+            argv += ["--ui-codec-endpoint", endpoint]
+            self.encryption_note += f" The Temporal UI decrypts them through {endpoint}."
             origins = dict.fromkeys([*settings.codec_cors_origins, *_ui_origins(self.options)])
             env["C2C_CODEC_CORS_ORIGINS"] = ",".join(origins)
         return argv
