@@ -4,17 +4,16 @@ origin alone, and a round trip with the same codec as the worker's."""
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from c2c.codec import codec_from_spec
+from c2c.codec import Keyring, codec_from_spec
 from c2c.settings import Settings
 from starter.auth import Role, hashed_entry
 from tests.support import serve
@@ -22,7 +21,7 @@ from tests.support import serve
 VIEWER = "viewer-token-for-codec-tests"
 OPERATOR = "operator-token-for-codec-tests"
 UI = "http://localhost:8233"
-KEY = f"ui-k1:{base64.b64encode(os.urandom(32)).decode()}"
+KEY = Keyring.new_entry("ui-k1")
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -154,7 +153,7 @@ async def test_malformed_payloads_are_named(http: httpx.AsyncClient) -> None:
 
 
 async def test_a_payload_under_an_unknown_key_is_named(http: httpx.AsyncClient) -> None:
-    other = codec_from_spec(f"gone:{base64.b64encode(os.urandom(32)).decode()}")
+    other = codec_from_spec(Keyring.new_entry("gone"))
     assert other is not None
     [payload] = pydantic_data_converter.payload_converter.to_payloads(["x"])
     [sealed] = await other.encode([payload])
@@ -180,3 +179,15 @@ def test_a_malformed_key_stops_the_api_from_starting(settings: Settings) -> None
     bad = settings.model_copy(update={"encryption_key": SecretStr("k1:c2hvcnQ=")})
     with pytest.raises(ValueError, match="key 'k1' is 5 bytes"):
         create_app(bad)
+
+
+def test_codec_origins_are_exact_origins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("C2C_CODEC_CORS_ORIGINS", "https://temporal.example.com/, http://[::1]:8233")
+    parsed = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert parsed.codec_cors_origins == ["https://temporal.example.com", "http://[::1]:8233"]
+    for bad in ("*", "https://temporal.example.com/ui", "temporal.example.com"):
+        monkeypatch.setenv("C2C_CODEC_CORS_ORIGINS", bad)
+        with pytest.raises(ValidationError) as caught:
+            Settings(_env_file=None)  # type: ignore[call-arg]
+        assert "C2C_CODEC_CORS_ORIGINS" in str(caught.value)
+        assert "no path, no wildcard" in str(caught.value)

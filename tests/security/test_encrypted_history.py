@@ -7,8 +7,6 @@ without the key, as anyone with access to the server or its database could.
 
 from __future__ import annotations
 
-import base64
-import os
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -21,7 +19,7 @@ from temporalio.api.history.v1 import History
 from temporalio.client import Client
 from temporalio.worker import Replayer
 
-from c2c.codec import ENCODING, KEY_ID_METADATA
+from c2c.codec import ENCODING, KEY_ID_METADATA, Keyring
 from c2c.settings import Settings
 from c2c.temporal import connect
 from domain.models import ClosePeriod
@@ -39,10 +37,9 @@ CUSTOMER = "Acme Corp"
 
 @pytest.fixture(scope="module")
 def encrypted_settings(settings: Settings) -> Settings:
-    key = base64.b64encode(os.urandom(32)).decode()
     return settings.model_copy(
         update={
-            "encryption_key": SecretStr(f"test-k1:{key}"),
+            "encryption_key": SecretStr(Keyring.new_entry("test-k1")),
             "task_queue": f"{settings.task_queue}-encrypted",
         }
     )
@@ -125,4 +122,36 @@ async def test_the_server_stores_only_ciphertext_of_a_contract_run_to_closed(
     decoded = await encrypted_client.get_workflow_handle(f"contract-{cid}").fetch_history()
     await Replayer(
         workflows=[ContractToCash], data_converter=encrypted_client.data_converter
+    ).replay_workflow(decoded)
+
+
+async def test_a_key_rotated_mid_contract_keeps_the_contract_running(
+    settings: Settings, temporal_client: Client, sandbox: httpx.AsyncClient
+) -> None:
+    old, new = Keyring.new_entry("rot-old"), Keyring.new_entry("rot-new")
+    queue = f"{settings.task_queue}-rotation"
+    before = settings.model_copy(update={"encryption_key": SecretStr(old), "task_queue": queue})
+    after = before.model_copy(update={"encryption_key": SecretStr(f"{new},{old}")})
+
+    old_client = await connect(before)
+    async with contract_worker(old_client, before):
+        cid, status = await start_active(old_client, before)
+
+    # A new worker, with the new key first, replays the history sealed with the old one.
+    new_client = await connect(after)
+    async with contract_worker(new_client, after):
+        await add_time(sandbox, status.refs["psa_project_id"], "Analyst", "2026-10-06", "2")
+        await close_period_for(new_client, cid, ClosePeriod(period="2026-10"))
+        [invoice] = (await wait_invoices(new_client, cid, 1)).invoices
+        await pay(new_client, cid, f"pay-{cid}", invoice.total, invoice_id=invoice.invoice_id)
+        assert (await contract_result(new_client, cid)).status.stage == "closed"
+
+    raw = await temporal_client.get_workflow_handle(f"contract-{cid}").fetch_history()
+    key_ids = [p.metadata[KEY_ID_METADATA] for p in payloads_in(History(events=raw.events))]
+    # The approval was sealed with the old key; the result, after rotation, with the new one.
+    assert key_ids[0] == b"rot-old"
+    assert key_ids[-1] == b"rot-new"
+    decoded = await new_client.get_workflow_handle(f"contract-{cid}").fetch_history()
+    await Replayer(
+        workflows=[ContractToCash], data_converter=new_client.data_converter
     ).replay_workflow(decoded)

@@ -27,10 +27,6 @@ from domain.models import ContractApproved
 from tests.support import approval_payload
 
 
-def key_entry(kid: str) -> str:
-    return f"{kid}:{base64.b64encode(os.urandom(32)).decode()}"
-
-
 def codec(spec: str) -> EncryptionCodec:
     found = codec_from_spec(spec)
     assert found is not None
@@ -42,7 +38,7 @@ def plain_payload(text: str = "Acme Corp, tax id US-12-3456789") -> Payload:
 
 
 async def test_a_payload_is_sealed_and_opened_again() -> None:
-    sealer = codec(key_entry("k1"))
+    sealer = codec(Keyring.new_entry("k1"))
     original = plain_payload()
     [sealed] = await sealer.encode([original])
     assert sealed.metadata["encoding"] == ENCODING
@@ -55,14 +51,14 @@ async def test_a_payload_is_sealed_and_opened_again() -> None:
 
 
 async def test_every_payload_gets_its_own_nonce() -> None:
-    sealer = codec(key_entry("k1"))
+    sealer = codec(Keyring.new_entry("k1"))
     first, second = await sealer.encode([plain_payload(), plain_payload()])
     assert first.data[:12] != second.data[:12]
     assert first.data != second.data
 
 
 async def test_a_whole_contract_survives_the_data_converter() -> None:
-    settings = Settings(_env_file=None, encryption_key=SecretStr(key_entry("k1")))  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, encryption_key=SecretStr(Keyring.new_entry("k1")))  # type: ignore[call-arg]
     converter = converter_for(settings)
     event = ContractApproved.model_validate(approval_payload())
     payloads = await converter.encode([event])
@@ -73,7 +69,7 @@ async def test_a_whole_contract_survives_the_data_converter() -> None:
 
 
 async def test_after_rotation_the_new_key_seals_and_the_old_key_still_opens() -> None:
-    old, new = key_entry("k-old"), key_entry("k-new")
+    old, new = Keyring.new_entry("k-old"), Keyring.new_entry("k-new")
     before = codec(old)
     [sealed_before] = await before.encode([plain_payload("before")])
 
@@ -86,14 +82,14 @@ async def test_after_rotation_the_new_key_seals_and_the_old_key_still_opens() ->
 
 
 async def test_a_retired_key_is_named_when_a_payload_still_needs_it() -> None:
-    [sealed] = await codec(key_entry("k-old")).encode([plain_payload()])
+    [sealed] = await codec(Keyring.new_entry("k-old")).encode([plain_payload()])
     with pytest.raises(PayloadDecryptionError, match=r"key id 'k-old'.*holds 'k-new'"):
-        await codec(key_entry("k-new")).decode([sealed])
+        await codec(Keyring.new_entry("k-new")).decode([sealed])
 
 
 @pytest.mark.parametrize("where", ["nonce", "ciphertext", "tag"])
 async def test_altered_ciphertext_is_refused(where: str) -> None:
-    sealer = codec(key_entry("k1"))
+    sealer = codec(Keyring.new_entry("k1"))
     [sealed] = await sealer.encode([plain_payload()])
     data = bytearray(sealed.data)
     index = {"nonce": 0, "ciphertext": 20, "tag": len(data) - 1}[where]
@@ -114,14 +110,14 @@ async def test_a_payload_relabelled_with_another_key_id_is_refused() -> None:
 
 
 async def test_a_payload_sealed_with_a_different_key_of_the_same_id_is_refused() -> None:
-    [sealed] = await codec(key_entry("k1")).encode([plain_payload()])
+    [sealed] = await codec(Keyring.new_entry("k1")).encode([plain_payload()])
     with pytest.raises(PayloadDecryptionError, match="failed authentication"):
-        await codec(key_entry("k1")).decode([sealed])
+        await codec(Keyring.new_entry("k1")).decode([sealed])
 
 
 async def test_payloads_written_before_encryption_was_on_stay_readable() -> None:
     original = plain_payload()
-    assert await codec(key_entry("k1")).decode([original]) == [original]
+    assert await codec(Keyring.new_entry("k1")).decode([original]) == [original]
 
 
 def test_no_key_means_no_codec() -> None:
@@ -157,7 +153,7 @@ def test_a_malformed_keyring_is_named_and_its_key_is_not_shown(spec: str, proble
 
 def test_a_key_id_used_twice_is_refused() -> None:
     with pytest.raises(EncryptionKeyError, match="'k1' appears twice"):
-        Keyring.parse(f"{key_entry('k1')},{key_entry('k1')}")
+        Keyring.parse(f"{Keyring.new_entry('k1')},{Keyring.new_entry('k1')}")
 
 
 def test_url_safe_base64_keys_are_accepted() -> None:
@@ -167,7 +163,7 @@ def test_url_safe_base64_keys_are_accepted() -> None:
 
 
 def test_the_keyring_never_shows_its_keys() -> None:
-    spec = key_entry("k1")
+    spec = Keyring.new_entry("k1")
     ring = Keyring.parse(spec)
     assert spec.partition(":")[2] not in repr(ring)
     assert "k1" in repr(ring)

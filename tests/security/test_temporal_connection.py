@@ -4,7 +4,6 @@ setting that cannot be read is an error rather than a plaintext connection."""
 
 from __future__ import annotations
 
-import base64
 import os
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 from temporalio.service import TLSConfig
 
-from c2c.codec import ENCODING
+from c2c.codec import ENCODING, Keyring
 from c2c.settings import Settings
 from c2c.temporal import TemporalConfigInvalid, connect_config
 
@@ -78,7 +77,7 @@ def test_c2c_addresses_win_over_a_profile_only_when_set(clean_env: pytest.Monkey
 async def test_every_client_of_an_encrypting_configuration_encrypts(
     clean_env: pytest.MonkeyPatch,
 ) -> None:
-    key = SecretStr(f"k1:{base64.b64encode(os.urandom(32)).decode()}")
+    key = SecretStr(Keyring.new_entry("k1"))
     converter = connect_config(settings(encryption_key=key))["data_converter"]
     [payload] = await converter.encode(["Acme Corp"])
     assert payload.metadata["encoding"] == ENCODING

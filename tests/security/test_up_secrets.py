@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
 
+from c2c.codec import Keyring
 from c2c.settings import Settings
 from starter.auth import Role, hashed_entry
 from starter.components import StartupFailed, UpOptions
@@ -31,7 +32,7 @@ from tests.e2e.test_up_and_demo import Stack, UpProcess, c2c, descendants, proce
 from tests.security.test_encrypted_history import payloads_in
 from tests.support import free_port
 
-KEY = f"up-k1:{base64.b64encode(os.urandom(32)).decode()}"
+KEY = Keyring.new_entry("up-k1")
 WEBHOOK_SECRET = "whsec-for-the-up-test-5f4e3d2c1b"
 OPERATOR = "operator-for-the-up-test-0a9b8c7d"
 VIEWER = "viewer-for-the-up-test-1b2c3d4e5f"
@@ -53,6 +54,10 @@ def test_with_a_key_the_ui_decodes_through_the_api(tmp_path: Path) -> None:
     assert origins[:2] == ["http://localhost:8233", "http://127.0.0.1:8233"]
     assert {"http://localhost:9233", "http://127.0.0.1:9233"} <= set(origins)
     assert KEY.partition(":")[2] not in " ".join(argv)
+    assert stack.encryption_note == (
+        "Payloads are encrypted in Temporal (key id up-k1). "
+        "The Temporal UI decrypts them through http://127.0.0.1:9000/codec."
+    )
 
 
 @pytest.mark.parametrize("ui", [True, False])
@@ -129,6 +134,11 @@ def test_up_with_every_secret_set(
         assert f"C2C_ENCRYPTION_KEY={KEY}".encode() in proc(pid, "environ")
     [temporal] = [pid for pid in children if b"start-dev" in proc(pid, "cmdline")]
     assert f"--ui-codec-endpoint\x00{api}/codec\x00".encode() in proc(temporal, "cmdline")
+    assert "Payloads are encrypted in Temporal (key id up-k1)" in up.output
+    # The UI tells the browser where to decode.
+    ui = httpx.get(f"http://127.0.0.1:{stack.ui_port}/api/v1/settings", timeout=30)
+    assert ui.status_code == 200, ui.text
+    assert ui.json()["Codec"]["Endpoint"] == f"{api}/codec"
 
     # The whole demo runs encrypted, the CLI and the API included.
     env = {**stack.client_env(secret_env)}
