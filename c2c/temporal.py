@@ -51,8 +51,8 @@ def connect_config(settings: Settings | None = None) -> dict[str, Any]:
         # Never fall back to a default (plaintext) connection when TLS or an API key was
         # asked for but cannot be read.
         raise TemporalConfigInvalid(
-            f"the Temporal client configuration (TEMPORAL_* variables or profile) is invalid: "
-            f"{type(exc).__name__}: {exc}"
+            "the Temporal client configuration (TEMPORAL_* variables or profile) is invalid: "
+            + _describe(exc)
         ) from None
     # A profile's address and namespace stand unless c2c's own variables name others.
     if "temporal_address" in settings.model_fields_set or not config.get("target_host"):
@@ -61,6 +61,14 @@ def connect_config(settings: Settings | None = None) -> dict[str, Any]:
         config["namespace"] = settings.temporal_namespace
     config["data_converter"] = converter_for(settings)
     return config
+
+
+def _describe(exc: Exception) -> str:
+    # A parser's message may quote the offending line of a profile, API key included: name
+    # only the kind of problem, and the file for one that cannot be read.
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or type(exc).__name__}: {exc.filename}"
+    return f"{type(exc).__name__} (check the TEMPORAL_* variables and the profile file)"
 
 
 class TemporalConfigInvalid(ValueError):

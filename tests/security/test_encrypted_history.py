@@ -7,6 +7,7 @@ without the key, as anyone with access to the server or its database could.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -23,10 +24,10 @@ from c2c.codec import ENCODING, KEY_ID_METADATA, Keyring
 from c2c.settings import Settings
 from c2c.temporal import connect
 from domain.models import ClosePeriod
-from starter.contracts import close_period_for, contract_result
+from starter.contracts import close_period_for, contract_result, start_contract
 from tests.support import approval_payload
 from tests.workflows.billing_helpers import pay, start_active, wait_invoices
-from tests.workflows.helpers import add_time
+from tests.workflows.helpers import add_time, approval, wait_stage
 from worker import contract_worker
 from workflows.contract_to_cash import ContractToCash
 
@@ -155,3 +156,31 @@ async def test_a_key_rotated_mid_contract_keeps_the_contract_running(
     await Replayer(
         workflows=[ContractToCash], data_converter=new_client.data_converter
     ).replay_workflow(decoded)
+
+
+@pytest.mark.usefixtures("encrypted_worker")
+async def test_failure_messages_are_sealed_and_still_reach_the_exception_queue(
+    encrypted_client: Client, encrypted_settings: Settings, temporal_client: Client
+) -> None:
+    entity = f"Z{uuid.uuid4().hex[:6].upper()}"
+    event = approval(legal_entity=entity)
+    await start_contract(encrypted_client, event, task_queue=encrypted_settings.task_queue)
+    held = await wait_stage(encrypted_client, event.contract_id, "on_hold")
+    # The workflow read the activity's error through the codec: the operator sees it whole.
+    [exception] = held.open_exceptions
+    assert exception.code == "unknown_legal_entity"
+    assert entity in exception.message
+
+    raw = await temporal_client.get_workflow_handle(f"contract-{event.contract_id}").fetch_history()
+    failures = [
+        e.activity_task_failed_event_attributes.failure
+        for e in raw.events
+        if e.HasField("activity_task_failed_event_attributes")
+    ]
+    assert failures
+    for failure in failures:
+        # The server sees a placeholder; the message and stack trace are in the sealed payload.
+        assert failure.message == "Encoded failure"
+        assert not failure.stack_trace
+        assert failure.encoded_attributes.metadata["encoding"] == ENCODING
+        assert exception.message.encode() not in failure.SerializeToString()

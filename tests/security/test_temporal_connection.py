@@ -81,3 +81,16 @@ async def test_every_client_of_an_encrypting_configuration_encrypts(
     converter = connect_config(settings(encryption_key=key))["data_converter"]
     [payload] = await converter.encode(["Acme Corp"])
     assert payload.metadata["encoding"] == ENCODING
+
+
+def test_a_broken_profile_is_reported_without_quoting_its_api_key(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    profile = tmp_path / "temporal.toml"
+    # An unterminated string: the SDK's own parse error quotes this line.
+    profile.write_text('[profile.default]\napi_key = "cloud-key-do-not-print\n')
+    clean_env.setenv("TEMPORAL_CONFIG_FILE", str(profile))
+    with pytest.raises(TemporalConfigInvalid) as caught:
+        connect_config(settings())
+    assert "cloud-key-do-not-print" not in str(caught.value)
+    assert "profile" in str(caught.value)
