@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from domain.names import DEFAULT_TASK_QUEUE, ExceptionQueue
 
 SYSTEMS = ("crm", "erp", "psa", "tax", "payments")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 
 
 class Settings(BaseSettings):
@@ -168,6 +170,32 @@ class Settings(BaseSettings):
         alias="C2C_DASHBOARD_REFRESH_S",
         description="seconds between the dashboard's refreshes of itself; 0 turns them off",
     )
+
+    # issue 5: data protection
+    codec_cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"],
+        alias="C2C_CODEC_CORS_ORIGINS",
+        description="browser origins (the Temporal UI's) that may call /codec, comma-separated",
+    )
+
+    @field_validator("codec_cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("codec_cors_origins")
+    @classmethod
+    def _exact_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            # A wildcard would let any web page a logged-in operator opens decrypt payloads.
+            if not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin like https://temporal.example.com[:port] "
+                    "(no path, no wildcard)"
+                )
+        return value
 
 
 @lru_cache(maxsize=1)

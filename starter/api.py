@@ -16,7 +16,8 @@ from temporalio.client import Client
 
 from c2c.logs import configure_logging, get_logger
 from c2c.settings import Settings, get_settings
-from starter import dashboard, kpis, routes, webhooks
+from c2c.temporal import converter_for
+from starter import codec, dashboard, kpis, routes, webhooks
 from starter.auth import TokenTable
 from starter.context import ApiContext, api_context
 from starter.errors import install_error_handlers
@@ -39,7 +40,7 @@ def create_app(
         max_body_bytes: Larger request bodies are refused with ``413``.
 
     Raises:
-        ValueError: ``C2C_API_TOKENS`` is malformed.
+        ValueError: ``C2C_API_TOKENS`` or ``C2C_ENCRYPTION_KEY`` is malformed.
     """
     settings = settings or get_settings()
     context = ApiContext(settings, client)
@@ -61,13 +62,18 @@ def create_app(
     )
     app.state.context = context
     app.state.tokens = TokenTable.from_settings(settings)
+    # The same codec as every Temporal client of this configuration; a bad key fails here.
+    app.state.codec = converter_for(settings).payload_codec
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    # Outside the error handlers, so a refused codec request still carries its CORS headers.
+    app.add_middleware(codec.CodecCors, origins=settings.codec_cors_origins)
     # Added last, so outermost: its log line covers every answer, a 413 included.
     app.add_middleware(RequestLog)
     app.include_router(webhooks.router)
     app.include_router(routes.router)
     app.include_router(kpis.router)
+    app.include_router(codec.router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
     dashboard.install(app, settings, app.state.tokens)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from c2c.codec import EncryptionKeyError, Keyring
 from c2c.logs import configure_logging
 from c2c.settings import get_settings
 from c2c.temporal import TemporalUnavailable, connect
@@ -32,6 +35,7 @@ from domain.models import (
 from domain.names import ExceptionAction, ExceptionQueue, Stage
 from ledger import ExceptionStatus, InboundSource, InboundStatus, Ledger, get_ledger
 from starter import contracts, dead_letters, exception_queue, render, updates
+from starter.auth import Role, hashed_entry
 from starter.context import ApiContext
 from starter.errors import ApiError
 from starter.fields import problems
@@ -47,7 +51,8 @@ EXIT_INVALID = 2
 contracts_app = typer.Typer(help="Start, inspect, amend and list contracts.", no_args_is_help=True)
 billing_app = typer.Typer(help="Billing periods.", no_args_is_help=True)
 ops_app = typer.Typer(
-    help="The exception queue (list, retry, skip, abort), dead letters (list, replay) and resets.",
+    help="The exception queue (list, retry, skip, abort), dead letters (list, replay), resets, "
+    "and secrets (new-key, hash-token).",
     no_args_is_help=True,
 )
 
@@ -74,7 +79,7 @@ def with_temporal(operation: Callable[[Client], Awaitable[T]]) -> T:
     async def run() -> T:
         try:
             client = await connect(settings)
-        except TemporalUnavailable as exc:
+        except (TemporalUnavailable, ValueError) as exc:  # unreachable, or misconfigured
             fail(str(exc))
         return await operation(client)
 
@@ -373,3 +378,52 @@ def replay(
         + (f" for contract {done.event.contract_id}" if done.event.contract_id else "")
         + f"): answered {done.answer.status}; it is now {done.event.status}."
     )
+
+
+#: Shorter tokens could be guessed from their unsalted digest; real ones are long and random.
+MIN_TOKEN_CHARS = 20
+
+
+@ops_app.command("new-key")
+def new_key(
+    key_id: str | None = typer.Option(
+        None, "--key-id", help="the new key's id (default: k + today's date, e.g. k20261201)"
+    ),
+) -> None:
+    """Print a new AES-256 key for C2C_ENCRYPTION_KEY, as kid:base64key.
+
+    Put it first in C2C_ENCRYPTION_KEY and keep the old keys after it, so payloads they
+    sealed stay readable.
+    """
+    kid = key_id or f"k{datetime.now(UTC):%Y%m%d}"
+    try:
+        entry = Keyring.new_entry(kid)
+    except EncryptionKeyError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--key-id") from None
+    typer.echo(entry)
+
+
+@ops_app.command("hash-token")
+def hash_token(
+    role: Role = typer.Option(..., "--role", help="what the token may do"),
+) -> None:
+    """Read an API token from stdin and print its C2C_API_TOKENS entry, sha256:<digest>:role.
+
+    The token is read from stdin (without echo on a terminal), never from the command line,
+    where other users' `ps` and the shell history would see it.
+    """
+    if sys.stdin.isatty():
+        token = getpass.getpass("API token (not shown): ")
+    else:
+        token = sys.stdin.readline().rstrip("\r\n")
+    if not token:
+        fail("no token on stdin", EXIT_INVALID)
+    if any(char.isspace() for char in token):
+        fail("a bearer token cannot contain whitespace", EXIT_INVALID)
+    if len(token) < MIN_TOKEN_CHARS:
+        fail(
+            f"the token has {len(token)} characters; use a random one of at least "
+            f"{MIN_TOKEN_CHARS}, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+            EXIT_INVALID,
+        )
+    typer.echo(hashed_entry(token, role))

@@ -27,7 +27,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from c2c.settings import Settings
-from starter.auth import Role, TokenTable
+from starter.auth import Role, TokenTable, token_digest
 
 SESSION_COOKIE = "c2c_session"
 CSRF_COOKIE = "c2c_csrf"
@@ -66,17 +66,18 @@ def signing_key(settings: Settings, tokens: TokenTable) -> bytes:
     CSRF tokens still bind a form to the browser's own nonce cookie.
     """
     digest = hashlib.sha256(b"c2c dashboard v1")
-    for token, role in sorted(tokens.entries):
-        digest.update(b"\0token\0" + token + b"\0" + role.value.encode())
+    for entry in sorted(tokens.entries, key=lambda e: (e.digest, e.role.value)):
+        digest.update(b"\0token\0" + entry.digest + b"\0" + entry.role.value.encode())
     for secret in (settings.webhook_secret, settings.encryption_key):
         if secret is not None:
             digest.update(b"\0secret\0" + secret.get_secret_value().encode())
     return digest.digest()
 
 
-def token_fingerprint(token: bytes) -> str:
-    """A short, one-way name for a token, kept in the session instead of the token."""
-    return hashlib.sha256(b"c2c session token\0" + token).hexdigest()[:32]
+def token_fingerprint(digest: bytes) -> str:
+    """A short, one-way name for a token (from its configured digest), kept in the session
+    instead of the token."""
+    return hashlib.sha256(b"c2c session token\0" + digest).hexdigest()[:32]
 
 
 def _b64(data: bytes) -> str:
@@ -97,7 +98,7 @@ def issue_session(
     """A signed session value for a verified token."""
     claims = {
         "role": role.value,
-        "fp": token_fingerprint(token.encode()),
+        "fp": token_fingerprint(token_digest(token)),
         "sid": secrets.token_urlsafe(16),
         "name": name,
         "exp": int((now or time.time()) + SESSION_TTL_S),
@@ -126,8 +127,8 @@ def read_session(
     if expires_at < (now or time.time()):
         return None
     still_configured = any(
-        r is role and hmac.compare_digest(token_fingerprint(t), fingerprint)
-        for t, r in tokens.entries
+        entry.role is role and hmac.compare_digest(token_fingerprint(entry.digest), fingerprint)
+        for entry in tokens.entries
     )
     if not still_configured:
         return None

@@ -4,6 +4,11 @@ Starts a Temporal dev server (state in the state directory, search attributes re
 then the sandbox, the worker and the API as child processes of this one, waits until each
 answers, and prints where to find them. Ctrl-C or SIGTERM stops them all, the last started
 first; so does a child that dies, after saying which one.
+
+Secrets (the webhook secret, API tokens, the encryption key, Temporal credentials) reach the
+children only through their environment, never on a command line that ``ps`` shows. With
+``C2C_ENCRYPTION_KEY`` set, the Temporal UI is pointed at the API's codec server, so it shows
+decrypted payloads while the server stores only ciphertext.
 """
 
 from __future__ import annotations
@@ -15,6 +20,10 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from c2c.codec import EncryptionCodec
+from c2c.settings import Settings, get_settings
+from c2c.temporal import converter_for
+from starter.codec import CODEC_PATH
 from starter.components import (
     HOST,
     StartupFailed,
@@ -42,11 +51,21 @@ class Interrupted(Exception):
 class Stack:
     """The processes of one ``c2c up``."""
 
-    def __init__(self, options: UpOptions, supervisor: Supervisor | None = None) -> None:
+    def __init__(
+        self,
+        options: UpOptions,
+        supervisor: Supervisor | None = None,
+        *,
+        settings: Settings | None = None,
+    ) -> None:
         self.options = options
+        #: The configuration ``c2c up`` was started with (its environment and ``.env``).
+        self.settings = settings or get_settings()
         self.state_dir = options.state_dir.resolve()
         self.supervisor = supervisor or Supervisor()
         self.stop_requested = threading.Event()
+        #: What ``c2c up`` says about payload encryption once everything answers, if it is on.
+        self.encryption_note = ""
 
     def run(self) -> int:
         """Start everything, wait for Ctrl-C, stop everything; the process's exit code."""
@@ -54,6 +73,8 @@ class Stack:
         try:
             self._start()
             self.supervisor.say(banner(self.options, self.state_dir))
+            if self.encryption_note:
+                self.supervisor.say(self.encryption_note)
             return self._watch()
         except Interrupted:
             return 0
@@ -78,7 +99,7 @@ class Stack:
         )
         env = child_env(self.options, self.state_dir, secret)
         opts, sup = self.options, self.supervisor
-        sup.start("temporal", temporal_argv(opts, self.state_dir), env)
+        sup.start("temporal", self.temporal_command(env), env)
         self._wait("Temporal", lambda: temporal_ready(opts))
         listen = ("--host", HOST, "--port")
         sup.start("sandbox", component_argv("sandbox", *listen, str(opts.sandbox_port)), env)
@@ -86,6 +107,33 @@ class Stack:
         sup.start("api", component_argv("api", *listen, str(opts.api_port)), env)
         self._wait("the sandbox", http_ready(f"{opts.sandbox_url}/_admin/stats"))
         self._wait("the API", http_ready(f"{opts.api_url}/healthz"))
+
+    def temporal_command(self, env: dict[str, str]) -> list[str]:
+        """The dev server's command line; with encryption on, its UI decodes through the API.
+
+        Also lets the UI's origin call the codec (added to ``env`` for the API), since the
+        UI's port may not be the default one.
+
+        Raises:
+            StartupFailed: ``C2C_ENCRYPTION_KEY`` is malformed (checked before anything starts).
+        """
+        argv = temporal_argv(self.options, self.state_dir)
+        settings = self.settings
+        try:
+            codec = converter_for(settings).payload_codec
+        except ValueError as exc:
+            raise StartupFailed(str(exc)) from None
+        if not isinstance(codec, EncryptionCodec):
+            return argv
+        self.encryption_note = f"Payloads are encrypted in Temporal (key id {codec.key_ids[0]})."
+        if self.options.ui:
+            # Only a URL: the UI holds no key; it asks the API, which checks the caller.
+            endpoint = f"{self.options.api_url}{CODEC_PATH}"
+            argv += ["--ui-codec-endpoint", endpoint]
+            self.encryption_note += f" The Temporal UI decrypts them through {endpoint}."
+            origins = dict.fromkeys([*settings.codec_cors_origins, *_ui_origins(self.options)])
+            env["C2C_CODEC_CORS_ORIGINS"] = ",".join(origins)
+        return argv
 
     def _wait(self, what: str, ready: Callable[[], bool]) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -109,6 +157,11 @@ class Stack:
                 self.supervisor.say(f"c2c up: {exc}")
                 return 1
         return 0
+
+
+def _ui_origins(options: UpOptions) -> list[str]:
+    """The origins a browser on this machine may load the Temporal UI from."""
+    return [f"http://localhost:{options.ui_port}", f"http://{HOST}:{options.ui_port}"]
 
 
 def run_up(options: UpOptions) -> int:
