@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from c2c.settings import Settings, get_settings
+from c2c.tracing import client_interceptors
 
 
 def connect_config(settings: Settings | None = None) -> dict[str, Any]:
@@ -32,6 +33,8 @@ def connect_config(settings: Settings | None = None) -> dict[str, Any]:
     if "temporal_namespace" in settings.model_fields_set or not config.get("namespace"):
         config["namespace"] = settings.temporal_namespace
     config["data_converter"] = pydantic_data_converter
+    # Tracing, when this process turned it on; a worker inherits its client's interceptors.
+    config["interceptors"] = [*config.get("interceptors", ()), *client_interceptors()]
     return config
 
 

@@ -16,6 +16,8 @@ from temporalio.client import Client
 
 from c2c.logs import configure_logging, get_logger
 from c2c.settings import Settings, get_settings
+from c2c.telemetry import instrument_api
+from c2c.tracing import configure_tracing
 from starter import kpis, routes, webhooks
 from starter.auth import TokenTable
 from starter.context import ApiContext, api_context
@@ -63,6 +65,7 @@ def create_app(
     app.state.tokens = TokenTable.from_settings(settings)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    instrument_api(app)
     # Added last, so outermost: its log line covers every answer, a 413 included.
     app.add_middleware(RequestLog)
     app.include_router(webhooks.router)
@@ -95,4 +98,5 @@ def run(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the API until interrupted (``c2c api``)."""
     configure_logging("api")
     settings = get_settings()
+    configure_tracing("api", settings)
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
