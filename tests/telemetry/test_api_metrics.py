@@ -4,7 +4,7 @@ outcome, and contracts by stage and open exceptions read from the ledger at scra
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -24,16 +24,12 @@ from tests.workflows.helpers import wait_stage
 pytestmark = pytest.mark.usefixtures("worker")
 
 
-@pytest.fixture(scope="module")
-def api_url(settings: Settings) -> Iterator[str]:
+@pytest_asyncio.fixture(scope="module")
+async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The API, served over HTTP for the session's worker."""
     with serve(settings) as url:
-        yield url
-
-
-@pytest_asyncio.fixture
-async def api(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
-        yield client
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            yield client
 
 
 async def scrape(api: httpx.AsyncClient) -> Samples:
