@@ -3,9 +3,11 @@
 Off unless ``C2C_OTEL_ENABLED=1`` or ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (install the
 ``otel`` extra). When on, a component's process gets one tracer provider exporting OTLP over
 HTTP (the exporter reads the standard ``OTEL_EXPORTER_OTLP_*`` variables); its Temporal clients
-carry the SDK's ``TracingInterceptor`` (which the worker inherits from its client), the API
-opens a server span per request, and ``HttpConnector`` a client span per call. One trace then
-reads: webhook → StartWorkflow → RunWorkflow → StartActivity → RunActivity → system calls.
+carry the SDK's ``TracingInterceptor`` (which the worker inherits from its client), FastAPI's
+built-in instrumentation opens a server span per request (it traces through the global
+provider set here, honouring a caller's ``traceparent``), and ``HttpConnector`` a client span
+per call. One trace then reads: webhook → StartWorkflow → RunWorkflow → StartActivity →
+RunActivity → system calls.
 
 OpenTelemetry is imported only when tracing is on, so c2c runs without it installed.
 """
@@ -15,8 +17,6 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from c2c.logs import get_logger
 from c2c.settings import Settings
@@ -79,7 +79,7 @@ def configure_tracing(
             f"tracing is enabled but OpenTelemetry is not installed ({exc.name}): "
             "pip install 'c2c[otel]'"
         ) from exc
-    # The global provider too, so libraries that trace through the API join the same trace.
+    # The global provider too: FastAPI's server spans are made through it.
     trace.set_tracer_provider(provider)
     _tracer = provider.get_tracer(TRACER_NAME)
     log.info("tracing on", service=f"c2c-{component}")
@@ -129,55 +129,3 @@ def end_client_span(span: Span | None, status: int | None, outcome: str) -> None
     span.set_attribute("c2c.outcome", outcome)
     if outcome != "ok":
         span.set_status(StatusCode.ERROR, outcome)
-
-
-class _Answer:
-    """An ASGI ``send`` that remembers the status it sent (``500`` until one is)."""
-
-    def __init__(self, send: Send) -> None:
-        self._send = send
-        self.status = 500
-
-    async def send(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            self.status = message["status"]
-        await self._send(message)
-
-
-class ServerSpans:
-    """ASGI middleware: a server span per request, named by its route template.
-
-    A ``traceparent`` header from the caller is honoured, so a CLM that traces joins its
-    trace. Handlers run inside the span, so the Temporal client's spans (StartWorkflow,
-    SignalWorkflow) become its children.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _tracer is None:
-            await self.app(scope, receive, send)
-            return
-        from opentelemetry import propagate
-        from opentelemetry.trace import SpanKind, StatusCode
-
-        carrier = {key.decode("latin-1"): val.decode("latin-1") for key, val in scope["headers"]}
-        method: str = scope["method"]
-        answer = _Answer(send)
-        with _tracer.start_as_current_span(
-            f"{method} {scope['path']}",
-            context=propagate.extract(carrier),
-            kind=SpanKind.SERVER,
-            attributes={"http.request.method": method, "url.path": scope["path"]},
-        ) as span:
-            try:
-                await self.app(scope, receive, answer.send)
-            finally:
-                route = getattr(scope.get("route"), "path", None)
-                if route:
-                    span.update_name(f"{method} {route}")
-                    span.set_attribute("http.route", route)
-                span.set_attribute("http.response.status_code", answer.status)
-                if answer.status >= 500:
-                    span.set_status(StatusCode.ERROR)

@@ -65,13 +65,13 @@ def create_app(
     app.state.tokens = TokenTable.from_settings(settings)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
-    instrument_api(app)
     # Added last, so outermost: its log line covers every answer, a 413 included.
     app.add_middleware(RequestLog)
     app.include_router(webhooks.router)
     app.include_router(routes.router)
     app.include_router(kpis.router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
+    instrument_api(app)
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
     app.add_api_route("/", home, methods=["GET"], include_in_schema=False)
     return app
