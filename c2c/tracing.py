@@ -14,6 +14,7 @@ OpenTelemetry is imported only when tracing is on, so c2c runs without it instal
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -47,7 +48,8 @@ def configure_tracing(
     Call before the component connects to Temporal, so its client gets the interceptor.
 
     Args:
-        component: ``api`` or ``worker``: the service name is ``c2c-<component>``.
+        component: ``api`` or ``worker``: the service name is ``c2c-<component>`` unless
+            ``OTEL_SERVICE_NAME`` gives one.
         settings: The configuration.
         exporter: Where spans go, exported as they end (tests pass an in-memory one); the
             OTLP/HTTP exporter, batched, when not given.
@@ -67,7 +69,9 @@ def configure_tracing(
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-        provider = TracerProvider(resource=Resource.create({"service.name": f"c2c-{component}"}))
+        # OTEL_SERVICE_NAME, when set, names the service (Resource.create reads it).
+        own = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": f"c2c-{component}"}
+        provider = TracerProvider(resource=Resource.create(own))
         if exporter is not None:
             provider.add_span_processor(SimpleSpanProcessor(exporter))
         else:

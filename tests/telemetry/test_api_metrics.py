@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
 import pytest_asyncio
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, create_engine, func, select
 from temporalio.client import Client
 
 from c2c.settings import Settings
 from c2c.signing import sign
+from c2c.telemetry import exposition
 from domain.names import SIGNATURE_HEADER, ExceptionQueue, Stage
 from ledger import Ledger
 from ledger.models import ContractRecord
@@ -98,5 +101,14 @@ async def test_contracts_by_stage_and_open_exceptions_come_from_the_ledger(
     }
     for queue, count in open_by_queue.items():
         assert samples.value("c2c_open_exceptions", queue=queue) == count
-    # The SDK-independent process metrics of prometheus_client come along.
-    assert "process_cpu_seconds_total" in samples.names() or "python_info" in samples.names()
+    # prometheus_client's own process metrics come along.
+    assert "python_info" in samples.names()
+
+
+def test_a_scrape_answers_without_the_ledger_when_the_database_does_not(tmp_path: Path) -> None:
+    unreachable = SimpleNamespace(engine=create_engine(f"sqlite:///{tmp_path}/missing/ledger.db"))
+    body, content_type = exposition(unreachable)  # type: ignore[arg-type]
+    samples = parse(body.decode())
+    assert content_type.startswith("text/plain")
+    assert "c2c_contracts" not in samples.names()
+    assert "python_info" in samples.names()  # the process's registry is still served
