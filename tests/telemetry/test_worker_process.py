@@ -36,15 +36,9 @@ def test_c2c_worker_serves_its_metrics_where_configured(
         "C2C_WORKER_METRICS_ADDRESS": address,
         "C2C_LOG_FORMAT": "json",
     }
-    worker = subprocess.Popen(
-        [C2C, "worker"],
-        env=env,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    # Its own directory, so no .env of the checkout applies; its log lines go to standard error.
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
+    worker = subprocess.Popen([C2C, "worker"], env=env, cwd=tmp_path, text=True, **pipes)
     try:
         samples = None
         deadline = time.monotonic() + 60
