@@ -16,6 +16,7 @@ from activities.log_context import ActivityLogContext
 from activities.registry import build_activities
 from c2c.logs import get_logger
 from c2c.settings import Settings, get_settings
+from c2c.telemetry import instrument_worker
 from c2c.temporal import connect
 from connectors.registry import build_connectors
 from ledger import get_ledger
@@ -49,6 +50,7 @@ async def contract_worker(
 async def run_worker(settings: Settings | None = None) -> None:
     """Connect to Temporal and run the worker until cancelled (Ctrl-C or SIGTERM)."""
     settings = settings or get_settings()
+    instrument_worker(settings)
     client = await connect(settings)
     async with contract_worker(client, settings):
         log.info(

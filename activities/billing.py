@@ -21,6 +21,7 @@ from activities.base import (
     idempotency_key,
     workflow_run,
 )
+from c2c.telemetry import record_invoice_issued
 from connectors.ports import ErpPort
 from connectors.records import BillingBatch, ErpInvoice
 from domain.billing import OverageAccumulator, apply_cap
@@ -160,6 +161,9 @@ class BillingActivities(StepActivities):
                 invoice = await erp.issue_invoice(
                     invoice.invoice_id,
                     idempotency_key=idempotency_key("invoice", step.reference, "issue"),
+                )
+                record_invoice_issued(
+                    currency=invoice.currency, legal_entity=step.legal_entity, total=invoice.total
                 )
             if invoice is not None and frozen is not None and frozen[1].invoice_id is None:
                 await psa.mark_batch_invoiced(

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from temporalio import activity
 
 from activities.base import StepActivities, workflow_run
+from c2c.telemetry import record_exception_opened, record_exception_resolved
 from domain.models import OpenException
 from domain.names import ExceptionQueue, Stage
 from domain.steps import (
@@ -52,6 +53,7 @@ class LedgerActivities(StepActivities):
                 opened_at=step.opened_at,
             ),
         )
+        record_exception_opened(queue=record.queue, system=record.system, code=record.code)
         return ExceptionOpened(
             exception=OpenException(
                 exception_id=record.exception_id,
@@ -77,7 +79,7 @@ class LedgerActivities(StepActivities):
     async def resolve_exception_record(self, step: ResolveExceptionInput) -> None:
         """Record the operator's decision on an exception."""
         await self.write_audit(step.contract_id, step.audit)
-        await asyncio.to_thread(
+        record = await asyncio.to_thread(
             self.ledger.resolve_exception,
             step.exception_id,
             ExceptionStatus.after(step.action),
@@ -85,6 +87,7 @@ class LedgerActivities(StepActivities):
             step.note,
             step.at,
         )
+        record_exception_resolved(queue=record.queue, action=step.action)
 
 
 def _sla_due(opened_at: datetime, hours: float | None) -> datetime | None:

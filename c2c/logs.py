@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
+
+from domain.names import contract_id_from_workflow_id
 
 #: Keys whose values never reach a log line.
 REDACTED_KEYS = frozenset(
@@ -34,6 +36,20 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     for key in list(event):
         if key.lower() in REDACTED_KEYS:
             event[key] = "[redacted]"
+    return event
+
+
+def _temporal_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    # The SDK's workflow and activity loggers pass their ids in one `extra` dict; c2c's own
+    # lines carry them as top-level keys, so one query finds a contract in every component.
+    info = event.pop("temporal_workflow", None) or event.pop("temporal_activity", None)
+    if isinstance(info, Mapping):
+        workflow_id = str(info.get("workflow_id") or "")
+        event.setdefault("workflow_id", workflow_id)
+        event.setdefault("run_id", info.get("run_id") or info.get("workflow_run_id"))
+        event.setdefault("contract_id", contract_id_from_workflow_id(workflow_id))
+        if "activity_type" in info:
+            event.setdefault("activity", info["activity_type"])
     return event
 
 
@@ -67,6 +83,7 @@ def configure_logging(
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _temporal_ids,
         _redact,
     ]
     structlog.configure(

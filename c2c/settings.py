@@ -197,6 +197,23 @@ class Settings(BaseSettings):
                 )
         return value
 
+    # issue 6: telemetry
+    worker_metrics_address: str = Field(
+        default="127.0.0.1:9464",
+        alias="C2C_WORKER_METRICS_ADDRESS",
+        description="host:port where the worker serves Prometheus metrics; empty turns them off",
+    )
+    otel_enabled: bool = Field(
+        default=False,
+        alias="C2C_OTEL_ENABLED",
+        description="trace with OpenTelemetry (needs the otel extra); exported over OTLP/HTTP",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        alias="OTEL_EXPORTER_OTLP_ENDPOINT",
+        description="the OTLP collector; setting it turns tracing on as C2C_OTEL_ENABLED does",
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

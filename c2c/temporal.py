@@ -18,6 +18,7 @@ from temporalio.envconfig import ClientConfig
 
 from c2c.codec import codec_from_spec, data_converter
 from c2c.settings import Settings, get_settings
+from c2c.tracing import client_interceptors
 
 
 @lru_cache(maxsize=4)
@@ -60,6 +61,8 @@ def connect_config(settings: Settings | None = None) -> dict[str, Any]:
     if "temporal_namespace" in settings.model_fields_set or not config.get("namespace"):
         config["namespace"] = settings.temporal_namespace
     config["data_converter"] = converter_for(settings)
+    # Tracing, when this process turned it on; a worker inherits its client's interceptors.
+    config["interceptors"] = [*config.get("interceptors", ()), *client_interceptors()]
     return config
 
 

@@ -16,9 +16,12 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
+import structlog
 from pydantic import BaseModel
 
 from c2c.logs import get_logger
+from c2c.telemetry import record_connector_call
+from c2c.tracing import client_span, end_client_span
 from domain.errors import BusinessError, NotFound, Rejection, TransientError
 
 log = get_logger("c2c.connectors")
@@ -139,20 +142,26 @@ class HttpConnector:
         idempotency_key: str | None = None,
     ) -> Any:
         """Send one request and return its JSON body, or raise the error class it maps to."""
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        route = route_template(path)
         started = time.perf_counter()
-        try:
-            response = await self._client.request(
-                method, path, json=to_wire(json), params=_clean(params), headers=headers
-            )
-        except httpx.TimeoutException as exc:
-            self._log(method, path, None, started, "timeout")
-            raise TransientError(self.system, f"{method} {path} timed out") from exc
-        except httpx.TransportError as exc:
-            self._log(method, path, None, started, "unreachable")
-            raise TransientError(self.system, f"{method} {path}: {type(exc).__name__}") from exc
-        status = response.status_code
-        self._log(method, path, status, started, "ok" if status < 400 else "error")
+        # Every line logged during the call names the system, whoever writes it.
+        with (
+            structlog.contextvars.bound_contextvars(system=self.system),
+            client_span(self.system, method, route, headers) as span,
+        ):
+            try:
+                response = await self._client.request(
+                    method, path, json=to_wire(json), params=_clean(params), headers=headers
+                )
+            except httpx.TimeoutException as exc:
+                self._observe(span, method, route, None, started, "timeout")
+                raise TransientError(self.system, f"{method} {path} timed out") from exc
+            except httpx.TransportError as exc:
+                self._observe(span, method, route, None, started, "transient")
+                raise TransientError(self.system, f"{method} {path}: {type(exc).__name__}") from exc
+            status = response.status_code
+            self._observe(span, method, route, status, started, _outcome(status))
         if status < 400:
             return response.json() if response.content else None
         if status == 429 or status >= 500:
@@ -246,18 +255,57 @@ class HttpConnector:
             if not cursor:
                 return
 
-    def _log(
-        self, method: str, path: str, status: int | None, started: float, outcome: str
+    def _observe(
+        self,
+        span: Any,
+        method: str,
+        route: str,
+        status: int | None,
+        started: float,
+        outcome: str,
     ) -> None:
+        """Log, count and time one call, and close its span's record."""
+        seconds = time.perf_counter() - started
         log.debug(
             "connector call",
             system=self.system,
             method=method,
-            route=path,
+            route=route,
             status=status,
             outcome=outcome,
-            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            duration_ms=round(seconds * 1000, 1),
         )
+        record_connector_call(
+            system=self.system, operation=f"{method} {route}", outcome=outcome, seconds=seconds
+        )
+        end_client_span(span, status, outcome)
+
+
+def _outcome(status: int) -> str:
+    """The metric outcome of an answer: the error class it maps to."""
+    if status < 400:
+        return "ok"
+    if status == 429 or status >= 500:
+        return "transient"
+    return "business_error"
+
+
+#: Path segments in an id's position that are actions, not ids (``/addresses/validate``).
+ACTION_SEGMENTS = frozenset({"validate"})
+
+
+def route_template(path: str) -> str:
+    """``path`` with its ids as ``{id}``: ``/invoices/INV-7/issue`` → ``/invoices/{id}/issue``.
+
+    The systems' paths alternate collection and id (``/projects/{id}/billing-batches/{id}``),
+    so every second segment is an id unless it is a known action. Metrics and spans are
+    labelled with the template: a label per record would grow without bound.
+    """
+    segments = path.strip("/").split("/")
+    return "/" + "/".join(
+        segment if index % 2 == 0 or segment in ACTION_SEGMENTS else "{id}"
+        for index, segment in enumerate(segments)
+    ).rstrip("/")
 
 
 def to_wire(value: Any) -> Any:

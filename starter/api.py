@@ -16,7 +16,9 @@ from temporalio.client import Client
 
 from c2c.logs import configure_logging, get_logger
 from c2c.settings import Settings, get_settings
+from c2c.telemetry import instrument_api
 from c2c.temporal import converter_for
+from c2c.tracing import configure_tracing
 from starter import codec, dashboard, kpis, routes, webhooks
 from starter.auth import TokenTable
 from starter.context import ApiContext, api_context
@@ -75,6 +77,7 @@ def create_app(
     app.include_router(kpis.router)
     app.include_router(codec.router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
+    instrument_api(app)
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
     dashboard.install(app, settings, app.state.tokens)
     return app
@@ -96,4 +99,5 @@ def run(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the API until interrupted (``c2c api``)."""
     configure_logging("api")
     settings = get_settings()
+    configure_tracing("api", settings)
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)

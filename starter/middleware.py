@@ -13,6 +13,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from c2c.logs import get_logger
+from c2c.telemetry import record_request
 from domain.names import contract_workflow_id
 from starter.errors import ApiError
 
@@ -70,7 +71,7 @@ class BodySizeLimit:
 
 
 class RequestLog:
-    """Log each request once with its status and duration, under a request id."""
+    """Log and count each request once with its status and duration, under a request id."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -94,13 +95,15 @@ class RequestLog:
         try:
             await self.app(scope, receive, record)
         finally:
+            seconds = time.perf_counter() - started
             log.info(
                 "request",
                 method=scope["method"],
                 path=scope["path"],
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                duration_ms=round(seconds * 1000, 1),
             )
+            record_request(scope, status, seconds)
 
 
 def bind_contract(contract_id: str, workflow_id: str | None = None) -> None:

@@ -22,6 +22,7 @@ from temporalio.client import Client
 
 from c2c.logs import get_logger
 from c2c.signing import SignatureError, verify
+from c2c.telemetry import record_webhook
 from domain.errors import BusinessError, TransientError
 from domain.models import Amendment, ContractApproved, MilestoneCompleted, PaymentReceived
 from domain.names import SIGNATURE_HEADER, System, contract_workflow_id
@@ -76,6 +77,7 @@ async def signed_body(request: Request, context: ApiContext = Depends(api_contex
     except SignatureError as exc:
         # The reason only: the body is unauthenticated input and may carry anything.
         log.warning("webhook signature rejected", path=request.url.path, reason=str(exc))
+        record_webhook(request.url.path.rsplit("/", 1)[-1], "rejected_signature")
         raise ApiError(401, "invalid_signature", str(exc)) from None
     return body
 
@@ -207,7 +209,15 @@ PROCESSORS: dict[InboundSource, Processor] = {
 
 
 async def _receive(context: ApiContext, source: InboundSource, body: bytes) -> JSONResponse:
-    answer = await dead_letters.deliver(context, source, body, PROCESSORS[source])
+    try:
+        answer = await dead_letters.deliver(context, source, body, PROCESSORS[source])
+    except ApiError as exc:
+        record_webhook(source.value, "dead_letter" if exc.status < 500 else "failed")
+        raise
+    except Exception:
+        record_webhook(source.value, "failed")
+        raise
+    record_webhook(source.value, "duplicate" if answer.body.get("duplicate") else "accepted")
     return answer.response()
 
 
