@@ -160,6 +160,71 @@ class Settings(BaseSettings):
             return ExceptionQueue.INTEGRATION
         return self.exception_queues.get(system) or ExceptionQueue.INTEGRATION
 
+    # issue 7: workers and queues
+    continue_as_new_events: int = Field(
+        default=10_000,
+        ge=100,
+        le=50_000,
+        alias="C2C_CONTINUE_AS_NEW_EVENTS",
+        description="history events after which a contract continues as new at its next quiet "
+        "moment (the server may suggest it earlier)",
+    )
+    rate_limits: dict[str, float] = Field(
+        default_factory=dict,
+        alias="C2C_RATE_LIMITS",
+        description="activities per second on each system's task queue, across all workers "
+        '(JSON, e.g. {"erp": 20})',
+    )
+    concurrency_limits: dict[str, int] = Field(
+        default_factory=dict,
+        alias="C2C_CONCURRENCY_LIMITS",
+        description="activities of each system one worker runs at once (JSON, e.g. "
+        '{"erp": 4}); C2C_WORKER_MAX_CONCURRENT_ACTIVITIES for the others',
+    )
+    worker_max_concurrent_activities: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        alias="C2C_WORKER_MAX_CONCURRENT_ACTIVITIES",
+        description="activities one worker runs at once on each of its task queues",
+    )
+    worker_max_concurrent_workflow_tasks: int = Field(
+        default=100,
+        ge=2,
+        le=10_000,
+        alias="C2C_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS",
+        description="workflow tasks one worker runs at once",
+    )
+    worker_max_cached_workflows: int = Field(
+        default=1000,
+        ge=0,
+        le=100_000,
+        alias="C2C_WORKER_MAX_CACHED_WORKFLOWS",
+        description="contracts a worker keeps in memory between tasks (0: replay every task)",
+    )
+    worker_pollers: int = Field(
+        default=5,
+        ge=2,
+        le=100,
+        alias="C2C_WORKER_POLLERS",
+        description="concurrent long polls per task queue (the most, when autoscaling)",
+    )
+    worker_poller_autoscaling: bool = Field(
+        default=False,
+        alias="C2C_WORKER_POLLER_AUTOSCALING",
+        description="let the SDK scale the pollers between 1 and C2C_WORKER_POLLERS",
+    )
+
+    @field_validator("rate_limits", "concurrency_limits")
+    @classmethod
+    def _known_systems(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(SYSTEMS))
+        if unknown:
+            raise ValueError(f"unknown system(s) {unknown}: use {', '.join(SYSTEMS)}")
+        if any(limit <= 0 for limit in value.values()):
+            raise ValueError("limits must be positive")
+        return value
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

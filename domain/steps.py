@@ -77,6 +77,9 @@ class Validated(BaseModel):
     step_max_attempts: int = 14
     #: How long one attempt of a step may take (and a billing step go without a heartbeat).
     step_timeout_s: float = 60.0
+    #: History length at which a run continues as new at its next quiet moment, even if the
+    #: server has not suggested it yet (configuration; the server's own limit still applies).
+    continue_as_new_events: int = 10_000
     ancestors: list[str] = Field(default_factory=list)
 
 

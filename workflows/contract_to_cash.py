@@ -28,6 +28,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.amendments import Terms, apply_amendment, check_amendment
+    from domain.carried import CarriedState, ContractRun, Message, PendingMessage
     from domain.collections import DEFAULT_DUNNING_OFFSETS
     from domain.errors import BUSINESS_REJECTION
     from domain.models import (
@@ -105,7 +106,10 @@ with workflow.unsafe.imports_passed_through():
     )
 
 R = TypeVar("R", bound=BaseModel)
-Message = ClosePeriod | PaymentReceived | MilestoneCompleted | CreditInvoice
+
+#: Marks runs that may continue as new: a contract whose history was recorded by a worker
+#: without it replays without ever continuing at that point.
+PATCH_CONTINUE_AS_NEW = "continue-as-new"
 
 #: Steps an operator may skip: nothing later depends on an id they would have produced.
 SKIPPABLE_STEPS = frozenset(
@@ -152,12 +156,22 @@ class Aborted(Exception):
 
 @workflow.defn(name=WORKFLOW_TYPE)
 class ContractToCash:
-    def __init__(self) -> None:
-        self._contract: ContractApproved | None = None
+    @workflow.init
+    def __init__(self, start: ContractRun) -> None:
+        # Everything the input decides is set here, before any signal handler runs: a signal
+        # delivered in a run's first task must find the contract and the carried inbox.
+        event = self._contract = start.approved()
         self._stage = Stage.RECEIVED
         self._resume_stage = Stage.RECEIVED
         self._refs: dict[str, str] = {}
-        self._terms: Terms | None = None
+        self._terms = Terms(
+            currency=event.currency,
+            start_date=event.start_date,
+            end_date=event.end_date,
+            not_to_exceed=event.not_to_exceed,
+            rates=initial_rates(event.rate_card, event.start_date),
+            milestones=list(event.milestones),
+        )
         self._validated: Validated | None = None
         self._provisioned = False
         self._inbox: list[Message] = []
@@ -175,31 +189,33 @@ class ContractToCash:
         self._lock = asyncio.Lock()
         # Bumped whenever a change may move the next wake-up (an end date, a new invoice).
         self._changes = 0
+        #: Which run of the contract this is (continue-as-new starts the next).
+        self._run = 1
+        #: Set when this run, replaying a history recorded before continue-as-new existed,
+        #: must not continue as new.
+        self._continue_declined = False
         self.billing = Billing(self)
         self.collections = Collections(self)
+        if start.carried is not None:
+            self._restore(start.carried)
 
     # ------------------------------------------------------------------ the process
 
     @workflow.run
-    async def run(self, event: ContractApproved) -> ContractSummary:
-        self._contract = event
-        self._terms = Terms(
-            currency=event.currency,
-            start_date=event.start_date,
-            end_date=event.end_date,
-            not_to_exceed=event.not_to_exceed,
-            rates=initial_rates(event.rate_card, event.start_date),
-            milestones=list(event.milestones),
-        )
-        self.record(f"approved in CLM by {event.approved_by} (version {event.version})")
+    async def run(self, start: ContractRun) -> ContractSummary:
+        """Run the contract: from its approval, or, with carried state, from where the
+        previous run of the same contract continued as new."""
+        event = self.c
         try:
-            async with self._lock:
-                await self._validate()
-                await self._provision_erp()
-                await self._activate_psa()
-                self._provisioned = True
-                self._enter(Stage.ACTIVE, "contract active: billing runs at each period close")
-                await self.billing.on_activation()
+            if start.carried is None:
+                self.record(f"approved in CLM by {event.approved_by} (version {event.version})")
+                async with self._lock:
+                    await self._validate()
+                    await self._provision_erp()
+                    await self._activate_psa()
+                    self._provisioned = True
+                    self._enter(Stage.ACTIVE, "contract active: billing runs at each period close")
+                    await self.billing.on_activation()
             await self._run_active()
             await self._close()
         except Aborted as aborted:
@@ -235,8 +251,12 @@ class ContractToCash:
 
     async def _run_active(self) -> None:
         while True:
+            if self._continue_as_new_due():
+                self._continue_as_new()
             await self._flush_audit()
             await self._wait_for_work()
+            if self._continue_as_new_due():
+                continue
             async with self._lock:
                 if self._abort_reason is not None:
                     raise Aborted(self._abort_reason)
@@ -297,12 +317,10 @@ class ContractToCash:
 
     @property
     def c(self) -> ContractApproved:
-        assert self._contract is not None
         return self._contract
 
     @property
     def terms(self) -> Terms:
-        assert self._terms is not None
         return self._terms
 
     @property
@@ -373,7 +391,7 @@ class ContractToCash:
         )
 
     async def _wait_for_work(self) -> None:
-        while not self._has_work():
+        while not self._has_work() and not self._continue_as_new_due():
             self._waiting_for = self._describe_wait()
             now = workflow.now()
             events = [self._end_instant(), self.collections.next_wake(), self._next_sla()]
@@ -381,7 +399,7 @@ class ContractToCash:
             changes = self._changes
 
             def moved(changes: int = changes) -> bool:
-                return self._has_work() or self._changes != changes
+                return self._has_work() or self._changes != changes or self._continue_as_new_due()
 
             # A durable timer to the next calendar event (a due date, a dunning reminder, the
             # end date): the contract moves on without any message.
@@ -402,6 +420,80 @@ class ContractToCash:
         if self._open:
             return "resolution of the open exceptions"
         return f"payment of the balance due {self.collections.balance_due()} {self.c.currency}"
+
+    # ------------------------------------------------------------------ continue-as-new
+
+    def _continue_as_new_due(self) -> bool:
+        """Whether this run's history is long enough to hand over, and now is a safe moment.
+
+        Safe means no step is running (the lock is free) and no signal or update handler is
+        still at work: the next run starts from the state alone, so nothing may be half done.
+        Messages waiting in the inbox are not half done: they are carried over.
+        """
+        if self._continue_declined or self._lock.locked():
+            return False
+        info = workflow.info()
+        threshold = self._validated.continue_as_new_events if self._validated is not None else None
+        long = info.is_continue_as_new_suggested() or (
+            threshold is not None and info.get_current_history_length() >= threshold
+        )
+        return long and workflow.all_handlers_finished()
+
+    def _continue_as_new(self) -> None:
+        """Hand the contract over to a new run with everything decided so far."""
+        if not workflow.patched(PATCH_CONTINUE_AS_NEW):
+            self._continue_declined = True
+            return
+        self.record(
+            f"history continued in run {self._run + 1} "
+            f"({workflow.info().get_current_history_length()} events in run {self._run})"
+        )
+        workflow.continue_as_new(
+            ContractRun(**self.c.model_dump(), carried=self._carry()),
+            search_attributes=workflow.info().typed_search_attributes,
+        )
+
+    def _carry(self) -> CarriedState:
+        return CarriedState(
+            run=self._run + 1,
+            stage=self._stage,
+            resume_stage=self._resume_stage,
+            refs=dict(self._refs),
+            terms=self.terms,
+            validated=self._validated,
+            inbox=[PendingMessage.of(message) for message in self._inbox],
+            terminate=self._terminate,
+            open_exceptions=list(self._open.values()),
+            decisions=list(self._decisions.values()),
+            amendments=list(self._amendments.values()),
+            abort_reason=self._abort_reason,
+            history=list(self._history),
+            pending_audit=list(self._pending_audit),
+            audit_seq=self._audit_seq,
+            billing=self.billing.state(),
+            collections=self.collections.state(),
+        )
+
+    def _restore(self, carried: CarriedState) -> None:
+        self._run = carried.run
+        self._stage = carried.stage
+        self._resume_stage = carried.resume_stage
+        self._refs = dict(carried.refs)
+        self._terms = carried.terms
+        self._validated = carried.validated
+        # A run is only ever continued once the contract is active.
+        self._provisioned = True
+        self._inbox = [pending.message for pending in carried.inbox]
+        self._terminate = carried.terminate
+        self._open = {e.exception_id: e for e in carried.open_exceptions}
+        self._decisions = {d.exception_id: d for d in carried.decisions}
+        self._amendments = {a.amendment_id: a for a in carried.amendments}
+        self._abort_reason = carried.abort_reason
+        self._history = list(carried.history)
+        self._pending_audit = list(carried.pending_audit)
+        self._audit_seq = carried.audit_seq
+        self.billing.restore(carried.billing)
+        self.collections.restore(carried.collections)
 
     # ------------------------------------------------------------------ amendments
 
