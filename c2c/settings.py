@@ -10,8 +10,13 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.names import DEFAULT_TASK_QUEUE, ExceptionQueue
+from domain.steps import STEP_SYSTEM_QUEUE
 
 SYSTEMS = ("crm", "erp", "psa", "tax", "payments")
+#: The queue of the contract workflows (and c2c's own ledger steps), as ``--queues`` names it.
+WORKFLOWS_QUEUE = "workflows"
+#: Systems with a task queue of their own: those some step runs under.
+QUEUED_SYSTEMS = tuple(sorted({system.value for system in STEP_SYSTEM_QUEUE.values()}))
 
 
 class Settings(BaseSettings):
@@ -169,6 +174,12 @@ class Settings(BaseSettings):
         description="history events after which a contract continues as new at its next quiet "
         "moment (the server may suggest it earlier)",
     )
+    worker_queues: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        alias="C2C_WORKER_QUEUES",
+        description=f"queues this worker polls, e.g. erp,psa (default all: {WORKFLOWS_QUEUE}, "
+        f"{', '.join(QUEUED_SYSTEMS)})",
+    )
     rate_limits: dict[str, float] = Field(
         default_factory=dict,
         alias="C2C_RATE_LIMITS",
@@ -215,15 +226,43 @@ class Settings(BaseSettings):
         description="let the SDK scale the pollers between 1 and C2C_WORKER_POLLERS",
     )
 
+    @field_validator("worker_queues", mode="before")
+    @classmethod
+    def _queue_list(cls, value: object) -> object:
+        return parse_queues(value) if isinstance(value, str) else value
+
+    @field_validator("worker_queues")
+    @classmethod
+    def _known_queues(cls, value: list[str]) -> list[str]:
+        return parse_queues(",".join(value))
+
     @field_validator("rate_limits", "concurrency_limits")
     @classmethod
     def _known_systems(cls, value: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(value) - set(SYSTEMS))
+        # Tax and payment calls run inside ERP steps: a limit for them would never apply.
+        unknown = sorted(set(value) - set(QUEUED_SYSTEMS))
         if unknown:
-            raise ValueError(f"unknown system(s) {unknown}: use {', '.join(SYSTEMS)}")
+            raise ValueError(
+                f"no task queue for {unknown}: limits apply to {', '.join(QUEUED_SYSTEMS)} "
+                "(tax calls are part of ERP steps)"
+            )
         if any(limit <= 0 for limit in value.values()):
             raise ValueError("limits must be positive")
         return value
+
+    def polled_queues(self) -> set[str]:
+        """The queues this worker polls: ``C2C_WORKER_QUEUES``, or all of them."""
+        return set(self.worker_queues or (WORKFLOWS_QUEUE, *QUEUED_SYSTEMS))
+
+
+def parse_queues(text: str) -> list[str]:
+    """``erp,psa`` → ``["erp", "psa"]``; raises ``ValueError`` naming an unknown queue."""
+    queues = [part.strip() for part in text.split(",") if part.strip()]
+    known = (WORKFLOWS_QUEUE, *QUEUED_SYSTEMS)
+    unknown = sorted(set(queues) - set(known))
+    if unknown:
+        raise ValueError(f"unknown queue(s) {unknown}: use {', '.join(known)}")
+    return queues
 
 
 @lru_cache(maxsize=1)

@@ -23,7 +23,7 @@ from domain.models import (
     RevenueStatus,
 )
 from domain.money import Money, Quantity
-from domain.names import Stage
+from domain.names import Stage, System
 from domain.pricing import InvoiceLine, RateRevision
 
 VALIDATE_CONTRACT = "validate_contract"
@@ -42,6 +42,27 @@ RECORD_AUDIT = "record_audit"
 OPEN_EXCEPTION = "open_exception"
 RESOLVE_EXCEPTION_RECORD = "resolve_exception_record"
 ESCALATE_EXCEPTION = "escalate_exception"
+
+#: The system whose task queue (and so whose rate limit) each step runs under. A step that
+#: calls several systems runs under the one that limits it: the ERP, whose API allows one
+#: pool of calls per account. Validation and billing also call the tax engine (and billing the
+#: PSA), closing and amendments the PSA: those calls come with the ERP call they belong to.
+#: No step calls the payment gateway (payments arrive by webhook), and none calls the tax
+#: engine alone. Steps not listed (c2c's own ledger) run on the workflows' queue.
+STEP_SYSTEM_QUEUE: dict[str, System] = {
+    VALIDATE_CONTRACT: System.ERP,
+    ENSURE_ERP_CUSTOMER: System.ERP,
+    CREATE_ERP_PROJECT: System.ERP,
+    CREATE_ERP_CONTRACT: System.ERP,
+    ACTIVATE_PSA_PROJECT: System.PSA,
+    BILL_PERIOD: System.ERP,
+    APPLY_PAYMENT: System.ERP,
+    APPLY_CASH: System.ERP,
+    ISSUE_CREDIT_NOTE: System.ERP,
+    SEND_DUNNING_REMINDER: System.CRM,
+    PROPAGATE_AMENDMENT: System.ERP,
+    CLOSE_CONTRACT: System.ERP,
+}
 
 
 class AuditEntry(BaseModel):

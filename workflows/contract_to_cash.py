@@ -63,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW_TYPE,
         ExceptionAction,
         Stage,
+        system_task_queue,
     )
     from domain.periods import Period
     from domain.pricing import initial_rates
@@ -82,6 +83,7 @@ with workflow.unsafe.imports_passed_through():
         RECORD_AUDIT,
         RESOLVE_EXCEPTION_RECORD,
         SEND_DUNNING_REMINDER,
+        STEP_SYSTEM_QUEUE,
         VALIDATE_CONTRACT,
         AmendmentInput,
         AmendmentPropagated,
@@ -772,11 +774,20 @@ class ContractToCash:
         The entries stay pending until the activity succeeds, so a failed step loses none.
         """
         arg.audit = list(self._pending_audit)
-        result = await workflow.execute_activity(name, arg, result_type=result_type, **options)
+        result = await workflow.execute_activity(
+            name, arg, result_type=result_type, task_queue=self._task_queue(name), **options
+        )
         # By key, not by position: two steps can run at once (an amendment during a hold).
         sent = {entry.key for entry in arg.audit}
         self._pending_audit = [e for e in self._pending_audit if e.key not in sent]
         return result
+
+    def _task_queue(self, step: str) -> str:
+        """The queue a step runs on: its system's, so that system's rate limit applies; c2c's
+        own ledger writes on the workflows' queue."""
+        queue = workflow.info().task_queue
+        system = STEP_SYSTEM_QUEUE.get(step)
+        return queue if system is None else system_task_queue(queue, system)
 
     async def _flush_audit(self) -> None:
         if self._pending_audit:
