@@ -145,6 +145,16 @@ STEP_SYSTEM = {
     CLOSE_CONTRACT: "erp",
 }
 
+#: How each step reads in the contract's Temporal history, unless the caller says more.
+STEP_SUMMARIES = {
+    VALIDATE_CONTRACT: "validate customer, legal entity, tax address and rate card",
+    ENSURE_ERP_CUSTOMER: "find or create the ERP customer",
+    CREATE_ERP_PROJECT: "create the ERP project",
+    CREATE_ERP_CONTRACT: "create the ERP contract, billing schedule and revenue treatment",
+    ACTIVATE_PSA_PROJECT: "create and activate the PSA project",
+    CLOSE_CONTRACT: "close the PSA and ERP projects",
+}
+
 #: Longest line of history (and of the ledger's audit trail).
 MAX_EVENT = 2000
 
@@ -208,6 +218,7 @@ class ContractToCash:
         """Run the contract: from its approval, or, with carried state, from where the
         previous run of the same contract continued as new."""
         event = self.c
+        self._publish_details()
         try:
             if start.carried is None:
                 self.record(f"approved in CLM by {event.approved_by} (version {event.version})")
@@ -394,7 +405,7 @@ class ContractToCash:
 
     async def _wait_for_work(self) -> None:
         while not self._has_work() and not self._continue_as_new_due():
-            self._waiting_for = self._describe_wait()
+            self._wait_for(self._describe_wait())
             now = workflow.now()
             events = [self._end_instant(), self.collections.next_wake(), self._next_sla()]
             upcoming = [at for at in events if at is not None and at > now]
@@ -409,9 +420,14 @@ class ContractToCash:
                 await workflow.wait_condition(
                     moved,
                     timeout=min(upcoming) - now if upcoming else None,
-                    timeout_summary="until the next due date, reminder or the end date",
+                    timeout_summary=(
+                        f"until {min(upcoming):%Y-%m-%d %H:%M} UTC, the next due date, reminder, "
+                        "SLA or end date"
+                        if upcoming
+                        else None
+                    ),
                 )
-        self._waiting_for = ""
+        self._wait_for("")
 
     def _describe_wait(self) -> str:
         if not self.ended():
@@ -596,7 +612,7 @@ class ContractToCash:
                     start_to_close_timeout=BILLING_TIMEOUT if name == BILL_PERIOD else timeout,
                     heartbeat_timeout=timeout if name == BILL_PERIOD else None,
                     retry_policy=self._retry_policy(),
-                    summary=summary or name,
+                    summary=summary or STEP_SUMMARIES.get(name, name),
                 )
             except ActivityError as err:
                 system, code, message = _failure(name, err)
@@ -633,7 +649,7 @@ class ContractToCash:
             self._resume_stage = self._stage
         exception_id = await self.open_exception(step, system, code, message, blocking=True)
         self._enter(Stage.ON_HOLD, f"{step} failed: {system} {code}: {message}")
-        self._waiting_for = f"operator decision on {exception_id}"
+        self._wait_for(f"operator decision on {exception_id}")
         # The hold waits without the lock, so that an amendment (often the fix) can apply.
         self._lock.release()
         try:
@@ -641,7 +657,7 @@ class ContractToCash:
         finally:
             await self._lock.acquire()
         decision = self._decisions[exception_id]
-        self._waiting_for = ""
+        self._wait_for("")
         event = f"{decision.action} of {step} by {decision.operator}" + (
             f": {decision.note}" if decision.note else ""
         )
@@ -672,6 +688,7 @@ class ContractToCash:
                 opened_at=workflow.now(),
             ),
             ExceptionOpened,
+            f"open exception {exception_id}: {system} {code}",
         )
         self._open[exception_id] = opened.exception
         if blocking:
@@ -690,7 +707,11 @@ class ContractToCash:
                 await workflow.wait_condition(
                     lambda: exception_id in self._decisions,
                     timeout=due - workflow.now() if due else None,
-                    timeout_summary="until the exception's SLA runs out",
+                    timeout_summary=(
+                        f"until {due:%Y-%m-%d %H:%M} UTC, when {exception_id}'s SLA runs out"
+                        if due
+                        else None
+                    ),
                 )
 
     def _sla_due(self) -> list[str]:
@@ -726,6 +747,7 @@ class ContractToCash:
                     contract_id=self.c.contract_id, exception_id=exception_id, at=now
                 ),
                 None,
+                f"escalate exception {exception_id} in the {e.queue.value} queue",
             )
 
     def decision(self, exception_id: str) -> ResolveException | None:
@@ -751,12 +773,15 @@ class ContractToCash:
                 at=workflow.now(),
             ),
             None,
+            f"close exception {exception_id}: {decision.action.value} by {decision.operator}",
         )
         if decision.action is ExceptionAction.ABORT and self._abort_reason is None:
             self._abort_reason = f"{exception_id} aborted by {decision.operator}"
         return decision
 
-    async def _ledger(self, name: str, arg: StepInput, result_type: type[R] | None) -> Any:
+    async def _ledger(
+        self, name: str, arg: StepInput, result_type: type[R] | None, summary: str
+    ) -> Any:
         """A write to c2c's own ledger: retried until it succeeds, never an exception."""
         return await self._execute(
             name,
@@ -764,6 +789,7 @@ class ContractToCash:
             result_type,
             start_to_close_timeout=self._step_timeout(),
             retry_policy=LEDGER_RETRY,
+            summary=summary,
         )
 
     async def _execute(
@@ -791,13 +817,19 @@ class ContractToCash:
 
     async def _flush_audit(self) -> None:
         if self._pending_audit:
-            await self._ledger(RECORD_AUDIT, StepInput(contract_id=self.c.contract_id), None)
+            await self._ledger(
+                RECORD_AUDIT,
+                StepInput(contract_id=self.c.contract_id),
+                None,
+                f"write {len(self._pending_audit)} audit trail entries",
+            )
 
     # ------------------------------------------------------------------ stage and history
 
     def _enter(self, stage: Stage, event: str) -> None:
         self._stage = stage
         workflow.upsert_search_attributes([SA_STAGE.value_set(stage.value)])
+        self._publish_details()
         self.record(event)
 
     def record(self, event: str) -> None:
@@ -821,6 +853,25 @@ class ContractToCash:
 
     def _publish_open_exceptions(self) -> None:
         workflow.upsert_search_attributes([SA_OPEN_EXCEPTIONS.value_set(len(self._open))])
+        self._publish_details()
+
+    def _wait_for(self, what: str) -> None:
+        self._waiting_for = what
+        self._publish_details()
+
+    def _publish_details(self) -> None:
+        """The Temporal UI's current details: where the contract is and what it waits for.
+
+        Metadata, not a command: it changes nothing a replay checks.
+        """
+        lines = [f"**Stage:** {self._stage.value}"]
+        if self._waiting_for:
+            lines.append(f"**Waiting for:** {self._waiting_for}")
+        if self._open:
+            lines.append(f"**Open exceptions:** {', '.join(sorted(self._open))}")
+        if self._run > 1:
+            lines.append(f"**Run:** {self._run} (continued as new to keep the history short)")
+        workflow.set_current_details("\n\n".join(lines))
 
     def _status(self) -> ContractStatus:
         c = self.c
