@@ -4,13 +4,16 @@ The dev server here suggests continue-as-new after a low number of history event
 contract of sixty monthly periods, two rate amendments and sixty payments runs as several
 runs. Each run's history stays near that number; the last run's status is what one run
 would have reached; payments signalled while a run hands over are applied, once each.
+
+On the time-skipping server, with ``C2C_CONTINUE_AS_NEW_EVENTS`` low instead, an exception
+opened by dunning stays open across the hand-over and an operator resolves it on the new run.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,14 +27,33 @@ from temporalio.testing import WorkflowEnvironment
 
 from c2c.settings import Settings
 from domain.carried import ContractRun
-from domain.models import Amendment, ClosePeriod, ContractStatus, PaymentReceived, RateCardEntry
-from domain.names import SEARCH_ATTRIBUTES, contract_workflow_id
+from domain.models import (
+    Amendment,
+    ClosePeriod,
+    ContractStatus,
+    PaymentReceived,
+    RateCardEntry,
+    ResolveException,
+)
+from domain.names import SA_OPEN_EXCEPTIONS, SEARCH_ATTRIBUTES, contract_workflow_id
 from domain.periods import Period
-from starter.contracts import close_period_for, contract_result, record_payment, start_contract
+from starter.contracts import (
+    close_period_for,
+    contract_handle,
+    contract_result,
+    record_payment,
+    resolve_exception,
+    start_contract,
+)
 from starter.updates import amend
 from tests.support import venv_binary
+from tests.workflows import test_calendar
+from tests.workflows.billing_helpers import start_active
 from tests.workflows.helpers import add_time, approval, items, wait_for, wait_stage
 from worker import contract_worker
+
+#: The time-skipping server of the calendar tests.
+time_skipping_env = test_calendar.skipping_env
 
 #: The server suggests continue-as-new from this many events on.
 SUGGEST_AT = 150
@@ -222,3 +244,64 @@ async def test_five_year_contract_continues_as_new_without_losing_anything(
     for invoice in erp_invoices:
         payments = await items(sandbox, "/erp/v1/payments", invoice_id=invoice["invoice_id"])
         assert len(payments) == 1, invoice["number"]
+
+
+async def test_an_open_exception_survives_the_hand_over_and_is_resolved_on_the_new_run(
+    time_skipping_env: WorkflowEnvironment, short_settings: Settings, sandbox: httpx.AsyncClient
+) -> None:
+    env, client = time_skipping_env, time_skipping_env.client
+    # The lowest threshold there is: the contract hands over soon after dunning escalates.
+    settings = short_settings.model_copy(
+        update={
+            "continue_as_new_events": 100,
+            "task_queue": f"c2c-can-skip-{uuid.uuid4().hex[:8]}",
+        }
+    )
+    async with contract_worker(client, settings):
+        cid, status = await start_active(
+            client, settings, end_date="2027-12-31", payment_terms_days=10
+        )
+        first_run = (await contract_handle(client, cid).describe()).run_id
+        await add_time(sandbox, status.refs["psa_project_id"], "Analyst", "2026-10-05", "10")
+        await close_period_for(client, cid, ClosePeriod(period="2026-10"))
+        await wait_for(client, cid, lambda s: bool(s.invoices), what="the October invoice")
+        # Overdue, three reminders, then the final one opens an exception to finance.
+        await env.sleep(timedelta(days=11 + 30 + 1))
+        status = await wait_for(
+            client, cid, lambda s: bool(s.open_exceptions), what="an escalation"
+        )
+        [escalation] = status.open_exceptions
+        assert escalation.code == "dunning_exhausted"
+
+        # Messages that change nothing still lengthen the history, up to the hand-over.
+        for _ in range(20):
+            await close_period_for(client, cid, ClosePeriod(period="2026-10"))
+        status = await wait_for(
+            client,
+            cid,
+            lambda s: any("history continued in run" in h.event for h in s.history),
+            what="a continue-as-new",
+        )
+        assert [e.exception_id for e in status.open_exceptions] == [escalation.exception_id]
+        assert status.invoices[0].dunning_level == 3
+        described = await contract_handle(client, cid).describe()
+        assert described.run_id != first_run
+        assert described.typed_search_attributes.get(SA_OPEN_EXCEPTIONS) == 1
+
+        await resolve_exception(
+            client,
+            cid,
+            ResolveException(
+                exception_id=escalation.exception_id,
+                action="skip",
+                operator="ar@example.com",
+                note="collected by the agency",
+            ),
+        )
+        status = await wait_for(
+            client,
+            cid,
+            lambda s: any("stopped by ar@example.com" in h.event for h in s.history),
+            what="dunning stopped by the operator",
+        )
+        assert status.open_exceptions == []
