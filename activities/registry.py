@@ -17,14 +17,16 @@ from activities.psa import PsaActivities
 from activities.validation import ValidationActivities
 from c2c.settings import Settings
 from connectors.registry import Connectors
+from domain import steps as step
 
 if TYPE_CHECKING:
     from ledger import Ledger
 
 
-def build_activities(
+def build_steps(
     connectors: Connectors, ledger: Ledger, settings: Settings
-) -> list[Callable[..., Any]]:
+) -> dict[str, Callable[..., Any]]:
+    """Every activity by its step name, so a worker can pick those of one system's queue."""
     validation = ValidationActivities(connectors, ledger, settings)
     erp = ErpActivities(connectors, ledger, settings)
     psa = PsaActivities(connectors, ledger, settings)
@@ -35,21 +37,21 @@ def build_activities(
     dunning = DunningActivities(connectors, ledger, settings)
     amendments = AmendmentActivities(connectors, ledger, settings)
     own = LedgerActivities(connectors, ledger, settings)
-    return [
-        validation.validate_contract,
-        erp.ensure_erp_customer,
-        erp.create_erp_project,
-        erp.create_erp_contract,
-        psa.activate_psa_project,
-        billing.bill_period,
-        payments.apply_payment,
-        payments.apply_unapplied_cash,
-        credit_notes.issue_credit_note,
-        dunning.send_dunning_reminder,
-        amendments.propagate_amendment,
-        closing.close_contract,
-        own.record_audit,
-        own.open_exception,
-        own.resolve_exception_record,
-        own.escalate_exception,
-    ]
+    return {
+        step.VALIDATE_CONTRACT: validation.validate_contract,
+        step.ENSURE_ERP_CUSTOMER: erp.ensure_erp_customer,
+        step.CREATE_ERP_PROJECT: erp.create_erp_project,
+        step.CREATE_ERP_CONTRACT: erp.create_erp_contract,
+        step.ACTIVATE_PSA_PROJECT: psa.activate_psa_project,
+        step.BILL_PERIOD: billing.bill_period,
+        step.APPLY_PAYMENT: payments.apply_payment,
+        step.APPLY_CASH: payments.apply_unapplied_cash,
+        step.ISSUE_CREDIT_NOTE: credit_notes.issue_credit_note,
+        step.SEND_DUNNING_REMINDER: dunning.send_dunning_reminder,
+        step.PROPAGATE_AMENDMENT: amendments.propagate_amendment,
+        step.CLOSE_CONTRACT: closing.close_contract,
+        step.RECORD_AUDIT: own.record_audit,
+        step.OPEN_EXCEPTION: own.open_exception,
+        step.RESOLVE_EXCEPTION_RECORD: own.resolve_exception_record,
+        step.ESCALATE_EXCEPTION: own.escalate_exception,
+    }

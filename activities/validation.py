@@ -88,5 +88,6 @@ class ValidationActivities(StepActivities):
             dunning_offsets_days=list(self.settings.dunning_offsets_days),
             step_max_attempts=self.settings.step_max_attempts,
             step_timeout_s=self.settings.step_timeout_s,
+            continue_as_new_events=self.settings.continue_as_new_events,
             ancestors=[a.crm_account_id for a in ancestors],
         )

@@ -11,9 +11,14 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.names import DEFAULT_TASK_QUEUE, ExceptionQueue
+from domain.steps import STEP_SYSTEM_QUEUE
 
 SYSTEMS = ("crm", "erp", "psa", "tax", "payments")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+#: The queue of the contract workflows (and c2c's own ledger steps), as ``--queues`` names it.
+WORKFLOWS_QUEUE = "workflows"
+#: Systems with a task queue of their own: those some step runs under.
+QUEUED_SYSTEMS = tuple(sorted({system.value for system in STEP_SYSTEM_QUEUE.values()}))
 
 
 class Settings(BaseSettings):
@@ -213,6 +218,105 @@ class Settings(BaseSettings):
         alias="OTEL_EXPORTER_OTLP_ENDPOINT",
         description="the OTLP collector; setting it turns tracing on as C2C_OTEL_ENABLED does",
     )
+
+    # issue 7: workers and queues
+    continue_as_new_events: int = Field(
+        default=10_000,
+        ge=100,
+        le=50_000,
+        alias="C2C_CONTINUE_AS_NEW_EVENTS",
+        description="history events after which a contract continues as new at its next quiet "
+        "moment (the server may suggest it earlier)",
+    )
+    worker_queues: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        alias="C2C_WORKER_QUEUES",
+        description=f"queues this worker polls, e.g. erp,psa (default all: {WORKFLOWS_QUEUE}, "
+        f"{', '.join(QUEUED_SYSTEMS)})",
+    )
+    rate_limits: dict[str, float] = Field(
+        default_factory=dict,
+        alias="C2C_RATE_LIMITS",
+        description="activities per second on each system's task queue, across all workers "
+        '(JSON, e.g. {"erp": 20})',
+    )
+    concurrency_limits: dict[str, int] = Field(
+        default_factory=dict,
+        alias="C2C_CONCURRENCY_LIMITS",
+        description="activities of each system one worker runs at once (JSON, e.g. "
+        '{"erp": 4}); C2C_WORKER_MAX_CONCURRENT_ACTIVITIES for the others',
+    )
+    worker_max_concurrent_activities: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        alias="C2C_WORKER_MAX_CONCURRENT_ACTIVITIES",
+        description="activities one worker runs at once on each of its task queues",
+    )
+    worker_max_concurrent_workflow_tasks: int = Field(
+        default=100,
+        ge=2,
+        le=10_000,
+        alias="C2C_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS",
+        description="workflow tasks one worker runs at once",
+    )
+    worker_max_cached_workflows: int = Field(
+        default=1000,
+        ge=0,
+        le=100_000,
+        alias="C2C_WORKER_MAX_CACHED_WORKFLOWS",
+        description="contracts a worker keeps in memory between tasks (0: replay every task)",
+    )
+    worker_pollers: int = Field(
+        default=5,
+        ge=2,
+        le=100,
+        alias="C2C_WORKER_POLLERS",
+        description="concurrent long polls per task queue (the most, when autoscaling)",
+    )
+    worker_poller_autoscaling: bool = Field(
+        default=False,
+        alias="C2C_WORKER_POLLER_AUTOSCALING",
+        description="let the SDK scale the pollers between 1 and C2C_WORKER_POLLERS",
+    )
+
+    @field_validator("worker_queues", mode="before")
+    @classmethod
+    def _queue_list(cls, value: object) -> object:
+        return parse_queues(value) if isinstance(value, str) else value
+
+    @field_validator("worker_queues")
+    @classmethod
+    def _known_queues(cls, value: list[str]) -> list[str]:
+        return parse_queues(",".join(value))
+
+    @field_validator("rate_limits", "concurrency_limits")
+    @classmethod
+    def _known_systems(cls, value: dict[str, float]) -> dict[str, float]:
+        # Tax and payment calls run inside ERP steps: a limit for them would never apply.
+        unknown = sorted(set(value) - set(QUEUED_SYSTEMS))
+        if unknown:
+            raise ValueError(
+                f"no task queue for {unknown}: limits apply to {', '.join(QUEUED_SYSTEMS)} "
+                "(tax calls are part of ERP steps)"
+            )
+        if any(limit <= 0 for limit in value.values()):
+            raise ValueError("limits must be positive")
+        return value
+
+    def polled_queues(self) -> set[str]:
+        """The queues this worker polls: ``C2C_WORKER_QUEUES``, or all of them."""
+        return set(self.worker_queues or (WORKFLOWS_QUEUE, *QUEUED_SYSTEMS))
+
+
+def parse_queues(text: str) -> list[str]:
+    """``erp,psa`` → ``["erp", "psa"]``; raises ``ValueError`` naming an unknown queue."""
+    queues = [part.strip() for part in text.split(",") if part.strip()]
+    known = (WORKFLOWS_QUEUE, *QUEUED_SYSTEMS)
+    unknown = sorted(set(queues) - set(known))
+    if unknown:
+        raise ValueError(f"unknown queue(s) {unknown}: use {', '.join(known)}")
+    return queues
 
 
 @lru_cache(maxsize=1)

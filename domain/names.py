@@ -10,6 +10,13 @@ WORKFLOW_TYPE = "ContractToCash"
 DEFAULT_TASK_QUEUE = "c2c"
 
 
+def system_task_queue(task_queue: str, system: str) -> str:
+    """The task queue of the activities that call ``system``, beside the workflows' queue:
+    ``c2c-erp`` for ``c2c``. Each has its own rate limit, so one system's limit never slows
+    calls to the others."""
+    return f"{task_queue}-{system}"
+
+
 def contract_workflow_id(contract_id: str) -> str:
     """The workflow id of a contract: one workflow per contract, ever."""
     return f"contract-{contract_id}"

@@ -23,7 +23,7 @@ from domain.models import (
     RevenueStatus,
 )
 from domain.money import Money, Quantity
-from domain.names import Stage
+from domain.names import Stage, System
 from domain.pricing import InvoiceLine, RateRevision
 
 VALIDATE_CONTRACT = "validate_contract"
@@ -42,6 +42,27 @@ RECORD_AUDIT = "record_audit"
 OPEN_EXCEPTION = "open_exception"
 RESOLVE_EXCEPTION_RECORD = "resolve_exception_record"
 ESCALATE_EXCEPTION = "escalate_exception"
+
+#: The system whose task queue (and so whose rate limit) each step runs under. A step that
+#: calls several systems runs under the one that limits it: the ERP, whose API allows one
+#: pool of calls per account. Validation and billing also call the tax engine (and billing the
+#: PSA), closing and amendments the PSA: those calls come with the ERP call they belong to.
+#: No step calls the payment gateway (payments arrive by webhook), and none calls the tax
+#: engine alone. Steps not listed (c2c's own ledger) run on the workflows' queue.
+STEP_SYSTEM_QUEUE: dict[str, System] = {
+    VALIDATE_CONTRACT: System.ERP,
+    ENSURE_ERP_CUSTOMER: System.ERP,
+    CREATE_ERP_PROJECT: System.ERP,
+    CREATE_ERP_CONTRACT: System.ERP,
+    ACTIVATE_PSA_PROJECT: System.PSA,
+    BILL_PERIOD: System.ERP,
+    APPLY_PAYMENT: System.ERP,
+    APPLY_CASH: System.ERP,
+    ISSUE_CREDIT_NOTE: System.ERP,
+    SEND_DUNNING_REMINDER: System.CRM,
+    PROPAGATE_AMENDMENT: System.ERP,
+    CLOSE_CONTRACT: System.ERP,
+}
 
 
 class AuditEntry(BaseModel):
@@ -77,6 +98,9 @@ class Validated(BaseModel):
     step_max_attempts: int = 14
     #: How long one attempt of a step may take (and a billing step go without a heartbeat).
     step_timeout_s: float = 60.0
+    #: History length at which a run continues as new at its next quiet moment, even if the
+    #: server has not suggested it yet (configuration; the server's own limit still applies).
+    continue_as_new_events: int = 10_000
     ancestors: list[str] = Field(default_factory=list)
 
 

@@ -85,13 +85,20 @@ def run_until_signalled(main: Coroutine[Any, Any, None]) -> None:
 
 
 @app.command()
-def worker() -> None:
-    """Run the worker: polls the task queue and runs contract workflows and activities."""
+def worker(
+    queues: str = typer.Option(
+        "",
+        help="only these queues, comma-separated: workflows and/or erp, psa, crm "
+        "(default: all, or C2C_WORKER_QUEUES)",
+    ),
+) -> None:
+    """Run the worker: polls the task queues and runs contract workflows and activities."""
     import worker as worker_module
+    from c2c.settings import parse_queues
 
     configure_logging("worker")
     try:
-        run_until_signalled(worker_module.run_worker())
+        run_until_signalled(worker_module.run_worker(queues=parse_queues(queues)))
     except Exception as exc:
         fail(f"c2c worker: {exc}")
 

@@ -91,6 +91,30 @@ def initial_search_attributes(event: ContractApproved) -> TypedSearchAttributes:
     )
 
 
+def start_summary(event: ContractApproved) -> str:
+    """The one line the Temporal UI shows for a contract: id, title, customer and value."""
+    return (
+        f"{event.contract_id}: {event.title} for {event.customer.name}, "
+        f"{event.contract_value} {event.currency}"
+    )
+
+
+def start_details(event: ContractApproved) -> str:
+    """The contract's terms as the Temporal UI shows them beside its history (Markdown)."""
+    lines = [
+        f"**Customer:** {event.customer.name} ({event.customer.crm_account_id})",
+        f"**Legal entity:** {event.legal_entity}",
+        f"**Billing model:** {event.billing_model.value.replace('_', ' ')}",
+        f"**Value:** {event.contract_value} {event.currency}"
+        + (f", not to exceed {event.not_to_exceed}" if event.not_to_exceed is not None else ""),
+        f"**Term:** {event.start_date} to {event.end_date}, "
+        f"payment within {event.payment_terms_days} days",
+        f"**Approved:** by {event.approved_by} at {event.approved_at:%Y-%m-%d %H:%M} UTC "
+        f"(version {event.version}, event {event.event_id})",
+    ]
+    return "\n\n".join(lines)
+
+
 async def start_contract(
     client: Client, event: ContractApproved, *, task_queue: str
 ) -> StartResult:
@@ -105,7 +129,8 @@ async def start_contract(
             # One workflow per contract, ever: a re-sent approval must not bill it twice.
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=initial_search_attributes(event),
-            static_summary=f"{event.contract_id}: {event.title} for {event.customer.name}",
+            static_summary=start_summary(event),
+            static_details=start_details(event),
         )
     except WorkflowAlreadyStartedError:
         existing = await client.get_workflow_handle(workflow_id).describe()

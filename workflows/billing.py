@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         release_line,
         retainer_fee_line,
     )
+    from domain.carried import BillingState
     from domain.models import (
         ContractApproved,
         InvoiceSummary,
@@ -87,6 +88,38 @@ class Billing:
         self._releases = 0
         #: Whether work approved after the final period closed has been looked for.
         self.swept = False
+
+    def state(self) -> BillingState:
+        """The billing position, to carry into the contract's next run."""
+        return BillingState(
+            closed_periods=list(self.closed_periods),
+            billed_to_date=self.billed_to_date,
+            held_back=self.held_back,
+            written_off=self.written_off,
+            revenue=self.revenue,
+            recognised_fixed_fee=self.recognised_fixed_fee,
+            completed=dict(self._completed),
+            milestone_invoice=dict(self._milestone_invoice),
+            fees=dict(self._fees),
+            ratable_months=sorted(self._ratable_months),
+            releases=self._releases,
+            swept=self.swept,
+        )
+
+    def restore(self, state: BillingState) -> None:
+        """Take up the billing position a previous run of the contract ended with."""
+        self.closed_periods = list(state.closed_periods)
+        self.billed_to_date = state.billed_to_date
+        self.held_back = state.held_back
+        self.written_off = state.written_off
+        self.revenue = state.revenue
+        self.recognised_fixed_fee = state.recognised_fixed_fee
+        self._completed = dict(state.completed)
+        self._milestone_invoice = dict(state.milestone_invoice)
+        self._fees = dict(state.fees)
+        self._ratable_months = set(state.ratable_months)
+        self._releases = state.releases
+        self.swept = state.swept
 
     # ------------------------------------------------------------------ terms
 

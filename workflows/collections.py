@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from domain.carried import CollectionsState
     from domain.collections import Application, CashBook, dunning_dates
     from domain.models import (
         CreditInvoice,
@@ -76,6 +77,34 @@ class Collections:
         self._dunning_stopped: set[str] = set()
         #: Open dunning escalations: exception id → invoice id.
         self._escalations: dict[str, str] = {}
+
+    def state(self) -> CollectionsState:
+        """Receivables, cash and dunning, to carry into the contract's next run."""
+        return CollectionsState(
+            book=self.book.model_copy(deep=True),
+            invoices=list(self._invoices),
+            payments_seen=sorted(self._payments_seen),
+            credit_notes=list(self._credit_notes),
+            credited_subtotal=dict(self._credited_subtotal),
+            credit_receipts=dict(self._credit_receipts),
+            overdue=sorted(self._overdue),
+            dunned=dict(self._dunned),
+            dunning_stopped=sorted(self._dunning_stopped),
+            escalations=dict(self._escalations),
+        )
+
+    def restore(self, state: CollectionsState) -> None:
+        """Take up the receivables a previous run of the contract ended with."""
+        self.book = state.book.model_copy(deep=True)
+        self._invoices = list(state.invoices)
+        self._payments_seen = set(state.payments_seen)
+        self._credit_notes = list(state.credit_notes)
+        self._credited_subtotal = dict(state.credited_subtotal)
+        self._credit_receipts = dict(state.credit_receipts)
+        self._overdue = set(state.overdue)
+        self._dunned = dict(state.dunned)
+        self._dunning_stopped = set(state.dunning_stopped)
+        self._escalations = dict(state.escalations)
 
     # ------------------------------------------------------------------ views
 

@@ -28,6 +28,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.amendments import Terms, apply_amendment, check_amendment
+    from domain.carried import CarriedState, ContractRun, Message, PendingMessage
     from domain.collections import DEFAULT_DUNNING_OFFSETS
     from domain.errors import BUSINESS_REJECTION
     from domain.models import (
@@ -62,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW_TYPE,
         ExceptionAction,
         Stage,
+        system_task_queue,
     )
     from domain.periods import Period
     from domain.pricing import initial_rates
@@ -81,6 +83,7 @@ with workflow.unsafe.imports_passed_through():
         RECORD_AUDIT,
         RESOLVE_EXCEPTION_RECORD,
         SEND_DUNNING_REMINDER,
+        STEP_SYSTEM_QUEUE,
         VALIDATE_CONTRACT,
         AmendmentInput,
         AmendmentPropagated,
@@ -105,7 +108,10 @@ with workflow.unsafe.imports_passed_through():
     )
 
 R = TypeVar("R", bound=BaseModel)
-Message = ClosePeriod | PaymentReceived | MilestoneCompleted | CreditInvoice
+
+#: Marks runs that may continue as new: a contract whose history was recorded by a worker
+#: without it replays without ever continuing at that point.
+PATCH_CONTINUE_AS_NEW = "continue-as-new"
 
 #: Steps an operator may skip: nothing later depends on an id they would have produced.
 SKIPPABLE_STEPS = frozenset(
@@ -139,6 +145,16 @@ STEP_SYSTEM = {
     CLOSE_CONTRACT: "erp",
 }
 
+#: How each step reads in the contract's Temporal history, unless the caller says more.
+STEP_SUMMARIES = {
+    VALIDATE_CONTRACT: "validate customer, legal entity, tax address and rate card",
+    ENSURE_ERP_CUSTOMER: "find or create the ERP customer",
+    CREATE_ERP_PROJECT: "create the ERP project",
+    CREATE_ERP_CONTRACT: "create the ERP contract, billing schedule and revenue treatment",
+    ACTIVATE_PSA_PROJECT: "create and activate the PSA project",
+    CLOSE_CONTRACT: "close the PSA and ERP projects",
+}
+
 #: Longest line of history (and of the ledger's audit trail).
 MAX_EVENT = 2000
 
@@ -152,12 +168,22 @@ class Aborted(Exception):
 
 @workflow.defn(name=WORKFLOW_TYPE)
 class ContractToCash:
-    def __init__(self) -> None:
-        self._contract: ContractApproved | None = None
+    @workflow.init
+    def __init__(self, start: ContractRun) -> None:
+        # Everything the input decides is set here, before any signal handler runs: a signal
+        # delivered in a run's first task must find the contract and the carried inbox.
+        event = self._contract = start.approved()
         self._stage = Stage.RECEIVED
         self._resume_stage = Stage.RECEIVED
         self._refs: dict[str, str] = {}
-        self._terms: Terms | None = None
+        self._terms = Terms(
+            currency=event.currency,
+            start_date=event.start_date,
+            end_date=event.end_date,
+            not_to_exceed=event.not_to_exceed,
+            rates=initial_rates(event.rate_card, event.start_date),
+            milestones=list(event.milestones),
+        )
         self._validated: Validated | None = None
         self._provisioned = False
         self._inbox: list[Message] = []
@@ -175,31 +201,34 @@ class ContractToCash:
         self._lock = asyncio.Lock()
         # Bumped whenever a change may move the next wake-up (an end date, a new invoice).
         self._changes = 0
+        #: Which run of the contract this is (continue-as-new starts the next).
+        self._run = 1
+        #: Set when this run, replaying a history recorded before continue-as-new existed,
+        #: must not continue as new.
+        self._continue_declined = False
         self.billing = Billing(self)
         self.collections = Collections(self)
+        if start.carried is not None:
+            self._restore(start.carried)
 
     # ------------------------------------------------------------------ the process
 
     @workflow.run
-    async def run(self, event: ContractApproved) -> ContractSummary:
-        self._contract = event
-        self._terms = Terms(
-            currency=event.currency,
-            start_date=event.start_date,
-            end_date=event.end_date,
-            not_to_exceed=event.not_to_exceed,
-            rates=initial_rates(event.rate_card, event.start_date),
-            milestones=list(event.milestones),
-        )
-        self.record(f"approved in CLM by {event.approved_by} (version {event.version})")
+    async def run(self, start: ContractRun) -> ContractSummary:
+        """Run the contract: from its approval, or, with carried state, from where the
+        previous run of the same contract continued as new."""
+        event = self.c
+        self._publish_details()
         try:
-            async with self._lock:
-                await self._validate()
-                await self._provision_erp()
-                await self._activate_psa()
-                self._provisioned = True
-                self._enter(Stage.ACTIVE, "contract active: billing runs at each period close")
-                await self.billing.on_activation()
+            if start.carried is None:
+                self.record(f"approved in CLM by {event.approved_by} (version {event.version})")
+                async with self._lock:
+                    await self._validate()
+                    await self._provision_erp()
+                    await self._activate_psa()
+                    self._provisioned = True
+                    self._enter(Stage.ACTIVE, "contract active: billing runs at each period close")
+                    await self.billing.on_activation()
             await self._run_active()
             await self._close()
         except Aborted as aborted:
@@ -235,8 +264,12 @@ class ContractToCash:
 
     async def _run_active(self) -> None:
         while True:
+            if self._continue_as_new_due():
+                self._continue_as_new()
             await self._flush_audit()
             await self._wait_for_work()
+            if self._continue_as_new_due():
+                continue
             async with self._lock:
                 if self._abort_reason is not None:
                     raise Aborted(self._abort_reason)
@@ -297,12 +330,10 @@ class ContractToCash:
 
     @property
     def c(self) -> ContractApproved:
-        assert self._contract is not None
         return self._contract
 
     @property
     def terms(self) -> Terms:
-        assert self._terms is not None
         return self._terms
 
     @property
@@ -373,15 +404,15 @@ class ContractToCash:
         )
 
     async def _wait_for_work(self) -> None:
-        while not self._has_work():
-            self._waiting_for = self._describe_wait()
+        while not self._has_work() and not self._continue_as_new_due():
+            self._wait_for(self._describe_wait())
             now = workflow.now()
             events = [self._end_instant(), self.collections.next_wake(), self._next_sla()]
             upcoming = [at for at in events if at is not None and at > now]
             changes = self._changes
 
             def moved(changes: int = changes) -> bool:
-                return self._has_work() or self._changes != changes
+                return self._has_work() or self._changes != changes or self._continue_as_new_due()
 
             # A durable timer to the next calendar event (a due date, a dunning reminder, the
             # end date): the contract moves on without any message.
@@ -389,9 +420,14 @@ class ContractToCash:
                 await workflow.wait_condition(
                     moved,
                     timeout=min(upcoming) - now if upcoming else None,
-                    timeout_summary="until the next due date, reminder or the end date",
+                    timeout_summary=(
+                        f"until {min(upcoming):%Y-%m-%d %H:%M} UTC, the next due date, reminder, "
+                        "SLA or end date"
+                        if upcoming
+                        else None
+                    ),
                 )
-        self._waiting_for = ""
+        self._wait_for("")
 
     def _describe_wait(self) -> str:
         if not self.ended():
@@ -402,6 +438,80 @@ class ContractToCash:
         if self._open:
             return "resolution of the open exceptions"
         return f"payment of the balance due {self.collections.balance_due()} {self.c.currency}"
+
+    # ------------------------------------------------------------------ continue-as-new
+
+    def _continue_as_new_due(self) -> bool:
+        """Whether this run's history is long enough to hand over, and now is a safe moment.
+
+        Safe means no step is running (the lock is free) and no signal or update handler is
+        still at work: the next run starts from the state alone, so nothing may be half done.
+        Messages waiting in the inbox are not half done: they are carried over.
+        """
+        if self._continue_declined or self._lock.locked():
+            return False
+        info = workflow.info()
+        threshold = self._validated.continue_as_new_events if self._validated is not None else None
+        long = info.is_continue_as_new_suggested() or (
+            threshold is not None and info.get_current_history_length() >= threshold
+        )
+        return long and workflow.all_handlers_finished()
+
+    def _continue_as_new(self) -> None:
+        """Hand the contract over to a new run with everything decided so far."""
+        if not workflow.patched(PATCH_CONTINUE_AS_NEW):
+            self._continue_declined = True
+            return
+        self.record(
+            f"history continued in run {self._run + 1} "
+            f"({workflow.info().get_current_history_length()} events in run {self._run})"
+        )
+        workflow.continue_as_new(
+            ContractRun(**self.c.model_dump(), carried=self._carry()),
+            search_attributes=workflow.info().typed_search_attributes,
+        )
+
+    def _carry(self) -> CarriedState:
+        return CarriedState(
+            run=self._run + 1,
+            stage=self._stage,
+            resume_stage=self._resume_stage,
+            refs=dict(self._refs),
+            terms=self.terms,
+            validated=self._validated,
+            inbox=[PendingMessage.of(message) for message in self._inbox],
+            terminate=self._terminate,
+            open_exceptions=list(self._open.values()),
+            decisions=list(self._decisions.values()),
+            amendments=list(self._amendments.values()),
+            abort_reason=self._abort_reason,
+            history=list(self._history),
+            pending_audit=list(self._pending_audit),
+            audit_seq=self._audit_seq,
+            billing=self.billing.state(),
+            collections=self.collections.state(),
+        )
+
+    def _restore(self, carried: CarriedState) -> None:
+        self._run = carried.run
+        self._stage = carried.stage
+        self._resume_stage = carried.resume_stage
+        self._refs = dict(carried.refs)
+        self._terms = carried.terms
+        self._validated = carried.validated
+        # A run is only ever continued once the contract is active.
+        self._provisioned = True
+        self._inbox = [pending.message for pending in carried.inbox]
+        self._terminate = carried.terminate
+        self._open = {e.exception_id: e for e in carried.open_exceptions}
+        self._decisions = {d.exception_id: d for d in carried.decisions}
+        self._amendments = {a.amendment_id: a for a in carried.amendments}
+        self._abort_reason = carried.abort_reason
+        self._history = list(carried.history)
+        self._pending_audit = list(carried.pending_audit)
+        self._audit_seq = carried.audit_seq
+        self.billing.restore(carried.billing)
+        self.collections.restore(carried.collections)
 
     # ------------------------------------------------------------------ amendments
 
@@ -502,7 +612,7 @@ class ContractToCash:
                     start_to_close_timeout=BILLING_TIMEOUT if name == BILL_PERIOD else timeout,
                     heartbeat_timeout=timeout if name == BILL_PERIOD else None,
                     retry_policy=self._retry_policy(),
-                    summary=summary or name,
+                    summary=summary or STEP_SUMMARIES.get(name, name),
                 )
             except ActivityError as err:
                 system, code, message = _failure(name, err)
@@ -539,7 +649,7 @@ class ContractToCash:
             self._resume_stage = self._stage
         exception_id = await self.open_exception(step, system, code, message, blocking=True)
         self._enter(Stage.ON_HOLD, f"{step} failed: {system} {code}: {message}")
-        self._waiting_for = f"operator decision on {exception_id}"
+        self._wait_for(f"operator decision on {exception_id}")
         # The hold waits without the lock, so that an amendment (often the fix) can apply.
         self._lock.release()
         try:
@@ -547,7 +657,7 @@ class ContractToCash:
         finally:
             await self._lock.acquire()
         decision = self._decisions[exception_id]
-        self._waiting_for = ""
+        self._wait_for("")
         event = f"{decision.action} of {step} by {decision.operator}" + (
             f": {decision.note}" if decision.note else ""
         )
@@ -578,6 +688,7 @@ class ContractToCash:
                 opened_at=workflow.now(),
             ),
             ExceptionOpened,
+            f"open exception {exception_id}: {system} {code}",
         )
         self._open[exception_id] = opened.exception
         if blocking:
@@ -596,7 +707,11 @@ class ContractToCash:
                 await workflow.wait_condition(
                     lambda: exception_id in self._decisions,
                     timeout=due - workflow.now() if due else None,
-                    timeout_summary="until the exception's SLA runs out",
+                    timeout_summary=(
+                        f"until {due:%Y-%m-%d %H:%M} UTC, when {exception_id}'s SLA runs out"
+                        if due
+                        else None
+                    ),
                 )
 
     def _sla_due(self) -> list[str]:
@@ -632,6 +747,7 @@ class ContractToCash:
                     contract_id=self.c.contract_id, exception_id=exception_id, at=now
                 ),
                 None,
+                f"escalate exception {exception_id} in the {e.queue.value} queue",
             )
 
     def decision(self, exception_id: str) -> ResolveException | None:
@@ -657,12 +773,15 @@ class ContractToCash:
                 at=workflow.now(),
             ),
             None,
+            f"close exception {exception_id}: {decision.action.value} by {decision.operator}",
         )
         if decision.action is ExceptionAction.ABORT and self._abort_reason is None:
             self._abort_reason = f"{exception_id} aborted by {decision.operator}"
         return decision
 
-    async def _ledger(self, name: str, arg: StepInput, result_type: type[R] | None) -> Any:
+    async def _ledger(
+        self, name: str, arg: StepInput, result_type: type[R] | None, summary: str
+    ) -> Any:
         """A write to c2c's own ledger: retried until it succeeds, never an exception."""
         return await self._execute(
             name,
@@ -670,6 +789,7 @@ class ContractToCash:
             result_type,
             start_to_close_timeout=self._step_timeout(),
             retry_policy=LEDGER_RETRY,
+            summary=summary,
         )
 
     async def _execute(
@@ -680,21 +800,36 @@ class ContractToCash:
         The entries stay pending until the activity succeeds, so a failed step loses none.
         """
         arg.audit = list(self._pending_audit)
-        result = await workflow.execute_activity(name, arg, result_type=result_type, **options)
+        result = await workflow.execute_activity(
+            name, arg, result_type=result_type, task_queue=self._task_queue(name), **options
+        )
         # By key, not by position: two steps can run at once (an amendment during a hold).
         sent = {entry.key for entry in arg.audit}
         self._pending_audit = [e for e in self._pending_audit if e.key not in sent]
         return result
 
+    def _task_queue(self, step: str) -> str:
+        """The queue a step runs on: its system's, so that system's rate limit applies; c2c's
+        own ledger writes on the workflows' queue."""
+        queue = workflow.info().task_queue
+        system = STEP_SYSTEM_QUEUE.get(step)
+        return queue if system is None else system_task_queue(queue, system)
+
     async def _flush_audit(self) -> None:
         if self._pending_audit:
-            await self._ledger(RECORD_AUDIT, StepInput(contract_id=self.c.contract_id), None)
+            await self._ledger(
+                RECORD_AUDIT,
+                StepInput(contract_id=self.c.contract_id),
+                None,
+                f"write {len(self._pending_audit)} audit trail entries",
+            )
 
     # ------------------------------------------------------------------ stage and history
 
     def _enter(self, stage: Stage, event: str) -> None:
         self._stage = stage
         workflow.upsert_search_attributes([SA_STAGE.value_set(stage.value)])
+        self._publish_details()
         self.record(event)
 
     def record(self, event: str) -> None:
@@ -718,6 +853,25 @@ class ContractToCash:
 
     def _publish_open_exceptions(self) -> None:
         workflow.upsert_search_attributes([SA_OPEN_EXCEPTIONS.value_set(len(self._open))])
+        self._publish_details()
+
+    def _wait_for(self, what: str) -> None:
+        self._waiting_for = what
+        self._publish_details()
+
+    def _publish_details(self) -> None:
+        """The Temporal UI's current details: where the contract is and what it waits for.
+
+        Metadata, not a command: it changes nothing a replay checks.
+        """
+        lines = [f"**Stage:** {self._stage.value}"]
+        if self._waiting_for:
+            lines.append(f"**Waiting for:** {self._waiting_for}")
+        if self._open:
+            lines.append(f"**Open exceptions:** {', '.join(sorted(self._open))}")
+        if self._run > 1:
+            lines.append(f"**Run:** {self._run} (continued as new to keep the history short)")
+        workflow.set_current_details("\n\n".join(lines))
 
     def _status(self) -> ContractStatus:
         c = self.c

@@ -20,6 +20,7 @@ from c2c.telemetry import (
     metrics_runtime,
 )
 from domain.models import ClosePeriod, ResolveException
+from domain.names import system_task_queue
 from starter.contracts import close_period_for, resolve_exception, start_contract
 from tests.support import free_port
 from tests.telemetry.conftest import MeteredWorker
@@ -44,7 +45,8 @@ async def test_an_issued_invoice_shows_on_the_worker_port_with_sdk_metrics(
     assert str(status.invoices[0].total) == "2488.20"
 
     after = await metered_worker.scrape()
-    mine = {"task_queue": queue}
+    # Billing runs on the ERP's queue (its rate limit), so its metrics carry that queue.
+    mine = {"task_queue": system_task_queue(queue, "erp")}
 
     def delta(name: str, **labels: str) -> float:
         return after.value(name, **mine, **labels) - before.value(name, **mine, **labels)
