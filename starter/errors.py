@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -22,6 +23,9 @@ from starter.contracts import is_finished_error
 from starter.fields import FieldProblem, problems, problems_from
 
 log = get_logger("c2c.api")
+
+#: The response header that names the request in the API's log lines.
+REQUEST_ID_HEADER = "X-Request-ID"
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -147,9 +151,18 @@ async def _rpc_timeout(_: Request, __: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The caller gets the request id to quote; the traceback goes to the log line that
+    # carries the same id, never into the answer (it may name code, data or a secret).
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
     log.error("unhandled error", path=request.url.path, exc_info=exc)
-    body = {"error": {"code": "internal_error", "message": "internal error; see the API's log"}}
-    return JSONResponse(body, status_code=500)
+    error = ApiError(
+        500,
+        "internal_error",
+        "internal error; quote the request id to the API's operators",
+        extra={"request_id": request_id},
+        headers={REQUEST_ID_HEADER: request_id} if request_id else None,
+    )
+    return error.response()
 
 
 def install_error_handlers(app: FastAPI) -> None:
