@@ -13,7 +13,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException
 from temporalio.client import RPCTimeoutOrCancelledError, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -38,6 +38,61 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     422: "validation_error",
 }
+
+
+#: What each error status means, as the OpenAPI document describes it.
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "the body is not valid JSON, or the request is malformed",
+    401: "missing or unknown credentials (a bearer token, or a webhook's signature)",
+    403: "the token's role may not do this",
+    404: "no such contract, exception or event",
+    409: "refused by the current state of what it names",
+    413: "the body is over the size limit",
+    422: "invalid input: `error.field` and `errors` name every invalid field",
+    500: "an unexpected error: quote `request_id` to the operators; nothing is in the answer",
+    502: "Temporal refused the request, or the workflow could not answer",
+    503: "Temporal or a system did not answer; nothing was lost, try again",
+}
+
+
+class ErrorDetail(BaseModel):
+    """The first (or only) problem of an error answer."""
+
+    code: str
+    message: str
+    field: str | None = None
+
+
+class FieldError(BaseModel):
+    """One invalid field of a ``422``."""
+
+    field: str | None
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers (some carry more members, e.g. a rejected amendment's
+    ``result`` or a dead letter's ``event_id``)."""
+
+    model_config = ConfigDict(extra="allow", title="Error")
+
+    error: ErrorDetail
+    errors: list[FieldError] = []
+    request_id: str | None = None
+
+
+def error_responses(*statuses: int, **described: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error statuses, each with the ``ErrorBody`` model.
+
+    Args:
+        statuses: The statuses, described as in ``ERROR_DESCRIPTIONS``.
+        described: More statuses with their own description, keyed ``s409="..."``.
+    """
+    wanted = {status: ERROR_DESCRIPTIONS[status] for status in statuses}
+    wanted.update({int(key.removeprefix("s")): text for key, text in described.items()})
+    return {
+        status: {"model": ErrorBody, "description": text} for status, text in sorted(wanted.items())
+    }
 
 
 class ApiError(Exception):
