@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 import pytest_asyncio
-import structlog
 from temporalio.client import Client
 
-from c2c.logs import configure_logging
 from c2c.settings import Settings
 from starter.api import create_app
 from starter.errors import REQUEST_ID_HEADER
+from tests.starter.helpers import captured_logs
 
 #: Text only the failing handler knows: it must stay out of the answer.
 INTERNALS = "ledger row 42 is inconsistent"
@@ -25,12 +23,8 @@ INTERNALS = "ledger row 42 is inconsistent"
 
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    configure_logging("api", fmt="json", level="INFO", stream=out)
-    yield out
-    structlog.contextvars.clear_contextvars()
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
+    with captured_logs("api") as out:
+        yield out
 
 
 @pytest_asyncio.fixture
