@@ -74,7 +74,7 @@ class ErrorBody(BaseModel):
     """Every error the API answers (some carry more members, e.g. a rejected amendment's
     ``result`` or a dead letter's ``event_id``)."""
 
-    model_config = ConfigDict(extra="allow", title="Error")
+    model_config = ConfigDict(extra="allow")
 
     error: ErrorDetail
     errors: list[FieldError] = []
