@@ -2,40 +2,137 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
+from pydantic import BaseModel
 
 from domain.names import contract_id_from_workflow_id
 
-#: Keys whose values never reach a log line.
+#: The text that stands in for a redacted value.
+REDACTED = "[redacted]"
+
+#: Keys whose values never reach a log line, at any depth of an event (a logged payload, a
+#: headers dict), compared in lower case with ``-`` read as ``_``. A key also matches when it
+#: ends in ``_`` and one of these (``webhook_secret``, ``x_api_key``, ``customer_tax_id``).
+#: ``idempotency_key`` is kept on purpose: it is built from the workflow id and the business
+#: step, grants nothing, and is what an operator searches for to trace a duplicate write;
+#: a bare ``key`` or another ``*_key`` is a name, not a credential, unless listed here.
 REDACTED_KEYS = frozenset(
     {
+        # credentials
         "authorization",
+        "cookie",
+        "credential",
+        "credentials",
         "password",
+        "passwd",
         "secret",
+        "secrets",
+        "signature",
         "token",
+        "tokens",
         "api_key",
-        "webhook_secret",
+        "apikey",
+        "access_key",
+        "private_key",
+        "secret_key",
+        "signing_key",
         "encryption_key",
-        "idempotency_key_secret",
-        "tax_id",
+        # bank details
         "iban",
+        "bic",
+        "swift",
+        "swift_code",
         "account_number",
-        "x-c2c-signature",
+        "routing_number",
+        "sort_code",
+        "bank_account",
+        "bank_details",
+        # tax ids
+        "tax_id",
+        "tax_number",
+        "vat_id",
+        "vat_number",
     }
 )
+
+#: Deeper than this an event is not walked: its values are replaced whole.
+_MAX_DEPTH = 12
+#: ``scheme://user:password@host``: the password of a URL (a database URL, a proxy).
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*):[^@/\s]*@", re.IGNORECASE)
+#: ``?name=value`` or ``&name=value``: a query string parameter, redacted if its name is.
+_QUERY_PARAM = re.compile(r"(?P<head>[?&;](?P<name>[\w.\-]+)=)(?P<value>[^&#\s\"']*)")
+#: ``Bearer <token>`` or ``Basic <credentials>`` written into a message.
+_AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic)\s+[\w.~+/=\-]+", re.IGNORECASE)
+
+
+def is_sensitive(key: str) -> bool:
+    """Whether a value logged under ``key`` is redacted (see ``REDACTED_KEYS``)."""
+    name = key.strip().lower().replace("-", "_").rsplit(".", 1)[-1]
+    if name in REDACTED_KEYS:
+        return True
+    return any(name.endswith(f"_{word}") for word in REDACTED_KEYS)
+
+
+def scrub_text(text: str) -> str:
+    """``text`` without the credentials it may carry in a URL or an ``Authorization`` value.
+
+    Libraries log URLs and messages, not keys (httpx logs each request's URL), so these are
+    redacted by their syntax: a URL's password, a query parameter with a sensitive name, a
+    bearer or basic credential.
+    """
+    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}:{REDACTED}@", text)
+    text = _QUERY_PARAM.sub(
+        lambda m: f"{m['head']}{REDACTED}" if is_sensitive(m["name"]) else m[0], text
+    )
+    return _AUTH_SCHEME.sub(lambda m: f"{m['scheme']} {REDACTED}", text)
+
+
+def redact(value: Any, depth: int = 0) -> Any:
+    """A copy of ``value`` with every sensitive key's value redacted, at any depth.
+
+    Mappings, sequences, pydantic models and dataclasses are walked (the caller's objects
+    are never changed); strings are scrubbed (``scrub_text``); other values are kept.
+    """
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, (int, float, bool, type(None))):
+        return value
+    if depth >= _MAX_DEPTH:
+        return "[too deep]"
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED if isinstance(k, str) and is_sensitive(k) else redact(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [redact(v, depth + 1) for v in value]
+    return value
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     # uvicorn repeats its message with terminal colour codes; one copy is enough.
     event.pop("color_message", None)
-    for key in list(event):
-        if key.lower() in REDACTED_KEYS:
-            event[key] = "[redacted]"
+    for key, value in list(event.items()):
+        if key in ("exc_info", "_record", "_from_structlog"):
+            continue  # the formatter's own material, rendered (and scrubbed) later
+        event[key] = REDACTED if is_sensitive(key) else redact(value)
+    return event
+
+
+def _scrub_exception(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    if isinstance(event.get("exception"), str):
+        event["exception"] = scrub_text(event["exception"])
     return event
 
 
@@ -79,6 +176,9 @@ def configure_logging(
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
+    # A traceback as plain text, never with its frames' local variables (rich's default shows
+    # them, and a local may be a contract, a header or a secret), and scrubbed like a message.
+    tracebacks: list[Any] = [structlog.processors.format_exc_info, _scrub_exception]
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -97,7 +197,11 @@ def configure_logging(
         structlog.stdlib.ProcessorFormatter(
             # Extras first, so what a library passes in `extra` is redacted too.
             foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *tracebacks,
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()
@@ -109,4 +213,5 @@ def configure_logging(
 
 
 def get_logger(name: str | None = None) -> Any:
+    """A structlog logger named ``name``, redacting as ``configure_logging`` set up."""
     return structlog.get_logger(name)

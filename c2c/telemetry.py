@@ -368,4 +368,14 @@ def instrument_api(app: FastAPI) -> None:
         body, content_type = exposition(get_ledger(context.settings.ledger_url))
         return Response(body, media_type=content_type)
 
-    app.add_api_route("/metrics", metrics, methods=["GET"], tags=["health"])
+    # The return annotation is a string here (postponed annotations) naming a local import,
+    # which FastAPI cannot resolve for the OpenAPI document: state the answer instead.
+    app.add_api_route(
+        "/metrics",
+        metrics,
+        methods=["GET"],
+        tags=["health"],
+        response_model=None,
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    )

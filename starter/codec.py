@@ -23,7 +23,7 @@ from temporalio.api.common.v1 import Payload
 from c2c.codec import EncryptionCodec, PayloadDecryptionError
 from c2c.logs import get_logger
 from starter.auth import Role, require
-from starter.errors import ApiError, invalid_field
+from starter.errors import ApiError, error_responses, invalid_field
 
 log = get_logger("c2c.codec")
 
@@ -33,7 +33,12 @@ CODEC_PATH = "/codec"
 _UI_HEADERS = ["Authorization", "Content-Type", "X-Namespace"]
 
 router = APIRouter(
-    prefix=CODEC_PATH, tags=["codec"], dependencies=[Depends(require(Role.OPERATOR))]
+    prefix=CODEC_PATH,
+    tags=["codec"],
+    dependencies=[Depends(require(Role.OPERATOR))],
+    responses=error_responses(
+        400, 401, 403, 413, 422, 500, s404="payload encryption is off (no C2C_ENCRYPTION_KEY)"
+    ),
 )
 
 
@@ -87,7 +92,9 @@ class WirePayload(BaseModel):
 class WirePayloads(BaseModel):
     """The body of a codec request and of its answer."""
 
-    payloads: list[WirePayload] = Field(default_factory=list, max_length=10_000)
+    # The UI and the CLI send one event's payloads at a time; a longer list is refused by its
+    # length (422) well before the API's 1 MB body limit would refuse it by size.
+    payloads: list[WirePayload] = Field(default_factory=list, max_length=1_000)
 
 
 def codec_of(request: Request) -> EncryptionCodec:

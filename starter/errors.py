@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException
 from temporalio.client import RPCTimeoutOrCancelledError, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -22,6 +25,9 @@ from starter.contracts import is_finished_error
 from starter.fields import FieldProblem, problems, problems_from
 
 log = get_logger("c2c.api")
+
+#: The response header that names the request in the API's log lines.
+REQUEST_ID_HEADER = "X-Request-ID"
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -34,6 +40,61 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     422: "validation_error",
 }
+
+
+#: What each error status means, as the OpenAPI document describes it.
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "the body is not valid JSON, or the request is malformed",
+    401: "missing or unknown credentials (a bearer token, or a webhook's signature)",
+    403: "the token's role may not do this",
+    404: "no such contract, exception or event",
+    409: "refused by the current state of what it names",
+    413: "the body is over the size limit",
+    422: "invalid input: `error.field` and `errors` name every invalid field",
+    500: "an unexpected error: quote `request_id` to the operators; nothing is in the answer",
+    502: "Temporal refused the request, or the workflow could not answer",
+    503: "Temporal or a system did not answer; nothing was lost, try again",
+}
+
+
+class ErrorDetail(BaseModel):
+    """The first (or only) problem of an error answer."""
+
+    code: str
+    message: str
+    field: str | None = None
+
+
+class FieldError(BaseModel):
+    """One invalid field of a ``422``."""
+
+    field: str | None
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers (some carry more members, e.g. a rejected amendment's
+    ``result`` or a dead letter's ``event_id``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: ErrorDetail
+    errors: list[FieldError] = []
+    request_id: str | None = None
+
+
+def error_responses(*statuses: int, **described: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error statuses, each with the ``ErrorBody`` model.
+
+    Args:
+        statuses: The statuses, described as in ``ERROR_DESCRIPTIONS``.
+        described: More statuses with their own description, keyed ``s409="..."``.
+    """
+    wanted = {status: ERROR_DESCRIPTIONS[status] for status in statuses}
+    wanted.update({int(key.removeprefix("s")): text for key, text in described.items()})
+    return {
+        status: {"model": ErrorBody, "description": text} for status, text in sorted(wanted.items())
+    }
 
 
 class ApiError(Exception):
@@ -147,9 +208,18 @@ async def _rpc_timeout(_: Request, __: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The caller gets the request id to quote; the traceback goes to the log line that
+    # carries the same id, never into the answer (it may name code, data or a secret).
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
     log.error("unhandled error", path=request.url.path, exc_info=exc)
-    body = {"error": {"code": "internal_error", "message": "internal error; see the API's log"}}
-    return JSONResponse(body, status_code=500)
+    error = ApiError(
+        500,
+        "internal_error",
+        "internal error; quote the request id to the API's operators",
+        extra={"request_id": request_id},
+        headers={REQUEST_ID_HEADER: request_id} if request_id else None,
+    )
+    return error.response()
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -161,3 +231,36 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(WorkflowQueryFailedError, _query_failed)
     app.add_exception_handler(RPCTimeoutOrCancelledError, _rpc_timeout)
     app.add_exception_handler(Exception, _unexpected)
+
+
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return frozenset(names)
+
+
+async def known_query_only(request: Request) -> None:
+    """Dependency: refuse query parameters the operation does not have.
+
+    Ignoring them would answer a typo (``?stag=on_hold``) with every contract, which a
+    script would take for the filtered list.
+
+    Raises:
+        ApiError: ``422`` naming each unknown parameter.
+    """
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        expected = ", ".join(sorted(known)) or "none"
+        raise invalid(
+            [
+                FieldProblem(
+                    name or "(empty name)", f"unknown query parameter; expected {expected}"
+                )
+                for name in unknown
+            ]
+        )

@@ -22,11 +22,15 @@ from ledger import Ledger
 from ledger.kpis import KpiReport, UnbilledTime, kpi_report, unbilled_time
 from starter.auth import authorize
 from starter.context import ApiContext, api_context
-from starter.errors import invalid_field
+from starter.errors import error_responses, invalid_field, known_query_only
 
 log = get_logger("c2c.kpis")
 
-router = APIRouter(prefix="/api", dependencies=[Depends(authorize)])
+router = APIRouter(
+    prefix="/api",
+    dependencies=[Depends(authorize), Depends(known_query_only)],
+    responses=error_responses(400, 401, 403, 422, 500),
+)
 
 #: A legal entity's code, as contracts name it.
 LEGAL_ENTITY = re.compile(r"^[A-Z0-9]{2,10}$")

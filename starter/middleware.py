@@ -1,4 +1,5 @@
-"""ASGI middleware of the API: a body size limit and one log line per request.
+"""ASGI middleware of the API: a body size limit, and one log line per request under a
+request id that the answer names in ``X-Request-ID``.
 
 Both are plain ASGI (not ``BaseHTTPMiddleware``) so that handlers run in the same task and
 the structlog context they bind reaches the request's log line.
@@ -10,12 +11,13 @@ import time
 import uuid
 
 import structlog
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from c2c.logs import get_logger
 from c2c.telemetry import record_request
 from domain.names import contract_workflow_id
-from starter.errors import ApiError
+from starter.errors import REQUEST_ID_HEADER, ApiError
 
 log = get_logger("c2c.api")
 
@@ -82,7 +84,8 @@ class RequestLog:
             return
         # A keep-alive connection serves requests in one task: forget the previous one's keys.
         structlog.contextvars.unbind_contextvars(*REQUEST_KEYS)
-        structlog.contextvars.bind_contextvars(request_id=uuid.uuid4().hex[:12])
+        request_id = uuid.uuid4().hex[:12]
+        structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
 
@@ -90,6 +93,9 @@ class RequestLog:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # Every answer names its request, so a caller can quote it to an operator.
+                headers = MutableHeaders(scope=message)
+                headers.setdefault(REQUEST_ID_HEADER, request_id)
             await send(message)
 
         try:

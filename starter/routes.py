@@ -26,7 +26,7 @@ from starter.auth import Role, authorize
 from starter.context import ApiContext, api_context
 from starter.contracts import ContractListItem
 from starter.dead_letters import DeadLetterItem, DeadLetterNotFound, NotADeadLetter, ReplayFailed
-from starter.errors import ApiError
+from starter.errors import ApiError, error_responses, known_query_only
 from starter.exception_queue import ExceptionItem, ExceptionNotFound, ExceptionNotOpen
 from starter.middleware import bind_contract
 from starter.updates import rejection_reason
@@ -34,7 +34,19 @@ from starter.webhooks import PROCESSORS, amendment_answer
 
 log = get_logger("c2c.api")
 
-router = APIRouter(prefix="/api", dependencies=[Depends(authorize)])
+
+router = APIRouter(
+    prefix="/api",
+    # The token first: an unauthenticated caller learns nothing about the parameters.
+    dependencies=[Depends(authorize), Depends(known_query_only)],
+    # What every route may answer: its input refused, its token refused, an unexpected error.
+    responses=error_responses(400, 401, 403, 413, 422, 500),
+)
+
+#: What a route that talks to Temporal may answer besides.
+TEMPORAL = error_responses(502, 503)
+#: ... and one that names a contract.
+CONTRACT = error_responses(404, 409, 502, 503)
 
 ContractId = Path(min_length=1, max_length=64, description="the contract's business key")
 
@@ -82,7 +94,7 @@ class Decision(BaseModel):
     note: str = Field(default="", max_length=2000)
 
 
-@router.get("/contracts", response_model=ContractList, tags=["contracts"])
+@router.get("/contracts", response_model=ContractList, responses=TEMPORAL, tags=["contracts"])
 async def list_contracts(
     stage: Stage | None = None, context: ApiContext = Depends(api_context)
 ) -> ContractList:
@@ -91,7 +103,12 @@ async def list_contracts(
     return ContractList(items=await contracts.list_contracts(client, stage=stage))
 
 
-@router.get("/contracts/{contract_id}", response_model=ContractStatus, tags=["contracts"])
+@router.get(
+    "/contracts/{contract_id}",
+    response_model=ContractStatus,
+    responses=error_responses(404, 502, 503),
+    tags=["contracts"],
+)
 async def contract_status(
     contract_id: str = ContractId, context: ApiContext = Depends(api_context)
 ) -> ContractStatus:
@@ -103,7 +120,10 @@ async def contract_status(
 @router.post(
     "/contracts/{contract_id}/amendments",
     response_model=AmendmentResult,
-    responses={409: {"description": "rejected, with the reason"}},
+    responses={
+        **CONTRACT,
+        **error_responses(s409="rejected (with the reason and `result`), or the contract closed"),
+    },
     tags=["contracts"],
 )
 async def amend_contract(
@@ -125,6 +145,7 @@ class TerminationRequested(BaseModel):
     "/contracts/{contract_id}/terminate",
     status_code=202,
     response_model=TerminationRequested,
+    responses=CONTRACT,
     tags=["contracts"],
 )
 async def terminate_contract(
@@ -155,6 +176,7 @@ class CreditRequested(BaseModel):
     "/contracts/{contract_id}/credit-notes",
     status_code=202,
     response_model=CreditRequested,
+    responses=CONTRACT,
     tags=["billing"],
 )
 async def credit_invoice(
@@ -175,7 +197,11 @@ async def credit_invoice(
 
 
 @router.post(
-    "/billing/close-period", status_code=202, response_model=PeriodClosed, tags=["billing"]
+    "/billing/close-period",
+    status_code=202,
+    response_model=PeriodClosed,
+    responses=TEMPORAL,
+    tags=["billing"],
 )
 async def close_period(
     body: ClosePeriod, context: ApiContext = Depends(api_context)
@@ -203,7 +229,10 @@ async def list_exceptions(
 @router.post(
     "/exceptions/{exception_id}/{action}",
     response_model=ContractStatus,
-    responses={404: {"description": "unknown exception"}, 409: {"description": "not open"}},
+    responses={
+        **TEMPORAL,
+        **error_responses(s404="unknown exception", s409="not open, or the workflow refused"),
+    },
     tags=["exceptions"],
 )
 async def resolve_exception(
@@ -247,11 +276,12 @@ async def list_dead_letters(
 @router.post(
     "/dead-letters/{source}/{event_id}/replay",
     response_model=ReplayResult,
-    responses={
-        404: {"description": "unknown event"},
-        409: {"description": "not a dead letter, or still failing (with the new reason)"},
-        503: {"description": "a system did not answer; it stays a dead letter"},
-    },
+    responses=error_responses(
+        502,
+        s404="unknown event",
+        s409="not a dead letter, or still failing (with the new reason and `event`)",
+        s503="a system did not answer; it stays a dead letter",
+    ),
     tags=["dead letters"],
 )
 async def replay_dead_letter(

@@ -24,20 +24,40 @@ from c2c.logs import get_logger
 from c2c.signing import SignatureError, verify
 from c2c.telemetry import record_webhook
 from domain.errors import BusinessError, TransientError
-from domain.models import Amendment, ContractApproved, MilestoneCompleted, PaymentReceived
+from domain.models import (
+    Amendment,
+    AmendmentResult,
+    ContractApproved,
+    MilestoneCompleted,
+    PaymentReceived,
+)
 from domain.names import SIGNATURE_HEADER, System, contract_workflow_id
 from ledger import InboundSource
 from starter import dead_letters
 from starter.context import ApiContext, api_context
 from starter.contracts import complete_milestone, record_payment, start_contract
 from starter.dead_letters import Answer, Processor
-from starter.errors import ApiError, from_validation, invalid_field
+from starter.errors import ApiError, error_responses, from_validation, invalid_field
 from starter.middleware import bind_contract
 from starter.updates import amend
 
 log = get_logger("c2c.api.webhooks")
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(
+    prefix="/webhooks",
+    tags=["webhooks"],
+    # A payload refused after its signature check (400, 404, 409, 422) is a dead letter.
+    responses=error_responses(
+        400,
+        404,
+        413,
+        422,
+        500,
+        502,
+        503,
+        s401="the signature is missing, malformed, stale or wrong; nothing was recorded",
+    ),
+)
 
 CONTRACT_APPROVED = "contract.approved"
 CONTRACT_AMENDED = "contract.amended"
@@ -63,6 +83,26 @@ class ContractAmended(BaseModel):
 
     contract_id: str = Field(min_length=1, max_length=64)
     amendment: Amendment
+
+
+class EventAccepted(BaseModel):
+    """A webhook's event taken in: the contract's workflow started or signalled.
+
+    ``duplicate`` is true for an event id delivered before, answered as the first time.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    workflow_id: str
+    run_id: str | None = None
+    contract_id: str | None = None
+    duplicate: bool
+
+
+class AmendmentReceived(AmendmentResult):
+    """A ``contract.amended`` event applied; ``duplicate`` as for every event."""
+
+    duplicate: bool | None = None
 
 
 async def signed_body(request: Request, context: ApiContext = Depends(api_context)) -> bytes:
@@ -221,7 +261,18 @@ async def _receive(context: ApiContext, source: InboundSource, body: bytes) -> J
     return answer.response()
 
 
-@router.post("/clm", summary="CLM: contract approved or amended")
+@router.post(
+    "/clm",
+    status_code=202,
+    response_model=EventAccepted,
+    responses={
+        200: {"model": AmendmentReceived, "description": "an amendment applied"},
+        **error_responses(
+            s409="the amendment was rejected, with the reason and `result`; it is processed"
+        ),
+    },
+    summary="CLM: contract approved or amended",
+)
 async def clm_webhook(
     body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
 ) -> JSONResponse:
@@ -231,7 +282,12 @@ async def clm_webhook(
     return await _receive(context, InboundSource.CLM, body)
 
 
-@router.post("/psa", status_code=202, summary="PSA: milestone completed")
+@router.post(
+    "/psa",
+    status_code=202,
+    response_model=EventAccepted,
+    summary="PSA: milestone completed",
+)
 async def psa_webhook(
     body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
 ) -> JSONResponse:
@@ -239,7 +295,12 @@ async def psa_webhook(
     return await _receive(context, InboundSource.PSA, body)
 
 
-@router.post("/payments", status_code=202, summary="Payment gateway: payment succeeded")
+@router.post(
+    "/payments",
+    status_code=202,
+    response_model=EventAccepted,
+    summary="Payment gateway: payment succeeded",
+)
 async def payments_webhook(
     body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
 ) -> JSONResponse:

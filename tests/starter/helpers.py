@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import structlog
+
+from c2c.logs import configure_logging
 from c2c.signing import sign
 from domain.names import SIGNATURE_HEADER
 from tests.support import approval_payload
@@ -30,3 +37,17 @@ def signed(body: bytes, secret: str, *, timestamp: int | None = None) -> dict[st
         SIGNATURE_HEADER: sign(body, secret, timestamp=timestamp),
         "Content-Type": "application/json",
     }
+
+
+@contextmanager
+def captured_logs(component: str, level: str = "INFO") -> Iterator[io.StringIO]:
+    """The process's log lines as JSON, configured as ``component`` configures them; the
+    default configuration is restored after."""
+    out = io.StringIO()
+    configure_logging(component, fmt="json", level=level, stream=out)
+    try:
+        yield out
+    finally:
+        structlog.contextvars.clear_contextvars()
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()

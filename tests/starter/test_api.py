@@ -233,6 +233,28 @@ async def test_the_contract_list_filters_by_stage(api: httpx.AsyncClient) -> Non
     )
 
 
+async def test_an_unknown_query_parameter_is_refused_not_ignored(api: httpx.AsyncClient) -> None:
+    # A typo must not answer the unfiltered list as if it were the filtered one.
+    response = await api.get("/api/contracts", params={"stag": "on_hold", "stage": "active"})
+    assert_error(response, 422, "validation_error", "stag")
+    assert "expected stage" in response.json()["error"]["message"]
+    response = await api.get("/api/dead-letters", params={"source": "clm", "limit": "5"})
+    assert_error(response, 422, "validation_error", "limit")
+
+
+async def test_the_openapi_document_declares_the_error_shape(api: httpx.AsyncClient) -> None:
+    document = (await api.get("/openapi.json")).json()
+    error = {"$ref": "#/components/schemas/ErrorBody"}
+    for path, methods in document["paths"].items():
+        if not path.startswith(("/api/", "/webhooks/")):
+            continue
+        for method, operation in methods.items():
+            for status in ("401", "413", "422", "500"):
+                content = operation["responses"][status]["content"]["application/json"]
+                assert content["schema"] == error, (method, path, status)
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
 async def test_the_exception_queue(api: httpx.AsyncClient) -> None:
     listed = await api.get("/api/exceptions", params={"status": "open"})
     assert listed.status_code == 200
