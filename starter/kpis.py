@@ -29,7 +29,7 @@ log = get_logger("c2c.kpis")
 router = APIRouter(
     prefix="/api",
     dependencies=[Depends(authorize), Depends(known_query_only)],
-    responses=error_responses(400, 401, 403, 422, 500),
+    responses=error_responses(400, 401, 403, 413, 422, 500),
 )
 
 #: A legal entity's code, as contracts name it.
