@@ -15,7 +15,14 @@ from domain.money import Money, Quantity
 from sandbox.db import Db, next_id, utcnow
 from sandbox.errors import duplicate, invalid, not_found
 from sandbox.paging import PageQuery, equal_to, paginate
-from sandbox.psa import PsaBillingBatch, PsaExpense, PsaTimeEntry, Work, get_project
+from sandbox.psa import (
+    PsaBillingBatch,
+    PsaExpense,
+    PsaProject,
+    PsaTimeEntry,
+    Work,
+    get_project,
+)
 from sandbox.schemas import Body, Currency, Key, Text, check_amount, day, dec, timestamp
 
 router = APIRouter(tags=["psa"])
@@ -124,28 +131,51 @@ def _work_filters(
     return where
 
 
+def check_time_entry(project: PsaProject, body: TimeEntryIn, *, field_prefix: str = "") -> None:
+    """Refuse time the project cannot take: a ``422`` naming ``{field_prefix}{field}``.
+
+    The PSA takes time only on an active project, for a role on its rate card, within its
+    dates, and for more than zero and at most 24 hours.
+    """
+    if project.status != "active":
+        raise invalid(
+            "project_not_active",
+            f"project {project.project_id} is {project.status}",
+            field_prefix.rstrip(".") or None,
+        )
+    if body.role not in {r["role"] for r in project.rate_card}:
+        raise invalid(
+            "unknown_role", f"role {body.role!r} is not on the rate card", f"{field_prefix}role"
+        )
+    if not 0 < body.hours <= MAX_HOURS:
+        raise invalid(
+            "invalid_hours", "hours must be more than 0 and at most 24", f"{field_prefix}hours"
+        )
+    if not project.start_date <= body.work_date <= project.end_date:
+        raise invalid(
+            "outside_project_dates",
+            f"work_date must be within {day(project.start_date)}..{day(project.end_date)}",
+            f"{field_prefix}work_date",
+        )
+
+
+def new_time_entry(project: PsaProject, body: TimeEntryIn, entry_id: str) -> PsaTimeEntry:
+    """The row of a checked time entry (``check_time_entry``) under ``entry_id``."""
+    return PsaTimeEntry(
+        # Only the entry's own fields: a caller's body may say more (a bulk seed's project).
+        **body.model_dump(include=set(TimeEntryIn.model_fields)),
+        project_id=project.project_id,
+        entry_id=entry_id,
+        created_at=utcnow(),
+    )
+
+
 @router.post("/projects/{project_id}/time-entries", status_code=201)
 def create_time_entry(project_id: str, body: TimeEntryIn, db: Db) -> dict[str, Any]:
     with db.write() as session:
         project = get_project(session, project_id)
-        if project.status != "active":
-            raise invalid("project_not_active", f"project {project_id} is {project.status}")
-        if body.role not in {r["role"] for r in project.rate_card}:
-            raise invalid("unknown_role", f"role {body.role!r} is not on the rate card", "role")
-        if not 0 < body.hours <= MAX_HOURS:
-            raise invalid("invalid_hours", "hours must be more than 0 and at most 24", "hours")
-        if not project.start_date <= body.work_date <= project.end_date:
-            raise invalid(
-                "outside_project_dates",
-                f"work_date must be within {day(project.start_date)}..{day(project.end_date)}",
-                "work_date",
-            )
-        entry = PsaTimeEntry(
-            **body.model_dump(),
-            project_id=project_id,
-            entry_id=next_id(session, "TE"),
-            created_at=utcnow(),
-        )
+        check_time_entry(project, body)
+        entry = new_time_entry(project, body, next_id(session, "TE"))
         session.add(entry)
         return entry_out(entry)
 
