@@ -20,6 +20,7 @@ import httpx
 from bench import cli
 from bench.load import approval, billing_period, contract_ids, post_approvals, run_id
 from bench.measure import median, percentile
+from bench.profile import Profiler
 from bench.report import Result, Row
 from bench.stack import BenchStack
 
@@ -47,6 +48,10 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
         for name, url in targets.items():
             warm = [approval(c, period) for c in contract_ids(f"{tag}W{name}", 20, prefix="H")]
             await post_approvals(http, url, stack.webhook_secret, warm, concurrency=4)
+        profiler = None
+        if args.profile:
+            out = args.results_dir / f"webhooks-{tag}-api.pyspy.txt"
+            profiler = Profiler(stack.pid("api"), out)
         for round_no in range(args.rounds):
             for name, url in targets.items():
                 ids = contract_ids(f"{tag}R{round_no}{name}", per_round, prefix="H")
@@ -56,6 +61,7 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
                     http, url, stack.webhook_secret, payloads, concurrency=args.concurrency
                 )
                 seconds[name] += time.perf_counter() - started
+        profile = profiler.stop() if profiler else None
     stack.check_alive()
     rate = {name: len(latencies[name]) / seconds[name] for name in targets}
     ratio = rate["c2c"] / rate["bare"]
@@ -77,6 +83,7 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
     result.details = {
         "seconds": seconds,
         "median_ms": {name: median(v) * 1000 for name, v in latencies.items()},
+        "profile_api": profile,
     }
     result.notes.append(
         "Every c2c request answered 202 and started a contract's workflow; latency ratios are "
@@ -90,6 +97,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="per endpoint")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds")
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the API with py-spy during the rounds"
+    )
     cli.run(parser, run, components=("sandbox", "api", "bare"))
 
 
