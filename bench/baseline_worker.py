@@ -24,6 +24,7 @@ from temporalio import activity, workflow
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
+    from c2c.logs import configure_logging
     from c2c.settings import Settings, get_settings
     from c2c.temporal import connect
     from connectors.psa import HttpPsa
@@ -119,6 +120,8 @@ def main() -> None:
     """``python -m bench.baseline_worker``: run until SIGINT or SIGTERM."""
     from starter.cli import run_until_signalled
 
+    # Logged as c2c's worker is (level and format from C2C_LOG_*), so neither pays for more.
+    configure_logging("bench-baseline")
     run_until_signalled(run_baseline_worker(get_settings()))
     sys.stdout.flush()
     # Skip the interpreter's teardown, where the SDK's runtime can crash (sdk-python#300).
