@@ -1,17 +1,21 @@
-"""Test and demo control (``/_admin``): fault rules, reset, stats and webhook deliveries."""
+"""Test and demo control (``/_admin``): fault rules, reset, stats, webhook deliveries, and bulk
+seeding of PSA time for load tests."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from sandbox import demo_data
-from sandbox.db import Database, Db, clear_tables
+from sandbox.db import Database, Db, clear_tables, get_referenced, next_ids
 from sandbox.faults import FaultRule, FaultRules, get_fault_rules
 from sandbox.paging import PageQuery
-from sandbox.schemas import Body
+from sandbox.psa import PsaProject
+from sandbox.psa_work import TimeEntryIn, check_time_entry, new_time_entry
+from sandbox.schemas import Body, Key
 from sandbox.stats import Stats, get_stats
 from sandbox.webhooks import WebhookDispatcher, get_webhooks, list_deliveries
 
@@ -20,8 +24,20 @@ router = APIRouter(tags=["admin"])
 Rules = Annotated[FaultRules, Depends(get_fault_rules)]
 
 
+#: Most time entries one bulk seed request may add.
+MAX_SEED_ENTRIES = 10_000
+
+
 class FaultRulesIn(Body):
     rules: list[FaultRule]
+
+
+class SeedTimeEntryIn(TimeEntryIn):
+    project_id: Key
+
+
+class SeedTimeEntriesIn(Body):
+    entries: list[SeedTimeEntryIn] = Field(min_length=1, max_length=MAX_SEED_ENTRIES)
 
 
 def _rules_out(rules: list[FaultRule]) -> dict[str, Any]:
@@ -84,3 +100,32 @@ def list_webhooks(
 ) -> dict[str, Any]:
     with db.read() as session:
         return list_deliveries(session, page, event_type=type, status=status)
+
+
+@router.post("/seed/time-entries", status_code=201)
+def seed_time_entries(body: SeedTimeEntriesIn, db: Db) -> dict[str, Any]:
+    """Add many time entries, on any projects, in one transaction (load tests).
+
+    Each entry is checked as ``POST /psa/v1/projects/{id}/time-entries`` checks it, and stored
+    as that route stores it; the first refused entry refuses the whole request (``422`` naming
+    ``entries.N.field``), so nothing is half seeded. Not part of any real PSA.
+    """
+    with db.write() as session:
+        projects: dict[str, PsaProject] = {}
+        for i, entry in enumerate(body.entries):
+            if entry.project_id not in projects:
+                projects[entry.project_id] = get_referenced(
+                    session,
+                    PsaProject,
+                    PsaProject.project_id,
+                    entry.project_id,
+                    field=f"entries.{i}.project_id",
+                    kind="project",
+                )
+            check_time_entry(projects[entry.project_id], entry, field_prefix=f"entries.{i}.")
+        ids = next_ids(session, "TE", len(body.entries))
+        session.add_all(
+            new_time_entry(projects[entry.project_id], entry, entry_id)
+            for entry, entry_id in zip(body.entries, ids, strict=True)
+        )
+    return {"created": len(ids), "entry_ids": [ids[0], ids[-1]]}

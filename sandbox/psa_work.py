@@ -4,25 +4,31 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import Field as PydanticField
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from domain.money import Money, Quantity
 from sandbox.db import Db, next_id, utcnow
 from sandbox.errors import duplicate, invalid, not_found
 from sandbox.paging import PageQuery, equal_to, paginate
-from sandbox.psa import PsaBillingBatch, PsaExpense, PsaTimeEntry, Work, get_project
+from sandbox.psa import (
+    PsaBillingBatch,
+    PsaExpense,
+    PsaProject,
+    PsaTimeEntry,
+    Work,
+    get_project,
+)
 from sandbox.schemas import Body, Currency, Key, Text, check_amount, day, dec, timestamp
 
 router = APIRouter(tags=["psa"])
 
 MAX_HOURS = Decimal(24)
-
-WorkT = TypeVar("WorkT", bound=Work)
 
 
 class TimeEntryIn(Body):
@@ -124,28 +130,51 @@ def _work_filters(
     return where
 
 
+def check_time_entry(project: PsaProject, body: TimeEntryIn, *, field_prefix: str = "") -> None:
+    """Refuse time the project cannot take: a ``422`` naming ``{field_prefix}{field}``.
+
+    The PSA takes time only on an active project, for a role on its rate card, within its
+    dates, and for more than zero and at most 24 hours.
+    """
+    if project.status != "active":
+        raise invalid(
+            "project_not_active",
+            f"project {project.project_id} is {project.status}",
+            field_prefix.rstrip(".") or None,
+        )
+    if body.role not in {r["role"] for r in project.rate_card}:
+        raise invalid(
+            "unknown_role", f"role {body.role!r} is not on the rate card", f"{field_prefix}role"
+        )
+    if not 0 < body.hours <= MAX_HOURS:
+        raise invalid(
+            "invalid_hours", "hours must be more than 0 and at most 24", f"{field_prefix}hours"
+        )
+    if not project.start_date <= body.work_date <= project.end_date:
+        raise invalid(
+            "outside_project_dates",
+            f"work_date must be within {day(project.start_date)}..{day(project.end_date)}",
+            f"{field_prefix}work_date",
+        )
+
+
+def new_time_entry(project: PsaProject, body: TimeEntryIn, entry_id: str) -> PsaTimeEntry:
+    """The row of a checked time entry (``check_time_entry``) under ``entry_id``."""
+    return PsaTimeEntry(
+        # Only the entry's own fields: a caller's body may say more (a bulk seed's project).
+        **body.model_dump(include=set(TimeEntryIn.model_fields)),
+        project_id=project.project_id,
+        entry_id=entry_id,
+        created_at=utcnow(),
+    )
+
+
 @router.post("/projects/{project_id}/time-entries", status_code=201)
 def create_time_entry(project_id: str, body: TimeEntryIn, db: Db) -> dict[str, Any]:
     with db.write() as session:
         project = get_project(session, project_id)
-        if project.status != "active":
-            raise invalid("project_not_active", f"project {project_id} is {project.status}")
-        if body.role not in {r["role"] for r in project.rate_card}:
-            raise invalid("unknown_role", f"role {body.role!r} is not on the rate card", "role")
-        if not 0 < body.hours <= MAX_HOURS:
-            raise invalid("invalid_hours", "hours must be more than 0 and at most 24", "hours")
-        if not project.start_date <= body.work_date <= project.end_date:
-            raise invalid(
-                "outside_project_dates",
-                f"work_date must be within {day(project.start_date)}..{day(project.end_date)}",
-                "work_date",
-            )
-        entry = PsaTimeEntry(
-            **body.model_dump(),
-            project_id=project_id,
-            entry_id=next_id(session, "TE"),
-            created_at=utcnow(),
-        )
+        check_time_entry(project, body)
+        entry = new_time_entry(project, body, next_id(session, "TE"))
         session.add(entry)
         return entry_out(entry)
 
@@ -222,18 +251,17 @@ def create_billing_batch(project_id: str, body: BatchIn, db: Db) -> dict[str, An
         existing = _find_batch(session, project_id, body.batch_id)
         if existing is not None:
             return JSONResponse(batch_out(existing), status_code=200)
-        entries = _freeze(session, PsaTimeEntry, PsaTimeEntry.work_date, project_id, body)
-        expenses = (
+        _freeze(session, PsaTimeEntry, PsaTimeEntry.work_date, project_id, body)
+        if body.include_expenses:
             _freeze(session, PsaExpense, PsaExpense.incurred_on, project_id, body)
-            if body.include_expenses
-            else []
-        )
+        hours = _in_batch(session, PsaTimeEntry.hours, project_id, body.batch_id)
+        expenses = _in_batch(session, PsaExpense.id, project_id, body.batch_id)
         batch = PsaBillingBatch(
             **body.model_dump(),
             project_id=project_id,
-            time_entry_count=len(entries),
+            time_entry_count=len(hours),
             expense_count=len(expenses),
-            hours=sum((e.hours for e in entries), Decimal(0)),
+            hours=sum(hours, Decimal(0)),
             created_at=utcnow(),
         )
         session.add(batch)
@@ -260,14 +288,13 @@ def mark_batch_invoiced(
                 )
             return batch_out(batch)
         for model in (PsaTimeEntry, PsaExpense):
-            rows = session.exec(
-                select(model).where(
-                    col(model.project_id) == project_id, col(model.batch_id) == batch_id
-                )
-            ).all()
-            for row in rows:
-                row.invoice_id = body.invoice_id
-            session.add_all(rows)
+            # One UPDATE: loading a batch's rows to change one column each costs far more.
+            session.execute(
+                update(model)
+                .where(col(model.project_id) == project_id, col(model.batch_id) == batch_id)
+                .values(invoice_id=body.invoice_id)
+                .execution_options(synchronize_session=False)
+            )
         batch.invoice_id = body.invoice_id
         batch.status = "invoiced"
         session.add(batch)
@@ -275,25 +302,34 @@ def mark_batch_invoiced(
 
 
 def _freeze(
-    session: Session, model: type[WorkT], dated: Any, project_id: str, batch: BatchIn
-) -> list[WorkT]:
+    session: Session, model: type[Work], dated: Any, project_id: str, batch: BatchIn
+) -> None:
     """Put every approved, billable, unbatched row dated on or before the batch's
-    ``through_date`` into the batch."""
-    rows = list(
+    ``through_date`` into the batch, in one UPDATE (no row is loaded)."""
+    session.execute(
+        update(model)
+        .where(
+            col(model.project_id) == project_id,
+            col(model.approved).is_(True),
+            col(model.billable).is_(True),
+            col(model.batch_id).is_(None),
+            col(dated) <= batch.through_date,
+        )
+        .values(batch_id=batch.batch_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _in_batch(session: Session, column: Any, project_id: str, batch_id: str) -> list[Any]:
+    """``column`` of every row of the column's table in the batch."""
+    table = column.class_
+    return list(
         session.exec(
-            select(model).where(
-                col(model.project_id) == project_id,
-                col(model.approved).is_(True),
-                col(model.billable).is_(True),
-                col(model.batch_id).is_(None),
-                col(dated) <= batch.through_date,
+            select(column).where(
+                col(table.project_id) == project_id, col(table.batch_id) == batch_id
             )
         ).all()
     )
-    for row in rows:
-        row.batch_id = batch.batch_id
-    session.add_all(rows)
-    return rows
 
 
 def _find_batch(session: Session, project_id: str, batch_id: str) -> PsaBillingBatch | None:

@@ -1,0 +1,113 @@
+"""Sampling profiles of running components with py-spy, summarised as text.
+
+py-spy attaches to a process by id and samples every thread, so it sees both the worker's
+activities (on the event loop) and its workflow code (run by the SDK in worker threads), which
+an in-process profiler started on the main thread would miss. ``--nonblocking`` keeps it from
+pausing the process it samples. The raw output (one collapsed stack per line) stays under
+``bench/results/``; the summary lists where the samples were spent, by function, both on CPU
+at that frame (self) and anywhere below it (total), counting only c2c's own code for "total".
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+#: c2c's own code, for the "total" table (the rest is the SDK, httpx, pydantic, SQLAlchemy...).
+OWN_CODE = re.compile(
+    r"(?:^|/)(?:activities|connectors|domain|ledger|sandbox|starter|workflows|c2c)/[^/]+$"
+)
+_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^():]+)(?::(?P<line>\d+))?\)$")
+
+
+def py_spy() -> str | None:
+    """The py-spy binary beside this Python (the ``bench`` extra), else on PATH."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+class Profiler:
+    """py-spy recording one process until ``stop``."""
+
+    def __init__(self, pid: int, out: Path, *, rate: int = 50) -> None:
+        binary = py_spy()
+        if binary is None:
+            raise RuntimeError("py-spy is not installed: pip install -e '.[bench]'")
+        self.out = out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self._process = subprocess.Popen(
+            [
+                binary,
+                "record",
+                "--pid",
+                str(pid),
+                "--format",
+                "raw",
+                "--rate",
+                str(rate),
+                "--nonblocking",
+                "--output",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def stop(self) -> str:
+        """Stop sampling, let py-spy write its file, and return the summary."""
+        self._process.send_signal(signal.SIGINT)
+        try:
+            _, err = self._process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            _, err = self._process.communicate()
+        if not self.out.exists():
+            return f"py-spy wrote no profile: {err.decode(errors='replace')[-500:]}"
+        return summarise(self.out.read_text(encoding="utf-8"))
+
+
+def _short(frame: str) -> str:
+    match = _FRAME.match(frame.strip())
+    if not match:
+        return frame.strip()
+    path = match["file"]
+    own = OWN_CODE.search(path)
+    where = path[own.start() :].lstrip("/") if own else Path(path).name
+    return f"{match['func']} ({where})"
+
+
+def _own(frame: str) -> bool:
+    match = _FRAME.match(frame.strip())
+    return bool(match and OWN_CODE.search(match["file"]))
+
+
+def summarise(raw: str, *, top: int = 20) -> str:
+    """The ``top`` functions by self samples, and c2c's own by total samples."""
+    self_time: Counter[str] = Counter()
+    total_own: Counter[str] = Counter()
+    samples = 0
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        samples += count
+        frames = [f for f in stack.split(";") if f]
+        # The first frame names the thread ("process 12 ..."/"thread ..."): not code.
+        code = [f for f in frames if _FRAME.match(f.strip())]
+        if code:
+            self_time[_short(code[-1])] += count
+        for name in {_short(f) for f in code if _own(f)}:
+            total_own[name] += count
+    if not samples:
+        return "no samples"
+    lines = [f"{samples} samples", "", "self  %  function (where)"]
+    lines += [f"{100 * n / samples:8.1f}  {name}" for name, n in self_time.most_common(top)]
+    lines += ["", "total %  c2c function (where)"]
+    lines += [f"{100 * n / samples:8.1f}  {name}" for name, n in total_own.most_common(top)]
+    return "\n".join(lines)

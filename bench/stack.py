@@ -1,0 +1,249 @@
+"""A private c2c stack for one benchmark run, started as ``c2c up`` starts it.
+
+Every component is its own process (a client and a worker in one process may crash at exit,
+temporalio/sdk-python#300): the Temporal dev server from the venv's ``temporal`` binary on free
+loopback ports with a temporary SQLite file in WAL mode and c2c's search attributes, the sandbox
+on a temporary SQLite file, ``c2c worker``, ``c2c api`` with a webhook secret, and the baseline
+worker (``bench.baseline_worker``) on the same server. Their output goes to ``stack.log`` in the
+run's directory, so a failed run can be read afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import sys
+import time
+from collections.abc import Callable, Collection
+from pathlib import Path
+from types import TracebackType
+from typing import TextIO
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+
+from bench.baseline_worker import BASELINE_TASK_QUEUE
+from c2c.settings import Settings
+from c2c.temporal import connect
+from domain.names import DEFAULT_TASK_QUEUE
+from starter.components import (
+    HOST,
+    StartupFailed,
+    UpOptions,
+    child_env,
+    component_argv,
+    http_ready,
+    temporal_argv,
+    temporal_ready,
+)
+from starter.supervisor import Child, Supervisor
+
+#: The components a stack can run beside the Temporal server.
+COMPONENTS = ("sandbox", "worker", "api", "baseline", "bare")
+STARTUP_TIMEOUT_S = 120.0
+#: Long enough for a profiled worker to write its profile after SIGTERM.
+STOP_GRACE_S = 60.0
+
+
+def free_port() -> int:
+    """A loopback TCP port that is free right now."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+class BenchStack:
+    """The processes of one benchmark run; a context manager that stops them all on exit.
+
+    Args:
+        workdir: Where the Temporal database, the sandbox's and ledger's SQLite files and
+            ``stack.log`` go (a fresh directory per run).
+        components: Which of ``COMPONENTS`` to run beside the Temporal server.
+        env: Extra environment for every component (e.g. ``C2C_LOG_LEVEL``).
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        components: Collection[str] = ("sandbox", "worker", "api", "baseline"),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        unknown = set(components) - set(COMPONENTS)
+        if unknown:
+            raise ValueError(f"unknown components {sorted(unknown)}; known: {COMPONENTS}")
+        self.workdir = workdir.resolve()
+        self.components = tuple(c for c in COMPONENTS if c in components)
+        self.options = UpOptions(
+            state_dir=self.workdir,
+            temporal_port=free_port(),
+            ui_port=free_port(),
+            sandbox_port=free_port(),
+            api_port=free_port(),
+            ui=False,
+        )
+        self.bare_port = free_port()
+        self.webhook_secret = secrets.token_hex(24)
+        self.env = {
+            **child_env(self.options, self.workdir, self.webhook_secret),
+            "C2C_TASK_QUEUE": DEFAULT_TASK_QUEUE,
+            **(env or {}),
+        }
+        self._log: TextIO | None = None
+        self.supervisor: Supervisor | None = None
+        self.children: dict[str, Child] = {}
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def temporal_address(self) -> str:
+        return self.options.temporal_address
+
+    @property
+    def sandbox_url(self) -> str:
+        return self.options.sandbox_url
+
+    @property
+    def api_url(self) -> str:
+        return self.options.api_url
+
+    @property
+    def bare_url(self) -> str:
+        return f"http://{HOST}:{self.bare_port}"
+
+    def settings(self) -> Settings:
+        """Settings pointing at this stack, for the benchmark's own clients."""
+        return Settings(
+            _env_file=None,
+            temporal_address=self.temporal_address,
+            sandbox_url=self.sandbox_url,
+            api_url=self.api_url,
+            state_dir=self.workdir,
+            webhook_secret=self.webhook_secret,
+        )
+
+    async def client(self) -> Client:
+        """A Temporal client (pydantic data converter, as every c2c component uses)."""
+        return await connect(self.settings())
+
+    async def ready_client(self) -> Client:
+        """A client, once the workers that this stack runs poll their task queues."""
+        client = await self.client()
+        await self.wait_for_pollers(client)
+        return client
+
+    def pid(self, component: str) -> int:
+        """The process id of a component (``temporal`` for the dev server)."""
+        return self.children[component].pid
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> BenchStack:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._log = (self.workdir / "stack.log").open("w", encoding="utf-8")
+        self.supervisor = Supervisor(out=self._log)
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every component, the last started first."""
+        if self.supervisor is not None:
+            self.supervisor.stop_all(grace_s=STOP_GRACE_S)
+            self.supervisor = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def _start(self) -> None:
+        sup = self.supervisor
+        assert sup is not None
+        self.children["temporal"] = sup.start(
+            "temporal", temporal_argv(self.options, self.workdir), self.env
+        )
+        self._wait("Temporal", lambda: temporal_ready(self.options))
+        listen = ("--host", HOST, "--port")
+        argv = {
+            "sandbox": component_argv("sandbox", *listen, str(self.options.sandbox_port)),
+            "worker": component_argv("worker"),
+            "api": component_argv("api", *listen, str(self.options.api_port)),
+            "baseline": [sys.executable, "-m", "bench.baseline_worker"],
+            "bare": [sys.executable, "-m", "bench.bare_endpoint", "--port", str(self.bare_port)],
+        }
+        for name in self.components:
+            self.children[name] = sup.start(name, argv[name], self.env)
+        ready = {
+            "sandbox": http_ready(f"{self.sandbox_url}/_admin/stats"),
+            "api": http_ready(f"{self.api_url}/healthz"),
+            "bare": http_ready(f"{self.bare_url}/healthz"),
+        }
+        for name, check in ready.items():
+            if name in self.components:
+                self._wait(name, check)
+
+    def _wait(self, what: str, ready: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not ready():
+            assert self.supervisor is not None
+            dead = self.supervisor.first_exited()
+            if dead is not None:
+                raise StartupFailed(
+                    f"{dead.name} exited with code {dead.exit_code()} while waiting for {what}; "
+                    f"see {self.workdir / 'stack.log'}"
+                )
+            if time.monotonic() > deadline:
+                raise StartupFailed(f"{what} did not answer within {STARTUP_TIMEOUT_S:.0f} s")
+            time.sleep(0.2)
+
+    def check_alive(self) -> None:
+        """Raise if a component has died (a benchmark must not measure a broken stack)."""
+        assert self.supervisor is not None
+        dead = self.supervisor.first_exited()
+        if dead is not None:
+            raise StartupFailed(
+                f"{dead.name} exited with code {dead.exit_code()}; see {self.workdir / 'stack.log'}"
+            )
+
+    async def wait_for_pollers(self, client: Client) -> None:
+        """Wait until the c2c worker and the baseline worker (those running) poll their queues.
+
+        Otherwise the first measured workflow would also time the worker's start.
+        """
+        queues = [
+            queue
+            for component, queue in (
+                ("worker", DEFAULT_TASK_QUEUE),
+                ("baseline", BASELINE_TASK_QUEUE),
+            )
+            if component in self.components
+        ]
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        for queue in queues:
+            while True:
+                self.check_alive()
+                described = await client.workflow_service.describe_task_queue(
+                    DescribeTaskQueueRequest(
+                        namespace=client.namespace,
+                        task_queue=TaskQueue(name=queue),
+                        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+                    )
+                )
+                if described.pollers:
+                    break
+                if time.monotonic() > deadline:
+                    raise StartupFailed(f"no worker polls task queue {queue}")
+                await asyncio.sleep(0.2)
