@@ -179,18 +179,34 @@ async def authorize(
     return _check(credentials, tokens, needed)
 
 
-def require(needed: Role) -> Callable[..., Awaitable[Role | None]]:
+def require(
+    needed: Role, *, session: Callable[[Request, TokenTable], Role | None] | None = None
+) -> Callable[..., Awaitable[Role | None]]:
     """A dependency that lets a request through only with a token of at least ``needed``
     (whatever its method), when tokens are configured.
+
+    Args:
+        needed: The least role.
+        session: For a request without an ``Authorization`` header, the role of the browser
+            session it carries (the dashboard's login cookie), if any.
 
     Raises:
         ApiError: ``401`` without a known token, ``403`` if its role is too weak.
     """
 
     async def dependency(
+        request: Request,
         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
         tokens: TokenTable = Depends(token_table),
     ) -> Role | None:
+        if credentials is None and session is not None and tokens.enabled:
+            role = session(request, tokens)
+            if role is not None:
+                if not role.allows(needed):
+                    raise ApiError(
+                        403, "forbidden", f"this needs the {needed} role; the session is {role}"
+                    )
+                return role
         return _check(credentials, tokens, needed)
 
     return dependency

@@ -22,7 +22,8 @@ from temporalio.api.common.v1 import Payload
 
 from c2c.codec import EncryptionCodec, PayloadDecryptionError
 from c2c.logs import get_logger
-from starter.auth import Role, require
+from starter.auth import Role, TokenTable, require
+from starter.dashboard_session import SESSION_COOKIE, read_session
 from starter.errors import ApiError, error_responses, invalid_field
 
 log = get_logger("c2c.codec")
@@ -32,10 +33,22 @@ CODEC_PATH = "/codec"
 #: Headers the Temporal UI sends with a codec request.
 _UI_HEADERS = ["Authorization", "Content-Type", "X-Namespace"]
 
+
+def dashboard_role(request: Request, tokens: TokenTable) -> Role | None:
+    """The role of the dashboard session the request's cookie names, if it is valid."""
+    key: bytes | None = getattr(request.app.state, "dashboard_key", None)
+    if key is None:
+        return None
+    session = read_session(key, tokens, request.cookies.get(SESSION_COOKIE))
+    return session.role if session is not None else None
+
+
 router = APIRouter(
     prefix=CODEC_PATH,
     tags=["codec"],
-    dependencies=[Depends(require(Role.OPERATOR))],
+    # A bearer token (the CLI: TEMPORAL_CODEC_AUTH), or the dashboard's login cookie, which
+    # the Temporal UI sends when told to include credentials (same site, another port).
+    dependencies=[Depends(require(Role.OPERATOR, session=dashboard_role))],
     responses=error_responses(
         400, 401, 403, 413, 422, 500, s404="payload encryption is off (no C2C_ENCRYPTION_KEY)"
     ),
@@ -163,6 +176,9 @@ class CodecCors:
             allow_origins=list(origins),
             allow_methods=["POST"],
             allow_headers=_UI_HEADERS,
+            # The UI may send the dashboard's session cookie (TEMPORAL_CODEC_INCLUDE_CREDENTIALS);
+            # the origins are exact, never a wildcard, so only the UI's pages can read answers.
+            allow_credentials=True,
             max_age=600,
         )
 

@@ -100,8 +100,9 @@ IMAGE_VARIABLES: dict[str, frozenset[str]] = {
             "TEMPORAL_ADDRESS",
             "TEMPORAL_UI_PORT",
             "TEMPORAL_DEFAULT_NAMESPACE",
-            "TEMPORAL_CORS_ORIGINS",
             "TEMPORAL_CODEC_ENDPOINT",
+            "TEMPORAL_CODEC_INCLUDE_CREDENTIALS",
+            "TEMPORAL_CORS_ORIGINS",
             "TEMPORAL_DISABLE_WRITE_ACTIONS",
         }
     ),

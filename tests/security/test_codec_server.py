@@ -16,6 +16,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from c2c.codec import Keyring, codec_from_spec
 from c2c.settings import Settings
 from starter.auth import Role, hashed_entry
+from starter.dashboard_session import SESSION_COOKIE
+from tests.dashboard.helpers import log_in
 from tests.support import serve
 
 VIEWER = "viewer-token-for-codec-tests"
@@ -102,6 +104,26 @@ async def test_without_a_token_the_codec_answers_401_with_cors_headers(
     assert answer.headers["access-control-allow-origin"] == UI
     unknown = await http.post("/codec/decode", json={"payloads": []}, headers=bearer("nope"))
     assert unknown.status_code == 401
+
+
+async def test_the_ui_may_decrypt_with_an_operators_dashboard_session(codec_url: str) -> None:
+    # The Temporal UI told to include credentials sends the dashboard's login cookie (the UI
+    # and the API are the same site on another port); it has no bearer token to send.
+    [payload] = pydantic_data_converter.payload_converter.to_payloads([{"name": "Acme Corp"}])
+    sealed = await codec_from_spec(KEY).encode([payload])  # type: ignore[union-attr]
+    body = {"payloads": [wire(sealed[0].data, **dict(sealed[0].metadata))]}
+    for token, expected in ((OPERATOR, 200), (VIEWER, 403)):
+        async with httpx.AsyncClient(base_url=codec_url, timeout=30) as browser:
+            assert (await log_in(browser, token)).status_code == 303
+            answer = await browser.post("/codec/decode", json=body, headers={"Origin": UI})
+            assert answer.status_code == expected, answer.text
+            assert answer.headers["access-control-allow-origin"] == UI
+            assert answer.headers["access-control-allow-credentials"] == "true"
+    # A forged cookie is no session.
+    async with httpx.AsyncClient(base_url=codec_url, timeout=30) as forger:
+        forger.cookies.set(SESSION_COOKIE, "eyJyb2xlIjoib3BlcmF0b3IifQ.forged")
+        answer = await forger.post("/codec/decode", json=body, headers={"Origin": UI})
+        assert answer.status_code == 401
 
 
 async def test_a_viewer_may_not_decrypt(http: httpx.AsyncClient) -> None:
