@@ -1,4 +1,5 @@
-"""What the API's handlers share: settings, the Temporal client, the ledger, the ERP client.
+"""What the API's handlers share: settings, the Temporal client, the ledger, the systems'
+clients.
 
 Each is made on first use, so the API starts (and answers ``/healthz``) while Temporal or the
 database is still coming up; ``/readyz`` tells when Temporal is reachable.
@@ -21,6 +22,7 @@ from starter.errors import ApiError
 
 if TYPE_CHECKING:
     from connectors.erp import HttpErp
+    from connectors.registry import Connectors
     from ledger import Ledger
 
 log = get_logger("c2c.api")
@@ -42,6 +44,7 @@ class ApiContext:
         self._client = client
         self._lock = asyncio.Lock()
         self._erp: HttpErp | None = None
+        self._connectors: Connectors | None = None
 
     async def temporal(self) -> Client:
         """The Temporal client, connecting if needed.
@@ -92,11 +95,23 @@ class ApiContext:
             )
         return self._erp
 
+    def connectors(self) -> Connectors:
+        """The configured clients of every system, made once and shared by requests (the KPI
+        report reads the PSA on every dashboard refresh)."""
+        if self._connectors is None:
+            from connectors.registry import build_connectors
+
+            self._connectors = build_connectors(self.settings)
+        return self._connectors
+
     async def aclose(self) -> None:
         """Release connections made by this context."""
         if self._erp is not None:
             await self._erp.aclose()
             self._erp = None
+        if self._connectors is not None:
+            await self._connectors.aclose()
+            self._connectors = None
 
 
 def api_context(request: Request) -> ApiContext:

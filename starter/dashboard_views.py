@@ -175,7 +175,11 @@ async def load_kpis(
     try:
         ledger = await context.ledger()
         report = await build_report(
-            context.settings, ledger, legal_entity=legal_entity, period=period
+            context.settings,
+            ledger,
+            psa=context.connectors().psa,
+            legal_entity=legal_entity,
+            period=period,
         )
         data: dict[str, Any] = report.model_dump(mode="json")
     except Exception as exc:

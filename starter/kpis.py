@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from c2c.logs import get_logger
 from c2c.settings import Settings
+from connectors.ports import PsaPort
 from connectors.registry import build_connectors
 from domain.errors import ConnectorError
 from domain.periods import Period
@@ -67,17 +68,29 @@ async def build_report(
     settings: Settings,
     ledger: Ledger,
     *,
+    psa: PsaPort | None = None,
     legal_entity: str | None = None,
     period: str | None = None,
     now: datetime | None = None,
 ) -> KpiReport:
     """The full KPI report: the ledger's figures and the PSA's unbilled time.
 
+    Args:
+        psa: The PSA client to read unbilled time with (the API shares one); without it, one
+            is made for this report and closed after it.
+
     Raises:
         KpiFilterError: A filter is malformed (nothing is read).
     """
     check_filters(legal_entity, period)
-    unbilled = await _unbilled(settings, ledger, legal_entity, period)
+    if psa is not None:
+        unbilled = await _unbilled(psa, ledger, legal_entity, period)
+    else:
+        connectors = build_connectors(settings)
+        try:
+            unbilled = await _unbilled(connectors.psa, ledger, legal_entity, period)
+        finally:
+            await connectors.aclose()
     return await run_in_threadpool(
         lambda: kpi_report(
             ledger,
@@ -91,17 +104,14 @@ async def build_report(
 
 
 async def _unbilled(
-    settings: Settings, ledger: Ledger, legal_entity: str | None, period: str | None
+    psa: PsaPort, ledger: Ledger, legal_entity: str | None, period: str | None
 ) -> UnbilledTime:
-    connectors = build_connectors(settings)
     try:
-        return await unbilled_time(ledger, connectors.psa, legal_entity=legal_entity, period=period)
+        return await unbilled_time(ledger, psa, legal_entity=legal_entity, period=period)
     except ConnectorError as exc:
         # One system down must not blank the whole report: this figure says why it is missing.
         log.warning("unbilled time unavailable", error=str(exc))
         return UnbilledTime(unavailable=f"the PSA did not answer: {exc}")
-    finally:
-        await connectors.aclose()
 
 
 @router.get("/kpis", response_model=KpiReport, tags=["kpis"])
@@ -122,5 +132,9 @@ async def kpis(
     except KpiFilterError as exc:
         raise invalid_field(exc.field, str(exc)) from None
     return await build_report(
-        context.settings, await context.ledger(), legal_entity=legal_entity, period=period
+        context.settings,
+        await context.ledger(),
+        psa=context.connectors().psa,
+        legal_entity=legal_entity,
+        period=period,
     )
