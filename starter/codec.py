@@ -23,7 +23,7 @@ from temporalio.api.common.v1 import Payload
 from c2c.codec import EncryptionCodec, PayloadDecryptionError
 from c2c.logs import get_logger
 from starter.auth import Role, TokenTable, require
-from starter.dashboard_session import SESSION_COOKIE, read_session
+from starter.dashboard_session import request_session
 from starter.errors import ApiError, error_responses, invalid_field
 
 log = get_logger("c2c.codec")
@@ -36,10 +36,7 @@ _UI_HEADERS = ["Authorization", "Content-Type", "X-Namespace"]
 
 def dashboard_role(request: Request, tokens: TokenTable) -> Role | None:
     """The role of the dashboard session the request's cookie names, if it is valid."""
-    key: bytes | None = getattr(request.app.state, "dashboard_key", None)
-    if key is None:
-        return None
-    session = read_session(key, tokens, request.cookies.get(SESSION_COOKIE))
+    session = request_session(request, tokens)
     return session.role if session is not None else None
 
 

@@ -47,7 +47,7 @@ from starter.dashboard_session import (
     csrf_valid,
     issue_session,
     new_nonce,
-    read_session,
+    request_session,
     set_cookie,
     signing_key,
 )
@@ -139,7 +139,7 @@ def current_session(request: Request) -> Session | None:
     tokens = token_table(request)
     if not tokens.enabled:
         return Session(role=None)
-    return read_session(_key(request), tokens, request.cookies.get(SESSION_COOKIE))
+    return request_session(request, tokens)
 
 
 def viewer(request: Request) -> Session:

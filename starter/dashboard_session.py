@@ -135,6 +135,15 @@ def read_session(
     return Session(role=role, name=name, session_id=session_id, expires_at=expires_at)
 
 
+def request_session(request: Request, tokens: TokenTable) -> Session | None:
+    """The session the request's cookie stands for; ``None`` without a valid one, or when the
+    app serves no dashboard (it signs sessions with the key ``dashboard.install`` sets)."""
+    key: bytes | None = getattr(request.app.state, "dashboard_key", None)
+    if key is None:
+        return None
+    return read_session(key, tokens, request.cookies.get(SESSION_COOKIE))
+
+
 def csrf_token(key: bytes, nonce: str, session: Session) -> str:
     """The token a form of this browser and session must carry."""
     return _mac(key, "csrf", f"{nonce}\0{session.session_id}")
