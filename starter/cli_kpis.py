@@ -10,6 +10,7 @@ import typer
 from c2c.settings import get_settings
 from ledger.kpis import Distribution, KpiReport
 from starter.cli_ops import open_ledger
+from starter.dashboard_views import hours as duration
 from starter.kpis import KpiFilterError, build_report, check_filters
 
 
@@ -38,7 +39,8 @@ def kpis(
 
 
 def _hours(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} h"
+    # As the dashboard shows durations: minutes under an hour, days from two days on.
+    return "-" if value is None else duration(value)
 
 
 def _dist(d: Distribution) -> str:

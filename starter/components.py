@@ -179,9 +179,15 @@ def next_steps(options: UpOptions) -> list[str]:
     return [f"{prefix}c2c demo", f"{prefix}c2c contracts list"]
 
 
-def banner(options: UpOptions, state_dir: Path) -> str:
-    """What ``c2c up`` prints once everything answers."""
+def banner(options: UpOptions, state_dir: Path, *, worker_metrics: str = "") -> str:
+    """What ``c2c up`` prints once everything answers.
+
+    Args:
+        worker_metrics: The worker's Prometheus ``host:port`` (``C2C_WORKER_METRICS_ADDRESS``);
+            empty when its metrics are off.
+    """
     ui = options.ui_url if options.ui else "(disabled: --no-ui)"
+    worker = f"http://{worker_metrics}/metrics" if worker_metrics else "(off)"
     lines = [
         "",
         f"c2c is up (state in {state_dir})",
@@ -190,6 +196,7 @@ def banner(options: UpOptions, state_dir: Path) -> str:
         f"  Temporal UI:  {ui}",
         f"  Sandbox:      {options.sandbox_url}",
         f"  Temporal:     {options.temporal_address} (namespace {options.namespace})",
+        f"  Metrics:      {options.api_url}/metrics (API), {worker} (worker)",
         "",
         "Next, in another terminal:",
         *(f"  {command}" for command in next_steps(options)),

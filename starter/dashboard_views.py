@@ -296,10 +296,12 @@ def _round(number: Decimal, places: str = "0.1") -> Decimal:
 
 
 def hours(value: Any) -> str:
-    """A duration in hours as a person reads it: minutes, hours or days."""
+    """A duration in hours as a person reads it: seconds, minutes, hours or days."""
     number = to_decimal(value)
     if number is None:
         return "—"
+    if number * 60 < 1:
+        return f"{_round(number * 3600, '1')} s"
     if number < 1:
         return f"{_round(number * 60, '1')} min"
     if number < 48:

@@ -72,7 +72,13 @@ class Stack:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in _STOP_SIGNALS}
         try:
             self._start()
-            self.supervisor.say(banner(self.options, self.state_dir))
+            self.supervisor.say(
+                banner(
+                    self.options,
+                    self.state_dir,
+                    worker_metrics=self.settings.worker_metrics_address,
+                )
+            )
             if self.encryption_note:
                 self.supervisor.say(self.encryption_note)
             return self._watch()

@@ -218,6 +218,8 @@ def test_up_demo_stop_and_restart(
     assert f"http://127.0.0.1:{stack.api_port}" in up.output
     assert f"http://localhost:{stack.ui_port}" in up.output
     assert "c2c demo" in up.output
+    assert f"http://127.0.0.1:{stack.api_port}/metrics (API)" in up.output
+    assert "http://127.0.0.1:9464/metrics (worker)" in up.output
 
     secret_file = stack.state_dir / "webhook-secret"
     assert secret_file.stat().st_mode & 0o777 == 0o600

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from domain.names import ExceptionQueue, Stage
 from ledger import ContractRecordIn, ExceptionIn, get_ledger
 from starter.cli import app
+from starter.cli_kpis import _hours
 from tests.starter.test_cli import c2c
 
 runner = CliRunner()
@@ -103,3 +104,18 @@ def test_bad_filters_exit_2_naming_the_option(args: list[str], hint: str) -> Non
     result = runner.invoke(app, ["kpis", *args])
     assert result.exit_code == 2
     assert hint in result.output
+
+
+@pytest.mark.parametrize(
+    ("hours", "shown"),
+    [
+        (None, "-"),
+        (0.2, "12 min"),
+        (0.004, "14 s"),
+        (3.04, "3.0 h"),
+        (47.9, "47.9 h"),
+        (60, "2.5 d"),
+    ],
+)
+def test_durations_read_as_minutes_hours_or_days(hours: float | None, shown: str) -> None:
+    assert _hours(hours) == shown
