@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(default=None, alias="C2C_WEBHOOK_SECRET")
     api_tokens: SecretStr | None = Field(default=None, alias="C2C_API_TOKENS")
     encryption_key: SecretStr | None = Field(default=None, alias="C2C_ENCRYPTION_KEY")
+    session_secret: SecretStr | None = Field(
+        default=None,
+        alias="C2C_SESSION_SECRET",
+        description="signs the dashboard's sessions and CSRF tokens; the same on every API replica",
+    )
 
     log_format: str = Field(default="console", alias="C2C_LOG_FORMAT")
     log_level: str = Field(default="INFO", alias="C2C_LOG_LEVEL")

@@ -45,6 +45,7 @@ from starter.dashboard_session import (
     Session,
     csrf_token,
     csrf_valid,
+    has_signing_secret,
     issue_session,
     new_nonce,
     request_session,
@@ -120,6 +121,11 @@ class LoginRequired(Exception):
 def install(app: FastAPI, settings: Settings, tokens: TokenTable) -> None:
     """Serve the dashboard from ``app``: its pages, static files and error pages."""
     app.state.dashboard_key = signing_key(settings, tokens)
+    if tokens.entries and not has_signing_secret(settings):
+        log.warning(
+            "dashboard sessions are signed with a key derived from the token digests alone; "
+            "set C2C_SESSION_SECRET so that reading the configuration is not enough to sign one"
+        )
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(DashboardError, _error_page)

@@ -3,9 +3,9 @@
 A browser sends no bearer header, so an operator logs in once with a token from
 ``C2C_API_TOKENS`` and gets a signed session cookie. The cookie never holds the token: it
 holds the role, a fingerprint of the token (so removing the token from the configuration ends
-its sessions), a random session id and an expiry, signed with a key derived from the
-configured secrets (so every API replica accepts the sessions of the others, and rotating a
-token ends every session).
+its sessions), a random session id and an expiry, signed with a key derived from
+``C2C_SESSION_SECRET`` and the other configured secrets (so every API replica accepts the
+sessions of the others, and rotating a token or the session secret ends every session).
 
 Because cookies authenticate the dashboard's forms, each form carries a CSRF token: an HMAC
 of a random per-browser nonce (its own cookie) and the session id (OWASP's "signed double
@@ -62,16 +62,33 @@ def signing_key(settings: Settings, tokens: TokenTable) -> bytes:
     """The key that signs sessions and CSRF tokens.
 
     Derived from every configured secret, so it is the same on every replica and secret
-    whenever any secret is configured; with no secret at all (a developer's open API) the
-    CSRF tokens still bind a form to the browser's own nonce cookie.
+    whenever any secret is configured. ``C2C_SESSION_SECRET`` is the one meant for it: the
+    token entries alone are digests that whoever reads the configuration knows, so without a
+    secret beside them anyone who can read it could sign a session (``install`` warns). With
+    no secret at all (a developer's open API) the CSRF tokens still bind a form to the
+    browser's own nonce cookie.
     """
     digest = hashlib.sha256(b"c2c dashboard v1")
     for entry in sorted(tokens.entries, key=lambda e: (e.digest, e.role.value)):
         digest.update(b"\0token\0" + entry.digest + b"\0" + entry.role.value.encode())
-    for secret in (settings.webhook_secret, settings.encryption_key):
-        if secret is not None:
-            digest.update(b"\0secret\0" + secret.get_secret_value().encode())
+    for name, secret in _secrets(settings):
+        digest.update(b"\0" + name + b"\0" + secret.encode())
     return digest.digest()
+
+
+def _secrets(settings: Settings) -> list[tuple[bytes, str]]:
+    """The configured secrets that go into the signing key, by name; blanks are unset."""
+    given = (
+        (b"secret", settings.webhook_secret),
+        (b"secret", settings.encryption_key),
+        (b"session", settings.session_secret),
+    )
+    return [(name, s.get_secret_value()) for name, s in given if s and s.get_secret_value()]
+
+
+def has_signing_secret(settings: Settings) -> bool:
+    """Whether the session key holds a secret beyond the token digests."""
+    return bool(_secrets(settings))
 
 
 def token_fingerprint(digest: bytes) -> str:

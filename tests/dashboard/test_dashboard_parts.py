@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -16,6 +17,7 @@ from starter.dashboard_session import (
     Session,
     csrf_token,
     csrf_valid,
+    has_signing_secret,
     issue_session,
     read_session,
     signing_key,
@@ -126,3 +128,28 @@ def test_values_read_as_people_read_them() -> None:
     now = datetime(2026, 10, 5, 12, tzinfo=UTC)
     assert age(now - timedelta(days=2, hours=3), now) == "2d 3h"
     assert age(now - timedelta(minutes=75), now) == "1h 15m"
+
+
+def test_the_session_secret_signs_sessions_and_its_rotation_ends_them() -> None:
+    key = key_for(TOKENS, C2C_SESSION_SECRET="first")
+    assert key != key_for(TOKENS)
+    value = issue_session(key, "op-1", Role.OPERATOR, "Olga", now=NOW)
+    assert read_session(key_for(TOKENS, C2C_SESSION_SECRET="first"), TOKENS, value, now=NOW)
+    rotated = key_for(TOKENS, C2C_SESSION_SECRET="second")
+    assert read_session(rotated, TOKENS, value, now=NOW) is None
+    # A blank value is no secret: the key is the one without it.
+    assert key_for(TOKENS, C2C_SESSION_SECRET="") == key_for(TOKENS)
+    # The webhook secret's part of the key is what it was before the session secret existed,
+    # so upgrading does not end the sessions of a deployment that does not set one.
+    legacy = hashlib.sha256(b"c2c dashboard v1")
+    for entry in sorted(TOKENS.entries, key=lambda e: (e.digest, e.role.value)):
+        legacy.update(b"\0token\0" + entry.digest + b"\0" + entry.role.value.encode())
+    legacy.update(b"\0secret\0" + b"w")
+    assert key_for(TOKENS, C2C_WEBHOOK_SECRET="w") == legacy.digest()
+
+
+def test_has_signing_secret_needs_a_secret_beside_the_tokens() -> None:
+    bare = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert not has_signing_secret(bare)
+    given = Settings(_env_file=None, C2C_SESSION_SECRET=SecretStr("s"))  # type: ignore[call-arg]
+    assert has_signing_secret(given)
