@@ -11,6 +11,8 @@ from typing import Any, TextIO
 
 import structlog
 from pydantic import BaseModel
+from temporalio import activity as temporal_activity
+from temporalio import workflow as temporal_workflow
 
 from domain.names import contract_id_from_workflow_id
 
@@ -209,6 +211,10 @@ def configure_logging(
     root.setLevel(level_no)
     for noisy in ("httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The SDK's loggers also append their whole info dict to every message; the ids are
+    # already keys of the line (``_temporal_ids``), so the message stays the message.
+    temporal_workflow.logger.workflow_info_on_message = False
+    temporal_activity.logger.activity_info_on_message = False
     structlog.contextvars.bind_contextvars(component=component)
 
 

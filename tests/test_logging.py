@@ -80,3 +80,27 @@ async def test_activity_logs_are_bound_to_their_contract_and_run() -> None:
         "bill_period",
     )
     assert structlog.contextvars.get_contextvars() == {}
+
+
+async def test_sdk_activity_lines_keep_their_message_and_carry_the_ids_as_keys(
+    json_logs: Any,
+) -> None:
+    from temporalio import activity
+
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(
+        env.info, workflow_id="contract-C-8", workflow_run_id="run-2", activity_type="bill_period"
+    )
+
+    def work() -> None:
+        activity.logger.info("billed")
+
+    env.run(work)
+    line = next(line for line in json_logs() if line["event"].startswith("billed"))
+    # The SDK would append its info dict to the message; the ids are keys instead.
+    assert line["event"] == "billed"
+    assert (line["contract_id"], line["workflow_id"], line["run_id"]) == (
+        "C-8",
+        "contract-C-8",
+        "run-2",
+    )
