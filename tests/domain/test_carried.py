@@ -31,6 +31,17 @@ def invoice(invoice_id: str, total: str) -> InvoiceSummary:
     )
 
 
+def credit_note(credit_note_id: str, invoice_id: str, amount: str) -> CreditNoteSummary:
+    return CreditNoteSummary(
+        credit_note_id=credit_note_id,
+        invoice_id=invoice_id,
+        subtotal=D(amount),
+        tax=D("0.00"),
+        total=D(amount),
+        reason="correction",
+    )
+
+
 def state(*totals: str) -> CollectionsState:
     """Invoices INV-1… of these totals, issued in order."""
     s = CollectionsState()
@@ -106,16 +117,7 @@ def test_escalated_and_kept_invoices_are_carried_whole() -> None:
 
 def test_credit_notes_fold_with_their_invoice() -> None:
     s = state("100.00", "200.00")
-    s.credit_notes = [
-        CreditNoteSummary(
-            credit_note_id="CN-1",
-            invoice_id="INV-1",
-            subtotal=D("100.00"),
-            tax=D("0.00"),
-            total=D("100.00"),
-            reason="void",
-        )
-    ]
+    s.credit_notes = [credit_note("CN-1", "INV-1", "100.00")]
     s.credited_subtotal = {"INV-1": D("100.00")}
     s.book.credit("INV-1", D("100.00"))
     folded = s.folded()
@@ -157,16 +159,7 @@ def test_a_late_credit_on_a_folded_invoice_becomes_unapplied_cash() -> None:
     folded.book.credit_settled("credit:INV-1-CN-2026-02", D("10.00"))
     assert folded.book.unapplied == D("10.00")
     assert_balanced(folded.book)
-    folded.credit_notes.append(
-        CreditNoteSummary(
-            credit_note_id="INV-1-CN-2026-02",
-            invoice_id="INV-1",
-            subtotal=D("10.00"),
-            tax=D("0.00"),
-            total=D("10.00"),
-            reason="retainer true-up",
-        )
-    )
+    folded.credit_notes.append(credit_note("INV-1-CN-2026-02", "INV-1", "10.00"))
     again = folded.folded()
     # The credit note of an invoice folded before folds into the sums at the next hand-over;
     # its cash stays until it is applied.
