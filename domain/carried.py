@@ -10,11 +10,13 @@ the same JSON on every worker.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Collection
 from datetime import date
 from decimal import Decimal
-from typing import Self
+from typing import Any, Self, TypeVar
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_serializer, model_validator
 
 from domain.amendments import Terms
 from domain.collections import CashBook
@@ -31,11 +33,17 @@ from domain.models import (
     PaymentReceived,
     ResolveException,
     RevenueStatus,
+    SettledInvoices,
     TerminateContract,
 )
-from domain.money import Money
+from domain.money import ZERO, Money
 from domain.names import Stage
 from domain.steps import AuditEntry, Validated
+
+V = TypeVar("V")
+
+#: History lines a run hands to the next: the latest ones. The ledger's audit trail has them all.
+CARRIED_HISTORY_LINES = 50
 
 #: A message that waits in the contract's inbox until the main loop handles it.
 Message = ClosePeriod | PaymentReceived | MilestoneCompleted | CreditInvoice
@@ -98,11 +106,16 @@ class BillingState(BaseModel):
 
 
 class CollectionsState(BaseModel):
-    """``workflows.collections.Collections``' receivables, cash and dunning."""
+    """``workflows.collections.Collections``' receivables, cash and dunning.
+
+    Carried folded (``folded``): settled invoices leave ``invoices``, the book and the lists
+    keyed by invoice, and only their sums stay, in ``settled`` and the book's.
+    """
 
     book: CashBook = Field(default_factory=CashBook)
     invoices: list[InvoiceSummary] = Field(default_factory=list)
     #: Every payment id seen: a payment signalled again in a later run is still applied once.
+    #: The one list here that grows with the contract's history: one id per payment.
     payments_seen: list[str] = Field(default_factory=list)
     credit_notes: list[CreditNoteSummary] = Field(default_factory=list)
     credited_subtotal: dict[str, Money] = Field(default_factory=dict)
@@ -111,6 +124,72 @@ class CollectionsState(BaseModel):
     dunned: dict[str, int] = Field(default_factory=dict)
     dunning_stopped: list[str] = Field(default_factory=list)
     escalations: dict[str, str] = Field(default_factory=dict)
+    #: The sums of the invoices folded away in earlier hand-overs.
+    settled: SettledInvoices = Field(default_factory=SettledInvoices)
+
+    @field_serializer("invoices", when_used="json")
+    def _compact(self, invoices: list[InvoiceSummary]) -> list[dict[str, Any]]:
+        # What was paid and credited, the status and the dunning level are read from the book
+        # and the dunning state whenever the status is shown: the invoice as issued is enough.
+        return [
+            i.model_dump(mode="json", exclude_defaults=True, exclude=set(_DERIVED))
+            for i in invoices
+        ]
+
+    def folded(self, keep: Collection[str] = ()) -> CollectionsState:
+        """This state with its settled invoices folded into sums.
+
+        An invoice folds when nothing is owed on it, no dunning escalation is open on it and
+        it is not in ``keep`` (invoices a waiting message names, or a retainer fee that a
+        termination may still credit). Its payments and credit notes fold with it; receipts
+        fully applied fold into the book's sums. No figure of the status changes: balance
+        due, unapplied cash and the invoices' totals, paid and credited, are the same sums.
+        """
+        kept = set(keep) | set(self.escalations.values())
+        settled = {
+            r.invoice_id for r in self.book.invoices if r.balance <= 0 and r.invoice_id not in kept
+        }
+        book = self.book.model_copy(deep=True)
+        folded = {r.invoice_id: r for r in book.fold(settled)}
+        held = {r.invoice_id for r in book.invoices}
+        notes = Counter(n.invoice_id for n in self.credit_notes)
+        totals = self.settled
+        for inv in self.invoices:
+            if (r := folded.get(inv.invoice_id)) is not None:
+                view = inv.model_copy(
+                    update={"amount_paid": r.paid, "amount_credited": r.credit_notes}
+                )
+                totals = totals.add(view, notes[inv.invoice_id])
+        # A credit note on an invoice folded before (a late retainer true-up) folds too.
+        late = [n for n in self.credit_notes if n.invoice_id not in held | folded.keys()]
+        totals = totals.model_copy(
+            update={
+                "amount_credited": totals.amount_credited + sum((n.total for n in late), ZERO),
+                "credit_notes": totals.credit_notes + len(late),
+            }
+        )
+        receipts = {r.payment_id for r in book.receipts}
+        return self.model_copy(
+            update={
+                "book": book,
+                "invoices": [i for i in self.invoices if i.invoice_id in held],
+                "credit_notes": [n for n in self.credit_notes if n.invoice_id in held],
+                "credited_subtotal": _only(self.credited_subtotal, held),
+                "credit_receipts": _only(self.credit_receipts, receipts),
+                "overdue": [i for i in self.overdue if i in held],
+                "dunned": _only(self.dunned, held),
+                "dunning_stopped": [i for i in self.dunning_stopped if i in held],
+                "settled": totals,
+            }
+        )
+
+
+#: Fields of a carried invoice that the status derives from the book and the dunning state.
+_DERIVED = frozenset({"amount_paid", "amount_credited", "status", "dunning_level"})
+
+
+def _only(mapping: dict[str, V], keys: Collection[str]) -> dict[str, V]:
+    return {k: v for k, v in mapping.items() if k in keys}
 
 
 class CarriedState(BaseModel):
@@ -131,7 +210,10 @@ class CarriedState(BaseModel):
     #: Amendment answers by id: a repeated amendment id gets its first answer in every run.
     amendments: list[AmendmentResult] = Field(default_factory=list)
     abort_reason: str | None = None
+    #: The latest history lines (at most ``CARRIED_HISTORY_LINES``).
     history: list[HistoryEntry] = Field(default_factory=list)
+    #: How many earlier lines were left behind (they are in the ledger's audit trail).
+    history_omitted: int = 0
     pending_audit: list[AuditEntry] = Field(default_factory=list)
     audit_seq: int = 0
     billing: BillingState = Field(default_factory=BillingState)

@@ -2,8 +2,9 @@
 
 The cash book is workflow state: a pydantic model that round-trips through JSON, so it can be
 carried across continue-as-new. It holds one row per invoice and one per receipt of cash, never
-one per application, so it grows with the months of a contract and not with its payments'
-history of allocations.
+one per application; at each hand-over the rows that nothing can change any more (settled
+invoices, fully applied receipts) fold into two sums, so what is carried grows with what is
+open, not with the months of the contract.
 """
 
 from __future__ import annotations
@@ -95,6 +96,10 @@ class CashBook(BaseModel):
 
     invoices: list[Receivable] = Field(default_factory=list)  # in order of issue
     receipts: list[Receipt] = Field(default_factory=list)  # in order of arrival
+    #: Cash applied to the invoices folded away by ``fold``.
+    folded_applied: Money = ZERO
+    #: Cash of the receipts folded away by ``fold``: all of it applied.
+    folded_received: Money = ZERO
 
     def _invoice(self, invoice_id: str) -> Receivable | None:
         return next((i for i in self.invoices if i.invoice_id == invoice_id), None)
@@ -203,6 +208,45 @@ class CashBook(BaseModel):
             self.receipts.append(Receipt(payment_id=receipt_id, amount=excess, unapplied=excess))
         return excess
 
+    def credit_settled(self, receipt_id: str, amount: Decimal) -> None:
+        """Record a credit note on an invoice folded away as settled: nothing is owed on it,
+        so all of the credit becomes unapplied cash, under ``receipt_id``."""
+        if amount <= 0:
+            raise ValueError(f"credit amount must be greater than zero, got {amount}")
+        self.receipts.append(Receipt(payment_id=receipt_id, amount=amount, unapplied=amount))
+
+    def holds(self, invoice_id: str) -> bool:
+        """Whether the book has a row for ``invoice_id`` (it may have been folded away)."""
+        return self._invoice(invoice_id) is not None
+
+    def fold(self, invoice_ids: set[str]) -> list[Receivable]:
+        """Fold settled invoices and fully applied receipts into the book's sums.
+
+        Folding changes no figure: ``balance_due``, ``unapplied``, ``received`` and ``applied``
+        are the same before and after, so the invariant holds. Only invoices with nothing owed
+        fold, and only receipts with nothing left to apply, so no later ``issue`` or ``receive``
+        would have touched them (repeated payment ids are the caller's to remember).
+
+        Args:
+            invoice_ids: the invoices to fold; each must be settled.
+
+        Returns:
+            The invoices folded, in order of issue.
+
+        Raises:
+            ValueError: an invoice in ``invoice_ids`` still has a balance.
+        """
+        folded = [i for i in self.invoices if i.invoice_id in invoice_ids]
+        owing = [i.invoice_id for i in folded if i.balance != 0]
+        if owing:
+            raise ValueError(f"only settled invoices fold; still owed on {', '.join(owing)}")
+        self.invoices = [i for i in self.invoices if i.invoice_id not in invoice_ids]
+        self.folded_applied += sum((i.paid for i in folded), ZERO)
+        spent = [r for r in self.receipts if r.unapplied == 0]
+        self.receipts = [r for r in self.receipts if r.unapplied != 0]
+        self.folded_received += sum((r.amount for r in spent), ZERO)
+        return folded
+
     def balance(self, invoice_id: str) -> Decimal:
         """What is still owed on ``invoice_id``.
 
@@ -224,9 +268,9 @@ class CashBook(BaseModel):
     @property
     def received(self) -> Decimal:
         """All payments, and the credit excesses that became cash."""
-        return sum((r.amount for r in self.receipts), ZERO)
+        return self.folded_received + sum((r.amount for r in self.receipts), ZERO)
 
     @property
     def applied(self) -> Decimal:
         """All cash applied to invoices."""
-        return sum((i.paid for i in self.invoices), ZERO)
+        return self.folded_applied + sum((i.paid for i in self.invoices), ZERO)

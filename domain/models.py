@@ -248,6 +248,33 @@ class CreditNoteSummary(Model):
     reason: str
 
 
+class SettledInvoices(Model):
+    """Invoices settled (paid or credited in full) and archived when the contract continued as
+    new: their count and sums, so the status's figures stay whole while ``invoices`` lists only
+    the invoices the current run still holds. Each one is in the ERP and the ledger's billing
+    facts."""
+
+    count: int = 0
+    subtotal: Money = Decimal(0)
+    tax: Money = Decimal(0)
+    total: Money = Decimal(0)
+    amount_paid: Money = Decimal(0)
+    amount_credited: Money = Decimal(0)
+    credit_notes: int = 0
+
+    def add(self, invoice: InvoiceSummary, credit_notes: int) -> SettledInvoices:
+        """These sums with one more settled ``invoice`` (as the status shows it)."""
+        return SettledInvoices(
+            count=self.count + 1,
+            subtotal=self.subtotal + invoice.subtotal,
+            tax=self.tax + invoice.tax,
+            total=self.total + invoice.total,
+            amount_paid=self.amount_paid + invoice.amount_paid,
+            amount_credited=self.amount_credited + invoice.amount_credited,
+            credit_notes=self.credit_notes + credit_notes,
+        )
+
+
 class MilestoneStatus(Model):
     milestone_id: str
     name: str
@@ -336,6 +363,11 @@ class ContractStatus(Model):
     history: list[HistoryEntry] = Field(default_factory=list)
     closed_periods: list[str] = Field(default_factory=list)
     waiting_for: str = ""
+    #: Earlier history lines not in ``history``: left behind when the contract continued as
+    #: new. The whole timeline is in the ledger's audit trail.
+    history_omitted: int = 0
+    #: Invoices settled before the current run, not listed in ``invoices``.
+    settled_invoices: SettledInvoices = Field(default_factory=SettledInvoices)
 
 
 class ContractSummary(Model):

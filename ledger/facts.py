@@ -106,6 +106,16 @@ class FactLedger(LedgerBase):
         with self._transaction() as session:
             session.connection().execute(stmt)
 
+    def issued_invoices(self, contract_id: str) -> list[BillingFact]:
+        """The invoices a contract's billing steps issued, in the order they were issued."""
+        query = (
+            select(BillingFact)
+            .where(BillingFact.contract_id == contract_id, col(BillingFact.invoice_id).is_not(None))
+            .order_by(col(BillingFact.issued_at), col(BillingFact.fact_key))
+        )
+        with self._session() as session:
+            return list(session.exec(query).all())
+
     def rows_of_entity(self, table: type[T], legal_entity: str | None = None) -> list[T]:
         """Every row of a table keyed by ``contract_id``, or only those of the contracts of
         one legal entity (facts carry the contract; the contract carries the entity)."""

@@ -34,6 +34,7 @@ from domain.models import (
 )
 from domain.names import ExceptionAction, ExceptionQueue, Stage
 from ledger import ExceptionStatus, InboundSource, InboundStatus, Ledger, get_ledger
+from ledger.models import BillingFact
 from starter import contracts, dead_letters, exception_queue, render, updates
 from starter.auth import Role, hashed_entry
 from starter.context import ApiContext
@@ -147,7 +148,11 @@ def status(
 ) -> None:
     """Show a contract's stage, references, invoices, open exceptions and history."""
     found = with_temporal(lambda client: contracts.get_status(client, contract_id))
-    typer.echo(found.model_dump_json(indent=2) if as_json else render.status_text(found))
+    settled: list[BillingFact] = []
+    if found.history_omitted or found.settled_invoices.count:
+        # The whole timeline and the invoices settled in earlier runs are in the ledger.
+        found, settled = asyncio.run(contracts.from_ledger(found, open_ledger()))
+    typer.echo(found.model_dump_json(indent=2) if as_json else render.status_text(found, settled))
 
 
 @contracts_app.command("amend")

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
@@ -23,6 +26,7 @@ from domain.models import (
     ContractStatus,
     ContractSummary,
     CreditInvoice,
+    HistoryEntry,
     MilestoneCompleted,
     PaymentReceived,
     ResolveException,
@@ -50,6 +54,10 @@ from domain.names import (
     contract_id_from_workflow_id,
     contract_workflow_id,
 )
+
+if TYPE_CHECKING:
+    from ledger import Ledger
+    from ledger.models import AuditEvent, BillingFact
 
 #: A legal entity code, as ``ContractApproved.legal_entity`` allows it.
 LEGAL_ENTITY_CODE = re.compile(r"[A-Z0-9]{2,10}")
@@ -155,6 +163,48 @@ async def get_status(client: Client, contract_id: str) -> ContractStatus:
     return await contract_handle(client, contract_id).query(
         QUERY_STATUS, result_type=ContractStatus
     )
+
+
+def full_timeline(status: ContractStatus, trail: Sequence[AuditEvent]) -> ContractStatus:
+    """The status with its whole timeline, when the workflow left earlier lines behind.
+
+    A contract that continued as new carries only its latest history lines; every line is in
+    the ledger's audit trail. The trail comes first, then the lines the workflow holds that
+    the trail has not been written yet.
+    """
+    if status.history_omitted == 0:
+        return status
+    history = [HistoryEntry(at=e.at, stage=e.stage, event=e.event) for e in trail]
+    written = Counter((h.at, h.event) for h in history)
+    for line in status.history:
+        if written[line.at, line.event] > 0:
+            written[line.at, line.event] -= 1
+        else:
+            history.append(line)
+    return status.model_copy(update={"history": history, "history_omitted": 0})
+
+
+def settled_earlier(status: ContractStatus, issued: Sequence[BillingFact]) -> list[BillingFact]:
+    """The contract's invoices that its status no longer lists: settled in an earlier run."""
+    if status.settled_invoices.count == 0:
+        return []
+    listed = {i.invoice_id for i in status.invoices}
+    return [f for f in issued if f.invoice_id and f.invoice_id not in listed]
+
+
+async def from_ledger(
+    status: ContractStatus, ledger: Ledger
+) -> tuple[ContractStatus, list[BillingFact]]:
+    """The status with its whole timeline, and the invoices settled in earlier runs, read from
+    the ledger only when the workflow no longer holds them (it continued as new)."""
+    cid = status.contract_id
+    trail = await asyncio.to_thread(ledger.audit_trail, cid) if status.history_omitted else []
+    issued = (
+        await asyncio.to_thread(ledger.issued_invoices, cid)
+        if status.settled_invoices.count
+        else []
+    )
+    return full_timeline(status, trail), settled_earlier(status, issued)
 
 
 def contracts_query(*, stage: str | None = None, legal_entity: str | None = None) -> str:

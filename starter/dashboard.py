@@ -365,12 +365,15 @@ async def contract_page(contract_id: str, request: Request) -> Response:
         log.warning("contract status unavailable", contract_id=contract_id, error=str(exc))
         raise DashboardError(502, "the contract's workflow could not answer") from None
     attributes = described.typed_search_attributes
-    decided = await exception_queue.list_exceptions(await context.ledger(), contract_id=contract_id)
+    ledger = await context.ledger()
+    decided = await exception_queue.list_exceptions(ledger, contract_id=contract_id)
+    status, settled = await contracts.from_ledger(status, ledger)
     return render(
         request,
         "contract.html",
         session,
         contract=status,
+        settled=settled,
         workflow={
             "id": described.id,
             "run_id": described.run_id,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domain.models import ContractStatus
 from starter.contracts import ContractListItem
 from starter.dead_letters import DeadLetterItem
 from starter.exception_queue import ExceptionItem
+
+if TYPE_CHECKING:
+    from ledger.models import BillingFact
 
 
 def cell(value: Any) -> str:
@@ -113,8 +116,12 @@ def _section(title: str, body: str) -> list[str]:
     return ["", title, body]
 
 
-def status_text(status: ContractStatus) -> str:
-    """``c2c contracts status``: stage, references, invoices, open exceptions, history."""
+def status_text(status: ContractStatus, settled: Sequence[BillingFact] = ()) -> str:
+    """``c2c contracts status``: stage, references, invoices, open exceptions, history.
+
+    ``settled`` are the ledger's invoices settled in earlier runs, which the status sums up
+    in ``settled_invoices`` but no longer lists.
+    """
     lines = [
         f"Contract {status.contract_id}",
         f"  stage:           {status.stage}"
@@ -151,6 +158,19 @@ def status_text(status: ContractStatus) -> str:
                 indent="  ",
             ),
         )
+    done = status.settled_invoices
+    if done.count:
+        lines += _section(
+            f"Settled in earlier runs: {done.count} invoices, total {done.total}, paid "
+            f"{done.amount_paid}, credited {done.amount_credited}",
+            table(
+                ["INVOICE", "FOR", "TOTAL", "ISSUED", "DUE"],
+                [[f.invoice_id, f.reference, f.total, f.invoice_date, f.due_on] for f in settled],
+                indent="  ",
+            )
+            if settled
+            else "  (listed in the ERP and the ledger's billing facts)",
+        )
     if status.amendments:
         lines += _section(
             "Amendments",
@@ -176,8 +196,14 @@ def status_text(status: ContractStatus) -> str:
             ),
         )
     if status.history:
+        earlier = status.history_omitted
         lines += _section(
-            "History",
+            "History"
+            + (
+                f" (the latest lines; {earlier} earlier ones are in the audit trail)"
+                if earlier
+                else ""
+            ),
             table(
                 ["AT", "STAGE", "EVENT"],
                 [[h.at.strftime("%Y-%m-%d %H:%M:%S"), h.stage, h.event] for h in status.history],

@@ -112,9 +112,13 @@ async def list_contracts(
 async def contract_status(
     contract_id: str = ContractId, context: ApiContext = Depends(api_context)
 ) -> ContractStatus:
-    """A contract's status: the workflow's ``status`` query."""
+    """A contract's status: the workflow's ``status`` query, with its whole history (from the
+    ledger's audit trail once the contract has continued as new)."""
     bind_contract(contract_id)
-    return await contracts.get_status(await context.temporal(), contract_id)
+    status = await contracts.get_status(await context.temporal(), contract_id)
+    if status.history_omitted:
+        status, _ = await contracts.from_ledger(status, await context.ledger())
+    return status
 
 
 @router.post(

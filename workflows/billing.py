@@ -497,15 +497,25 @@ class Billing:
             wf.ended() and str(wf.final_period) in self.closed_periods and bool(self._fee_credits())
         )
 
+    def fee_invoices_to_keep(self) -> set[str]:
+        """Invoices of retainer fees for this month on: a termination may still credit part of
+        them, so they are carried whole even when settled."""
+        this_month = str(Period.of(workflow.now().date()))
+        return {iid for month, (_, iid) in self._fees.items() if month >= this_month and iid}
+
     async def true_up(self) -> None:
         """Credit the part of advance fees after the end date: never an edit of the invoice."""
         for month, invoice_id, amount in self._fee_credits():
             billed, _ = self._fees[month]
             self._fees[month] = (billed - amount, invoice_id)
+            # A fee invoice folded in an earlier run (a termination dated before that run) has
+            # no count of its credit notes here: the month keys its credit note instead.
+            note_id = None if self.wf.collections.holds(invoice_id) else f"{invoice_id}-CN-{month}"
             await self.wf.collections.issue_credit(
                 invoice_id,
                 amount,
                 f"retainer {month}: days after the contract ended on {self.wf.end_date}",
+                note_id,
             )
 
     async def sweep_late_work(self) -> None:

@@ -10,6 +10,7 @@ This class is part of the workflow: deterministic, no I/O except through activit
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         InvoiceSummary,
         PaymentReceived,
         ResolveException,
+        SettledInvoices,
     )
     from domain.money import round_money
     from domain.names import ExceptionAction
@@ -77,9 +79,12 @@ class Collections:
         self._dunning_stopped: set[str] = set()
         #: Open dunning escalations: exception id → invoice id.
         self._escalations: dict[str, str] = {}
+        #: Invoices settled in earlier runs, folded into sums at a hand-over.
+        self.settled = SettledInvoices()
 
-    def state(self) -> CollectionsState:
-        """Receivables, cash and dunning, to carry into the contract's next run."""
+    def state(self, keep: Collection[str] = ()) -> CollectionsState:
+        """Receivables, cash and dunning, to carry into the contract's next run: settled
+        invoices folded into sums, except those in ``keep``."""
         return CollectionsState(
             book=self.book.model_copy(deep=True),
             invoices=list(self._invoices),
@@ -91,7 +96,8 @@ class Collections:
             dunned=dict(self._dunned),
             dunning_stopped=sorted(self._dunning_stopped),
             escalations=dict(self._escalations),
-        )
+            settled=self.settled,
+        ).folded(keep)
 
     def restore(self, state: CollectionsState) -> None:
         """Take up the receivables a previous run of the contract ended with."""
@@ -105,6 +111,7 @@ class Collections:
         self._dunned = dict(state.dunned)
         self._dunning_stopped = set(state.dunning_stopped)
         self._escalations = dict(state.escalations)
+        self.settled = state.settled
 
     # ------------------------------------------------------------------ views
 
@@ -141,6 +148,10 @@ class Collections:
                 )
             )
         return views
+
+    def holds(self, invoice_id: str) -> bool:
+        """Whether this run holds ``invoice_id`` (not folded as settled in an earlier run)."""
+        return self._invoice(invoice_id) is not None
 
     def _invoice(self, invoice_id: str) -> InvoiceSummary | None:
         return next((i for i in self._invoices if i.invoice_id == invoice_id), None)
@@ -269,8 +280,11 @@ class Collections:
         wf, ccy = self.wf, self.wf.c.currency
         inv = self._invoice(request.invoice_id)
         if inv is None:
+            # An invoice settled before the contract last continued as new is folded into sums:
+            # what is left to credit on it is no longer known here, so c2c does not guess.
             wf.record(
-                f"credit of invoice {request.invoice_id} refused: not an invoice of this contract"
+                f"credit of invoice {request.invoice_id} refused: not an open or recent invoice "
+                "of this contract (invoices settled in earlier runs are credited in the ERP)"
             )
             return
         if request.credit_note_id and any(
@@ -353,7 +367,12 @@ class Collections:
         self._credited_subtotal[invoice_id] = (
             self._credited_subtotal.get(invoice_id, ZERO) + note.subtotal
         )
-        excess = self.book.credit(invoice_id, note.total)
+        if self.book.holds(invoice_id):
+            excess = self.book.credit(invoice_id, note.total)
+        else:
+            # Settled and folded in an earlier run: nothing is owed on it, the credit is cash.
+            excess = note.total
+            self.book.credit_settled(f"credit:{note.credit_note_id}", excess)
         if excess > 0:
             receipt = self.book.receipts[-1].payment_id
             self._credit_receipts[receipt] = note.credit_note_id

@@ -28,7 +28,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.amendments import Terms, apply_amendment, check_amendment
-    from domain.carried import CarriedState, ContractRun, Message, PendingMessage
+    from domain.carried import (
+        CARRIED_HISTORY_LINES,
+        CarriedState,
+        ContractRun,
+        Message,
+        PendingMessage,
+    )
     from domain.collections import DEFAULT_DUNNING_OFFSETS
     from domain.errors import BUSINESS_REJECTION
     from domain.models import (
@@ -194,6 +200,8 @@ class ContractToCash:
         self._amendments: dict[str, AmendmentResult] = {}
         self._abort_reason: str | None = None
         self._history: list[HistoryEntry] = []
+        #: Earlier history lines left behind at hand-overs (all in the ledger's audit trail).
+        self._history_omitted = 0
         self._pending_audit: list[AuditEntry] = []
         self._audit_seq = 0
         self._waiting_for = ""
@@ -472,6 +480,16 @@ class ContractToCash:
         )
 
     def _carry(self) -> CarriedState:
+        """What the next run needs: bounded by what is open, not by what happened.
+
+        The history keeps its latest lines, settled invoices fold into sums; what a user would
+        miss is in the ledger (audit trail, billing facts) and the ERP.
+        """
+        history = self._history[-CARRIED_HISTORY_LINES:]
+        # Invoices a waiting credit request names are carried whole: the request meets them as
+        # it would have in one long run. (A payment naming a settled invoice is an overpayment:
+        # unapplied cash, folded or not.)
+        named = {m.invoice_id for m in self._inbox if isinstance(m, CreditInvoice)}
         return CarriedState(
             run=self._run + 1,
             stage=self._stage,
@@ -485,11 +503,12 @@ class ContractToCash:
             decisions=list(self._decisions.values()),
             amendments=list(self._amendments.values()),
             abort_reason=self._abort_reason,
-            history=list(self._history),
+            history=history,
+            history_omitted=self._history_omitted + len(self._history) - len(history),
             pending_audit=list(self._pending_audit),
             audit_seq=self._audit_seq,
             billing=self.billing.state(),
-            collections=self.collections.state(),
+            collections=self.collections.state(named | self.billing.fee_invoices_to_keep()),
         )
 
     def _restore(self, carried: CarriedState) -> None:
@@ -508,6 +527,7 @@ class ContractToCash:
         self._amendments = {a.amendment_id: a for a in carried.amendments}
         self._abort_reason = carried.abort_reason
         self._history = list(carried.history)
+        self._history_omitted = carried.history_omitted
         self._pending_audit = list(carried.pending_audit)
         self._audit_seq = carried.audit_seq
         self.billing.restore(carried.billing)
@@ -894,6 +914,8 @@ class ContractToCash:
             history=list(self._history),
             closed_periods=list(self.billing.closed_periods),
             waiting_for=self._waiting_for,
+            history_omitted=self._history_omitted,
+            settled_invoices=self.collections.settled,
         )
 
     # ------------------------------------------------------------------ messages

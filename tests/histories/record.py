@@ -2,17 +2,21 @@
 
 Run by hand from the repository root, only when a recording is due (see README.md)::
 
-    /tmp/venv/bin/python -m tests.histories.record
+    /tmp/venv/bin/python -m tests.histories.record [NAME ...]
 
-It starts its own Temporal dev server, sandbox, ledger and worker in a temporary directory,
-drives one representative contract per file to a resting or final state, and writes each
-workflow's history to ``tests/histories/<name>.json``.
+With names (``continued_as_new``), only those contracts are recorded. It starts its own
+Temporal dev server, sandbox, ledger and worker in a temporary directory, drives one
+representative contract per file to a resting or final state, and writes each workflow's
+history to ``tests/histories/<name>.json`` (``<name>_run<n>.json`` for each run of a contract
+that continued as new).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -33,7 +37,8 @@ from domain.models import (
     ResolveException,
     TerminateContract,
 )
-from domain.names import SEARCH_ATTRIBUTES, ExceptionAction
+from domain.names import SEARCH_ATTRIBUTES, ExceptionAction, contract_workflow_id
+from domain.periods import Period
 from ledger import get_ledger
 from sandbox.testing import run_sandbox_in_thread
 from starter.contracts import (
@@ -52,6 +57,8 @@ from worker import contract_worker
 
 HERE = Path(__file__).resolve().parent
 TASK_QUEUE = "c2c-record-histories"
+#: The queue of the contract that continues as new: its worker hands over after few events.
+SHORT_QUEUE = "c2c-record-histories-short"
 
 
 class Recorder:
@@ -62,9 +69,9 @@ class Recorder:
         self.client = client
         self.sandbox = sandbox
 
-    async def start(self, cid: str, **changes: Any) -> ContractStatus:
+    async def start(self, cid: str, *, queue: str = TASK_QUEUE, **changes: Any) -> ContractStatus:
         event = approval(contract_id=cid, event_id=f"evt-{cid}", **changes)
-        await start_contract(self.client, event, task_queue=TASK_QUEUE)
+        await start_contract(self.client, event, task_queue=queue)
         return await wait_stage(self.client, cid, "active")
 
     async def time(self, status: ContractStatus, work_date: str, hours: str) -> None:
@@ -186,12 +193,51 @@ async def aborted_compensated(r: Recorder, cid: str) -> None:
     await wait_stage(r.client, cid, "cancelled")
 
 
-CONTRACTS = (
+async def continued_as_new(r: Recorder, cid: str) -> None:
+    """Twelve months billed and paid on a worker that hands over after 100 events: the first
+    run ends in continue-as-new with its settled invoices folded; the second bills one more
+    month and rests, active."""
+    status = await r.start(
+        cid, queue=SHORT_QUEUE, start_date="2025-11-01", end_date="2027-06-30", not_to_exceed=None
+    )
+    period = Period.parse("2025-11")
+    for _ in range(13):
+        await r.time(status, str(period.first_day), "2")
+        await r.close(cid, str(period))
+        name = str(period)
+
+        def billed(s: ContractStatus, name: str = name) -> bool:
+            return any(i.period == name for i in s.invoices)
+
+        def paid(s: ContractStatus, name: str = name) -> bool:
+            return s.balance_due == 0 and name in s.closed_periods
+
+        status = await wait_for(r.client, cid, billed, what=f"the {name} invoice")
+        invoice = next(i for i in status.invoices if i.period == name)
+        await pay(r.client, cid, f"pay-{name}", invoice.total, invoice_id=invoice.invoice_id)
+        await wait_for(r.client, cid, paid, what=f"{name} paid")
+        period = period.next()
+    assert (await run_ids(r.client, cid))[1:], "the contract did not continue as new"
+
+
+async def run_ids(client: Client, cid: str) -> list[str]:
+    """The contract's runs, oldest first."""
+    runs = [
+        (e.start_time, e.run_id)
+        async for e in client.list_workflows(f'WorkflowId = "{contract_workflow_id(cid)}"')
+    ]
+    return [run_id for _, run_id in sorted(runs)]
+
+
+Drive = Callable[[Recorder, str], Awaitable[None]]
+
+CONTRACTS: tuple[Drive, ...] = (
     time_and_materials_closed,
     fixed_fee_amended,
     retainer_terminated,
     exception_retried,
     aborted_compensated,
+    continued_as_new,
 )
 
 
@@ -206,7 +252,25 @@ async def resting(client: Client, cid: str) -> None:
         await asyncio.sleep(0.2)
 
 
-async def record(state: Path) -> None:
+async def write_histories(client: Client, name: str, cid: str) -> None:
+    """One file for a contract of one run. Of a contract that continued as new: its first run
+    (``<name>_run1.json``, ending in continue-as-new), its second (``_run2``, started from
+    carried state) and its last (``_last``, started from state carried several times)."""
+    runs = await run_ids(client, cid)
+    files = {f"{name}.json": runs[0]}
+    if len(runs) > 1:
+        files = {f"{name}_run1.json": runs[0], f"{name}_run2.json": runs[1]}
+    if len(runs) > 2:
+        files[f"{name}_last.json"] = runs[-1]
+    for file, run_id in files.items():
+        handle = client.get_workflow_handle(contract_workflow_id(cid), run_id=run_id)
+        history = await handle.fetch_history()
+        path = HERE / file
+        path.write_text(history.to_json() + "\n")
+        print(f"{path.name}: {len(history.events)} events")
+
+
+async def record(state: Path, names: list[str]) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=venv_binary("temporal"),
         search_attributes=SEARCH_ATTRIBUTES,
@@ -226,20 +290,23 @@ async def record(state: Path) -> None:
                 task_queue=TASK_QUEUE,
             )
             get_ledger(settings.ledger_url).create_all()
+            short = settings.model_copy(
+                update={"continue_as_new_events": 100, "task_queue": SHORT_QUEUE}
+            )
             async with (
                 contract_worker(env.client, settings),
+                contract_worker(env.client, short),
                 httpx.AsyncClient(base_url=sandbox_url, timeout=10) as sandbox,
             ):
                 recorder = Recorder(env.client, sandbox)
                 for drive in CONTRACTS:
                     name = drive.__name__
+                    if names and name not in names:
+                        continue
                     cid = "H-" + name.replace("_", "-")
                     await drive(recorder, cid)
                     await resting(env.client, cid)
-                    history = await contract_handle(env.client, cid).fetch_history()
-                    path = HERE / f"{name}.json"
-                    path.write_text(history.to_json() + "\n")
-                    print(f"{path.name}: {len(history.events)} events")
+                    await write_histories(env.client, name, cid)
     finally:
         await env.shutdown()
 
@@ -247,7 +314,7 @@ async def record(state: Path) -> None:
 def main() -> None:
     configure_logging("histories", level="WARNING")
     with tempfile.TemporaryDirectory(prefix="c2c-histories-") as state:
-        asyncio.run(record(Path(state)))
+        asyncio.run(record(Path(state), sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 The dev server here suggests continue-as-new after a low number of history events, so a
 contract of sixty monthly periods, two rate amendments and sixty payments runs as several
 runs. Each run's history stays near that number; the last run's status is what one run
-would have reached; payments signalled while a run hands over are applied, once each.
+would have reached; payments signalled while a run hands over are applied, once each. What a
+run hands to the next stays small and does not grow with the runs: settled invoices fold into
+sums and only the latest history lines are carried, the rest being in the ledger.
 
 On the time-skipping server, with ``C2C_CONTINUE_AS_NEW_EVENTS`` low instead, an exception
 opened by dunning stays open across the hand-over and an operator resolves it on the new run.
@@ -11,6 +13,7 @@ opened by dunning stays open across the hand-over and an operator resolves it on
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
@@ -27,7 +30,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from c2c.settings import Settings
-from domain.carried import ContractRun
+from domain.carried import CARRIED_HISTORY_LINES, ContractRun
 from domain.models import (
     Amendment,
     ClosePeriod,
@@ -38,6 +41,7 @@ from domain.models import (
 )
 from domain.names import SA_OPEN_EXCEPTIONS, SEARCH_ATTRIBUTES, contract_workflow_id
 from domain.periods import Period
+from ledger import get_ledger
 from starter.contracts import (
     close_period_for,
     contract_handle,
@@ -71,6 +75,14 @@ RATES = {
     Period.parse("2023-11"): Decimal("220.00"),
     Period.parse("2025-11"): Decimal("240.00"),
 }
+#: The most a run may hand to the next besides what is open (unpaid invoices and waiting
+#: messages, which this test lets pile up for a year): terms, history lines, sums, ids.
+CARRIED_BOUND = 16 * 1024
+#: How much more of that the last run may be handed than the first runs: the closed periods
+#: and the payment ids seen, about 25 bytes a month.
+CARRIED_DRIFT = 2 * 1024
+#: The project's limit on any payload in a contract's history.
+PAYLOAD_LIMIT = 64 * 1024
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -125,6 +137,21 @@ async def run_histories(client: Client, workflow_id: str) -> list[WorkflowHistor
         handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
         runs.append((execution.start_time, await handle.fetch_history()))
     return [history for _, history in sorted(runs, key=lambda run: run[0])]
+
+
+def input_bytes(history: WorkflowHistory) -> tuple[int, int, int]:
+    """The size of the run's input (the contract, and the state carried from the run before),
+    how much of it is what was open at the hand-over, and how many open items that is."""
+    started = history.events[0].workflow_execution_started_event_attributes
+    data = started.input.payloads[0].data
+    carried = json.loads(data)["carried"]
+    open_items = [
+        *carried["inbox"],
+        *carried["collections"]["invoices"],
+        *carried["collections"]["book"]["invoices"],
+        *carried["collections"]["book"]["receipts"],
+    ]
+    return len(data), sum(len(json.dumps(item)) for item in open_items), len(open_items)
 
 
 def carried_payments(history: WorkflowHistory) -> list[str]:
@@ -194,7 +221,9 @@ async def test_five_year_contract_continues_as_new_without_losing_anything(
             status = await wait_for(
                 client,
                 cid,
-                lambda s, n=closed: len(s.closed_periods) >= n and len(s.invoices) >= n,
+                lambda s, n=closed: (
+                    len(s.closed_periods) >= n and len(s.invoices) + s.settled_invoices.count >= n
+                ),
                 timeout=180,
                 what=f"{closed} periods closed",
             )
@@ -226,26 +255,53 @@ async def test_five_year_contract_continues_as_new_without_losing_anything(
     # Some run handed over with payments still waiting; the next run applied them (below).
     handed_over = [pid for history in runs[1:] for pid in carried_payments(history)]
     assert handed_over, "no run handed over while payments waited: the test proves too little"
+    # What each run was handed, besides what was open at the hand-over, stays under the bound,
+    # and the last is handed no more of it than the first three: the carried state does not
+    # grow with the contract's history.
+    carried = [input_bytes(history) for history in runs[1:]]
+    fixed = [size - open_bytes for size, open_bytes, _ in carried]
+    print(f"carried input (bytes, of it open items, open items) by run: {carried}")
+    assert len(carried) >= 3, f"expected at least four runs, got {len(runs)}"
+    assert all(size < PAYLOAD_LIMIT for size, _, _ in carried), carried
+    assert all(size < CARRIED_BOUND for size in fixed), fixed
+    assert fixed[-1] <= max(fixed[:3]) + CARRIED_DRIFT, fixed
     # Each run, started from carried state, replays on the workflow code.
     replayer = Replayer(workflows=[ContractToCash], data_converter=pydantic_data_converter)
     for history in runs:
         await replayer.replay_workflow(history)
 
-    # What one run would have billed: every month once, at the rate in force that month.
+    # What one run would have billed: every month once, at the rate in force that month. The
+    # invoices settled in earlier runs are sums in the status, and each one is in the ERP.
     assert final.closed_periods == [str(p) for p in months()]
-    subtotals = {inv.period: inv.subtotal for inv in final.invoices}
+    erp_invoices = await items(sandbox, "/erp/v1/invoices", contract_id=cid)
+    subtotals = {inv["period"]: Decimal(inv["subtotal"]) for inv in erp_invoices}
     assert subtotals == {str(p): HOURS * rate_for(p) for p in months()}
-    assert all(inv.status == "paid" for inv in final.invoices)
+    held, settled = final.invoices, final.settled_invoices
+    assert len(held) + settled.count == MONTHS
+    assert all(subtotals[inv.period or ""] == inv.subtotal for inv in held)
+    assert sum(inv.subtotal for inv in held) + settled.subtotal == sum(subtotals.values())
+    erp_total = sum(Decimal(inv["total"]) for inv in erp_invoices)
+    assert sum(inv.total for inv in held) + settled.total == erp_total
+    assert sum(inv.amount_paid for inv in held) + settled.amount_paid == erp_total
+    assert settled.amount_credited == 0 and settled.credit_notes == 0
+    assert all(inv.status == "paid" for inv in held)
     assert final.balance_due == 0
     assert final.unapplied_cash == 0
     assert [(a.amendment_id, a.status) for a in final.amendments] == [
         ("rate-2023-11", "applied"),
         ("rate-2025-11", "applied"),
     ]
-    assert sum("history continued in run" in h.event for h in final.history) == len(runs) - 1
+    # The status keeps the latest history lines; the ledger's audit trail has every line,
+    # among them each hand-over.
+    assert final.history_omitted > 0
+    assert len(final.history) <= CARRIED_HISTORY_LINES + SUGGEST_AT + MARGIN
+    trail = [e.event for e in get_ledger(short_settings.ledger_url).audit_trail(cid)]
+    assert len(trail) == final.history_omitted + len(final.history)
+    assert trail[-len(final.history) :] == [h.event for h in final.history]
+    continued = [e for e in trail if e.startswith("history continued in run")]
+    assert [e.split()[4] for e in continued] == [str(n) for n in range(2, len(runs) + 1)]
 
     # And the systems agree: sixty invoices, each paid once.
-    erp_invoices = await items(sandbox, "/erp/v1/invoices", contract_id=cid)
     assert len(erp_invoices) == MONTHS
     for invoice in erp_invoices:
         payments = await items(sandbox, "/erp/v1/payments", invoice_id=invoice["invoice_id"])
@@ -288,6 +344,7 @@ async def test_an_open_exception_survives_the_hand_over_and_is_resolved_on_the_n
             lambda s: any("history continued in run" in h.event for h in s.history),
             what="a continue-as-new",
         )
+        # The unpaid invoice is carried whole, with its dunning.
         assert [e.exception_id for e in status.open_exceptions] == [escalation.exception_id]
         assert status.invoices[0].dunning_level == 3
         described = await contract_handle(client, cid).describe()

@@ -15,7 +15,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from domain.models import ContractApproved
+from domain.carried import ContractRun
 from domain.names import BillingModel, contract_workflow_id
 from workflows.contract_to_cash import ContractToCash
 
@@ -24,20 +24,21 @@ HISTORY_FILES = sorted(HISTORIES.glob("*.json"))
 SHIPPING = "tests/histories/README.md, section 'Shipping a workflow change'"
 
 
-def contract_of(text: str) -> ContractApproved:
-    """The contract a history was started with: the input of its first event."""
+def run_of(text: str) -> ContractRun:
+    """What a history was started with: the input of its first event, an approved contract
+    and, for a run that continued another, the state carried over."""
     history = WorkflowHistory.from_json("unknown", text)
     started = history.events[0].workflow_execution_started_event_attributes
     payload = started.input.payloads[0]
-    contract = pydantic_data_converter.payload_converter.from_payload(payload, ContractApproved)
-    assert isinstance(contract, ContractApproved)
-    return contract
+    run = pydantic_data_converter.payload_converter.from_payload(payload, ContractRun)
+    assert isinstance(run, ContractRun)
+    return run
 
 
 @pytest.mark.parametrize("path", HISTORY_FILES, ids=[p.stem for p in HISTORY_FILES])
 async def test_committed_history_replays_on_todays_code(path: Path) -> None:
     text = path.read_text()
-    history = WorkflowHistory.from_json(contract_workflow_id(contract_of(text).contract_id), text)
+    history = WorkflowHistory.from_json(contract_workflow_id(run_of(text).contract_id), text)
     result = await Replayer(
         workflows=[ContractToCash], data_converter=pydantic_data_converter
     ).replay_workflow(history, raise_on_replay_failure=False)
@@ -50,8 +51,18 @@ async def test_committed_history_replays_on_todays_code(path: Path) -> None:
         )
 
 
+def test_a_committed_history_starts_from_carried_state() -> None:
+    """Among the histories, runs that continued as new: one ending in the hand-over, and ones
+    started from carried state with settled invoices folded and history lines left behind."""
+    texts = [path.read_text() for path in HISTORY_FILES]
+    assert any("CONTINUED_AS_NEW" in text for text in texts), "no run ends in continue-as-new"
+    carried = [run.carried for run in map(run_of, texts) if run.carried is not None]
+    assert any(c.collections.settled.count for c in carried), "no carried run folded invoices"
+    assert any(c.history_omitted for c in carried), "no carried run left history behind"
+
+
 def test_every_billing_model_has_a_committed_history() -> None:
-    models = {contract_of(path.read_text()).billing_model for path in HISTORY_FILES}
+    models = {run_of(path.read_text()).billing_model for path in HISTORY_FILES}
     missing = set(BillingModel) - models
     assert not missing, (
         f"no history under tests/histories/ for {sorted(missing)}: add one to "
