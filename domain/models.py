@@ -345,6 +345,14 @@ class HistoryEntry(Model):
 
 
 class ContractStatus(Model):
+    """What the ``status`` query answers.
+
+    An answer, never input: fields a newer worker adds are ignored by an older API or CLI
+    reading it, so readers and workers can be upgraded in either order from here on.
+    """
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
     contract_id: str
     stage: Stage
     billing_model: BillingModel

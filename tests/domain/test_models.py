@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from domain.models import ClosePeriod, ContractApproved, PaymentReceived
+from domain.models import ClosePeriod, ContractApproved, ContractStatus, PaymentReceived
 from tests.support import approval_payload as approval
 
 
@@ -79,3 +79,16 @@ def test_payment_amount_scale_follows_its_currency() -> None:
 def test_close_period_validates_the_period() -> None:
     with pytest.raises(ValidationError, match="YYYY-MM"):
         ClosePeriod(period="2026-13")
+
+
+def test_a_status_answer_from_a_newer_worker_is_read_without_its_new_fields() -> None:
+    answer = {
+        "contract_id": "C-1",
+        "stage": "active",
+        "billing_model": "time_and_materials",
+        "currency": "USD",
+        "a_field_of_a_later_release": {"anything": 1},
+    }
+    status = ContractStatus.model_validate(answer)
+    assert status.contract_id == "C-1"
+    assert "a_field_of_a_later_release" not in status.model_dump()
