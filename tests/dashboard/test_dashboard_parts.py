@@ -153,3 +153,77 @@ def test_has_signing_secret_needs_a_secret_beside_the_tokens() -> None:
     assert not has_signing_secret(bare)
     given = Settings(_env_file=None, C2C_SESSION_SECRET=SecretStr("s"))  # type: ignore[call-arg]
     assert has_signing_secret(given)
+
+
+def test_the_contract_page_of_a_contract_that_continued_as_new() -> None:
+    """The page's branches for a contract whose earlier runs left history lines and settled
+    invoices behind: the whole timeline is given (from the ledger), the settled invoices are
+    summed and listed from the ledger's billing facts."""
+    from datetime import date
+
+    from domain.models import ContractStatus, HistoryEntry, SettledInvoices
+    from ledger.models import BillingFact
+    from starter.dashboard import templates
+
+    at = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+    status = ContractStatus(
+        contract_id="C-LONG",
+        stage="active",
+        billing_model="time_and_materials",
+        currency="USD",
+        history=[HistoryEntry(at=at, stage="active", event="history continued in run 14")],
+        history_omitted=120,
+        settled_invoices=SettledInvoices(
+            count=2,
+            subtotal=Decimal("2000.00"),
+            total=Decimal("2200.00"),
+            tax=Decimal("200.00"),
+            amount_paid=Decimal("2200.00"),
+        ),
+    )
+    fact = BillingFact(
+        fact_key="C-LONG:2022-01",
+        contract_id="C-LONG",
+        reference="2022-01",
+        period="2022-01",
+        period_close=True,
+        legal_entity="US01",
+        currency="USD",
+        requested_at=at,
+        invoice_id="INV-000001",
+        invoice_date=date(2022, 2, 1),
+        due_on=date(2022, 3, 3),
+        total=Decimal("1100.00"),
+    )
+    page = {
+        "id": "contract-C-LONG",
+        "run_id": "r",
+        "status": "running",
+        "started_at": at,
+        "closed_at": None,
+        "customer_id": "ACME",
+        "legal_entity": "US01",
+        "billing_model": "time_and_materials",
+    }
+    values = {
+        "session": Session(role=Role.OPERATOR, session_id="s"),
+        "auth_enabled": False,
+        "can_act": True,
+        "csrf_field": "csrf",
+        "csrf": "t",
+        "here": "/contracts/C-LONG",
+        "refresh_s": 0,
+        "flash": None,
+        "stages": [],
+        "actions": [],
+        "workflow": page,
+        "decided": [],
+    }
+    template = templates.get_template("contract.html")
+    listed = template.render(contract=status, settled=[fact], **values)
+    assert "120 earlier ones are in the ledger" in listed
+    assert "Settled in earlier runs" in listed and "2 invoices" in listed
+    assert 'data-invoice="INV-000001"' in listed and "No invoice yet" not in listed
+    # Without the ledger's facts, the page says where the invoices are.
+    summed = template.render(contract=status, settled=[], **values)
+    assert "listed in the ERP" in summed and "settled-invoices" not in summed
