@@ -7,6 +7,11 @@ Both get the same signed approvals (fresh contract ids) from the same client, ``
 in flight, in alternating rounds so that a change in the machine's load hits both alike. No
 worker runs: the contracts' workflows are started, not run, so the figure is the API's own.
 
+A third party in the same rounds starts the same contracts' workflows straight from this
+process with c2c's own start call (``starter.contracts.start_contract``, the same options),
+at the same concurrency on the same server, without HTTP or the API: what the Temporal start
+alone allows, so that the report can say how much of c2c's cost per approval is the start.
+
     python -m bench.webhooks --requests 2000
 """
 
@@ -14,17 +19,30 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import httpx
+from temporalio.client import Client
 
 from bench import cli
-from bench.load import approval, billing_period, contract_ids, post_approvals, run_id
+from bench.load import (
+    approval,
+    billing_period,
+    bounded,
+    contract_ids,
+    post_approvals,
+    run_id,
+)
 from bench.measure import median, percentile
 from bench.profile import Profiler
 from bench.report import Result, Row
 from bench.stack import BenchStack
+from domain.models import ContractApproved
+from starter.contracts import start_contract
 
 RATIO_GOAL = 0.5
+#: The party that starts workflows straight from the client.
+DIRECT = "direct"
 
 
 async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
@@ -38,32 +56,44 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
         },
     )
     period, tag = billing_period(), run_id()
-    targets = {"c2c": f"{stack.api_url}/webhooks/clm", "bare": f"{stack.bare_url}/webhooks/clm"}
-    latencies: dict[str, list[float]] = {name: [] for name in targets}
-    seconds: dict[str, float] = dict.fromkeys(targets, 0.0)
+    urls = {"c2c": f"{stack.api_url}/webhooks/clm", "bare": f"{stack.bare_url}/webhooks/clm"}
+    parties = (*urls, DIRECT)
+    latencies: dict[str, list[float]] = {name: [] for name in parties}
+    seconds: dict[str, float] = dict.fromkeys(parties, 0.0)
     per_round = max(1, args.requests // args.rounds)
     limits = httpx.Limits(max_connections=args.concurrency)
+    client = await stack.client()
+    task_queue = stack.settings().task_queue
+
+    async def send(name: str, payloads: list[dict[str, Any]], concurrency: int) -> list[float]:
+        if name == DIRECT:
+            return await start_directly(client, task_queue, payloads, concurrency=concurrency)
+        return await post_approvals(
+            http, urls[name], stack.webhook_secret, payloads, concurrency=concurrency
+        )
+
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
-        # Warm both up (connections, imports, the first workflow start).
-        for name, url in targets.items():
-            warm = [approval(c, period) for c in contract_ids(f"{tag}W{name}", 20, prefix="H")]
-            await post_approvals(http, url, stack.webhook_secret, warm, concurrency=4)
+        # Warm every party up (connections, imports, the first workflow start).
+        for name in parties:
+            await send(
+                name,
+                [approval(c, period) for c in contract_ids(f"{tag}W{name}", 20, prefix="H")],
+                4,
+            )
         profiler = None
         if args.profile:
             out = args.results_dir / f"webhooks-{tag}-api.pyspy.txt"
             profiler = Profiler(stack.pid("api"), out)
         for round_no in range(args.rounds):
-            for name, url in targets.items():
+            for name in parties:
                 ids = contract_ids(f"{tag}R{round_no}{name}", per_round, prefix="H")
                 payloads = [approval(c, period) for c in ids]
                 started = time.perf_counter()
-                latencies[name] += await post_approvals(
-                    http, url, stack.webhook_secret, payloads, concurrency=args.concurrency
-                )
+                latencies[name] += await send(name, payloads, args.concurrency)
                 seconds[name] += time.perf_counter() - started
         profile = profiler.stop() if profiler else None
     stack.check_alive()
-    rate = {name: len(latencies[name]) / seconds[name] for name in targets}
+    rate = {name: len(latencies[name]) / seconds[name] for name in parties}
     ratio = rate["c2c"] / rate["bare"]
     result.add(
         Row(
@@ -74,6 +104,22 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
             ratio=ratio,
             goal=f"ratio ≥ {RATIO_GOAL}",
             met=ratio >= RATIO_GOAL,
+        )
+    )
+    result.add(
+        Row(
+            "workflow starts per second, straight from the client (no API)",
+            rate[DIRECT],
+            "starts/s",
+            baseline=rate["bare"],
+            ratio=rate[DIRECT] / rate["bare"],
+        )
+    )
+    result.add(
+        Row(
+            "c2c approvals ÷ direct starts",
+            rate["c2c"] / rate[DIRECT],
+            "",
         )
     )
     for pct in (50, 99):
@@ -87,9 +133,29 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
     }
     result.notes.append(
         "Every c2c request answered 202 and started a contract's workflow; latency ratios are "
-        "bare ÷ c2c. The load generator runs on the same 2 cores as the servers."
+        "bare ÷ c2c. The load generator runs on the same 2 cores as the servers. Direct starts: "
+        "the same contracts' workflows started from the benchmark's own client with c2c's start "
+        "call, same concurrency, same server, no API; their ratio is to the bare endpoint."
     )
     return result
+
+
+async def start_directly(
+    client: Client, task_queue: str, payloads: list[dict[str, Any]], *, concurrency: int
+) -> list[float]:
+    """Start each payload's contract as the API would, from this process; each start's
+    latency in seconds. The payloads are validated before the clock starts: only the start
+    itself is timed."""
+    events = [ContractApproved.model_validate(p) for p in payloads]
+
+    async def start(event: ContractApproved) -> float:
+        started = time.perf_counter()
+        result = await start_contract(client, event, task_queue=task_queue)
+        if result.duplicate:
+            raise RuntimeError(f"{result.workflow_id} was started before")
+        return time.perf_counter() - started
+
+    return await bounded(events, start, concurrency=concurrency)
 
 
 def main() -> None:
