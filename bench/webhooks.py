@@ -18,6 +18,7 @@ alone allows, so that the report can say how much of c2c's cost per approval is 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 
@@ -60,6 +61,12 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
     parties = (*urls, DIRECT)
     latencies: dict[str, list[float]] = {name: [] for name in parties}
     seconds: dict[str, float] = dict.fromkeys(parties, 0.0)
+    # CPU time of the process serving each HTTP party, over its own rounds only: unlike
+    # requests per second, it hardly moves with the machine's load.
+    servers = {"c2c": stack.pid("api"), "bare": stack.pid("bare")}
+    cpu: dict[str, float] = dict.fromkeys(servers, 0.0)
+    # And the Temporal server's, over the rounds that start workflows: what one start costs it.
+    temporal_cpu: dict[str, float] = {"c2c": 0.0, DIRECT: 0.0}
     per_round = max(1, args.requests // args.rounds)
     limits = httpx.Limits(max_connections=args.concurrency)
     client = await stack.client()
@@ -88,9 +95,15 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
             for name in parties:
                 ids = contract_ids(f"{tag}R{round_no}{name}", per_round, prefix="H")
                 payloads = [approval(c, period) for c in ids]
+                cpu_before = cpu_seconds(servers[name]) if name in servers else 0.0
+                temporal_before = cpu_seconds(stack.pid("temporal"))
                 started = time.perf_counter()
                 latencies[name] += await send(name, payloads, args.concurrency)
                 seconds[name] += time.perf_counter() - started
+                if name in servers:
+                    cpu[name] += cpu_seconds(servers[name]) - cpu_before
+                if name in temporal_cpu:
+                    temporal_cpu[name] += cpu_seconds(stack.pid("temporal")) - temporal_before
         profile = profiler.stop() if profiler else None
     stack.check_alive()
     rate = {name: len(latencies[name]) / seconds[name] for name in parties}
@@ -122,6 +135,25 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
             "",
         )
     )
+    cpu_ms = {name: 1000 * cpu[name] / len(latencies[name]) for name in servers}
+    result.add(
+        Row(
+            "server CPU per request (API ÷ bare endpoint process)",
+            cpu_ms["c2c"],
+            "ms",
+            baseline=cpu_ms["bare"],
+            ratio=cpu_ms["bare"] / cpu_ms["c2c"] if cpu_ms["c2c"] else None,
+        )
+    )
+    per_start = {name: 1000 * temporal_cpu[name] / len(latencies[name]) for name in temporal_cpu}
+    result.add(
+        Row(
+            "Temporal server CPU per workflow start (c2c ÷ direct)",
+            per_start["c2c"],
+            "ms",
+            baseline=per_start[DIRECT],
+        )
+    )
     for pct in (50, 99):
         c2c_ms = percentile(latencies["c2c"], pct) * 1000
         bare_ms = percentile(latencies["bare"], pct) * 1000
@@ -129,15 +161,28 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
     result.details = {
         "seconds": seconds,
         "median_ms": {name: median(v) * 1000 for name, v in latencies.items()},
+        "cpu_ms_per_request": cpu_ms,
+        "temporal_cpu_ms_per_start": per_start,
         "profile_api": profile,
     }
     result.notes.append(
         "Every c2c request answered 202 and started a contract's workflow; latency ratios are "
         "bare ÷ c2c. The load generator runs on the same 2 cores as the servers. Direct starts: "
         "the same contracts' workflows started from the benchmark's own client with c2c's start "
-        "call, same concurrency, same server, no API; their ratio is to the bare endpoint."
+        "call, same concurrency, same server, no API; their ratio is to the bare endpoint. Server "
+        "CPU: the API's and the bare endpoint's process CPU time over their own rounds, per "
+        "request; its ratio is bare ÷ c2c. Temporal server CPU: the dev server's CPU time per "
+        "workflow started, in the c2c rounds and in the direct ones."
     )
     return result
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used, from ``/proc/PID/stat``."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        # Fields after the command name (which may hold spaces), from the state on.
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def start_directly(

@@ -185,16 +185,24 @@ async def test_an_approval_that_temporal_could_not_take_is_left_for_the_retry(
     assert await runs_of(temporal_client, data["contract_id"]) == 1
 
 
-def held_after_processing(gate: asyncio.Event, processed: asyncio.Event) -> dead_letters.Processor:
-    """``process_clm``, pausing after it processed (the workflow started) until ``gate``."""
+async def deliver_held(
+    context: ApiContext, body: bytes
+) -> tuple[asyncio.Task[Answer], asyncio.Event]:
+    """Deliver ``body`` in a task that pauses once its workflow is started, before recording
+    the event; returns the task and the event that lets it go on."""
+    gate, processed = asyncio.Event(), asyncio.Event()
 
-    async def processor(context: ApiContext, body: bytes) -> Answer:
+    async def held(context: ApiContext, body: bytes) -> Answer:
         answer = await process_clm(context, body)
         processed.set()
         await gate.wait()
         return answer
 
-    return processor
+    task = asyncio.create_task(
+        dead_letters.deliver(context, InboundSource.CLM, body, held, idempotent_types=APPROVALS)
+    )
+    await processed.wait()
+    return task, gate
 
 
 async def test_the_delivery_that_started_the_workflow_answers_first_whoever_records_first(
@@ -205,17 +213,7 @@ async def test_the_delivery_that_started_the_workflow_answers_first_whoever_reco
     context = ApiContext(api_settings, temporal_client)
     data = approval()
     eid, body = approved(data)
-    gate, processed = asyncio.Event(), asyncio.Event()
-    first = asyncio.create_task(
-        dead_letters.deliver(
-            context,
-            InboundSource.CLM,
-            body,
-            held_after_processing(gate, processed),
-            idempotent_types=APPROVALS,
-        )
-    )
-    await processed.wait()
+    first, gate = await deliver_held(context, body)
 
     second = await dead_letters.deliver(
         context, InboundSource.CLM, body, process_clm, idempotent_types=APPROVALS
@@ -239,17 +237,7 @@ async def test_a_start_settles_an_event_that_another_delivery_left_for_a_retry(
     unreachable = ApiContext(api_settings.model_copy(update={"temporal_address": "127.0.0.1:9"}))
     data = approval()
     eid, body = approved(data)
-    gate, processed = asyncio.Event(), asyncio.Event()
-    first = asyncio.create_task(
-        dead_letters.deliver(
-            context,
-            InboundSource.CLM,
-            body,
-            held_after_processing(gate, processed),
-            idempotent_types=APPROVALS,
-        )
-    )
-    await processed.wait()
+    first, gate = await deliver_held(context, body)
 
     with pytest.raises(ApiError) as failed:
         await dead_letters.deliver(
