@@ -7,24 +7,43 @@ Both get the same signed approvals (fresh contract ids) from the same client, ``
 in flight, in alternating rounds so that a change in the machine's load hits both alike. No
 worker runs: the contracts' workflows are started, not run, so the figure is the API's own.
 
+A third party in the same rounds starts the same contracts' workflows straight from this
+process with c2c's own start call (``starter.contracts.start_contract``, the same options),
+at the same concurrency on the same server, without HTTP or the API: what the Temporal start
+alone allows, so that the report can say how much of c2c's cost per approval is the start.
+
     python -m bench.webhooks --requests 2000
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from typing import Any
 
 import httpx
+from temporalio.client import Client
 
 from bench import cli
-from bench.load import approval, billing_period, contract_ids, post_approvals, run_id
+from bench.load import (
+    approval,
+    billing_period,
+    bounded,
+    contract_ids,
+    post_approvals,
+    run_id,
+)
 from bench.measure import median, percentile
 from bench.profile import Profiler
 from bench.report import Result, Row
 from bench.stack import BenchStack
+from domain.models import ContractApproved
+from starter.contracts import start_contract
 
 RATIO_GOAL = 0.5
+#: The party that starts workflows straight from the client.
+DIRECT = "direct"
 
 
 async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
@@ -38,32 +57,56 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
         },
     )
     period, tag = billing_period(), run_id()
-    targets = {"c2c": f"{stack.api_url}/webhooks/clm", "bare": f"{stack.bare_url}/webhooks/clm"}
-    latencies: dict[str, list[float]] = {name: [] for name in targets}
-    seconds: dict[str, float] = dict.fromkeys(targets, 0.0)
+    urls = {"c2c": f"{stack.api_url}/webhooks/clm", "bare": f"{stack.bare_url}/webhooks/clm"}
+    parties = (*urls, DIRECT)
+    latencies: dict[str, list[float]] = {name: [] for name in parties}
+    seconds: dict[str, float] = dict.fromkeys(parties, 0.0)
+    # CPU time of the process serving each HTTP party, over its own rounds only: unlike
+    # requests per second, it hardly moves with the machine's load.
+    servers = {"c2c": stack.pid("api"), "bare": stack.pid("bare")}
+    cpu: dict[str, float] = dict.fromkeys(servers, 0.0)
+    # And the Temporal server's, over the rounds that start workflows: what one start costs it.
+    temporal_cpu: dict[str, float] = {"c2c": 0.0, DIRECT: 0.0}
     per_round = max(1, args.requests // args.rounds)
     limits = httpx.Limits(max_connections=args.concurrency)
+    client = await stack.client()
+    task_queue = stack.settings().task_queue
+
+    async def send(name: str, payloads: list[dict[str, Any]], concurrency: int) -> list[float]:
+        if name == DIRECT:
+            return await start_directly(client, task_queue, payloads, concurrency=concurrency)
+        return await post_approvals(
+            http, urls[name], stack.webhook_secret, payloads, concurrency=concurrency
+        )
+
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
-        # Warm both up (connections, imports, the first workflow start).
-        for name, url in targets.items():
-            warm = [approval(c, period) for c in contract_ids(f"{tag}W{name}", 20, prefix="H")]
-            await post_approvals(http, url, stack.webhook_secret, warm, concurrency=4)
+        # Warm every party up (connections, imports, the first workflow start).
+        for name in parties:
+            await send(
+                name,
+                [approval(c, period) for c in contract_ids(f"{tag}W{name}", 20, prefix="H")],
+                4,
+            )
         profiler = None
         if args.profile:
             out = args.results_dir / f"webhooks-{tag}-api.pyspy.txt"
             profiler = Profiler(stack.pid("api"), out)
         for round_no in range(args.rounds):
-            for name, url in targets.items():
+            for name in parties:
                 ids = contract_ids(f"{tag}R{round_no}{name}", per_round, prefix="H")
                 payloads = [approval(c, period) for c in ids]
+                cpu_before = cpu_seconds(servers[name]) if name in servers else 0.0
+                temporal_before = cpu_seconds(stack.pid("temporal"))
                 started = time.perf_counter()
-                latencies[name] += await post_approvals(
-                    http, url, stack.webhook_secret, payloads, concurrency=args.concurrency
-                )
+                latencies[name] += await send(name, payloads, args.concurrency)
                 seconds[name] += time.perf_counter() - started
+                if name in servers:
+                    cpu[name] += cpu_seconds(servers[name]) - cpu_before
+                if name in temporal_cpu:
+                    temporal_cpu[name] += cpu_seconds(stack.pid("temporal")) - temporal_before
         profile = profiler.stop() if profiler else None
     stack.check_alive()
-    rate = {name: len(latencies[name]) / seconds[name] for name in targets}
+    rate = {name: len(latencies[name]) / seconds[name] for name in parties}
     ratio = rate["c2c"] / rate["bare"]
     result.add(
         Row(
@@ -76,6 +119,41 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
             met=ratio >= RATIO_GOAL,
         )
     )
+    result.add(
+        Row(
+            "workflow starts per second, straight from the client (no API)",
+            rate[DIRECT],
+            "starts/s",
+            baseline=rate["bare"],
+            ratio=rate[DIRECT] / rate["bare"],
+        )
+    )
+    result.add(
+        Row(
+            "c2c approvals ÷ direct starts",
+            rate["c2c"] / rate[DIRECT],
+            "",
+        )
+    )
+    cpu_ms = {name: 1000 * cpu[name] / len(latencies[name]) for name in servers}
+    result.add(
+        Row(
+            "server CPU per request (API ÷ bare endpoint process)",
+            cpu_ms["c2c"],
+            "ms",
+            baseline=cpu_ms["bare"],
+            ratio=cpu_ms["bare"] / cpu_ms["c2c"] if cpu_ms["c2c"] else None,
+        )
+    )
+    per_start = {name: 1000 * temporal_cpu[name] / len(latencies[name]) for name in temporal_cpu}
+    result.add(
+        Row(
+            "Temporal server CPU per workflow start (c2c ÷ direct)",
+            per_start["c2c"],
+            "ms",
+            baseline=per_start[DIRECT],
+        )
+    )
     for pct in (50, 99):
         c2c_ms = percentile(latencies["c2c"], pct) * 1000
         bare_ms = percentile(latencies["bare"], pct) * 1000
@@ -83,13 +161,46 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
     result.details = {
         "seconds": seconds,
         "median_ms": {name: median(v) * 1000 for name, v in latencies.items()},
+        "cpu_ms_per_request": cpu_ms,
+        "temporal_cpu_ms_per_start": per_start,
         "profile_api": profile,
     }
     result.notes.append(
         "Every c2c request answered 202 and started a contract's workflow; latency ratios are "
-        "bare ÷ c2c. The load generator runs on the same 2 cores as the servers."
+        "bare ÷ c2c. The load generator runs on the same 2 cores as the servers. Direct starts: "
+        "the same contracts' workflows started from the benchmark's own client with c2c's start "
+        "call, same concurrency, same server, no API; their ratio is to the bare endpoint. Server "
+        "CPU: the API's and the bare endpoint's process CPU time over their own rounds, per "
+        "request; its ratio is bare ÷ c2c. Temporal server CPU: the dev server's CPU time per "
+        "workflow started, in the c2c rounds and in the direct ones."
     )
     return result
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used, from ``/proc/PID/stat``."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        # Fields after the command name (which may hold spaces), from the state on.
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def start_directly(
+    client: Client, task_queue: str, payloads: list[dict[str, Any]], *, concurrency: int
+) -> list[float]:
+    """Start each payload's contract as the API would, from this process; each start's
+    latency in seconds. The payloads are validated before the clock starts: only the start
+    itself is timed."""
+    events = [ContractApproved.model_validate(p) for p in payloads]
+
+    async def start(event: ContractApproved) -> float:
+        started = time.perf_counter()
+        result = await start_contract(client, event, task_queue=task_queue)
+        if result.duplicate:
+            raise RuntimeError(f"{result.workflow_id} was started before")
+        return time.perf_counter() - started
+
+    return await bounded(events, start, concurrency=concurrency)
 
 
 def main() -> None:

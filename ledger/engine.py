@@ -13,14 +13,19 @@ from ledger.urls import SUPPORTED_BACKENDS, sqlite_file
 
 #: How long a SQLite writer waits for another to finish before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: Connections kept open to a SQLite file: as many as the threads that may use the ledger at
+#: once (anyio's default thread limit, which ``run_in_threadpool`` shares), so that a burst of
+#: requests does not open, set up and close a connection each time past the default five.
+SQLITE_POOL_SIZE = 40
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine for a normalised ledger URL.
 
-    SQLite gets WAL (readers do not block the writer) and a busy timeout (writers from
-    several threads or processes queue instead of failing); its file's folder is created.
-    Every engine pings pooled connections, so a restarted PostgreSQL costs no failed call.
+    SQLite gets WAL (readers do not block the writer), a busy timeout (writers from several
+    threads or processes queue instead of failing) and a pool that keeps a connection per
+    thread; its file's folder is created. A PostgreSQL engine pings pooled connections, so a
+    restarted server costs no failed call.
 
     Raises:
         ValueError: The URL names a database other than SQLite or PostgreSQL.
@@ -40,6 +45,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         kwargs["poolclass"] = StaticPool
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
+        kwargs["pool_size"] = SQLITE_POOL_SIZE
     # No pre-ping: a local file's connection cannot go stale the way a server's can, and the
     # extra round trip on every checkout was a measurable share of webhook ingress.
     engine = create_engine(url, echo=echo, **kwargs)

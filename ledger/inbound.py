@@ -3,15 +3,21 @@
 The unique key on (source, event id) decides which of several concurrent deliveries records
 an event, and so which one processes it; the others see it is known. A delivery processes an
 event only while it holds a claim (a lease, so a crashed process does not keep it forever).
+
+An event whose processing is idempotent by itself (starting a contract's workflow, which
+Temporal refuses to start twice) is recorded after it is processed instead, together with
+its outcome, in one transaction (``record_inbound_outcome``): the unique key then decides
+whose answer is kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Executable, and_, func, or_, update
+from sqlalchemy import ColumnElement, Executable, Table, and_, bindparam, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -71,6 +77,75 @@ class InboundEventLedger(LedgerBase):
             inserted = count_returned(session, stmt)
             stored = session.exec(_one(event.source, event.event_id)).one()
         return InboundRecorded(known=not inserted, event=stored)
+
+    def inbound_event_known(self, source: InboundSource | str, event_id: str) -> bool:
+        """Whether an event is recorded, whatever its status (a read; no write lock taken)."""
+        key = {"source": InboundSource(source).value, "event_id": event_id}
+        with self.engine.connect() as connection:
+            return connection.execute(_KNOWN, key).first() is not None
+
+    def record_inbound_outcome(
+        self,
+        event: InboundEventIn,
+        status: InboundStatus,
+        *,
+        response_status: int | None = None,
+        response_body: dict[str, Any] | None = None,
+        contract_id: str | None = None,
+        reason: str | None = None,
+        at: datetime | None = None,
+    ) -> InboundEvent | None:
+        """Record a new event with how its first processing ended, in one transaction.
+
+        For a delivery that processed an event before recording it: ``processed`` with the
+        answer duplicates will be given, ``dead_letter`` with the reason, or ``received`` after
+        a transient failure (unclaimed, for the sender's retry). It counts as one attempt.
+
+        Args:
+            event: The event as it arrived.
+            status: How processing ended.
+            response_status: The HTTP status it answered (``processed``).
+            response_body: Its JSON body (``processed``).
+            contract_id: The contract processing found it concerns; else the one read on
+                arrival.
+            reason: Why it is a dead letter.
+            at: When processing ended; now if not given.
+
+        Returns:
+            ``None`` if this call recorded it; if it was recorded before, the event as stored
+            (left unchanged).
+        """
+        ended = (
+            None if status == InboundStatus.RECEIVED else (require_aware(at) if at else utc_now())
+        )
+        row = {
+            **event.model_dump(),
+            "status": InboundStatus(status).value,
+            "attempts": 1,
+            "claimed_until": None,
+            "processed_at": ended,
+            "response_status": response_status,
+            "response_body": response_body,
+            "reason": reason,
+        }
+        if contract_id is not None:
+            row["contract_id"] = contract_id
+        # A plain connection, not an ORM session: this is on every webhook's path.
+        with self.engine.begin() as connection:
+            if connection.execute(self._insert_new_inbound, row).all():
+                return None
+        with self._session() as session:
+            return session.exec(_one(event.source, event.event_id)).one()
+
+    @cached_property
+    def _insert_new_inbound(self) -> Executable:
+        # Built once, its values bound at execution: building and compiling an ORM statement
+        # on every call cost about twice what SQLite's own work does.
+        return (
+            upsert_insert(self.engine, _TABLE)
+            .on_conflict_do_nothing(index_elements=["source", "event_id"])
+            .returning(_TABLE.c.id)
+        )
 
     def claim_inbound_event(
         self,
@@ -225,6 +300,18 @@ class InboundEventLedger(LedgerBase):
         if event is None:
             raise NotFoundInLedger(f"no {InboundSource(source).value} event {event_id!r}")
         return event
+
+
+_TABLE: Table = InboundEvent.__table__  # type: ignore[attr-defined]
+#: Whether an event is recorded, given ``source`` and ``event_id`` at execution.
+_KNOWN = (
+    select(col(InboundEvent.id))
+    .where(
+        col(InboundEvent.source) == bindparam("source"),
+        col(InboundEvent.event_id) == bindparam("event_id"),
+    )
+    .limit(1)
+)
 
 
 def _key(source: InboundSource | str, event_id: str) -> ColumnElement[bool]:

@@ -43,6 +43,7 @@ class ApiContext:
         self.settings = settings
         self._client = client
         self._lock = asyncio.Lock()
+        self._ledger: Ledger | None = None
         self._erp: HttpErp | None = None
         self._connectors: Connectors | None = None
 
@@ -80,10 +81,13 @@ class ApiContext:
             return False
 
     async def ledger(self) -> Ledger:
-        """The ledger (its tables created on first use, off the event loop)."""
-        from ledger import get_ledger
+        """The ledger (its tables created on first use, off the event loop); kept once made,
+        so a request does not pay a thread hop to look it up again."""
+        if self._ledger is None:
+            from ledger import get_ledger
 
-        return await run_in_threadpool(get_ledger, self.settings.ledger_url)
+            self._ledger = await run_in_threadpool(get_ledger, self.settings.ledger_url)
+        return self._ledger
 
     def erp(self) -> HttpErp:
         """A client of the ERP, to look up invoices the ledger does not know."""

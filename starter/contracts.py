@@ -126,7 +126,11 @@ def start_details(event: ContractApproved) -> str:
 async def start_contract(
     client: Client, event: ContractApproved, *, task_queue: str
 ) -> StartResult:
-    """Start the contract's workflow; a second approval of the same contract is a no-op."""
+    """Start the contract's workflow; a second approval of the same contract is a no-op.
+
+    The refusal of a second start names the run that exists, which is the answer: no
+    ``describe`` round trip is needed (webhook ingress relies on this being idempotent).
+    """
     workflow_id = contract_workflow_id(event.contract_id)
     try:
         handle: WorkflowHandle = await client.start_workflow(
@@ -140,9 +144,9 @@ async def start_contract(
             static_summary=start_summary(event),
             static_details=start_details(event),
         )
-    except WorkflowAlreadyStartedError:
-        existing = await client.get_workflow_handle(workflow_id).describe()
-        return StartResult(workflow_id, existing.run_id, duplicate=True)
+    except WorkflowAlreadyStartedError as exc:
+        run_id = exc.run_id or (await client.get_workflow_handle(workflow_id).describe()).run_id
+        return StartResult(workflow_id, run_id, duplicate=True)
     return StartResult(workflow_id, handle.result_run_id, duplicate=False)
 
 

@@ -13,6 +13,17 @@ reason, answered as before (``422``, ``404``...), and processed again when the s
 it again or an operator replays it. A transient failure (Temporal or the ERP unreachable):
 nothing is recorded as done, the answer is ``503``, and the sender's retry processes it.
 
+An event whose processing is idempotent by itself (``contract.approved``: Temporal starts a
+contract's workflow once, by its id, and refuses a second start naming the run it has) is
+processed first and recorded after, with its outcome, in one ledger transaction, once a read
+has found it unknown. What an event recorded before gets is the same as above. Two first
+deliveries at once both ask Temporal: one starts the workflow and answers ``"duplicate":
+false``, the other is refused and answers ``"duplicate": true`` with the same run, whichever
+records first; the first answer recorded is what later duplicates get. A crash between the
+start and the record leaves nothing recorded: the sender's retry is refused by Temporal the
+same way and answered as a duplicate of that run. A failure is recorded as it would be for
+any event: a dead letter, or ``received`` for the sender's retry after a transient one.
+
 The webhook routes and the replays (``c2c ops replay``, ``POST /api/dead-letters/...``) run
 the same processor on the same bytes; a replay checks no signature: the body was verified
 when it arrived.
@@ -23,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -161,9 +172,22 @@ def _event_id(given: Any, body: bytes) -> str:
 
 
 async def deliver(
-    context: ApiContext, source: InboundSource, body: bytes, processor: Processor
+    context: ApiContext,
+    source: InboundSource,
+    body: bytes,
+    processor: Processor,
+    *,
+    idempotent_types: Collection[str] = (),
 ) -> Answer:
     """Record a verified webhook and process it once.
+
+    Args:
+        context: The API's shared resources.
+        source: The sending system.
+        body: The verified raw body.
+        processor: The source's processor.
+        idempotent_types: Event types whose processing is idempotent by itself: a new one is
+            processed first and recorded with its outcome in one transaction.
 
     Returns:
         The answer; for a duplicate, the first one with ``"duplicate": true``.
@@ -176,17 +200,19 @@ async def deliver(
     """
     ledger = await context.ledger()
     envelope = envelope_of(body)
-    recorded = await run_in_threadpool(
-        ledger.record_inbound_event,
-        InboundEventIn(
-            source=source,
-            event_id=envelope.event_id,
-            type=envelope.type,
-            contract_id=envelope.contract_id,
-            body=body.decode("utf-8", errors="replace"),
-            received_at=utc_now(),
-        ),
+    incoming = InboundEventIn(
+        source=source,
+        event_id=envelope.event_id,
+        type=envelope.type,
+        contract_id=envelope.contract_id,
+        body=body.decode("utf-8", errors="replace"),
+        received_at=utc_now(),
     )
+    if envelope.type in idempotent_types and not await run_in_threadpool(
+        ledger.inbound_event_known, source, envelope.event_id
+    ):
+        return await _process_then_record(context, ledger, incoming, body, processor)
+    recorded = await run_in_threadpool(ledger.record_inbound_event, incoming)
     if recorded.known:
         first = await _claim_or_first_answer(ledger, recorded.event)
         if first is not None:
@@ -196,6 +222,61 @@ async def deliver(
     if isinstance(outcome, ApiError):
         raise outcome
     return outcome
+
+
+async def _process_then_record(
+    context: ApiContext,
+    ledger: Ledger,
+    incoming: InboundEventIn,
+    body: bytes,
+    processor: Processor,
+) -> Answer:
+    """Process a new event whose processing is idempotent, then record it with its outcome.
+
+    No claim is taken: a concurrent delivery of the same event that processes it too is
+    refused by the system itself (Temporal's start by workflow id) and answers as a duplicate.
+    Whichever records first keeps its outcome; a delivery that finds one recorded gives the
+    first answer, as any duplicate does (its own, when it is the same answer).
+    """
+    key = (incoming.source, incoming.event_id)
+    try:
+        answer = await processor(context, body)
+    except Exception as exc:
+        failure = _permanent_failure(exc)
+        status = InboundStatus.RECEIVED if failure is None else InboundStatus.DEAD_LETTER
+        reason = None if failure is None else f"{failure.code}: {failure.message}"
+        earlier = await run_in_threadpool(
+            ledger.record_inbound_outcome, incoming, status, reason=reason
+        )
+        if earlier is not None and earlier.status in SETTLED_STATUSES:
+            # Another delivery of this event id was processed meanwhile: its answer stands.
+            return _first_answer(earlier)
+        if failure is None:
+            _log_left_for_retry(incoming.source, incoming.event_id, exc)
+            raise
+        if earlier is not None:
+            await run_in_threadpool(ledger.mark_inbound_dead_letter, *key, reason or "")
+        raise _dead_letter(incoming.source, incoming.event_id, failure) from None
+    earlier = await run_in_threadpool(
+        ledger.record_inbound_outcome,
+        incoming,
+        InboundStatus.PROCESSED,
+        response_status=answer.status,
+        response_body=answer.body,
+        contract_id=answer.contract_id,
+    )
+    if earlier is None:
+        return answer
+    if earlier.status not in SETTLED_STATUSES:
+        # Recorded by a delivery that has not settled it (or left for a retry): settle it.
+        earlier = await run_in_threadpool(
+            ledger.mark_inbound_processed,
+            *key,
+            response_status=answer.status,
+            response_body=answer.body,
+            contract_id=answer.contract_id,
+        )
+    return _answer_given(earlier, answer)
 
 
 async def replay(
@@ -256,11 +337,7 @@ async def _claim_or_first_answer(ledger: Ledger, event: InboundEvent) -> Answer 
     pause = 0.05
     while True:
         if event.status in SETTLED_STATUSES:
-            return Answer(
-                event.response_status or 200,
-                {**(event.response_body or {}), "duplicate": True},
-                event.contract_id,
-            )
+            return _first_answer(event)
         claimed = await run_in_threadpool(ledger.claim_inbound_event, event.source, event.event_id)
         if claimed is not None:
             return None
@@ -304,23 +381,11 @@ async def _process(
         failure = _permanent_failure(exc)
         if failure is None:
             await run_in_threadpool(ledger.release_inbound_event, *key)
-            log.warning(
-                "event not processed; left for a retry",
-                source=event.source,
-                event_id=event.event_id,
-                error=str(exc),
-            )
+            _log_left_for_retry(event.source, event.event_id, exc)
             raise
         reason = f"{failure.code}: {failure.message}"
         await run_in_threadpool(ledger.mark_inbound_dead_letter, *key, reason)
-        log.warning(
-            "event kept as a dead letter",
-            source=event.source,
-            event_id=event.event_id,
-            reason=reason,
-        )
-        failure.extra.update({"event_id": event.event_id, "dead_letter": True})
-        return failure
+        return _dead_letter(event.source, event.event_id, failure)
     stored = await run_in_threadpool(
         ledger.mark_inbound_processed,
         *key,
@@ -329,11 +394,52 @@ async def _process(
         contract_id=answer.contract_id,
         replayed=replay,
     )
-    if stored.response_status != answer.status or stored.response_body != answer.body:
-        # Another delivery processed it too (after this one's claim expired): the first
-        # answer stands, for this one as for every later duplicate.
-        return Answer(stored.response_status or 200, stored.response_body or {})
-    return answer
+    return _answer_given(stored, answer)
+
+
+def _first_answer(event: InboundEvent) -> Answer:
+    """The answer a duplicate of a settled event gets: the first one, marked duplicate."""
+    return Answer(
+        event.response_status or 200,
+        {**(event.response_body or {}), "duplicate": True},
+        event.contract_id,
+    )
+
+
+def _answer_given(stored: InboundEvent, answer: Answer) -> Answer:
+    """The answer of a delivery that processed an event, once the event is settled.
+
+    Another delivery may have processed and settled it too (a claim that expired, or two
+    first deliveries of an idempotent event): then the first answer stands, for this one as
+    for every later duplicate, unless it is this one's own answer but for ``duplicate``.
+    """
+    if stored.response_status == answer.status and _but_duplicate(
+        stored.response_body
+    ) == _but_duplicate(answer.body):
+        return answer
+    return _first_answer(stored)
+
+
+def _but_duplicate(body: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (body or {}).items() if k != "duplicate"}
+
+
+def _dead_letter(source: str, event_id: str, failure: ApiError) -> ApiError:
+    """The processor's failure, as the answer of an event now kept as a dead letter."""
+    log.warning(
+        "event kept as a dead letter",
+        source=source,
+        event_id=event_id,
+        reason=f"{failure.code}: {failure.message}",
+    )
+    failure.extra.update({"event_id": event_id, "dead_letter": True})
+    return failure
+
+
+def _log_left_for_retry(source: str, event_id: str, exc: Exception) -> None:
+    log.warning(
+        "event not processed; left for a retry", source=source, event_id=event_id, error=str(exc)
+    )
 
 
 def _permanent_failure(exc: Exception) -> ApiError | None:

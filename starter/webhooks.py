@@ -247,10 +247,23 @@ PROCESSORS: dict[InboundSource, Processor] = {
     InboundSource.PAYMENTS: process_payments,
 }
 
+#: Event types whose processing is idempotent by itself, so a new one is recorded after it is
+#: processed, in one ledger transaction: an approval starts the contract's workflow, which
+#: Temporal starts once by its id (``REJECT_DUPLICATE``). Signals and updates are not.
+IDEMPOTENT_TYPES: dict[InboundSource, frozenset[str]] = {
+    InboundSource.CLM: frozenset({CONTRACT_APPROVED}),
+}
+
 
 async def _receive(context: ApiContext, source: InboundSource, body: bytes) -> JSONResponse:
     try:
-        answer = await dead_letters.deliver(context, source, body, PROCESSORS[source])
+        answer = await dead_letters.deliver(
+            context,
+            source,
+            body,
+            PROCESSORS[source],
+            idempotent_types=IDEMPOTENT_TYPES.get(source, frozenset()),
+        )
     except ApiError as exc:
         record_webhook(source.value, "dead_letter" if exc.status < 500 else "failed")
         raise

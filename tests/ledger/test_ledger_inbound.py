@@ -201,3 +201,84 @@ def test_bodies_come_back_exactly(ledger: Ledger, at: At) -> None:
     ledger.record_inbound_event(inbound("evt-ü", at(0), body=body, source="payments"))
     stored = ledger.get_inbound_event("payments", "evt-ü")
     assert stored is not None and stored.body == body
+
+
+def test_an_event_processed_before_it_is_recorded_is_recorded_with_its_outcome_at_once(
+    ledger: Ledger, at: At
+) -> None:
+    assert ledger.inbound_event_known("psa", "evt-1") is False
+    answer = {"workflow_id": "contract-K-1", "run_id": "r1", "duplicate": False}
+    recorded = ledger.record_inbound_outcome(
+        inbound("evt-1", at(0)),
+        InboundStatus.PROCESSED,
+        response_status=202,
+        response_body=answer,
+        contract_id="K-2",
+        at=at(0.1),
+    )
+    assert recorded is None
+    assert ledger.inbound_event_known("psa", "evt-1") is True
+    stored = ledger.get_inbound_event("psa", "evt-1")
+    assert stored is not None
+    assert (stored.status, stored.attempts, stored.claimed_until, stored.reason) == (
+        "processed",
+        1,
+        None,
+        None,
+    )
+    assert (stored.response_status, stored.response_body) == (202, answer)
+    assert (stored.contract_id, stored.received_at, stored.processed_at) == ("K-2", at(0), at(0.1))
+    # Settled: no delivery may claim it, and a later recording finds it known.
+    assert ledger.claim_inbound_event("psa", "evt-1", at=at(5)) is None
+    assert ledger.record_inbound_event(inbound("evt-1", at(6))).known
+
+    # A second outcome of the same event changes nothing and is given the one recorded.
+    again = ledger.record_inbound_outcome(
+        inbound("evt-1", at(1), body="{}"),
+        InboundStatus.PROCESSED,
+        response_status=202,
+        response_body={**answer, "duplicate": True},
+    )
+    assert again is not None
+    assert (again.response_body, again.attempts, again.body) == (answer, 1, stored.body)
+    failed = ledger.record_inbound_outcome(
+        inbound("evt-1", at(2)), InboundStatus.DEAD_LETTER, reason="late"
+    )
+    assert failed is not None and (failed.status, failed.reason) == ("processed", None)
+
+
+def test_an_event_that_failed_before_it_was_recorded_is_a_dead_letter_or_left_for_a_retry(
+    ledger: Ledger, at: At
+) -> None:
+    dead = ledger.record_inbound_outcome(
+        inbound("evt-dead", at(0)), InboundStatus.DEAD_LETTER, reason="validation_error: x"
+    )
+    assert dead is None
+    stored = ledger.get_inbound_event("psa", "evt-dead")
+    assert stored is not None
+    assert (stored.status, stored.reason, stored.attempts) == (
+        "dead_letter",
+        "validation_error: x",
+        1,
+    )
+    assert stored.processed_at is not None and stored.contract_id == "K-1"
+    assert [e.event_id for e in ledger.list_inbound_events()] == ["evt-dead"]
+
+    left = ledger.record_inbound_outcome(inbound("evt-retry", at(0)), InboundStatus.RECEIVED)
+    assert left is None
+    pending = ledger.get_inbound_event("psa", "evt-retry")
+    assert pending is not None
+    assert (pending.status, pending.claimed_until, pending.processed_at, pending.attempts) == (
+        "received",
+        None,
+        None,
+        1,
+    )
+    # Unclaimed: the sender's retry claims it at once, as its second attempt.
+    claimed = ledger.claim_inbound_event("psa", "evt-retry", at=at(0.1))
+    assert claimed is not None and claimed.attempts == 2
+    # An outcome recorded while another delivery holds it leaves it to that delivery.
+    open_one = ledger.record_inbound_outcome(
+        inbound("evt-retry", at(0.2)), InboundStatus.PROCESSED, response_status=202
+    )
+    assert open_one is not None and (open_one.status, open_one.attempts) == ("received", 2)

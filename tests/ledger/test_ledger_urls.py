@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from ledger import Ledger, get_ledger, normalise_url
 
@@ -46,6 +49,27 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0) > 0
+    store.dispose()
+
+
+def test_sqlite_keeps_a_connection_per_thread_instead_of_reopening_them(tmp_path: Path) -> None:
+    """Past SQLAlchemy's default five, each burst used to open, set up and close connections."""
+    store = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    opened: list[object] = []
+    event.listen(store.engine, "connect", lambda *_: opened.append(None))
+    threads = 12
+    together = threading.Barrier(threads)
+
+    def read(_: int) -> None:
+        with store.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+            together.wait()  # every thread holds a connection at once
+
+    for _ in range(3):
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(read, range(threads)))
+    # One connection per thread, opened once: later bursts reuse them.
+    assert len(opened) == threads
     store.dispose()
 
 
