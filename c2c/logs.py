@@ -158,6 +158,23 @@ def _temporal_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
     return event
 
 
+class _StandardError(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a line is written, not when configured (as
+    the standard library's last-resort handler does), so a component whose standard error is
+    replaced (a test runner's capture, a daemon's redirect) never writes to a closed stream."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
+
+
 def configure_logging(
     component: str,
     *,
@@ -200,7 +217,9 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(out)
+    handler: logging.StreamHandler[Any] = (
+        logging.StreamHandler(stream) if stream is not None else _StandardError()
+    )
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             # Extras first, so what a library passes in `extra` is redacted too.

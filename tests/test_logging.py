@@ -104,3 +104,21 @@ async def test_sdk_activity_lines_keep_their_message_and_carry_the_ids_as_keys(
         "contract-C-8",
         "run-2",
     )
+
+
+def test_lines_go_to_the_standard_error_of_the_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A component configured before its standard error was replaced (and the old one closed)
+    writes to the new one, instead of failing on the closed stream."""
+    configure_logging("api", fmt="json", level="INFO")
+    try:
+        first = io.StringIO()
+        monkeypatch.setattr("sys.stderr", first)
+        get_logger("t").info("one")
+        first.close()
+        second = io.StringIO()
+        monkeypatch.setattr("sys.stderr", second)
+        get_logger("t").info("two")
+        assert json.loads(second.getvalue())["event"] == "two"
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
