@@ -42,7 +42,7 @@ from bench.load import (
 )
 from bench.measure import fetch_facts, process_memory_mb, wait_count
 from bench.onboarding import onboard
-from bench.profile import Profiler
+from bench.profile import PROFILED_NOTE, Profiler, profile_components, stop_all
 from bench.report import Result, Row
 from bench.stack import BenchStack
 from domain.names import SIGNAL_CLOSE_PERIOD
@@ -185,9 +185,9 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
         # c2c: the operator's command; done when every contract's invoice is issued.
         profilers: dict[str, Profiler] = {}
         if args.profile:
-            for component in ("worker", "sandbox"):
-                out = args.results_dir / f"month_end-{tag}-{component}.pyspy.txt"
-                profilers[component] = Profiler(stack.pid(component), out)
+            profilers = profile_components(
+                stack, ("worker", "sandbox"), args.results_dir, f"month_end-{tag}"
+            )
         command = await CloseCommand.start(stack, period)
         issued_at = await wait_route_count(
             http,
@@ -200,7 +200,7 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
         )
         c2c_s = issued_at - command.started
         await command.finished()
-        summaries = {name: p.stop() for name, p in profilers.items()}
+        summaries = stop_all(profilers)
         stack.check_alive()
         issued, subtotal = await invoiced_subtotal(http, stack.sandbox_url)
     facts = await fetch_facts(client, workflow_ids(ids))
@@ -252,10 +252,7 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
         "of `c2c billing close-period` until the sandbox has issued N invoices."
     )
     if args.profile:
-        result.notes.append(
-            "Profiled run (py-spy attached to the worker and the sandbox): its timings include "
-            "the sampler's cost; quote the ratio of an unprofiled run."
-        )
+        result.notes.append(PROFILED_NOTE.format(what="the worker and the sandbox"))
     return result
 
 
