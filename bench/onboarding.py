@@ -37,8 +37,10 @@ from bench.load import (
 )
 from bench.measure import HistoryFacts, count_workflows, fetch_facts, median, wait_count
 from bench.profile import (
+    CPU_NOTE,
     PROFILED_NOTE,
     Profiler,
+    cpu_rows,
     cpu_seconds,
     cpu_spent,
     profile_components,
@@ -249,28 +251,10 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
         Row("webhook POST latency in the burst (median)", median(burst.post_latencies) * 1000, "ms")
     )
     result.add(Row("largest payload in a history", max(f.largest_payload for f in facts), "bytes"))
-    per_contract = {name: 1000 * cpu / args.contracts for name, cpu in cpu_c2c.items()}
-    per_baseline = {name: 1000 * cpu / args.contracts for name, cpu in cpu_baseline.items()}
-    result.add(
-        Row(
-            "CPU per contract: worker",
-            per_contract["worker"],
-            "ms",
-            baseline=per_baseline["baseline"],
-            ratio=per_baseline["baseline"] / per_contract["worker"],
-        )
-    )
-    result.add(
-        Row(
-            "CPU per contract: Temporal server",
-            per_contract["temporal"],
-            "ms",
-            baseline=per_baseline["temporal"],
-            ratio=per_baseline["temporal"] / per_contract["temporal"],
-        )
-    )
-    for name in ("sandbox", "api"):
-        result.add(Row(f"CPU per contract: {name}", per_contract[name], "ms"))
+    for row in cpu_rows(
+        cpu_c2c, cpu_baseline, args.contracts, ("worker", "temporal", "sandbox", "api")
+    ):
+        result.add(row)
     result.details = {
         "single_latencies_ms": single_ms,
         "baseline_activities": activities,
@@ -284,10 +268,9 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
         "Baseline: the same number of workflows, each running the median number of activities "
         "a single c2c contract ran until parked active, on the baseline worker of the same "
         "server. The single-contract latency is from the POST to the history's `active` "
-        f"upsert, {args.single} contracts one at a time; the machine is shared, so it is not idle. "
-        "CPU per contract: CPU time each process used during its burst ÷ contracts (user + "
-        "system, from /proc); CPU ratios are baseline ÷ c2c."
+        f"upsert, {args.single} contracts one at a time; the machine is shared, so it is not idle."
     )
+    result.notes.append(CPU_NOTE)
     if args.profile:
         result.notes.append(PROFILED_NOTE.format(what="the worker and the sandbox"))
     return result

@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
+from bench.report import Row
+
 #: c2c's own code, for the "total" table (the rest is the SDK, httpx, pydantic, SQLAlchemy...).
 OWN_CODE = re.compile(
     r"(?:^|/)(?:activities|connectors|domain|ledger|sandbox|starter|workflows|c2c)/[^/]+$"
@@ -162,3 +164,32 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
 def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """CPU seconds each process used between two ``cpu_seconds`` readings."""
     return {name: after[name] - before[name] for name in before}
+
+
+#: Components whose CPU a benchmark reports, each with the baseline's process that does the
+#: same part of the work (``None``: the baseline has no counterpart).
+CPU_COUNTERPARTS: dict[str, str | None] = {
+    "worker": "baseline",
+    "temporal": "temporal",
+    "sandbox": "sandbox",
+    "api": None,
+}
+
+CPU_NOTE = (
+    "CPU per contract: CPU time (user + system, from /proc) each process used during the phase "
+    "÷ contracts; CPU ratios are baseline ÷ c2c."
+)
+
+
+def cpu_rows(
+    c2c: dict[str, float], baseline: dict[str, float], count: int, components: Iterable[str]
+) -> list[Row]:
+    """Rows of CPU milliseconds per contract of ``components``, beside their baseline's."""
+    rows = []
+    for name in components:
+        mine = 1000 * c2c[name] / count
+        other = CPU_COUNTERPARTS.get(name)
+        theirs = 1000 * baseline[other] / count if other else None
+        ratio = theirs / mine if theirs is not None and mine else None
+        rows.append(Row(f"CPU per contract: {name}", mine, "ms", baseline=theirs, ratio=ratio))
+    return rows
