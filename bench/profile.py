@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -166,15 +166,6 @@ def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
     return {name: after[name] - before[name] for name in before}
 
 
-#: Components whose CPU a benchmark reports, each with the baseline's process that does the
-#: same part of the work (``None``: the baseline has no counterpart).
-CPU_COUNTERPARTS: dict[str, str | None] = {
-    "worker": "baseline",
-    "temporal": "temporal",
-    "sandbox": "sandbox",
-    "api": None,
-}
-
 CPU_NOTE = (
     "CPU per contract: CPU time (user + system, from /proc) each process used during the phase "
     "÷ contracts; CPU ratios are baseline ÷ c2c."
@@ -182,13 +173,16 @@ CPU_NOTE = (
 
 
 def cpu_rows(
-    c2c: dict[str, float], baseline: dict[str, float], count: int, components: Iterable[str]
+    c2c: dict[str, float],
+    baseline: dict[str, float],
+    count: int,
+    components: Mapping[str, str | None],
 ) -> list[Row]:
-    """Rows of CPU milliseconds per contract of ``components``, beside their baseline's."""
+    """Rows of CPU milliseconds per contract of each c2c component, beside the baseline's
+    process that does the same part of the work (``None``: the baseline has none)."""
     rows = []
-    for name in components:
+    for name, other in components.items():
         mine = 1000 * c2c[name] / count
-        other = CPU_COUNTERPARTS.get(name)
         theirs = 1000 * baseline[other] / count if other else None
         ratio = theirs / mine if theirs is not None and mine else None
         rows.append(Row(f"CPU per contract: {name}", mine, "ms", baseline=theirs, ratio=ratio))
