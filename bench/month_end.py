@@ -42,7 +42,16 @@ from bench.load import (
 )
 from bench.measure import fetch_facts, process_memory_mb, wait_count
 from bench.onboarding import onboard
-from bench.profile import Profiler
+from bench.profile import (
+    CPU_NOTE,
+    PROFILED_NOTE,
+    Profiler,
+    cpu_rows,
+    cpu_seconds,
+    cpu_spent,
+    profile_components,
+    stop_all,
+)
 from bench.report import Result, Row
 from bench.stack import BenchStack
 from domain.names import SIGNAL_CLOSE_PERIOD
@@ -175,19 +184,22 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
         handles = await start_parked(
             client, base_ids, [projects[c] for c in ids], concurrency=args.concurrency
         )
+        pids = {name: stack.pid(name) for name in stack.children}
+        cpu_start = cpu_seconds(pids)
         started = time.time()
         await signal_all(client, base_ids, period)
         read = sum(await asyncio.gather(*(h.result() for h in handles)))
         base_s = time.time() - started
+        cpu_base = cpu_seconds(pids)
         if read != len(entries):
             raise RuntimeError(f"the baseline read {read} entries, not {len(entries)}")
 
         # c2c: the operator's command; done when every contract's invoice is issued.
         profilers: dict[str, Profiler] = {}
         if args.profile:
-            for component in ("worker", "sandbox"):
-                out = args.results_dir / f"month_end-{tag}-{component}.pyspy.txt"
-                profilers[component] = Profiler(stack.pid(component), out)
+            profilers = profile_components(
+                stack, ("worker", "sandbox"), args.results_dir, f"month_end-{tag}"
+            )
         command = await CloseCommand.start(stack, period)
         issued_at = await wait_route_count(
             http,
@@ -200,7 +212,9 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
         )
         c2c_s = issued_at - command.started
         await command.finished()
-        summaries = {name: p.stop() for name, p in profilers.items()}
+        summaries = stop_all(profilers)
+        cpu_c2c = cpu_spent(cpu_base, cpu_seconds(pids))
+        cpu_baseline = cpu_spent(cpu_start, cpu_base)
         stack.check_alive()
         issued, subtotal = await invoiced_subtotal(http, stack.sandbox_url)
     facts = await fetch_facts(client, workflow_ids(ids))
@@ -226,6 +240,10 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
     )
     result.add(Row("entries priced per second", c2c_rate, "entries/s", baseline=base_rate))
     result.add(Row("contracts invoiced per second", args.contracts / c2c_s, "contracts/s"))
+    # The baseline pages the same entries from the sandbox: each process has its counterpart.
+    counterparts = {"worker": "baseline", "temporal": "temporal", "sandbox": "sandbox"}
+    for row in cpu_rows(cpu_c2c, cpu_baseline, args.contracts, counterparts):
+        result.add(row)
     result.add(Row("worker peak memory (VmHWM)", worker_mem["peak"], "MiB"))
     result.add(
         Row(
@@ -245,17 +263,17 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
         "worker_memory_mb": worker_mem,
         "profiles": summaries,
         "close_period_output": command.output,
+        "cpu_seconds_c2c_close": cpu_c2c,
+        "cpu_seconds_baseline_close": cpu_baseline,
     }
     result.notes.append(
         "Ratio = c2c's entries/s ÷ the baseline's: parked workflows that, on `close_period`, "
         "only page the same entries through the PSA connector. c2c's time runs from the start "
         "of `c2c billing close-period` until the sandbox has issued N invoices."
     )
+    result.notes.append(CPU_NOTE)
     if args.profile:
-        result.notes.append(
-            "Profiled run (py-spy attached to the worker and the sandbox): its timings include "
-            "the sampler's cost; quote the ratio of an unprofiled run."
-        )
+        result.notes.append(PROFILED_NOTE.format(what="the worker and the sandbox"))
     return result
 
 

@@ -6,9 +6,10 @@ stage ``active``. Baseline, in the same run on the same server: N workflows, eac
 many do-nothing activities as a c2c contract ran to be parked active, started through the
 client; timed from the first start until the last one's history ends. Also measured: activities
 and history events per contract, and the median approval → active latency of single contracts
-sent one at a time (before the burst).
+sent one at a time (before the burst). ``--profile`` samples the worker and the sandbox with
+py-spy during c2c's burst.
 
-    python -m bench.onboarding --contracts 300
+    python -m bench.onboarding --contracts 300 [--profile]
 """
 
 from __future__ import annotations
@@ -35,6 +36,16 @@ from bench.load import (
     workflow_ids,
 )
 from bench.measure import HistoryFacts, count_workflows, fetch_facts, median, wait_count
+from bench.profile import (
+    CPU_NOTE,
+    PROFILED_NOTE,
+    Profiler,
+    cpu_rows,
+    cpu_seconds,
+    cpu_spent,
+    profile_components,
+    stop_all,
+)
 from bench.report import Result, Row
 from bench.stack import BenchStack
 from domain.periods import Period
@@ -162,9 +173,17 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
             stack, client, http, period, count=args.single, tag=tag
         )
         activities = round(median([f.activities for f in single_facts]))
+        pids = {name: stack.pid(name) for name in stack.children}
+        cpu_start = cpu_seconds(pids)
         base_s, base_facts = await baseline_burst(
             client, args.contracts, activities, concurrency=args.concurrency, tag=tag
         )
+        cpu_base = cpu_seconds(pids)
+        profilers: dict[str, Profiler] = {}
+        if args.profile:
+            profilers = profile_components(
+                stack, ("worker", "sandbox"), args.results_dir, f"onboarding-{tag}"
+            )
         burst = await onboard(
             stack,
             client,
@@ -174,6 +193,9 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
             concurrency=args.concurrency,
             timeout_s=args.timeout,
         )
+        profiles = stop_all(profilers)
+        cpu_c2c = cpu_spent(cpu_base, cpu_seconds(pids))
+        cpu_baseline = cpu_spent(cpu_start, cpu_base)
     c2c_rate = args.contracts / burst.seconds
     base_rate = args.contracts / base_s
     facts = burst.facts
@@ -229,11 +251,18 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
         Row("webhook POST latency in the burst (median)", median(burst.post_latencies) * 1000, "ms")
     )
     result.add(Row("largest payload in a history", max(f.largest_payload for f in facts), "bytes"))
+    # The baseline calls no system and receives no webhook: no counterpart for those two.
+    counterparts = {"worker": "baseline", "temporal": "temporal", "sandbox": None, "api": None}
+    for row in cpu_rows(cpu_c2c, cpu_baseline, args.contracts, counterparts):
+        result.add(row)
     result.details = {
         "single_latencies_ms": single_ms,
         "baseline_activities": activities,
         "c2c_seconds": burst.seconds,
         "baseline_seconds": base_s,
+        "profiles": profiles,
+        "cpu_seconds_c2c_burst": cpu_c2c,
+        "cpu_seconds_baseline_burst": cpu_baseline,
     }
     result.notes.append(
         "Baseline: the same number of workflows, each running the median number of activities "
@@ -241,6 +270,9 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
         "server. The single-contract latency is from the POST to the history's `active` "
         f"upsert, {args.single} contracts one at a time; the machine is shared, so it is not idle."
     )
+    result.notes.append(CPU_NOTE)
+    if args.profile:
+        result.notes.append(PROFILED_NOTE.format(what="the worker and the sandbox"))
     return result
 
 
@@ -250,6 +282,11 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=5, help="contracts sent one at a time")
     parser.add_argument("--concurrency", type=int, default=10, help="requests in flight")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds for the burst")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the worker and the sandbox with py-spy during c2c's burst",
+    )
     cli.run(parser, run)
 
 

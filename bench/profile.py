@@ -10,13 +10,18 @@ at that frame (self) and anywhere below it (total), counting only c2c's own code
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Protocol
+
+from bench.report import Row
 
 #: c2c's own code, for the "total" table (the rest is the SDK, httpx, pydantic, SQLAlchemy...).
 OWN_CODE = re.compile(
@@ -111,3 +116,74 @@ def summarise(raw: str, *, top: int = 20) -> str:
     lines += ["", "total %  c2c function (where)"]
     lines += [f"{100 * n / samples:8.1f}  {name}" for name, n in total_own.most_common(top)]
     return "\n".join(lines)
+
+
+#: The note a profiled run carries in its report.
+PROFILED_NOTE = (
+    "Profiled run (py-spy attached to {what}): its timings include the sampler's cost; "
+    "quote the ratio of an unprofiled run."
+)
+
+
+class _Stack(Protocol):
+    def pid(self, component: str) -> int: ...
+
+
+def profile_components(
+    stack: _Stack, components: Iterable[str], results_dir: Path, label: str
+) -> dict[str, Profiler]:
+    """A running ``Profiler`` per component, writing ``<label>-<component>.pyspy.txt``."""
+    return {
+        name: Profiler(stack.pid(name), results_dir / f"{label}-{name}.pyspy.txt")
+        for name in components
+    }
+
+
+def stop_all(profilers: dict[str, Profiler]) -> dict[str, str]:
+    """Stop every profiler; the summary of each by component."""
+    return {name: profiler.stop() for name, profiler in profilers.items()}
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) each process has used so far, by name, from ``/proc``.
+
+    The difference of two readings is what a phase cost each component, whatever else the
+    machine was running meanwhile: a figure that a busy machine slows down but does not
+    inflate, unlike wall time.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for name, pid in pids.items():
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            # The command name in parentheses may hold spaces: count fields after it.
+            fields = stat.read().rpartition(")")[2].split()
+        used[name] = (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each process used between two ``cpu_seconds`` readings."""
+    return {name: after[name] - before[name] for name in before}
+
+
+CPU_NOTE = (
+    "CPU per contract: CPU time (user + system, from /proc) each process used during the phase "
+    "÷ contracts; CPU ratios are baseline ÷ c2c."
+)
+
+
+def cpu_rows(
+    c2c: dict[str, float],
+    baseline: dict[str, float],
+    count: int,
+    components: Mapping[str, str | None],
+) -> list[Row]:
+    """Rows of CPU milliseconds per contract of each c2c component, beside the baseline's
+    process that does the same part of the work (``None``: the baseline has none)."""
+    rows = []
+    for name, other in components.items():
+        mine = 1000 * c2c[name] / count
+        theirs = 1000 * baseline[other] / count if other else None
+        ratio = theirs / mine if theirs is not None and mine else None
+        rows.append(Row(f"CPU per contract: {name}", mine, "ms", baseline=theirs, ratio=ratio))
+    return rows

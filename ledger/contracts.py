@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import Engine, func
+from sqlalchemy.sql.dml import Insert
 from sqlmodel import col, select
 
 from ledger.base import LedgerBase
@@ -37,19 +38,8 @@ class ContractLedger(LedgerBase):
         Returns:
             The row as stored after the write.
         """
-        insert = upsert_insert(self.engine, ContractRecord).values(**contract.model_dump())
-        given = insert.excluded
-        # One statement, so the merge happens in the database even when writers race.
-        changes: dict[str, Any] = {}
-        for name in _KEPT_UNLESS_GIVEN:
-            changes[name] = func.coalesce(given[name], getattr(ContractRecord, name))
-        for name in _SET_ONCE:
-            changes[name] = func.coalesce(getattr(ContractRecord, name), given[name])
-        for name in _ALWAYS_SET:
-            changes[name] = given[name]
-        stmt = insert.on_conflict_do_update(index_elements=["contract_id"], set_=changes)
         with self._transaction() as session:
-            session.connection().execute(stmt)
+            session.connection().execute(_upsert(self.engine), contract.model_dump())
             record = session.get(ContractRecord, contract.contract_id)
         assert record is not None  # just written
         return record
@@ -71,3 +61,27 @@ class ContractLedger(LedgerBase):
         query = query.order_by(col(ContractRecord.contract_id))
         with self._session() as session:
             return list(session.exec(query).all())
+
+
+#: ``upsert_contract``'s statement by dialect, its values bound at execution. Built once:
+#: composing it (its ``excluded`` columns and ``coalesce`` terms) cost ~2 ms of CPU, ten times
+#: the write itself, on every step of every contract.
+_UPSERTS: dict[str, Insert] = {}
+
+
+def _upsert(engine: Engine) -> Insert:
+    stmt = _UPSERTS.get(engine.dialect.name)
+    if stmt is None:
+        insert = upsert_insert(engine, ContractRecord)
+        given = insert.excluded
+        # One statement, so the merge happens in the database even when writers race.
+        changes: dict[str, Any] = {}
+        for name in _KEPT_UNLESS_GIVEN:
+            changes[name] = func.coalesce(given[name], getattr(ContractRecord, name))
+        for name in _SET_ONCE:
+            changes[name] = func.coalesce(getattr(ContractRecord, name), given[name])
+        for name in _ALWAYS_SET:
+            changes[name] = given[name]
+        stmt = insert.on_conflict_do_update(index_elements=["contract_id"], set_=changes)
+        _UPSERTS[engine.dialect.name] = stmt
+    return stmt
