@@ -1,5 +1,7 @@
 """Workflows: deterministic orchestration of a contract's life.
 
-Kept free of heavy imports: Temporal's workflow sandbox re-imports this package for every
-workflow run, and workflow code may import only ``domain`` and the Temporal SDK.
+Workflow code may import only ``domain`` and the Temporal SDK. The worker shares these modules
+with its sandboxed runs (``worker.PASSED_THROUGH``) instead of importing them afresh per run, so
+they must hold no mutable module-level state; the replay tests run them under the SDK's default
+sandbox, which re-imports them and checks every restricted call.
 """
