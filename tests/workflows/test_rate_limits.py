@@ -12,7 +12,6 @@ dozens a second.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from contextlib import AsyncExitStack
 from typing import Any
@@ -40,7 +39,12 @@ BURST = RATE
 
 
 class StartRecorder(Interceptor):
-    """Notes the start of every activity this worker runs: (monotonic time, worker, queue)."""
+    """Notes the start of every activity this worker runs: (time, worker, queue).
+
+    The time is the server's: when it handed the task to a worker, which is what its rate
+    limiter spaces out. The worker's own clock would also count its stalls on a busy machine
+    (a worker starved of CPU for a second runs the tasks it was handed meanwhile back to back).
+    """
 
     def __init__(self, name: str, starts: list[tuple[float, str, str]]) -> None:
         self.name = name
@@ -51,8 +55,10 @@ class StartRecorder(Interceptor):
 
         class Record(ActivityInboundInterceptor):
             async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-                queue = activity.info().task_queue
-                recorder.starts.append((time.monotonic(), recorder.name, queue))
+                info = activity.info()
+                recorder.starts.append(
+                    (info.started_time.timestamp(), recorder.name, info.task_queue)
+                )
                 return await super().execute_activity(input)
 
         return Record(next)
