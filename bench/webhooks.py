@@ -18,7 +18,6 @@ alone allows, so that the report can say how much of c2c's cost per approval is 
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from typing import Any
 
@@ -36,6 +35,7 @@ from bench.load import (
 )
 from bench.measure import median, percentile
 from bench.profile import Profiler
+from bench.profile import cpu_seconds as process_cpu
 from bench.report import Result, Row
 from bench.stack import BenchStack
 from domain.models import ContractApproved
@@ -178,11 +178,8 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process has used, from ``/proc/PID/stat``."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        # Fields after the command name (which may hold spaces), from the state on.
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User and system CPU time a process has used (``bench.profile.cpu_seconds`` of one)."""
+    return process_cpu({"process": pid})["process"]
 
 
 async def start_directly(
