@@ -1,7 +1,7 @@
 """Each benchmark script runs end to end at a tiny size, so the scripts keep working.
 
 The scripts start their own stacks (a Temporal dev server, the sandbox, the worker, the API,
-the baseline worker) as separate processes, exactly as for a full run; the four run at once to
+the baseline worker) as separate processes, exactly as for a full run; they run at once to
 keep this short. Only what a run must produce is checked, never how fast it was: speed is what
 the scripts report, on a machine that is not this test's to judge.
 """
@@ -22,6 +22,7 @@ TINY = {
     "month_end": ["--contracts", "3", "--entries", "40"],
     "parked": ["--contracts", "3"],
     "webhooks": ["--requests", "12", "--rounds", "2", "--concurrency", "4"],
+    "server_cost": ["--workflows", "2", "--rounds", "1", "--activities", "2"],
 }
 
 
@@ -69,6 +70,7 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     assert month_end["largest payload in any contract history"]["met"] is True
     assert rows["parked"]["close_period delivered and handled by all"]["baseline"] > 0
     assert rows["webhooks"]["signed approvals per second"]["baseline"] > 0
+    assert rows["server_cost"]["server CPU per workflow: all"]["value"] >= 0
 
 
 def test_a_profile_is_summarised_by_function_and_by_c2c_code() -> None:
