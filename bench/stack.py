@@ -90,6 +90,9 @@ class BenchStack:
         self.env = {
             **child_env(self.options, self.workdir, self.webhook_secret),
             "C2C_TASK_QUEUE": DEFAULT_TASK_QUEUE,
+            # The worker's own metrics port: stacks running side by side do not compete for
+            # the default one (the one that loses runs without metrics).
+            "C2C_WORKER_METRICS_ADDRESS": f"{HOST}:{free_port()}",
             **(env or {}),
         }
         self._log: TextIO | None = None
