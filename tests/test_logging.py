@@ -16,20 +16,17 @@ from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput
 
 from activities.log_context import ActivityLogContext
 from c2c.logs import configure_logging, get_logger
+from tests.starter.helpers import captured_logs, reset_logging
 
 
 @pytest.fixture
 def json_logs() -> Iterator[Any]:
-    out = io.StringIO()
-    configure_logging("worker", fmt="json", level="INFO", stream=out)
+    with captured_logs("worker") as out:
 
-    def lines() -> list[dict[str, Any]]:
-        return [json.loads(line) for line in out.getvalue().splitlines() if line]
+        def lines() -> list[dict[str, Any]]:
+            return [json.loads(line) for line in out.getvalue().splitlines() if line]
 
-    yield lines
-    structlog.contextvars.clear_contextvars()
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
+        yield lines
 
 
 def test_json_lines_carry_the_component_and_bound_ids(json_logs: Any) -> None:
@@ -120,5 +117,4 @@ def test_lines_go_to_the_standard_error_of_the_moment(monkeypatch: pytest.Monkey
         get_logger("t").info("two")
         assert json.loads(second.getvalue())["event"] == "two"
     finally:
-        structlog.reset_defaults()
-        logging.getLogger().handlers.clear()
+        reset_logging()

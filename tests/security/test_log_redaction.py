@@ -23,7 +23,6 @@ from typing import Any
 
 import httpx
 import pytest
-import structlog
 from pydantic import BaseModel, SecretStr
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -34,6 +33,7 @@ from c2c.signing import sign
 from domain.models import ContractApproved
 from domain.names import SIGNATURE_HEADER
 from starter.contracts import get_status, start_contract
+from tests.starter.helpers import reset_logging
 from tests.support import WEBHOOK_SECRET, approval_payload, serve
 
 TAX_ID = "DE-TAXID-4471902"
@@ -81,9 +81,7 @@ def capture(component: str, level: str = "INFO") -> Captured:
 @pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
     yield
-    structlog.contextvars.clear_contextvars()
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
+    reset_logging()
 
 
 def sensitive_payload() -> dict[str, Any]:

@@ -48,6 +48,11 @@ def captured_logs(component: str, level: str = "INFO") -> Iterator[io.StringIO]:
     try:
         yield out
     finally:
-        structlog.contextvars.clear_contextvars()
-        structlog.reset_defaults()
-        logging.getLogger().handlers.clear()
+        reset_logging()
+
+
+def reset_logging() -> None:
+    """Undo ``configure_logging``: structlog's defaults, no root handler, no bound ids."""
+    structlog.contextvars.clear_contextvars()
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()

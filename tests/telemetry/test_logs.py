@@ -11,15 +11,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import structlog
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from c2c.logs import configure_logging
 from c2c.settings import Settings
 from domain.models import ClosePeriod
 from starter.contracts import close_period_for, contract_handle, start_contract
+from tests.starter.helpers import captured_logs
 from tests.workflows.helpers import add_time, approval, wait_for, wait_stage
 from worker import contract_worker
 from workflows.contract_to_cash import ContractToCash
@@ -31,14 +30,8 @@ WORKFLOW_LOGGER = "temporalio.workflow"
 @pytest.fixture
 def debug_json() -> Iterator[io.StringIO]:
     """Every line of this process as the worker writes it with ``C2C_LOG_FORMAT=json``."""
-    out = io.StringIO()
-    configure_logging("worker", fmt="json", level="DEBUG", stream=out)
-    try:
+    with captured_logs("worker", "DEBUG") as out:
         yield out
-    finally:
-        structlog.contextvars.clear_contextvars()
-        structlog.reset_defaults()
-        logging.getLogger().handlers.clear()
 
 
 class Records(logging.Handler):
