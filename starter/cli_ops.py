@@ -149,7 +149,7 @@ def status(
     """Show a contract's stage, references, invoices, open exceptions and history."""
     found = with_temporal(lambda client: contracts.get_status(client, contract_id))
     settled: list[BillingFact] = []
-    if found.history_omitted or found.settled_invoices.count:
+    if contracts.kept_in_ledger(found):
         # The whole timeline and the invoices settled in earlier runs are in the ledger.
         found, settled = asyncio.run(contracts.from_ledger(found, open_ledger()))
     typer.echo(found.model_dump_json(indent=2) if as_json else render.status_text(found, settled))

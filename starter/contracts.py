@@ -196,19 +196,32 @@ def settled_earlier(status: ContractStatus, issued: Sequence[BillingFact]) -> li
     return [f for f in issued if f.invoice_id and f.invoice_id not in listed]
 
 
+def kept_in_ledger(status: ContractStatus) -> bool:
+    """Whether part of what the status would show is only in the ledger: history lines or
+    invoices left behind when the contract continued as new."""
+    return bool(status.history_omitted or status.settled_invoices.count)
+
+
+async def whole_timeline(status: ContractStatus, ledger: Ledger) -> ContractStatus:
+    """The status with its whole timeline, read from the ledger only if lines were left
+    behind."""
+    if not status.history_omitted:
+        return status
+    trail = await asyncio.to_thread(ledger.audit_trail, status.contract_id)
+    return full_timeline(status, trail)
+
+
 async def from_ledger(
     status: ContractStatus, ledger: Ledger
 ) -> tuple[ContractStatus, list[BillingFact]]:
     """The status with its whole timeline, and the invoices settled in earlier runs, read from
     the ledger only when the workflow no longer holds them (it continued as new)."""
-    cid = status.contract_id
-    trail = await asyncio.to_thread(ledger.audit_trail, cid) if status.history_omitted else []
     issued = (
-        await asyncio.to_thread(ledger.issued_invoices, cid)
+        await asyncio.to_thread(ledger.issued_invoices, status.contract_id)
         if status.settled_invoices.count
         else []
     )
-    return full_timeline(status, trail), settled_earlier(status, issued)
+    return await whole_timeline(status, ledger), settled_earlier(status, issued)
 
 
 def contracts_query(*, stage: str | None = None, legal_entity: str | None = None) -> str:

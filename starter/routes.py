@@ -116,9 +116,7 @@ async def contract_status(
     ledger's audit trail once the contract has continued as new)."""
     bind_contract(contract_id)
     status = await contracts.get_status(await context.temporal(), contract_id)
-    if status.history_omitted:
-        status, _ = await contracts.from_ledger(status, await context.ledger())
-    return status
+    return await contracts.whole_timeline(status, await context.ledger())
 
 
 @router.post(
