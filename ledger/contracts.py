@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Engine, func
+from sqlalchemy import func
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import col, select
 
@@ -39,7 +40,7 @@ class ContractLedger(LedgerBase):
             The row as stored after the write.
         """
         with self._transaction() as session:
-            session.connection().execute(_upsert(self.engine), contract.model_dump())
+            session.connection().execute(self._upsert_contract, contract.model_dump())
             record = session.get(ContractRecord, contract.contract_id)
         assert record is not None  # just written
         return record
@@ -62,17 +63,12 @@ class ContractLedger(LedgerBase):
         with self._session() as session:
             return list(session.exec(query).all())
 
-
-#: ``upsert_contract``'s statement by dialect, its values bound at execution. Built once:
-#: composing it (its ``excluded`` columns and ``coalesce`` terms) cost ~2 ms of CPU, ten times
-#: the write itself, on every step of every contract.
-_UPSERTS: dict[str, Insert] = {}
-
-
-def _upsert(engine: Engine) -> Insert:
-    stmt = _UPSERTS.get(engine.dialect.name)
-    if stmt is None:
-        insert = upsert_insert(engine, ContractRecord)
+    @cached_property
+    def _upsert_contract(self) -> Insert:
+        # Built once, its values bound at execution: composing it (its ``excluded`` columns
+        # and ``coalesce`` terms) cost ~2 ms of CPU, ten times the write itself, on every step
+        # of every contract.
+        insert = upsert_insert(self.engine, ContractRecord)
         given = insert.excluded
         # One statement, so the merge happens in the database even when writers race.
         changes: dict[str, Any] = {}
@@ -82,6 +78,4 @@ def _upsert(engine: Engine) -> Insert:
             changes[name] = func.coalesce(getattr(ContractRecord, name), given[name])
         for name in _ALWAYS_SET:
             changes[name] = given[name]
-        stmt = insert.on_conflict_do_update(index_elements=["contract_id"], set_=changes)
-        _UPSERTS[engine.dialect.name] = stmt
-    return stmt
+        return insert.on_conflict_do_update(index_elements=["contract_id"], set_=changes)
