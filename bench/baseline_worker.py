@@ -4,7 +4,7 @@ Each benchmark divides c2c's figure by the same figure of a baseline measured in
 on the same Temporal server, so that the ratio holds on a shared, noisy machine:
 
 - ``BenchOnboardingBaseline`` runs a given number of activities that do nothing, one after the
-  other, as c2c's onboarding runs its steps;
+  other, as c2c's onboarding runs its steps, as many of them local as c2c's are;
 - ``BenchParkedBaseline`` waits for ``close_period`` as a parked contract does; given a PSA
   project, it then reads that project's approved time through c2c's PSA connector (the month-end
   baseline: reading without pricing or invoicing), else it just ends (the parked baseline).
@@ -66,12 +66,16 @@ class EntryReader:
 
 @workflow.defn(name=ONBOARDING_BASELINE)
 class OnboardingBaseline:
-    """``activities`` do-nothing activities in a row."""
+    """``activities`` do-nothing activities in a row, the last ``local`` of them local ones
+    (as c2c's ledger writes are)."""
 
     @workflow.run
-    async def run(self, activities: int) -> int:
-        for _ in range(activities):
-            await workflow.execute_activity(NOOP, start_to_close_timeout=ACTIVITY_TIMEOUT)
+    async def run(self, activities: int, local: int = 0) -> int:
+        for n in range(activities):
+            if n >= activities - local:
+                await workflow.execute_local_activity(NOOP, start_to_close_timeout=ACTIVITY_TIMEOUT)
+            else:
+                await workflow.execute_activity(NOOP, start_to_close_timeout=ACTIVITY_TIMEOUT)
         return activities
 
 

@@ -18,6 +18,9 @@ from temporalio.client import Client
 
 from domain.names import SA_STAGE
 
+#: The marker the SDK records for each local activity's outcome.
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
+
 
 def process_memory_mb(pid: int) -> dict[str, float]:
     """Resident memory of a process now (``rss``) and at its peak (``peak``), in MiB.
@@ -69,6 +72,13 @@ def _payloads(message: Message) -> Iterator[Payload]:
                 yield from _payloads(item)
 
 
+def _is_local_activity(event: HistoryEvent) -> bool:
+    return (
+        event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
+    )
+
+
 def _is_active_upsert(event: HistoryEvent) -> bool:
     if event.event_type != EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
         return False
@@ -83,7 +93,9 @@ class HistoryFacts:
 
     workflow_id: str
     events: int
+    #: Every activity, local ones included (each local one is a marker, not a task).
     activities: int
+    local_activities: int
     largest_payload: int
     started_at: datetime
     ended_at: datetime
@@ -95,12 +107,15 @@ class HistoryFacts:
 
 def history_facts(workflow_id: str, events: Sequence[HistoryEvent]) -> HistoryFacts:
     """Count events and activities, find the largest payload and when the stage became active."""
-    activities = events_to_active = activities_to_active = 0
+    activities = local = events_to_active = activities_to_active = 0
     active_at: datetime | None = None
     largest = 0
     for n, event in enumerate(events, start=1):
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             activities += 1
+        elif _is_local_activity(event):
+            activities += 1
+            local += 1
         largest = max([largest, *(p.ByteSize() for p in _payloads(event))])
         if active_at is None and _is_active_upsert(event):
             active_at = event.event_time.ToDatetime()
@@ -109,6 +124,7 @@ def history_facts(workflow_id: str, events: Sequence[HistoryEvent]) -> HistoryFa
         workflow_id=workflow_id,
         events=len(events),
         activities=activities,
+        local_activities=local,
         largest_payload=largest,
         started_at=events[0].event_time.ToDatetime(),
         ended_at=events[-1].event_time.ToDatetime(),

@@ -119,6 +119,12 @@ R = TypeVar("R", bound=BaseModel)
 #: without it replays without ever continuing at that point.
 PATCH_CONTINUE_AS_NEW = "continue-as-new"
 
+#: Marks runs whose writes to c2c's own ledger are local activities: run by the workflow's
+#: worker inside the workflow task, recorded as one marker event instead of a task on the
+#: queue (three events and a round trip through the server). A run recorded before it keeps
+#: replaying them as activities.
+PATCH_LOCAL_LEDGER = "ledger-writes-local"
+
 #: Steps an operator may skip: nothing later depends on an id they would have produced.
 SKIPPABLE_STEPS = frozenset(
     {
@@ -802,27 +808,44 @@ class ContractToCash:
     async def _ledger(
         self, name: str, arg: StepInput, result_type: type[R] | None, summary: str
     ) -> Any:
-        """A write to c2c's own ledger: retried until it succeeds, never an exception."""
+        """A write to c2c's own ledger: retried until it succeeds, never an exception.
+
+        A local activity: the ledger is the workflow worker's own database, the write is short
+        and keyed (a repeat changes nothing), so it needs no task queue of its own.
+        """
         return await self._execute(
             name,
             arg,
             result_type,
+            local=workflow.patched(PATCH_LOCAL_LEDGER),
             start_to_close_timeout=self._step_timeout(),
             retry_policy=LEDGER_RETRY,
             summary=summary,
         )
 
     async def _execute(
-        self, name: str, arg: StepInput, result_type: type[R] | None, **options: Any
+        self,
+        name: str,
+        arg: StepInput,
+        result_type: type[R] | None,
+        *,
+        local: bool = False,
+        **options: Any,
     ) -> Any:
-        """Run an activity that also writes the audit entries not yet written.
+        """Run an activity (``local``: a local one) that also writes the audit entries not
+        yet written.
 
         The entries stay pending until the activity succeeds, so a failed step loses none.
         """
         arg.audit = list(self._pending_audit)
-        result = await workflow.execute_activity(
-            name, arg, result_type=result_type, task_queue=self._task_queue(name), **options
-        )
+        if local:
+            result = await workflow.execute_local_activity(
+                name, arg, result_type=result_type, **options
+            )
+        else:
+            result = await workflow.execute_activity(
+                name, arg, result_type=result_type, task_queue=self._task_queue(name), **options
+            )
         # By key, not by position: two steps can run at once (an amendment during a hold).
         sent = {entry.key for entry in arg.audit}
         self._pending_audit = [e for e in self._pending_audit if e.key not in sent]
