@@ -7,6 +7,7 @@ without the key, as anyone with access to the server or its database could.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -16,7 +17,7 @@ import pytest_asyncio
 from google.protobuf.message import Message
 from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload
-from temporalio.api.history.v1 import History
+from temporalio.api.history.v1 import History, MarkerRecordedEventAttributes
 from temporalio.client import Client
 from temporalio.worker import Replayer
 
@@ -59,11 +60,48 @@ async def encrypted_worker(
         yield
 
 
+#: The SDK's own bookkeeping in marker events, which no codec sees: a patch's id, and a local
+#: activity's sequence number, type and times. The activity's result beside it is encoded.
+SDK_MARKER_DATA = {("core_patch", "patch-data"), ("core_local_activity", "data")}
+
+
+#: All that bookkeeping holds: no business content.
+SDK_MARKER_FIELDS = {
+    "id",
+    "deprecated",
+    "seq",
+    "attempt",
+    "activity_id",
+    "activity_type",
+    "complete_time",
+    "backoff",
+    "original_schedule_time",
+    "activation_index",
+}
+
+
+def sdk_marker_data(history: History) -> list[Payload]:
+    return [
+        payload
+        for event in history.events
+        if event.HasField("marker_recorded_event_attributes")
+        for name, details in event.marker_recorded_event_attributes.details.items()
+        if (event.marker_recorded_event_attributes.marker_name, name) in SDK_MARKER_DATA
+        for payload in details.payloads
+    ]
+
+
 def payloads_in(message: Message) -> Iterator[Payload]:
     """Every ``Payload`` inside a protobuf message (maps and lists included), except search
-    attributes: the server indexes those, so they are plaintext by design."""
+    attributes (the server indexes those, so they are plaintext by design) and the SDK's
+    bookkeeping in markers (``SDK_MARKER_DATA``)."""
     if isinstance(message, Payload):
         yield message
+        return
+    if isinstance(message, MarkerRecordedEventAttributes):
+        for name, details in message.details.items():
+            if (message.marker_name, name) not in SDK_MARKER_DATA:
+                yield from details.payloads
         return
     for field, value in message.ListFields():
         if field.message_type is None or field.name == "search_attributes":
@@ -108,6 +146,11 @@ async def test_the_server_stores_only_ciphertext_of_a_contract_run_to_closed(
         assert payload.metadata["encoding"] == ENCODING, payload
         assert payload.metadata[KEY_ID_METADATA] == b"test-k1"
         assert cid.encode() not in payload.SerializeToString()
+    bookkeeping = sdk_marker_data(history)
+    assert bookkeeping, "the ledger writes are local activities, recorded as markers"
+    for payload in bookkeeping:
+        assert payload.metadata["encoding"] == b"json/plain"
+        assert set(json.loads(payload.data)) <= SDK_MARKER_FIELDS, payload
 
     # Nothing that identifies the customer or the deal is anywhere in the stored bytes.
     stored = history.SerializeToString()
