@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
@@ -85,11 +86,31 @@ class StepActivities:
 
     async def write_audit(self, contract_id: str, entries: Iterable[AuditEntry]) -> None:
         """Write audit entries (idempotent by key) and move the contract's read model on."""
+        await self.write_together(self.audit_write(contract_id, entries))
+
+    def audit_write(
+        self, contract_id: str, entries: Iterable[AuditEntry]
+    ) -> Callable[[], None] | None:
+        """``write_audit`` as a write for ``write_together``; ``None`` when there is none."""
         entries = list(entries)
         if not entries:
-            return
+            return None
         workflow_id, run_id = workflow_run()
-        await asyncio.to_thread(write_audit, self.ledger, contract_id, workflow_id, run_id, entries)
+        return partial(write_audit, self.ledger, contract_id, workflow_id, run_id, entries)
+
+    async def write_together(self, *writes: Callable[[], object] | None) -> None:
+        """Run ledger writes in one thread and one transaction: all are recorded, or none
+        (and the activity fails, to be retried)."""
+        todo = [write for write in writes if write is not None]
+        if not todo:
+            return
+
+        def run() -> None:
+            with self.ledger.unit_of_work():
+                for write in todo:
+                    write()
+
+        await asyncio.to_thread(run)
 
     async def record_ref(self, contract_id: str, system: str, kind: str, external_id: str) -> None:
         await asyncio.to_thread(self.ledger.record_xref, contract_id, system, kind, external_id)

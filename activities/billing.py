@@ -8,9 +8,9 @@ issued; the batch is marked invoiced; revenue is posted under its own entry id.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 from temporalio import activity
 
@@ -69,9 +69,10 @@ def invoice_summary(invoice: ErpInvoice) -> InvoiceSummary:
 
 class BillingActivities(StepActivities):
     async def _price_work(
-        self, project_id: str, batch_id: str, step: BillPeriodInput
+        self, project_id: str, batch_id: str, batch: BillingBatch, step: BillPeriodInput
     ) -> list[InvoiceLine]:
-        """The batch's time (by rate card or as retainer overage) and expenses, as lines."""
+        """The batch's time (by rate card or as retainer overage) and expenses, as lines; a
+        kind of work the batch holds none of is not read."""
         psa = self.connectors.psa
         time: TimeAccumulator | OverageAccumulator | None = None
         if step.time_pricing == "rate_card":
@@ -79,7 +80,7 @@ class BillingActivities(StepActivities):
         elif step.time_pricing == "overage":
             time = OverageAccumulator(step.rates, step.currency, step.included_hours)
         lines: list[InvoiceLine] = []
-        if time is not None:
+        if time is not None and batch.time_entry_count:
             async for page in psa.batch_time_entries(project_id, batch_id):
                 for entry in page:
                     try:
@@ -95,7 +96,7 @@ class BillingActivities(StepActivities):
                         ) from exc
                 activity.heartbeat(time.entries)
             lines.extend(time.lines())
-        if step.expenses_billable:
+        if step.expenses_billable and batch.expense_count:
             expenses = ExpenseAccumulator(step.currency, step.expense_markup_percent)
             rates: dict[str, Decimal] = {step.currency: Decimal(1)}
             async for expense_page in psa.batch_expenses(project_id, batch_id):
@@ -124,15 +125,18 @@ class BillingActivities(StepActivities):
     @activity.defn(name=BILL_PERIOD)
     async def bill_period(self, step: BillPeriodInput) -> BillPeriodResult:
         """Invoice what ``step`` describes: work up to ``through_date`` plus its charges."""
-        await self.write_audit(step.contract_id, step.audit)
-        await self._record_start(step)
+        # The audit entries so far and the KPI fact of the start, in one transaction.
+        await self.write_together(
+            self.audit_write(step.contract_id, step.audit),
+            partial(self.ledger.record_billing_started, _billing_start(step)),
+        )
         erp, psa = self.connectors.erp, self.connectors.psa
         project_id = step.refs["psa_project_id"]
         async with error_classes(BILL_PERIOD):
             frozen = await self._freeze(step)
             lines = list(step.charges)
             if frozen is not None and (frozen[1].time_entry_count or frozen[1].expense_count):
-                lines = [*await self._price_work(project_id, frozen[0], step), *lines]
+                lines = [*await self._price_work(project_id, *frozen, step), *lines]
             capped = apply_cap(
                 number_lines(lines),
                 cap=step.not_to_exceed,
@@ -174,8 +178,12 @@ class BillingActivities(StepActivities):
                 )
             posted, revenue = await self._post_revenue(step, as_invoiced)
         if invoice is not None:
-            await self.record_ref(step.contract_id, "erp", "invoice", invoice.invoice_id)
-            await self._record_issued(step, invoice)
+            await self.write_together(
+                partial(
+                    self.ledger.record_xref, step.contract_id, "erp", "invoice", invoice.invoice_id
+                ),
+                partial(self.ledger.record_invoice_issued, _invoice_issued(step, invoice)),
+            )
         batch = frozen[1] if frozen else None
         return BillPeriodResult(
             invoice=invoice_summary(invoice) if invoice else None,
@@ -187,35 +195,6 @@ class BillingActivities(StepActivities):
             revenue_posted=posted,
             revenue=revenue,
         )
-
-    async def _record_start(self, step: BillPeriodInput) -> None:
-        """The KPI fact of the step's start: the first attempt's schedule time is kept, so an
-        operator's retry after a hold still counts from when the period close was taken up."""
-        start = BillingStartIn(
-            contract_id=step.contract_id,
-            reference=step.reference,
-            period=step.period,
-            period_close=step.reference == step.period and step.milestone_id is None,
-            legal_entity=step.legal_entity,
-            currency=step.currency,
-            requested_at=activity.info().scheduled_time,
-        )
-        await asyncio.to_thread(self.ledger.record_billing_started, start)
-
-    async def _record_issued(self, step: BillPeriodInput, invoice: ErpInvoice) -> None:
-        """The KPI fact of the issued invoice: amounts and dates as the ERP holds them."""
-        issued = InvoiceIssuedIn(
-            contract_id=step.contract_id,
-            reference=step.reference,
-            invoice_id=invoice.invoice_id,
-            invoice_date=invoice.invoice_date,
-            due_on=invoice.due_on,
-            total=invoice.total,
-            functional_currency=invoice.functional_currency,
-            exchange_rate=invoice.exchange_rate,
-            issued_at=datetime.now(UTC),
-        )
-        await asyncio.to_thread(self.ledger.record_invoice_issued, issued)
 
     async def _create_invoice(self, step: BillPeriodInput, lines: list[InvoiceLine]) -> ErpInvoice:
         erp = self.connectors.erp
@@ -322,6 +301,35 @@ async def post_revenue(
         billed_to_date=balances.billed_to_date,
         contract_asset=balances.contract_asset,
         contract_liability=balances.contract_liability,
+    )
+
+
+def _billing_start(step: BillPeriodInput) -> BillingStartIn:
+    """The KPI fact of the step's start: the first attempt's schedule time is kept, so an
+    operator's retry after a hold still counts from when the period close was taken up."""
+    return BillingStartIn(
+        contract_id=step.contract_id,
+        reference=step.reference,
+        period=step.period,
+        period_close=step.reference == step.period and step.milestone_id is None,
+        legal_entity=step.legal_entity,
+        currency=step.currency,
+        requested_at=activity.info().scheduled_time,
+    )
+
+
+def _invoice_issued(step: BillPeriodInput, invoice: ErpInvoice) -> InvoiceIssuedIn:
+    """The KPI fact of the issued invoice: amounts and dates as the ERP holds them."""
+    return InvoiceIssuedIn(
+        contract_id=step.contract_id,
+        reference=step.reference,
+        invoice_id=invoice.invoice_id,
+        invoice_date=invoice.invoice_date,
+        due_on=invoice.due_on,
+        total=invoice.total,
+        functional_currency=invoice.functional_currency,
+        exchange_rate=invoice.exchange_rate,
+        issued_at=datetime.now(UTC),
     )
 
 

@@ -11,33 +11,35 @@ from ledger import AuditEventIn, ContractRecordIn, Ledger
 def write_audit(
     ledger: Ledger, contract_id: str, workflow_id: str, run_id: str, entries: list[AuditEntry]
 ) -> None:
-    """Record audit entries and bring the contract's read model to the latest stage."""
-    ledger.record_audit(
-        [
-            AuditEventIn(
-                event_key=entry.key,
+    """Record audit entries and bring the contract's read model to the latest stage, in one
+    transaction (the caller's ``unit_of_work``, if one is open)."""
+    last = entries[-1]
+    with ledger.unit_of_work():
+        ledger.record_audit(
+            [
+                AuditEventIn(
+                    event_key=entry.key,
+                    contract_id=contract_id,
+                    workflow_id=workflow_id,
+                    run_id=run_id,
+                    stage=entry.stage,
+                    event=entry.event,
+                    detail=entry.detail or None,
+                    at=entry.at,
+                )
+                for entry in entries
+            ]
+        )
+        ledger.upsert_contract(
+            ContractRecordIn(
                 contract_id=contract_id,
                 workflow_id=workflow_id,
-                run_id=run_id,
-                stage=entry.stage,
-                event=entry.event,
-                detail=entry.detail or None,
-                at=entry.at,
+                stage=last.stage,
+                updated_at=last.at,
+                active_at=next((e.at for e in entries if e.stage is Stage.ACTIVE), None),
+                closed_at=next((e.at for e in entries if e.stage is Stage.CLOSED), None),
             )
-            for entry in entries
-        ]
-    )
-    last = entries[-1]
-    ledger.upsert_contract(
-        ContractRecordIn(
-            contract_id=contract_id,
-            workflow_id=workflow_id,
-            stage=last.stage,
-            updated_at=last.at,
-            active_at=next((e.at for e in entries if e.stage is Stage.ACTIVE), None),
-            closed_at=next((e.at for e in entries if e.stage is Stage.CLOSED), None),
         )
-    )
 
 
 def register_contract(ledger: Ledger, workflow_id: str, contract: ContractApproved) -> None:

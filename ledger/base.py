@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Executable
+from sqlalchemy import Connection, Executable
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
@@ -25,6 +26,8 @@ class LedgerBase:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url, echo=echo)
+        #: The connection of this thread's open ``unit_of_work``, if any.
+        self._unit = threading.local()
 
     def create_all(self) -> None:
         """Create the ledger's tables and indexes that do not exist yet."""
@@ -43,7 +46,32 @@ class LedgerBase:
         return Session(self.engine, expire_on_commit=False)
 
     @contextmanager
+    def unit_of_work(self) -> Iterator[None]:
+        """Make every write of this thread inside the block one transaction: all or none.
+
+        An activity that records several facts of one effect (its audit entries, the read
+        model, a billing fact, a cross-reference) commits once instead of once per write. A
+        unit inside a unit joins the outer one.
+        """
+        if getattr(self._unit, "connection", None) is not None:
+            yield
+            return
+        with self.engine.begin() as connection:
+            self._unit.connection = connection
+            try:
+                yield
+            finally:
+                self._unit.connection = None
+
+    @contextmanager
     def _transaction(self) -> Iterator[Session]:
+        connection: Connection | None = getattr(self._unit, "connection", None)
+        if connection is not None:
+            # A session of its own (a fresh identity map) inside the unit's transaction: its
+            # commit leaves the unit's open; an error rolls the whole unit back.
+            with Session(bind=connection, expire_on_commit=False) as session, session.begin():
+                yield session
+            return
         with self._session() as session, session.begin():
             yield session
 
