@@ -178,6 +178,11 @@ class Database:
             SandboxModel.metadata.drop_all(self.engine)
             new = True
         SandboxModel.metadata.create_all(self.engine)
+        # ``create_all`` adds no index to a table that exists: a database kept from an older
+        # sandbox gets the ones added since here.
+        for table in SandboxModel.metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(self.engine, checkfirst=True)
         return new
 
     @contextmanager

@@ -1,0 +1,91 @@
+"""The sandbox's kept answers: expiry by age, on an index, in an old database too."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlmodel import select
+
+from sandbox.db import Database, utcnow
+from sandbox.http import Captured
+from sandbox.idempotency import KEY_TTL, IdempotencyRecord, IdempotencyStore, expired_keys
+
+INDEX = "ix_sbx_idempotency_key_system_created"
+ANSWER = Captured(status=201, headers=[(b"content-type", b"application/json")], body=b"{}")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    database = Database(f"sqlite:///{tmp_path / 'sandbox.db'}")
+    database.create_tables()
+    return database
+
+
+def keys(db: Database) -> list[tuple[str, str]]:
+    with db.read() as session:
+        rows = session.exec(select(IdempotencyRecord).order_by(IdempotencyRecord.key)).all()
+        return [(r.system, r.key) for r in rows]
+
+
+def age(db: Database, system: str, key: str, by: timedelta) -> None:
+    with db.write() as session:
+        record = session.exec(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.system == system, IdempotencyRecord.key == key
+            )
+        ).one()
+        record.created_at = record.created_at - by
+        session.add(record)
+
+
+def test_a_new_key_drops_its_systems_expired_keys_and_keeps_the_rest(db: Database) -> None:
+    store = IdempotencyStore(db)
+    for system, key in [("erp", "old"), ("erp", "recent"), ("psa", "old")]:
+        store.save(system, key, "h", ANSWER)
+    age(db, "erp", "old", KEY_TTL + timedelta(minutes=1))
+    age(db, "psa", "old", KEY_TTL + timedelta(minutes=1))
+    age(db, "erp", "recent", KEY_TTL - timedelta(minutes=1))
+
+    store.save("erp", "new", "h", ANSWER)
+
+    # Only the ERP's expired key went; the PSA's waits for the PSA's next write.
+    assert keys(db) == [("erp", "new"), ("psa", "old"), ("erp", "recent")]
+    assert store.find("erp", "recent") is not None
+
+
+def test_saving_a_key_again_replaces_its_answer(db: Database) -> None:
+    store = IdempotencyStore(db)
+    store.save("erp", "k", "first", ANSWER)
+    store.save("erp", "k", "second", ANSWER)
+    stored = store.find("erp", "k")
+    assert stored is not None and stored.request_hash == "second"
+    assert keys(db) == [("erp", "k")]
+
+
+def test_expiry_is_found_on_the_index_not_by_scanning_the_systems_keys(db: Database) -> None:
+    statement = expired_keys("erp", utcnow()).compile(db.engine)
+    with db.engine.connect() as connection:
+        plan = connection.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {statement}", tuple(statement.params.values())
+        ).all()
+    details = " ".join(str(row[-1]) for row in plan)
+    assert INDEX in details and "created_at<" in details.replace(" ", ""), details
+
+
+def test_a_database_from_before_the_index_gets_it_and_keeps_its_records(db: Database) -> None:
+    IdempotencyStore(db).save("erp", "kept", "h", ANSWER)
+    with db.engine.begin() as connection:
+        connection.execute(text(f"DROP INDEX {INDEX}"))
+    assert INDEX not in {
+        i["name"] for i in inspect(db.engine).get_indexes(IdempotencyRecord.__tablename__)
+    }
+
+    assert db.create_tables() is False  # not new: nothing rebuilt
+
+    assert INDEX in {
+        i["name"] for i in inspect(db.engine).get_indexes(IdempotencyRecord.__tablename__)
+    }
+    assert keys(db) == [("erp", "kept")]
