@@ -30,13 +30,20 @@ class LedgerBase:
         self._unit = threading.local()
 
     def create_all(self) -> None:
-        """Create the ledger's tables and indexes that do not exist yet."""
+        """Create the ledger's tables and indexes that do not exist yet (``create_all``
+        alone adds no index to a table made by an earlier version)."""
         try:
-            LedgerTable.metadata.create_all(self.engine)
+            self._create_missing()
         except DBAPIError:
             # Another process (worker and API start together) created them between our
             # check and our CREATE; checking again now finds them. A real fault raises again.
-            LedgerTable.metadata.create_all(self.engine)
+            self._create_missing()
+
+    def _create_missing(self) -> None:
+        LedgerTable.metadata.create_all(self.engine)
+        for table in LedgerTable.metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(self.engine, checkfirst=True)
 
     def dispose(self) -> None:
         """Close the pooled connections."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 from pydantic import Field as PydanticField
-from sqlalchemy import JSON, Text, UniqueConstraint
+from sqlalchemy import JSON, Index, Text, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -91,6 +91,9 @@ class CrossReference(LedgerTable, table=True):
     """One id that a system gave to a record made for a contract."""
 
     __tablename__ = "ledger_cross_reference"
+    # Which contract a system's id belongs to (a payment webhook names only the invoice): an
+    # index lookup, not a scan of every reference ever recorded.
+    __table_args__ = (Index("ix_ledger_cross_reference_owner", "system", "kind", "external_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     #: What the database keeps unique: ``system:kind:external_id`` for a record that belongs

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import inspect, text
 
 from ledger import Ledger, LedgerConflict, ref_name
+from ledger.models import CrossReference
+from ledger.xrefs import _owner
 
 
 def test_record_xref_is_idempotent(ledger: Ledger) -> None:
@@ -75,3 +78,37 @@ def test_a_customer_is_shared_by_the_contracts_of_its_account(ledger: Ledger) ->
     assert ledger.xrefs_for("C-2")["erp_customer_id"] == "CUST-1"
     assert len(ledger.list_xrefs("C-2")) == 1
     assert ledger.find_contract_by_xref("erp", "customer", "CUST-1") == "C-1"
+
+
+OWNER_INDEX = "ix_ledger_cross_reference_owner"
+
+
+def test_the_contract_of_a_systems_id_is_found_on_an_index(ledger: Ledger) -> None:
+    """A payment webhook names only the invoice: finding its contract must not scan every
+    reference the ledger ever recorded."""
+    ledger.record_xref("K-1", "erp", "invoice", "INV-1")
+    query = _owner("erp", "invoice", "INV-1")
+    statement = query.compile(ledger.engine, compile_kwargs={"literal_binds": True})
+    with ledger.engine.connect() as connection:
+        if ledger.engine.dialect.name == "sqlite":
+            explained = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}")
+            plan = " ".join(str(row[-1]) for row in explained)
+        else:
+            # Too few rows for the planner to prefer the index: ask it to avoid scans.
+            connection.exec_driver_sql("SET enable_seqscan = off")
+            plan = " ".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}"))
+    assert OWNER_INDEX in plan, plan
+    assert ledger.find_contract_by_xref("erp", "invoice", "INV-1") == "K-1"
+
+
+def test_a_ledger_from_before_an_index_gets_it_and_keeps_its_rows(ledger: Ledger) -> None:
+    ledger.record_xref("K-1", "erp", "invoice", "INV-1")
+    with ledger.engine.begin() as connection:
+        connection.execute(text(f"DROP INDEX {OWNER_INDEX}"))
+    table = CrossReference.__tablename__
+    assert OWNER_INDEX not in {i["name"] for i in inspect(ledger.engine).get_indexes(table)}
+
+    ledger.create_all()
+
+    assert OWNER_INDEX in {i["name"] for i in inspect(ledger.engine).get_indexes(table)}
+    assert ledger.find_contract_by_xref("erp", "invoice", "INV-1") == "K-1"

@@ -68,9 +68,8 @@ def test_saving_a_key_again_replaces_its_answer(db: Database) -> None:
 def test_expiry_is_found_on_the_index_not_by_scanning_the_systems_keys(db: Database) -> None:
     statement = expired_keys("erp", utcnow()).compile(db.engine)
     with db.engine.connect() as connection:
-        plan = connection.exec_driver_sql(
-            f"EXPLAIN QUERY PLAN {statement}", tuple(statement.params.values())
-        ).all()
+        sql, params = f"EXPLAIN QUERY PLAN {statement}", tuple(statement.params.values())
+        plan = connection.exec_driver_sql(sql, params).all()
     details = " ".join(str(row[-1]) for row in plan)
     assert INDEX in details and "created_at<" in details.replace(" ", ""), details
 
