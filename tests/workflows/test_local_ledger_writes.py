@@ -1,0 +1,121 @@
+"""c2c's writes to its own ledger run as local activities: a ledger that fails loses nothing.
+
+A worker whose ledger refuses its first audit writes from local activities (as SQLite does
+with ``database is locked``, or PostgreSQL during a failover) still brings the contract to
+``active``: the SDK retries the write inside the workflow task, every audit line lands once,
+and the history holds markers, not failed activities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from sqlalchemy.exc import OperationalError
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client
+
+from activities.registry import build_steps
+from c2c.settings import Settings
+from connectors.registry import build_connectors
+from domain.steps import RECORD_AUDIT
+from ledger import AuditEventIn, Ledger
+from starter.contracts import contract_handle, start_contract
+from tests.workflows.helpers import approval, wait_stage
+from worker import build_workers
+
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
+T = TypeVar("T")
+
+
+class FlakyLedger(Ledger):
+    """A real SQLite ledger that refuses its first ``failures`` audit writes made by local
+    activities."""
+
+    def __init__(self, url: str, failures: int) -> None:
+        super().__init__(url)
+        self.failures = failures
+        self.refused = 0
+
+    def record_audit(self, events: Sequence[AuditEventIn]) -> int:
+        if activity.in_activity() and activity.info().is_local and self.refused < self.failures:
+            self.refused += 1
+            raise OperationalError("INSERT INTO ledger_audit_event", {}, Exception("locked"))
+        return super().record_audit(events)
+
+
+@pytest.mark.usefixtures("sandbox")
+async def test_a_failing_ledger_write_is_retried_locally_and_lands_once(
+    temporal_client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    own = settings.model_copy(
+        update={
+            "task_queue": f"c2c-flaky-ledger-{uuid.uuid4().hex[:8]}",
+            "database_url": f"sqlite:///{tmp_path / 'ledger.db'}",
+        }
+    )
+    ledger = FlakyLedger(own.ledger_url, failures=2)
+    ledger.create_all()
+    connectors = build_connectors(own)
+    workers = build_workers(
+        temporal_client,
+        own,
+        build_steps(connectors, ledger, own),
+        task_queue=own.task_queue,
+        queues=own.polled_queues(),
+    )
+    event = approval()
+    cid = event.contract_id
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(connectors.aclose)
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        await start_contract(temporal_client, event, task_queue=own.task_queue)
+        active = await wait_stage(temporal_client, cid, "active")
+        # The write after activation (the audit flush when the contract parks) is refused
+        # twice, then made: the contract's audit trail then holds every line of its status.
+        lines = [h.event for h in active.history]
+        await poll(
+            lambda: asyncio.to_thread(ledger.audit_trail, cid),
+            lambda trail: [e.event for e in trail] == lines,
+            what="the audit trail to hold every line",
+        )
+        history = await poll(
+            contract_handle(temporal_client, cid).fetch_history,
+            lambda h: any(_is_local_activity(e) for e in h.events),
+            what="the local activity's marker",
+        )
+        assert ledger.refused == 2
+        trail = ledger.audit_trail(cid)
+        assert len({e.event_key for e in trail}) == len(trail) == len(lines)
+
+    kinds = [e.event_type for e in history.events]
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED not in kinds
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in kinds
+    markers = [
+        json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)
+        for e in history.events
+        if _is_local_activity(e)
+    ]
+    assert [(m["activity_type"], m["attempt"]) for m in markers] == [(RECORD_AUDIT, 3)]
+
+
+def _is_local_activity(event: HistoryEvent) -> bool:
+    return event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
+
+
+async def poll(read: Callable[[], Awaitable[T]], done: Callable[[T], bool], *, what: str) -> T:
+    for _ in range(300):
+        value = await read()
+        if done(value):
+            return value
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
