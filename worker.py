@@ -36,7 +36,7 @@ from c2c.temporal import connect
 from connectors.registry import build_connectors
 from domain.names import system_task_queue
 from domain.steps import STEP_SYSTEM_QUEUE
-from ledger import get_ledger
+from ledger import Ledger, get_ledger
 from workflows.contract_to_cash import ContractToCash
 
 log = get_logger("c2c.worker")
@@ -129,14 +129,17 @@ async def contract_worker(
     task_queue: str | None = None,
     queues: Collection[str] | None = None,
     interceptors: Sequence[Interceptor] = (),
+    ledger: Ledger | None = None,
 ) -> AsyncIterator[Worker]:
     """Running workers for ``queues`` (by default all: ``settings.worker_queues``) of
-    ``task_queue`` (the configured one by default); they stop on exit.
+    ``task_queue`` (the configured one by default), writing to ``ledger`` (by default the
+    process's ledger at ``settings.ledger_url``); they stop on exit.
 
     Yields the workflows' worker, or the first system's when the workflows' queue is not
     polled.
     """
-    ledger = get_ledger(settings.ledger_url)
+    if ledger is None:
+        ledger = get_ledger(settings.ledger_url)
     ledger.create_all()
     connectors = build_connectors(settings)
     workers = build_workers(

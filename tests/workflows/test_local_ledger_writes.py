@@ -12,7 +12,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,14 +22,12 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
-from activities.registry import build_steps
 from c2c.settings import Settings
-from connectors.registry import build_connectors
 from domain.steps import RECORD_AUDIT
 from ledger import AuditEventIn, Ledger
 from starter.contracts import contract_handle, start_contract
 from tests.workflows.helpers import approval, wait_stage
-from worker import build_workers
+from worker import contract_worker
 
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
 T = TypeVar("T")
@@ -63,21 +60,9 @@ async def test_a_failing_ledger_write_is_retried_locally_and_lands_once(
         }
     )
     ledger = FlakyLedger(own.ledger_url, failures=2)
-    ledger.create_all()
-    connectors = build_connectors(own)
-    workers = build_workers(
-        temporal_client,
-        own,
-        build_steps(connectors, ledger, own),
-        task_queue=own.task_queue,
-        queues=own.polled_queues(),
-    )
     event = approval()
     cid = event.contract_id
-    async with AsyncExitStack() as stack:
-        stack.push_async_callback(connectors.aclose)
-        for worker in workers:
-            await stack.enter_async_context(worker)
+    async with contract_worker(temporal_client, own, ledger=ledger):
         await start_contract(temporal_client, event, task_queue=own.task_queue)
         active = await wait_stage(temporal_client, cid, "active")
         # The write after activation (the audit flush when the contract parks) is refused
