@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from domain.amendments import Terms, apply_amendment, check_amendment
@@ -109,6 +109,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.policies import (
         BILLING_TIMEOUT,
         LEDGER_RETRY,
+        LOCAL_LEDGER_RETRY,
         STEP_RETRY,
         STEP_TIMEOUT,
     )
@@ -810,15 +811,38 @@ class ContractToCash:
     ) -> Any:
         """A write to c2c's own ledger: retried until it succeeds, never an exception.
 
-        A local activity: the ledger is the workflow worker's own database, the write is short
-        and keyed (a repeat changes nothing), so it needs no task queue of its own.
+        First as a local activity: the ledger is the workflow worker's own database and the
+        write is short and keyed (a repeat changes nothing), so it needs no task queue. A
+        ledger that refuses it ``LOCAL_LEDGER_RETRY``'s attempts is then retried as an ordinary
+        activity: its attempts add no history events (a local activity's long retries add a
+        workflow task every few seconds), and operators see it pending in ``describe``.
         """
+        timeout = self._step_timeout()
+        if workflow.patched(PATCH_LOCAL_LEDGER):
+            try:
+                return await self._execute(
+                    name,
+                    arg,
+                    result_type,
+                    local=True,
+                    start_to_close_timeout=timeout,
+                    retry_policy=LOCAL_LEDGER_RETRY,
+                    summary=summary,
+                )
+            except FailureError as err:
+                # A local activity's last failure arrives as the activity's own error (or a
+                # timeout), not wrapped in an ActivityError.
+                if isinstance(err, CancelledError):
+                    raise
+                workflow.logger.warning(
+                    f"{name}: the ledger refused the write ({err}); retrying it as an activity",
+                    extra={"contract_id": self.c.contract_id},
+                )
         return await self._execute(
             name,
             arg,
             result_type,
-            local=workflow.patched(PATCH_LOCAL_LEDGER),
-            start_to_close_timeout=self._step_timeout(),
+            start_to_close_timeout=timeout,
             retry_policy=LEDGER_RETRY,
             summary=summary,
         )

@@ -25,6 +25,16 @@ LEDGER_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
 )
 
+#: The same write as a local activity first: four attempts over about seven seconds, inside the
+#: workflow task (no history events), before it goes on under ``LEDGER_RETRY`` as an ordinary
+#: activity. (A local activity's retries beyond that would add a workflow task every few
+#: seconds to the history; an ordinary activity's add none.)
+LOCAL_LEDGER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_attempts=4,
+)
+
 STEP_TIMEOUT = timedelta(seconds=60)
 #: Billing pages through a period's work; it heartbeats per page, and goes without a
 #: heartbeat no longer than one step may take.

@@ -35,30 +35,41 @@ T = TypeVar("T")
 
 class FlakyLedger(Ledger):
     """A real SQLite ledger that refuses its first ``failures`` audit writes made by local
-    activities."""
+    activities, and the first ``flush_failures`` made by an ordinary ``record_audit``."""
 
-    def __init__(self, url: str, failures: int) -> None:
+    def __init__(self, url: str, failures: int, flush_failures: int = 0) -> None:
         super().__init__(url)
         self.failures = failures
+        self.flush_failures = flush_failures
         self.refused = 0
+        self.flushes_refused = 0
 
     def record_audit(self, events: Sequence[AuditEventIn]) -> int:
-        if activity.in_activity() and activity.info().is_local and self.refused < self.failures:
-            self.refused += 1
-            raise OperationalError("INSERT INTO ledger_audit_event", {}, Exception("locked"))
+        if activity.in_activity():
+            info = activity.info()
+            if info.is_local and self.refused < self.failures:
+                self.refused += 1
+                raise OperationalError("INSERT INTO ledger_audit_event", {}, Exception("locked"))
+            if info.activity_type == RECORD_AUDIT and self.flushes_refused < self.flush_failures:
+                self.flushes_refused += 1
+                raise OperationalError("INSERT INTO ledger_audit_event", {}, Exception("locked"))
         return super().record_audit(events)
+
+
+def own_settings(settings: Settings, tmp_path: Path) -> Settings:
+    return settings.model_copy(
+        update={
+            "task_queue": f"c2c-flaky-ledger-{uuid.uuid4().hex[:8]}",
+            "database_url": f"sqlite:///{tmp_path / 'ledger.db'}",
+        }
+    )
 
 
 @pytest.mark.usefixtures("sandbox")
 async def test_a_failing_ledger_write_is_retried_locally_and_lands_once(
     temporal_client: Client, settings: Settings, tmp_path: Path
 ) -> None:
-    own = settings.model_copy(
-        update={
-            "task_queue": f"c2c-flaky-ledger-{uuid.uuid4().hex[:8]}",
-            "database_url": f"sqlite:///{tmp_path / 'ledger.db'}",
-        }
-    )
+    own = own_settings(settings, tmp_path)
     ledger = FlakyLedger(own.ledger_url, failures=2)
     event = approval()
     cid = event.contract_id
@@ -91,6 +102,67 @@ async def test_a_failing_ledger_write_is_retried_locally_and_lands_once(
         if _is_local_activity(e)
     ]
     assert [(m["activity_type"], m["attempt"]) for m in markers] == [(RECORD_AUDIT, 3)]
+
+
+@pytest.mark.usefixtures("sandbox")
+async def test_a_ledger_that_keeps_refusing_is_retried_as_an_ordinary_activity(
+    temporal_client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    """After ``LOCAL_LEDGER_RETRY``'s attempts the write stops retrying inside workflow tasks
+    (long retries there add history events) and goes on as an activity, pending where
+    operators look."""
+    own = own_settings(settings, tmp_path)
+    # Every local write is refused; the same write as an ordinary activity lands at its third
+    # attempt (after 1 + 2 s), the retries being the server's: they add no history events.
+    ledger = FlakyLedger(own.ledger_url, failures=10**6, flush_failures=2)
+    event = approval()
+    cid = event.contract_id
+    async with contract_worker(temporal_client, own, ledger=ledger):
+        await start_contract(temporal_client, event, task_queue=own.task_queue)
+        active = await wait_stage(temporal_client, cid, "active")
+        lines = [h.event for h in active.history]
+        await poll(
+            lambda: asyncio.to_thread(ledger.audit_trail, cid),
+            lambda trail: [e.event for e in trail] == lines,
+            what="the audit trail to hold every line",
+        )
+        history = await poll(
+            contract_handle(temporal_client, cid).fetch_history,
+            lambda h: any(
+                e.activity_task_completed_event_attributes.scheduled_event_id
+                == audit_activity_id(h.events)
+                for e in h.events
+            ),
+            what="the ordinary record_audit activity to complete",
+        )
+        trail = ledger.audit_trail(cid)
+        assert len({e.event_key for e in trail}) == len(trail) == len(lines)
+
+    markers = [
+        json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)
+        for e in history.events
+        if _is_local_activity(e)
+    ]
+    assert [(m["activity_type"], m["attempt"]) for m in markers] == [(RECORD_AUDIT, 4)]
+    assert ledger.flushes_refused == 2
+    kinds = [e.event_type for e in history.events]
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in kinds
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED not in kinds
+    # Parked active with the write done: as many events as a contract whose ledger answered,
+    # plus the failed marker's and the activity's (no event per attempt).
+    assert len(history.events) <= 50, len(history.events)
+
+
+def audit_activity_id(events: Sequence[HistoryEvent]) -> int:
+    """The event id of the ordinary ``record_audit`` activity, or 0."""
+    return next(
+        (
+            e.event_id
+            for e in events
+            if e.activity_task_scheduled_event_attributes.activity_type.name == RECORD_AUDIT
+        ),
+        0,
+    )
 
 
 def _is_local_activity(event: HistoryEvent) -> bool:
