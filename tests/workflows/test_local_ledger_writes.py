@@ -13,14 +13,14 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy.exc import OperationalError
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 
 from c2c.settings import Settings
 from domain.steps import RECORD_AUDIT
@@ -69,39 +69,22 @@ def own_settings(settings: Settings, tmp_path: Path) -> Settings:
 async def test_a_failing_ledger_write_is_retried_locally_and_lands_once(
     temporal_client: Client, settings: Settings, tmp_path: Path
 ) -> None:
+    # The write after activation (the audit flush when the contract parks) is refused twice,
+    # then made.
     own = own_settings(settings, tmp_path)
     ledger = FlakyLedger(own.ledger_url, failures=2)
-    event = approval()
-    cid = event.contract_id
-    async with contract_worker(temporal_client, own, ledger=ledger):
-        await start_contract(temporal_client, event, task_queue=own.task_queue)
-        active = await wait_stage(temporal_client, cid, "active")
-        # The write after activation (the audit flush when the contract parks) is refused
-        # twice, then made: the contract's audit trail then holds every line of its status.
-        lines = [h.event for h in active.history]
-        await poll(
-            lambda: asyncio.to_thread(ledger.audit_trail, cid),
-            lambda trail: [e.event for e in trail] == lines,
-            what="the audit trail to hold every line",
-        )
-        history = await poll(
-            contract_handle(temporal_client, cid).fetch_history,
-            lambda h: any(_is_local_activity(e) for e in h.events),
-            what="the local activity's marker",
-        )
-        assert ledger.refused == 2
-        trail = ledger.audit_trail(cid)
-        assert len({e.event_key for e in trail}) == len(trail) == len(lines)
-
+    history = await park_with_audit(
+        temporal_client,
+        own,
+        ledger,
+        lambda events: any(_is_local_activity(e) for e in events),
+        "the local activity's marker",
+    )
+    assert ledger.refused == 2
     kinds = [e.event_type for e in history.events]
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED not in kinds
     assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in kinds
-    markers = [
-        json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)
-        for e in history.events
-        if _is_local_activity(e)
-    ]
-    assert [(m["activity_type"], m["attempt"]) for m in markers] == [(RECORD_AUDIT, 3)]
+    assert [(m["activity_type"], m["attempt"]) for m in markers(history)] == [(RECORD_AUDIT, 3)]
 
 
 @pytest.mark.usefixtures("sandbox")
@@ -111,39 +94,22 @@ async def test_a_ledger_that_keeps_refusing_is_retried_as_an_ordinary_activity(
     """After ``LOCAL_LEDGER_RETRY``'s attempts the write stops retrying inside workflow tasks
     (long retries there add history events) and goes on as an activity, pending where
     operators look."""
-    own = own_settings(settings, tmp_path)
     # Every local write is refused; the same write as an ordinary activity lands at its third
     # attempt (after 1 + 2 s), the retries being the server's: they add no history events.
+    own = own_settings(settings, tmp_path)
     ledger = FlakyLedger(own.ledger_url, failures=10**6, flush_failures=2)
-    event = approval()
-    cid = event.contract_id
-    async with contract_worker(temporal_client, own, ledger=ledger):
-        await start_contract(temporal_client, event, task_queue=own.task_queue)
-        active = await wait_stage(temporal_client, cid, "active")
-        lines = [h.event for h in active.history]
-        await poll(
-            lambda: asyncio.to_thread(ledger.audit_trail, cid),
-            lambda trail: [e.event for e in trail] == lines,
-            what="the audit trail to hold every line",
-        )
-        history = await poll(
-            contract_handle(temporal_client, cid).fetch_history,
-            lambda h: any(
-                e.activity_task_completed_event_attributes.scheduled_event_id
-                == audit_activity_id(h.events)
-                for e in h.events
-            ),
-            what="the ordinary record_audit activity to complete",
-        )
-        trail = ledger.audit_trail(cid)
-        assert len({e.event_key for e in trail}) == len(trail) == len(lines)
-
-    markers = [
-        json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)
-        for e in history.events
-        if _is_local_activity(e)
-    ]
-    assert [(m["activity_type"], m["attempt"]) for m in markers] == [(RECORD_AUDIT, 4)]
+    history = await park_with_audit(
+        temporal_client,
+        own,
+        ledger,
+        lambda events: any(
+            e.activity_task_completed_event_attributes.scheduled_event_id
+            == audit_activity_id(events)
+            for e in events
+        ),
+        "the ordinary record_audit activity to complete",
+    )
+    assert [(m["activity_type"], m["attempt"]) for m in markers(history)] == [(RECORD_AUDIT, 4)]
     assert ledger.flushes_refused == 2
     kinds = [e.event_type for e in history.events]
     assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in kinds
@@ -151,6 +117,43 @@ async def test_a_ledger_that_keeps_refusing_is_retried_as_an_ordinary_activity(
     # Parked active with the write done: as many events as a contract whose ledger answered,
     # plus the failed marker's and the activity's (no event per attempt).
     assert len(history.events) <= 50, len(history.events)
+
+
+def markers(history: WorkflowHistory) -> list[dict[str, Any]]:
+    """The SDK's record of each local activity: its type, attempt and times."""
+    return [
+        json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)
+        for e in history.events
+        if _is_local_activity(e)
+    ]
+
+
+async def park_with_audit(
+    client: Client,
+    settings: Settings,
+    ledger: FlakyLedger,
+    written: Callable[[Sequence[HistoryEvent]], bool],
+    what: str,
+) -> WorkflowHistory:
+    """Run a contract to ``active`` on a worker writing to ``ledger``; wait until the ledger's
+    audit trail holds every line of its status, once, and its history shows ``written``."""
+    event = approval()
+    cid = event.contract_id
+    async with contract_worker(client, settings, ledger=ledger):
+        await start_contract(client, event, task_queue=settings.task_queue)
+        active = await wait_stage(client, cid, "active")
+        lines = [h.event for h in active.history]
+        await poll(
+            lambda: asyncio.to_thread(ledger.audit_trail, cid),
+            lambda trail: [e.event for e in trail] == lines,
+            what="the audit trail to hold every line",
+        )
+        history = await poll(
+            contract_handle(client, cid).fetch_history, lambda h: written(h.events), what=what
+        )
+    trail = ledger.audit_trail(cid)
+    assert len({e.event_key for e in trail}) == len(trail) == len(lines)
+    return history
 
 
 def audit_activity_id(events: Sequence[HistoryEvent]) -> int:
