@@ -45,10 +45,9 @@ from bench.onboarding import onboard
 from bench.profile import (
     CPU_NOTE,
     PROFILED_NOTE,
+    CpuLaps,
     Profiler,
     cpu_rows,
-    cpu_seconds,
-    cpu_spent,
     profile_components,
     stop_all,
 )
@@ -184,13 +183,12 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
         handles = await start_parked(
             client, base_ids, [projects[c] for c in ids], concurrency=args.concurrency
         )
-        pids = {name: stack.pid(name) for name in stack.children}
-        cpu_start = cpu_seconds(pids)
+        cpu = CpuLaps(stack)
         started = time.time()
         await signal_all(client, base_ids, period)
         read = sum(await asyncio.gather(*(h.result() for h in handles)))
         base_s = time.time() - started
-        cpu_base = cpu_seconds(pids)
+        cpu_baseline = cpu.lap()
         if read != len(entries):
             raise RuntimeError(f"the baseline read {read} entries, not {len(entries)}")
 
@@ -213,8 +211,7 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
         c2c_s = issued_at - command.started
         await command.finished()
         summaries = stop_all(profilers)
-        cpu_c2c = cpu_spent(cpu_base, cpu_seconds(pids))
-        cpu_baseline = cpu_spent(cpu_start, cpu_base)
+        cpu_c2c = cpu.lap()
         stack.check_alive()
         issued, subtotal = await invoiced_subtotal(http, stack.sandbox_url)
     facts = await fetch_facts(client, workflow_ids(ids))

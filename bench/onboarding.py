@@ -39,10 +39,9 @@ from bench.measure import HistoryFacts, count_workflows, fetch_facts, median, wa
 from bench.profile import (
     CPU_NOTE,
     PROFILED_NOTE,
+    CpuLaps,
     Profiler,
     cpu_rows,
-    cpu_seconds,
-    cpu_spent,
     profile_components,
     stop_all,
 )
@@ -178,12 +177,11 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
         )
         activities = round(median([f.activities for f in single_facts]))
         local = round(median([f.local_activities for f in single_facts]))
-        pids = {name: stack.pid(name) for name in stack.children}
-        cpu_start = cpu_seconds(pids)
+        cpu = CpuLaps(stack)
         base_s, base_facts = await baseline_burst(
             client, args.contracts, activities, local, concurrency=args.concurrency, tag=tag
         )
-        cpu_base = cpu_seconds(pids)
+        cpu_baseline = cpu.lap()
         profilers: dict[str, Profiler] = {}
         if args.profile:
             profilers = profile_components(
@@ -199,8 +197,7 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
             timeout_s=args.timeout,
         )
         profiles = stop_all(profilers)
-        cpu_c2c = cpu_spent(cpu_base, cpu_seconds(pids))
-        cpu_baseline = cpu_spent(cpu_start, cpu_base)
+        cpu_c2c = cpu.lap()
     c2c_rate = args.contracts / burst.seconds
     base_rate = args.contracts / base_s
     facts = burst.facts

@@ -126,6 +126,9 @@ PROFILED_NOTE = (
 
 
 class _Stack(Protocol):
+    @property
+    def children(self) -> Mapping[str, object]: ...
+
     def pid(self, component: str) -> int: ...
 
 
@@ -164,6 +167,20 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
 def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """CPU seconds each process used between two ``cpu_seconds`` readings."""
     return {name: after[name] - before[name] for name in before}
+
+
+class CpuLaps:
+    """The CPU each of a stack's processes uses, phase after phase: ``lap()`` returns what
+    each used since the previous lap (or since this was made)."""
+
+    def __init__(self, stack: _Stack) -> None:
+        self.pids = {name: stack.pid(name) for name in stack.children}
+        self._last = cpu_seconds(self.pids)
+
+    def lap(self) -> dict[str, float]:
+        now = cpu_seconds(self.pids)
+        spent, self._last = cpu_spent(self._last, now), now
+        return spent
 
 
 CPU_NOTE = (
