@@ -72,7 +72,8 @@ def _payloads(message: Message) -> Iterator[Payload]:
                 yield from _payloads(item)
 
 
-def _is_local_activity(event: HistoryEvent) -> bool:
+def is_local_activity(event: HistoryEvent) -> bool:
+    """Whether ``event`` is the SDK's record of a local activity (c2c's ledger writes)."""
     return (
         event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
         and event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
@@ -113,7 +114,7 @@ def history_facts(workflow_id: str, events: Sequence[HistoryEvent]) -> HistoryFa
     for n, event in enumerate(events, start=1):
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             activities += 1
-        elif _is_local_activity(event):
+        elif is_local_activity(event):
             activities += 1
             local += 1
         largest = max([largest, *(p.ByteSize() for p in _payloads(event))])

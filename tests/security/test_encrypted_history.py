@@ -21,6 +21,7 @@ from temporalio.api.history.v1 import History, MarkerRecordedEventAttributes
 from temporalio.client import Client
 from temporalio.worker import Replayer
 
+from bench.measure import LOCAL_ACTIVITY_MARKER
 from c2c.codec import ENCODING, KEY_ID_METADATA, Keyring
 from c2c.settings import Settings
 from c2c.temporal import connect
@@ -62,7 +63,7 @@ async def encrypted_worker(
 
 #: The SDK's own bookkeeping in marker events, which no codec sees: a patch's id, and a local
 #: activity's sequence number, type and times. The activity's result beside it is encoded.
-SDK_MARKER_DATA = {("core_patch", "patch-data"), ("core_local_activity", "data")}
+SDK_MARKER_DATA = {("core_patch", "patch-data"), (LOCAL_ACTIVITY_MARKER, "data")}
 
 
 #: All that bookkeeping holds: no business content.

@@ -22,6 +22,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 
+from bench.measure import is_local_activity
 from c2c.settings import Settings
 from domain.steps import RECORD_AUDIT
 from ledger import AuditEventIn, Ledger
@@ -29,7 +30,6 @@ from starter.contracts import contract_handle, start_contract
 from tests.workflows.helpers import approval, wait_stage
 from worker import contract_worker
 
-LOCAL_ACTIVITY_MARKER = "core_local_activity"
 T = TypeVar("T")
 
 
@@ -77,7 +77,7 @@ async def test_a_failing_ledger_write_is_retried_locally_and_lands_once(
         temporal_client,
         own,
         ledger,
-        lambda events: any(_is_local_activity(e) for e in events),
+        lambda events: any(is_local_activity(e) for e in events),
         "the local activity's marker",
     )
     assert ledger.refused == 2
@@ -124,7 +124,7 @@ def markers(history: WorkflowHistory) -> list[dict[str, Any]]:
     return [
         json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)
         for e in history.events
-        if _is_local_activity(e)
+        if is_local_activity(e)
     ]
 
 
@@ -166,10 +166,6 @@ def audit_activity_id(events: Sequence[HistoryEvent]) -> int:
         ),
         0,
     )
-
-
-def _is_local_activity(event: HistoryEvent) -> bool:
-    return event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
 
 
 async def poll(read: Callable[[], Awaitable[T]], done: Callable[[T], bool], *, what: str) -> T:
