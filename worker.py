@@ -139,8 +139,9 @@ async def contract_worker(
     polled.
     """
     if ledger is None:
-        ledger = get_ledger(settings.ledger_url)
-    ledger.create_all()
+        ledger = get_ledger(settings.ledger_url)  # its tables and indexes made on first use
+    else:
+        ledger.create_all()
     connectors = build_connectors(settings)
     workers = build_workers(
         client,
