@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, String, TypeDecorator, delete, event, inspect
-from sqlalchemy.engine import Dialect, Engine, Inspector, make_url
+from sqlalchemy.engine import Connection, Dialect, Engine, Inspector, make_url
 from sqlalchemy.orm import registry
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
@@ -200,25 +200,46 @@ class Database:
             counts_as_write: Whether a change made here counts in the stats as a write of the
                 current request (bookkeeping such as idempotency records does not).
         """
-        changed = False
-
-        def _flushed(*_: Any) -> None:
-            nonlocal changed
-            changed = True
-
-        with self._lock, Session(self.engine, expire_on_commit=False) as session:
-            event.listen(session, "after_flush", _flushed)
+        with self._lock, _WriteSession(self.engine, expire_on_commit=False) as session:
             try:
                 yield session
                 session.commit()
             except BaseException:
                 session.rollback()
                 raise
-        if changed and counts_as_write:
+        if session.info.get(_CHANGED) and counts_as_write:
             note_write()
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A plain connection for reading with prepared statements (no ORM objects)."""
+        lock = self._lock if self._lock_reads else nullcontext()
+        with lock, self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A write transaction on a plain connection, serialized with every other write.
+
+        For bookkeeping that does not count as a request's write (idempotency records).
+        """
+        with self._lock, self.engine.begin() as connection:
+            yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_CHANGED = "sandbox_changed"
+
+
+class _WriteSession(Session):
+    """A write transaction's session; ``info[_CHANGED]`` says whether it flushed a change."""
+
+
+@event.listens_for(_WriteSession, "after_flush")
+def _flushed(session: Session, _: Any) -> None:
+    session.info[_CHANGED] = True
 
 
 def clear_tables(session: Session) -> None:

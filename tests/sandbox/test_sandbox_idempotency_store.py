@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from sandbox.db import Database, utcnow
 from sandbox.http import Captured
-from sandbox.idempotency import KEY_TTL, IdempotencyRecord, IdempotencyStore, expired_keys
+from sandbox.idempotency import EXPIRED_KEYS, KEY_TTL, IdempotencyRecord, IdempotencyStore
 
 INDEX = "ix_sbx_idempotency_key_system_created"
 ANSWER = Captured(status=201, headers=[(b"content-type", b"application/json")], body=b"{}")
@@ -42,7 +42,7 @@ def age(db: Database, system: str, key: str, by: timedelta) -> None:
 
 
 def test_a_new_key_drops_its_systems_expired_keys_and_keeps_the_rest(db: Database) -> None:
-    store = IdempotencyStore(db)
+    store = IdempotencyStore(db, expire_every=timedelta(0))
     for system, key in [("erp", "old"), ("erp", "recent"), ("psa", "old")]:
         store.save(system, key, "h", ANSWER)
     age(db, "erp", "old", KEY_TTL + timedelta(minutes=1))
@@ -56,6 +56,23 @@ def test_a_new_key_drops_its_systems_expired_keys_and_keeps_the_rest(db: Databas
     assert store.find("erp", "recent") is not None
 
 
+def test_expired_keys_are_dropped_at_most_once_an_interval_and_never_answer(
+    db: Database,
+) -> None:
+    store = IdempotencyStore(db, expire_every=timedelta(hours=1))
+    store.save("erp", "old", "h", ANSWER)
+    age(db, "erp", "old", KEY_TTL + timedelta(minutes=1))
+
+    # Within the interval the expired row stays, but answers nothing and can be used again.
+    store.save("erp", "new", "h", ANSWER)
+    assert keys(db) == [("erp", "new"), ("erp", "old")]
+    assert store.find("erp", "old") is None
+    store.save("erp", "old", "again", ANSWER)
+    stored = store.find("erp", "old")
+    assert stored is not None and stored.request_hash == "again"
+    assert keys(db) == [("erp", "new"), ("erp", "old")]
+
+
 def test_saving_a_key_again_replaces_its_answer(db: Database) -> None:
     store = IdempotencyStore(db)
     store.save("erp", "k", "first", ANSWER)
@@ -66,10 +83,10 @@ def test_saving_a_key_again_replaces_its_answer(db: Database) -> None:
 
 
 def test_expiry_is_found_on_the_index_not_by_scanning_the_systems_keys(db: Database) -> None:
-    statement = expired_keys("erp", utcnow()).compile(db.engine)
+    statement = EXPIRED_KEYS.compile(db.engine)
     with db.engine.connect() as connection:
-        sql, params = f"EXPLAIN QUERY PLAN {statement}", tuple(statement.params.values())
-        plan = connection.exec_driver_sql(sql, params).all()
+        sql = f"EXPLAIN QUERY PLAN {statement}"
+        plan = connection.exec_driver_sql(sql, ("erp", str(utcnow() - KEY_TTL))).all()
     details = " ".join(str(row[-1]) for row in plan)
     assert INDEX in details and "created_at<" in details.replace(" ", ""), details
 
