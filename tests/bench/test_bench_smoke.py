@@ -23,6 +23,7 @@ TINY = {
     "parked": ["--contracts", "3"],
     "webhooks": ["--requests", "12", "--rounds", "2", "--concurrency", "4"],
     "server_cost": ["--workflows", "2", "--rounds", "1", "--activities", "2"],
+    "sandbox_requests": ["--requests", "5", "--rounds", "1"],
 }
 
 
@@ -71,6 +72,7 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     assert rows["parked"]["close_period delivered and handled by all"]["baseline"] > 0
     assert rows["webhooks"]["signed approvals per second"]["baseline"] > 0
     assert rows["server_cost"]["server CPU per workflow: all"]["value"] >= 0
+    assert rows["sandbox_requests"]["keyed write: sandbox CPU per request"]["value"] >= 0
 
 
 def test_a_profile_is_summarised_by_function_and_by_c2c_code() -> None:
