@@ -30,6 +30,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.log_context import ActivityLogContext
 from activities.registry import build_steps
 from c2c.logs import get_logger
+from c2c.loops import running_loop
 from c2c.settings import WORKFLOWS_QUEUE, Settings, get_settings
 from c2c.telemetry import instrument_worker
 from c2c.temporal import connect
@@ -178,6 +179,7 @@ async def run_worker(settings: Settings | None = None, *, queues: list[str] | No
             rate_limits=settings.rate_limits,
             temporal=settings.temporal_address,
             namespace=settings.temporal_namespace,
+            event_loop=running_loop(),
         )
         await asyncio.Event().wait()
 

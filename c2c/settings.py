@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from c2c.loops import EventLoop
 from domain.names import DEFAULT_TASK_QUEUE, ExceptionQueue
 from domain.steps import STEP_SYSTEM_QUEUE
 
@@ -283,6 +284,13 @@ class Settings(BaseSettings):
         default=False,
         alias="C2C_WORKER_POLLER_AUTOSCALING",
         description="let the SDK scale the pollers between 1 and C2C_WORKER_POLLERS",
+    )
+
+    event_loop: EventLoop = Field(
+        default="auto",
+        alias="C2C_EVENT_LOOP",
+        description="event loop of the worker, the API and the sandbox: auto (uvloop where "
+        "installed), uvloop or asyncio",
     )
 
     @field_validator("worker_queues", mode="before")

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from c2c.logs import configure_logging, get_logger
+from c2c.loops import uvicorn_loop
 from c2c.settings import Settings, get_settings
 from c2c.telemetry import instrument_api
 from c2c.temporal import converter_for
@@ -100,4 +101,11 @@ def run(host: str = "127.0.0.1", port: int = 8000) -> None:
     configure_logging("api")
     settings = get_settings()
     configure_tracing("api", settings)
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        loop=uvicorn_loop(settings.event_loop),
+    )

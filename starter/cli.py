@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from c2c.logs import configure_logging
+from c2c.loops import EventLoop, EventLoopUnavailable, loop_factory
 from c2c.settings import get_settings
 from starter.cli_kpis import kpis
 from starter.cli_ops import billing_app, contracts_app, fail, ops_app
@@ -70,8 +71,9 @@ def up(
     raise typer.Exit(run_up(options))
 
 
-def run_until_signalled(main: Coroutine[Any, Any, None]) -> None:
-    """Run ``main`` until it ends or SIGINT/SIGTERM cancels it (a graceful shutdown)."""
+def run_until_signalled(main: Coroutine[Any, Any, None], *, loop: EventLoop = "auto") -> None:
+    """Run ``main`` on the event loop ``loop`` names until it ends or SIGINT/SIGTERM cancels it
+    (a graceful shutdown)."""
 
     async def supervised() -> None:
         task = asyncio.ensure_future(main)
@@ -81,7 +83,13 @@ def run_until_signalled(main: Coroutine[Any, Any, None]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    asyncio.run(supervised())
+    try:
+        factory = loop_factory(loop)
+    except EventLoopUnavailable:
+        main.close()
+        raise
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(supervised())
 
 
 @app.command()
@@ -98,7 +106,8 @@ def worker(
 
     configure_logging("worker")
     try:
-        run_until_signalled(worker_module.run_worker(queues=parse_queues(queues)))
+        loop = get_settings().event_loop
+        run_until_signalled(worker_module.run_worker(queues=parse_queues(queues)), loop=loop)
     except Exception as exc:
         fail(f"c2c worker: {exc}")
 
@@ -125,7 +134,10 @@ def sandbox(
     """Run the sandbox: local stand-ins for the CRM, ERP, PSA, tax engine and gateway."""
     from sandbox.app import run
 
-    run(host, port)
+    try:
+        run(host, port)
+    except ValueError as exc:  # a malformed setting, e.g. C2C_EVENT_LOOP
+        fail(f"c2c sandbox: {exc}")
 
 
 @app.command()
