@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from c2c.loops import uvicorn_loop
 from c2c.settings import get_settings
 from c2c.signing import SignatureError, verify
 from domain.names import SIGNATURE_HEADER
@@ -45,8 +46,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    app = create_app(get_settings().webhook_secrets())
-    uvicorn.run(app, host=HOST, port=args.port, log_config=None, access_log=False)
+    settings = get_settings()
+    app = create_app(settings.webhook_secrets())
+    # Served exactly as c2c's API is: the same event loop and HTTP parser.
+    loop = uvicorn_loop(settings.event_loop)
+    uvicorn.run(app, host=HOST, port=args.port, log_config=None, access_log=False, loop=loop)
 
 
 if __name__ == "__main__":
