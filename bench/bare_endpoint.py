@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from c2c.loops import uvicorn_loop
+from c2c.loops import resolve as event_loop_named
 from c2c.settings import get_settings
 from c2c.signing import SignatureError, verify
 from domain.names import SIGNATURE_HEADER
@@ -49,7 +49,7 @@ def main() -> None:
     settings = get_settings()
     app = create_app(settings.webhook_secrets())
     # Served exactly as c2c's API is: the same event loop and HTTP parser.
-    loop = uvicorn_loop(settings.event_loop)
+    loop = event_loop_named(settings.event_loop)
     uvicorn.run(app, host=HOST, port=args.port, log_config=None, access_log=False, loop=loop)
 
 

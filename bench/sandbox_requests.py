@@ -34,6 +34,7 @@ from bench.measure import median
 from bench.profile import cpu_seconds
 from bench.report import Result, Row
 from bench.stack import BenchStack
+from c2c.loops import resolve
 
 TAX_BODY: dict[str, Any] = {
     "customer": {"country": "US", "region": "NY"},
@@ -61,11 +62,10 @@ def kinds() -> dict[str, Send]:
     }
 
 
-def server_stack() -> str:
-    """Which HTTP parser and event loop uvicorn picks in this environment."""
+def server_stack(stack: BenchStack) -> str:
+    """Which HTTP parser and event loop uvicorn serves the sandbox with."""
     parser = "httptools" if importlib.util.find_spec("httptools") else "h11"
-    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
-    return f"{parser} on {loop}"
+    return f"{parser} on {resolve(stack.settings().event_loop)}"
 
 
 async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
@@ -95,9 +95,10 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
         result.add(Row(f"{name}: latency (one at a time)", median(wall_ms[name]), "ms"))
     kept = median(cpu_ms["keyed write"]) - median(cpu_ms["write"])
     result.add(Row("the Idempotency-Key's cost (keyed write minus write)", kept, "ms"))
-    result.details = {"server": server_stack(), "cpu_ms": cpu_ms, "wall_ms": wall_ms}
+    server = server_stack(stack)
+    result.details = {"server": server, "cpu_ms": cpu_ms, "wall_ms": wall_ms}
     result.notes.append(
-        f"uvicorn serves the sandbox with {server_stack()}. Baseline column: `healthz`, the "
+        f"uvicorn serves the sandbox with {server}. Baseline column: `healthz`, the "
         "HTTP server and FastAPI alone. Medians over the rounds."
     )
     return result

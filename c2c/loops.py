@@ -26,7 +26,7 @@ def uvloop_installed() -> bool:
 
 
 def resolve(choice: EventLoop) -> Literal["uvloop", "asyncio"]:
-    """The loop ``choice`` means here."""
+    """The loop ``choice`` means here (also the name uvicorn's ``loop`` option takes)."""
     if choice == "asyncio":
         return "asyncio"
     if uvloop_installed():
@@ -46,11 +46,6 @@ def loop_factory(choice: EventLoop) -> Callable[[], asyncio.AbstractEventLoop]:
 
         return uvloop.new_event_loop
     return asyncio.new_event_loop
-
-
-def uvicorn_loop(choice: EventLoop) -> str:
-    """uvicorn's ``loop`` option for ``choice``."""
-    return resolve(choice)
 
 
 def running_loop() -> Literal["uvloop", "asyncio"]:

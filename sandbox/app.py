@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy.engine import make_url
 
 from c2c.logs import configure_logging, get_logger
-from c2c.loops import uvicorn_loop
+from c2c.loops import resolve as event_loop_named
 from c2c.settings import get_settings
 from sandbox import (
     admin,
@@ -128,4 +128,6 @@ def run(host: str, port: int) -> None:
     )
     database = make_url(url).render_as_string(hide_password=True)
     log.info("sandbox starting", url=f"http://{host}:{port}", database=database)
-    uvicorn.run(app, host=host, port=port, log_config=None, loop=uvicorn_loop(settings.event_loop))
+    uvicorn.run(
+        app, host=host, port=port, log_config=None, loop=event_loop_named(settings.event_loop)
+    )

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from c2c.logs import configure_logging, get_logger
-from c2c.loops import uvicorn_loop
+from c2c.loops import resolve as event_loop_named
 from c2c.settings import Settings, get_settings
 from c2c.telemetry import instrument_api
 from c2c.temporal import converter_for
@@ -107,5 +107,5 @@ def run(host: str = "127.0.0.1", port: int = 8000) -> None:
         port=port,
         log_config=None,
         access_log=False,
-        loop=uvicorn_loop(settings.event_loop),
+        loop=event_loop_named(settings.event_loop),
     )

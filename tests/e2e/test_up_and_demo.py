@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from c2c.loops import uvloop_installed
+from c2c.loops import resolve
 from tests.support import free_port
 
 C2C = str(Path(sys.executable).parent / "c2c")
@@ -236,7 +236,7 @@ def test_up_demo_stop_and_restart(
     tail = demo.stdout.rpartition("Done: contract to cash.")[2]
     assert re.search(r"contract\s+DEMO-\S+ \(closed\)", tail), tail
     # The whole demo ran on the worker's default loop: uvloop where it is installed.
-    loop = "uvloop" if uvloop_installed() else "asyncio"
+    loop = resolve("auto")
     assert re.search(rf"worker running.*event_loop={loop}", up.output), up.output
     assert re.search(r"invoice\s+\S+: \d+\.\d{2} USD, paid", tail), tail
     assert f"http://localhost:{stack.ui_port}/namespaces/default/workflows/contract-DEMO-" in tail

@@ -17,7 +17,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from c2c import loops
-from c2c.loops import EventLoop, EventLoopUnavailable, resolve, running_loop, uvicorn_loop
+from c2c.loops import EventLoop, EventLoopUnavailable, resolve, running_loop
 from c2c.settings import Settings
 from starter.cli import run_until_signalled
 
@@ -36,7 +36,7 @@ def test_the_main_coroutine_runs_on_the_loop_chosen(choice: EventLoop, expected:
     run_until_signalled(main(), loop=choice)
 
     assert seen == [expected]
-    assert uvicorn_loop(choice) == expected
+    assert resolve(choice) == expected
 
 
 def test_without_uvloop_auto_falls_back_and_uvloop_is_refused_by_name(
