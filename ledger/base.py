@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Executable
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
+from c2c.schema import create_missing
 from ledger.engine import make_engine
 from ledger.models import LedgerTable
 from ledger.urls import normalise_url
@@ -30,20 +31,14 @@ class LedgerBase:
         self._unit = threading.local()
 
     def create_all(self) -> None:
-        """Create the ledger's tables and indexes that do not exist yet (``create_all``
-        alone adds no index to a table made by an earlier version)."""
+        """Create the ledger's tables and indexes that do not exist yet (an index added since
+        a table was made included: ``c2c.schema.create_missing``)."""
         try:
-            self._create_missing()
+            create_missing(LedgerTable.metadata, self.engine)
         except DBAPIError:
             # Another process (worker and API start together) created them between our
             # check and our CREATE; checking again now finds them. A real fault raises again.
-            self._create_missing()
-
-    def _create_missing(self) -> None:
-        LedgerTable.metadata.create_all(self.engine)
-        for table in LedgerTable.metadata.sorted_tables:
-            for index in table.indexes:
-                index.create(self.engine, checkfirst=True)
+            create_missing(LedgerTable.metadata, self.engine)
 
     def dispose(self) -> None:
         """Close the pooled connections."""

@@ -18,6 +18,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from c2c.logs import get_logger
+from c2c.schema import create_missing
 from sandbox.errors import invalid, not_found
 from sandbox.http import note_write
 
@@ -177,12 +178,7 @@ class Database:
             log.warning("sandbox tables are from an older version; rebuilding them empty")
             SandboxModel.metadata.drop_all(self.engine)
             new = True
-        SandboxModel.metadata.create_all(self.engine)
-        # ``create_all`` adds no index to a table that exists: a database kept from an older
-        # sandbox gets the ones added since here.
-        for table in SandboxModel.metadata.sorted_tables:
-            for index in table.indexes:
-                index.create(self.engine, checkfirst=True)
+        create_missing(SandboxModel.metadata, self.engine)
         return new
 
     @contextmanager
