@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -184,8 +184,7 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A session for reading."""
-        lock = self._lock if self._lock_reads else nullcontext()
-        with lock, Session(self.engine, expire_on_commit=False) as session:
+        with self._read_lock(), Session(self.engine, expire_on_commit=False) as session:
             yield session
 
     @contextmanager
@@ -209,8 +208,7 @@ class Database:
     @contextmanager
     def reading(self) -> Iterator[Connection]:
         """A plain connection for reading with prepared statements (no ORM objects)."""
-        lock = self._lock if self._lock_reads else nullcontext()
-        with lock, self.engine.connect() as connection:
+        with self._read_lock(), self.engine.connect() as connection:
             yield connection
 
     @contextmanager
@@ -221,6 +219,10 @@ class Database:
         """
         with self._lock, self.engine.begin() as connection:
             yield connection
+
+    def _read_lock(self) -> AbstractContextManager[object]:
+        """The write lock where reads must wait for writes (a shared in-memory database)."""
+        return self._lock if self._lock_reads else nullcontext()
 
     def dispose(self) -> None:
         self.engine.dispose()
