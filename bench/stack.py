@@ -3,9 +3,10 @@
 Every component is its own process (a client and a worker in one process may crash at exit,
 temporalio/sdk-python#300): the Temporal dev server from the venv's ``temporal`` binary on free
 loopback ports with a temporary SQLite file in WAL mode and c2c's search attributes, the sandbox
-on a temporary SQLite file, ``c2c worker``, ``c2c api`` with a webhook secret, and the baseline
-worker (``bench.baseline_worker``) on the same server. Their output goes to ``stack.log`` in the
-run's directory, so a failed run can be read afterwards.
+on a temporary SQLite file, ``c2c worker``, ``c2c api`` with a webhook secret, a second
+``c2c api`` with the event queue on (``queued_api``, ``C2C_WEBHOOK_QUEUE``) for the webhook
+benchmark, and the baseline worker (``bench.baseline_worker``) on the same server. Their output
+goes to ``stack.log`` in the run's directory, so a failed run can be read afterwards.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from starter.components import (
 from starter.supervisor import Child, Supervisor
 
 #: The components a stack can run beside the Temporal server.
-COMPONENTS = ("sandbox", "worker", "api", "baseline", "bare")
+COMPONENTS = ("sandbox", "worker", "api", "queued_api", "baseline", "bare")
 STARTUP_TIMEOUT_S = 120.0
 #: Long enough for a profiled worker to write its profile after SIGTERM.
 STOP_GRACE_S = 60.0
@@ -86,6 +87,7 @@ class BenchStack:
             ui=False,
         )
         self.bare_port = free_port()
+        self.queued_api_port = free_port()
         self.webhook_secret = secrets.token_hex(24)
         self.env = {
             **child_env(self.options, self.workdir, self.webhook_secret),
@@ -112,6 +114,10 @@ class BenchStack:
     @property
     def api_url(self) -> str:
         return self.options.api_url
+
+    @property
+    def queued_api_url(self) -> str:
+        return f"http://{HOST}:{self.queued_api_port}"
 
     @property
     def bare_url(self) -> str:
@@ -184,14 +190,17 @@ class BenchStack:
             "sandbox": component_argv("sandbox", *listen, str(self.options.sandbox_port)),
             "worker": component_argv("worker"),
             "api": component_argv("api", *listen, str(self.options.api_port)),
+            "queued_api": component_argv("api", *listen, str(self.queued_api_port)),
             "baseline": [sys.executable, "-m", "bench.baseline_worker"],
             "bare": [sys.executable, "-m", "bench.bare_endpoint", "--port", str(self.bare_port)],
         }
+        envs = {"queued_api": {**self.env, "C2C_WEBHOOK_QUEUE": "true"}}
         for name in self.components:
-            self.children[name] = sup.start(name, argv[name], self.env)
+            self.children[name] = sup.start(name, argv[name], envs.get(name, self.env))
         ready = {
             "sandbox": http_ready(f"{self.sandbox_url}/_admin/stats"),
             "api": http_ready(f"{self.api_url}/healthz"),
+            "queued_api": http_ready(f"{self.queued_api_url}/healthz"),
             "bare": http_ready(f"{self.bare_url}/healthz"),
         }
         for name, check in ready.items():

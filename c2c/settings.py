@@ -53,6 +53,19 @@ class Settings(BaseSettings):
     api_url: str = Field(default="http://127.0.0.1:8000", alias="C2C_API_URL")
     webhook_target_url: str | None = Field(default=None, alias="C2C_WEBHOOK_TARGET_URL")
     webhook_secret: SecretStr | None = Field(default=None, alias="C2C_WEBHOOK_SECRET")
+    webhook_queue: bool = Field(
+        default=False,
+        alias="C2C_WEBHOOK_QUEUE",
+        description="answer a valid contract.approved webhook once it is recorded, and start "
+        "its workflow from the API's event queue",
+    )
+    webhook_queue_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=1000,
+        alias="C2C_WEBHOOK_QUEUE_CONCURRENCY",
+        description="queued events one API process processes at once",
+    )
     api_tokens: SecretStr | None = Field(default=None, alias="C2C_API_TOKENS")
     encryption_key: SecretStr | None = Field(default=None, alias="C2C_ENCRYPTION_KEY")
     session_secret: SecretStr | None = Field(

@@ -256,14 +256,39 @@ WEBHOOKS = Counter(
     ["source", "outcome"],
 )
 
-#: What became of a webhook: processed, answered as a repeat, refused before it was read,
-#: kept as a dead letter (its payload was refused), or left for the sender's retry.
-WEBHOOK_OUTCOMES = ("accepted", "duplicate", "rejected_signature", "dead_letter", "failed")
+#: What became of a webhook: processed, queued (answered, and left to the event queue),
+#: answered as a repeat, refused before it was read, kept as a dead letter (its payload was
+#: refused), or left for the sender's retry.
+WEBHOOK_OUTCOMES = (
+    "accepted",
+    "queued",
+    "duplicate",
+    "rejected_signature",
+    "dead_letter",
+    "failed",
+)
 
 
 def record_webhook(source: str, outcome: str) -> None:
     """Count one webhook delivery of ``source`` (``clm``, ``psa``, ``payments``)."""
     WEBHOOKS.labels(source=source, outcome=outcome).inc()
+
+
+QUEUED_EVENTS = Counter(
+    "c2c_queued_events_total",
+    "Attempts at webhook events answered before they were processed (C2C_WEBHOOK_QUEUE), "
+    "by source and outcome",
+    ["source", "outcome"],
+)
+
+#: What an attempt at a queued event ended in: processed, kept as a dead letter, or left
+#: waiting for a later attempt after a transient failure.
+QUEUED_OUTCOMES = ("processed", "dead_letter", "retry")
+
+
+def record_queued_event(source: str, outcome: str) -> None:
+    """Count one attempt of the event queue at an event of ``source``."""
+    QUEUED_EVENTS.labels(source=source, outcome=outcome).inc()
 
 
 #: Requests that matched no route share one label, so scanners cannot grow the series.
@@ -284,9 +309,10 @@ def record_request(scope: Scope, status: int, seconds: float) -> None:
 
 
 class LedgerGauges(Collector):
-    """Gauges read from the ledger at scrape time: contracts by stage, open exceptions by queue.
+    """Gauges read from the ledger at scrape time: contracts by stage, open exceptions by queue,
+    webhook events waiting by source.
 
-    Two ``GROUP BY`` queries per scrape; every stage and queue is reported, zero included, so
+    Three ``GROUP BY`` queries per scrape; every stage and queue is reported, zero included, so
     a series does not vanish when its last contract moves on.
     """
 
@@ -297,7 +323,7 @@ class LedgerGauges(Collector):
         from sqlalchemy import func
         from sqlmodel import Session, col, select
 
-        from ledger.models import ContractRecord, ExceptionRecord, ExceptionStatus
+        from ledger.models import ContractRecord, ExceptionRecord, ExceptionStatus, InboundSource
 
         with Session(self.ledger.engine) as session:
             stages = dict(
@@ -312,7 +338,16 @@ class LedgerGauges(Collector):
                     .group_by(col(ExceptionRecord.queue))
                 ).all()
             )
+        waiting = self.ledger.count_waiting_events()
         yield _gauge("c2c_contracts", "Contracts by stage (ledger)", "stage", Stage, stages)
+        yield _gauge(
+            "c2c_inbound_events_waiting",
+            "Webhook events received and not yet processed, by source (ledger): the event "
+            "queue's backlog, and events left for the sender's retry",
+            "source",
+            InboundSource,
+            waiting,
+        )
         yield _gauge(
             "c2c_open_exceptions",
             "Open exceptions by queue (ledger)",

@@ -12,7 +12,7 @@ whose answer is kept.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -94,12 +94,14 @@ class InboundEventLedger(LedgerBase):
         contract_id: str | None = None,
         reason: str | None = None,
         at: datetime | None = None,
+        attempts: int = 1,
     ) -> InboundEvent | None:
         """Record a new event with how its first processing ended, in one transaction.
 
         For a delivery that processed an event before recording it: ``processed`` with the
         answer duplicates will be given, ``dead_letter`` with the reason, or ``received`` after
-        a transient failure (unclaimed, for the sender's retry). It counts as one attempt.
+        a transient failure (unclaimed, for the sender's retry, or the queue). It counts as
+        one attempt; an event queued before any processing is recorded ``received`` with none.
 
         Args:
             event: The event as it arrived.
@@ -110,6 +112,7 @@ class InboundEventLedger(LedgerBase):
                 arrival.
             reason: Why it is a dead letter.
             at: When processing ended; now if not given.
+            attempts: Processing attempts made (``0`` for an event queued unprocessed).
 
         Returns:
             ``None`` if this call recorded it; if it was recorded before, the event as stored
@@ -121,7 +124,7 @@ class InboundEventLedger(LedgerBase):
         row = {
             **event.model_dump(),
             "status": InboundStatus(status).value,
-            "attempts": 1,
+            "attempts": attempts,
             "claimed_until": None,
             "processed_at": ended,
             "response_status": response_status,
@@ -183,6 +186,100 @@ class InboundEventLedger(LedgerBase):
             if not count_returned(session, stmt):
                 return None
             return session.exec(_one(source, event_id)).one()
+
+    def claim_waiting_events(
+        self,
+        types: Mapping[InboundSource, Collection[str]],
+        *,
+        limit: int = 50,
+        claim: timedelta = DEFAULT_CLAIM,
+        at: datetime | None = None,
+    ) -> list[InboundEvent]:
+        """Claim up to ``limit`` received events of the given sources and types, oldest first,
+        counting an attempt on each: the queue of events answered before they were processed.
+
+        An event is waiting while it is ``received`` and unclaimed (or its claim has expired,
+        or the time a failed attempt put it off to has come). Several processes may claim at
+        once: the claim's condition is checked again on each row as it is updated, so an event
+        goes to exactly one of them (on PostgreSQL too, where a concurrent claimer waits for the
+        first one's row locks and then finds the rows claimed).
+
+        Args:
+            types: The event types to take, by source.
+            limit: The most events claimed.
+            claim: How long the claimer holds them.
+            at: Now, if not the clock's.
+        """
+        if not types or limit <= 0:
+            return []
+        now = require_aware(at) if at else utc_now()
+        wanted = or_(
+            *(
+                and_(
+                    col(InboundEvent.source) == InboundSource(source).value,
+                    col(InboundEvent.type).in_(list(kinds)),
+                )
+                for source, kinds in types.items()
+            )
+        )
+        claimable = and_(
+            col(InboundEvent.status) == InboundStatus.RECEIVED.value,
+            or_(col(InboundEvent.claimed_until).is_(None), col(InboundEvent.claimed_until) <= now),
+        )
+        # One statement, so SQLite takes its write lock before it reads; PostgreSQL's claimers
+        # skip the rows another one is claiming instead of queueing behind it. A CTE, so the
+        # choice is made once: as a subquery, PostgreSQL may run it again per row and claim
+        # past the limit.
+        oldest = (
+            select(col(InboundEvent.id))
+            .where(claimable, wanted)
+            .order_by(col(InboundEvent.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte("oldest_waiting")
+        )
+        stmt = (
+            update(InboundEvent)
+            .where(col(InboundEvent.id).in_(select(oldest.c.id)), claimable)
+            .values(claimed_until=now + claim, attempts=InboundEvent.attempts + 1)
+            .returning(col(InboundEvent.id))
+        )
+        with self._transaction() as session:
+            claimed = [row[0] for row in session.connection().execute(stmt)]
+            if not claimed:
+                return []
+            query = (
+                select(InboundEvent)
+                .where(col(InboundEvent.id).in_(claimed))
+                .order_by(col(InboundEvent.id))
+            )
+            return list(session.exec(query).all())
+
+    def postpone_inbound_event(
+        self, source: InboundSource | str, event_id: str, until: datetime
+    ) -> InboundEvent:
+        """Put off the next attempt at a waiting event after a transient failure: it stays
+        ``received``, and no claimer takes it before ``until``.
+
+        Raises:
+            NotFoundInLedger: No such event.
+        """
+        stmt = (
+            update(InboundEvent)
+            .where(_key(source, event_id), _open())
+            .values(claimed_until=require_aware(until))
+        )
+        return self._update_inbound(stmt, source, event_id)
+
+    def count_waiting_events(self) -> dict[str, int]:
+        """How many events are ``received`` and not yet processed, by source."""
+        query = (
+            select(col(InboundEvent.source), func.count())
+            .where(col(InboundEvent.status) == InboundStatus.RECEIVED.value)
+            .group_by(col(InboundEvent.source))
+        )
+        with self._session() as session:
+            return {source: count for source, count in session.exec(query).all()}
 
     def release_inbound_event(self, source: InboundSource | str, event_id: str) -> InboundEvent:
         """Give up a claim without a result (a transient failure): the event stays as it was,

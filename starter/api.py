@@ -24,6 +24,7 @@ from starter import codec, dashboard, kpis, routes, webhooks
 from starter.auth import TokenTable
 from starter.context import ApiContext, api_context
 from starter.errors import install_error_handlers
+from starter.event_queue import EventQueue
 from starter.middleware import MAX_BODY_BYTES, BodySizeLimit, RequestLog
 
 log = get_logger("c2c.api")
@@ -47,6 +48,13 @@ def create_app(
     """
     settings = settings or get_settings()
     context = ApiContext(settings, client)
+    if settings.webhook_queue:
+        context.event_queue = EventQueue(
+            context,
+            webhooks.PROCESSORS,
+            webhooks.QUEUED_TYPES,
+            concurrency=settings.webhook_queue_concurrency,
+        )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -54,7 +62,11 @@ def create_app(
             log.warning("C2C_WEBHOOK_SECRET is not set: every webhook will be refused")
         if not await context.temporal_ready():
             log.warning("Temporal not reachable yet", address=settings.temporal_address)
+        if context.event_queue is not None:
+            context.event_queue.start()
         yield
+        if context.event_queue is not None:
+            await context.event_queue.stop()
         await context.aclose()
 
     app = FastAPI(

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from connectors.erp import HttpErp
     from connectors.registry import Connectors
     from ledger import Ledger
+    from starter.event_queue import EventQueue
 
 log = get_logger("c2c.api")
 
@@ -46,6 +47,8 @@ class ApiContext:
         self._ledger: Ledger | None = None
         self._erp: HttpErp | None = None
         self._connectors: Connectors | None = None
+        #: The event queue, when ``C2C_WEBHOOK_QUEUE`` is on (set by the app factory).
+        self.event_queue: EventQueue | None = None
 
     async def temporal(self) -> Client:
         """The Temporal client, connecting if needed.

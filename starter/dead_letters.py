@@ -36,7 +36,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -163,6 +163,21 @@ def envelope_of(body: bytes) -> Envelope:
     )
 
 
+def arrived(
+    source: InboundSource, envelope: Envelope, body: bytes, *, contract_id: str | None = None
+) -> InboundEventIn:
+    """The record of an event as it arrived now (``contract_id``: the one its validated payload
+    names, if known; else the envelope's)."""
+    return InboundEventIn(
+        source=source,
+        event_id=envelope.event_id,
+        type=envelope.type,
+        contract_id=contract_id or envelope.contract_id,
+        body=body.decode("utf-8", errors="replace"),
+        received_at=utc_now(),
+    )
+
+
 def _event_id(given: Any, body: bytes) -> str:
     if isinstance(given, (str, int)) and not isinstance(given, bool):
         text = str(given).strip()
@@ -200,14 +215,7 @@ async def deliver(
     """
     ledger = await context.ledger()
     envelope = envelope_of(body)
-    incoming = InboundEventIn(
-        source=source,
-        event_id=envelope.event_id,
-        type=envelope.type,
-        contract_id=envelope.contract_id,
-        body=body.decode("utf-8", errors="replace"),
-        received_at=utc_now(),
-    )
+    incoming = arrived(source, envelope, body)
     if envelope.type in idempotent_types and not await run_in_threadpool(
         ledger.inbound_event_known, source, envelope.event_id
     ):
@@ -277,6 +285,69 @@ async def _process_then_record(
             contract_id=answer.contract_id,
         )
     return _answer_given(earlier, answer)
+
+
+async def enqueue(
+    context: ApiContext, source: InboundSource, body: bytes, answer: Answer
+) -> Answer | None:
+    """Record a verified, valid event as waiting, to be processed by the queue, and answer now.
+
+    Args:
+        answer: What a first delivery is answered (``202`` with ``"queued": true``); the
+            event's payload was validated to make it.
+
+    Returns:
+        ``answer`` for an event this call recorded; for one recorded before, its first answer
+        once processed, else ``answer`` marked duplicate (it is still waiting, or being
+        processed). ``None`` for a dead letter: the caller processes it now, as a delivery
+        of a dead letter always is.
+    """
+    ledger = await context.ledger()
+    envelope = envelope_of(body)
+    incoming = arrived(source, envelope, body, contract_id=answer.contract_id)
+    earlier = await run_in_threadpool(
+        ledger.record_inbound_outcome, incoming, InboundStatus.RECEIVED, attempts=0
+    )
+    if earlier is None:
+        return answer
+    if earlier.status in SETTLED_STATUSES:
+        log.info("duplicate event", source=source.value, event_id=envelope.event_id)
+        return _first_answer(earlier)
+    if earlier.status == InboundStatus.DEAD_LETTER:
+        return None
+    log.info("duplicate event", source=source.value, event_id=envelope.event_id)
+    return Answer(answer.status, {**answer.body, "duplicate": True}, answer.contract_id)
+
+
+#: The first pause after a waiting event's transient failure; it doubles with each attempt.
+RETRY_FIRST = timedelta(seconds=2)
+#: The longest pause between two attempts at a waiting event.
+RETRY_MAX = timedelta(minutes=5)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """The pause before the next attempt at a waiting event that failed ``attempts`` times."""
+    return min(RETRY_FIRST * 2 ** max(attempts - 1, 0), RETRY_MAX)
+
+
+async def process_waiting(
+    context: ApiContext, ledger: Ledger, event: InboundEvent, processor: Processor
+) -> Answer | ApiError | None:
+    """Process an event the queue claimed, as its webhook would have.
+
+    Returns:
+        The answer (processed), the error that made it a dead letter, or ``None`` after a
+        transient failure: it waits again, for ``retry_delay`` of its attempts.
+    """
+    retry_at = utc_now() + retry_delay(event.attempts)
+    try:
+        return await _process(
+            context, ledger, event, event.body.encode(), processor, replay=False, retry_at=retry_at
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        return None
 
 
 async def replay(
@@ -364,15 +435,21 @@ async def _process(
     processor: Processor,
     *,
     replay: bool,
+    retry_at: datetime | None = None,
 ) -> Answer | ApiError:
     """Run the processor on a claimed event and settle it.
+
+    Args:
+        retry_at: After a transient failure, no attempt before then (the queue's backoff);
+            without it the claim is released for the sender's next delivery.
 
     Returns:
         The answer (the event is processed or replayed), or the error that made it a dead
         letter.
 
     Raises:
-        Exception: A transient failure; the claim is released and the event left as it was.
+        Exception: A transient failure; the event is left as it was, its claim released or
+            held until ``retry_at``.
     """
     key = (event.source, event.event_id)
     try:
@@ -380,7 +457,10 @@ async def _process(
     except Exception as exc:
         failure = _permanent_failure(exc)
         if failure is None:
-            await run_in_threadpool(ledger.release_inbound_event, *key)
+            if retry_at is None:
+                await run_in_threadpool(ledger.release_inbound_event, *key)
+            else:
+                await run_in_threadpool(ledger.postpone_inbound_event, *key, retry_at)
             _log_left_for_retry(event.source, event.event_id, exc)
             raise
         reason = f"{failure.code}: {failure.message}"

@@ -86,7 +86,9 @@ class ContractAmended(BaseModel):
 
 
 class EventAccepted(BaseModel):
-    """A webhook's event taken in: the contract's workflow started or signalled.
+    """A webhook's event taken in: the contract's workflow started or signalled, or, with
+    ``C2C_WEBHOOK_QUEUE`` on, an approval recorded for the event queue to start (``queued``,
+    no ``run_id`` yet).
 
     ``duplicate`` is true for an event id delivered before, answered as the first time.
     """
@@ -97,6 +99,7 @@ class EventAccepted(BaseModel):
     run_id: str | None = None
     contract_id: str | None = None
     duplicate: bool
+    queued: bool | None = None
 
 
 class AmendmentReceived(AmendmentResult):
@@ -255,22 +258,73 @@ IDEMPOTENT_TYPES: dict[InboundSource, frozenset[str]] = {
 }
 
 
+#: Event types the event queue takes when ``C2C_WEBHOOK_QUEUE`` is on (``starter.event_queue``):
+#: approvals, which arrive by the thousand when a firm moves its contracts, and whose answer
+#: does not depend on their processing. Amendments (answered with their result) and signals to
+#: running contracts are processed while the sender waits.
+QUEUED_TYPES: dict[InboundSource, frozenset[str]] = {
+    InboundSource.CLM: frozenset({CONTRACT_APPROVED}),
+}
+
+
+def queued_answer(body: bytes) -> Answer | None:
+    """What a queued approval is answered, once its payload is valid: ``202`` with the
+    contract's workflow id, no run id yet, and ``"queued": true``. ``None`` if the body is not
+    a valid approval: it is processed while the sender waits, and so refused (and kept as a
+    dead letter) exactly as without the queue."""
+    try:
+        event = parse_event(body, (CONTRACT_APPROVED,))
+        approved = validate(ContractApproved, event.data)
+    except ApiError:
+        return None
+    body_out = {
+        "contract_id": approved.contract_id,
+        "workflow_id": contract_workflow_id(approved.contract_id),
+        "run_id": None,
+        "duplicate": False,
+        "queued": True,
+    }
+    return Answer(202, body_out, approved.contract_id)
+
+
+async def _queue(context: ApiContext, source: InboundSource, body: bytes) -> Answer | None:
+    """Queue the event if the event queue takes it; ``None`` to process it now."""
+    queue = context.event_queue
+    if queue is None or source not in QUEUED_TYPES:
+        return None
+    answer = queued_answer(body)
+    if answer is None or answer.contract_id is None:
+        return None
+    bind_contract(answer.contract_id)
+    queued = await dead_letters.enqueue(context, source, body, answer)
+    if queued is not None and not queued.body.get("duplicate"):
+        queue.wake()
+        log.info("contract approval queued")
+    return queued
+
+
 async def _receive(context: ApiContext, source: InboundSource, body: bytes) -> JSONResponse:
     try:
-        answer = await dead_letters.deliver(
-            context,
-            source,
-            body,
-            PROCESSORS[source],
-            idempotent_types=IDEMPOTENT_TYPES.get(source, frozenset()),
-        )
+        answer = await _queue(context, source, body)
+        if answer is None:
+            answer = await dead_letters.deliver(
+                context,
+                source,
+                body,
+                PROCESSORS[source],
+                idempotent_types=IDEMPOTENT_TYPES.get(source, frozenset()),
+            )
     except ApiError as exc:
         record_webhook(source.value, "dead_letter" if exc.status < 500 else "failed")
         raise
     except Exception:
         record_webhook(source.value, "failed")
         raise
-    record_webhook(source.value, "duplicate" if answer.body.get("duplicate") else "accepted")
+    if answer.body.get("duplicate"):
+        outcome = "duplicate"
+    else:
+        outcome = "queued" if answer.body.get("queued") else "accepted"
+    record_webhook(source.value, outcome)
     return answer.response()
 
 
@@ -290,8 +344,10 @@ async def clm_webhook(
     body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
 ) -> JSONResponse:
     """``contract.approved`` starts the contract (``202``, ``{workflow_id, run_id,
-    duplicate}``); ``contract.amended`` applies an amendment (``200`` applied, ``409``
-    rejected). An event id seen before is answered as the first time, with ``duplicate``."""
+    duplicate}``; with ``C2C_WEBHOOK_QUEUE`` on, ``202`` once the approval is valid and
+    recorded, with ``"queued": true`` and no ``run_id``, and the event queue starts it);
+    ``contract.amended`` applies an amendment (``200`` applied, ``409`` rejected). An event id
+    seen before is answered as the first time, with ``duplicate``."""
     return await _receive(context, InboundSource.CLM, body)
 
 

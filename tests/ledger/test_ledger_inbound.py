@@ -4,7 +4,9 @@ settled as processed (with the answer duplicates get), dead letters, or replayed
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,7 +14,15 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from ledger import InboundEvent, InboundEventIn, InboundStatus, Ledger, NotFoundInLedger
+from ledger import (
+    InboundEvent,
+    InboundEventIn,
+    InboundSource,
+    InboundStatus,
+    Ledger,
+    NotFoundInLedger,
+)
+from ledger.models import utc_now
 
 At = Callable[[float], datetime]
 
@@ -282,3 +292,82 @@ def test_an_event_that_failed_before_it_was_recorded_is_a_dead_letter_or_left_fo
         inbound("evt-retry", at(0.2)), InboundStatus.PROCESSED, response_status=202
     )
     assert open_one is not None and (open_one.status, open_one.attempts) == ("received", 2)
+
+
+# --- The event queue's claims: waiting events, oldest first, each to one claimer -----------
+
+QUEUED = {InboundSource.PSA: ["milestone.completed"]}
+
+
+def waiting(ledger: Ledger, event_id: str, at: datetime, **extra: Any) -> None:
+    """Record an event as the queue does: ``received``, unclaimed, no attempt yet."""
+    recorded = ledger.record_inbound_outcome(
+        inbound(event_id, at, **extra), InboundStatus.RECEIVED, attempts=0
+    )
+    assert recorded is None
+
+
+def test_the_queue_claims_waiting_events_oldest_first_counting_an_attempt(
+    ledger: Ledger, at: At
+) -> None:
+    for n in range(3):
+        waiting(ledger, f"evt-{n}", at(n))
+    waiting(ledger, "evt-other", at(0), type="milestone.other")
+    ledger.record_inbound_outcome(inbound("evt-done", at(0)), InboundStatus.PROCESSED)
+    assert ledger.count_waiting_events() == {"psa": 4}
+
+    first = ledger.claim_waiting_events(QUEUED, limit=2, claim=CLAIM, at=at(5))
+    assert [e.event_id for e in first] == ["evt-0", "evt-1"]
+    assert all(e.attempts == 1 and e.claimed_until == at(6) for e in first)
+    rest = ledger.claim_waiting_events(QUEUED, limit=5, claim=CLAIM, at=at(5))
+    # Claimed ones are held; a type not asked for and a processed event are never taken.
+    assert [e.event_id for e in rest] == ["evt-2"]
+    assert ledger.claim_waiting_events(QUEUED, claim=CLAIM, at=at(5.5)) == []
+    # A claim that ran out (its claimer died) is taken again.
+    again = ledger.claim_waiting_events(QUEUED, claim=CLAIM, at=at(6))
+    assert [(e.event_id, e.attempts) for e in again] == [("evt-0", 2), ("evt-1", 2), ("evt-2", 2)]
+    assert ledger.claim_waiting_events({}, at=at(9)) == []
+    assert ledger.claim_waiting_events(QUEUED, limit=0, at=at(9)) == []
+
+
+def test_a_postponed_event_waits_until_its_time(ledger: Ledger, at: At) -> None:
+    waiting(ledger, "evt-1", at(0))
+    assert len(ledger.claim_waiting_events(QUEUED, claim=CLAIM, at=at(1))) == 1
+    postponed = ledger.postpone_inbound_event("psa", "evt-1", at(10))
+    assert (postponed.status, postponed.claimed_until, postponed.attempts) == (
+        "received",
+        at(10),
+        1,
+    )
+    assert ledger.claim_waiting_events(QUEUED, claim=CLAIM, at=at(9)) == []
+    [retried] = ledger.claim_waiting_events(QUEUED, claim=CLAIM, at=at(10))
+    assert retried.attempts == 2
+    with pytest.raises(NotFoundInLedger):
+        ledger.postpone_inbound_event("psa", "evt-missing", at(10))
+    # A processed event is not put back in the queue.
+    ledger.mark_inbound_processed("psa", "evt-1", response_status=202, response_body={}, at=at(11))
+    assert ledger.postpone_inbound_event("psa", "evt-1", at(20)).status == "processed"
+    assert ledger.count_waiting_events() == {}
+
+
+def claim_race(ledger: Ledger, events: int = 60, claimers: int = 6) -> None:
+    """Claimers racing over the same waiting events take each exactly once."""
+    for n in range(events):
+        waiting(ledger, f"evt-{n:03d}", utc_now())
+    barrier = threading.Barrier(claimers)
+
+    def claimer(_: int) -> list[str]:
+        barrier.wait()
+        taken: list[str] = []
+        while batch := ledger.claim_waiting_events(QUEUED, limit=7, claim=timedelta(hours=1)):
+            taken += [e.event_id for e in batch]
+        return taken
+
+    with ThreadPoolExecutor(claimers) as pool:
+        results = list(pool.map(claimer, range(claimers)))
+    taken = [event_id for result in results for event_id in result]
+    assert sorted(taken) == [f"evt-{n:03d}" for n in range(events)]
+
+
+def test_racing_claimers_never_take_the_same_event(ledger: Ledger) -> None:
+    claim_race(ledger)
