@@ -105,10 +105,11 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
                 4,
             )
         await drained(ledger)
-        profiler = None
+        profilers: dict[str, Profiler] = {}
         if args.profile:
-            out = args.results_dir / f"webhooks-{tag}-api.pyspy.txt"
-            profiler = Profiler(stack.pid("api"), out)
+            for name, component in (("api", "api"), ("queued_api", "queued_api")):
+                out = args.results_dir / f"webhooks-{tag}-{name}.pyspy.txt"
+                profilers[name] = Profiler(stack.pid(component), out)
         for round_no in range(args.rounds):
             for name in parties:
                 ids = contract_ids(f"{tag}R{round_no}{name}", per_round, prefix="H")
@@ -126,7 +127,7 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
                     cpu[name] += cpu_seconds(servers[name]) - cpu_before
                 if name in temporal_cpu:
                     temporal_cpu[name] += cpu_seconds(stack.pid("temporal")) - temporal_before
-        profile = profiler.stop() if profiler else None
+        profiles = {name: profiler.stop() for name, profiler in profilers.items()}
     stack.check_alive()
     rate = {name: len(latencies[name]) / seconds[name] for name in parties}
     ratio = rate["c2c"] / rate["bare"]
@@ -218,7 +219,8 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
         "median_ms": {name: median(v) * 1000 for name, v in latencies.items()},
         "cpu_ms_per_request": cpu_ms,
         "temporal_cpu_ms_per_start": per_start,
-        "profile_api": profile,
+        "profile_api": profiles.get("api"),
+        "profile_queued_api": profiles.get("queued_api"),
     }
     result.notes.append(
         "Event queue on: a second c2c API (C2C_WEBHOOK_QUEUE=true) answers each approval once "
@@ -281,7 +283,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds")
     parser.add_argument(
-        "--profile", action="store_true", help="sample the API with py-spy during the rounds"
+        "--profile", action="store_true", help="sample both APIs with py-spy during the rounds"
     )
     cli.run(parser, run, components=("sandbox", "api", "queued_api", "bare"))
 

@@ -242,18 +242,12 @@ class InboundEventLedger(LedgerBase):
             update(InboundEvent)
             .where(col(InboundEvent.id).in_(select(oldest.c.id)), claimable)
             .values(claimed_until=now + claim, attempts=InboundEvent.attempts + 1)
-            .returning(col(InboundEvent.id))
+            .returning(*_TABLE.c)
         )
         with self._transaction() as session:
-            claimed = [row[0] for row in session.connection().execute(stmt)]
-            if not claimed:
-                return []
-            query = (
-                select(InboundEvent)
-                .where(col(InboundEvent.id).in_(claimed))
-                .order_by(col(InboundEvent.id))
-            )
-            return list(session.exec(query).all())
+            rows = session.connection().execute(stmt).all()
+        claimed = [InboundEvent(**row._mapping) for row in rows]
+        return sorted(claimed, key=lambda event: event.id or 0)
 
     def postpone_inbound_event(
         self, source: InboundSource | str, event_id: str, until: datetime
@@ -364,6 +358,56 @@ class InboundEventLedger(LedgerBase):
             )
         )
         return self._update_inbound(stmt, source, event_id)
+
+    def settle_inbound_event(
+        self,
+        source: InboundSource | str,
+        event_id: str,
+        *,
+        response_status: int,
+        response_body: dict[str, Any],
+        contract_id: str | None = None,
+        at: datetime | None = None,
+    ) -> bool:
+        """``mark_inbound_processed`` for the event queue: one statement, built once, and no
+        read of the event afterwards.
+
+        Returns:
+            Whether this call settled it (``False``: it was settled before, and keeps its first
+            answer, or it is not recorded).
+        """
+        values = {
+            "k_source": InboundSource(source).value,
+            "k_event_id": event_id,
+            "v_at": require_aware(at) if at else utc_now(),
+            "v_status": response_status,
+            "v_body": response_body,
+            "v_contract": contract_id,
+        }
+        with self.engine.begin() as connection:
+            return bool(connection.execute(self._settle, values).rowcount)
+
+    @cached_property
+    def _settle(self) -> Executable:
+        table = _TABLE.c
+        return (
+            update(_TABLE)
+            .where(
+                table.source == bindparam("k_source"),
+                table.event_id == bindparam("k_event_id"),
+                table.status.in_([s.value for s in OPEN_STATUSES]),
+            )
+            .values(
+                status=InboundStatus.PROCESSED.value,
+                processed_at=bindparam("v_at", type_=table.processed_at.type),
+                claimed_until=None,
+                response_status=bindparam("v_status"),
+                response_body=bindparam("v_body", type_=table.response_body.type),
+                contract_id=func.coalesce(
+                    bindparam("v_contract", type_=table.contract_id.type), table.contract_id
+                ),
+            )
+        )
 
     def get_inbound_event(self, source: InboundSource | str, event_id: str) -> InboundEvent | None:
         """One inbound event, or ``None``."""

@@ -37,6 +37,7 @@ import json
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -333,21 +334,38 @@ def retry_delay(attempts: int) -> timedelta:
 async def process_waiting(
     context: ApiContext, ledger: Ledger, event: InboundEvent, processor: Processor
 ) -> Answer | ApiError | None:
-    """Process an event the queue claimed, as its webhook would have.
+    """Process an event the queue claimed, as its webhook would have, and settle it.
 
     Returns:
         The answer (processed), the error that made it a dead letter, or ``None`` after a
         transient failure: it waits again, for ``retry_delay`` of its attempts.
     """
-    retry_at = utc_now() + retry_delay(event.attempts)
+    key = (event.source, event.event_id)
     try:
-        return await _process(
-            context, ledger, event, event.body.encode(), processor, replay=False, retry_at=retry_at
-        )
+        answer = await processor(context, event.body.encode())
     except asyncio.CancelledError:
         raise
-    except Exception:
-        return None
+    except Exception as exc:
+        failure = _permanent_failure(exc)
+        if failure is None:
+            retry_at = utc_now() + retry_delay(event.attempts)
+            await run_in_threadpool(ledger.postpone_inbound_event, *key, retry_at)
+            _log_left_for_retry(event.source, event.event_id, exc)
+            return None
+        reason = f"{failure.code}: {failure.message}"
+        await run_in_threadpool(ledger.mark_inbound_dead_letter, *key, reason)
+        return _dead_letter(event.source, event.event_id, failure)
+    # Settled by someone else meanwhile (a claim that ran out): its first answer stands.
+    await run_in_threadpool(
+        partial(
+            ledger.settle_inbound_event,
+            *key,
+            response_status=answer.status,
+            response_body=answer.body,
+            contract_id=answer.contract_id,
+        )
+    )
+    return answer
 
 
 async def replay(
@@ -435,21 +453,15 @@ async def _process(
     processor: Processor,
     *,
     replay: bool,
-    retry_at: datetime | None = None,
 ) -> Answer | ApiError:
     """Run the processor on a claimed event and settle it.
-
-    Args:
-        retry_at: After a transient failure, no attempt before then (the queue's backoff);
-            without it the claim is released for the sender's next delivery.
 
     Returns:
         The answer (the event is processed or replayed), or the error that made it a dead
         letter.
 
     Raises:
-        Exception: A transient failure; the event is left as it was, its claim released or
-            held until ``retry_at``.
+        Exception: A transient failure; the claim is released and the event left as it was.
     """
     key = (event.source, event.event_id)
     try:
@@ -457,10 +469,7 @@ async def _process(
     except Exception as exc:
         failure = _permanent_failure(exc)
         if failure is None:
-            if retry_at is None:
-                await run_in_threadpool(ledger.release_inbound_event, *key)
-            else:
-                await run_in_threadpool(ledger.postpone_inbound_event, *key, retry_at)
+            await run_in_threadpool(ledger.release_inbound_event, *key)
             _log_left_for_retry(event.source, event.event_id, exc)
             raise
         reason = f"{failure.code}: {failure.message}"

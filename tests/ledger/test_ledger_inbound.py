@@ -371,3 +371,26 @@ def claim_race(ledger: Ledger, events: int = 60, claimers: int = 6) -> None:
 
 def test_racing_claimers_never_take_the_same_event(ledger: Ledger) -> None:
     claim_race(ledger)
+
+
+def test_the_queue_settles_an_event_once_and_the_first_answer_stands(
+    ledger: Ledger, at: At
+) -> None:
+    waiting(ledger, "evt-1", at(0))
+    ledger.claim_waiting_events(QUEUED, claim=CLAIM, at=at(1))
+    first = {"workflow_id": "contract-K-1", "run_id": "r-1", "duplicate": False}
+    assert ledger.settle_inbound_event(
+        "psa", "evt-1", response_status=202, response_body=first, contract_id="K-2", at=at(2)
+    )
+    assert not ledger.settle_inbound_event(
+        "psa", "evt-1", response_status=202, response_body={"run_id": "r-2"}, at=at(3)
+    )
+    assert not ledger.settle_inbound_event("psa", "evt-none", response_status=202, response_body={})
+    stored = ledger.get_inbound_event("psa", "evt-1")
+    assert stored is not None
+    assert (stored.status, stored.response_status, stored.response_body) == (
+        "processed",
+        202,
+        first,
+    )
+    assert (stored.processed_at, stored.claimed_until, stored.contract_id) == (at(2), None, "K-2")

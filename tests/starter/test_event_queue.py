@@ -25,6 +25,7 @@ from ledger import InboundEvent, InboundSource, Ledger, get_ledger
 from starter import dead_letters
 from starter.components import UpOptions, temporal_argv
 from starter.context import ApiContext
+from starter.errors import ApiError
 from starter.event_queue import EventQueue
 from starter.webhooks import PROCESSORS, QUEUED_TYPES, queued_answer
 from tests.starter.helpers import approval, signed
@@ -214,3 +215,51 @@ async def test_approvals_taken_while_temporal_is_down_start_once_it_is_up(
             if server is not None:
                 server.terminate()
                 server.wait(30)
+
+
+async def test_a_transient_failure_waits_and_a_permanent_one_makes_a_dead_letter(
+    queued_settings: Settings, temporal_client: Client
+) -> None:
+    """The queue settles an event as its webhook would: a ``5xx`` leaves it waiting for its
+    next attempt, a ``4xx`` keeps it as a dead letter with the reason."""
+    context = ApiContext(queued_settings, temporal_client)
+    ledger = await context.ledger()
+    flaky, refused = approval(), approval()
+    (flaky_id, flaky_body), (refused_id, refused_body) = approved(flaky), approved(refused)
+    failures: list[str] = []
+
+    async def processor(context: ApiContext, body: bytes) -> dead_letters.Answer:
+        contract_id = json.loads(body)["data"]["contract_id"]
+        if contract_id == refused["contract_id"]:
+            raise ApiError(404, "contract_not_found", "no such account in the CRM")
+        if contract_id not in failures:
+            failures.append(contract_id)
+            raise ApiError(503, "erp_unavailable", "the ERP did not answer; try again")
+        return await PROCESSORS[InboundSource.CLM](context, body)
+
+    for body in (flaky_body, refused_body):
+        answer = queued_answer(body)
+        assert answer is not None
+        assert await dead_letters.enqueue(context, InboundSource.CLM, body, answer) is not None
+    queue = EventQueue(
+        context,
+        {InboundSource.CLM: processor},
+        QUEUED_TYPES,
+        poll=timedelta(milliseconds=100),
+    )
+    queue.start()
+    try:
+        dead = await settled(ledger, refused_id)
+        assert (dead.status, dead.reason) == (
+            "dead_letter",
+            "contract_not_found: no such account in the CRM",
+        )
+        left = ledger.get_inbound_event("clm", flaky_id)
+        assert left is not None and left.status in ("received", "processed")
+        done = await settled(ledger, flaky_id)
+    finally:
+        await queue.stop()
+    assert (done.status, done.attempts) == ("processed", 2)
+    assert failures == [flaky["contract_id"]]
+    assert await runs_of(temporal_client, flaky["contract_id"]) == 1
+    assert await runs_of(temporal_client, refused["contract_id"]) == 0
