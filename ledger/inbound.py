@@ -265,6 +265,22 @@ class InboundEventLedger(LedgerBase):
         )
         return self._update_inbound(stmt, source, event_id)
 
+    def approval_waiting(self, contract_id: str) -> bool:
+        """Whether a CLM approval of the contract is recorded and not processed yet (queued, or
+        left for the CLM's retry): its workflow is about to start."""
+        query = (
+            select(col(InboundEvent.id))
+            .where(
+                col(InboundEvent.contract_id) == contract_id,
+                col(InboundEvent.source) == InboundSource.CLM.value,
+                col(InboundEvent.type) == "contract.approved",
+                col(InboundEvent.status) == InboundStatus.RECEIVED.value,
+            )
+            .limit(1)
+        )
+        with self._session() as session:
+            return session.exec(query).first() is not None
+
     def count_waiting_events(self) -> dict[str, int]:
         """How many events are ``received`` and not yet processed, by source."""
         query = (

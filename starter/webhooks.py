@@ -10,7 +10,7 @@ an invalid field, an unknown contract) reaches no workflow and is kept as a dead
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Awaitable, Collection
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from c2c.logs import get_logger
 from c2c.signing import SignatureError, verify
@@ -35,7 +36,12 @@ from domain.names import SIGNATURE_HEADER, System, contract_workflow_id
 from ledger import InboundSource
 from starter import dead_letters
 from starter.context import ApiContext, api_context
-from starter.contracts import complete_milestone, record_payment, start_contract
+from starter.contracts import (
+    complete_milestone,
+    is_finished_error,
+    record_payment,
+    start_contract,
+)
 from starter.dead_letters import Answer, Processor
 from starter.errors import ApiError, error_responses, from_validation, invalid_field
 from starter.middleware import bind_contract
@@ -65,6 +71,7 @@ MILESTONE_COMPLETED = "milestone.completed"
 PAYMENT_SUCCEEDED = "payment.succeeded"
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,33 @@ def validate(model: type[M], data: dict[str, Any], *, known_only: bool = False) 
         raise from_validation(exc, ("data",)) from None
 
 
+async def to_contract(context: ApiContext, contract_id: str, message: Awaitable[T]) -> T:
+    """Send a message to a contract's workflow; if it does not exist yet while its approval
+    waits to be started (the event queue, or a retry), answer ``503`` with ``Retry-After``
+    instead of ``404``, so that the sender retries rather than the event becoming a dead
+    letter.
+
+    Raises:
+        ApiError: ``503 contract_starting``.
+        RPCError: Anything else Temporal answered.
+    """
+    try:
+        return await message
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND or is_finished_error(exc):
+            raise
+        ledger = await context.ledger()
+        if not await run_in_threadpool(ledger.approval_waiting, contract_id):
+            raise
+    log.info("contract not started yet; its approval is waiting")
+    raise ApiError(
+        503,
+        "contract_starting",
+        f"contract {contract_id} is approved and its workflow not started yet; try again",
+        headers={"Retry-After": "5"},
+    )
+
+
 def _contract_id(data: dict[str, Any]) -> str:
     contract_id = data.get("contract_id")
     if not isinstance(contract_id, str) or not contract_id.strip():
@@ -206,8 +240,10 @@ async def process_clm(context: ApiContext, body: bytes) -> Answer:
     event = parse_event(body, (CONTRACT_APPROVED, CONTRACT_AMENDED))
     if event.type == CONTRACT_AMENDED:
         amended = validate(ContractAmended, event.data)
-        return await amendment_answer(
-            await context.temporal(), amended.contract_id, amended.amendment
+        return await to_contract(
+            context,
+            amended.contract_id,
+            amendment_answer(await context.temporal(), amended.contract_id, amended.amendment),
         )
     approved = validate(ContractApproved, event.data)
     bind_contract(approved.contract_id)
@@ -223,7 +259,9 @@ async def process_psa(context: ApiContext, body: bytes) -> Answer:
     contract_id = _contract_id(event.data)
     milestone = validate(MilestoneCompleted, event.data, known_only=True)
     bind_contract(contract_id)
-    await complete_milestone(await context.temporal(), contract_id, milestone)
+    await to_contract(
+        context, contract_id, complete_milestone(await context.temporal(), contract_id, milestone)
+    )
     log.info("milestone completed", event_id=event.id, milestone_id=milestone.milestone_id)
     return _accepted(contract_id)
 
@@ -238,7 +276,9 @@ async def process_payments(context: ApiContext, body: bytes) -> Answer:
     if contract_id is None:
         raise invalid_field("data.invoice_id", f"no contract has invoice {payment.invoice_id}")
     bind_contract(contract_id)
-    await record_payment(await context.temporal(), contract_id, payment)
+    await to_contract(
+        context, contract_id, record_payment(await context.temporal(), contract_id, payment)
+    )
     log.info("payment received", event_id=event.id, payment_id=payment.payment_id)
     return _accepted(contract_id)
 

@@ -394,3 +394,24 @@ def test_the_queue_settles_an_event_once_and_the_first_answer_stands(
         first,
     )
     assert (stored.processed_at, stored.claimed_until, stored.contract_id) == (at(2), None, "K-2")
+
+
+def test_an_approval_waits_until_it_is_processed(ledger: Ledger, at: At) -> None:
+    body = json.dumps({"id": "evt-a", "type": "contract.approved", "data": {}})
+    approval = InboundEventIn.model_validate(
+        {
+            "source": "clm",
+            "event_id": "evt-a",
+            "type": "contract.approved",
+            "contract_id": "K-9",
+            "body": body,
+            "received_at": at(0),
+        }
+    )
+    assert not ledger.approval_waiting("K-9")
+    ledger.record_inbound_outcome(approval, InboundStatus.RECEIVED, attempts=0)
+    # A milestone of the same contract waiting is not an approval.
+    waiting(ledger, "evt-m", at(0), contract_id="K-8")
+    assert ledger.approval_waiting("K-9") and not ledger.approval_waiting("K-8")
+    assert ledger.settle_inbound_event("clm", "evt-a", response_status=202, response_body={})
+    assert not ledger.approval_waiting("K-9")

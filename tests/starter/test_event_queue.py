@@ -28,7 +28,7 @@ from starter.context import ApiContext
 from starter.errors import ApiError
 from starter.event_queue import EventQueue
 from starter.webhooks import PROCESSORS, QUEUED_TYPES, queued_answer
-from tests.starter.helpers import approval, signed
+from tests.starter.helpers import approval, event, signed
 from tests.support import WEBHOOK_SECRET, free_port, serve
 
 CLM = "/webhooks/clm"
@@ -263,3 +263,48 @@ async def test_a_transient_failure_waits_and_a_permanent_one_makes_a_dead_letter
     assert failures == [flaky["contract_id"]]
     assert await runs_of(temporal_client, flaky["contract_id"]) == 1
     assert await runs_of(temporal_client, refused["contract_id"]) == 0
+
+
+async def test_a_message_for_a_contract_whose_approval_waits_is_answered_503_not_404(
+    queued_settings: Settings, temporal_client: Client
+) -> None:
+    """A milestone (or an amendment, a payment) that overtakes its contract's waiting approval
+    asks the sender to retry instead of becoming a dead letter; once the workflow runs, the
+    retry is processed. A contract nobody approved is still ``404``."""
+    ledger = get_ledger(queued_settings.ledger_url)
+    data = approval()
+    eid, body = approved(data)
+    answer = queued_answer(body)
+    assert answer is not None
+    context = ApiContext(queued_settings, temporal_client)
+    assert await dead_letters.enqueue(context, InboundSource.CLM, body, answer) is not None
+    milestone = {
+        "contract_id": data["contract_id"],
+        "milestone_id": "M1",
+        "completed_on": "2026-10-10",
+    }
+    early = event("milestone.completed", milestone)
+    stray = event("milestone.completed", {**milestone, "contract_id": f"{data['contract_id']}X"})
+    # An API whose queue is off, on the same ledger: the approval waits until this test's queue.
+    with serve(queued_settings.model_copy(update={"webhook_queue": False})) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as api:
+            psa = {"content": early, "headers": signed(early, WEBHOOK_SECRET)}
+            response = await api.post("/webhooks/psa", **psa)
+            assert response.status_code == 503, response.text
+            assert response.json()["error"]["code"] == "contract_starting"
+            assert response.headers["Retry-After"] == "5"
+            left = ledger.get_inbound_event("psa", json.loads(early)["id"])
+            assert left is not None and left.status == "received"
+
+            queue = EventQueue(context, PROCESSORS, QUEUED_TYPES, poll=timedelta(milliseconds=50))
+            queue.start()
+            try:
+                await settled(ledger, eid)
+            finally:
+                await queue.stop()
+            retried = await api.post("/webhooks/psa", **psa)
+            assert retried.status_code == 202, retried.text
+            refused = await api.post(
+                "/webhooks/psa", content=stray, headers=signed(stray, WEBHOOK_SECRET)
+            )
+            assert refused.status_code == 404
