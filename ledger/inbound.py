@@ -12,12 +12,13 @@ whose answer is kept.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Executable, Table, and_, bindparam, func, or_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -139,6 +140,68 @@ class InboundEventLedger(LedgerBase):
                 return None
         with self._session() as session:
             return session.exec(_one(event.source, event.event_id)).one()
+
+    def record_waiting_events(self, events: Sequence[InboundEventIn]) -> list[InboundEvent | None]:
+        """Record new events as waiting for the event queue (``received``, no attempt), many
+        in one transaction: the API's concurrent deliveries commit together.
+
+        Returns:
+            For each event, in order: ``None`` if this call recorded it; else the event as
+            stored before (left unchanged). Of two deliveries of one event in the same call,
+            the first records it and the second finds it.
+        """
+        if not events:
+            return []
+        keys = [(InboundSource(event.source).value, event.event_id) for event in events]
+        first: dict[tuple[str, str], int] = {}
+        for index, key in enumerate(keys):
+            first.setdefault(key, index)
+        rows = [
+            {
+                **events[index].model_dump(),
+                "status": InboundStatus.RECEIVED.value,
+                "attempts": 0,
+                "claimed_until": None,
+                "processed_at": None,
+                "response_status": None,
+                "response_body": None,
+                "reason": None,
+            }
+            for index in first.values()
+        ]
+        with self.engine.begin() as connection:
+            inserted = {
+                (row.source, row.event_id)
+                for row in connection.execute(self._insert_new_inbound_keys, rows)
+            }
+            # Read back what was known before, and what a later delivery in this call repeats.
+            wanted = {
+                key for index, key in enumerate(keys) if first[key] != index or key not in inserted
+            }
+            stored = (
+                connection.execute(
+                    sa_select(_TABLE).where(
+                        or_(
+                            *(and_(_TABLE.c.source == s, _TABLE.c.event_id == e) for s, e in wanted)
+                        )
+                    )
+                ).all()
+                if wanted
+                else []
+            )
+        found = {(row.source, row.event_id): InboundEvent(**row._mapping) for row in stored}
+        return [
+            None if key in inserted and first[key] == index else found[key]
+            for index, key in enumerate(keys)
+        ]
+
+    @cached_property
+    def _insert_new_inbound_keys(self) -> Executable:
+        return (
+            upsert_insert(self.engine, _TABLE)
+            .on_conflict_do_nothing(index_elements=["source", "event_id"])
+            .returning(_TABLE.c.source, _TABLE.c.event_id)
+        )
 
     @cached_property
     def _insert_new_inbound(self) -> Executable:

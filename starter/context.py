@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from connectors.erp import HttpErp
     from connectors.registry import Connectors
     from ledger import Ledger
+    from starter.dead_letters import WaitingRecorder
     from starter.event_queue import EventQueue
 
 log = get_logger("c2c.api")
@@ -49,6 +50,8 @@ class ApiContext:
         self._connectors: Connectors | None = None
         #: The event queue, when ``C2C_WEBHOOK_QUEUE`` is on (set by the app factory).
         self.event_queue: EventQueue | None = None
+        #: Records the events queued by this process (``starter.dead_letters.WaitingRecorder``).
+        self.waiting_recorder: WaitingRecorder | None = None
 
     async def temporal(self) -> Client:
         """The Temporal client, connecting if needed.

@@ -306,9 +306,7 @@ async def enqueue(
     ledger = await context.ledger()
     envelope = envelope_of(body)
     incoming = arrived(source, envelope, body, contract_id=answer.contract_id)
-    earlier = await run_in_threadpool(
-        ledger.record_inbound_outcome, incoming, InboundStatus.RECEIVED, attempts=0
-    )
+    earlier = await _recorder(context, ledger).record(incoming)
     if earlier is None:
         return answer
     if earlier.status in SETTLED_STATUSES:
@@ -318,6 +316,57 @@ async def enqueue(
         return None
     log.info("duplicate event", source=source.value, event_id=envelope.event_id)
     return Answer(answer.status, {**answer.body, "duplicate": True}, answer.contract_id)
+
+
+class WaitingRecorder:
+    """Records events for the event queue, committing concurrent deliveries together.
+
+    The first delivery's record goes to the ledger at once; those that arrive while it is
+    being written wait for the next write, which records all of them in one transaction
+    (``Ledger.record_waiting_events``): under a burst, one commit and one thread hop serve many
+    deliveries instead of one each, and no delivery waits longer than one write.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._pending: list[tuple[InboundEventIn, asyncio.Future[InboundEvent | None]]] = []
+        self._writing = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def record(self, event: InboundEventIn) -> InboundEvent | None:
+        """Record one event; ``None`` if this call recorded it, else the event as stored."""
+        done: asyncio.Future[InboundEvent | None] = asyncio.get_running_loop().create_future()
+        self._pending.append((event, done))
+        if not self._writing:
+            self._writing = True
+            self._task = asyncio.create_task(self._write())
+        return await done
+
+    async def _write(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    stored = await run_in_threadpool(
+                        self.ledger.record_waiting_events, [event for event, _ in batch]
+                    )
+                except Exception as exc:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                for (_, done), result in zip(batch, stored, strict=True):
+                    if not done.done():
+                        done.set_result(result)
+        finally:
+            self._writing = False
+
+
+def _recorder(context: ApiContext, ledger: Ledger) -> WaitingRecorder:
+    recorder = context.waiting_recorder
+    if recorder is None or recorder.ledger is not ledger:
+        recorder = context.waiting_recorder = WaitingRecorder(ledger)
+    return recorder
 
 
 #: The first pause after a waiting event's transient failure; it doubles with each attempt.

@@ -415,3 +415,26 @@ def test_an_approval_waits_until_it_is_processed(ledger: Ledger, at: At) -> None
     assert ledger.approval_waiting("K-9") and not ledger.approval_waiting("K-8")
     assert ledger.settle_inbound_event("clm", "evt-a", response_status=202, response_body={})
     assert not ledger.approval_waiting("K-9")
+
+
+def test_waiting_events_are_recorded_together_and_known_ones_found(ledger: Ledger, at: At) -> None:
+    ledger.record_inbound_outcome(inbound("evt-old", at(0)), InboundStatus.PROCESSED)
+    batch = [
+        inbound("evt-1", at(1)),
+        inbound("evt-old", at(1)),
+        inbound("evt-2", at(1)),
+        inbound("evt-1", at(1), body="{}"),
+    ]
+
+    results = ledger.record_waiting_events(batch)
+
+    assert results[0] is None and results[2] is None
+    known, repeated = results[1], results[3]
+    assert known is not None and (known.event_id, known.status) == ("evt-old", "processed")
+    # The second delivery of evt-1 in the same batch finds the first one's record.
+    assert repeated is not None and repeated.event_id == "evt-1"
+    assert repeated.body == batch[0].body and repeated.attempts == 0
+    assert ledger.count_waiting_events() == {"psa": 2}
+    assert ledger.record_waiting_events([]) == []
+    again = ledger.record_waiting_events([inbound("evt-2", at(2))])
+    assert again[0] is not None and again[0].received_at == at(1)

@@ -308,3 +308,28 @@ async def test_a_message_for_a_contract_whose_approval_waits_is_answered_503_not
                 "/webhooks/psa", content=stray, headers=signed(stray, WEBHOOK_SECRET)
             )
             assert refused.status_code == 404
+
+
+async def test_concurrent_deliveries_are_recorded_together_and_each_event_once(
+    queued_settings: Settings, temporal_client: Client
+) -> None:
+    """Deliveries that arrive while one is being written are committed together; of several
+    deliveries of one event, exactly one records it."""
+    context = ApiContext(queued_settings, temporal_client)
+    ledger = await context.ledger()
+    bodies = [approved(approval())[1] for _ in range(20)]
+    deliveries = [body for body in bodies for _ in range(3)]
+
+    async def deliver(body: bytes) -> dead_letters.Answer | None:
+        answer = queued_answer(body)
+        assert answer is not None
+        return await dead_letters.enqueue(context, InboundSource.CLM, body, answer)
+
+    answers = await asyncio.gather(*(deliver(body) for body in deliveries))
+
+    assert all(answer is not None for answer in answers)
+    first = [a for a in answers if a is not None and not a.body["duplicate"]]
+    assert sorted(a.body["contract_id"] for a in first) == sorted(
+        json.loads(body)["data"]["contract_id"] for body in bodies
+    )
+    assert ledger.count_waiting_events() == {"clm": 20}
