@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from c2c.logs import configure_logging, get_logger
 from c2c.loops import resolve as event_loop_named
 from c2c.settings import get_settings
+from c2c.tracing import fastapi_telemetry
 from sandbox import (
     admin,
     crm,
@@ -89,6 +90,8 @@ def create_app(
         title="c2c sandbox",
         summary="Local stand-ins for CRM, ERP, PSA, tax engine and payment gateway",
         lifespan=lifespan,
+        # The stand-ins trace nothing: FastAPI need not look for telemetry on each request.
+        telemetry=fastapi_telemetry(None),
     )
     app.state.db = db
     app.state.stats = stats

@@ -271,7 +271,7 @@ def _sqlite_pragmas(*, wal: bool) -> Any:
     return _on_connect
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     """FastAPI dependency: the app's database."""
     db: Database = request.app.state.db
     return db

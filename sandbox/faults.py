@@ -145,7 +145,7 @@ class FaultMiddleware:
         await json_response(rule.status, payload, headers).send(send)
 
 
-def get_fault_rules(request: Request) -> FaultRules:
+async def get_fault_rules(request: Request) -> FaultRules:
     """FastAPI dependency: the app's fault rules."""
     rules: FaultRules = request.app.state.faults
     return rules

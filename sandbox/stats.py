@@ -73,7 +73,7 @@ class StatsMiddleware:
                 self._stats.count_write(info)
 
 
-def get_stats(request: Request) -> Stats:
+async def get_stats(request: Request) -> Stats:
     """FastAPI dependency: the app's counters."""
     stats: Stats = request.app.state.stats
     return stats

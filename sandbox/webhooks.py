@@ -293,7 +293,7 @@ def _delivery_out(delivery: WebhookDelivery) -> dict[str, Any]:
     }
 
 
-def get_webhooks(request: Request) -> WebhookDispatcher:
+async def get_webhooks(request: Request) -> WebhookDispatcher:
     """FastAPI dependency: the app's webhook dispatcher."""
     dispatcher: WebhookDispatcher = request.app.state.webhooks
     return dispatcher

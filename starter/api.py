@@ -19,7 +19,7 @@ from c2c.loops import resolve as event_loop_named
 from c2c.settings import Settings, get_settings
 from c2c.telemetry import instrument_api
 from c2c.temporal import converter_for
-from c2c.tracing import configure_tracing
+from c2c.tracing import configure_tracing, fastapi_telemetry
 from starter import codec, dashboard, kpis, routes, webhooks
 from starter.auth import TokenTable
 from starter.context import ApiContext, api_context
@@ -74,6 +74,7 @@ def create_app(
         summary="Contract-to-cash orchestration on Temporal",
         version="1",
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(settings),
     )
     app.state.context = context
     app.state.tokens = TokenTable.from_settings(settings)

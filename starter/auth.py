@@ -141,10 +141,15 @@ class TokenTable:
         return found
 
 
-def token_table(request: Request) -> TokenTable:
+def tokens_of(request: Request) -> TokenTable:
     """The app's token table (set by the app factory)."""
     tokens: TokenTable = request.app.state.tokens
     return tokens
+
+
+async def token_table(request: Request) -> TokenTable:
+    """Dependency: the app's token table (a coroutine: no worker-thread hop per request)."""
+    return tokens_of(request)
 
 
 def _check(

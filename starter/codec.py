@@ -107,7 +107,7 @@ class WirePayloads(BaseModel):
     payloads: list[WirePayload] = Field(default_factory=list, max_length=1_000)
 
 
-def codec_of(request: Request) -> EncryptionCodec:
+async def codec_of(request: Request) -> EncryptionCodec:
     """The API's encryption codec.
 
     Raises:

@@ -124,7 +124,13 @@ class ApiContext:
             self._connectors = None
 
 
-def api_context(request: Request) -> ApiContext:
+def context_of(request: Request) -> ApiContext:
     """The app's context (set by the app factory)."""
     context: ApiContext = request.app.state.context
     return context
+
+
+async def api_context(request: Request) -> ApiContext:
+    """Dependency: the app's context. A coroutine, so that FastAPI calls it on the event loop
+    rather than in a worker thread, as it does a plain function."""
+    return context_of(request)

@@ -34,8 +34,8 @@ from domain.names import (
     ExceptionQueue,
 )
 from starter import contracts, exception_queue
-from starter.auth import Role, TokenTable, token_table
-from starter.context import ApiContext, api_context
+from starter.auth import Role, TokenTable, tokens_of
+from starter.context import ApiContext, context_of
 from starter.dashboard_session import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -142,7 +142,7 @@ def _key(request: Request) -> bytes:
 
 def current_session(request: Request) -> Session | None:
     """The browser's session; an open dashboard (no tokens) gives everyone an open one."""
-    tokens = token_table(request)
+    tokens = tokens_of(request)
     if not tokens.enabled:
         return Session(role=None)
     return request_session(request, tokens)
@@ -206,7 +206,7 @@ def render(
     settings: Settings = request.app.state.context.settings
     html = templates.get_template(template).render(
         session=session,
-        auth_enabled=token_table(request).enabled,
+        auth_enabled=tokens_of(request).enabled,
         can_act=session.allows(Role.OPERATOR),
         csrf_field=CSRF_FIELD,
         csrf=csrf_token(_key(request), nonce, session),
@@ -318,7 +318,7 @@ async def home(request: Request) -> Response:
     filters, problems = Filters.parse(request.query_params)
     if problems:
         raise refuse(problems)
-    context = api_context(request)
+    context = context_of(request)
     # Each section reads its own source; one that fails says so and the others still show.
     pipeline, queue, report = await asyncio.gather(
         load_pipeline(context, filters),
@@ -350,7 +350,7 @@ async def contract_page(contract_id: str, request: Request) -> Response:
         raise DashboardError(
             422, "letters, digits and . _ : - (at most 64) only", field="contract_id"
         )
-    context = api_context(request)
+    context = context_of(request)
     client = await _temporal(context)
     handle = contracts.contract_handle(client, contract_id)
     try:
@@ -414,7 +414,7 @@ async def decide(exception_id: str, action: str, request: Request) -> Response:
         problems.append(Problem("note", f"must be at most {MAX_NOTE_LENGTH} characters"))
     if problems:
         raise refuse(problems)
-    context = api_context(request)
+    context = context_of(request)
     try:
         item = await exception_queue.get_exception(await context.ledger(), exception_id)
     except ExceptionNotFound:
@@ -459,7 +459,7 @@ async def decide(exception_id: str, action: str, request: Request) -> Response:
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, next: str = "/") -> Response:
     """The login form (only when tokens are configured)."""
-    if not token_table(request).enabled:
+    if not tokens_of(request).enabled:
         return RedirectResponse(safe_next(next), status_code=303)
     return render(
         request, "login.html", Session(role=None), live=False, next=safe_next(next), error=None
@@ -469,7 +469,7 @@ async def login_form(request: Request, next: str = "/") -> Response:
 @router.post("/login")
 async def login(request: Request) -> Response:
     """Check a token and start a session for its role."""
-    tokens = token_table(request)
+    tokens = tokens_of(request)
     form = await read_form(request)
     target = safe_next(form.get("next"))
     if not tokens.enabled:
