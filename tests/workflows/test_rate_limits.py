@@ -2,16 +2,18 @@
 
 Three workers poll the ERP queue with a limit of 5 activities per second, set by
 ``C2C_RATE_LIMITS``; twelve contracts start at once and provision themselves (four ERP steps
-each). The test records when each ERP step starts on any of the three workers. The server's limiter
-is a token bucket that, after an idle spell, lets up to one second's worth start at once: no
-window of ``w`` seconds may hold more than ``5 w`` starts, that burst, and one more (a start
-recorded at each edge of the window). Without the limit, the twelve contracts' steps start
+each). The test records when each ERP step starts on any of the three workers. The server
+divides the limit among the task queue's partitions (four by default), each a token bucket that,
+after an idle spell, lets up to ``ceil(rate / partitions)`` start at once: no window of ``w``
+seconds may hold more than ``5 w`` starts, the buckets' bursts together (8), and one more (a
+start recorded at each edge of the window). Without the limit, the twelve contracts' steps start
 dozens a second.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from contextlib import AsyncExitStack
 from typing import Any
@@ -34,8 +36,11 @@ from worker import contract_worker
 RATE = 5
 CONTRACTS = 12
 ERP_STEPS_EACH = 4  # validation, customer, project, contract
-#: What the server's token bucket holds when full: one second's worth of the rate.
-BURST = RATE
+#: The server's task-queue partitions, each limited to ``RATE / PARTITIONS`` per second.
+PARTITIONS = 4
+#: What the partitions' token buckets hold together when full: each holds one second's worth
+#: of its share, rounded up (the matching service's rule), so more than ``RATE`` in all.
+BURST = PARTITIONS * math.ceil(RATE / PARTITIONS)
 
 
 class StartRecorder(Interceptor):
