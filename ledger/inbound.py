@@ -95,14 +95,13 @@ class InboundEventLedger(LedgerBase):
         contract_id: str | None = None,
         reason: str | None = None,
         at: datetime | None = None,
-        attempts: int = 1,
     ) -> InboundEvent | None:
         """Record a new event with how its first processing ended, in one transaction.
 
         For a delivery that processed an event before recording it: ``processed`` with the
         answer duplicates will be given, ``dead_letter`` with the reason, or ``received`` after
         a transient failure (unclaimed, for the sender's retry, or the queue). It counts as
-        one attempt; an event queued before any processing is recorded ``received`` with none.
+        one attempt.
 
         Args:
             event: The event as it arrived.
@@ -113,7 +112,6 @@ class InboundEventLedger(LedgerBase):
                 arrival.
             reason: Why it is a dead letter.
             at: When processing ended; now if not given.
-            attempts: Processing attempts made (``0`` for an event queued unprocessed).
 
         Returns:
             ``None`` if this call recorded it; if it was recorded before, the event as stored
@@ -122,16 +120,15 @@ class InboundEventLedger(LedgerBase):
         ended = (
             None if status == InboundStatus.RECEIVED else (require_aware(at) if at else utc_now())
         )
-        row = {
-            **event.model_dump(),
-            "status": InboundStatus(status).value,
-            "attempts": attempts,
-            "claimed_until": None,
-            "processed_at": ended,
-            "response_status": response_status,
-            "response_body": response_body,
-            "reason": reason,
-        }
+        row = _new_row(
+            event,
+            status,
+            attempts=1,
+            processed_at=ended,
+            response_status=response_status,
+            response_body=response_body,
+            reason=reason,
+        )
         if contract_id is not None:
             row["contract_id"] = contract_id
         # A plain connection, not an ORM session: this is on every webhook's path.
@@ -157,17 +154,7 @@ class InboundEventLedger(LedgerBase):
         for index, key in enumerate(keys):
             first.setdefault(key, index)
         rows = [
-            {
-                **events[index].model_dump(),
-                "status": InboundStatus.RECEIVED.value,
-                "attempts": 0,
-                "claimed_until": None,
-                "processed_at": None,
-                "response_status": None,
-                "response_body": None,
-                "reason": None,
-            }
-            for index in first.values()
+            _new_row(events[index], InboundStatus.RECEIVED, attempts=0) for index in first.values()
         ]
         with self.engine.begin() as connection:
             inserted = {
@@ -393,20 +380,19 @@ class InboundEventLedger(LedgerBase):
         Raises:
             NotFoundInLedger: No such event.
         """
-        status = InboundStatus.REPLAYED if replayed else InboundStatus.PROCESSED
-        stmt = (
-            update(InboundEvent)
-            .where(_key(source, event_id), _open())
-            .values(
-                status=status.value,
-                processed_at=require_aware(at) if at else utc_now(),
-                claimed_until=None,
-                response_status=response_status,
-                response_body=response_body,
-                contract_id=func.coalesce(contract_id, InboundEvent.contract_id),
-            )
+        self.settle_inbound_event(
+            source,
+            event_id,
+            response_status=response_status,
+            response_body=response_body,
+            contract_id=contract_id,
+            replayed=replayed,
+            at=at,
         )
-        return self._update_inbound(stmt, source, event_id)
+        stored = self.get_inbound_event(source, event_id)
+        if stored is None:
+            raise NotFoundInLedger(f"no {InboundSource(source).value} event {event_id!r}")
+        return stored
 
     def mark_inbound_dead_letter(
         self,
@@ -446,10 +432,11 @@ class InboundEventLedger(LedgerBase):
         response_status: int,
         response_body: dict[str, Any],
         contract_id: str | None = None,
+        replayed: bool = False,
         at: datetime | None = None,
     ) -> bool:
-        """``mark_inbound_processed`` for the event queue: one statement, built once, and no
-        read of the event afterwards.
+        """``mark_inbound_processed`` without reading the event afterwards (the event queue's
+        path): one statement, built once.
 
         Returns:
             Whether this call settled it (``False``: it was settled before, and keeps its first
@@ -458,6 +445,7 @@ class InboundEventLedger(LedgerBase):
         values = {
             "k_source": InboundSource(source).value,
             "k_event_id": event_id,
+            "v_state": (InboundStatus.REPLAYED if replayed else InboundStatus.PROCESSED).value,
             "v_at": require_aware(at) if at else utc_now(),
             "v_status": response_status,
             "v_body": response_body,
@@ -477,7 +465,7 @@ class InboundEventLedger(LedgerBase):
                 table.status.in_([s.value for s in OPEN_STATUSES]),
             )
             .values(
-                status=InboundStatus.PROCESSED.value,
+                status=bindparam("v_state"),
                 processed_at=bindparam("v_at", type_=table.processed_at.type),
                 claimed_until=None,
                 response_status=bindparam("v_status"),
@@ -532,6 +520,29 @@ _KNOWN = (
     )
     .limit(1)
 )
+
+
+def _new_row(
+    event: InboundEventIn,
+    status: InboundStatus,
+    *,
+    attempts: int,
+    processed_at: datetime | None = None,
+    response_status: int | None = None,
+    response_body: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """The values of a new event's row, unclaimed."""
+    return {
+        **event.model_dump(),
+        "status": InboundStatus(status).value,
+        "attempts": attempts,
+        "claimed_until": None,
+        "processed_at": processed_at,
+        "response_status": response_status,
+        "response_body": response_body,
+        "reason": reason,
+    }
 
 
 def _key(source: InboundSource | str, event_id: str) -> ColumnElement[bool]:

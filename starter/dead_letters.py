@@ -330,41 +330,37 @@ class WaitingRecorder:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self._pending: list[tuple[InboundEventIn, asyncio.Future[InboundEvent | None]]] = []
-        self._writing = False
+        #: The write in progress; deliveries arriving meanwhile wait for the next one.
         self._task: asyncio.Task[None] | None = None
 
     async def record(self, event: InboundEventIn) -> InboundEvent | None:
         """Record one event; ``None`` if this call recorded it, else the event as stored."""
         done: asyncio.Future[InboundEvent | None] = asyncio.get_running_loop().create_future()
         self._pending.append((event, done))
-        if not self._writing:
-            self._writing = True
+        if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._write())
         return await done
 
     async def _write(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    stored = await run_in_threadpool(
-                        self.ledger.record_waiting_events, [event for event, _ in batch]
-                    )
-                except Exception as exc:
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_exception(exc)
-                    continue
-                for (_, done), result in zip(batch, stored, strict=True):
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                stored = await run_in_threadpool(
+                    self.ledger.record_waiting_events, [event for event, _ in batch]
+                )
+            except Exception as exc:
+                for _, done in batch:
                     if not done.done():
-                        done.set_result(result)
-        finally:
-            self._writing = False
+                        done.set_exception(exc)
+                continue
+            for (_, done), result in zip(batch, stored, strict=True):
+                if not done.done():
+                    done.set_result(result)
 
 
 def _recorder(context: ApiContext, ledger: Ledger) -> WaitingRecorder:
     recorder = context.waiting_recorder
-    if recorder is None or recorder.ledger is not ledger:
+    if recorder is None:
         recorder = context.waiting_recorder = WaitingRecorder(ledger)
     return recorder
 
@@ -401,9 +397,7 @@ async def process_waiting(
             await run_in_threadpool(ledger.postpone_inbound_event, *key, retry_at)
             _log_left_for_retry(event.source, event.event_id, exc)
             return None
-        reason = f"{failure.code}: {failure.message}"
-        await run_in_threadpool(ledger.mark_inbound_dead_letter, *key, reason)
-        return _dead_letter(event.source, event.event_id, failure)
+        return await _keep_dead_letter(ledger, event, failure)
     # Settled by someone else meanwhile (a claim that ran out): its first answer stands.
     await run_in_threadpool(
         partial(
@@ -521,9 +515,7 @@ async def _process(
             await run_in_threadpool(ledger.release_inbound_event, *key)
             _log_left_for_retry(event.source, event.event_id, exc)
             raise
-        reason = f"{failure.code}: {failure.message}"
-        await run_in_threadpool(ledger.mark_inbound_dead_letter, *key, reason)
-        return _dead_letter(event.source, event.event_id, failure)
+        return await _keep_dead_letter(ledger, event, failure)
     stored = await run_in_threadpool(
         ledger.mark_inbound_processed,
         *key,
@@ -560,6 +552,14 @@ def _answer_given(stored: InboundEvent, answer: Answer) -> Answer:
 
 def _but_duplicate(body: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (body or {}).items() if k != "duplicate"}
+
+
+async def _keep_dead_letter(ledger: Ledger, event: InboundEvent, failure: ApiError) -> ApiError:
+    """Keep a claimed event as a dead letter with the failure's reason; the failure as its
+    answer."""
+    reason = f"{failure.code}: {failure.message}"
+    await run_in_threadpool(ledger.mark_inbound_dead_letter, event.source, event.event_id, reason)
+    return _dead_letter(event.source, event.event_id, failure)
 
 
 def _dead_letter(source: str, event_id: str, failure: ApiError) -> ApiError:

@@ -81,10 +81,6 @@ class EventQueue:
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
 
-    def takes(self, source: InboundSource, kind: str) -> bool:
-        """Whether events of this source and type are queued."""
-        return kind in self.types.get(source, ())
-
     def wake(self) -> None:
         """Look at the ledger now: an event was queued."""
         self._wake.set()

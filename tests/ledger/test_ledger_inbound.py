@@ -301,10 +301,7 @@ QUEUED = {InboundSource.PSA: ["milestone.completed"]}
 
 def waiting(ledger: Ledger, event_id: str, at: datetime, **extra: Any) -> None:
     """Record an event as the queue does: ``received``, unclaimed, no attempt yet."""
-    recorded = ledger.record_inbound_outcome(
-        inbound(event_id, at, **extra), InboundStatus.RECEIVED, attempts=0
-    )
-    assert recorded is None
+    assert ledger.record_waiting_events([inbound(event_id, at, **extra)]) == [None]
 
 
 def test_the_queue_claims_waiting_events_oldest_first_counting_an_attempt(
@@ -409,7 +406,7 @@ def test_an_approval_waits_until_it_is_processed(ledger: Ledger, at: At) -> None
         }
     )
     assert not ledger.approval_waiting("K-9")
-    ledger.record_inbound_outcome(approval, InboundStatus.RECEIVED, attempts=0)
+    assert ledger.record_waiting_events([approval]) == [None]
     # A milestone of the same contract waiting is not an approval.
     waiting(ledger, "evt-m", at(0), contract_id="K-8")
     assert ledger.approval_waiting("K-9") and not ledger.approval_waiting("K-8")
