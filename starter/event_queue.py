@@ -114,13 +114,13 @@ class EventQueue:
         log.info("event queue stopped")
 
     async def _run(self) -> None:
-        # Claim when half the slots are free (or none is busy): one claim per several events
-        # instead of one per event, since each claim is a write transaction on the ledger.
+        # Claim when half the slots are free (all are, when none is busy): one claim per
+        # several events instead of one per event, since each claim is a write transaction.
         refill_at = max(1, self.concurrency // 2)
         while not self._stopping:
             claimed = 0
             free = self.concurrency - len(self._in_flight)
-            if free >= refill_at or (free > 0 and not self._in_flight):
+            if free >= refill_at:
                 try:
                     claimed = await self._claim(free)
                 except Exception as exc:
