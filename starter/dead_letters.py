@@ -309,12 +309,11 @@ async def enqueue(
     earlier = await _recorder(context, ledger).record(incoming)
     if earlier is None:
         return answer
-    if earlier.status in SETTLED_STATUSES:
-        log.info("duplicate event", source=source.value, event_id=envelope.event_id)
-        return _first_answer(earlier)
     if earlier.status == InboundStatus.DEAD_LETTER:
         return None
     log.info("duplicate event", source=source.value, event_id=envelope.event_id)
+    if earlier.status in SETTLED_STATUSES:
+        return _first_answer(earlier)
     return Answer(answer.status, {**answer.body, "duplicate": True}, answer.contract_id)
 
 
@@ -388,8 +387,6 @@ async def process_waiting(
     key = (event.source, event.event_id)
     try:
         answer = await processor(context, event.body.encode())
-    except asyncio.CancelledError:
-        raise
     except Exception as exc:
         failure = _permanent_failure(exc)
         if failure is None:
@@ -398,7 +395,7 @@ async def process_waiting(
             _log_left_for_retry(event.source, event.event_id, exc)
             return None
         return await _keep_dead_letter(ledger, event, failure)
-    # Settled by someone else meanwhile (a claim that ran out): its first answer stands.
+    # If another claimer settled it meanwhile (this one's claim ran out), its answer stands.
     await run_in_threadpool(
         partial(
             ledger.settle_inbound_event,
