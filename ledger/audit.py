@@ -9,11 +9,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from ledger.base import LedgerBase, count_returned
-from ledger.engine import upsert_insert
 from ledger.models import AuditEvent, AuditEventIn, utc_now
-
-# Keeps one multi-row INSERT well under SQLite's limit on bound parameters.
-_ROWS_PER_STATEMENT = 500
 
 
 class AuditLedger(LedgerBase):
@@ -33,17 +29,10 @@ class AuditLedger(LedgerBase):
         rows = list(unique.values())
         if not rows:
             return 0
-        inserted = 0
+        # Many rows are sent in batches that keep under the database's limit on parameters.
+        stmt = self._insert_new(AuditEvent, ["event_key"], returning=["id"])
         with self._transaction() as session:
-            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-                stmt = (
-                    upsert_insert(self.engine, AuditEvent)
-                    .values(rows[start : start + _ROWS_PER_STATEMENT])
-                    .on_conflict_do_nothing(index_elements=["event_key"])
-                    .returning(col(AuditEvent.id))
-                )
-                inserted += count_returned(session, stmt)
-        return inserted
+            return count_returned(session, stmt, rows)
 
     def audit_trail(self, contract_id: str) -> list[AuditEvent]:
         """The contract's events in the order they happened (then in the order recorded)."""

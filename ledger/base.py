@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Connection, Executable
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from c2c.schema import create_missing
-from ledger.engine import make_engine
+from ledger.engine import make_engine, upsert_insert
 from ledger.models import LedgerTable
 from ledger.urls import normalise_url
 
@@ -29,6 +30,7 @@ class LedgerBase:
         self.engine = make_engine(self.url, echo=echo)
         #: The connection of this thread's open ``unit_of_work``, if any.
         self._unit = threading.local()
+        self._inserts: dict[tuple[Any, ...], Executable] = {}
 
     def create_all(self) -> None:
         """Create the ledger's tables and indexes that do not exist yet (an index added since
@@ -65,6 +67,26 @@ class LedgerBase:
             finally:
                 self._unit.connection = None
 
+    def _insert_new(
+        self, table: Any, key: Sequence[str], returning: Sequence[str] = ()
+    ) -> Executable:
+        """``INSERT … ON CONFLICT (key) DO NOTHING [RETURNING …]`` into the model's table, its
+        values bound at execution (a dict, or a list of them for many rows).
+
+        Built once per ledger: composing and compiling the statement with its values on
+        every call cost several times SQLite's own work on each write of every step.
+        """
+        cache_key = (table, tuple(key), tuple(returning))
+        stmt = self._inserts.get(cache_key)
+        if stmt is None:
+            core = table.__table__
+            insert = upsert_insert(self.engine, core).on_conflict_do_nothing(
+                index_elements=list(key)
+            )
+            stmt = insert.returning(*(core.c[name] for name in returning)) if returning else insert
+            self._inserts[cache_key] = stmt
+        return stmt
+
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
         connection: Connection | None = getattr(self._unit, "connection", None)
@@ -78,10 +100,14 @@ class LedgerBase:
             yield session
 
 
-def count_returned(session: Session, stmt: Executable) -> int:
+def count_returned(
+    session: Session,
+    stmt: Executable,
+    params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+) -> int:
     """How many rows a ``… RETURNING`` statement wrote.
 
     Not ``rowcount``: psycopg reports -1 once SQLAlchemy adds its own ``RETURNING`` for
     primary keys. Rows skipped by ``ON CONFLICT DO NOTHING`` return nothing.
     """
-    return len(session.connection().execute(stmt).all())
+    return len(session.connection().execute(stmt, params).all())

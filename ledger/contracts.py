@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import Table, func
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import col, select
 
@@ -13,6 +13,7 @@ from ledger.base import LedgerBase
 from ledger.engine import upsert_insert
 from ledger.models import ContractRecord, ContractRecordIn
 
+_TABLE: Table = ContractRecord.__table__  # type: ignore[attr-defined]
 # Columns under upsert_contract's partial-update rule.
 _KEPT_UNLESS_GIVEN = (
     "workflow_id",
@@ -40,10 +41,8 @@ class ContractLedger(LedgerBase):
             The row as stored after the write.
         """
         with self._transaction() as session:
-            session.connection().execute(self._upsert_contract, contract.model_dump())
-            record = session.get(ContractRecord, contract.contract_id)
-        assert record is not None  # just written
-        return record
+            row = session.connection().execute(self._upsert_contract, contract.model_dump()).one()
+        return ContractRecord(**row._mapping)
 
     def get_contract(self, contract_id: str) -> ContractRecord | None:
         """One contract's row, or ``None``."""
@@ -78,4 +77,7 @@ class ContractLedger(LedgerBase):
             changes[name] = func.coalesce(getattr(ContractRecord, name), given[name])
         for name in _ALWAYS_SET:
             changes[name] = given[name]
-        return insert.on_conflict_do_update(index_elements=["contract_id"], set_=changes)
+        # The row as stored comes back from the same statement: no read after the write.
+        return insert.on_conflict_do_update(index_elements=["contract_id"], set_=changes).returning(
+            *_TABLE.columns
+        )

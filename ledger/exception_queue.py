@@ -9,7 +9,6 @@ from sqlmodel import col, select
 
 from ledger.base import LedgerBase
 from ledger.columns import require_aware
-from ledger.engine import upsert_insert
 from ledger.errors import LedgerConflict, NotFoundInLedger
 from ledger.models import ExceptionIn, ExceptionRecord, ExceptionStatus, utc_now
 
@@ -19,13 +18,9 @@ class ExceptionQueueLedger(LedgerBase):
 
     def open_exception(self, exception: ExceptionIn) -> ExceptionRecord:
         """Open an exception, or return the one already opened with that id, unchanged."""
-        stmt = (
-            upsert_insert(self.engine, ExceptionRecord)
-            .values(**exception.model_dump(), status=ExceptionStatus.OPEN.value)
-            .on_conflict_do_nothing(index_elements=["exception_id"])
-        )
+        row = {**exception.model_dump(), "status": ExceptionStatus.OPEN.value}
         with self._transaction() as session:
-            session.connection().execute(stmt)
+            session.connection().execute(self._insert_new(ExceptionRecord, ["exception_id"]), row)
             record = session.get(ExceptionRecord, exception.exception_id)
         assert record is not None  # inserted now or before, and never deleted
         return record

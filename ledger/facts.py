@@ -10,12 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, update
 from sqlmodel import col, select
 
 from ledger.base import LedgerBase
 from ledger.columns import require_aware
-from ledger.engine import upsert_insert
 from ledger.models import (
     AmendmentFact,
     BillingFact,
@@ -29,6 +28,18 @@ from ledger.models import (
 )
 
 T = TypeVar("T")
+
+_FACTS: Table = BillingFact.__table__  # type: ignore[attr-defined]
+#: What an issued invoice adds to its billing fact.
+_ISSUED = [
+    name for name in InvoiceIssuedIn.model_fields if name not in {"contract_id", "reference"}
+]
+#: Built once, its values bound at execution (composing it cost more than the write).
+_ISSUE = (
+    update(_FACTS)
+    .where(_FACTS.c.fact_key == bindparam("v_key"), _FACTS.c.issued_at.is_(None))
+    .values({name: bindparam(f"v_{name}", type_=_FACTS.c[name].type) for name in _ISSUED})
+)
 
 
 def billing_fact_key(contract_id: str, reference: str) -> str:
@@ -57,15 +68,11 @@ class FactLedger(LedgerBase):
             ValueError: No billing step with that reference was recorded as started.
         """
         key = billing_fact_key(issued.contract_id, issued.reference)
-        values = issued.model_dump(exclude={"contract_id", "reference"})
-        stmt = (
-            update(BillingFact)
-            .where(col(BillingFact.fact_key) == key, col(BillingFact.issued_at).is_(None))
-            .values(**values)
-        )
+        values = {f"v_{name}": getattr(issued, name) for name in _ISSUED}
         with self._transaction() as session:
-            session.connection().execute(stmt)
-            if session.get(BillingFact, key) is None:
+            written = session.connection().execute(_ISSUE, {"v_key": key, **values}).rowcount
+            # Nothing written: issued before (kept as first reported), or never started.
+            if not written and session.get(BillingFact, key) is None:
                 raise ValueError(f"no billing step {key!r} was recorded as started")
 
     def record_payment_fact(self, payment: PaymentFactIn) -> None:
@@ -131,10 +138,5 @@ class FactLedger(LedgerBase):
 
     def _insert_once(self, table: type, key: str, row: dict[str, object]) -> None:
         # The database decides whether the row exists, so racing attempts write it once.
-        stmt = (
-            upsert_insert(self.engine, table)
-            .values(**row)
-            .on_conflict_do_nothing(index_elements=[key])
-        )
         with self._transaction() as session:
-            session.connection().execute(stmt)
+            session.connection().execute(self._insert_new(table, [key]), row)

@@ -24,7 +24,6 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from ledger.base import LedgerBase, count_returned
 from ledger.columns import require_aware
-from ledger.engine import upsert_insert
 from ledger.errors import NotFoundInLedger
 from ledger.models import (
     OPEN_STATUSES,
@@ -35,6 +34,8 @@ from ledger.models import (
     utc_now,
 )
 
+#: The columns that identify an event: its source and the id its sender gave it.
+_EVENT_KEY = ("source", "event_id")
 #: How long a claim holds an event for the delivery that processes it.
 DEFAULT_CLAIM = timedelta(seconds=60)
 
@@ -63,19 +64,10 @@ class InboundEventLedger(LedgerBase):
         Returns:
             Whether it was known already, and its record as stored now.
         """
-        stmt = (
-            upsert_insert(self.engine, InboundEvent)
-            .values(
-                **event.model_dump(),
-                status=InboundStatus.RECEIVED.value,
-                attempts=1,
-                claimed_until=event.received_at + claim,
-            )
-            .on_conflict_do_nothing(index_elements=["source", "event_id"])
-            .returning(col(InboundEvent.id))
-        )
+        row = _new_row(event, InboundStatus.RECEIVED, attempts=1)
+        row["claimed_until"] = event.received_at + claim
         with self._transaction() as session:
-            inserted = count_returned(session, stmt)
+            inserted = count_returned(session, self._insert_new_inbound, row)
             stored = session.exec(_one(event.source, event.event_id)).one()
         return InboundRecorded(known=not inserted, event=stored)
 
@@ -182,23 +174,13 @@ class InboundEventLedger(LedgerBase):
             for index, key in enumerate(keys)
         ]
 
-    @cached_property
+    @property
     def _insert_new_inbound_keys(self) -> Executable:
-        return (
-            upsert_insert(self.engine, _TABLE)
-            .on_conflict_do_nothing(index_elements=["source", "event_id"])
-            .returning(_TABLE.c.source, _TABLE.c.event_id)
-        )
+        return self._insert_new(InboundEvent, _EVENT_KEY, returning=_EVENT_KEY)
 
-    @cached_property
+    @property
     def _insert_new_inbound(self) -> Executable:
-        # Built once, its values bound at execution: building and compiling an ORM statement
-        # on every call cost about twice what SQLite's own work does.
-        return (
-            upsert_insert(self.engine, _TABLE)
-            .on_conflict_do_nothing(index_elements=["source", "event_id"])
-            .returning(_TABLE.c.id)
-        )
+        return self._insert_new(InboundEvent, _EVENT_KEY, returning=["id"])
 
     def claim_inbound_event(
         self,

@@ -7,7 +7,6 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from domain.names import System
 from ledger.base import LedgerBase, count_returned
-from ledger.engine import upsert_insert
 from ledger.errors import LedgerConflict
 from ledger.models import CrossReference, utc_now
 
@@ -41,21 +40,17 @@ class XrefLedger(LedgerBase):
             ValueError: ``system`` is not one of c2c's systems.
         """
         system = System(system).value
-        stmt = (
-            upsert_insert(self.engine, CrossReference)
-            .values(
-                claim=_claim(contract_id, system, kind, external_id),
-                contract_id=contract_id,
-                system=system,
-                kind=kind,
-                external_id=external_id,
-                created_at=utc_now(),
-            )
-            .on_conflict_do_nothing(index_elements=["claim"])
-            .returning(col(CrossReference.id))
-        )
+        row = {
+            "claim": _claim(contract_id, system, kind, external_id),
+            "contract_id": contract_id,
+            "system": system,
+            "kind": kind,
+            "external_id": external_id,
+            "created_at": utc_now(),
+        }
+        stmt = self._insert_new(CrossReference, ["claim"], returning=["id"])
         with self._transaction() as session:
-            if count_returned(session, stmt) or kind in SHARED_KINDS:
+            if count_returned(session, stmt, row) or kind in SHARED_KINDS:
                 return
             owner = session.exec(_owner(system, kind, external_id)).one()
         if owner != contract_id:

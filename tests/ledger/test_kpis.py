@@ -101,6 +101,19 @@ def invoice(
     return invoice_id
 
 
+def issued_now(contract_id: str, reference: str, invoice_id: str) -> InvoiceIssuedIn:
+    """An invoice of 1.00 reported issued at ``NOW``."""
+    return InvoiceIssuedIn(
+        contract_id=contract_id,
+        reference=reference,
+        invoice_id=invoice_id,
+        invoice_date=NOW.date(),
+        due_on=NOW.date() + timedelta(days=30),
+        total=Decimal(1),
+        issued_at=NOW,
+    )
+
+
 def payment(
     ledger: Ledger, contract_id: str, invoice_id: str | None, amount: str, on: date
 ) -> None:
@@ -287,17 +300,7 @@ def test_fact_writes_are_idempotent_and_keep_the_first_times(ledger: Ledger) -> 
     assert report.invoice_correction.invoices == 1
     assert report.amendment_propagation.median_hours == 1.0
     with pytest.raises(ValueError, match="recorded as started"):
-        ledger.record_invoice_issued(
-            InvoiceIssuedIn(
-                contract_id="C-1",
-                reference="2026-12",
-                invoice_id="INV-X",
-                invoice_date=date(2026, 12, 1),
-                due_on=date(2026, 12, 31),
-                total=Decimal(1),
-                issued_at=NOW,
-            )
-        )
+        ledger.record_invoice_issued(issued_now("C-1", "2026-12", "INV-X"))
 
 
 def test_dso_by_the_period_method(ledger: Ledger) -> None:
@@ -434,3 +437,15 @@ def test_a_bad_period_is_refused(ledger: Ledger, period: str) -> None:
 def test_a_naive_now_is_refused(ledger: Ledger) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         kpi_report(ledger, now=datetime(2026, 11, 1))
+
+
+def test_an_invoice_reported_again_keeps_the_first_report_exactly(ledger: Ledger) -> None:
+    contract(ledger, "C-1", setup_hours=1)
+    first = invoice(ledger, "C-1", "2026-10", "1234.56", date(2026, 10, 31), rate="1.0825")
+    ledger.record_invoice_issued(issued_now("C-1", "2026-10", "INV-LATER"))
+    [stored] = ledger.issued_invoices("C-1")
+    assert stored.invoice_id == first
+    assert (stored.invoice_date, stored.due_on) == (date(2026, 10, 31), date(2026, 11, 30))
+    assert stored.total == Decimal("1234.56")
+    assert stored.exchange_rate == Decimal("1.0825")
+    assert stored.issued_at == datetime(2026, 10, 31, 1, 0, tzinfo=UTC)

@@ -55,6 +55,15 @@ def test_a_key_repeated_in_one_batch_is_recorded_once_as_first_given(
     assert only.event == "event a"
 
 
+def test_a_batch_past_one_statements_parameter_limit_counts_only_new_keys(
+    ledger: Ledger, at: At
+) -> None:
+    # 5,000 rows of nine columns are more bound parameters than one SQLite statement takes.
+    assert ledger.record_audit([event(f"e{n}", at(n)) for n in range(0, 5000, 2)]) == 2500
+    assert ledger.record_audit([event(f"e{n}", at(n)) for n in range(5000)]) == 2500
+    assert len(ledger.audit_trail("K-1")) == 5000
+
+
 def test_an_empty_batch_records_nothing(ledger: Ledger) -> None:
     assert ledger.record_audit([]) == 0
 
