@@ -55,6 +55,7 @@ class HttpErp(HttpConnector):
             {"contract_id": project["contract_id"]},
             project,
             idempotency_key=idempotency_key,
+            look_first=False,
         )
 
     async def close_project(self, project_id: str, *, idempotency_key: str) -> ErpProject:
@@ -71,6 +72,7 @@ class HttpErp(HttpConnector):
             {"contract_id": contract["contract_id"]},
             contract,
             idempotency_key=idempotency_key,
+            look_first=False,
         )
 
     async def put_billing_schedule(

@@ -220,25 +220,30 @@ class HttpConnector:
         body: dict[str, Any],
         *,
         idempotency_key: str,
+        look_first: bool = True,
     ) -> R:
         """The record of ``path`` whose canonical ``key`` matches, created from ``body`` if none.
 
-        A ``409 duplicate`` means it was created meanwhile (concurrently, or under another
-        key): the canonical record found then is the answer.
+        A refused create is answered by the record if it exists after all: a ``409 duplicate``
+        (created meanwhile, concurrently or under another key), the key reused with another
+        body (an amendment, then a reset that runs the step again), or a rule the existing
+        record predates. Only when none exists is the refusal the answer.
+
+        Args:
+            look_first: Look the record up before creating it. ``False`` for records that are
+                almost always new (those one contract owns: its project, its contract): the
+                create goes first, and a new record costs one call instead of two. The outcome
+                is the same either way; a record that exists costs one call more.
         """
-        existing = await self.first(path, key)
-        if existing is None:
-            try:
-                existing = await self.request(
-                    "POST", path, json=body, idempotency_key=idempotency_key
-                )
-            except BusinessError as exc:
-                if (
-                    exc.rejection.code != "duplicate"
-                    or (existing := await self.first(path, key)) is None
-                ):
-                    raise
-        return model.model_validate(existing)
+        if look_first and (existing := await self.first(path, key)) is not None:
+            return model.model_validate(existing)
+        try:
+            created = await self.request("POST", path, json=body, idempotency_key=idempotency_key)
+        except BusinessError:
+            if (existing := await self.first(path, key)) is None:
+                raise
+            return model.model_validate(existing)
+        return model.model_validate(created)
 
     async def pages(
         self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = PAGE_SIZE

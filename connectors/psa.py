@@ -28,6 +28,7 @@ class HttpPsa(HttpConnector):
             {"contract_id": project["contract_id"]},
             project,
             idempotency_key=idempotency_key,
+            look_first=False,
         )
 
     async def get_project(self, project_id: str) -> PsaProject | None:

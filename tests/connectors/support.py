@@ -126,3 +126,19 @@ async def issued_invoice(
         invoice_body(contract, reference, amount), idempotency_key=key
     )
     return await erp.issue_invoice(invoice.invoice_id, idempotency_key=f"{key}:issue")
+
+
+def psa_project_body(contract_id: str) -> dict[str, Any]:
+    """A PSA project for the contract, with one rate and one milestone."""
+    return {
+        "contract_id": contract_id,
+        "name": "Connector test",
+        "customer_name": "Acme Corp",
+        "erp_project_id": "PRJ-000001",
+        "currency": "USD",
+        "start_date": "2026-01-01",
+        "end_date": "2026-12-31",
+        "project_template": "standard",
+        "rate_card": [{"role": "consultant", "hourly_rate": "150.00"}],
+        "milestones": [{"milestone_id": "M1", "name": "Design", "amount": "5000.00"}],
+    }

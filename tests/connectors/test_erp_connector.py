@@ -3,7 +3,6 @@ application, revenue, balances and amendments, each made once through faults and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -21,13 +20,6 @@ from tests.connectors.support import (
     issued_invoice,
     unique,
 )
-
-
-@pytest_asyncio.fixture
-async def erp(sandbox_url: str) -> AsyncIterator[HttpErp]:
-    client = HttpErp(f"{sandbox_url}/erp/v1", timeout_s=5)
-    yield client
-    await client.aclose()
 
 
 @pytest_asyncio.fixture

@@ -3,33 +3,17 @@ project, and dunning reminders on the account timeline, each safe to repeat."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from connectors.crm import HttpCrm
 from connectors.psa import HttpPsa
 from domain.errors import BusinessError, TransientError
-from tests.connectors.support import unique
-
-
-@pytest_asyncio.fixture
-async def psa(sandbox_url: str) -> AsyncIterator[HttpPsa]:
-    client = HttpPsa(f"{sandbox_url}/psa/v1", timeout_s=5)
-    yield client
-    await client.aclose()
-
-
-@pytest_asyncio.fixture
-async def crm(sandbox_url: str) -> AsyncIterator[HttpCrm]:
-    client = HttpCrm(f"{sandbox_url}/crm/v1", timeout_s=5)
-    yield client
-    await client.aclose()
+from tests.connectors.support import psa_project_body, unique
 
 
 async def psa_writes(sandbox: httpx.AsyncClient, route: str) -> int:
@@ -41,18 +25,7 @@ async def psa_writes(sandbox: httpx.AsyncClient, route: str) -> int:
 async def new_project(psa: HttpPsa) -> str:
     contract_id = unique("CT")
     project = await psa.ensure_project(
-        {
-            "contract_id": contract_id,
-            "name": "Connector test",
-            "customer_name": "Acme Corp",
-            "erp_project_id": "PRJ-000001",
-            "currency": "USD",
-            "start_date": "2026-01-01",
-            "end_date": "2026-12-31",
-            "project_template": "standard",
-            "rate_card": [{"role": "consultant", "hourly_rate": "150.00"}],
-            "milestones": [{"milestone_id": "M1", "name": "Design", "amount": "5000.00"}],
-        },
+        psa_project_body(contract_id),
         idempotency_key=f"{contract_id}:psa-project",
     )
     return project.project_id
