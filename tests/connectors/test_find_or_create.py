@@ -12,7 +12,7 @@ import pytest_asyncio
 
 from connectors.erp import HttpErp
 from connectors.psa import HttpPsa
-from domain.errors import BusinessError
+from domain.errors import BusinessError, TransientError
 from tests.connectors.support import psa_project_body, unique
 
 
@@ -126,3 +126,26 @@ async def test_the_psa_project_is_created_once_under_two_keys(
     assert again == first
     listed = await sandbox.get("/psa/v1/projects", params={"contract_id": contract_id})
     assert [p["project_id"] for p in listed.json()["items"]] == [first.project_id]
+
+
+async def test_a_project_whose_create_answer_is_lost_is_made_once(
+    erp: HttpErp, customer_id: str, faults: Any, sandbox: httpx.AsyncClient
+) -> None:
+    contract_id = unique("CT")
+    key = f"{contract_id}:project"
+    writes_before = (await calls(sandbox, "erp", "POST /projects"))[1]
+    await faults(
+        system="erp", path_prefix="/projects", method="POST", status=503, phase="after", times=1
+    )
+
+    with pytest.raises(TransientError):
+        await erp.ensure_project(project(contract_id, customer_id), idempotency_key=key)
+    retried = await erp.ensure_project(project(contract_id, customer_id), idempotency_key=key)
+    after_reset = await erp.ensure_project(
+        project(contract_id, customer_id), idempotency_key=f"{contract_id}:run-2"
+    )
+
+    assert retried == after_reset
+    assert (await calls(sandbox, "erp", "POST /projects"))[1] == writes_before + 1
+    listed = await sandbox.get("/erp/v1/projects", params={"contract_id": contract_id})
+    assert [p["project_id"] for p in listed.json()["items"]] == [retried.project_id]
