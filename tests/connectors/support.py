@@ -13,6 +13,7 @@ from typing import Any
 
 from connectors.erp import HttpErp
 from connectors.records import ErpInvoice
+from tests.sandbox.support import PROJECT
 
 
 @dataclass(frozen=True)
@@ -129,16 +130,5 @@ async def issued_invoice(
 
 
 def psa_project_body(contract_id: str) -> dict[str, Any]:
-    """A PSA project for the contract, with one rate and one milestone."""
-    return {
-        "contract_id": contract_id,
-        "name": "Connector test",
-        "customer_name": "Acme Corp",
-        "erp_project_id": "PRJ-000001",
-        "currency": "USD",
-        "start_date": "2026-01-01",
-        "end_date": "2026-12-31",
-        "project_template": "standard",
-        "rate_card": [{"role": "consultant", "hourly_rate": "150.00"}],
-        "milestones": [{"milestone_id": "M1", "name": "Design", "amount": "5000.00"}],
-    }
+    """The sandbox tests' PSA project (one rate, one milestone) for the contract, from 1 Jan."""
+    return {**PROJECT, "contract_id": contract_id, "start_date": "2026-01-01"}

@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from connectors.crm import HttpCrm
 from connectors.erp import HttpErp
 from connectors.tax import HttpTax
 from domain.errors import BusinessError, NotFound, TransientError
-
-
-@pytest_asyncio.fixture
-async def erp(sandbox_url: str) -> AsyncIterator[HttpErp]:
-    client = HttpErp(f"{sandbox_url}/erp/v1", timeout_s=5)
-    yield client
-    await client.aclose()
 
 
 def customer(crm_account_id: str) -> dict[str, Any]:
