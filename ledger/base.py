@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from c2c.schema import create_missing
 from ledger.engine import make_engine, upsert_insert
-from ledger.models import LedgerTable
+from ledger.models import LedgerTable, table_of
 from ledger.urls import normalise_url
 
 
@@ -68,7 +68,7 @@ class LedgerBase:
                 self._unit.connection = None
 
     def _insert_new(
-        self, table: Any, key: Sequence[str], returning: Sequence[str] = ()
+        self, model: type[LedgerTable], key: Sequence[str], returning: Sequence[str] = ()
     ) -> Executable:
         """``INSERT … ON CONFLICT (key) DO NOTHING [RETURNING …]`` into the model's table, its
         values bound at execution (a dict, or a list of them for many rows).
@@ -76,10 +76,10 @@ class LedgerBase:
         Built once per ledger: composing and compiling the statement with its values on
         every call cost several times SQLite's own work on each write of every step.
         """
-        cache_key = (table, tuple(key), tuple(returning))
+        cache_key = (model, tuple(key), tuple(returning))
         stmt = self._inserts.get(cache_key)
         if stmt is None:
-            core = table.__table__
+            core = table_of(model)
             insert = upsert_insert(self.engine, core).on_conflict_do_nothing(
                 index_elements=list(key)
             )

@@ -5,15 +5,15 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Table, func
+from sqlalchemy import func
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import col, select
 
 from ledger.base import LedgerBase
 from ledger.engine import upsert_insert
-from ledger.models import ContractRecord, ContractRecordIn
+from ledger.models import ContractRecord, ContractRecordIn, table_of
 
-_TABLE: Table = ContractRecord.__table__  # type: ignore[attr-defined]
+_TABLE = table_of(ContractRecord)
 # Columns under upsert_contract's partial-update rule.
 _KEPT_UNLESS_GIVEN = (
     "workflow_id",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 
 from ledger.base import LedgerBase
@@ -23,13 +23,15 @@ from ledger.models import (
     CreditNoteFact,
     CreditNoteFactIn,
     InvoiceIssuedIn,
+    LedgerTable,
     PaymentFact,
     PaymentFactIn,
+    table_of,
 )
 
 T = TypeVar("T")
 
-_FACTS: Table = BillingFact.__table__  # type: ignore[attr-defined]
+_FACTS = table_of(BillingFact)
 #: What an issued invoice adds to its billing fact.
 _ISSUED = [
     name for name in InvoiceIssuedIn.model_fields if name not in {"contract_id", "reference"}
@@ -136,7 +138,7 @@ class FactLedger(LedgerBase):
         with self._session() as session:
             return list(session.exec(query).all())
 
-    def _insert_once(self, table: type, key: str, row: dict[str, object]) -> None:
+    def _insert_once(self, table: type[LedgerTable], key: str, row: dict[str, object]) -> None:
         # The database decides whether the row exists, so racing attempts write it once.
         with self._transaction() as session:
             session.connection().execute(self._insert_new(table, [key]), row)

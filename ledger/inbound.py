@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Executable, Table, and_, bindparam, func, or_, update
+from sqlalchemy import ColumnElement, Executable, and_, bindparam, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -31,6 +31,7 @@ from ledger.models import (
     InboundEventIn,
     InboundSource,
     InboundStatus,
+    table_of,
     utc_now,
 )
 
@@ -492,7 +493,7 @@ class InboundEventLedger(LedgerBase):
         return event
 
 
-_TABLE: Table = InboundEvent.__table__  # type: ignore[attr-defined]
+_TABLE = table_of(InboundEvent)
 #: Whether an event is recorded, given ``source`` and ``event_id`` at execution.
 _KNOWN = (
     select(col(InboundEvent.id))

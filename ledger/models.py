@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 from pydantic import Field as PydanticField
-from sqlalchemy import JSON, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Index, Table, Text, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -85,6 +85,12 @@ class LedgerTable(SQLModel, registry=registry()):
     Its own registry gives the ledger its own ``MetaData``, so ``create_all`` never creates
     another package's tables (the sandbox's, say) in the ledger's database.
     """
+
+
+def table_of(model: type[LedgerTable]) -> Table:
+    """A table model's SQLAlchemy ``Table``, for statements built once without the ORM."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
 
 
 class CrossReference(LedgerTable, table=True):
