@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, field_serializer, model_validator
 from domain.amendments import Terms
 from domain.collections import CashBook
 from domain.models import (
+    Amendment,
     AmendmentResult,
     ClosePeriod,
     ContractApproved,
@@ -28,6 +29,7 @@ from domain.models import (
     CreditNoteSummary,
     HistoryEntry,
     InvoiceSummary,
+    MalformedMessage,
     MilestoneCompleted,
     OpenException,
     PaymentReceived,
@@ -46,17 +48,31 @@ V = TypeVar("V")
 CARRIED_HISTORY_LINES = 50
 
 #: A message that waits in the contract's inbox until the main loop handles it.
-Message = ClosePeriod | PaymentReceived | MilestoneCompleted | CreditInvoice
+Message = (
+    ClosePeriod
+    | PaymentReceived
+    | MilestoneCompleted
+    | CreditInvoice
+    | Amendment
+    | TerminateContract
+    | ResolveException
+    | MalformedMessage
+)
 
 
 class PendingMessage(BaseModel):
-    """One waiting message, tagged by kind: the four kinds share field names (``amount``,
-    ``invoice_id``), so an untagged union could be read back as the wrong one."""
+    """One waiting message, tagged by kind: the kinds share field names (``amount``,
+    ``invoice_id``, ``effective_date``), so an untagged union could be read back as the wrong
+    one. Only signals wait across a hand-over: a run continues as new only once every update
+    has its answer."""
 
     close_period: ClosePeriod | None = None
     payment_received: PaymentReceived | None = None
     milestone_completed: MilestoneCompleted | None = None
     credit_invoice: CreditInvoice | None = None
+    amend: Amendment | None = None
+    terminate_contract: TerminateContract | None = None
+    malformed: MalformedMessage | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
@@ -70,21 +86,32 @@ class PendingMessage(BaseModel):
             self.payment_received,
             self.milestone_completed,
             self.credit_invoice,
+            self.amend,
+            self.terminate_contract,
+            self.malformed,
         )
 
     @classmethod
     def of(cls, message: Message) -> PendingMessage:
-        if isinstance(message, ClosePeriod):
-            return cls(close_period=message)
-        if isinstance(message, PaymentReceived):
-            return cls(payment_received=message)
-        if isinstance(message, MilestoneCompleted):
-            return cls(milestone_completed=message)
-        return cls(credit_invoice=message)
+        if isinstance(message, ResolveException):
+            raise ValueError("an operator's decision is an update: it is never carried")
+        field = _PENDING_FIELD[type(message)]
+        return cls.model_validate({field: message})
 
     @property
     def message(self) -> Message:
         return next(m for m in self._all() if m is not None)
+
+
+_PENDING_FIELD: dict[type, str] = {
+    ClosePeriod: "close_period",
+    PaymentReceived: "payment_received",
+    MilestoneCompleted: "milestone_completed",
+    CreditInvoice: "credit_invoice",
+    Amendment: "amend",
+    TerminateContract: "terminate_contract",
+    MalformedMessage: "malformed",
+}
 
 
 class BillingState(BaseModel):
@@ -218,6 +245,8 @@ class CarriedState(BaseModel):
     audit_seq: int = 0
     billing: BillingState = Field(default_factory=BillingState)
     collections: CollectionsState = Field(default_factory=CollectionsState)
+    #: Exceptions opened so far, by step and subject: the next one's id follows from it.
+    exception_counts: dict[str, int] = Field(default_factory=dict)
 
 
 class ContractRun(ContractApproved):

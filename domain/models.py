@@ -215,6 +215,17 @@ class TerminateContract(Model):
     reason: str = Field(min_length=1, max_length=1000)
 
 
+class MalformedMessage(Model):
+    """A signal whose input could not be read: kept, with the reason, so that it is decided in
+    its turn (a line in the status and an exception for the integration team) instead of being
+    dropped in silence."""
+
+    name: str = Field(max_length=200)
+    reason: str = Field(max_length=2000)
+    #: The start of the raw input, for the person who has to find the sender.
+    excerpt: str = Field(default="", max_length=500)
+
+
 InvoiceStatus = Literal["issued", "partially_paid", "paid", "overdue", "credited"]
 
 

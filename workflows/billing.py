@@ -435,6 +435,7 @@ class Billing:
                 f"{self.held_back} {ccy} of work in {period} is above the not-to-exceed "
                 f"{cap} ({self.billed_to_date} already invoiced): raise the cap by amendment "
                 "and retry to bill it, or skip to write it off",
+                subject=reference,
             )
             if action is ExceptionAction.SKIP:
                 self.written_off += self.held_back

@@ -482,6 +482,7 @@ class Collections:
                 f"{c.currency} due since {inv.due_on}. Retry sends the final reminder again; "
                 "skip stops dunning this invoice (collected outside c2c)",
                 blocking=False,
+                subject=inv.invoice_id,
             )
             self._escalations[exception_id] = inv.invoice_id
 

@@ -16,14 +16,15 @@ messages and the operator's decisions.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from contextlib import suppress
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
@@ -46,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         ContractSummary,
         CreditInvoice,
         HistoryEntry,
+        MalformedMessage,
         MilestoneCompleted,
         OpenException,
         PaymentReceived,
@@ -126,6 +128,15 @@ PATCH_CONTINUE_AS_NEW = "continue-as-new"
 #: replaying them as activities.
 PATCH_LOCAL_LEDGER = "ledger-writes-local"
 
+#: Marks runs that decide every business message in the order it arrived, from one inbox:
+#: amendments, operator decisions and terminations wait their turn behind the period closes,
+#: payments and milestones before them, so that a reset, which delivers them all again at once,
+#: decides each the same way. Runs recorded before it decide amendments as they arrive.
+PATCH_ORDERED_INBOX = "ordered-inbox"
+
+#: The step of an exception about a message that could not be read.
+INBOX_STEP = "inbox"
+
 #: Steps an operator may skip: nothing later depends on an id they would have produced.
 SKIPPABLE_STEPS = frozenset(
     {
@@ -139,6 +150,7 @@ SKIPPABLE_STEPS = frozenset(
         CLOSE_CONTRACT,
         Billing.CAP_STEP,
         Collections.DUNNING_STEP,
+        INBOX_STEP,
     }
 )
 
@@ -179,6 +191,19 @@ class Aborted(Exception):
     """An operator aborted the contract."""
 
 
+class Refused(Exception):
+    """A message decided in its turn and refused; the reason is the message."""
+
+
+@dataclass
+class Inbound:
+    """A message in the contract's inbox, with the key its update waits on (signals have
+    none)."""
+
+    message: Message
+    key: int | None = None
+
+
 @workflow.defn(name=WORKFLOW_TYPE)
 class ContractToCash:
     @workflow.init
@@ -199,7 +224,17 @@ class ContractToCash:
         )
         self._validated: Validated | None = None
         self._provisioned = False
-        self._inbox: list[Message] = []
+        self._inbox: list[Inbound] = []
+        # Decided in arrival order, from one inbox (see PATCH_ORDERED_INBOX). Asked before any
+        # message is handled, so that a replay of an older history finds the answer it had.
+        self._ordered = workflow.patched(PATCH_ORDERED_INBOX)
+        #: Keys of updates waiting in the inbox, and the answers of those decided.
+        self._arrivals = 0
+        self._answers: dict[int, Any] = {}
+        #: Operator decisions answered once the contract has come to rest after them.
+        self._unsettled: list[int] = []
+        #: Exceptions opened so far, by step and subject: the next one's id follows from it.
+        self._exception_counts: dict[str, int] = {}
         self._terminate: TerminateContract | None = None
         self._open: dict[str, OpenException] = {}
         self._blocking: set[str] = set()
@@ -253,6 +288,8 @@ class ContractToCash:
                 await self._compensate()
             self._enter(Stage.CANCELLED, f"cancelled: {aborted}")
             await self._flush_audit()
+        self._refuse_waiting()
+        self._settle()
         return ContractSummary(status=self._status())
 
     async def _validate(self) -> None:
@@ -331,8 +368,24 @@ class ContractToCash:
                 )
                 self.record("PSA and ERP projects closed")
 
-    async def _handle(self, message: Message) -> None:
-        if isinstance(message, ClosePeriod):
+    async def _handle(self, inbound: Inbound) -> None:
+        message = inbound.message
+        if isinstance(message, Amendment):
+            self._answer(inbound, await self._decide_amendment(message))
+        elif isinstance(message, ResolveException):
+            try:
+                self._decide_resolution(message)
+            except Refused as refused:
+                self._answer(inbound, refused)
+            else:
+                if inbound.key is not None:
+                    self._unsettled.append(inbound.key)
+            await self._close_notices()
+        elif isinstance(message, TerminateContract):
+            self._decide_termination(message)
+        elif isinstance(message, MalformedMessage):
+            await self._decide_malformed(message)
+        elif isinstance(message, ClosePeriod):
             await self.billing.bill_period(Period.parse(message.period))
         elif isinstance(message, PaymentReceived):
             await self.collections.receive(message)
@@ -340,6 +393,117 @@ class ContractToCash:
             await self.collections.credit(message)
         else:
             await self.billing.milestone_completed(message)
+
+    def _refuse_waiting(self) -> None:
+        """At the end of the contract, answer the updates still waiting their turn."""
+        for inbound in self._inbox:
+            self._answer(inbound, Refused(f"the contract is {self._stage.value}"))
+
+    def _answer(self, inbound: Inbound, answer: Any) -> None:
+        if inbound.key is not None:
+            self._answers[inbound.key] = answer
+
+    def _settle(self) -> None:
+        """Answer the operator decisions taken since the contract last came to rest: a retry
+        answers with what the retried step did, not with a stage it leaves a moment later."""
+        if self._unsettled:
+            status = self._status()
+            for key in self._unsettled:
+                self._answers[key] = status
+            self._unsettled.clear()
+
+    def _decidable_on_hold(self, message: Message) -> bool:
+        """Whether a message is decided while the contract waits for an operator: decisions,
+        terminations and unreadable messages always; amendments (often the fix the hold waits
+        for) once the contract exists in the ERP and the PSA. Period closes, payments,
+        milestones and credits wait until the hold is over."""
+        if isinstance(message, Amendment):
+            return self._provisioned or self._stage in FINISHED
+        return isinstance(message, ResolveException | TerminateContract | MalformedMessage)
+
+    def _next_on_hold(self) -> int | None:
+        decidable = (self._decidable_on_hold(inbound.message) for inbound in self._inbox)
+        return next((i for i, yes in enumerate(decidable) if yes), None)
+
+    async def _await_decision_in_turn(self, exception_id: str) -> None:
+        """Wait for the operator's decision on a hold, deciding in arrival order the messages
+        that a hold does not stop."""
+        while exception_id not in self._decisions:
+            index = self._next_on_hold()
+            if index is not None:
+                await self._handle(self._inbox.pop(index))
+                continue
+            if self._sla_due():
+                await self._escalate_due()
+                continue
+            self._settle()
+            due = self._next_sla()
+            with suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: exception_id in self._decisions or self._next_on_hold() is not None,
+                    timeout=due - workflow.now() if due else None,
+                    timeout_summary=(
+                        f"until {due:%Y-%m-%d %H:%M} UTC, when {exception_id}'s SLA runs out"
+                        if due
+                        else None
+                    ),
+                )
+
+    def _decide_resolution(self, decision: ResolveException) -> None:
+        """Take an operator's decision in its turn.
+
+        Raises:
+            Refused: the exception is not open on this contract (never opened, already
+                closed, or opened by a run a reset superseded), is already decided, or may not
+                be skipped.
+        """
+        exception = self._open.get(decision.exception_id)
+        if exception is None:
+            raise Refused(f"exception {decision.exception_id} is not open on this contract")
+        if decision.exception_id in self._decisions:
+            raise Refused(f"exception {decision.exception_id} is already being resolved")
+        if decision.action is ExceptionAction.SKIP and exception.step not in SKIPPABLE_STEPS:
+            raise Refused(
+                f"{exception.step} cannot be skipped: later steps need the record it creates; "
+                "fix the data in the system of record and retry, or abort"
+            )
+        self._decisions[decision.exception_id] = decision
+
+    async def _close_notices(self) -> None:
+        """Close decided exceptions that only report something (an unreadable message): no
+        step waits for them."""
+        for exception_id, exception in list(self._open.items()):
+            if exception.step == INBOX_STEP and exception_id in self._decisions:
+                await self.close_exception(exception_id)
+
+    def _decide_termination(self, request: TerminateContract) -> None:
+        if self._terminate is not None:
+            self.record(
+                f"termination effective {request.effective_date} ignored: the contract is "
+                f"already terminated effective {self._terminate.effective_date}"
+            )
+            return
+        self._terminate = request
+        self.changed()
+        self.record(
+            f"termination requested, effective {request.effective_date}: {request.reason}; "
+            f"billing ends {self.end_date}"
+        )
+
+    async def _decide_malformed(self, message: MalformedMessage) -> None:
+        """A signal that could not be read: a line in the status and an exception for the
+        integration team, who can find the sender; nothing else changes."""
+        self.record(f"{message.name} signal refused: {message.reason}")
+        await self.open_exception(
+            INBOX_STEP,
+            "c2c",
+            "malformed_message",
+            f"a {message.name} signal could not be read and was not applied: {message.reason}. "
+            f"Input: {message.excerpt or '(empty)'}. Ask the sender to send it again, "
+            "corrected; skip or retry closes this exception",
+            blocking=False,
+            subject=message.name,
+        )
 
     # ------------------------------------------------------------------ contract terms
 
@@ -419,6 +583,7 @@ class ContractToCash:
         )
 
     async def _wait_for_work(self) -> None:
+        self._settle()
         while not self._has_work() and not self._continue_as_new_due():
             self._wait_for(self._describe_wait())
             now = workflow.now()
@@ -496,7 +661,7 @@ class ContractToCash:
         # Invoices a waiting credit request names are carried whole: the request meets them as
         # it would have in one long run. (A payment naming a settled invoice is an overpayment:
         # unapplied cash, folded or not.)
-        named = {m.invoice_id for m in self._inbox if isinstance(m, CreditInvoice)}
+        named = {i.message.invoice_id for i in self._inbox if isinstance(i.message, CreditInvoice)}
         return CarriedState(
             run=self._run + 1,
             stage=self._stage,
@@ -504,7 +669,7 @@ class ContractToCash:
             refs=dict(self._refs),
             terms=self.terms,
             validated=self._validated,
-            inbox=[PendingMessage.of(message) for message in self._inbox],
+            inbox=[PendingMessage.of(inbound.message) for inbound in self._inbox],
             terminate=self._terminate,
             open_exceptions=list(self._open.values()),
             decisions=list(self._decisions.values()),
@@ -516,6 +681,7 @@ class ContractToCash:
             audit_seq=self._audit_seq,
             billing=self.billing.state(),
             collections=self.collections.state(named | self.billing.fee_invoices_to_keep()),
+            exception_counts=dict(self._exception_counts),
         )
 
     def _restore(self, carried: CarriedState) -> None:
@@ -527,7 +693,8 @@ class ContractToCash:
         self._validated = carried.validated
         # A run is only ever continued once the contract is active.
         self._provisioned = True
-        self._inbox = [pending.message for pending in carried.inbox]
+        self._inbox = [Inbound(pending.message) for pending in carried.inbox]
+        self._exception_counts = dict(carried.exception_counts)
         self._terminate = carried.terminate
         self._open = {e.exception_id: e for e in carried.open_exceptions}
         self._decisions = {d.exception_id: d for d in carried.decisions}
@@ -556,59 +723,68 @@ class ContractToCash:
         return reason
 
     async def _amend(self, amendment: Amendment) -> AmendmentResult:
-        aid = amendment.amendment_id
+        """An amendment as runs recorded before the ordered inbox decide it: as it arrives,
+        once the contract is set up, between the main loop's steps."""
         # Before the ERP contract and PSA project exist there is nothing to amend in them.
         await workflow.wait_condition(lambda: self._provisioned or self._stage in FINISHED)
         async with self._lock:
-            if aid in self._amendments:
-                return self._amendments[aid]
-            reason = self._amendment_refusal(amendment)
-            if reason is not None:
-                result = AmendmentResult(
-                    amendment_id=aid, status="rejected", reason=reason, at=workflow.now()
-                )
-                self._amendments[aid] = result
-                self.record(f"amendment {aid} rejected: {reason}")
-                return result
-            amended = apply_amendment(self.terms, amendment)
-            contract = self.billing.amended_contract(amended)
-            propagated = await self.step(
-                PROPAGATE_AMENDMENT,
-                AmendmentInput(
-                    contract_id=self.c.contract_id,
-                    amendment=amendment,
-                    contract=contract,
-                    rates=amended.rates,
-                    refs=self._refs,
-                ),
-                AmendmentPropagated,
-                summary=f"amendment {aid}",
-                abort_ends_contract=False,
-            )
-            if propagated is None and self._abort_reason is not None:
-                result = AmendmentResult(
-                    amendment_id=aid,
-                    status="rejected",
-                    reason="the contract was aborted",
-                    at=workflow.now(),
-                )
-                self._amendments[aid] = result
-                return result
-            self._terms = amended
-            systems = propagated.propagated_to if propagated else ["ledger"]
+            return await self._decide_amendment(amendment)
+
+    async def _decide_amendment(self, amendment: Amendment) -> AmendmentResult:
+        """Apply an amendment to the terms and every system, or refuse it with the reason.
+
+        A repeated amendment id gets the first answer, whatever it says now.
+        """
+        aid = amendment.amendment_id
+        if aid in self._amendments:
+            return self._amendments[aid]
+        reason = self._amendment_refusal(amendment)
+        if reason is not None:
             result = AmendmentResult(
-                amendment_id=aid, status="applied", propagated_to=systems, at=workflow.now()
+                amendment_id=aid, status="rejected", reason=reason, at=workflow.now()
             )
             self._amendments[aid] = result
-            workflow.upsert_search_attributes(
-                [SA_CONTRACT_VALUE.value_set(float(contract.contract_value))]
-            )
-            self.record(
-                f"amendment {aid} applied from {amendment.effective_date} "
-                f"({amendment.reason}); reached {', '.join(systems)}"
-            )
-            self.changed()
+            self.record(f"amendment {aid} rejected: {reason}")
             return result
+        amended = apply_amendment(self.terms, amendment)
+        contract = self.billing.amended_contract(amended)
+        propagated = await self.step(
+            PROPAGATE_AMENDMENT,
+            AmendmentInput(
+                contract_id=self.c.contract_id,
+                amendment=amendment,
+                contract=contract,
+                rates=amended.rates,
+                refs=self._refs,
+            ),
+            AmendmentPropagated,
+            summary=f"amendment {aid}",
+            abort_ends_contract=False,
+        )
+        if propagated is None and self._abort_reason is not None:
+            result = AmendmentResult(
+                amendment_id=aid,
+                status="rejected",
+                reason="the contract was aborted",
+                at=workflow.now(),
+            )
+            self._amendments[aid] = result
+            return result
+        self._terms = amended
+        systems = propagated.propagated_to if propagated else ["ledger"]
+        result = AmendmentResult(
+            amendment_id=aid, status="applied", propagated_to=systems, at=workflow.now()
+        )
+        self._amendments[aid] = result
+        workflow.upsert_search_attributes(
+            [SA_CONTRACT_VALUE.value_set(float(contract.contract_value))]
+        )
+        self.record(
+            f"amendment {aid} applied from {amendment.effective_date} "
+            f"({amendment.reason}); reached {', '.join(systems)}"
+        )
+        self.changed()
+        return result
 
     # ------------------------------------------------------------------ steps and exceptions
 
@@ -643,7 +819,9 @@ class ContractToCash:
                 )
             except ActivityError as err:
                 system, code, message = _failure(name, err)
-                action = await self.hold(name, system, code, message)
+                action = await self.hold(
+                    name, system, code, message, subject=summary or STEP_SUMMARIES.get(name, name)
+                )
                 if action is ExceptionAction.RETRY:
                     continue
                 if action is ExceptionAction.SKIP:
@@ -670,19 +848,35 @@ class ContractToCash:
             return STEP_RETRY
         return replace(STEP_RETRY, maximum_attempts=self._validated.step_max_attempts)
 
-    async def hold(self, step: str, system: str, code: str, message: str) -> ExceptionAction:
-        """Put the contract on hold with an exception and wait for the operator's decision."""
+    async def hold(
+        self, step: str, system: str, code: str, message: str, *, subject: str = ""
+    ) -> ExceptionAction:
+        """Put the contract on hold with an exception and wait for the operator's decision.
+
+        ``subject`` names what failed (an invoice's reference, an amendment): with the step it
+        keys the exception's id, so that a reset opens the same exception again.
+        """
         if self._stage is not Stage.ON_HOLD:
             self._resume_stage = self._stage
-        exception_id = await self.open_exception(step, system, code, message, blocking=True)
-        self._enter(Stage.ON_HOLD, f"{step} failed: {system} {code}: {message}")
-        self._wait_for(f"operator decision on {exception_id}")
-        # The hold waits without the lock, so that an amendment (often the fix) can apply.
-        self._lock.release()
-        try:
-            await self._await_decision(exception_id)
-        finally:
-            await self._lock.acquire()
+        if self._ordered:
+            # The stage first: the exception's ledger write then records the hold as well, so
+            # the ledger, the API lists and the metrics show it while it lasts.
+            self._enter(Stage.ON_HOLD, f"{step} failed: {system} {code}: {message}")
+            exception_id = await self.open_exception(
+                step, system, code, message, blocking=True, subject=subject
+            )
+            self._wait_for(f"operator decision on {exception_id}")
+            await self._await_decision_in_turn(exception_id)
+        else:
+            exception_id = await self.open_exception(step, system, code, message, blocking=True)
+            self._enter(Stage.ON_HOLD, f"{step} failed: {system} {code}: {message}")
+            self._wait_for(f"operator decision on {exception_id}")
+            # The hold waits without the lock, so that an amendment (often the fix) can apply.
+            self._lock.release()
+            try:
+                await self._await_decision(exception_id)
+            finally:
+                await self._lock.acquire()
         decision = self._decisions[exception_id]
         self._wait_for("")
         event = f"{decision.action} of {step} by {decision.operator}" + (
@@ -697,16 +891,23 @@ class ContractToCash:
         return decision.action
 
     async def open_exception(
-        self, step: str, system: str, code: str, message: str, *, blocking: bool
+        self,
+        step: str,
+        system: str,
+        code: str,
+        message: str,
+        *,
+        blocking: bool,
+        subject: str = "",
     ) -> str:
         """Record an exception in the ledger's queue; a blocking one holds the contract."""
-        exception_id = f"EXC-{workflow.uuid4().hex[:12].upper()}"
+        exception_id = self._exception_id(step, subject)
         opened = await self._ledger(
             OPEN_EXCEPTION,
             OpenExceptionInput(
                 contract_id=self.c.contract_id,
                 exception_id=exception_id,
-                stage=self._stage,
+                stage=self._resume_stage if self._stage is Stage.ON_HOLD else self._stage,
                 step=step,
                 system=system,
                 code=code,
@@ -722,6 +923,20 @@ class ContractToCash:
             self._blocking.add(exception_id)
         self._publish_open_exceptions()
         return exception_id
+
+    def _exception_id(self, step: str, subject: str) -> str:
+        """The id of the next exception on ``step`` for ``subject``.
+
+        Derived from the workflow id, the step, the subject and how many exceptions were
+        opened on them before: a reset, which decides everything again, opens the same
+        exception under the same id, and an operator's decision delivered again finds it.
+        """
+        if not self._ordered:
+            return f"EXC-{workflow.uuid4().hex[:12].upper()}"
+        key = f"{step}:{subject}"
+        count = self._exception_counts[key] = self._exception_counts.get(key, 0) + 1
+        seed = f"{workflow.info().workflow_id}:{key}:{count}"
+        return f"EXC-{hashlib.sha256(seed.encode()).hexdigest()[:12].upper()}"
 
     async def _await_decision(self, exception_id: str) -> None:
         """Wait for the operator; escalate the exception if its queue's SLA runs out first."""
@@ -971,43 +1186,107 @@ class ContractToCash:
     def status(self) -> ContractStatus:
         return self._status()
 
+    # Every handler puts its message in the one inbox before its first ``await``: handlers
+    # start in the order Temporal delivers the messages, so the inbox keeps that order, in a
+    # live run and in a run that a reset fed every message at once.
+
+    def _enqueue(self, message: Message, *, update: bool = False) -> int | None:
+        key = None
+        if update:
+            self._arrivals += 1
+            key = self._arrivals
+        self._inbox.append(Inbound(message, key))
+        return key
+
+    async def _answer_of(self, key: int | None) -> Any:
+        """Wait for the decision of an update's message, in its turn."""
+        assert key is not None
+        await workflow.wait_condition(lambda: key in self._answers)
+        answer = self._answers.pop(key)
+        if isinstance(answer, Refused):
+            # A business refusal, decided in turn: the operator reads the reason alone.
+            raise ApplicationError(str(answer), type="Refused", non_retryable=True)
+        return answer
+
+    def _read_signal(self, name: str, raw: RawValue, model: type[R]) -> R | MalformedMessage:
+        """A signal's input as ``model``, or what was wrong with it."""
+        try:
+            value = workflow.payload_converter().from_payload(raw.payload, model)
+        except Exception as err:
+            excerpt = raw.payload.data[:400].decode("utf-8", "replace")
+            reason = str(err).replace("\n", "; ")[:1500]
+            return MalformedMessage(name=name, reason=reason, excerpt=excerpt)
+        assert isinstance(value, model)
+        return value
+
+    def _signal(self, name: str, raw: RawValue, model: type[R]) -> R | None:
+        """Queue a signal's message (an unreadable one too, in ordered runs); return it when
+        it was readable."""
+        message = self._read_signal(name, raw, model)
+        if isinstance(message, MalformedMessage):
+            if self._ordered:
+                self._enqueue(message)
+            else:
+                workflow.logger.warning(f"{name} signal dropped: {message.reason}")
+            return None
+        return message
+
     @workflow.signal(name=SIGNAL_CLOSE_PERIOD)
-    def close_period(self, request: ClosePeriod) -> None:
-        self._inbox.append(request)
+    def close_period(self, raw: RawValue) -> None:
+        if (request := self._signal(SIGNAL_CLOSE_PERIOD, raw, ClosePeriod)) is not None:
+            self._enqueue(request)
 
     @workflow.signal(name=SIGNAL_PAYMENT_RECEIVED)
-    def payment_received(self, payment: PaymentReceived) -> None:
-        self._inbox.append(payment)
+    def payment_received(self, raw: RawValue) -> None:
+        if (payment := self._signal(SIGNAL_PAYMENT_RECEIVED, raw, PaymentReceived)) is not None:
+            self._enqueue(payment)
 
     @workflow.signal(name=SIGNAL_MILESTONE_COMPLETED)
-    def milestone_completed(self, milestone: MilestoneCompleted) -> None:
-        self._inbox.append(milestone)
+    def milestone_completed(self, raw: RawValue) -> None:
+        milestone = self._signal(SIGNAL_MILESTONE_COMPLETED, raw, MilestoneCompleted)
+        if milestone is not None:
+            self._enqueue(milestone)
 
     @workflow.signal(name=SIGNAL_CREDIT_INVOICE)
-    def credit_invoice(self, request: CreditInvoice) -> None:
-        self._inbox.append(request)
+    def credit_invoice(self, raw: RawValue) -> None:
+        if (request := self._signal(SIGNAL_CREDIT_INVOICE, raw, CreditInvoice)) is not None:
+            self._enqueue(request)
 
     @workflow.signal(name=SIGNAL_TERMINATE_CONTRACT)
-    def terminate_contract(self, request: TerminateContract) -> None:
-        if self._terminate is None:
-            self._terminate = request
-            self.changed()
-            self.record(
-                f"termination requested, effective {request.effective_date}: {request.reason}; "
-                f"billing ends {self.end_date}"
-            )
+    def terminate_contract(self, raw: RawValue) -> None:
+        request = self._signal(SIGNAL_TERMINATE_CONTRACT, raw, TerminateContract)
+        if request is None:
+            return
+        if self._ordered:
+            self._enqueue(request)
+        elif self._terminate is None:
+            self._decide_termination(request)
 
     @workflow.signal(name=SIGNAL_AMEND)
-    async def amend(self, amendment: Amendment) -> None:
-        await self._amend(amendment)
+    async def amend(self, raw: RawValue) -> None:
+        amendment = self._signal(SIGNAL_AMEND, raw, Amendment)
+        if amendment is None:
+            return
+        if self._ordered:
+            self._enqueue(amendment)
+        else:
+            await self._amend(amendment)
 
     @workflow.update(name=UPDATE_APPLY_AMENDMENT)
     async def apply_amendment(self, amendment: Amendment) -> AmendmentResult:
-        return await self._amend(amendment)
+        if not self._ordered:
+            return await self._amend(amendment)
+        result = await self._answer_of(self._enqueue(amendment, update=True))
+        assert isinstance(result, AmendmentResult)
+        return result
 
     @apply_amendment.validator
     def _validate_amendment(self, amendment: Amendment) -> None:
         # Runs before the update enters history: what cannot be applied leaves no trace.
+        # In an ordered run it refuses only what no state could accept (the input's shape is
+        # checked as it is read); everything else is decided in turn.
+        if self._ordered:
+            return
         # A repeated amendment id passes, and is answered with the first answer.
         if amendment.amendment_id in self._amendments:
             return
@@ -1022,6 +1301,10 @@ class ContractToCash:
 
     @workflow.update(name=UPDATE_RESOLVE_EXCEPTION)
     async def resolve_exception(self, decision: ResolveException) -> ContractStatus:
+        if self._ordered:
+            status = await self._answer_of(self._enqueue(decision, update=True))
+            assert isinstance(status, ContractStatus)
+            return status
         self._decisions[decision.exception_id] = decision
         await workflow.wait_condition(lambda: decision.exception_id not in self._open)
         return self._status()
@@ -1029,7 +1312,10 @@ class ContractToCash:
     @resolve_exception.validator
     def _validate_resolution(self, decision: ResolveException) -> None:
         # Runs before the update enters history: a wrong id or an unsafe skip is refused
-        # without a trace in the contract's history.
+        # without a trace in the contract's history. An ordered run decides these in turn:
+        # after a reset the decision arrives before the exception it names is opened again.
+        if self._ordered:
+            return
         exception = self._open.get(decision.exception_id)
         if exception is None:
             raise ValueError(f"exception {decision.exception_id} is not open on this contract")
