@@ -84,19 +84,30 @@ class StepActivities:
         self.ledger = ledger
         self.settings = settings
 
-    async def write_audit(self, contract_id: str, entries: Iterable[AuditEntry]) -> None:
-        """Write audit entries (idempotent by key) and move the contract's read model on."""
-        await self.write_together(self.audit_write(contract_id, entries))
+    async def write_audit(
+        self,
+        contract_id: str,
+        entries: Iterable[AuditEntry],
+        open_exceptions: list[str] | None = None,
+    ) -> None:
+        """Write audit entries (idempotent by key) and move the contract's read model on;
+        with ``open_exceptions``, supersede the contract's other open exceptions."""
+        await self.write_together(self.audit_write(contract_id, entries, open_exceptions))
 
     def audit_write(
-        self, contract_id: str, entries: Iterable[AuditEntry]
+        self,
+        contract_id: str,
+        entries: Iterable[AuditEntry],
+        open_exceptions: list[str] | None = None,
     ) -> Callable[[], None] | None:
         """``write_audit`` as a write for ``write_together``; ``None`` when there is none."""
         entries = list(entries)
         if not entries:
             return None
         workflow_id, run_id = workflow_run()
-        return partial(write_audit, self.ledger, contract_id, workflow_id, run_id, entries)
+        return partial(
+            write_audit, self.ledger, contract_id, workflow_id, run_id, entries, open_exceptions
+        )
 
     async def write_together(self, *writes: Callable[[], object] | None) -> None:
         """Run ledger writes in one thread and one transaction: all are recorded, or none

@@ -30,12 +30,12 @@ class LedgerActivities(StepActivities):
     @activity.defn(name=RECORD_AUDIT)
     async def record_audit(self, step: StepInput) -> None:
         """Write audit entries that no business step has carried yet."""
-        await self.write_audit(step.contract_id, step.audit)
+        await self.write_audit(step.contract_id, step.audit, step.open_exceptions)
 
     @activity.defn(name=OPEN_EXCEPTION)
     async def open_exception(self, step: OpenExceptionInput) -> ExceptionOpened:
         """Put the exception in the queue that owns the fix (configuration decides which)."""
-        await self.write_audit(step.contract_id, step.audit)
+        await self.write_audit(step.contract_id, step.audit, step.open_exceptions)
         queue = self.settings.queue_for(step.system, step.code)
         record = await asyncio.to_thread(
             self.ledger.open_exception,
@@ -72,13 +72,13 @@ class LedgerActivities(StepActivities):
     @activity.defn(name=ESCALATE_EXCEPTION)
     async def escalate_exception(self, step: EscalateExceptionInput) -> None:
         """Mark an exception escalated: it outlived its queue's SLA."""
-        await self.write_audit(step.contract_id, step.audit)
+        await self.write_audit(step.contract_id, step.audit, step.open_exceptions)
         await asyncio.to_thread(self.ledger.escalate_exception, step.exception_id, step.at)
 
     @activity.defn(name=RESOLVE_EXCEPTION_RECORD)
     async def resolve_exception_record(self, step: ResolveExceptionInput) -> None:
         """Record the operator's decision on an exception."""
-        await self.write_audit(step.contract_id, step.audit)
+        await self.write_audit(step.contract_id, step.audit, step.open_exceptions)
         record = await asyncio.to_thread(
             self.ledger.resolve_exception,
             step.exception_id,

@@ -9,10 +9,19 @@ from ledger import AuditEventIn, ContractRecordIn, Ledger
 
 
 def write_audit(
-    ledger: Ledger, contract_id: str, workflow_id: str, run_id: str, entries: list[AuditEntry]
+    ledger: Ledger,
+    contract_id: str,
+    workflow_id: str,
+    run_id: str,
+    entries: list[AuditEntry],
+    open_exceptions: list[str] | None = None,
 ) -> None:
     """Record audit entries and bring the contract's read model to the latest stage, in one
-    transaction (the caller's ``unit_of_work``, if one is open)."""
+    transaction (the caller's ``unit_of_work``, if one is open).
+
+    With ``open_exceptions`` (the exceptions the workflow has open), any other exception still
+    open in the ledger for the contract is superseded: a reset's new run decided without it.
+    """
     last = entries[-1]
     with ledger.unit_of_work():
         ledger.record_audit(
@@ -40,6 +49,8 @@ def write_audit(
                 closed_at=next((e.at for e in entries if e.stage is Stage.CLOSED), None),
             )
         )
+        if open_exceptions is not None:
+            ledger.supersede_exceptions(contract_id, open_exceptions, last.at)
 
 
 def register_contract(ledger: Ledger, workflow_id: str, contract: ContractApproved) -> None:

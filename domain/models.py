@@ -382,6 +382,8 @@ class ContractStatus(Model):
     history: list[HistoryEntry] = Field(default_factory=list)
     closed_periods: list[str] = Field(default_factory=list)
     waiting_for: str = ""
+    #: Messages received and not yet decided: each waits for the ones before it.
+    queued_messages: int = 0
     #: Earlier history lines not in ``history``: left behind when the contract continued as
     #: new. The whole timeline is in the ledger's audit trail.
     history_omitted: int = 0

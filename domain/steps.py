@@ -80,6 +80,9 @@ class StepInput(BaseModel):
 
     contract_id: str
     audit: list[AuditEntry] = Field(default_factory=list)
+    #: The exceptions the workflow has open, sent with c2c's own ledger writes: any other
+    #: exception the ledger still has open for the contract belongs to a run a reset replaced.
+    open_exceptions: list[str] | None = None
 
 
 class ContractStep(StepInput):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import Executable, update
@@ -17,13 +18,61 @@ class ExceptionQueueLedger(LedgerBase):
     """The exception-queue part of the ledger."""
 
     def open_exception(self, exception: ExceptionIn) -> ExceptionRecord:
-        """Open an exception, or return the one already opened with that id, unchanged."""
+        """Open an exception, or return the one already opened with that id, unchanged.
+
+        One that a reset superseded is open again: the new run met the same failure.
+        """
         row = {**exception.model_dump(), "status": ExceptionStatus.OPEN.value}
+        reopen = (
+            update(ExceptionRecord)
+            .where(
+                col(ExceptionRecord.exception_id) == exception.exception_id,
+                col(ExceptionRecord.status) == ExceptionStatus.SUPERSEDED.value,
+            )
+            .values(
+                status=ExceptionStatus.OPEN.value,
+                resolved_at=None,
+                resolved_by=None,
+                resolution_note=None,
+            )
+        )
         with self._transaction() as session:
-            session.connection().execute(self._insert_new(ExceptionRecord, ["exception_id"]), row)
+            connection = session.connection()
+            connection.execute(self._insert_new(ExceptionRecord, ["exception_id"]), row)
+            connection.execute(reopen)
             record = session.get(ExceptionRecord, exception.exception_id)
         assert record is not None  # inserted now or before, and never deleted
         return record
+
+    def supersede_exceptions(
+        self, contract_id: str, keep: Collection[str], at: datetime | None = None
+    ) -> list[str]:
+        """Close the contract's open exceptions that its workflow no longer has open.
+
+        After a reset the new run decides everything again; an exception the old run opened
+        and the new one does not (the outage it reported is over) can never be decided: it is
+        marked ``superseded``, kept in the queue's history and no longer open.
+
+        Returns:
+            The ids of the exceptions superseded now.
+        """
+        stmt = (
+            update(ExceptionRecord)
+            .where(
+                col(ExceptionRecord.contract_id) == contract_id,
+                col(ExceptionRecord.status) == ExceptionStatus.OPEN.value,
+                col(ExceptionRecord.exception_id).not_in(list(keep)),
+            )
+            .values(
+                status=ExceptionStatus.SUPERSEDED.value,
+                resolved_at=require_aware(at) if at else utc_now(),
+                resolved_by="c2c",
+                resolution_note="superseded: a reset of the contract decided without it",
+            )
+            .returning(col(ExceptionRecord.exception_id))
+        )
+        with self._transaction() as session:
+            return list(session.connection().execute(stmt).scalars())
 
     def resolve_exception(
         self,

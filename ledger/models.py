@@ -29,12 +29,14 @@ def utc_now() -> datetime:
 
 
 class ExceptionStatus(StrEnum):
-    """Where an exception stands: open until an operator retries, skips or aborts."""
+    """Where an exception stands: open until an operator retries, skips or aborts, or until a
+    reset of its contract supersedes the run that opened it."""
 
     OPEN = "open"
     RETRIED = "retried"
     SKIPPED = "skipped"
     ABORTED = "aborted"
+    SUPERSEDED = "superseded"
 
     @classmethod
     def after(cls, action: ExceptionAction | str) -> ExceptionStatus:

@@ -326,8 +326,9 @@ def reset(
         f"Contract {contract_id} reset to event {done.event_id}: run {done.old_run_id} "
         f"continues as run {done.new_run_id}."
         + (
-            f" Amendments sent again: {', '.join(done.amendments_resent)}."
-            if done.amendments_resent
+            f" Amendments delivered again, each decided in its turn: "
+            f"{', '.join(done.amendments_redelivered)}."
+            if done.amendments_redelivered
             else ""
         )
     )

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -227,11 +232,14 @@ async def from_ledger(
 def contracts_query(*, stage: str | None = None, legal_entity: str | None = None) -> str:
     """The visibility query for contracts, optionally in one stage and one legal entity.
 
+    A run that continued as new is replaced by the next run of the same contract and is left
+    out; so is a run that a reset replaced, which ``latest_runs`` finds among the terminated.
+
     Raises:
         ValueError: ``stage`` is not a stage, or ``legal_entity`` is not an entity code (both
             end up inside the query, so nothing else may).
     """
-    query = f"WorkflowType = '{WORKFLOW_TYPE}'"
+    query = f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus != 'ContinuedAsNew'"
     if stage:
         query += f" AND C2CStage = '{Stage(stage).value}'"
     if legal_entity:
@@ -239,6 +247,28 @@ def contracts_query(*, stage: str | None = None, legal_entity: str | None = None
             raise ValueError(f"not a legal entity code: {legal_entity!r}")
         query += f" AND LegalEntity = '{legal_entity}'"
     return query
+
+
+async def is_latest_run(client: Client, wf: WorkflowExecution) -> bool:
+    """Whether ``wf`` is its contract's latest run.
+
+    Only a terminated run can be replaced by a later one (a reset terminates the run it
+    replaces), so only those cost a look-up.
+    """
+    if wf.status is not WorkflowExecutionStatus.TERMINATED:
+        return True
+    latest = await client.get_workflow_handle(wf.id).describe()
+    return latest.run_id == wf.run_id
+
+
+async def count_contracts(client: Client, query: str) -> int:
+    """How many contracts match a ``contracts_query``, each counted once, at its latest run."""
+    running = await client.count_workflows(f"{query} AND ExecutionStatus != 'Terminated'")
+    terminated = [
+        wf async for wf in client.list_workflows(f"{query} AND ExecutionStatus = 'Terminated'")
+    ]
+    latest = await asyncio.gather(*(is_latest_run(client, wf) for wf in terminated))
+    return running.count + sum(latest)
 
 
 async def list_contracts(
@@ -252,6 +282,8 @@ async def list_contracts(
     query = contracts_query(stage=stage, legal_entity=legal_entity)
     items: list[ContractListItem] = []
     async for wf in client.list_workflows(query, limit=limit):
+        if not await is_latest_run(client, wf):
+            continue
         sa = wf.typed_search_attributes
         items.append(
             ContractListItem(

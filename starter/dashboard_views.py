@@ -19,7 +19,14 @@ from domain.names import ExceptionQueue, Stage
 from ledger import ExceptionStatus
 from starter import exception_queue
 from starter.context import ApiContext
-from starter.contracts import LEGAL_ENTITY_CODE, ContractListItem, contracts_query, list_contracts
+from starter.contracts import (
+    LEGAL_ENTITY_CODE,
+    ContractListItem,
+    contracts_query,
+    count_contracts,
+    is_latest_run,
+    list_contracts,
+)
 from starter.dashboard_charts import (
     AGE_BUCKETS,
     Bar,
@@ -110,11 +117,11 @@ async def count_by_stage(client: Client, *, legal_entity: str | None) -> dict[st
     stages = [s.value for s in PIPELINE]
     answers = await asyncio.gather(
         *(
-            client.count_workflows(contracts_query(stage=s, legal_entity=legal_entity))
+            count_contracts(client, contracts_query(stage=s, legal_entity=legal_entity))
             for s in stages
         )
     )
-    return {stage: answer.count for stage, answer in zip(stages, answers, strict=True)}
+    return dict(zip(stages, answers, strict=True))
 
 
 async def load_pipeline(context: ApiContext, filters: Filters) -> Pipeline:
@@ -139,7 +146,9 @@ async def contracts_with_open_exceptions(client: Client, legal_entity: str) -> s
     exceptions do not carry the entity; the contract's search attributes do)."""
     query = f"{contracts_query(legal_entity=legal_entity)} AND OpenExceptions > 0"
     return {
-        wf.id.removeprefix("contract-") async for wf in client.list_workflows(query, limit=5000)
+        wf.id.removeprefix("contract-")
+        async for wf in client.list_workflows(query, limit=5000)
+        if await is_latest_run(client, wf)
     }
 
 

@@ -1,10 +1,16 @@
 """``c2c ops reset``: Temporal's reset of a contract's workflow, with a safe default.
 
 A reset starts a new run from a workflow task of the old one; the steps after that point run
-again. That is safe because every step finds what it already created (idempotency keys are
-built from the workflow id and the business step, never the run id) and the signals received
-after the point (period closes, payments, milestones) are delivered again, and amendments
-accepted as updates after it are sent again as ``amend`` signals.
+again. That is safe by construction, whichever way the reset is made (this command, the
+``temporal`` CLI or the Temporal UI's Reset button):
+
+- every step finds what it already created (idempotency keys are built from the workflow id and
+  the business step, never the run id);
+- Temporal delivers every signal and update received after the point again, in their order,
+  and the contract decides them in that order from one inbox, so each gets the decision it got
+  before (an amendment refused for an invoiced period stays refused);
+- an exception the new run opens again has the same id, so the operator's decision delivered
+  again finds it, and one it does not open again is marked ``superseded`` in the ledger.
 """
 
 from __future__ import annotations
@@ -13,13 +19,13 @@ import uuid
 from dataclasses import dataclass, field
 
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client
 
 from domain.models import Amendment
-from domain.names import SIGNAL_AMEND, UPDATE_APPLY_AMENDMENT, contract_workflow_id
+from domain.names import UPDATE_APPLY_AMENDMENT, contract_workflow_id
 
 FIRST = "first"
 LAST_FAILURE = "last-failure"
@@ -47,7 +53,8 @@ class ResetDone:
     event_id: int
     old_run_id: str
     new_run_id: str
-    amendments_resent: list[str] = field(default_factory=list)
+    #: Amendments accepted as updates after the reset point: Temporal delivers them again.
+    amendments_redelivered: list[str] = field(default_factory=list)
 
 
 def reset_point(events: list[HistoryEvent], to: str) -> int:
@@ -68,7 +75,7 @@ def reset_point(events: list[HistoryEvent], to: str) -> int:
     if to == FIRST:
         return completed[0]
     if to == LAST_FAILURE:
-        failure = next((e.event_id for e in events if e.event_type in FAILURES), None)
+        failure = next((e.event_id for e in events if _failed(e)), None)
         if failure is None:
             raise ResetRefused(
                 "the contract's history has no failure; reset --to first or to an event id"
@@ -87,6 +94,17 @@ def reset_point(events: list[HistoryEvent], to: str) -> int:
             f"{', '.join(map(str, completed[-10:]))}"
         )
     return event_id
+
+
+def _failed(event: HistoryEvent) -> bool:
+    """Whether an event is a failure, not counting the mark a reset leaves in its new run."""
+    if event.event_type not in FAILURES:
+        return False
+    failed = event.workflow_task_failed_event_attributes
+    return not (
+        event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+        and failed.cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW
+    )
 
 
 async def reset_contract(
@@ -111,16 +129,12 @@ async def reset_contract(
             reset_reapply_exclude_types=[],
         )
     )
-    # Temporal delivers the signals after the point again, not the updates: amendments sent
-    # as updates are sent again as ``amend`` signals. The same amendment id applies once.
-    for amendment in amendments:
-        await handle.signal(SIGNAL_AMEND, amendment)
     return ResetDone(
         contract_id=contract_id,
         event_id=event_id,
         old_run_id=described.run_id,
         new_run_id=response.run_id,
-        amendments_resent=[a.amendment_id for a in amendments],
+        amendments_redelivered=[a.amendment_id for a in amendments],
     )
 
 

@@ -1033,6 +1033,12 @@ class ContractToCash:
         workflow task every few seconds), and operators see it pending in ``describe``.
         """
         timeout = self._step_timeout()
+        if self._ordered:
+            # The exception this write opens, escalates or closes is the run's own.
+            keep = set(self._open)
+            if isinstance(arg, OpenExceptionInput | ResolveExceptionInput | EscalateExceptionInput):
+                keep.add(arg.exception_id)
+            arg.open_exceptions = sorted(keep)
         if workflow.patched(PATCH_LOCAL_LEDGER):
             try:
                 return await self._execute(
@@ -1176,6 +1182,7 @@ class ContractToCash:
             history=list(self._history),
             closed_periods=list(self.billing.closed_periods),
             waiting_for=self._waiting_for,
+            queued_messages=len(self._inbox),
             history_omitted=self._history_omitted,
             settled_invoices=self.collections.settled,
         )

@@ -47,7 +47,7 @@ async def test_a_reset_to_the_first_task_creates_nothing_twice(
         await reset_contract(temporal_client, cid, LAST_FAILURE, reason="test")
     done = await reset_contract(temporal_client, cid, FIRST, reason="operator test")
     assert done.new_run_id != done.old_run_id
-    assert done.amendments_resent == ["A-1"]
+    assert done.amendments_redelivered == ["A-1"]
 
     handle = temporal_client.get_workflow_handle(contract_workflow_id(cid))
     assert (await handle.describe()).run_id == done.new_run_id
