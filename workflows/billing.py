@@ -194,7 +194,7 @@ class Billing:
                 fee.amount,
                 result.invoice.invoice_id if result.invoice else "",
             )
-            await self._after_bill(reference, result)
+            await self._after_bill(reference, first, result)
 
     async def bill_period(self, period: Period) -> None:
         """Close ``period``: bill its work, its charges and the next month's retainer fee."""
@@ -253,7 +253,7 @@ class Billing:
         self._ratable_months.update(self._ratable_due(period))
         if result.invoice is None and not result.held_back:
             wf.record(f"period {name} closed: nothing to invoice")
-        await self._after_bill(name, result, hours=result.hours)
+        await self._after_bill(name, period, result, hours=result.hours)
 
     async def milestone_completed(self, message: MilestoneCompleted) -> None:
         wf, mid = self.wf, message.milestone_id
@@ -277,7 +277,9 @@ class Billing:
         )
         if result is not None:
             self._milestone_invoice[mid] = result.invoice.invoice_id if result.invoice else ""
-            await self._after_bill(reference, result)
+            await self._after_bill(
+                reference, Period.of(message.completed_on), result, what=f"milestone {mid}"
+            )
 
     def _milestones_due(self, period: Period) -> list[str]:
         return [
@@ -401,8 +403,19 @@ class Billing:
         )
 
     async def _after_bill(
-        self, reference: str, result: BillPeriodResult, *, hours: Decimal | None = None
+        self,
+        reference: str,
+        period: Period,
+        result: BillPeriodResult,
+        *,
+        hours: Decimal | None = None,
+        what: str | None = None,
     ) -> None:
+        """Record a bill's invoice and revenue; hold what it held back above the cap.
+
+        ``period`` is the period the bill belongs to, ``what`` how operators read what was
+        billed (work in the period, unless it says otherwise).
+        """
         wf, ccy = self.wf, self.wf.c.currency
         if result.revenue is not None:
             self.revenue = result.revenue
@@ -420,19 +433,18 @@ class Billing:
             wf.record(f"revenue {result.revenue_posted} {ccy} recognised for {reference}")
         if result.held_back > 0:
             self.held_back += result.held_back
-            await self._hold_above_cap(reference)
+            await self._hold_above_cap(reference, period, what or f"work in {period}")
 
-    async def _hold_above_cap(self, reference: str) -> None:
+    async def _hold_above_cap(self, reference: str, period: Period, what: str) -> None:
         """Ask the delivery queue about work above the cap: raise it and retry, or write off."""
         wf, ccy = self.wf, self.wf.c.currency
-        period = reference.split(":", 1)[0]
         while self.held_back > 0:
             cap = wf.terms.not_to_exceed
             action = await wf.hold(
                 self.CAP_STEP,
                 "c2c",
                 "not_to_exceed_reached",
-                f"{self.held_back} {ccy} of work in {period} is above the not-to-exceed "
+                f"{self.held_back} {ccy} of {what} is above the not-to-exceed "
                 f"{cap} ({self.billed_to_date} already invoiced): raise the cap by amendment "
                 "and retry to bill it, or skip to write it off",
                 subject=reference,
@@ -456,21 +468,23 @@ class Billing:
             if self.wf.c.billing_model is not BillingModel.FIXED_FEE:
                 plan = RevenuePlan(
                     entry_id=f"{self.wf.c.contract_id}:{release}",
-                    period=period,
+                    period=str(period),
                     method="as_invoiced",
                     add_as_invoiced=True,
                     description=f"{period}: work above the cap released",
                 )
             result = await self._bill(
                 reference=release,
-                period=Period.parse(period),
-                charges=[release_line(headroom, period)],
+                period=period,
+                charges=[release_line(headroom, str(period))],
                 revenue=plan,
             )
             if result is None:
                 continue
             self.held_back -= headroom
-            await self._after_bill(release, result.model_copy(update={"held_back": ZERO}))
+            await self._after_bill(
+                release, period, result.model_copy(update={"held_back": ZERO}), what=what
+            )
 
     # ------------------------------------------------------------------ endings
 
@@ -546,7 +560,7 @@ class Billing:
             ),
         )
         if result is not None and (result.invoice is not None or result.held_back):
-            await self._after_bill(reference, result, hours=result.hours)
+            await self._after_bill(reference, final, result, hours=result.hours)
 
     def credited(self, subtotal: Decimal) -> None:
         self.billed_to_date -= subtotal

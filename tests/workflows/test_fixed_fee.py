@@ -13,7 +13,9 @@ from temporalio.client import Client
 
 from c2c.settings import Settings
 from domain.models import Amendment, ClosePeriod, MilestoneCompleted
+from ledger import Ledger
 from starter.contracts import close_period_for, complete_milestone
+from starter.exception_queue import get_exception, resolve
 from starter.updates import amend
 from tests.workflows.billing_helpers import erp_balances, pay, replay, start_active, wait_invoices
 from tests.workflows.helpers import items, wait_for
@@ -155,3 +157,46 @@ async def test_milestone_invoiced_at_once_when_the_contract_says_so(
     assert len(erp) == 1
     assert status.revenue is not None
     assert status.revenue.recognised_to_date == Decimal("6000.00")
+
+
+async def test_a_milestone_held_by_the_cap_is_billed_once_the_cap_is_raised(
+    temporal_client: Client, settings: Settings, ledger: Ledger
+) -> None:
+    """Billed on completion, M2 goes over the cap: the hold names the milestone, the cap is
+    raised by amendment, and a retry bills what was held back."""
+    cid, _ = await start_active(
+        temporal_client,
+        settings,
+        **fixed_fee(
+            milestone_invoicing="on_completion", not_to_exceed="8000.00", end_date="2026-12-31"
+        ),
+    )
+    await complete_milestone(
+        temporal_client, cid, MilestoneCompleted(milestone_id="M1", completed_on=date(2026, 10, 9))
+    )
+    await complete_milestone(
+        temporal_client, cid, MilestoneCompleted(milestone_id="M2", completed_on=date(2026, 11, 9))
+    )
+    held = await wait_for(
+        temporal_client, cid, lambda s: bool(s.open_exceptions), what="the cap's hold"
+    )
+    [exception] = held.open_exceptions
+    assert exception.code == "not_to_exceed_reached"
+    assert "2000.00 USD of milestone M2 is above the not-to-exceed 8000.00" in exception.message
+    raised = Amendment(
+        amendment_id="A-CAP",
+        effective_date=date(2026, 12, 1),
+        not_to_exceed=Decimal("10000.00"),
+        reason="change request signed",
+    )
+    assert (await amend(temporal_client, cid, raised)).status == "applied"
+    item = await get_exception(ledger, exception.exception_id)
+    after = await resolve(temporal_client, item, "retry", operator="ops@example.com")
+    assert after.stage == "active" and after.open_exceptions == []
+    assert [i.subtotal for i in after.invoices] == [
+        Decimal("4000.00"),
+        Decimal("4000.00"),
+        Decimal("2000.00"),
+    ]
+    assert after.held_back == 0
+    await replay(temporal_client, cid)
