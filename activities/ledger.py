@@ -14,8 +14,10 @@ from domain.names import ExceptionQueue, Stage
 from domain.steps import (
     ESCALATE_EXCEPTION,
     OPEN_EXCEPTION,
+    RECORD_ARRIVAL_ORDER,
     RECORD_AUDIT,
     RESOLVE_EXCEPTION_RECORD,
+    ArrivalOrder,
     EscalateExceptionInput,
     ExceptionOpened,
     OpenExceptionInput,
@@ -31,6 +33,13 @@ class LedgerActivities(StepActivities):
     async def record_audit(self, step: StepInput) -> None:
         """Write audit entries that no business step has carried yet."""
         await self.write_audit(step.contract_id, step.audit, step.open_exceptions)
+
+    @activity.defn(name=RECORD_ARRIVAL_ORDER)
+    async def record_arrival_order(self, step: ArrivalOrder) -> ArrivalOrder:
+        """Keep, in the workflow's history, the order in which messages that arrived together
+        were first received: a replay takes it from there (see the workflow's inbox)."""
+        await self.write_audit(step.contract_id, step.audit, step.open_exceptions)
+        return ArrivalOrder(contract_id=step.contract_id, arrivals=step.arrivals)
 
     @activity.defn(name=OPEN_EXCEPTION)
     async def open_exception(self, step: OpenExceptionInput) -> ExceptionOpened:

@@ -54,4 +54,5 @@ def build_steps(
         step.OPEN_EXCEPTION: own.open_exception,
         step.RESOLVE_EXCEPTION_RECORD: own.resolve_exception_record,
         step.ESCALATE_EXCEPTION: own.escalate_exception,
+        step.RECORD_ARRIVAL_ORDER: own.record_arrival_order,
     }

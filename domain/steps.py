@@ -42,6 +42,7 @@ RECORD_AUDIT = "record_audit"
 OPEN_EXCEPTION = "open_exception"
 RESOLVE_EXCEPTION_RECORD = "resolve_exception_record"
 ESCALATE_EXCEPTION = "escalate_exception"
+RECORD_ARRIVAL_ORDER = "record_arrival_order"
 
 #: The system whose task queue (and so whose rate limit) each step runs under. A step that
 #: calls several systems runs under the one that limits it: the ERP, whose API allows one
@@ -285,6 +286,12 @@ class ResolveExceptionInput(StepInput):
 class EscalateExceptionInput(StepInput):
     exception_id: str
     at: datetime
+
+
+class ArrivalOrder(StepInput):
+    """Messages that arrived together, in the order the workflow first received them."""
+
+    arrivals: list[str]
 
 
 class ExceptionOpened(BaseModel):

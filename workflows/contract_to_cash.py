@@ -88,6 +88,7 @@ with workflow.unsafe.imports_passed_through():
         ISSUE_CREDIT_NOTE,
         OPEN_EXCEPTION,
         PROPAGATE_AMENDMENT,
+        RECORD_ARRIVAL_ORDER,
         RECORD_AUDIT,
         RESOLVE_EXCEPTION_RECORD,
         SEND_DUNNING_REMINDER,
@@ -95,6 +96,7 @@ with workflow.unsafe.imports_passed_through():
         VALIDATE_CONTRACT,
         AmendmentInput,
         AmendmentPropagated,
+        ArrivalOrder,
         AuditEntry,
         CloseContractInput,
         ContractStep,
@@ -198,10 +200,13 @@ class Refused(Exception):
 @dataclass
 class Inbound:
     """A message in the contract's inbox, with the key its update waits on (signals have
-    none)."""
+    none), the workflow task it arrived in, and a name for it that is the same in every replay
+    (``u:<update id>`` or ``s:<task>:<n>``)."""
 
     message: Message
     key: int | None = None
+    task: int = 0
+    arrival: str = ""
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -231,6 +236,12 @@ class ContractToCash:
         #: Keys of updates waiting in the inbox, and the answers of those decided.
         self._arrivals = 0
         self._answers: dict[int, Any] = {}
+        #: The workflow task messages last arrived in, the kinds (signal, update) and number
+        #: of signals that arrived in it, and the tasks whose order must be kept in history.
+        self._arrival_task = 0
+        self._arrival_kinds: set[bool] = set()
+        self._arrival_signals = 0
+        self._mixed_tasks: set[int] = set()
         #: Operator decisions answered once the contract has come to rest after them.
         self._unsettled: list[int] = []
         #: Exceptions opened so far, by step and subject: the next one's id follows from it.
@@ -327,7 +338,8 @@ class ContractToCash:
                     raise Aborted(self._abort_reason)
                 if self._sla_due():
                     await self._escalate_due()
-                elif self._inbox:
+                elif self._inbox and not (self._ordered and self._work_due_now()):
+                    await self._keep_arrival_order()
                     await self._handle(self._inbox.pop(0))
                 elif self.collections.work_due():
                     await self.collections.do_due_work()
@@ -429,6 +441,7 @@ class ContractToCash:
         """Wait for the operator's decision on a hold, deciding in arrival order the messages
         that a hold does not stop."""
         while exception_id not in self._decisions:
+            await self._keep_arrival_order()
             index = self._next_on_hold()
             if index is not None:
                 await self._handle(self._inbox.pop(index))
@@ -569,6 +582,14 @@ class ContractToCash:
             and str(self.final_period) in self.billing.closed_periods
             and self.collections.balance_due() <= 0
             and not self._open
+        )
+
+    def _work_due_now(self) -> bool:
+        """Whether what the calendar asks for now (a reminder, the final bill of a termination,
+        a retainer's true-up) is due. It goes before the next message: what a message decides
+        takes effect before the next one is decided, live or after a reset."""
+        return (
+            self.collections.work_due() or self._final_billing_due() or self.billing.true_up_due()
         )
 
     def _has_work(self) -> bool:
@@ -859,13 +880,14 @@ class ContractToCash:
         if self._stage is not Stage.ON_HOLD:
             self._resume_stage = self._stage
         if self._ordered:
-            # The stage first: the exception's ledger write then records the hold as well, so
-            # the ledger, the API lists and the metrics show it while it lasts.
-            self._enter(Stage.ON_HOLD, f"{step} failed: {system} {code}: {message}")
             exception_id = await self.open_exception(
                 step, system, code, message, blocking=True, subject=subject
             )
+            self._enter(Stage.ON_HOLD, f"{step} failed: {system} {code}: {message}")
             self._wait_for(f"operator decision on {exception_id}")
+            # Written now, not with the next step: the ledger, the API lists and the metrics
+            # show the hold while it lasts.
+            await self._flush_audit()
             await self._await_decision_in_turn(exception_id)
         else:
             exception_id = await self.open_exception(step, system, code, message, blocking=True)
@@ -1198,12 +1220,49 @@ class ContractToCash:
     # live run and in a run that a reset fed every message at once.
 
     def _enqueue(self, message: Message, *, update: bool = False) -> int | None:
+        task = workflow.info().get_current_history_length()
+        if task != self._arrival_task:
+            self._arrival_task, self._arrival_kinds, self._arrival_signals = task, set(), 0
+        self._arrival_kinds.add(update)
+        if len(self._arrival_kinds) == 2:
+            self._mixed_tasks.add(task)
         key = None
         if update:
             self._arrivals += 1
             key = self._arrivals
-        self._inbox.append(Inbound(message, key))
+            update_info = workflow.current_update_info()
+            assert update_info is not None  # an update handler is running
+            arrival = f"u:{update_info.id}"
+        else:
+            self._arrival_signals += 1
+            arrival = f"s:{task}:{self._arrival_signals}"
+        self._inbox.append(Inbound(message, key, task, arrival))
         return key
+
+    async def _keep_arrival_order(self) -> None:
+        """Decide messages that arrived in one workflow task in the order they first arrived.
+
+        Signals keep their order among themselves in every replay, and so do updates; but an
+        update redelivered by a reset comes, in a replay, after the signals it arrived with,
+        while the live run received it in its place. So when one task brings both, the order
+        the live run saw is recorded in history (a local activity's result) and every replay
+        takes it from there.
+        """
+        for task in sorted(self._mixed_tasks):
+            places = [i for i, inbound in enumerate(self._inbox) if inbound.task == task]
+            group = [self._inbox[i] for i in places]
+            recorded = await self._ledger(
+                RECORD_ARRIVAL_ORDER,
+                ArrivalOrder(contract_id=self.c.contract_id, arrivals=[i.arrival for i in group]),
+                ArrivalOrder,
+                f"keep the order of {len(group)} messages that arrived together",
+            )
+            rank = {arrival: n for n, arrival in enumerate(recorded.arrivals)}
+            for place, inbound in zip(
+                places, sorted(group, key=lambda i: rank[i.arrival]), strict=True
+            ):
+                self._inbox[place] = inbound
+        self._mixed_tasks.clear()
 
     async def _answer_of(self, key: int | None) -> Any:
         """Wait for the decision of an update's message, in its turn."""

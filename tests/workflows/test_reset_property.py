@@ -1,0 +1,368 @@
+"""Property: a contract's decisions are a function of its ordered messages, so any reset
+decides everything as before and creates nothing twice.
+
+Hypothesis draws contracts of every billing model and a sequence of messages for each: time
+recorded, period closes, amendments (signals and updates; valid, and refused only for what was
+invoiced before them), payments with repeats, milestones, a termination, and operator
+decisions (retry or skip) on the holds they cause. Each sequence runs on the real dev server
+and sandbox; then the contract is reset, to its first workflow task or to a random one, by the
+``temporal`` CLI, the client's own reset (what the Temporal UI sends) or ``c2c ops reset``. The
+new run must give every message the same decision with the same reason, leave the ERP with the
+same invoices, credit notes, revenue entries and payments, and end in an equal status.
+
+Each example runs a batch of contracts at once (the server does the waiting). CI runs
+``EXAMPLES`` × ``BATCH`` sequences; a larger run, for instance 1,000 sequences of up to 12
+messages with fresh random draws:
+
+    C2C_RESET_EXAMPLES=50 C2C_RESET_BATCH=20 C2C_RESET_STEPS=12 C2C_RESET_RANDOM=1 \
+        pytest tests/workflows/test_reset_property.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from temporalio.client import Client, WorkflowUpdateFailedError
+
+from c2c.settings import Settings
+from domain.models import (
+    Amendment,
+    ClosePeriod,
+    ContractStatus,
+    MilestoneCompleted,
+    PaymentReceived,
+    ResolveException,
+    TerminateContract,
+)
+from starter.contracts import (
+    close_period_for,
+    complete_milestone,
+    get_status,
+    queue_amendment,
+    record_payment,
+    resolve_exception,
+    start_contract,
+    terminate_contract,
+)
+from starter.updates import amend
+from tests.workflows.helpers import add_time, approval, items
+from tests.workflows.reset_helpers import reset_somehow
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+EXAMPLES = int(os.environ.get("C2C_RESET_EXAMPLES", "20"))
+BATCH = int(os.environ.get("C2C_RESET_BATCH", "10"))
+STEPS = int(os.environ.get("C2C_RESET_STEPS", "7"))
+RANDOM = os.environ.get("C2C_RESET_RANDOM") == "1"
+
+#: How long one contract may take to come to rest; generous, for a loaded CI machine.
+REST_TIMEOUT_S = 120.0
+
+MILESTONES = [
+    {"milestone_id": "M1", "name": "Design", "amount": "3000.00"},
+    {"milestone_id": "M2", "name": "Build", "amount": "4000.00"},
+]
+ROLES = ["Senior Consultant", "Analyst"]
+WORK_DATES = ["2026-10-10", "2026-10-28", "2026-11-10"]
+#: Effective dates around the closes: some fall in a period a close before them invoiced.
+EFFECTIVE = [date(2026, 10, 20), date(2026, 11, 2), date(2026, 11, 20), date(2026, 12, 1)]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    terms: dict[str, Any]
+    steps: tuple[tuple[Any, ...], ...]
+    reset: str
+    seed: int
+
+
+def contract_terms() -> st.SearchStrategy[dict[str, Any]]:
+    base = {"start_date": "2026-10-01", "end_date": "2026-12-31"}
+    tm = st.fixed_dictionaries(
+        {
+            "billing_model": st.just("time_and_materials"),
+            "not_to_exceed": st.sampled_from([None, "1500.00", "6000.00"]),
+        }
+    )
+    fixed = st.fixed_dictionaries(
+        {
+            "billing_model": st.just("fixed_fee"),
+            "milestones": st.just(MILESTONES),
+            "milestone_invoicing": st.sampled_from(["on_completion", "period_close"]),
+            "not_to_exceed": st.sampled_from([None, "5000.00"]),
+        }
+    )
+    retainer = st.fixed_dictionaries(
+        {
+            "billing_model": st.just("retainer"),
+            "retainer_monthly_amount": st.just("4000.00"),
+            "retainer_included_hours": st.just("20"),
+            "not_to_exceed": st.sampled_from([None, "10000.00"]),
+        }
+    )
+    return st.one_of(tm, fixed, retainer).map(lambda t: {**base, **t})
+
+
+def amendment_step() -> st.SearchStrategy[tuple[Any, ...]]:
+    change = st.one_of(
+        st.fixed_dictionaries(
+            {
+                "rate_card": st.lists(
+                    st.fixed_dictionaries(
+                        {
+                            "role": st.sampled_from(ROLES),
+                            "hourly_rate": st.sampled_from(["90.00", "150.00", "240.00"]),
+                        }
+                    ),
+                    min_size=1,
+                    max_size=1,
+                )
+            }
+        ),
+        st.fixed_dictionaries(
+            {"not_to_exceed": st.sampled_from([Decimal("800.00"), Decimal("20000.00")])}
+        ),
+        st.fixed_dictionaries({"end_date": st.sampled_from([date(2026, 11, 30)])}),
+        st.fixed_dictionaries(
+            {
+                "add_milestones": st.just(
+                    [{"milestone_id": "M9", "name": "Extra", "amount": "1000.00"}]
+                )
+            }
+        ),
+    )
+    return st.tuples(
+        st.just("amend"),
+        st.sampled_from(["signal", "update"]),
+        st.sampled_from(EFFECTIVE),
+        change,
+    )
+
+
+def steps() -> st.SearchStrategy[list[tuple[Any, ...]]]:
+    step = st.one_of(
+        st.tuples(
+            st.just("time"),
+            st.sampled_from(ROLES),
+            st.sampled_from(WORK_DATES),
+            st.sampled_from(["2", "8", "12"]),
+        ),
+        st.tuples(st.just("close"), st.sampled_from(["2026-10", "2026-11"])),
+        amendment_step(),
+        st.tuples(st.just("pay"), st.integers(0, 2), st.sampled_from(["full", "half", "over"])),
+        st.tuples(
+            st.just("milestone"),
+            st.sampled_from(["M1", "M2"]),
+            st.sampled_from([date(2026, 10, 15), date(2026, 11, 12)]),
+        ),
+        st.tuples(st.just("terminate"), st.sampled_from([date(2026, 11, 30)])),
+        st.tuples(st.just("resolve"), st.sampled_from(["retry", "skip"])),
+    )
+    return st.lists(step, min_size=1, max_size=STEPS)
+
+
+scenarios = st.builds(
+    Scenario,
+    terms=contract_terms(),
+    steps=steps().map(tuple),
+    reset=st.sampled_from(["cli", "client-first", "client-random", "ops"]),
+    seed=st.integers(0, 2**16),
+)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=not RANDOM,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+@given(batch=st.lists(scenarios, min_size=BATCH, max_size=BATCH))
+async def test_any_reset_decides_every_message_as_before(
+    batch: list[Scenario],
+    temporal_client: Client,
+    settings: Settings,
+    sandbox_url: str,
+) -> None:
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=30) as sandbox:
+        results = await asyncio.gather(
+            *(check(temporal_client, settings, sandbox, s) for s in batch),
+            return_exceptions=True,
+        )
+    failures = [(s, r) for s, r in zip(batch, results, strict=True) if r is not None]
+    assert not failures, "\n\n".join(f"{s}\n  -> {r!r}" for s, r in failures)
+
+
+async def check(
+    client: Client, settings: Settings, sandbox: httpx.AsyncClient, scenario: Scenario
+) -> None:
+    """Run one scenario, reset it, and compare; returns ``None`` when the property holds."""
+    event = approval(**scenario.terms)
+    cid = event.contract_id
+    await start_contract(client, event, task_queue=settings.task_queue)
+    status = await at_rest(client, cid)
+    payments: list[PaymentReceived] = []
+    for step in scenario.steps:
+        if status.stage in ("closed", "cancelled"):
+            break  # Temporal refuses messages to a finished contract: nothing to decide
+        await perform(client, sandbox, cid, status, step, payments)
+        status = await at_rest(client, cid)
+    before = await snapshot(client, sandbox, cid)
+
+    await reset_somehow(client, cid, scenario.reset, random.Random(scenario.seed))
+
+    try:
+        await at_rest(client, cid, until=lambda s: decided(s) == before["decisions"])
+    except AssertionError:
+        now = decided(await get_status(client, cid))
+        differ = {
+            k: (before["decisions"][k], now[k]) for k in now if now[k] != before["decisions"][k]
+        }
+        raise AssertionError(f"{cid} decided differently after the reset: {differ}") from None
+    assert await snapshot(client, sandbox, cid) == before
+    return None
+
+
+async def perform(
+    client: Client,
+    sandbox: httpx.AsyncClient,
+    cid: str,
+    status: ContractStatus,
+    step: tuple[Any, ...],
+    payments: list[PaymentReceived],
+) -> None:
+    kind = step[0]
+    if kind == "time":
+        if "psa_project_id" in status.refs:
+            await add_time(sandbox, status.refs["psa_project_id"], step[1], step[2], step[3])
+    elif kind == "close":
+        await close_period_for(client, cid, ClosePeriod(period=step[1]))
+    elif kind == "amend":
+        _, via, effective, change = step
+        amendment = Amendment(
+            amendment_id=f"A-{len(status.amendments) + 1}-{via}",
+            effective_date=effective,
+            reason="drawn by the property test",
+            **change,
+        )
+        if via == "signal":
+            await queue_amendment(client, cid, amendment)
+        else:
+            await asyncio.wait_for(amend(client, cid, amendment), REST_TIMEOUT_S)
+    elif kind == "pay":
+        await record_payment(client, cid, payment(status, step[1], step[2], payments))
+    elif kind == "milestone":
+        await complete_milestone(
+            client, cid, MilestoneCompleted(milestone_id=step[1], completed_on=step[2])
+        )
+    elif kind == "terminate":
+        await terminate_contract(
+            client, cid, TerminateContract(effective_date=step[1], reason="customer ended it")
+        )
+    elif kind == "resolve" and status.open_exceptions:
+        exception = status.open_exceptions[0]
+        decision = ResolveException(
+            exception_id=exception.exception_id, action=step[1], operator="ops@example.com"
+        )
+        # Refused in its turn (a step that cannot be skipped) is a decision too.
+        with suppress(WorkflowUpdateFailedError):
+            await asyncio.wait_for(resolve_exception(client, cid, decision), REST_TIMEOUT_S)
+
+
+def payment(
+    status: ContractStatus, number: int, how: str, earlier: list[PaymentReceived]
+) -> PaymentReceived:
+    """A new payment against the oldest open invoice, or ``earlier[number]`` again."""
+    if number < len(earlier):
+        return earlier[number]
+    open_ = [i for i in status.invoices if i.total - i.amount_paid - i.amount_credited > 0]
+    target = open_[0] if open_ else None
+    due = (target.total - target.amount_paid - target.amount_credited) if target else Decimal(100)
+    amount = {"full": due, "half": (due / 2).quantize(Decimal("0.01")), "over": due + 10}[how]
+    made = PaymentReceived(
+        payment_id=f"P-{status.contract_id}-{len(earlier)}",
+        invoice_id=target.invoice_id if target else None,
+        amount=max(amount, Decimal("0.01")),
+        currency=status.currency,
+        received_on=date(2026, 12, 1),
+    )
+    earlier.append(made)
+    return made
+
+
+def decided(status: ContractStatus) -> dict[str, Any]:
+    """What the contract decided, without the instants it decided it at."""
+    return {
+        "stage": status.stage,
+        "amendments": [a.model_dump(exclude={"at"}) for a in status.amendments],
+        "invoices": [i.model_dump(exclude={"dunning_level"}) for i in status.invoices],
+        "credit_notes": [n.model_dump() for n in status.credit_notes],
+        "milestones": [m.model_dump() for m in status.milestones],
+        "revenue": status.revenue.model_dump() if status.revenue else None,
+        "figures": (
+            status.balance_due,
+            status.unapplied_cash,
+            status.held_back,
+            status.written_off,
+        ),
+        "closed_periods": status.closed_periods,
+        "open_exceptions": [(e.exception_id, e.code) for e in status.open_exceptions],
+        "history": [h.event for h in status.history],
+    }
+
+
+async def snapshot(client: Client, sandbox: httpx.AsyncClient, cid: str) -> dict[str, Any]:
+    status = await get_status(client, cid)
+    erp: dict[str, Any] = {
+        "invoices": sorted(
+            (i["invoice_id"], i["total"], i["status"])
+            for i in await items(sandbox, "/erp/v1/invoices", contract_id=cid)
+        ),
+        "credit_notes": sorted(
+            (n["credit_note_id"], n["total"])
+            for n in await items(sandbox, "/erp/v1/credit-notes", contract_id=cid)
+        ),
+        "payments": sorted(
+            p["payment_id"] for p in await items(sandbox, "/erp/v1/payments", contract_id=cid)
+        ),
+    }
+    if (erp_contract_id := status.refs.get("erp_contract_id")) is not None:
+        revenue = await items(sandbox, f"/erp/v1/contracts/{erp_contract_id}/revenue")
+        erp["revenue"] = sorted((r["entry_id"], r["amount"]) for r in revenue)
+    return {"decisions": decided(status), "erp": erp}
+
+
+async def at_rest(
+    client: Client, cid: str, until: Any = None, timeout: float = REST_TIMEOUT_S
+) -> ContractStatus:
+    """The status once the contract has decided every message it can and waits: for the next
+    message, for an operator (messages a hold does not decide wait with it), or for nothing
+    (closed or cancelled)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    status = None
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            status = await get_status(client, cid)
+        except Exception:
+            status = None
+        if (
+            status is not None
+            # On hold, period closes, payments and milestones wait for the hold to end.
+            and (status.queued_messages == 0 or status.stage == "on_hold")
+            and (status.waiting_for or status.stage in ("closed", "cancelled"))
+            and (until is None or until(status))
+        ):
+            return status
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"contract {cid} did not come to rest: {status}")
