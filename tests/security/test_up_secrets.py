@@ -114,6 +114,7 @@ def proc(pid: int, name: str) -> bytes:
         return b""
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(900)
 def test_up_with_every_secret_set(
     stack: Stack, secret_env: dict[str, str], up: UpProcess, tmp_path: Path
