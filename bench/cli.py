@@ -33,12 +33,7 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
         "--results-dir",
         type=Path,
         default=RESULTS_DIR,
-        help=f"where the JSON result and profiles go (default: {RESULTS_DIR})",
-    )
-    p.add_argument(
-        "--no-docs",
-        action="store_true",
-        help="do not append the result to docs/performance.md (the JSON is still written)",
+        help=f"where the result (JSON and markdown) and profiles go (default: {RESULTS_DIR})",
     )
     return p
 
@@ -58,7 +53,7 @@ def run(
     try:
         with BenchStack(workdir, components=components, env=env) as stack:
             result = asyncio.run(benchmark(stack, args))
-        save(result, args.results_dir, append_to_docs=not args.no_docs)
+        save(result, args.results_dir)
     except Exception as exc:
         traceback.print_exc()
         print(f"benchmark failed: {exc!r}; see {workdir / 'stack.log'}", file=sys.stderr)

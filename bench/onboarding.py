@@ -49,7 +49,7 @@ from bench.report import Result, Row
 from bench.stack import BenchStack
 from domain.periods import Period
 
-#: Goals of the issue.
+#: The figures c2c aims for (docs/performance.md).
 RATIO_GOAL = 0.8
 MAX_ACTIVITIES = 8
 MAX_EVENTS = 60

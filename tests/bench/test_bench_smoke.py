@@ -28,6 +28,7 @@ TINY = {
 
 
 def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
+    tracked_docs = {path: path.read_text() for path in (ROOT / "docs").glob("*.md")}
     runs = {
         name: subprocess.Popen(
             [
@@ -35,7 +36,6 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
                 "-m",
                 f"bench.{name}",
                 *args,
-                "--no-docs",
                 "--workdir",
                 str(tmp_path / name),
                 "--results-dir",
@@ -57,6 +57,10 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
         for path in (tmp_path / "results").glob("*.json")
     }
     assert sorted(results) == sorted(TINY)
+    # Each run's table is beside its JSON file, and no tracked doc was written to.
+    for path in (tmp_path / "results").glob("*.json"):
+        assert path.with_suffix(".md").read_text().startswith("### "), path
+    assert {path: path.read_text() for path in (ROOT / "docs").glob("*.md")} == tracked_docs
     for name, result in results.items():
         assert result["machine"]["nproc"] >= 1
         assert result["command"].startswith(f"python -m bench.{name} ")

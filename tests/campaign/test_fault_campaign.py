@@ -28,6 +28,7 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from c2c.ports import free_port
 from domain.models import ClosePeriod, ContractApproved, MilestoneCompleted, PaymentReceived
 from starter.components import UpOptions, component_argv, temporal_argv
 from starter.contracts import (
@@ -37,7 +38,7 @@ from starter.contracts import (
     record_payment,
     start_contract,
 )
-from tests.support import approval_payload, free_port
+from tests.support import approval_payload
 
 CONTRACTS = 30
 KILLS = 4

@@ -15,9 +15,9 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from c2c.ports import free_port
 from c2c.settings import Settings
 from tests.deploy.files import HEALTHCHECK
-from tests.support import free_port
 
 
 async def _probe(*args: str, env: Mapping[str, str] | None = None) -> tuple[int, str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from c2c.loops import resolve
-from tests.support import free_port
+from c2c.ports import free_port
 
 C2C = str(Path(sys.executable).parent / "c2c")
 READY_LINE = "c2c is up"

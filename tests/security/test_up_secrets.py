@@ -24,13 +24,13 @@ from temporalio.api.history.v1 import History
 from temporalio.client import Client
 
 from c2c.codec import Keyring
+from c2c.ports import free_port
 from c2c.settings import Settings
 from starter.auth import Role, hashed_entry
 from starter.components import StartupFailed, UpOptions
 from starter.up import Stack as UpStack
 from tests.e2e.test_up_and_demo import Stack, UpProcess, c2c, descendants, processes_mentioning
 from tests.security.test_encrypted_history import payloads_in
-from tests.support import free_port
 
 KEY = Keyring.new_entry("up-k1")
 WEBHOOK_SECRET = "whsec-for-the-up-test-5f4e3d2c1b"
@@ -114,6 +114,7 @@ def proc(pid: int, name: str) -> bytes:
         return b""
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(900)
 def test_up_with_every_secret_set(
     stack: Stack, secret_env: dict[str, str], up: UpProcess, tmp_path: Path

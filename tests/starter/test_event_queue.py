@@ -19,6 +19,7 @@ import httpx
 import pytest
 from temporalio.client import Client
 
+from c2c.ports import free_port
 from c2c.settings import Settings
 from domain.names import contract_workflow_id
 from ledger import InboundEvent, InboundSource, Ledger, get_ledger
@@ -29,7 +30,7 @@ from starter.errors import ApiError
 from starter.event_queue import EventQueue
 from starter.webhooks import PROCESSORS, QUEUED_TYPES, queued_answer
 from tests.starter.helpers import approval, event, signed
-from tests.support import WEBHOOK_SECRET, free_port, serve
+from tests.support import WEBHOOK_SECRET, serve
 
 CLM = "/webhooks/clm"
 

@@ -11,9 +11,9 @@ import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
 
+from c2c.ports import free_port
 from c2c.settings import Settings
 from c2c.telemetry import metrics_runtime
-from tests.support import free_port
 from worker import contract_worker
 
 

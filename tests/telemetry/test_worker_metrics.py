@@ -9,6 +9,7 @@ import uuid
 import httpx
 import pytest
 
+from c2c.ports import free_port
 from c2c.telemetry import (
     CONNECTOR_CALLS,
     CONNECTOR_LATENCY,
@@ -22,7 +23,6 @@ from c2c.telemetry import (
 from domain.models import ClosePeriod, ResolveException
 from domain.names import system_task_queue
 from starter.contracts import close_period_for, resolve_exception, start_contract
-from tests.support import free_port
 from tests.telemetry.conftest import MeteredWorker
 from tests.workflows.helpers import add_time, approval, wait_for, wait_stage
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 from temporalio.client import Client
 
+from c2c.ports import free_port
 from c2c.settings import Settings
-from tests.support import free_port
 from tests.telemetry.conftest import parse
 
 C2C = str(Path(sys.executable).parent / "c2c")

@@ -22,6 +22,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from c2c.ports import free_port
 from c2c.settings import Settings
 from domain.models import ClosePeriod, ContractStatus
 from domain.names import SEARCH_ATTRIBUTES
@@ -37,6 +38,7 @@ from worker import contract_worker
 @pytest_asyncio.fixture(scope="module")
 async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
+        port=free_port(),
         test_server_existing_path=venv_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
     )

@@ -29,6 +29,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from c2c.ports import free_port
 from c2c.settings import Settings
 from domain.carried import CARRIED_HISTORY_LINES, ContractRun
 from domain.models import (
@@ -88,6 +89,7 @@ PAYLOAD_LIMIT = 64 * 1024
 @pytest_asyncio.fixture(scope="module")
 async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
+        port=free_port(),
         dev_server_existing_path=venv_binary("temporal"),
         search_attributes=SEARCH_ATTRIBUTES,
         data_converter=pydantic_data_converter,
