@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,6 +44,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 from temporalio.service import RPCError
 
+from c2c import json_input
 from c2c.logs import get_logger
 from ledger import (
     SETTLED_STATUSES,
@@ -148,8 +148,8 @@ def envelope_of(body: bytes) -> Envelope:
     """The id, type and contract of a verified body, read leniently: the processor refuses a
     malformed one, and it is recorded all the same, to be kept as a dead letter."""
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        payload = json_input.loads(body)
+    except ValueError:  # not JSON, or too deep (UnicodeDecodeError is a ValueError too)
         payload = None
     if not isinstance(payload, dict):
         payload = {}

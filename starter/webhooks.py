@@ -9,7 +9,6 @@ an invalid field, an unknown contract) reaches no workflow and is kept as a dead
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Collection
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
@@ -21,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from c2c import json_input
 from c2c.logs import get_logger
 from c2c.signing import SignatureError, verify
 from c2c.telemetry import record_webhook
@@ -136,10 +136,13 @@ def parse_event(body: bytes, types: Collection[str]) -> Event:
     """The envelope of a webhook whose ``type`` is one of ``types``.
 
     Raises:
-        ApiError: ``400`` for a body that is not JSON, ``422`` naming ``type`` or ``data``.
+        ApiError: ``400`` for a body that is not JSON or nests too deeply, ``422`` naming
+            ``type`` or ``data``.
     """
     try:
-        payload = json.loads(body)
+        payload = json_input.loads(body)
+    except json_input.JsonTooDeep as exc:
+        raise ApiError(400, "json_too_deep", str(exc)) from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(payload, dict):

@@ -1,0 +1,102 @@
+"""Webhook bodies a careless or hostile sender may send, over real HTTP: each is refused with
+a ``4xx`` that names the problem, kept as a dead letter, and never answered ``500``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+
+import httpx
+import pytest
+
+from c2c.json_input import MAX_DEPTH, JsonTooDeep, depth_of, loads
+from c2c.settings import Settings
+from ledger import InboundEvent, Ledger, get_ledger
+from tests.starter.helpers import signed
+from tests.support import WEBHOOK_SECRET
+
+CLM = "/webhooks/clm"
+PSA = "/webhooks/psa"
+PAYMENTS = "/webhooks/payments"
+
+
+@pytest.fixture(scope="module")
+def inbound(api_settings: Settings) -> Ledger:
+    """The ledger of the API under test, read directly."""
+    return get_ledger(api_settings.ledger_url)
+
+
+def new_event_id() -> str:
+    return f"evt_{uuid.uuid4().hex[:12]}"
+
+
+async def send(api: httpx.AsyncClient, path: str, body: bytes) -> httpx.Response:
+    return await api.post(path, content=body, headers=signed(body, WEBHOOK_SECRET))
+
+
+def stored(ledger: Ledger, source: str, event_id: str) -> InboundEvent:
+    found = ledger.get_inbound_event(source, event_id)
+    assert found is not None, f"{source} event {event_id} was not recorded"
+    return found
+
+
+def nested(levels: int, kind: str = "[") -> str:
+    close = "]" if kind == "[" else "}"
+    opener = "[" if kind == "[" else '{"a":'
+    return opener * levels + "1" + close * levels
+
+
+# Deep nesting.
+
+
+def test_the_reader_counts_depth_without_recursion() -> None:
+    assert depth_of(1) == 0 and depth_of([]) == 1 and depth_of({"a": [{"b": []}]}) == 4
+    assert loads(nested(MAX_DEPTH)) is not None
+    for levels in (MAX_DEPTH + 1, 1_100, 100_000):
+        with pytest.raises(JsonTooDeep):
+            loads(nested(levels))
+
+
+@pytest.mark.parametrize("path", [CLM, PSA, PAYMENTS])
+@pytest.mark.parametrize("where", ["data", "extra"])
+async def test_a_deeply_nested_body_is_refused_and_kept_as_a_dead_letter(
+    api: httpx.AsyncClient, inbound: Ledger, path: str, where: str
+) -> None:
+    event_id = new_event_id()
+    kind = {CLM: "contract.approved", PSA: "milestone.completed", PAYMENTS: "payment.succeeded"}[
+        path
+    ]
+    deep = nested(1_100, "[" if where == "data" else "{")
+    data = deep if where == "data" else json.dumps({"contract_id": "C-1"})[:-1] + f', "x": {deep}}}'
+    body = f'{{"id": "{event_id}", "type": "{kind}", "data": {data}}}'.encode()
+    assert len(body) < 8_000
+    response = await send(api, path, body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "json_too_deep"
+    assert f"more than {MAX_DEPTH} levels" in error["message"]
+    # Its id could not be read from a body too deep to parse: it is kept under its digest.
+    [dead] = [
+        e
+        for e in inbound.list_inbound_events(status="dead_letter", source=path.rsplit("/", 1)[1])
+        if e.body == body.decode()
+    ]
+    assert dead.reason is not None and dead.reason.startswith("json_too_deep:")
+
+
+async def test_a_deep_flash_cookie_is_ignored(api: httpx.AsyncClient) -> None:
+    value = base64.urlsafe_b64encode(nested(1_100).encode()).decode().rstrip("=")
+    response = await api.get("/", headers={"Cookie": f"c2c_flash={value}"})
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/contracts/C-1/amendments", "/api/billing/close-period", "/codec/decode"]
+)
+async def test_a_deeply_nested_api_body_is_a_client_error(
+    api: httpx.AsyncClient, path: str
+) -> None:
+    body = nested(1_100, "{")
+    response = await api.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert 400 <= response.status_code < 500, response.text
