@@ -8,11 +8,19 @@ and the CLI can print them.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from domain.money import MINOR_UNITS, Money, Quantity
 from domain.names import BillingModel, ExceptionAction, ExceptionQueue, Stage
@@ -20,6 +28,33 @@ from domain.periods import Period
 from domain.validation import FieldErrors
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_date(value: Any) -> Any:
+    # pydantic alone would take 0 or "1700000000" for a date (a Unix timestamp): a number
+    # where a date belongs is a sender's mistake, and 1970-01-01 a wrong answer to it. Strict
+    # mode cannot say this: in Python mode it refuses the ISO strings that JSON carries.
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
+        return value.strip()
+    raise ValueError("must be an ISO 8601 date string such as 2026-10-31")
+
+
+def _iso_datetime(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATETIME.match(value.strip()):
+        return value.strip()
+    raise ValueError("must be an ISO 8601 date and time string such as 2026-10-31T09:30:00Z")
+
+
+#: A date in input: ``YYYY-MM-DD`` (or a ``date``); never a number.
+StrictDate = Annotated[date, BeforeValidator(_iso_date)]
+#: A date and time in input: ISO 8601 (or a ``datetime``); never a number.
+StrictDatetime = Annotated[datetime, BeforeValidator(_iso_datetime)]
 
 
 class Model(BaseModel):
@@ -52,7 +87,7 @@ class Milestone(Model):
     milestone_id: str = Identifier
     name: str = Field(min_length=1, max_length=200)
     amount: Money
-    due_date: date | None = None
+    due_date: StrictDate | None = None
 
 
 def _check_rate_card(
@@ -91,8 +126,8 @@ class ContractApproved(Model):
     legal_entity: str = Field(pattern=r"^[A-Z0-9]{2,10}$")
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     billing_model: BillingModel
-    start_date: date
-    end_date: date
+    start_date: StrictDate
+    end_date: StrictDate
     payment_terms_days: int = Field(ge=0, le=365)
     rate_card: list[RateCardEntry] = Field(default_factory=list, max_length=200)
     milestones: list[Milestone] = Field(default_factory=list, max_length=500)
@@ -112,7 +147,7 @@ class ContractApproved(Model):
         description="invoice a completed milestone at the next period close, or at once",
     )
     project_template: str = Field(default="standard", min_length=1, max_length=80)
-    approved_at: datetime
+    approved_at: StrictDatetime
     approved_by: str = Field(min_length=1, max_length=200)
 
     @field_validator("currency")
@@ -154,10 +189,10 @@ class ContractApproved(Model):
 
 class Amendment(Model):
     amendment_id: str = Identifier
-    effective_date: date
+    effective_date: StrictDate
     rate_card: list[RateCardEntry] = Field(default_factory=list, max_length=200)
     add_milestones: list[Milestone] = Field(default_factory=list, max_length=500)
-    end_date: date | None = None
+    end_date: StrictDate | None = None
     not_to_exceed: Money | None = None
     reason: str = Field(min_length=1, max_length=1000)
 
@@ -172,7 +207,7 @@ class AmendmentResult(Model):
 
 class MilestoneCompleted(Model):
     milestone_id: str = Identifier
-    completed_on: date
+    completed_on: StrictDate
 
 
 class ClosePeriod(Model):
@@ -190,7 +225,7 @@ class PaymentReceived(Model):
     invoice_id: str | None = Field(default=None, pattern=_ID)
     amount: Money
     currency: str = Field(pattern=r"^[A-Z]{3}$")
-    received_on: date
+    received_on: StrictDate
 
     @model_validator(mode="after")
     def _amount(self) -> Self:
@@ -211,7 +246,7 @@ class ResolveException(Model):
 
 
 class TerminateContract(Model):
-    effective_date: date
+    effective_date: StrictDate
     reason: str = Field(min_length=1, max_length=1000)
 
 

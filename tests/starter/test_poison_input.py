@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from c2c.json_input import MAX_DEPTH, JsonTooDeep, depth_of, loads
 from c2c.settings import Settings
 from ledger import InboundEvent, Ledger, get_ledger
-from tests.starter.helpers import signed
+from tests.starter.helpers import approval, signed
 from tests.support import WEBHOOK_SECRET
 
 CLM = "/webhooks/clm"
@@ -100,3 +101,96 @@ async def test_a_deeply_nested_api_body_is_a_client_error(
     body = nested(1_100, "{")
     response = await api.post(path, content=body, headers={"Content-Type": "application/json"})
     assert 400 <= response.status_code < 500, response.text
+
+
+# Numbers where dates belong.
+
+NOT_DATES = [0, 1_700_000_000, "1700000000", 1.5, True, "2026-10-31T00:00:00", "31/10/2026"]
+
+
+def error_fields(response: httpx.Response) -> str:
+    return json.dumps(response.json())
+
+
+@pytest.mark.parametrize("value", NOT_DATES)
+async def test_a_termination_date_must_be_an_iso_date(
+    api: httpx.AsyncClient, value: object
+) -> None:
+    response = await api.post(
+        "/api/contracts/C-never-started/terminate",
+        json={"effective_date": value, "reason": "customer ended the SOW"},
+    )
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["field"] == "effective_date"
+    assert "ISO 8601 date" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "field", ["start_date", "end_date", "approved_at", "milestones.0.due_date"]
+)
+@pytest.mark.parametrize("value", [0, 1_700_000_000, "1700000000"])
+async def test_an_approval_with_a_number_for_a_date_is_refused_and_kept(
+    api: httpx.AsyncClient, inbound: Ledger, field: str, value: object
+) -> None:
+    data = approval()
+    data["milestones"] = [{"milestone_id": "M1", "name": "Kick-off", "amount": "10.00"}]
+    target: Any = data
+    *path, last = field.split(".")
+    for part in path:
+        target = target[int(part)] if part.isdigit() else target[part]
+    target[last] = value
+    event_id = new_event_id()
+    body = json.dumps({"id": event_id, "type": "contract.approved", "data": data}).encode()
+    response = await send(api, CLM, body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == f"data.{field}"
+    assert stored(inbound, "clm", event_id).status == "dead_letter"
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "data", "field"),
+    [
+        (
+            PSA,
+            "milestone.completed",
+            {"contract_id": "C-1", "milestone_id": "M1", "completed_on": 0},
+            "data.completed_on",
+        ),
+        (
+            PAYMENTS,
+            "payment.succeeded",
+            {
+                "payment_id": "P-1",
+                "invoice_id": "INV-1",
+                "amount": "1.00",
+                "currency": "USD",
+                "received_on": 1_700_000_000,
+            },
+            "data.received_on",
+        ),
+        (
+            CLM,
+            "contract.amended",
+            {
+                "contract_id": "C-1",
+                "amendment": {"amendment_id": "A-1", "effective_date": 0, "reason": "rates"},
+            },
+            "data.amendment.effective_date",
+        ),
+    ],
+)
+async def test_an_event_with_a_number_for_a_date_is_refused_and_kept(
+    api: httpx.AsyncClient,
+    inbound: Ledger,
+    path: str,
+    kind: str,
+    data: dict[str, Any],
+    field: str,
+) -> None:
+    event_id = new_event_id()
+    body = json.dumps({"id": event_id, "type": kind, "data": data}).encode()
+    response = await send(api, path, body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+    assert stored(inbound, path.rsplit("/", 1)[1], event_id).status == "dead_letter"
