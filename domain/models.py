@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from domain.money import MINOR_UNITS, Money, Quantity
+from domain.money import MINOR_UNITS, Amount, InputQuantity, Money
 from domain.names import BillingModel, ExceptionAction, ExceptionQueue, Stage
 from domain.periods import Period
 from domain.validation import FieldErrors
@@ -80,13 +80,13 @@ class Customer(Model):
 
 class RateCardEntry(Model):
     role: str = Field(min_length=1, max_length=80)
-    hourly_rate: Money
+    hourly_rate: Amount
 
 
 class Milestone(Model):
     milestone_id: str = Identifier
     name: str = Field(min_length=1, max_length=200)
-    amount: Money
+    amount: Amount
     due_date: StrictDate | None = None
 
 
@@ -131,9 +131,9 @@ class ContractApproved(Model):
     payment_terms_days: int = Field(ge=0, le=365)
     rate_card: list[RateCardEntry] = Field(default_factory=list, max_length=200)
     milestones: list[Milestone] = Field(default_factory=list, max_length=500)
-    retainer_monthly_amount: Money | None = None
-    retainer_included_hours: Quantity | None = None
-    not_to_exceed: Money | None = None
+    retainer_monthly_amount: Amount | None = None
+    retainer_included_hours: InputQuantity | None = None
+    not_to_exceed: Amount | None = None
     expenses_billable: bool = False
     expense_markup_percent: Decimal = Field(
         default=Decimal(0),
@@ -193,7 +193,7 @@ class Amendment(Model):
     rate_card: list[RateCardEntry] = Field(default_factory=list, max_length=200)
     add_milestones: list[Milestone] = Field(default_factory=list, max_length=500)
     end_date: StrictDate | None = None
-    not_to_exceed: Money | None = None
+    not_to_exceed: Amount | None = None
     reason: str = Field(min_length=1, max_length=1000)
 
 
@@ -223,7 +223,7 @@ class ClosePeriod(Model):
 class PaymentReceived(Model):
     payment_id: str = Identifier
     invoice_id: str | None = Field(default=None, pattern=_ID)
-    amount: Money
+    amount: Amount
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     received_on: StrictDate
 
@@ -345,7 +345,7 @@ class CreditInvoice(Model):
     """A correction of an issued invoice: a credit note for ``amount`` (before tax)."""
 
     invoice_id: str = Identifier
-    amount: Money
+    amount: Amount
     reason: str = Field(min_length=1, max_length=1000)
     credit_note_id: str | None = Field(
         default=None, pattern=_ID, description="the caller's key: the same id credits once"

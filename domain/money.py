@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
 #: ISO 4217 minor units of the currencies c2c bills in.
 MINOR_UNITS: dict[str, int] = {
@@ -32,6 +32,12 @@ MINOR_UNITS: dict[str, int] = {
 ROUNDING = ROUND_HALF_UP
 ZERO = Decimal(0)
 
+#: The most digits an amount may have at its currency's scale. Fifteen keeps every amount,
+#: and the sum or product of a few of them, exact in ``Decimal``'s default 28-digit context
+#: (beyond it rounding to the minor unit fails outright) and in a binary float (the
+#: ``ContractValue`` search attribute).
+MAX_DIGITS = 15
+
 
 class MoneyError(ValueError):
     """An amount or currency that c2c cannot bill in."""
@@ -51,6 +57,19 @@ def minor_units(currency: str) -> int:
         ) from None
 
 
+def max_integer_digits(currency: str) -> int:
+    """The most digits before the decimal point an amount of ``currency`` may have: 13 for a
+    currency with cents (up to 9,999,999,999,999.99), 15 for one without (JPY, KRW)."""
+    return MAX_DIGITS - minor_units(currency)
+
+
+def integer_digits(amount: Decimal) -> int:
+    """How many digits ``amount`` has before its decimal point (0 for an amount below 1)."""
+    if not amount.is_finite():
+        raise MoneyError(f"{amount} is not a finite amount")
+    return max(amount.adjusted() + 1, 0) if amount else 0
+
+
 def quantum(currency: str) -> Decimal:
     """The smallest amount of ``currency`` (``Decimal('0.01')``, ``Decimal('1')`` for JPY)."""
     return Decimal(1).scaleb(-minor_units(currency))
@@ -66,7 +85,16 @@ def check_minor_units(amount: Decimal, currency: str) -> Decimal:
 
     Amounts that come from contracts and systems must already be exact; silently rounding a
     rate or a payment would hide a data error.
+
+    Raises:
+        MoneyError: It needs rounding, or has more digits before the decimal point than
+            ``max_integer_digits`` allows (so large that no arithmetic on it is exact).
     """
+    limit = max_integer_digits(currency)
+    if integer_digits(amount) > limit:
+        raise MoneyError(
+            f"is too large: {currency} amounts have at most {limit} digits before the decimal point"
+        )
     rounded = round_money(amount, currency)
     if rounded != amount:
         places = minor_units(currency)
@@ -99,6 +127,30 @@ Money = Annotated[
 
 #: Hours and other exact quantities use the same wire format as money.
 Quantity = Money
+
+
+def _within_limit(value: Any) -> Any:
+    # Before the currency is known, refuse what no currency accepts: a larger number makes
+    # every later step (rounding, sums, comparisons in a workflow) raise instead of answer.
+    if isinstance(value, (Decimal, int)) and not isinstance(value, bool):
+        amount = Decimal(value)
+        if not amount.is_finite():
+            raise ValueError("is not a finite amount")
+        if integer_digits(amount) > MAX_DIGITS:
+            raise ValueError(
+                f"is too large: an amount has at most {MAX_DIGITS} digits before the decimal "
+                "point (fewer in most currencies)"
+            )
+    return value
+
+
+#: A money amount in input (a contract, an amendment, a payment): ``Money`` that refuses a
+#: value with more than ``MAX_DIGITS`` digits before the decimal point. The limit of its
+#: currency (``max_integer_digits``) is checked where the currency is known.
+Amount = Annotated[Money, AfterValidator(_within_limit)]
+
+#: A quantity in input (hours), bounded like ``Amount``.
+InputQuantity = Annotated[Quantity, AfterValidator(_within_limit)]
 
 
 def money_sum(amounts: list[Decimal] | tuple[Decimal, ...], currency: str) -> Decimal:

@@ -194,3 +194,92 @@ async def test_an_event_with_a_number_for_a_date_is_refused_and_kept(
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == field
     assert stored(inbound, path.rsplit("/", 1)[1], event_id).status == "dead_letter"
+
+
+# Amounts too large for exact arithmetic.
+
+HUGE_APPROVALS = [
+    ({"rate_card": [{"role": "Senior", "hourly_rate": "1e27"}]}, "data.rate_card.0.hourly_rate"),
+    ({"rate_card": [{"role": "Senior", "hourly_rate": "1" * 28}]}, "data.rate_card.0.hourly_rate"),
+    ({"not_to_exceed": "1e400"}, "data.not_to_exceed"),
+    ({"not_to_exceed": "10000000000000.00"}, "data.not_to_exceed"),
+    (
+        {
+            "billing_model": "fixed_fee",
+            "milestones": [{"milestone_id": "M1", "name": "Go-live", "amount": "1e400"}],
+        },
+        "data.milestones.0.amount",
+    ),
+    (
+        {"billing_model": "retainer", "retainer_monthly_amount": "-1e30"},
+        "data.retainer_monthly_amount",
+    ),
+]
+
+
+@pytest.mark.parametrize(("changes", "field"), HUGE_APPROVALS)
+async def test_an_approval_with_a_huge_amount_is_refused_naming_the_field(
+    api: httpx.AsyncClient, inbound: Ledger, changes: dict[str, Any], field: str
+) -> None:
+    event_id = new_event_id()
+    data = approval(**changes)
+    body = json.dumps({"id": event_id, "type": "contract.approved", "data": data}).encode()
+    response = await send(api, CLM, body)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["field"] == field
+    assert "too large" in error["message"] and "InvalidOperation" not in response.text
+    assert stored(inbound, "clm", event_id).status == "dead_letter"
+
+
+async def test_the_largest_amount_of_a_currency_is_accepted(api: httpx.AsyncClient) -> None:
+    for currency, largest in (("USD", "9999999999999.99"), ("JPY", "999999999999999")):
+        data = approval(currency=currency, not_to_exceed=largest)
+        data["rate_card"] = [{"role": "Senior", "hourly_rate": largest}]
+        body = json.dumps({"id": new_event_id(), "type": "contract.approved", "data": data})
+        response = await send(api, CLM, body.encode())
+        assert response.status_code == 202, response.text
+
+
+@pytest.mark.parametrize("amount", ["1e400", "1e27", 10**30, "10000000000000.00"])
+async def test_a_payment_with_a_huge_amount_is_refused_and_kept(
+    api: httpx.AsyncClient, inbound: Ledger, amount: object
+) -> None:
+    event_id = new_event_id()
+    data = {
+        "payment_id": "P-1",
+        "invoice_id": "INV-1",
+        "amount": amount,
+        "currency": "USD",
+        "received_on": "2026-11-02",
+    }
+    body = json.dumps({"id": event_id, "type": "payment.succeeded", "data": data}).encode()
+    response = await send(api, PAYMENTS, body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == "data.amount"
+    assert stored(inbound, "payments", event_id).status == "dead_letter"
+
+
+@pytest.mark.parametrize(
+    "amendment",
+    [
+        {"rate_card": [{"role": "Senior", "hourly_rate": "1e30"}]},
+        {"not_to_exceed": "1e400"},
+        {"add_milestones": [{"milestone_id": "M9", "name": "Extra", "amount": "1e400"}]},
+    ],
+)
+async def test_an_amendment_with_a_huge_amount_is_refused_naming_the_field(
+    api: httpx.AsyncClient, inbound: Ledger, amendment: dict[str, Any]
+) -> None:
+    change = {"amendment_id": "A-1", "effective_date": "2026-12-01", "reason": "rates", **amendment}
+    response = await api.post("/api/contracts/C-1/amendments", json=change)
+    assert response.status_code == 422, response.text
+    assert "too large" in response.json()["error"]["message"]
+    field = response.json()["error"]["field"]
+    event_id = new_event_id()
+    data = {"contract_id": "C-1", "amendment": change}
+    body = json.dumps({"id": event_id, "type": "contract.amended", "data": data}).encode()
+    webhook = await send(api, CLM, body)
+    assert webhook.status_code == 422, webhook.text
+    assert webhook.json()["error"]["field"] == f"data.amendment.{field}"
+    assert stored(inbound, "clm", event_id).status == "dead_letter"
