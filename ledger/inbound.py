@@ -298,6 +298,24 @@ class InboundEventLedger(LedgerBase):
         )
         return self._update_inbound(stmt, source, event_id)
 
+    def replace_inbound_body(self, event: InboundEventIn) -> InboundEvent:
+        """Keep another body for a dead letter (its sender corrected it under the same id):
+        its digest, and what a replay processes, from now on. An event that is not a dead
+        letter keeps its body.
+
+        Raises:
+            NotFoundInLedger: No such event.
+        """
+        stmt = (
+            update(InboundEvent)
+            .where(
+                _key(event.source, event.event_id),
+                col(InboundEvent.status) == InboundStatus.DEAD_LETTER.value,
+            )
+            .values(body=event.body, body_digest=event.body_digest)
+        )
+        return self._update_inbound(stmt, event.source, event.event_id)
+
     def approval_waiting(self, contract_id: str) -> bool:
         """Whether a CLM approval of the contract is recorded and not processed yet (queued, or
         left for the CLM's retry): its workflow is about to start."""

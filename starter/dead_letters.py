@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -175,8 +176,62 @@ def arrived(
         type=envelope.type,
         contract_id=contract_id or envelope.contract_id,
         body=body.decode("utf-8", errors="replace"),
+        body_digest=body_digest(body),
         received_at=utc_now(),
     )
+
+
+def body_digest(body: bytes) -> str:
+    """SHA-256 of what a body says: of its JSON written canonically (sorted keys, no spaces),
+    so that a sender that writes the same event again with its keys in another order is
+    still sending the same event; of the raw bytes when it is not JSON."""
+    try:
+        canonical = json.dumps(
+            json_input.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode("utf-8", "surrogatepass")
+    except ValueError:
+        canonical = body
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def conflicts(stored: InboundEvent, incoming: InboundEventIn) -> bool:
+    """Whether a delivery reuses a recorded event's id for another body. An event recorded
+    before digests were kept is compared by its stored body.
+
+    Such a delivery is refused (``refuse_conflict``) unless the event is a dead letter: one
+    never applied, whose sender may correct it under the same id.
+    """
+    if stored.body_digest is not None and incoming.body_digest is not None:
+        return stored.body_digest != incoming.body_digest
+    return body_digest(stored.body.encode("utf-8", "surrogatepass")) != incoming.body_digest
+
+
+#: How much of a conflicting event's id its dead letter keeps, before ``~`` and its digest.
+_CONFLICT_ID_PREFIX = _MAX_EVENT_ID - 1 - 16
+
+
+async def refuse_conflict(ledger: Ledger, incoming: InboundEventIn) -> ApiError:
+    """Keep a delivery that reuses an event id for another body as a dead letter of its own
+    (its id is the event id, ``~`` and the start of its digest), and the ``409`` it answers.
+
+    The first event keeps its id and its outcome; the other body is not applied, but kept for
+    an operator to read and, if it is a real event, replay.
+    """
+    digest = incoming.body_digest or ""
+    kept_as = f"{incoming.event_id[:_CONFLICT_ID_PREFIX]}~{digest[:16]}"
+    error = ApiError(
+        409,
+        "event_id_conflict",
+        f"event id {incoming.event_id} was received before with another body; this one is "
+        f"kept as dead letter {kept_as} and not applied",
+        extra={"conflicting_event_id": kept_as},
+    )
+    reason = f"{error.code}: {error.message}"
+    record = incoming.model_copy(update={"event_id": kept_as})
+    await run_in_threadpool(
+        ledger.record_inbound_outcome, record, InboundStatus.DEAD_LETTER, reason=reason
+    )
+    return _dead_letter(InboundSource(incoming.source).value, kept_as, error)
 
 
 def _event_id(given: Any, body: bytes) -> str:
@@ -223,6 +278,12 @@ async def deliver(
         return await _process_then_record(context, ledger, incoming, body, processor)
     recorded = await run_in_threadpool(ledger.record_inbound_event, incoming)
     if recorded.known:
+        if conflicts(recorded.event, incoming):
+            if recorded.event.status != InboundStatus.DEAD_LETTER:
+                raise await refuse_conflict(ledger, incoming)
+            # A dead letter was never applied: another body under its id is the sender's
+            # correction, and the body kept (and replayed) from now on.
+            await run_in_threadpool(ledger.replace_inbound_body, incoming)
         first = await _claim_or_first_answer(ledger, recorded.event)
         if first is not None:
             log.info("duplicate event", source=source.value, event_id=envelope.event_id)
@@ -309,6 +370,8 @@ async def enqueue(
     earlier = await _recorder(context, ledger).record(incoming)
     if earlier is None:
         return answer
+    if earlier.status != InboundStatus.DEAD_LETTER and conflicts(earlier, incoming):
+        raise await refuse_conflict(ledger, incoming)
     if earlier.status == InboundStatus.DEAD_LETTER:
         return None
     log.info("duplicate event", source=source.value, event_id=envelope.event_id)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -435,3 +436,34 @@ def test_waiting_events_are_recorded_together_and_known_ones_found(ledger: Ledge
     assert ledger.record_waiting_events([]) == []
     again = ledger.record_waiting_events([inbound("evt-2", at(2))])
     assert again[0] is not None and again[0].received_at == at(1)
+
+
+def test_a_ledger_made_before_body_digests_gets_the_column_and_keeps_its_events(
+    ledger_url: str, at: At
+) -> None:
+    """An existing database without ``body_digest`` is brought up to the model when the
+    ledger starts; the events it holds keep a ``NULL`` digest, and new ones get theirs."""
+    first = Ledger(ledger_url)
+    first.create_all()
+    first.record_inbound_event(inbound("evt-old", at(0)), claim=CLAIM)
+    with first.engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE ledger_inbound_event DROP COLUMN body_digest")
+        assert "body_digest" not in {
+            c["name"] for c in sa_inspect(connection).get_columns("ledger_inbound_event")
+        }
+    first.dispose()
+
+    upgraded = Ledger(ledger_url)
+    try:
+        upgraded.create_all()
+        old = upgraded.get_inbound_event("psa", "evt-old")
+        assert old is not None and old.body_digest is None and old.status == "received"
+        new = upgraded.record_inbound_event(
+            inbound("evt-new", at(1), body_digest="ab" * 32), claim=CLAIM
+        )
+        assert new.known is False and new.event.body_digest == "ab" * 32
+        again = upgraded.record_inbound_event(inbound("evt-old", at(2)), claim=CLAIM)
+        assert again.known is True and again.event.body_digest is None
+        upgraded.create_all()  # and again: nothing left to add
+    finally:
+        upgraded.dispose()

@@ -333,3 +333,23 @@ async def test_concurrent_deliveries_are_recorded_together_and_each_event_once(
         json.loads(body)["data"]["contract_id"] for body in bodies
     )
     assert ledger.count_waiting_events() == {"clm": 20}
+
+
+async def test_a_queued_event_id_reused_for_another_body_is_a_conflict(
+    queued_api: str, queued_settings: Settings
+) -> None:
+    data = approval()
+    eid, body = approved(data)
+    other = json.dumps(
+        {"id": eid, "type": "contract.approved", "data": {**data, "title": "Another SOW"}}
+    ).encode()
+    async with httpx.AsyncClient(base_url=queued_api, timeout=30) as api:
+        assert (await post(api, body)).status_code == 202
+        refused = await post(api, other)
+        again = await post(api, body)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "event_id_conflict"
+    assert again.status_code == 202 and again.json()["duplicate"] is True
+    ledger = get_ledger(queued_settings.ledger_url)
+    dead = ledger.get_inbound_event("clm", refused.json()["conflicting_event_id"])
+    assert dead is not None and dead.status == "dead_letter" and dead.body == other.decode()

@@ -283,3 +283,132 @@ async def test_an_amendment_with_a_huge_amount_is_refused_naming_the_field(
     assert webhook.status_code == 422, webhook.text
     assert webhook.json()["error"]["field"] == f"data.amendment.{field}"
     assert stored(inbound, "clm", event_id).status == "dead_letter"
+
+
+# An event id reused for another body.
+
+
+async def test_an_event_id_reused_for_another_body_is_a_conflict_and_a_dead_letter(
+    api: httpx.AsyncClient, inbound: Ledger
+) -> None:
+    event_id = new_event_id()
+    data = approval()
+    first = json.dumps({"id": event_id, "type": "contract.approved", "data": data}).encode()
+    started = await send(api, CLM, first)
+    assert started.status_code == 202, started.text
+
+    # The same event again, written with its keys in another order: a duplicate.
+    rewritten = json.dumps(
+        {"data": data, "type": "contract.approved", "id": event_id}, indent=2
+    ).encode()
+    duplicate = await send(api, CLM, rewritten)
+    assert duplicate.status_code == 202 and duplicate.json()["duplicate"] is True
+
+    other = json.dumps(
+        {"id": event_id, "type": "contract.approved", "data": {**data, "title": "Other SOW"}}
+    ).encode()
+    refused = await send(api, CLM, other)
+    assert refused.status_code == 409, refused.text
+    body = refused.json()
+    assert body["error"]["code"] == "event_id_conflict"
+    assert body["dead_letter"] is True
+    kept_as = body["conflicting_event_id"]
+    assert kept_as.startswith(f"{event_id}~") and body["event_id"] == kept_as
+
+    original = stored(inbound, "clm", event_id)
+    assert original.status == "processed" and original.body == first.decode()
+    dead = stored(inbound, "clm", kept_as)
+    assert dead.status == "dead_letter" and dead.body == other.decode()
+    assert dead.reason is not None and dead.reason.startswith("event_id_conflict:")
+    listed = (await api.get("/api/dead-letters", params={"source": "clm"})).json()["items"]
+    assert kept_as in {item["event_id"] for item in listed}
+
+    # Sent again, the other body is refused again, and still not applied.
+    assert (await send(api, CLM, other)).status_code == 409
+    assert stored(inbound, "clm", event_id).response_body == original.response_body
+
+
+async def test_a_payment_reusing_an_event_id_for_another_amount_is_a_conflict(
+    api: httpx.AsyncClient, inbound: Ledger
+) -> None:
+    """A payment applied once is not applied again under its id with another amount: that
+    delivery is refused and kept. The contract's workflow is started (no worker runs it) and
+    takes the signal."""
+    data = approval()
+    started = await send(
+        api,
+        CLM,
+        json.dumps({"id": new_event_id(), "type": "contract.approved", "data": data}).encode(),
+    )
+    assert started.status_code == 202, started.text
+    invoice_id = f"INV-{uuid.uuid4().hex[:8]}"
+    inbound.record_xref(data["contract_id"], "erp", "invoice", invoice_id)
+    event_id = new_event_id()
+
+    def body(amount: str) -> bytes:
+        payment = {
+            "payment_id": f"P-{event_id}",
+            "invoice_id": invoice_id,
+            "amount": amount,
+            "currency": "USD",
+            "received_on": "2026-11-02",
+        }
+        return json.dumps({"id": event_id, "type": "payment.succeeded", "data": payment}).encode()
+
+    applied = await send(api, PAYMENTS, body("10.00"))
+    assert applied.status_code == 202, applied.text
+    conflict = await send(api, PAYMENTS, body("99.00"))
+    assert conflict.status_code == 409, conflict.text
+    assert conflict.json()["error"]["code"] == "event_id_conflict"
+    kept = stored(inbound, "payments", event_id)
+    assert kept.status == "processed" and kept.body == body("10.00").decode()
+    dead = stored(inbound, "payments", conflict.json()["conflicting_event_id"])
+    assert dead.status == "dead_letter" and dead.body == body("99.00").decode()
+
+
+async def test_a_dead_letter_corrected_under_its_id_keeps_the_corrected_body(
+    api: httpx.AsyncClient, inbound: Ledger
+) -> None:
+    """A dead letter was never applied: its sender may correct it under the same id, and the
+    corrected body is the one kept, and replayed."""
+    event_id = new_event_id()
+    data = {
+        "payment_id": "P-1",
+        "invoice_id": "INV-nobody-has",
+        "amount": "1e400",
+        "currency": "USD",
+        "received_on": "2026-11-02",
+    }
+
+    def body(amount: str) -> bytes:
+        payload = {"id": event_id, "type": "payment.succeeded", "data": {**data, "amount": amount}}
+        return json.dumps(payload).encode()
+
+    assert (await send(api, PAYMENTS, body("1e400"))).status_code == 422
+    corrected = await send(api, PAYMENTS, body("10.00"))
+    assert corrected.status_code == 422  # still no contract has that invoice
+    assert corrected.json()["error"]["field"] == "data.invoice_id"
+    kept = stored(inbound, "payments", event_id)
+    assert kept.status == "dead_letter" and kept.body == body("10.00").decode()
+
+
+async def test_an_event_recorded_without_a_digest_is_compared_by_its_body(
+    api: httpx.AsyncClient, inbound: Ledger
+) -> None:
+    """Events recorded before digests were kept have none: a redelivery is compared with the
+    body they stored."""
+    event_id = new_event_id()
+    data = approval()
+    first = json.dumps({"id": event_id, "type": "contract.approved", "data": data}).encode()
+    assert (await send(api, CLM, first)).status_code == 202
+    with inbound.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "UPDATE ledger_inbound_event SET body_digest = NULL WHERE event_id = ?", (event_id,)
+        )
+    assert stored(inbound, "clm", event_id).body_digest is None
+    again = await send(api, CLM, first)
+    assert again.status_code == 202 and again.json()["duplicate"] is True
+    other = json.dumps(
+        {"id": event_id, "type": "contract.approved", "data": {**data, "version": 2}}
+    ).encode()
+    assert (await send(api, CLM, other)).status_code == 409
