@@ -118,8 +118,17 @@ class DeadLetterNotFound(LookupError):
     """No inbound event has that source and id."""
 
 
-class NotADeadLetter(RuntimeError):
-    """The event is not a dead letter (or is being processed right now)."""
+class NotReplayable(RuntimeError):
+    """The event cannot be replayed now: it is processed already (``already_processed``), or
+    being processed, or put off to its next attempt (``event_in_progress``).
+
+    Attributes:
+        code: The reason, as the API's error code.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class ReplayFailed(RuntimeError):
@@ -477,25 +486,35 @@ async def replay(
     event_id: str,
     processors: Mapping[InboundSource, Processor],
 ) -> Replayed:
-    """Process a dead letter's stored body again, as its webhook would have.
+    """Process the stored body of an event not processed yet, as its webhook would have: a
+    dead letter, or one still ``received`` (waiting in the event queue, or left by a delivery
+    that failed and a sender that gave up). Once recorded, an event is c2c's to deliver.
 
     Raises:
         DeadLetterNotFound: No such event.
-        NotADeadLetter: It is not a dead letter, or is being processed now.
-        ReplayFailed: It could not be processed; it stays a dead letter with the new reason.
-        Exception: A transient failure, as the processor raised it; it stays a dead letter.
+        NotReplayable: It is processed already, or being processed (or waiting for its next
+            attempt) now.
+        ReplayFailed: It could not be processed; it is a dead letter with the new reason.
+        Exception: A transient failure, as the processor raised it; it stays as it was.
     """
     ledger = await context.ledger()
-    claimed = await run_in_threadpool(
-        ledger.claim_inbound_event, source, event_id, statuses=[InboundStatus.DEAD_LETTER]
-    )
+    claimed = await run_in_threadpool(ledger.claim_inbound_event, source, event_id)
     if claimed is None:
         found = await run_in_threadpool(ledger.get_inbound_event, source, event_id)
         if found is None:
             raise DeadLetterNotFound(f"no {source.value} event {event_id!r}")
-        if found.status != InboundStatus.DEAD_LETTER:
-            raise NotADeadLetter(f"{source.value} event {event_id!r} is {found.status}")
-        raise NotADeadLetter(f"{source.value} event {event_id!r} is being processed now")
+        if found.status in SETTLED_STATUSES:
+            raise NotReplayable(
+                "already_processed",
+                f"{source.value} event {event_id!r} is {found.status} already; it is not "
+                "processed twice",
+            )
+        until = f" until {found.claimed_until:%Y-%m-%d %H:%M:%S} UTC" if found.claimed_until else ""
+        raise NotReplayable(
+            "event_in_progress",
+            f"{source.value} event {event_id!r} is being processed, or waits for its next "
+            f"attempt{until}; try again then",
+        )
     outcome = await _process(
         context, ledger, claimed, claimed.body.encode(), processors[source], replay=True
     )
@@ -504,7 +523,7 @@ async def replay(
     item = DeadLetterItem.model_validate(stored)
     if isinstance(outcome, ApiError):
         raise ReplayFailed(item, outcome)
-    log.info("dead letter replayed", source=source.value, event_id=event_id)
+    log.info("event replayed", source=source.value, event_id=event_id)
     return Replayed(item, outcome)
 
 
