@@ -210,13 +210,22 @@ class MilestoneCompleted(Model):
     completed_on: StrictDate
 
 
+#: A billing period, ``YYYY-MM``, as ``domain.periods.Period.parse`` reads it; in a schema, the
+#: whole string (no trailing newline) is the month.
+PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+
+
 class ClosePeriod(Model):
-    period: str
+    period: str = Field(
+        description="the month to bill, YYYY-MM", json_schema_extra={"pattern": PERIOD_PATTERN}
+    )
 
     @field_validator("period")
     @classmethod
     def _period(cls, value: str) -> str:
         Period.parse(value)
+        if not re.fullmatch(PERIOD_PATTERN, value):  # ``Period.parse`` takes a final newline
+            raise ValueError(f"period must be YYYY-MM (e.g. 2026-10), got {value!r}")
         return value
 
 

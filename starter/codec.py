@@ -14,6 +14,7 @@ import base64
 import binascii
 import ipaddress
 from collections.abc import Sequence
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, field_validator
@@ -62,11 +63,16 @@ def _b64(value: str) -> bytes:
         raise ValueError("is not base64") from None
 
 
+#: Base64 as protobuf JSON writes it and ``_b64`` reads it: standard or URL-safe alphabet, in
+#: groups of four, the last one padded or not.
+BASE64_PATTERN = r"^([A-Za-z0-9+/_-]{4})*([A-Za-z0-9+/_-]{2}(==?)?|[A-Za-z0-9+/_-]{3}=?)?$"
+
+
 class WirePayload(BaseModel):
     """One Temporal payload in protobuf JSON: metadata values and data are base64."""
 
-    metadata: dict[str, str] = Field(default_factory=dict)
-    data: str = ""
+    metadata: dict[str, Annotated[str, Field(pattern=BASE64_PATTERN)]] = Field(default_factory=dict)
+    data: str = Field(default="", pattern=BASE64_PATTERN)
 
     @field_validator("metadata")
     @classmethod

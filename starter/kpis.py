@@ -117,9 +117,15 @@ async def _unbilled(
 @router.get("/kpis", response_model=KpiReport, tags=["kpis"])
 async def kpis(
     legal_entity: str | None = Query(
-        default=None, description="only this legal entity's contracts (its code, e.g. US01)"
+        default=None,
+        pattern=r"^([A-Z0-9]{2,10})?$",
+        description="only this legal entity's contracts (its code, e.g. US01; empty: all)",
     ),
-    period: str | None = Query(default=None, description="only facts inside this month (YYYY-MM)"),
+    period: str | None = Query(
+        default=None,
+        pattern=r"^([0-9]{4}-(0[1-9]|1[0-2]))?$",
+        description="only facts inside this month (YYYY-MM; empty: all)",
+    ),
     context: ApiContext = Depends(api_context),
 ) -> KpiReport:
     """Contract-to-cash KPIs from the ledger (definitions in docs/kpis.md).
