@@ -14,7 +14,6 @@ import base64
 import binascii
 import ipaddress
 from collections.abc import Sequence
-from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, field_validator
@@ -71,8 +70,13 @@ BASE64_PATTERN = r"^([A-Za-z0-9+/_-]{4})*([A-Za-z0-9+/_-]{2}(==?)?|[A-Za-z0-9+/_
 class WirePayload(BaseModel):
     """One Temporal payload in protobuf JSON: metadata values and data are base64."""
 
-    metadata: dict[str, Annotated[str, Field(pattern=BASE64_PATTERN)]] = Field(default_factory=dict)
-    data: str = Field(default="", pattern=BASE64_PATTERN)
+    # The patterns are the schema's account of ``_b64``, which checks each value and names
+    # the one that is not base64.
+    metadata: dict[str, str] = Field(
+        default_factory=dict,
+        json_schema_extra={"additionalProperties": {"type": "string", "pattern": BASE64_PATTERN}},
+    )
+    data: str = Field(default="", json_schema_extra={"pattern": BASE64_PATTERN})
 
     @field_validator("metadata")
     @classmethod
