@@ -187,7 +187,12 @@ class BenchStack:
             "baseline": [sys.executable, "-m", "bench.baseline_worker"],
             "bare": [sys.executable, "-m", "bench.bare_endpoint", "--port", str(self.bare_port)],
         }
-        envs = {"queued_api": {**self.env, "C2C_WEBHOOK_QUEUE": "true"}}
+        envs = {
+            # The inline API processes each webhook while its sender waits, as it did before
+            # the queue became the default: the two are compared in the same rounds.
+            "api": {**self.env, "C2C_WEBHOOK_QUEUE": "false"},
+            "queued_api": {**self.env, "C2C_WEBHOOK_QUEUE": "true"},
+        }
         for name in self.components:
             self.children[name] = sup.start(name, argv[name], envs.get(name, self.env))
         ready = {

@@ -62,6 +62,18 @@ REDACTED_KEYS = frozenset(
         "tax_number",
         "vat_id",
         "vat_number",
+        # people: logs carry ids (a contract's, a customer's CRM account), never a person's
+        # address or name; the audit trail records who approved or decided what
+        "email",
+        "e_mail",
+        "approved_by",
+        "approver",
+        "operator",
+        "phone",
+        "phone_number",
+        "contact_name",
+        "full_name",
+        "person",
     }
 )
 
@@ -73,6 +85,11 @@ _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*):[^@/\s]*@"
 _QUERY_PARAM = re.compile(r"(?P<head>[?&;](?P<name>[\w.\-]+)=)(?P<value>[^&#\s\"']*)")
 #: ``Bearer <token>`` or ``Basic <credentials>`` written into a message.
 _AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic)\s+[\w.~+/=\-]+", re.IGNORECASE)
+#: An e-mail address written into a message (an approver, a billing contact): the domain ends
+#: in letters, so ``user@127.0.0.1`` in a URL is left to ``_URL_PASSWORD``'s rules.
+_EMAIL = re.compile(
+    r"[\w.!#$%&'*+/=?^`{|}~\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}",
+)
 
 
 #: ``_<key>`` for each of ``REDACTED_KEYS``: a name ending in one is sensitive too.
@@ -89,13 +106,17 @@ def is_sensitive(key: str) -> bool:
 
 
 def scrub_text(text: str) -> str:
-    """``text`` without the credentials it may carry in a URL or an ``Authorization`` value.
+    """``text`` without the credentials it may carry in a URL or an ``Authorization`` value,
+    and without e-mail addresses.
 
-    Libraries log URLs and messages, not keys (httpx logs each request's URL), so these are
-    redacted by their syntax: a URL's password, a query parameter with a sensitive name, a
-    bearer or basic credential.
+    Libraries log URLs and messages, not keys (httpx logs each request's URL), and a
+    workflow's history line may name a person, so these are redacted by their syntax: a
+    URL's password, a query parameter with a sensitive name, a bearer or basic credential,
+    an e-mail address.
     """
-    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}:{REDACTED}@", text)
+    if "@" in text:
+        text = _URL_PASSWORD.sub(lambda m: f"{m['head']}:{REDACTED}@", text)
+        text = _EMAIL.sub(REDACTED, text)
     text = _QUERY_PARAM.sub(
         lambda m: f"{m['head']}{REDACTED}" if is_sensitive(m["name"]) else m[0], text
     )

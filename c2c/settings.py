@@ -54,10 +54,11 @@ class Settings(BaseSettings):
     webhook_target_url: str | None = Field(default=None, alias="C2C_WEBHOOK_TARGET_URL")
     webhook_secret: SecretStr | None = Field(default=None, alias="C2C_WEBHOOK_SECRET")
     webhook_queue: bool = Field(
-        default=False,
+        default=True,
         alias="C2C_WEBHOOK_QUEUE",
-        description="answer a valid contract.approved webhook once it is recorded, and start "
-        "its workflow from the API's event queue",
+        description="answer every valid webhook event once it is recorded, and deliver it to "
+        "its contract from the API's event queue, retrying through outages (false: process "
+        "each while its sender waits, and answer 503 for the sender to retry)",
     )
     webhook_queue_concurrency: int = Field(
         default=16,

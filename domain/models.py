@@ -8,18 +8,53 @@ and the CLI can print them.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from domain.money import MINOR_UNITS, Money, Quantity
+from domain.money import MINOR_UNITS, Amount, InputQuantity, Money
 from domain.names import BillingModel, ExceptionAction, ExceptionQueue, Stage
 from domain.periods import Period
 from domain.validation import FieldErrors
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_date(value: Any) -> Any:
+    # pydantic alone would take 0 or "1700000000" for a date (a Unix timestamp): a number
+    # where a date belongs is a sender's mistake, and 1970-01-01 a wrong answer to it. Strict
+    # mode cannot say this: in Python mode it refuses the ISO strings that JSON carries.
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
+        return value.strip()
+    raise ValueError("must be an ISO 8601 date string such as 2026-10-31")
+
+
+def _iso_datetime(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATETIME.match(value.strip()):
+        return value.strip()
+    raise ValueError("must be an ISO 8601 date and time string such as 2026-10-31T09:30:00Z")
+
+
+#: A date in input: ``YYYY-MM-DD`` (or a ``date``); never a number.
+StrictDate = Annotated[date, BeforeValidator(_iso_date)]
+#: A date and time in input: ISO 8601 (or a ``datetime``); never a number.
+StrictDatetime = Annotated[datetime, BeforeValidator(_iso_datetime)]
 
 
 class Model(BaseModel):
@@ -45,14 +80,14 @@ class Customer(Model):
 
 class RateCardEntry(Model):
     role: str = Field(min_length=1, max_length=80)
-    hourly_rate: Money
+    hourly_rate: Amount
 
 
 class Milestone(Model):
     milestone_id: str = Identifier
     name: str = Field(min_length=1, max_length=200)
-    amount: Money
-    due_date: date | None = None
+    amount: Amount
+    due_date: StrictDate | None = None
 
 
 def _check_rate_card(
@@ -91,14 +126,14 @@ class ContractApproved(Model):
     legal_entity: str = Field(pattern=r"^[A-Z0-9]{2,10}$")
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     billing_model: BillingModel
-    start_date: date
-    end_date: date
+    start_date: StrictDate
+    end_date: StrictDate
     payment_terms_days: int = Field(ge=0, le=365)
     rate_card: list[RateCardEntry] = Field(default_factory=list, max_length=200)
     milestones: list[Milestone] = Field(default_factory=list, max_length=500)
-    retainer_monthly_amount: Money | None = None
-    retainer_included_hours: Quantity | None = None
-    not_to_exceed: Money | None = None
+    retainer_monthly_amount: Amount | None = None
+    retainer_included_hours: InputQuantity | None = None
+    not_to_exceed: Amount | None = None
     expenses_billable: bool = False
     expense_markup_percent: Decimal = Field(
         default=Decimal(0),
@@ -112,7 +147,7 @@ class ContractApproved(Model):
         description="invoice a completed milestone at the next period close, or at once",
     )
     project_template: str = Field(default="standard", min_length=1, max_length=80)
-    approved_at: datetime
+    approved_at: StrictDatetime
     approved_by: str = Field(min_length=1, max_length=200)
 
     @field_validator("currency")
@@ -154,11 +189,11 @@ class ContractApproved(Model):
 
 class Amendment(Model):
     amendment_id: str = Identifier
-    effective_date: date
+    effective_date: StrictDate
     rate_card: list[RateCardEntry] = Field(default_factory=list, max_length=200)
     add_milestones: list[Milestone] = Field(default_factory=list, max_length=500)
-    end_date: date | None = None
-    not_to_exceed: Money | None = None
+    end_date: StrictDate | None = None
+    not_to_exceed: Amount | None = None
     reason: str = Field(min_length=1, max_length=1000)
 
 
@@ -172,25 +207,34 @@ class AmendmentResult(Model):
 
 class MilestoneCompleted(Model):
     milestone_id: str = Identifier
-    completed_on: date
+    completed_on: StrictDate
+
+
+#: A billing period, ``YYYY-MM``, as ``domain.periods.Period.parse`` reads it; in a schema, the
+#: whole string (no trailing newline) is the month.
+PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 
 
 class ClosePeriod(Model):
-    period: str
+    period: str = Field(
+        description="the month to bill, YYYY-MM", json_schema_extra={"pattern": PERIOD_PATTERN}
+    )
 
     @field_validator("period")
     @classmethod
     def _period(cls, value: str) -> str:
         Period.parse(value)
+        if not re.fullmatch(PERIOD_PATTERN, value):  # ``Period.parse`` takes a final newline
+            raise ValueError(f"period must be YYYY-MM (e.g. 2026-10), got {value!r}")
         return value
 
 
 class PaymentReceived(Model):
     payment_id: str = Identifier
     invoice_id: str | None = Field(default=None, pattern=_ID)
-    amount: Money
+    amount: Amount
     currency: str = Field(pattern=r"^[A-Z]{3}$")
-    received_on: date
+    received_on: StrictDate
 
     @model_validator(mode="after")
     def _amount(self) -> Self:
@@ -211,7 +255,7 @@ class ResolveException(Model):
 
 
 class TerminateContract(Model):
-    effective_date: date
+    effective_date: StrictDate
     reason: str = Field(min_length=1, max_length=1000)
 
 
@@ -310,7 +354,7 @@ class CreditInvoice(Model):
     """A correction of an issued invoice: a credit note for ``amount`` (before tax)."""
 
     invoice_id: str = Identifier
-    amount: Money
+    amount: Amount
     reason: str = Field(min_length=1, max_length=1000)
     credit_note_id: str | None = Field(
         default=None, pattern=_ID, description="the caller's key: the same id credits once"

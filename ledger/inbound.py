@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Executable, and_, bindparam, func, or_, update
+from sqlalchemy import ColumnElement, Executable, and_, bindparam, exists, func, or_, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -232,10 +233,12 @@ class InboundEventLedger(LedgerBase):
         counting an attempt on each: the queue of events answered before they were processed.
 
         An event is waiting while it is ``received`` and unclaimed (or its claim has expired,
-        or the time a failed attempt put it off to has come). Several processes may claim at
-        once: the claim's condition is checked again on each row as it is updated, so an event
-        goes to exactly one of them (on PostgreSQL too, where a concurrent claimer waits for the
-        first one's row locks and then finds the rows claimed).
+        or the time a failed attempt put it off to has come), and no earlier event of its
+        contract is waiting: each contract's events are delivered in the order they arrived.
+        Several processes may claim at once: the claim's condition is checked again on each
+        row as it is updated, so an event goes to exactly one of them (on PostgreSQL too, where
+        a concurrent claimer waits for the first one's row locks and then finds the rows
+        claimed).
 
         Args:
             types: The event types to take, by source.
@@ -259,13 +262,23 @@ class InboundEventLedger(LedgerBase):
             col(InboundEvent.status) == InboundStatus.RECEIVED.value,
             or_(col(InboundEvent.claimed_until).is_(None), col(InboundEvent.claimed_until) <= now),
         )
+        # A contract's events are delivered in the order they arrived: one waits while an
+        # earlier event of its contract waits (being processed, or put off after a failure),
+        # so a milestone never overtakes its contract's approval, nor an amendment another.
+        # Events of no known contract (a payment of an invoice not seen yet) wait for nothing.
+        earlier = aliased(InboundEvent)
+        in_turn = ~exists().where(
+            col(earlier.contract_id) == col(InboundEvent.contract_id),
+            col(earlier.status) == InboundStatus.RECEIVED.value,
+            col(earlier.id) < col(InboundEvent.id),
+        )
         # One statement, so SQLite takes its write lock before it reads; PostgreSQL's claimers
         # skip the rows another one is claiming instead of queueing behind it. A CTE, so the
         # choice is made once: as a subquery, PostgreSQL may run it again per row and claim
         # past the limit.
         oldest = (
             select(col(InboundEvent.id))
-            .where(claimable, wanted)
+            .where(claimable, wanted, in_turn)
             .order_by(col(InboundEvent.id))
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -297,6 +310,24 @@ class InboundEventLedger(LedgerBase):
             .values(claimed_until=require_aware(until))
         )
         return self._update_inbound(stmt, source, event_id)
+
+    def replace_inbound_body(self, event: InboundEventIn) -> InboundEvent:
+        """Keep another body for a dead letter (its sender corrected it under the same id):
+        its digest, and what a replay processes, from now on. An event that is not a dead
+        letter keeps its body.
+
+        Raises:
+            NotFoundInLedger: No such event.
+        """
+        stmt = (
+            update(InboundEvent)
+            .where(
+                _key(event.source, event.event_id),
+                col(InboundEvent.status) == InboundStatus.DEAD_LETTER.value,
+            )
+            .values(body=event.body, body_digest=event.body_digest)
+        )
+        return self._update_inbound(stmt, event.source, event.event_id)
 
     def approval_waiting(self, contract_id: str) -> bool:
         """Whether a CLM approval of the contract is recorded and not processed yet (queued, or

@@ -192,6 +192,10 @@ class InboundEvent(LedgerTable, table=True):
     reason: str | None = Field(default=None, sa_type=Text)
     #: The raw JSON as verified on arrival: a replay processes exactly this.
     body: str = Field(sa_type=Text)
+    #: SHA-256 of the body's content (``starter.dead_letters.body_digest``): a later delivery
+    #: with the same event id and another digest is a conflict, not a duplicate. ``NULL`` for
+    #: events recorded before digests were kept; their body is compared instead.
+    body_digest: str | None = Field(default=None, max_length=64)
     received_at: datetime = Field(sa_type=UTCDateTime)
     #: When its last processing ended: processed, replayed or dead-lettered.
     processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -337,6 +341,7 @@ class InboundEventIn(_Input):
     type: str = PydanticField(max_length=100)
     contract_id: str | None = None
     body: str
+    body_digest: str | None = PydanticField(default=None, max_length=64)
     received_at: AwareDatetime
 
 

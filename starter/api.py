@@ -35,6 +35,7 @@ def create_app(
     *,
     client: Client | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    listen_host: str | None = None,
 ) -> FastAPI:
     """Build the API.
 
@@ -42,6 +43,9 @@ def create_app(
         settings: The configuration; read from the environment if not given.
         client: A connected Temporal client; the app connects itself if not given.
         max_body_bytes: Larger request bodies are refused with ``413``.
+        listen_host: The interface the server listens on. Without ``C2C_API_TOKENS`` the
+            codec server decrypts only for an API that listens on loopback alone; when the
+            interface is not known, it is taken as reachable from elsewhere.
 
     Raises:
         ValueError: ``C2C_API_TOKENS`` or ``C2C_ENCRYPTION_KEY`` is malformed.
@@ -80,6 +84,9 @@ def create_app(
     app.state.tokens = TokenTable.from_settings(settings)
     # The same codec as every Temporal client of this configuration; a bad key fails here.
     app.state.codec = converter_for(settings).payload_codec
+    app.state.codec_refusal = codec.refusal(app.state.codec, app.state.tokens, listen_host)
+    if app.state.codec_refusal is not None:
+        log.warning(app.state.codec_refusal)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     # Outside the error handlers, so a refused codec request still carries its CORS headers.
@@ -115,7 +122,7 @@ def run(host: str = "127.0.0.1", port: int = 8000) -> None:
     settings = get_settings()
     configure_tracing("api", settings)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, listen_host=host),
         host=host,
         port=port,
         log_config=None,

@@ -362,17 +362,18 @@ def replay(
     source: InboundSource = typer.Argument(..., help="the system that sent it"),
     event_id: str = typer.Argument(..., help="its event id, as `c2c ops dead-letters` shows"),
 ) -> None:
-    """Process a dead letter again, as its webhook would; exits 1 if it still cannot be."""
+    """Process an event not processed yet (a dead letter, or one still received) as its
+    webhook would; exits 1 if it cannot be."""
     settings = get_settings()
 
     async def run(client: Client) -> dead_letters.Replayed:
         context = ApiContext(settings, client)
         try:
             return await dead_letters.replay(context, source, event_id, PROCESSORS)
-        except (dead_letters.DeadLetterNotFound, dead_letters.NotADeadLetter) as exc:
+        except (dead_letters.DeadLetterNotFound, dead_letters.NotReplayable) as exc:
             fail(str(exc))
         except dead_letters.ReplayFailed as exc:
-            fail(f"{source.value} event {event_id} is still a dead letter: {exc.event.reason}")
+            fail(f"{source.value} event {event_id} is a dead letter: {exc.event.reason}")
         except ApiError as exc:
             fail(f"not replayed, try again: {exc.message}")
         finally:

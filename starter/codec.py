@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from collections.abc import Sequence
 
 from fastapi import APIRouter, Depends, Request
@@ -61,11 +62,21 @@ def _b64(value: str) -> bytes:
         raise ValueError("is not base64") from None
 
 
+#: Base64 as protobuf JSON writes it and ``_b64`` reads it: standard or URL-safe alphabet, in
+#: groups of four, the last one padded or not.
+BASE64_PATTERN = r"^([A-Za-z0-9+/_-]{4})*([A-Za-z0-9+/_-]{2}(==?)?|[A-Za-z0-9+/_-]{3}=?)?$"
+
+
 class WirePayload(BaseModel):
     """One Temporal payload in protobuf JSON: metadata values and data are base64."""
 
-    metadata: dict[str, str] = Field(default_factory=dict)
-    data: str = ""
+    # The patterns are the schema's account of ``_b64``, which checks each value and names
+    # the one that is not base64.
+    metadata: dict[str, str] = Field(
+        default_factory=dict,
+        json_schema_extra={"additionalProperties": {"type": "string", "pattern": BASE64_PATTERN}},
+    )
+    data: str = Field(default="", json_schema_extra={"pattern": BASE64_PATTERN})
 
     @field_validator("metadata")
     @classmethod
@@ -107,11 +118,42 @@ class WirePayloads(BaseModel):
     payloads: list[WirePayload] = Field(default_factory=list, max_length=1_000)
 
 
+def is_loopback(host: str | None) -> bool:
+    """Whether an API listening on ``host`` can be reached from this machine only."""
+    if host is None:
+        return False
+    name = host.strip().strip("[]")
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to any interface
+
+
+def refusal(
+    codec: EncryptionCodec | None, tokens: TokenTable, listen_host: str | None
+) -> str | None:
+    """Why the codec server refuses to decrypt, or ``None`` when it serves.
+
+    Decrypting shows customer data. Without tokens nobody can be asked for an operator's,
+    so the codec serves only an API that nobody off this machine can reach.
+    """
+    if codec is None or tokens.enabled or is_loopback(listen_host):
+        return None
+    return (
+        "the codec server is off: C2C_ENCRYPTION_KEY is set but C2C_API_TOKENS is not, and "
+        f"the API listens on {listen_host or 'an interface not known to be loopback'}; set "
+        "C2C_API_TOKENS (operators decrypt with their token) or listen on 127.0.0.1"
+    )
+
+
 async def codec_of(request: Request) -> EncryptionCodec:
     """The API's encryption codec.
 
     Raises:
-        ApiError: ``404`` when encryption is off (``C2C_ENCRYPTION_KEY`` unset).
+        ApiError: ``404`` when encryption is off (``C2C_ENCRYPTION_KEY`` unset); ``403`` when
+            no tokens are configured and the API is reachable from other machines.
     """
     codec: EncryptionCodec | None = request.app.state.codec
     if codec is None:
@@ -120,6 +162,9 @@ async def codec_of(request: Request) -> EncryptionCodec:
             "encryption_off",
             "payload encryption is off: C2C_ENCRYPTION_KEY is not set for the API",
         )
+    reason: str | None = getattr(request.app.state, "codec_refusal", None)
+    if reason is not None:
+        raise ApiError(403, "codec_needs_tokens", reason)
     return codec
 
 

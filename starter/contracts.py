@@ -341,8 +341,14 @@ async def queue_amendment(client: Client, contract_id: str, amendment: Amendment
 async def apply_amendment(
     client: Client, contract_id: str, amendment: Amendment
 ) -> AmendmentResult:
+    # The update's id follows from the amendment's: an amendment sent again (a webhook
+    # delivered twice, a queued event taken again after its claim ran out) attaches to the
+    # first update instead of starting a second one.
     return await contract_handle(client, contract_id).execute_update(
-        UPDATE_APPLY_AMENDMENT, amendment, result_type=AmendmentResult
+        UPDATE_APPLY_AMENDMENT,
+        amendment,
+        id=f"amendment-{amendment.amendment_id}",
+        result_type=AmendmentResult,
     )
 
 

@@ -24,6 +24,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from c2c import json_input
 from c2c.logs import get_logger
 from c2c.settings import Settings
 from domain.names import (
@@ -230,7 +231,7 @@ def _read_flash(request: Request) -> dict[str, str] | None:
     if not raw:
         return None
     try:
-        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        data = json_input.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
         return {"kind": str(data["kind"]), "text": str(data["text"])}
     except (ValueError, KeyError, TypeError):
         return None

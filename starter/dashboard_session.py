@@ -97,6 +97,16 @@ def token_fingerprint(digest: bytes) -> str:
     return hashlib.sha256(b"c2c session token\0" + digest).hexdigest()[:32]
 
 
+def same_text(given: str, expected: str) -> bool:
+    """Whether ``given`` (from a cookie or a form) is ``expected``, compared in constant time.
+
+    ``hmac.compare_digest`` raises ``TypeError`` on a ``str`` that is not ASCII, and a cookie
+    or a form field may carry any character: comparing the UTF-8 bytes makes such a value
+    merely wrong, never an error.
+    """
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -106,7 +116,8 @@ def _unb64(text: str) -> bytes:
 
 
 def _mac(key: bytes, purpose: str, payload: str) -> str:
-    return _b64(hmac.new(key, f"{purpose}\0{payload}".encode(), hashlib.sha256).digest())
+    message = f"{purpose}\0{payload}".encode("utf-8", "surrogatepass")
+    return _b64(hmac.new(key, message, hashlib.sha256).digest())
 
 
 def issue_session(
@@ -132,7 +143,7 @@ def read_session(
     if not value or value.count(".") != 1:
         return None
     payload, mac = value.split(".")
-    if not hmac.compare_digest(mac, _mac(key, "session", payload)):
+    if not same_text(mac, _mac(key, "session", payload)):
         return None
     try:
         claims = json.loads(_unb64(payload))
@@ -144,7 +155,7 @@ def read_session(
     if expires_at < (now or time.time()):
         return None
     still_configured = any(
-        entry.role is role and hmac.compare_digest(token_fingerprint(entry.digest), fingerprint)
+        entry.role is role and same_text(token_fingerprint(entry.digest), fingerprint)
         for entry in tokens.entries
     )
     if not still_configured:
@@ -170,7 +181,7 @@ def csrf_valid(key: bytes, nonce: str | None, session: Session, given: str | Non
     """Whether a submitted form's CSRF token belongs to this browser and session."""
     if not nonce or not given:
         return False
-    return hmac.compare_digest(given, csrf_token(key, nonce, session))
+    return same_text(given, csrf_token(key, nonce, session))
 
 
 def new_nonce() -> str:

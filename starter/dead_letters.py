@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 from temporalio.service import RPCError
 
+from c2c import json_input
 from c2c.logs import get_logger
 from ledger import (
     SETTLED_STATUSES,
@@ -117,8 +118,17 @@ class DeadLetterNotFound(LookupError):
     """No inbound event has that source and id."""
 
 
-class NotADeadLetter(RuntimeError):
-    """The event is not a dead letter (or is being processed right now)."""
+class NotReplayable(RuntimeError):
+    """The event cannot be replayed now: it is processed already (``already_processed``), or
+    being processed, or put off to its next attempt (``event_in_progress``).
+
+    Attributes:
+        code: The reason, as the API's error code.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class ReplayFailed(RuntimeError):
@@ -148,8 +158,8 @@ def envelope_of(body: bytes) -> Envelope:
     """The id, type and contract of a verified body, read leniently: the processor refuses a
     malformed one, and it is recorded all the same, to be kept as a dead letter."""
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        payload = json_input.loads(body)
+    except ValueError:  # not JSON, or too deep (UnicodeDecodeError is a ValueError too)
         payload = None
     if not isinstance(payload, dict):
         payload = {}
@@ -175,8 +185,62 @@ def arrived(
         type=envelope.type,
         contract_id=contract_id or envelope.contract_id,
         body=body.decode("utf-8", errors="replace"),
+        body_digest=body_digest(body),
         received_at=utc_now(),
     )
+
+
+def body_digest(body: bytes) -> str:
+    """SHA-256 of what a body says: of its JSON written canonically (sorted keys, no spaces),
+    so that a sender that writes the same event again with its keys in another order is
+    still sending the same event; of the raw bytes when it is not JSON."""
+    try:
+        canonical = json.dumps(
+            json_input.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode("utf-8", "surrogatepass")
+    except ValueError:
+        canonical = body
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def conflicts(stored: InboundEvent, incoming: InboundEventIn) -> bool:
+    """Whether a delivery reuses a recorded event's id for another body. An event recorded
+    before digests were kept is compared by its stored body.
+
+    Such a delivery is refused (``refuse_conflict``) unless the event is a dead letter: one
+    never applied, whose sender may correct it under the same id.
+    """
+    if stored.body_digest is not None and incoming.body_digest is not None:
+        return stored.body_digest != incoming.body_digest
+    return body_digest(stored.body.encode("utf-8", "surrogatepass")) != incoming.body_digest
+
+
+#: How much of a conflicting event's id its dead letter keeps, before ``~`` and its digest.
+_CONFLICT_ID_PREFIX = _MAX_EVENT_ID - 1 - 16
+
+
+async def refuse_conflict(ledger: Ledger, incoming: InboundEventIn) -> ApiError:
+    """Keep a delivery that reuses an event id for another body as a dead letter of its own
+    (its id is the event id, ``~`` and the start of its digest), and the ``409`` it answers.
+
+    The first event keeps its id and its outcome; the other body is not applied, but kept for
+    an operator to read and, if it is a real event, replay.
+    """
+    digest = incoming.body_digest or ""
+    kept_as = f"{incoming.event_id[:_CONFLICT_ID_PREFIX]}~{digest[:16]}"
+    error = ApiError(
+        409,
+        "event_id_conflict",
+        f"event id {incoming.event_id} was received before with another body; this one is "
+        f"kept as dead letter {kept_as} and not applied",
+        extra={"conflicting_event_id": kept_as},
+    )
+    reason = f"{error.code}: {error.message}"
+    record = incoming.model_copy(update={"event_id": kept_as})
+    await run_in_threadpool(
+        ledger.record_inbound_outcome, record, InboundStatus.DEAD_LETTER, reason=reason
+    )
+    return _dead_letter(InboundSource(incoming.source).value, kept_as, error)
 
 
 def _event_id(given: Any, body: bytes) -> str:
@@ -223,6 +287,12 @@ async def deliver(
         return await _process_then_record(context, ledger, incoming, body, processor)
     recorded = await run_in_threadpool(ledger.record_inbound_event, incoming)
     if recorded.known:
+        if conflicts(recorded.event, incoming):
+            if recorded.event.status != InboundStatus.DEAD_LETTER:
+                raise await refuse_conflict(ledger, incoming)
+            # A dead letter was never applied: another body under its id is the sender's
+            # correction, and the body kept (and replayed) from now on.
+            await run_in_threadpool(ledger.replace_inbound_body, incoming)
         first = await _claim_or_first_answer(ledger, recorded.event)
         if first is not None:
             log.info("duplicate event", source=source.value, event_id=envelope.event_id)
@@ -309,6 +379,8 @@ async def enqueue(
     earlier = await _recorder(context, ledger).record(incoming)
     if earlier is None:
         return answer
+    if earlier.status != InboundStatus.DEAD_LETTER and conflicts(earlier, incoming):
+        raise await refuse_conflict(ledger, incoming)
     if earlier.status == InboundStatus.DEAD_LETTER:
         return None
     log.info("duplicate event", source=source.value, event_id=envelope.event_id)
@@ -414,25 +486,35 @@ async def replay(
     event_id: str,
     processors: Mapping[InboundSource, Processor],
 ) -> Replayed:
-    """Process a dead letter's stored body again, as its webhook would have.
+    """Process the stored body of an event not processed yet, as its webhook would have: a
+    dead letter, or one still ``received`` (waiting in the event queue, or left by a delivery
+    that failed and a sender that gave up). Once recorded, an event is c2c's to deliver.
 
     Raises:
         DeadLetterNotFound: No such event.
-        NotADeadLetter: It is not a dead letter, or is being processed now.
-        ReplayFailed: It could not be processed; it stays a dead letter with the new reason.
-        Exception: A transient failure, as the processor raised it; it stays a dead letter.
+        NotReplayable: It is processed already, or being processed (or waiting for its next
+            attempt) now.
+        ReplayFailed: It could not be processed; it is a dead letter with the new reason.
+        Exception: A transient failure, as the processor raised it; it stays as it was.
     """
     ledger = await context.ledger()
-    claimed = await run_in_threadpool(
-        ledger.claim_inbound_event, source, event_id, statuses=[InboundStatus.DEAD_LETTER]
-    )
+    claimed = await run_in_threadpool(ledger.claim_inbound_event, source, event_id)
     if claimed is None:
         found = await run_in_threadpool(ledger.get_inbound_event, source, event_id)
         if found is None:
             raise DeadLetterNotFound(f"no {source.value} event {event_id!r}")
-        if found.status != InboundStatus.DEAD_LETTER:
-            raise NotADeadLetter(f"{source.value} event {event_id!r} is {found.status}")
-        raise NotADeadLetter(f"{source.value} event {event_id!r} is being processed now")
+        if found.status in SETTLED_STATUSES:
+            raise NotReplayable(
+                "already_processed",
+                f"{source.value} event {event_id!r} is {found.status} already; it is not "
+                "processed twice",
+            )
+        until = f" until {found.claimed_until:%Y-%m-%d %H:%M:%S} UTC" if found.claimed_until else ""
+        raise NotReplayable(
+            "event_in_progress",
+            f"{source.value} event {event_id!r} is being processed, or waits for its next "
+            f"attempt{until}; try again then",
+        )
     outcome = await _process(
         context, ledger, claimed, claimed.body.encode(), processors[source], replay=True
     )
@@ -441,7 +523,7 @@ async def replay(
     item = DeadLetterItem.model_validate(stored)
     if isinstance(outcome, ApiError):
         raise ReplayFailed(item, outcome)
-    log.info("dead letter replayed", source=source.value, event_id=event_id)
+    log.info("event replayed", source=source.value, event_id=event_id)
     return Replayed(item, outcome)
 
 

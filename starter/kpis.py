@@ -18,6 +18,7 @@ from c2c.settings import Settings
 from connectors.ports import PsaPort
 from connectors.registry import build_connectors
 from domain.errors import ConnectorError
+from domain.models import PERIOD_PATTERN
 from domain.periods import Period
 from ledger import Ledger
 from ledger.kpis import KpiReport, UnbilledTime, kpi_report, unbilled_time
@@ -35,6 +36,7 @@ router = APIRouter(
 
 #: A legal entity's code, as contracts name it.
 LEGAL_ENTITY = re.compile(r"^[A-Z0-9]{2,10}$")
+PERIOD = re.compile(PERIOD_PATTERN)
 
 
 class KpiFilterError(ValueError):
@@ -51,7 +53,8 @@ def check_filters(legal_entity: str | None, period: str | None) -> None:
     Raises:
         KpiFilterError: The legal entity is not a code, or the period not a month.
     """
-    if legal_entity is not None and not LEGAL_ENTITY.match(legal_entity):
+    # ``fullmatch``: ``$`` alone would take a final newline the published pattern refuses.
+    if legal_entity is not None and not LEGAL_ENTITY.fullmatch(legal_entity):
         raise KpiFilterError(
             "legal_entity",
             f"legal_entity must be an entity code of 2-10 capitals and digits (e.g. US01), "
@@ -60,6 +63,8 @@ def check_filters(legal_entity: str | None, period: str | None) -> None:
     if period is not None:
         try:
             Period.parse(period)
+            if not PERIOD.fullmatch(period):  # ``parse`` takes a final newline
+                raise ValueError(f"period must be YYYY-MM (e.g. 2026-10), got {period!r}")
         except ValueError as exc:
             raise KpiFilterError("period", str(exc)) from None
 
@@ -117,9 +122,15 @@ async def _unbilled(
 @router.get("/kpis", response_model=KpiReport, tags=["kpis"])
 async def kpis(
     legal_entity: str | None = Query(
-        default=None, description="only this legal entity's contracts (its code, e.g. US01)"
+        default=None,
+        json_schema_extra={"pattern": r"^([A-Z0-9]{2,10})?$"},
+        description="only this legal entity's contracts (its code, e.g. US01; empty: all)",
     ),
-    period: str | None = Query(default=None, description="only facts inside this month (YYYY-MM)"),
+    period: str | None = Query(
+        default=None,
+        json_schema_extra={"pattern": r"^([0-9]{4}-(0[1-9]|1[0-2]))?$"},
+        description="only facts inside this month (YYYY-MM; empty: all)",
+    ),
     context: ApiContext = Depends(api_context),
 ) -> KpiReport:
     """Contract-to-cash KPIs from the ledger (definitions in docs/kpis.md).

@@ -25,7 +25,7 @@ from starter import contracts, dead_letters, exception_queue
 from starter.auth import Role, authorize
 from starter.context import ApiContext, api_context
 from starter.contracts import ContractListItem
-from starter.dead_letters import DeadLetterItem, DeadLetterNotFound, NotADeadLetter, ReplayFailed
+from starter.dead_letters import DeadLetterItem, DeadLetterNotFound, NotReplayable, ReplayFailed
 from starter.errors import ApiError, error_responses, known_query_only
 from starter.exception_queue import ExceptionItem, ExceptionNotFound, ExceptionNotOpen
 from starter.middleware import bind_contract
@@ -283,8 +283,10 @@ async def list_dead_letters(
     responses=error_responses(
         502,
         s404="unknown event",
-        s409="not a dead letter, or still failing (with the new reason and `event`)",
-        s503="a system did not answer; it stays a dead letter",
+        s409="processed already (`already_processed`), being processed or waiting for its next "
+        "attempt (`event_in_progress`), or still failing (`replay_failed`, with the new reason "
+        "and `event`)",
+        s503="a system did not answer; the event stays as it was",
     ),
     tags=["dead letters"],
 )
@@ -293,14 +295,15 @@ async def replay_dead_letter(
     event_id: str = Path(min_length=1, max_length=255),
     context: ApiContext = Depends(api_context),
 ) -> ReplayResult:
-    """Process a dead letter's stored body again, through its webhook's processor (its
-    signature was checked when it arrived)."""
+    """Process the stored body of an event not processed yet (a dead letter, or one still
+    ``received``) through its webhook's processor (its signature was checked when it
+    arrived). An event processed already is never processed again."""
     try:
         done = await dead_letters.replay(context, source, event_id, PROCESSORS)
     except DeadLetterNotFound as exc:
         raise ApiError(404, "dead_letter_not_found", str(exc)) from None
-    except NotADeadLetter as exc:
-        raise ApiError(409, "not_a_dead_letter", str(exc)) from None
+    except NotReplayable as exc:
+        raise ApiError(409, exc.code, str(exc)) from None
     except ReplayFailed as exc:
         raise ApiError(
             409,

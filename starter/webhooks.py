@@ -9,7 +9,6 @@ an invalid field, an unknown contract) reaches no workflow and is kept as a dead
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Collection
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
@@ -21,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from c2c import json_input
 from c2c.logs import get_logger
 from c2c.signing import SignatureError, verify
 from c2c.telemetry import record_webhook
@@ -93,16 +93,17 @@ class ContractAmended(BaseModel):
 
 
 class EventAccepted(BaseModel):
-    """A webhook's event taken in: the contract's workflow started or signalled, or, with
-    ``C2C_WEBHOOK_QUEUE`` on, an approval recorded for the event queue to start (``queued``,
-    no ``run_id`` yet).
+    """A webhook's event taken in: recorded for the event queue to deliver (``queued``, no
+    ``run_id`` yet; the default), or, with ``C2C_WEBHOOK_QUEUE`` off, the contract's workflow
+    started or signalled.
 
     ``duplicate`` is true for an event id delivered before, answered as the first time.
+    ``workflow_id`` is ``null`` only for a queued payment whose invoice c2c does not know yet.
     """
 
     model_config = ConfigDict(extra="allow")
 
-    workflow_id: str
+    workflow_id: str | None
     run_id: str | None = None
     contract_id: str | None = None
     duplicate: bool
@@ -136,10 +137,13 @@ def parse_event(body: bytes, types: Collection[str]) -> Event:
     """The envelope of a webhook whose ``type`` is one of ``types``.
 
     Raises:
-        ApiError: ``400`` for a body that is not JSON, ``422`` naming ``type`` or ``data``.
+        ApiError: ``400`` for a body that is not JSON or nests too deeply, ``422`` naming
+            ``type`` or ``data``.
     """
     try:
-        payload = json.loads(body)
+        payload = json_input.loads(body)
+    except json_input.JsonTooDeep as exc:
+        raise ApiError(400, "json_too_deep", str(exc)) from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(payload, dict):
@@ -298,49 +302,98 @@ IDEMPOTENT_TYPES: dict[InboundSource, frozenset[str]] = {
 }
 
 
-#: Event types the event queue takes when ``C2C_WEBHOOK_QUEUE`` is on (``starter.event_queue``):
-#: approvals, which arrive by the thousand when a firm moves its contracts, and whose answer
-#: does not depend on their processing. Amendments (answered with their result) and signals to
-#: running contracts are processed while the sender waits.
+#: Event types the event queue takes (``starter.event_queue``), with ``C2C_WEBHOOK_QUEUE`` on
+#: (the default): every type. Once an event is valid and recorded, delivering it is c2c's
+#: job, not the sender's: it is answered ``202`` at once and the queue processes it, retrying
+#: through an outage of Temporal or a system of any length, in arrival order per contract.
 QUEUED_TYPES: dict[InboundSource, frozenset[str]] = {
-    InboundSource.CLM: frozenset({CONTRACT_APPROVED}),
+    InboundSource.CLM: frozenset({CONTRACT_APPROVED, CONTRACT_AMENDED}),
+    InboundSource.PSA: frozenset({MILESTONE_COMPLETED}),
+    InboundSource.PAYMENTS: frozenset({PAYMENT_SUCCEEDED}),
 }
 
 
-def queued_answer(body: bytes) -> Answer | None:
-    """What a queued approval is answered, once its payload is valid: ``202`` with the
-    contract's workflow id, no run id yet, and ``"queued": true``. ``None`` if the body is not
-    a valid approval: it is processed while the sender waits, and so refused (and kept as a
-    dead letter) exactly as without the queue."""
+def queued_answer(source: InboundSource, body: bytes) -> Answer | None:
+    """What a queued event is answered, once its payload is valid: ``202`` with the
+    contract's workflow id (for a payment, ``None`` until processing finds the contract of
+    its invoice), no run id yet, and ``"queued": true``.
+
+    ``None`` if the body is not a valid event of a type the queue takes: it is processed
+    while the sender waits, and so refused (and kept as a dead letter) exactly as without
+    the queue.
+    """
     try:
-        event = parse_event(body, (CONTRACT_APPROVED,))
-        approved = validate(ContractApproved, event.data)
+        event = parse_event(body, QUEUED_TYPES.get(source, frozenset()))
+        contract_id = _valid_contract_of(event)
     except ApiError:
         return None
     body_out = {
-        "contract_id": approved.contract_id,
-        "workflow_id": contract_workflow_id(approved.contract_id),
+        "contract_id": contract_id,
+        "workflow_id": contract_workflow_id(contract_id) if contract_id else None,
         "run_id": None,
         "duplicate": False,
         "queued": True,
     }
-    return Answer(202, body_out, approved.contract_id)
+    return Answer(202, body_out, contract_id)
+
+
+def _valid_contract_of(event: Event) -> str | None:
+    """Validate an event's payload as its processor will; the contract it names, if any.
+
+    Raises:
+        ApiError: ``422`` naming the field at fault.
+    """
+    if event.type == CONTRACT_APPROVED:
+        return validate(ContractApproved, event.data).contract_id
+    if event.type == CONTRACT_AMENDED:
+        return validate(ContractAmended, event.data).contract_id
+    if event.type == MILESTONE_COMPLETED:
+        contract_id = _contract_id(event.data)
+        validate(MilestoneCompleted, event.data, known_only=True)
+        return contract_id
+    payment = validate(PaymentReceived, event.data, known_only=True)
+    if payment.invoice_id is None:
+        raise invalid_field("data.invoice_id", "Field required")
+    return None
 
 
 async def _queue(context: ApiContext, source: InboundSource, body: bytes) -> Answer | None:
     """Queue the event if the event queue takes it; ``None`` to process it now."""
     queue = context.event_queue
-    if queue is None or source not in QUEUED_TYPES:
+    if queue is None:
         return None
-    answer = queued_answer(body)
-    if answer is None or answer.contract_id is None:
+    answer = queued_answer(source, body)
+    if answer is None:
         return None
-    bind_contract(answer.contract_id)
+    if answer.contract_id is None and source is InboundSource.PAYMENTS:
+        answer = await _with_known_contract(context, body, answer)
+    if answer.contract_id is not None:
+        bind_contract(answer.contract_id)
     queued = await dead_letters.enqueue(context, source, body, answer)
     if queued is not None and not queued.body.get("duplicate"):
         queue.wake()
-        log.info("contract approval queued")
+        log.info("event queued", source=source.value)
     return queued
+
+
+async def _with_known_contract(context: ApiContext, body: bytes, answer: Answer) -> Answer:
+    """A payment's answer with its contract, when the ledger knows whose invoice it pays (so
+    that it waits its turn behind the contract's earlier events). The ERP is not asked here:
+    the queue asks it when it processes the payment."""
+    event = parse_event(body, (PAYMENT_SUCCEEDED,))
+    invoice_id = event.data.get("invoice_id")
+    ledger = await context.ledger()
+    contract_id = await run_in_threadpool(
+        ledger.find_contract_by_xref, System.ERP, "invoice", str(invoice_id)
+    )
+    if contract_id is None:
+        return answer
+    body_out = {
+        **answer.body,
+        "contract_id": contract_id,
+        "workflow_id": contract_workflow_id(contract_id),
+    }
+    return Answer(answer.status, body_out, contract_id)
 
 
 async def _receive(context: ApiContext, source: InboundSource, body: bytes) -> JSONResponse:
@@ -383,10 +436,11 @@ async def _receive(context: ApiContext, source: InboundSource, body: bytes) -> J
 async def clm_webhook(
     body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
 ) -> JSONResponse:
-    """``contract.approved`` starts the contract (``202``, ``{workflow_id, run_id,
-    duplicate}``; with ``C2C_WEBHOOK_QUEUE`` on, ``202`` once the approval is valid and
-    recorded, with ``"queued": true`` and no ``run_id``, and the event queue starts it);
-    ``contract.amended`` applies an amendment (``200`` applied, ``409`` rejected). An event id
+    """``contract.approved`` starts the contract; ``contract.amended`` applies an amendment.
+    Each is answered ``202`` once it is valid and recorded, with ``"queued": true``, and the
+    event queue delivers it (the amendment's result is in the contract's status). With
+    ``C2C_WEBHOOK_QUEUE`` off, it is processed while the sender waits: an approval answers
+    ``202`` with its ``run_id``, an amendment ``200`` applied or ``409`` rejected. An event id
     seen before is answered as the first time, with ``duplicate``."""
     return await _receive(context, InboundSource.CLM, body)
 
@@ -400,7 +454,8 @@ async def clm_webhook(
 async def psa_webhook(
     body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
 ) -> JSONResponse:
-    """``milestone.completed`` makes a fixed-fee milestone billable (once per event id)."""
+    """``milestone.completed`` makes a fixed-fee milestone billable (once per event id);
+    answered ``202`` once valid and recorded, and delivered by the event queue."""
     return await _receive(context, InboundSource.PSA, body)
 
 
@@ -413,7 +468,8 @@ async def psa_webhook(
 async def payments_webhook(
     body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
 ) -> JSONResponse:
-    """``payment.succeeded`` applies cash to the invoice's contract (once per event id)."""
+    """``payment.succeeded`` applies cash to the invoice's contract (once per event id);
+    answered ``202`` once valid and recorded, and delivered by the event queue."""
     return await _receive(context, InboundSource.PAYMENTS, body)
 
 

@@ -104,6 +104,9 @@ def settings(temporal_client: Client, state_dir: Path, sandbox_url: str) -> Sett
         state_dir=state_dir,
         task_queue=f"c2c-test-{uuid.uuid4().hex[:8]}",
         webhook_secret=WEBHOOK_SECRET,
+        # Webhooks processed while the sender waits, so that a test sees what processing
+        # answered; the event queue (the default) has tests of its own.
+        webhook_queue=False,
     )
 
 

@@ -79,11 +79,16 @@ def approval_payload(contract_id: str | None = None, **changes: Any) -> dict[str
 
 
 @contextmanager
-def serve(settings: Settings) -> Iterator[str]:
-    """Serve the API for ``settings`` in a background thread; yields its base URL."""
+def serve(settings: Settings, *, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve the API for ``settings`` in a background thread, listening on ``host``; yields
+    its base URL (on loopback)."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False
+        create_app(settings, listen_host=host),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"api-{port}", daemon=True)

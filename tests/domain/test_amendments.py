@@ -198,3 +198,20 @@ def test_terms_round_trip_through_json() -> None:
     t = terms()
     assert Terms.model_validate_json(t.model_dump_json()) == t
     assert t.model_dump(mode="json")["not_to_exceed"] == "250000.00"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"rate_card": [{"role": "Senior", "hourly_rate": "99999999999999.00"}]},
+        {"not_to_exceed": "999999999999999"},
+        {"add_milestones": [milestone("M9", "10000000000000.00")]},
+    ],
+)
+def test_an_amount_too_large_for_the_currency_is_rejected_with_a_reason(
+    change: dict[str, Any],
+) -> None:
+    reason = check_amendment(terms(), amendment(**change))
+    assert reason is not None
+    assert "too large: USD amounts have at most 13 digits" in reason
+    assert "InvalidOperation" not in reason

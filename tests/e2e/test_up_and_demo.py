@@ -25,6 +25,8 @@ from c2c.ports import free_port
 
 C2C = str(Path(sys.executable).parent / "c2c")
 READY_LINE = "c2c is up"
+#: An e-mail address, wherever it appears in a log line.
+EMAIL_ADDRESS = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[A-Za-z]{2,}")
 START_TIMEOUT_S = 180
 STOP_TIMEOUT_S = 30
 
@@ -243,6 +245,11 @@ def test_up_demo_stop_and_restart(
     match = re.search(r"contract (DEMO-\S+) approved", demo.stdout)
     assert match, demo.stdout
     contract_id = match.group(1)
+    # Every component's log of a whole contract to cash: ids, never a person's address (the
+    # demo's approver and billing contact have one).
+    assert "approved in CLM" in up.output
+    addresses = EMAIL_ADDRESS.findall(up.output)
+    assert not addresses, f"{addresses} logged by c2c up:\n{up.output}"
 
     assert up.interrupt() == 0, up.output
     assert "c2c stopped." in up.output

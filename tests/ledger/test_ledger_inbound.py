@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -300,8 +301,45 @@ QUEUED = {InboundSource.PSA: ["milestone.completed"]}
 
 
 def waiting(ledger: Ledger, event_id: str, at: datetime, **extra: Any) -> None:
-    """Record an event as the queue does: ``received``, unclaimed, no attempt yet."""
+    """Record an event as the queue does: ``received``, unclaimed, no attempt yet; of a
+    contract of its own unless ``contract_id`` is given."""
+    extra.setdefault("contract_id", f"K-{event_id}")
     assert ledger.record_waiting_events([inbound(event_id, at, **extra)]) == [None]
+
+
+def test_a_contracts_events_are_claimed_in_the_order_they_arrived(ledger: Ledger, at: At) -> None:
+    """An event waits while an earlier event of its contract waits (claimed, or put off after
+    a failure); other contracts' events, and events of no known contract, go ahead."""
+    waiting(ledger, "k1-approved", at(0), contract_id="K-1")
+    waiting(ledger, "k1-milestone", at(1), contract_id="K-1")
+    waiting(ledger, "k2-milestone", at(2), contract_id="K-2")
+    waiting(ledger, "unknown-1", at(3), contract_id=None)
+    waiting(ledger, "unknown-2", at(4), contract_id=None)
+
+    first = ledger.claim_waiting_events(QUEUED, claim=CLAIM, at=at(5))
+    assert [e.event_id for e in first] == ["k1-approved", "k2-milestone", "unknown-1", "unknown-2"]
+    # The approval failed for now and is put off: its contract's milestone still waits.
+    ledger.postpone_inbound_event("psa", "k1-approved", at(10))
+    assert ledger.claim_waiting_events(QUEUED, claim=CLAIM, at=at(5.5)) == []
+    for event_id in ("k2-milestone", "unknown-1", "unknown-2"):
+        ledger.mark_inbound_processed(
+            "psa", event_id, response_status=202, response_body={}, at=at(6)
+        )
+    assert ledger.claim_waiting_events(QUEUED, claim=CLAIM, at=at(9)) == []
+    [again] = ledger.claim_waiting_events(QUEUED, claim=CLAIM, at=at(10))
+    assert again.event_id == "k1-approved"
+    ledger.mark_inbound_processed(
+        "psa", "k1-approved", response_status=202, response_body={}, at=at(11)
+    )
+    [next_one] = ledger.claim_waiting_events(QUEUED, claim=CLAIM, at=at(11))
+    assert next_one.event_id == "k1-milestone"
+    # A dead letter holds up nothing behind it.
+    waiting(ledger, "k3-bad", at(12), contract_id="K-3")
+    waiting(ledger, "k3-next", at(13), contract_id="K-3")
+    [bad] = ledger.claim_waiting_events(QUEUED, claim=CLAIM, at=at(11.5))
+    ledger.mark_inbound_dead_letter("psa", bad.event_id, "validation_error: no", at=at(11.5))
+    [after] = ledger.claim_waiting_events(QUEUED, claim=CLAIM, at=at(11.5))
+    assert after.event_id == "k3-next"
 
 
 def test_the_queue_claims_waiting_events_oldest_first_counting_an_attempt(
@@ -435,3 +473,34 @@ def test_waiting_events_are_recorded_together_and_known_ones_found(ledger: Ledge
     assert ledger.record_waiting_events([]) == []
     again = ledger.record_waiting_events([inbound("evt-2", at(2))])
     assert again[0] is not None and again[0].received_at == at(1)
+
+
+def test_a_ledger_made_before_body_digests_gets_the_column_and_keeps_its_events(
+    ledger_url: str, at: At
+) -> None:
+    """An existing database without ``body_digest`` is brought up to the model when the
+    ledger starts; the events it holds keep a ``NULL`` digest, and new ones get theirs."""
+    first = Ledger(ledger_url)
+    first.create_all()
+    first.record_inbound_event(inbound("evt-old", at(0)), claim=CLAIM)
+    with first.engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE ledger_inbound_event DROP COLUMN body_digest")
+        assert "body_digest" not in {
+            c["name"] for c in sa_inspect(connection).get_columns("ledger_inbound_event")
+        }
+    first.dispose()
+
+    upgraded = Ledger(ledger_url)
+    try:
+        upgraded.create_all()
+        old = upgraded.get_inbound_event("psa", "evt-old")
+        assert old is not None and old.body_digest is None and old.status == "received"
+        new = upgraded.record_inbound_event(
+            inbound("evt-new", at(1), body_digest="ab" * 32), claim=CLAIM
+        )
+        assert new.known is False and new.event.body_digest == "ab" * 32
+        again = upgraded.record_inbound_event(inbound("evt-old", at(2)), claim=CLAIM)
+        assert again.known is True and again.event.body_digest is None
+        upgraded.create_all()  # and again: nothing left to add
+    finally:
+        upgraded.dispose()

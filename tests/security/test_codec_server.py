@@ -16,8 +16,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from c2c.codec import Keyring, codec_from_spec
 from c2c.settings import Settings
 from starter.auth import Role, hashed_entry
+from starter.codec import is_loopback
 from starter.dashboard_session import SESSION_COOKIE
 from tests.dashboard.helpers import log_in
+from tests.starter.helpers import captured_logs
 from tests.support import serve
 
 VIEWER = "viewer-token-for-codec-tests"
@@ -213,3 +215,48 @@ def test_codec_origins_are_exact_origins(monkeypatch: pytest.MonkeyPatch) -> Non
             Settings(_env_file=None)  # type: ignore[call-arg]
         assert "C2C_CODEC_CORS_ORIGINS" in str(caught.value)
         assert "no path, no wildcard" in str(caught.value)
+
+
+async def test_without_tokens_an_api_reachable_from_elsewhere_decrypts_for_nobody(
+    settings: Settings,
+) -> None:
+    """Decrypting shows customer data: with a key and no tokens, only an API that listens on
+    loopback alone serves the codec, and it says so when it starts."""
+    keyed = settings.model_copy(update={"encryption_key": SecretStr(KEY), "api_tokens": None})
+    with captured_logs("api") as logs, serve(keyed, host="0.0.0.0") as url:
+        async with httpx.AsyncClient(base_url=url) as http:
+            sealed = await sealed_payload()
+            answer = await http.post("/codec/decode", json=sealed)
+            encoded = await http.post("/codec/encode", json={"payloads": []})
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["error"]["code"] == "codec_needs_tokens"
+    assert "C2C_API_TOKENS" in answer.json()["error"]["message"]
+    assert encoded.status_code == 403
+    assert "the codec server is off" in logs.getvalue()
+
+
+async def test_without_tokens_an_api_on_loopback_alone_serves_the_codec(
+    settings: Settings,
+) -> None:
+    keyed = settings.model_copy(update={"encryption_key": SecretStr(KEY), "api_tokens": None})
+    with serve(keyed, host="127.0.0.1") as url:
+        sealed = await sealed_payload()
+        async with httpx.AsyncClient(base_url=url) as http:
+            answer = await http.post("/codec/decode", json=sealed)
+    assert answer.status_code == 200, answer.text
+    assert base64.b64decode(answer.json()["payloads"][0]["data"]) == b'"secret"'
+
+
+def test_an_unknown_interface_is_not_taken_for_loopback() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback(None) and not is_loopback("0.0.0.0") and not is_loopback("::")
+    assert not is_loopback("api.example")
+
+
+async def sealed_payload() -> dict[str, Any]:
+    """A payload encrypted with ``KEY`` (the API's key), in the codec's wire shape."""
+    codec = codec_from_spec(KEY)
+    assert codec is not None
+    [payload] = pydantic_data_converter.payload_converter.to_payloads(["secret"])
+    [sealed] = await codec.encode([payload])
+    return {"payloads": [wire(sealed.data, **sealed.metadata)]}

@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -175,6 +176,12 @@ def test_models_and_dataclasses_are_redacted_by_their_fields() -> None:
         ("event_id", False),
         ("crm_account_id", False),
         ("invoice_number", False),
+        ("approved_by", True),
+        ("billing_email", True),
+        ("operator", True),
+        ("contact_person", True),
+        ("address", False),
+        ("customer_id", False),
     ],
 )
 def test_which_keys_are_sensitive(key: str, sensitive: bool) -> None:
@@ -189,6 +196,51 @@ def test_credentials_in_urls_and_messages_are_scrubbed() -> None:
     assert all(value not in text for value in KNOWN)
     assert "page=2" in text and "postgresql://c2c:[redacted]@db:5432/c2c" in text
     assert redact({"nested": [f"?token={TOKEN}"]}) == {"nested": [f"?token={REDACTED}"]}
+
+
+#: An e-mail address as it may appear in any log line.
+EMAIL_ADDRESS = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[A-Za-z]{2,}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "approved in CLM by cfo@c2c.example (version 1)",
+        "send to Jane.O'Neil+billing@sub.acme-holdings.example, cc ap@acme.example",
+        "operator <ops.lead@firm.co.uk> retried EXC-1",
+    ],
+)
+def test_e_mail_addresses_in_messages_are_scrubbed(text: str) -> None:
+    scrubbed = scrub_text(text)
+    assert not EMAIL_ADDRESS.search(scrubbed), scrubbed
+    assert REDACTED in scrubbed
+
+
+def test_a_url_host_is_not_taken_for_an_address() -> None:
+    kept = "postgresql://c2c@127.0.0.1:5432/c2c and http://localhost:8233"
+    assert scrub_text(kept) == kept
+
+
+async def test_a_contract_run_logs_no_e_mail_address_or_approver(
+    worker: Worker, temporal_client: Client, settings: Settings
+) -> None:
+    """The worker logs each history line of a contract, the approval included; the
+    approver's and the billing contact's addresses appear in no line, at DEBUG."""
+    out = capture("worker", level="DEBUG")
+    customer = {**approval_payload()["customer"], "billing_email": "ap.person@acme.example"}
+    data = approval_payload(customer=customer, approved_by="jane.approver@c2c.example")
+    approved = ContractApproved.model_validate(data)
+    await start_contract(temporal_client, approved, task_queue=settings.task_queue)
+
+    async def active() -> None:
+        while (await get_status(temporal_client, approved.contract_id)).stage != "active":
+            await asyncio.sleep(0.2)
+
+    await asyncio.wait_for(active(), timeout=120)
+    lines = out.lines()
+    assert any("approved in CLM" in x["event"] for x in lines), out.text
+    found = EMAIL_ADDRESS.findall(out.text)
+    assert not found, f"{found} logged in:\n{out.text}"
 
 
 def test_a_traceback_carries_no_local_variables_and_is_scrubbed() -> None:

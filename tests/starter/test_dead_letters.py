@@ -5,6 +5,7 @@ reaching Temporal; transient failures left for the sender's retry."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -131,7 +132,7 @@ def test_a_milestone_of_an_unknown_contract_is_a_dead_letter_until_its_contract_
         # The contract still does not exist: a replay leaves it a dead letter, with the reason.
         replayed = cli("ops", "replay", "psa", eid)
         assert replayed.exit_code == 1
-        assert f"psa event {eid} is still a dead letter: contract_not_found" in replayed.output
+        assert f"psa event {eid} is a dead letter: contract_not_found" in replayed.output
         again = assert_error(api.post(f"/api/dead-letters/psa/{eid}/replay"), 409, "replay_failed")
         assert "contract_not_found: no such contract" in again["error"]["message"]
         assert (again["event"]["status"], again["event"]["attempts"]) == ("dead_letter", 3)
@@ -245,14 +246,67 @@ async def test_a_processed_event_delivered_again_is_a_duplicate_that_reaches_no_
     assert [i["reason"] for i in listed.json()["items"]] == [
         "contract_closed: the contract's workflow has finished"
     ]
-    # Only a dead letter can be replayed.
+    # Only an event not processed yet can be replayed.
     processed_id = json.loads(done)["id"]
     response = await api.post(f"/api/dead-letters/psa/{processed_id}/replay")
-    assert "is processed" in assert_error(response, 409, "not_a_dead_letter")["error"]["message"]
+    refused = assert_error(response, 409, "already_processed")
+    assert "is processed already" in refused["error"]["message"]
     replayed = await api.get(
         "/api/dead-letters", params={"contract_id": cid, "status": "processed"}
     )
     assert len(replayed.json()["items"]) == 2
+
+
+async def test_an_event_left_received_when_its_sender_gave_up_is_replayed_by_an_operator(
+    api: httpx.AsyncClient, api_settings: Settings, inbound: Ledger, cli: Cli
+) -> None:
+    """Temporal was down while the webhook was processed, and the sender stopped retrying:
+    the event is ``received``, and an operator's replay (the API's, or ``c2c ops replay``)
+    delivers it, once."""
+    data = approval()
+    cid = data["contract_id"]
+    approved = envelope("contract.approved", data, new_event_id())
+    assert (
+        await api.post(CLM, content=approved, headers=signed(approved, WEBHOOK_SECRET))
+    ).status_code == 202
+    first, second = new_event_id(), new_event_id()
+    down = api_settings.model_copy(
+        update={"temporal_address": "127.0.0.1:9", "webhook_queue": False}
+    )
+    with serve(down) as down_url:
+        async with httpx.AsyncClient(base_url=down_url, timeout=30) as unreachable:
+            for eid, mid in ((first, "M1"), (second, "M2")):
+                body = envelope("milestone.completed", milestone(cid, milestone_id=mid), eid)
+                for _ in range(3):  # the sender's retries, all while Temporal is down
+                    response = await unreachable.post(
+                        PSA, content=body, headers=signed(body, WEBHOOK_SECRET)
+                    )
+                    assert_error(response, 503, "temporal_unavailable")
+    for eid in (first, second):
+        left = inbound.get_inbound_event("psa", eid)
+        assert left is not None and (left.status, left.attempts) == ("received", 3)
+
+    replayed = await api.post(f"/api/dead-letters/psa/{first}/replay")
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.json()["event"]["status"] == "replayed"
+    by_cli = await asyncio.to_thread(cli, "ops", "replay", "psa", second)
+    assert by_cli.exit_code == 0, by_cli.output
+    assert "it is now replayed" in by_cli.output
+    again = await api.post(f"/api/dead-letters/psa/{first}/replay")
+    assert_error(again, 409, "already_processed")
+    history = await api_history_signals(api_settings, cid)
+    assert history.count("milestone_completed") == 2
+
+
+async def api_history_signals(settings: Settings, contract_id: str) -> list[str]:
+    """The names of the signals a contract's workflow received, from its history."""
+    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    handle = client.get_workflow_handle(contract_workflow_id(contract_id))
+    return [
+        event.workflow_execution_signaled_event_attributes.signal_name
+        async for event in handle.fetch_history_events()
+        if event.HasField("workflow_execution_signaled_event_attributes")
+    ]
 
 
 async def test_a_transient_failure_is_left_for_the_senders_retry(

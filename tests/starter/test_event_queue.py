@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import Client
+from temporalio.worker import Worker
 
 from c2c.ports import free_port
 from c2c.settings import Settings
@@ -26,6 +27,7 @@ from ledger import InboundEvent, InboundSource, Ledger, get_ledger
 from starter import dead_letters
 from starter.components import UpOptions, temporal_argv
 from starter.context import ApiContext
+from starter.contracts import get_status
 from starter.errors import ApiError
 from starter.event_queue import EventQueue
 from starter.webhooks import PROCESSORS, QUEUED_TYPES, queued_answer
@@ -127,10 +129,40 @@ async def test_an_invalid_approval_is_refused_naming_the_field_and_never_queued(
     assert await runs_of(temporal_client, data["contract_id"]) == 0
 
 
-async def test_amendments_are_not_queued() -> None:
-    amended = {"type": "contract.amended", "data": {"contract_id": "C-1", "amendment": {}}}
-    assert queued_answer(json.dumps(amended).encode()) is None
-    assert queued_answer(b"not json") is None
+async def test_every_valid_event_is_queued_and_an_invalid_one_is_not() -> None:
+    amendment = {"amendment_id": "A-1", "effective_date": "2026-12-01", "reason": "rates"}
+    amended = {"type": "contract.amended", "data": {"contract_id": "C-1", "amendment": amendment}}
+    answer = queued_answer(InboundSource.CLM, json.dumps(amended).encode())
+    assert answer is not None and answer.status == 202
+    assert answer.body == {
+        "contract_id": "C-1",
+        "workflow_id": contract_workflow_id("C-1"),
+        "run_id": None,
+        "duplicate": False,
+        "queued": True,
+    }
+    milestone = {"contract_id": "C-1", "milestone_id": "M1", "completed_on": "2026-10-10"}
+    done = {"type": "milestone.completed", "data": milestone}
+    assert queued_answer(InboundSource.PSA, json.dumps(done).encode()) is not None
+    payment = {
+        "payment_id": "P-1",
+        "invoice_id": "INV-1",
+        "amount": "1.00",
+        "currency": "USD",
+        "received_on": "2026-11-02",
+    }
+    paid = queued_answer(
+        InboundSource.PAYMENTS,
+        json.dumps({"type": "payment.succeeded", "data": payment}).encode(),
+    )
+    assert paid is not None and paid.contract_id is None and paid.body["workflow_id"] is None
+    # Invalid events are processed at once, to be refused (and kept) as without the queue.
+    bad = {**amended, "data": {"contract_id": "C-1", "amendment": {}}}
+    assert queued_answer(InboundSource.CLM, json.dumps(bad).encode()) is None
+    assert queued_answer(InboundSource.CLM, b"not json") is None
+    assert queued_answer(InboundSource.PSA, json.dumps(amended).encode()) is None
+    no_invoice = {"type": "payment.succeeded", "data": {**payment, "invoice_id": None}}
+    assert queued_answer(InboundSource.PAYMENTS, json.dumps(no_invoice).encode()) is None
 
 
 async def test_a_duplicate_of_a_waiting_approval_is_answered_without_processing_it(
@@ -140,7 +172,7 @@ async def test_a_duplicate_of_a_waiting_approval_is_answered_without_processing_
     ledger = await context.ledger()
     data = approval()
     eid, body = approved(data)
-    answer = queued_answer(body)
+    answer = queued_answer(InboundSource.CLM, body)
     assert answer is not None
 
     first = await dead_letters.enqueue(context, InboundSource.CLM, body, answer)
@@ -239,7 +271,7 @@ async def test_a_transient_failure_waits_and_a_permanent_one_makes_a_dead_letter
         return await PROCESSORS[InboundSource.CLM](context, body)
 
     for body in (flaky_body, refused_body):
-        answer = queued_answer(body)
+        answer = queued_answer(InboundSource.CLM, body)
         assert answer is not None
         assert await dead_letters.enqueue(context, InboundSource.CLM, body, answer) is not None
     queue = EventQueue(
@@ -275,7 +307,7 @@ async def test_a_message_for_a_contract_whose_approval_waits_is_answered_503_not
     ledger = get_ledger(queued_settings.ledger_url)
     data = approval()
     eid, body = approved(data)
-    answer = queued_answer(body)
+    answer = queued_answer(InboundSource.CLM, body)
     assert answer is not None
     context = ApiContext(queued_settings, temporal_client)
     assert await dead_letters.enqueue(context, InboundSource.CLM, body, answer) is not None
@@ -322,7 +354,7 @@ async def test_concurrent_deliveries_are_recorded_together_and_each_event_once(
     deliveries = [body for body in bodies for _ in range(3)]
 
     async def deliver(body: bytes) -> dead_letters.Answer | None:
-        answer = queued_answer(body)
+        answer = queued_answer(InboundSource.CLM, body)
         assert answer is not None
         return await dead_letters.enqueue(context, InboundSource.CLM, body, answer)
 
@@ -334,3 +366,197 @@ async def test_concurrent_deliveries_are_recorded_together_and_each_event_once(
         json.loads(body)["data"]["contract_id"] for body in bodies
     )
     assert ledger.count_waiting_events() == {"clm": 20}
+
+
+async def test_a_queued_event_id_reused_for_another_body_is_a_conflict(
+    queued_api: str, queued_settings: Settings
+) -> None:
+    data = approval()
+    eid, body = approved(data)
+    other = json.dumps(
+        {"id": eid, "type": "contract.approved", "data": {**data, "title": "Another SOW"}}
+    ).encode()
+    async with httpx.AsyncClient(base_url=queued_api, timeout=30) as api:
+        assert (await post(api, body)).status_code == 202
+        refused = await post(api, other)
+        again = await post(api, body)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "event_id_conflict"
+    assert again.status_code == 202 and again.json()["duplicate"] is True
+    ledger = get_ledger(queued_settings.ledger_url)
+    dead = ledger.get_inbound_event("clm", refused.json()["conflicting_event_id"])
+    assert dead is not None and dead.status == "dead_letter" and dead.body == other.decode()
+
+
+async def test_no_event_is_lost_or_applied_twice_through_a_temporal_outage(
+    api_settings: Settings, tmp_path: Path
+) -> None:
+    """Temporal is down for longer than every sender retries: each approval, milestone and
+    payment is answered ``202`` on its first delivery (the retries are duplicates), waits in
+    the ledger through failed attempts, and reaches its contract exactly once, in the order
+    it arrived, when Temporal is back."""
+    options = UpOptions(temporal_port=free_port(), ui_port=free_port(), ui=False)
+    settings = api_settings.model_copy(
+        update={
+            "webhook_queue": True,
+            "temporal_address": options.temporal_address,
+            "database_url": f"sqlite:///{tmp_path / 'outage-ledger.db'}",
+        }
+    )
+    ledger = get_ledger(settings.ledger_url)
+    ledger.create_all()
+    data = approval()
+    contract_id = data["contract_id"]
+    invoice_id = f"INV-{uuid.uuid4().hex[:8]}"
+    ledger.record_xref(contract_id, "erp", "invoice", invoice_id)
+    events = [
+        ("clm", approved(data)),
+        (
+            "psa",
+            with_id(
+                "milestone.completed",
+                {"contract_id": contract_id, "milestone_id": "M1", "completed_on": "2026-10-10"},
+            ),
+        ),
+        (
+            "payments",
+            with_id(
+                "payment.succeeded",
+                {
+                    "payment_id": f"PAY-{uuid.uuid4().hex[:8]}",
+                    "invoice_id": invoice_id,
+                    "amount": "1200.00",
+                    "currency": "USD",
+                    "received_on": "2026-11-02",
+                },
+            ),
+        ),
+    ]
+    server: subprocess.Popen[bytes] | None = None
+    with serve(settings) as url:
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as api:
+                # A gateway's six attempts each, all while Temporal is down.
+                for source, (_, body) in events:
+                    answers = [await deliver_to(api, source, body) for _ in range(6)]
+                    assert [a.status_code for a in answers] == [202] * 6, answers[0].text
+                    assert [a.json()["duplicate"] for a in answers] == [False] + [True] * 5
+                    assert all(a.json()["queued"] for a in answers)
+            # The approval is tried and put off again and again; the rest wait their turn.
+            deadline = asyncio.get_running_loop().time() + 60
+            while (first := ledger.get_inbound_event("clm", events[0][1][0])) is None or (
+                first.attempts < 3
+            ):
+                assert asyncio.get_running_loop().time() < deadline, first
+                await asyncio.sleep(0.2)
+            for source, (event_id, _) in events:
+                waiting = ledger.get_inbound_event(source, event_id)
+                assert waiting is not None and waiting.status == "received", waiting
+
+            (tmp_path / "temporal").mkdir()
+            server = subprocess.Popen(
+                temporal_argv(options, tmp_path / "temporal"),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for source, (event_id, _) in events:
+                done = await settled_event(ledger, source, event_id, timeout_s=180)
+                assert done.status == "processed", done
+            client = await Client.connect(options.temporal_address)
+            assert await runs_of(client, contract_id) == 1
+            assert await signals_of(client, contract_id) == [
+                "milestone_completed",
+                "payment_received",
+            ]
+
+            # Delivered again now, each is a duplicate and reaches nothing.
+            async with httpx.AsyncClient(base_url=url, timeout=30) as api:
+                for source, (_, body) in events:
+                    again = await deliver_to(api, source, body)
+                    assert again.status_code == 202 and again.json()["duplicate"] is True
+            assert await signals_of(client, contract_id) == [
+                "milestone_completed",
+                "payment_received",
+            ]
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(30)
+
+
+def with_id(kind: str, data: dict[str, Any]) -> tuple[str, bytes]:
+    event_id = f"evt_{uuid.uuid4().hex[:12]}"
+    return event_id, json.dumps({"id": event_id, "type": kind, "data": data}).encode()
+
+
+async def deliver_to(api: httpx.AsyncClient, source: str, body: bytes) -> httpx.Response:
+    return await api.post(f"/webhooks/{source}", content=body, headers=signed(body, WEBHOOK_SECRET))
+
+
+async def settled_event(
+    ledger: Ledger, source: str, event_id: str, timeout_s: float = 60
+) -> InboundEvent:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        stored = ledger.get_inbound_event(source, event_id)
+        if stored is not None and stored.status in ("processed", "dead_letter"):
+            return stored
+        assert asyncio.get_running_loop().time() < deadline, f"{event_id} is {stored}"
+        await asyncio.sleep(0.2)
+
+
+async def signals_of(client: Client, contract_id: str) -> list[str]:
+    handle = client.get_workflow_handle(contract_workflow_id(contract_id))
+    return [
+        event.workflow_execution_signaled_event_attributes.signal_name
+        async for event in handle.fetch_history_events()
+        if event.HasField("workflow_execution_signaled_event_attributes")
+    ]
+
+
+async def test_a_queued_amendment_is_applied_once_and_its_result_kept(
+    worker: Worker, settings: Settings, temporal_client: Client
+) -> None:
+    """An amendment is answered ``202`` once recorded; the queue applies it when its turn
+    comes (after its contract's approval), and keeps the result (applied, or rejected with
+    the reason) as the answer later deliveries get."""
+    queued = settings.model_copy(update={"webhook_queue": True})
+    ledger = get_ledger(queued.ledger_url)
+    data = approval()
+    contract_id = data["contract_id"]
+    approval_id, approval_body = approved(data)
+
+    def amended(amendment_id: str, effective_date: str) -> tuple[str, bytes]:
+        amendment = {
+            "amendment_id": amendment_id,
+            "effective_date": effective_date,
+            "rate_card": [{"role": "Analyst", "hourly_rate": "130.00"}],
+            "reason": "rate review",
+        }
+        return with_id("contract.amended", {"contract_id": contract_id, "amendment": amendment})
+
+    applied_id, applied_body = amended("A-1", "2026-10-15")
+    rejected_id, rejected_body = amended("A-2", "2026-09-01")  # before the contract starts
+    with serve(queued) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as api:
+            # Sent back to back: each waits for the one before it of its contract.
+            for body in (approval_body, applied_body, rejected_body):
+                response = await deliver_to(api, "clm", body)
+                assert response.status_code == 202, response.text
+                assert response.json()["queued"] is True
+            done = [
+                await settled_event(ledger, "clm", event_id, timeout_s=120)
+                for event_id in (approval_id, applied_id, rejected_id)
+            ]
+            again = await deliver_to(api, "clm", applied_body)
+    assert [e.status for e in done] == ["processed"] * 3
+    assert done[1].response_status == 200 and done[1].response_body is not None
+    assert done[1].response_body["status"] == "applied"
+    assert done[2].response_status == 409 and done[2].response_body is not None
+    assert done[2].response_body["error"]["code"] == "amendment_rejected"
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    status = await get_status(temporal_client, contract_id)
+    assert [(a.amendment_id, a.status) for a in status.amendments] == [
+        ("A-1", "applied"),
+        ("A-2", "rejected"),
+    ]
