@@ -235,14 +235,15 @@ def credit(
 
 @ops_app.command("exceptions")
 def exceptions(
-    status: str = typer.Option("open", help="open, retried, skipped, aborted or all"),
+    status: str = typer.Option("open", help="open, retried, skipped, aborted, superseded or all"),
     queue: ExceptionQueue | None = typer.Option(None, help="only this queue"),
     contract: str | None = typer.Option(None, help="only this contract"),
 ) -> None:
     """List the exception queue (open exceptions by default)."""
     if status != "all" and status not in set(ExceptionStatus):
         raise typer.BadParameter(
-            f"{status!r} is not open, retried, skipped, aborted or all", param_hint="--status"
+            f"{status!r} is not open, retried, skipped, aborted, superseded or all",
+            param_hint="--status",
         )
     wanted = None if status == "all" else ExceptionStatus(status)
     items = asyncio.run(

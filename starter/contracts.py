@@ -55,6 +55,7 @@ from domain.names import (
     UPDATE_APPLY_AMENDMENT,
     UPDATE_RESOLVE_EXCEPTION,
     WORKFLOW_TYPE,
+    BillingModel,
     Stage,
     contract_id_from_workflow_id,
     contract_workflow_id,
@@ -106,10 +107,15 @@ def initial_search_attributes(event: ContractApproved) -> TypedSearchAttributes:
 
 def start_summary(event: ContractApproved) -> str:
     """The one line the Temporal UI shows for a contract: id, title, customer and value."""
-    return (
-        f"{event.contract_id}: {event.title} for {event.customer.name}, "
-        f"{event.contract_value} {event.currency}"
-    )
+    return f"{event.contract_id}: {event.title} for {event.customer.name}, {value_text(event)}"
+
+
+def value_text(event: ContractApproved) -> str:
+    """The contract's value as a reader expects it: time and materials without a cap has no
+    value fixed in advance, not a value of 0."""
+    if event.billing_model is BillingModel.TIME_AND_MATERIALS and event.not_to_exceed is None:
+        return f"time and materials in {event.currency}, no cap"
+    return f"{event.contract_value} {event.currency}"
 
 
 def start_details(event: ContractApproved) -> str:
@@ -118,7 +124,7 @@ def start_details(event: ContractApproved) -> str:
         f"**Customer:** {event.customer.name} ({event.customer.crm_account_id})",
         f"**Legal entity:** {event.legal_entity}",
         f"**Billing model:** {event.billing_model.value.replace('_', ' ')}",
-        f"**Value:** {event.contract_value} {event.currency}"
+        f"**Value:** {value_text(event)}"
         + (f", not to exceed {event.not_to_exceed}" if event.not_to_exceed is not None else ""),
         f"**Term:** {event.start_date} to {event.end_date}, "
         f"payment within {event.payment_terms_days} days",

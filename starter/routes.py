@@ -3,7 +3,7 @@ tokens."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
@@ -216,16 +216,24 @@ async def close_period(
     return PeriodClosed(period=body.period, contracts_signalled=signalled)
 
 
+#: What ``GET /api/exceptions`` filters on: one ``ExceptionStatus``, or ``all``.
+ExceptionStatusFilter = Literal["open", "retried", "skipped", "aborted", "superseded", "all"]
+
+
 @router.get("/exceptions", response_model=ExceptionList, tags=["exceptions"])
 async def list_exceptions(
-    status: ExceptionStatus | None = None,
+    status: ExceptionStatusFilter | None = None,
     queue: ExceptionQueue | None = None,
     contract_id: str | None = None,
     context: ApiContext = Depends(api_context),
 ) -> ExceptionList:
-    """The exception queue, from the ledger."""
+    """The exception queue, from the ledger: every status unless ``status`` names one
+    (``all`` is every status too, as in the CLI)."""
     items = await exception_queue.list_exceptions(
-        await context.ledger(), status=status, queue=queue, contract_id=contract_id
+        await context.ledger(),
+        status=None if status in (None, "all") else ExceptionStatus(status),
+        queue=queue,
+        contract_id=contract_id,
     )
     return ExceptionList(items=items)
 

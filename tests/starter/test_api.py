@@ -6,7 +6,7 @@ Each refusal is checked twice: by its answer, and by Temporal not knowing the co
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import pytest
@@ -24,6 +24,8 @@ from domain.names import (
     WORKFLOW_TYPE,
     contract_workflow_id,
 )
+from ledger.models import ExceptionStatus
+from starter.routes import ExceptionStatusFilter
 from tests.starter.helpers import OPERATOR_TOKEN, VIEWER_TOKEN, approval, event, signed
 from tests.support import WEBHOOK_SECRET, new_contract_id
 
@@ -259,6 +261,18 @@ async def test_the_exception_queue(api: httpx.AsyncClient) -> None:
     listed = await api.get("/api/exceptions", params={"status": "open"})
     assert listed.status_code == 200
     assert isinstance(listed.json()["items"], list)
+    # Every status, as the CLI's --status all; superseded exceptions among them.
+    assert set(get_args(ExceptionStatusFilter)) == {*ExceptionStatus, "all"}
+    every = await api.get("/api/exceptions", params={"status": "all"})
+    assert every.status_code == 200
+    assert len(every.json()["items"]) >= len(listed.json()["items"])
+    assert (await api.get("/api/exceptions", params={"status": "superseded"})).status_code == 200
+    assert_error(
+        await api.get("/api/exceptions", params={"status": "everything"}),
+        422,
+        "validation_error",
+        "status",
+    )
     assert_error(
         await api.post("/api/exceptions/EXC-404/retry", json={}), 404, "exception_not_found"
     )
