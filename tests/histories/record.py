@@ -53,6 +53,7 @@ from starter.updates import amend
 from tests.support import venv_binary
 from tests.workflows.billing_helpers import pay, wait_invoices
 from tests.workflows.helpers import add_time, approval, wait_for, wait_stage
+from tests.workflows.reset_helpers import completed_tasks, reset_with_client
 from worker import contract_worker
 
 HERE = Path(__file__).resolve().parent
@@ -220,6 +221,36 @@ async def continued_as_new(r: Recorder, cid: str) -> None:
     assert (await run_ids(r.client, cid))[1:], "the contract did not continue as new"
 
 
+async def reset_redecided(r: Recorder, cid: str) -> None:
+    """On hold on the cap, the cap raised by update and the hold retried, November closed;
+    then reset to the first workflow task, as the Temporal UI's Reset button does. The new
+    run (the file) decides the redelivered signals and update in their order: the amendment
+    before the retry, the release, then November."""
+    held = await r.hold_on_the_cap(cid, end_date="2026-12-31")
+    raised = Amendment(
+        amendment_id="A-cap",
+        effective_date=date(2026, 11, 1),
+        not_to_exceed="2000.00",
+        reason="change order 12",
+    )
+    assert (await amend(r.client, cid, raised)).status == "applied"
+    await r.decide(cid, held, ExceptionAction.RETRY)
+    await r.close(cid, "2026-11")
+    before = await wait_for(
+        r.client, cid, lambda s: "2026-11" in s.closed_periods, what="November closed"
+    )
+    await reset_with_client(r.client, cid, (await completed_tasks(r.client, cid))[0])
+    await wait_for(
+        r.client,
+        cid,
+        lambda s: (
+            s.closed_periods == before.closed_periods
+            and [i.invoice_id for i in s.invoices] == [i.invoice_id for i in before.invoices]
+        ),
+        what="the new run to decide everything again",
+    )
+
+
 async def run_ids(client: Client, cid: str) -> list[str]:
     """The contract's runs, oldest first."""
     runs = [
@@ -238,6 +269,7 @@ CONTRACTS: tuple[Drive, ...] = (
     exception_retried,
     aborted_compensated,
     continued_as_new,
+    reset_redecided,
 )
 
 
@@ -258,7 +290,9 @@ async def write_histories(client: Client, name: str, cid: str) -> None:
     carried state) and its last (``_last``, started from state carried several times)."""
     runs = await run_ids(client, cid)
     files = {f"{name}.json": runs[0]}
-    if len(runs) > 1:
+    if name == reset_redecided.__name__:
+        files = {f"{name}.json": runs[-1]}
+    elif len(runs) > 1:
         files = {f"{name}_run1.json": runs[0], f"{name}_run2.json": runs[1]}
     if len(runs) > 2:
         files[f"{name}_last.json"] = runs[-1]

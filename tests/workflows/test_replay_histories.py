@@ -8,6 +8,8 @@ against each recorded history. How to ship such a change: tests/histories/README
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -67,4 +69,29 @@ def test_every_billing_model_has_a_committed_history() -> None:
     assert not missing, (
         f"no history under tests/histories/ for {sorted(missing)}: add one to "
         "tests/histories/record.py and record it (see tests/histories/README.md)"
+    )
+
+
+def markers(text: str) -> str:
+    """The decoded payloads of a history's markers: patch ids, local activities' types."""
+    found = []
+    for event in json.loads(text)["events"]:
+        details = event.get("markerRecordedEventAttributes", {}).get("details", {})
+        for payloads in details.values():
+            for payload in payloads.get("payloads", []):
+                found.append(base64.b64decode(payload.get("data", "")).decode("utf-8", "replace"))
+    return "\n".join(found)
+
+
+def test_a_committed_history_is_a_run_a_reset_started() -> None:
+    """A reset's run: signals and updates delivered again in its first task, among them an
+    update the replay meets after the signals beside it (their live order is in history);
+    and an ordered-inbox run that continued as new."""
+    texts = [path.read_text() for path in HISTORY_FILES]
+    reset = [t for t in texts if "WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW" in t]
+    assert any("UPDATE_ADMITTED" in t and "record_arrival_order" in markers(t) for t in reset), (
+        "no committed history of a reset run with a redelivered update"
+    )
+    assert any("ordered-inbox" in markers(t) and "CONTINUED_AS_NEW" in t for t in texts), (
+        "no committed history of an ordered-inbox run that continued as new"
     )
