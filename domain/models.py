@@ -428,6 +428,9 @@ class ContractStatus(Model):
     waiting_for: str = ""
     #: Messages received and not yet decided: each waits for the ones before it.
     queued_messages: int = 0
+    #: A step Temporal is retrying: what failed, how, and when the next attempt is. Filled in
+    #: by the API and the CLI from Temporal (the workflow does not see its steps' retries).
+    retrying: str | None = None
     #: Earlier history lines not in ``history``: left behind when the contract continued as
     #: new. The whole timeline is in the ledger's audit trail.
     history_omitted: int = 0

@@ -29,6 +29,7 @@ from domain.models import (
     Amendment,
     ClosePeriod,
     ContractApproved,
+    ContractStatus,
     CreditInvoice,
     TerminateContract,
 )
@@ -147,7 +148,13 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="print the status as JSON"),
 ) -> None:
     """Show a contract's stage, references, invoices, open exceptions and history."""
-    found = with_temporal(lambda client: contracts.get_status(client, contract_id))
+
+    async def read(client: Client) -> ContractStatus:
+        return await contracts.with_retrying(
+            client, await contracts.get_status(client, contract_id)
+        )
+
+    found = with_temporal(read)
     settled: list[BillingFact] = []
     if contracts.kept_in_ledger(found):
         # The whole timeline and the invoices settled in earlier runs are in the ledger.

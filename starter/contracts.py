@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from temporalio.client import (
@@ -178,6 +178,30 @@ async def get_status(client: Client, contract_id: str) -> ContractStatus:
     return await contract_handle(client, contract_id).query(
         QUERY_STATUS, result_type=ContractStatus
     )
+
+
+async def with_retrying(client: Client, status: ContractStatus) -> ContractStatus:
+    """The status with the step Temporal is retrying, if one is, for example
+    ``validating: validate_contract: erp: 503 Service Unavailable (attempt 12 of 14, next in
+    8 s)``. Automatic retries leave no trace in the workflow's state; Temporal's description of
+    the run has them."""
+    raw = (await contract_handle(client, status.contract_id).describe()).raw_description
+    now = datetime.now(UTC)
+    for pending in raw.pending_activities:
+        if pending.attempt <= 1 or not pending.HasField("last_failure"):
+            continue
+        what = pending.last_failure.message or "failed"
+        of = f" of {pending.maximum_attempts}" if pending.maximum_attempts else ""
+        after = ""
+        if pending.HasField("next_attempt_schedule_time"):
+            at = pending.next_attempt_schedule_time.ToDatetime(tzinfo=UTC)
+            after = f", next in {max(0, round((at - now).total_seconds()))} s"
+        retrying = (
+            f"{status.stage.value}: {pending.activity_type.name}: {what} "
+            f"(attempt {pending.attempt}{of}{after})"
+        )
+        return status.model_copy(update={"retrying": retrying})
+    return status
 
 
 def full_timeline(status: ContractStatus, trail: Sequence[AuditEvent]) -> ContractStatus:

@@ -126,6 +126,7 @@ def status_text(status: ContractStatus, settled: Sequence[BillingFact] = ()) -> 
         f"Contract {status.contract_id}",
         f"  stage:           {status.stage}"
         + (f" (waiting for {status.waiting_for})" if status.waiting_for else ""),
+        *([f"  retrying:        {status.retrying}"] if status.retrying else []),
         f"  billing model:   {status.billing_model} in {status.currency}",
         f"  balance due:     {status.balance_due}",
         f"  unapplied cash:  {status.unapplied_cash}",

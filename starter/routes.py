@@ -115,7 +115,8 @@ async def contract_status(
     """A contract's status: the workflow's ``status`` query, with its whole history (from the
     ledger's audit trail once the contract has continued as new)."""
     bind_contract(contract_id)
-    status = await contracts.get_status(await context.temporal(), contract_id)
+    client = await context.temporal()
+    status = await contracts.with_retrying(client, await contracts.get_status(client, contract_id))
     if not status.history_omitted:
         return status  # all of it is in the workflow: the ledger is not needed
     return await contracts.whole_timeline(status, await context.ledger())

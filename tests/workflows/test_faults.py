@@ -7,6 +7,8 @@ Temporal retries each step; idempotency keys and find-before-create make the ret
 
 from __future__ import annotations
 
+import asyncio
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +18,13 @@ from temporalio.client import Client
 
 from c2c.settings import Settings
 from domain.models import ClosePeriod, ResolveException
-from starter.contracts import close_period_for, resolve_exception, start_contract
+from starter.contracts import (
+    close_period_for,
+    get_status,
+    resolve_exception,
+    start_contract,
+    with_retrying,
+)
 from tests.workflows.helpers import add_time, approval, items, wait_for, wait_stage
 from worker import contract_worker
 
@@ -95,3 +103,29 @@ async def test_a_step_that_keeps_failing_becomes_an_integration_exception_after_
         )
         await wait_stage(temporal_client, event.contract_id, "active")
         assert len(await items(sandbox, "/erp/v1/projects", contract_id=event.contract_id)) == 1
+
+
+async def test_the_status_says_which_step_is_retried_how_and_when_next(
+    temporal_client: Client, settings: Settings, faults: Any
+) -> None:
+    """While the ERP answers 503, the API and the CLI say where the contract is stuck."""
+    await faults(system="erp", path_prefix="/legal-entities", status=503, times=3)
+    event = approval()
+    await start_contract(temporal_client, event, task_queue=settings.task_queue)
+
+    async def retried() -> str:
+        for _ in range(100):
+            status = await with_retrying(
+                temporal_client, await get_status(temporal_client, event.contract_id)
+            )
+            if status.retrying:
+                return status.retrying
+            await asyncio.sleep(0.1)
+        raise AssertionError("no retry seen")
+
+    text = await retried()
+    assert text.startswith("validating: validate_contract: erp: ")
+    assert "503" in text
+    assert re.search(r"\(attempt [23] of 14, next in \d+ s\)$", text), text
+    active = await wait_stage(temporal_client, event.contract_id, "active")
+    assert (await with_retrying(temporal_client, active)).retrying is None
