@@ -16,7 +16,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Self, TypeVar
 
-from pydantic import BaseModel, Field, field_serializer, model_validator
+from pydantic import BaseModel, Field, field_serializer, field_validator, model_validator
 
 from domain.amendments import Terms
 from domain.collections import CashBook
@@ -40,12 +40,13 @@ from domain.models import (
 )
 from domain.money import ZERO, Money
 from domain.names import Stage
+from domain.periods import Period
 from domain.steps import AuditEntry, Validated
 
 V = TypeVar("V")
 
 #: History lines a run hands to the next: the latest ones. The ledger's audit trail has them all.
-CARRIED_HISTORY_LINES = 50
+CARRIED_HISTORY_LINES = 20
 
 #: A message that waits in the contract's inbox until the main loop handles it.
 Message = (
@@ -117,6 +118,8 @@ _PENDING_FIELD: dict[type, str] = {
 class BillingState(BaseModel):
     """``workflows.billing.Billing``'s position: what is billed and recognised so far."""
 
+    #: Carried as runs of consecutive months (``2016-11..2026-10``): one entry for a contract
+    #: closed month after month, however long it runs.
     closed_periods: list[str] = Field(default_factory=list)
     billed_to_date: Money = Decimal(0)
     held_back: Money = Decimal(0)
@@ -130,6 +133,33 @@ class BillingState(BaseModel):
     ratable_months: list[str] = Field(default_factory=list)
     releases: int = 0
     swept: bool = False
+
+    @field_validator("closed_periods", mode="before")
+    @classmethod
+    def _expand(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        months: list[str] = []
+        for entry in value:
+            first, _, last = str(entry).partition("..")
+            period = Period.parse(first)
+            months.append(str(period))
+            if last:
+                end = Period.parse(last)
+                while period < end:
+                    period = period.next()
+                    months.append(str(period))
+        return months
+
+    @field_serializer("closed_periods", when_used="json")
+    def _ranges(self, periods: list[str]) -> list[str]:
+        runs: list[list[Period]] = []
+        for period in map(Period.parse, periods):
+            if runs and runs[-1][-1].next() == period:
+                runs[-1].append(period)
+            else:
+                runs.append([period])
+        return [f"{r[0]}..{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs]
 
 
 class CollectionsState(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 
@@ -9,9 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.carried import CarriedState, CollectionsState
+from domain.carried import BillingState, CarriedState, CollectionsState
 from domain.collections import CashBook
 from domain.models import CreditNoteSummary, InvoiceSummary, SettledInvoices
+from domain.periods import Period
 
 
 def D(text: str) -> Decimal:
@@ -230,3 +232,23 @@ def test_folding_changes_no_figure(totals: list[int], payments: list[tuple[int, 
     assert {r.invoice_id for r in s.book.invoices if r.balance > 0} <= {
         i.invoice_id for i in folded.invoices
     }
+
+
+@given(st.lists(st.integers(0, 300), unique=True, max_size=60))
+def test_closed_periods_round_trip_as_runs_of_months(offsets: list[int]) -> None:
+    """Carried as runs of consecutive months, the closed periods come back exactly, in order;
+    a contract closed month after month carries one entry."""
+    periods = [str(_month(n)) for n in offsets]
+    carried = BillingState(closed_periods=periods).model_dump_json()
+    assert BillingState.model_validate_json(carried).closed_periods == periods
+    monthly = [str(_month(n)) for n in range(120)]
+    assert json.loads(BillingState(closed_periods=monthly).model_dump_json())["closed_periods"] == [
+        "2016-11..2026-10"
+    ]
+
+
+def _month(n: int) -> Period:
+    period = Period.parse("2016-11")
+    for _ in range(n):
+        period = period.next()
+    return period

@@ -310,6 +310,74 @@ async def test_five_year_contract_continues_as_new_without_losing_anything(
         assert len(payments) == 1, invoice["number"]
 
 
+async def test_a_ten_year_contract_hands_over_less_than_16_kb(
+    short_history_env: WorkflowEnvironment, short_settings: Settings, sandbox: httpx.AsyncClient
+) -> None:
+    """120 monthly invoices, 10 rate amendments and 200 payments (80 invoices paid in two
+    parts): every run is handed under 16 KB, contract and open items included, because a run
+    carries what is open and the latest history lines, not what happened."""
+    client = short_history_env.client
+    first = Period.parse("2016-11")
+    periods = [first]
+    while len(periods) < 120:
+        periods.append(periods[-1].next())
+    event = approval(start_date=str(first.first_day), end_date="2026-10-31", not_to_exceed=None)
+    cid = event.contract_id
+    payments = 0
+    async with contract_worker(client, short_settings):
+        await start_contract(client, event, task_queue=short_settings.task_queue)
+        active = await wait_stage(client, cid, "active")
+        psa = active.refs["psa_project_id"]
+        for period in periods:
+            await add_time(sandbox, psa, "Senior Consultant", str(period.first_day), "1")
+        for n, period in enumerate(periods):
+            if n % 12 == 6:
+                rate = Decimal(200 + n)
+                result = await amend(
+                    client,
+                    cid,
+                    Amendment(
+                        amendment_id=f"rate-{period}",
+                        effective_date=period.first_day,
+                        rate_card=[RateCardEntry(role="Senior Consultant", hourly_rate=rate)],
+                        reason="annual rate review",
+                    ),
+                )
+                assert result.status == "applied", result
+            await close_period_for(client, cid, ClosePeriod(period=str(period)))
+            status = await wait_for(
+                client,
+                cid,
+                lambda s, name=str(period): any(i.period == name for i in s.invoices),
+                what=f"the {period} invoice",
+            )
+            invoice = next(i for i in status.invoices if i.period == str(period))
+            parts = [invoice.total] if n >= 80 else [Decimal("1.00"), invoice.total - 1]
+            for part, amount in enumerate(parts):
+                payments += 1
+                await record_payment(
+                    client,
+                    cid,
+                    PaymentReceived(
+                        payment_id=f"pay-{period}-{part}",
+                        invoice_id=invoice.invoice_id,
+                        amount=amount,
+                        currency="USD",
+                        received_on=date(2026, 11, 20),
+                    ),
+                )
+        final = (await contract_result(client, cid)).status
+
+    assert payments == 200
+    assert final.stage == "closed" and final.balance_due == 0
+    assert len(final.amendments) == 10
+    runs = await run_histories(client, contract_workflow_id(cid))
+    sizes = [size for size, _, _ in (input_bytes(history) for history in runs[1:])]
+    print(f"carried input by run (bytes): {sizes}")
+    assert len(sizes) >= 5, f"expected several hand-overs, got {len(sizes)}"
+    assert max(sizes) < CARRIED_BOUND, sizes
+
+
 async def test_an_open_exception_survives_the_hand_over_and_is_resolved_on_the_new_run(
     time_skipping_env: WorkflowEnvironment, short_settings: Settings, sandbox: httpx.AsyncClient
 ) -> None:
