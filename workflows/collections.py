@@ -64,6 +64,8 @@ class Collections:
 
     #: The step name of a dunning escalation, as operators see it in the exception queue.
     DUNNING_STEP = "dunning"
+    #: The step name of cash c2c cannot apply (another currency, or left at closing).
+    CASH_STEP = "cash"
 
     def __init__(self, wf: ContractToCash) -> None:
         self.wf = wf
@@ -208,6 +210,18 @@ class Collections:
                 f"payment {pid} is in {payment.currency}, the contract in {ccy}: not applied; "
                 "refund or convert it in the ERP"
             )
+            if wf.ordered:
+                # Never in silence: the cash is the customer's, and finance must act on it.
+                await wf.open_exception(
+                    self.CASH_STEP,
+                    "c2c",
+                    "payment_currency_mismatch",
+                    f"payment {pid} of {payment.amount} {payment.currency} received on "
+                    f"{payment.received_on} cannot be applied to a contract in {ccy}: refund or "
+                    "convert it in the ERP, then skip to close this exception",
+                    blocking=False,
+                    subject=pid,
+                )
             return
         target = self._target(payment)
         applied = await wf.step(

@@ -139,6 +139,13 @@ PATCH_ORDERED_INBOX = "ordered-inbox"
 #: The step of an exception about a message that could not be read.
 INBOX_STEP = "inbox"
 
+#: The step of an exception about cash c2c cannot apply: a payment in another currency, or
+#: unapplied cash when the contract is ready to close. Finance refunds or converts it.
+CASH_STEP = Collections.CASH_STEP
+
+#: Exceptions that report something and hold no step: a decision (skip or retry) closes them.
+NOTICE_STEPS = frozenset({INBOX_STEP, CASH_STEP})
+
 #: Steps an operator may skip: nothing later depends on an id they would have produced.
 SKIPPABLE_STEPS = frozenset(
     {
@@ -153,6 +160,7 @@ SKIPPABLE_STEPS = frozenset(
         Billing.CAP_STEP,
         Collections.DUNNING_STEP,
         INBOX_STEP,
+        CASH_STEP,
     }
 )
 
@@ -350,7 +358,7 @@ class ContractToCash:
                 elif self.billing.true_up_due():
                     await self.billing.true_up()
                 elif self._ready_to_close():
-                    if self.billing.swept:
+                    if self.billing.swept and not await self._report_unapplied_cash():
                         return
                     await self.billing.sweep_late_work()
 
@@ -486,7 +494,7 @@ class ContractToCash:
         """Close decided exceptions that only report something (an unreadable message): no
         step waits for them."""
         for exception_id, exception in list(self._open.items()):
-            if exception.step == INBOX_STEP and exception_id in self._decisions:
+            if exception.step in NOTICE_STEPS and exception_id in self._decisions:
                 await self.close_exception(exception_id)
 
     def _decide_termination(self, request: TerminateContract) -> None:
@@ -502,6 +510,35 @@ class ContractToCash:
             f"termination requested, effective {request.effective_date}: {request.reason}; "
             f"billing ends {self.end_date}"
         )
+
+    @property
+    def ordered(self) -> bool:
+        """Whether this run decides from one ordered inbox (see ``PATCH_ORDERED_INBOX``)."""
+        return self._ordered
+
+    async def _report_unapplied_cash(self) -> bool:
+        """Before a contract closes, the customer's money it still holds goes to finance, once:
+        an exception with the amount, which finance closes when it has refunded it. Whether
+        one was opened now (the contract then waits for it)."""
+        unapplied = self.collections.unapplied()
+        subject = "unapplied at close"
+        if not self._ordered or unapplied <= 0:
+            return False
+        if self._exception_counts.get(f"{CASH_STEP}:{subject}"):
+            return False
+        ccy = self.c.currency
+        self.record(f"{unapplied} {ccy} of unapplied cash held at closing: reported to finance")
+        await self.open_exception(
+            CASH_STEP,
+            "c2c",
+            "unapplied_cash_at_close",
+            f"the contract is billed and paid but holds {unapplied} {ccy} of the customer's "
+            "cash that no invoice takes: refund it (or apply it elsewhere) in the ERP, then "
+            "skip to close this exception and let the contract close",
+            blocking=False,
+            subject=subject,
+        )
+        return True
 
     async def _decide_malformed(self, message: MalformedMessage) -> None:
         """A signal that could not be read: a line in the status and an exception for the

@@ -40,7 +40,7 @@ def fixed_fee(**changes: object) -> dict[str, object]:
 
 
 async def test_fixed_fee_bills_milestones_recognises_revenue_and_takes_an_amendment(
-    temporal_client: Client, settings: Settings, sandbox: httpx.AsyncClient
+    temporal_client: Client, settings: Settings, sandbox: httpx.AsyncClient, ledger: Ledger
 ) -> None:
     cid, status = await start_active(temporal_client, settings, **fixed_fee())
     erp_contract = status.refs["erp_contract_id"]
@@ -125,9 +125,15 @@ async def test_fixed_fee_bills_milestones_recognises_revenue_and_takes_an_amendm
     assert balances["recognised_to_date"] == balances["billed_to_date"] == Decimal("12000.00")
     assert balances["contract_asset"] == balances["contract_liability"] == Decimal(0)
 
-    # Paid in two payments, the second over by 100.00: kept as unapplied cash, then closed.
+    # Paid in two payments, the second over by 100.00: kept as unapplied cash, reported to
+    # finance before closing, then closed once finance has refunded it.
     await pay(temporal_client, cid, f"p1-{cid}", first.total, invoice_id=first.invoice_id)
     await pay(temporal_client, cid, f"p2-{cid}", second.total + 100, invoice_id=second.invoice_id)
+    held = await wait_for(temporal_client, cid, lambda s: bool(s.open_exceptions), what="cash")
+    [cash] = held.open_exceptions
+    assert cash.code == "unapplied_cash_at_close" and "100.00 USD" in cash.message
+    item = await get_exception(ledger, cash.exception_id)
+    await resolve(temporal_client, item, "skip", operator="ar@example.com", note="refunded")
     status = await wait_for(temporal_client, cid, lambda s: s.stage == "closed", what="closed")
     assert status.unapplied_cash == Decimal("100.00")
     assert [i.status for i in status.invoices] == ["paid", "paid"]
