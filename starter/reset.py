@@ -41,6 +41,7 @@ FAILURES = frozenset(
 )
 TASK_DONE = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
 UPDATE_ACCEPTED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+UPDATE_ADMITTED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED
 
 
 class ResetRefused(ValueError):
@@ -141,13 +142,22 @@ async def reset_contract(
 async def _amendments_after(
     client: Client, events: list[HistoryEvent], event_id: int
 ) -> list[Amendment]:
-    """The amendments the contract accepted as updates after ``event_id``."""
+    """The amendments the contract took as updates after ``event_id``.
+
+    An update that a reset delivered again is recorded as admitted, with its request, and then
+    accepted without one; any other update is accepted with its request.
+    """
     found = []
     for event in events:
-        if event.event_id <= event_id or event.event_type != UPDATE_ACCEPTED:
+        if event.event_id <= event_id:
             continue
-        request = event.workflow_execution_update_accepted_event_attributes.accepted_request
-        if request.input.name != UPDATE_APPLY_AMENDMENT:
+        if event.event_type == UPDATE_ADMITTED:
+            request = event.workflow_execution_update_admitted_event_attributes.request
+        elif event.event_type == UPDATE_ACCEPTED:
+            request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+        else:
+            continue
+        if request.input.name != UPDATE_APPLY_AMENDMENT or not request.input.args.payloads:
             continue
         [amendment] = await client.data_converter.decode(request.input.args.payloads, [Amendment])
         found.append(amendment)
