@@ -478,17 +478,24 @@ class ContractToCash:
                 closed, or opened by a run a reset superseded), is already decided, or may not
                 be skipped.
         """
+        reason = self._resolution_refusal(decision)
+        if reason is not None:
+            raise Refused(reason)
+        self._decisions[decision.exception_id] = decision
+
+    def _resolution_refusal(self, decision: ResolveException) -> str | None:
+        """Why an operator's decision cannot be taken now, or ``None``."""
         exception = self._open.get(decision.exception_id)
         if exception is None:
-            raise Refused(f"exception {decision.exception_id} is not open on this contract")
+            return f"exception {decision.exception_id} is not open on this contract"
         if decision.exception_id in self._decisions:
-            raise Refused(f"exception {decision.exception_id} is already being resolved")
+            return f"exception {decision.exception_id} is already being resolved"
         if decision.action is ExceptionAction.SKIP and exception.step not in SKIPPABLE_STEPS:
-            raise Refused(
+            return (
                 f"{exception.step} cannot be skipped: later steps need the record it creates; "
                 "fix the data in the system of record and retry, or abort"
             )
-        self._decisions[decision.exception_id] = decision
+        return None
 
     async def _close_notices(self) -> None:
         """Close decided exceptions that only report something (an unreadable message): no
@@ -1419,16 +1426,9 @@ class ContractToCash:
         # after a reset the decision arrives before the exception it names is opened again.
         if self._ordered:
             return
-        exception = self._open.get(decision.exception_id)
-        if exception is None:
-            raise ValueError(f"exception {decision.exception_id} is not open on this contract")
-        if decision.exception_id in self._decisions:
-            raise ValueError(f"exception {decision.exception_id} is already being resolved")
-        if decision.action is ExceptionAction.SKIP and exception.step not in SKIPPABLE_STEPS:
-            raise ValueError(
-                f"{exception.step} cannot be skipped: later steps need the record it creates; "
-                "fix the data in the system of record and retry, or abort"
-            )
+        reason = self._resolution_refusal(decision)
+        if reason is not None:
+            raise ValueError(reason)
 
 
 def _failure(step: str, err: ActivityError) -> tuple[str, str, str]:
