@@ -139,6 +139,8 @@ SLOW = (
     "security/test_up_secrets.py::test_up_with_every_secret_set",
     "test_code_quality.py::test_mypy_is_clean",
     "test_code_quality.py::test_ruff_is_clean",
+    "workflows/test_continue_as_new.py::test_a_ten_year_contract_hands_over_less_than_16_kb",
+    "workflows/test_reset_property.py",
 )
 
 
