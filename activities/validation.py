@@ -90,4 +90,5 @@ class ValidationActivities(StepActivities):
             step_timeout_s=self.settings.step_timeout_s,
             continue_as_new_events=self.settings.continue_as_new_events,
             ancestors=[a.crm_account_id for a in ancestors],
+            time_zone=self.settings.time_zone_for(contract.legal_entity),
         )

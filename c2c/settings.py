@@ -6,6 +6,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -152,6 +153,30 @@ class Settings(BaseSettings):
         if not value or any(days <= 0 for days in value) or len(set(value)) != len(value):
             raise ValueError("must be distinct positive numbers of days, e.g. 7,14,30")
         return sorted(value)
+
+    legal_entity_time_zones: dict[str, str] = Field(
+        default_factory=dict,
+        alias="C2C_LEGAL_ENTITY_TIME_ZONES",
+        description=(
+            'legal entity → IANA time zone in which its periods end (JSON, "*" for the rest; '
+            "default UTC)"
+        ),
+    )
+
+    @field_validator("legal_entity_time_zones")
+    @classmethod
+    def _known_zones(cls, value: dict[str, str]) -> dict[str, str]:
+        for entity, zone in value.items():
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"{entity}: {zone!r} is not an IANA time zone") from None
+        return value
+
+    def time_zone_for(self, legal_entity: str) -> str:
+        """The time zone in which a legal entity's billing periods end."""
+        zones = self.legal_entity_time_zones
+        return zones.get(legal_entity) or zones.get("*") or "UTC"
 
     def system_url(self, system: str) -> str:
         """Base URL of one system: its own setting, or the sandbox router for it."""

@@ -228,6 +228,19 @@ class ClosePeriod(Model):
             raise ValueError(f"period must be YYYY-MM (e.g. 2026-10), got {value!r}")
         return value
 
+    #: Close the period before its last day has passed (in the legal entity's time zone): only
+    #: with a ``reason``, which the contract's audit trail records.
+    force: bool = False
+    reason: str | None = Field(default=None, min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _forced_with_a_reason(self) -> Self:
+        if self.force and not self.reason:
+            errors = FieldErrors("ClosePeriod")
+            errors.add(("reason",), "a forced close needs a reason", None)
+            errors.raise_if_any()
+        return self
+
 
 class PaymentReceived(Model):
     payment_id: str = Identifier

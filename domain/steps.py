@@ -106,6 +106,8 @@ class Validated(BaseModel):
     #: server has not suggested it yet (configuration; the server's own limit still applies).
     continue_as_new_events: int = 10_000
     ancestors: list[str] = Field(default_factory=list)
+    #: The IANA time zone in which the legal entity's billing periods end (configuration).
+    time_zone: str = "UTC"
 
 
 class CreatedRef(BaseModel):

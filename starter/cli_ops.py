@@ -199,9 +199,9 @@ def list_contracts(
     typer.echo(render.contracts_table(items))
 
 
-def _period(value: str) -> ClosePeriod:
+def _period(value: str, force: bool = False, reason: str | None = None) -> ClosePeriod:
     try:
-        return ClosePeriod(period=value)
+        return ClosePeriod(period=value, force=force, reason=reason)
     except ValidationError as exc:
         raise typer.BadParameter(
             "; ".join(p.message for p in problems(exc)), param_hint="PERIOD"
@@ -211,9 +211,14 @@ def _period(value: str) -> ClosePeriod:
 @billing_app.command("close-period")
 def close_period(
     period: str = typer.Argument(..., metavar="YYYY-MM", help="the month to bill"),
+    force: bool = typer.Option(
+        False, "--force", help="close it before its last day has passed (needs --reason)"
+    ),
+    reason: str | None = typer.Option(None, "--reason", help="why it is closed early"),
 ) -> None:
-    """Bill a period for every running contract."""
-    request = _period(period)
+    """Bill a period for every running contract. A period closes once its last day has passed
+    in the legal entity's time zone; earlier only with --force and a --reason."""
+    request = _period(period, force, reason)
     signalled = with_temporal(lambda client: contracts.close_period_for_all(client, request))
     typer.echo(f"Asked {signalled} running contract(s) to bill {request.period}.")
 

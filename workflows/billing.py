@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.carried import BillingState
     from domain.models import (
+        ClosePeriod,
         ContractApproved,
         InvoiceSummary,
         MilestoneCompleted,
@@ -196,8 +197,12 @@ class Billing:
             )
             await self._after_bill(reference, first, result)
 
-    async def bill_period(self, period: Period) -> None:
-        """Close ``period``: bill its work, its charges and the next month's retainer fee."""
+    async def bill_period(self, period: Period, request: ClosePeriod | None = None) -> None:
+        """Close ``period``: bill its work, its charges and the next month's retainer fee.
+
+        A ``request`` to close it (a ``close_period`` message) is refused while the period has
+        not ended in the legal entity's time zone, unless it forces the close with a reason.
+        """
         wf, c, name = self.wf, self.wf.c, str(period)
         if name in self.closed_periods:
             wf.record(f"period {name} already closed: nothing to do")
@@ -215,6 +220,14 @@ class Billing:
                 f"{wf.end_date} has passed"
             )
             return
+        if request is not None and not wf.period_over(period):
+            if not request.force:
+                wf.record(
+                    f"period {name} has not ended (its last day is {period.last_day}): not "
+                    f"closed; close it from {period.next().first_day}, or force it with a reason"
+                )
+                return
+            wf.record(f"period {name} closed before its end, by force: {request.reason}")
         charges: list[InvoiceLine] = []
         milestones = self._milestones_due(period)
         charges.extend(

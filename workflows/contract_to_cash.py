@@ -19,8 +19,9 @@ import asyncio
 import hashlib
 from contextlib import suppress
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -28,6 +29,8 @@ from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from zoneinfo import ZoneInfo
+
     from domain.amendments import Terms, apply_amendment, check_amendment
     from domain.carried import (
         CARRIED_HISTORY_LINES,
@@ -406,7 +409,9 @@ class ContractToCash:
         elif isinstance(message, MalformedMessage):
             await self._decide_malformed(message)
         elif isinstance(message, ClosePeriod):
-            await self.billing.bill_period(Period.parse(message.period))
+            await self.billing.bill_period(
+                Period.parse(message.period), request=message if self._ordered else None
+            )
         elif isinstance(message, PaymentReceived):
             await self.collections.receive(message)
         elif isinstance(message, CreditInvoice):
@@ -517,6 +522,11 @@ class ContractToCash:
             f"termination requested, effective {request.effective_date}: {request.reason}; "
             f"billing ends {self.end_date}"
         )
+
+    def period_over(self, period: Period) -> bool:
+        """Whether ``period``'s last day has passed in the legal entity's time zone."""
+        zone = self._validated.time_zone if self._validated is not None else "UTC"
+        return local_date(workflow.now(), zone) > period.last_day
 
     @property
     def ordered(self) -> bool:
@@ -1429,6 +1439,19 @@ class ContractToCash:
         reason = self._resolution_refusal(decision)
         if reason is not None:
             raise ValueError(reason)
+
+
+def local_date(instant: datetime, zone: str) -> date:
+    """The calendar date of a UTC ``instant`` in the IANA time zone ``zone``.
+
+    The workflow sandbox hands out time zones behind a proxy that ``astimezone`` refuses, so the
+    zone is asked for its offset instead: first at the UTC wall time, then at the local wall
+    time that gives, which is right on either side of a daylight-saving change.
+    """
+    tz = ZoneInfo(zone)
+    wall = instant.astimezone(UTC).replace(tzinfo=None)
+    offset = tz.utcoffset(wall + (tz.utcoffset(wall) or timedelta(0))) or timedelta(0)
+    return (wall + offset).date()
 
 
 def _failure(step: str, err: ActivityError) -> tuple[str, str, str]:
