@@ -640,10 +640,14 @@ class ContractToCash:
 
     def _work_due_now(self) -> bool:
         """Whether what the calendar asks for now (a reminder, the final bill of a termination,
-        a retainer's true-up) is due. It goes before the next message: what a message decides
-        takes effect before the next one is decided, live or after a reset."""
+        a retainer's true-up, the last steps before closing) is due. It goes before the next
+        message: what a message decides takes effect before the next one is decided, live or
+        after a reset."""
         return (
-            self.collections.work_due() or self._final_billing_due() or self.billing.true_up_due()
+            self.collections.work_due()
+            or self._final_billing_due()
+            or self.billing.true_up_due()
+            or self._ready_to_close()
         )
 
     def _has_work(self) -> bool:
