@@ -3,10 +3,14 @@
 Stages run in order: received → validating → provisioning_erp → activating_psa → active →
 closing → closed. A business rejection from any system puts the contract ``on_hold`` with an
 exception in the queue that owns the fix, until an operator retries, skips or aborts; the
-workflow itself fails only if a person aborts it. Messages that arrive before the contract is
-active, or while it is on hold, wait in an inbox and are handled in order afterwards.
-Amendments are the exception: they apply while the contract is on hold, because an amendment
-(a raised cap, a new rate) is often the fix the hold waits for.
+workflow itself fails only if a person aborts it.
+
+Every business message (signal or update) enters one inbox in arrival order and is decided
+against the state the messages before it produced, so a replay, a reset to any point or a
+continue-as-new decides everything the same way. While the contract is on hold, operator
+decisions, amendments (often the fix the hold waits for) and terminations are decided in their
+order; period closes, payments, milestones and credits wait until the hold ends. Runs recorded
+before the ``ordered-inbox`` patch decide amendments as they arrive.
 
 What is billed, when, and what revenue it carries is decided in ``workflows.billing``; cash,
 credit notes and dunning in ``workflows.collections``. This module runs the stages, the
