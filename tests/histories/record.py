@@ -91,6 +91,18 @@ class Recorder:
         assert held.open_exceptions[0].code == "not_to_exceed_reached", held
         return held
 
+    async def raise_the_cap_and_retry(self, cid: str) -> None:
+        """On hold on the cap, the cap raised by an amendment (an update), the hold retried."""
+        held = await self.hold_on_the_cap(cid, end_date="2026-12-31")
+        raised = Amendment(
+            amendment_id="A-cap",
+            effective_date=date(2026, 11, 1),
+            not_to_exceed="2000.00",
+            reason="change order 12",
+        )
+        assert (await amend(self.client, cid, raised)).status == "applied"
+        await self.decide(cid, held, ExceptionAction.RETRY)
+
     async def decide(self, cid: str, held: ContractStatus, action: ExceptionAction) -> None:
         decision = ResolveException(
             exception_id=held.open_exceptions[0].exception_id,
@@ -170,15 +182,7 @@ async def retainer_terminated(r: Recorder, cid: str) -> None:
 
 
 async def exception_retried(r: Recorder, cid: str) -> None:
-    held = await r.hold_on_the_cap(cid, end_date="2026-12-31")
-    raised = Amendment(
-        amendment_id="A-cap",
-        effective_date=date(2026, 11, 1),
-        not_to_exceed="2000.00",
-        reason="change order 12",
-    )
-    assert (await amend(r.client, cid, raised)).status == "applied"
-    await r.decide(cid, held, ExceptionAction.RETRY)
+    await r.raise_the_cap_and_retry(cid)
     # The held-back 1100.00 is released on its own invoice; the contract stays active.
     await wait_for(
         r.client,
@@ -226,15 +230,7 @@ async def reset_redecided(r: Recorder, cid: str) -> None:
     then reset to the first workflow task, as the Temporal UI's Reset button does. The new
     run (the file) decides the redelivered signals and update in their order: the amendment
     before the retry, the release, then November."""
-    held = await r.hold_on_the_cap(cid, end_date="2026-12-31")
-    raised = Amendment(
-        amendment_id="A-cap",
-        effective_date=date(2026, 11, 1),
-        not_to_exceed="2000.00",
-        reason="change order 12",
-    )
-    assert (await amend(r.client, cid, raised)).status == "applied"
-    await r.decide(cid, held, ExceptionAction.RETRY)
+    await r.raise_the_cap_and_retry(cid)
     await r.close(cid, "2026-11")
     before = await wait_for(
         r.client, cid, lambda s: "2026-11" in s.closed_periods, what="November closed"
