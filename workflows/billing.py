@@ -65,11 +65,12 @@ if TYPE_CHECKING:
 ZERO = Decimal(0)
 
 
+#: The step name of a not-to-exceed hold, as operators see it in the exception queue.
+CAP_STEP = "not_to_exceed"
+
+
 class Billing:
     """The billing state of one contract and the steps that move it."""
-
-    #: The step name of a not-to-exceed hold, as operators see it in the exception queue.
-    CAP_STEP = "not_to_exceed"
 
     def __init__(self, wf: ContractToCash) -> None:
         self.wf = wf
@@ -454,7 +455,7 @@ class Billing:
         while self.held_back > 0:
             cap = wf.terms.not_to_exceed
             action = await wf.hold(
-                self.CAP_STEP,
+                CAP_STEP,
                 "c2c",
                 "not_to_exceed_reached",
                 f"{self.held_back} {ccy} of {what} is above the not-to-exceed "

@@ -59,13 +59,15 @@ def instant(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
+#: The step name of a dunning escalation, as operators see it in the exception queue.
+DUNNING_STEP = "dunning"
+
+#: The step name of cash c2c cannot apply (another currency, or left at closing).
+CASH_STEP = "cash"
+
+
 class Collections:
     """The receivables of one contract and the steps that collect them."""
-
-    #: The step name of a dunning escalation, as operators see it in the exception queue.
-    DUNNING_STEP = "dunning"
-    #: The step name of cash c2c cannot apply (another currency, or left at closing).
-    CASH_STEP = "cash"
 
     def __init__(self, wf: ContractToCash) -> None:
         self.wf = wf
@@ -213,7 +215,7 @@ class Collections:
             if wf.ordered:
                 # Never in silence: the cash is the customer's, and finance must act on it.
                 await wf.open_exception(
-                    self.CASH_STEP,
+                    CASH_STEP,
                     "c2c",
                     "payment_currency_mismatch",
                     f"payment {pid} of {payment.amount} {payment.currency} received on "
@@ -489,7 +491,7 @@ class Collections:
         )
         if final and inv.invoice_id not in self._escalations.values():
             exception_id = await wf.open_exception(
-                self.DUNNING_STEP,
+                DUNNING_STEP,
                 "c2c",
                 "dunning_exhausted",
                 f"invoice {inv.number} is unpaid after the final reminder: {balance} "
