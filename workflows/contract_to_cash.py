@@ -59,8 +59,7 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW_TYPE,
         Stage,
     )
-    from workflows.billing import Billing
-    from workflows.collections import Collections
+    from workflows import billing
     from workflows.execution import PATCH_LOCAL_LEDGER, Aborted
     from workflows.holds import NOTICE_STEPS, SKIPPABLE_STEPS
     from workflows.run_loop import PATCH_CONTINUE_AS_NEW, RunLoop
@@ -95,8 +94,6 @@ class ContractToCash(RunLoop):
         # message is handled, so that a replay of an older history finds the answer it had.
         ordered = workflow.patched(PATCH_ORDERED_INBOX)
         self._start_run(ContractState.approved(start.approved(), ordered=ordered))
-        self.billing = Billing(self)
-        self.collections = Collections(self)
         if start.carried is not None:
             self._restore(start.carried)
 
@@ -115,7 +112,7 @@ class ContractToCash(RunLoop):
                     await self._activate_psa()
                     self.s.provisioned = True
                     self._enter(Stage.ACTIVE, "contract active: billing runs at each period close")
-                    await self.billing.on_activation()
+                    await self.decide(billing.on_activation(self.s, workflow.now))
             await self._run_active()
             await self._close()
         except Aborted as aborted:

@@ -19,7 +19,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.amendments import apply_amendment, check_amendment
+    from domain.amendments import apply_amendment
     from domain.carried import ContractRun, Message
     from domain.contract_state import FINISHED
     from domain.models import (
@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         CreatedRef,
         Validated,
     )
+    from workflows import billing, collections
     from workflows.collections import CASH_STEP
     from workflows.execution import Aborted
     from workflows.holds import INBOX_STEP, Holds, Refused
@@ -103,18 +104,18 @@ class RunLoop(Holds):
                 elif self._inbox and not (self.s.ordered and self._work_due_now()):
                     await self._keep_arrival_order()
                     await self._handle(self._inbox.pop(0))
-                elif self.collections.work_due():
-                    await self.collections.do_due_work()
+                elif collections.work_due(self.s, workflow.now()):
+                    await self.decide(collections.do_due_work(self.s, workflow.now))
                 elif self._final_billing_due():
                     # A terminated contract bills its last period itself once the termination
                     # has taken effect, so nothing worked up to that date goes unbilled.
-                    await self.billing.bill_period(self.final_period)
-                elif self.billing.true_up_due():
-                    await self.billing.true_up()
+                    await self.decide(billing.bill_period(self.s, workflow.now, self.final_period))
+                elif billing.true_up_due(self.s, workflow.now()):
+                    await self.decide(billing.true_up(self.s, workflow.now))
                 elif self._ready_to_close():
-                    if self.billing.swept and not await self._report_unapplied_cash():
+                    if self.s.billing.swept and not await self._report_unapplied_cash():
                         return
-                    await self.billing.sweep_late_work()
+                    await self.decide(billing.sweep_late_work(self.s, workflow.now))
 
     async def _close(self) -> None:
         self._enter(Stage.CLOSING, "delivered, billed and paid: closing projects")
@@ -132,7 +133,9 @@ class RunLoop(Holds):
         (an issued invoice is never deleted), then the PSA project is closed to time entry and
         the ERP project closed. Paid invoices and recognised revenue stay as they are."""
         async with self._lock:
-            await self.collections.void_unpaid("contract aborted by operator")
+            await self.decide(
+                collections.void_unpaid(self.s, workflow.now, "contract aborted by operator")
+            )
             if self.s.refs.get("psa_project_id") or self.s.refs.get("erp_project_id"):
                 await self.step(
                     CLOSE_CONTRACT,
@@ -160,15 +163,14 @@ class RunLoop(Holds):
         elif isinstance(message, MalformedMessage):
             await self._decide_malformed(message)
         elif isinstance(message, ClosePeriod):
-            await self.billing.bill_period(
-                Period.parse(message.period), request=message if self.s.ordered else None
-            )
+            period, request = Period.parse(message.period), message if self.s.ordered else None
+            await self.decide(billing.bill_period(self.s, workflow.now, period, request))
         elif isinstance(message, PaymentReceived):
-            await self.collections.receive(message)
+            await self.decide(collections.receive(self.s, workflow.now, message))
         elif isinstance(message, CreditInvoice):
-            await self.collections.credit(message)
+            await self.decide(collections.credit(self.s, workflow.now, message))
         else:
-            await self.billing.milestone_completed(message)
+            await self.decide(billing.milestone_completed(self.s, workflow.now, message))
 
     def _refuse_waiting(self) -> None:
         """At the end of the contract, answer the updates still waiting their turn."""
@@ -219,7 +221,7 @@ class RunLoop(Holds):
         """Before a contract closes, the customer's money it still holds goes to finance, once:
         an exception with the amount, which finance closes when it has refunded it. Whether
         one was opened now (the contract then waits for it)."""
-        unapplied = self.collections.unapplied()
+        unapplied = self.s.collections.book.unapplied
         subject = "unapplied at close"
         if not self.s.ordered or unapplied <= 0:
             return False
@@ -255,17 +257,13 @@ class RunLoop(Holds):
         )
 
     def _final_billing_due(self) -> bool:
-        return (
-            self.terminated
-            and self.ended()
-            and str(self.final_period) not in self.billing.closed_periods
-        )
+        return billing.final_billing_due(self.s, workflow.now())
 
     def _ready_to_close(self) -> bool:
         return (
             self.ended()
-            and str(self.final_period) in self.billing.closed_periods
-            and self.collections.balance_due() <= 0
+            and str(self.final_period) in self.s.billing.closed_periods
+            and self.s.collections.book.balance_due <= 0
             and not self.s.open
         )
 
@@ -275,9 +273,9 @@ class RunLoop(Holds):
         message: what a message decides takes effect before the next one is decided, live or
         after a reset."""
         return (
-            self.collections.work_due()
+            collections.work_due(self.s, workflow.now())
             or self._final_billing_due()
-            or self.billing.true_up_due()
+            or billing.true_up_due(self.s, workflow.now())
             or self._ready_to_close()
         )
 
@@ -286,9 +284,9 @@ class RunLoop(Holds):
             bool(self._inbox)
             or self.s.abort_reason is not None
             or bool(self._sla_due())
-            or self.collections.work_due()
+            or collections.work_due(self.s, workflow.now())
             or self._final_billing_due()
-            or self.billing.true_up_due()
+            or billing.true_up_due(self.s, workflow.now())
             or self._ready_to_close()
         )
 
@@ -297,7 +295,7 @@ class RunLoop(Holds):
         while not self._has_work() and not self._continue_as_new_due():
             self._wait_for(self._describe_wait())
             now = workflow.now()
-            events = [self._end_instant(), self.collections.next_wake(), self._next_sla()]
+            events = [self._end_instant(), collections.next_wake(self.s), self._next_sla()]
             upcoming = [at for at in events if at is not None and at > now]
             changes = self._changes
 
@@ -323,11 +321,11 @@ class RunLoop(Holds):
         if not self.ended():
             return f"period closes, payments and milestones until the end date {self.end_date}"
         last = str(self.final_period)
-        if last not in self.billing.closed_periods:
+        if last not in self.s.billing.closed_periods:
             return f"close of the final period {last}"
         if self.s.open:
             return "resolution of the open exceptions"
-        return f"payment of the balance due {self.collections.balance_due()} {self.c.currency}"
+        return f"payment of the balance due {self.s.collections.book.balance_due} {self.c.currency}"
 
     # ------------------------------------------------------------------ continue-as-new
 
@@ -366,17 +364,7 @@ class RunLoop(Holds):
     # ------------------------------------------------------------------ amendments
 
     def _amendment_refusal(self, amendment: Amendment) -> str | None:
-        if self.s.stage in FINISHED:
-            return f"the contract is {self.s.stage.value}: it takes no more amendments"
-        reason = check_amendment(self.billing.terms_for_amendment(), amendment)
-        if reason is None and amendment.not_to_exceed is not None:
-            billed = self.billing.billed_to_date
-            if amendment.not_to_exceed < billed:
-                reason = (
-                    f"not_to_exceed {amendment.not_to_exceed} is below the {billed} "
-                    f"{self.c.currency} already invoiced."
-                )
-        return reason
+        return billing.amendment_refusal(self.s, amendment)
 
     async def _amend(self, amendment: Amendment) -> AmendmentResult:
         """An amendment as runs recorded before the ordered inbox decide it: as it arrives,
@@ -403,7 +391,7 @@ class RunLoop(Holds):
             self.record(f"amendment {aid} rejected: {reason}")
             return result
         amended = apply_amendment(self.terms, amendment)
-        contract = self.billing.amended_contract(amended)
+        contract = self.s.amended_contract(amended)
         propagated = await self.step(
             PROPAGATE_AMENDMENT,
             AmendmentInput(

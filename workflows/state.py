@@ -12,9 +12,10 @@ continue-as-new (``_carry``, ``_restore``).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from temporalio import workflow
 
@@ -22,7 +23,9 @@ with workflow.unsafe.imports_passed_through():
     from domain.amendments import Terms
     from domain.carried import (
         CARRIED_HISTORY_LINES,
+        BillingState,
         CarriedState,
+        CollectionsState,
         Message,
         PendingMessage,
     )
@@ -37,13 +40,32 @@ with workflow.unsafe.imports_passed_through():
     from domain.names import SA_OPEN_EXCEPTIONS, SA_STAGE, Stage
     from domain.periods import Period
     from domain.steps import AuditEntry, Validated
+    from workflows import billing, collections
 
-if TYPE_CHECKING:
-    from workflows.billing import Billing
-    from workflows.collections import Collections
 
 #: Longest line of history (and of the ledger's audit trail).
 MAX_EVENT = 2000
+
+
+def carried_billing(s: ContractState) -> BillingState:
+    """The billing position, to carry into the contract's next run."""
+    carried = s.billing.model_copy(deep=True)
+    carried.ratable_months = sorted(carried.ratable_months)
+    return carried
+
+
+def carried_collections(s: ContractState, keep: Collection[str] = ()) -> CollectionsState:
+    """Receivables, cash and dunning, to carry into the contract's next run: settled
+    invoices folded into sums, except those in ``keep``."""
+    col = s.collections
+    return col.model_copy(
+        deep=True,
+        update={
+            "payments_seen": sorted(col.payments_seen),
+            "overdue": sorted(col.overdue),
+            "dunning_stopped": sorted(col.dunning_stopped),
+        },
+    ).folded(keep)
 
 
 @dataclass
@@ -63,8 +85,6 @@ class ContractBase:
 
     #: Everything decided so far.
     s: ContractState
-    billing: Billing
-    collections: Collections
     _inbox: list[Inbound]
     #: Keys of updates waiting in the inbox, and the answers of those decided.
     _arrivals: int
@@ -191,8 +211,10 @@ class ContractBase:
             history_omitted=self.s.history_omitted + len(self.s.history) - len(history),
             pending_audit=list(self._pending_audit),
             audit_seq=self._audit_seq,
-            billing=self.billing.state(),
-            collections=self.collections.state(named | self.billing.fee_invoices_to_keep()),
+            billing=carried_billing(self.s),
+            collections=carried_collections(
+                self.s, named | billing.fee_invoices_to_keep(self.s, workflow.now().date())
+            ),
             exception_counts=dict(self.s.exception_counts),
         )
 
@@ -216,8 +238,8 @@ class ContractBase:
         self.s.history_omitted = carried.history_omitted
         self._pending_audit = list(carried.pending_audit)
         self._audit_seq = carried.audit_seq
-        self.billing.restore(carried.billing)
-        self.collections.restore(carried.collections)
+        self.s.billing = carried.billing.model_copy(deep=True)
+        self.s.collections = carried.collections.model_copy(deep=True)
 
     # ------------------------------------------------------------------ stage and history
 
@@ -276,20 +298,20 @@ class ContractBase:
             billing_model=c.billing_model,
             currency=c.currency,
             refs=dict(self.s.refs),
-            invoices=self.collections.invoice_views(),
-            balance_due=round_money(self.collections.balance_due(), c.currency),
-            unapplied_cash=round_money(self.collections.unapplied(), c.currency),
+            invoices=collections.invoice_views(self.s),
+            balance_due=round_money(self.s.collections.book.balance_due, c.currency),
+            unapplied_cash=round_money(self.s.collections.book.unapplied, c.currency),
             amendments=list(self.s.amendments.values()),
-            credit_notes=self.collections.credit_notes(),
-            milestones=self.billing.milestone_views(),
-            revenue=self.billing.revenue,
-            held_back=round_money(self.billing.held_back, c.currency),
-            written_off=round_money(self.billing.written_off, c.currency),
+            credit_notes=list(self.s.collections.credit_notes),
+            milestones=billing.milestone_views(self.s),
+            revenue=self.s.billing.revenue,
+            held_back=round_money(self.s.billing.held_back, c.currency),
+            written_off=round_money(self.s.billing.written_off, c.currency),
             open_exceptions=list(self.s.open.values()),
             history=list(self.s.history),
-            closed_periods=list(self.billing.closed_periods),
+            closed_periods=list(self.s.billing.closed_periods),
             waiting_for=self._waiting_for,
             queued_messages=len(self._inbox),
             history_omitted=self.s.history_omitted,
-            settled_invoices=self.collections.settled,
+            settled_invoices=self.s.collections.settled,
         )
