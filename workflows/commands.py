@@ -4,11 +4,12 @@ A decider (``workflows.billing``, ``workflows.collections``) is a generator func
 contract's state (``domain.contract_state.ContractState``), the message it decides and a clock.
 It changes the state it is given and yields commands: run a step with this input, record a
 line of history, hold the contract for an operator, open or close an exception, wake the main
-loop. The workflow executes each command in the order yielded (``workflows.execution``) and
-sends its result back into the decider: a step's result (``None`` when an operator skipped
-it), the operator's action on a hold, an exception's id, the decision that closed it. The
-clock reads the workflow's time when the result arrives. A decider touches no workflow, no
-activity and no I/O: a test drives it with ``play`` and canned results, without a server.
+loop, ask whether a patch applies. The workflow executes each command in the order yielded
+(``workflows.execution``) and sends its result back into the decider: a step's result (``None``
+when an operator skipped it), the operator's action on a hold, an exception's id, the decision
+that closed it. The clock reads the workflow's time when the result arrives. A decider touches
+no workflow, no activity and no I/O: a test drives it with ``play`` and canned results, without
+a server.
 """
 
 from __future__ import annotations
@@ -86,7 +87,17 @@ class Wake:
     recomputes its timer."""
 
 
-Command = RunStep | Record | Hold | OpenException | CloseException | Wake
+@dataclass(frozen=True)
+class Patched:
+    """Whether this run takes the code path of the patch ``patch_id`` (``workflow.patched``;
+    with ``deprecated``, ``workflow.deprecate_patch``, which always takes it): how a decider
+    changes what it asks for without breaking the replay of contracts already running."""
+
+    patch_id: str
+    deprecated: bool = False
+
+
+Command = RunStep | Record | Hold | OpenException | CloseException | Wake | Patched
 
 #: A decision in progress: yields commands, receives their results, returns ``T``.
 Decision = Generator[Command, Any, T]

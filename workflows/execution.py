@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         Decision,
         Hold,
         OpenException,
+        Patched,
         Record,
         RunStep,
     )
@@ -164,6 +165,11 @@ class StepExecution(ContractBase):
             )
         if isinstance(command, CloseException):
             return await self.close_exception(command.exception_id, default=command.default)
+        if isinstance(command, Patched):
+            if command.deprecated:
+                workflow.deprecate_patch(command.patch_id)
+                return True
+            return workflow.patched(command.patch_id)
         self.changed()
         return None
 

@@ -71,7 +71,7 @@ class Systems:
     now: datetime = field(default_factory=lambda: at("2026-11-02"))
     #: Approved hours (at 100.00 an hour) the next bill of a period finds, by period.
     hours: dict[str, Decimal] = field(default_factory=dict)
-    #: The operator's actions on holds, in turn (``RETRY`` by default).
+    #: The operator's actions on holds, in turn (a hold with none left fails the test).
     actions: list[ExceptionAction] = field(default_factory=list)
     #: Decisions given to the holds, in turn: each may change the state (an amendment).
     on_hold: list[Any] = field(default_factory=list)
@@ -117,7 +117,8 @@ class Systems:
             for change in self.on_hold[:1]:
                 change()
             del self.on_hold[:1]
-            return self.actions.pop(0) if self.actions else ExceptionAction.RETRY
+            assert self.actions, f"no operator action left for the hold on {command.step}"
+            return self.actions.pop(0)
         if isinstance(command, OpenException):
             return f"EXC-{command.step}-{command.subject}"
         if isinstance(command, CloseException):

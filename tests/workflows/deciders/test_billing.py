@@ -240,7 +240,9 @@ def test_a_retry_after_the_cap_is_raised_bills_the_release() -> None:
     def raise_cap() -> None:  # an amendment decided while the contract is on hold
         s.terms = s.terms.model_copy(update={"not_to_exceed": Decimal("3000.00")})
 
-    systems = Systems(hours={"2026-10": Decimal("20")}, on_hold=[raise_cap])
+    systems = Systems(
+        hours={"2026-10": Decimal("20")}, actions=[ExceptionAction.RETRY], on_hold=[raise_cap]
+    )
     commands = systems.run(billing.bill_period(s, systems, OCTOBER))
     release = bill_arg(steps(commands)[1])
     assert release.reference == "2026-10:release-1"
