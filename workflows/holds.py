@@ -289,9 +289,6 @@ class Holds(StepExecution):
                 f"escalate exception {exception_id} in the {e.queue.value} queue",
             )
 
-    def decision(self, exception_id: str) -> ResolveException | None:
-        return self.s.decisions.get(exception_id)
-
     async def close_exception(
         self, exception_id: str, *, default: ResolveException | None = None
     ) -> ResolveException:

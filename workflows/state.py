@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.money import round_money
     from domain.names import SA_OPEN_EXCEPTIONS, SA_STAGE, Stage
     from domain.periods import Period
-    from domain.steps import AuditEntry, Validated
+    from domain.steps import AuditEntry
     from workflows import billing, collections
 
 
@@ -129,29 +129,12 @@ class ContractBase:
     # ------------------------------------------------------------------ contract terms
 
     @property
-    def ordered(self) -> bool:
-        """Whether this run decides from one ordered inbox (see ``PATCH_ORDERED_INBOX``)."""
-        return self.s.ordered
-
-    @property
     def c(self) -> ContractApproved:
         return self.s.contract
 
     @property
     def terms(self) -> Terms:
         return self.s.terms
-
-    @property
-    def refs(self) -> dict[str, str]:
-        return self.s.refs
-
-    @property
-    def validated(self) -> Validated | None:
-        return self.s.validated
-
-    @property
-    def dunning_offsets(self) -> list[int]:
-        return self.s.dunning_offsets
 
     @property
     def end_date(self) -> date:
@@ -163,16 +146,8 @@ class ContractBase:
     def final_period(self) -> Period:
         return self.s.final_period
 
-    @property
-    def terminated(self) -> bool:
-        return self.s.terminate is not None
-
     def ended(self) -> bool:
         return self.s.ended(workflow.now())
-
-    def period_over(self, period: Period) -> bool:
-        """Whether ``period``'s last day has passed in the legal entity's time zone."""
-        return self.s.period_over(period, workflow.now())
 
     def changed(self) -> None:
         """Wake the main loop to recompute its next timer."""
