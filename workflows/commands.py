@@ -5,7 +5,7 @@ contract's state (``domain.contract_state.ContractState``), the message it decid
 It changes the state it is given and yields commands: run a step with this input, record a
 line of history, hold the contract for an operator, open or close an exception, wake the main
 loop, ask whether a patch applies. The workflow executes each command in the order yielded
-(``workflows.execution``) and sends its result back into the decider: a step's result (``None``
+(``workflows.run_loop``) and sends its result back into the decider: a step's result (``None``
 when an operator skipped it), the operator's action on a hold, an exception's id, the decision
 that closed it. The clock reads the workflow's time when the result arrives. A decider touches
 no workflow, no activity and no I/O: a test drives it with ``play`` and canned results, without

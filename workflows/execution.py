@@ -4,9 +4,7 @@ A business step is an activity on its system's task queue, with the configured t
 retry budget; when it fails for good the contract holds (``workflows.holds``) until an operator
 retries, skips or aborts it. A write to c2c's ledger is a local activity first, retried as an
 ordinary one if the ledger keeps refusing it, and never becomes an exception. Every activity
-carries the audit entries not yet written. ``decide`` runs a decider (``workflows.billing``,
-``workflows.collections``): it executes the commands the decider yields, in order, and sends
-each result back.
+carries the audit entries not yet written.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from domain.errors import BUSINESS_REJECTION
-    from domain.models import ResolveException
     from domain.names import ExceptionAction, system_task_queue
     from domain.steps import (
         ACTIVATE_PSA_PROJECT,
@@ -45,16 +42,6 @@ with workflow.unsafe.imports_passed_through():
         ResolveExceptionInput,
         StepInput,
     )
-    from workflows.commands import (
-        CloseException,
-        Command,
-        Decision,
-        Hold,
-        OpenException,
-        Patched,
-        Record,
-        RunStep,
-    )
     from workflows.policies import (
         BILLING_TIMEOUT,
         LEDGER_RETRY,
@@ -65,7 +52,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.state import ContractBase
 
 R = TypeVar("R", bound=BaseModel)
-T = TypeVar("T")
 
 #: Marks runs whose writes to c2c's own ledger are local activities: run by the workflow's
 #: worker inside the workflow task, recorded as one marker event instead of a task on the
@@ -112,66 +98,6 @@ class StepExecution(ContractBase):
         async def hold(
             self, step: str, system: str, code: str, message: str, *, subject: str = ""
         ) -> ExceptionAction: ...
-
-        async def open_exception(
-            self,
-            step: str,
-            system: str,
-            code: str,
-            message: str,
-            *,
-            blocking: bool,
-            subject: str = "",
-        ) -> str: ...
-
-        async def close_exception(
-            self, exception_id: str, *, default: ResolveException | None = None
-        ) -> ResolveException: ...
-
-    async def decide(self, decision: Decision[T]) -> T:
-        """Run a decider to its end: execute each command it yields, in order, and send the
-        result back (see ``workflows.commands``)."""
-        reply: Any = None
-        try:
-            while True:
-                try:
-                    command = decision.send(reply)
-                except StopIteration as done:
-                    return done.value
-                reply = await self._execute_command(command)
-        finally:
-            decision.close()
-
-    async def _execute_command(self, command: Command) -> Any:
-        if isinstance(command, RunStep):
-            return await self.step(
-                command.name, command.arg, command.result_type, summary=command.summary
-            )
-        if isinstance(command, Record):
-            self.record(command.event)
-            return None
-        if isinstance(command, Hold):
-            return await self.hold(
-                command.step, command.system, command.code, command.message, subject=command.subject
-            )
-        if isinstance(command, OpenException):
-            return await self.open_exception(
-                command.step,
-                command.system,
-                command.code,
-                command.message,
-                blocking=False,
-                subject=command.subject,
-            )
-        if isinstance(command, CloseException):
-            return await self.close_exception(command.exception_id, default=command.default)
-        if isinstance(command, Patched):
-            if command.deprecated:
-                workflow.deprecate_patch(command.patch_id)
-                return True
-            return workflow.patched(command.patch_id)
-        self.changed()
-        return None
 
     def _contract_step(self) -> ContractStep:
         return ContractStep(contract_id=self.c.contract_id, contract=self.c, refs=self.s.refs)

@@ -7,13 +7,15 @@ order it arrived, kept in history when signals and updates arrived in one task),
 the calendar asks for (dunning, the final bill of a termination, a retainer's true-up, the last
 steps before closing); with nothing to do it sleeps on a durable timer until the next due date.
 It decides amendments, terminations and unreadable messages itself and hands period closes,
-milestones, payments and credits to the deciders, and it continues as new at a quiet moment.
+milestones, payments, credits and the calendar's work to the deciders (``decide`` executes the
+commands a decider yields, in order, and sends each result back), and it continues as new at a
+quiet moment.
 """
 
 from __future__ import annotations
 
 from contextlib import suppress
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -52,9 +54,21 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import billing, collections
     from workflows.collections import CASH_STEP
+    from workflows.commands import (
+        CloseException,
+        Command,
+        Decision,
+        Hold,
+        OpenException,
+        Patched,
+        Record,
+        RunStep,
+    )
     from workflows.execution import Aborted
     from workflows.holds import INBOX_STEP, Holds, Refused
     from workflows.state import Inbound
+
+T = TypeVar("T")
 
 #: Marks runs that may continue as new: a contract whose history was recorded by a worker
 #: without it replays without ever continuing at that point.
@@ -63,6 +77,53 @@ PATCH_CONTINUE_AS_NEW = "continue-as-new"
 
 class RunLoop(Holds):
     """The contract's stages, its inbox and its main loop."""
+
+    # ------------------------------------------------------------------ the deciders
+
+    async def decide(self, decision: Decision[T]) -> T:
+        """Run a decider to its end: execute each command it yields, in order, and send the
+        result back (see ``workflows.commands``)."""
+        reply: Any = None
+        try:
+            while True:
+                try:
+                    command = decision.send(reply)
+                except StopIteration as done:
+                    return done.value
+                reply = await self._execute_command(command)
+        finally:
+            decision.close()
+
+    async def _execute_command(self, command: Command) -> Any:
+        if isinstance(command, RunStep):
+            return await self.step(
+                command.name, command.arg, command.result_type, summary=command.summary
+            )
+        if isinstance(command, Record):
+            self.record(command.event)
+            return None
+        if isinstance(command, Hold):
+            return await self.hold(
+                command.step, command.system, command.code, command.message, subject=command.subject
+            )
+        if isinstance(command, OpenException):
+            return await self.open_exception(
+                command.step,
+                command.system,
+                command.code,
+                command.message,
+                blocking=False,
+                subject=command.subject,
+            )
+        if isinstance(command, CloseException):
+            return await self.close_exception(command.exception_id, default=command.default)
+        if isinstance(command, Patched):
+            if command.deprecated:
+                workflow.deprecate_patch(command.patch_id)
+                return True
+            return workflow.patched(command.patch_id)
+        self.changed()
+        return None
 
     # ------------------------------------------------------------------ the stages
 
