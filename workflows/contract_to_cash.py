@@ -13,12 +13,12 @@ order; period closes, payments, milestones and credits wait until the hold ends.
 before the ``ordered-inbox`` patch decide amendments as they arrive.
 
 The workflow is built in layers, each a module of ``workflows``: ``state`` (the contract's
-``ContractState`` and the run's bookkeeping), ``execution`` (steps and ledger writes, and the
-driver that runs a decider's commands), ``holds`` (holds and the exception queue) and
-``run_loop`` (the stages, the inbox, continue-as-new). What is billed, when, and what revenue
-it carries is decided in ``workflows.billing``; cash, credit notes and dunning in
-``workflows.collections``. This module holds the workflow class: its input, its run, and the
-signals, updates and query it answers.
+``ContractState`` and the run's bookkeeping), ``execution`` (steps and ledger writes),
+``holds`` (holds and the exception queue) and ``run_loop`` (the stages, the inbox,
+continue-as-new, and the driver that runs a decider's commands). What is billed, when, and
+what revenue it carries is decided in ``workflows.billing``; cash, credit notes and dunning in
+``workflows.collections``: pure deciders (``workflows.commands``). This module holds the
+workflow class: its input, its run, and the signals, updates and query it answers.
 """
 
 from __future__ import annotations
