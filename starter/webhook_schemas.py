@@ -41,7 +41,8 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
             return [resolve(item) for item in node]
         return node
 
-    return resolve(schema)  # type: ignore[no-any-return]
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
 
 
 def _payload(
