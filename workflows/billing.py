@@ -309,10 +309,14 @@ class Billing:
             )
 
     def _milestones_due(self, period: Period) -> list[str]:
+        # A milestone an amendment removed after it was completed is not billed.
+        current = {m.milestone_id for m in self.wf.terms.milestones}
         return [
             mid
             for mid, completed_on in sorted(self._completed.items())
-            if completed_on <= period.last_day and mid not in self._milestone_invoice
+            if completed_on <= period.last_day
+            and mid not in self._milestone_invoice
+            and mid in current
         ]
 
     def _fees_due(self, period: Period) -> list[tuple[str, InvoiceLine]]:
