@@ -302,3 +302,21 @@ def release_lines(work: Decimal, fee: Decimal, period: str) -> list[InvoiceLine]
             )
         )
     return number_lines(lines)
+
+
+def work_after(
+    entries: Iterable[tuple[date, Decimal]], last_day: date
+) -> tuple[int, Decimal, date | None]:
+    """Of time entries ``(work_date, hours)``, those dated after ``last_day``: how many, their
+    hours, and the first such day (``None`` when there are none).
+
+    A terminated contract bills work up to its last day only: time dated later is reported,
+    never billed, and never dropped in silence.
+    """
+    count, hours, first = 0, ZERO, None
+    for work_date, entry_hours in entries:
+        if work_date > last_day:
+            count += 1
+            hours += entry_hours
+            first = work_date if first is None else min(first, work_date)
+    return count, hours, first

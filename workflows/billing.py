@@ -56,9 +56,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.steps import (
         BILL_PERIOD,
+        CLOSE_TIME_ENTRY,
         BillPeriodInput,
         BillPeriodResult,
+        CloseTimeEntryInput,
         RevenuePlan,
+        TimeEntryClosed,
         TimePricing,
     )
 
@@ -72,12 +75,18 @@ ZERO = Decimal(0)
 #: before it released the fee as work, recognised at once.
 PATCH_RATABLE_RELEASE = "retainer-release-ratable"
 
+#: Marks runs that close time entry in the PSA after a termination's last day (and report the
+#: time it already holds for later days). A run recorded before it left time entry open.
+PATCH_CLOSE_TIME_ENTRY = "termination-closes-time-entry"
+
 
 class Billing:
     """The billing state of one contract and the steps that move it."""
 
     #: The step name of a not-to-exceed hold, as operators see it in the exception queue.
     CAP_STEP = "not_to_exceed"
+    #: The step of the notice about time dated after a terminated contract's last day.
+    WORK_AFTER_END_STEP = "work_after_end"
 
     def __init__(self, wf: ContractToCash) -> None:
         self.wf = wf
@@ -604,6 +613,44 @@ class Billing:
         )
         if result is not None and (result.invoice is not None or result.held_back):
             await self._after_bill(reference, final, result, hours=result.hours)
+
+    async def close_time_entry(self) -> None:
+        """After a termination, close time entry in the PSA after the contract's last day.
+
+        Time the PSA already holds for later days is never billed (every bill stops at the last
+        day): it is reported, in the history and as an exception for the delivery queue, which
+        closes it (skip) once the time is moved or agreed otherwise.
+        """
+        wf = self.wf
+        if "psa_project_id" not in wf.refs or not workflow.patched(PATCH_CLOSE_TIME_ENTRY):
+            return
+        last = wf.end_date
+        closed = await wf.step(
+            CLOSE_TIME_ENTRY,
+            CloseTimeEntryInput(contract_id=wf.c.contract_id, refs=wf.refs, last_day=last),
+            TimeEntryClosed,
+            summary=f"close time entry in the PSA after {last}",
+        )
+        if closed is None:
+            return
+        wf.record(f"time entry closed in the PSA after {last}")
+        if closed.entries_after:
+            entries = "entry" if closed.entries_after == 1 else "entries"
+            found = (
+                f"{closed.entries_after} approved time {entries} ({closed.hours_after} h) dated "
+                f"after the last day {last}, from {closed.first_day_after},"
+            )
+            wf.record(f"{found} not billed: reported to delivery")
+            await wf.open_exception(
+                self.WORK_AFTER_END_STEP,
+                "psa",
+                "work_after_termination",
+                f"{found} held in the PSA: the contract was terminated and bills nothing after "
+                f"{last}. Move the time to another project or agree it with the customer, then "
+                "skip to close this exception",
+                blocking=False,
+                subject=str(last),
+            )
 
     def credited(self, subtotal: Decimal) -> None:
         self.billed_to_date -= subtotal
