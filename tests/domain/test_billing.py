@@ -20,6 +20,7 @@ from domain.billing import (
     retainer_fee_line,
     round_half_up,
     split_release,
+    work_after,
 )
 from domain.periods import Period
 from domain.pricing import InvoiceLine, RateRevision, RateTable, UnknownRole, subtotal
@@ -389,3 +390,13 @@ def test_a_release_bills_the_held_back_work_before_the_held_back_fee() -> None:
     ]
     only_fee = release_lines(Decimal(0), Decimal("5000.00"), "2026-10")
     assert [line.kind for line in only_fee] == ["retainer"]
+
+
+def test_time_dated_after_the_last_day_is_found() -> None:
+    entries = [
+        (date(2026, 10, 20), Decimal("8")),
+        (date(2026, 10, 23), Decimal("2.5")),
+        (date(2026, 10, 21), Decimal("1")),
+    ]
+    assert work_after(entries, date(2026, 10, 20)) == (2, Decimal("3.5"), date(2026, 10, 21))
+    assert work_after(entries, date(2026, 10, 31)) == (0, Decimal(0), None)
