@@ -405,12 +405,7 @@ def complete_milestone(
 ) -> dict[str, Any]:
     with db.write() as session:
         project = get_project(session, project_id)
-        index = next(
-            (i for i, m in enumerate(project.milestones) if m["milestone_id"] == milestone_id),
-            None,
-        )
-        if index is None:
-            raise not_found("milestone", milestone_id)
+        index = _milestone_index(project, milestone_id)
         milestone = project.milestones[index]
         if milestone["status"] == "completed":
             return dict(milestone)

@@ -38,16 +38,10 @@ from domain.revenue import (
     fixed_fee_recognised_to_date,
     retainer_revenue,
 )
+from tests.domain.test_billing_properties import CURRENCIES, money
 
 EXAMPLES = settings(max_examples=150, deadline=None)
-CURRENCIES = st.sampled_from(["USD", "EUR", "JPY"])
 ZERO = Decimal(0)
-
-
-def money(currency: str, low: int, high: int) -> st.SearchStrategy[Decimal]:
-    """Amounts of ``currency`` between ``low`` and ``high`` of its minor units."""
-    places = minor_units(currency)
-    return st.integers(low, high).map(lambda n: Decimal(n).scaleb(-places))
 
 
 def whole(amount: Decimal, currency: str) -> bool:
