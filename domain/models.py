@@ -218,11 +218,34 @@ class ContractApproved(Model):
         return self.not_to_exceed or Decimal(0)
 
 
+class MilestoneChange(Model):
+    """A change to a milestone not yet invoiced: the fields given replace the milestone's."""
+
+    milestone_id: str = Identifier
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    amount: Amount | None = None
+    due_date: StrictDate | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        if self.name is None and self.amount is None and self.due_date is None:
+            errors = FieldErrors("MilestoneChange")
+            errors.add(("amount",), "a milestone change needs a name, an amount or a due_date")
+            errors.raise_if_any()
+        return self
+
+
 class Amendment(Model):
     amendment_id: str = Identifier
     effective_date: StrictDate
     rate_card: list[RateCardEntry] = Field(default_factory=list, max_length=200)
     add_milestones: list[Milestone] = Field(default_factory=list, max_length=500)
+    #: Milestones not yet invoiced whose name, amount or due date change.
+    change_milestones: list[MilestoneChange] = Field(default_factory=list, max_length=500)
+    #: Ids of milestones not yet invoiced that the contract no longer has.
+    remove_milestones: list[Annotated[str, Field(pattern=_ID)]] = Field(
+        default_factory=list, max_length=500
+    )
     end_date: StrictDate | None = None
     not_to_exceed: Amount | None = None
     reason: str = Field(min_length=1, max_length=1000)
