@@ -28,11 +28,14 @@ with workflow.unsafe.imports_passed_through():
     from domain.amendments import Terms, check_amendment
     from domain.billing import (
         RetainerTerms,
+        held_fee_part,
         included_hours_for,
         milestone_line,
         prorate,
         release_line,
+        release_lines,
         retainer_fee_line,
+        split_release,
     )
     from domain.contract_state import FINISHED, ContractState
     from domain.models import (
@@ -53,19 +56,33 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.steps import (
         BILL_PERIOD,
+        CLOSE_TIME_ENTRY,
         BillPeriodInput,
         BillPeriodResult,
+        CloseTimeEntryInput,
         RevenuePlan,
+        TimeEntryClosed,
         TimePricing,
     )
     from workflows.collections import holds, issue_credit, issued
-    from workflows.commands import Clock, Decision, Hold, Record, RunStep
+    from workflows.commands import Clock, Decision, Hold, OpenException, Patched, Record, RunStep
 
 ZERO = Decimal(0)
 
 
+#: Marks runs that release a retainer fee held back under the cap as a fee: billed on a
+#: ``retainer`` line, deferred, and recognised ratably in the month it pays for. A run recorded
+#: before it released the fee as work, recognised at once.
+PATCH_RATABLE_RELEASE = "retainer-release-ratable"
+
+#: Marks runs that close time entry in the PSA after a termination's last day (and report the
+#: time it already holds for later days). A run recorded before it left time entry open.
+PATCH_CLOSE_TIME_ENTRY = "termination-closes-time-entry"
+
 #: The step name of a not-to-exceed hold, as operators see it in the exception queue.
 CAP_STEP = "not_to_exceed"
+#: The step of the notice about time dated after a terminated contract's last day.
+WORK_AFTER_END_STEP = "work_after_end"
 
 
 # ------------------------------------------------------------------ views
@@ -149,7 +166,7 @@ def on_activation(s: ContractState, now: Clock) -> Decision[None]:
             fee.amount,
             result.invoice.invoice_id if result.invoice else "",
         )
-        yield from _after_bill(s, now, reference, first, result)
+        yield from _after_bill(s, now, reference, first, result, fees=fee.amount)
 
 
 def bill_period(
@@ -225,7 +242,15 @@ def bill_period(
     b.ratable_months = sorted({*b.ratable_months, *_ratable_due(s, period)})
     if result.invoice is None and not result.held_back:
         yield Record(f"period {name} closed: nothing to invoice")
-    yield from _after_bill(s, now, name, period, result, hours=result.hours)
+    yield from _after_bill(
+        s,
+        now,
+        name,
+        period,
+        result,
+        hours=result.hours,
+        fees=sum((f.amount for _, f in fees), ZERO),
+    )
 
 
 def milestone_completed(
@@ -261,10 +286,12 @@ def milestone_completed(
 
 def _milestones_due(s: ContractState, period: Period) -> list[str]:
     b = s.billing
+    # A milestone an amendment removed after it was completed is not billed.
+    current = {m.milestone_id for m in s.terms.milestones}
     return [
         mid
         for mid, completed_on in sorted(b.completed.items())
-        if completed_on <= period.last_day and mid not in b.milestone_invoice
+        if completed_on <= period.last_day and mid not in b.milestone_invoice and mid in current
     ]
 
 
@@ -397,11 +424,13 @@ def _after_bill(
     *,
     hours: Decimal | None = None,
     what: str | None = None,
+    fees: Decimal = ZERO,
 ) -> Decision[None]:
     """Record a bill's invoice and revenue; hold what it held back above the cap.
 
     ``period`` is the period the bill belongs to, ``what`` how operators read what was
-    billed (work in the period, unless it says otherwise).
+    billed (work in the period, unless it says otherwise), ``fees`` the retainer fees
+    among its charges.
     """
     b, ccy = s.billing, s.contract.currency
     if result.revenue is not None:
@@ -420,6 +449,7 @@ def _after_bill(
         yield Record(f"revenue {result.revenue_posted} {ccy} recognised for {reference}")
     if result.held_back > 0:
         b.held_back += result.held_back
+        b.held_fees += held_fee_part(result.held_back, fees)
         yield from _hold_above_cap(s, now, reference, period, what or f"work in {period}")
 
 
@@ -442,7 +472,7 @@ def _hold_above_cap(
         if action is ExceptionAction.SKIP:
             b.written_off += b.held_back
             yield Record(f"{b.held_back} {ccy} above the cap written off")
-            b.held_back = ZERO
+            b.held_back = b.held_fees = ZERO
             return
         if action is ExceptionAction.ABORT:
             return
@@ -461,17 +491,24 @@ def _hold_above_cap(
                 add_as_invoiced=True,
                 description=f"{period}: work above the cap released",
             )
+        charges, fee = [release_line(headroom, str(period))], ZERO
+        if plan is not None and _retainer(s) and (yield Patched(PATCH_RATABLE_RELEASE)):
+            work, fee = split_release(headroom, b.held_back, b.held_fees)
+            charges = release_lines(work, fee, str(period))
+            plan = plan.model_copy(
+                update={
+                    "method": "ratable",
+                    "description": f"{period}: work above the cap released, as invoiced; "
+                    "retainer fees ratably, in the months they pay for",
+                }
+            )
         result = yield from _bill(
-            s,
-            now,
-            reference=release,
-            period=period,
-            charges=[release_line(headroom, str(period))],
-            revenue=plan,
+            s, now, reference=release, period=period, charges=charges, revenue=plan
         )
         if result is None:
             continue
         b.held_back -= headroom
+        b.held_fees = min(b.held_fees - fee, b.held_back)
         yield from _after_bill(
             s, now, release, period, result.model_copy(update={"held_back": ZERO}), what=what
         )
@@ -570,6 +607,43 @@ def sweep_late_work(s: ContractState, now: Clock) -> Decision[None]:
     )
     if result is not None and (result.invoice is not None or result.held_back):
         yield from _after_bill(s, now, reference, final, result, hours=result.hours)
+
+
+def close_time_entry(s: ContractState, now: Clock) -> Decision[None]:
+    """After a termination, close time entry in the PSA after the contract's last day.
+
+    Time the PSA already holds for later days is never billed (every bill stops at the last
+    day): it is reported, in the history and as an exception for the delivery queue, which
+    closes it (skip) once the time is moved or agreed otherwise.
+    """
+    if "psa_project_id" not in s.refs or not (yield Patched(PATCH_CLOSE_TIME_ENTRY)):
+        return
+    last = s.end_date
+    closed: TimeEntryClosed | None = yield RunStep(
+        CLOSE_TIME_ENTRY,
+        CloseTimeEntryInput(contract_id=s.contract.contract_id, refs=s.refs, last_day=last),
+        TimeEntryClosed,
+        summary=f"close time entry in the PSA after {last}",
+    )
+    if closed is None:
+        return
+    yield Record(f"time entry closed in the PSA after {last}")
+    if closed.entries_after:
+        entries = "entry" if closed.entries_after == 1 else "entries"
+        found = (
+            f"{closed.entries_after} approved time {entries} ({closed.hours_after} h) dated "
+            f"after the last day {last}, from {closed.first_day_after},"
+        )
+        yield Record(f"{found} not billed: reported to delivery")
+        yield OpenException(
+            WORK_AFTER_END_STEP,
+            "psa",
+            "work_after_termination",
+            f"{found} held in the PSA: the contract was terminated and bills nothing after "
+            f"{last}. Move the time to another project or agree it with the customer, then "
+            "skip to close this exception",
+            subject=str(last),
+        )
 
 
 def _functional(inv: InvoiceSummary) -> str:

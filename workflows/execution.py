@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         APPLY_PAYMENT,
         BILL_PERIOD,
         CLOSE_CONTRACT,
+        CLOSE_TIME_ENTRY,
         CREATE_ERP_CONTRACT,
         CREATE_ERP_PROJECT,
         ENSURE_ERP_CUSTOMER,
@@ -73,6 +74,7 @@ STEP_SYSTEM = {
     SEND_DUNNING_REMINDER: "crm",
     PROPAGATE_AMENDMENT: "erp",
     CLOSE_CONTRACT: "erp",
+    CLOSE_TIME_ENTRY: "psa",
 }
 
 #: How each step reads in the contract's Temporal history, unless the caller says more.

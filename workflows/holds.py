@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         APPLY_PAYMENT,
         BILL_PERIOD,
         CLOSE_CONTRACT,
+        CLOSE_TIME_ENTRY,
         ESCALATE_EXCEPTION,
         ISSUE_CREDIT_NOTE,
         OPEN_EXCEPTION,
@@ -38,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         OpenExceptionInput,
         ResolveExceptionInput,
     )
-    from workflows.billing import CAP_STEP
+    from workflows.billing import CAP_STEP, WORK_AFTER_END_STEP
     from workflows.collections import CASH_STEP, DUNNING_STEP
     from workflows.execution import StepExecution
     from workflows.state import Inbound
@@ -47,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
 INBOX_STEP = "inbox"
 
 #: Exceptions that report something and hold no step: a decision (skip or retry) closes them.
-NOTICE_STEPS = frozenset({INBOX_STEP, CASH_STEP})
+NOTICE_STEPS = frozenset({INBOX_STEP, CASH_STEP, WORK_AFTER_END_STEP})
 
 #: Steps an operator may skip: nothing later depends on an id they would have produced.
 SKIPPABLE_STEPS = frozenset(
@@ -60,7 +61,9 @@ SKIPPABLE_STEPS = frozenset(
         SEND_DUNNING_REMINDER,
         PROPAGATE_AMENDMENT,
         CLOSE_CONTRACT,
+        CLOSE_TIME_ENTRY,
         CAP_STEP,
+        WORK_AFTER_END_STEP,
         DUNNING_STEP,
         INBOX_STEP,
         CASH_STEP,

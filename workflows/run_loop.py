@@ -221,6 +221,8 @@ class RunLoop(Holds):
             await self._close_notices()
         elif isinstance(message, TerminateContract):
             self._decide_termination(message)
+            if self.s.terminate is message:
+                await self.decide(billing.close_time_entry(self.s, workflow.now))
         elif isinstance(message, MalformedMessage):
             await self._decide_malformed(message)
         elif isinstance(message, ClosePeriod):
