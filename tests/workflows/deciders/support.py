@@ -39,6 +39,7 @@ from workflows.commands import (
     Decision,
     Hold,
     OpenException,
+    Patched,
     Record,
     RunStep,
     play,
@@ -77,6 +78,10 @@ class Systems:
     on_hold: list[Any] = field(default_factory=list)
     #: Steps the operator skips (they answer ``None``) instead of running.
     skipped: set[str] = field(default_factory=set)
+    #: Results of other steps, by step name (``None`` when not given).
+    results: dict[str, Any] = field(default_factory=dict)
+    #: Patches this run was recorded without (``Patched`` answers ``False``); others apply.
+    unpatched: set[str] = field(default_factory=set)
     #: The operators' decisions, by exception id (the state's, to act as the workflow does).
     decisions: dict[str, ResolveException] = field(default_factory=dict)
     commands: list[Command] = field(default_factory=list)
@@ -110,7 +115,7 @@ class Systems:
             if command.name == ISSUE_CREDIT_NOTE:
                 assert isinstance(command.arg, CreditNoteInput)
                 return self.credit_note(command.arg)
-            return None
+            return self.results.get(command.name)
         if isinstance(command, Hold):
             # The operator looks at the hold some days later.
             self.now += timedelta(days=2)
@@ -119,6 +124,8 @@ class Systems:
             del self.on_hold[:1]
             assert self.actions, f"no operator action left for the hold on {command.step}"
             return self.actions.pop(0)
+        if isinstance(command, Patched):
+            return command.patch_id not in self.unpatched
         if isinstance(command, OpenException):
             return f"EXC-{command.step}-{command.subject}"
         if isinstance(command, CloseException):

@@ -1,9 +1,10 @@
 """The billing decider as a pure function: state, message and clock in; commands and the new
 state out. No Temporal server, no activity: ``Systems`` answers the commands.
 
-Covers each billing model's period close, the not-to-exceed hold (skip, retry, abort), an
-amendment refused for an invoiced period, a step the operator skipped, and a termination's
-last bill and retainer true-up.
+Covers each billing model's period close, the not-to-exceed hold (skip, retry, abort) and a
+retainer fee released as a fee, an amendment refused for an invoiced period, a milestone an
+amendment removed, a step the operator skipped, and a termination's last bill, retainer true-up
+and closing of time entry.
 """
 
 from __future__ import annotations
@@ -14,14 +15,20 @@ from decimal import Decimal
 import pytest
 
 from domain.billing import prorate
+from domain.contract_state import ContractState
 from domain.models import Amendment, ClosePeriod, MilestoneCompleted, TerminateContract
 from domain.names import ExceptionAction, Stage
 from domain.periods import Period
-from domain.steps import BILL_PERIOD, BillPeriodInput
+from domain.steps import BILL_PERIOD, CLOSE_TIME_ENTRY, BillPeriodInput, TimeEntryClosed
 from tests.workflows.deciders.support import Systems, at, contract, lines, steps
 from workflows import billing
-from workflows.billing import CAP_STEP
-from workflows.commands import Hold
+from workflows.billing import (
+    CAP_STEP,
+    PATCH_CLOSE_TIME_ENTRY,
+    PATCH_RATABLE_RELEASE,
+    WORK_AFTER_END_STEP,
+)
+from workflows.commands import Command, Hold, OpenException
 
 pytestmark = pytest.mark.unit
 
@@ -158,6 +165,16 @@ def test_fixed_fee_on_completion_bills_the_milestone_at_once() -> None:
     ]
 
 
+def test_a_completed_milestone_an_amendment_removed_is_not_billed() -> None:
+    s, systems = contract(**fixed_fee()), Systems()
+    done = MilestoneCompleted(milestone_id="M1", completed_on=date(2026, 10, 20))
+    systems.run(billing.milestone_completed(s, systems, done))
+    s.terms = s.terms.model_copy(update={"milestones": s.terms.milestones[1:]})  # M1 removed
+    commands = systems.run(billing.bill_period(s, systems, OCTOBER))
+    assert bill_arg(steps(commands)[0]).charges == []
+    assert s.billing.milestone_invoice == {}
+
+
 # ------------------------------------------------------------------ retainer
 
 
@@ -217,6 +234,26 @@ def test_a_terminated_retainer_bills_its_last_period_and_credits_unused_days() -
     assert not billing.true_up_due(s, systems.now)
 
 
+def test_a_termination_closes_time_entry_and_reports_later_time() -> None:
+    s, systems = contract(end_date="2026-12-31"), Systems(now=at("2026-11-10"))
+    s.refs["psa_project_id"] = "PSA-1"
+    s.terminate = TerminateContract(effective_date=date(2026, 11, 5), reason="budget cut")
+    later = TimeEntryClosed(
+        entries_after=2, hours_after=Decimal("7"), first_day_after=date(2026, 11, 6)
+    )
+    systems.results[CLOSE_TIME_ENTRY] = later
+    commands = systems.run(billing.close_time_entry(s, systems))
+    (close,) = steps(commands)
+    assert close.arg.last_day == date(2026, 11, 5)  # type: ignore[attr-defined]
+    assert lines(commands)[0] == "time entry closed in the PSA after 2026-11-05"
+    (notice,) = [c for c in commands if isinstance(c, OpenException)]
+    assert (notice.step, notice.code) == (WORK_AFTER_END_STEP, "work_after_termination")
+
+    # A run recorded before the patch leaves time entry open.
+    old = Systems(unpatched={PATCH_CLOSE_TIME_ENTRY})
+    assert steps(old.run(billing.close_time_entry(s, old))) == []
+
+
 # ------------------------------------------------------------------ the not-to-exceed cap
 
 
@@ -262,6 +299,36 @@ def test_a_retry_without_headroom_asks_again_and_an_abort_leaves_it_held() -> No
     assert len([c for c in commands if isinstance(c, Hold)]) == 2
     assert len(steps(commands)) == 1
     assert (s.billing.held_back, s.billing.written_off) == (Decimal("500"), 0)
+
+
+def released_retainer(**systems: object) -> tuple[ContractState, Systems, list[Command]]:
+    """A retainer whose October fee the cap held back, released after the cap was raised."""
+    s = contract(**retainer(not_to_exceed="8000.00"))
+
+    def raise_cap() -> None:
+        s.terms = s.terms.model_copy(update={"not_to_exceed": Decimal("20000.00")})
+
+    run = Systems(now=at("2026-09-14"), actions=[ExceptionAction.RETRY], on_hold=[raise_cap])
+    for name, value in systems.items():
+        setattr(run, name, value)
+    run.run(billing.on_activation(s, run))
+    run.now = at("2026-10-02")
+    return s, run, run.run(billing.bill_period(s, run, Period.parse("2026-09")))
+
+
+def test_a_retainer_fee_held_by_the_cap_is_released_as_a_fee() -> None:
+    s, _, commands = released_retainer()
+    release = bill_arg(steps(commands)[1])
+    assert [line.kind for line in release.charges] == ["retainer"]
+    assert release.revenue is not None and release.revenue.method == "ratable"
+    assert (s.billing.held_back, s.billing.held_fees) == (0, 0)
+
+
+def test_a_run_recorded_before_releases_the_fee_as_work() -> None:
+    _, _, commands = released_retainer(unpatched={PATCH_RATABLE_RELEASE})
+    release = bill_arg(steps(commands)[1])
+    assert [line.kind for line in release.charges] == ["release"]
+    assert release.revenue is not None and release.revenue.method == "as_invoiced"
 
 
 # ------------------------------------------------------------------ amendments
