@@ -31,6 +31,8 @@ from connectors.records import (
     LegalEntity,
     PsaProject,
     RevenueEntry,
+    TaxDocument,
+    TaxDocumentIn,
     TaxQuote,
     TimeEntry,
 )
@@ -197,6 +199,14 @@ class TaxPort(Closeable, Protocol):
         lines: list[tuple[str, Decimal]],
         document_id: str,
     ) -> TaxQuote: ...
+
+    async def create_or_adjust(
+        self, document: TaxDocumentIn, *, idempotency_key: str
+    ) -> TaxDocument: ...
+
+    async def commit_document(
+        self, company: str, code: str, *, idempotency_key: str
+    ) -> TaxDocument: ...
 
 
 class PaymentsPort(Closeable, Protocol):

@@ -108,6 +108,10 @@ class Validated(BaseModel):
     ancestors: list[str] = Field(default_factory=list)
     #: The IANA time zone in which the legal entity's billing periods end (configuration).
     time_zone: str = "UTC"
+    #: The legal entity's country (the ERP's), where its sales ship from for tax.
+    legal_entity_country: str | None = None
+    #: The customer's tax registration (VAT) number: the CRM account's, else the contract's.
+    customer_tax_id: str | None = None
 
 
 class CreatedRef(BaseModel):
@@ -163,6 +167,9 @@ class BillPeriodInput(StepInput):
     functional_currency: str | None = None
     country: str
     region: str | None = None
+    #: Sent to the tax engine, which reverse-charges a cross-border B2B sale on them.
+    customer_tax_id: str | None = None
+    seller_country: str | None = None
     payment_terms_days: int
     expenses_billable: bool
     expense_markup_percent: Decimal = Decimal(0)
@@ -223,6 +230,8 @@ class CreditNoteInput(StepInput):
     legal_entity: str
     country: str
     region: str | None = None
+    customer_tax_id: str | None = None
+    seller_country: str | None = None
     on: date
     erp_contract_id: str | None = None
     #: Revenue to reverse with the credit (time and materials: revenue follows the invoice).
