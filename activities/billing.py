@@ -238,8 +238,7 @@ class BillingActivities(StepActivities):
                     )
                     for line in lines
                 ],
-            ),
-            idempotency_key=idempotency_key("invoice", step.reference, "tax"),
+            )
         )
         tax_by_line = {line.line_id: document.tax_of(line.line_id) for line in lines}
         subtotal = money_sum([line.amount for line in lines], step.currency)
@@ -267,8 +266,9 @@ class BillingActivities(StepActivities):
             "subtotal": format(subtotal, "f"),
             "tax": format(total_tax, "f"),
             "total": format(total, "f"),
-            "notes": document.messages,
         }
+        if document.messages:
+            body["notes"] = document.messages
         functional = step.functional_currency
         if functional and functional != step.currency:
             # Reported in the legal entity's books at the ERP's rate of the invoice date.

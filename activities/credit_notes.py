@@ -68,9 +68,7 @@ class CreditNoteActivities(StepActivities):
                 ],
                 reference_code=invoice_tax_code(invoice.reference) if invoice.reference else None,
             )
-            quote = await engine.create_or_adjust(
-                document, idempotency_key=idempotency_key("credit-note", step.credit_note_id, "tax")
-            )
+            quote = await engine.create_or_adjust(document)
             try:
                 tax = credit_note_tax(
                     invoice_subtotal=invoice.subtotal,
@@ -93,10 +91,7 @@ class CreditNoteActivities(StepActivities):
             if -tax != quote.total_tax:
                 [line] = document.lines
                 document.lines = [line.model_copy(update={"tax_amount": -tax})]
-                await engine.create_or_adjust(
-                    document,
-                    idempotency_key=idempotency_key("credit-note", step.credit_note_id, "tax-left"),
-                )
+                await engine.create_or_adjust(document)
             note = await erp.create_credit_note(
                 step.invoice_id,
                 {

@@ -33,7 +33,6 @@ from connectors.records import (
     RevenueEntry,
     TaxDocument,
     TaxDocumentIn,
-    TaxQuote,
     TimeEntry,
 )
 
@@ -188,21 +187,7 @@ class PsaPort(Closeable, Protocol):
 class TaxPort(Closeable, Protocol):
     async def validate_address(self, country: str, region: str | None) -> str: ...
 
-    async def calculate(
-        self,
-        *,
-        country: str,
-        region: str | None,
-        legal_entity: str,
-        currency: str,
-        on: date,
-        lines: list[tuple[str, Decimal]],
-        document_id: str,
-    ) -> TaxQuote: ...
-
-    async def create_or_adjust(
-        self, document: TaxDocumentIn, *, idempotency_key: str
-    ) -> TaxDocument: ...
+    async def create_or_adjust(self, document: TaxDocumentIn) -> TaxDocument: ...
 
     async def commit_document(
         self, company: str, code: str, *, idempotency_key: str

@@ -251,20 +251,6 @@ class Expense(Record):
     currency: str
 
 
-class TaxLine(Record):
-    line_id: str
-    taxable_amount: Money
-    rate: Decimal
-    tax_amount: Money
-
-
-class TaxQuote(Record):
-    jurisdiction_code: str
-    rate: Decimal
-    lines: list[TaxLine]
-    total_tax: Money
-
-
 class TaxDocumentLineIn(BaseModel):
     """A line of a tax document c2c asks for: ``tax_amount`` overrides the engine's tax."""
 

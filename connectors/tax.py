@@ -1,4 +1,4 @@
-"""Tax engine connector: address validation, tax per invoice line, and tax documents.
+"""Tax engine connector: address validation, and tax documents taxed line by line.
 
 Tax documents follow Avalara AvaTax REST v2 (CreateOrAdjustTransaction, CommitTransaction):
 the fields c2c sends and where each comes from are in docs/vendors.md.
@@ -7,13 +7,11 @@ the fields c2c sends and where each comes from are in docs/vendors.md.
 from __future__ import annotations
 
 import hashlib
-from datetime import date
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 from connectors.http import HttpConnector
-from connectors.records import TaxDocument, TaxDocumentIn, TaxDocumentLine, TaxQuote
+from connectors.records import TaxDocument, TaxDocumentIn, TaxDocumentLine
 
 #: AvaTax limits a document's code to 50 characters.
 CODE_MAX = 50
@@ -60,35 +58,12 @@ class HttpTax(HttpConnector):
         )
         return str(body["jurisdiction_code"])
 
-    async def calculate(
-        self,
-        *,
-        country: str,
-        region: str | None,
-        legal_entity: str,
-        currency: str,
-        on: date,
-        lines: list[tuple[str, Decimal]],
-        document_id: str,
-    ) -> TaxQuote:
-        return await self.send(
-            TaxQuote,
-            "POST",
-            "/calculate",
-            json={
-                "document_id": document_id,
-                "customer": {"country": country, "region": region},
-                "legal_entity": legal_entity,
-                "currency": currency,
-                "date": on.isoformat(),
-                "lines": [{"line_id": lid, "amount": format(amt, "f")} for lid, amt in lines],
-            },
-        )
+    async def create_or_adjust(self, document: TaxDocumentIn) -> TaxDocument:
+        """CreateOrAdjustTransaction: the document with ``document.code``, made or adjusted.
 
-    async def create_or_adjust(
-        self, document: TaxDocumentIn, *, idempotency_key: str
-    ) -> TaxDocument:
-        """CreateOrAdjustTransaction: the document with ``document.code``, made or adjusted."""
+        An upsert keyed by the code, as AvaTax's is: the same document again changes nothing,
+        and a step that prices again after a refusal adjusts the one document.
+        """
         ship_from = (
             {"shipFrom": {"country": document.ship_from_country}}
             if document.ship_from_country
@@ -136,7 +111,6 @@ class HttpTax(HttpConnector):
             "POST",
             "/transactions/createoradjust",
             json={"createTransactionModel": model},
-            idempotency_key=idempotency_key,
         )
         return _document(body)
 

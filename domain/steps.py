@@ -46,8 +46,9 @@ RECORD_ARRIVAL_ORDER = "record_arrival_order"
 
 #: The system whose task queue (and so whose rate limit) each step runs under. A step that
 #: calls several systems runs under the one that limits it: the ERP, whose API allows one
-#: pool of calls per account. Validation and billing also call the tax engine (and billing the
-#: PSA), closing and amendments the PSA: those calls come with the ERP call they belong to.
+#: pool of calls per account. Validation, billing and credit notes also call the tax engine
+#: (and billing the PSA), closing and amendments the PSA: those calls come with the ERP call
+#: they belong to.
 #: No step calls the payment gateway (payments arrive by webhook), and none calls the tax
 #: engine alone. Steps not listed (c2c's own ledger) run on the workflows' queue.
 STEP_SYSTEM_QUEUE: dict[str, System] = {
