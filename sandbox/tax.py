@@ -14,14 +14,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, StringConstraints
 from pydantic import Field as PydanticField
 from sqlmodel import Field, Session, col, select
 
 from sandbox.db import Db, DecimalText, Row, get_or_404
 from sandbox.errors import duplicate, invalid
 from sandbox.paging import PageQuery, equal_to, paginate
-from sandbox.schemas import Body, Country, Currency, Key, check_amount, day, dec
+from sandbox.schemas import Body, Country, Key, day, dec
 
 router = APIRouter(tags=["tax"])
 
@@ -34,10 +34,27 @@ CURRENCY_DECIMALS: dict[str, int] = {"JPY": 0, "KRW": 0}
 DEFAULT_DECIMALS = 2
 
 
+#: An ISO 4217 currency code; the engine taxes in any, at its minor unit.
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
 def round_tax(amount: Decimal, currency: str) -> Decimal:
     """``amount`` rounded half-up (away from zero) to ``currency``'s minor unit."""
     places = CURRENCY_DECIMALS.get(currency, DEFAULT_DECIMALS)
     return amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def check_amount(amount: Decimal, currency: str, field: str, *, signed: bool = False) -> Decimal:
+    """``amount`` as given, or ``422 invalid_amount`` naming ``field`` when it has more
+    decimals than ``currency``'s minor unit, is not finite, or (unless ``signed``) negative."""
+    if not amount.is_finite() or round_tax(amount, currency) != amount:
+        places = CURRENCY_DECIMALS.get(currency, DEFAULT_DECIMALS)
+        raise invalid(
+            "invalid_amount", f"{amount} has more decimal places than {currency} ({places})", field
+        )
+    if amount < 0 and not signed:
+        raise invalid("invalid_amount", "must not be negative", field)
+    return round_tax(amount, currency)
 
 
 def _no_float(value: Any) -> Any:

@@ -41,8 +41,8 @@ from sqlmodel import Field, Session, col, select
 from sandbox.db import Db, Row, UtcDateTime, utcnow
 from sandbox.errors import duplicate, invalid, not_found
 from sandbox.paging import PageQuery, equal_to, paginate
-from sandbox.schemas import Body, Country, Currency, check_amount, dec, fingerprint, timestamp
-from sandbox.tax import rate_on, resolve, round_tax
+from sandbox.schemas import Body, Country, dec, fingerprint, timestamp
+from sandbox.tax import Currency, check_amount, rate_on, resolve, round_tax
 
 router = APIRouter(tags=["tax"])
 
