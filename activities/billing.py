@@ -37,7 +37,7 @@ from domain.pricing import (
     number_lines,
 )
 from domain.steps import BILL_PERIOD, BillPeriodInput, BillPeriodResult, RevenuePlan
-from domain.tax import tax_code
+from domain.tax import apply_tax, tax_code
 from ledger import BillingStartIn, InvoiceIssuedIn
 
 _STATUS = {"void": "credited"}
@@ -240,10 +240,17 @@ class BillingActivities(StepActivities):
                 ],
             )
         )
-        tax_by_line = {line.line_id: document.tax_of(line.line_id) for line in lines}
-        subtotal = money_sum([line.amount for line in lines], step.currency)
-        total_tax = money_sum(list(tax_by_line.values()), step.currency)
-        total = subtotal + total_tax
+        try:
+            taxed = apply_tax(
+                [(line.line_id, line.amount) for line in lines],
+                {line.number: line.tax for line in document.lines},
+                step.currency,
+            )
+        except ValueError as exc:
+            raise business_error(
+                Rejection(system="tax", code="incomplete_tax", message=str(exc), field="lines")
+            ) from exc
+        subtotal, total_tax = taxed.subtotal, taxed.tax
         body: dict[str, object] = {
             "contract_id": step.contract_id,
             "reference": step.reference,
@@ -259,13 +266,13 @@ class BillingActivities(StepActivities):
             "lines": [
                 {
                     **line.model_dump(mode="json", exclude_none=True),
-                    "tax_amount": format(tax_by_line[line.line_id], "f"),
+                    "tax_amount": format(taxed.line_taxes[line.line_id], "f"),
                 }
                 for line in lines
             ],
             "subtotal": format(subtotal, "f"),
             "tax": format(total_tax, "f"),
-            "total": format(total, "f"),
+            "total": format(taxed.total, "f"),
         }
         if document.messages:
             body["notes"] = document.messages
@@ -288,7 +295,7 @@ class BillingActivities(StepActivities):
                 "exchange_rate": "1",
                 "functional_subtotal": format(subtotal, "f"),
                 "functional_tax": format(total_tax, "f"),
-                "functional_total": format(total, "f"),
+                "functional_total": format(taxed.total, "f"),
             }
         return await erp.create_invoice(
             body, idempotency_key=idempotency_key("invoice", step.reference)

@@ -308,9 +308,6 @@ class TaxDocument(Record):
     #: Mentions the engine requires on the invoice (a reverse charge's legal text).
     messages: list[str] = []
 
-    def tax_of(self, number: str) -> Decimal:
-        return next(line.tax for line in self.lines if line.number == number)
-
 
 class GatewayPayment(Record):
     payment_id: str

@@ -1,4 +1,5 @@
-"""Tax on c2c's documents: the tax code of each invoice line, and the tax of a credit note.
+"""Tax on c2c's documents: the tax code of each invoice line, the tax an invoice carries, and
+the tax of a credit note.
 
 The tax engine computes tax; c2c decides only what no engine can know alone. A credit note is
 one of several against the same invoice, and each is rounded on its own: left to the engine,
@@ -11,9 +12,12 @@ the subtotal takes exactly the tax that remains.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
-from domain.money import MoneyError, check_minor_units
+from pydantic import BaseModel
+
+from domain.money import Money, MoneyError, check_minor_units
 
 ZERO = Decimal(0)
 
@@ -35,6 +39,39 @@ DEFAULT_TAX_CODE = "SV-PROFESSIONAL"
 def tax_code(kind: str) -> str:
     """The tax code of an invoice line of ``kind``."""
     return TAX_CODES.get(kind, DEFAULT_TAX_CODE)
+
+
+class TaxedInvoice(BaseModel):
+    """An invoice's figures once taxed: the tax of each line, and the sums."""
+
+    line_taxes: dict[str, Money]
+    subtotal: Money
+    tax: Money
+    total: Money
+
+
+def apply_tax(
+    lines: Sequence[tuple[str, Decimal]], line_taxes: Mapping[str, Decimal], currency: str
+) -> TaxedInvoice:
+    """The invoice of ``lines`` (line id, amount before tax) with the engine's tax per line:
+    the invoice's tax is the sum of its lines' taxes, each rounded by the engine on its own.
+
+    Raises:
+        ValueError: the engine gave no tax for a line, or a tax with more decimals than
+            ``currency``.
+    """
+    missing = [line_id for line_id, _ in lines if line_id not in line_taxes]
+    if missing:
+        raise ValueError(f"the tax engine gave no tax for line(s) {', '.join(missing)}")
+    taxes: dict[str, Decimal] = {}
+    for line_id, _ in lines:
+        try:
+            taxes[line_id] = check_minor_units(line_taxes[line_id], currency)
+        except MoneyError as exc:
+            raise ValueError(f"tax of line {line_id}: {exc}") from None
+    subtotal = sum((amount for _, amount in lines), ZERO)
+    tax = sum(taxes.values(), ZERO)
+    return TaxedInvoice(line_taxes=taxes, subtotal=subtotal, tax=tax, total=subtotal + tax)
 
 
 def credit_note_tax(

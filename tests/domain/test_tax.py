@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from domain.collections import CashBook
 from domain.money import minor_units, round_money
-from domain.tax import credit_note_tax, tax_code
+from domain.tax import apply_tax, credit_note_tax, tax_code
 
 EXAMPLES = settings(max_examples=300, deadline=None)
 CURRENCIES = st.sampled_from(["USD", "EUR", "JPY"])
@@ -231,3 +231,29 @@ def test_tax_codes_by_line_kind() -> None:
     assert tax_code("time") == tax_code("milestone") == "SV-PROFESSIONAL"
     assert tax_code("expense") == "SV-EXPENSE"
     assert tax_code("something new") == "SV-PROFESSIONAL"
+
+
+def test_an_invoice_carries_the_sum_of_its_lines_taxes() -> None:
+    taxed = apply_tax(
+        [("1", Decimal("1645.55")), ("2", Decimal("1645.56"))],
+        {"1": Decimal("119.30"), "2": Decimal("119.30"), "other": Decimal("5.00")},
+        "USD",
+    )
+    assert (taxed.subtotal, taxed.tax, taxed.total) == (
+        Decimal("3291.11"),
+        Decimal("238.60"),
+        Decimal("3529.71"),
+    )
+    assert taxed.line_taxes == {"1": Decimal("119.30"), "2": Decimal("119.30")}
+
+
+@pytest.mark.parametrize(
+    ("taxes", "message"),
+    [
+        ({"1": Decimal("1.00")}, "no tax for line"),
+        ({"1": Decimal("1.00"), "2": Decimal("0.5")}, "tax of line 2"),
+    ],
+)
+def test_an_invoice_refuses_taxes_it_cannot_carry(taxes: dict[str, Decimal], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        apply_tax([("1", Decimal(10)), ("2", Decimal(5))], taxes, "JPY")
