@@ -342,19 +342,7 @@ def create_or_adjust(body: CreateOrAdjustIn, db: Db) -> dict[str, Any] | JSONRes
         content = compute(session, model)
         existing = _find(session, model.companyCode, model.code)
         if existing is None:
-            document = TaxDocument(
-                company_code=model.companyCode,
-                code=model.code,
-                type=model.type,
-                status=status,
-                content={**content, "adjustmentReason": "NotAdjusted"},
-                request_hash=request_hash,
-                created_at=now,
-                modified_at=now,
-            )
-            session.add(document)
-            session.flush()
-            return document_out(document)
+            return _add(session, model, content, status, request_hash)
         _refuse_cancelled(existing, "adjusted")
         if existing.type != model.type:
             raise invalid(
@@ -459,20 +447,31 @@ def refund_document(
                     body.refundTransactionCode,
                 )
             return JSONResponse(document_out(existing), status_code=200)
-        now = utcnow()
-        document = TaxDocument(
-            company_code=company_code,
-            code=model.code,
-            type=model.type,
-            status="Committed",
-            content={**compute(session, model), "adjustmentReason": "NotAdjusted"},
-            request_hash=request_hash,
-            created_at=now,
-            modified_at=now,
-        )
-        session.add(document)
-        session.flush()
-        return document_out(document)
+        return _add(session, model, compute(session, model), "Committed", request_hash)
+
+
+def _add(
+    session: Session,
+    model: CreateTransactionIn,
+    content: dict[str, Any],
+    status: str,
+    request_hash: str,
+) -> dict[str, Any]:
+    """A new document of ``model``, as the API shows it."""
+    now = utcnow()
+    document = TaxDocument(
+        company_code=model.companyCode,
+        code=model.code,
+        type=model.type,
+        status=status,
+        content={**content, "adjustmentReason": "NotAdjusted"},
+        request_hash=request_hash,
+        created_at=now,
+        modified_at=now,
+    )
+    session.add(document)
+    session.flush()
+    return document_out(document)
 
 
 def _refund_lines(sale: TaxDocument, body: RefundIn) -> list[dict[str, Any]]:
