@@ -123,4 +123,5 @@ async def test_a_reverse_charge_comes_back_as_the_invoice_mention(tax: HttpTax) 
 
 async def test_the_crm_gives_the_accounts_tax_number(crm: HttpCrm) -> None:
     assert (await crm.get_account("INITECH-DE")).tax_id == "DE123456789"
-    assert (await crm.get_account("UMBRELLA-JP")).tax_id is None
+    assert (await crm.get_account("UMBRELLA-JP")).tax_id == "T1234567890123"
+    assert (await crm.get_account("ACME-HOLD")).tax_id is None
