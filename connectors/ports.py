@@ -31,7 +31,8 @@ from connectors.records import (
     LegalEntity,
     PsaProject,
     RevenueEntry,
-    TaxQuote,
+    TaxDocument,
+    TaxDocumentIn,
     TimeEntry,
 )
 
@@ -194,17 +195,11 @@ class PsaPort(Closeable, Protocol):
 class TaxPort(Closeable, Protocol):
     async def validate_address(self, country: str, region: str | None) -> str: ...
 
-    async def calculate(
-        self,
-        *,
-        country: str,
-        region: str | None,
-        legal_entity: str,
-        currency: str,
-        on: date,
-        lines: list[tuple[str, Decimal]],
-        document_id: str,
-    ) -> TaxQuote: ...
+    async def create_or_adjust(self, document: TaxDocumentIn) -> TaxDocument: ...
+
+    async def commit_document(
+        self, company: str, code: str, *, idempotency_key: str
+    ) -> TaxDocument: ...
 
 
 class PaymentsPort(Closeable, Protocol):

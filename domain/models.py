@@ -218,8 +218,20 @@ class ContractApproved(Model):
         return self.not_to_exceed or Decimal(0)
 
 
+def _changes_something_in_schema(schema: dict[str, Any]) -> None:
+    _not_blank_in_schema(schema)
+    schema["anyOf"] = [
+        {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+        for name in ("name", "amount", "due_date")
+    ]
+
+
 class MilestoneChange(Model):
     """A change to a milestone not yet invoiced: the fields given replace the milestone's."""
+
+    model_config = ConfigDict(
+        **{**Model.model_config, "json_schema_extra": _changes_something_in_schema}
+    )
 
     milestone_id: str = Identifier
     name: str | None = Field(default=None, min_length=1, max_length=200)

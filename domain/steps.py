@@ -47,8 +47,9 @@ RECORD_ARRIVAL_ORDER = "record_arrival_order"
 
 #: The system whose task queue (and so whose rate limit) each step runs under. A step that
 #: calls several systems runs under the one that limits it: the ERP, whose API allows one
-#: pool of calls per account. Validation and billing also call the tax engine (and billing the
-#: PSA), closing and amendments the PSA: those calls come with the ERP call they belong to.
+#: pool of calls per account. Validation, billing and credit notes also call the tax engine
+#: (and billing the PSA), closing and amendments the PSA: those calls come with the ERP call
+#: they belong to.
 #: No step calls the payment gateway (payments arrive by webhook), and none calls the tax
 #: engine alone. Steps not listed (c2c's own ledger) run on the workflows' queue.
 STEP_SYSTEM_QUEUE: dict[str, System] = {
@@ -110,6 +111,10 @@ class Validated(BaseModel):
     ancestors: list[str] = Field(default_factory=list)
     #: The IANA time zone in which the legal entity's billing periods end (configuration).
     time_zone: str = "UTC"
+    #: The legal entity's country (the ERP's), where its sales ship from for tax.
+    legal_entity_country: str | None = None
+    #: The customer's tax registration (VAT) number: the CRM account's, else the contract's.
+    customer_tax_id: str | None = None
 
 
 class CreatedRef(BaseModel):
@@ -165,6 +170,9 @@ class BillPeriodInput(StepInput):
     functional_currency: str | None = None
     country: str
     region: str | None = None
+    #: Sent to the tax engine, which reverse-charges a cross-border B2B sale on them.
+    customer_tax_id: str | None = None
+    seller_country: str | None = None
     payment_terms_days: int
     expenses_billable: bool
     expense_markup_percent: Decimal = Decimal(0)
@@ -225,6 +233,8 @@ class CreditNoteInput(StepInput):
     legal_entity: str
     country: str
     region: str | None = None
+    customer_tax_id: str | None = None
+    seller_country: str | None = None
     on: date
     erp_contract_id: str | None = None
     #: Revenue to reverse with the credit (time and materials: revenue follows the invoice).

@@ -401,6 +401,8 @@ def _bill(
             functional_currency=validated.functional_currency if validated else None,
             country=c.customer.country,
             region=c.customer.region,
+            customer_tax_id=validated.customer_tax_id if validated else None,
+            seller_country=validated.legal_entity_country if validated else None,
             payment_terms_days=c.payment_terms_days,
             expenses_billable=c.expenses_billable and through_date is not None,
             expense_markup_percent=c.expense_markup_percent,

@@ -323,6 +323,8 @@ def issue_credit(
             legal_entity=c.legal_entity,
             country=c.customer.country,
             region=c.customer.region,
+            customer_tax_id=s.validated.customer_tax_id if s.validated else None,
+            seller_country=s.validated.legal_entity_country if s.validated else None,
             on=now().date(),
             erp_contract_id=s.refs.get("erp_contract_id"),
             revenue=plan,

@@ -244,6 +244,13 @@ async def test_an_unknown_query_parameter_is_refused_not_ignored(api: httpx.Asyn
     assert_error(response, 422, "validation_error", "limit")
 
 
+async def test_a_query_parameter_given_twice_is_refused(api: httpx.AsyncClient) -> None:
+    # Only the last would count: a script filtering on the first would read the wrong list.
+    response = await api.get("/api/contracts", params=[("stage", "on_hold"), ("stage", "active")])
+    assert_error(response, 422, "validation_error", "stage")
+    assert response.json()["error"]["message"] == "stage: given more than once"
+
+
 async def test_the_openapi_document_declares_the_error_shape(api: httpx.AsyncClient) -> None:
     document = (await api.get("/openapi.json")).json()
     error = {"$ref": "#/components/schemas/ErrorBody"}
