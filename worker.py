@@ -186,7 +186,7 @@ async def run_worker(settings: Settings | None = None, *, queues: list[str] | No
 
 def main() -> None:
     """``python worker.py``: exactly ``c2c worker``, with its signal handling and errors."""
-    from starter.cli import main as c2c
+    from starter.cli.main import main as c2c
 
     c2c(["worker"])
 

@@ -395,7 +395,7 @@ def instrument_api(app: FastAPI) -> None:
     from fastapi import Depends, Response
 
     from ledger import get_ledger
-    from starter.context import ApiContext, api_context
+    from starter.api.context import ApiContext, api_context
 
     def metrics(context: ApiContext = Depends(api_context)) -> Response:
         """Prometheus metrics of this API process and the ledger's gauges."""

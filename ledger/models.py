@@ -192,7 +192,7 @@ class InboundEvent(LedgerTable, table=True):
     reason: str | None = Field(default=None, sa_type=Text)
     #: The raw JSON as verified on arrival: a replay processes exactly this.
     body: str = Field(sa_type=Text)
-    #: SHA-256 of the body's content (``starter.dead_letters.body_digest``): a later delivery
+    #: SHA-256 of the body's content (``starter.ops.dead_letters.body_digest``): a later delivery
     #: with the same event id and another digest is a conflict, not a duplicate. ``NULL`` for
     #: events recorded before digests were kept; their body is compared instead.
     body_digest: str | None = Field(default=None, max_length=64)

@@ -56,7 +56,7 @@ from domain.names import (
     contract_workflow_id,
 )
 from ledger import Ledger, get_ledger
-from starter.contracts import get_status
+from starter.api.contracts import get_status
 from tests.starter.helpers import captured_logs
 from tests.support import WEBHOOK_SECRET, approval_payload, serve
 from worker import contract_worker

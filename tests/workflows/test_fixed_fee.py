@@ -14,9 +14,9 @@ from temporalio.client import Client
 from c2c.settings import Settings
 from domain.models import Amendment, ClosePeriod, MilestoneCompleted
 from ledger import Ledger
-from starter.contracts import close_period_for, complete_milestone
-from starter.exception_queue import get_exception, resolve
-from starter.updates import amend
+from starter.api.contracts import close_period_for, complete_milestone
+from starter.api.updates import amend
+from starter.ops.exception_queue import get_exception, resolve
 from tests.workflows.billing_helpers import erp_balances, pay, replay, start_active, wait_invoices
 from tests.workflows.helpers import items, wait_for
 

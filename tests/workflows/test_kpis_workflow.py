@@ -17,8 +17,8 @@ from temporalio.client import Client
 from c2c.settings import Settings
 from domain.models import ClosePeriod, ResolveException
 from ledger import Ledger
-from starter.contracts import close_period_for, resolve_exception, start_contract
-from starter.kpis import build_report
+from starter.api.contracts import close_period_for, resolve_exception, start_contract
+from starter.api.kpis import build_report
 from tests.workflows.helpers import add_time, approval, wait_for, wait_stage
 
 pytestmark = pytest.mark.usefixtures("worker")

@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 from c2c.settings import Settings
 from domain.models import ClosePeriod, TerminateContract
-from starter.contracts import close_period_for, terminate_contract
+from starter.api.contracts import close_period_for, terminate_contract
 from tests.workflows.billing_helpers import erp_balances, pay, replay, start_active, wait_invoices
 from tests.workflows.helpers import add_time, items, wait_for
 
