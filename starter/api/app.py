@@ -17,13 +17,13 @@ from temporalio.client import Client
 from c2c.logs import configure_logging, get_logger
 from c2c.loops import resolve as event_loop_named
 from c2c.settings import Settings, get_settings
-from c2c.telemetry import instrument_api
 from c2c.temporal import converter_for
 from c2c.tracing import configure_tracing, fastapi_telemetry
 from starter.api import codec, kpis, routes, webhooks
 from starter.api.auth import TokenTable
 from starter.api.context import ApiContext, api_context
 from starter.api.errors import install_error_handlers
+from starter.api.metrics import instrument_api
 from starter.api.middleware import MAX_BODY_BYTES, BodySizeLimit, RequestLog
 from starter.dashboard import pages as dashboard
 from starter.ops.event_queue import EventQueue

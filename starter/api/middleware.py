@@ -15,9 +15,9 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from c2c.logs import get_logger
-from c2c.telemetry import record_request
 from domain.names import contract_workflow_id
 from starter.api.errors import REQUEST_ID_HEADER, ApiError
+from starter.api.metrics import record_request
 
 log = get_logger("c2c.api")
 

@@ -23,7 +23,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from c2c import json_input
 from c2c.logs import get_logger
 from c2c.signing import SignatureError, verify
-from c2c.telemetry import record_webhook
 from domain.errors import BusinessError, TransientError
 from domain.models import (
     Amendment,
@@ -42,6 +41,7 @@ from starter.api.contracts import (
     start_contract,
 )
 from starter.api.errors import ApiError, error_responses, from_validation, invalid_field
+from starter.api.metrics import record_webhook
 from starter.api.middleware import bind_contract
 from starter.api.updates import amend
 from starter.ops import dead_letters

@@ -26,11 +26,11 @@ from datetime import timedelta
 from starlette.concurrency import run_in_threadpool
 
 from c2c.logs import get_logger
-from c2c.telemetry import record_queued_event
 from ledger import InboundEvent, InboundSource, Ledger
 from ledger.inbound import DEFAULT_CLAIM
 from starter.api.context import ApiContext
 from starter.api.errors import ApiError
+from starter.api.metrics import record_queued_event
 from starter.ops import dead_letters
 from starter.ops.dead_letters import Processor
 
