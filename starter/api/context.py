@@ -1,5 +1,4 @@
-"""What the API's handlers share: settings, the Temporal client, the ledger, the systems'
-clients.
+"""What the API's handlers share: settings, the Temporal client, the ledger.
 
 Each is made on first use, so the API starts (and answers ``/healthz``) while Temporal or the
 database is still coming up; ``/readyz`` tells when Temporal is reachable.
@@ -21,7 +20,6 @@ from c2c.temporal import connect
 from starter.api.errors import ApiError
 
 if TYPE_CHECKING:
-    from connectors.erp import HttpErp
     from connectors.registry import Connectors
     from ledger import Ledger
     from starter.ops.dead_letters import WaitingRecorder
@@ -46,7 +44,6 @@ class ApiContext:
         self._client = client
         self._lock = asyncio.Lock()
         self._ledger: Ledger | None = None
-        self._erp: HttpErp | None = None
         self._connectors: Connectors | None = None
         #: The event queue, when ``C2C_WEBHOOK_QUEUE`` is on (set by the app factory).
         self.event_queue: EventQueue | None = None
@@ -95,16 +92,6 @@ class ApiContext:
             self._ledger = await run_in_threadpool(get_ledger, self.settings.ledger_url)
         return self._ledger
 
-    def erp(self) -> HttpErp:
-        """A client of the ERP, to look up invoices the ledger does not know."""
-        if self._erp is None:
-            from connectors.erp import HttpErp
-
-            self._erp = HttpErp(
-                self.settings.system_url("erp"), timeout_s=self.settings.connector_timeout_s
-            )
-        return self._erp
-
     def connectors(self) -> Connectors:
         """The configured clients of every system, made once and shared by requests (the KPI
         report reads the PSA on every dashboard refresh)."""
@@ -116,9 +103,6 @@ class ApiContext:
 
     async def aclose(self) -> None:
         """Release connections made by this context."""
-        if self._erp is not None:
-            await self._erp.aclose()
-            self._erp = None
         if self._connectors is not None:
             await self._connectors.aclose()
             self._connectors = None

@@ -23,7 +23,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from c2c import json_input
 from c2c.logs import get_logger
 from c2c.signing import SignatureError, verify
-from domain.errors import BusinessError, TransientError
 from domain.models import (
     Amendment,
     AmendmentResult,
@@ -474,22 +473,11 @@ async def payments_webhook(
 
 
 async def contract_of_invoice(context: ApiContext, invoice_id: str) -> str | None:
-    """The contract an invoice bills: from the ledger, else from the ERP itself.
+    """The contract an invoice bills, from the ledger's cross-references.
 
-    The ERP is asked too because a payment can arrive before the ledger has recorded an
-    invoice that was just issued.
-
-    Raises:
-        ApiError: ``503`` if the ERP cannot answer now (the sender retries).
+    The billing activity records each invoice it issues. A payment of an invoice the ledger
+    does not know is refused, and kept as a dead letter that an operator can replay once the
+    invoice is recorded; the API asks no system itself.
     """
     ledger = await context.ledger()
-    found = await run_in_threadpool(ledger.find_contract_by_xref, System.ERP, "invoice", invoice_id)
-    if found is not None:
-        return found
-    try:
-        invoice = await context.erp().get_invoice(invoice_id)
-    except TransientError:
-        raise ApiError(503, "erp_unavailable", "the ERP did not answer; try again") from None
-    except BusinessError:
-        return None
-    return invoice.contract_id if invoice else None
+    return await run_in_threadpool(ledger.find_contract_by_xref, System.ERP, "invoice", invoice_id)
