@@ -254,6 +254,29 @@ class PaymentFact(LedgerTable, table=True):
     recorded_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class UnbilledTimeRecord(LedgerTable, table=True):
+    """A contract's approved, billable time not yet invoiced, in one month of work, priced at
+    the contract's rates: the read model behind the unbilled-time KPI.
+
+    The billing activity reads the PSA after each invoice and replaces the contract's rows, so
+    they say what was unbilled when the contract was last billed (``read_at``).
+    """
+
+    __tablename__ = "ledger_unbilled_time"
+
+    #: ``contract_id:YYYY-MM``.
+    row_key: str = Field(primary_key=True, max_length=300)
+    contract_id: str = Field(index=True)
+    #: The month the work was done in (``YYYY-MM``).
+    work_month: str
+    currency: str
+    hours: Decimal = Field(sa_type=DecimalString)
+    value: Decimal = Field(sa_type=DecimalString)
+    #: Hours of roles without a rate on their work date: counted in ``hours``, not valued.
+    unpriced_hours: Decimal = Field(sa_type=DecimalString)
+    read_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class CreditNoteFact(LedgerTable, table=True):
     """One credit note issued against an invoice, written once by its id."""
 
@@ -393,3 +416,14 @@ class CreditNoteFactIn(_Input):
     total: Decimal
     issued_on: date
     issued_at: AwareDatetime
+
+
+class UnbilledMonthIn(_Input):
+    """A contract's unbilled approved time in one month of work, as the billing activity read
+    it from the PSA and priced it."""
+
+    work_month: str = PydanticField(pattern=r"^\d{4}-\d{2}$")
+    currency: str = PydanticField(pattern=r"^[A-Z]{3}$")
+    hours: Decimal
+    value: Decimal
+    unpriced_hours: Decimal = Decimal(0)

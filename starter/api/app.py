@@ -72,7 +72,6 @@ def create_app(
         yield
         if context.event_queue is not None:
             await context.event_queue.stop()
-        await context.aclose()
 
     app = FastAPI(
         title="c2c",

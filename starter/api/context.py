@@ -20,7 +20,6 @@ from c2c.temporal import connect
 from starter.api.errors import ApiError
 
 if TYPE_CHECKING:
-    from connectors.registry import Connectors
     from ledger import Ledger
     from starter.ops.dead_letters import WaitingRecorder
     from starter.ops.event_queue import EventQueue
@@ -44,7 +43,6 @@ class ApiContext:
         self._client = client
         self._lock = asyncio.Lock()
         self._ledger: Ledger | None = None
-        self._connectors: Connectors | None = None
         #: The event queue, when ``C2C_WEBHOOK_QUEUE`` is on (set by the app factory).
         self.event_queue: EventQueue | None = None
         #: Records the events queued by this process (``starter.ops.dead_letters.WaitingRecorder``).
@@ -91,21 +89,6 @@ class ApiContext:
 
             self._ledger = await run_in_threadpool(get_ledger, self.settings.ledger_url)
         return self._ledger
-
-    def connectors(self) -> Connectors:
-        """The configured clients of every system, made once and shared by requests (the KPI
-        report reads the PSA on every dashboard refresh)."""
-        if self._connectors is None:
-            from connectors.registry import build_connectors
-
-            self._connectors = build_connectors(self.settings)
-        return self._connectors
-
-    async def aclose(self) -> None:
-        """Release connections made by this context."""
-        if self._connectors is not None:
-            await self._connectors.aclose()
-            self._connectors = None
 
 
 def context_of(request: Request) -> ApiContext:

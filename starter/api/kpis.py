@@ -1,8 +1,7 @@
 """``GET /api/kpis``: the contract-to-cash KPIs, for the API, the dashboard and ``c2c kpis``.
 
-The report is the ledger's read model (``ledger.kpis``) plus unbilled approved time, which the
-PSA owns and is asked for now. A PSA that does not answer leaves that one figure marked
-unavailable; every other KPI still answers.
+The report is the ledger's read model (``ledger.kpis``), unbilled approved time included: the
+billing activity reads that from the PSA after each invoice, so the API asks no system.
 """
 
 from __future__ import annotations
@@ -13,20 +12,14 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
-from c2c.logs import get_logger
 from c2c.settings import Settings
-from connectors.ports import PsaPort
-from connectors.registry import build_connectors
-from domain.errors import ConnectorError
 from domain.models import PERIOD_PATTERN
 from domain.periods import Period
 from ledger import Ledger
-from ledger.kpis import KpiReport, UnbilledTime, kpi_report, unbilled_time
+from ledger.kpis import KpiReport, kpi_report
 from starter.api.auth import authorize
 from starter.api.context import ApiContext, api_context
 from starter.api.errors import error_responses, invalid_field, known_query_only
-
-log = get_logger("c2c.kpis")
 
 router = APIRouter(
     prefix="/api",
@@ -73,50 +66,25 @@ async def build_report(
     settings: Settings,
     ledger: Ledger,
     *,
-    psa: PsaPort | None = None,
     legal_entity: str | None = None,
     period: str | None = None,
     now: datetime | None = None,
 ) -> KpiReport:
-    """The full KPI report: the ledger's figures and the PSA's unbilled time.
-
-    Args:
-        psa: The PSA client to read unbilled time with (the API shares one); without it, one
-            is made for this report and closed after it.
+    """The full KPI report, from the ledger (off the event loop).
 
     Raises:
         KpiFilterError: A filter is malformed (nothing is read).
     """
     check_filters(legal_entity, period)
-    if psa is not None:
-        unbilled = await _unbilled(psa, ledger, legal_entity, period)
-    else:
-        connectors = build_connectors(settings)
-        try:
-            unbilled = await _unbilled(connectors.psa, ledger, legal_entity, period)
-        finally:
-            await connectors.aclose()
     return await run_in_threadpool(
         lambda: kpi_report(
             ledger,
             legal_entity=legal_entity,
             period=period,
             now=now,
-            unbilled=unbilled,
             sla_hours={str(q): settings.sla_for(q) for q in settings.exception_sla_hours},
         )
     )
-
-
-async def _unbilled(
-    psa: PsaPort, ledger: Ledger, legal_entity: str | None, period: str | None
-) -> UnbilledTime:
-    try:
-        return await unbilled_time(ledger, psa, legal_entity=legal_entity, period=period)
-    except ConnectorError as exc:
-        # One system down must not blank the whole report: this figure says why it is missing.
-        log.warning("unbilled time unavailable", error=str(exc))
-        return UnbilledTime(unavailable=f"the PSA did not answer: {exc}")
 
 
 @router.get("/kpis", response_model=KpiReport, tags=["kpis"])
@@ -145,7 +113,6 @@ async def kpis(
     return await build_report(
         context.settings,
         await context.ledger(),
-        psa=context.connectors().psa,
         legal_entity=legal_entity,
         period=period,
     )

@@ -391,8 +391,6 @@ def replay(
             fail(f"{source.value} event {event_id} is a dead letter: {exc.event.reason}")
         except ApiError as exc:
             fail(f"not replayed, try again: {exc.message}")
-        finally:
-            await context.aclose()
 
     done = with_temporal(run)
     typer.echo(

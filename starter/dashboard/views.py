@@ -186,7 +186,6 @@ async def load_kpis(
         report = await build_report(
             context.settings,
             ledger,
-            psa=context.connectors().psa,
             legal_entity=legal_entity,
             period=period,
         )

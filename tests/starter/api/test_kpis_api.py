@@ -1,54 +1,30 @@
-"""``GET /api/kpis`` over real HTTP: filters, unbilled time from the sandbox PSA, auth, 422s."""
+"""``GET /api/kpis`` over real HTTP: filters, unbilled time from the ledger, auth, 422s."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 
 from c2c.settings import Settings
-from ledger import get_ledger
+from ledger import UnbilledMonthIn, get_ledger
 from starter.api.kpis import build_report
 from tests.ledger.test_kpis import contract, invoice
 from tests.starter.api.test_api import assert_error
 from tests.starter.helpers import OPERATOR_TOKEN, VIEWER_TOKEN
-from tests.workflows.helpers import add_time
 
 APPROVED = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
 
 
-async def _psa_project(sandbox: httpx.AsyncClient, contract_id: str) -> str:
-    """An active PSA project with a two-role rate card, as provisioning leaves it."""
-    created = await sandbox.post(
-        "/psa/v1/projects",
-        json={
-            "contract_id": contract_id,
-            "name": "KPI project",
-            "customer_name": "Acme Corp",
-            "erp_project_id": f"PRJ-{contract_id}",
-            "currency": "USD",
-            "start_date": "2026-10-01",
-            "end_date": "2026-12-31",
-            "project_template": "standard",
-            "rate_card": [
-                {"role": "Senior Consultant", "hourly_rate": "200.00"},
-                {"role": "Analyst", "hourly_rate": "120.00"},
-            ],
-        },
-    )
-    assert created.status_code == 201, created.text
-    project_id = str(created.json()["project_id"])
-    activated = await sandbox.post(f"/psa/v1/projects/{project_id}/activate")
-    assert activated.status_code == 200, activated.text
-    return project_id
-
-
 @pytest.fixture
-async def entity(api_settings: Settings, sandbox: httpx.AsyncClient) -> str:
-    """A legal entity of this test's own: two contracts, one with unbilled time in the PSA."""
+def entity(api_settings: Settings) -> str:
+    """A legal entity of this test's own: two contracts, one with unbilled time, as the billing
+    activity records it after the October invoice (3 h of a senior consultant at 200.00 in
+    October, 2 h of an analyst at 120.00 in November)."""
     code = f"K{uuid.uuid4().hex[:6].upper()}"
     ledger = get_ledger(api_settings.ledger_url)
     first, second = f"{code}-A", f"{code}-B"
@@ -57,13 +33,15 @@ async def entity(api_settings: Settings, sandbox: httpx.AsyncClient) -> str:
     invoice(
         ledger, first, "2026-10", "1000.00", date(2026, 11, 2), cycle_hours=2, legal_entity=code
     )
-    project = await _psa_project(sandbox, first)
-    ledger.record_xref(first, "psa", "project", project)
-    await add_time(sandbox, project, "Senior Consultant", "2026-10-20", "3")
-    await add_time(sandbox, project, "Analyst", "2026-11-03", "2")
-    # Not approved, or not billable: not unbilled approved time.
-    await add_time(sandbox, project, "Analyst", "2026-10-21", "5", approved=False)
-    await add_time(sandbox, project, "Analyst", "2026-10-22", "7", billable=False)
+    months = [
+        UnbilledMonthIn(
+            work_month="2026-10", currency="USD", hours=Decimal(3), value=Decimal("600.00")
+        ),
+        UnbilledMonthIn(
+            work_month="2026-11", currency="USD", hours=Decimal(2), value=Decimal("240.00")
+        ),
+    ]
+    ledger.record_unbilled_time(first, months, datetime(2026, 11, 2, tzinfo=UTC))
     return code
 
 
@@ -148,15 +126,12 @@ async def test_a_viewer_may_read_the_kpis(secured_api_url: str) -> None:
             assert response.status_code == 200, response.text
 
 
-async def test_a_psa_that_does_not_answer_leaves_only_unbilled_time_missing(
-    api_settings: Settings, entity: str
-) -> None:
-    # Port 9 (discard) on loopback: nothing listens, so every PSA call fails to connect.
+async def test_the_report_asks_no_system(api_settings: Settings, entity: str) -> None:
+    # Port 9 (discard) on loopback: nothing listens, so any call to a system would fail.
     down = api_settings.model_copy(
         update={"sandbox_url": "http://127.0.0.1:9", "connector_quick_retries": 0}
     )
     report = await build_report(down, get_ledger(down.ledger_url), legal_entity=entity)
-    assert report.unbilled_time.unavailable is not None
-    assert "PSA" in report.unbilled_time.unavailable
-    assert report.unbilled_time.by_contract == []
+    assert report.unbilled_time.unavailable is None
+    assert report.unbilled_time.hours == Decimal(5)
     assert report.project_setup.count == 2

@@ -73,7 +73,7 @@ def test_the_report_as_json(cli_env: dict[str, str]) -> None:
     assert (integration["queue"], integration["count"]) == ("integration", 1)
     # Opened on 2 October, open ever since: escalated or not, past its 4 h SLA.
     assert report["sla_breaches"]["by_queue"]["integration"] == 1
-    # No contract in this ledger has a PSA project: nothing unbilled, and the PSA answered.
+    # No billing activity has recorded unbilled time in this ledger.
     assert report["unbilled_time"] == {
         "hours": "0",
         "by_contract": [],
