@@ -253,4 +253,3 @@ async def test_a_start_settles_an_event_that_another_delivery_left_for_a_retry(
     stored = inbound.get_inbound_event("clm", eid)
     assert stored is not None and stored.status == "processed"
     assert stored.response_body == winner.body
-    await unreachable.aclose()
