@@ -40,7 +40,8 @@ from domain.pricing import (
     number_lines,
 )
 from domain.steps import BILL_PERIOD, BillPeriodInput, BillPeriodResult, RevenuePlan
-from ledger import BillingStartIn, InvoiceIssuedIn, UnbilledMonthIn
+from ledger import BillingStartIn, InvoiceIssuedIn
+from ledger.models import UnbilledMonthIn
 
 _STATUS = {"void": "credited"}
 
