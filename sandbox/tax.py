@@ -14,10 +14,9 @@ from fastapi import APIRouter
 from pydantic import Field as PydanticField
 from sqlmodel import Field, Session, col, select
 
-from domain.money import round_money
+from domain.money import Money, money_sum, round_money
 from sandbox.db import Db, DecimalText, Row
 from sandbox.errors import invalid
-from sandbox.money import Money, money_sum
 from sandbox.paging import PageQuery, equal_to, paginate
 from sandbox.schemas import Body, Country, Currency, Key, check_amount, dec
 
