@@ -38,6 +38,7 @@ ISSUE_CREDIT_NOTE = "issue_credit_note"
 SEND_DUNNING_REMINDER = "send_dunning_reminder"
 PROPAGATE_AMENDMENT = "propagate_amendment"
 CLOSE_CONTRACT = "close_contract"
+CLOSE_TIME_ENTRY = "close_time_entry"
 RECORD_AUDIT = "record_audit"
 OPEN_EXCEPTION = "open_exception"
 RESOLVE_EXCEPTION_RECORD = "resolve_exception_record"
@@ -63,6 +64,7 @@ STEP_SYSTEM_QUEUE: dict[str, System] = {
     SEND_DUNNING_REMINDER: System.CRM,
     PROPAGATE_AMENDMENT: System.ERP,
     CLOSE_CONTRACT: System.ERP,
+    CLOSE_TIME_ENTRY: System.PSA,
 }
 
 
@@ -264,6 +266,22 @@ class AmendmentPropagated(BaseModel):
 
 class CloseContractInput(StepInput):
     refs: dict[str, str]
+
+
+class CloseTimeEntryInput(StepInput):
+    """Close time entry on the contract's PSA project after ``last_day`` (a termination)."""
+
+    refs: dict[str, str]
+    last_day: date
+
+
+class TimeEntryClosed(BaseModel):
+    """Time entry closed; the approved, billable, unbilled time the PSA already held for days
+    after ``last_day``, which no invoice will take."""
+
+    entries_after: int = 0
+    hours_after: Quantity = Decimal(0)
+    first_day_after: date | None = None
 
 
 class OpenExceptionInput(StepInput):

@@ -32,6 +32,7 @@ from domain.models import (
 )
 from domain.names import SIGNATURE_HEADER, System, contract_workflow_id
 from ledger import InboundSource
+from starter import webhook_schemas
 from starter.api.context import ApiContext, api_context
 from starter.api.contracts import (
     complete_milestone,
@@ -39,7 +40,13 @@ from starter.api.contracts import (
     record_payment,
     start_contract,
 )
-from starter.api.errors import ApiError, error_responses, from_validation, invalid_field
+from starter.api.errors import (
+    ApiError,
+    FieldProblem,
+    error_responses,
+    from_validation,
+    invalid_field,
+)
 from starter.api.metrics import record_webhook
 from starter.api.middleware import bind_contract
 from starter.api.updates import amend
@@ -277,7 +284,10 @@ async def process_payments(context: ApiContext, body: bytes) -> Answer:
         raise invalid_field("data.invoice_id", "Field required")
     contract_id = await contract_of_invoice(context, payment.invoice_id)
     if contract_id is None:
-        raise invalid_field("data.invoice_id", f"no contract has invoice {payment.invoice_id}")
+        problem = FieldProblem("data.invoice_id", f"no contract has invoice {payment.invoice_id}")
+        raise ApiError(
+            404, "unknown_invoice", problem.message, field=problem.field, errors=[problem]
+        )
     bind_contract(contract_id)
     await to_contract(
         context, contract_id, record_payment(await context.temporal(), contract_id, payment)
@@ -431,6 +441,7 @@ async def _receive(context: ApiContext, source: InboundSource, body: bytes) -> J
         ),
     },
     summary="CLM: contract approved or amended",
+    openapi_extra=webhook_schemas.clm(ContractAmended),
 )
 async def clm_webhook(
     body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
@@ -449,6 +460,7 @@ async def clm_webhook(
     status_code=202,
     response_model=EventAccepted,
     summary="PSA: milestone completed",
+    openapi_extra=webhook_schemas.psa(),
 )
 async def psa_webhook(
     body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
@@ -463,6 +475,7 @@ async def psa_webhook(
     status_code=202,
     response_model=EventAccepted,
     summary="Payment gateway: payment succeeded",
+    openapi_extra=webhook_schemas.payments(),
 )
 async def payments_webhook(
     body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)

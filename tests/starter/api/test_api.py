@@ -206,7 +206,7 @@ async def test_a_payment_for_an_unknown_invoice_is_refused(api: httpx.AsyncClien
     response = await api.post(
         "/webhooks/payments", content=body, headers=signed(body, WEBHOOK_SECRET)
     )
-    assert_error(response, 422, "validation_error", "data.invoice_id")
+    assert_error(response, 404, "unknown_invoice", "data.invoice_id")
 
 
 async def test_a_milestone_for_an_unknown_contract_is_not_found(api: httpx.AsyncClient) -> None:
