@@ -32,7 +32,7 @@ from domain.models import (
 )
 from domain.names import SIGNATURE_HEADER, System, contract_workflow_id
 from ledger import InboundSource
-from starter import webhook_schemas
+from starter.api import webhook_schemas
 from starter.api.context import ApiContext, api_context
 from starter.api.contracts import (
     complete_milestone,

@@ -420,7 +420,7 @@ def _signed(case: schemathesis.Case, api_url: str) -> dict[str, Any]:
 
 
 #: The refusals of a ``contract.approved`` or ``payment.succeeded`` that its schema allows: the
-#: rules across fields that the document states in words (``starter.webhook_schemas``).
+#: rules across fields that the document states in words (``starter.api.webhook_schemas``).
 CROSS_FIELD_REFUSALS = re.compile(
     r"must not be before start_date|digits before the decimal point|more decimal places than"
     r"|appears twice|is already used|contract needs (at least one role|at least one milestone"
