@@ -22,6 +22,7 @@ from starter.api.contracts import close_period_for
 from tests.support import WEBHOOK_SECRET, serve
 from tests.workflows.billing_helpers import start_active, wait_invoices
 from tests.workflows.helpers import add_time, items, wait_for
+from tests.workflows.test_fixed_fee import fixed_fee
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -105,3 +106,33 @@ async def test_amendments_and_credit_notes_through_the_api(
         what="the termination",
     )
     assert any("billing ends 2026-11-15" in h.event for h in status.history)
+
+
+async def test_milestone_changes_through_the_api(
+    temporal_client: Client, settings: Settings, api_url: str
+) -> None:
+    cid, _ = await start_active(temporal_client, settings, **fixed_fee(end_date="2026-12-31"))
+    # A rename applies; a change that changes nothing, or a milestone the contract does not
+    # have, is refused with the field or the milestone named.
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as api:
+        path = f"/api/contracts/{cid}/amendments"
+        renamed = {
+            "amendment_id": "A-m2-name",
+            "effective_date": "2026-11-01",
+            "change_milestones": [{"milestone_id": "M2", "name": "Build and test"}],
+            "reason": "clearer name",
+        }
+        answer = await api.post(path, json=renamed)
+        assert answer.status_code == 200 and answer.json()["status"] == "applied", answer.text
+        empty = {**renamed, "amendment_id": "A-x", "change_milestones": [{"milestone_id": "M2"}]}
+        answer = await api.post(path, json=empty)
+        assert answer.status_code == 422
+        assert answer.json()["error"]["field"].startswith("change_milestones"), answer.text
+        gone = {
+            **renamed,
+            "amendment_id": "A-y",
+            "change_milestones": [],
+            "remove_milestones": ["M9"],
+        }
+        answer = await api.post(path, json=gone)
+        assert answer.status_code == 409 and "M9" in answer.json()["error"]["message"]
