@@ -32,8 +32,8 @@ class Ledger(
     ``mark_inbound_dead_letter``, ``get_inbound_event``, ``list_inbound_events``) and the
     facts behind KPIs (``record_billing_started``, ``record_invoice_issued``,
     ``record_payment_fact``, ``record_credit_note_fact``, ``record_amendment_started``,
-    ``record_amendment_propagated``, ``rows_of_entity``; read by ``ledger.kpis``). Methods
-    are synchronous; async callers run them in a thread.
+    ``record_amendment_propagated``, ``record_unbilled_time``, ``rows_of_entity``; read by
+    ``ledger.kpis``). Methods are synchronous; async callers run them in a thread.
 
     Args:
         url: A SQLAlchemy URL; ``postgresql://`` is given the psycopg driver.

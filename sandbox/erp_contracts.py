@@ -17,11 +17,10 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
 from sqlmodel import Session
 
-from domain.money import Money, Quantity
-from domain.names import BillingModel
 from sandbox.db import Db, find, get_or_404, get_referenced, next_id, utcnow
 from sandbox.erp import ErpContract, ErpCustomer, ErpProject, check_entity_currency
 from sandbox.errors import duplicate, invalid
+from sandbox.money import BillingModel, Money, Quantity
 from sandbox.paging import PageQuery, equal_to, paginate
 from sandbox.schemas import (
     Body,

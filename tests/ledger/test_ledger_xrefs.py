@@ -1,3 +1,6 @@
+"""Cross-references: recorded once, bound to one contract, and named as a contract's
+status shows them."""
+
 from __future__ import annotations
 
 import pytest

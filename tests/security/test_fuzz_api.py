@@ -58,7 +58,7 @@ from domain.names import (
     contract_workflow_id,
 )
 from ledger import Ledger, get_ledger
-from starter.contracts import get_status
+from starter.api.contracts import get_status
 from tests.starter.helpers import captured_logs
 from tests.support import WEBHOOK_SECRET, approval_payload, serve
 from worker import contract_worker
@@ -420,7 +420,7 @@ def _signed(case: schemathesis.Case, api_url: str) -> dict[str, Any]:
 
 
 #: The refusals of a ``contract.approved`` or ``payment.succeeded`` that its schema allows: the
-#: rules across fields that the document states in words (``starter.webhook_schemas``).
+#: rules across fields that the document states in words (``starter.api.webhook_schemas``).
 CROSS_FIELD_REFUSALS = re.compile(
     r"must not be before start_date|digits before the decimal point|more decimal places than"
     r"|appears twice|is already used|contract needs (at least one role|at least one milestone"

@@ -46,7 +46,7 @@ from domain.models import (
     ResolveException,
     TerminateContract,
 )
-from starter.contracts import (
+from starter.api.contracts import (
     close_period_for,
     complete_milestone,
     get_status,
@@ -56,7 +56,7 @@ from starter.contracts import (
     start_contract,
     terminate_contract,
 )
-from starter.updates import amend
+from starter.api.updates import amend
 from tests.workflows.helpers import add_time, approval, items
 from tests.workflows.reset_helpers import reset_somehow
 
