@@ -1,0 +1,483 @@
+"""The ledger's schema revisions: a ledger made by c2c 0.8.0, with contracts in flight, is
+upgraded without losing a row; the head revision is the models; an older schema is refused.
+
+On SQLite and, where ``C2C_TEST_DATABASE_URL`` is set, on PostgreSQL (a schema per test).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, Engine, MetaData, String, inspect, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from domain.names import Stage
+from ledger import AuditEventIn, ContractRecordIn, Ledger
+from ledger.migrate import (
+    VERSION_TABLE,
+    SchemaNotCurrent,
+    SchemaUnrecognised,
+    differences,
+    head_revision,
+    schema_state,
+    upgrade,
+)
+from ledger.migrations import release_0_8_0
+from ledger.models import LedgerTable
+
+DATA = Path(__file__).with_name("data")
+T = datetime(2026, 11, 30, 17, 45, 12, 345678, tzinfo=UTC)
+
+
+def ddl_0_8_0(dialect: str) -> list[str]:
+    """The statements of ``data/ledger-0.8.0.<dialect>.sql``: the tables and indexes c2c
+    0.8.0 created, as its ``create_missing`` compiled them."""
+    text_ = (DATA / f"ledger-0.8.0.{dialect}.sql").read_text()
+    lines = [line for line in text_.splitlines() if not line.startswith("--")]
+    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
+
+
+def make_0_8_0_ledger(engine: Engine) -> None:
+    """A database as c2c 0.8.0 left it: its DDL, no revision, and contracts in flight."""
+    with engine.begin() as connection:
+        for statement in ddl_0_8_0(engine.dialect.name):
+            connection.exec_driver_sql(statement)
+        for name, rows in ROWS.items():
+            connection.execute(release_0_8_0.metadata.tables[name].insert(), rows)
+
+
+#: Rows in every table of 0.8.0: three contracts (one closed, one active and billed, one on
+#: hold with an open exception), every column filled somewhere and left empty somewhere else.
+ROWS: dict[str, list[dict[str, Any]]] = {
+    "ledger_contract": [
+        {
+            "contract_id": "K-0",
+            "workflow_id": "contract-K-0",
+            "customer_id": "CUST-1",
+            "legal_entity": "GB01",
+            "billing_model": "fixed_fee",
+            "currency": "GBP",
+            "contract_value": "5000",
+            "stage": "closed",
+            "approved_at": T,
+            "active_at": T,
+            "closed_at": T,
+            "updated_at": T,
+        },
+        {
+            "contract_id": "K-1",
+            "workflow_id": "contract-K-1",
+            "customer_id": "CUST-1",
+            "legal_entity": "US01",
+            "billing_model": "time_and_materials",
+            "currency": "USD",
+            "contract_value": "120000.50",
+            "stage": "active",
+            "approved_at": T,
+            "active_at": T,
+            "closed_at": None,
+            "updated_at": T,
+        },
+        {
+            "contract_id": "K-2",
+            "workflow_id": None,
+            "customer_id": None,
+            "legal_entity": None,
+            "billing_model": None,
+            "currency": None,
+            "contract_value": None,
+            "stage": "on_hold",
+            "approved_at": None,
+            "active_at": None,
+            "closed_at": None,
+            "updated_at": T,
+        },
+    ],
+    "ledger_cross_reference": [
+        {
+            "claim": "erp:project:P-1",
+            "contract_id": "K-1",
+            "system": "erp",
+            "kind": "project",
+            "external_id": "P-1",
+            "created_at": T,
+        },
+        {
+            "claim": "erp:customer:C-9:K-1",
+            "contract_id": "K-1",
+            "system": "erp",
+            "kind": "customer",
+            "external_id": "C-9",
+            "created_at": T,
+        },
+    ],
+    "ledger_audit_event": [
+        {
+            "event_key": "contract-K-1/approved",
+            "contract_id": "K-1",
+            "workflow_id": "contract-K-1",
+            "run_id": "run-1",
+            "stage": "active",
+            "event": "approved",
+            "detail": {"amount": "120000.50", "lines": [1, 2], "note": "café"},
+            "at": T,
+            "recorded_at": T,
+        },
+        {
+            "event_key": "contract-K-2/held",
+            "contract_id": "K-2",
+            "workflow_id": "contract-K-2",
+            "run_id": None,
+            "stage": "on_hold",
+            "event": "held",
+            "detail": None,
+            "at": T,
+            "recorded_at": T,
+        },
+    ],
+    "ledger_exception": [
+        {
+            "exception_id": "exc-K-2-bill",
+            "contract_id": "K-2",
+            "workflow_id": "contract-K-2",
+            "stage": "on_hold",
+            "system": "erp",
+            "code": "credit_hold",
+            "message": "customer on credit hold",
+            "queue": "finance",
+            "step": "billing",
+            "retryable": True,
+            "status": "open",
+            "opened_at": T,
+            "resolved_at": None,
+            "resolved_by": None,
+            "resolution_note": None,
+            "escalated_at": T,
+        },
+        {
+            "exception_id": "exc-K-1-psa",
+            "contract_id": "K-1",
+            "workflow_id": "contract-K-1",
+            "stage": "active",
+            "system": "psa",
+            "code": "missing_rate",
+            "message": "no rate for role",
+            "queue": "delivery",
+            "step": "",
+            "retryable": False,
+            "status": "retried",
+            "opened_at": T,
+            "resolved_at": T,
+            "resolved_by": "ops@example.com",
+            "resolution_note": "rate added",
+            "escalated_at": None,
+        },
+    ],
+    "ledger_inbound_event": [
+        {
+            "source": "psa",
+            "event_id": "evt-1",
+            "type": "time_entry.approved",
+            "contract_id": "K-1",
+            "status": "processed",
+            "reason": None,
+            "body": '{"id": "evt-1"}',
+            "body_digest": "ab" * 32,
+            "received_at": T,
+            "processed_at": T,
+            "attempts": 1,
+            "claimed_until": None,
+            "response_status": 200,
+            "response_body": {"status": "processed"},
+        },
+        {
+            "source": "payments",
+            "event_id": "evt-2",
+            "type": "payment.received",
+            "contract_id": None,
+            "status": "dead_letter",
+            "reason": "unknown invoice",
+            "body": '{"id": "evt-2"}',
+            "body_digest": None,
+            "received_at": T,
+            "processed_at": T,
+            "attempts": 3,
+            "claimed_until": T,
+            "response_status": None,
+            "response_body": None,
+        },
+    ],
+    "ledger_billing_fact": [
+        {
+            "fact_key": "K-1:K-1-2026-10",
+            "contract_id": "K-1",
+            "reference": "K-1-2026-10",
+            "period": "2026-10",
+            "period_close": True,
+            "legal_entity": "US01",
+            "currency": "USD",
+            "requested_at": T,
+            "invoice_id": "INV-1",
+            "invoice_date": date(2026, 11, 1),
+            "due_on": date(2026, 12, 1),
+            "total": "10400.00",
+            "functional_currency": "USD",
+            "exchange_rate": "1",
+            "issued_at": T,
+        },
+        {
+            "fact_key": "K-1:K-1-2026-11",
+            "contract_id": "K-1",
+            "reference": "K-1-2026-11",
+            "period": "2026-11",
+            "period_close": False,
+            "legal_entity": "US01",
+            "currency": "USD",
+            "requested_at": T,
+            "invoice_id": None,
+            "invoice_date": None,
+            "due_on": None,
+            "total": None,
+            "functional_currency": None,
+            "exchange_rate": None,
+            "issued_at": None,
+        },
+    ],
+    "ledger_payment_fact": [
+        {
+            "payment_id": "PAY-1",
+            "contract_id": "K-1",
+            "invoice_id": "INV-1",
+            "currency": "USD",
+            "amount": "5200.005",
+            "received_on": date(2026, 11, 20),
+            "recorded_at": T,
+        },
+        {
+            "payment_id": "PAY-2",
+            "contract_id": "K-1",
+            "invoice_id": None,
+            "currency": "EUR",
+            "amount": "0.01",
+            "received_on": date(2026, 11, 21),
+            "recorded_at": T,
+        },
+    ],
+    "ledger_credit_note_fact": [
+        {
+            "credit_note_id": "CN-1",
+            "contract_id": "K-1",
+            "invoice_id": "INV-1",
+            "currency": "USD",
+            "total": "100.00",
+            "issued_on": date(2026, 11, 25),
+            "issued_at": T,
+        }
+    ],
+    "ledger_amendment_fact": [
+        {
+            "fact_key": "K-1:A-1",
+            "contract_id": "K-1",
+            "amendment_id": "A-1",
+            "started_at": T,
+            "propagated_at": T,
+        },
+        {
+            "fact_key": "K-2:A-1",
+            "contract_id": "K-2",
+            "amendment_id": "A-1",
+            "started_at": T,
+            "propagated_at": None,
+        },
+    ],
+}
+
+
+def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table of 0.8.0, in primary-key order."""
+    rows = {}
+    with engine.connect() as connection:
+        for table in release_0_8_0.metadata.sorted_tables:
+            query = select(table).order_by(*table.primary_key.columns)
+            rows[table.name] = [tuple(row) for row in connection.execute(query)]
+    return rows
+
+
+def test_rows_fill_every_table_and_column() -> None:
+    for table in release_0_8_0.metadata.sorted_tables:
+        rows = ROWS[table.name]
+        generated = {column.name for column in table.primary_key.columns if column.name == "id"}
+        for column in table.columns:
+            if column.name in generated:
+                continue
+            assert any(row[column.name] is not None for row in rows), column
+    assert set(ROWS) == set(release_0_8_0.metadata.tables)
+
+
+def test_the_pinned_schema_is_the_one_c2c_0_8_0_created() -> None:
+    """``release_0_8_0`` compiles to exactly the DDL 0.8.0's models compiled to."""
+    for name, dialect in (("sqlite", sqlite.dialect()), ("postgresql", postgresql.dialect())):
+        compiled = []
+        for table in release_0_8_0.metadata.sorted_tables:
+            compiled.append(str(CreateTable(table).compile(dialect=dialect)))
+            for index in sorted(table.indexes, key=lambda i: str(i.name)):
+                compiled.append(str(CreateIndex(index).compile(dialect=dialect)))
+        normalised = [re.sub(r"[ \t]+\n", "\n", stmt.strip()) for stmt in compiled]
+        assert normalised == ddl_0_8_0(name), name
+
+
+def test_a_new_ledger_is_created_at_the_head_revision_and_matches_the_models(
+    ledger_url: str,
+) -> None:
+    """The head revision is the models: a model changed without a revision fails here."""
+    store = Ledger(ledger_url)
+    try:
+        store.create_all()
+        state = schema_state(store.engine)
+        assert state.current == head_revision() and state.at_head
+        with store.engine.connect() as connection:
+            assert differences(connection, LedgerTable.metadata) == []
+    finally:
+        store.dispose()
+
+
+def test_a_model_changed_without_a_revision_is_a_difference(ledger: Ledger) -> None:
+    """The comparison above sees a column the revisions do not make."""
+    changed = MetaData()
+    for table in LedgerTable.metadata.sorted_tables:
+        table.to_metadata(changed)
+    changed.tables["ledger_contract"].append_column(Column("region", String, nullable=True))
+    with ledger.engine.connect() as connection:
+        found = differences(connection, changed)
+    assert found == ["missing column ledger_contract.region"]
+
+
+def test_a_0_8_0_ledger_with_contracts_in_flight_is_upgraded_without_losing_a_row(
+    ledger_url: str,
+) -> None:
+    store = Ledger(ledger_url)
+    try:
+        make_0_8_0_ledger(store.engine)
+        before = snapshot(store.engine)
+        assert {name: len(rows) for name, rows in before.items()} == {
+            name: len(rows) for name, rows in ROWS.items()
+        }
+
+        was, now = upgrade(store.engine)
+
+        assert was.before_revisions and was.current is None
+        assert now.at_head and now.current == head_revision()
+        assert snapshot(store.engine) == before
+        with store.engine.connect() as connection:
+            assert differences(connection, LedgerTable.metadata) == []
+        # The ledger reads what 0.8.0 wrote, and writes on.
+        contract = store.get_contract("K-1")
+        assert contract is not None and contract.contract_value == Decimal("120000.50")
+        assert contract.approved_at == T
+        assert [e.exception_id for e in store.list_exceptions(status="open")] == ["exc-K-2-bill"]
+        invoiced = AuditEventIn(
+            event_key="contract-K-1/invoiced",
+            contract_id="K-1",
+            workflow_id="contract-K-1",
+            stage=Stage.ACTIVE,
+            event="invoiced",
+            at=T,
+        )
+        assert store.record_audit([invoiced]) == 1
+        store.upsert_contract(ContractRecordIn(contract_id="K-3", stage=Stage.ACTIVE, updated_at=T))
+        assert len(store.audit_trail("K-1")) == 2
+        store.record_xref("K-3", "erp", "project", "P-3")
+        assert upgrade(store.engine)[0].at_head  # again: nothing to do
+    finally:
+        store.dispose()
+
+
+def test_an_older_schema_is_refused_at_start_and_left_as_it_was(ledger_url: str) -> None:
+    store = Ledger(ledger_url)
+    try:
+        make_0_8_0_ledger(store.engine)
+        before = snapshot(store.engine)
+        with pytest.raises(SchemaNotCurrent) as refused:
+            store.create_all(auto_upgrade=False)
+        message = str(refused.value)
+        assert "`c2c ledger upgrade`" in message and "C2C_LEDGER_AUTO_UPGRADE=true" in message
+        assert "made before schema revisions" in message
+        assert not inspect(store.engine).has_table(VERSION_TABLE)
+        assert snapshot(store.engine) == before
+
+        store.create_all(auto_upgrade=True)  # as C2C_LEDGER_AUTO_UPGRADE=true does
+        assert schema_state(store.engine).at_head
+        assert snapshot(store.engine) == before
+    finally:
+        store.dispose()
+
+
+def test_an_older_revision_is_refused_with_the_one_it_is_at(ledger: Ledger) -> None:
+    with ledger.engine.begin() as connection:
+        connection.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = 'older'"))
+    # Not a revision this c2c knows: refused even with auto-upgrade, nothing changed.
+    with pytest.raises(SchemaUnrecognised, match="revision older, which this c2c does not"):
+        ledger.create_all(auto_upgrade=True)
+    with pytest.raises(SchemaUnrecognised):
+        upgrade(ledger.engine)
+    assert schema_state(ledger.engine).current == "older"
+
+
+def test_a_ledger_whose_tables_are_not_0_8_0_is_not_stamped(ledger_url: str) -> None:
+    store = Ledger(ledger_url)
+    try:
+        make_0_8_0_ledger(store.engine)
+        with store.engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE ledger_contract ADD COLUMN region VARCHAR")
+            connection.exec_driver_sql("DROP INDEX ix_ledger_contract_stage")
+        before = snapshot(store.engine)
+
+        with pytest.raises(SchemaUnrecognised) as refused:
+            upgrade(store.engine)
+
+        message = str(refused.value)
+        assert "not those of c2c 0.8.0" in message and "nothing was changed" in message
+        assert "unexpected column ledger_contract.region" in message
+        assert not inspect(store.engine).has_table(VERSION_TABLE)
+        # What 0.8.0 would have added was not added either: the upgrade is all or nothing.
+        indexes = {i["name"] for i in inspect(store.engine).get_indexes("ledger_contract")}
+        assert "ix_ledger_contract_stage" not in indexes
+        assert snapshot(store.engine) == before
+    finally:
+        store.dispose()
+
+
+def test_processes_starting_together_create_the_ledger_once(ledger_url: str) -> None:
+    """The worker and the API starting at once on an empty database: one creates it, the
+    other finds it at the head revision."""
+    stores = [Ledger(ledger_url) for _ in range(4)]
+    start = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def open_ledger(store: Ledger) -> None:
+        start.wait()
+        try:
+            store.create_all()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_ledger, args=(store,)) for store in stores]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        with stores[0].engine.connect() as connection:
+            versions = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))
+            assert [row[0] for row in versions] == [head_revision()]
+    finally:
+        for store in stores:
+            store.dispose()
