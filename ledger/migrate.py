@@ -24,6 +24,7 @@ both create or upgrade the same ledger; a failed upgrade leaves the database as 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -240,7 +241,7 @@ def new_revision(message: str, *, directory: Path | None = None) -> Path:
                 for option, value in _RUFF_HOOKS.items():
                     config.set_section_option("post_write_hooks", option, value)
                 if directory is not None:
-                    versions = f"{MIGRATIONS / 'versions'} {directory}"
+                    versions = os.pathsep.join([str(MIGRATIONS / "versions"), str(directory)])
                     config.set_main_option("version_locations", versions)
                 script = command.revision(
                     config,
@@ -406,6 +407,7 @@ def _lock_key(connection: Connection) -> int:
 def _config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
     config.attributes["connection"] = connection
     return config
 
