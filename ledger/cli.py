@@ -6,9 +6,14 @@ Both commands open the ledger that ``C2C_DATABASE_URL`` names, or ``ledger.db`` 
 
 from __future__ import annotations
 
-from typing import NoReturn
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 ledger_app = typer.Typer(
     help="The ledger's schema: its revision, and upgrading it to this c2c's.",
@@ -19,13 +24,10 @@ ledger_app = typer.Typer(
 @ledger_app.command()
 def version() -> None:
     """Show the ledger's schema revision and the one this c2c needs (head); changes nothing."""
-    from ledger.migrate import engine_for, schema_state
+    from ledger.migrate import schema_state
 
-    engine = engine_for(_ledger_url("version"))
-    try:
+    with _ledger("version") as engine:
         typer.echo(schema_state(engine).describe())
-    finally:
-        engine.dispose()
 
 
 @ledger_app.command()
@@ -38,12 +40,10 @@ def upgrade(
 ) -> None:
     """Upgrade the ledger's schema to this c2c's (a new ledger is created there). Back the
     database up first; the upgrade runs in one transaction and changes nothing if it fails."""
-    from ledger.errors import LedgerError
-    from ledger.migrate import engine_for, schema_state
+    from ledger.migrate import schema_state
     from ledger.migrate import upgrade as upgrade_schema
 
-    engine = engine_for(_ledger_url("upgrade"))
-    try:
+    with _ledger("upgrade") as engine:
         if check:
             state = schema_state(engine)
             typer.echo(state.describe())
@@ -51,10 +51,6 @@ def upgrade(
                 raise typer.Exit(1)
             return
         before, after = upgrade_schema(engine)
-    except LedgerError as exc:
-        _fail("upgrade", str(exc))
-    finally:
-        engine.dispose()
     if before.at_head:
         typer.echo(f"The ledger at {after.database} is already at revision {after.head}.")
     elif before.empty:
@@ -64,13 +60,29 @@ def upgrade(
         typer.echo(f"Upgraded the ledger at {after.database}: revision {was} -> {after.current}.")
 
 
-def _ledger_url(command: str) -> str:
+@contextmanager
+def _ledger(command: str) -> Iterator[Engine]:
+    """An engine for the configured ledger, disposed of after; what goes wrong is one line
+    naming the problem (a malformed setting, an unreachable database, a schema refused)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from c2c.settings import get_settings
+    from ledger.errors import LedgerError
+    from ledger.migrate import engine_for
 
     try:
-        return get_settings().ledger_url
-    except ValueError as exc:  # a malformed setting
+        engine = engine_for(get_settings().ledger_url)
+    except ValueError as exc:  # a malformed setting, or a database other than the two
         _fail(command, str(exc))
+    try:
+        yield engine
+    except LedgerError as exc:
+        _fail(command, str(exc))
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        _fail(command, f"the ledger's database answered {type(exc).__name__}: {cause}")
+    finally:
+        engine.dispose()
 
 
 def _fail(command: str, message: str) -> NoReturn:

@@ -118,3 +118,11 @@ def test_auto_upgrade_at_start(old_state: Path) -> None:
     assert schema_state(store.engine).at_head
     assert snapshot(store.engine) == before
     store.dispose()
+
+
+def test_a_ledger_upgrade_that_cannot_reach_its_database_says_so(tmp_path: Path) -> None:
+    unreachable = f"postgresql://c2c@127.0.0.1:{free_port()}/c2c"
+    result = c2c("ledger", "upgrade", state=tmp_path, C2C_DATABASE_URL=unreachable)
+    assert result.returncode == 1
+    assert result.stderr.startswith("c2c ledger upgrade: the ledger's database answered")
+    assert "Traceback" not in result.stderr
