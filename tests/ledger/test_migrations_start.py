@@ -15,7 +15,7 @@ from sqlalchemy import inspect
 from c2c.ports import free_port
 from ledger import Ledger
 from ledger.migrate import VERSION_TABLE, head_revision, schema_state
-from tests.ledger.test_migrations import make_0_8_0_ledger, snapshot
+from tests.ledger.ledger_0_8_0 import make_0_8_0_ledger, snapshot
 
 pytestmark = pytest.mark.e2e
 
