@@ -164,6 +164,7 @@ async def run_worker(settings: Settings | None = None, *, queues: list[str] | No
     if queues:
         settings = settings.model_copy(update={"worker_queues": queues})
     instrument_worker(settings)
+    get_ledger(settings.ledger_url)  # first: a ledger on an older schema refuses to start
     client = await connect(settings)
     async with contract_worker(client, settings):
         log.info(

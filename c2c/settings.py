@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default=Path(".c2c"), alias="C2C_STATE_DIR")
     database_url: str | None = Field(default=None, alias="C2C_DATABASE_URL")
     sandbox_database_url: str | None = Field(default=None, alias="C2C_SANDBOX_DATABASE_URL")
+    ledger_auto_upgrade: bool = Field(
+        default=False,
+        alias="C2C_LEDGER_AUTO_UPGRADE",
+        description="upgrade the ledger's schema when a process starts on an older one, as "
+        "`c2c ledger upgrade` does (false: refuse to start and say to run it)",
+    )
 
     sandbox_url: str = Field(default="http://127.0.0.1:8100", alias="C2C_SANDBOX_URL")
     crm_url: str | None = Field(default=None, alias="C2C_CRM_URL")

@@ -19,6 +19,7 @@ from c2c.loops import resolve as event_loop_named
 from c2c.settings import Settings, get_settings
 from c2c.temporal import converter_for
 from c2c.tracing import configure_tracing, fastapi_telemetry
+from ledger import get_ledger
 from starter.api import codec, kpis, routes, webhooks
 from starter.api.auth import TokenTable
 from starter.api.context import ApiContext, api_context
@@ -120,6 +121,7 @@ def run(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the API until interrupted (``c2c api``)."""
     configure_logging("api")
     settings = get_settings()
+    get_ledger(settings.ledger_url)  # a ledger on an older schema refuses to start (LedgerError)
     configure_tracing("api", settings)
     uvicorn.run(
         create_app(settings, listen_host=host),

@@ -16,6 +16,7 @@ import typer
 from c2c.logs import configure_logging
 from c2c.loops import EventLoop, EventLoopUnavailable, loop_factory
 from c2c.settings import get_settings
+from ledger.cli import ledger_app
 from starter.cli.kpis import kpis
 from starter.cli.ops import billing_app, contracts_app, fail, ops_app
 from starter.stack.components import HOST, UpOptions
@@ -31,6 +32,7 @@ app = typer.Typer(
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(billing_app, name="billing")
 app.add_typer(ops_app, name="ops")
+app.add_typer(ledger_app, name="ledger")
 app.command()(kpis)
 
 #: The defaults of ``c2c up``.
@@ -118,11 +120,12 @@ def api(
     port: int = typer.Option(_UP.api_port, help="port to listen on"),
 ) -> None:
     """Run the HTTP API (webhooks, contracts, billing, exception queue)."""
+    from ledger import LedgerError
     from starter.api.app import run
 
     try:
         run(host, port)
-    except ValueError as exc:  # a malformed setting, e.g. C2C_API_TOKENS
+    except (ValueError, LedgerError) as exc:  # a malformed setting, a ledger to upgrade
         fail(f"c2c api: {exc}")
 
 

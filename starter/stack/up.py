@@ -23,6 +23,7 @@ from types import FrameType
 from c2c.codec import EncryptionCodec
 from c2c.settings import Settings, get_settings
 from c2c.temporal import converter_for
+from ledger.errors import LedgerError
 from starter.api.codec import CODEC_PATH
 from starter.api.state import read_or_create_webhook_secret
 from starter.stack.components import (
@@ -100,6 +101,7 @@ class Stack:
 
     def _start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_ledger()
         secret = os.environ.get("C2C_WEBHOOK_SECRET") or read_or_create_webhook_secret(
             self.state_dir
         )
@@ -113,6 +115,17 @@ class Stack:
         sup.start("api", component_argv("api", *listen, str(opts.api_port)), env)
         self._wait("the sandbox", http_ready(f"{opts.sandbox_url}/_admin/stats"))
         self._wait("the API", http_ready(f"{opts.api_url}/healthz"))
+
+    def _prepare_ledger(self) -> None:
+        """Before anything starts: create the ledger, or find it current (or upgrade it when
+        ``C2C_LEDGER_AUTO_UPGRADE`` is on), so the worker and the API find it ready."""
+        from ledger.migrate import prepare_url
+
+        ledger_url = self.settings.model_copy(update={"state_dir": self.state_dir}).ledger_url
+        try:
+            prepare_url(ledger_url, auto_upgrade=self.settings.ledger_auto_upgrade)
+        except LedgerError as exc:
+            raise StartupFailed(str(exc)) from None
 
     def temporal_command(self, env: dict[str, str]) -> list[str]:
         """The dev server's command line; with encryption on, its UI decodes through the API.

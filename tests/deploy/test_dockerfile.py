@@ -62,7 +62,7 @@ def test_copy_sources_exist_and_cover_every_installed_package():
             copied.add(source.rstrip("/"))
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     setuptools = project["tool"]["setuptools"]
-    # A subpackage (``starter.api``) is copied with its top-level package's folder.
+    # A subpackage (``starter.api``, ``ledger.migrations``) is copied with its top-level folder.
     wanted = {package.split(".")[0] for package in setuptools["packages"]}
     wanted |= {f"{m}.py" for m in setuptools["py-modules"]}
     wanted |= {"pyproject.toml", project["project"]["readme"]}
