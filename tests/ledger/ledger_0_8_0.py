@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, inspect, select
 
 from ledger.migrations import release_0_8_0
 
@@ -287,3 +287,13 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
             query = select(table).order_by(*table.primary_key.columns)
             rows[table.name] = [tuple(row) for row in connection.execute(query)]
     return rows
+
+
+def back_to_before_revisions(connection: Connection) -> None:
+    """Make a ledger of today look made before schema revisions existed: no version table,
+    and none of the tables added after 0.8.0 (a ledger of that age has none of them)."""
+    connection.exec_driver_sql("DROP TABLE alembic_version")
+    known = set(release_0_8_0.metadata.tables)
+    for table in inspect(connection).get_table_names():
+        if table not in known:
+            connection.exec_driver_sql(f"DROP TABLE {table}")
