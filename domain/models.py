@@ -115,6 +115,15 @@ def _check_milestones(
         used.add(milestone.milestone_id)
 
 
+class SignedDocumentRef(Model):
+    """Where the signed contract document is: a DocuSign envelope, whose combined PDF c2c
+    fetches and archives once the contract is provisioned."""
+
+    source: Literal["docusign"] = "docusign"
+    account_id: str = Field(min_length=1, max_length=64)
+    envelope_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9\-]+$")
+
+
 class ContractApproved(Model):
     """A statement of work approved in the CLM: the input of ``ContractToCash``."""
 
@@ -149,6 +158,11 @@ class ContractApproved(Model):
     project_template: str = Field(default="standard", min_length=1, max_length=80)
     approved_at: StrictDatetime
     approved_by: str = Field(min_length=1, max_length=200)
+    signed_document: SignedDocumentRef | None = Field(
+        default=None,
+        description="the signed document to archive (an approval from DocuSign names its "
+        "envelope); none for approvals that come without one",
+    )
 
     @field_validator("currency")
     @classmethod

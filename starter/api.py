@@ -20,7 +20,7 @@ from c2c.settings import Settings, get_settings
 from c2c.telemetry import instrument_api
 from c2c.temporal import converter_for
 from c2c.tracing import configure_tracing, fastapi_telemetry
-from starter import codec, dashboard, kpis, routes, webhooks
+from starter import codec, dashboard, docusign_webhook, kpis, routes, webhooks
 from starter.auth import TokenTable
 from starter.context import ApiContext, api_context
 from starter.errors import install_error_handlers
@@ -94,6 +94,7 @@ def create_app(
     # Added last, so outermost: its log line covers every answer, a 413 included.
     app.add_middleware(RequestLog)
     app.include_router(webhooks.router)
+    docusign_webhook.install(app)
     app.include_router(routes.router)
     app.include_router(kpis.router)
     app.include_router(codec.router)
