@@ -16,6 +16,7 @@ import typer
 from c2c.logs import configure_logging
 from c2c.loops import EventLoop, EventLoopUnavailable, loop_factory
 from c2c.settings import get_settings
+from starter import documents
 from starter.cli_kpis import kpis
 from starter.cli_ops import billing_app, contracts_app, fail, ops_app
 from starter.components import HOST, UpOptions
@@ -28,6 +29,7 @@ app = typer.Typer(
     # Locals in a traceback could include secrets from the settings.
     pretty_exceptions_show_locals=False,
 )
+contracts_app.command("document")(documents.document)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(billing_app, name="billing")
 app.add_typer(ops_app, name="ops")

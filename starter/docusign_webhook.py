@@ -42,7 +42,7 @@ from domain.errors import BusinessError, TransientError
 from domain.models import ContractApproved
 from domain.names import contract_workflow_id
 from ledger import InboundSource
-from starter import dead_letters, webhooks
+from starter import dead_letters, documents, webhooks
 from starter.context import ApiContext, api_context
 from starter.contracts import start_contract
 from starter.dead_letters import Answer
@@ -273,8 +273,9 @@ async def _queue(context: ApiContext, body: bytes) -> Answer | None:
 
 def install(app: FastAPI) -> None:
     """Add the DocuSign webhook, and refuse the c2c dialect's approvals when ``c2c`` is not
-    one of ``C2C_CLM_SOURCES``."""
+    one of ``C2C_CLM_SOURCES``; serve signed documents (``starter.documents``)."""
     app.include_router(router)
+    app.include_router(documents.router)
 
     @app.middleware("http")
     async def clm_sources(request: Request, call_next: Any) -> Any:
