@@ -214,7 +214,10 @@ def to_contract(message: ConnectMessage, mapping: Mapping) -> ContractApproved:
             if name.startswith(mapping.path_prefix) and len(name) > len(mapping.path_prefix):
                 term = name[len(mapping.path_prefix) :]
                 if term.split(".")[0] not in ContractApproved.model_fields:
-                    raise MappingError(f"customFields.{name}", f"{term!r} is not a contract term")
+                    raise MappingError(
+                        f"customFields.{name}",
+                        f"customFields.{name}: {term!r} is not a contract term",
+                    )
                 _set(terms, term, text)
                 read_from[term] = f"customFields.{name}"
     terms["event_id"] = f"docusign-{message.envelope_id}"[:64]

@@ -223,6 +223,8 @@ class ConnectIn(BaseModel):
 
     url: str | None = None
     keys: list[str] | None = None
+    #: The bearer token the REST paths require; an empty string: none.
+    token: str | None = None
 
 
 def sample_pdf(text: str) -> bytes:
@@ -353,4 +355,6 @@ def put_connect(body: ConnectIn, request: Request) -> dict[str, Any]:
         config.url = body.url
     if body.keys is not None:
         config.keys = [key for key in body.keys if key]
-    return {"url": config.url, "keys": len(config.keys)}
+    if body.token is not None:
+        config.token = body.token or None
+    return {"url": config.url, "keys": len(config.keys), "token": config.token is not None}
