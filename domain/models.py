@@ -162,6 +162,8 @@ class ContractApproved(Model):
         default=None,
         description="the signed document to archive (an approval from DocuSign names its "
         "envelope); none for approvals that come without one",
+        # Left out when absent, so an approval without one is written exactly as before.
+        exclude_if=lambda value: value is None,
     )
 
     @field_validator("currency")
