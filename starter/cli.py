@@ -16,7 +16,9 @@ import typer
 from c2c.logs import configure_logging
 from c2c.loops import EventLoop, EventLoopUnavailable, loop_factory
 from c2c.settings import get_settings
-from starter import documents
+
+# docusign_webhook registers DocuSign's processor, which `c2c ops replay docusign` runs.
+from starter import documents, docusign_webhook  # noqa: F401
 from starter.cli_kpis import kpis
 from starter.cli_ops import billing_app, contracts_app, fail, ops_app
 from starter.components import HOST, UpOptions

@@ -22,13 +22,15 @@ from temporalio.client import Client
 from typer.testing import CliRunner
 
 from c2c.settings import Settings
+from domain.models import ContractApproved
 from domain.names import Stage
 from ledger import Ledger
 from ledger.archive import LocalArchive, archive_from_settings
 from starter import documents
 from starter.cli import app as cli
+from starter.contracts import start_contract
 from tests.docusign.support import contract_fields
-from tests.support import new_contract_id, serve
+from tests.support import approval_payload, new_contract_id, serve
 from tests.workflows.helpers import wait_for
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -198,8 +200,49 @@ async def test_a_missing_term_is_a_dead_letter_naming_the_field(
             f"{api_url}/api/dead-letters", params={"source": "docusign", "status": "dead_letter"}
         )
     assert letters.status_code == 200, letters.text
-    reasons = [item["reason"] for item in letters.json()["items"]]
-    assert any("customFields.billing_model" in (reason or "") for reason in reasons)
+    mine = [
+        item
+        for item in letters.json()["items"]
+        if "customFields.billing_model" in (item["reason"] or "")
+        and item["event_id"].endswith(":completed")
+    ]
+    assert mine, letters.json()
+    # Replayed as it is, it is refused again for the same reason.
+    async with httpx.AsyncClient(timeout=30) as client:
+        replayed = await client.post(
+            f"{api_url}/api/dead-letters/docusign/{mine[-1]['event_id']}/replay"
+        )
+    assert replayed.status_code == 409, replayed.text
+    assert replayed.json()["error"]["code"] == "replay_failed"
+    assert "customFields.billing_model is missing" in replayed.json()["error"]["message"]
+
+
+async def test_a_document_docusign_cannot_give_holds_the_contract_until_an_operator_decides(
+    api_url: str, api_settings: Settings, temporal_client: Client
+) -> None:
+    contract_id = new_contract_id()
+    approved = ContractApproved.model_validate(
+        approval_payload(
+            contract_id,
+            signed_document={"account_id": "c2c-sandbox-account", "envelope_id": "no-such-env"},
+        )
+    )
+    await start_contract(temporal_client, approved, task_queue=api_settings.task_queue)
+    held = await wait_for(
+        temporal_client, contract_id, lambda s: s.stage == Stage.ON_HOLD, what="on hold"
+    )
+    [exception] = held.open_exceptions
+    assert (exception.system, exception.code) == ("docusign", "ENVELOPE_DOES_NOT_EXIST")
+    async with httpx.AsyncClient(timeout=60) as client:
+        skipped = await client.post(
+            f"{api_url}/api/exceptions/{exception.exception_id}/skip",
+            json={"operator": "ops@c2c.example", "note": "signed copy filed by hand"},
+        )
+    assert skipped.status_code == 200, skipped.text
+    active = await wait_for(
+        temporal_client, contract_id, lambda s: s.stage == Stage.ACTIVE, what="active"
+    )
+    assert "archive_document_id" not in active.refs
 
 
 async def test_an_envelope_without_custom_fields_in_the_message_is_read_from_docusign(
