@@ -151,25 +151,30 @@ def summary_of(envelope: DocuSignEnvelope, *, custom_fields: bool = True) -> dic
 _ENVELOPE = "/restapi/v2.1/accounts/{account_id}/envelopes/{envelope_id}"
 
 
-@router.get(_ENVELOPE, response_model=None)
-def get_envelope(account_id: str, envelope_id: str, request: Request, db: Db) -> Response:
+def _found(
+    request: Request, db: Db, account_id: str, envelope_id: str
+) -> DocuSignEnvelope | Response:
+    """The envelope a REST call names, or DocuSign's refusal (token, unknown envelope)."""
     refused = _authorized(request)
     if refused is not None:
         return refused
     envelope = _envelope(db, account_id, envelope_id)
-    if envelope is None:
-        return _missing(envelope_id)
+    return _missing(envelope_id) if envelope is None else envelope
+
+
+@router.get(_ENVELOPE, response_model=None)
+def get_envelope(account_id: str, envelope_id: str, request: Request, db: Db) -> Response:
+    envelope = _found(request, db, account_id, envelope_id)
+    if isinstance(envelope, Response):
+        return envelope
     return JSONResponse(summary_of(envelope, custom_fields=False))
 
 
 @router.get(f"{_ENVELOPE}/custom_fields", response_model=None)
 def list_custom_fields(account_id: str, envelope_id: str, request: Request, db: Db) -> Response:
-    refused = _authorized(request)
-    if refused is not None:
-        return refused
-    envelope = _envelope(db, account_id, envelope_id)
-    if envelope is None:
-        return _missing(envelope_id)
+    envelope = _found(request, db, account_id, envelope_id)
+    if isinstance(envelope, Response):
+        return envelope
     return JSONResponse(custom_fields_of(envelope))
 
 
@@ -177,12 +182,9 @@ def list_custom_fields(account_id: str, envelope_id: str, request: Request, db: 
 def get_document(
     account_id: str, envelope_id: str, document_id: str, request: Request, db: Db
 ) -> Response:
-    refused = _authorized(request)
-    if refused is not None:
-        return refused
-    envelope = _envelope(db, account_id, envelope_id)
-    if envelope is None:
-        return _missing(envelope_id)
+    envelope = _found(request, db, account_id, envelope_id)
+    if isinstance(envelope, Response):
+        return envelope
     if document_id not in ("combined", "1"):
         return _error(400, "INVALID_DOCUMENT_ID", f"The document {document_id} does not exist.")
     return Response(
