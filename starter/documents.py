@@ -38,7 +38,7 @@ VERIFICATION_FAILURES = Counter(
 router = APIRouter(
     prefix="/api",
     dependencies=[Depends(authorize), Depends(known_query_only)],
-    responses=error_responses(400, 401, 403, 500),
+    responses=error_responses(400, 401, 403, 413, 422, 500),
 )
 
 
