@@ -94,7 +94,7 @@ def create_app(
     # Added last, so outermost: its log line covers every answer, a 413 included.
     app.add_middleware(RequestLog)
     app.include_router(webhooks.router)
-    docusign_webhook.install(app)
+    docusign_webhook.install(app, settings)
     app.include_router(routes.router)
     app.include_router(kpis.router)
     app.include_router(codec.router)

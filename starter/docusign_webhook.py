@@ -25,10 +25,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from c2c import json_input
 from c2c.docusign_hmac import ConnectSignatureError, verify_connect
 from c2c.logs import get_logger
+from c2c.settings import Settings
 from c2c.telemetry import record_webhook
 from connectors.docusign import DocuSignClient
 from connectors.docusign_connect import (
@@ -271,19 +274,36 @@ async def _queue(context: ApiContext, body: bytes) -> Answer | None:
     return queued
 
 
-def install(app: FastAPI) -> None:
-    """Add the DocuSign webhook, and refuse the c2c dialect's approvals when ``c2c`` is not
-    one of ``C2C_CLM_SOURCES``; serve signed documents (``starter.documents``)."""
+class ClmSourceGate:
+    """Answers ``404 source_disabled`` to the c2c dialect's ``/webhooks/clm`` when ``c2c`` is
+    not one of ``C2C_CLM_SOURCES``; passes everything else through.
+
+    A plain ASGI layer, the innermost one: the request log, the request id and the error
+    handlers around it see its answer as any route's.
+    """
+
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == "/webhooks/clm"
+            and "c2c" not in self.settings.clm_sources
+        ):
+            error = ApiError(
+                404, "source_disabled", "the c2c CLM dialect is off here (C2C_CLM_SOURCES)"
+            )
+            await JSONResponse(error.body(), status_code=404)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Add the DocuSign webhook and the signed document route (``starter.documents``), and
+    refuse the c2c dialect's approvals when ``c2c`` is not one of ``C2C_CLM_SOURCES``."""
     app.include_router(router)
     app.include_router(documents.router)
-
-    @app.middleware("http")
-    async def clm_sources(request: Request, call_next: Any) -> Any:
-        if request.url.path == "/webhooks/clm":
-            context: ApiContext = request.app.state.context
-            if "c2c" not in context.settings.clm_sources:
-                error = ApiError(
-                    404, "source_disabled", "the c2c CLM dialect is off here (C2C_CLM_SOURCES)"
-                )
-                return JSONResponse(error.body(), status_code=404)
-        return await call_next(request)
+    # Appended, not added: innermost, where the other layers handle its answer as a route's.
+    app.user_middleware.append(Middleware(ClmSourceGate, settings=settings))
