@@ -95,15 +95,31 @@ async def connect_body(request: Request, context: ApiContext = Depends(api_conte
     return body
 
 
-def recorded_body(message: dict[str, Any], envelope_id: str, status: str, event: str) -> bytes:
+def recorded_body(
+    message: dict[str, Any],
+    envelope_id: str,
+    status: str,
+    event: str,
+    *,
+    fields_error: str | None = None,
+) -> bytes:
     """What the ledger keeps of a Connect message: c2c's envelope around it, keyed by the
-    envelope's id and status."""
+    envelope's id and status (with why DocuSign could not give its custom fields, if so)."""
     kept = {key: value for key, value in message.items() if key not in _VOLATILE}
-    wrapped = {"id": f"{envelope_id}:{status}", "type": event, "data": {"connect": kept}}
+    data: dict[str, Any] = {"connect": kept}
+    if fields_error is not None:
+        data["custom_fields_error"] = fields_error
+    wrapped = {"id": f"{envelope_id}:{status}", "type": event, "data": data}
     return json.dumps(wrapped, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _unwrap(body: bytes) -> dict[str, Any]:
+    """The Connect message of a recorded body.
+
+    Raises:
+        ApiError: ``400`` for one that is not a recorded message; ``422`` for a message whose
+            custom fields DocuSign would not give.
+    """
     try:
         payload = json_input.loads(body)
     except json_input.JsonTooDeep as exc:
@@ -114,6 +130,15 @@ def _unwrap(body: bytes) -> dict[str, Any]:
     connect = data.get("connect") if isinstance(data, dict) else None
     if not isinstance(connect, dict):
         raise ApiError(400, "invalid_message", "the body is not a DocuSign Connect message")
+    assert isinstance(data, dict)  # it holds the message
+    if data.get("custom_fields_error"):
+        raise ApiError(
+            422,
+            "invalid_field",
+            f"data.envelopeSummary.customFields: the message has none, and DocuSign would "
+            f"not give them: {data['custom_fields_error']}",
+            field="data.envelopeSummary.customFields",
+        )
     return connect
 
 
@@ -122,13 +147,21 @@ def approval_of(body: bytes, context: ApiContext) -> ContractApproved:
 
     Raises:
         ApiError: ``400`` for a body that is not a Connect message, ``422`` naming the
-            DocuSign field of a term that is missing or invalid.
+            DocuSign field of a term that is missing or invalid, ``503`` while the mapping
+            file is unreadable (a configuration to fix; DocuSign's retries then succeed).
     """
+    try:
+        mapping = load_mapping(context.settings.docusign_mapping_file)
+    except ValueError as exc:
+        log.error("docusign mapping unusable", error=str(exc))
+        raise ApiError(
+            503, "docusign_mapping_invalid", str(exc), headers={"Retry-After": "60"}
+        ) from None
     try:
         message = parse_message(_unwrap(body))
         if message.event != ENVELOPE_COMPLETED:
             raise MappingError("event", f"{message.event!r} is not {ENVELOPE_COMPLETED}")
-        return to_contract(message, load_mapping(context.settings.docusign_mapping_file))
+        return to_contract(message, mapping)
     except MappingError as exc:
         raise ApiError(422, "invalid_field", str(exc), field=exc.field or None) from None
 
@@ -154,11 +187,18 @@ webhooks.IDEMPOTENT_TYPES[SOURCE] = frozenset({ENVELOPE_COMPLETED})
 webhooks.QUEUED_TYPES[SOURCE] = frozenset({ENVELOPE_COMPLETED})
 
 
-async def _with_custom_fields(context: ApiContext, message: dict[str, Any]) -> dict[str, Any]:
-    """The message with its envelope's custom fields, read from DocuSign if it has none."""
+async def _with_custom_fields(
+    context: ApiContext, message: dict[str, Any]
+) -> tuple[dict[str, Any], str | None]:
+    """The message with its envelope's custom fields, read from DocuSign if it has none; or
+    the message as it is, and why DocuSign refused to give them (kept with its dead letter).
+
+    Raises:
+        ApiError: ``503`` when DocuSign does not answer (DocuSign's retry brings it again).
+    """
     parsed = parse_message(message)
     if parsed.has_custom_fields:
-        return message
+        return message, None
     client = DocuSignClient.from_settings(context.settings)
     try:
         fields = await client.custom_fields(parsed.account_id, parsed.envelope_id)
@@ -170,18 +210,13 @@ async def _with_custom_fields(context: ApiContext, message: dict[str, Any]) -> d
             headers={"Retry-After": "30"},
         ) from None
     except BusinessError as exc:
-        raise ApiError(
-            422,
-            "invalid_field",
-            f"the envelope's custom fields could not be read: {exc}",
-            field="data.envelopeSummary.customFields",
-        ) from None
+        return message, str(exc)
     summary = dict(parsed.summary)
     summary["customFields"] = {
         "textCustomFields": [{"name": k, "value": v} for k, v in fields.values.items()],
     }
     data = {**message["data"], "envelopeSummary": summary}
-    return {**message, "data": data}
+    return {**message, "data": data}, None
 
 
 @router.post(
@@ -214,8 +249,10 @@ async def docusign_webhook(
         record_webhook(SOURCE.value, "ignored")
         return JSONResponse({"ignored": True, "event": parsed.event}, status_code=200)
     assert isinstance(message, dict)  # parse_message accepted it
-    message = await _with_custom_fields(context, message)
-    record = recorded_body(message, parsed.envelope_id, parsed.status, parsed.event)
+    message, fields_error = await _with_custom_fields(context, message)
+    record = recorded_body(
+        message, parsed.envelope_id, parsed.status, parsed.event, fields_error=fields_error
+    )
     return await _receive(context, record)
 
 

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from temporalio.client import Client
 from typer.testing import CliRunner
 
+from c2c.docusign_hmac import signature_headers
 from c2c.settings import Settings
 from domain.models import ContractApproved
 from domain.names import Stage
@@ -29,7 +30,7 @@ from ledger.archive import LocalArchive, archive_from_settings
 from starter import documents
 from starter.cli import app as cli
 from starter.contracts import start_contract
-from tests.docusign.support import contract_fields
+from tests.docusign.support import connect_message, contract_fields
 from tests.support import approval_payload, new_contract_id, serve
 from tests.workflows.helpers import wait_for
 
@@ -245,6 +246,21 @@ async def test_a_document_docusign_cannot_give_holds_the_contract_until_an_opera
     assert "archive_document_id" not in active.refs
 
 
+async def test_custom_fields_docusign_will_not_give_make_a_dead_letter(api_url: str) -> None:
+    body = json.dumps(connect_message(str(uuid.uuid4()), None)).encode()
+    async with httpx.AsyncClient(timeout=30) as client:
+        answer = await client.post(
+            f"{api_url}/webhooks/docusign",
+            content=body,
+            headers=signature_headers(body, ["connect-key-2026"]),
+        )
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["field"] == "data.envelopeSummary.customFields"
+    assert "ENVELOPE_DOES_NOT_EXIST" in error["message"]
+    assert answer.json()["dead_letter"] is True
+
+
 async def test_an_envelope_without_custom_fields_in_the_message_is_read_from_docusign(
     docusign: httpx.AsyncClient, temporal_client: Client
 ) -> None:
@@ -261,11 +277,28 @@ async def test_an_envelope_without_custom_fields_in_the_message_is_read_from_doc
     await wait_for(temporal_client, contract_id, lambda s: s.stage == Stage.ACTIVE, what="active")
 
 
+async def test_an_unusable_mapping_file_is_a_503_for_docusign_to_retry(
+    api_settings: Settings, tmp_path: Path
+) -> None:
+    bad = tmp_path / "mapping.json"
+    bad.write_text('{"fields": {"title": {"custom_fields": "x"}}}')
+    misconfigured = api_settings.model_copy(update={"docusign_mapping_file": bad})
+    body = json.dumps(connect_message("e-503", contract_fields(new_contract_id()))).encode()
+    with serve(misconfigured) as url:
+        async with httpx.AsyncClient(timeout=30) as client:
+            answer = await client.post(
+                f"{url}/webhooks/docusign",
+                content=body,
+                headers=signature_headers(body, ["connect-key-2026"]),
+            )
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "docusign_mapping_invalid"
+    assert "unknown keys" in answer.json()["error"]["message"]
+
+
 async def test_other_envelope_events_are_ignored_and_sources_can_be_turned_off(
     settings: Settings, api_url: str
 ) -> None:
-    from c2c.docusign_hmac import signature_headers
-
     body = json.dumps(
         {"event": "envelope-sent", "data": {"accountId": "a", "envelopeId": str(uuid.uuid4())}}
     ).encode()
