@@ -1,4 +1,5 @@
-"""Amendments: new rates, milestones, dates and caps propagated to ERP, PSA and the ledger."""
+"""Amendments: new rates, milestones (added, changed, removed), dates and caps propagated to
+ERP, PSA and the ledger."""
 
 from __future__ import annotations
 
@@ -38,6 +39,13 @@ class AmendmentActivities(StepActivities):
             for r in a.rate_card
         ]
         milestones = [m.model_dump(mode="json") for m in a.add_milestones]
+        changes = [c.model_dump(mode="json", exclude_none=True) for c in a.change_milestones]
+        # Sent only when there are some, so an amendment without them reads as it always did.
+        milestone_edits: dict[str, object] = {}
+        if changes:
+            milestone_edits["change_milestones"] = changes
+        if a.remove_milestones:
+            milestone_edits["remove_milestones"] = list(a.remove_milestones)
         async with error_classes(PROPAGATE_AMENDMENT):
             await erp.amend_contract(
                 erp_contract_id,
@@ -49,6 +57,7 @@ class AmendmentActivities(StepActivities):
                     "contract_value": format(c.contract_value, "f"),
                     "rate_card": new_rates,
                     "add_milestones": milestones,
+                    **milestone_edits,
                     "reason": a.reason,
                 },
                 idempotency_key=idempotency_key("amendment", a.amendment_id, "erp"),
@@ -74,6 +83,20 @@ class AmendmentActivities(StepActivities):
                     psa_project_id,
                     milestones,
                     idempotency_key=idempotency_key("amendment", a.amendment_id, "psa-milestones"),
+                )
+            for change in changes:
+                mid = change.pop("milestone_id")
+                await psa.update_milestone(
+                    psa_project_id,
+                    mid,
+                    change,
+                    idempotency_key=idempotency_key("amendment", a.amendment_id, "psa-m", mid),
+                )
+            for mid in a.remove_milestones:
+                await psa.remove_milestone(
+                    psa_project_id,
+                    mid,
+                    idempotency_key=idempotency_key("amendment", a.amendment_id, "psa-rm", mid),
                 )
             if a.end_date is not None:
                 await psa.update_project(

@@ -23,9 +23,9 @@ from activities.base import (
 )
 from c2c.telemetry import record_invoice_issued
 from connectors.ports import ErpPort
-from connectors.records import BillingBatch, ErpInvoice
+from connectors.records import BillingBatch, ErpInvoice, TaxDocumentIn, TaxDocumentLineIn
 from domain.billing import OverageAccumulator, apply_cap
-from domain.errors import Rejection
+from domain.errors import NotFound, Rejection
 from domain.models import InvoiceSummary, RevenueStatus
 from domain.money import money_sum, round_money
 from domain.periods import Period
@@ -37,6 +37,7 @@ from domain.pricing import (
     number_lines,
 )
 from domain.steps import BILL_PERIOD, BillPeriodInput, BillPeriodResult, RevenuePlan
+from domain.tax import apply_tax, tax_code
 from ledger import BillingStartIn, InvoiceIssuedIn
 
 _STATUS = {"void": "credited"}
@@ -169,6 +170,8 @@ class BillingActivities(StepActivities):
                 record_invoice_issued(
                     currency=invoice.currency, legal_entity=step.legal_entity, total=invoice.total
                 )
+            if invoice is not None and invoice.status != "draft":
+                await self._commit_tax(step)
             if invoice is not None and frozen is not None and frozen[1].invoice_id is None:
                 await psa.mark_batch_invoiced(
                     project_id,
@@ -196,20 +199,58 @@ class BillingActivities(StepActivities):
             revenue=revenue,
         )
 
+    async def _commit_tax(self, step: BillPeriodInput) -> None:
+        """Commit the invoice's tax document once the invoice is issued: the engine reports
+        it for filing from then on."""
+        try:
+            await self.connectors.tax.commit_document(
+                step.legal_entity,
+                invoice_tax_code(step.reference),
+                idempotency_key=idempotency_key("invoice", step.reference, "tax-commit"),
+            )
+        except NotFound:
+            # Created before c2c kept tax documents (taxed by a plain calculation): nothing to
+            # commit, and the invoice stands as issued.
+            activity.logger.info("no tax document for invoice %s", step.reference)
+
     async def _create_invoice(self, step: BillPeriodInput, lines: list[InvoiceLine]) -> ErpInvoice:
         erp = self.connectors.erp
-        quote = await self.connectors.tax.calculate(
-            country=step.country,
-            region=step.region,
-            legal_entity=step.legal_entity,
-            currency=step.currency,
-            on=step.invoice_date,
-            lines=[(line.line_id, line.amount) for line in lines],
-            document_id=f"{workflow_run()[0]}.{step.reference}",
+        # The tax document is saved, not committed: an invoice the ERP refuses is never
+        # reported; it is committed once the invoice is issued.
+        document = await self.connectors.tax.create_or_adjust(
+            TaxDocumentIn(
+                code=invoice_tax_code(step.reference),
+                type="SalesInvoice",
+                company=step.legal_entity,
+                on=step.invoice_date,
+                customer_code=step.refs["erp_customer_id"],
+                customer_tax_id=step.customer_tax_id,
+                ship_from_country=step.seller_country,
+                ship_to_country=step.country,
+                ship_to_region=step.region,
+                currency=step.currency,
+                lines=[
+                    TaxDocumentLineIn(
+                        number=line.line_id,
+                        amount=line.amount,
+                        tax_code=tax_code(line.kind),
+                        description=line.description,
+                    )
+                    for line in lines
+                ],
+            )
         )
-        tax_by_line = {t.line_id: t.tax_amount for t in quote.lines}
-        subtotal = money_sum([line.amount for line in lines], step.currency)
-        total = subtotal + quote.total_tax
+        try:
+            taxed = apply_tax(
+                [(line.line_id, line.amount) for line in lines],
+                {line.number: line.tax for line in document.lines},
+                step.currency,
+            )
+        except ValueError as exc:
+            raise business_error(
+                Rejection(system="tax", code="incomplete_tax", message=str(exc), field="lines")
+            ) from exc
+        subtotal, total_tax = taxed.subtotal, taxed.tax
         body: dict[str, object] = {
             "contract_id": step.contract_id,
             "reference": step.reference,
@@ -225,20 +266,22 @@ class BillingActivities(StepActivities):
             "lines": [
                 {
                     **line.model_dump(mode="json", exclude_none=True),
-                    "tax_amount": format(tax_by_line[line.line_id], "f"),
+                    "tax_amount": format(taxed.line_taxes[line.line_id], "f"),
                 }
                 for line in lines
             ],
             "subtotal": format(subtotal, "f"),
-            "tax": format(quote.total_tax, "f"),
-            "total": format(total, "f"),
+            "tax": format(total_tax, "f"),
+            "total": format(taxed.total, "f"),
         }
+        if document.messages:
+            body["notes"] = document.messages
         functional = step.functional_currency
         if functional and functional != step.currency:
             # Reported in the legal entity's books at the ERP's rate of the invoice date.
             rate = await erp.get_exchange_rate(step.currency, functional, step.invoice_date)
             f_subtotal = round_money(subtotal * rate, functional)
-            f_tax = round_money(quote.total_tax * rate, functional)
+            f_tax = round_money(total_tax * rate, functional)
             body |= {
                 "functional_currency": functional,
                 "exchange_rate": format(rate, "f"),
@@ -251,8 +294,8 @@ class BillingActivities(StepActivities):
                 "functional_currency": functional,
                 "exchange_rate": "1",
                 "functional_subtotal": format(subtotal, "f"),
-                "functional_tax": format(quote.total_tax, "f"),
-                "functional_total": format(total, "f"),
+                "functional_tax": format(total_tax, "f"),
+                "functional_total": format(taxed.total, "f"),
             }
         return await erp.create_invoice(
             body, idempotency_key=idempotency_key("invoice", step.reference)
@@ -331,6 +374,12 @@ def _invoice_issued(step: BillPeriodInput, invoice: ErpInvoice) -> InvoiceIssued
         exchange_rate=invoice.exchange_rate,
         issued_at=datetime.now(UTC),
     )
+
+
+def invoice_tax_code(reference: str) -> str:
+    """The tax document of the invoice under ``reference``: named by the invoice's own
+    idempotency key, so a retried or re-run step adjusts the one document, never a second."""
+    return idempotency_key("invoice", reference)
 
 
 def _due_on(step: BillPeriodInput) -> date:

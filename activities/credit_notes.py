@@ -8,30 +8,91 @@ from decimal import Decimal
 
 from temporalio import activity
 
-from activities.base import StepActivities, error_classes, idempotency_key
-from activities.billing import post_revenue
+from activities.base import StepActivities, business_error, error_classes, idempotency_key
+from activities.billing import invoice_tax_code, post_revenue
+from connectors.records import TaxDocumentIn, TaxDocumentLineIn
+from domain.errors import Rejection
 from domain.models import CreditNoteSummary
+from domain.money import money_sum
 from domain.steps import ISSUE_CREDIT_NOTE, CreditNoteInput, CreditNoteIssued
+from domain.tax import DEFAULT_TAX_CODE, credit_note_tax
 from ledger import CreditNoteFactIn
 
 
 class CreditNoteActivities(StepActivities):
     @activity.defn(name=ISSUE_CREDIT_NOTE)
     async def issue_credit_note(self, step: CreditNoteInput) -> CreditNoteIssued:
-        """Credit ``step.amount`` of an invoice, with the tax the engine gives that amount."""
+        """Credit ``step.amount`` of an invoice, taxed at the invoice's tax date and rates.
+
+        The tax engine quotes the note on a return document that refers to the invoice's;
+        ``credit_note_tax`` then bounds it by the tax left on the invoice (the note that
+        credits the rest takes exactly the rest), the document takes that figure, and it is
+        committed once the ERP holds the note.
+        """
         await self.write_audit(step.contract_id, step.audit)
+        erp, engine = self.connectors.erp, self.connectors.tax
         async with error_classes(ISSUE_CREDIT_NOTE):
-            quote = await self.connectors.tax.calculate(
-                country=step.country,
-                region=step.region,
-                legal_entity=step.legal_entity,
-                currency=step.currency,
+            invoice = await erp.get_invoice(step.invoice_id)
+            if invoice is None:
+                raise business_error(
+                    Rejection(
+                        system="erp",
+                        code="invoice_not_found",
+                        message=f"invoice {step.invoice_id} does not exist",
+                        field="invoice_id",
+                    )
+                )
+            # Notes made before this one (a retried attempt's own note is this one).
+            notes = await erp.list_credit_notes(step.contract_id, invoice_id=invoice.invoice_id)
+            earlier = [n for n in notes if n.credit_note_id != step.credit_note_id]
+            code = idempotency_key("credit-note", step.credit_note_id)
+            document = TaxDocumentIn(
+                code=code,
+                type="ReturnInvoice",
+                company=step.legal_entity,
                 on=step.on,
-                lines=[("1", step.amount)],
-                document_id=step.credit_note_id,
+                tax_date=invoice.invoice_date,
+                customer_code=invoice.customer_id or step.contract_id,
+                customer_tax_id=step.customer_tax_id,
+                ship_from_country=step.seller_country,
+                ship_to_country=step.country,
+                ship_to_region=step.region,
+                currency=step.currency,
+                lines=[
+                    TaxDocumentLineIn(
+                        number="1",
+                        amount=-step.amount,
+                        tax_code=DEFAULT_TAX_CODE,
+                        description=step.reason,
+                    )
+                ],
+                reference_code=invoice_tax_code(invoice.reference) if invoice.reference else None,
             )
-            tax = quote.total_tax
-            note = await self.connectors.erp.create_credit_note(
+            quote = await engine.create_or_adjust(document)
+            try:
+                tax = credit_note_tax(
+                    invoice_subtotal=invoice.subtotal,
+                    invoice_tax=invoice.tax,
+                    credited_subtotal=money_sum([n.subtotal for n in earlier], step.currency),
+                    credited_tax=money_sum([n.tax for n in earlier], step.currency),
+                    amount=step.amount,
+                    quoted_tax=max(-quote.total_tax, Decimal(0)),
+                    currency=step.currency,
+                )
+            except ValueError as exc:
+                raise business_error(
+                    Rejection(
+                        system="erp",
+                        code="exceeds_invoice",
+                        message=f"credit note {step.credit_note_id} on {invoice.invoice_id}: {exc}",
+                        field="amount",
+                    )
+                ) from exc
+            if -tax != quote.total_tax:
+                [line] = document.lines
+                document.lines = [line.model_copy(update={"tax_amount": -tax})]
+                await engine.create_or_adjust(document)
+            note = await erp.create_credit_note(
                 step.invoice_id,
                 {
                     "credit_note_id": step.credit_note_id,
@@ -49,6 +110,11 @@ class CreditNoteActivities(StepActivities):
                     "total": format(step.amount + tax, "f"),
                 },
                 idempotency_key=idempotency_key("credit-note", step.credit_note_id),
+            )
+            await engine.commit_document(
+                step.legal_entity,
+                code,
+                idempotency_key=idempotency_key("credit-note", step.credit_note_id, "tax-commit"),
             )
             revenue = None
             if step.erp_contract_id is not None:

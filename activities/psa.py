@@ -1,11 +1,23 @@
-"""Activating the delivery side: the PSA project with its rate card and milestones."""
+"""The delivery side: the PSA project with its rate card and milestones, activated; and time
+entry closed after a termination's last day."""
 
 from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
 
 from temporalio import activity
 
 from activities.base import StepActivities, error_classes, idempotency_key
-from domain.steps import ACTIVATE_PSA_PROJECT, ContractStep, CreatedRef
+from domain.billing import work_after
+from domain.steps import (
+    ACTIVATE_PSA_PROJECT,
+    CLOSE_TIME_ENTRY,
+    CloseTimeEntryInput,
+    ContractStep,
+    CreatedRef,
+    TimeEntryClosed,
+)
 
 
 class PsaActivities(StepActivities):
@@ -37,3 +49,22 @@ class PsaActivities(StepActivities):
                     project.project_id, idempotency_key=idempotency_key("psa", "activate")
                 )
         return CreatedRef(system="psa", kind="project", external_id=project.project_id)
+
+    @activity.defn(name=CLOSE_TIME_ENTRY)
+    async def close_time_entry(self, step: CloseTimeEntryInput) -> TimeEntryClosed:
+        """Close time entry on the project after ``last_day``, then find the approved, billable
+        time not yet invoiced that it already holds for later days."""
+        await self.write_audit(step.contract_id, step.audit)
+        psa = self.connectors.psa
+        project_id = step.refs["psa_project_id"]
+        async with error_classes(CLOSE_TIME_ENTRY):
+            await psa.update_project(
+                project_id,
+                {"time_entry_end_date": step.last_day.isoformat()},
+                idempotency_key=idempotency_key("psa", "time-entry-end", str(step.last_day)),
+            )
+            found: list[tuple[date, Decimal]] = []
+            async for page in psa.unbilled_time_entries(project_id):
+                found.extend((entry.work_date, entry.hours) for entry in page)
+        count, hours, first = work_after(found, step.last_day)
+        return TimeEntryClosed(entries_after=count, hours_after=hours, first_day_after=first)

@@ -45,6 +45,7 @@ def build_steps(
         step.CREATE_ERP_PROJECT: erp.create_erp_project,
         step.CREATE_ERP_CONTRACT: erp.create_erp_contract,
         step.ACTIVATE_PSA_PROJECT: psa.activate_psa_project,
+        step.CLOSE_TIME_ENTRY: psa.close_time_entry,
         step.BILL_PERIOD: billing.bill_period,
         step.APPLY_PAYMENT: payments.apply_payment,
         step.APPLY_CASH: payments.apply_unapplied_cash,

@@ -91,4 +91,7 @@ class ValidationActivities(StepActivities):
             continue_as_new_events=self.settings.continue_as_new_events,
             ancestors=[a.crm_account_id for a in ancestors],
             time_zone=self.settings.time_zone_for(contract.legal_entity),
+            legal_entity_country=entity.country,
+            # The CRM owns the account; the approval's number stands in where it has none.
+            customer_tax_id=account.tax_id or customer.tax_id,
         )

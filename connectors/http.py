@@ -296,7 +296,7 @@ def _outcome(status: int) -> str:
 
 
 #: Path segments in an id's position that are actions, not ids (``/addresses/validate``).
-ACTION_SEGMENTS = frozenset({"validate"})
+ACTION_SEGMENTS = frozenset({"validate", "createoradjust"})
 
 
 def route_template(path: str) -> str:

@@ -31,7 +31,8 @@ from connectors.records import (
     LegalEntity,
     PsaProject,
     RevenueEntry,
-    TaxQuote,
+    TaxDocument,
+    TaxDocumentIn,
     TimeEntry,
 )
 
@@ -166,6 +167,14 @@ class PsaPort(Closeable, Protocol):
         self, project_id: str, milestones: list[dict[str, Any]], *, idempotency_key: str
     ) -> PsaProject: ...
 
+    async def update_milestone(
+        self, project_id: str, milestone_id: str, changes: dict[str, Any], *, idempotency_key: str
+    ) -> PsaProject: ...
+
+    async def remove_milestone(
+        self, project_id: str, milestone_id: str, *, idempotency_key: str
+    ) -> PsaProject | None: ...
+
     async def activate_project(self, project_id: str, *, idempotency_key: str) -> PsaProject: ...
 
     async def close_project(self, project_id: str, *, idempotency_key: str) -> PsaProject: ...
@@ -190,17 +199,11 @@ class PsaPort(Closeable, Protocol):
 class TaxPort(Closeable, Protocol):
     async def validate_address(self, country: str, region: str | None) -> str: ...
 
-    async def calculate(
-        self,
-        *,
-        country: str,
-        region: str | None,
-        legal_entity: str,
-        currency: str,
-        on: date,
-        lines: list[tuple[str, Decimal]],
-        document_id: str,
-    ) -> TaxQuote: ...
+    async def create_or_adjust(self, document: TaxDocumentIn) -> TaxDocument: ...
+
+    async def commit_document(
+        self, company: str, code: str, *, idempotency_key: str
+    ) -> TaxDocument: ...
 
 
 class PaymentsPort(Closeable, Protocol):

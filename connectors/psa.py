@@ -5,7 +5,8 @@ retried billing step prices exactly the same entries, and an entry approved mean
 the next period instead of slipping into an invoice whose body was already sent.
 
 What an amendment changes is safe to repeat: rates are a ``PUT`` of effective-dated revisions,
-the end date a ``PATCH``, and milestones the project has already are left out of the request.
+the end date and a milestone's changes a ``PATCH``, milestones the project has already are
+left out of the request, and a milestone the project no longer has is not removed again.
 """
 
 from __future__ import annotations
@@ -78,6 +79,33 @@ class HttpPsa(HttpConnector):
             "POST",
             f"/projects/{project_id}/milestones",
             json={"milestones": new},
+            idempotency_key=idempotency_key,
+        )
+
+    async def update_milestone(
+        self, project_id: str, milestone_id: str, changes: dict[str, Any], *, idempotency_key: str
+    ) -> PsaProject:
+        """Change a milestone's ``name``, ``amount`` or ``due_date`` (the fields given)."""
+        return await self.send(
+            PsaProject,
+            "PATCH",
+            f"/projects/{project_id}/milestones/{milestone_id}",
+            json=changes,
+            idempotency_key=idempotency_key,
+        )
+
+    async def remove_milestone(
+        self, project_id: str, milestone_id: str, *, idempotency_key: str
+    ) -> PsaProject | None:
+        """Remove a milestone; one the project no longer has is left as it is (a repeat after
+        a lost answer removes nothing)."""
+        project = await self.get_project(project_id)
+        if project is not None and milestone_id not in {m.milestone_id for m in project.milestones}:
+            return project
+        return await self.send(
+            PsaProject,
+            "DELETE",
+            f"/projects/{project_id}/milestones/{milestone_id}",
             idempotency_key=idempotency_key,
         )
 

@@ -24,6 +24,8 @@ class CrmAccount(Record):
     parent_crm_account_id: str | None = None
     country: str
     region: str | None = None
+    #: The account's tax registration (VAT) number.
+    tax_id: str | None = None
     status: str = "active"
 
 
@@ -93,6 +95,7 @@ class ErpInvoice(Record):
 
     invoice_id: str
     contract_id: str
+    customer_id: str | None = None
     number: str | None = None
     period: str | None = None
     milestone_id: str | None = None
@@ -117,6 +120,8 @@ class ErpInvoice(Record):
     functional_tax: Money | None = None
     functional_total: Money | None = None
     lines: list[ErpInvoiceLine] = []
+    #: Mentions the invoice carries (a reverse charge's legal text).
+    notes: list[str] = []
 
 
 class CashApplication(Record):
@@ -249,18 +254,62 @@ class Expense(Record):
     currency: str
 
 
-class TaxLine(Record):
-    line_id: str
-    taxable_amount: Money
-    rate: Decimal
-    tax_amount: Money
+class TaxDocumentLineIn(BaseModel):
+    """A line of a tax document c2c asks for: ``tax_amount`` overrides the engine's tax."""
+
+    number: str
+    amount: Money
+    tax_code: str
+    description: str | None = None
+    tax_amount: Money | None = None
 
 
-class TaxQuote(Record):
-    jurisdiction_code: str
+class TaxDocumentIn(BaseModel):
+    """A tax document to create, or to adjust when one with its ``code`` exists.
+
+    ``tax_date`` taxes the document at another day's rates than its ``date`` (a credit note at
+    its invoice's); ``reference_code`` names the document it refers to.
+    """
+
+    code: str
+    type: Literal["SalesInvoice", "ReturnInvoice"]
+    company: str
+    #: The document's date (AvaTax ``date``).
+    on: date
+    tax_date: date | None = None
+    customer_code: str
+    customer_tax_id: str | None = None
+    ship_from_country: str | None = None
+    ship_to_country: str
+    ship_to_region: str | None = None
+    currency: str
+    lines: list[TaxDocumentLineIn]
+    reference_code: str | None = None
+    commit: bool = False
+
+
+class TaxDocumentLine(Record):
+    number: str
+    amount: Money
+    tax: Money
+    #: The engine's own figure, where ``tax`` was set by an override.
+    tax_calculated: Money
     rate: Decimal
-    lines: list[TaxLine]
+
+
+class TaxDocument(Record):
+    """A document of the tax engine: its status is ``Saved``, ``Committed`` or ``Cancelled``."""
+
+    code: str
+    type: str
+    status: str
+    on: date
+    tax_date: date
+    total_amount: Money
     total_tax: Money
+    lines: list[TaxDocumentLine]
+    #: Mentions the engine requires on the invoice (a reverse charge's legal text).
+    messages: list[str] = []
 
 
 class GatewayPayment(Record):

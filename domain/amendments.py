@@ -2,7 +2,8 @@
 
 An amendment never rewrites what was already invoiced: it takes effect after the latest
 invoiced period, rate changes become new effective-dated revisions (the old rates still price
-earlier work), and milestones are only ever added.
+earlier work), and a milestone's name, amount or due date changes, or the milestone is removed,
+only while it is not invoiced. A removed milestone's id is never used again on the contract.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
-from domain.models import Amendment, Milestone
+from domain.models import Amendment, Milestone, MilestoneChange
 from domain.money import Money, MoneyError, check_minor_units
 from domain.periods import Period
 from domain.pricing import RateRevision
@@ -30,6 +31,8 @@ class Terms(BaseModel):
     milestones: list[Milestone] = Field(default_factory=list)
     invoiced_periods: list[str] = Field(default_factory=list)  # "YYYY-MM"
     invoiced_milestones: list[str] = Field(default_factory=list)
+    #: Milestones removed by amendments: their ids are not used again.
+    removed_milestones: list[str] = Field(default_factory=list)
 
     @property
     def latest_invoiced_period(self) -> Period | None:
@@ -83,6 +86,7 @@ def _dates_problem(terms: Terms, amendment: Amendment) -> str | None:
 def _milestones_problem(terms: Terms, milestones: Iterable[Milestone]) -> str | None:
     used = {m.milestone_id for m in terms.milestones}
     invoiced = set(terms.invoiced_milestones)
+    removed = set(terms.removed_milestones)
     added: set[str] = set()
     for i, milestone in enumerate(milestones):
         field = f"add_milestones[{i}]"
@@ -90,7 +94,15 @@ def _milestones_problem(terms: Terms, milestones: Iterable[Milestone]) -> str | 
         if mid in invoiced:
             return f"{field}.milestone_id {mid!r} was already invoiced."
         if mid in used:
-            return f"{field}.milestone_id {mid!r} is already used by the contract."
+            return (
+                f"{field}.milestone_id {mid!r} is already used by the contract; to change "
+                "its name, amount or due date, use change_milestones."
+            )
+        if mid in removed:
+            return (
+                f"{field}.milestone_id {mid!r} was removed by an earlier amendment; give the "
+                "new milestone an id of its own."
+            )
         if mid in added:
             return f"{field}.milestone_id {mid!r} appears twice in the amendment."
         added.add(mid)
@@ -98,6 +110,60 @@ def _milestones_problem(terms: Terms, milestones: Iterable[Milestone]) -> str | 
         if problem:
             return problem
     return None
+
+
+def _milestone_edits_problem(terms: Terms, amendment: Amendment) -> str | None:
+    """Why the amendment's milestone changes and removals cannot apply, or ``None``."""
+    known = {m.milestone_id for m in terms.milestones}
+    invoiced = set(terms.invoiced_milestones)
+    seen: set[str] = set()
+    edits: list[tuple[str, str, MilestoneChange | None]] = [
+        (f"change_milestones[{i}]", change.milestone_id, change)
+        for i, change in enumerate(amendment.change_milestones)
+    ] + [
+        (f"remove_milestones[{i}]", mid, None) for i, mid in enumerate(amendment.remove_milestones)
+    ]
+    for field, mid, change in edits:
+        where = f"{field}.milestone_id" if change is not None else field
+        if mid in invoiced:
+            return (
+                f"{where} {mid!r} was already invoiced: an invoiced milestone cannot be "
+                "changed or removed; correct its invoice with a credit note instead."
+            )
+        if mid not in known:
+            return f"{where} {mid!r} is not a milestone of the contract."
+        if mid in seen:
+            return f"{where} {mid!r} is changed or removed twice in the amendment."
+        seen.add(mid)
+        if change is not None and change.amount is not None:
+            problem = _money_problem(f"{field}.amount", change.amount, terms.currency)
+            if problem:
+                return problem
+    removed = set(amendment.remove_milestones)
+    if removed and removed == known and not amendment.add_milestones:
+        return (
+            "remove_milestones would leave the contract without milestones; shorten the "
+            "contract (end_date) or terminate it instead."
+        )
+    return None
+
+
+def amended_milestones(terms: Terms, amendment: Amendment) -> list[Milestone]:
+    """The contract's milestones after ``amendment``: changes applied in place, removed ones
+    left out, added ones at the end. Assumes ``check_amendment`` accepted it."""
+    changes = {c.milestone_id: c for c in amendment.change_milestones}
+    removed = set(amendment.remove_milestones)
+    milestones = []
+    for milestone in terms.milestones:
+        if milestone.milestone_id in removed:
+            continue
+        change = changes.get(milestone.milestone_id)
+        if change is not None:
+            milestone = milestone.model_copy(
+                update=change.model_dump(exclude={"milestone_id"}, exclude_none=True)
+            )
+        milestones.append(milestone)
+    return [*milestones, *amendment.add_milestones]
 
 
 def _rates_problem(terms: Terms, amendment: Amendment) -> str | None:
@@ -125,6 +191,7 @@ def check_amendment(terms: Terms, amendment: Amendment) -> str | None:
     problem = (
         _dates_problem(terms, amendment)
         or _milestones_problem(terms, amendment.add_milestones)
+        or _milestone_edits_problem(terms, amendment)
         or _rates_problem(terms, amendment)
     )
     if problem:
@@ -138,8 +205,8 @@ def apply_amendment(terms: Terms, amendment: Amendment) -> Terms:
     """The terms after ``amendment``: a new terms object, ``terms`` is left as it was.
 
     Each rate card entry becomes a revision effective from the amendment's effective date;
-    milestones are appended; the end date and the cap are replaced when the amendment gives
-    them.
+    milestones are changed, removed and appended (``amended_milestones``); the end date and the
+    cap are replaced when the amendment gives them.
 
     Raises:
         AmendmentRejected: ``check_amendment`` refuses the amendment.
@@ -156,7 +223,8 @@ def apply_amendment(terms: Terms, amendment: Amendment) -> Terms:
     return terms.model_copy(
         update={
             "rates": [*terms.rates, *revisions],
-            "milestones": [*terms.milestones, *amendment.add_milestones],
+            "milestones": amended_milestones(terms, amendment),
+            "removed_milestones": [*terms.removed_milestones, *amendment.remove_milestones],
             "end_date": amendment.end_date or terms.end_date,
             "not_to_exceed": (
                 terms.not_to_exceed if amendment.not_to_exceed is None else amendment.not_to_exceed

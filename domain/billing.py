@@ -255,3 +255,68 @@ def release_line(amount: Decimal, period: str) -> InvoiceLine:
         unit_price=amount,
         amount=amount,
     )
+
+
+def held_fee_part(held_back: Decimal, fees: Decimal) -> Decimal:
+    """The part of ``held_back`` that is retainer fee, when a bill's charges hold ``fees``.
+
+    ``apply_cap`` holds back the end of an invoice, and a bill's charges (its retainer fees)
+    come after its work: the fees are held back first, the work only once they all are.
+    """
+    return max(ZERO, min(held_back, fees))
+
+
+def split_release(
+    amount: Decimal, held_back: Decimal, held_fees: Decimal
+) -> tuple[Decimal, Decimal]:
+    """How a release of ``amount`` of ``held_back`` divides into (work, retainer fee).
+
+    ``held_fees`` of what is held back are retainer fees. A release bills the held-back part
+    of an invoice in the order the invoice had it, work before fees, so the work held back is
+    released first.
+
+    Invariants: ``work + fee == amount``; ``0 <= fee <= held_fees`` while ``amount <=
+    held_back``.
+    """
+    work = min(amount, max(ZERO, held_back - held_fees))
+    return work, amount - work
+
+
+def release_lines(work: Decimal, fee: Decimal, period: str) -> list[InvoiceLine]:
+    """The lines of a release: held-back work (a ``release`` line, revenue as invoiced) and
+    held-back retainer fees (a ``retainer`` line: deferred, recognised ratably in the months
+    they pay for, never again at release). A zero part gets no line."""
+    lines = []
+    if work:
+        lines.append(release_line(work, period))
+    if fee:
+        lines.append(
+            InvoiceLine(
+                kind="retainer",
+                description=(
+                    f"retainer fee held back under the not-to-exceed cap in {period}, released"
+                ),
+                quantity=ONE,
+                unit_price=fee,
+                amount=fee,
+            )
+        )
+    return number_lines(lines)
+
+
+def work_after(
+    entries: Iterable[tuple[date, Decimal]], last_day: date
+) -> tuple[int, Decimal, date | None]:
+    """Of time entries ``(work_date, hours)``, those dated after ``last_day``: how many, their
+    hours, and the first such day (``None`` when there are none).
+
+    A terminated contract bills work up to its last day only: time dated later is reported,
+    never billed, and never dropped in silence.
+    """
+    count, hours, first = 0, ZERO, None
+    for work_date, entry_hours in entries:
+        if work_date > last_day:
+            count += 1
+            hours += entry_hours
+            first = work_date if first is None else min(first, work_date)
+    return count, hours, first

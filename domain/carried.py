@@ -123,6 +123,8 @@ class BillingState(BaseModel):
     closed_periods: list[str] = Field(default_factory=list)
     billed_to_date: Money = Decimal(0)
     held_back: Money = Decimal(0)
+    #: The part of ``held_back`` that is retainer fees.
+    held_fees: Money = Decimal(0)
     written_off: Money = Decimal(0)
     revenue: RevenueStatus | None = None
     recognised_fixed_fee: Money = Decimal(0)

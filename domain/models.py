@@ -57,10 +57,35 @@ StrictDate = Annotated[date, BeforeValidator(_iso_date)]
 StrictDatetime = Annotated[datetime, BeforeValidator(_iso_datetime)]
 
 
+#: An ISO 4217 code c2c bills in; the schema lists them, so a valid document is a valid input.
+CurrencyCode = Annotated[
+    str, Field(pattern=r"^[A-Z]{3}$", json_schema_extra={"enum": sorted(MINOR_UNITS)})
+]
+
+
+#: White space as Python's ``str.strip`` sees it, which is more than ``\s`` in a JSON schema's
+#: (ECMA-262) or pydantic's (Rust) patterns: spelled out so that every engine agrees.
+_SPACE = r"\s\u001c-\u001f\u0085"
+#: A character that is not white space; and one that is neither that nor ``@``.
+_NOT_SPACE = rf"[^{_SPACE}]"
+_NOT_AT = rf"[^@{_SPACE}]"
+
+
+def _not_blank_in_schema(schema: dict[str, Any]) -> None:
+    """Say in the schema what stripping white space means: a string that must have a length
+    must have a character that is not white space."""
+    for prop in schema.get("properties", {}).values():
+        for variant in [prop, *prop.get("anyOf", [])]:
+            if variant.get("type") == "string" and variant.get("minLength", 0) >= 1:
+                variant.setdefault("pattern", _NOT_SPACE)
+
+
 class Model(BaseModel):
     """Base for every payload: unknown fields are errors, so typos never pass silently."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra=_not_blank_in_schema
+    )
 
 
 Identifier = Field(pattern=_ID, description="letters, digits and . _ : - (at most 64)")
@@ -74,7 +99,7 @@ class Customer(Model):
     region: str | None = Field(default=None, max_length=10)
     tax_id: str | None = Field(default=None, max_length=40)
     billing_email: str | None = Field(
-        default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254
+        default=None, pattern=rf"^{_NOT_AT}+@{_NOT_AT}+\.{_NOT_AT}+$", max_length=254
     )
 
 
@@ -133,7 +158,7 @@ class ContractApproved(Model):
     title: str = Field(min_length=1, max_length=200)
     customer: Customer
     legal_entity: str = Field(pattern=r"^[A-Z0-9]{2,10}$")
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    currency: CurrencyCode
     billing_model: BillingModel
     start_date: StrictDate
     end_date: StrictDate
@@ -150,6 +175,12 @@ class ContractApproved(Model):
         le=100,
         decimal_places=2,
         description="markup on billable expenses passed through, in percent",
+        json_schema_extra={
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": 100, "multipleOf": 0.01},
+                {"type": "string", "pattern": r"^(100(\.0{1,2})?|[0-9]{1,2}(\.[0-9]{1,2})?)$"},
+            ]
+        },
     )
     milestone_invoicing: Literal["period_close", "on_completion"] = Field(
         default="period_close",
@@ -203,11 +234,46 @@ class ContractApproved(Model):
         return self.not_to_exceed or Decimal(0)
 
 
+def _changes_something_in_schema(schema: dict[str, Any]) -> None:
+    _not_blank_in_schema(schema)
+    schema["anyOf"] = [
+        {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+        for name in ("name", "amount", "due_date")
+    ]
+
+
+class MilestoneChange(Model):
+    """A change to a milestone not yet invoiced: the fields given replace the milestone's."""
+
+    model_config = ConfigDict(
+        **{**Model.model_config, "json_schema_extra": _changes_something_in_schema}
+    )
+
+    milestone_id: str = Identifier
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    amount: Amount | None = None
+    due_date: StrictDate | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        if self.name is None and self.amount is None and self.due_date is None:
+            errors = FieldErrors("MilestoneChange")
+            errors.add(("amount",), "a milestone change needs a name, an amount or a due_date")
+            errors.raise_if_any()
+        return self
+
+
 class Amendment(Model):
     amendment_id: str = Identifier
     effective_date: StrictDate
     rate_card: list[RateCardEntry] = Field(default_factory=list, max_length=200)
     add_milestones: list[Milestone] = Field(default_factory=list, max_length=500)
+    #: Milestones not yet invoiced whose name, amount or due date change.
+    change_milestones: list[MilestoneChange] = Field(default_factory=list, max_length=500)
+    #: Ids of milestones not yet invoiced that the contract no longer has.
+    remove_milestones: list[Annotated[str, Field(pattern=_ID)]] = Field(
+        default_factory=list, max_length=500
+    )
     end_date: StrictDate | None = None
     not_to_exceed: Amount | None = None
     reason: str = Field(min_length=1, max_length=1000)
@@ -228,10 +294,20 @@ class MilestoneCompleted(Model):
 
 #: A billing period, ``YYYY-MM``, as ``domain.periods.Period.parse`` reads it; in a schema, the
 #: whole string (no trailing newline) is the month.
-PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+PERIOD_PATTERN = (
+    r"^([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-(0[1-9]|1[0-2])$"  # no year 0
+)
+
+
+def _force_needs_a_reason(schema: dict[str, Any]) -> None:
+    _not_blank_in_schema(schema)
+    schema["if"] = {"properties": {"force": {"const": True}}, "required": ["force"]}
+    schema["then"] = {"required": ["reason"], "properties": {"reason": {"type": "string"}}}
 
 
 class ClosePeriod(Model):
+    model_config = ConfigDict(**{**Model.model_config, "json_schema_extra": _force_needs_a_reason})
+
     period: str = Field(
         description="the month to bill, YYYY-MM", json_schema_extra={"pattern": PERIOD_PATTERN}
     )
@@ -262,7 +338,7 @@ class PaymentReceived(Model):
     payment_id: str = Identifier
     invoice_id: str | None = Field(default=None, pattern=_ID)
     amount: Amount
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    currency: CurrencyCode
     received_on: StrictDate
 
     @model_validator(mode="after")

@@ -19,7 +19,7 @@ class Period:
     def parse(cls, text: str) -> Period:
         """Parse ``YYYY-MM``; raise ``ValueError`` naming the expected form otherwise."""
         match = _PERIOD.match(text)
-        if not match:
+        if not match or int(match.group(1)) == 0:
             raise ValueError(f"period must be YYYY-MM (e.g. 2026-10), got {text!r}")
         return cls(int(match.group(1)), int(match.group(2)))
 

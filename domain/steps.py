@@ -38,6 +38,7 @@ ISSUE_CREDIT_NOTE = "issue_credit_note"
 SEND_DUNNING_REMINDER = "send_dunning_reminder"
 PROPAGATE_AMENDMENT = "propagate_amendment"
 CLOSE_CONTRACT = "close_contract"
+CLOSE_TIME_ENTRY = "close_time_entry"
 RECORD_AUDIT = "record_audit"
 OPEN_EXCEPTION = "open_exception"
 RESOLVE_EXCEPTION_RECORD = "resolve_exception_record"
@@ -47,8 +48,9 @@ ARCHIVE_SIGNED_DOCUMENT = "archive_signed_document"
 
 #: The system whose task queue (and so whose rate limit) each step runs under. A step that
 #: calls several systems runs under the one that limits it: the ERP, whose API allows one
-#: pool of calls per account. Validation and billing also call the tax engine (and billing the
-#: PSA), closing and amendments the PSA: those calls come with the ERP call they belong to.
+#: pool of calls per account. Validation, billing and credit notes also call the tax engine
+#: (and billing the PSA), closing and amendments the PSA: those calls come with the ERP call
+#: they belong to.
 #: No step calls the payment gateway (payments arrive by webhook), and none calls the tax
 #: engine alone. Steps not listed (c2c's own ledger) run on the workflows' queue.
 STEP_SYSTEM_QUEUE: dict[str, System] = {
@@ -64,6 +66,7 @@ STEP_SYSTEM_QUEUE: dict[str, System] = {
     SEND_DUNNING_REMINDER: System.CRM,
     PROPAGATE_AMENDMENT: System.ERP,
     CLOSE_CONTRACT: System.ERP,
+    CLOSE_TIME_ENTRY: System.PSA,
     # Fetches from the CLM, then links the archived copy to the ERP contract.
     ARCHIVE_SIGNED_DOCUMENT: System.ERP,
 }
@@ -111,6 +114,10 @@ class Validated(BaseModel):
     ancestors: list[str] = Field(default_factory=list)
     #: The IANA time zone in which the legal entity's billing periods end (configuration).
     time_zone: str = "UTC"
+    #: The legal entity's country (the ERP's), where its sales ship from for tax.
+    legal_entity_country: str | None = None
+    #: The customer's tax registration (VAT) number: the CRM account's, else the contract's.
+    customer_tax_id: str | None = None
 
 
 class CreatedRef(BaseModel):
@@ -166,6 +173,9 @@ class BillPeriodInput(StepInput):
     functional_currency: str | None = None
     country: str
     region: str | None = None
+    #: Sent to the tax engine, which reverse-charges a cross-border B2B sale on them.
+    customer_tax_id: str | None = None
+    seller_country: str | None = None
     payment_terms_days: int
     expenses_billable: bool
     expense_markup_percent: Decimal = Decimal(0)
@@ -226,6 +236,8 @@ class CreditNoteInput(StepInput):
     legal_entity: str
     country: str
     region: str | None = None
+    customer_tax_id: str | None = None
+    seller_country: str | None = None
     on: date
     erp_contract_id: str | None = None
     #: Revenue to reverse with the credit (time and materials: revenue follows the invoice).
@@ -267,6 +279,22 @@ class AmendmentPropagated(BaseModel):
 
 class CloseContractInput(StepInput):
     refs: dict[str, str]
+
+
+class CloseTimeEntryInput(StepInput):
+    """Close time entry on the contract's PSA project after ``last_day`` (a termination)."""
+
+    refs: dict[str, str]
+    last_day: date
+
+
+class TimeEntryClosed(BaseModel):
+    """Time entry closed; the approved, billable, unbilled time the PSA already held for days
+    after ``last_day``, which no invoice will take."""
+
+    entries_after: int = 0
+    hours_after: Quantity = Decimal(0)
+    first_day_after: date | None = None
 
 
 class OpenExceptionInput(StepInput):

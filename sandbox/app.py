@@ -27,6 +27,7 @@ from sandbox import (
     psa,
     psa_work,
     tax,
+    tax_documents,
 )
 from sandbox.db import Database, sqlite_file
 from sandbox.errors import install_error_handlers
@@ -49,7 +50,7 @@ SYSTEM_ROUTERS: dict[str, tuple[APIRouter, ...]] = {
         erp_revenue.router,
     ),
     "psa": (psa.router, psa_work.router),
-    "tax": (tax.router,),
+    "tax": (tax.router, tax_documents.router),
     "payments": (payments.router,),
 }
 

@@ -25,7 +25,7 @@ ACCOUNTS: list[dict[str, Any]] = [
     {"crm_account_id": "INITECH-DE", "name": "Initech GmbH", "country": "DE",
      "billing_email": "buchhaltung@initech.example", "tax_id": "DE123456789"},
     {"crm_account_id": "UMBRELLA-JP", "name": "Umbrella KK", "country": "JP",
-     "billing_email": "keiri@umbrella.example"},
+     "billing_email": "keiri@umbrella.example", "tax_id": "T1234567890123"},
 ]  # fmt: skip
 DORMANT = {"crm_account_id": "DORMANT-CO", "name": "Dormant Co", "country": "US", "region": "TX"}
 

@@ -146,6 +146,8 @@ class ErpInvoice(Row, table=True):
     functional_subtotal: Decimal | None = Field(default=None, sa_type=DecimalText)
     functional_tax: Decimal | None = Field(default=None, sa_type=DecimalText)
     functional_total: Decimal | None = Field(default=None, sa_type=DecimalText)
+    #: Mentions the invoice must carry (a reverse charge's legal text).
+    notes: list[str] | None = Field(default=None, sa_type=JSON)
     issued_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = Field(sa_type=UtcDateTime)
 

@@ -92,6 +92,7 @@ class InvoiceIn(Body):
     functional_subtotal: Money | None = None
     functional_tax: Money | None = None
     functional_total: Money | None = None
+    notes: list[LongText] = PydanticField(default_factory=list, max_length=10)
 
 
 class PaymentIn(Body):
@@ -133,6 +134,7 @@ def invoice_out(invoice: ErpInvoice) -> dict[str, Any]:
         "functional_subtotal": opt_dec(invoice.functional_subtotal),
         "functional_tax": opt_dec(invoice.functional_tax),
         "functional_total": opt_dec(invoice.functional_total),
+        "notes": invoice.notes or [],
         "issued_at": opt_timestamp(invoice.issued_at),
         "created_at": timestamp(invoice.created_at),
     }

@@ -91,6 +91,13 @@ class BillingScheduleIn(Body):
     lines: list[ScheduleLineIn] = PydanticField(min_length=1, max_length=100)
 
 
+class MilestoneChangeIn(Body):
+    milestone_id: Key
+    name: Text | None = None
+    amount: Money | None = None
+    due_date: date | None = None
+
+
 class AmendmentIn(Body):
     amendment_id: Key
     effective_date: date
@@ -99,6 +106,8 @@ class AmendmentIn(Body):
     contract_value: Money | None = None
     rate_card: list[RateIn] = PydanticField(default_factory=list, max_length=500)
     add_milestones: list[MilestoneIn] = PydanticField(default_factory=list, max_length=500)
+    change_milestones: list[MilestoneChangeIn] = PydanticField(default_factory=list, max_length=500)
+    remove_milestones: list[Key] = PydanticField(default_factory=list, max_length=500)
     reason: LongText
 
 
@@ -287,6 +296,13 @@ def _amendment_hash(body: AmendmentIn, currency: str) -> str:
         rate["hourly_rate"] = normalised(sent.hourly_rate, currency)
     for milestone, sent_m in zip(content["add_milestones"], body.add_milestones, strict=True):
         milestone["amount"] = normalised(sent_m.amount, currency)
+    for change, sent_c in zip(content["change_milestones"], body.change_milestones, strict=True):
+        if sent_c.amount is not None:
+            change["amount"] = normalised(sent_c.amount, currency)
+    # Absent when empty: an amendment without them hashes as it did before they existed.
+    for name in ("change_milestones", "remove_milestones"):
+        if not content[name]:
+            del content[name]
     return fingerprint(content)
 
 
@@ -335,6 +351,23 @@ def _check_amendment(body: AmendmentIn, contract: ErpContract) -> None:
                 "already",
                 f"add_milestones.{i}.milestone_id",
             )
+    edited = [c.milestone_id for c in body.change_milestones] + list(body.remove_milestones)
+    check_unique(edited, "change_milestones", "milestone_id")
+    for i, change in enumerate(body.change_milestones):
+        _check_optional(change.amount, ccy, f"change_milestones.{i}.amount")
+        if change.milestone_id not in existing:
+            raise invalid(
+                "unknown_milestone",
+                f"contract {contract.erp_contract_id} has no milestone {change.milestone_id}",
+                f"change_milestones.{i}.milestone_id",
+            )
+    for i, mid in enumerate(body.remove_milestones):
+        if mid not in existing:
+            raise invalid(
+                "unknown_milestone",
+                f"contract {contract.erp_contract_id} has no milestone {mid}",
+                f"remove_milestones.{i}",
+            )
 
 
 def _apply_amendment(body: AmendmentIn, contract: ErpContract) -> None:
@@ -344,6 +377,14 @@ def _apply_amendment(body: AmendmentIn, contract: ErpContract) -> None:
         replaced = {(r["role"], r["effective_from"]) for r in dumped["rate_card"]}
         kept = [r for r in contract.rate_card if (r["role"], r["effective_from"]) not in replaced]
         contract.rate_card = [*kept, *dumped["rate_card"]]
+    if dumped["change_milestones"] or dumped["remove_milestones"]:
+        changes = {c.pop("milestone_id"): c for c in dumped["change_milestones"]}
+        removed = set(dumped["remove_milestones"])
+        contract.milestones = [
+            {**m, **{k: v for k, v in changes.get(m["milestone_id"], {}).items() if v is not None}}
+            for m in contract.milestones
+            if m["milestone_id"] not in removed
+        ]
     if dumped["add_milestones"]:
         contract.milestones = [*contract.milestones, *dumped["add_milestones"]]
     if body.end_date is not None:

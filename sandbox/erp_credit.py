@@ -15,7 +15,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import Field as PydanticField
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from domain.money import Money, round_money
 from sandbox.db import Db, find, get_or_404, get_referenced, next_number, utcnow
@@ -114,7 +114,7 @@ def create_credit_note(
                 f"invoice {invoice_id} is {invoice.status}; only an issued invoice is credited",
                 "invoice_id",
             )
-        total = _check_credit_note(body, invoice)
+        total = _check_credit_note(session, body, invoice)
         applied = min(total, invoice.balance)
         invoice.credited_amount += total
         settle(invoice, applied, by_credit=True)
@@ -233,7 +233,23 @@ def _credit_note_hash(invoice_id: str, body: CreditNoteIn, currency: str) -> str
     )
 
 
-def _check_credit_note(body: CreditNoteIn, invoice: ErpInvoice) -> Decimal:
+def body_amount(body: CreditNoteIn, field: str) -> Decimal:
+    return body.subtotal if field == "subtotal" else body.tax
+
+
+def _credited(session: Session, invoice: ErpInvoice) -> list[tuple[str, str, Decimal, Decimal]]:
+    """(field, what, the invoice's amount, its credit notes' sum) for subtotal and tax: the
+    notes of an invoice never credit more than it carried, before tax or in tax."""
+    notes = session.exec(
+        select(ErpCreditNote).where(col(ErpCreditNote.invoice_id) == invoice.invoice_id)
+    ).all()
+    return [
+        ("subtotal", "before tax", invoice.subtotal, sum((n.subtotal for n in notes), Decimal(0))),
+        ("tax", "in tax", invoice.tax, sum((n.tax for n in notes), Decimal(0))),
+    ]
+
+
+def _check_credit_note(session: Session, body: CreditNoteIn, invoice: ErpInvoice) -> Decimal:
     """The rules of a credit note, each failure naming its field; answers its total."""
     ccy = invoice.currency
     check_lines(body.lines, ccy)
@@ -241,6 +257,14 @@ def _check_credit_note(body: CreditNoteIn, invoice: ErpInvoice) -> Decimal:
     check_amount(body.tax, ccy, "tax")
     total = check_amount(body.total, ccy, "total", positive=True)
     check_sums(body.lines, body.subtotal, body.tax, body.total, line_taxes=True)
+    for field, amount, of_invoice, credited in _credited(session, invoice):
+        if body_amount(body, field) > of_invoice - credited:
+            raise invalid(
+                "exceeds_invoice",
+                f"invoice {invoice.invoice_id} can be credited {dec(of_invoice - credited)} "
+                f"{ccy} more {amount}, not {dec(body_amount(body, field))}",
+                field,
+            )
     creditable = invoice.total - invoice.credited_amount
     if total > creditable:
         raise invalid(

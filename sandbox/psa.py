@@ -41,6 +41,9 @@ class PsaProject(Row, table=True):
     currency: str
     start_date: date
     end_date: date
+    #: The last day time may be entered for (a termination's effective date): later time is
+    #: refused. ``None``: the project's end date.
+    time_entry_end_date: date | None = None
     project_template: str
     rate_card: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     milestones: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
@@ -128,6 +131,14 @@ class RateCardIn(Body):
 
 class ProjectPatchIn(Body):
     end_date: date | None = None
+    #: Close time entry after this day (time dated later is refused).
+    time_entry_end_date: date | None = None
+
+
+class MilestonePatchIn(Body):
+    name: Text | None = None
+    amount: Money | None = None
+    due_date: date | None = None
 
 
 class MilestonesIn(Body):
@@ -148,6 +159,9 @@ def project_out(project: PsaProject) -> dict[str, Any]:
         "currency": project.currency,
         "start_date": day(project.start_date),
         "end_date": day(project.end_date),
+        "time_entry_end_date": day(project.time_entry_end_date)
+        if project.time_entry_end_date
+        else None,
         "project_template": project.project_template,
         "rate_card": current_rates(project),
         "rate_revisions": project.rate_card,
@@ -284,13 +298,24 @@ def close_project(project_id: str, db: Db) -> dict[str, Any]:
 
 @router.patch("/projects/{project_id}")
 def update_project(project_id: str, body: ProjectPatchIn, db: Db) -> dict[str, Any]:
-    """Change a project's dates (an amendment that extends or shortens the term)."""
+    """Change a project's dates (an amendment that extends or shortens the term), or close
+    time entry after a day (a termination)."""
     with db.write() as session:
         project = get_project(session, project_id)
         if body.end_date is not None and body.end_date != project.end_date:
             if body.end_date < project.start_date:
                 raise invalid("invalid_dates", "end_date must not be before start_date", "end_date")
             project.end_date = body.end_date
+            session.add(project)
+        closes = body.time_entry_end_date
+        if closes is not None and closes != project.time_entry_end_date:
+            if closes < project.start_date:
+                raise invalid(
+                    "invalid_dates",
+                    "time_entry_end_date must not be before start_date",
+                    "time_entry_end_date",
+                )
+            project.time_entry_end_date = closes
             session.add(project)
         return project_out(project)
 
@@ -326,6 +351,44 @@ def add_milestones(project_id: str, body: MilestonesIn, db: Db) -> dict[str, Any
         return project_out(project)
 
 
+def _milestone_index(project: PsaProject, milestone_id: str) -> int:
+    index = next(
+        (i for i, m in enumerate(project.milestones) if m["milestone_id"] == milestone_id), None
+    )
+    if index is None:
+        raise not_found("milestone", milestone_id)
+    return index
+
+
+@router.patch("/projects/{project_id}/milestones/{milestone_id}")
+def update_milestone(
+    project_id: str, milestone_id: str, body: MilestonePatchIn, db: Db
+) -> dict[str, Any]:
+    """Change a milestone's name, amount or due date (the fields sent)."""
+    with db.write() as session:
+        project = get_project(session, project_id)
+        index = _milestone_index(project, milestone_id)
+        if body.amount is not None:
+            check_amount(body.amount, project.currency, "amount", positive=True)
+        changes = body.model_dump(mode="json", exclude_none=True)
+        milestones = list(project.milestones)
+        milestones[index] = {**milestones[index], **changes}
+        project.milestones = milestones
+        session.add(project)
+        return project_out(project)
+
+
+@router.delete("/projects/{project_id}/milestones/{milestone_id}")
+def remove_milestone(project_id: str, milestone_id: str, db: Db) -> dict[str, Any]:
+    """Remove a milestone from the project (an amendment that drops it)."""
+    with db.write() as session:
+        project = get_project(session, project_id)
+        index = _milestone_index(project, milestone_id)
+        project.milestones = [m for i, m in enumerate(project.milestones) if i != index]
+        session.add(project)
+        return project_out(project)
+
+
 @router.get("/projects/{project_id}/milestones")
 def list_milestones(project_id: str, db: Db, page: PageQuery) -> dict[str, Any]:
     with db.read() as session:
@@ -342,12 +405,7 @@ def complete_milestone(
 ) -> dict[str, Any]:
     with db.write() as session:
         project = get_project(session, project_id)
-        index = next(
-            (i for i, m in enumerate(project.milestones) if m["milestone_id"] == milestone_id),
-            None,
-        )
-        if index is None:
-            raise not_found("milestone", milestone_id)
+        index = _milestone_index(project, milestone_id)
         milestone = project.milestones[index]
         if milestone["status"] == "completed":
             return dict(milestone)

@@ -134,7 +134,7 @@ def check_time_entry(project: PsaProject, body: TimeEntryIn, *, field_prefix: st
     """Refuse time the project cannot take: a ``422`` naming ``{field_prefix}{field}``.
 
     The PSA takes time only on an active project, for a role on its rate card, within its
-    dates, and for more than zero and at most 24 hours.
+    dates and not after its time-entry end date, and for more than zero and at most 24 hours.
     """
     if project.status != "active":
         raise invalid(
@@ -154,6 +154,13 @@ def check_time_entry(project: PsaProject, body: TimeEntryIn, *, field_prefix: st
         raise invalid(
             "outside_project_dates",
             f"work_date must be within {day(project.start_date)}..{day(project.end_date)}",
+            f"{field_prefix}work_date",
+        )
+    closed_after = project.time_entry_end_date
+    if closed_after is not None and body.work_date > closed_after:
+        raise invalid(
+            "time_entry_closed",
+            f"time entry on project {project.project_id} is closed after {day(closed_after)}",
             f"{field_prefix}work_date",
         )
 

@@ -1,29 +1,70 @@
 """Tax engine stand-in (``/tax/v1``): jurisdictions by address, and per-line tax calculation.
 
-Rates are decimal fractions (``"0.0725"`` for 7.25 %). Each line's tax is rounded half-up to the
-currency's minor unit; the total is the sum of the rounded lines.
+Rates are decimal fractions (``"0.0725"`` for 7.25 %), effective from a date: a jurisdiction's
+rate applies until a rate change (``POST /jurisdictions/{code}/rates``) takes effect. Each
+line's tax is rounded half-up to the currency's minor unit; the total is the sum of the rounded
+lines. The engine rounds by its own rules (``round_tax``), never by c2c's: it stands in for
+another company's system, and where both compute they must be able to disagree.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
-from typing import Any
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated, Any
 
 from fastapi import APIRouter
+from pydantic import BeforeValidator, StringConstraints
 from pydantic import Field as PydanticField
 from sqlmodel import Field, Session, col, select
 
-from domain.money import Money, money_sum, round_money
-from sandbox.db import Db, DecimalText, Row
-from sandbox.errors import invalid
+from sandbox.db import Db, DecimalText, Row, get_or_404
+from sandbox.errors import duplicate, invalid
 from sandbox.paging import PageQuery, equal_to, paginate
-from sandbox.schemas import Body, Country, Currency, Key, check_amount, dec
+from sandbox.schemas import Body, Country, Key, day, dec
 
 router = APIRouter(tags=["tax"])
 
 #: Countries whose addresses must name a region (a state or province).
 REGION_REQUIRED = frozenset({"US", "CA"})
+
+
+#: Decimal places of each currency's minor unit (ISO 4217), as the engine rounds tax.
+CURRENCY_DECIMALS: dict[str, int] = {"JPY": 0, "KRW": 0}
+DEFAULT_DECIMALS = 2
+
+
+#: An ISO 4217 currency code; the engine taxes in any, at its minor unit.
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+def round_tax(amount: Decimal, currency: str) -> Decimal:
+    """``amount`` rounded half-up (away from zero) to ``currency``'s minor unit."""
+    places = CURRENCY_DECIMALS.get(currency, DEFAULT_DECIMALS)
+    return amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def check_amount(amount: Decimal, currency: str, field: str, *, signed: bool = False) -> Decimal:
+    """``amount`` as given, or ``422 invalid_amount`` naming ``field`` when it has more
+    decimals than ``currency``'s minor unit, is not finite, or (unless ``signed``) negative."""
+    if not amount.is_finite() or round_tax(amount, currency) != amount:
+        places = CURRENCY_DECIMALS.get(currency, DEFAULT_DECIMALS)
+        raise invalid(
+            "invalid_amount", f"{amount} has more decimal places than {currency} ({places})", field
+        )
+    if amount < 0 and not signed:
+        raise invalid("invalid_amount", "must not be negative", field)
+    return round_tax(amount, currency)
+
+
+def _no_float(value: Any) -> Any:
+    if isinstance(value, float):
+        raise ValueError('must be a decimal string such as "1250.00", not a float')
+    return value
+
+
+#: An amount on the engine's own calculation API: a decimal string, never a float.
+Amount = Annotated[Decimal, BeforeValidator(_no_float)]
 
 
 class TaxJurisdiction(Row, table=True):
@@ -34,6 +75,21 @@ class TaxJurisdiction(Row, table=True):
     region: str | None = None
     rate: Decimal = Field(sa_type=DecimalText)
     name: str
+
+
+class TaxRateChange(Row, table=True):
+    """A jurisdiction's rate from ``effective_from`` on (until a later change)."""
+
+    __tablename__ = "tax_rate_change"
+
+    jurisdiction_code: str = Field(index=True)
+    effective_from: date
+    rate: Decimal = Field(sa_type=DecimalText)
+
+
+class RateChangeIn(Body):
+    effective_from: date
+    rate: Decimal = PydanticField(ge=0, lt=1)
 
 
 class AddressIn(Body):
@@ -50,7 +106,7 @@ class TaxCustomerIn(Body):
 
 class TaxLineIn(Body):
     line_id: Key
-    amount: Money
+    amount: Amount
 
 
 class CalculateIn(Body):
@@ -104,11 +160,43 @@ def resolve(
     return found
 
 
+def rate_on(session: Session, jurisdiction: TaxJurisdiction, on: date) -> Decimal:
+    """The jurisdiction's rate on day ``on``: its latest change in effect, else its own."""
+    change = session.exec(
+        select(TaxRateChange)
+        .where(col(TaxRateChange.jurisdiction_code) == jurisdiction.code)
+        .where(col(TaxRateChange.effective_from) <= on)
+        .order_by(col(TaxRateChange.effective_from).desc())
+    ).first()
+    return change.rate if change is not None else jurisdiction.rate
+
+
 @router.get("/jurisdictions")
 def list_jurisdictions(db: Db, page: PageQuery, country: str | None = None) -> dict[str, Any]:
     where = equal_to((TaxJurisdiction.country, country))
     with db.read() as session:
         return paginate(session, TaxJurisdiction, page, jurisdiction_out, *where)
+
+
+@router.post("/jurisdictions/{code}/rates", status_code=201)
+def add_rate_change(code: str, body: RateChangeIn, db: Db) -> dict[str, Any]:
+    """A new rate for a jurisdiction from a day on (test and demo data: a rate change)."""
+    with db.write() as session:
+        get_or_404(session, TaxJurisdiction, TaxJurisdiction.code, code, "jurisdiction")
+        clash = session.exec(
+            select(TaxRateChange)
+            .where(col(TaxRateChange.jurisdiction_code) == code)
+            .where(col(TaxRateChange.effective_from) == body.effective_from)
+        ).first()
+        if clash is not None:
+            raise duplicate(
+                f"jurisdiction {code} already changes rate on {day(body.effective_from)}", code
+            )
+        change = TaxRateChange(
+            jurisdiction_code=code, effective_from=body.effective_from, rate=body.rate
+        )
+        session.add(change)
+    return {"code": code, "effective_from": day(body.effective_from), "rate": dec(body.rate)}
 
 
 @router.post("/addresses/validate")
@@ -124,11 +212,12 @@ def calculate(body: CalculateIn, db: Db) -> dict[str, Any]:
         jurisdiction = resolve(
             session, body.customer.country, body.customer.region, field_prefix="customer."
         )
-    ccy, rate = body.currency, jurisdiction.rate
+        rate = rate_on(session, jurisdiction, body.date)
+    ccy = body.currency
     lines = []
     for i, line in enumerate(body.lines):
         amount = check_amount(line.amount, ccy, f"lines.{i}.amount")
-        lines.append((line.line_id, amount, round_money(amount * rate, ccy)))
+        lines.append((line.line_id, amount, round_tax(amount * rate, ccy)))
     return {
         "jurisdiction_code": jurisdiction.code,
         "rate": dec(rate),
@@ -141,5 +230,5 @@ def calculate(body: CalculateIn, db: Db) -> dict[str, Any]:
             }
             for lid, amount, tax in lines
         ],
-        "total_tax": dec(money_sum([tax for _, _, tax in lines], ccy)),
+        "total_tax": dec(sum((tax for _, _, tax in lines), Decimal(0))),
     }

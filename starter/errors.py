@@ -241,19 +241,24 @@ def _query_names(dependant: Dependant) -> frozenset[str]:
 
 
 async def known_query_only(request: Request) -> None:
-    """Dependency: refuse query parameters the operation does not have.
+    """Dependency: refuse query parameters the operation does not have, or given twice.
 
     Ignoring them would answer a typo (``?stag=on_hold``) with every contract, which a
-    script would take for the filtered list.
+    script would take for the filtered list; and of a parameter given twice only the last
+    would count.
 
     Raises:
-        ApiError: ``422`` naming each unknown parameter.
+        ApiError: ``422`` naming each unknown or repeated parameter.
     """
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
     known = _query_names(route.dependant)
     unknown = sorted(set(request.query_params) - known)
+    names = [name for name, _ in request.query_params.multi_items()]
+    repeated = sorted({name for name in names if names.count(name) > 1} - set(unknown))
+    if repeated:
+        raise invalid([FieldProblem(name, "given more than once") for name in repeated])
     if unknown:
         expected = ", ".join(sorted(known)) or "none"
         raise invalid(

@@ -128,7 +128,7 @@ async def kpis(
     ),
     period: str | None = Query(
         default=None,
-        json_schema_extra={"pattern": r"^([0-9]{4}-(0[1-9]|1[0-2]))?$"},
+        json_schema_extra={"pattern": f"^({PERIOD_PATTERN[1:-1]})?$"},
         description="only facts inside this month (YYYY-MM; empty: all)",
     ),
     context: ApiContext = Depends(api_context),

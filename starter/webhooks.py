@@ -34,7 +34,7 @@ from domain.models import (
 )
 from domain.names import SIGNATURE_HEADER, System, contract_workflow_id
 from ledger import InboundSource
-from starter import dead_letters
+from starter import dead_letters, webhook_schemas
 from starter.context import ApiContext, api_context
 from starter.contracts import (
     complete_milestone,
@@ -43,7 +43,13 @@ from starter.contracts import (
     start_contract,
 )
 from starter.dead_letters import Answer, Processor
-from starter.errors import ApiError, error_responses, from_validation, invalid_field
+from starter.errors import (
+    ApiError,
+    FieldProblem,
+    error_responses,
+    from_validation,
+    invalid_field,
+)
 from starter.middleware import bind_contract
 from starter.updates import amend
 
@@ -278,7 +284,10 @@ async def process_payments(context: ApiContext, body: bytes) -> Answer:
         raise invalid_field("data.invoice_id", "Field required")
     contract_id = await contract_of_invoice(context, payment.invoice_id)
     if contract_id is None:
-        raise invalid_field("data.invoice_id", f"no contract has invoice {payment.invoice_id}")
+        problem = FieldProblem("data.invoice_id", f"no contract has invoice {payment.invoice_id}")
+        raise ApiError(
+            404, "unknown_invoice", problem.message, field=problem.field, errors=[problem]
+        )
     bind_contract(contract_id)
     await to_contract(
         context, contract_id, record_payment(await context.temporal(), contract_id, payment)
@@ -432,6 +441,7 @@ async def _receive(context: ApiContext, source: InboundSource, body: bytes) -> J
         ),
     },
     summary="CLM: contract approved or amended",
+    openapi_extra=webhook_schemas.clm(ContractAmended),
 )
 async def clm_webhook(
     body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
@@ -450,6 +460,7 @@ async def clm_webhook(
     status_code=202,
     response_model=EventAccepted,
     summary="PSA: milestone completed",
+    openapi_extra=webhook_schemas.psa(),
 )
 async def psa_webhook(
     body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
@@ -464,6 +475,7 @@ async def psa_webhook(
     status_code=202,
     response_model=EventAccepted,
     summary="Payment gateway: payment succeeded",
+    openapi_extra=webhook_schemas.payments(),
 )
 async def payments_webhook(
     body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)

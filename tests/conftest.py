@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from hypothesis import settings as hypothesis_settings
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -33,6 +34,11 @@ from ledger import Ledger, get_ledger
 from sandbox.testing import run_sandbox_in_thread
 from tests.support import WEBHOOK_SECRET, venv_binary
 from worker import contract_worker
+
+# Property tests check what holds, never how fast: on a shared, loaded machine Hypothesis's
+# default 200 ms deadline per example fails tests by chance.
+hypothesis_settings.register_profile("c2c", deadline=None)
+hypothesis_settings.load_profile("c2c")
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -27,11 +27,14 @@ with workflow.unsafe.imports_passed_through():
     from domain.amendments import Terms
     from domain.billing import (
         RetainerTerms,
+        held_fee_part,
         included_hours_for,
         milestone_line,
         prorate,
         release_line,
+        release_lines,
         retainer_fee_line,
+        split_release,
     )
     from domain.carried import BillingState
     from domain.models import (
@@ -53,9 +56,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.steps import (
         BILL_PERIOD,
+        CLOSE_TIME_ENTRY,
         BillPeriodInput,
         BillPeriodResult,
+        CloseTimeEntryInput,
         RevenuePlan,
+        TimeEntryClosed,
         TimePricing,
     )
 
@@ -64,12 +70,23 @@ if TYPE_CHECKING:
 
 ZERO = Decimal(0)
 
+#: Marks runs that release a retainer fee held back under the cap as a fee: billed on a
+#: ``retainer`` line, deferred, and recognised ratably in the month it pays for. A run recorded
+#: before it released the fee as work, recognised at once.
+PATCH_RATABLE_RELEASE = "retainer-release-ratable"
+
+#: Marks runs that close time entry in the PSA after a termination's last day (and report the
+#: time it already holds for later days). A run recorded before it left time entry open.
+PATCH_CLOSE_TIME_ENTRY = "termination-closes-time-entry"
+
 
 class Billing:
     """The billing state of one contract and the steps that move it."""
 
     #: The step name of a not-to-exceed hold, as operators see it in the exception queue.
     CAP_STEP = "not_to_exceed"
+    #: The step of the notice about time dated after a terminated contract's last day.
+    WORK_AFTER_END_STEP = "work_after_end"
 
     def __init__(self, wf: ContractToCash) -> None:
         self.wf = wf
@@ -77,6 +94,8 @@ class Billing:
         #: Invoice subtotals less credit notes: what the not-to-exceed cap is measured against.
         self.billed_to_date = ZERO
         self.held_back = ZERO
+        #: The part of ``held_back`` that is retainer fees (the rest is work).
+        self.held_fees = ZERO
         self.written_off = ZERO
         self.revenue: RevenueStatus | None = None
         #: Milestone revenue recognised so far: the base of the next cumulative catch-up.
@@ -96,6 +115,7 @@ class Billing:
             closed_periods=list(self.closed_periods),
             billed_to_date=self.billed_to_date,
             held_back=self.held_back,
+            held_fees=self.held_fees,
             written_off=self.written_off,
             revenue=self.revenue,
             recognised_fixed_fee=self.recognised_fixed_fee,
@@ -112,6 +132,7 @@ class Billing:
         self.closed_periods = list(state.closed_periods)
         self.billed_to_date = state.billed_to_date
         self.held_back = state.held_back
+        self.held_fees = state.held_fees
         self.written_off = state.written_off
         self.revenue = state.revenue
         self.recognised_fixed_fee = state.recognised_fixed_fee
@@ -195,7 +216,7 @@ class Billing:
                 fee.amount,
                 result.invoice.invoice_id if result.invoice else "",
             )
-            await self._after_bill(reference, first, result)
+            await self._after_bill(reference, first, result, fees=fee.amount)
 
     async def bill_period(self, period: Period, request: ClosePeriod | None = None) -> None:
         """Close ``period``: bill its work, its charges and the next month's retainer fee.
@@ -266,7 +287,9 @@ class Billing:
         self._ratable_months.update(self._ratable_due(period))
         if result.invoice is None and not result.held_back:
             wf.record(f"period {name} closed: nothing to invoice")
-        await self._after_bill(name, period, result, hours=result.hours)
+        await self._after_bill(
+            name, period, result, hours=result.hours, fees=sum((f.amount for _, f in fees), ZERO)
+        )
 
     async def milestone_completed(self, message: MilestoneCompleted) -> None:
         wf, mid = self.wf, message.milestone_id
@@ -295,10 +318,14 @@ class Billing:
             )
 
     def _milestones_due(self, period: Period) -> list[str]:
+        # A milestone an amendment removed after it was completed is not billed.
+        current = {m.milestone_id for m in self.wf.terms.milestones}
         return [
             mid
             for mid, completed_on in sorted(self._completed.items())
-            if completed_on <= period.last_day and mid not in self._milestone_invoice
+            if completed_on <= period.last_day
+            and mid not in self._milestone_invoice
+            and mid in current
         ]
 
     def _fees_due(self, period: Period) -> list[tuple[str, InvoiceLine]]:
@@ -403,6 +430,8 @@ class Billing:
                 functional_currency=validated.functional_currency if validated else None,
                 country=c.customer.country,
                 region=c.customer.region,
+                customer_tax_id=validated.customer_tax_id if validated else None,
+                seller_country=validated.legal_entity_country if validated else None,
                 payment_terms_days=c.payment_terms_days,
                 expenses_billable=c.expenses_billable and through_date is not None,
                 expense_markup_percent=c.expense_markup_percent,
@@ -423,11 +452,13 @@ class Billing:
         *,
         hours: Decimal | None = None,
         what: str | None = None,
+        fees: Decimal = ZERO,
     ) -> None:
         """Record a bill's invoice and revenue; hold what it held back above the cap.
 
         ``period`` is the period the bill belongs to, ``what`` how operators read what was
-        billed (work in the period, unless it says otherwise).
+        billed (work in the period, unless it says otherwise), ``fees`` the retainer fees
+        among its charges.
         """
         wf, ccy = self.wf, self.wf.c.currency
         if result.revenue is not None:
@@ -446,6 +477,7 @@ class Billing:
             wf.record(f"revenue {result.revenue_posted} {ccy} recognised for {reference}")
         if result.held_back > 0:
             self.held_back += result.held_back
+            self.held_fees += held_fee_part(result.held_back, fees)
             await self._hold_above_cap(reference, period, what or f"work in {period}")
 
     async def _hold_above_cap(self, reference: str, period: Period, what: str) -> None:
@@ -465,7 +497,7 @@ class Billing:
             if action is ExceptionAction.SKIP:
                 self.written_off += self.held_back
                 wf.record(f"{self.held_back} {ccy} above the cap written off")
-                self.held_back = ZERO
+                self.held_back = self.held_fees = ZERO
                 return
             if action is ExceptionAction.ABORT:
                 return
@@ -486,15 +518,24 @@ class Billing:
                     add_as_invoiced=True,
                     description=f"{period}: work above the cap released",
                 )
+            charges, fee = [release_line(headroom, str(period))], ZERO
+            if plan is not None and self._retainer() and workflow.patched(PATCH_RATABLE_RELEASE):
+                work, fee = split_release(headroom, self.held_back, self.held_fees)
+                charges = release_lines(work, fee, str(period))
+                plan = plan.model_copy(
+                    update={
+                        "method": "ratable",
+                        "description": f"{period}: work above the cap released, as invoiced; "
+                        "retainer fees ratably, in the months they pay for",
+                    }
+                )
             result = await self._bill(
-                reference=release,
-                period=period,
-                charges=[release_line(headroom, str(period))],
-                revenue=plan,
+                reference=release, period=period, charges=charges, revenue=plan
             )
             if result is None:
                 continue
             self.held_back -= headroom
+            self.held_fees = min(self.held_fees - fee, self.held_back)
             await self._after_bill(
                 release, period, result.model_copy(update={"held_back": ZERO}), what=what
             )
@@ -574,6 +615,44 @@ class Billing:
         )
         if result is not None and (result.invoice is not None or result.held_back):
             await self._after_bill(reference, final, result, hours=result.hours)
+
+    async def close_time_entry(self) -> None:
+        """After a termination, close time entry in the PSA after the contract's last day.
+
+        Time the PSA already holds for later days is never billed (every bill stops at the last
+        day): it is reported, in the history and as an exception for the delivery queue, which
+        closes it (skip) once the time is moved or agreed otherwise.
+        """
+        wf = self.wf
+        if "psa_project_id" not in wf.refs or not workflow.patched(PATCH_CLOSE_TIME_ENTRY):
+            return
+        last = wf.end_date
+        closed = await wf.step(
+            CLOSE_TIME_ENTRY,
+            CloseTimeEntryInput(contract_id=wf.c.contract_id, refs=wf.refs, last_day=last),
+            TimeEntryClosed,
+            summary=f"close time entry in the PSA after {last}",
+        )
+        if closed is None:
+            return
+        wf.record(f"time entry closed in the PSA after {last}")
+        if closed.entries_after:
+            entries = "entry" if closed.entries_after == 1 else "entries"
+            found = (
+                f"{closed.entries_after} approved time {entries} ({closed.hours_after} h) dated "
+                f"after the last day {last}, from {closed.first_day_after},"
+            )
+            wf.record(f"{found} not billed: reported to delivery")
+            await wf.open_exception(
+                self.WORK_AFTER_END_STEP,
+                "psa",
+                "work_after_termination",
+                f"{found} held in the PSA: the contract was terminated and bills nothing after "
+                f"{last}. Move the time to another project or agree it with the customer, then "
+                "skip to close this exception",
+                blocking=False,
+                subject=str(last),
+            )
 
     def credited(self, subtotal: Decimal) -> None:
         self.billed_to_date -= subtotal

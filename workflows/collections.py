@@ -363,6 +363,8 @@ class Collections:
                 legal_entity=c.legal_entity,
                 country=c.customer.country,
                 region=c.customer.region,
+                customer_tax_id=wf.validated.customer_tax_id if wf.validated else None,
+                seller_country=wf.validated.legal_entity_country if wf.validated else None,
                 on=workflow.now().date(),
                 erp_contract_id=wf.refs.get("erp_contract_id"),
                 revenue=plan,

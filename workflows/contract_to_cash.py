@@ -89,6 +89,7 @@ with workflow.unsafe.imports_passed_through():
         ARCHIVE_SIGNED_DOCUMENT,
         BILL_PERIOD,
         CLOSE_CONTRACT,
+        CLOSE_TIME_ENTRY,
         CREATE_ERP_CONTRACT,
         CREATE_ERP_PROJECT,
         ENSURE_ERP_CUSTOMER,
@@ -155,7 +156,7 @@ INBOX_STEP = "inbox"
 CASH_STEP = Collections.CASH_STEP
 
 #: Exceptions that report something and hold no step: a decision (skip or retry) closes them.
-NOTICE_STEPS = frozenset({INBOX_STEP, CASH_STEP})
+NOTICE_STEPS = frozenset({INBOX_STEP, CASH_STEP, Billing.WORK_AFTER_END_STEP})
 
 #: Steps an operator may skip: nothing later depends on an id they would have produced.
 SKIPPABLE_STEPS = frozenset(
@@ -169,7 +170,9 @@ SKIPPABLE_STEPS = frozenset(
         PROPAGATE_AMENDMENT,
         CLOSE_CONTRACT,
         ARCHIVE_SIGNED_DOCUMENT,
+        CLOSE_TIME_ENTRY,
         Billing.CAP_STEP,
+        Billing.WORK_AFTER_END_STEP,
         Collections.DUNNING_STEP,
         INBOX_STEP,
         CASH_STEP,
@@ -190,6 +193,7 @@ STEP_SYSTEM = {
     SEND_DUNNING_REMINDER: "crm",
     PROPAGATE_AMENDMENT: "erp",
     CLOSE_CONTRACT: "erp",
+    CLOSE_TIME_ENTRY: "psa",
 }
 
 #: How each step reads in the contract's Temporal history, unless the caller says more.
@@ -418,6 +422,8 @@ class ContractToCash:
             await self._close_notices()
         elif isinstance(message, TerminateContract):
             self._decide_termination(message)
+            if self._terminate is message:
+                await self.billing.close_time_entry()
         elif isinstance(message, MalformedMessage):
             await self._decide_malformed(message)
         elif isinstance(message, ClosePeriod):

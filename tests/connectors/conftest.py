@@ -9,6 +9,7 @@ import pytest_asyncio
 from connectors.crm import HttpCrm
 from connectors.erp import HttpErp
 from connectors.psa import HttpPsa
+from connectors.tax import HttpTax
 
 
 @pytest_asyncio.fixture
@@ -28,5 +29,12 @@ async def psa(sandbox_url: str) -> AsyncIterator[HttpPsa]:
 @pytest_asyncio.fixture
 async def crm(sandbox_url: str) -> AsyncIterator[HttpCrm]:
     client = HttpCrm(f"{sandbox_url}/crm/v1", timeout_s=5)
+    yield client
+    await client.aclose()
+
+
+@pytest_asyncio.fixture
+async def tax(sandbox_url: str) -> AsyncIterator[HttpTax]:
+    client = HttpTax(f"{sandbox_url}/tax/v1", timeout_s=5)
     yield client
     await client.aclose()

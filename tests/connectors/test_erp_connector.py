@@ -157,7 +157,7 @@ async def test_a_credit_note_with_other_content_is_a_business_error(
     assert (conflict.value.rejection.status, conflict.value.rejection.code) == (409, "duplicate")
     assert (too_much.value.rejection.code, too_much.value.rejection.field) == (
         "exceeds_invoice",
-        "total",
+        "subtotal",
     )
 
 

@@ -94,6 +94,25 @@ async def test_milestones_are_added_once_whatever_the_key(
     assert await psa_writes(sandbox, route) == before + 2
 
 
+async def test_a_milestone_is_changed_and_removed_once(
+    psa: HttpPsa, sandbox: httpx.AsyncClient
+) -> None:
+    project_id = await new_project(psa)
+    changed = await psa.update_milestone(
+        project_id, "M1", {"amount": "4500.00"}, idempotency_key="A-1:psa-m:M1"
+    )
+    route = "DELETE /projects/{project_id}/milestones/{milestone_id}"
+    before = await psa_writes(sandbox, route)
+    removed = await psa.remove_milestone(project_id, "M1", idempotency_key="A-2:psa-rm:M1")
+    again = await psa.remove_milestone(project_id, "M1", idempotency_key="after-a-reset")
+
+    assert changed.milestones[0].amount == Decimal("4500.00")
+    assert removed is not None and removed.milestones == []
+    assert again == removed
+    # The repeat under another key found the milestone gone and removed nothing.
+    assert await psa_writes(sandbox, route) == before + 1
+
+
 async def test_a_dunning_reminder_is_recorded_once(
     crm: HttpCrm, faults: Any, sandbox: httpx.AsyncClient
 ) -> None:

@@ -127,21 +127,28 @@ async def test_tax_for_a_jpy_invoice_rounds_to_whole_yen(sandbox_url: str) -> No
     from datetime import date
     from decimal import Decimal
 
+    from connectors.records import TaxDocumentIn, TaxDocumentLineIn
+
     tax = HttpTax(f"{sandbox_url}/tax/v1")
+    document = TaxDocumentIn(
+        code=f"doc-{uuid.uuid4().hex[:8]}",
+        type="SalesInvoice",
+        company="US01",
+        on=date(2026, 10, 31),
+        customer_code="UMBRELLA-JP",
+        ship_to_country="JP",
+        currency="JPY",
+        lines=[
+            TaxDocumentLineIn(number="1", amount=Decimal("12345"), tax_code="SV-PROFESSIONAL"),
+            TaxDocumentLineIn(number="2", amount=Decimal("999"), tax_code="SV-PROFESSIONAL"),
+        ],
+    )
     try:
-        quote = await tax.calculate(
-            country="JP",
-            region=None,
-            legal_entity="US01",
-            currency="JPY",
-            on=date(2026, 10, 31),
-            lines=[("1", Decimal("12345")), ("2", Decimal("999"))],
-            document_id="doc-1",
-        )
+        made = await tax.create_or_adjust(document)
     finally:
         await tax.aclose()
-    assert [line.tax_amount for line in quote.lines] == [Decimal("1235"), Decimal("100")]
-    assert quote.total_tax == Decimal("1335")
+    assert [line.tax for line in made.lines] == [Decimal("1235"), Decimal("100")]
+    assert made.total_tax == Decimal("1335")
 
 
 async def test_a_repeatable_request_is_retried_at_once_and_a_bare_post_is_not(

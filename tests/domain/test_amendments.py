@@ -89,7 +89,7 @@ def test_a_valid_amendment_is_accepted() -> None:
         ),
         (
             {"add_milestones": [milestone("M2")]},
-            "add_milestones[0].milestone_id 'M2' is already used by the contract.",
+            "add_milestones[0].milestone_id 'M2' is already used by the contract;",
         ),
         (
             {"add_milestones": [milestone("M1")]},
@@ -215,3 +215,65 @@ def test_an_amount_too_large_for_the_currency_is_rejected_with_a_reason(
     assert reason is not None
     assert "too large: USD amounts have at most 13 digits" in reason
     assert "InvalidOperation" not in reason
+
+
+def test_a_milestone_not_yet_invoiced_changes_and_another_goes() -> None:
+    a = amendment(
+        change_milestones=[{"milestone_id": "M2", "amount": "25000.00", "due_date": "2027-03-31"}],
+        add_milestones=[milestone("M3")],
+    )
+    after = apply_amendment(terms(), a)
+    assert [(m.milestone_id, m.name, m.amount, m.due_date) for m in after.milestones] == [
+        ("M1", "Discovery", Decimal("10000.00"), None),
+        ("M2", "Design", Decimal("25000.00"), date(2027, 3, 31)),
+        ("M3", "milestone M3", Decimal("5000.00"), None),
+    ]
+    gone = apply_amendment(after, amendment(amendment_id="A-2", remove_milestones=["M3"]))
+    assert [m.milestone_id for m in gone.milestones] == ["M1", "M2"]
+    assert gone.removed_milestones == ["M3"]
+    # The terms given are left as they were.
+    assert [m.amount for m in terms().milestones] == [Decimal("10000.00"), Decimal("20000.00")]
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        (
+            {"change_milestones": [{"milestone_id": "M1", "amount": "1.00"}]},
+            "change_milestones[0].milestone_id 'M1' was already invoiced",
+        ),
+        ({"remove_milestones": ["M1"]}, "remove_milestones[0] 'M1' was already invoiced"),
+        (
+            {"change_milestones": [{"milestone_id": "M9", "name": "New"}]},
+            "change_milestones[0].milestone_id 'M9' is not a milestone of the contract",
+        ),
+        (
+            {
+                "change_milestones": [{"milestone_id": "M2", "name": "New"}],
+                "remove_milestones": ["M2"],
+            },
+            "remove_milestones[0] 'M2' is changed or removed twice",
+        ),
+        (
+            {"change_milestones": [{"milestone_id": "M2", "amount": "0.001"}]},
+            "change_milestones[0].amount",
+        ),
+        ({"add_milestones": [milestone("M2")]}, "use change_milestones"),
+        ({"add_milestones": [milestone("M7")]}, "was removed by an earlier amendment"),
+    ],
+)
+def test_milestone_changes_are_refused_with_the_field(changes: dict[str, Any], reason: str) -> None:
+    problem = check_amendment(terms(removed_milestones=["M7"]), amendment(**changes))
+    assert problem is not None and reason in problem
+
+
+def test_the_last_milestones_are_not_removed() -> None:
+    problem = check_amendment(
+        terms(invoiced_milestones=[]), amendment(remove_milestones=["M1", "M2"])
+    )
+    assert problem is not None and "without milestones" in problem
+
+
+def test_a_milestone_change_must_change_something() -> None:
+    with pytest.raises(ValueError, match="a name, an amount or a due_date"):
+        amendment(change_milestones=[{"milestone_id": "M2"}])

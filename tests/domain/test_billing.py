@@ -10,13 +10,17 @@ from domain.billing import (
     OverageAccumulator,
     RetainerTerms,
     apply_cap,
+    held_fee_part,
     included_hours_for,
     milestone_line,
     month_share,
     prorate,
     release_line,
+    release_lines,
     retainer_fee_line,
     round_half_up,
+    split_release,
+    work_after,
 )
 from domain.periods import Period
 from domain.pricing import InvoiceLine, RateRevision, RateTable, UnknownRole, subtotal
@@ -359,3 +363,40 @@ def test_cap_result_round_trips_through_json() -> None:
     )
     assert result.model_dump(mode="json")["held_back"] == "5.00"
     assert type(result).model_validate_json(result.model_dump_json()) == result
+
+
+def test_the_fees_of_a_bill_are_held_back_before_its_work() -> None:
+    # 300.00 of overage and a 5,000.00 fee, 1,000.00 of headroom: 4,300.00 held, all fee.
+    assert held_fee_part(Decimal("4300.00"), Decimal("5000.00")) == Decimal("4300.00")
+    # 5,600.00 held: the whole fee and 600.00 of work.
+    assert held_fee_part(Decimal("5600.00"), Decimal("5000.00")) == Decimal("5000.00")
+    assert held_fee_part(Decimal("700.00"), Decimal(0)) == Decimal(0)
+
+
+def test_a_release_bills_the_held_back_work_before_the_held_back_fee() -> None:
+    # 5,600.00 held, 5,000.00 of it fee: a release of 1,000.00 is 600.00 work, 400.00 fee.
+    assert split_release(Decimal("1000.00"), Decimal("5600.00"), Decimal("5000.00")) == (
+        Decimal("600.00"),
+        Decimal("400.00"),
+    )
+    assert split_release(Decimal("5000.00"), Decimal("5000.00"), Decimal("5000.00")) == (
+        Decimal(0),
+        Decimal("5000.00"),
+    )
+    both = release_lines(Decimal("600.00"), Decimal("400.00"), "2026-10")
+    assert [(line.kind, line.amount, line.line_id) for line in both] == [
+        ("release", Decimal("600.00"), "1"),
+        ("retainer", Decimal("400.00"), "2"),
+    ]
+    only_fee = release_lines(Decimal(0), Decimal("5000.00"), "2026-10")
+    assert [line.kind for line in only_fee] == ["retainer"]
+
+
+def test_time_dated_after_the_last_day_is_found() -> None:
+    entries = [
+        (date(2026, 10, 20), Decimal("8")),
+        (date(2026, 10, 23), Decimal("2.5")),
+        (date(2026, 10, 21), Decimal("1")),
+    ]
+    assert work_after(entries, date(2026, 10, 20)) == (2, Decimal("3.5"), date(2026, 10, 21))
+    assert work_after(entries, date(2026, 10, 31)) == (0, Decimal(0), None)

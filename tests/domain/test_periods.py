@@ -15,7 +15,9 @@ def test_parse_and_bounds() -> None:
     assert str(Period.parse("2026-12").next()) == "2027-01"
 
 
-@pytest.mark.parametrize("text", ["2026-13", "2026-1", "26-01", "2026/01", "", "2026-00"])
+@pytest.mark.parametrize(
+    "text", ["2026-13", "2026-1", "26-01", "2026/01", "", "2026-00", "0000-01"]
+)
 def test_malformed_periods_name_the_expected_form(text: str) -> None:
     with pytest.raises(ValueError, match="YYYY-MM"):
         Period.parse(text)

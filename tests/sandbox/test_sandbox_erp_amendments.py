@@ -196,3 +196,50 @@ def test_a_billing_schedule_says_when_milestones_are_invoiced(client: httpx.Clie
 
     assert contract["billing_schedule"]["milestone_invoicing"] == "on_completion"
     assert error(refused)["field"] == "milestone_invoicing"
+
+
+def test_an_amendment_changes_and_removes_milestones(client: httpx.Client) -> None:
+    refs = create_erp_contract(client)
+    ok(client.post(amend_url(refs), json=amendment()), 201)
+
+    edited = ok(
+        client.post(
+            amend_url(refs),
+            json=amendment(
+                "A-2",
+                add_milestones=[{"milestone_id": "M10", "name": "Phase 3", "amount": "5.00"}],
+                change_milestones=[{"milestone_id": "M9", "amount": "25000.00"}],
+            ),
+        ),
+        201,
+    )
+    unknown = client.post(
+        amend_url(refs), json=amendment("A-3", add_milestones=[], remove_milestones=["M8"])
+    )
+    twice = client.post(
+        amend_url(refs),
+        json=amendment(
+            "A-4",
+            add_milestones=[],
+            change_milestones=[{"milestone_id": "M9", "name": "x"}],
+            remove_milestones=["M9"],
+        ),
+    )
+    removed = ok(
+        client.post(
+            amend_url(refs), json=amendment("A-5", add_milestones=[], remove_milestones=["M10"])
+        ),
+        201,
+    )
+
+    assert [(m["milestone_id"], m["amount"]) for m in edited["milestones"]] == [
+        ("M9", "25000.00"),
+        ("M10", "5.00"),
+    ]
+    assert edited["milestones"][0]["name"] == "Phase 2 go-live"
+    assert (error(unknown)["field"], error(unknown)["code"]) == (
+        "remove_milestones.0",
+        "unknown_milestone",
+    )
+    assert error(twice)["code"] == "duplicate_key"
+    assert [m["milestone_id"] for m in removed["milestones"]] == ["M9"]

@@ -142,9 +142,41 @@ def test_crediting_the_whole_invoice_makes_it_credited(client: httpx.Client) -> 
     )
     assert error(over) == {
         "code": "exceeds_invoice",
-        "message": f"invoice {invoice['invoice_id']} can be credited 0.00 USD more, not 0.01",
-        "field": "total",
+        "message": (
+            f"invoice {invoice['invoice_id']} can be credited 0.00 USD more before tax, not 0.01"
+        ),
+        "field": "subtotal",
     }
+
+
+def test_credit_notes_never_credit_more_tax_than_the_invoice_carried(
+    client: httpx.Client,
+) -> None:
+    refs = create_erp_contract(client)
+    invoice = issued_invoice(client, refs, amounts=("1000.00",), tax="72.50")
+    ok(
+        client.post(
+            credit_notes_url(invoice), json=credit_note("CN-1", amounts=(("0.10", "0.01"),))
+        ),
+        201,
+    )
+
+    # 999.90 at 7.25 % rounds to 72.49, but only 72.49 of tax is left: 72.50 would be a cent
+    # more than the invoice carried, though the total (1072.40) would still fit.
+    over = client.post(
+        credit_notes_url(invoice), json=credit_note("CN-2", amounts=(("999.90", "72.50"),))
+    )
+    assert error(over) == {
+        "code": "exceeds_invoice",
+        "message": (
+            f"invoice {invoice['invoice_id']} can be credited 72.49 USD more in tax, not 72.50"
+        ),
+        "field": "tax",
+    }
+    rest = credit_note("CN-2", amounts=(("999.90", "72.49"),))
+    ok(client.post(credit_notes_url(invoice), json=rest), 201)
+    credited = ok(client.get(f"/erp/v1/invoices/{invoice['invoice_id']}"))
+    assert (credited["status"], credited["balance"]) == ("credited", "0.00")
 
 
 def test_crediting_a_paid_invoice_leaves_customer_credit(client: httpx.Client) -> None:
@@ -200,7 +232,8 @@ def test_crediting_a_paid_invoice_leaves_customer_credit(client: httpx.Client) -
         (credit_note(amounts=(("200.005", "0"),)), "lines.0.amount", "invalid_amount"),
         (credit_note(amounts=(("10", "-1"),)), "lines.0.tax_amount", "invalid_amount"),
         (credit_note(amounts=(("0", "0"),)), "total", "invalid_amount"),
-        (credit_note(amounts=(("2000.00", "0"),)), "total", "exceeds_invoice"),
+        (credit_note(amounts=(("2000.00", "0"),)), "subtotal", "exceeds_invoice"),
+        (credit_note(amounts=(("100.00", "72.51"),)), "tax", "exceeds_invoice"),
         (credit_note(lines=[]), "lines", "validation_error"),
         (credit_note(credit_note_id="CN 1"), "credit_note_id", "validation_error"),
     ],

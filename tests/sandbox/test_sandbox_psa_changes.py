@@ -224,3 +224,50 @@ def test_a_batch_pages_its_work_in_creation_order(client: httpx.Client) -> None:
         ("9000", "JPY"),
         ("40.00", "USD"),
     ]
+
+
+def test_a_milestone_changes_and_is_removed(client: httpx.Client) -> None:
+    project_id = project_id_of(client)
+    url = f"/psa/v1/projects/{project_id}/milestones"
+    ok(
+        client.post(
+            url, json={"milestones": [{"milestone_id": "M2", "name": "B", "amount": "1.00"}]}
+        ),
+        201,
+    )
+
+    changed = ok(client.patch(f"{url}/M1", json={"amount": "7500.00", "due_date": "2026-11-30"}))
+    bad_amount = client.patch(f"{url}/M1", json={"amount": "1.001"})
+    unknown = client.patch(f"{url}/M9", json={"name": "Nothing"})
+    removed = ok(client.delete(f"{url}/M2"))
+    removed_again = client.delete(f"{url}/M2")
+
+    assert changed["milestones"][0] == {
+        "milestone_id": "M1",
+        "name": "Design",
+        "amount": "7500.00",
+        "due_date": "2026-11-30",
+        "status": "open",
+        "completed_on": None,
+    }
+    assert error(bad_amount)["field"] == "amount"
+    assert unknown.status_code == 404
+    assert [m["milestone_id"] for m in removed["milestones"]] == ["M1"]
+    assert removed_again.status_code == 404
+
+
+def test_time_entry_closes_after_a_day(client: httpx.Client) -> None:
+    project_id = active_project(client)
+    url = f"/psa/v1/projects/{project_id}"
+
+    closed = ok(client.patch(url, json={"time_entry_end_date": "2026-10-20"}))
+    on_the_day = log_time(client, project_id, "2026-10-20")
+    after = log_time(client, project_id, "2026-10-21")
+    before_start = client.patch(url, json={"time_entry_end_date": "2026-08-31"})
+
+    assert (closed["end_date"], closed["time_entry_end_date"]) == ("2026-12-31", "2026-10-20")
+    assert on_the_day.status_code == 201
+    assert after.status_code == 422
+    assert (error(after)["field"], error(after)["code"]) == ("work_date", "time_entry_closed")
+    assert "closed after 2026-10-20" in error(after)["message"]
+    assert error(before_start)["field"] == "time_entry_end_date"

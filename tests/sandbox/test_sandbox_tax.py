@@ -91,3 +91,34 @@ def test_amounts_beyond_the_minor_unit_are_refused(client: httpx.Client) -> None
 
     assert refused.status_code == 422
     assert refused.json()["error"]["field"] == "lines.1.amount"
+
+
+def test_the_tax_engine_shares_no_code_with_c2cs_domain() -> None:
+    """The engine stands in for another company's system: its rounding and rates are its own,
+    so that where c2c and the engine both compute, they can disagree."""
+    import ast
+    from pathlib import Path
+
+    import sandbox
+
+    root = Path(sandbox.__file__).parent
+    for module in ("tax.py", "tax_documents.py"):
+        tree = ast.parse((root / module).read_text())
+        imported = {
+            node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+        } | {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        }
+        assert not {name for name in imported if name.split(".")[0] == "domain"}, module
+
+
+def test_the_engine_rounds_half_up_by_its_own_rules(client: httpx.Client) -> None:
+    # 0.05 at 10 % is 0.005: half-up to 0.01; 0.04 gives 0.004: down to 0.00.
+    result = ok(calculate(client, {"country": "JP"}, "USD", "0.05", "0.04"))
+    assert [line["tax_amount"] for line in result["lines"]] == ["0.01", "0.00"]
+    refused = calculate(client, {"country": "JP"}, "JPY", "10.5")
+    assert refused.status_code == 422
+    assert refused.json()["error"]["field"] == "lines.0.amount"

@@ -206,7 +206,7 @@ async def test_a_payment_for_an_unknown_invoice_is_refused(api: httpx.AsyncClien
     response = await api.post(
         "/webhooks/payments", content=body, headers=signed(body, WEBHOOK_SECRET)
     )
-    assert_error(response, 422, "validation_error", "data.invoice_id")
+    assert_error(response, 404, "unknown_invoice", "data.invoice_id")
 
 
 async def test_a_milestone_for_an_unknown_contract_is_not_found(api: httpx.AsyncClient) -> None:
@@ -242,6 +242,13 @@ async def test_an_unknown_query_parameter_is_refused_not_ignored(api: httpx.Asyn
     assert "expected stage" in response.json()["error"]["message"]
     response = await api.get("/api/dead-letters", params={"source": "clm", "limit": "5"})
     assert_error(response, 422, "validation_error", "limit")
+
+
+async def test_a_query_parameter_given_twice_is_refused(api: httpx.AsyncClient) -> None:
+    # Only the last would count: a script filtering on the first would read the wrong list.
+    response = await api.get("/api/contracts", params=[("stage", "on_hold"), ("stage", "active")])
+    assert_error(response, 422, "validation_error", "stage")
+    assert response.json()["error"]["message"] == "stage: given more than once"
 
 
 async def test_the_openapi_document_declares_the_error_shape(api: httpx.AsyncClient) -> None:

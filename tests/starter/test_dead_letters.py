@@ -173,7 +173,7 @@ def test_events_malformed_after_their_signature_check_are_dead_letters(
         invalid = assert_error(post(PSA, no_milestone), 422, "validation_error")
         assert invalid["error"]["field"] == "data.milestone_id"
         assert invalid["dead_letter"] is True
-        assert_error(post(PAYMENTS, unknown_invoice), 422, "validation_error")
+        assert_error(post(PAYMENTS, unknown_invoice), 404, "unknown_invoice")
         assert_error(post(PAYMENTS, not_json), 400, "invalid_json")
 
         dead = {
@@ -182,7 +182,7 @@ def test_events_malformed_after_their_signature_check_are_dead_letters(
         assert dead["psa", eid]["reason"] == "validation_error: data.milestone_id: Field required"
         by_hash = dead["payments", hashlib.sha256(unknown_invoice).hexdigest()]
         assert by_hash["type"] == "payment.succeeded" and by_hash["contract_id"] is None
-        assert by_hash["reason"].startswith("validation_error: data.invoice_id: no contract has")
+        assert by_hash["reason"].startswith("unknown_invoice: no contract has")
         garbled = dead["payments", hashlib.sha256(not_json).hexdigest()]
         assert (garbled["type"], garbled["reason"]) == (
             "",
@@ -349,6 +349,6 @@ async def test_a_transient_failure_is_left_for_the_senders_retry(
     pending = inbound.get_inbound_event("payments", pid)
     assert pending is not None and pending.status == "received"
     # No contract has the invoice: once the ERP answers, that is what makes a dead letter.
-    assert_error(await api.post(PAYMENTS, content=paid, headers=headers), 422, "validation_error")
+    assert_error(await api.post(PAYMENTS, content=paid, headers=headers), 404, "unknown_invoice")
     dead = inbound.get_inbound_event("payments", pid)
     assert dead is not None and (dead.status, dead.attempts) == ("dead_letter", 2)

@@ -127,6 +127,7 @@ async def test_another_entity_sees_none_of_it(api: httpx.AsyncClient, entity: st
     [
         ({"period": "2026-13"}, "period"),
         ({"period": "2026/10"}, "period"),
+        ({"period": "0000-01"}, "period"),  # no year 0
         ({"legal_entity": "us01"}, "legal_entity"),
         ({"legal_entity": "US-01"}, "legal_entity"),
     ],

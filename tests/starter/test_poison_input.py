@@ -386,7 +386,7 @@ async def test_a_dead_letter_corrected_under_its_id_keeps_the_corrected_body(
 
     assert (await send(api, PAYMENTS, body("1e400"))).status_code == 422
     corrected = await send(api, PAYMENTS, body("10.00"))
-    assert corrected.status_code == 422  # still no contract has that invoice
+    assert corrected.status_code == 404  # still no contract has that invoice
     assert corrected.json()["error"]["field"] == "data.invoice_id"
     kept = stored(inbound, "payments", event_id)
     assert kept.status == "dead_letter" and kept.body == body("10.00").decode()

@@ -66,7 +66,8 @@ async def test_an_issued_invoice_shows_on_the_worker_port_with_sdk_metrics(
     assert delta(f"{CONNECTOR_LATENCY}_count", system="erp", operation=issue) == 1
     assert delta(f"{CONNECTOR_LATENCY}_bucket", system="erp", operation=issue, le="+Inf") == 1
     assert delta(CONNECTOR_CALLS, system="psa", outcome="ok") >= 3
-    assert delta(CONNECTOR_CALLS, system="tax", operation="POST /calculate", outcome="ok") == 1
+    create = "POST /transactions/createoradjust"
+    assert delta(CONNECTOR_CALLS, system="tax", operation=create, outcome="ok") == 1
     # Every label is a template: no contract or record id became a series.
     operations = {labels.get("operation", "") for _, labels, _ in after.samples}
     assert not any(cid in op or psa in op for op in operations)

@@ -56,7 +56,7 @@ async def test_faults_during_provisioning_and_billing_create_each_record_once(
     await faults(
         system="erp", path_prefix="/invoices", method="POST", status=503, phase="after", times=2
     )
-    await faults(system="tax", path_prefix="/calculate", status=500, times=1)
+    await faults(system="tax", path_prefix="/transactions", status=500, times=1)
     await close_period_for(temporal_client, cid, ClosePeriod(period="2026-10"))
     status = await wait_for(temporal_client, cid, lambda s: bool(s.invoices), what="an invoice")
 

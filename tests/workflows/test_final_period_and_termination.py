@@ -13,12 +13,13 @@ import pytest
 from temporalio.client import Client
 
 from c2c.settings import Settings
-from domain.models import ClosePeriod, PaymentReceived, TerminateContract
+from domain.models import ClosePeriod, PaymentReceived, ResolveException, TerminateContract
 from domain.periods import Period
 from starter.contracts import (
     close_period_for,
     contract_result,
     record_payment,
+    resolve_exception,
     start_contract,
     terminate_contract,
 )
@@ -78,6 +79,37 @@ async def test_a_termination_bills_work_up_to_its_date_then_closes_once_paid(
     assert status.closed_periods == [str(earlier)]
     assert status.stage == "active"  # billed, not yet paid
     assert any("termination requested" in h.event for h in status.history)
+    # Time entry is closed in the PSA after the last day: later time is refused.
+    assert f"time entry closed in the PSA after {earlier.last_day}" in [
+        h.event for h in status.history
+    ]
+    project = (await sandbox.get(f"/psa/v1/projects/{psa}")).json()
+    assert project["time_entry_end_date"] == earlier.last_day.isoformat()
+    refused = await sandbox.post(
+        f"/psa/v1/projects/{psa}/time-entries",
+        json={
+            "consultant_id": "u-1",
+            "role": "Senior Consultant",
+            "work_date": last_month.last_day.isoformat(),
+            "hours": "2",
+            "billable": True,
+            "approved": True,
+        },
+    )
+    assert refused.status_code == 422
+    assert (refused.json()["error"]["code"], refused.json()["error"]["field"]) == (
+        "time_entry_closed",
+        "work_date",
+    )
+    # The 3 h the PSA already held for later days are reported, never billed.
+    [found] = [h.event for h in status.history if "dated after the last day" in h.event]
+    assert found.startswith("1 approved time entry (3") and "not billed" in found
+    [notice] = status.open_exceptions
+    assert (notice.code, notice.queue, notice.step) == (
+        "work_after_termination",
+        "delivery",
+        "work_after_end",
+    )
 
     await record_payment(
         temporal_client,
@@ -90,9 +122,22 @@ async def test_a_termination_bills_work_up_to_its_date_then_closes_once_paid(
             received_on=date.today(),
         ),
     )
+    # Paid, but the contract stays open until delivery has dealt with the time reported.
+    await wait_for(temporal_client, cid, lambda s: s.balance_due == 0, what="the invoice paid")
+    await resolve_exception(
+        temporal_client,
+        cid,
+        ResolveException(
+            exception_id=notice.exception_id,
+            action="skip",
+            operator="pm@c2c",
+            note="time moved to the follow-on project",
+        ),
+    )
     summary = await contract_result(temporal_client, cid)
     assert summary.status.stage == "closed"
     assert summary.status.balance_due == 0
+    assert len(summary.status.invoices) == 1
 
 
 async def test_work_approved_after_the_final_close_is_billed_before_closing(

@@ -14,9 +14,10 @@ from temporalio.client import Client
 from c2c.settings import Settings
 from domain.models import Amendment, ClosePeriod, MilestoneCompleted
 from ledger import Ledger
-from starter.contracts import close_period_for, complete_milestone
+from starter.contracts import close_period_for, complete_milestone, contract_handle
 from starter.exception_queue import get_exception, resolve
 from starter.updates import amend
+from tests.support import serve
 from tests.workflows.billing_helpers import erp_balances, pay, replay, start_active, wait_invoices
 from tests.workflows.helpers import items, wait_for
 
@@ -205,4 +206,140 @@ async def test_a_milestone_held_by_the_cap_is_billed_once_the_cap_is_raised(
         Decimal("2000.00"),
     ]
     assert after.held_back == 0
+    await replay(temporal_client, cid)
+
+
+async def test_a_milestone_not_yet_invoiced_changes_or_goes_by_amendment(
+    temporal_client: Client, settings: Settings, sandbox: httpx.AsyncClient
+) -> None:
+    handover = {"milestone_id": "M3", "name": "Handover", "amount": "2000.00"}
+    cid, status = await start_active(
+        temporal_client,
+        settings,
+        **fixed_fee(milestones=[*MILESTONES, handover], end_date="2026-12-31"),
+    )
+    erp_contract = status.refs["erp_contract_id"]
+    psa = status.refs["psa_project_id"]
+    await complete_milestone(
+        temporal_client, cid, MilestoneCompleted(milestone_id="M1", completed_on=date(2026, 10, 20))
+    )
+    await close_period_for(temporal_client, cid, ClosePeriod(period="2026-10"))
+    status = await wait_invoices(temporal_client, cid, 1)
+    assert status.invoices[0].subtotal == Decimal("4000.00")
+
+    # M1 is invoiced: neither changed nor removed; M3 is not re-added under the same id.
+    refusals = [
+        Amendment(
+            amendment_id="A-m1",
+            effective_date=date(2026, 11, 1),
+            change_milestones=[{"milestone_id": "M1", "amount": "5000.00"}],
+            reason="repriced",
+        ),
+        Amendment(
+            amendment_id="A-m1-gone",
+            effective_date=date(2026, 11, 1),
+            remove_milestones=["M1"],
+            reason="dropped",
+        ),
+        Amendment(
+            amendment_id="A-m3-again",
+            effective_date=date(2026, 11, 1),
+            add_milestones=[{**handover, "amount": "3000.00"}],
+            reason="repriced",
+        ),
+    ]
+    for refused, words in zip(
+        refusals, ("already invoiced", "already invoiced", "use change_milestones"), strict=True
+    ):
+        result = await amend(temporal_client, cid, refused)
+        assert result.status == "rejected" and words in (result.reason or ""), result
+
+    # By update: M2 from 6,000.00 to 9,000.00, due 2026-11-30. Value 4,000 + 9,000 + 2,000.
+    repriced = Amendment(
+        amendment_id="A-m2",
+        effective_date=date(2026, 11, 1),
+        change_milestones=[{"milestone_id": "M2", "amount": "9000.00", "due_date": "2026-11-30"}],
+        reason="change order 9: build scope doubled",
+    )
+    assert (await amend(temporal_client, cid, repriced)).status == "applied"
+    contract = (await sandbox.get(f"/erp/v1/contracts/{erp_contract}")).json()
+    assert Decimal(contract["contract_value"]) == Decimal("15000.00")
+    erp_m2 = next(m for m in contract["milestones"] if m["milestone_id"] == "M2")
+    assert (Decimal(erp_m2["amount"]), erp_m2["due_date"]) == (Decimal("9000.00"), "2026-11-30")
+    psa_m2 = next(
+        m
+        for m in await items(sandbox, f"/psa/v1/projects/{psa}/milestones")
+        if m["milestone_id"] == "M2"
+    )
+    assert (Decimal(psa_m2["amount"]), psa_m2["due_date"]) == (Decimal("9000.00"), "2026-11-30")
+
+    # By signal: M3 removed. Value 4,000 + 9,000.
+    dropped = Amendment(
+        amendment_id="A-m3",
+        effective_date=date(2026, 11, 1),
+        remove_milestones=["M3"],
+        reason="handover done by the client",
+    )
+    await contract_handle(temporal_client, cid).signal("amend", dropped)
+    status = await wait_for(
+        temporal_client,
+        cid,
+        lambda s: any(a.amendment_id == "A-m3" for a in s.amendments),
+        what="A-m3 decided",
+    )
+    assert status.amendments[-1].status == "applied"
+    assert [(m.milestone_id, m.amount) for m in status.milestones] == [
+        ("M1", Decimal("4000.00")),
+        ("M2", Decimal("9000.00")),
+    ]
+    contract = (await sandbox.get(f"/erp/v1/contracts/{erp_contract}")).json()
+    assert Decimal(contract["contract_value"]) == Decimal("13000.00")
+    assert [m["milestone_id"] for m in contract["milestones"]] == ["M1", "M2"]
+    psa_ids = [
+        m["milestone_id"] for m in await items(sandbox, f"/psa/v1/projects/{psa}/milestones")
+    ]
+    assert psa_ids == ["M1", "M2"]
+
+    # Through the API: a rename applies; a change that changes nothing, or a field the
+    # amendment does not have, is refused with the field named.
+    with serve(settings) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as api:
+            path = f"/api/contracts/{cid}/amendments"
+            renamed = {
+                "amendment_id": "A-m2-name",
+                "effective_date": "2026-11-01",
+                "change_milestones": [{"milestone_id": "M2", "name": "Build and test"}],
+                "reason": "clearer name",
+            }
+            answer = await api.post(path, json=renamed)
+            assert answer.status_code == 200 and answer.json()["status"] == "applied", answer.text
+            empty = {
+                **renamed,
+                "amendment_id": "A-x",
+                "change_milestones": [{"milestone_id": "M2"}],
+            }
+            answer = await api.post(path, json=empty)
+            assert answer.status_code == 422
+            assert answer.json()["error"]["field"].startswith("change_milestones"), answer.text
+            gone = {
+                **renamed,
+                "amendment_id": "A-y",
+                "change_milestones": [],
+                "remove_milestones": ["M9"],
+            }
+            answer = await api.post(path, json=gone)
+            assert answer.status_code == 409 and "M9" in answer.json()["error"]["message"]
+
+    await complete_milestone(
+        temporal_client, cid, MilestoneCompleted(milestone_id="M2", completed_on=date(2026, 11, 10))
+    )
+    await close_period_for(temporal_client, cid, ClosePeriod(period="2026-11"))
+    status = await wait_invoices(temporal_client, cid, 2)
+    assert status.invoices[1].subtotal == Decimal("9000.00")
+    assert status.milestones[1].name == "Build and test"
+    # Output method on the amended value: 13,000.00 completed of 13,000.00.
+    assert status.revenue is not None and status.revenue.method == "milestone_output"
+    assert status.revenue.recognised_to_date == Decimal("13000.00")
+    balances = await erp_balances(sandbox, erp_contract)
+    assert balances["recognised_to_date"] == balances["billed_to_date"] == Decimal("13000.00")
     await replay(temporal_client, cid)

@@ -2,9 +2,10 @@
 decides everything as before and creates nothing twice.
 
 Hypothesis draws contracts of every billing model and a sequence of messages for each: time
-recorded, period closes, amendments (signals and updates; valid, and refused only for what was
-invoiced before them), payments with repeats, milestones, a termination, and operator
-decisions (retry or skip) on the holds they cause. Each sequence runs on the real dev server
+recorded, period closes, amendments (signals and updates; rates, caps, end dates, milestones
+added, changed and removed; valid, and refused only for what was invoiced before them),
+payments with repeats, milestones, a termination, and operator decisions (retry or skip) on
+the holds they cause. Each sequence runs on the real dev server
 and sandbox; then the contract is reset, to its first workflow task or to a random one, by the
 ``temporal`` CLI, the client's own reset (what the Temporal UI sends) or ``c2c ops reset``. The
 new run must give every message the same decision with the same reason, leave the ERP with the
@@ -31,7 +32,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from temporalio.client import Client, WorkflowUpdateFailedError
 
@@ -141,6 +142,17 @@ def amendment_step() -> st.SearchStrategy[tuple[Any, ...]]:
                 )
             }
         ),
+        # Milestones changed or removed: applied while not invoiced, refused once they are.
+        st.fixed_dictionaries(
+            {
+                "change_milestones": st.tuples(
+                    st.sampled_from(["M1", "M2"]),
+                    st.sampled_from(["2500.00", "4500.00"]),
+                    st.sampled_from([None, date(2026, 12, 15)]),
+                ).map(lambda c: [{"milestone_id": c[0], "amount": c[1], "due_date": c[2]}])
+            }
+        ),
+        st.fixed_dictionaries({"remove_milestones": st.sampled_from([["M1"], ["M2"]])}),
     )
     return st.tuples(
         st.just("amend"),
@@ -181,6 +193,40 @@ scenarios = st.builds(
 )
 
 
+#: Milestones changed and removed around an invoiced one, on a fixed fee billed at the period
+#: close and one billed on completion: always run, whatever Hypothesis draws.
+MILESTONE_AMENDMENTS = [
+    Scenario(
+        terms={
+            "start_date": "2026-10-01",
+            "end_date": "2026-12-31",
+            "billing_model": "fixed_fee",
+            "milestones": MILESTONES,
+            "milestone_invoicing": invoicing,
+            "not_to_exceed": None,
+        },
+        steps=(
+            ("milestone", "M1", date(2026, 10, 15)),
+            ("close", "2026-10"),
+            ("amend", "update", date(2026, 11, 2), {"remove_milestones": ["M1"]}),
+            (
+                "amend",
+                "signal",
+                date(2026, 11, 2),
+                {"change_milestones": [{"milestone_id": "M2", "amount": "4500.00"}]},
+            ),
+            ("milestone", "M2", date(2026, 11, 12)),
+            ("amend", "update", date(2026, 11, 20), {"remove_milestones": ["M2"]}),
+            ("close", "2026-11"),
+        ),
+        reset=reset,
+        seed=7,
+    )
+    for invoicing, reset in (("period_close", "client-random"), ("on_completion", "cli"))
+]
+
+
+@example(batch=MILESTONE_AMENDMENTS)
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
