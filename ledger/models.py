@@ -57,6 +57,7 @@ class InboundSource(StrEnum):
     CLM = "clm"
     PSA = "psa"
     PAYMENTS = "payments"
+    DOCUSIGN = "docusign"
 
 
 class InboundStatus(StrEnum):

@@ -110,6 +110,11 @@ class AmendmentIn(Body):
     reason: LongText
 
 
+class DocumentLinkIn(Body):
+    document_url: str = PydanticField(min_length=1, max_length=2000, pattern=r"^https?://")
+    sha256: str = PydanticField(pattern=r"^[0-9a-f]{64}$")
+
+
 class RevenueScheduleIn(_Open):
     method: Literal["as_invoiced", "milestone_output", "ratable"]
 
@@ -139,6 +144,8 @@ def contract_out(contract: ErpContract) -> dict[str, Any]:
         ],
         "status": contract.status,
         "created_at": timestamp(contract.created_at),
+        "document_url": contract.document_url,
+        "document_sha256": contract.document_sha256,
     }
 
 
@@ -230,6 +237,18 @@ def put_billing_schedule(erp_contract_id: str, body: BillingScheduleIn, db: Db) 
 @router.put("/contracts/{erp_contract_id}/revenue-schedule")
 def put_revenue_schedule(erp_contract_id: str, body: RevenueScheduleIn, db: Db) -> dict[str, Any]:
     return _replace_schedule(db, erp_contract_id, "revenue_schedule", body)
+
+
+@router.put("/contracts/{erp_contract_id}/document")
+def put_document_link(erp_contract_id: str, body: DocumentLinkIn, db: Db) -> dict[str, Any]:
+    """Attach the signed document's link to the contract (a PUT: repeating it changes
+    nothing)."""
+    with db.write() as session:
+        contract = get_contract(session, erp_contract_id)
+        contract.document_url = body.document_url
+        contract.document_sha256 = body.sha256
+        session.add(contract)
+        return contract_out(contract)
 
 
 @router.post("/contracts/{erp_contract_id}/amendments", status_code=201, response_model=None)

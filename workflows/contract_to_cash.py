@@ -86,6 +86,7 @@ with workflow.unsafe.imports_passed_through():
         ACTIVATE_PSA_PROJECT,
         APPLY_CASH,
         APPLY_PAYMENT,
+        ARCHIVE_SIGNED_DOCUMENT,
         BILL_PERIOD,
         CLOSE_CONTRACT,
         CLOSE_TIME_ENTRY,
@@ -144,6 +145,9 @@ PATCH_LOCAL_LEDGER = "ledger-writes-local"
 #: decides each the same way. Runs recorded before it decide amendments as they arrive.
 PATCH_ORDERED_INBOX = "ordered-inbox"
 
+#: Marks runs that archive the signed document their approval names (a DocuSign envelope).
+PATCH_SIGNED_DOCUMENT = "signed-document-archive"
+
 #: The step of an exception about a message that could not be read.
 INBOX_STEP = "inbox"
 
@@ -165,6 +169,7 @@ SKIPPABLE_STEPS = frozenset(
         SEND_DUNNING_REMINDER,
         PROPAGATE_AMENDMENT,
         CLOSE_CONTRACT,
+        ARCHIVE_SIGNED_DOCUMENT,
         CLOSE_TIME_ENTRY,
         Billing.CAP_STEP,
         Billing.WORK_AFTER_END_STEP,
@@ -199,6 +204,7 @@ STEP_SUMMARIES = {
     CREATE_ERP_CONTRACT: "create the ERP contract, billing schedule and revenue treatment",
     ACTIVATE_PSA_PROJECT: "create and activate the PSA project",
     CLOSE_CONTRACT: "close the PSA and ERP projects",
+    ARCHIVE_SIGNED_DOCUMENT: "archive the signed document and link it to the ERP contract",
 }
 
 #: Longest line of history (and of the ledger's audit trail).
@@ -305,6 +311,8 @@ class ContractToCash:
                 async with self._lock:
                     await self._validate()
                     await self._provision_erp()
+                    if event.signed_document and workflow.patched(PATCH_SIGNED_DOCUMENT):
+                        await self._create(ARCHIVE_SIGNED_DOCUMENT)
                     await self._activate_psa()
                     self._provisioned = True
                     self._enter(Stage.ACTIVE, "contract active: billing runs at each period close")

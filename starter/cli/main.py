@@ -17,6 +17,9 @@ from c2c.logs import configure_logging
 from c2c.loops import EventLoop, EventLoopUnavailable, loop_factory
 from c2c.settings import get_settings
 from ledger.cli import ledger_app
+
+# docusign_webhook registers DocuSign's processor, which `c2c ops replay docusign` runs.
+from starter.api import documents, docusign_webhook  # noqa: F401
 from starter.cli.kpis import kpis
 from starter.cli.ops import billing_app, contracts_app, fail, ops_app
 from starter.stack.components import HOST, UpOptions
@@ -29,6 +32,7 @@ app = typer.Typer(
     # Locals in a traceback could include secrets from the settings.
     pretty_exceptions_show_locals=False,
 )
+contracts_app.command("document")(documents.document)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(billing_app, name="billing")
 app.add_typer(ops_app, name="ops")
