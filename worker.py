@@ -42,16 +42,10 @@ from workflows.contract_to_cash import ContractToCash
 
 log = get_logger("c2c.worker")
 
-#: Modules the workflow sandbox shares with the worker instead of importing afresh per run.
-#: ``domain`` is passed through by the workflow modules' own imports; ``workflows`` is passed
-#: here because by default the sandbox re-imports the workflow module for every run it starts
-#: or replays (every new contract, every cache miss): compiling and executing
-#: ``workflows.contract_to_cash`` and re-applying ``@workflow.defn`` cost ~50-100 ms of CPU
-#: and ~130 KiB per run, where the shared module costs ~1 ms and ~13 KiB
-#: (docs/performance.md). The workflow modules hold no mutable module state, so sharing them
-#: between runs is safe; the sandbox still isolates each run's own objects and still restricts
-#: builtins. The replay tests (tests/workflows/test_replay_histories.py) run the same code
-#: under the SDK's default, stricter sandbox, which re-imports it and checks every call.
+#: Modules the workflow sandbox shares between runs instead of importing them afresh for each
+#: run started or replayed, which costs ~50-100 ms of CPU per run (docs/performance.md).
+#: Safe because the workflow modules hold no mutable module state; the replay tests
+#: (tests/workflows/test_replay_histories.py) run them under the SDK's stricter default.
 PASSED_THROUGH = ("workflows",)
 
 
@@ -170,6 +164,7 @@ async def run_worker(settings: Settings | None = None, *, queues: list[str] | No
     if queues:
         settings = settings.model_copy(update={"worker_queues": queues})
     instrument_worker(settings)
+    get_ledger(settings.ledger_url)  # first: a ledger on an older schema refuses to start
     client = await connect(settings)
     async with contract_worker(client, settings):
         log.info(
@@ -186,7 +181,7 @@ async def run_worker(settings: Settings | None = None, *, queues: list[str] | No
 
 def main() -> None:
     """``python worker.py``: exactly ``c2c worker``, with its signal handling and errors."""
-    from starter.cli import main as c2c
+    from starter.cli.main import main as c2c
 
     c2c(["worker"])
 

@@ -3,11 +3,13 @@
 The step is safe to repeat at any point. Work is first frozen into a PSA billing batch named by
 the workflow and the invoice's reference, so every attempt prices exactly the same entries; the
 ERP invoice is found by that reference before it is created under a key of the same name, then
-issued; the batch is marked invoiced; revenue is posted under its own entry id.
+issued; the batch is marked invoiced; revenue is posted under its own entry id. Last, the time
+the PSA still holds unbilled is read and priced for the unbilled-time KPI (``ledger.kpis``).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -32,6 +34,7 @@ from domain.periods import Period
 from domain.pricing import (
     ExpenseAccumulator,
     InvoiceLine,
+    RateTable,
     TimeAccumulator,
     UnknownRole,
     number_lines,
@@ -39,6 +42,7 @@ from domain.pricing import (
 from domain.steps import BILL_PERIOD, BillPeriodInput, BillPeriodResult, RevenuePlan
 from domain.tax import apply_tax, tax_code
 from ledger import BillingStartIn, InvoiceIssuedIn
+from ledger.models import UnbilledMonthIn
 
 _STATUS = {"void": "credited"}
 
@@ -123,6 +127,43 @@ class BillingActivities(StepActivities):
         )
         return batch_id, batch
 
+    async def _unbilled(
+        self, project_id: str, step: BillPeriodInput
+    ) -> list[UnbilledMonthIn] | None:
+        """The approved, billable time the PSA holds unbilled once this invoice is made, by
+        month of work, priced at the contract's rates with lines rounded per role and rate as an
+        invoice's are; ``None`` when the contract's time is not billed by the hour."""
+        if step.time_pricing != "rate_card":
+            return None
+        rates = RateTable(step.rates)
+        hours: dict[str, Decimal] = defaultdict(Decimal)
+        unpriced: dict[str, Decimal] = defaultdict(Decimal)
+        priced: dict[tuple[str, str, Decimal], Decimal] = defaultdict(Decimal)
+        async for page in self.connectors.psa.unbilled_time_entries(project_id):
+            for entry in page:
+                month = str(Period.of(entry.work_date))
+                hours[month] += entry.hours
+                try:
+                    rate = rates.rate(entry.role, entry.work_date)
+                except UnknownRole:
+                    unpriced[month] += entry.hours
+                else:
+                    priced[(month, entry.role, rate)] += entry.hours
+        value: dict[str, Decimal] = defaultdict(Decimal)
+        for (month, _, rate), worked in priced.items():
+            value[month] += round_money(worked * rate, step.currency)
+        return [
+            UnbilledMonthIn(
+                work_month=month,
+                currency=step.currency,
+                hours=worked,
+                value=value[month],
+                unpriced_hours=unpriced[month],
+            )
+            for month, worked in sorted(hours.items())
+            if worked
+        ]
+
     @activity.defn(name=BILL_PERIOD)
     async def bill_period(self, step: BillPeriodInput) -> BillPeriodResult:
         """Invoice what ``step`` describes: work up to ``through_date`` plus its charges."""
@@ -180,13 +221,21 @@ class BillingActivities(StepActivities):
                     idempotency_key=idempotency_key("batch", step.reference, "invoiced"),
                 )
             posted, revenue = await self._post_revenue(step, as_invoiced)
+            unbilled = await self._unbilled(project_id, step)
+        writes = []
         if invoice is not None:
-            await self.write_together(
+            writes += [
                 partial(
                     self.ledger.record_xref, step.contract_id, "erp", "invoice", invoice.invoice_id
                 ),
                 partial(self.ledger.record_invoice_issued, _invoice_issued(step, invoice)),
+            ]
+        if unbilled is not None:
+            read_at = datetime.now(UTC)
+            writes.append(
+                partial(self.ledger.record_unbilled_time, step.contract_id, unbilled, read_at)
             )
+        await self.write_together(*writes)
         batch = frozen[1] if frozen else None
         return BillPeriodResult(
             invoice=invoice_summary(invoice) if invoice else None,

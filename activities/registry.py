@@ -9,6 +9,7 @@ from activities.amendments import AmendmentActivities
 from activities.billing import BillingActivities
 from activities.closing import ClosingActivities
 from activities.credit_notes import CreditNoteActivities
+from activities.documents import DocumentActivities
 from activities.dunning import DunningActivities
 from activities.erp import ErpActivities
 from activities.ledger import LedgerActivities
@@ -37,6 +38,7 @@ def build_steps(
     dunning = DunningActivities(connectors, ledger, settings)
     amendments = AmendmentActivities(connectors, ledger, settings)
     own = LedgerActivities(connectors, ledger, settings)
+    documents = DocumentActivities(connectors, ledger, settings)
     return {
         step.VALIDATE_CONTRACT: validation.validate_contract,
         step.ENSURE_ERP_CUSTOMER: erp.ensure_erp_customer,
@@ -56,4 +58,5 @@ def build_steps(
         step.RESOLVE_EXCEPTION_RECORD: own.resolve_exception_record,
         step.ESCALATE_EXCEPTION: own.escalate_exception,
         step.RECORD_ARRIVAL_ORDER: own.record_arrival_order,
+        step.ARCHIVE_SIGNED_DOCUMENT: documents.archive_signed_document,
     }

@@ -20,7 +20,7 @@ from c2c.settings import get_settings
 from c2c.signing import SignatureError, verify
 from c2c.tracing import fastapi_telemetry
 from domain.names import SIGNATURE_HEADER
-from starter.components import HOST
+from starter.stack.components import HOST
 
 
 def create_app(secrets: list[str]) -> FastAPI:

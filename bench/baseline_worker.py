@@ -122,7 +122,7 @@ async def run_baseline_worker(settings: Settings) -> None:
 
 def main() -> None:
     """``python -m bench.baseline_worker``: run until SIGINT or SIGTERM."""
-    from starter.cli import run_until_signalled
+    from starter.cli.main import run_until_signalled
 
     # Logged as c2c's worker is (level and format from C2C_LOG_*), so neither pays for more.
     configure_logging("bench-baseline")

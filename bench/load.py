@@ -22,7 +22,7 @@ from c2c.signing import sign
 from domain.models import RateCardEntry
 from domain.names import SIGNATURE_HEADER, WORKFLOW_TYPE, contract_workflow_id
 from domain.periods import Period
-from starter.demo_setup import demo_contract
+from starter.stack.demo_setup import demo_contract
 
 T = TypeVar("T")
 

@@ -25,7 +25,7 @@ from bench.report import Row
 
 #: c2c's own code, for the "total" table (the rest is the SDK, httpx, pydantic, SQLAlchemy...).
 OWN_CODE = re.compile(
-    r"(?:^|/)(?:activities|connectors|domain|ledger|sandbox|starter|workflows|c2c)/[^/]+$"
+    r"(?:^|/)(?:(?:activities|connectors|domain|ledger|sandbox|workflows|c2c)/|starter/(?:\w+/)?)[^/]+$"
 )
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^():]+)(?::(?P<line>\d+))?\)$")
 

@@ -30,7 +30,7 @@ from c2c.ports import free_port
 from c2c.settings import Settings
 from c2c.temporal import connect
 from domain.names import DEFAULT_TASK_QUEUE
-from starter.components import (
+from starter.stack.components import (
     HOST,
     StartupFailed,
     UpOptions,
@@ -40,7 +40,7 @@ from starter.components import (
     temporal_argv,
     temporal_ready,
 )
-from starter.supervisor import Child, Supervisor
+from starter.stack.supervisor import Child, Supervisor
 
 #: The components a stack can run beside the Temporal server.
 COMPONENTS = ("sandbox", "worker", "api", "queued_api", "baseline", "bare")

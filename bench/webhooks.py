@@ -8,7 +8,7 @@ in flight, in alternating rounds so that a change in the machine's load hits bot
 worker runs: the contracts' workflows are started, not run, so the figure is the API's own.
 
 A third party in the same rounds starts the same contracts' workflows straight from this
-process with c2c's own start call (``starter.contracts.start_contract``, the same options),
+process with c2c's own start call (``starter.api.contracts.start_contract``, the same options),
 at the same concurrency on the same server, without HTTP or the API: what the Temporal start
 alone allows, so that the report can say how much of c2c's cost per approval is the start.
 
@@ -47,7 +47,7 @@ from bench.report import Result, Row
 from bench.stack import BenchStack
 from domain.models import ContractApproved
 from ledger import Ledger, get_ledger
-from starter.contracts import start_contract
+from starter.api.contracts import start_contract
 
 RATIO_GOAL = 0.5
 #: The party that starts workflows straight from the client.

@@ -261,7 +261,7 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level_no)
-    for noisy in ("httpx", "httpcore", "uvicorn.access"):
+    for noisy in ("httpx", "httpcore", "uvicorn.access", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # The SDK's loggers also append their whole info dict to every message; the ids are
     # already keys of the line (``_temporal_ids``), so the message stays the message.

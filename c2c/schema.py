@@ -3,11 +3,14 @@ ledger and the sandbox alike."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Engine, MetaData, inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Column, Connection, Engine, MetaData, inspect
 from sqlalchemy.schema import CreateColumn
 
 
-def create_missing(metadata: MetaData, engine: Engine) -> None:
+def create_missing(metadata: MetaData, engine: Engine | Connection) -> None:
     """Create the tables, the columns and the indexes of ``metadata`` that the database lacks.
 
     ``create_all`` alone adds no index, and no column, to a table that exists, so a database
@@ -24,7 +27,7 @@ def create_missing(metadata: MetaData, engine: Engine) -> None:
             index.create(engine, checkfirst=True)
 
 
-def add_missing_columns(metadata: MetaData, engine: Engine) -> list[str]:
+def add_missing_columns(metadata: MetaData, engine: Engine | Connection) -> list[str]:
     """Add to each existing table the nullable columns its model has and it lacks.
 
     A missing column that is not nullable is left alone: existing rows have no value for
@@ -35,7 +38,7 @@ def add_missing_columns(metadata: MetaData, engine: Engine) -> list[str]:
     """
     existing = inspect(engine)
     added: list[str] = []
-    with engine.begin() as connection:
+    with _transaction(engine) as connection:
         for table in metadata.sorted_tables:
             have = {column["name"] for column in existing.get_columns(table.name)}
             if not have:
@@ -48,6 +51,16 @@ def add_missing_columns(metadata: MetaData, engine: Engine) -> list[str]:
                 connection.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {ddl}")
                 added.append(f"{table.name}.{column.name}")
     return added
+
+
+@contextmanager
+def _transaction(bind: Engine | Connection) -> Iterator[Connection]:
+    """A transaction of the engine's, or the connection's own (its caller's to commit)."""
+    if isinstance(bind, Connection):
+        yield bind
+        return
+    with bind.begin() as connection:
+        yield connection
 
 
 def _addable(column: Column[object]) -> bool:

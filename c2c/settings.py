@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +17,8 @@ from domain.names import DEFAULT_TASK_QUEUE, ExceptionQueue
 from domain.steps import STEP_SYSTEM_QUEUE
 
 SYSTEMS = ("crm", "erp", "psa", "tax", "payments")
+#: The CLMs whose approvals c2c takes (``C2C_CLM_SOURCES``).
+CLM_SOURCES = ("c2c", "docusign")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 #: The queue of the contract workflows (and c2c's own ledger steps), as ``--queues`` names it.
 WORKFLOWS_QUEUE = "workflows"
@@ -35,6 +38,12 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default=Path(".c2c"), alias="C2C_STATE_DIR")
     database_url: str | None = Field(default=None, alias="C2C_DATABASE_URL")
     sandbox_database_url: str | None = Field(default=None, alias="C2C_SANDBOX_DATABASE_URL")
+    ledger_auto_upgrade: bool = Field(
+        default=False,
+        alias="C2C_LEDGER_AUTO_UPGRADE",
+        description="upgrade the ledger's schema when a process starts on an older one, as "
+        "`c2c ledger upgrade` does (false: refuse to start and say to run it)",
+    )
 
     sandbox_url: str = Field(default="http://127.0.0.1:8100", alias="C2C_SANDBOX_URL")
     crm_url: str | None = Field(default=None, alias="C2C_CRM_URL")
@@ -213,6 +222,121 @@ class Settings(BaseSettings):
         if code == "retries_exhausted":
             return ExceptionQueue.INTEGRATION
         return self.exception_queues.get(system) or ExceptionQueue.INTEGRATION
+
+    # Contract sources (CLMs), DocuSign and the signed document archive (docs/vendors.md).
+    clm_sources: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["c2c"],
+        alias="C2C_CLM_SOURCES",
+        description="CLMs whose approvals start contracts, comma-separated: c2c, docusign",
+    )
+    docusign_connect_keys: SecretStr | None = Field(
+        default=None,
+        alias="C2C_DOCUSIGN_CONNECT_KEYS",
+        description="DocuSign Connect HMAC keys, a JSON list or comma-separated; any one "
+        "verifies a message (several while a key is rotated)",
+    )
+    docusign_url: str | None = Field(
+        default=None,
+        alias="C2C_DOCUSIGN_URL",
+        description="base URL of DocuSign's eSignature REST API, e.g. https://demo.docusign.net "
+        "(default: the sandbox's /vendors/docusign)",
+    )
+    docusign_access_token: SecretStr | None = Field(
+        default=None,
+        alias="C2C_DOCUSIGN_ACCESS_TOKEN",
+        description="a bearer token for the eSignature API (the sandbox's); production uses "
+        "the JWT grant settings instead",
+    )
+    docusign_integration_key: str | None = Field(
+        default=None,
+        alias="C2C_DOCUSIGN_INTEGRATION_KEY",
+        description="the OAuth client id (integration key) of c2c's DocuSign app (JWT grant)",
+    )
+    docusign_user_id: str | None = Field(
+        default=None,
+        alias="C2C_DOCUSIGN_USER_ID",
+        description="the DocuSign user c2c acts as (JWT grant; consent given once)",
+    )
+    docusign_private_key_file: Path | None = Field(
+        default=None,
+        alias="C2C_DOCUSIGN_PRIVATE_KEY_FILE",
+        description="the RSA private key of the integration key, PEM (JWT grant)",
+    )
+    docusign_oauth_host: str = Field(
+        default="account-d.docusign.com",
+        alias="C2C_DOCUSIGN_OAUTH_HOST",
+        description="DocuSign's OAuth host: account-d.docusign.com (demo) or "
+        "account.docusign.com (production)",
+    )
+    docusign_mapping_file: Path | None = Field(
+        default=None,
+        alias="C2C_DOCUSIGN_MAPPING_FILE",
+        description="JSON file mapping envelope custom fields to contract terms (default: "
+        "c2c/docusign_mapping.json)",
+    )
+    archive_url: str | None = Field(
+        default=None,
+        alias="C2C_ARCHIVE_URL",
+        description="where signed documents are kept: a directory, file:///path or "
+        "s3://bucket/prefix (default: the archive folder of C2C_STATE_DIR)",
+    )
+    archive_s3_endpoint_url: str | None = Field(
+        default=None,
+        alias="C2C_ARCHIVE_S3_ENDPOINT_URL",
+        description="endpoint of an S3-compatible store (MinIO, Ceph...); AWS when unset",
+    )
+    archive_retention_days: int = Field(
+        default=3650,
+        ge=1,
+        le=36500,
+        alias="C2C_ARCHIVE_RETENTION_DAYS",
+        description="days a signed document must be kept; recorded with it, and set as its "
+        "S3 Object Lock retention when C2C_ARCHIVE_S3_OBJECT_LOCK is on",
+    )
+    archive_s3_object_lock: bool = Field(
+        default=False,
+        alias="C2C_ARCHIVE_S3_OBJECT_LOCK",
+        description="write documents with S3 Object Lock (compliance mode) until their "
+        "retention ends; the bucket must have Object Lock enabled",
+    )
+
+    @field_validator("clm_sources", mode="before")
+    @classmethod
+    def _source_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("clm_sources")
+    @classmethod
+    def _known_sources(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(CLM_SOURCES))
+        if unknown:
+            raise ValueError(f"unknown CLM source(s) {unknown}: use {', '.join(CLM_SOURCES)}")
+        return value
+
+    def docusign_keys(self) -> list[str]:
+        """DocuSign Connect HMAC keys: a JSON list, or comma-separated."""
+        if self.docusign_connect_keys is None:
+            return []
+        text = self.docusign_connect_keys.get_secret_value().strip()
+        if text.startswith("["):
+            try:
+                keys = json.loads(text)
+            except ValueError:
+                raise ValueError("C2C_DOCUSIGN_CONNECT_KEYS is not a JSON list") from None
+            return [str(k).strip() for k in keys if str(k).strip()]
+        return [k.strip() for k in text.split(",") if k.strip()]
+
+    @property
+    def docusign_base_url(self) -> str:
+        """DocuSign's eSignature base URL (``/restapi`` is added by the client)."""
+        own = self.docusign_url or f"{self.sandbox_url.rstrip('/')}/vendors/docusign"
+        return own.rstrip("/")
+
+    @property
+    def archive_location(self) -> str:
+        return self.archive_url or str(self.state_dir / "archive")
 
     # The operations dashboard.
     dashboard_refresh_s: int = Field(

@@ -2,9 +2,8 @@
 
 The worker serves Prometheus on one port (``C2C_WORKER_METRICS_ADDRESS``): the Temporal SDK's
 own ``temporal_*`` metrics and c2c's business metrics, which activities emit through the SDK's
-metric meter so both come out of the same exporter. The API serves ``GET /metrics`` from a
-``prometheus_client`` registry: its HTTP requests and webhooks, the connector calls it makes
-itself, and gauges read from the ledger at scrape time.
+metric meter so both come out of the same exporter. The API's own metrics (its requests,
+webhooks and the ledger's gauges, served at ``GET /metrics``) are in ``starter.api.metrics``.
 
 The ``record_*`` functions are the one way code reports a business event: inside an activity
 they use ``activity.metric_meter()`` (so the worker's port shows them, labelled with the
@@ -14,26 +13,16 @@ activity and task queue by the SDK); anywhere else they use the process's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-from starlette.types import Scope
+from prometheus_client import Counter, Histogram
 from temporalio import activity
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from c2c.logs import get_logger
 from c2c.settings import Settings
 from c2c.tracing import configure_tracing
-from domain.names import ExceptionQueue, Stage
-
-if TYPE_CHECKING:
-    from fastapi import FastAPI
-
-    from ledger import Ledger
 
 log = get_logger("c2c.telemetry")
 
@@ -235,182 +224,3 @@ def record_connector_call(*, system: str, operation: str, outcome: str, seconds:
     """
     _calls.add({"system": system, "operation": operation, "outcome": outcome})
     _latency.observe({"system": system, "operation": operation}, seconds)
-
-
-# --- The API: HTTP and webhook counters, ledger gauges, GET /metrics ---------------------
-
-HTTP_REQUESTS = Counter(
-    "c2c_http_requests_total",
-    "HTTP requests answered by the API",
-    ["method", "route", "status"],
-)
-HTTP_DURATION = Histogram(
-    "c2c_http_request_duration_seconds",
-    "Time the API took to answer, by route template",
-    ["method", "route"],
-    buckets=LATENCY_BUCKETS,
-)
-WEBHOOKS = Counter(
-    "c2c_webhooks_received_total",
-    "Webhooks received, by source and what became of them",
-    ["source", "outcome"],
-)
-
-#: What became of a webhook: processed, queued (answered, and left to the event queue),
-#: answered as a repeat, refused before it was read, kept as a dead letter (its payload was
-#: refused), or left for the sender's retry.
-WEBHOOK_OUTCOMES = (
-    "accepted",
-    "queued",
-    "duplicate",
-    "rejected_signature",
-    "dead_letter",
-    "failed",
-)
-
-
-def record_webhook(source: str, outcome: str) -> None:
-    """Count one webhook delivery of ``source`` (``clm``, ``psa``, ``payments``)."""
-    WEBHOOKS.labels(source=source, outcome=outcome).inc()
-
-
-QUEUED_EVENTS = Counter(
-    "c2c_queued_events_total",
-    "Attempts at webhook events answered before they were processed (C2C_WEBHOOK_QUEUE), "
-    "by source and outcome",
-    ["source", "outcome"],
-)
-
-#: What an attempt at a queued event ended in: processed, kept as a dead letter, or left
-#: waiting for a later attempt after a transient failure.
-QUEUED_OUTCOMES = ("processed", "dead_letter", "retry")
-
-
-def record_queued_event(source: str, outcome: str) -> None:
-    """Count one attempt of the event queue at an event of ``source``."""
-    QUEUED_EVENTS.labels(source=source, outcome=outcome).inc()
-
-
-#: Requests that matched no route share one label, so scanners cannot grow the series.
-UNMATCHED_ROUTE = "unmatched"
-
-
-def record_request(scope: Scope, status: int, seconds: float) -> None:
-    """Count one answered request by route template, method and status, and its duration.
-
-    The route template (``/api/contracts/{contract_id}``), never the raw path, is the label:
-    a label per contract id would grow without bound.
-    """
-    # The router writes the matched route into the request's scope.
-    route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
-    method = scope["method"]
-    HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
-    HTTP_DURATION.labels(method=method, route=route).observe(seconds)
-
-
-class LedgerGauges(Collector):
-    """Gauges read from the ledger at scrape time: contracts by stage, open exceptions by queue,
-    webhook events waiting by source.
-
-    Three ``GROUP BY`` queries per scrape; every stage and queue is reported, zero included, so
-    a series does not vanish when its last contract moves on.
-    """
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-
-    def collect(self) -> Iterator[Metric]:
-        from sqlalchemy import func
-        from sqlmodel import Session, col, select
-
-        from ledger.models import ContractRecord, ExceptionRecord, ExceptionStatus, InboundSource
-
-        with Session(self.ledger.engine) as session:
-            stages = dict(
-                session.exec(
-                    select(ContractRecord.stage, func.count()).group_by(col(ContractRecord.stage))
-                ).all()
-            )
-            queues = dict(
-                session.exec(
-                    select(ExceptionRecord.queue, func.count())
-                    .where(col(ExceptionRecord.status) == ExceptionStatus.OPEN.value)
-                    .group_by(col(ExceptionRecord.queue))
-                ).all()
-            )
-        waiting = self.ledger.count_waiting_events()
-        yield _gauge("c2c_contracts", "Contracts by stage (ledger)", "stage", Stage, stages)
-        yield _gauge(
-            "c2c_inbound_events_waiting",
-            "Webhook events received and not yet processed, by source (ledger): the event "
-            "queue's backlog, and events left for the sender's retry",
-            "source",
-            InboundSource,
-            waiting,
-        )
-        yield _gauge(
-            "c2c_open_exceptions",
-            "Open exceptions by queue (ledger)",
-            "queue",
-            ExceptionQueue,
-            queues,
-        )
-
-
-def _gauge(
-    name: str, doc: str, label: str, known: Iterable[Any], counts: Mapping[str, int]
-) -> GaugeMetricFamily:
-    gauge = GaugeMetricFamily(name, doc, labels=[label])
-    values = {str(getattr(item, "value", item)): 0 for item in known} | dict(counts)
-    for key, value in sorted(values.items()):
-        gauge.add_metric([key], value)
-    return gauge
-
-
-class _Scrape(Collector):
-    """The process's registry plus one ledger's gauges, for one app's ``/metrics``."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.gauges = LedgerGauges(ledger)
-
-    def collect(self) -> Iterator[Metric]:
-        yield from REGISTRY.collect()
-        try:
-            yield from self.gauges.collect()
-        except Exception as exc:
-            # A scrape must answer even when the database does not: the counters still count.
-            log.warning("ledger gauges unavailable", error=str(exc))
-
-
-def exposition(ledger: Ledger) -> tuple[bytes, str]:
-    """The body and content type of ``GET /metrics`` for an API whose ledger is ``ledger``."""
-    return generate_latest(_Scrape(ledger)), CONTENT_TYPE_LATEST
-
-
-def instrument_api(app: FastAPI) -> None:
-    """Serve ``GET /metrics`` from ``app``.
-
-    Unauthenticated like ``/healthz``: it carries counts, never records.
-    """
-    from fastapi import Depends, Response
-
-    from ledger import get_ledger
-    from starter.context import ApiContext, api_context
-
-    def metrics(context: ApiContext = Depends(api_context)) -> Response:
-        """Prometheus metrics of this API process and the ledger's gauges."""
-        # A plain function: FastAPI runs it in a thread, off the loop, for the ledger queries.
-        body, content_type = exposition(get_ledger(context.settings.ledger_url))
-        return Response(body, media_type=content_type)
-
-    # The return annotation is a string here (postponed annotations) naming a local import,
-    # which FastAPI cannot resolve for the OpenAPI document: state the answer instead.
-    app.add_api_route(
-        "/metrics",
-        metrics,
-        methods=["GET"],
-        tags=["health"],
-        response_model=None,
-        response_class=Response,
-        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
-    )

@@ -107,6 +107,17 @@ class HttpErp(HttpConnector):
             idempotency_key=idempotency_key,
         )
 
+    async def link_contract_document(
+        self, erp_contract_id: str, document_url: str, sha256: str
+    ) -> ErpContract:
+        """Link the contract to its signed document (a PUT: repeating it changes nothing)."""
+        return await self.send(
+            ErpContract,
+            "PUT",
+            f"/contracts/{erp_contract_id}/document",
+            json={"document_url": document_url, "sha256": sha256},
+        )
+
     async def get_exchange_rate(self, from_currency: str, to_currency: str, on: date) -> Decimal:
         """Units of ``to_currency`` per ``from_currency`` in force on ``on`` (the ERP's latest
         rate on or before it); ``NotFound`` when the ERP has none."""

@@ -88,6 +88,10 @@ class ErpPort(Closeable, Protocol):
         self, erp_contract_id: str, amendment: dict[str, Any], *, idempotency_key: str
     ) -> ErpContract: ...
 
+    async def link_contract_document(
+        self, erp_contract_id: str, document_url: str, sha256: str
+    ) -> ErpContract: ...
+
     async def get_exchange_rate(
         self, from_currency: str, to_currency: str, on: date
     ) -> Decimal: ...

@@ -79,6 +79,9 @@ class ErpContract(Record):
     end_date: date | None = None
     not_to_exceed: Money | None = None
     amendments: list[ErpAmendment] = []
+    #: Where the signed contract document is kept, and its SHA-256.
+    document_url: str | None = None
+    document_sha256: str | None = None
 
 
 class ErpInvoiceLine(Record):

@@ -140,6 +140,15 @@ def _check_milestones(
         used.add(milestone.milestone_id)
 
 
+class SignedDocumentRef(Model):
+    """Where the signed contract document is: a DocuSign envelope, whose combined PDF c2c
+    fetches and archives once the contract is provisioned."""
+
+    source: Literal["docusign"] = "docusign"
+    account_id: str = Field(min_length=1, max_length=64)
+    envelope_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9\-]+$")
+
+
 class ContractApproved(Model):
     """A statement of work approved in the CLM: the input of ``ContractToCash``."""
 
@@ -180,6 +189,13 @@ class ContractApproved(Model):
     project_template: str = Field(default="standard", min_length=1, max_length=80)
     approved_at: StrictDatetime
     approved_by: str = Field(min_length=1, max_length=200)
+    signed_document: SignedDocumentRef | None = Field(
+        default=None,
+        description="the signed document to archive (an approval from DocuSign names its "
+        "envelope); none for approvals that come without one",
+        # Left out when absent, so an approval without one is written exactly as before.
+        exclude_if=lambda value: value is None,
+    )
 
     @field_validator("currency")
     @classmethod

@@ -44,6 +44,7 @@ OPEN_EXCEPTION = "open_exception"
 RESOLVE_EXCEPTION_RECORD = "resolve_exception_record"
 ESCALATE_EXCEPTION = "escalate_exception"
 RECORD_ARRIVAL_ORDER = "record_arrival_order"
+ARCHIVE_SIGNED_DOCUMENT = "archive_signed_document"
 
 #: The system whose task queue (and so whose rate limit) each step runs under. A step that
 #: calls several systems runs under the one that limits it: the ERP, whose API allows one
@@ -66,6 +67,8 @@ STEP_SYSTEM_QUEUE: dict[str, System] = {
     PROPAGATE_AMENDMENT: System.ERP,
     CLOSE_CONTRACT: System.ERP,
     CLOSE_TIME_ENTRY: System.PSA,
+    # Fetches from the CLM, then links the archived copy to the ERP contract.
+    ARCHIVE_SIGNED_DOCUMENT: System.ERP,
 }
 
 

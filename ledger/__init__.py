@@ -31,6 +31,8 @@ from ledger.models import (
     InvoiceIssuedIn,
     PaymentFact,
     PaymentFactIn,
+    UnbilledMonthIn,
+    UnbilledTimeRecord,
 )
 from ledger.store import Ledger, get_ledger
 from ledger.urls import normalise_url
@@ -65,6 +67,8 @@ __all__ = [
     "NotFoundInLedger",
     "PaymentFact",
     "PaymentFactIn",
+    "UnbilledMonthIn",
+    "UnbilledTimeRecord",
     "get_ledger",
     "normalise_url",
     "ref_name",

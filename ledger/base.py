@@ -8,10 +8,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Executable
-from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from c2c.schema import create_missing
 from ledger.engine import make_engine, upsert_insert
 from ledger.models import LedgerTable, table_of
 from ledger.urls import normalise_url
@@ -32,15 +30,19 @@ class LedgerBase:
         self._unit = threading.local()
         self._inserts: dict[tuple[Any, ...], Executable] = {}
 
-    def create_all(self) -> None:
-        """Create the ledger's tables and indexes that do not exist yet (an index added since
-        a table was made included: ``c2c.schema.create_missing``)."""
-        try:
-            create_missing(LedgerTable.metadata, self.engine)
-        except DBAPIError:
-            # Another process (worker and API start together) created them between our
-            # check and our CREATE; checking again now finds them. A real fault raises again.
-            create_missing(LedgerTable.metadata, self.engine)
+    def create_all(self, *, auto_upgrade: bool | None = None) -> None:
+        """Make the database ready for this c2c's ledger (``ledger.migrate.prepare``): a new
+        one is created at the head schema revision, an older one upgraded only when
+        ``auto_upgrade`` (by default ``C2C_LEDGER_AUTO_UPGRADE``) is on.
+
+        Raises:
+            SchemaNotCurrent: The schema is older and is not to be upgraded here: run
+                ``c2c ledger upgrade``. Nothing was changed.
+            SchemaUnrecognised: The schema is not one this c2c can upgrade.
+        """
+        from ledger.migrate import prepare  # Alembic is loaded only when a ledger opens
+
+        prepare(self.engine, auto_upgrade=auto_upgrade)
 
     def dispose(self) -> None:
         """Close the pooled connections."""

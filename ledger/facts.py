@@ -1,5 +1,6 @@
-"""The facts behind KPIs that no other table holds: invoices, payments, credit notes and
-amendment propagations, each written by the activity that made the effect.
+"""The facts behind KPIs that no other table holds: invoices, payments, credit notes,
+amendment propagations and unbilled time, each written by the activity that made the effect
+or read it.
 
 Every write is keyed by a business id and safe to repeat: a retried, replayed or reset
 activity keeps the first start time and writes each completion once.
@@ -7,10 +8,11 @@ activity keeps the first start time and writes each completion once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, delete, update
 from sqlmodel import col, select
 
 from ledger.base import LedgerBase
@@ -26,6 +28,8 @@ from ledger.models import (
     LedgerTable,
     PaymentFact,
     PaymentFactIn,
+    UnbilledMonthIn,
+    UnbilledTimeRecord,
     table_of,
 )
 
@@ -124,6 +128,26 @@ class FactLedger(LedgerBase):
         )
         with self._session() as session:
             return list(session.exec(query).all())
+
+    def record_unbilled_time(
+        self, contract_id: str, months: Sequence[UnbilledMonthIn], read_at: datetime
+    ) -> None:
+        """Replace the contract's unbilled time with ``months``, as read at ``read_at``; no
+        months leaves the contract nothing unbilled. Repeating the write changes nothing."""
+        rows = [
+            UnbilledTimeRecord(
+                row_key=f"{contract_id}:{month.work_month}",
+                contract_id=contract_id,
+                read_at=require_aware(read_at),
+                **month.model_dump(),
+            )
+            for month in months
+        ]
+        with self._transaction() as session:
+            session.exec(
+                delete(UnbilledTimeRecord).where(col(UnbilledTimeRecord.contract_id) == contract_id)
+            )
+            session.add_all(rows)
 
     def rows_of_entity(self, table: type[T], legal_entity: str | None = None) -> list[T]:
         """Every row of a table keyed by ``contract_id``, or only those of the contracts of

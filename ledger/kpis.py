@@ -1,9 +1,8 @@
 """Contract-to-cash KPIs: a read model over the ledger (definitions in ``docs/kpis.md``).
 
 ``kpi_report`` reads the ledger only: contracts (approval, activation, closing), the exception
-queue, and the facts the billing, payment, credit-note and amendment activities record.
-Unbilled approved time lives in the PSA, its system of record, so ``unbilled_time`` asks the
-PSA at request time and the caller passes its answer to ``kpi_report``.
+queue, and the facts the billing, payment, credit-note and amendment activities record, among
+them the unbilled approved time the billing activity reads from the PSA after each invoice.
 
 Durations are reported in hours as floats: they are statistics, not money. Percentiles are
 exact, by linear interpolation between closest ranks (Hyndman and Fan's type 7, numpy's
@@ -14,7 +13,6 @@ is ``p = 0.5``, the usual median.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,10 +23,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from domain.money import ZERO, Money, Quantity, round_money
+from domain.money import ZERO, Money, Quantity
 from domain.names import BillingModel, ExceptionQueue, Stage
 from domain.periods import Period
-from domain.pricing import RateRevision, RateTable, UnknownRole
 from ledger.models import (
     AmendmentFact,
     BillingFact,
@@ -37,10 +34,10 @@ from ledger.models import (
     ExceptionRecord,
     ExceptionStatus,
     PaymentFact,
+    UnbilledTimeRecord,
 )
 
 if TYPE_CHECKING:
-    from connectors.ports import PsaPort
     from ledger.store import Ledger
 
 #: Age buckets of open exceptions, youngest first, with their upper bounds in hours.
@@ -66,8 +63,6 @@ PROVISIONING_STAGES = frozenset(
 DSO_DEFAULT_DAYS = 90
 #: How many months the trend covers at most.
 TREND_MONTHS = 12
-#: PSA projects asked for their unbilled time at once.
-PSA_CONCURRENCY = 8
 
 _HOUR = 3600.0
 
@@ -118,7 +113,8 @@ class UnbilledTime(BaseModel):
     hours: Quantity = ZERO
     by_contract: list[UnbilledContract] = Field(default_factory=list)
     by_legal_entity: list[UnbilledEntity] = Field(default_factory=list)
-    #: Why the figures are missing (the PSA did not answer, or was not asked); else ``None``.
+    #: Why the figures are missing; else ``None``. The ledger always has them (kept for
+    #: readers of earlier reports, where the PSA was asked at request time).
     unavailable: str | None = None
 
 
@@ -257,6 +253,7 @@ class _Facts:
     payments: list[PaymentFact]
     credit_notes: list[CreditNoteFact]
     amendments: list[AmendmentFact]
+    unbilled: list[UnbilledTimeRecord]
     invoices: list[BillingFact] = field(init=False)
     #: Every change to receivables, in the entity's books, worked out once for all windows.
     movements: list[_Movement] = field(init=False)
@@ -314,6 +311,7 @@ def _load(ledger: Ledger, legal_entity: str | None) -> _Facts:
         payments=ledger.rows_of_entity(PaymentFact, legal_entity),
         credit_notes=ledger.rows_of_entity(CreditNoteFact, legal_entity),
         amendments=ledger.rows_of_entity(AmendmentFact, legal_entity),
+        unbilled=ledger.rows_of_entity(UnbilledTimeRecord, legal_entity),
     )
 
 
@@ -326,7 +324,6 @@ def kpi_report(
     legal_entity: str | None = None,
     period: str | None = None,
     now: datetime | None = None,
-    unbilled: UnbilledTime | None = None,
     sla_hours: Mapping[str, float | None] | None = None,
 ) -> KpiReport:
     """The KPIs of one legal entity (or all) over one month (or all time).
@@ -337,8 +334,6 @@ def kpi_report(
         period: ``YYYY-MM``; only facts inside that month count (each KPI says which fact).
         now: The report's instant (ages of open exceptions, the default DSO window); now if
             not given.
-        unbilled: Unbilled approved time from ``unbilled_time`` (the PSA owns it); without
-            it the report says the figure was not computed.
         sla_hours: Each queue's SLA in hours (``Settings.exception_sla_hours``); without it
             only escalations count as breaches.
 
@@ -361,7 +356,7 @@ def kpi_report(
             for b in facts.bills
             if b.period_close and b.issued_at is not None and window.holds(b.issued_at)
         ),
-        unbilled_time=unbilled or UnbilledTime(unavailable="not computed: the PSA was not asked"),
+        unbilled_time=_unbilled(facts.contracts, facts.unbilled, month),
         dso_days=_dso(facts, *_dso_window(month, now)),
         invoice_correction=_correction(facts, window),
         amendment_propagation=distribution(
@@ -579,52 +574,59 @@ def _active_during(c: ContractRecord, start: datetime, end: datetime) -> bool:
 # ---------------------------------------------------------------------------- unbilled time
 
 
-def _unbilled_contracts(
-    ledger: Ledger, legal_entity: str | None
-) -> list[tuple[ContractRecord, str]]:
-    """Active time-and-materials contracts in scope, with their PSA project ids."""
-    found = []
-    for c in ledger.list_contracts(legal_entity=legal_entity):
-        if (
-            c.billing_model != BillingModel.TIME_AND_MATERIALS.value
-            or c.active_at is None
-            or c.closed_at is not None
-            or c.stage in (Stage.CANCELLED.value, Stage.CLOSED.value)
-        ):
-            continue
-        project_id = ledger.xrefs_for(c.contract_id).get("psa_project_id")
-        if project_id:
-            found.append((c, project_id))
-    return found
+def _unbilling(c: ContractRecord) -> bool:
+    """Whether a contract's time is billed by the hour and still to be billed."""
+    return (
+        c.billing_model == BillingModel.TIME_AND_MATERIALS.value
+        and c.active_at is not None
+        and c.closed_at is None
+        and c.stage not in (Stage.CANCELLED.value, Stage.CLOSED.value)
+    )
 
 
-async def unbilled_time(
-    ledger: Ledger,
-    psa: PsaPort,
-    *,
-    legal_entity: str | None = None,
-    period: str | None = None,
+def unbilled_time(
+    ledger: Ledger, *, legal_entity: str | None = None, period: str | None = None
 ) -> UnbilledTime:
     """Approved, billable, not yet invoiced time of active time-and-materials contracts.
 
-    Read from the PSA (the system of record for time) now, and priced at each project's
-    effective-dated rate card, as billing would price it. With a period, only work dated up to
-    its last day counts. Retainer and fixed-fee time is not billed by the hour and is left out.
+    What the billing activity read from the PSA (the system of record for time) after each
+    contract's latest invoice, priced at the contract's effective-dated rates as billing
+    prices it. With a period, only work done up to its month counts. Retainer and fixed-fee
+    time is not billed by the hour and is left out.
 
     Raises:
         ValueError: ``period`` is not ``YYYY-MM``.
-        connectors' errors: The PSA did not answer (the caller decides how to report it).
     """
-    through = Period.parse(period).last_day if period is not None else None
-    contracts = await asyncio.to_thread(_unbilled_contracts, ledger, legal_entity)
-    gate = asyncio.Semaphore(PSA_CONCURRENCY)
+    contracts = ledger.rows_of_entity(ContractRecord, legal_entity)
+    rows = ledger.rows_of_entity(UnbilledTimeRecord, legal_entity)
+    return _unbilled(contracts, rows, Period.parse(period) if period is not None else None)
 
-    async def one(contract: ContractRecord, project_id: str) -> UnbilledContract | None:
-        async with gate:
-            return await _unbilled_for(psa, contract, project_id, through)
 
-    found = await asyncio.gather(*(one(c, p) for c, p in contracts))
-    by_contract = sorted((u for u in found if u is not None), key=lambda u: u.contract_id)
+def _unbilled(
+    contracts: Iterable[ContractRecord],
+    rows: Iterable[UnbilledTimeRecord],
+    through: Period | None,
+) -> UnbilledTime:
+    in_scope = {c.contract_id: c for c in contracts if _unbilling(c)}
+    months: dict[str, list[UnbilledTimeRecord]] = defaultdict(list)
+    for row in rows:
+        if row.contract_id in in_scope and (through is None or row.work_month <= str(through)):
+            months[row.contract_id].append(row)
+    by_contract = []
+    for contract_id, found in sorted(months.items()):
+        hours = sum((r.hours for r in found), ZERO)
+        if hours == 0:
+            continue
+        by_contract.append(
+            UnbilledContract(
+                contract_id=contract_id,
+                legal_entity=in_scope[contract_id].legal_entity,
+                currency=found[0].currency,
+                hours=hours,
+                value=sum((r.value for r in found), ZERO),
+                unpriced_hours=sum((r.unpriced_hours for r in found), ZERO),
+            )
+        )
     entities: dict[tuple[str | None, str], list[UnbilledContract]] = defaultdict(list)
     for u in by_contract:
         entities[(u.legal_entity, u.currency)].append(u)
@@ -642,42 +644,4 @@ async def unbilled_time(
                 entities.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])
             )
         ],
-    )
-
-
-async def _unbilled_for(
-    psa: PsaPort, contract: ContractRecord, project_id: str, through: date | None
-) -> UnbilledContract | None:
-    project = await psa.get_project(project_id)
-    if project is None or contract.currency is None:
-        return None
-    start = project.start_date or date.min
-    rates = RateTable(
-        RateRevision(
-            role=r.role, hourly_rate=r.hourly_rate, effective_from=r.effective_from or start
-        )
-        for r in (project.rate_revisions or project.rate_card)
-    )
-    # Hours by (role, rate), rounded per group as an invoice line would be.
-    priced: dict[tuple[str, Decimal], Decimal] = defaultdict(Decimal)
-    hours = unpriced = ZERO
-    async for page in psa.unbilled_time_entries(project_id):
-        for entry in page:
-            if through is not None and entry.work_date > through:
-                continue
-            hours += entry.hours
-            try:
-                priced[(entry.role, rates.rate(entry.role, entry.work_date))] += entry.hours
-            except UnknownRole:
-                unpriced += entry.hours
-    if hours == 0:
-        return None
-    value = sum((round_money(h * rate, contract.currency) for (_, rate), h in priced.items()), ZERO)
-    return UnbilledContract(
-        contract_id=contract.contract_id,
-        legal_entity=contract.legal_entity,
-        currency=contract.currency,
-        hours=hours,
-        value=value,
-        unpriced_hours=unpriced,
     )

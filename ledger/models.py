@@ -57,6 +57,7 @@ class InboundSource(StrEnum):
     CLM = "clm"
     PSA = "psa"
     PAYMENTS = "payments"
+    DOCUSIGN = "docusign"
 
 
 class InboundStatus(StrEnum):
@@ -192,7 +193,7 @@ class InboundEvent(LedgerTable, table=True):
     reason: str | None = Field(default=None, sa_type=Text)
     #: The raw JSON as verified on arrival: a replay processes exactly this.
     body: str = Field(sa_type=Text)
-    #: SHA-256 of the body's content (``starter.dead_letters.body_digest``): a later delivery
+    #: SHA-256 of the body's content (``starter.ops.dead_letters.body_digest``): a later delivery
     #: with the same event id and another digest is a conflict, not a duplicate. ``NULL`` for
     #: events recorded before digests were kept; their body is compared instead.
     body_digest: str | None = Field(default=None, max_length=64)
@@ -252,6 +253,29 @@ class PaymentFact(LedgerTable, table=True):
     amount: Decimal = Field(sa_type=DecimalString)
     received_on: date
     recorded_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class UnbilledTimeRecord(LedgerTable, table=True):
+    """A contract's approved, billable time not yet invoiced, in one month of work, priced at
+    the contract's rates: the read model behind the unbilled-time KPI.
+
+    The billing activity reads the PSA after each invoice and replaces the contract's rows, so
+    they say what was unbilled when the contract was last billed (``read_at``).
+    """
+
+    __tablename__ = "ledger_unbilled_time"
+
+    #: ``contract_id:YYYY-MM``.
+    row_key: str = Field(primary_key=True, max_length=300)
+    contract_id: str = Field(index=True)
+    #: The month the work was done in (``YYYY-MM``).
+    work_month: str
+    currency: str
+    hours: Decimal = Field(sa_type=DecimalString)
+    value: Decimal = Field(sa_type=DecimalString)
+    #: Hours of roles without a rate on their work date: counted in ``hours``, not valued.
+    unpriced_hours: Decimal = Field(sa_type=DecimalString)
+    read_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class CreditNoteFact(LedgerTable, table=True):
@@ -393,3 +417,14 @@ class CreditNoteFactIn(_Input):
     total: Decimal
     issued_on: date
     issued_at: AwareDatetime
+
+
+class UnbilledMonthIn(_Input):
+    """A contract's unbilled approved time in one month of work, as the billing activity read
+    it from the PSA and priced it."""
+
+    work_month: str = PydanticField(pattern=r"^\d{4}-\d{2}$")
+    currency: str = PydanticField(pattern=r"^[A-Z]{3}$")
+    hours: Decimal
+    value: Decimal
+    unpriced_hours: Decimal = Decimal(0)

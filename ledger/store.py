@@ -11,6 +11,7 @@ import threading
 
 from ledger.audit import AuditLedger
 from ledger.contracts import ContractLedger
+from ledger.documents import DocumentLedger
 from ledger.exception_queue import ExceptionQueueLedger
 from ledger.facts import FactLedger
 from ledger.inbound import InboundEventLedger
@@ -19,7 +20,13 @@ from ledger.xrefs import XrefLedger
 
 
 class Ledger(
-    XrefLedger, AuditLedger, ExceptionQueueLedger, ContractLedger, InboundEventLedger, FactLedger
+    XrefLedger,
+    AuditLedger,
+    ExceptionQueueLedger,
+    ContractLedger,
+    InboundEventLedger,
+    FactLedger,
+    DocumentLedger,
 ):
     """c2c's orchestration state in SQLite or PostgreSQL.
 
@@ -32,8 +39,9 @@ class Ledger(
     ``mark_inbound_dead_letter``, ``get_inbound_event``, ``list_inbound_events``) and the
     facts behind KPIs (``record_billing_started``, ``record_invoice_issued``,
     ``record_payment_fact``, ``record_credit_note_fact``, ``record_amendment_started``,
-    ``record_amendment_propagated``, ``rows_of_entity``; read by ``ledger.kpis``). Methods
-    are synchronous; async callers run them in a thread.
+    ``record_amendment_propagated``, ``record_unbilled_time``, ``rows_of_entity``; read by
+    ``ledger.kpis``) and the signed documents (``record_signed_document``,
+    ``get_signed_document``). Methods are synchronous; async callers run them in a thread.
 
     Args:
         url: A SQLAlchemy URL; ``postgresql://`` is given the psycopg driver.

@@ -17,6 +17,7 @@ from sandbox import (
     admin,
     crm,
     demo_data,
+    docusign,
     erp,
     erp_billing,
     erp_contracts,
@@ -60,6 +61,8 @@ def create_app(
     webhook_target: str,
     webhook_secrets: Sequence[str],
     load_demo: bool = True,
+    docusign_connect_keys: Sequence[str] = (),
+    docusign_token: str | None = None,
 ) -> FastAPI:
     """Build the sandbox.
 
@@ -69,6 +72,8 @@ def create_app(
         webhook_secrets: Accepted webhook secrets; the first signs. Empty: webhooks are
             recorded but not sent.
         load_demo: Load the demo data into a new database and on ``POST /_admin/reset``.
+        docusign_connect_keys: HMAC keys that sign DocuSign Connect messages (one header each).
+        docusign_token: The bearer token DocuSign's REST paths require; none: any caller.
     """
     db = Database(database_url)
     if db.create_tables() and load_demo:
@@ -99,11 +104,18 @@ def create_app(
     app.state.faults = faults
     app.state.webhooks = webhooks
     app.state.load_demo = load_demo
+    app.state.docusign = docusign.ConnectConfig(
+        f"{webhook_target.rstrip('/')}/webhooks/docusign",
+        list(docusign_connect_keys),
+        docusign_token,
+    )
     install_error_handlers(app)
     for system, routers in SYSTEM_ROUTERS.items():
         for router in routers:
             app.include_router(router, prefix=SYSTEM_ROOTS[system])
     app.include_router(admin.router, prefix="/_admin")
+    app.include_router(docusign.router, prefix="/vendors/docusign")
+    app.include_router(docusign.admin_router, prefix="/_admin/docusign")
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     # Added innermost first: context → stats → faults → idempotency → routes. Faults sit above
     # idempotency so that a "phase: after" fault loses an answer that was already kept.
@@ -127,8 +139,13 @@ def run(host: str, port: int) -> None:
     path = sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+    token = settings.docusign_access_token
     app = create_app(
-        url, webhook_target=settings.webhook_target, webhook_secrets=settings.webhook_secrets()
+        url,
+        webhook_target=settings.webhook_target,
+        webhook_secrets=settings.webhook_secrets(),
+        docusign_connect_keys=settings.docusign_keys(),
+        docusign_token=token.get_secret_value() if token else None,
     )
     database = make_url(url).render_as_string(hide_password=True)
     log.info("sandbox starting", url=f"http://{host}:{port}", database=database)

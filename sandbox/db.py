@@ -1,4 +1,9 @@
-"""Persistence: one SQLite file, SQLModel tables in their own metadata, serialized writes."""
+"""Persistence: one SQLite file, SQLModel tables in their own metadata, serialized writes.
+
+The column types (``DecimalText``, ``UtcDateTime``) are the sandbox's own, as a vendor's
+storage is its own: the ledger has its types in ``ledger.columns``, and neither imports the
+other.
+"""
 
 from __future__ import annotations
 

@@ -106,6 +106,9 @@ class ErpContract(Row, table=True):
     amendments: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     status: str = "active"
     created_at: datetime = Field(sa_type=UtcDateTime)
+    #: The signed contract document the orchestrator archived: its link and SHA-256.
+    document_url: str | None = None
+    document_sha256: str | None = None
 
 
 class ErpInvoice(Row, table=True):

@@ -18,8 +18,6 @@ from pydantic import Field as PydanticField
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from domain.money import Money, Quantity, round_money
-from domain.periods import Period
 from sandbox.db import Db, find, get_or_404, get_referenced, next_id, next_number, utcnow
 from sandbox.erp import (
     ErpCashApplication,
@@ -29,6 +27,7 @@ from sandbox.erp import (
     ErpPayment,
 )
 from sandbox.errors import duplicate, invalid
+from sandbox.money import Money, Quantity, check_month, round_money
 from sandbox.paging import PageQuery, equal_to, paginate
 from sandbox.schemas import (
     Body,
@@ -458,7 +457,7 @@ def _check_invoice(body: InvoiceIn, contract: ErpContract) -> None:
         )
     if body.period is not None:
         try:
-            Period.parse(body.period)
+            check_month(body.period)
         except ValueError as exc:
             raise invalid("invalid_period", str(exc), "period") from None
     if body.due_on < body.invoice_date:

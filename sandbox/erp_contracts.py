@@ -17,11 +17,10 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
 from sqlmodel import Session
 
-from domain.money import Money, Quantity
-from domain.names import BillingModel
 from sandbox.db import Db, find, get_or_404, get_referenced, next_id, utcnow
 from sandbox.erp import ErpContract, ErpCustomer, ErpProject, check_entity_currency
 from sandbox.errors import duplicate, invalid
+from sandbox.money import BillingModel, Money, Quantity
 from sandbox.paging import PageQuery, equal_to, paginate
 from sandbox.schemas import (
     Body,
@@ -111,6 +110,11 @@ class AmendmentIn(Body):
     reason: LongText
 
 
+class DocumentLinkIn(Body):
+    document_url: str = PydanticField(min_length=1, max_length=2000, pattern=r"^https?://")
+    sha256: str = PydanticField(pattern=r"^[0-9a-f]{64}$")
+
+
 class RevenueScheduleIn(_Open):
     method: Literal["as_invoiced", "milestone_output", "ratable"]
 
@@ -140,6 +144,8 @@ def contract_out(contract: ErpContract) -> dict[str, Any]:
         ],
         "status": contract.status,
         "created_at": timestamp(contract.created_at),
+        "document_url": contract.document_url,
+        "document_sha256": contract.document_sha256,
     }
 
 
@@ -231,6 +237,18 @@ def put_billing_schedule(erp_contract_id: str, body: BillingScheduleIn, db: Db) 
 @router.put("/contracts/{erp_contract_id}/revenue-schedule")
 def put_revenue_schedule(erp_contract_id: str, body: RevenueScheduleIn, db: Db) -> dict[str, Any]:
     return _replace_schedule(db, erp_contract_id, "revenue_schedule", body)
+
+
+@router.put("/contracts/{erp_contract_id}/document")
+def put_document_link(erp_contract_id: str, body: DocumentLinkIn, db: Db) -> dict[str, Any]:
+    """Attach the signed document's link to the contract (a PUT: repeating it changes
+    nothing)."""
+    with db.write() as session:
+        contract = get_contract(session, erp_contract_id)
+        contract.document_url = body.document_url
+        contract.document_sha256 = body.sha256
+        session.add(contract)
+        return contract_out(contract)
 
 
 @router.post("/contracts/{erp_contract_id}/amendments", status_code=201, response_model=None)

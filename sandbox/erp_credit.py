@@ -17,7 +17,6 @@ from fastapi.responses import JSONResponse
 from pydantic import Field as PydanticField
 from sqlmodel import Session, col, select
 
-from domain.money import Money, round_money
 from sandbox.db import Db, find, get_or_404, get_referenced, next_number, utcnow
 from sandbox.erp import ErpCashApplication, ErpCreditNote, ErpInvoice, ErpPayment
 from sandbox.erp_billing import (
@@ -28,6 +27,7 @@ from sandbox.erp_billing import (
     settle,
 )
 from sandbox.errors import duplicate, invalid
+from sandbox.money import Money, round_money
 from sandbox.paging import Page, PageQuery, equal_to, paginate
 from sandbox.schemas import (
     Body,

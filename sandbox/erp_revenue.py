@@ -15,8 +15,6 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlmodel import Session, col, select
 
-from domain.money import Money, round_money
-from domain.periods import Period
 from sandbox.db import Db, find, utcnow
 from sandbox.erp import (
     ErpContract,
@@ -28,6 +26,7 @@ from sandbox.erp import (
 from sandbox.erp_billing import NOT_ISSUED
 from sandbox.erp_contracts import get_contract
 from sandbox.errors import duplicate, invalid
+from sandbox.money import Money, check_month, round_money
 from sandbox.paging import PageQuery, equal_to, paginate
 from sandbox.schemas import (
     Body,
@@ -93,7 +92,7 @@ def post_revenue(
                 )
             return JSONResponse(revenue_entry_out(existing), status_code=200)
         try:
-            Period.parse(body.period)
+            check_month(body.period)
         except ValueError as exc:
             raise invalid("invalid_period", str(exc), "period") from None
         amount = check_amount(body.amount, ccy, "amount", signed=True)

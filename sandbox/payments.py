@@ -14,7 +14,6 @@ from fastapi import APIRouter, Depends
 from pydantic import Field as PydanticField
 from sqlmodel import Field
 
-from domain.money import Money
 from sandbox.db import (
     Db,
     DecimalText,
@@ -27,6 +26,7 @@ from sandbox.db import (
 )
 from sandbox.erp import ErpInvoice
 from sandbox.errors import invalid
+from sandbox.money import Money
 from sandbox.paging import PageQuery, equal_to, paginate
 from sandbox.schemas import Body, Currency, check_amount, dec, timestamp
 from sandbox.webhooks import WebhookDispatcher, get_webhooks

@@ -20,9 +20,9 @@ from pydantic import Field as PydanticField
 from sqlalchemy import JSON, UniqueConstraint
 from sqlmodel import Field, Session
 
-from domain.money import Money
 from sandbox.db import Db, DecimalText, Row, UtcDateTime, find, get_or_404, next_id, utcnow
 from sandbox.errors import duplicate, invalid, not_found
+from sandbox.money import Money
 from sandbox.paging import PageQuery, equal_to, paginate, paginate_list
 from sandbox.schemas import Body, Currency, Key, Text, check_amount, check_unique, day, timestamp
 from sandbox.webhooks import WebhookDispatcher, get_webhooks

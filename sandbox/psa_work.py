@@ -12,9 +12,9 @@ from pydantic import Field as PydanticField
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from domain.money import Money, Quantity
 from sandbox.db import Db, next_id, utcnow
 from sandbox.errors import duplicate, invalid, not_found
+from sandbox.money import Money, Quantity
 from sandbox.paging import PageQuery, equal_to, paginate
 from sandbox.psa import (
     PsaBillingBatch,

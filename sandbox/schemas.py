@@ -11,8 +11,8 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
-from domain.money import MINOR_UNITS, MoneyError, check_minor_units, round_money
 from sandbox.errors import invalid
+from sandbox.money import MINOR_UNITS, MoneyError, check_minor_units, round_money
 
 
 class Body(BaseModel):

@@ -26,12 +26,14 @@ from starlette.concurrency import run_in_threadpool
 
 from c2c.logs import get_logger
 from c2c.signing import sign
-from domain.names import SIGNATURE_HEADER
 from sandbox.db import Database, Row, UtcDateTime, find, utcnow
 from sandbox.paging import Page, equal_to, paginate
 from sandbox.schemas import opt_timestamp, timestamp
 
 log = get_logger(__name__)
+
+#: The header that carries a delivery's signature, as c2c's webhook reference names it.
+SIGNATURE_HEADER = "X-C2C-Signature"
 
 BACKOFF_S: tuple[float, ...] = (1, 2, 4, 8, 16)
 #: The longest the dispatcher sleeps without being woken, as a safety net.

@@ -18,7 +18,7 @@ import uvicorn
 
 from c2c.ports import free_port
 from c2c.settings import Settings
-from starter.api import create_app
+from starter.api.app import create_app
 
 
 def venv_binary(name: str) -> str:

@@ -59,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW_TYPE,
         Stage,
     )
+    from domain.steps import ARCHIVE_SIGNED_DOCUMENT
     from workflows import billing
     from workflows.execution import PATCH_LOCAL_LEDGER, Aborted
     from workflows.holds import NOTICE_STEPS, SKIPPABLE_STEPS
@@ -70,6 +71,7 @@ __all__ = [
     "PATCH_CONTINUE_AS_NEW",
     "PATCH_LOCAL_LEDGER",
     "PATCH_ORDERED_INBOX",
+    "PATCH_SIGNED_DOCUMENT",
     "SKIPPABLE_STEPS",
     "ContractToCash",
     "local_date",
@@ -82,6 +84,9 @@ R = TypeVar("R", bound=BaseModel)
 #: payments and milestones before them, so that a reset, which delivers them all again at once,
 #: decides each the same way. Runs recorded before it decide amendments as they arrive.
 PATCH_ORDERED_INBOX = "ordered-inbox"
+
+#: Marks runs that archive the signed document their approval names (a DocuSign envelope).
+PATCH_SIGNED_DOCUMENT = "signed-document-archive"
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -109,6 +114,8 @@ class ContractToCash(RunLoop):
                 async with self._lock:
                     await self._validate()
                     await self._provision_erp()
+                    if event.signed_document and workflow.patched(PATCH_SIGNED_DOCUMENT):
+                        await self._create(ARCHIVE_SIGNED_DOCUMENT)
                     await self._activate_psa()
                     self.s.provisioned = True
                     self._enter(Stage.ACTIVE, "contract active: billing runs at each period close")

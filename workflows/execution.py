@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         ACTIVATE_PSA_PROJECT,
         APPLY_CASH,
         APPLY_PAYMENT,
+        ARCHIVE_SIGNED_DOCUMENT,
         BILL_PERIOD,
         CLOSE_CONTRACT,
         CLOSE_TIME_ENTRY,
@@ -85,6 +86,7 @@ STEP_SUMMARIES = {
     CREATE_ERP_CONTRACT: "create the ERP contract, billing schedule and revenue treatment",
     ACTIVATE_PSA_PROJECT: "create and activate the PSA project",
     CLOSE_CONTRACT: "close the PSA and ERP projects",
+    ARCHIVE_SIGNED_DOCUMENT: "archive the signed document and link it to the ERP contract",
 }
 
 

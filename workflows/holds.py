@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.steps import (
         APPLY_CASH,
         APPLY_PAYMENT,
+        ARCHIVE_SIGNED_DOCUMENT,
         BILL_PERIOD,
         CLOSE_CONTRACT,
         CLOSE_TIME_ENTRY,
@@ -61,6 +62,7 @@ SKIPPABLE_STEPS = frozenset(
         SEND_DUNNING_REMINDER,
         PROPAGATE_AMENDMENT,
         CLOSE_CONTRACT,
+        ARCHIVE_SIGNED_DOCUMENT,
         CLOSE_TIME_ENTRY,
         CAP_STEP,
         WORK_AFTER_END_STEP,

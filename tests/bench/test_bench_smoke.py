@@ -86,9 +86,9 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
 def test_a_profile_is_summarised_by_function_and_by_c2c_code() -> None:
     raw = "\n".join(
         [
-            "main (starter/cli.py:10);bill_period (activities/billing.py:5);"
+            "main (starter/cli/main.py:10);bill_period (activities/billing.py:5);"
             "_send (httpx/_client.py:1) 30",
-            "main (starter/cli.py:10);price (domain/pricing.py:7) 10",
+            "main (starter/cli/main.py:10);price (domain/pricing.py:7) 10",
             "select (selectors.py:3) 60",
         ]
     )
@@ -97,5 +97,5 @@ def test_a_profile_is_summarised_by_function_and_by_c2c_code() -> None:
 
     assert summary.splitlines()[0] == "100 samples"
     assert "    60.0  select (selectors.py)" in summary
-    assert "    40.0  main (starter/cli.py)" in summary
+    assert "    40.0  main (starter/cli/main.py)" in summary
     assert "    30.0  bill_period (activities/billing.py)" in summary

@@ -30,14 +30,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from c2c.ports import free_port
 from domain.models import ClosePeriod, ContractApproved, MilestoneCompleted, PaymentReceived
-from starter.components import UpOptions, component_argv, temporal_argv
-from starter.contracts import (
+from starter.api.contracts import (
     close_period_for,
     complete_milestone,
     get_status,
     record_payment,
     start_contract,
 )
+from starter.stack.components import UpOptions, component_argv, temporal_argv
 from tests.support import approval_payload
 
 CONTRACTS = 30

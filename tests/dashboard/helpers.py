@@ -127,11 +127,11 @@ def install_kpi_report(
     monkeypatch: pytest.MonkeyPatch, calls: list[dict[str, Any]] | None = None
 ) -> None:
     """Let the dashboard draw the hand-made report (exact figures to look for) instead of
-    the ledger's: ``starter.kpis.build_report`` answers it for any filters."""
+    the ledger's: ``starter.api.kpis.build_report`` answers it for any filters."""
 
     async def build_report(settings: Any, ledger: Ledger, **kwargs: Any) -> HandMadeReport:
         if calls is not None:
             calls.append({k: v for k, v in kwargs.items() if k != "psa"})
         return HandMadeReport(data=kpi_report_dict())
 
-    monkeypatch.setattr("starter.dashboard_views.build_report", build_report)
+    monkeypatch.setattr("starter.dashboard.views.build_report", build_report)

@@ -25,7 +25,7 @@ from temporalio.client import Client
 from c2c.settings import Settings
 from domain.models import ClosePeriod
 from ledger import Ledger
-from starter.contracts import close_period_for, contract_result, start_contract
+from starter.api.contracts import close_period_for, contract_result, start_contract
 from tests.dashboard.helpers import OPERATOR_TOKEN, VIEWER_TOKEN, install_kpi_report
 from tests.support import serve
 from tests.workflows.helpers import add_time, approval, wait_for, wait_stage

@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 from c2c.settings import Settings
 from ledger import Ledger
-from starter.contracts import start_contract
+from starter.api.contracts import start_contract
 from tests.dashboard.helpers import (
     OPERATOR_TOKEN,
     VIEWER_TOKEN,
@@ -265,7 +265,7 @@ async def test_kpis_unavailable_without_the_report(
     async def failing(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the ledger is unreachable")
 
-    monkeypatch.setattr("starter.dashboard_views.build_report", failing)
+    monkeypatch.setattr("starter.dashboard.views.build_report", failing)
     response = await browser_like.get("/")
     assert response.status_code == 200
     assert "KPIs unavailable" in response.text

@@ -9,10 +9,10 @@ from decimal import Decimal
 from pydantic import SecretStr
 
 from c2c.settings import Settings
-from starter.auth import Role, TokenTable
-from starter.dashboard import safe_next
-from starter.dashboard_charts import bar_chart, sparkline, stacked_bar
-from starter.dashboard_session import (
+from starter.api.auth import Role, TokenTable
+from starter.dashboard.charts import bar_chart, sparkline, stacked_bar
+from starter.dashboard.pages import safe_next
+from starter.dashboard.session import (
     SESSION_TTL_S,
     Session,
     csrf_token,
@@ -22,7 +22,7 @@ from starter.dashboard_session import (
     read_session,
     signing_key,
 )
-from starter.dashboard_views import Filters, age, hours, money, share
+from starter.dashboard.views import Filters, age, hours, money, share
 
 TOKENS = TokenTable.parse("view-1:viewer,op-1:operator")
 NOW = 1_800_000_000.0
@@ -163,7 +163,7 @@ def test_the_contract_page_of_a_contract_that_continued_as_new() -> None:
 
     from domain.models import ContractStatus, HistoryEntry, SettledInvoices
     from ledger.models import BillingFact
-    from starter.dashboard import templates
+    from starter.dashboard.pages import templates
 
     at = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
     status = ContractStatus(

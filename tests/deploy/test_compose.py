@@ -14,8 +14,8 @@ import pytest
 import typer.main
 
 from domain.names import SEARCH_ATTRIBUTES
-from starter.cli import app
-from starter.components import search_attribute_flags
+from starter.cli.main import app
+from starter.stack.components import search_attribute_flags
 from tests.deploy.files import (
     CLOUD_OVERRIDE,
     COMPOSE_FILE,

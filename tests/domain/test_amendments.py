@@ -1,3 +1,6 @@
+"""Amendments: which are accepted, which refused with the field named, and what applying
+one changes."""
+
 from __future__ import annotations
 
 from datetime import date

@@ -1,3 +1,5 @@
+"""The billing decider's arithmetic: proration by days, rounding once half-up, partial months."""
+
 from __future__ import annotations
 
 from datetime import date

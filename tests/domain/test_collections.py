@@ -1,3 +1,5 @@
+"""Collections: due dates, dunning levels, and how payments are applied to invoices."""
+
 from __future__ import annotations
 
 from datetime import date

@@ -1,3 +1,6 @@
+"""The canonical models: what an approval, a payment or a close accepts, and the fields
+they name when refused."""
+
 from __future__ import annotations
 
 from typing import Any

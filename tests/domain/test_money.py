@@ -1,3 +1,5 @@
+"""Money: minor units per currency, half-up rounding, and amounts refused rather than rounded."""
+
 from __future__ import annotations
 
 import contextlib

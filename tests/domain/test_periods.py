@@ -1,3 +1,5 @@
+"""Billing periods: ``YYYY-MM`` parsed with their first and last days, malformed ones refused."""
+
 from __future__ import annotations
 
 from datetime import date

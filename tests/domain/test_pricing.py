@@ -1,3 +1,5 @@
+"""Pricing: hours times effective-dated rates per role, expenses with markup, rounding per group."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta

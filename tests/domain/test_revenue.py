@@ -1,3 +1,5 @@
+"""Revenue recognition: the method of each billing model and the amounts it recognises."""
+
 from __future__ import annotations
 
 from datetime import date

@@ -41,7 +41,7 @@ from domain.names import SEARCH_ATTRIBUTES, ExceptionAction, contract_workflow_i
 from domain.periods import Period
 from ledger import get_ledger
 from sandbox.testing import run_sandbox_in_thread
-from starter.contracts import (
+from starter.api.contracts import (
     close_period_for,
     complete_milestone,
     contract_handle,
@@ -49,7 +49,7 @@ from starter.contracts import (
     start_contract,
     terminate_contract,
 )
-from starter.updates import amend
+from starter.api.updates import amend
 from tests.support import venv_binary
 from tests.workflows.billing_helpers import pay, wait_invoices
 from tests.workflows.helpers import add_time, approval, wait_for, wait_stage

@@ -20,6 +20,7 @@ from ledger import (
     InvoiceIssuedIn,
     Ledger,
     PaymentFactIn,
+    UnbilledMonthIn,
 )
 from ledger.kpis import kpi_report, percentile
 
@@ -193,7 +194,7 @@ def test_an_empty_ledger_reports_counts_of_zero_and_no_statistics(ledger: Ledger
     ]
     assert report.sla_breaches.count == 0
     assert report.trend == []
-    assert report.unbilled_time.unavailable is not None
+    assert (report.unbilled_time.hours, report.unbilled_time.unavailable) == (0, None)
     body = report.model_dump(mode="json")
     assert set(body) == {
         "legal_entity",
@@ -301,6 +302,52 @@ def test_fact_writes_are_idempotent_and_keep_the_first_times(ledger: Ledger) -> 
     assert report.amendment_propagation.median_hours == 1.0
     with pytest.raises(ValueError, match="recorded as started"):
         ledger.record_invoice_issued(issued_now("C-1", "2026-12", "INV-X"))
+
+
+def unbilled(month: str, hours: str, value: str, unpriced: str = "0") -> UnbilledMonthIn:
+    return UnbilledMonthIn(
+        work_month=month,
+        currency="USD",
+        hours=Decimal(hours),
+        value=Decimal(value),
+        unpriced_hours=Decimal(unpriced),
+    )
+
+
+def test_unbilled_time_is_what_the_billing_activity_read_last(ledger: Ledger) -> None:
+    contract(ledger, "C-1", setup_hours=1)
+    contract(ledger, "C-2", setup_hours=1, legal_entity="GB01")
+    contract(ledger, "C-DONE", setup_hours=1)
+    ledger.upsert_contract(
+        ContractRecordIn(contract_id="C-DONE", stage=Stage.CLOSED, updated_at=NOW, closed_at=NOW)
+    )
+    ledger.record_unbilled_time("C-1", [unbilled("2026-10", "9", "900.00")], NOW)
+    # A later read replaces the earlier one; writing it twice changes nothing.
+    later = [unbilled("2026-10", "3", "600.00"), unbilled("2026-11", "2.5", "300.00", "1")]
+    for _ in range(2):
+        ledger.record_unbilled_time("C-1", later, NOW)
+    ledger.record_unbilled_time("C-2", [unbilled("2026-11", "1", "100.00")], NOW)
+    ledger.record_unbilled_time("C-DONE", [unbilled("2026-11", "4", "400.00")], NOW)
+
+    report = kpi_report(ledger, legal_entity="US01", now=NOW).unbilled_time
+    [line] = report.by_contract
+    assert (line.contract_id, line.hours, line.value, line.unpriced_hours) == (
+        "C-1",
+        Decimal("5.5"),
+        Decimal("900.00"),
+        Decimal(1),
+    )
+    every = kpi_report(ledger, now=NOW).unbilled_time
+    assert [(e.legal_entity, e.hours) for e in every.by_legal_entity] == [
+        ("GB01", Decimal(1)),
+        ("US01", Decimal("5.5")),
+    ]
+    # A period counts work done up to its month only.
+    october = kpi_report(ledger, period="2026-10", now=NOW).unbilled_time
+    assert [(u.contract_id, u.value) for u in october.by_contract] == [("C-1", Decimal("600.00"))]
+    # Nothing left unbilled: the contract drops out of the figure.
+    ledger.record_unbilled_time("C-1", [], NOW)
+    assert [u.contract_id for u in kpi_report(ledger, now=NOW).unbilled_time.by_contract] == ["C-2"]
 
 
 def test_dso_by_the_period_method(ledger: Ledger) -> None:

@@ -1,3 +1,5 @@
+"""The audit trail: each key recorded once, amounts and dates kept exactly, ordered by time."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

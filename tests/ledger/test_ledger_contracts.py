@@ -1,3 +1,5 @@
+"""Contract records: upserts, the times set once, money kept exactly, and listing by filter."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,3 +1,5 @@
+"""The exception queue's table: opened once by id, resolved once, conflicting decisions refused."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -24,6 +24,7 @@ from ledger import (
     NotFoundInLedger,
 )
 from ledger.models import utc_now
+from tests.ledger.ledger_0_8_0 import back_to_before_revisions
 
 At = Callable[[float], datetime]
 
@@ -478,13 +479,14 @@ def test_waiting_events_are_recorded_together_and_known_ones_found(ledger: Ledge
 def test_a_ledger_made_before_body_digests_gets_the_column_and_keeps_its_events(
     ledger_url: str, at: At
 ) -> None:
-    """An existing database without ``body_digest`` is brought up to the model when the
-    ledger starts; the events it holds keep a ``NULL`` digest, and new ones get theirs."""
+    """A ledger made before schema revisions and before ``body_digest`` gets the column when
+    it is upgraded; the events it holds keep a ``NULL`` digest, and new ones get theirs."""
     first = Ledger(ledger_url)
     first.create_all()
     first.record_inbound_event(inbound("evt-old", at(0)), claim=CLAIM)
     with first.engine.begin() as connection:
         connection.exec_driver_sql("ALTER TABLE ledger_inbound_event DROP COLUMN body_digest")
+        back_to_before_revisions(connection)
         assert "body_digest" not in {
             c["name"] for c in sa_inspect(connection).get_columns("ledger_inbound_event")
         }
@@ -492,7 +494,7 @@ def test_a_ledger_made_before_body_digests_gets_the_column_and_keeps_its_events(
 
     upgraded = Ledger(ledger_url)
     try:
-        upgraded.create_all()
+        upgraded.create_all(auto_upgrade=True)
         old = upgraded.get_inbound_event("psa", "evt-old")
         assert old is not None and old.body_digest is None and old.status == "received"
         new = upgraded.record_inbound_event(
@@ -501,6 +503,6 @@ def test_a_ledger_made_before_body_digests_gets_the_column_and_keeps_its_events(
         assert new.known is False and new.event.body_digest == "ab" * 32
         again = upgraded.record_inbound_event(inbound("evt-old", at(2)), claim=CLAIM)
         assert again.known is True and again.event.body_digest is None
-        upgraded.create_all()  # and again: nothing left to add
+        upgraded.create_all()  # and again: at the head revision, nothing left to do
     finally:
         upgraded.dispose()

@@ -1,3 +1,5 @@
+"""Ledger URLs and engines: PostgreSQL's driver, SQLite's folder, WAL mode and connections."""
+
 from __future__ import annotations
 
 import threading

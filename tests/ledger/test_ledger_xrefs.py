@@ -1,3 +1,6 @@
+"""Cross-references: recorded once, bound to one contract, and named as a contract's
+status shows them."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,6 +9,7 @@ from sqlalchemy import inspect, text
 from ledger import Ledger, LedgerConflict, ref_name
 from ledger.models import CrossReference
 from ledger.xrefs import _owner
+from tests.ledger.ledger_0_8_0 import back_to_before_revisions
 
 
 def test_record_xref_is_idempotent(ledger: Ledger) -> None:
@@ -102,13 +106,16 @@ def test_the_contract_of_a_systems_id_is_found_on_an_index(ledger: Ledger) -> No
 
 
 def test_a_ledger_from_before_an_index_gets_it_and_keeps_its_rows(ledger: Ledger) -> None:
+    """A ledger made before schema revisions by a c2c older than the index: the upgrade adds
+    it, as c2c 0.8.0 did at start, before stamping the first revision."""
     ledger.record_xref("K-1", "erp", "invoice", "INV-1")
     with ledger.engine.begin() as connection:
         connection.execute(text(f"DROP INDEX {OWNER_INDEX}"))
+        back_to_before_revisions(connection)
     table = CrossReference.__tablename__
     assert OWNER_INDEX not in {i["name"] for i in inspect(ledger.engine).get_indexes(table)}
 
-    ledger.create_all()
+    ledger.create_all(auto_upgrade=True)
 
     assert OWNER_INDEX in {i["name"] for i in inspect(ledger.engine).get_indexes(table)}
     assert ledger.find_contract_by_xref("erp", "invoice", "INV-1") == "K-1"

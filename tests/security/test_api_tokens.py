@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from c2c.codec import Keyring
 from c2c.settings import Settings
-from starter.auth import Role, TokenTable, hashed_entry, token_digest
+from starter.api.auth import Role, TokenTable, hashed_entry, token_digest
 from tests.support import serve
 
 C2C = str(Path(sys.executable).parent / "c2c")

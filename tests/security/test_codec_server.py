@@ -15,9 +15,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from c2c.codec import Keyring, codec_from_spec
 from c2c.settings import Settings
-from starter.auth import Role, hashed_entry
-from starter.codec import is_loopback
-from starter.dashboard_session import SESSION_COOKIE
+from starter.api.auth import Role, hashed_entry
+from starter.api.codec import is_loopback
+from starter.dashboard.session import SESSION_COOKIE
 from tests.dashboard.helpers import log_in
 from tests.starter.helpers import captured_logs
 from tests.support import serve
@@ -198,7 +198,7 @@ async def test_with_encryption_off_the_codec_says_so(settings: Settings) -> None
 
 
 def test_a_malformed_key_stops_the_api_from_starting(settings: Settings) -> None:
-    from starter.api import create_app
+    from starter.api.app import create_app
 
     bad = settings.model_copy(update={"encryption_key": SecretStr("k1:c2hvcnQ=")})
     with pytest.raises(ValueError, match="key 'k1' is 5 bytes"):

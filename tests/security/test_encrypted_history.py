@@ -26,7 +26,7 @@ from c2c.codec import ENCODING, KEY_ID_METADATA, Keyring
 from c2c.settings import Settings
 from c2c.temporal import connect
 from domain.models import ClosePeriod
-from starter.contracts import close_period_for, contract_result, start_contract
+from starter.api.contracts import close_period_for, contract_result, start_contract
 from tests.support import approval_payload
 from tests.workflows.billing_helpers import pay, start_active, wait_invoices
 from tests.workflows.helpers import add_time, approval, wait_stage

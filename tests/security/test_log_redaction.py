@@ -33,7 +33,7 @@ from c2c.settings import Settings
 from c2c.signing import sign
 from domain.models import ContractApproved
 from domain.names import SIGNATURE_HEADER
-from starter.contracts import get_status, start_contract
+from starter.api.contracts import get_status, start_contract
 from tests.starter.helpers import reset_logging
 from tests.support import WEBHOOK_SECRET, approval_payload, serve
 

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from c2c.codec import Keyring
 from c2c.settings import Settings
-from starter.dashboard_session import CSRF_COOKIE, SESSION_COOKIE, same_text
+from starter.dashboard.session import CSRF_COOKIE, SESSION_COOKIE, same_text
 from tests.dashboard.helpers import OPERATOR_TOKEN, VIEWER_TOKEN, log_in, page_token
 from tests.support import serve
 

@@ -26,9 +26,9 @@ from temporalio.client import Client
 from c2c.codec import Keyring
 from c2c.ports import free_port
 from c2c.settings import Settings
-from starter.auth import Role, hashed_entry
-from starter.components import StartupFailed, UpOptions
-from starter.up import Stack as UpStack
+from starter.api.auth import Role, hashed_entry
+from starter.stack.components import StartupFailed, UpOptions
+from starter.stack.up import Stack as UpStack
 from tests.e2e.test_up_and_demo import Stack, UpProcess, c2c, descendants, processes_mentioning
 from tests.security.test_encrypted_history import payloads_in
 

@@ -3,7 +3,7 @@ Temporal dev server: a signature that is missing, malformed, stale, from the fut
 with an unknown secret is a ``401`` that records nothing, starts nothing and logs no part of the
 body or the signature; during a rotation both secrets are accepted.
 
-The unit rules of ``c2c.signing`` are in ``tests/starter/test_signing.py``; these check what
+The unit rules of ``c2c.signing`` are in ``tests/starter/api/test_signing.py``; these check what
 the API does with them.
 """
 

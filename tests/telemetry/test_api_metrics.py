@@ -16,10 +16,10 @@ from temporalio.client import Client
 
 from c2c.settings import Settings
 from c2c.signing import sign
-from c2c.telemetry import exposition
 from domain.names import SIGNATURE_HEADER, ExceptionQueue, Stage
 from ledger import Ledger
 from ledger.models import ContractRecord
+from starter.api.metrics import exposition
 from tests.support import WEBHOOK_SECRET, approval_payload, serve
 from tests.telemetry.conftest import Samples, parse
 from tests.workflows.helpers import wait_stage

@@ -17,7 +17,7 @@ from temporalio.worker import Replayer
 
 from c2c.settings import Settings
 from domain.models import ClosePeriod
-from starter.contracts import close_period_for, contract_handle, start_contract
+from starter.api.contracts import close_period_for, contract_handle, start_contract
 from tests.starter.helpers import captured_logs
 from tests.workflows.helpers import add_time, approval, wait_for, wait_stage
 from worker import contract_worker

@@ -19,7 +19,7 @@ from c2c.settings import Settings
 from c2c.signing import sign
 from c2c.tracing import client_interceptors, configure_tracing
 from domain.names import SIGNATURE_HEADER
-from starter.api import create_app
+from starter.api.app import create_app
 from tests.support import WEBHOOK_SECRET, approval_payload
 from tests.workflows.helpers import wait_stage
 from worker import contract_worker

@@ -22,7 +22,7 @@ from c2c.telemetry import (
 )
 from domain.models import ClosePeriod, ResolveException
 from domain.names import system_task_queue
-from starter.contracts import close_period_for, resolve_exception, start_contract
+from starter.api.contracts import close_period_for, resolve_exception, start_contract
 from tests.telemetry.conftest import MeteredWorker
 from tests.workflows.helpers import add_time, approval, wait_for, wait_stage
 

@@ -14,7 +14,7 @@ from temporalio.worker import Replayer
 from c2c.settings import Settings
 from domain.models import ContractStatus, PaymentReceived
 from domain.names import contract_workflow_id
-from starter.contracts import record_payment, start_contract
+from starter.api.contracts import record_payment, start_contract
 from tests.workflows.helpers import approval, wait_for, wait_stage
 from workflows.contract_to_cash import ContractToCash
 

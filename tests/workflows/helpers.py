@@ -10,7 +10,7 @@ import httpx
 from temporalio.client import Client
 
 from domain.models import ContractApproved, ContractStatus
-from starter.contracts import get_status
+from starter.api.contracts import get_status
 from tests.support import approval_payload
 
 

@@ -13,7 +13,7 @@ from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client
 
 from domain.names import contract_workflow_id
-from starter.reset import FIRST, reset_contract
+from starter.ops.reset import FIRST, reset_contract
 from tests.support import venv_binary
 
 

@@ -13,8 +13,8 @@ from temporalio.client import Client
 
 from c2c.settings import Settings
 from domain.models import Amendment, ClosePeriod, CreditInvoice, ResolveException
-from starter.contracts import close_period_for, resolve_exception
-from starter.updates import amend
+from starter.api.contracts import close_period_for, resolve_exception
+from starter.api.updates import amend
 from tests.workflows.billing_helpers import erp_balances, replay, start_active, wait_invoices
 from tests.workflows.helpers import add_time, items, wait_for, wait_stage
 
@@ -125,7 +125,7 @@ async def test_rate_change_expenses_and_the_cap(
 
 
 async def _credit(client: Client, cid: str, invoice_id: str) -> None:
-    from starter.contracts import contract_handle
+    from starter.api.contracts import contract_handle
 
     await contract_handle(client, cid).signal(
         "credit_invoice",

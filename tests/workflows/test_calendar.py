@@ -28,7 +28,7 @@ from domain.models import ClosePeriod, ContractStatus
 from domain.names import SEARCH_ATTRIBUTES
 from domain.periods import Period
 from ledger import Ledger
-from starter.contracts import close_period_for, get_status, start_contract
+from starter.api.contracts import close_period_for, get_status, start_contract
 from tests.support import venv_binary
 from tests.workflows.billing_helpers import pay, replay, start_active
 from tests.workflows.helpers import add_time, approval, items

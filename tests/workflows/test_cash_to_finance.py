@@ -13,8 +13,8 @@ from temporalio.client import Client
 from c2c.settings import Settings
 from domain.models import ClosePeriod, PaymentReceived
 from ledger import Ledger
-from starter.contracts import close_period_for, record_payment
-from starter.exception_queue import get_exception, resolve
+from starter.api.contracts import close_period_for, record_payment
+from starter.ops.exception_queue import get_exception, resolve
 from tests.workflows.billing_helpers import pay, start_active, wait_invoices
 from tests.workflows.helpers import add_time, wait_for, wait_stage
 

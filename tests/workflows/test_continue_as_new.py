@@ -43,7 +43,7 @@ from domain.models import (
 from domain.names import SA_OPEN_EXCEPTIONS, SEARCH_ATTRIBUTES, contract_workflow_id
 from domain.periods import Period
 from ledger import get_ledger
-from starter.contracts import (
+from starter.api.contracts import (
     close_period_for,
     contract_handle,
     contract_result,
@@ -51,7 +51,7 @@ from starter.contracts import (
     resolve_exception,
     start_contract,
 )
-from starter.updates import amend
+from starter.api.updates import amend
 from tests.support import venv_binary
 from tests.workflows import test_calendar
 from tests.workflows.billing_helpers import start_active

@@ -16,7 +16,7 @@ from c2c.settings import Settings
 from connectors.tax import document_code
 from domain.models import ClosePeriod, ContractStatus, CreditInvoice
 from domain.names import contract_workflow_id
-from starter.contracts import close_period_for, contract_handle
+from starter.api.contracts import close_period_for, contract_handle
 from tests.workflows.billing_helpers import replay, start_active, wait_invoices
 from tests.workflows.helpers import add_time, items, wait_for, wait_stage
 

@@ -13,7 +13,7 @@ from c2c.settings import Settings
 from domain.models import ClosePeriod, ResolveException
 from domain.names import SA_OPEN_EXCEPTIONS, SA_STAGE
 from ledger import Ledger
-from starter.contracts import (
+from starter.api.contracts import (
     close_period_for,
     contract_handle,
     contract_result,

@@ -18,7 +18,7 @@ from temporalio.client import Client
 
 from c2c.settings import Settings
 from domain.models import ClosePeriod, ResolveException
-from starter.contracts import (
+from starter.api.contracts import (
     close_period_for,
     get_status,
     resolve_exception,

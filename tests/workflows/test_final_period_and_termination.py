@@ -15,7 +15,7 @@ from temporalio.client import Client
 from c2c.settings import Settings
 from domain.models import ClosePeriod, PaymentReceived, ResolveException, TerminateContract
 from domain.periods import Period
-from starter.contracts import (
+from starter.api.contracts import (
     close_period_for,
     contract_result,
     record_payment,

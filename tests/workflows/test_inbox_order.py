@@ -25,15 +25,15 @@ from c2c.settings import Settings
 from domain.models import Amendment, ClosePeriod, ResolveException
 from domain.names import SIGNAL_AMEND, contract_workflow_id
 from ledger import Ledger
-from starter.contracts import (
+from starter.api.contracts import (
     close_period_for,
     list_contracts,
     resolve_exception,
     start_contract,
 )
-from starter.exception_queue import get_exception, resolve
-from starter.reset import LAST_FAILURE, reset_point
-from starter.updates import amend
+from starter.api.updates import amend
+from starter.ops.exception_queue import get_exception, resolve
+from starter.ops.reset import LAST_FAILURE, reset_point
 from tests.workflows.billing_helpers import start_active
 from tests.workflows.helpers import add_time, approval, items, wait_for, wait_stage
 from tests.workflows.reset_helpers import reset_somehow

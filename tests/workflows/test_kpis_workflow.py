@@ -2,7 +2,8 @@
 
 One contract is provisioned untouched; the other waits in validation for an operator (its
 legal entity is not in the ERP yet). Both bill October. The report, read from the ledger the
-worker wrote and from the sandbox PSA, must count exactly those facts.
+worker wrote (unbilled time included, which the billing activity read from the sandbox PSA),
+must count exactly those facts.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from temporalio.client import Client
 from c2c.settings import Settings
 from domain.models import ClosePeriod, ResolveException
 from ledger import Ledger
-from starter.contracts import close_period_for, resolve_exception, start_contract
-from starter.kpis import build_report
+from starter.api.contracts import close_period_for, resolve_exception, start_contract
+from starter.api.kpis import build_report
 from tests.workflows.helpers import add_time, approval, wait_for, wait_stage
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -55,16 +56,18 @@ async def test_the_report_counts_two_real_contracts(
             exception_id=exception.exception_id, action="retry", operator="ops@example.com"
         ),
     )
-    touchless_event = approval(legal_entity=entity)
+    touchless_event = approval(legal_entity=entity, end_date="2026-12-31")
     await start_contract(temporal_client, touchless_event, task_queue=settings.task_queue)
 
     for event in (held_event, touchless_event):
         status = await wait_stage(temporal_client, event.contract_id, "active")
+        if event is touchless_event:
+            # November's work, approved before October closes: October's invoice leaves it
+            # unbilled for the next one, and the billing activity records it so.
+            await add_time(sandbox, status.refs["psa_project_id"], "Analyst", "2026-11-02", "2.5")
         await _bill_october(
             temporal_client, sandbox, event.contract_id, status.refs["psa_project_id"]
         )
-    # Approved after the close: waits, unbilled, for the next invoice.
-    await add_time(sandbox, status.refs["psa_project_id"], "Analyst", "2026-10-30", "2.5")
 
     report = await build_report(settings, ledger, legal_entity=entity)
 

@@ -26,7 +26,7 @@ from bench.measure import is_local_activity
 from c2c.settings import Settings
 from domain.steps import RECORD_AUDIT
 from ledger import AuditEventIn, Ledger
-from starter.contracts import contract_handle, start_contract
+from starter.api.contracts import contract_handle, start_contract
 from tests.workflows.helpers import approval, wait_stage
 from worker import contract_worker
 

@@ -12,7 +12,7 @@ from temporalio.client import Client
 from c2c.settings import Settings
 from domain.models import ClosePeriod
 from domain.periods import Period
-from starter.contracts import close_period_for
+from starter.api.contracts import close_period_for
 from tests.workflows.billing_helpers import start_active
 from tests.workflows.helpers import wait_for
 from workflows.contract_to_cash import local_date

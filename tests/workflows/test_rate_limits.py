@@ -29,7 +29,7 @@ from temporalio.worker import (
 from c2c.settings import WORKFLOWS_QUEUE, Settings
 from c2c.temporal import connect
 from domain.names import System, system_task_queue
-from starter.contracts import start_contract
+from starter.api.contracts import start_contract
 from tests.workflows.helpers import approval, wait_stage
 from worker import contract_worker
 

@@ -20,7 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from c2c.settings import Settings
 from domain.models import ClosePeriod
 from domain.names import SA_CONTRACT_VALUE, SA_CUSTOMER_ID, SA_LEGAL_ENTITY
-from starter.contracts import close_period_for, contract_handle, contract_result, start_contract
+from starter.api.contracts import close_period_for, contract_handle, contract_result, start_contract
 from tests.workflows.billing_helpers import pay, wait_invoices
 from tests.workflows.helpers import add_time, approval, wait_stage
 

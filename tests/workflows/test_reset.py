@@ -16,9 +16,9 @@ from temporalio.client import Client
 from c2c.settings import Settings
 from domain.models import Amendment, ClosePeriod
 from domain.names import contract_workflow_id
-from starter.contracts import close_period_for, get_status
-from starter.reset import FIRST, LAST_FAILURE, ResetRefused, reset_contract
-from starter.updates import amend
+from starter.api.contracts import close_period_for, get_status
+from starter.api.updates import amend
+from starter.ops.reset import FIRST, LAST_FAILURE, ResetRefused, reset_contract
 from tests.workflows.billing_helpers import start_active, wait_invoices
 from tests.workflows.helpers import add_time, items, wait_for
 

@@ -19,8 +19,8 @@ from temporalio.client import Client
 
 from c2c.settings import Settings
 from domain.models import Amendment, ClosePeriod, ContractStatus
-from starter.contracts import close_period_for, get_status, queue_amendment
-from starter.updates import amend
+from starter.api.contracts import close_period_for, get_status, queue_amendment
+from starter.api.updates import amend
 from tests.workflows.billing_helpers import pay, start_active, wait_invoices
 from tests.workflows.helpers import add_time, items, wait_for
 from tests.workflows.reset_helpers import reset_somehow

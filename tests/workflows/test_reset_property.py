@@ -41,14 +41,16 @@ from domain.models import (
     Amendment,
     ClosePeriod,
     ContractStatus,
+    CreditInvoice,
     MilestoneCompleted,
     PaymentReceived,
     ResolveException,
     TerminateContract,
 )
-from starter.contracts import (
+from starter.api.contracts import (
     close_period_for,
     complete_milestone,
+    credit_invoice,
     get_status,
     queue_amendment,
     record_payment,
@@ -56,7 +58,7 @@ from starter.contracts import (
     start_contract,
     terminate_contract,
 )
-from starter.updates import amend
+from starter.api.updates import amend
 from tests.workflows.helpers import add_time, approval, items
 from tests.workflows.reset_helpers import reset_somehow
 
@@ -172,7 +174,12 @@ def steps() -> st.SearchStrategy[list[tuple[Any, ...]]]:
         ),
         st.tuples(st.just("close"), st.sampled_from(["2026-10", "2026-11"])),
         amendment_step(),
-        st.tuples(st.just("pay"), st.integers(0, 2), st.sampled_from(["full", "half", "over"])),
+        st.tuples(
+            st.just("pay"),
+            st.integers(0, 2),
+            st.sampled_from(["full", "half", "over", "wrong_currency"]),
+        ),
+        st.tuples(st.just("credit"), st.integers(0, 1), st.sampled_from(["cent", "half", "rest"])),
         st.tuples(
             st.just("milestone"),
             st.sampled_from(["M1", "M2"]),
@@ -226,7 +233,38 @@ MILESTONE_AMENDMENTS = [
 ]
 
 
+#: A termination decided while the contract is set up, then again once it runs, around
+#: amendments; reset to the first workflow task.
+TERMINATED_TWICE = [
+    Scenario(
+        terms={
+            "start_date": "2026-10-01",
+            "end_date": "2026-12-31",
+            "not_to_exceed": "6000.00",
+            "billing_model": "time_and_materials",
+        },
+        steps=(
+            ("terminate", date(2026, 11, 30)),
+            (
+                "amend",
+                "update",
+                date(2026, 11, 2),
+                {"change_milestones": [{"milestone_id": "M1", "amount": "4500.00"}]},
+            ),
+            ("milestone", "M1", date(2026, 10, 15)),
+            ("terminate", date(2026, 11, 30)),
+            ("pay", 0, "wrong_currency"),
+            ("credit", 0, "cent"),
+        ),
+        reset=reset,
+        seed=3613,
+    )
+    for reset in ("client-first", "cli", "ops")
+]
+
+
 @example(batch=MILESTONE_AMENDMENTS)
+@example(batch=TERMINATED_TWICE)
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -265,6 +303,7 @@ async def check(
         await perform(client, sandbox, cid, status, step, payments)
         status = await at_rest(client, cid)
     before = await snapshot(client, sandbox, cid)
+    assert_money_holds(await get_status(client, cid), before["erp"])
 
     await reset_somehow(client, cid, scenario.reset, random.Random(scenario.seed))
 
@@ -277,7 +316,26 @@ async def check(
         }
         raise AssertionError(f"{cid} decided differently after the reset: {differ}") from None
     assert await snapshot(client, sandbox, cid) == before
+    await assert_hold_can_be_left(client, cid)
     return None
+
+
+async def assert_hold_can_be_left(client: Client, cid: str) -> None:
+    """Whatever came before, a contract on hold takes one of ``retry``, ``skip`` or ``abort``:
+    no history leaves it where an operator can do nothing."""
+    status = await get_status(client, cid)
+    if status.stage != "on_hold" or not status.open_exceptions:
+        return
+    exception_id = status.open_exceptions[0].exception_id
+    refusals = []
+    for action in ("retry", "skip", "abort"):
+        decision = ResolveException(exception_id=exception_id, action=action, operator="ops")
+        try:
+            await asyncio.wait_for(resolve_exception(client, cid, decision), REST_TIMEOUT_S)
+            return
+        except WorkflowUpdateFailedError as exc:
+            refusals.append(f"{action}: {exc.cause}")
+    raise AssertionError(f"{cid}: no action leaves the hold on {exception_id}: {refusals}")
 
 
 async def perform(
@@ -308,6 +366,9 @@ async def perform(
             await asyncio.wait_for(amend(client, cid, amendment), REST_TIMEOUT_S)
     elif kind == "pay":
         await record_payment(client, cid, payment(status, step[1], step[2], payments))
+    elif kind == "credit":
+        if request := credit(status, step[1], step[2]):
+            await credit_invoice(client, cid, request)
     elif kind == "milestone":
         await complete_milestone(
             client, cid, MilestoneCompleted(milestone_id=step[1], completed_on=step[2])
@@ -335,16 +396,69 @@ def payment(
     open_ = [i for i in status.invoices if i.total - i.amount_paid - i.amount_credited > 0]
     target = open_[0] if open_ else None
     due = (target.total - target.amount_paid - target.amount_credited) if target else Decimal(100)
-    amount = {"full": due, "half": (due / 2).quantize(Decimal("0.01")), "over": due + 10}[how]
+    half = (due / 2).quantize(Decimal("0.01"))
+    amount = {"full": due, "half": half, "over": due + 10, "wrong_currency": half}[how]
     made = PaymentReceived(
         payment_id=f"P-{status.contract_id}-{len(earlier)}",
         invoice_id=target.invoice_id if target else None,
         amount=max(amount, Decimal("0.01")),
-        currency=status.currency,
+        currency="EUR" if how == "wrong_currency" else status.currency,
         received_on=date(2026, 12, 1),
     )
     earlier.append(made)
     return made
+
+
+def credit(status: ContractStatus, number: int, how: str) -> CreditInvoice | None:
+    """A credit note on the ``number``-th issued invoice: a cent, half of what is left to
+    credit, or all of it (the note that must take exactly the tax that remains)."""
+    issued = [i for i in status.invoices if i.status != "credited"]
+    if number >= len(issued):
+        return None
+    invoice = issued[number]
+    credited = sum(
+        (n.subtotal for n in status.credit_notes if n.invoice_id == invoice.invoice_id),
+        Decimal(0),
+    )
+    left = invoice.subtotal - credited
+    amount = {"cent": Decimal("0.01"), "half": (left / 2).quantize(Decimal("0.01")), "rest": left}
+    if amount[how] <= 0 or left <= 0:
+        return None
+    return CreditInvoice(
+        invoice_id=invoice.invoice_id,
+        amount=min(amount[how], left),
+        reason="drawn by the property test",
+        credit_note_id=f"CN-{status.contract_id}-{len(status.credit_notes) + 1}",
+    )
+
+
+def assert_money_holds(status: ContractStatus, erp: dict[str, Any]) -> None:
+    """What a controller checks on any contract, whatever its history.
+
+    - the credit notes of an invoice never sum above it, in subtotal or in tax;
+    - a fully credited invoice is settled;
+    - deferred revenue (the contract liability less the asset) is billed less recognised, and
+      revenue recognised never exceeds what was billed plus what was earned and not billed;
+    - every cent of cash the ERP received is applied to an invoice or unapplied on the
+      contract, where customer credit from credit notes on paid invoices waits with it; a
+      payment in another currency never reaches the ERP (it is a ``finance`` exception).
+    """
+    for invoice in status.invoices:
+        notes = [n for n in status.credit_notes if n.invoice_id == invoice.invoice_id]
+        assert sum((n.subtotal for n in notes), Decimal(0)) <= invoice.subtotal, invoice
+        assert sum((n.tax for n in notes), Decimal(0)) <= invoice.tax, invoice
+        if sum((n.total for n in notes), Decimal(0)) == invoice.total:
+            assert invoice.status == "credited", invoice
+    if status.revenue is not None:
+        r = status.revenue
+        assert r.contract_liability >= 0 and r.contract_asset >= 0, r
+        assert r.contract_liability - r.contract_asset == r.billed_to_date - r.recognised_to_date
+        assert r.recognised_to_date <= r.billed_to_date + r.contract_asset, r
+    received = sum((Decimal(p[1]) for p in erp["payments"]), Decimal(0))
+    applied = sum((Decimal(p[2]) for p in erp["payments"]), Decimal(0))
+    credit = sum((Decimal(n[2]) for n in erp["credit_notes"]), Decimal(0))
+    assert received - applied + credit == status.unapplied_cash, (erp, status.unapplied_cash)
+    assert all(p[3] == status.currency for p in erp["payments"]), erp["payments"]
 
 
 def decided(status: ContractStatus) -> dict[str, Any]:
@@ -376,11 +490,12 @@ async def snapshot(client: Client, sandbox: httpx.AsyncClient, cid: str) -> dict
             for i in await items(sandbox, "/erp/v1/invoices", contract_id=cid)
         ),
         "credit_notes": sorted(
-            (n["credit_note_id"], n["total"])
+            (n["credit_note_id"], n["total"], n["unapplied_amount"])
             for n in await items(sandbox, "/erp/v1/credit-notes", contract_id=cid)
         ),
         "payments": sorted(
-            p["payment_id"] for p in await items(sandbox, "/erp/v1/payments", contract_id=cid)
+            (p["payment_id"], p["amount"], p["applied_amount"], p["currency"])
+            for p in await items(sandbox, "/erp/v1/payments", contract_id=cid)
         ),
     }
     if (erp_contract_id := status.refs.get("erp_contract_id")) is not None:

@@ -13,8 +13,8 @@ from temporalio.client import Client
 
 from c2c.settings import Settings
 from domain.models import Amendment, ClosePeriod, ResolveException, TerminateContract
-from starter.contracts import close_period_for, resolve_exception, terminate_contract
-from starter.updates import amend
+from starter.api.contracts import close_period_for, resolve_exception, terminate_contract
+from starter.api.updates import amend
 from tests.workflows.billing_helpers import erp_balances, pay, replay, start_active, wait_invoices
 from tests.workflows.helpers import add_time, items, wait_for, wait_stage
 

@@ -18,7 +18,7 @@ from temporalio.worker import Replayer, Worker
 from c2c.settings import Settings
 from domain.models import ClosePeriod, PaymentReceived
 from ledger import Ledger
-from starter.contracts import (
+from starter.api.contracts import (
     close_period_for,
     contract_result,
     record_payment,

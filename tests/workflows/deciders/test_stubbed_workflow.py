@@ -64,7 +64,7 @@ from domain.steps import (
     PaymentApplied,
     Validated,
 )
-from starter.contracts import (
+from starter.api.contracts import (
     close_period_for,
     contract_result,
     get_status,

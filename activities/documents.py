@@ -1,0 +1,93 @@
+"""Archiving the signed contract document: fetched from the CLM, kept content-addressed,
+recorded in the ledger and linked from the ERP contract."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import activity
+
+from activities.base import StepActivities, error_classes
+from c2c.logs import get_logger
+from connectors.docusign import DocuSignClient
+from domain.errors import BusinessError, Rejection
+from domain.steps import ARCHIVE_SIGNED_DOCUMENT, ContractStep, CreatedRef
+from ledger.archive import ArchiveStore, archive_from_settings
+from ledger.documents import SignedDocumentIn
+from ledger.models import utc_now
+
+log = get_logger("c2c.activities")
+
+PDF = "application/pdf"
+
+
+def document_url(api_url: str, contract_id: str) -> str:
+    """Where c2c's API serves a contract's signed document."""
+    return f"{api_url.rstrip('/')}/api/contracts/{contract_id}/document"
+
+
+class DocumentActivities(StepActivities):
+    """The archive step; its DocuSign client and archive store come from the settings."""
+
+    _docusign: DocuSignClient | None = None
+    _archive: ArchiveStore | None = None
+
+    @property
+    def docusign(self) -> DocuSignClient:
+        if self._docusign is None:
+            self._docusign = DocuSignClient.from_settings(self.settings)
+        return self._docusign
+
+    @property
+    def archive(self) -> ArchiveStore:
+        if self._archive is None:
+            self._archive = archive_from_settings(self.settings)
+        return self._archive
+
+    @activity.defn(name=ARCHIVE_SIGNED_DOCUMENT)
+    async def archive_signed_document(self, step: ContractStep) -> CreatedRef:
+        """Fetch the envelope's combined PDF, keep it by its SHA-256, record it, and link it
+        from the ERP contract. Every part is keyed by content or contract: a retry or a reset
+        writes nothing twice."""
+        await self.write_audit(step.contract_id, step.audit)
+        ref = step.contract.signed_document
+        erp_contract_id = step.refs.get("erp_contract_id")
+        if ref is None or erp_contract_id is None:
+            raise ValueError("the contract names no signed document, or has no ERP contract yet")
+        async with error_classes(ARCHIVE_SIGNED_DOCUMENT):
+            data = await self.docusign.combined_document(ref.account_id, ref.envelope_id)
+            if not data.startswith(b"%PDF-"):
+                raise BusinessError(
+                    Rejection(
+                        system="docusign",
+                        code="not_a_pdf",
+                        message=f"envelope {ref.envelope_id}: the combined document is not a PDF",
+                    )
+                )
+            now = utc_now()
+            retain_until = now + timedelta(days=self.settings.archive_retention_days)
+            stored = await asyncio.to_thread(
+                self.archive.put, data, content_type=PDF, retain_until=retain_until
+            )
+            record = await asyncio.to_thread(
+                self.ledger.record_signed_document,
+                SignedDocumentIn(
+                    contract_id=step.contract_id,
+                    sha256=stored.sha256,
+                    size=stored.size,
+                    content_type=PDF,
+                    source=ref.source,
+                    source_ref=f"{ref.account_id}/{ref.envelope_id}",
+                    location=stored.location,
+                    archived_at=now,
+                    retain_until=retain_until,
+                ),
+            )
+            await self.connectors.erp.link_contract_document(
+                erp_contract_id,
+                document_url(self.settings.api_url, step.contract_id),
+                record.sha256,
+            )
+        log.info("signed document archived", sha256=record.sha256, size=record.size)
+        return CreatedRef(system="archive", kind="document", external_id=record.sha256)

@@ -1,0 +1,326 @@
+"""``/api/*``: contracts, billing periods, the exception queue and dead letters, behind bearer
+tokens."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Path
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio.client import WorkflowUpdateFailedError
+
+from c2c.logs import get_logger
+from domain.models import (
+    Amendment,
+    AmendmentResult,
+    ClosePeriod,
+    ContractStatus,
+    CreditInvoice,
+    TerminateContract,
+)
+from domain.names import ExceptionAction, ExceptionQueue, Stage
+from ledger import ExceptionStatus, InboundSource, InboundStatus
+from starter.api import contracts
+from starter.api.auth import Role, authorize
+from starter.api.context import ApiContext, api_context
+from starter.api.contracts import ContractListItem
+from starter.api.errors import ApiError, error_responses, known_query_only
+from starter.api.middleware import bind_contract
+from starter.api.updates import rejection_reason
+from starter.api.webhooks import PROCESSORS, amendment_answer
+from starter.ops import dead_letters, exception_queue
+from starter.ops.dead_letters import DeadLetterItem, DeadLetterNotFound, NotReplayable, ReplayFailed
+from starter.ops.exception_queue import ExceptionItem, ExceptionNotFound, ExceptionNotOpen
+
+log = get_logger("c2c.api")
+
+
+router = APIRouter(
+    prefix="/api",
+    # The token first: an unauthenticated caller learns nothing about the parameters.
+    dependencies=[Depends(authorize), Depends(known_query_only)],
+    # What every route may answer: its input refused, its token refused, an unexpected error.
+    responses=error_responses(400, 401, 403, 413, 422, 500),
+)
+
+#: What a route that talks to Temporal may answer besides.
+TEMPORAL = error_responses(502, 503)
+#: ... and one that names a contract.
+CONTRACT = error_responses(404, 409, 502, 503)
+
+ContractId = Path(min_length=1, max_length=64, description="the contract's business key")
+
+
+class ContractList(BaseModel):
+    """Contracts, newest first."""
+
+    items: list[ContractListItem]
+
+
+class ExceptionList(BaseModel):
+    """Exceptions, oldest first."""
+
+    items: list[ExceptionItem]
+
+
+class DeadLetterList(BaseModel):
+    """Inbound events (dead letters unless another status is asked for), oldest first."""
+
+    items: list[DeadLetterItem]
+
+
+class ReplayResult(BaseModel):
+    """A dead letter processed again: the event, now ``replayed``, and what its processing
+    answered (as its webhook would have)."""
+
+    event: DeadLetterItem
+    response_status: int
+    response: dict[str, Any]
+
+
+class PeriodClosed(BaseModel):
+    """The answer to a period close."""
+
+    period: str
+    contracts_signalled: int
+
+
+class Decision(BaseModel):
+    """An operator's note on a decision about an exception."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operator: str | None = Field(default=None, min_length=1, max_length=200)
+    note: str = Field(default="", max_length=2000)
+
+
+@router.get("/contracts", response_model=ContractList, responses=TEMPORAL, tags=["contracts"])
+async def list_contracts(
+    stage: Stage | None = None, context: ApiContext = Depends(api_context)
+) -> ContractList:
+    """Contracts from Temporal's visibility, optionally in one stage."""
+    client = await context.temporal()
+    return ContractList(items=await contracts.list_contracts(client, stage=stage))
+
+
+@router.get(
+    "/contracts/{contract_id}",
+    response_model=ContractStatus,
+    responses=error_responses(404, 502, 503),
+    tags=["contracts"],
+)
+async def contract_status(
+    contract_id: str = ContractId, context: ApiContext = Depends(api_context)
+) -> ContractStatus:
+    """A contract's status: the workflow's ``status`` query, with its whole history (from the
+    ledger's audit trail once the contract has continued as new)."""
+    bind_contract(contract_id)
+    client = await context.temporal()
+    status = await contracts.with_retrying(client, await contracts.get_status(client, contract_id))
+    if not status.history_omitted:
+        return status  # all of it is in the workflow: the ledger is not needed
+    return await contracts.whole_timeline(status, await context.ledger())
+
+
+@router.post(
+    "/contracts/{contract_id}/amendments",
+    response_model=AmendmentResult,
+    responses={
+        **CONTRACT,
+        **error_responses(s409="rejected (with the reason and `result`), or the contract closed"),
+    },
+    tags=["contracts"],
+)
+async def amend_contract(
+    amendment: Amendment, contract_id: str = ContractId, context: ApiContext = Depends(api_context)
+) -> JSONResponse:
+    """Apply an amendment (the ``apply_amendment`` update)."""
+    answer = await amendment_answer(await context.temporal(), contract_id, amendment)
+    return answer.response()
+
+
+class TerminationRequested(BaseModel):
+    """The answer to a termination: the contract bills up to the date, then closes."""
+
+    contract_id: str
+    effective_date: str
+
+
+@router.post(
+    "/contracts/{contract_id}/terminate",
+    status_code=202,
+    response_model=TerminationRequested,
+    responses=CONTRACT,
+    tags=["contracts"],
+)
+async def terminate_contract(
+    body: TerminateContract,
+    contract_id: str = ContractId,
+    context: ApiContext = Depends(api_context),
+) -> TerminationRequested:
+    """End the contract early (the ``terminate_contract`` signal): what is due up to the
+    effective date is billed, advance fees after it are credited, then the contract closes
+    once paid. A second termination of the same contract changes nothing."""
+    bind_contract(contract_id)
+    await contracts.terminate_contract(await context.temporal(), contract_id, body)
+    log.info("termination requested", effective_date=str(body.effective_date))
+    return TerminationRequested(
+        contract_id=contract_id, effective_date=body.effective_date.isoformat()
+    )
+
+
+class CreditRequested(BaseModel):
+    """The answer to a credit request: the contract credits the invoice by credit note."""
+
+    contract_id: str
+    invoice_id: str
+    credit_note_id: str
+
+
+@router.post(
+    "/contracts/{contract_id}/credit-notes",
+    status_code=202,
+    response_model=CreditRequested,
+    responses=CONTRACT,
+    tags=["billing"],
+)
+async def credit_invoice(
+    body: CreditInvoice, contract_id: str = ContractId, context: ApiContext = Depends(api_context)
+) -> CreditRequested:
+    """Correct an issued invoice by credit note (the ``credit_invoice`` signal).
+
+    The same ``credit_note_id`` (or, without one, the same invoice, amount and reason) credits
+    once; the result shows in the contract's status under ``credit_notes``.
+    """
+    bind_contract(contract_id)
+    keyed = await contracts.credit_invoice(await context.temporal(), contract_id, body)
+    assert keyed.credit_note_id is not None
+    log.info("credit requested", invoice_id=body.invoice_id, credit_note_id=keyed.credit_note_id)
+    return CreditRequested(
+        contract_id=contract_id, invoice_id=body.invoice_id, credit_note_id=keyed.credit_note_id
+    )
+
+
+@router.post(
+    "/billing/close-period",
+    status_code=202,
+    response_model=PeriodClosed,
+    responses=TEMPORAL,
+    tags=["billing"],
+)
+async def close_period(
+    body: ClosePeriod, context: ApiContext = Depends(api_context)
+) -> PeriodClosed:
+    """Bill a period for every running contract."""
+    signalled = await contracts.close_period_for_all(await context.temporal(), body)
+    log.info("period close requested", period=body.period, contracts=signalled)
+    return PeriodClosed(period=body.period, contracts_signalled=signalled)
+
+
+#: What ``GET /api/exceptions`` filters on: one ``ExceptionStatus``, or ``all``.
+ExceptionStatusFilter = Literal["open", "retried", "skipped", "aborted", "superseded", "all"]
+
+
+@router.get("/exceptions", response_model=ExceptionList, tags=["exceptions"])
+async def list_exceptions(
+    status: ExceptionStatusFilter | None = None,
+    queue: ExceptionQueue | None = None,
+    contract_id: str | None = None,
+    context: ApiContext = Depends(api_context),
+) -> ExceptionList:
+    """The exception queue, from the ledger: every status unless ``status`` names one
+    (``all`` is every status too, as in the CLI)."""
+    items = await exception_queue.list_exceptions(
+        await context.ledger(),
+        status=None if status in (None, "all") else ExceptionStatus(status),
+        queue=queue,
+        contract_id=contract_id,
+    )
+    return ExceptionList(items=items)
+
+
+@router.post(
+    "/exceptions/{exception_id}/{action}",
+    response_model=ContractStatus,
+    responses={
+        **TEMPORAL,
+        **error_responses(s404="unknown exception", s409="not open, or the workflow refused"),
+    },
+    tags=["exceptions"],
+)
+async def resolve_exception(
+    exception_id: str,
+    action: ExceptionAction,
+    decision: Decision | None = None,
+    role: Role | None = Depends(authorize),
+    context: ApiContext = Depends(api_context),
+) -> ContractStatus:
+    """Retry, skip or abort the step an open exception holds up."""
+    decision = decision or Decision()
+    operator = decision.operator or f"api:{role or 'anonymous'}"
+    try:
+        item = await exception_queue.get_exception(await context.ledger(), exception_id)
+        bind_contract(item.contract_id, item.workflow_id)
+        return await exception_queue.resolve(
+            await context.temporal(), item, action, operator=operator, note=decision.note
+        )
+    except ExceptionNotFound:
+        raise ApiError(404, "exception_not_found", f"no exception {exception_id}") from None
+    except ExceptionNotOpen as exc:
+        raise ApiError(409, "exception_not_open", str(exc)) from None
+    except WorkflowUpdateFailedError as exc:
+        raise ApiError(409, "decision_rejected", rejection_reason(exc)) from None
+
+
+@router.get("/dead-letters", response_model=DeadLetterList, tags=["dead letters"])
+async def list_dead_letters(
+    source: InboundSource | None = None,
+    contract_id: str | None = None,
+    status: InboundStatus = InboundStatus.DEAD_LETTER,
+    context: ApiContext = Depends(api_context),
+) -> DeadLetterList:
+    """Inbound events that could not be processed, with the reason, from the ledger."""
+    items = await dead_letters.list_events(
+        await context.ledger(), status=status, source=source, contract_id=contract_id
+    )
+    return DeadLetterList(items=items)
+
+
+@router.post(
+    "/dead-letters/{source}/{event_id}/replay",
+    response_model=ReplayResult,
+    responses=error_responses(
+        502,
+        s404="unknown event",
+        s409="processed already (`already_processed`), being processed or waiting for its next "
+        "attempt (`event_in_progress`), or still failing (`replay_failed`, with the new reason "
+        "and `event`)",
+        s503="a system did not answer; the event stays as it was",
+    ),
+    tags=["dead letters"],
+)
+async def replay_dead_letter(
+    source: InboundSource,
+    event_id: str = Path(min_length=1, max_length=255),
+    context: ApiContext = Depends(api_context),
+) -> ReplayResult:
+    """Process the stored body of an event not processed yet (a dead letter, or one still
+    ``received``) through its webhook's processor (its signature was checked when it
+    arrived). An event processed already is never processed again."""
+    try:
+        done = await dead_letters.replay(context, source, event_id, PROCESSORS)
+    except DeadLetterNotFound as exc:
+        raise ApiError(404, "dead_letter_not_found", str(exc)) from None
+    except NotReplayable as exc:
+        raise ApiError(409, exc.code, str(exc)) from None
+    except ReplayFailed as exc:
+        raise ApiError(
+            409,
+            "replay_failed",
+            f"still a dead letter: {exc.event.reason}",
+            extra={"event": exc.event.model_dump(mode="json")},
+        ) from None
+    return ReplayResult(
+        event=done.event, response_status=done.answer.status, response=done.answer.body
+    )

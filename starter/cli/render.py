@@ -1,0 +1,214 @@
+"""Plain-text tables and the contract status as the CLI prints them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from domain.models import ContractStatus
+from starter.api.contracts import ContractListItem
+from starter.ops.dead_letters import DeadLetterItem
+from starter.ops.exception_queue import ExceptionItem
+
+if TYPE_CHECKING:
+    from ledger.models import BillingFact
+
+
+def cell(value: Any) -> str:
+    """A value as a table shows it: blanks for ``None``, minutes for timestamps."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, indent: str = "") -> str:
+    """Columns padded to their widest cell, the last one left ragged."""
+    cells = [[cell(v) for v in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        padded = [v.ljust(w) for v, w in zip(values[:-1], widths[:-1], strict=True)]
+        return (indent + "  ".join([*padded, values[-1]])).rstrip()
+
+    return "\n".join([line(list(headers)), *(line(r) for r in cells)])
+
+
+def contracts_table(items: Sequence[ContractListItem]) -> str:
+    """``c2c contracts list``."""
+    if not items:
+        return "No contracts."
+    return table(
+        ["CONTRACT", "STAGE", "CUSTOMER", "ENTITY", "MODEL", "WORKFLOW", "STARTED"],
+        [
+            [
+                i.contract_id,
+                i.stage,
+                i.customer_id,
+                i.legal_entity,
+                i.billing_model,
+                i.status,
+                i.started_at,
+            ]
+            for i in items
+        ],
+    )
+
+
+def exceptions_table(items: Sequence[ExceptionItem]) -> str:
+    """``c2c ops exceptions``."""
+    if not items:
+        return "No exceptions."
+    return table(
+        [
+            "EXCEPTION",
+            "CONTRACT",
+            "STAGE",
+            "SYSTEM",
+            "CODE",
+            "QUEUE",
+            "STATUS",
+            "OPENED",
+            "MESSAGE",
+        ],
+        [
+            [
+                e.exception_id,
+                e.contract_id,
+                e.stage,
+                e.system,
+                e.code,
+                e.queue,
+                f"{e.status} (escalated)" if e.escalated_at and e.status == "open" else e.status,
+                e.opened_at,
+                e.message,
+            ]
+            for e in items
+        ],
+    )
+
+
+def dead_letters_table(items: Sequence[DeadLetterItem], *, empty: str = "No dead letters.") -> str:
+    """``c2c ops dead-letters``."""
+    if not items:
+        return empty
+    return table(
+        ["SOURCE", "EVENT", "TYPE", "CONTRACT", "STATUS", "ATTEMPTS", "RECEIVED", "REASON"],
+        [
+            [
+                e.source,
+                e.event_id,
+                e.type,
+                e.contract_id,
+                e.status,
+                e.attempts,
+                e.received_at,
+                e.reason,
+            ]
+            for e in items
+        ],
+    )
+
+
+def _section(title: str, body: str) -> list[str]:
+    return ["", title, body]
+
+
+def status_text(status: ContractStatus, settled: Sequence[BillingFact] = ()) -> str:
+    """``c2c contracts status``: stage, references, invoices, open exceptions, history.
+
+    ``settled`` are the ledger's invoices settled in earlier runs, which the status sums up
+    in ``settled_invoices`` but no longer lists.
+    """
+    lines = [
+        f"Contract {status.contract_id}",
+        f"  stage:           {status.stage}"
+        + (f" (waiting for {status.waiting_for})" if status.waiting_for else ""),
+        *([f"  retrying:        {status.retrying}"] if status.retrying else []),
+        f"  billing model:   {status.billing_model} in {status.currency}",
+        f"  balance due:     {status.balance_due}",
+        f"  unapplied cash:  {status.unapplied_cash}",
+    ]
+    if status.closed_periods:
+        lines.append(f"  periods billed:  {', '.join(status.closed_periods)}")
+    if status.refs:
+        lines += _section(
+            "References", table(["SYSTEM ID", "VALUE"], sorted(status.refs.items()), indent="  ")
+        )
+    if status.invoices:
+        lines += _section(
+            "Invoices",
+            table(
+                ["INVOICE", "NUMBER", "FOR", "SUBTOTAL", "TAX", "TOTAL", "PAID", "STATUS", "DUE"],
+                [
+                    [
+                        i.invoice_id,
+                        i.number,
+                        i.period or i.milestone_id,
+                        i.subtotal,
+                        i.tax,
+                        i.total,
+                        i.amount_paid,
+                        i.status,
+                        i.due_on,
+                    ]
+                    for i in status.invoices
+                ],
+                indent="  ",
+            ),
+        )
+    done = status.settled_invoices
+    if done.count:
+        lines += _section(
+            f"Settled in earlier runs: {done.count} invoices, total {done.total}, paid "
+            f"{done.amount_paid}, credited {done.amount_credited}",
+            table(
+                ["INVOICE", "FOR", "TOTAL", "ISSUED", "DUE"],
+                [[f.invoice_id, f.reference, f.total, f.invoice_date, f.due_on] for f in settled],
+                indent="  ",
+            )
+            if settled
+            else "  (listed in the ERP and the ledger's billing facts)",
+        )
+    if status.amendments:
+        lines += _section(
+            "Amendments",
+            table(
+                ["AMENDMENT", "STATUS", "PROPAGATED TO", "REASON"],
+                [
+                    [a.amendment_id, a.status, ", ".join(a.propagated_to), a.reason]
+                    for a in status.amendments
+                ],
+                indent="  ",
+            ),
+        )
+    if status.open_exceptions:
+        lines += _section(
+            "Open exceptions",
+            table(
+                ["EXCEPTION", "STAGE", "SYSTEM", "CODE", "QUEUE", "OPENED", "MESSAGE"],
+                [
+                    [e.exception_id, e.stage, e.system, e.code, e.queue, e.opened_at, e.message]
+                    for e in status.open_exceptions
+                ],
+                indent="  ",
+            ),
+        )
+    if status.history:
+        earlier = status.history_omitted
+        lines += _section(
+            "History"
+            + (
+                f" (the latest lines; {earlier} earlier ones are in the audit trail)"
+                if earlier
+                else ""
+            ),
+            table(
+                ["AT", "STAGE", "EVENT"],
+                [[h.at.strftime("%Y-%m-%d %H:%M:%S"), h.stage, h.event] for h in status.history],
+                indent="  ",
+            ),
+        )
+    return "\n".join(lines)

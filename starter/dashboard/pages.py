@@ -1,0 +1,527 @@
+"""The operations dashboard (``GET /``): server-rendered HTML for finance and on-call.
+
+Pages: ``/`` (pipeline, exception queue, KPIs; filters in the query string) and
+``/contracts/{id}`` (one contract's timeline, systems' ids, invoices and amendments). Operator
+decisions are plain HTML forms posted to ``/ui/exceptions/{id}/{action}``, which call the same
+code as ``POST /api/exceptions/{id}/{action}`` and redirect back with a message. When
+``C2C_API_TOKENS`` is set, a browser logs in at ``/login`` with a token (see
+``starter.dashboard.session``); without tokens the dashboard is open, like the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from c2c import json_input
+from c2c.logs import get_logger
+from c2c.settings import Settings
+from domain.names import (
+    SA_BILLING_MODEL,
+    SA_CUSTOMER_ID,
+    SA_LEGAL_ENTITY,
+    ExceptionAction,
+    ExceptionQueue,
+)
+from starter.api import contracts
+from starter.api.auth import Role, TokenTable, tokens_of
+from starter.api.context import ApiContext, context_of
+from starter.api.updates import rejection_reason
+from starter.dashboard.session import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    MAX_NAME_LENGTH,
+    SESSION_COOKIE,
+    SESSION_TTL_S,
+    Session,
+    csrf_token,
+    csrf_valid,
+    has_signing_secret,
+    issue_session,
+    new_nonce,
+    request_session,
+    set_cookie,
+    signing_key,
+)
+from starter.dashboard.views import (
+    FILTERS,
+    PIPELINE,
+    Filters,
+    Problem,
+    kpi_view,
+    load_kpis,
+    load_pipeline,
+    load_queue,
+)
+from starter.ops import exception_queue
+from starter.ops.exception_queue import ExceptionNotFound, ExceptionNotOpen
+
+log = get_logger("c2c.dashboard")
+
+HERE = Path(__file__).parent
+FLASH_COOKIE = "c2c_flash"
+#: Longest note an operator may leave on a decision (as ``ResolveException.note``).
+MAX_NOTE_LENGTH = 2000
+#: Largest dashboard form accepted (a note and a few hidden fields).
+MAX_FORM_BYTES = 16 * 1024
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
+
+# Inline SVG and the page's own files only: a value that slipped past escaping still could
+# not run a script, load one from elsewhere, or frame the page.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+templates = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+templates.filters.update(FILTERS)
+
+router = APIRouter(include_in_schema=False)
+
+
+class DashboardError(Exception):
+    """A refusal the dashboard answers with an HTML page naming the field and the problem."""
+
+    def __init__(self, status: int, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+class LoginRequired(Exception):
+    """A page was asked for without a session; the browser goes to the login form."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+
+
+def install(app: FastAPI, settings: Settings, tokens: TokenTable) -> None:
+    """Serve the dashboard from ``app``: its pages, static files and error pages."""
+    app.state.dashboard_key = signing_key(settings, tokens)
+    if tokens.entries and not has_signing_secret(settings):
+        log.warning(
+            "dashboard sessions are signed with a key derived from the token digests alone; "
+            "set C2C_SESSION_SECRET so that reading the configuration is not enough to sign one"
+        )
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_exception_handler(DashboardError, _error_page)
+    app.add_exception_handler(LoginRequired, _to_login)
+
+
+# Sessions, CSRF and rendering.
+
+
+def _key(request: Request) -> bytes:
+    key: bytes = request.app.state.dashboard_key
+    return key
+
+
+def current_session(request: Request) -> Session | None:
+    """The browser's session; an open dashboard (no tokens) gives everyone an open one."""
+    tokens = tokens_of(request)
+    if not tokens.enabled:
+        return Session(role=None)
+    return request_session(request, tokens)
+
+
+def viewer(request: Request) -> Session:
+    """A page's session (at least a viewer's).
+
+    Raises:
+        LoginRequired: no valid session; the browser is sent to ``/login``.
+    """
+    session = current_session(request)
+    if session is None:
+        raise LoginRequired(_here(request))
+    return session
+
+
+def operator(request: Request) -> Session:
+    """An action's session, which must be an operator's.
+
+    Raises:
+        DashboardError: ``401`` without a session, ``403`` for a viewer.
+    """
+    session = current_session(request)
+    if session is None:
+        raise DashboardError(401, "log in to act on exceptions")
+    if not session.allows(Role.OPERATOR):
+        raise DashboardError(403, f"this needs the operator role; you are a {session.role}")
+    return session
+
+
+def _here(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
+def safe_next(value: str | None) -> str:
+    """A redirect target only within the dashboard: a local path, never another site."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return value
+
+
+def render(
+    request: Request,
+    template: str,
+    session: Session,
+    *,
+    status: int = 200,
+    live: bool = True,
+    **values: Any,
+) -> HTMLResponse:
+    """A page from ``template``, with what every page shows (session, CSRF token, refresh,
+    the message left by the last action). Only ``live`` pages refresh themselves; a form or
+    an error stays as it is."""
+    nonce = request.cookies.get(CSRF_COOKIE) or new_nonce()
+    flash = _read_flash(request)
+    settings: Settings = request.app.state.context.settings
+    html = templates.get_template(template).render(
+        session=session,
+        auth_enabled=tokens_of(request).enabled,
+        can_act=session.allows(Role.OPERATOR),
+        csrf_field=CSRF_FIELD,
+        csrf=csrf_token(_key(request), nonce, session),
+        here=_here(request),
+        refresh_s=settings.dashboard_refresh_s if live else 0,
+        flash=flash,
+        stages=[s.value for s in PIPELINE],
+        actions=[a.value for a in ExceptionAction],
+        **values,
+    )
+    response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    if request.cookies.get(CSRF_COOKIE) != nonce:
+        set_cookie(response, request, CSRF_COOKIE, nonce, max_age=SESSION_TTL_S)
+    if flash is not None:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    return response
+
+
+def _read_flash(request: Request) -> dict[str, str] | None:
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return None
+    try:
+        data = json_input.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        return {"kind": str(data["kind"]), "text": str(data["text"])}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def redirect(request: Request, to: str, *, kind: str = "", text: str = "") -> RedirectResponse:
+    """``303 See Other`` to ``to``, leaving a message for the page it lands on."""
+    response = RedirectResponse(to, status_code=303, headers=SECURITY_HEADERS)
+    if text:
+        value = base64.urlsafe_b64encode(json.dumps({"kind": kind, "text": text}).encode())
+        set_cookie(response, request, FLASH_COOKIE, value.decode().rstrip("="), max_age=60)
+    return response
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body, one value per field.
+
+    Raises:
+        DashboardError: another content type (``415``) or a body too large (``413``).
+    """
+    body = await request.body()
+    if not body:
+        # A form with no fields: a browser may send it without a content type.
+        return {}
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise DashboardError(415, "send the form as application/x-www-form-urlencoded")
+    if len(body) > MAX_FORM_BYTES:
+        raise DashboardError(413, f"the form is larger than {MAX_FORM_BYTES} bytes")
+    try:
+        fields = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise DashboardError(400, "the form is not UTF-8") from None
+    return {name: values[-1] for name, values in fields.items()}
+
+
+def check_csrf(request: Request, session: Session, form: dict[str, str]) -> None:
+    """Refuse a form that did not come from a page this browser was served.
+
+    Raises:
+        DashboardError: ``403`` when the CSRF token is missing or wrong.
+    """
+    nonce = request.cookies.get(CSRF_COOKIE)
+    if not csrf_valid(_key(request), nonce, session, form.get(CSRF_FIELD)):
+        raise DashboardError(
+            403,
+            "the form's CSRF token is missing or out of date; reload the page and try again",
+            field=CSRF_FIELD,
+        )
+
+
+async def _error_page(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DashboardError)
+    # The error page offers no action, so a browser without a session may see it.
+    session = current_session(request) or Session(role=None)
+    return render(
+        request,
+        "error.html",
+        session,
+        status=exc.status,
+        live=False,
+        message=exc.message,
+        field=exc.field,
+        code=exc.status,
+    )
+
+
+async def _to_login(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequired)
+    return RedirectResponse(f"/login?next={quote(exc.next_url)}", status_code=303)
+
+
+def refuse(problems: list[Problem]) -> DashboardError:
+    """A ``422`` naming every invalid field."""
+    return DashboardError(422, "; ".join(str(p) for p in problems), field=problems[0].field)
+
+
+# Pages.
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request) -> Response:
+    """The pipeline, the exception queue and the KPIs, filtered by the query string."""
+    session = viewer(request)
+    filters, problems = Filters.parse(request.query_params)
+    if problems:
+        raise refuse(problems)
+    context = context_of(request)
+    # Each section reads its own source; one that fails says so and the others still show.
+    pipeline, queue, report = await asyncio.gather(
+        load_pipeline(context, filters),
+        load_queue(context, filters),
+        load_kpis(context, filters.legal_entity, filters.period),
+    )
+    return render(
+        request,
+        "index.html",
+        session,
+        filters=filters,
+        pipeline=pipeline,
+        queue=queue,
+        kpis=kpi_view(report) if report is not None else None,
+        queues=[q.value for q in ExceptionQueue],
+    )
+
+
+def _valid_contract_id(contract_id: str) -> bool:
+    return 1 <= len(contract_id) <= 64 and set(contract_id) <= _ID_CHARS
+
+
+@router.get("/contracts/{contract_id}", response_class=HTMLResponse)
+async def contract_page(contract_id: str, request: Request) -> Response:
+    """One contract: stage, systems' ids, timeline, invoices, credit notes, amendments,
+    milestones and exceptions (open and decided)."""
+    session = viewer(request)
+    if not _valid_contract_id(contract_id):
+        raise DashboardError(
+            422, "letters, digits and . _ : - (at most 64) only", field="contract_id"
+        )
+    context = context_of(request)
+    client = await _temporal(context)
+    handle = contracts.contract_handle(client, contract_id)
+    try:
+        status, described = await asyncio.gather(
+            contracts.get_status(client, contract_id), handle.describe()
+        )
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise DashboardError(404, f"no contract {contract_id}") from None
+        raise DashboardError(503, "Temporal did not answer; try again") from None
+    except Exception as exc:
+        log.warning("contract status unavailable", contract_id=contract_id, error=str(exc))
+        raise DashboardError(502, "the contract's workflow could not answer") from None
+    attributes = described.typed_search_attributes
+    ledger = await context.ledger()
+    decided = await exception_queue.list_exceptions(ledger, contract_id=contract_id)
+    status, settled = await contracts.from_ledger(status, ledger)
+    return render(
+        request,
+        "contract.html",
+        session,
+        contract=status,
+        settled=settled,
+        workflow={
+            "id": described.id,
+            "run_id": described.run_id,
+            "status": described.status.name.lower() if described.status else "unknown",
+            "started_at": described.start_time,
+            "closed_at": described.close_time,
+            "customer_id": attributes.get(SA_CUSTOMER_ID),
+            "legal_entity": attributes.get(SA_LEGAL_ENTITY),
+            "billing_model": attributes.get(SA_BILLING_MODEL),
+        },
+        decided=[e for e in decided if e.status != "open"],
+    )
+
+
+async def _temporal(context: ApiContext) -> Client:
+    try:
+        return await context.temporal()
+    except Exception:
+        raise DashboardError(503, "Temporal is not reachable; try again shortly") from None
+
+
+# Operator decisions.
+
+
+@router.post("/ui/exceptions/{exception_id}/{action}")
+async def decide(exception_id: str, action: str, request: Request) -> Response:
+    """Retry, skip or abort the step an exception holds up, then go back to the page the
+    form was on, with the outcome as a message."""
+    session = operator(request)
+    form = await read_form(request)
+    check_csrf(request, session, form)
+    back = safe_next(form.get("next"))
+    problems = []
+    if action not in {a.value for a in ExceptionAction}:
+        problems.append(Problem("action", f"must be one of {', '.join(ExceptionAction)}"))
+    note = form.get("note", "").strip()
+    if len(note) > MAX_NOTE_LENGTH:
+        problems.append(Problem("note", f"must be at most {MAX_NOTE_LENGTH} characters"))
+    if problems:
+        raise refuse(problems)
+    context = context_of(request)
+    try:
+        item = await exception_queue.get_exception(await context.ledger(), exception_id)
+    except ExceptionNotFound:
+        raise DashboardError(404, f"no exception {exception_id}", field="exception_id") from None
+    client = await _temporal(context)
+    try:
+        status = await exception_queue.resolve(
+            client, item, ExceptionAction(action), operator=session.operator, note=note
+        )
+    except ExceptionNotOpen as exc:
+        return redirect(request, back, kind="error", text=str(exc))
+    except WorkflowUpdateFailedError as exc:
+        reason = rejection_reason(exc)
+        return redirect(request, back, kind="error", text=f"{action} refused: {reason}")
+    except RPCError as exc:
+        text = (
+            "the contract's workflow has finished"
+            if contracts.is_finished_error(exc)
+            else f"Temporal refused the decision ({exc.status.name}); try again"
+        )
+        return redirect(request, back, kind="error", text=text)
+    log.info(
+        "exception decided from the dashboard",
+        exception_id=exception_id,
+        contract_id=item.contract_id,
+        action=action,
+        operator=session.operator,
+    )
+    done = {"retry": "Retried", "skip": "Skipped", "abort": "Aborted"}[action]
+    return redirect(
+        request,
+        back,
+        kind="ok",
+        text=f"{done} {exception_id} on {item.contract_id}; the contract is now "
+        f"{status.stage.value.replace('_', ' ')}.",
+    )
+
+
+# Login and logout.
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, next: str = "/") -> Response:
+    """The login form (only when tokens are configured)."""
+    if not tokens_of(request).enabled:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return render(
+        request, "login.html", Session(role=None), live=False, next=safe_next(next), error=None
+    )
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    """Check a token and start a session for its role."""
+    tokens = tokens_of(request)
+    form = await read_form(request)
+    target = safe_next(form.get("next"))
+    if not tokens.enabled:
+        return RedirectResponse(target, status_code=303)
+    # Before login the session is empty; the token still binds the form to this browser.
+    check_csrf(request, Session(role=None), form)
+    token = form.get("token", "").strip()
+    name = form.get("name", "").strip()
+    role = tokens.role_of(token) if token else None
+    refused: tuple[int, Problem] | None = None
+    if not token:
+        refused = 422, Problem("token", "is required")
+    elif len(name) > MAX_NAME_LENGTH:
+        refused = 422, Problem("name", f"must be at most {MAX_NAME_LENGTH} characters")
+    elif role is None:
+        refused = 401, Problem("token", "is not a configured token")
+    if refused is not None or role is None:
+        status, problem = refused or (401, Problem("token", "is not a configured token"))
+        log.info("dashboard login refused", reason=str(problem))
+        return render(
+            request,
+            "login.html",
+            Session(role=None),
+            status=status,
+            live=False,
+            next=target,
+            error=problem,
+        )
+    response = redirect(request, target, kind="ok", text=f"Logged in as {role}.")
+    set_cookie(
+        response,
+        request,
+        SESSION_COOKIE,
+        issue_session(_key(request), token, role, name),
+        max_age=SESSION_TTL_S,
+    )
+    # A fresh CSRF nonce for the new session, so no token from before the login works after.
+    set_cookie(response, request, CSRF_COOKIE, new_nonce(), max_age=SESSION_TTL_S)
+    log.info("dashboard login", role=role.value)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    """End the browser's session."""
+    session = current_session(request)
+    form = await read_form(request)
+    if session is not None:
+        check_csrf(request, session, form)
+    response = redirect(request, "/login", kind="ok", text="Logged out.")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
+    return response

@@ -1,0 +1,105 @@
+"""The exception queue as operators use it, shared by the API and the CLI.
+
+The ledger lists exceptions and knows which contract each belongs to; the decision itself
+goes to the contract's workflow (the ``resolve_exception`` update), which acts on it and
+records the outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+from temporalio.client import Client
+
+from domain.models import ContractStatus, ResolveException
+from domain.names import ExceptionAction
+from ledger import ExceptionStatus, Ledger
+from starter.api.contracts import resolve_exception
+
+
+class ExceptionItem(BaseModel):
+    """An exception as the queue shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    exception_id: str
+    contract_id: str
+    workflow_id: str
+    stage: str
+    system: str
+    code: str
+    message: str
+    queue: str
+    step: str = ""
+    retryable: bool = True
+    status: str
+    opened_at: datetime
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    resolution_note: str | None = None
+    escalated_at: datetime | None = None
+
+
+class ExceptionNotFound(LookupError):
+    """No exception has the id given."""
+
+
+class ExceptionNotOpen(RuntimeError):
+    """The exception was already resolved."""
+
+    def __init__(self, item: ExceptionItem) -> None:
+        super().__init__(f"exception {item.exception_id} is already {item.status}")
+        self.item = item
+
+
+async def list_exceptions(
+    ledger: Ledger,
+    *,
+    status: ExceptionStatus | None = None,
+    queue: str | None = None,
+    contract_id: str | None = None,
+) -> list[ExceptionItem]:
+    """Exceptions matching every filter given, oldest first."""
+    records = await asyncio.to_thread(
+        ledger.list_exceptions, status=status, queue=queue, contract_id=contract_id
+    )
+    return [ExceptionItem.model_validate(r) for r in records]
+
+
+async def get_exception(ledger: Ledger, exception_id: str) -> ExceptionItem:
+    """One exception.
+
+    Raises:
+        ExceptionNotFound: the ledger has no exception with that id.
+    """
+    record = await asyncio.to_thread(ledger.get_exception, exception_id)
+    if record is None:
+        raise ExceptionNotFound(f"no exception {exception_id!r}")
+    return ExceptionItem.model_validate(record)
+
+
+async def resolve(
+    client: Client,
+    item: ExceptionItem,
+    action: ExceptionAction,
+    *,
+    operator: str,
+    note: str = "",
+) -> ContractStatus:
+    """Send an operator's decision on an open exception to its contract's workflow.
+
+    Returns:
+        The contract's status after the workflow took the decision.
+
+    Raises:
+        ExceptionNotOpen: it was already resolved.
+        temporalio.client.WorkflowUpdateFailedError: the workflow refused the decision.
+    """
+    if item.status != ExceptionStatus.OPEN:
+        raise ExceptionNotOpen(item)
+    decision = ResolveException(
+        exception_id=item.exception_id, action=action, operator=operator, note=note
+    )
+    return await resolve_exception(client, item.contract_id, decision)
