@@ -96,7 +96,5 @@ class NetSuiteSegments(BaseModel):
             )
         for kind in CHARGE_KINDS.get(billing_model, ()):
             if kind not in self.charges:
-                problems.append(
-                    ("billing_model", f"no NetSuite segments mapped for {kind} lines")
-                )
+                problems.append(("billing_model", f"no NetSuite segments mapped for {kind} lines"))
         return problems

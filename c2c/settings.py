@@ -124,9 +124,7 @@ class Settings(BaseSettings):
         )
 
     def netsuite_base_url(self) -> str:
-        return (self.netsuite_url or f"{self.sandbox_url.rstrip('/')}/vendors/netsuite").rstrip(
-            "/"
-        )
+        return (self.netsuite_url or f"{self.sandbox_url.rstrip('/')}/vendors/netsuite").rstrip("/")
 
     api_url: str = Field(default="http://127.0.0.1:8000", alias="C2C_API_URL")
     webhook_target_url: str | None = Field(default=None, alias="C2C_WEBHOOK_TARGET_URL")

@@ -295,27 +295,35 @@ def _validate(session: Session, record_type: str, body: dict[str, Any]) -> None:
     sub = _ref_id(body.get("subsidiary"))
     if sub is not None and sub not in SUBSIDIARIES:
         raise NetSuiteError(
-            400, "INVALID_KEY_OR_REF", f"Invalid subsidiary reference key {sub}.",
+            400,
+            "INVALID_KEY_OR_REF",
+            f"Invalid subsidiary reference key {sub}.",
             **{"o:errorPath": "subsidiary"},
         )
     currency = _ref_id(body.get("currency"))
     if currency is not None and currency not in CURRENCIES:
         raise NetSuiteError(
-            400, "INVALID_KEY_OR_REF", f"Invalid currency reference key {currency}.",
+            400,
+            "INVALID_KEY_OR_REF",
+            f"Invalid currency reference key {currency}.",
             **{"o:errorPath": "currency"},
         )
     for field, target in (("parent", "customer"), ("entity", "customer"), ("customer", "customer")):
         ref = _ref_id(body.get(field))
         if ref is not None and _find(session, target, ref) is None:
             raise NetSuiteError(
-                400, "INVALID_KEY_OR_REF", f"Invalid {field} reference key {ref}.",
+                400,
+                "INVALID_KEY_OR_REF",
+                f"Invalid {field} reference key {ref}.",
                 **{"o:errorPath": field},
             )
     if record_type in ("invoice", "creditMemo"):
         lines = (body.get("item") or {}).get("items") or []
         if not lines:
             raise NetSuiteError(
-                400, "USER_ERROR", "You must enter at least one line item for this transaction.",
+                400,
+                "USER_ERROR",
+                "You must enter at least one line item for this transaction.",
                 **{"o:errorPath": "item"},
             )
         for index, line in enumerate(lines):
@@ -333,7 +341,9 @@ def _validate(session: Session, record_type: str, body: dict[str, Any]) -> None:
             doc = _ref_id(line.get("doc"))
             if doc is None or _find(session, "invoice", doc) is None:
                 raise NetSuiteError(
-                    400, "INVALID_KEY_OR_REF", f"Invalid apply doc reference key {doc}.",
+                    400,
+                    "INVALID_KEY_OR_REF",
+                    f"Invalid apply doc reference key {doc}.",
                     **{"o:errorPath": f"apply.items[{index}].doc"},
                 )
 
@@ -394,7 +404,10 @@ def render(session: Session, row: NetSuiteRecord, base: str) -> dict[str, Any]:
     elif row.record_type == "creditMemo":
         subtotal, tax = _lines_total(row.body)
         applied = sum(
-            (Decimal(str(x.get("amount") or 0)) for x in (row.body.get("apply") or {}).get("items") or []),
+            (
+                Decimal(str(x.get("amount") or 0))
+                for x in (row.body.get("apply") or {}).get("items") or []
+            ),
             Decimal(0),
         )
         out |= {
@@ -407,7 +420,10 @@ def render(session: Session, row: NetSuiteRecord, base: str) -> dict[str, Any]:
     elif row.record_type == "customerPayment":
         amount = Decimal(str(row.body.get("payment") or 0))
         applied = sum(
-            (Decimal(str(x.get("amount") or 0)) for x in (row.body.get("apply") or {}).get("items") or []),
+            (
+                Decimal(str(x.get("amount") or 0))
+                for x in (row.body.get("apply") or {}).get("items") or []
+            ),
             Decimal(0),
         )
         out |= {"applied": _number(applied), "unapplied": _number(amount - applied)}
@@ -433,11 +449,15 @@ def _base(request: Request) -> str:
     return f"{root}{RECORD_ROOT}"
 
 
-def _store(session: Session, record_type: str, body: dict[str, Any], external_id: str | None) -> NetSuiteRecord:
+def _store(
+    session: Session, record_type: str, body: dict[str, Any], external_id: str | None
+) -> NetSuiteRecord:
     body = {k: v for k, v in body.items() if k not in ("id", "externalId", "links")}
     _validate(session, record_type, body)
     if record_type in TRANSACTION_PREFIX and "tranId" not in body:
-        body["tranId"] = f"{TRANSACTION_PREFIX[record_type]}{next_number(session, 'ns-' + record_type)}"
+        body["tranId"] = (
+            f"{TRANSACTION_PREFIX[record_type]}{next_number(session, 'ns-' + record_type)}"
+        )
     row = NetSuiteRecord(record_type=record_type, external_id=external_id, body=body)
     session.add(row)
     session.flush()
@@ -468,7 +488,9 @@ def _matches(row: NetSuiteRecord, q: str) -> bool:
         found = _CONDITION.match(part)
         if found is None:
             raise NetSuiteError(
-                400, "INVALID_PARAMETER", f"Invalid search query: {part!r}.",
+                400,
+                "INVALID_PARAMETER",
+                f"Invalid search query: {part!r}.",
                 **{"o:errorQueryParam": "q"},
             )
         field, operator, value = found.groups()
@@ -501,7 +523,10 @@ async def list_records(
                 "count": len(page),
                 "hasMore": offset + len(page) < len(rows),
                 "items": [
-                    {"links": [{"rel": "self", "href": f"{base}/{record_type}/{r.id}"}], "id": str(r.id)}
+                    {
+                        "links": [{"rel": "self", "href": f"{base}/{record_type}/{r.id}"}],
+                        "id": str(r.id),
+                    }
                     for r in page
                 ],
                 "offset": offset,
@@ -570,7 +595,10 @@ async def upsert_record(request: Request, record_type: str, ref: str) -> Respons
             if row is None:
                 row = _store(session, record_type, body, ref[4:])
             else:
-                merged = {**row.body, **{k: v for k, v in body.items() if k not in ("id", "links", "externalId")}}
+                merged = {
+                    **row.body,
+                    **{k: v for k, v in body.items() if k not in ("id", "links", "externalId")},
+                }
                 _validate(session, record_type, merged)
                 row.body = merged
                 session.add(row)
@@ -591,7 +619,10 @@ async def update_record(request: Request, record_type: str, ref: str) -> Respons
         _check_type(record_type)
         with db.write() as session:
             row = _get(session, record_type, ref)
-            merged = {**row.body, **{k: v for k, v in body.items() if k not in ("id", "links", "externalId")}}
+            merged = {
+                **row.body,
+                **{k: v for k, v in body.items() if k not in ("id", "links", "externalId")},
+            }
             _validate(session, record_type, merged)
             row.body = merged
             session.add(row)
