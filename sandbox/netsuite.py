@@ -229,7 +229,7 @@ async def serve(request: Request, work: Any, *args: Any) -> Response:
         gov = governance(request)
         gov.authenticate(request)
         async with gov.admitted():
-            return await run_in_threadpool(work, request.app.state.db, *args)  # type: ignore[no-any-return]
+            return await run_in_threadpool(work, request.app.state.db, *args)
     except NetSuiteError as exc:
         return error_response(exc)
 
