@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import weakref
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -106,8 +107,12 @@ class NetSuiteErp(HttpConnector):
     """``ErpPort`` on one NetSuite account."""
 
     system = "erp"
-    #: Slots per account and event loop: the worker process's requests in flight.
-    _slots: ClassVar[dict[tuple[str, int], asyncio.Semaphore]] = {}
+    #: Slots per event loop, account and limit: the worker process's requests in flight.
+    _slots: ClassVar[
+        weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[tuple[str, int], asyncio.Semaphore]
+        ]
+    ] = weakref.WeakKeyDictionary()
 
     def __init__(
         self,
@@ -130,10 +135,11 @@ class NetSuiteErp(HttpConnector):
     # --- transport ------------------------------------------------------------------------
 
     def _slot(self) -> asyncio.Semaphore:
-        key = (self.credentials.account, id(asyncio.get_running_loop()))
-        slot = self._slots.get(key)
+        slots = self._slots.setdefault(asyncio.get_running_loop(), {})
+        key = (self.credentials.account, self.concurrency)
+        slot = slots.get(key)
         if slot is None:
-            slot = self._slots[key] = asyncio.Semaphore(self.concurrency)
+            slot = slots[key] = asyncio.Semaphore(self.concurrency)
         return slot
 
     async def _send(
