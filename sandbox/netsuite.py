@@ -181,8 +181,11 @@ class Governance:
         if abs(now - stamp) > 300:
             raise NetSuiteError(401, "INVALID_LOGIN", "oauth_timestamp is too far from now.")
         params = [*request.query_params.multi_items(), *fields.items()]
+        # The path as sent (``eid:c2c-revenue-K%3A2026-10``), not as decoded for routing.
+        raw_path = request.scope.get("raw_path")
+        url = request.url.replace(path=raw_path.decode("latin-1")) if raw_path else request.url
         expected = signature(
-            request.method, str(request.url), params, creds.consumer_secret, creds.token_secret
+            request.method, str(url), params, creds.consumer_secret, creds.token_secret
         )
         if fields.get("oauth_signature") != expected:
             raise NetSuiteError(401, "INVALID_LOGIN", "The signature does not verify.")
