@@ -226,13 +226,16 @@ def governance(request: Request) -> Governance:
     return gov
 
 
-async def serve(request: Request, work: Any, *args: Any) -> Response:
-    """Authenticate, admit under the concurrency limit, and run ``work`` in a thread."""
+async def serve(request: Request, work: Any, *, with_body: bool = False) -> Response:
+    """Authenticate, admit under the concurrency limit, and run ``work(db[, body])`` in a
+    thread; a ``NetSuiteError`` anywhere is answered in NetSuite's error shape."""
     try:
         gov = governance(request)
         gov.authenticate(request)
+        args = (await _json(request),) if with_body else ()
         async with gov.admitted():
-            return await run_in_threadpool(work, request.app.state.db, *args)
+            response: Response = await run_in_threadpool(work, request.app.state.db, *args)
+            return response
     except NetSuiteError as exc:
         return error_response(exc)
 
@@ -373,6 +376,14 @@ def _lines_total(body: dict[str, Any]) -> tuple[Decimal, Decimal]:
     return subtotal, tax
 
 
+def _applied(body: dict[str, Any]) -> Decimal:
+    """What a payment or credit memo applies to invoices: its ``apply`` lines' amounts."""
+    return sum(
+        (Decimal(str(x.get("amount") or 0)) for x in (body.get("apply") or {}).get("items") or []),
+        Decimal(0),
+    )
+
+
 def _number(value: Decimal) -> float | int:
     """A JSON number as NetSuite writes one."""
     return int(value) if value == value.to_integral_value() else float(value)
@@ -406,13 +417,7 @@ def render(session: Session, row: NetSuiteRecord, base: str) -> dict[str, Any]:
         }
     elif row.record_type == "creditMemo":
         subtotal, tax = _lines_total(row.body)
-        applied = sum(
-            (
-                Decimal(str(x.get("amount") or 0))
-                for x in (row.body.get("apply") or {}).get("items") or []
-            ),
-            Decimal(0),
-        )
+        applied = _applied(row.body)
         out |= {
             "subtotal": _number(subtotal),
             "taxTotal": _number(tax),
@@ -422,13 +427,7 @@ def render(session: Session, row: NetSuiteRecord, base: str) -> dict[str, Any]:
         }
     elif row.record_type == "customerPayment":
         amount = Decimal(str(row.body.get("payment") or 0))
-        applied = sum(
-            (
-                Decimal(str(x.get("amount") or 0))
-                for x in (row.body.get("apply") or {}).get("items") or []
-            ),
-            Decimal(0),
-        )
+        applied = _applied(row.body)
         out |= {"applied": _number(applied), "unapplied": _number(amount - applied)}
     return out
 
@@ -465,6 +464,15 @@ def _store(
     session.add(row)
     session.flush()
     return row
+
+
+def _update(session: Session, row: NetSuiteRecord, body: dict[str, Any]) -> None:
+    """Replace the fields given (a sublist as a whole), checked as a create is."""
+    given = {k: v for k, v in body.items() if k not in ("id", "links", "externalId")}
+    merged = {**row.body, **given}
+    _validate(session, row.record_type, merged)
+    row.body = merged
+    session.add(row)
 
 
 def _created(request: Request, row: NetSuiteRecord) -> Response:
@@ -557,12 +565,8 @@ async def get_record(request: Request, record_type: str, ref: str) -> Response:
 @router.post(RECORD_ROOT + "/{record_type}")
 async def create_record(request: Request, record_type: str) -> Response:
     """Create; an ``externalId`` that a record of the type holds already is refused."""
-    try:
-        body = await _json(request)
-    except NetSuiteError as exc:
-        return error_response(exc)
 
-    def work(db: Database) -> Response:
+    def work(db: Database, body: dict[str, Any]) -> Response:
         _check_type(record_type)
         external_id = body.get("externalId")
         with db.write() as session:
@@ -576,18 +580,14 @@ async def create_record(request: Request, record_type: str) -> Response:
             row = _store(session, record_type, body, external_id)
             return _created(request, row)
 
-    return await serve(request, work)
+    return await serve(request, work, with_body=True)
 
 
 @router.put(RECORD_ROOT + "/{record_type}/{ref}")
 async def upsert_record(request: Request, record_type: str, ref: str) -> Response:
     """Upsert by external id: create the record, or replace the fields given."""
-    try:
-        body = await _json(request)
-    except NetSuiteError as exc:
-        return error_response(exc)
 
-    def work(db: Database) -> Response:
+    def work(db: Database, body: dict[str, Any]) -> Response:
         _check_type(record_type)
         if not ref.startswith("eid:") or len(ref) == 4:
             raise NetSuiteError(
@@ -598,40 +598,23 @@ async def upsert_record(request: Request, record_type: str, ref: str) -> Respons
             if row is None:
                 row = _store(session, record_type, body, ref[4:])
             else:
-                merged = {
-                    **row.body,
-                    **{k: v for k, v in body.items() if k not in ("id", "links", "externalId")},
-                }
-                _validate(session, record_type, merged)
-                row.body = merged
-                session.add(row)
+                _update(session, row, body)
             return _created(request, row)
 
-    return await serve(request, work)
+    return await serve(request, work, with_body=True)
 
 
 @router.patch(RECORD_ROOT + "/{record_type}/{ref}")
 async def update_record(request: Request, record_type: str, ref: str) -> Response:
     """Update the fields given; a sublist given replaces the record's."""
-    try:
-        body = await _json(request)
-    except NetSuiteError as exc:
-        return error_response(exc)
 
-    def work(db: Database) -> Response:
+    def work(db: Database, body: dict[str, Any]) -> Response:
         _check_type(record_type)
         with db.write() as session:
-            row = _get(session, record_type, ref)
-            merged = {
-                **row.body,
-                **{k: v for k, v in body.items() if k not in ("id", "links", "externalId")},
-            }
-            _validate(session, record_type, merged)
-            row.body = merged
-            session.add(row)
+            _update(session, _get(session, record_type, ref), body)
         return Response(status_code=204)
 
-    return await serve(request, work)
+    return await serve(request, work, with_body=True)
 
 
 class GovernanceIn(BaseModel):
