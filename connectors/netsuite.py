@@ -309,11 +309,10 @@ class NetSuiteErp(HttpConnector):
     # --- ErpPort --------------------------------------------------------------------------
 
     async def get_legal_entity(self, code: str) -> LegalEntity | None:
-        """The subsidiary the legal entity maps to; ``None`` when none is mapped or it is gone."""
-        mapped = self.segments.entities.get(code)
-        if mapped is None:
-            return None
-        sub = await self._read("subsidiary", mapped.subsidiary)
+        """The subsidiary the legal entity maps to; ``None`` when NetSuite has no such active
+        subsidiary. An entity with no subsidiary mapped is a gap in c2c's configuration,
+        refused as ``netsuite_mapping_missing`` (finance's to fix, not legal's)."""
+        sub = await self._read("subsidiary", self._subsidiary(code))
         if sub is None or sub.get("isInactive"):
             return None
         country = sub.get("country") or {}
@@ -328,9 +327,12 @@ class NetSuiteErp(HttpConnector):
         self, customer: dict[str, Any], *, idempotency_key: str
     ) -> ErpCustomer:
         crm_id = customer["crm_account_id"]
-        record = await self._upsert(
+        eid = external_id("customer", crm_id)
+        # A customer is shared by every contract of its CRM account: one found is the answer,
+        # never rewritten (its subsidiary and currency are those of its first contract).
+        record = await self._read_eid("customer", eid) or await self._upsert(
             "customer",
-            external_id("customer", crm_id),
+            eid,
             {
                 "companyName": customer["name"],
                 "email": customer.get("billing_email"),

@@ -263,6 +263,12 @@ async def test_netsuite_refusals_name_the_code_and_path(sandbox_url: str) -> Non
     try:
         entity = await erp.get_legal_entity("US01")
         assert entity is not None and entity.functional_currency == "USD"
+        with pytest.raises(BusinessError) as unmapped:
+            await erp.get_legal_entity("DE01")
+        assert (unmapped.value.rejection.code, unmapped.value.rejection.field) == (
+            "netsuite_mapping_missing",
+            "legal_entity",
+        )
         assert await erp.get_invoice("999999999") is None
         with pytest.raises(NotFound):
             await erp.close_project("999999999", idempotency_key="x")
