@@ -148,3 +148,19 @@ async def test_a_role_without_netsuite_segments_is_a_finance_exception_at_valida
     assert (held.code, held.queue) == ("netsuite_mapping_missing", "finance")
     assert "Architect" in held.message
     assert "erp_customer_id" not in status.refs
+
+
+async def test_an_entity_routed_to_the_reference_erp_is_provisioned_there_beside_netsuite(
+    temporal_client: Client,
+    routed: Settings,
+    sandbox: httpx.AsyncClient,
+    ledger: Ledger,
+) -> None:
+    event = approval(legal_entity="UK01")
+    cid = event.contract_id
+    await start_contract(temporal_client, event, task_queue=routed.task_queue)
+    status = await wait_stage(temporal_client, cid, "active")
+    projects = await items(sandbox, "/erp/v1/projects", contract_id=cid)
+    assert [p["project_id"] for p in projects] == [status.refs["erp_project_id"]]
+    pins = [x.external_id for x in ledger.list_xrefs(cid) if x.kind == "erp_system"]
+    assert pins == ["reference"]
