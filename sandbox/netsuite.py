@@ -62,17 +62,19 @@ SANDBOX_CREDENTIALS = TokenCredentials(
     token_secret=SANDBOX_TOKEN_SECRET,
 )
 
-#: Record types served, and whether each is a transaction (numbered, with lines).
-RECORD_TYPES: dict[str, bool] = {
-    "customer": False,
-    "job": False,
-    "invoice": True,
-    "creditMemo": True,
-    "customerPayment": True,
-    "currencyRate": False,
-    "customrecord_c2c_contract": False,
-    "customrecord_c2c_revenue": False,
-}
+#: Record types served (``subsidiary`` is read-only, from ``SUBSIDIARIES``).
+RECORD_TYPES = frozenset(
+    {
+        "customer",
+        "job",
+        "invoice",
+        "creditMemo",
+        "customerPayment",
+        "currencyRate",
+        "customrecord_c2c_contract",
+        "customrecord_c2c_revenue",
+    }
+)
 
 #: The account's subsidiaries (read-only): id → (name, country, currency id).
 SUBSIDIARIES: dict[str, tuple[str, str, str]] = {
@@ -95,7 +97,6 @@ REQUIRED: dict[str, tuple[tuple[str, bool], ...]] = {
 LINE_SEGMENTS = ("item", "department", "class", "location")
 
 TRANSACTION_PREFIX = {"invoice": "INV", "creditMemo": "CM", "customerPayment": "PYMT"}
-JOB_CLOSED = "1"
 
 
 class NetSuiteRecord(Row, table=True):

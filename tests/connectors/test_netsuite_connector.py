@@ -317,3 +317,94 @@ async def test_requests_in_flight_never_pass_the_account_limit(
     finally:
         await erp.aclose()
         await sandbox.put(admin, json={"concurrency_limit": 5, "latency_ms": 0})
+
+
+async def test_credit_memos_cash_applications_revenue_and_amendments_are_made_once(
+    sandbox_url: str,
+) -> None:
+    erp = netsuite(sandbox_url)
+    try:
+        refs = await provisioned(erp)
+        invoice = await erp.create_invoice(invoice_body(refs), idempotency_key="k")
+        note = {
+            "credit_note_id": unique("CN"),
+            "reason": "goodwill",
+            "lines": [
+                {
+                    "line_id": "1",
+                    "description": "goodwill",
+                    "amount": "100.00",
+                    "tax_amount": "7.25",
+                }
+            ],
+        }
+        credit = await erp.create_credit_note(invoice.invoice_id, note, idempotency_key="c")
+        again = await erp.create_credit_note(invoice.invoice_id, note, idempotency_key="c2")
+        assert again.number == credit.number
+        assert (credit.total, credit.applied_amount, credit.unapplied_amount) == (
+            Decimal("107.25"),
+            Decimal("107.25"),
+            Decimal("0"),
+        )
+        assert [n.credit_note_id for n in await erp.list_credit_notes(refs["contract_id"])] == [
+            note["credit_note_id"]
+        ]
+
+        payment_id = unique("pay")
+        held = await erp.record_payment(
+            {
+                "payment_id": payment_id,
+                "invoice_id": None,
+                "contract_id": refs["contract_id"],
+                "amount": "500.00",
+                "currency": "USD",
+                "received_on": "2026-11-02",
+            },
+            idempotency_key="p",
+        )
+        assert held.unapplied_amount == Decimal("500.00")
+        application = {
+            "application_id": f"{payment_id}:{invoice.invoice_id}",
+            "invoice_id": invoice.invoice_id,
+            "amount": "200.00",
+        }
+        for key in ("a1", "a2"):
+            applied = await erp.apply_payment(payment_id, application, idempotency_key=key)
+            assert applied.amount == Decimal("200.00")
+        after = await erp.get_invoice(invoice.invoice_id)
+        assert after is not None
+        assert after.balance == Decimal("3346.84") - Decimal("107.25") - Decimal("200.00")
+        assert after.status == "partially_paid"
+        paying = await erp.list_payments(invoice_id=invoice.invoice_id)
+        assert [p.payment_id for p in paying] == [payment_id]
+
+        entry = {
+            "entry_id": f"{refs['contract_id']}:2026-10",
+            "period": "2026-10",
+            "amount": "3120.60",
+            "method": "as_invoiced",
+            "description": "October",
+            "recognised_on": "2026-10-31",
+        }
+        for key in ("r1", "r2"):
+            await erp.post_revenue(refs["erp_contract_id"], entry, idempotency_key=key)
+        assert [r.amount for r in await erp.list_revenue(refs["erp_contract_id"])] == [
+            Decimal("3120.60")
+        ]
+        amendment = {"amendment_id": "A-1", "effective_date": "2026-11-01", "reason": "extend"}
+        for key in ("m1", "m2"):
+            amended = await erp.amend_contract(
+                refs["erp_contract_id"],
+                {**amendment, "end_date": "2027-03-31"},
+                idempotency_key=key,
+            )
+        assert [a.amendment_id for a in amended.amendments] == ["A-1"]
+        assert str(amended.end_date) == "2027-03-31"
+
+        balances = await erp.get_balances(refs["erp_contract_id"])
+        assert balances.billed_to_date == Decimal("3020.60")
+        assert balances.recognised_to_date == Decimal("3120.60")
+        assert balances.contract_asset == Decimal("100.00")
+        assert balances.unapplied_cash == Decimal("300.00")
+    finally:
+        await erp.aclose()
