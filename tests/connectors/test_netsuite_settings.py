@@ -74,3 +74,10 @@ def test_the_base_url_drops_default_ports_and_the_query() -> None:
         "https://acct.suitetalk.api.netsuite.com/x"
     )
     assert base_url("http://127.0.0.1:8100/a") == "http://127.0.0.1:8100/a"
+
+
+def test_refused_credentials_go_to_integration_and_other_netsuite_refusals_to_finance() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.queue_for("erp", "INVALID_LOGIN") == "integration"
+    assert settings.queue_for("erp", "netsuite_mapping_missing") == "finance"
+    assert settings.queue_for("erp", "USER_ERROR") == "finance"
