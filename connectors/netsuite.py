@@ -158,12 +158,14 @@ class NetSuiteErp(HttpConnector):
         route = _route(path)
         started = time.perf_counter()
         body = None if json is None else _dumps(_wire(json))
+        headers: dict[str, str] = {}
         with (
             structlog.contextvars.bound_contextvars(system=self.system),
-            client_span(self.system, method, route, {}) as span,
+            client_span(self.system, method, route, headers) as span,
         ):
             async with self._slot():
-                headers = {"Authorization": authorization(self.credentials, method, url)}
+                # Signed once a slot is free: the timestamp is that of the request as sent.
+                headers["Authorization"] = authorization(self.credentials, method, url)
                 if body is not None:
                     headers["Content-Type"] = "application/json"
                 try:
