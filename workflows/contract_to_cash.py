@@ -87,6 +87,8 @@ PATCH_ORDERED_INBOX = "ordered-inbox"
 
 #: Marks runs that archive the signed document their approval names (a DocuSign envelope).
 PATCH_SIGNED_DOCUMENT = "signed-document-archive"
+#: Patches the deciders ask for (``Patched``) at points a message's timing decides.
+MID_RUN_PATCHES = (billing.PATCH_RATABLE_RELEASE, billing.PATCH_CLOSE_TIME_ENTRY)
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -98,6 +100,12 @@ class ContractToCash(RunLoop):
         # Decided in arrival order, from one inbox (see PATCH_ORDERED_INBOX). Asked before any
         # message is handled, so that a replay of an older history finds the answer it had.
         ordered = workflow.patched(PATCH_ORDERED_INBOX)
+        # The patches deciders ask for mid-run are asked here too, at the run's start: their
+        # markers then sit in the first task, whatever task a message reaching them comes in,
+        # so a replay (a worker that restarted, or evicted the run) finds each where it was.
+        # A run recorded before a patch has no marker here and keeps what it did.
+        for patch_id in MID_RUN_PATCHES:
+            workflow.patched(patch_id)
         self._start_run(ContractState.approved(start.approved(), ordered=ordered))
         if start.carried is not None:
             self._restore(start.carried)
