@@ -191,11 +191,11 @@ class LoseFirstAnswer(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
-        if request.method == "POST" and request.url.path.endswith("/salesInvoices"):
-            if self.lost == 0:
-                await response.aread()
-                self.lost += 1
-                raise httpx.ReadTimeout("answer lost", request=request)
+        invoice_create = request.method == "POST" and request.url.path.endswith("/salesInvoices")
+        if invoice_create and self.lost == 0:
+            await response.aread()
+            self.lost += 1
+            raise httpx.ReadTimeout("answer lost", request=request)
         return response
 
     async def aclose(self) -> None:
