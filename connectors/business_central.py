@@ -171,6 +171,7 @@ class EntraTokens:
         self.client_id, self.client_secret, self.scope = client_id, client_secret, scope
         self.http = _PlainHttp(plain, timeout_s)
         self.apps: dict[str, Any] = {}
+        self.cached: dict[str, tuple[str, float]] = {}
         self._lock = asyncio.Lock()
 
     def _acquire(self, tenant: str, fresh: bool) -> dict[str, Any]:
@@ -188,14 +189,29 @@ class EntraTokens:
         return result
 
     async def token(self, tenant: str, *, fresh: bool = False) -> str:
+        """A bearer token for ``tenant``; ``fresh`` asks Entra ID for a new one (the last was
+        refused). Kept in the process until a minute before it expires."""
+        cached = self.cached.get(tenant)
+        if cached is not None and not fresh and cached[1] > time.monotonic():
+            return cached[0]
         async with self._lock:
             try:
                 result = await asyncio.to_thread(self._acquire, tenant, fresh)
-            except (httpx.TransportError, ValueError) as exc:
+            except httpx.TransportError as exc:
                 self.apps.pop(tenant, None)
-                if isinstance(exc, ValueError) and "OIDC" not in str(exc):
-                    raise
-                raise TransientError("erp", f"Entra ID token request failed: {exc}") from exc
+                raise TransientError("erp", f"Entra ID token request failed: {exc!r}") from exc
+            except ValueError as exc:
+                # msal could not discover the tenant: a wrong tenant or authority.
+                self.apps.pop(tenant, None)
+                raise BusinessError(
+                    Rejection(
+                        system="erp",
+                        code="Authentication_InvalidCredentials",
+                        message=f"Microsoft Entra ID has no tenant {tenant!r} at "
+                        f"{self.authority}: {exc}",
+                        status=401,
+                    )
+                ) from exc
         if "access_token" not in result:
             raise BusinessError(
                 Rejection(
@@ -206,7 +222,10 @@ class EntraTokens:
                     status=401,
                 )
             )
-        return str(result["access_token"])
+        token = str(result["access_token"])
+        lifetime = float(result.get("expires_in") or 0)
+        self.cached[tenant] = (token, time.monotonic() + max(0.0, lifetime - 60))
+        return token
 
     def close(self) -> None:
         self.http.close()
