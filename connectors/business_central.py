@@ -42,6 +42,11 @@ import structlog
 
 from c2c.bc_mapping import BC_SCOPE, BcCompany, BcDimensions, BcLine
 from c2c.tracing import client_span
+from connectors.erp_wire import balances
+from connectors.erp_wire import dec as _dec
+from connectors.erp_wire import dumps as _dumps
+from connectors.erp_wire import loads as _loads
+from connectors.erp_wire import wire as _wire
 from connectors.http import QUICK_WAIT_S, HttpConnector
 from connectors.records import (
     CashApplication,
@@ -86,22 +91,6 @@ def project_number(contract_id: str) -> str:
 def invoice_key(contract_id: str, reference: str) -> str:
     """An invoice's external document number: its project's number and its reference."""
     return f"{project_number(contract_id)}-{code('', reference, length=14)}"
-
-
-def _dec(value: Any) -> Decimal:
-    return ZERO if value in (None, "") else Decimal(str(value))
-
-
-def _wire(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {k: _wire(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [_wire(v) for v in value]
-    return value
 
 
 def _quote(value: str) -> str:
@@ -727,23 +716,22 @@ class BusinessCentralErp(HttpConnector):
         entity, guid = self._split(erp_contract_id)
         return await self._change(entity, "contracts", guid, fields, api=C2C_PAGES)
 
+    async def _put_text(self, erp_contract_id: str, field: str, value: Any) -> None:
+        """Write ``value`` as JSON text in a field of the contract page, if it differs."""
+        text = json.dumps(value, sort_keys=True, default=str)
+        await self._patch_contract(
+            erp_contract_id, lambda r: None if r.get(field) == text else {field: text}
+        )
+
     async def put_billing_schedule(
         self, erp_contract_id: str, schedule: dict[str, Any], *, idempotency_key: str
     ) -> None:
-        text = json.dumps(schedule, sort_keys=True, default=str)
-        await self._patch_contract(
-            erp_contract_id,
-            lambda r: None if r.get("billingSchedule") == text else {"billingSchedule": text},
-        )
+        await self._put_text(erp_contract_id, "billingSchedule", schedule)
 
     async def put_revenue_schedule(
         self, erp_contract_id: str, schedule: dict[str, Any], *, idempotency_key: str
     ) -> None:
-        text = json.dumps(schedule, sort_keys=True, default=str)
-        await self._patch_contract(
-            erp_contract_id,
-            lambda r: None if r.get("revenueSchedule") == text else {"revenueSchedule": text},
-        )
+        await self._put_text(erp_contract_id, "revenueSchedule", schedule)
 
     async def amend_contract(
         self, erp_contract_id: str, amendment: dict[str, Any], *, idempotency_key: str
@@ -1416,29 +1404,8 @@ class BusinessCentralErp(HttpConnector):
         notes = await self.list_credit_notes(contract_id)
         payments = await self.list_payments(contract_id=contract_id)
         revenue = await self.list_revenue(erp_contract_id)
-        billed = sum((i.subtotal for i in invoices), ZERO) - sum((n.subtotal for n in notes), ZERO)
-        recognised = sum((r.amount for r in revenue), ZERO)
-        return ErpContractBalances(
-            contract_id=contract_id,
-            currency=contract["currencyCode"],
-            billed_to_date=billed,
-            recognised_to_date=recognised,
-            contract_asset=max(ZERO, recognised - billed),
-            contract_liability=max(ZERO, billed - recognised),
-            receivable=sum((i.balance for i in invoices), ZERO),
-            unapplied_cash=sum((p.unapplied_amount for p in payments), ZERO)
-            + sum((n.unapplied_amount for n in notes), ZERO),
-        )
+        return balances(contract_id, contract["currencyCode"], invoices, notes, payments, revenue)
 
 
 class _Unauthorized(Exception):
     """A ``401``: the token was refused (expired, or the tenant's keys rolled)."""
-
-
-def _dumps(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
-
-
-def _loads(content: bytes) -> Any:
-    """OData JSON with every number read exactly (``parse_float=Decimal``)."""
-    return json.loads(content, parse_float=Decimal)
