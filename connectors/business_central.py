@@ -103,8 +103,11 @@ def _route(path: str) -> str:
     return re.sub(r"\([^)]*\)", "({id})", path)
 
 
-class Conflict(Exception):
-    """A ``412``: the record changed since its ETag was read."""
+class Conflict(TransientError):
+    """A ``412``: the record changed since its ETag was read (read it again and retry)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("erp", f"412 Request_EntityChanged: {message}", status=412)
 
 
 class _PlainHttp:
@@ -283,7 +286,8 @@ class BusinessCentralErp(HttpConnector):
         path = self._path(legal_entity, tail, api)
         safe = repeatable if repeatable is not None else (method == "GET" or if_match is not None)
         fresh = False
-        for attempt in range(self.quick_retries + 1):
+        attempt = 0
+        while True:
             try:
                 return await self._send_bc(
                     method, path, tenant, json=json, params=params, if_match=if_match, fresh=fresh
@@ -298,13 +302,16 @@ class BusinessCentralErp(HttpConnector):
                             status=401,
                         )
                     ) from None
+                # An expired or revoked token: one fresh token, one more try.
                 fresh = True
+            except Conflict:
+                raise
             except TransientError as exc:
                 long_wait = exc.retry_after_s is not None and exc.retry_after_s > QUICK_WAIT_S
-                if not safe or long_wait or attempt == self.quick_retries:
+                if not safe or long_wait or attempt >= self.quick_retries:
                     raise
                 await asyncio.sleep(exc.retry_after_s or 0.05 * 2**attempt)
-        raise TransientError(self.system, f"{method} {_route(path)} kept failing")
+                attempt += 1
 
     async def _send_bc(
         self,

@@ -753,6 +753,7 @@ class ControlIn(BaseModel):
     retry_after_s: int | None = Field(default=None, ge=0, le=3600)
     conflicts: int | None = Field(default=None, ge=0, le=1000)
     client_secret: str | None = Field(default=None, min_length=1)
+    revoke_tokens: bool = False
 
 
 @admin_router.get("")
@@ -764,7 +765,8 @@ def read_control(request: Request) -> dict[str, int]:
 @admin_router.put("")
 def change_control(request: Request, change: ControlIn) -> dict[str, int]:
     """Throttle the next ``throttle`` API requests (``429`` with ``Retry-After``), make the next
-    ``conflicts`` changes meet a record someone else changed, or accept another client secret."""
+    ``conflicts`` changes meet a record someone else changed, accept another client secret, or
+    revoke every token issued."""
     ctl = control(request)
     if change.throttle is not None:
         ctl.throttle = change.throttle
@@ -774,4 +776,6 @@ def change_control(request: Request, change: ControlIn) -> dict[str, int]:
         ctl.conflicts = change.conflicts
     if change.client_secret is not None:
         ctl.client_secrets.add(change.client_secret)
+    if change.revoke_tokens:
+        ctl.tokens.clear()
     return ctl.settings()

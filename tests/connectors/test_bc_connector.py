@@ -302,6 +302,22 @@ async def test_tokens_come_from_the_tenant_and_a_wrong_secret_is_refused(
     assert forged.status_code == 401
 
 
+async def test_a_revoked_token_is_replaced_once_and_the_call_goes_through(
+    sandbox_url: str, sandbox: httpx.AsyncClient
+) -> None:
+    erp = business_central(sandbox_url, quick_retries=0)
+    try:
+        assert await erp.get_legal_entity("UK01") is not None
+        issued = (await sandbox.get(ADMIN)).json()["token_requests"]
+        assert await erp.get_legal_entity("UK01") is not None
+        assert (await sandbox.get(ADMIN)).json()["token_requests"] == issued
+        await sandbox.put(ADMIN, json={"revoke_tokens": True})
+        assert await erp.get_legal_entity("UK01") is not None
+        assert (await sandbox.get(ADMIN)).json()["token_requests"] == issued + 1
+    finally:
+        await erp.aclose()
+
+
 async def test_refusals_carry_business_centrals_code_and_a_missing_mapping_names_it(
     sandbox_url: str,
 ) -> None:
