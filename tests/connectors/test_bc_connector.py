@@ -181,18 +181,19 @@ async def test_records_are_made_once_and_an_invoice_is_posted_paid_and_balanced(
 
 
 class LoseFirstAnswer(httpx.AsyncBaseTransport):
-    """Sends every request; the answer to the first ``POST`` of a sales invoice reaches the
-    sandbox's database but never the caller, as when a connection drops after Business
-    Central committed."""
+    """Sends every request; the answer to the first ``POST`` to a path ending in ``suffix``
+    reaches the sandbox's database but never the caller, as when a connection drops after
+    Business Central committed."""
 
-    def __init__(self) -> None:
+    def __init__(self, suffix: str = "/salesInvoices") -> None:
         self.inner = httpx.AsyncHTTPTransport()
+        self.suffix = suffix
         self.lost = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
-        invoice_create = request.method == "POST" and request.url.path.endswith("/salesInvoices")
-        if invoice_create and self.lost == 0:
+        create = request.method == "POST" and request.url.path.endswith(self.suffix)
+        if create and self.lost == 0:
             await response.aread()
             self.lost += 1
             raise httpx.ReadTimeout("answer lost", request=request)
@@ -221,6 +222,37 @@ async def test_an_answer_lost_after_a_create_makes_no_second_invoice(sandbox_url
     assert lossy.lost == 1
     assert again.invoice_id == invoice.invoice_id
     assert [f"UK01:{r['id']}" for r in page["value"]] == [invoice.invoice_id]
+
+
+async def test_a_payment_whose_answer_was_lost_is_one_journal_line(sandbox_url: str) -> None:
+    setup = business_central(sandbox_url)
+    refs = await provisioned(setup)
+    invoice = await setup.create_invoice(invoice_body(refs), idempotency_key="k")
+    await setup.issue_invoice(invoice.invoice_id, idempotency_key="i")
+    payment = {
+        "payment_id": unique("pay"),
+        "invoice_id": invoice.invoice_id,
+        "contract_id": refs["contract_id"],
+        "amount": "1000.00",
+        "currency": "GBP",
+        "received_on": "2026-11-20",
+    }
+    lossy = LoseFirstAnswer("/customerPayments")
+    erp = business_central(sandbox_url, transport=lossy)
+    try:
+        # The create's answer is lost, and the look-up after it finds the line.
+        first = await erp.record_payment(payment, idempotency_key="p")
+        again = await setup.record_payment(payment, idempotency_key="p")
+        lines = await setup.list_payments(contract_id=refs["contract_id"])
+        paid = await setup.get_invoice(invoice.invoice_id)
+    finally:
+        await erp.aclose()
+        await setup.aclose()
+    assert lossy.lost == 1
+    assert first.payment_id == again.payment_id == payment["payment_id"]
+    assert [(p.payment_id, p.amount) for p in lines] == [(payment["payment_id"], Decimal("1000"))]
+    assert paid is not None and paid.status == "partially_paid"
+    assert paid.amount_paid == Decimal("1000.00")
 
 
 async def test_a_stale_etag_is_read_again_and_the_change_retried(
