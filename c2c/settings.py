@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from c2c import netsuite_auth
+from c2c import bc_mapping, netsuite_auth
 from c2c.loops import EventLoop
 from c2c.netsuite_segments import NetSuiteSegments
 from domain.names import DEFAULT_TASK_QUEUE, ExceptionQueue
@@ -22,7 +22,7 @@ SYSTEMS = ("crm", "erp", "psa", "tax", "payments")
 #: The CLMs whose approvals c2c takes (``C2C_CLM_SOURCES``).
 CLM_SOURCES = ("c2c", "docusign")
 #: The ERPs a legal entity may route to (``C2C_ERP_ROUTES``).
-ERPS = ("reference", "netsuite")
+ERPS = ("reference", "netsuite", "business-central")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 #: The queue of the contract workflows (and c2c's own ledger steps), as ``--queues`` names it.
 WORKFLOWS_QUEUE = "workflows"
@@ -68,8 +68,8 @@ class Settings(BaseSettings):
     erp_routes: dict[str, str] = Field(
         default_factory=lambda: {"*": "reference"},
         alias="C2C_ERP_ROUTES",
-        description='legal entity → ERP (reference or netsuite), "*" for the rest (JSON); a '
-        "contract stays on the ERP its entity routed to when it started",
+        description='legal entity → ERP (reference, netsuite or business-central), "*" for the '
+        "rest (JSON); a contract stays on the ERP its entity routed to when it started",
     )
     netsuite_url: str | None = Field(
         default=None,
@@ -109,6 +109,41 @@ class Settings(BaseSettings):
         description="legal entity → subsidiary, currency → id, and item, department, class "
         "and location per role, expense category and charge (JSON)",
     )
+
+    bc_url: str | None = Field(
+        default=None,
+        alias="C2C_BC_URL",
+        description="Business Central's API host (https://api.businesscentral.dynamics.com); "
+        "default the sandbox's /vendors/bc",
+    )
+    bc_authority: str | None = Field(
+        default=None,
+        alias="C2C_BC_AUTHORITY",
+        description="Microsoft Entra ID's host (https://login.microsoftonline.com); the tenant "
+        "is appended; default the sandbox's token endpoint",
+    )
+    bc_client_id: str = Field(default=bc_mapping.SANDBOX_CLIENT_ID, alias="C2C_BC_CLIENT_ID")
+    bc_client_secret: SecretStr = Field(
+        default=SecretStr(bc_mapping.SANDBOX_CLIENT_SECRET), alias="C2C_BC_CLIENT_SECRET"
+    )
+    bc_companies: dict[str, bc_mapping.BcCompany] = Field(
+        default_factory=bc_mapping.sandbox_companies,
+        alias="C2C_BC_COMPANIES",
+        description="legal entity → Business Central tenant, environment, company_id and "
+        "payment_journal (JSON); default the sandbox's UK01 and US01",
+    )
+    bc_dimensions: bc_mapping.BcDimensions = Field(
+        default_factory=bc_mapping.BcDimensions,
+        alias="C2C_BC_DIMENSIONS",
+        description="legal entity → tax account and dimensions, and G/L account and dimensions "
+        "per role, expense category and charge (JSON)",
+    )
+
+    def bc_base_url(self) -> str:
+        return (self.bc_url or f"{self.sandbox_url.rstrip('/')}/vendors/bc").rstrip("/")
+
+    def bc_authority_url(self) -> str:
+        return (self.bc_authority or f"{self.bc_base_url()}/login").rstrip("/")
 
     @field_validator("erp_routes")
     @classmethod
@@ -174,6 +209,7 @@ class Settings(BaseSettings):
             "erp.currency_not_allowed": ExceptionQueue.LEGAL,
             # NetSuite refused c2c's credentials: the integration's to fix, not finance's.
             "erp.INVALID_LOGIN": ExceptionQueue.INTEGRATION,
+            "erp.Authentication_InvalidCredentials": ExceptionQueue.INTEGRATION,
             "psa": ExceptionQueue.DELIVERY,
             "tax": ExceptionQueue.FINANCE,
             "payments": ExceptionQueue.FINANCE,

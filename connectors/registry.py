@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from c2c.settings import Settings
+from connectors.business_central import BusinessCentralErp, EntraTokens
 from connectors.crm import HttpCrm
 from connectors.erp import HttpErp
 from connectors.http import HttpConnector
@@ -72,6 +73,20 @@ def _build_erp(settings: Settings) -> Any:
             credentials=settings.netsuite_credentials(),
             segments=settings.netsuite_segments,
             concurrency=settings.netsuite_concurrency,
+            timeout_s=settings.connector_timeout_s,
+            quick_retries=settings.connector_quick_retries,
+        )
+    if "business-central" in erps:
+        backends["business-central"] = BusinessCentralErp(
+            settings.bc_base_url(),
+            companies=settings.bc_companies,
+            dimensions=settings.bc_dimensions,
+            tokens=EntraTokens(
+                settings.bc_authority_url(),
+                settings.bc_client_id,
+                settings.bc_client_secret.get_secret_value(),
+                timeout_s=settings.connector_timeout_s,
+            ),
             timeout_s=settings.connector_timeout_s,
             quick_retries=settings.connector_quick_retries,
         )

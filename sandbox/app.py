@@ -15,6 +15,7 @@ from c2c.settings import get_settings
 from c2c.tracing import fastapi_telemetry
 from sandbox import (
     admin,
+    business_central,
     crm,
     demo_data,
     docusign,
@@ -119,6 +120,8 @@ def create_app(
     app.include_router(docusign.admin_router, prefix="/_admin/docusign")
     app.include_router(netsuite.router, prefix="/vendors/netsuite")
     app.include_router(netsuite.admin_router, prefix="/_admin/netsuite")
+    app.include_router(business_central.router, prefix="/vendors/bc")
+    app.include_router(business_central.admin_router, prefix="/_admin/bc")
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     # Added innermost first: context → stats → faults → idempotency → routes. Faults sit above
     # idempotency so that a "phase: after" fault loses an answer that was already kept.
