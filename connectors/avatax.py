@@ -18,8 +18,8 @@ The client is synchronous (``requests``); each call runs in a worker thread.
 from __future__ import annotations
 
 import asyncio
-from importlib import metadata
 from datetime import date
+from importlib import metadata
 from typing import Any
 from urllib.parse import quote
 

@@ -52,9 +52,7 @@ def tax_document(body: dict[str, Any]) -> TaxDocument:
 def transaction_model(document: TaxDocumentIn) -> dict[str, Any]:
     """AvaTax's ``CreateTransactionModel`` of ``document``: the fields in docs/vendors.md."""
     ship_from = (
-        {"shipFrom": {"country": document.ship_from_country}}
-        if document.ship_from_country
-        else {}
+        {"shipFrom": {"country": document.ship_from_country}} if document.ship_from_country else {}
     )
     model: dict[str, Any] = {
         "code": document_code(document.code),

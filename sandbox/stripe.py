@@ -128,7 +128,9 @@ class StripeError(Exception):
         return JSONResponse({"error": error}, status_code=self.status)
 
 
-def invalid_request(message: str, *, code: str | None = None, param: str | None = None) -> StripeError:
+def invalid_request(
+    message: str, *, code: str | None = None, param: str | None = None
+) -> StripeError:
     return StripeError(400, "invalid_request_error", message, code=code, param=param)
 
 
@@ -291,14 +293,14 @@ def _limit(request: Request) -> int:
 
 def _all(session: Session, kind: str) -> list[dict[str, Any]]:
     rows = session.exec(
-        select(StripeObject).where(col(StripeObject.kind) == kind).order_by(col(StripeObject.id).desc())
+        select(StripeObject)
+        .where(col(StripeObject.kind) == kind)
+        .order_by(col(StripeObject.id).desc())
     ).all()
     return [row.body for row in rows]
 
 
-async def _idempotent(
-    request: Request, params: dict[str, Any], write: Any
-) -> Response:
+async def _idempotent(request: Request, params: dict[str, Any], write: Any) -> Response:
     """Run ``write(session)`` once per ``Idempotency-Key`` as Stripe does."""
     db: Database = request.app.state.db
     key = request.headers.get("idempotency-key")
@@ -398,7 +400,9 @@ async def create_payment_intent(request: Request) -> Response:
     return await _serve(request, handler)
 
 
-_CLAUSE = re.compile(r"""\s*(metadata\[['"]([^'"]+)['"]\]|status|currency)\s*:\s*['"]([^'"]*)['"]\s*""")
+_CLAUSE = re.compile(
+    r"""\s*(metadata\[['"]([^'"]+)['"]\]|status|currency)\s*:\s*['"]([^'"]*)['"]\s*"""
+)
 
 
 def _matcher(query: str) -> Any:

@@ -64,7 +64,9 @@ async def test_a_sale_made_adjusted_committed_refunded_once(avatax: AvataxTax) -
     committed = await avatax.commit_document("UK01", key, idempotency_key=f"{key}:commit")
     assert committed.status == "Committed"
     refund_code = f"{key}:refund"
-    refund = await avatax.refund_document("UK01", key, refund_code=refund_code, on=date(2026, 11, 5))
+    refund = await avatax.refund_document(
+        "UK01", key, refund_code=refund_code, on=date(2026, 11, 5)
+    )
     assert (refund.type, refund.status, refund.total_tax) == (
         "ReturnInvoice",
         "Committed",
