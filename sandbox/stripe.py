@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 from fastapi import APIRouter, Request
@@ -182,8 +183,6 @@ async def _params(request: Request) -> dict[str, Any]:
     if request.method == "GET":
         return decode_form(list(request.query_params.multi_items()))
     raw = (await request.body()).decode()
-    from urllib.parse import parse_qsl
-
     return decode_form(parse_qsl(raw, keep_blank_values=True))
 
 
