@@ -18,6 +18,7 @@ The client is synchronous (``requests``); each call runs in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import date
 from importlib import metadata
 from typing import Any
@@ -77,7 +78,15 @@ class AvataxTax:
         timeout_s: float = 10.0,
         machine_name: str = "c2c-worker",
     ) -> None:
-        self.client = AvataxClient(APP_NAME, _version(), machine_name, base_url.rstrip("/"))
+        # The client logs each call (URL, status, correlation id; never bodies unless asked)
+        # to the logger it is given, else to the root logger.
+        self.client = AvataxClient(
+            APP_NAME,
+            _version(),
+            machine_name,
+            base_url.rstrip("/"),
+            logger=logging.getLogger("avalara"),
+        )
         self.client.add_credentials(account_id, license_key)
         self.client.timeout_limit = timeout_s
 
