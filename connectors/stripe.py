@@ -46,6 +46,11 @@ def _collection(intent: Any) -> GatewayCollection:
     )
 
 
+def _quoted(value: str) -> str:
+    """``value`` inside a quoted string of Stripe's search language."""
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
 def _rejection(exc: stripe.StripeError, what: str) -> Rejection:
     error = exc.error
     code = (error.code if error else None) or exc.code or (error.type if error else None)
@@ -111,7 +116,7 @@ class StripePayments:
         found = await self._call(
             "search PaymentIntents",
             self.client.v1.payment_intents.search_async(
-                {"query": f"metadata['{INVOICE_ID_KEY}']:'{invoice_id}'", "limit": 10}
+                {"query": f"metadata['{INVOICE_ID_KEY}']:'{_quoted(invoice_id)}'", "limit": 10}
             ),
         )
         intents = sorted(found.data, key=lambda intent: intent["created"])
