@@ -81,10 +81,16 @@ def avatax_error(
         "severity": "Error",
     }
     return JSONResponse(
-        {"error": {"code": code, "message": message, "target": "IncorrectData",
-                   "details": [detail]}},
+        {
+            "error": {
+                "code": code,
+                "message": message,
+                "target": "IncorrectData",
+                "details": [detail],
+            }
+        },
         status_code=status,
-    )  # fmt: skip
+    )
 
 
 def _from_sandbox(exc: ApiError) -> JSONResponse:
@@ -156,10 +162,13 @@ async def ping(request: Request) -> Response:
     """Ping: whether the caller authenticated."""
     known = _authorized(request)
     return JSONResponse(
-        {"version": "sandbox", "authenticated": known,
-         "authenticationType": "AccountIdLicenseKey" if known else "None"},
+        {
+            "version": "sandbox",
+            "authenticated": known,
+            "authenticationType": "AccountIdLicenseKey" if known else "None",
+        },
         headers={"X-Correlation-Id": str(uuid.uuid4())},
-    )  # fmt: skip
+    )
 
 
 @router.post("/api/v2/transactions/createoradjust")

@@ -55,11 +55,6 @@ admin_router = APIRouter(tags=["admin"])
 API_VERSION = "2025-10-29.clover"
 #: Stripe forgets an idempotency key after this long.
 KEY_LIFETIME = timedelta(hours=24)
-#: Currencies without a minor unit, as Stripe lists them: amounts are whole units.
-ZERO_DECIMAL = frozenset({
-    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
-    "xaf", "xof", "xpf",
-})  # fmt: skip
 _INTENT_PARAMS = frozenset({
     "amount", "currency", "metadata", "description", "customer", "receipt_email",
     "automatic_payment_methods", "payment_method_types", "statement_descriptor_suffix",
@@ -190,8 +185,9 @@ def _amount(params: dict[str, Any], name: str, *, required: bool) -> int | None:
     value = params.get(name)
     if value is None or value == "":
         if required:
-            raise invalid_request(f"Missing required param: {name}.", code="parameter_missing",
-                                  param=name)  # fmt: skip
+            raise invalid_request(
+                f"Missing required param: {name}.", code="parameter_missing", param=name
+            )
         return None
     if not re.fullmatch(r"\d{1,12}", str(value)):
         raise invalid_request(
@@ -285,8 +281,9 @@ def _list(request: Request, items: list[dict[str, Any]], limit: int = 10) -> dic
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit", "10")
     if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise invalid_request("limit must be between 1 and 100", code="parameter_invalid",
-                              param="limit")  # fmt: skip
+        raise invalid_request(
+            "limit must be between 1 and 100", code="parameter_invalid", param="limit"
+        )
     return int(raw)
 
 
@@ -366,11 +363,12 @@ async def create_payment_intent(request: Request) -> Response:
         currency = str(params.get("currency") or "").lower()
         if not re.fullmatch(r"[a-z]{3}", currency):
             raise invalid_request(
-                "Missing required param: currency." if not currency else
-                f"Invalid currency: {currency}",
+                "Missing required param: currency."
+                if not currency
+                else f"Invalid currency: {currency}",
                 code="parameter_missing" if not currency else "parameter_invalid",
                 param="currency",
-            )  # fmt: skip
+            )
         metadata = _metadata(params)
 
         def write(session: Session) -> dict[str, Any]:
@@ -411,8 +409,9 @@ def _matcher(query: str) -> Any:
     for part in re.split(r"\s+AND\s+", query.strip()):
         match = _CLAUSE.fullmatch(part)
         if match is None:
-            raise invalid_request(f"Invalid search query: {part!r}", code="parameter_invalid",
-                                  param="query")  # fmt: skip
+            raise invalid_request(
+                f"Invalid search query: {part!r}", code="parameter_invalid", param="query"
+            )
         clauses.append((match.group(2), match.group(1), match.group(3)))
 
     def matches(body: dict[str, Any]) -> bool:
@@ -430,8 +429,9 @@ async def search_payment_intents(request: Request) -> Response:
     def handler(params: dict[str, Any]) -> dict[str, Any]:
         query = params.get("query")
         if not query:
-            raise invalid_request("Missing required param: query.", code="parameter_missing",
-                                  param="query")  # fmt: skip
+            raise invalid_request(
+                "Missing required param: query.", code="parameter_missing", param="query"
+            )
         matches = _matcher(str(query))
         db: Database = request.app.state.db
         with db.read() as session:
@@ -475,8 +475,9 @@ async def create_refund(request: Request) -> Response:
         amount = _amount(params, "amount", required=False)
         reason = params.get("reason")
         if reason is not None and reason not in _REFUND_REASONS:
-            raise invalid_request(f"Invalid reason: {reason}", code="parameter_invalid",
-                                  param="reason")  # fmt: skip
+            raise invalid_request(
+                f"Invalid reason: {reason}", code="parameter_invalid", param="reason"
+            )
         metadata = _metadata(params)
         if not params.get("payment_intent") and not params.get("charge"):
             raise invalid_request(
@@ -543,8 +544,13 @@ def _intent_of(session: Session, params: dict[str, Any]) -> StripeObject:
     ).all():
         if row.body.get("latest_charge") == charge:
             return row
-    raise StripeError(404, "invalid_request_error", f"No such charge: '{charge}'",
-                      code="resource_missing", param="charge")  # fmt: skip
+    raise StripeError(
+        404,
+        "invalid_request_error",
+        f"No such charge: '{charge}'",
+        code="resource_missing",
+        param="charge",
+    )
 
 
 def _charge(intent: dict[str, Any]) -> dict[str, Any]:
@@ -623,8 +629,9 @@ def sign(payload: bytes, secret: str, at: int) -> str:
     return f"t={at},v1={mac}"
 
 
-async def send_event(config: StripeConfig, event: dict[str, Any], *, at: int | None = None,
-                     secret: str | None = None) -> dict[str, Any]:  # fmt: skip
+async def send_event(
+    config: StripeConfig, event: dict[str, Any], *, at: int | None = None, secret: str | None = None
+) -> dict[str, Any]:
     """Post ``event`` to c2c signed as Stripe signs it; what was sent and what c2c answered."""
     payload = json.dumps(event, separators=(",", ":")).encode()
     key = secret or (config.secrets[0] if config.secrets else None)
@@ -636,9 +643,8 @@ async def send_event(config: StripeConfig, event: dict[str, Any], *, at: int | N
         answer = await client.post(
             config.url,
             content=payload,
-            headers={"Content-Type": "application/json; charset=utf-8",
-                     "Stripe-Signature": header},
-        )  # fmt: skip
+            headers={"Content-Type": "application/json; charset=utf-8", "Stripe-Signature": header},
+        )
     try:
         body = answer.json()
     except ValueError:
