@@ -76,11 +76,15 @@ def _day(seconds: Any) -> date:
     return datetime.fromtimestamp(int(seconds), UTC).date()
 
 
-def payment_of(event_type: str, obj: dict[str, Any]) -> StripePayment:
+def payment_of(
+    event_type: str, obj: dict[str, Any], event_created: int | None = None
+) -> StripePayment:
     """The payment a ``payment_intent.succeeded`` or ``invoice.paid`` event's object reports.
 
-    A PaymentIntent is its own payment; a paid Stripe invoice is named by its PaymentIntent
-    where it has one, so the two events of one payment are applied once.
+    A PaymentIntent is its own payment, received the day its event was created (the intent's
+    own ``created`` is when c2c opened it); a paid Stripe invoice is named by its
+    PaymentIntent where it has one, so the two events of one payment are applied once, and
+    received when it was paid.
 
     Raises:
         KeyError, TypeError, ValueError: the object lacks what Stripe always sends.
@@ -94,7 +98,7 @@ def payment_of(event_type: str, obj: dict[str, Any]) -> StripePayment:
     else:
         payment_id = obj["id"]
         amount = obj["amount_received"]
-        at = obj["created"]
+        at = event_created or obj["created"]
     return StripePayment(
         payment_id=str(payment_id),
         invoice_id=metadata.get(INVOICE_ID_KEY),

@@ -33,6 +33,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from c2c import json_input
 from c2c.logs import get_logger
 from c2c.stripe_events import (
     CHARGE_REFUNDED,
@@ -126,9 +127,9 @@ def _object(body: bytes) -> tuple[webhooks.Event, dict[str, Any]]:
     return event, obj
 
 
-def _payment(event_type: str, obj: dict[str, Any]) -> StripePayment:
+def _payment(event_type: str, obj: dict[str, Any], created: Any = None) -> StripePayment:
     try:
-        payment = payment_of(event_type, obj)
+        payment = payment_of(event_type, obj, created if isinstance(created, int) else None)
     except (KeyError, TypeError, ValueError) as exc:
         raise invalid_field("data.object", f"not a Stripe {event_type} object: {exc}") from None
     if not payment.invoice_id:
@@ -170,7 +171,7 @@ async def process_stripe(context: ApiContext, body: bytes) -> Answer:
             amount_refunded=obj.get("amount_refunded"),
         )
         return Answer(200, {"recorded": True, "duplicate": False}, contract_id)
-    paid = _payment(event.type, obj)
+    paid = _payment(event.type, obj, json_input.loads(body).get("created"))
     assert paid.invoice_id is not None  # checked by _payment
     try:
         payment = PaymentReceived(
