@@ -24,7 +24,8 @@ Test and demo control (``/_admin/stripe``): ``PUT /webhook`` (where events go an
 that signs them), ``POST /payment_intents/{id}/succeed`` (the customer pays: the intent
 succeeds and ``payment_intent.succeeded`` is sent), ``POST /events/{id}/send`` (send an event
 again, optionally signed at another time), ``POST /idempotency-keys/expire``, ``POST
-/lose-answers`` (the next writes are made, then answered ``500`` as if the answer were lost).
+/lose-answers`` (the next writes are made, then answered ``500`` as if the answer were lost;
+optionally with their keys forgotten at once).
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class StripeConfig:
     secrets: list[str]
     #: Writes still to be made and then answered ``500`` (a lost answer).
     lose_answers: int = 0
+    #: Whether a lost answer's key is forgotten at once (the retry comes a day later).
+    forget_lost_keys: bool = False
     sent: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -328,7 +331,8 @@ async def _idempotent(request: Request, params: dict[str, Any], write: Any) -> R
                     headers={"Idempotent-Replayed": "true", "Idempotency-Key": key},
                 )
         answer = write(session)
-        if key is not None:
+        forget = config.lose_answers > 0 and config.forget_lost_keys
+        if key is not None and not forget:
             session.add(
                 StripeIdempotencyKey(
                     key=key, request_hash=digest, status=200, answer=answer, created_at=utcnow()
@@ -728,10 +732,16 @@ async def expire_keys(request: Request) -> dict[str, Any]:
 
 class LoseAnswersIn(BaseModel):
     count: int = 1
+    #: Forget each lost answer's idempotency key too, as Stripe has by a retry a day later.
+    forget_keys: bool = False
 
 
 @admin_router.post("/lose-answers")
 async def lose_answers(body: LoseAnswersIn, request: Request) -> dict[str, Any]:
-    """The next ``count`` writes are made and kept, then answered ``500``."""
-    _config(request).lose_answers = max(0, body.count)
-    return {"lose_answers": body.count}
+    """The next ``count`` writes are made and kept, then answered ``500``; with
+    ``forget_keys``, their idempotency keys are forgotten at once."""
+    config = _config(request)
+    left = config.lose_answers
+    config.lose_answers = max(0, body.count)
+    config.forget_lost_keys = body.forget_keys
+    return {"lose_answers": body.count, "forget_keys": body.forget_keys, "were_left": left}

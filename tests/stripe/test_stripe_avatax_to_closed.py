@@ -48,6 +48,8 @@ def vendor_settings(settings: Settings) -> Settings:
             "payments_url": f"{NOWHERE}/payments/v1",
             "stripe_webhook_secret": SecretStr(SECRET),
             "task_queue": f"c2c-stripe-{uuid.uuid4().hex[:8]}",
+            # Temporal's retry of the step is the only retry: a lost answer is seen by c2c.
+            "connector_quick_retries": 0,
         }
     )
 
@@ -172,3 +174,38 @@ async def test_avatax_tax_and_stripe_payment_from_approval_to_closed(
     )
     assert stale.json()["status"] == 401
     assert stale.json()["answer"]["error"]["code"] == "invalid_signature"
+
+
+@pytest.mark.usefixtures("vendor_worker")
+async def test_a_lost_answer_and_a_forgotten_key_make_no_second_payment_intent(
+    temporal_client: Client, vendor_settings: Settings, stripe_sandbox: httpx.AsyncClient
+) -> None:
+    cid, _ = await start_active(
+        temporal_client,
+        vendor_settings,
+        billing_model="fixed_fee",
+        milestones=[{"milestone_id": "M1", "name": "Discovery", "amount": "1500.00"}],
+        not_to_exceed=None,
+        start_date="2026-10-01",
+        end_date="2026-10-31",
+    )
+    # Stripe makes the PaymentIntent, the answer is lost, and by the step's retry Stripe has
+    # forgotten the key: only the look-up by the invoice's id keeps a second one from being made.
+    lost = await stripe_sandbox.post(
+        "/_admin/stripe/lose-answers", json={"count": 1, "forget_keys": True}
+    )
+    assert lost.status_code == 200
+    await complete_milestone(
+        temporal_client, cid, MilestoneCompleted(milestone_id="M1", completed_on=date(2026, 10, 20))
+    )
+    await close_period_for(temporal_client, cid, ClosePeriod(period="2026-10"))
+    [invoice] = (await wait_invoices(temporal_client, cid, 1)).invoices
+    found = await stripe_sandbox.get(
+        "/vendors/stripe/v1/payment_intents/search",
+        params={"query": f"metadata['c2c_invoice_id']:'{invoice.invoice_id}'"},
+        headers=STRIPE_KEY,
+    )
+    assert len(found.json()["data"]) == 1
+    # The answer was lost (none is left to lose).
+    reset = await stripe_sandbox.post("/_admin/stripe/lose-answers", json={"count": 0})
+    assert reset.json()["were_left"] == 0
