@@ -6,7 +6,7 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
@@ -450,6 +450,68 @@ class Settings(BaseSettings):
     @property
     def archive_location(self) -> str:
         return self.archive_url or str(self.state_dir / "archive")
+
+    # Tax engine and payment gateway vendors (docs/vendors.md).
+    tax: Literal["reference", "avatax"] = Field(
+        default="reference",
+        alias="C2C_TAX",
+        description="the tax engine: reference (the sandbox's /tax/v1 format) or avatax",
+    )
+    payments: Literal["reference", "stripe"] = Field(
+        default="reference",
+        alias="C2C_PAYMENTS",
+        description="the payment gateway: reference (the sandbox's /payments/v1 format) or stripe",
+    )
+    avatax_url: str | None = Field(
+        default=None,
+        alias="C2C_AVATAX_URL",
+        description="AvaTax's base URL, e.g. https://rest.avatax.com (default: the sandbox's "
+        "/vendors/avatax)",
+    )
+    avatax_account_id: str = Field(
+        default="1100000000",
+        alias="C2C_AVATAX_ACCOUNT_ID",
+        description="the AvaTax account id (basic auth user name)",
+    )
+    avatax_license_key: SecretStr = Field(
+        default=SecretStr("sandbox-license-key"),
+        alias="C2C_AVATAX_LICENSE_KEY",
+        description="the AvaTax license key of that account (basic auth password)",
+    )
+    stripe_url: str | None = Field(
+        default=None,
+        alias="C2C_STRIPE_URL",
+        description="Stripe's API base URL, e.g. https://api.stripe.com (default: the "
+        "sandbox's /vendors/stripe)",
+    )
+    stripe_api_key: SecretStr = Field(
+        default=SecretStr("sk_test_sandbox"),
+        alias="C2C_STRIPE_API_KEY",
+        description="Stripe secret or restricted API key c2c creates PaymentIntents with",
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None,
+        alias="C2C_STRIPE_WEBHOOK_SECRET",
+        description="Stripe's endpoint signing secret (whsec_...) of /webhooks/stripe; several "
+        "comma-separated while one is rolled",
+    )
+
+    @property
+    def avatax_base_url(self) -> str:
+        own = self.avatax_url or f"{self.sandbox_url.rstrip('/')}/vendors/avatax"
+        return own.rstrip("/")
+
+    @property
+    def stripe_base_url(self) -> str:
+        own = self.stripe_url or f"{self.sandbox_url.rstrip('/')}/vendors/stripe"
+        return own.rstrip("/")
+
+    def stripe_webhook_secrets(self) -> list[str]:
+        """Stripe endpoint secrets; any one verifies (several while a secret is rolled)."""
+        if self.stripe_webhook_secret is None:
+            return []
+        text = self.stripe_webhook_secret.get_secret_value()
+        return [s.strip() for s in text.split(",") if s.strip()]
 
     # The operations dashboard.
     dashboard_refresh_s: int = Field(

@@ -27,7 +27,9 @@ from connectors.records import (
     ErpPayment,
     ErpProject,
     Expense,
+    GatewayCollection,
     GatewayPayment,
+    InvoiceCollection,
     LegalEntity,
     PsaProject,
     RevenueEntry,
@@ -210,3 +212,10 @@ class PaymentsPort(Closeable, Protocol):
     async def create_payment(
         self, invoice_id: str, amount: Decimal, currency: str, *, idempotency_key: str
     ) -> GatewayPayment: ...
+
+    async def collect_invoice(
+        self, invoice: InvoiceCollection, *, idempotency_key: str
+    ) -> GatewayCollection | None:
+        """Open what the customer pays the issued invoice with; ``None`` for a gateway that
+        takes payments without one."""
+        ...

@@ -1,6 +1,7 @@
 """Builds the connectors a worker uses from configuration.
 
-Each system uses the sandbox's HTTP client unless ``C2C_<SYSTEM>_CONNECTOR`` names another
+Each system uses the sandbox's HTTP client unless ``C2C_TAX=avatax`` or ``C2C_PAYMENTS=stripe``
+picks the vendor's connector, or ``C2C_<SYSTEM>_CONNECTOR`` names another
 implementation as ``module:factory``; the factory is called with the system's base URL and the
 settings, and must return an object that implements the system's port.
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from c2c.settings import Settings
+from connectors.avatax import AvataxTax
 from connectors.business_central import BusinessCentralErp, EntraTokens
 from connectors.crm import HttpCrm
 from connectors.erp import HttpErp
@@ -22,6 +24,7 @@ from connectors.payments import HttpPayments
 from connectors.ports import CrmPort, ErpPort, PaymentsPort, PsaPort, TaxPort
 from connectors.psa import HttpPsa
 from connectors.routing import RoutedErp
+from connectors.stripe import StripePayments
 from connectors.tax import HttpTax
 
 DEFAULTS: dict[str, type[HttpConnector]] = {
@@ -53,6 +56,10 @@ def _build(system: str, settings: Settings) -> Any:
         module_name, _, attr = spec.partition(":")
         factory = getattr(importlib.import_module(module_name), attr)
         return factory(url, settings)
+    if system == "tax" and settings.tax == "avatax":
+        return AvataxTax.from_settings(settings)
+    if system == "payments" and settings.payments == "stripe":
+        return StripePayments.from_settings(settings)
     return DEFAULTS[system](
         url,
         timeout_s=settings.connector_timeout_s,

@@ -15,6 +15,7 @@ from c2c.settings import get_settings
 from c2c.tracing import fastapi_telemetry
 from sandbox import (
     admin,
+    avatax,
     business_central,
     crm,
     demo_data,
@@ -28,6 +29,7 @@ from sandbox import (
     payments,
     psa,
     psa_work,
+    stripe,
     tax,
     tax_documents,
 )
@@ -65,6 +67,7 @@ def create_app(
     load_demo: bool = True,
     docusign_connect_keys: Sequence[str] = (),
     docusign_token: str | None = None,
+    stripe_webhook_secrets: Sequence[str] = (),
 ) -> FastAPI:
     """Build the sandbox.
 
@@ -76,6 +79,8 @@ def create_app(
         load_demo: Load the demo data into a new database and on ``POST /_admin/reset``.
         docusign_connect_keys: HMAC keys that sign DocuSign Connect messages (one header each).
         docusign_token: The bearer token DocuSign's REST paths require; none: any caller.
+        stripe_webhook_secrets: Stripe endpoint secrets; the first signs the events sent to
+            ``/webhooks/stripe``. Empty: events are kept, not sent.
     """
     db = Database(database_url)
     if db.create_tables() and load_demo:
@@ -122,6 +127,12 @@ def create_app(
     app.include_router(netsuite.admin_router, prefix="/_admin/netsuite")
     app.include_router(business_central.router, prefix="/vendors/bc")
     app.include_router(business_central.admin_router, prefix="/_admin/bc")
+    app.include_router(avatax.router, prefix="/vendors/avatax")
+    app.include_router(stripe.router, prefix="/vendors/stripe")
+    app.include_router(stripe.admin_router, prefix="/_admin/stripe")
+    app.state.stripe = stripe.StripeConfig(
+        f"{webhook_target.rstrip('/')}/webhooks/stripe", list(stripe_webhook_secrets)
+    )
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     # Added innermost first: context → stats → faults → idempotency → routes. Faults sit above
     # idempotency so that a "phase: after" fault loses an answer that was already kept.
@@ -152,6 +163,7 @@ def run(host: str, port: int) -> None:
         webhook_secrets=settings.webhook_secrets(),
         docusign_connect_keys=settings.docusign_keys(),
         docusign_token=token.get_secret_value() if token else None,
+        stripe_webhook_secrets=settings.stripe_webhook_secrets(),
     )
     database = make_url(url).render_as_string(hide_password=True)
     log.info("sandbox starting", url=f"http://{host}:{port}", database=database)
