@@ -385,6 +385,8 @@ class NetSuiteErp(HttpConnector):
             end_date=date.fromisoformat(end) if end else None,
             not_to_exceed=_dec(nte) if nte not in (None, "") else None,
             amendments=[ErpAmendment.model_validate(a) for a in amendments],
+            document_url=record.get("custrecord_c2c_document_url") or None,
+            document_sha256=record.get("custrecord_c2c_document_sha256") or None,
         )
 
     async def ensure_contract(
@@ -433,6 +435,27 @@ class NetSuiteErp(HttpConnector):
             erp_contract_id,
             {"custrecord_c2c_revenue_schedule": json.dumps(schedule, sort_keys=True)},
         )
+
+    async def link_contract_document(
+        self, erp_contract_id: str, document_url: str, sha256: str
+    ) -> ErpContract:
+        """Link the contract record to its signed document (a PATCH of two fields: repeating
+        it changes nothing)."""
+        await self._patch(
+            CONTRACT_RECORD,
+            erp_contract_id,
+            {"custrecord_c2c_document_url": document_url, "custrecord_c2c_document_sha256": sha256},
+        )
+        record = await self._read(CONTRACT_RECORD, erp_contract_id)
+        if record is None:
+            raise NotFound(
+                Rejection(
+                    system=self.system,
+                    code="NONEXISTENT_ID",
+                    message=f"contract record {erp_contract_id} does not exist",
+                )
+            )
+        return self._contract(record)
 
     async def amend_contract(
         self, erp_contract_id: str, amendment: dict[str, Any], *, idempotency_key: str
