@@ -277,6 +277,9 @@ class Amendment(Model):
     end_date: StrictDate | None = None
     not_to_exceed: Amount | None = None
     reason: str = Field(min_length=1, max_length=1000)
+    #: Who asked for it (the API's caller's identity; the API sets it, a client's value is
+    #: replaced). Absent from messages sent before it existed.
+    requested_by: str | None = Field(default=None, max_length=200)
 
 
 class AmendmentResult(Model):
@@ -324,6 +327,9 @@ class ClosePeriod(Model):
     #: with a ``reason``, which the contract's audit trail records.
     force: bool = False
     reason: str | None = Field(default=None, min_length=1, max_length=1000)
+    #: Who asked for it (the API's caller's identity; the API sets it, a client's value is
+    #: replaced). Absent from messages sent before it existed.
+    requested_by: str | None = Field(default=None, max_length=200)
 
     @model_validator(mode="after")
     def _forced_with_a_reason(self) -> Self:
@@ -362,6 +368,9 @@ class ResolveException(Model):
 class TerminateContract(Model):
     effective_date: StrictDate
     reason: str = Field(min_length=1, max_length=1000)
+    #: Who asked for it (the API's caller's identity; the API sets it, a client's value is
+    #: replaced). Absent from messages sent before it existed.
+    requested_by: str | None = Field(default=None, max_length=200)
 
 
 class MalformedMessage(Model):
@@ -464,6 +473,9 @@ class CreditInvoice(Model):
     credit_note_id: str | None = Field(
         default=None, pattern=_ID, description="the caller's key: the same id credits once"
     )
+    #: Who asked for it (the API's caller's identity; the API sets it, a client's value is
+    #: replaced). Absent from messages sent before it existed.
+    requested_by: str | None = Field(default=None, max_length=200)
 
     @field_validator("amount")
     @classmethod
