@@ -40,7 +40,6 @@ DIGEST_PREFIX = "sha256:"
 _HEX_DIGEST = re.compile(r"^[0-9a-fA-F]{64}$")
 #: A legal entity code, as contracts carry it.
 ENTITY_CODE = re.compile(r"[A-Z0-9]{2,10}")
-_ENTITIES = re.compile(r"[A-Z0-9]{2,10}(\+[A-Z0-9]{2,10})*")
 #: A token's or a person's name as decisions record it.
 IDENTITY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,199}")
 
@@ -199,12 +198,9 @@ class TokenTable:
             token, sep, role_name = item.rpartition(":")
             entities: frozenset[str] | None = None
             maybe_entities = role_name.strip()
-            if (
-                sep
-                and maybe_entities not in {r.value for r in Role}
-                and _ENTITIES.fullmatch(maybe_entities)
-                and ":" in token
-            ):
+            roles = {r.value for r in Role}
+            # ``token:role:ENTITIES``: the part after the role is the entities.
+            if sep and maybe_entities not in roles and token.rpartition(":")[2].strip() in roles:
                 entities = parse_entities(maybe_entities, where)
                 token, sep, role_name = token.rpartition(":")
             if not sep or not token:
