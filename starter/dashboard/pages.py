@@ -381,6 +381,9 @@ async def contract_page(contract_id: str, request: Request) -> Response:
             422, "letters, digits and . _ : - (at most 64) only", field="contract_id"
         )
     context = context_of(request)
+    # Before anything is asked of the contract: another entity's is as if it did not exist.
+    if not await scope.may_see(context, session.identity, contract_id):
+        raise DashboardError(404, f"no contract {contract_id}")
     client = await _temporal(context)
     handle = contracts.contract_handle(client, contract_id)
     try:
@@ -395,8 +398,6 @@ async def contract_page(contract_id: str, request: Request) -> Response:
         log.warning("contract status unavailable", contract_id=contract_id, error=str(exc))
         raise DashboardError(502, "the contract's workflow could not answer") from None
     attributes = described.typed_search_attributes
-    if session.identity.scoped and not await scope.may_see(context, session.identity, contract_id):
-        raise DashboardError(404, f"no contract {contract_id}")
     ledger = await context.ledger()
     decided = await exception_queue.list_exceptions(ledger, contract_id=contract_id)
     status, settled = await contracts.from_ledger(status, ledger)
