@@ -279,7 +279,12 @@ class Amendment(Model):
     reason: str = Field(min_length=1, max_length=1000)
     #: Who asked for it (the API's caller's identity; the API sets it, a client's value is
     #: replaced). Absent from messages sent before it existed.
-    requested_by: str | None = Field(default=None, max_length=200)
+    requested_by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="who asked for it: set by the API from the caller's token or login; a "
+        "value sent is replaced",
+    )
 
 
 class AmendmentResult(Model):
@@ -329,7 +334,12 @@ class ClosePeriod(Model):
     reason: str | None = Field(default=None, min_length=1, max_length=1000)
     #: Who asked for it (the API's caller's identity; the API sets it, a client's value is
     #: replaced). Absent from messages sent before it existed.
-    requested_by: str | None = Field(default=None, max_length=200)
+    requested_by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="who asked for it: set by the API from the caller's token or login; a "
+        "value sent is replaced",
+    )
 
     @model_validator(mode="after")
     def _forced_with_a_reason(self) -> Self:
@@ -370,7 +380,12 @@ class TerminateContract(Model):
     reason: str = Field(min_length=1, max_length=1000)
     #: Who asked for it (the API's caller's identity; the API sets it, a client's value is
     #: replaced). Absent from messages sent before it existed.
-    requested_by: str | None = Field(default=None, max_length=200)
+    requested_by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="who asked for it: set by the API from the caller's token or login; a "
+        "value sent is replaced",
+    )
 
 
 class MalformedMessage(Model):
@@ -475,7 +490,12 @@ class CreditInvoice(Model):
     )
     #: Who asked for it (the API's caller's identity; the API sets it, a client's value is
     #: replaced). Absent from messages sent before it existed.
-    requested_by: str | None = Field(default=None, max_length=200)
+    requested_by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="who asked for it: set by the API from the caller's token or login; a "
+        "value sent is replaced",
+    )
 
     @field_validator("amount")
     @classmethod

@@ -85,11 +85,6 @@ class Identity:
             return True
         return legal_entity is not None and legal_entity in self.entities
 
-    def describe(self) -> str:
-        """``olga (operator, UK01+DE01)``: for messages and logs."""
-        where = "all entities" if self.entities is None else "+".join(sorted(self.entities))
-        return f"{self.name} ({self.role or 'open'}, {where})"
-
 
 #: Whoever calls an open API.
 ANONYMOUS = Identity(name="anonymous", role=None)
