@@ -165,8 +165,7 @@ async def amend_contract(
     """Apply an amendment (the ``apply_amendment`` update); ``requested_by`` is the token's
     name."""
     await _visible(context, identity, contract_id)
-    by = scope.decided_by(identity, amendment.requested_by, channel="api")
-    amendment = amendment.model_copy(update={"requested_by": by})
+    amendment = scope.signed(amendment, identity)
     await scope.record_request(
         context,
         identity,
@@ -203,9 +202,7 @@ async def terminate_contract(
     once paid. A second termination of the same contract changes nothing."""
     bind_contract(contract_id)
     await _visible(context, identity, contract_id)
-    body = body.model_copy(
-        update={"requested_by": scope.decided_by(identity, body.requested_by, channel="api")}
-    )
+    body = scope.signed(body, identity)
     await contracts.terminate_contract(await context.temporal(), contract_id, body)
     await scope.record_request(
         context,
@@ -249,9 +246,7 @@ async def credit_invoice(
     """
     bind_contract(contract_id)
     await _visible(context, identity, contract_id)
-    body = body.model_copy(
-        update={"requested_by": scope.decided_by(identity, body.requested_by, channel="api")}
-    )
+    body = scope.signed(body, identity)
     keyed = await contracts.credit_invoice(await context.temporal(), contract_id, body)
     assert keyed.credit_note_id is not None
     await scope.record_request(
@@ -282,13 +277,11 @@ async def close_period(
 ) -> PeriodClosed:
     """Bill a period for every running contract (of the token's legal entities, for a scoped
     token)."""
-    body = body.model_copy(
-        update={"requested_by": scope.decided_by(identity, body.requested_by, channel="api")}
-    )
+    body = scope.signed(body, identity)
     signalled = await contracts.close_period_for_all(
         await context.temporal(), body, entities=identity.entities
     )
-    await scope.record_requests(
+    await scope.record_request(
         context,
         identity,
         signalled,

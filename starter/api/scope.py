@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, Self, TypeVar
 
 from fastapi import Request
 from temporalio.service import RPCError
@@ -27,6 +27,15 @@ from starter.api.context import ApiContext
 from starter.api.contracts import contract_handle
 
 log = get_logger("c2c.api")
+
+
+class _Requested(Protocol):
+    requested_by: str | None
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Self: ...
+
+
+Signed = TypeVar("Signed", bound=_Requested)
 
 
 def identity_of(request: Request) -> Identity:
@@ -82,56 +91,35 @@ def decided_by(identity: Identity, given: str | None, *, channel: str) -> str:
     return given or f"{channel}:anonymous"
 
 
+def signed(message: Signed, identity: Identity) -> Signed:
+    """The message with ``requested_by`` set to who asks (see ``decided_by``)."""
+    by = decided_by(identity, message.requested_by, channel="api")
+    return message.model_copy(update={"requested_by": by})
+
+
 async def record_request(
     context: ApiContext,
     identity: Identity,
-    contract_id: str,
+    contract_ids: str | Iterable[str],
     what: str,
     *,
     key: str,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Write ``<what> requested by <name>`` into the contract's audit trail.
+    """Write ``<what> requested by <name>`` into the audit trail of the contract (or of each
+    contract, in one transaction: a period close).
 
     ``key`` identifies the request, so the same request sent again is recorded once. A ledger
     that cannot be written does not refuse a decision already sent to its contract: it is
     logged, and the workflow's history still names the identity.
     """
-    name = identity.name if identity.role is not None else "anonymous"
-    try:
-        ledger = await context.ledger()
-        row = await asyncio.to_thread(ledger.get_contract, contract_id)
-        stage = Stage(row.stage) if row is not None and row.stage in set(Stage) else Stage.RECEIVED
-        digest = hashlib.sha256(f"{key}\0{name}".encode()).hexdigest()[:16]
-        event = AuditEventIn(
-            event_key=f"request:{contract_id}:{digest}",
-            contract_id=contract_id,
-            workflow_id=contract_workflow_id(contract_id),
-            stage=stage,
-            event=f"{what} requested by {name}",
-            detail={"requested_by": name, "role": str(identity.role or "open"), **(detail or {})},
-            at=datetime.now(UTC),
-        )
-        await asyncio.to_thread(ledger.record_audit, [event])
-    except Exception as exc:
-        log.error("audit of a request not recorded", contract_id=contract_id, error=str(exc))
-
-
-async def record_requests(
-    context: ApiContext,
-    identity: Identity,
-    contract_ids: Iterable[str],
-    what: str,
-    *,
-    key: str,
-) -> None:
-    """``record_request`` for many contracts at once (a period close), in one transaction."""
-    ids = list(contract_ids)
+    ids = [contract_ids] if isinstance(contract_ids, str) else list(contract_ids)
     if not ids:
         return
     name = identity.name if identity.role is not None else "anonymous"
     try:
         ledger = await context.ledger()
+        rows = await asyncio.to_thread(lambda: [ledger.get_contract(c) for c in ids])
         now = datetime.now(UTC)
         digest = hashlib.sha256(f"{key}\0{name}".encode()).hexdigest()[:16]
         events = [
@@ -139,13 +127,25 @@ async def record_requests(
                 event_key=f"request:{contract_id}:{digest}",
                 contract_id=contract_id,
                 workflow_id=contract_workflow_id(contract_id),
-                stage=Stage.ACTIVE,
+                stage=_stage_of(row.stage if row is not None else None),
                 event=f"{what} requested by {name}",
-                detail={"requested_by": name, "role": str(identity.role or "open")},
+                detail={
+                    "requested_by": name,
+                    "role": str(identity.role or "open"),
+                    **(detail or {}),
+                },
                 at=now,
             )
-            for contract_id in ids
+            for contract_id, row in zip(ids, rows, strict=True)
         ]
         await asyncio.to_thread(ledger.record_audit, events)
     except Exception as exc:
         log.error("audit of a request not recorded", contracts=len(ids), error=str(exc))
+
+
+def _stage_of(stage: str | None) -> Stage:
+    """The stage a request is recorded at: the contract's, as the ledger has it."""
+    try:
+        return Stage(stage) if stage else Stage.RECEIVED
+    except ValueError:
+        return Stage.RECEIVED
