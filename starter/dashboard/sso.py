@@ -36,7 +36,10 @@ from c2c.settings import Settings
 from starter.api.auth import IDENTITY_NAME, Role, entities_of
 
 with warnings.catch_warnings():
-    # Authlib warns about its own modules' future; the clients used here are its current ones.
+    # Authlib warns about its own modules' future, and its first import asks for every such
+    # warning to be shown; the clients used here are its current ones.
+    import authlib.deprecate  # noqa: F401
+
     warnings.simplefilter("ignore")
     from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
 
