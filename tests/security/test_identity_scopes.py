@@ -328,3 +328,15 @@ async def test_the_codec_refuses_a_scoped_token(http: httpx.AsyncClient) -> None
     # An operator of every entity passes (and is told encryption is off here).
     unscoped = await http.post("/codec/decode", json=body, headers=bearer(ALL_OPERATOR))
     assert unscoped.status_code == 404 and unscoped.json()["error"]["code"] == "encryption_off"
+
+
+async def test_another_entitys_signed_document_is_answered_as_none(
+    http: httpx.AsyncClient, started: Contracts
+) -> None:
+    de = started.de.contract_id
+    hidden = await http.get(f"/api/contracts/{de}/document", headers=bearer(UK_OPERATOR))
+    # An operator of every entity is told the same about this contract, which has none.
+    absent = await http.get(f"/api/contracts/{de}/document", headers=bearer(ALL_OPERATOR))
+    assert hidden.status_code == absent.status_code == 404
+    assert hidden.json() == absent.json()
+    assert absent.json()["error"]["code"] == "no_signed_document"
