@@ -194,6 +194,38 @@ class Settings(BaseSettings):
         alias="C2C_SESSION_SECRET",
         description="signs the dashboard's sessions and CSRF tokens; the same on every API replica",
     )
+    # Single sign-on for the dashboard (OpenID Connect, authorization code flow with PKCE).
+    oidc_issuer: str | None = Field(
+        default=None,
+        alias="C2C_OIDC_ISSUER",
+        description="the identity provider's issuer URL (its /.well-known/openid-configuration "
+        "is read); set, the dashboard offers single sign-on",
+    )
+    oidc_client_id: str | None = Field(default=None, alias="C2C_OIDC_CLIENT_ID")
+    oidc_client_secret: SecretStr | None = Field(default=None, alias="C2C_OIDC_CLIENT_SECRET")
+    oidc_groups_claim: str = Field(
+        default="groups",
+        alias="C2C_OIDC_GROUPS_CLAIM",
+        description="the ID token's claim that lists the person's groups",
+    )
+    oidc_roles: SecretStr | None = Field(
+        default=None,
+        alias="C2C_OIDC_ROLES",
+        description='JSON: group -> "viewer" | "operator" | {"role": ..., "entities": [...]}',
+    )
+    oidc_name_claim: str = Field(
+        default="email",
+        alias="C2C_OIDC_NAME_CLAIM",
+        description="the ID token's claim recorded as the person's name on decisions "
+        "(sub when absent)",
+    )
+    oidc_scopes: str = Field(default="openid email profile", alias="C2C_OIDC_SCOPES")
+    oidc_redirect_url: str | None = Field(
+        default=None,
+        alias="C2C_OIDC_REDIRECT_URL",
+        description="the dashboard's /auth/callback as the browser reaches it (default: from "
+        "the request)",
+    )
 
     log_format: str = Field(default="console", alias="C2C_LOG_FORMAT")
     log_level: str = Field(default="INFO", alias="C2C_LOG_LEVEL")

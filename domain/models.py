@@ -277,6 +277,14 @@ class Amendment(Model):
     end_date: StrictDate | None = None
     not_to_exceed: Amount | None = None
     reason: str = Field(min_length=1, max_length=1000)
+    #: Who asked for it (the API's caller's identity; the API sets it, a client's value is
+    #: replaced). Absent from messages sent before it existed.
+    requested_by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="who asked for it: set by the API from the caller's token or login; a "
+        "value sent is replaced",
+    )
 
 
 class AmendmentResult(Model):
@@ -324,6 +332,14 @@ class ClosePeriod(Model):
     #: with a ``reason``, which the contract's audit trail records.
     force: bool = False
     reason: str | None = Field(default=None, min_length=1, max_length=1000)
+    #: Who asked for it (the API's caller's identity; the API sets it, a client's value is
+    #: replaced). Absent from messages sent before it existed.
+    requested_by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="who asked for it: set by the API from the caller's token or login; a "
+        "value sent is replaced",
+    )
 
     @model_validator(mode="after")
     def _forced_with_a_reason(self) -> Self:
@@ -362,6 +378,14 @@ class ResolveException(Model):
 class TerminateContract(Model):
     effective_date: StrictDate
     reason: str = Field(min_length=1, max_length=1000)
+    #: Who asked for it (the API's caller's identity; the API sets it, a client's value is
+    #: replaced). Absent from messages sent before it existed.
+    requested_by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="who asked for it: set by the API from the caller's token or login; a "
+        "value sent is replaced",
+    )
 
 
 class MalformedMessage(Model):
@@ -463,6 +487,14 @@ class CreditInvoice(Model):
     reason: str = Field(min_length=1, max_length=1000)
     credit_note_id: str | None = Field(
         default=None, pattern=_ID, description="the caller's key: the same id credits once"
+    )
+    #: Who asked for it (the API's caller's identity; the API sets it, a client's value is
+    #: replaced). Absent from messages sent before it existed.
+    requested_by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="who asked for it: set by the API from the caller's token or login; a "
+        "value sent is replaced",
     )
 
     @field_validator("amount")
