@@ -19,6 +19,7 @@ from connectors.http import HttpConnector
 from connectors.payments import HttpPayments
 from connectors.ports import CrmPort, ErpPort, PaymentsPort, PsaPort, TaxPort
 from connectors.psa import HttpPsa
+from connectors.salesforce import SalesforceCrm
 from connectors.tax import HttpTax
 
 DEFAULTS: dict[str, type[HttpConnector]] = {
@@ -46,6 +47,8 @@ class Connectors:
 def _build(system: str, settings: Settings) -> Any:
     url = settings.system_url(system)
     spec = os.environ.get(f"C2C_{system.upper()}_CONNECTOR")
+    if system == "crm" and settings.crm == "salesforce" and not spec:
+        return SalesforceCrm(settings.salesforce_login_url(), settings)
     if spec:
         module_name, _, attr = spec.partition(":")
         factory = getattr(importlib.import_module(module_name), attr)

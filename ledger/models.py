@@ -57,6 +57,8 @@ class InboundSource(StrEnum):
     CLM = "clm"
     PSA = "psa"
     PAYMENTS = "payments"
+    #: Account changes (``account.updated``, Salesforce's Change Data Capture).
+    CRM = "crm"
 
 
 class InboundStatus(StrEnum):

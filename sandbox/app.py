@@ -25,6 +25,7 @@ from sandbox import (
     payments,
     psa,
     psa_work,
+    salesforce,
     tax,
     tax_documents,
 )
@@ -103,6 +104,7 @@ def create_app(
     for system, routers in SYSTEM_ROUTERS.items():
         for router in routers:
             app.include_router(router, prefix=SYSTEM_ROOTS[system])
+    app.include_router(salesforce.router, prefix="/vendors/salesforce")
     app.include_router(admin.router, prefix="/_admin")
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     # Added innermost first: context → stats → faults → idempotency → routes. Faults sit above
