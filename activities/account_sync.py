@@ -22,7 +22,7 @@ from domain.account_sync import (
     SyncResult,
     account_exception_id,
 )
-from domain.errors import BusinessError, NotFound, Rejection
+from domain.errors import BusinessError
 from domain.names import Stage
 from ledger.models import AuditEventIn, ExceptionIn, ExceptionStatus
 from ledger.xrefs import ref_name
@@ -88,10 +88,11 @@ class AccountSyncActivities(StepActivities):
             if parent is None:
                 out["parent_customer_id"] = None
             else:
+                # A parent that no contract bills has no ERP customer: the link waits until
+                # one does (the ERP's hierarchy holds only its own customers).
                 customer = await erp.find_customer(parent)
-                if customer is None:
-                    raise NotFound(_no_parent(parent))
-                out["parent_customer_id"] = customer.customer_id
+                if customer is not None:
+                    out["parent_customer_id"] = customer.customer_id
         return out
 
     def _running_contracts(self, crm_account_id: str) -> dict[str, tuple[str | None, str]]:
@@ -186,12 +187,3 @@ class AccountSyncActivities(StepActivities):
                 )
 
         await asyncio.to_thread(run)
-
-
-def _no_parent(parent: str) -> Rejection:
-    return Rejection(
-        system="erp",
-        code="parent_not_found",
-        message=f"the parent account {parent} has no ERP customer",
-        field="parent_crm_account_id",
-    )
