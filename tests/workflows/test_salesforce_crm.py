@@ -240,6 +240,13 @@ async def test_an_account_change_reaches_the_erp_customer_once(
     assert replayed.status_code == 202, replayed.text
     assert [e["duplicate"] for e in replayed.json()["events"]] == [True]
 
+    # Another object's change event is refused, naming what is wrong.
+    contact = json.loads(replay)
+    contact["data"]["payload"]["ChangeEventHeader"]["entityName"] = "Contact"
+    other = await deliver(api, "/webhooks/salesforce", json.dumps(contact).encode())
+    assert other.status_code == 422
+    assert other.json()["error"]["field"] == "data.payload.ChangeEventHeader.entityName"
+
     replay_id = answer.json()["data"]["event"]["replayId"]
     trail = synced(ledger, contract_id)
     assert sorted(trail) == sorted(
@@ -283,3 +290,30 @@ async def test_a_change_the_erp_refuses_is_a_finance_exception(
     await until_customer(sandbox, account, "tax_id", "US-123")
     assert ledger.get_exception(exception.exception_id).status == "skipped"  # type: ignore[union-attr]
     assert (await erp_customer(sandbox, account))["name"] != "N" * 240
+
+
+@pytest.mark.usefixtures("sf_worker")
+async def test_the_event_queue_delivers_an_account_change(
+    temporal_client: Client,
+    sf: httpx.AsyncClient,
+    sf_settings: Settings,
+    sandbox: httpx.AsyncClient,
+    settings: Settings,
+) -> None:
+    _, account = await active_contract(temporal_client, sf, sf_settings)
+    queued = settings.model_copy(
+        update={"task_queue": sf_settings.task_queue, "webhook_queue": True}
+    )
+    with serve(queued) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as api:
+            body = account_updated(account, name="Initech Queued")
+            answer = await deliver(api, "/webhooks/crm", body)
+            assert answer.status_code == 202, answer.text
+            assert (answer.json()["queued"], answer.json()["workflow_id"]) == (
+                True,
+                f"account-{account}",
+            )
+            await until_customer(sandbox, account, "name", "Initech Queued")
+            bad = await deliver(api, "/webhooks/crm", account_updated(account, country="USA"))
+            assert bad.status_code == 422
+            assert bad.json()["error"]["field"] == "data.changes.country"
