@@ -224,5 +224,8 @@ def account_changes(payload: dict[str, Any], settings: Settings) -> dict[str, An
     return out
 
 
-def _from_millis(millis: int) -> str:
-    return datetime.fromtimestamp(millis / 1000, UTC).isoformat()
+def _from_millis(millis: int) -> str | None:
+    try:
+        return datetime.fromtimestamp(millis / 1000, UTC).isoformat()
+    except (OverflowError, ValueError, OSError):
+        return None  # not a time: the change stands without it
