@@ -498,6 +498,7 @@ async def payments_webhook(
     "/crm",
     status_code=202,
     summary="CRM: account updated",
+    openapi_extra=webhook_schemas.crm(),
 )
 async def crm_webhook(
     body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
@@ -512,6 +513,7 @@ async def crm_webhook(
     "/salesforce",
     status_code=202,
     summary="Salesforce: Change Data Capture of accounts",
+    openapi_extra=webhook_schemas.salesforce(),
 )
 async def salesforce_webhook(
     body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
