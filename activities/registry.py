@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from activities.account_sync import AccountSyncActivities
 from activities.amendments import AmendmentActivities
 from activities.billing import BillingActivities
 from activities.closing import ClosingActivities
@@ -20,6 +21,7 @@ from activities.validation import ValidationActivities
 from c2c.settings import Settings
 from connectors.registry import Connectors
 from connectors.routing import RoutedErp
+from domain import account_sync
 from domain import steps as step
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ def build_steps(
     amendments = AmendmentActivities(connectors, ledger, settings)
     own = LedgerActivities(connectors, ledger, settings)
     documents = DocumentActivities(connectors, ledger, settings)
+    accounts = AccountSyncActivities(connectors, ledger, settings)
     return {
         step.VALIDATE_CONTRACT: validation.validate_contract,
         step.ENSURE_ERP_CUSTOMER: erp.ensure_erp_customer,
@@ -63,4 +66,7 @@ def build_steps(
         step.ESCALATE_EXCEPTION: own.escalate_exception,
         step.RECORD_ARRIVAL_ORDER: own.record_arrival_order,
         step.ARCHIVE_SIGNED_DOCUMENT: documents.archive_signed_document,
+        account_sync.SYNC_ERP_CUSTOMERS: accounts.sync_erp_customers,
+        account_sync.OPEN_ACCOUNT_EXCEPTION: accounts.open_account_exception,
+        account_sync.RESOLVE_ACCOUNT_EXCEPTION: accounts.resolve_account_exception,
     }

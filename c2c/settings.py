@@ -55,6 +55,41 @@ class Settings(BaseSettings):
     psa_url: str | None = Field(default=None, alias="C2C_PSA_URL")
     tax_url: str | None = Field(default=None, alias="C2C_TAX_URL")
     payments_url: str | None = Field(default=None, alias="C2C_PAYMENTS_URL")
+    crm: Literal["c2c", "salesforce"] = Field(
+        default="c2c",
+        alias="C2C_CRM",
+        description="the CRM that validates accounts and records collection activities",
+    )
+    salesforce_url: str | None = Field(
+        default=None,
+        alias="C2C_SALESFORCE_URL",
+        description="Salesforce's login URL (the OAuth token endpoint's base), e.g. "
+        "https://mycompany.my.salesforce.com; default: the sandbox's /vendors/salesforce",
+    )
+    salesforce_client_id: str = Field(default="c2c", alias="C2C_SALESFORCE_CLIENT_ID")
+    salesforce_client_secret: SecretStr = Field(
+        default=SecretStr("sandbox"), alias="C2C_SALESFORCE_CLIENT_SECRET"
+    )
+    salesforce_api_version: str = Field(
+        default="62.0", pattern=r"^\d+\.\d$", alias="C2C_SALESFORCE_API_VERSION"
+    )
+    salesforce_api_reserve: int = Field(
+        default=1000,
+        ge=0,
+        alias="C2C_SALESFORCE_API_RESERVE",
+        description="daily API requests left to other integrations: with fewer remaining, "
+        "c2c's Salesforce calls wait (a transient error) until the budget grows again",
+    )
+    salesforce_fields: dict[str, str] = Field(
+        default_factory=lambda: {
+            "status": "Active__c",
+            "tax_id": "Tax_Number__c",
+            "billing_email": "Billing_Email__c",
+        },
+        alias="C2C_SALESFORCE_FIELDS",
+        description="custom Account fields c2c reads: status, tax_id, billing_email (JSON); "
+        "an empty name means the org has none",
+    )
     connector_timeout_s: float = Field(default=10.0, alias="C2C_CONNECTOR_TIMEOUT_S")
     connector_quick_retries: int = Field(
         default=2,
@@ -336,6 +371,11 @@ class Settings(BaseSettings):
         """Base URL of one system: its own setting, or the sandbox router for it."""
         own: str | None = getattr(self, f"{system}_url")
         return (own or f"{self.sandbox_url.rstrip('/')}/{system}/v1").rstrip("/")
+
+    def salesforce_login_url(self) -> str:
+        """Salesforce's login URL: its own setting, or the sandbox's Salesforce."""
+        url = self.salesforce_url or f"{self.sandbox_url.rstrip('/')}/vendors/salesforce"
+        return url.rstrip("/")
 
     @property
     def ledger_url(self) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from connectors.records import (
     BillingBatch,
@@ -148,6 +148,21 @@ class ErpPort(Closeable, Protocol):
     async def list_revenue(self, erp_contract_id: str) -> list[RevenueEntry]: ...
 
     async def get_balances(self, erp_contract_id: str) -> ErpContractBalances: ...
+
+
+@runtime_checkable
+class CustomerMasterPort(Protocol):
+    """An ERP that takes changes to its customers' master data (the account sync).
+
+    Apart from ``ErpPort`` so that an ERP connector without it still serves contracts; the
+    account sync refuses, as an exception, a change for an ERP that cannot take it.
+    """
+
+    async def find_customer(self, crm_account_id: str) -> ErpCustomer | None: ...
+
+    async def update_customer(
+        self, customer_id: str, changes: dict[str, Any], *, idempotency_key: str
+    ) -> ErpCustomer: ...
 
 
 class PsaPort(Closeable, Protocol):

@@ -24,6 +24,7 @@ from connectors.payments import HttpPayments
 from connectors.ports import CrmPort, ErpPort, PaymentsPort, PsaPort, TaxPort
 from connectors.psa import HttpPsa
 from connectors.routing import RoutedErp
+from connectors.salesforce import SalesforceCrm
 from connectors.stripe import StripePayments
 from connectors.tax import HttpTax
 
@@ -52,6 +53,8 @@ class Connectors:
 def _build(system: str, settings: Settings) -> Any:
     url = settings.system_url(system)
     spec = os.environ.get(f"C2C_{system.upper()}_CONNECTOR")
+    if system == "crm" and settings.crm == "salesforce" and not spec:
+        return SalesforceCrm(settings.salesforce_login_url(), settings)
     if spec:
         module_name, _, attr = spec.partition(":")
         factory = getattr(importlib.import_module(module_name), attr)

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Executable, update
 from sqlmodel import col, select
 
+from domain.account_sync import ACCOUNT_WORKFLOW_PREFIX
 from ledger.base import LedgerBase
 from ledger.columns import require_aware
 from ledger.errors import LedgerConflict, NotFoundInLedger
@@ -62,6 +63,8 @@ class ExceptionQueueLedger(LedgerBase):
                 col(ExceptionRecord.contract_id) == contract_id,
                 col(ExceptionRecord.status) == ExceptionStatus.OPEN.value,
                 col(ExceptionRecord.exception_id).not_in(list(keep)),
+                # The account sync's exceptions are its own workflow's, not the contract's.
+                ~col(ExceptionRecord.workflow_id).startswith(ACCOUNT_WORKFLOW_PREFIX),
             )
             .values(
                 status=ExceptionStatus.SUPERSEDED.value,

@@ -59,6 +59,8 @@ class InboundSource(StrEnum):
     PAYMENTS = "payments"
     DOCUSIGN = "docusign"
     STRIPE = "stripe"
+    #: Account changes (``account.updated``, Salesforce's Change Data Capture).
+    CRM = "crm"
 
 
 class InboundStatus(StrEnum):

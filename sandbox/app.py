@@ -29,6 +29,7 @@ from sandbox import (
     payments,
     psa,
     psa_work,
+    salesforce,
     stripe,
     tax,
     tax_documents,
@@ -120,6 +121,7 @@ def create_app(
     for system, routers in SYSTEM_ROUTERS.items():
         for router in routers:
             app.include_router(router, prefix=SYSTEM_ROOTS[system])
+    app.include_router(salesforce.router, prefix="/vendors/salesforce")
     app.include_router(admin.router, prefix="/_admin")
     app.include_router(docusign.router, prefix="/vendors/docusign")
     app.include_router(docusign.admin_router, prefix="/_admin/docusign")

@@ -9,6 +9,7 @@ an invalid field, an unknown contract) reaches no workflow and is kept as a dead
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Collection
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
@@ -32,7 +33,7 @@ from domain.models import (
 )
 from domain.names import SIGNATURE_HEADER, System, contract_workflow_id
 from ledger import InboundSource
-from starter.api import webhook_schemas
+from starter.api import account_events, webhook_schemas
 from starter.api.context import ApiContext, api_context
 from starter.api.contracts import (
     complete_milestone,
@@ -301,6 +302,7 @@ PROCESSORS: dict[InboundSource, Processor] = {
     InboundSource.CLM: process_clm,
     InboundSource.PSA: process_psa,
     InboundSource.PAYMENTS: process_payments,
+    InboundSource.CRM: account_events.process_crm,
 }
 
 #: Event types whose processing is idempotent by itself, so a new one is recorded after it is
@@ -319,6 +321,7 @@ QUEUED_TYPES: dict[InboundSource, frozenset[str]] = {
     InboundSource.CLM: frozenset({CONTRACT_APPROVED, CONTRACT_AMENDED}),
     InboundSource.PSA: frozenset({MILESTONE_COMPLETED}),
     InboundSource.PAYMENTS: frozenset({PAYMENT_SUCCEEDED}),
+    InboundSource.CRM: frozenset({account_events.ACCOUNT_UPDATED}),
 }
 
 
@@ -371,7 +374,13 @@ async def _queue(context: ApiContext, source: InboundSource, body: bytes) -> Ans
     queue = context.event_queue
     if queue is None:
         return None
-    answer = queued_answer(source, body)
+    if source is InboundSource.CRM:
+        try:
+            answer: Answer | None = account_events.queued_answer(body)
+        except ApiError:
+            return None
+    else:
+        answer = queued_answer(source, body)
     if answer is None:
         return None
     if answer.contract_id is None and source is InboundSource.PAYMENTS:
@@ -483,6 +492,46 @@ async def payments_webhook(
     """``payment.succeeded`` applies cash to the invoice's contract (once per event id);
     answered ``202`` once valid and recorded, and delivered by the event queue."""
     return await _receive(context, InboundSource.PAYMENTS, body)
+
+
+@router.post(
+    "/crm",
+    status_code=202,
+    summary="CRM: account updated",
+    openapi_extra=webhook_schemas.crm(),
+)
+async def crm_webhook(
+    body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
+) -> JSONResponse:
+    """``account.updated`` (``{"id", "type", "data": {crm_account_id, changes}}``) applies an
+    account's change to the ERP customers of its running contracts, once per event id, in
+    arrival order per account; answered ``202`` once valid and recorded."""
+    return await _receive(context, InboundSource.CRM, body)
+
+
+@router.post(
+    "/salesforce",
+    status_code=202,
+    summary="Salesforce: Change Data Capture of accounts",
+    openapi_extra=webhook_schemas.salesforce(),
+)
+async def salesforce_webhook(
+    body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
+) -> JSONResponse:
+    """An ``AccountChangeEvent`` as Salesforce's streaming API shapes it, forwarded by a
+    Pub/Sub API subscriber or a middleware; each account it names is taken as an
+    ``account.updated`` with the id ``salesforce-cdc:<replayId>:<recordId>``. Answers
+    ``202`` with ``{"events": [<answer of each>]}``."""
+    try:
+        events = account_events.cdc_events(body, context.settings)
+    except ApiError:
+        record_webhook("salesforce", "dead_letter")
+        raise
+    answers = []
+    for event in events:
+        response = await _receive(context, InboundSource.CRM, event)
+        answers.append(json.loads(bytes(response.body)))
+    return JSONResponse({"events": answers}, status_code=202)
 
 
 async def contract_of_invoice(context: ApiContext, invoice_id: str) -> str | None:

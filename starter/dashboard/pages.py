@@ -44,6 +44,7 @@ from starter.api.auth import Role, TokenTable, tokens_of
 from starter.api.context import ApiContext, context_of
 from starter.api.updates import rejection_reason
 from starter.dashboard import sso
+from starter.dashboard.api_budget import load_api_budget
 from starter.dashboard.session import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -350,10 +351,11 @@ async def home(request: Request) -> Response:
         )
     context = context_of(request)
     # Each section reads its own source; one that fails says so and the others still show.
-    pipeline, queue, report = await asyncio.gather(
+    pipeline, queue, report, api_budget = await asyncio.gather(
         load_pipeline(context, filters, identity.entities),
         load_queue(context, filters, identity),
         load_kpis(context, filters.legal_entity, filters.period, identity.entities),
+        load_api_budget(context.settings),
     )
     return render(
         request,
@@ -364,6 +366,7 @@ async def home(request: Request) -> Response:
         queue=queue,
         kpis=kpi_view(report) if report is not None else None,
         queues=[q.value for q in ExceptionQueue],
+        api_budget=api_budget,
     )
 
 
