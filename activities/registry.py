@@ -13,6 +13,7 @@ from activities.documents import DocumentActivities
 from activities.dunning import DunningActivities
 from activities.erp import ErpActivities
 from activities.erp_routing import LedgerPins
+from activities.ironclad_intake import IroncladIntakeActivities
 from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.psa import PsaActivities
@@ -21,6 +22,7 @@ from c2c.settings import Settings
 from connectors.registry import Connectors
 from connectors.routing import RoutedErp
 from domain import steps as step
+from domain.ironclad import READ_IRONCLAD_APPROVAL
 
 if TYPE_CHECKING:
     from ledger import Ledger
@@ -43,6 +45,7 @@ def build_steps(
     amendments = AmendmentActivities(connectors, ledger, settings)
     own = LedgerActivities(connectors, ledger, settings)
     documents = DocumentActivities(connectors, ledger, settings)
+    ironclad = IroncladIntakeActivities(connectors, ledger, settings)
     return {
         step.VALIDATE_CONTRACT: validation.validate_contract,
         step.ENSURE_ERP_CUSTOMER: erp.ensure_erp_customer,
@@ -63,4 +66,5 @@ def build_steps(
         step.ESCALATE_EXCEPTION: own.escalate_exception,
         step.RECORD_ARRIVAL_ORDER: own.record_arrival_order,
         step.ARCHIVE_SIGNED_DOCUMENT: documents.archive_signed_document,
+        READ_IRONCLAD_APPROVAL: ironclad.read_ironclad_approval,
     }

@@ -141,12 +141,53 @@ def _check_milestones(
 
 
 class SignedDocumentRef(Model):
-    """Where the signed contract document is: a DocuSign envelope, whose combined PDF c2c
-    fetches and archives once the contract is provisioned."""
+    """Where the signed contract document is, which c2c fetches and archives once the
+    contract is provisioned: a DocuSign envelope (``account_id``, ``envelope_id``: its
+    combined PDF) or an Ironclad workflow (``workflow_id``, ``document_key``: the document
+    stored under that key)."""
 
-    source: Literal["docusign"] = "docusign"
-    account_id: str = Field(min_length=1, max_length=64)
-    envelope_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9\-]+$")
+    source: Literal["docusign", "ironclad"] = "docusign"
+    account_id: str | None = Field(
+        default=None, min_length=1, max_length=64, exclude_if=lambda value: value is None
+    )
+    envelope_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9\-]+$",
+        exclude_if=lambda value: value is None,
+    )
+    workflow_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9\-_]+$",
+        exclude_if=lambda value: value is None,
+    )
+    document_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9\-_.]+$",
+        exclude_if=lambda value: value is None,
+    )
+
+    @model_validator(mode="after")
+    def _names_its_document(self) -> Self:
+        wanted = ("account_id", "envelope_id")
+        if self.source == "ironclad":
+            wanted = ("workflow_id", "document_key")
+        missing = [name for name in wanted if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"a {self.source} document needs {' and '.join(missing)}")
+        return self
+
+    @property
+    def source_ref(self) -> str:
+        """The document's id in its system: ``account/envelope`` or ``workflow/key``."""
+        if self.source == "ironclad":
+            return f"{self.workflow_id}/{self.document_key}"
+        return f"{self.account_id}/{self.envelope_id}"
 
 
 class ContractApproved(Model):

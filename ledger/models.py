@@ -58,6 +58,7 @@ class InboundSource(StrEnum):
     PSA = "psa"
     PAYMENTS = "payments"
     DOCUSIGN = "docusign"
+    IRONCLAD = "ironclad"
 
 
 class InboundStatus(StrEnum):

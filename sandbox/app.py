@@ -23,6 +23,7 @@ from sandbox import (
     erp_contracts,
     erp_credit,
     erp_revenue,
+    ironclad,
     netsuite,
     payments,
     psa,
@@ -64,6 +65,7 @@ def create_app(
     load_demo: bool = True,
     docusign_connect_keys: Sequence[str] = (),
     docusign_token: str | None = None,
+    ironclad_token: str | None = None,
 ) -> FastAPI:
     """Build the sandbox.
 
@@ -75,6 +77,7 @@ def create_app(
         load_demo: Load the demo data into a new database and on ``POST /_admin/reset``.
         docusign_connect_keys: HMAC keys that sign DocuSign Connect messages (one header each).
         docusign_token: The bearer token DocuSign's REST paths require; none: any caller.
+        ironclad_token: The bearer token Ironclad's API paths require; none: any caller.
     """
     db = Database(database_url)
     if db.create_tables() and load_demo:
@@ -110,6 +113,9 @@ def create_app(
         list(docusign_connect_keys),
         docusign_token,
     )
+    app.state.ironclad = ironclad.WebhookConfig(
+        f"{webhook_target.rstrip('/')}/webhooks/ironclad", ironclad_token
+    )
     install_error_handlers(app)
     for system, routers in SYSTEM_ROUTERS.items():
         for router in routers:
@@ -117,6 +123,8 @@ def create_app(
     app.include_router(admin.router, prefix="/_admin")
     app.include_router(docusign.router, prefix="/vendors/docusign")
     app.include_router(docusign.admin_router, prefix="/_admin/docusign")
+    app.include_router(ironclad.router, prefix="/vendors/ironclad")
+    app.include_router(ironclad.admin_router, prefix="/_admin/ironclad")
     app.include_router(netsuite.router, prefix="/vendors/netsuite")
     app.include_router(netsuite.admin_router, prefix="/_admin/netsuite")
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
@@ -143,12 +151,14 @@ def run(host: str, port: int) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     token = settings.docusign_access_token
+    ironclad_token = settings.ironclad_access_token
     app = create_app(
         url,
         webhook_target=settings.webhook_target,
         webhook_secrets=settings.webhook_secrets(),
         docusign_connect_keys=settings.docusign_keys(),
         docusign_token=token.get_secret_value() if token else None,
+        ironclad_token=ironclad_token.get_secret_value() if ironclad_token else None,
     )
     database = make_url(url).render_as_string(hide_password=True)
     log.info("sandbox starting", url=f"http://{host}:{port}", database=database)
