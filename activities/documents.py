@@ -13,7 +13,7 @@ from c2c.logs import get_logger
 from connectors.docusign import DocuSignClient
 from connectors.ironclad import IroncladClient
 from domain.errors import BusinessError, Rejection
-from domain.models import SignedDocumentRef
+from domain.models import IroncladDocumentRef, SignedDocumentRef
 from domain.steps import ARCHIVE_SIGNED_DOCUMENT, ContractStep, CreatedRef
 from ledger.archive import ArchiveStore, archive_from_settings
 from ledger.documents import SignedDocumentIn
@@ -48,12 +48,10 @@ class DocumentActivities(StepActivities):
             self._ironclad = IroncladClient.from_settings(self.settings)
         return self._ironclad
 
-    async def signed_copy(self, ref: SignedDocumentRef) -> bytes:
+    async def signed_copy(self, ref: SignedDocumentRef | IroncladDocumentRef) -> bytes:
         """The signed document's bytes, from the CLM that holds it."""
-        if ref.source == "ironclad":
-            assert ref.workflow_id and ref.document_key  # the model requires them
+        if isinstance(ref, IroncladDocumentRef):
             return await self.ironclad.workflow_document(ref.workflow_id, ref.document_key)
-        assert ref.account_id and ref.envelope_id  # the model requires them
         return await self.docusign.combined_document(ref.account_id, ref.envelope_id)
 
     @property
