@@ -48,7 +48,6 @@ from starter.api.contracts import start_contract
 from starter.api.errors import ApiError, error_responses
 from starter.api.metrics import record_webhook
 from starter.api.middleware import bind_contract
-from starter.ops import dead_letters
 from starter.ops.dead_letters import Answer
 
 log = get_logger("c2c.api.ironclad")
@@ -240,62 +239,34 @@ async def ironclad_webhook(
         # Verified but unreadable: kept as a dead letter under its digest, with the reason.
         raw = {"type": "", "data": {"raw": body.decode("utf-8", "replace")}}
         log.warning("ironclad webhook unreadable", reason=exc.message)
-        return await _receive(context, json.dumps(raw).encode(), unreadable=True)
+        return await webhooks.receive(context, SOURCE, json.dumps(raw).encode())
     if event != WORKFLOW_COMPLETED:
         record_webhook(SOURCE.value, "ignored")
         return JSONResponse({"ignored": True, "event": event}, status_code=200)
     assert isinstance(payload, dict)  # read_event accepted it
     event_id = request.headers.get("X-Ironclad-Webhook-Event-Id", "")
-    return await _receive(context, recorded_body(payload, workflow_id, event_id))
+    return await webhooks.receive(context, SOURCE, recorded_body(payload, workflow_id, event_id))
 
 
-async def _receive(context: ApiContext, body: bytes, *, unreadable: bool = False) -> JSONResponse:
+def queued_answer(body: bytes) -> Answer | None:
+    """What a recorded ``workflow_completed`` is answered when the event queue takes it:
+    ``202`` naming the intake, ``"queued": true`` (the contract is not known until the intake
+    has read the workflow). ``None`` for a body that is refused: it is processed now, and kept
+    as a dead letter."""
     try:
-        answer = None if unreadable else await _queue(context, body)
-        if answer is None:
-            answer = await dead_letters.deliver(
-                context,
-                SOURCE,
-                body,
-                process_ironclad,
-                idempotent_types=webhooks.IDEMPOTENT_TYPES[SOURCE],
-            )
-    except ApiError as exc:
-        record_webhook(SOURCE.value, "dead_letter" if exc.status < 500 else "failed")
-        raise
-    except Exception:
-        record_webhook(SOURCE.value, "failed")
-        raise
-    if answer.body.get("duplicate"):
-        outcome = "duplicate"
-    else:
-        outcome = "queued" if answer.body.get("queued") else "accepted"
-    record_webhook(SOURCE.value, outcome)
-    return answer.response()
-
-
-async def _queue(context: ApiContext, body: bytes) -> Answer | None:
-    """Record the event for the event queue and answer now; ``None`` to process it while
-    Ironclad waits (no queue, or an event kept as a dead letter)."""
-    queue = context.event_queue
-    if queue is None:
+        request = _unwrap(body)
+    except ApiError:
         return None
-    request = _unwrap(body)
-    answer = Answer(
-        202,
-        {
-            "ironclad_workflow_id": request.workflow_id,
-            "intake_workflow_id": intake_workflow_id(request.workflow_id),
-            "duplicate": False,
-            "queued": True,
-        },
-        None,
-    )
-    queued = await dead_letters.enqueue(context, SOURCE, body, answer)
-    if queued is not None and not queued.body.get("duplicate"):
-        queue.wake()
-        log.info("ironclad event queued", workflow_id=request.workflow_id)
-    return queued
+    body_out = {
+        "ironclad_workflow_id": request.workflow_id,
+        "intake_workflow_id": intake_workflow_id(request.workflow_id),
+        "duplicate": False,
+        "queued": True,
+    }
+    return Answer(202, body_out, None)
+
+
+webhooks.QUEUED_ANSWERS[SOURCE] = queued_answer
 
 
 def install(app: FastAPI, settings: Settings) -> None:
