@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
@@ -185,26 +186,19 @@ def verification_key(request: Request) -> Response:
     return PlainTextResponse(config_of(request).public_pem(), media_type="application/x-pem-file")
 
 
-@router.get(f"{API}/workflows/{{workflow_id}}", response_model=None)
-def retrieve_workflow(workflow_id: str, request: Request, db: Db) -> Response:
+def _served(
+    request: Request,
+    workflow: IroncladWorkflow | None,
+    missing: str,
+    render: Callable[[IroncladWorkflow], Response],
+) -> Response:
+    """Ironclad's answer to a read: the token refused, the thing missing, or ``render``."""
     refused = _refused(request)
     if refused is not None:
         return refused
-    workflow = _workflow(db, workflow_id)
     if workflow is None:
-        return _error(404, "NOT_FOUND", f"workflow {workflow_id} does not exist")
-    return JSONResponse(workflow_json(workflow))
-
-
-@router.get(f"{API}/workflows/{{workflow_id}}/document/{{key}}/download", response_model=None)
-def retrieve_workflow_document(workflow_id: str, key: str, request: Request, db: Db) -> Response:
-    refused = _refused(request)
-    if refused is not None:
-        return refused
-    workflow = _workflow(db, workflow_id)
-    if workflow is None or key != workflow.document_key or workflow.status != "completed":
-        return _error(404, "NOT_FOUND", f"workflow {workflow_id} has no document {key}")
-    return _pdf(workflow)
+        return _error(404, "NOT_FOUND", missing)
+    return render(workflow)
 
 
 def _pdf(workflow: IroncladWorkflow) -> Response:
@@ -215,26 +209,38 @@ def _pdf(workflow: IroncladWorkflow) -> Response:
     )
 
 
+@router.get(f"{API}/workflows/{{workflow_id}}", response_model=None)
+def retrieve_workflow(workflow_id: str, request: Request, db: Db) -> Response:
+    return _served(
+        request,
+        _workflow(db, workflow_id),
+        f"workflow {workflow_id} does not exist",
+        lambda found: JSONResponse(workflow_json(found)),
+    )
+
+
+@router.get(f"{API}/workflows/{{workflow_id}}/document/{{key}}/download", response_model=None)
+def retrieve_workflow_document(workflow_id: str, key: str, request: Request, db: Db) -> Response:
+    workflow = _workflow(db, workflow_id)
+    if workflow is not None and (key != workflow.document_key or workflow.status != "completed"):
+        workflow = None
+    return _served(request, workflow, f"workflow {workflow_id} has no document {key}", _pdf)
+
+
 @router.get(f"{API}/records/{{record}}", response_model=None)
 def retrieve_record(record: str, request: Request, db: Db) -> Response:
-    refused = _refused(request)
-    if refused is not None:
-        return refused
-    workflow = _completed_by_record(db, record)
-    if workflow is None:
-        return _error(404, "NOT_FOUND", f"record {record} does not exist")
-    return JSONResponse(record_json(workflow))
+    return _served(
+        request,
+        _completed_by_record(db, record),
+        f"record {record} does not exist",
+        lambda found: JSONResponse(record_json(found)),
+    )
 
 
 @router.get(f"{API}/records/{{record}}/attachments/{{key}}", response_model=None)
 def retrieve_record_attachment(record: str, key: str, request: Request, db: Db) -> Response:
-    refused = _refused(request)
-    if refused is not None:
-        return refused
-    workflow = _completed_by_record(db, record)
-    if workflow is None or key != SIGNED_COPY:
-        return _error(404, "NOT_FOUND", f"record {record} has no attachment {key}")
-    return _pdf(workflow)
+    workflow = _completed_by_record(db, record) if key == SIGNED_COPY else None
+    return _served(request, workflow, f"record {record} has no attachment {key}", _pdf)
 
 
 # ---------------------------------------------------------------- test and demo control
