@@ -29,6 +29,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from c2c import json_input
 from c2c.ironclad_webhook import (
+    EVENT_ID_HEADER,
     IroncladSignatureError,
     VerificationKeys,
     VerificationKeyUnavailable,
@@ -54,6 +55,8 @@ log = get_logger("c2c.api.ironclad")
 
 SOURCE = InboundSource.IRONCLAD
 WORKFLOW_COMPLETED = "workflow_completed"
+#: Fields of a webhook body that may change from one delivery of an event to the next.
+_VOLATILE = ("timestamp",)
 
 router = APIRouter(
     prefix="/webhooks",
@@ -133,12 +136,15 @@ def read_event(payload: Any) -> tuple[str, str]:
     return event, workflow_id if isinstance(workflow_id, str) else ""
 
 
-def recorded_body(payload: dict[str, Any], workflow_id: str, event_id: str) -> bytes:
-    """What the ledger keeps: c2c's envelope around the webhook, keyed by the workflow."""
+def recorded_body(payload: dict[str, Any], workflow_id: str) -> bytes:
+    """What the ledger keeps: c2c's envelope around the webhook, keyed by the workflow, without
+    what differs between two deliveries of one completion (the webhook's ``timestamp``; the
+    event id is a header), so that every delivery of it is the same event."""
+    kept = {key: value for key, value in payload.items() if key not in _VOLATILE}
     wrapped = {
         "id": f"{workflow_id}:{WORKFLOW_COMPLETED}",
         "type": WORKFLOW_COMPLETED,
-        "data": {"ironclad": payload, "event_id": event_id},
+        "data": {"ironclad": kept},
     }
     return json.dumps(wrapped, sort_keys=True, separators=(",", ":")).encode()
 
@@ -161,10 +167,8 @@ def _unwrap(body: bytes) -> IroncladIntakeRequest:
     event, workflow_id = read_event(data["ironclad"])
     if event != WORKFLOW_COMPLETED:
         raise _fail("payload.event", f"{event!r} is not {WORKFLOW_COMPLETED}")
-    event_id = data.get("event_id")
     return IroncladIntakeRequest(
-        event_id=event_id if isinstance(event_id, str) and event_id else workflow_id,
-        workflow_id=workflow_id,
+        event_id=f"{workflow_id}:{WORKFLOW_COMPLETED}", workflow_id=workflow_id
     )
 
 
@@ -244,8 +248,12 @@ async def ironclad_webhook(
         record_webhook(SOURCE.value, "ignored")
         return JSONResponse({"ignored": True, "event": event}, status_code=200)
     assert isinstance(payload, dict)  # read_event accepted it
-    event_id = request.headers.get("X-Ironclad-Webhook-Event-Id", "")
-    return await webhooks.receive(context, SOURCE, recorded_body(payload, workflow_id, event_id))
+    log.info(
+        "ironclad workflow_completed received",
+        workflow_id=workflow_id,
+        event_id=request.headers.get(EVENT_ID_HEADER),
+    )
+    return await webhooks.receive(context, SOURCE, recorded_body(payload, workflow_id))
 
 
 def queued_answer(body: bytes) -> Answer | None:

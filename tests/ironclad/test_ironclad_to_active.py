@@ -145,6 +145,14 @@ async def test_a_completed_ironclad_workflow_makes_an_active_contract_with_its_s
     again = await resend(api_url, sent)
     assert again.status_code == 202, again.text
     assert again.json()["duplicate"] is True
+    # A second webhook of the same completion (another event id): a duplicate too.
+    second = await ironclad.post(f"/_admin/ironclad/workflows/{workflow_id}/complete", json={})
+    assert (
+        second.json()["headers"]["X-Ironclad-Webhook-Event-Id"]
+        != sent["headers"]["X-Ironclad-Webhook-Event-Id"]
+    )
+    assert second.json()["delivery"]["status"] == 202, second.json()["delivery"]
+    assert second.json()["delivery"]["body"]["duplicate"] is True
     raw = base64.b64decode(sent["message"])
     changed = raw.replace(b"workflow_completed", b"workflow_completes", 1)
     tampered = await resend(api_url, sent, changed)
