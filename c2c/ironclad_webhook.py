@@ -188,6 +188,13 @@ class VerificationKeys:
                 return False
             if force and self.keys:
                 return True  # another request fetched it meanwhile
+            if force and recent:
+                # The last fetch failed: webhooks wait (503, retried by Ironclad) rather than
+                # making c2c call Ironclad once each.
+                raise VerificationKeyUnavailable(
+                    f"{self.url}: the last fetch failed; the next one is allowed "
+                    f"{self.refresh_s:g} s after it"
+                )
             self._fetched_at = now
             key = await self._fetch()
             known = [k.public_numbers() for k in self.keys]

@@ -93,8 +93,11 @@ async def test_a_rotation_is_followed_and_the_previous_key_still_verifies(
     assert keys.fetches == 2
 
 
-async def test_an_unreachable_ironclad_is_said_so() -> None:
-    keys = VerificationKeys(f"http://127.0.0.1:{free_port()}", refresh_s=0, timeout_s=2)
+async def test_an_unreachable_ironclad_is_said_so_and_not_asked_again_at_once() -> None:
+    keys = VerificationKeys(f"http://127.0.0.1:{free_port()}", refresh_s=3600, timeout_s=2)
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    with pytest.raises(VerificationKeyUnavailable):
+    with pytest.raises(VerificationKeyUnavailable, match="ConnectError"):
         await keys.verify(sign_webhook(private, "e", b"{}", "n"), b"{}")
+    with pytest.raises(VerificationKeyUnavailable, match="the last fetch failed"):
+        await keys.verify(sign_webhook(private, "e", b"{}", "n"), b"{}")
+    assert keys.fetches == 1
