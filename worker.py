@@ -40,6 +40,7 @@ from domain.steps import STEP_SYSTEM_QUEUE
 from ledger import Ledger, get_ledger
 from workflows.account_sync import AccountSync
 from workflows.contract_to_cash import ContractToCash
+from workflows.ironclad_intake import IroncladIntake
 
 log = get_logger("c2c.worker")
 
@@ -82,7 +83,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=task_queue,
-                workflows=[ContractToCash, AccountSync],
+                workflows=[ContractToCash, AccountSync, IroncladIntake],
                 workflow_runner=workflow_runner(),
                 # Every step, not only the ledger's: a step that a contract scheduled here
                 # before steps moved to their system's queue still finds a worker.

@@ -14,6 +14,7 @@ from activities.documents import DocumentActivities
 from activities.dunning import DunningActivities
 from activities.erp import ErpActivities
 from activities.erp_routing import LedgerPins
+from activities.ironclad_intake import IroncladIntakeActivities
 from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.psa import PsaActivities
@@ -23,6 +24,7 @@ from connectors.registry import Connectors
 from connectors.routing import RoutedErp
 from domain import account_sync
 from domain import steps as step
+from domain.ironclad import READ_IRONCLAD_APPROVAL
 
 if TYPE_CHECKING:
     from ledger import Ledger
@@ -46,6 +48,7 @@ def build_steps(
     own = LedgerActivities(connectors, ledger, settings)
     documents = DocumentActivities(connectors, ledger, settings)
     accounts = AccountSyncActivities(connectors, ledger, settings)
+    ironclad = IroncladIntakeActivities(connectors, ledger, settings)
     return {
         step.VALIDATE_CONTRACT: validation.validate_contract,
         step.ENSURE_ERP_CUSTOMER: erp.ensure_erp_customer,
@@ -69,4 +72,5 @@ def build_steps(
         account_sync.SYNC_ERP_CUSTOMERS: accounts.sync_erp_customers,
         account_sync.OPEN_ACCOUNT_EXCEPTION: accounts.open_account_exception,
         account_sync.RESOLVE_ACCOUNT_EXCEPTION: accounts.resolve_account_exception,
+        READ_IRONCLAD_APPROVAL: ironclad.read_ironclad_approval,
     }

@@ -20,7 +20,7 @@ from domain.steps import STEP_SYSTEM_QUEUE
 
 SYSTEMS = ("crm", "erp", "psa", "tax", "payments")
 #: The CLMs whose approvals c2c takes (``C2C_CLM_SOURCES``).
-CLM_SOURCES = ("c2c", "docusign")
+CLM_SOURCES = ("c2c", "docusign", "ironclad")
 #: The ERPs a legal entity may route to (``C2C_ERP_ROUTES``).
 ERPS = ("reference", "netsuite", "business-central")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
@@ -412,7 +412,8 @@ class Settings(BaseSettings):
     clm_sources: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["c2c"],
         alias="C2C_CLM_SOURCES",
-        description="CLMs whose approvals start contracts, comma-separated: c2c, docusign",
+        description="CLMs whose approvals start contracts, comma-separated: c2c, docusign, "
+        "ironclad",
     )
     docusign_connect_keys: SecretStr | None = Field(
         default=None,
@@ -458,6 +459,40 @@ class Settings(BaseSettings):
         alias="C2C_DOCUSIGN_MAPPING_FILE",
         description="JSON file mapping envelope custom fields to contract terms (default: "
         "c2c/docusign_mapping.json)",
+    )
+    ironclad_url: str | None = Field(
+        default=None,
+        alias="C2C_IRONCLAD_URL",
+        description="base URL of Ironclad, e.g. https://na1.ironcladapp.com (default: the "
+        "sandbox's /vendors/ironclad); the client adds /public/api/v1",
+    )
+    ironclad_access_token: SecretStr | None = Field(
+        default=None,
+        alias="C2C_IRONCLAD_ACCESS_TOKEN",
+        description="bearer token of c2c's Ironclad API client (scopes: read workflows, "
+        "read workflow documents, read the webhook verification key)",
+    )
+    ironclad_mapping_file: Path | None = Field(
+        default=None,
+        alias="C2C_IRONCLAD_MAPPING_FILE",
+        description="JSON file mapping Ironclad workflow attributes to contract terms "
+        "(default: c2c/ironclad_mapping.json)",
+    )
+    ironclad_key_refresh_s: float = Field(
+        default=60.0,
+        ge=0.0,
+        le=86400.0,
+        alias="C2C_IRONCLAD_KEY_REFRESH_S",
+        description="least seconds between two fetches of Ironclad's webhook verification "
+        "key after a signature fails to verify (a rotation); bounds what forged webhooks cost",
+    )
+    ironclad_intake_wait_s: float = Field(
+        default=60.0,
+        ge=1.0,
+        le=600.0,
+        alias="C2C_IRONCLAD_INTAKE_WAIT_S",
+        description="seconds the API waits for a completed workflow's terms to be read from "
+        "Ironclad before answering 503 for a retry",
     )
     archive_url: str | None = Field(
         default=None,
@@ -517,6 +552,12 @@ class Settings(BaseSettings):
     def docusign_base_url(self) -> str:
         """DocuSign's eSignature base URL (``/restapi`` is added by the client)."""
         own = self.docusign_url or f"{self.sandbox_url.rstrip('/')}/vendors/docusign"
+        return own.rstrip("/")
+
+    @property
+    def ironclad_base_url(self) -> str:
+        """Ironclad's base URL (``/public/api/v1`` is added by the clients)."""
+        own = self.ironclad_url or f"{self.sandbox_url.rstrip('/')}/vendors/ironclad"
         return own.rstrip("/")
 
     @property

@@ -61,6 +61,7 @@ class InboundSource(StrEnum):
     STRIPE = "stripe"
     #: Account changes (``account.updated``, Salesforce's Change Data Capture).
     CRM = "crm"
+    IRONCLAD = "ironclad"
 
 
 class InboundStatus(StrEnum):

@@ -25,6 +25,7 @@ from sandbox import (
     erp_contracts,
     erp_credit,
     erp_revenue,
+    ironclad,
     netsuite,
     payments,
     psa,
@@ -69,6 +70,7 @@ def create_app(
     docusign_connect_keys: Sequence[str] = (),
     docusign_token: str | None = None,
     stripe_webhook_secrets: Sequence[str] = (),
+    ironclad_token: str | None = None,
 ) -> FastAPI:
     """Build the sandbox.
 
@@ -82,6 +84,7 @@ def create_app(
         docusign_token: The bearer token DocuSign's REST paths require; none: any caller.
         stripe_webhook_secrets: Stripe endpoint secrets; the first signs the events sent to
             ``/webhooks/stripe``. Empty: events are kept, not sent.
+        ironclad_token: The bearer token Ironclad's API paths require; none: any caller.
     """
     db = Database(database_url)
     if db.create_tables() and load_demo:
@@ -117,6 +120,9 @@ def create_app(
         list(docusign_connect_keys),
         docusign_token,
     )
+    app.state.ironclad = ironclad.WebhookConfig(
+        f"{webhook_target.rstrip('/')}/webhooks/ironclad", ironclad_token
+    )
     install_error_handlers(app)
     for system, routers in SYSTEM_ROUTERS.items():
         for router in routers:
@@ -125,6 +131,8 @@ def create_app(
     app.include_router(admin.router, prefix="/_admin")
     app.include_router(docusign.router, prefix="/vendors/docusign")
     app.include_router(docusign.admin_router, prefix="/_admin/docusign")
+    app.include_router(ironclad.router, prefix="/vendors/ironclad")
+    app.include_router(ironclad.admin_router, prefix="/_admin/ironclad")
     app.include_router(netsuite.router, prefix="/vendors/netsuite")
     app.include_router(netsuite.admin_router, prefix="/_admin/netsuite")
     app.include_router(business_central.router, prefix="/vendors/bc")
@@ -159,6 +167,7 @@ def run(host: str, port: int) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     token = settings.docusign_access_token
+    ironclad_token = settings.ironclad_access_token
     app = create_app(
         url,
         webhook_target=settings.webhook_target,
@@ -166,6 +175,7 @@ def run(host: str, port: int) -> None:
         docusign_connect_keys=settings.docusign_keys(),
         docusign_token=token.get_secret_value() if token else None,
         stripe_webhook_secrets=settings.stripe_webhook_secrets(),
+        ironclad_token=ironclad_token.get_secret_value() if ironclad_token else None,
     )
     database = make_url(url).render_as_string(hide_password=True)
     log.info("sandbox starting", url=f"http://{host}:{port}", database=database)

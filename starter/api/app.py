@@ -20,7 +20,15 @@ from c2c.settings import Settings, get_settings
 from c2c.temporal import converter_for
 from c2c.tracing import configure_tracing, fastapi_telemetry
 from ledger import get_ledger
-from starter.api import codec, docusign_webhook, kpis, routes, stripe_webhook, webhooks
+from starter.api import (
+    codec,
+    docusign_webhook,
+    ironclad_webhook,
+    kpis,
+    routes,
+    stripe_webhook,
+    webhooks,
+)
 from starter.api.auth import TokenTable
 from starter.api.context import ApiContext, api_context
 from starter.api.errors import install_error_handlers
@@ -97,6 +105,7 @@ def create_app(
     app.include_router(webhooks.router)
     docusign_webhook.install(app, settings)
     stripe_webhook.install(app)
+    ironclad_webhook.install(app, settings)
     app.include_router(routes.router)
     app.include_router(kpis.router)
     app.include_router(codec.router)

@@ -10,7 +10,7 @@ an invalid field, an unknown contract) reaches no workflow and is kept as a dead
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
@@ -325,6 +325,11 @@ QUEUED_TYPES: dict[InboundSource, frozenset[str]] = {
 }
 
 
+#: What a queued event of a vendor's source is answered (its body is c2c's record of the
+#: vendor's webhook, not the c2c dialect), by source; ``None`` to process it now.
+QUEUED_ANSWERS: dict[InboundSource, Callable[[bytes], Answer | None]] = {}
+
+
 def queued_answer(source: InboundSource, body: bytes) -> Answer | None:
     """What a queued event is answered, once its payload is valid: ``202`` with the
     contract's workflow id (for a payment, ``None`` until processing finds the contract of
@@ -334,6 +339,8 @@ def queued_answer(source: InboundSource, body: bytes) -> Answer | None:
     while the sender waits, and so refused (and kept as a dead letter) exactly as without
     the queue.
     """
+    if source in QUEUED_ANSWERS:
+        return QUEUED_ANSWERS[source](body)
     try:
         event = parse_event(body, QUEUED_TYPES.get(source, frozenset()))
         contract_id = _valid_contract_of(event)
@@ -414,7 +421,8 @@ async def _with_known_contract(context: ApiContext, body: bytes, answer: Answer)
     return Answer(answer.status, body_out, contract_id)
 
 
-async def _receive(context: ApiContext, source: InboundSource, body: bytes) -> JSONResponse:
+async def receive(context: ApiContext, source: InboundSource, body: bytes) -> JSONResponse:
+    """Record and process (or queue) a verified event of ``source``, as its webhook answers."""
     try:
         answer = await _queue(context, source, body)
         if answer is None:
@@ -461,7 +469,7 @@ async def clm_webhook(
     ``C2C_WEBHOOK_QUEUE`` off, it is processed while the sender waits: an approval answers
     ``202`` with its ``run_id``, an amendment ``200`` applied or ``409`` rejected. An event id
     seen before is answered as the first time, with ``duplicate``."""
-    return await _receive(context, InboundSource.CLM, body)
+    return await receive(context, InboundSource.CLM, body)
 
 
 @router.post(
@@ -476,7 +484,7 @@ async def psa_webhook(
 ) -> JSONResponse:
     """``milestone.completed`` makes a fixed-fee milestone billable (once per event id);
     answered ``202`` once valid and recorded, and delivered by the event queue."""
-    return await _receive(context, InboundSource.PSA, body)
+    return await receive(context, InboundSource.PSA, body)
 
 
 @router.post(
@@ -491,7 +499,7 @@ async def payments_webhook(
 ) -> JSONResponse:
     """``payment.succeeded`` applies cash to the invoice's contract (once per event id);
     answered ``202`` once valid and recorded, and delivered by the event queue."""
-    return await _receive(context, InboundSource.PAYMENTS, body)
+    return await receive(context, InboundSource.PAYMENTS, body)
 
 
 @router.post(
@@ -506,7 +514,7 @@ async def crm_webhook(
     """``account.updated`` (``{"id", "type", "data": {crm_account_id, changes}}``) applies an
     account's change to the ERP customers of its running contracts, once per event id, in
     arrival order per account; answered ``202`` once valid and recorded."""
-    return await _receive(context, InboundSource.CRM, body)
+    return await receive(context, InboundSource.CRM, body)
 
 
 @router.post(
@@ -529,7 +537,7 @@ async def salesforce_webhook(
         raise
     answers = []
     for event in events:
-        response = await _receive(context, InboundSource.CRM, event)
+        response = await receive(context, InboundSource.CRM, event)
         answers.append(json.loads(bytes(response.body)))
     return JSONResponse({"events": answers}, status_code=202)
 
