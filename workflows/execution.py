@@ -123,7 +123,7 @@ class StepExecution(ContractBase):
         timeout = self._step_timeout()
         while True:
             try:
-                return await self._execute(
+                result: R | None = await self._execute(
                     name,
                     arg,
                     result_type,
@@ -132,6 +132,7 @@ class StepExecution(ContractBase):
                     retry_policy=self._retry_policy(),
                     summary=summary or STEP_SUMMARIES.get(name, name),
                 )
+                return result
             except ActivityError as err:
                 system, code, message = _failure(name, err)
                 action = await self.hold(

@@ -42,7 +42,7 @@ class IroncladIntake:
     @workflow.run
     async def run(self, request: IroncladIntakeRequest) -> IroncladIntakeResult:
         try:
-            return await workflow.execute_activity(
+            result: IroncladIntakeResult = await workflow.execute_activity(
                 READ_IRONCLAD_APPROVAL,
                 request,
                 result_type=IroncladIntakeResult,
@@ -50,6 +50,7 @@ class IroncladIntake:
                 schedule_to_close_timeout=READ_DEADLINE,
                 retry_policy=READ_RETRY,
             )
+            return result
         except ActivityError as exc:
             # Only a day of failures ends here: a refusal an operator can replay.
             cause = exc.cause or exc

@@ -89,7 +89,8 @@ class RunLoop(Holds):
                 try:
                     command = decision.send(reply)
                 except StopIteration as done:
-                    return done.value
+                    value: T = done.value
+                    return value
                 reply = await self._execute_command(command)
         finally:
             decision.close()
