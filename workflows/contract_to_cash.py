@@ -63,7 +63,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import billing
     from workflows.execution import PATCH_LOCAL_LEDGER, Aborted
     from workflows.holds import NOTICE_STEPS, SKIPPABLE_STEPS
-    from workflows.run_loop import PATCH_CONTINUE_AS_NEW, RunLoop
+    from workflows.run_loop import MID_RUN_PATCHES, PATCH_CONTINUE_AS_NEW, RunLoop
 
 __all__ = [
     "FINISHED",
@@ -87,8 +87,8 @@ PATCH_ORDERED_INBOX = "ordered-inbox"
 
 #: Marks runs that archive the signed document their approval names (a DocuSign envelope).
 PATCH_SIGNED_DOCUMENT = "signed-document-archive"
-#: Patches the deciders ask for (``Patched``) at points a message's timing decides.
-MID_RUN_PATCHES = (billing.PATCH_RATABLE_RELEASE, billing.PATCH_CLOSE_TIME_ENTRY)
+#: The patch, asked at a run's start, that answers the deciders' mid-run patches below.
+PATCH_MID_RUN_DECISIONS = "mid-run-decisions-at-start"
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -100,12 +100,12 @@ class ContractToCash(RunLoop):
         # Decided in arrival order, from one inbox (see PATCH_ORDERED_INBOX). Asked before any
         # message is handled, so that a replay of an older history finds the answer it had.
         ordered = workflow.patched(PATCH_ORDERED_INBOX)
-        # The patches deciders ask for mid-run are asked here too, at the run's start: their
-        # markers then sit in the first task, whatever task a message reaching them comes in,
-        # so a replay (a worker that restarted, or evicted the run) finds each where it was.
-        # A run recorded before a patch has no marker here and keeps what it did.
-        for patch_id in MID_RUN_PATCHES:
-            workflow.patched(patch_id)
+        # The patches deciders ask for mid-run are answered by one patch asked here, at the
+        # run's start: its marker then sits in the first task, whatever task a message reaching
+        # a decider comes in, so a replay (a worker that restarted, or evicted the run) finds
+        # it where it was. A run recorded before it has no marker and keeps what it did.
+        if workflow.patched(PATCH_MID_RUN_DECISIONS):
+            self._mid_run_patches = MID_RUN_PATCHES
         self._start_run(ContractState.approved(start.approved(), ordered=ordered))
         if start.carried is not None:
             self._restore(start.carried)

@@ -73,10 +73,17 @@ T = TypeVar("T")
 #: Marks runs that may continue as new: a contract whose history was recorded by a worker
 #: without it replays without ever continuing at that point.
 PATCH_CONTINUE_AS_NEW = "continue-as-new"
+#: Patches the deciders ask for (``Patched``) at points a message's timing decides: answered
+#: by one patch the run asks at its start (``contract_to_cash.PATCH_MID_RUN_DECISIONS``), never
+#: by a marker recorded mid-run.
+MID_RUN_PATCHES = frozenset({billing.PATCH_RATABLE_RELEASE, billing.PATCH_CLOSE_TIME_ENTRY})
 
 
 class RunLoop(Holds):
     """The contract's stages, its inbox and its main loop."""
+
+    #: The mid-run patches this run takes (all, or none for a run recorded before them).
+    _mid_run_patches: frozenset[str] = frozenset()
 
     # ------------------------------------------------------------------ the deciders
 
@@ -119,6 +126,8 @@ class RunLoop(Holds):
         if isinstance(command, CloseException):
             return await self.close_exception(command.exception_id, default=command.default)
         if isinstance(command, Patched):
+            if command.patch_id in MID_RUN_PATCHES:
+                return command.patch_id in self._mid_run_patches
             if command.deprecated:
                 workflow.deprecate_patch(command.patch_id)
                 return True
