@@ -1,4 +1,4 @@
-"""The c2c worker: runs the ``ContractToCash`` workflow and its activities.
+"""The c2c worker: runs the ``ContractToCash`` and ``Reconcile`` workflows and their activities.
 
 ``python worker.py`` is the same as ``c2c worker``.
 
@@ -39,6 +39,7 @@ from domain.names import system_task_queue
 from domain.steps import STEP_SYSTEM_QUEUE
 from ledger import Ledger, get_ledger
 from workflows.contract_to_cash import ContractToCash
+from workflows.reconcile import Reconcile
 
 log = get_logger("c2c.worker")
 
@@ -81,7 +82,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=task_queue,
-                workflows=[ContractToCash],
+                workflows=[ContractToCash, Reconcile],
                 workflow_runner=workflow_runner(),
                 # Every step, not only the ledger's: a step that a contract scheduled here
                 # before steps moved to their system's queue still finds a worker.

@@ -15,9 +15,11 @@ from activities.erp import ErpActivities
 from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.psa import PsaActivities
+from activities.reconcile import ReconcileActivities
 from activities.validation import ValidationActivities
 from c2c.settings import Settings
 from connectors.registry import Connectors
+from domain import reconcile
 from domain import steps as step
 
 if TYPE_CHECKING:
@@ -39,6 +41,7 @@ def build_steps(
     amendments = AmendmentActivities(connectors, ledger, settings)
     own = LedgerActivities(connectors, ledger, settings)
     documents = DocumentActivities(connectors, ledger, settings)
+    books = ReconcileActivities(connectors, ledger, settings)
     return {
         step.VALIDATE_CONTRACT: validation.validate_contract,
         step.ENSURE_ERP_CUSTOMER: erp.ensure_erp_customer,
@@ -59,4 +62,7 @@ def build_steps(
         step.ESCALATE_EXCEPTION: own.escalate_exception,
         step.RECORD_ARRIVAL_ORDER: own.record_arrival_order,
         step.ARCHIVE_SIGNED_DOCUMENT: documents.archive_signed_document,
+        reconcile.CONTRACTS_TO_RECONCILE: books.contracts_to_reconcile,
+        reconcile.COMPARE_WITH_ERP: books.compare_ledger_with_erp,
+        reconcile.OPEN_RECONCILE_EXCEPTIONS: books.open_reconcile_exceptions,
     }

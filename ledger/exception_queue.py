@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Executable, update
 from sqlmodel import col, select
 
+from domain.reconcile import RECONCILE_STEP
 from ledger.base import LedgerBase
 from ledger.columns import require_aware
 from ledger.errors import LedgerConflict, NotFoundInLedger
@@ -62,6 +63,8 @@ class ExceptionQueueLedger(LedgerBase):
                 col(ExceptionRecord.contract_id) == contract_id,
                 col(ExceptionRecord.status) == ExceptionStatus.OPEN.value,
                 col(ExceptionRecord.exception_id).not_in(list(keep)),
+                # Reconciliation's exceptions are not the workflow's to keep or drop.
+                col(ExceptionRecord.step) != RECONCILE_STEP,
             )
             .values(
                 status=ExceptionStatus.SUPERSEDED.value,
