@@ -20,7 +20,7 @@ from c2c.settings import Settings, get_settings
 from c2c.temporal import converter_for
 from c2c.tracing import configure_tracing, fastapi_telemetry
 from ledger import get_ledger
-from starter.api import codec, docusign_webhook, kpis, routes, webhooks
+from starter.api import books, codec, docusign_webhook, kpis, routes, webhooks
 from starter.api.auth import TokenTable
 from starter.api.context import ApiContext, api_context
 from starter.api.errors import install_error_handlers
@@ -98,6 +98,7 @@ def create_app(
     docusign_webhook.install(app, settings)
     app.include_router(routes.router)
     app.include_router(kpis.router)
+    app.include_router(books.router)
     app.include_router(codec.router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     instrument_api(app)

@@ -1,0 +1,97 @@
+"""``/api/books/*`` (viewer) and ``POST /api/ops/reconcile`` (operator): the general-ledger
+journal and AR aging from the ledger (``ledger.books``), and a reconciliation of the ledger with
+the ERP run as the ``Reconcile`` workflow (the API never calls the ERP itself)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from domain.models import PERIOD_PATTERN
+from domain.reconcile import ReconcileReport, ReconcileRequest
+from ledger.books import AgingReport, aging, journal
+from ledger.journal import Journal
+from starter.api.auth import authorize
+from starter.api.context import ApiContext, api_context
+from starter.api.errors import error_responses, invalid_field, known_query_only
+from starter.api.kpis import KpiFilterError, check_filters
+from starter.ops.reconcile import reconcile
+
+router = APIRouter(
+    prefix="/api",
+    dependencies=[Depends(authorize), Depends(known_query_only)],
+    responses=error_responses(400, 401, 403, 413, 422, 500),
+)
+
+LegalEntityQuery = Query(
+    min_length=1,
+    json_schema_extra={"pattern": r"^[A-Z0-9]{2,10}$"},
+    description="the legal entity's code, e.g. US01",
+)
+
+
+def _checked(legal_entity: str, period: str | None = None) -> None:
+    try:
+        check_filters(legal_entity, period)
+    except KpiFilterError as exc:
+        raise invalid_field(exc.field, str(exc)) from None
+
+
+@router.get("/books/journal", response_model=Journal, tags=["books"])
+async def get_journal(
+    period: str = Query(
+        json_schema_extra={"pattern": PERIOD_PATTERN}, description="the month, YYYY-MM"
+    ),
+    legal_entity: str = LegalEntityQuery,
+    context: ApiContext = Depends(api_context),
+) -> Journal:
+    """The entity's general-ledger journal for the month: balanced entries of invoices,
+    credit notes, payments and revenue (definitions in docs/books.md)."""
+    _checked(legal_entity, period)
+    ledger = await context.ledger()
+    return await run_in_threadpool(
+        lambda: journal(ledger, legal_entity=legal_entity, period=period)
+    )
+
+
+@router.get("/books/aging", response_model=AgingReport, tags=["books"])
+async def get_aging(
+    legal_entity: str = LegalEntityQuery,
+    as_of: date | None = Query(default=None, description="the day to age on (default: today)"),
+    context: ApiContext = Depends(api_context),
+) -> AgingReport:
+    """The entity's open receivables by days past due: ``current``, ``1-30``, ``31-60``,
+    ``61-90``, ``90+``."""
+    _checked(legal_entity)
+    ledger = await context.ledger()
+    day = as_of or datetime.now(UTC).date()
+    return await run_in_threadpool(lambda: aging(ledger, legal_entity=legal_entity, as_of=day))
+
+
+class Reconciled(BaseModel):
+    """A finished reconciliation: its workflow and what it found."""
+
+    workflow_id: str
+    report: ReconcileReport
+
+
+@router.post(
+    "/ops/reconcile",
+    response_model=Reconciled,
+    responses=error_responses(502, 503),
+    tags=["books"],
+)
+async def post_reconcile(
+    body: ReconcileRequest | None = None, context: ApiContext = Depends(api_context)
+) -> Reconciled:
+    """Compare the ledger with the ERP (one legal entity, or all) and open one
+    ``integration`` exception per difference; a difference already reported opens none."""
+    workflow_id, report = await reconcile(
+        await context.temporal(),
+        body or ReconcileRequest(),
+        task_queue=context.settings.task_queue,
+    )
+    return Reconciled(workflow_id=workflow_id, report=report)
