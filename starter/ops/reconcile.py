@@ -5,28 +5,18 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleSpec,
-)
+from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
 from domain.reconcile import (
-    ALL_ENTITIES,
-    RECONCILE_SCHEDULE_ID,
     RECONCILE_WORKFLOW_TYPE,
     ReconcileReport,
     ReconcileRequest,
     reconcile_workflow_id,
 )
 
-#: How long a caller waits for the report before it is told to look at the run instead.
-REPORT_WAIT = timedelta(minutes=10)
-#: The nightly run: 02:00 UTC, after the day's payments and period closes.
-NIGHTLY_CRON = "0 2 * * *"
+#: A run that takes longer than this is stopped by Temporal; the next run starts over.
+RUN_TIMEOUT = timedelta(minutes=30)
 
 
 async def reconcile(
@@ -54,30 +44,6 @@ async def reconcile(
         task_queue=task_queue,
         result_type=ReconcileReport,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        execution_timeout=REPORT_WAIT * 3,
+        execution_timeout=RUN_TIMEOUT,
     )
     return workflow_id, await handle.result()
-
-
-async def ensure_nightly_schedule(client: Client, *, task_queue: str) -> bool:
-    """Create the nightly reconciliation of every legal entity, unless it exists (an operator
-    may have paused or changed it: that is kept).
-
-    Returns:
-        Whether it was created now.
-    """
-    schedule = Schedule(
-        action=ScheduleActionStartWorkflow(
-            RECONCILE_WORKFLOW_TYPE,
-            ReconcileRequest(),
-            # Temporal appends each run's scheduled time to this id.
-            id=f"reconcile-{ALL_ENTITIES}-nightly",
-            task_queue=task_queue,
-        ),
-        spec=ScheduleSpec(cron_expressions=[NIGHTLY_CRON]),
-    )
-    try:
-        await client.create_schedule(RECONCILE_SCHEDULE_ID, schedule)
-    except ScheduleAlreadyRunningError:
-        return False
-    return True

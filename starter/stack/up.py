@@ -123,7 +123,7 @@ class Stack:
         """The nightly reconciliation of the ledger with the ERP, as a Temporal Schedule (kept
         as it is when it exists: an operator may have paused or changed it)."""
         from c2c.temporal import connect
-        from starter.ops.reconcile import ensure_nightly_schedule
+        from starter.stack.schedules import ensure_nightly_schedule
 
         settings = self.settings.model_copy(
             update={
