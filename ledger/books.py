@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from domain.money import round_money
 from ledger.journal import Journal, journal_entries
 from ledger.models import BillingFact, CreditNoteFact, PaymentFact, RevenueFact
-from ledger.store import Ledger
+
+if TYPE_CHECKING:
+    from ledger.store import Ledger
 
 ZERO = Decimal(0)
 
@@ -115,12 +118,24 @@ def open_balances(
 
 def aging(ledger: Ledger, *, legal_entity: str, as_of: date) -> AgingReport:
     """The entity's open receivables on ``as_of``, bucketed by days past due."""
-    invoices = ledger.rows_of_entity(BillingFact, legal_entity)
-    balances = open_balances(
-        invoices,
+    return aging_of(
+        legal_entity,
+        as_of,
+        ledger.rows_of_entity(BillingFact, legal_entity),
         ledger.rows_of_entity(CreditNoteFact, legal_entity),
         ledger.rows_of_entity(PaymentFact, legal_entity),
     )
+
+
+def aging_of(
+    legal_entity: str,
+    as_of: date,
+    invoices: list[BillingFact],
+    notes: list[CreditNoteFact],
+    payments: list[PaymentFact],
+) -> AgingReport:
+    """The aging of the entity's invoices (and the notes and payments of its contracts)."""
+    balances = open_balances(invoices, notes, payments)
     report = AgingReport(legal_entity=legal_entity, as_of=as_of)
     by_currency: dict[str, dict[str, Decimal]] = defaultdict(_empty_buckets)
     for invoice in sorted(invoices, key=lambda i: (i.due_on or as_of, i.fact_key)):

@@ -34,6 +34,7 @@ from domain.names import (
     ExceptionAction,
     ExceptionQueue,
 )
+from ledger.books import AGING_BUCKETS
 from starter.api import contracts
 from starter.api.auth import Role, TokenTable, tokens_of
 from starter.api.context import ApiContext, context_of
@@ -336,6 +337,7 @@ async def home(request: Request) -> Response:
         queue=queue,
         kpis=kpi_view(report) if report is not None else None,
         queues=[q.value for q in ExceptionQueue],
+        aging_buckets=AGING_BUCKETS,
     )
 
 
