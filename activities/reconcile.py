@@ -230,7 +230,8 @@ class ReconcileActivities(StepActivities):
     @activity.defn(name=OPEN_RECONCILE_EXCEPTIONS)
     async def open_reconcile_exceptions(self, differences: list[Difference]) -> int:
         """Open one ``integration`` exception per difference; one already opened (by an
-        earlier run, or an earlier attempt of this one) is kept as it is.
+        earlier run, or an earlier attempt of this one) is kept as it is, unless an operator
+        retried it: then the difference is back and it opens again.
 
         Returns:
             How many were opened now.
@@ -241,6 +242,9 @@ class ReconcileActivities(StepActivities):
         for difference in differences:
             exception_id = difference.exception_id
             if await asyncio.to_thread(self.ledger.get_exception, exception_id) is not None:
+                # Retried by an operator and still there: open again. Skipped or aborted:
+                # accepted as it is, never raised again.
+                opened += await asyncio.to_thread(self.ledger.reopen_retried, exception_id)
                 continue
             contract = await asyncio.to_thread(self.ledger.get_contract, difference.contract_id)
             await asyncio.to_thread(

@@ -45,6 +45,29 @@ class ExceptionQueueLedger(LedgerBase):
         assert record is not None  # inserted now or before, and never deleted
         return record
 
+    def reopen_retried(self, exception_id: str) -> bool:
+        """Open again an exception an operator retried, when the check that raised it finds
+        the same problem again (reconciliation's differences).
+
+        Returns:
+            Whether it was reopened now.
+        """
+        stmt = (
+            update(ExceptionRecord)
+            .where(
+                col(ExceptionRecord.exception_id) == exception_id,
+                col(ExceptionRecord.status) == ExceptionStatus.RETRIED.value,
+            )
+            .values(
+                status=ExceptionStatus.OPEN.value,
+                resolved_at=None,
+                resolved_by=None,
+                resolution_note=None,
+            )
+        )
+        with self._transaction() as session:
+            return bool(session.connection().execute(stmt).rowcount)
+
     def supersede_exceptions(
         self, contract_id: str, keep: Collection[str], at: datetime | None = None
     ) -> list[str]:

@@ -419,14 +419,20 @@ async def decide(exception_id: str, action: str, request: Request) -> Response:
     if problems:
         raise refuse(problems)
     context = context_of(request)
+    ledger = await context.ledger()
     try:
-        item = await exception_queue.get_exception(await context.ledger(), exception_id)
+        item = await exception_queue.get_exception(ledger, exception_id)
     except ExceptionNotFound:
         raise DashboardError(404, f"no exception {exception_id}", field="exception_id") from None
     client = await _temporal(context)
     try:
         status = await exception_queue.resolve(
-            client, item, ExceptionAction(action), operator=session.operator, note=note
+            client,
+            item,
+            ExceptionAction(action),
+            operator=session.operator,
+            note=note,
+            ledger=ledger,
         )
     except ExceptionNotOpen as exc:
         return redirect(request, back, kind="error", text=str(exc))

@@ -222,3 +222,19 @@ async def test_reconciliation_finds_a_hand_voided_invoice_and_an_unknown_payment
         ("payment_unknown_to_c2c", "integration", "open"),
     ]
     assert json.dumps(report)  # a plain JSON report, as the CLI prints it
+
+    # An operator skips the payment (accepted) and retries the invoice: no workflow waits on
+    # either; the next run raises the retried one again, since it is still void.
+    by_code = {e.code: e.exception_id for e in opened}
+    async with httpx.AsyncClient(base_url=api_url, timeout=120) as api:
+        decisions = (("payment_unknown_to_c2c", "skip"), ("invoice_voided_in_erp", "retry"))
+        for code, action in decisions:
+            decided = await api.post(
+                f"/api/exceptions/{by_code[code]}/{action}",
+                json={"operator": "ar@example.com", "note": "checked in the ERP"},
+            )
+            assert decided.status_code == 200, decided.text
+        third = await api.post("/api/ops/reconcile", json={"legal_entity": entity})
+    assert third.json()["report"]["exceptions_opened"] == 1
+    after = {e.code: e.status for e in ledger.list_exceptions(contract_id=cid)}
+    assert after == {"payment_unknown_to_c2c": "skipped", "invoice_voided_in_erp": "open"}
