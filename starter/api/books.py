@@ -1,5 +1,6 @@
 """``/api/books/*`` (viewer) and ``POST /api/ops/reconcile`` (operator): the general-ledger
-journal and AR aging from the ledger (``ledger.books``), and a reconciliation of the ledger with
+journal and AR aging from the ledger (``ledger.books``), work in progress (held back and
+written off) from the contracts' workflows, and a reconciliation of the ledger with
 the ERP run as the ``Reconcile`` workflow (the API never calls the ERP itself)."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from starter.api.context import ApiContext, api_context
 from starter.api.errors import error_responses, invalid_field, known_query_only
 from starter.api.kpis import KpiFilterError, check_filters
 from starter.ops.reconcile import reconcile
+from starter.ops.work_in_progress import WorkInProgress, work_in_progress
 
 router = APIRouter(
     prefix="/api",
@@ -69,6 +71,27 @@ async def get_aging(
     ledger = await context.ledger()
     day = as_of or datetime.now(UTC).date()
     return await run_in_threadpool(lambda: aging(ledger, legal_entity=legal_entity, as_of=day))
+
+
+@router.get(
+    "/books/wip", response_model=WorkInProgress, responses=error_responses(502, 503), tags=["books"]
+)
+async def get_work_in_progress(
+    legal_entity: str | None = Query(
+        default=None,
+        json_schema_extra={"pattern": r"^([A-Z0-9]{2,10})?$"},
+        description="only this legal entity's contracts (empty: all)",
+    ),
+    context: ApiContext = Depends(api_context),
+) -> WorkInProgress:
+    """Work held back by a not-to-exceed cap and work written off above it, per contract
+    (those with any) and per currency."""
+    legal_entity = legal_entity or None
+    if legal_entity is not None:
+        _checked(legal_entity)
+    return await work_in_progress(
+        await context.temporal(), await context.ledger(), legal_entity=legal_entity
+    )
 
 
 class Reconciled(BaseModel):

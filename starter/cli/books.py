@@ -1,5 +1,6 @@
-"""``c2c books journal`` (the GL journal as CSV or JSON) and ``c2c ops reconcile`` (the ledger
-compared with the ERP, by the ``Reconcile`` workflow)."""
+"""``c2c books journal`` (the GL journal as CSV or JSON), ``c2c books wip`` (held-back and
+written-off work) and ``c2c ops reconcile`` (the ledger compared with the ERP, by the
+``Reconcile`` workflow)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,11 @@ from ledger.journal import Journal
 from starter.api.kpis import KpiFilterError, check_filters
 from starter.cli.ops import open_ledger, with_temporal
 from starter.ops.reconcile import reconcile as run_reconcile
+from starter.ops.work_in_progress import work_in_progress
 
-books_app = typer.Typer(help="The books: the general-ledger journal.", no_args_is_help=True)
+books_app = typer.Typer(
+    help="The books: the general-ledger journal, work in progress.", no_args_is_help=True
+)
 
 #: The CSV's columns: the entry, then the line.
 CSV_COLUMNS = (
@@ -96,6 +100,39 @@ def journal(
         typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
     else:
         typer.echo(journal_csv(report), nl=False)
+
+
+@books_app.command("wip")
+def wip(
+    legal_entity: str | None = typer.Option(
+        None, "--legal-entity", metavar="CODE", help="only this legal entity's contracts"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Work held back by a not-to-exceed cap and written off above it, per contract."""
+    try:
+        check_filters(legal_entity, None)
+    except KpiFilterError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--legal-entity") from None
+    ledger = open_ledger()
+    report = with_temporal(
+        lambda client: work_in_progress(client, ledger, legal_entity=legal_entity)
+    )
+    if as_json:
+        typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+        return
+    typer.echo(f"Work in progress ({legal_entity or 'every legal entity'}):")
+    for c in report.contracts:
+        typer.echo(
+            f"  {c.contract_id}  {c.stage:<10}  held back {c.held_back} {c.currency}, "
+            f"written off {c.written_off} {c.currency}"
+        )
+    for t in report.totals:
+        typer.echo(f"  total {t.currency}: held back {t.held_back}, written off {t.written_off}")
+    if not report.contracts:
+        typer.echo("  nothing held back or written off")
+    if report.unavailable:
+        typer.echo(f"  unavailable (no answer from the workflow): {', '.join(report.unavailable)}")
 
 
 def reconcile(

@@ -238,3 +238,40 @@ async def test_reconciliation_finds_a_hand_voided_invoice_and_an_unknown_payment
     assert third.json()["report"]["exceptions_opened"] == 1
     after = {e.code: e.status for e in ledger.list_exceptions(contract_id=cid)}
     assert after == {"payment_unknown_to_c2c": "skipped", "invoice_voided_in_erp": "open"}
+
+
+async def test_work_held_back_then_written_off_shows_per_contract_and_entity(
+    temporal_client: Client, settings: Settings, sandbox: httpx.AsyncClient, api_url: str
+) -> None:
+    entity = await new_entity(sandbox)
+    cid, status = await start_active(
+        temporal_client,
+        settings,
+        legal_entity=entity,
+        end_date="2026-12-31",
+        not_to_exceed="500.00",
+    )
+    await add_time(sandbox, status.refs["psa_project_id"], "Senior Consultant", "2026-10-05", "8")
+    await close_period_for(temporal_client, cid, ClosePeriod(period="2026-10"))
+    held = await wait_for(
+        temporal_client, cid, lambda s: bool(s.open_exceptions), what="the cap's hold"
+    )
+    assert held.held_back > 0
+    async with httpx.AsyncClient(base_url=api_url, timeout=60) as api:
+        response = await api.get("/api/books/wip", params={"legal_entity": entity})
+        assert response.status_code == 200, response.text
+        [work] = response.json()["contracts"]
+        assert (work["contract_id"], Decimal(work["held_back"])) == (cid, held.held_back)
+        assert Decimal(work["written_off"]) == 0
+
+        # Finance decides not to bill it: skipped, the held-back work is written off.
+        [exception] = held.open_exceptions
+        skipped = await api.post(
+            f"/api/exceptions/{exception.exception_id}/skip",
+            json={"operator": "finance@example.com", "note": "goodwill"},
+        )
+        assert skipped.status_code == 200, skipped.text
+        response = await api.get("/api/books/wip", params={"legal_entity": entity})
+    [total] = response.json()["totals"]
+    assert total["currency"] == "USD"
+    assert (Decimal(total["held_back"]), Decimal(total["written_off"])) == (0, held.held_back)
