@@ -19,6 +19,9 @@ from decimal import Decimal
 from temporalio import activity
 
 from activities.base import StepActivities, error_classes, workflow_run
+from activities.erp_routing import LedgerPins
+from connectors.ports import ErpPort
+from connectors.routing import RoutedErp
 from domain.names import ExceptionQueue, Stage
 from domain.reconcile import (
     COMPARE_WITH_ERP,
@@ -151,8 +154,23 @@ class ReconcileActivities(StepActivities):
                 activity.heartbeat(contract_id)
         return found
 
-    async def _compare(self, contract_id: str, facts: _Facts) -> list[Difference]:
+    async def _erp_of(self, contract_id: str) -> ErpPort:
+        """The ERP that holds the contract's records: the one it is pinned to when ERPs are
+        routed by legal entity (this workflow is no contract's, so routing cannot tell)."""
         erp = self.connectors.erp
+        if not isinstance(erp, RoutedErp):
+            return erp
+        name = await asyncio.to_thread(LedgerPins(self.ledger).pinned_erp, contract_id)
+        if name is None:
+            contract = await asyncio.to_thread(self.ledger.get_contract, contract_id)
+            name = erp.route(contract.legal_entity if contract else None)
+        backend = erp.backends.get(name)
+        if backend is None:
+            raise RuntimeError(f"ERP {name!r} of contract {contract_id} is not configured")
+        return backend
+
+    async def _compare(self, contract_id: str, facts: _Facts) -> list[Difference]:
+        erp = await self._erp_of(contract_id)
         refs = await asyncio.to_thread(self.ledger.xrefs_for, contract_id)
         invoices = await erp.list_invoices(contract_id)
         notes = await erp.list_credit_notes(contract_id)

@@ -12,6 +12,7 @@ from activities.credit_notes import CreditNoteActivities
 from activities.documents import DocumentActivities
 from activities.dunning import DunningActivities
 from activities.erp import ErpActivities
+from activities.erp_routing import LedgerPins
 from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.psa import PsaActivities
@@ -19,6 +20,7 @@ from activities.reconcile import ReconcileActivities
 from activities.validation import ValidationActivities
 from c2c.settings import Settings
 from connectors.registry import Connectors
+from connectors.routing import RoutedErp
 from domain import reconcile
 from domain import steps as step
 
@@ -30,6 +32,8 @@ def build_steps(
     connectors: Connectors, ledger: Ledger, settings: Settings
 ) -> dict[str, Callable[..., Any]]:
     """Every activity by its step name, so a worker can pick those of one system's queue."""
+    if isinstance(connectors.erp, RoutedErp):
+        connectors.erp.bind(LedgerPins(ledger))
     validation = ValidationActivities(connectors, ledger, settings)
     erp = ErpActivities(connectors, ledger, settings)
     psa = PsaActivities(connectors, ledger, settings)

@@ -7,6 +7,7 @@ import asyncio
 from temporalio import activity
 
 from activities.base import StepActivities, business_error, error_classes, workflow_run
+from activities.erp_routing import check_erp_mapping
 from activities.ledger_writes import register_contract
 from domain.errors import NotFound, Rejection
 from domain.steps import VALIDATE_CONTRACT, ContractStep, Validated
@@ -81,6 +82,7 @@ class ValidationActivities(StepActivities):
                         field="currency",
                     )
                 )
+            await check_erp_mapping(erp, contract, self.settings.netsuite_segments)
             jurisdiction = await tax.validate_address(customer.country, customer.region)
         return Validated(
             jurisdiction_code=jurisdiction,

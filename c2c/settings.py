@@ -12,13 +12,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from c2c import netsuite_auth
 from c2c.loops import EventLoop
+from c2c.netsuite_segments import NetSuiteSegments
 from domain.names import DEFAULT_TASK_QUEUE, ExceptionQueue
 from domain.steps import STEP_SYSTEM_QUEUE
 
 SYSTEMS = ("crm", "erp", "psa", "tax", "payments")
 #: The CLMs whose approvals c2c takes (``C2C_CLM_SOURCES``).
 CLM_SOURCES = ("c2c", "docusign")
+#: The ERPs a legal entity may route to (``C2C_ERP_ROUTES``).
+ERPS = ("reference", "netsuite")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 #: The queue of the contract workflows (and c2c's own ledger steps), as ``--queues`` names it.
 WORKFLOWS_QUEUE = "workflows"
@@ -60,6 +64,77 @@ class Settings(BaseSettings):
         description="immediate retries of a repeatable request after a transient failure",
     )
 
+    # ERPs by legal entity, and NetSuite.
+    erp_routes: dict[str, str] = Field(
+        default_factory=lambda: {"*": "reference"},
+        alias="C2C_ERP_ROUTES",
+        description='legal entity → ERP (reference or netsuite), "*" for the rest (JSON); a '
+        "contract stays on the ERP its entity routed to when it started",
+    )
+    netsuite_url: str | None = Field(
+        default=None,
+        alias="C2C_NETSUITE_URL",
+        description="NetSuite's REST web services root (https://<account>.suitetalk.api."
+        "netsuite.com); default the sandbox's /vendors/netsuite",
+    )
+    netsuite_account: str = Field(
+        default=netsuite_auth.SANDBOX_ACCOUNT,
+        alias="C2C_NETSUITE_ACCOUNT",
+        description="NetSuite account id: the OAuth realm (e.g. 1234567_SB1)",
+    )
+    netsuite_consumer_key: str = Field(
+        default=netsuite_auth.SANDBOX_CONSUMER_KEY, alias="C2C_NETSUITE_CONSUMER_KEY"
+    )
+    netsuite_consumer_secret: SecretStr = Field(
+        default=SecretStr(netsuite_auth.SANDBOX_CONSUMER_SECRET),
+        alias="C2C_NETSUITE_CONSUMER_SECRET",
+    )
+    netsuite_token_id: str = Field(
+        default=netsuite_auth.SANDBOX_TOKEN_ID, alias="C2C_NETSUITE_TOKEN_ID"
+    )
+    netsuite_token_secret: SecretStr = Field(
+        default=SecretStr(netsuite_auth.SANDBOX_TOKEN_SECRET), alias="C2C_NETSUITE_TOKEN_SECRET"
+    )
+    netsuite_concurrency: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        alias="C2C_NETSUITE_CONCURRENCY",
+        description="NetSuite requests one worker process has in flight at once (at most the "
+        "account's concurrency limit, shared with its other integrations)",
+    )
+    netsuite_segments: NetSuiteSegments = Field(
+        default_factory=NetSuiteSegments,
+        alias="C2C_NETSUITE_SEGMENTS",
+        description="legal entity → subsidiary, currency → id, and item, department, class "
+        "and location per role, expense category and charge (JSON)",
+    )
+
+    @field_validator("erp_routes")
+    @classmethod
+    def _known_erps(cls, value: dict[str, str]) -> dict[str, str]:
+        for entity, erp in value.items():
+            if erp not in ERPS:
+                raise ValueError(f"{entity}: {erp!r} is not an ERP c2c has; use {', '.join(ERPS)}")
+        return value
+
+    def erp_for(self, legal_entity: str) -> str:
+        """The ERP a new contract of ``legal_entity`` goes to."""
+        routes = self.erp_routes
+        return routes.get(legal_entity) or routes.get("*") or "reference"
+
+    def netsuite_credentials(self) -> netsuite_auth.TokenCredentials:
+        return netsuite_auth.TokenCredentials(
+            account=self.netsuite_account,
+            consumer_key=self.netsuite_consumer_key,
+            consumer_secret=self.netsuite_consumer_secret.get_secret_value(),
+            token_id=self.netsuite_token_id,
+            token_secret=self.netsuite_token_secret.get_secret_value(),
+        )
+
+    def netsuite_base_url(self) -> str:
+        return (self.netsuite_url or f"{self.sandbox_url.rstrip('/')}/vendors/netsuite").rstrip("/")
+
     api_url: str = Field(default="http://127.0.0.1:8000", alias="C2C_API_URL")
     webhook_target_url: str | None = Field(default=None, alias="C2C_WEBHOOK_TARGET_URL")
     webhook_secret: SecretStr | None = Field(default=None, alias="C2C_WEBHOOK_SECRET")
@@ -97,6 +172,8 @@ class Settings(BaseSettings):
             "erp": ExceptionQueue.FINANCE,
             "erp.unknown_legal_entity": ExceptionQueue.LEGAL,
             "erp.currency_not_allowed": ExceptionQueue.LEGAL,
+            # NetSuite refused c2c's credentials: the integration's to fix, not finance's.
+            "erp.INVALID_LOGIN": ExceptionQueue.INTEGRATION,
             "psa": ExceptionQueue.DELIVERY,
             "tax": ExceptionQueue.FINANCE,
             "payments": ExceptionQueue.FINANCE,

@@ -16,9 +16,11 @@ from c2c.settings import Settings
 from connectors.crm import HttpCrm
 from connectors.erp import HttpErp
 from connectors.http import HttpConnector
+from connectors.netsuite import NetSuiteErp
 from connectors.payments import HttpPayments
 from connectors.ports import CrmPort, ErpPort, PaymentsPort, PsaPort, TaxPort
 from connectors.psa import HttpPsa
+from connectors.routing import RoutedErp
 from connectors.tax import HttpTax
 
 DEFAULTS: dict[str, type[HttpConnector]] = {
@@ -57,5 +59,25 @@ def _build(system: str, settings: Settings) -> Any:
     )
 
 
+def _build_erp(settings: Settings) -> Any:
+    """The ERP port: one ERP, or several routed by legal entity (``C2C_ERP_ROUTES``)."""
+    reference = _build("erp", settings)
+    erps = set(settings.erp_routes.values())
+    if erps <= {"reference"}:
+        return reference
+    backends: dict[str, Any] = {"reference": reference}
+    if "netsuite" in erps:
+        backends["netsuite"] = NetSuiteErp(
+            settings.netsuite_base_url(),
+            credentials=settings.netsuite_credentials(),
+            segments=settings.netsuite_segments,
+            concurrency=settings.netsuite_concurrency,
+            timeout_s=settings.connector_timeout_s,
+            quick_retries=settings.connector_quick_retries,
+        )
+    return RoutedErp(backends, settings.erp_routes)
+
+
 def build_connectors(settings: Settings) -> Connectors:
-    return Connectors(**{system: _build(system, settings) for system in DEFAULTS})
+    built = {system: _build(system, settings) for system in DEFAULTS if system != "erp"}
+    return Connectors(erp=_build_erp(settings), **built)

@@ -116,7 +116,8 @@ _PENDING_FIELD: dict[type, str] = {
 
 
 class BillingState(BaseModel):
-    """``workflows.billing.Billing``'s position: what is billed and recognised so far."""
+    """A contract's billing position (``ContractState.billing``): what is billed and recognised
+    so far; ``workflows.billing`` decides it."""
 
     #: Carried as runs of consecutive months (``2016-11..2026-10``): one entry for a contract
     #: closed month after month, however long it runs.
@@ -165,7 +166,8 @@ class BillingState(BaseModel):
 
 
 class CollectionsState(BaseModel):
-    """``workflows.collections.Collections``' receivables, cash and dunning.
+    """A contract's receivables, cash and dunning (``ContractState.collections``), which
+    ``workflows.collections`` decides.
 
     Carried folded (``folded``): settled invoices leave ``invoices``, the book and the lists
     keyed by invoice, and only their sums stay, in ``settled`` and the book's.

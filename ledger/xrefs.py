@@ -14,8 +14,10 @@ from ledger.models import CrossReference, utc_now
 SINGLE_VALUED_KINDS = frozenset({"customer", "project", "contract", "psa_project"})
 
 #: Kinds of record that several contracts share: every contract of a CRM account bills the
-#: same ERP customer. Every other kind (projects, invoices, payments) belongs to one contract.
-SHARED_KINDS = frozenset({"customer"})
+#: same ERP customer; every contract of an entity names the same ERP (``erp_system``, the ERP
+#: that holds the contract's ``erp`` records). Every other kind (projects, invoices, payments)
+#: belongs to one contract.
+SHARED_KINDS = frozenset({"customer", "erp_system"})
 
 
 def ref_name(system: str, kind: str) -> str:

@@ -23,6 +23,7 @@ from sandbox import (
     erp_contracts,
     erp_credit,
     erp_revenue,
+    netsuite,
     payments,
     psa,
     psa_work,
@@ -116,6 +117,8 @@ def create_app(
     app.include_router(admin.router, prefix="/_admin")
     app.include_router(docusign.router, prefix="/vendors/docusign")
     app.include_router(docusign.admin_router, prefix="/_admin/docusign")
+    app.include_router(netsuite.router, prefix="/vendors/netsuite")
+    app.include_router(netsuite.admin_router, prefix="/_admin/netsuite")
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     # Added innermost first: context → stats → faults → idempotency → routes. Faults sit above
     # idempotency so that a "phase: after" fault loses an answer that was already kept.

@@ -63,6 +63,16 @@ def up(
         _UP.sandbox_port, envvar="C2C_SANDBOX_PORT", help="sandbox port"
     ),
     api_port: int = typer.Option(_UP.api_port, envvar="C2C_API_PORT", help="API port"),
+    worker_metrics_port: int | None = typer.Option(
+        None,
+        envvar="C2C_WORKER_METRICS_PORT",
+        help="the worker's Prometheus port (default: C2C_WORKER_METRICS_ADDRESS, 9464); 0: off",
+    ),
+    port_offset: int = typer.Option(
+        0,
+        envvar="C2C_PORT_OFFSET",
+        help="add this to every port, for a second stack beside the first (e.g. 10000)",
+    ),
     no_ui: bool = typer.Option(False, "--no-ui", help="do not serve the Temporal UI"),
 ) -> None:
     """Run everything on this machine: Temporal, sandbox, worker, API. Ctrl-C stops it all."""
@@ -75,8 +85,9 @@ def up(
         ui_port=ui_port,
         sandbox_port=sandbox_port,
         api_port=api_port,
+        worker_metrics_port=worker_metrics_port,
         ui=not no_ui,
-    )
+    ).shifted(port_offset)
     raise typer.Exit(run_up(options))
 
 

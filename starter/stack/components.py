@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -17,6 +17,8 @@ from domain.names import SEARCH_ATTRIBUTES
 
 #: Every component listens on the loopback interface only.
 HOST = "127.0.0.1"
+#: The worker's Prometheus port unless told otherwise (``C2C_WORKER_METRICS_ADDRESS``).
+DEFAULT_WORKER_METRICS_PORT = 9464
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,35 @@ class UpOptions:
     ui_port: int = 8233
     sandbox_port: int = 8100
     api_port: int = 8000
+    #: The worker's Prometheus port; ``None``: ``C2C_WORKER_METRICS_ADDRESS`` decides (9464 by
+    #: default); ``0``: no worker metrics.
+    worker_metrics_port: int | None = None
     ui: bool = True
     namespace: str = "default"
+
+    def shifted(self, offset: int) -> UpOptions:
+        """These options with every port moved by ``offset``, for another stack beside this one
+        (``c2c up --port-offset``)."""
+        if not offset:
+            return self
+        metrics = self.worker_metrics_port
+        if metrics is None:
+            metrics = DEFAULT_WORKER_METRICS_PORT
+        return replace(
+            self,
+            temporal_port=self.temporal_port + offset,
+            ui_port=self.ui_port + offset,
+            sandbox_port=self.sandbox_port + offset,
+            api_port=self.api_port + offset,
+            worker_metrics_port=metrics + offset if metrics else 0,
+        )
+
+    def worker_metrics_address(self, configured: str) -> str:
+        """The worker's metrics ``host:port`` for this stack, or ``""`` when they are off;
+        ``configured`` is ``C2C_WORKER_METRICS_ADDRESS``."""
+        if self.worker_metrics_port is None:
+            return configured
+        return f"{HOST}:{self.worker_metrics_port}" if self.worker_metrics_port else ""
 
     @property
     def temporal_address(self) -> str:
@@ -110,10 +139,19 @@ def component_argv(component: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "starter.cli", component, *args]
 
 
-def child_env(options: UpOptions, state_dir: Path, secret: str) -> dict[str, str]:
-    """The environment of every child: this one, pointed at the stack being started."""
+def child_env(
+    options: UpOptions, state_dir: Path, secret: str, *, worker_metrics: str | None = None
+) -> dict[str, str]:
+    """The environment of every child: this one, pointed at the stack being started.
+
+    Args:
+        worker_metrics: The worker's metrics ``host:port`` (``""``: off); ``None`` keeps
+            ``C2C_WORKER_METRICS_ADDRESS`` as it is.
+    """
+    metrics = {} if worker_metrics is None else {"C2C_WORKER_METRICS_ADDRESS": worker_metrics}
     return {
         **os.environ,
+        **metrics,
         "TEMPORAL_ADDRESS": options.temporal_address,
         "TEMPORAL_NAMESPACE": options.namespace,
         "C2C_SANDBOX_URL": options.sandbox_url,
@@ -179,15 +217,22 @@ def next_steps(options: UpOptions) -> list[str]:
     return [f"{prefix}c2c demo", f"{prefix}c2c contracts list"]
 
 
-def banner(options: UpOptions, state_dir: Path, *, worker_metrics: str = "") -> str:
+def banner(
+    options: UpOptions, state_dir: Path, *, worker_metrics: str = "", serving: bool = True
+) -> str:
     """What ``c2c up`` prints once everything answers.
 
     Args:
-        worker_metrics: The worker's Prometheus ``host:port`` (``C2C_WORKER_METRICS_ADDRESS``);
-            empty when its metrics are off.
+        worker_metrics: The worker's Prometheus ``host:port``; empty when its metrics are off.
+        serving: Whether that address answered (another process may hold the port).
     """
     ui = options.ui_url if options.ui else "(disabled: --no-ui)"
-    worker = f"http://{worker_metrics}/metrics" if worker_metrics else "(off)"
+    if not worker_metrics:
+        worker = "(off)"
+    elif serving:
+        worker = f"http://{worker_metrics}/metrics"
+    else:
+        worker = f"(not serving: {worker_metrics} did not answer; see the worker's log)"
     lines = [
         "",
         f"c2c is up (state in {state_dir})",

@@ -75,11 +75,13 @@ class Stack:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in _STOP_SIGNALS}
         try:
             self._start()
+            metrics = self.worker_metrics
             self.supervisor.say(
                 banner(
                     self.options,
                     self.state_dir,
-                    worker_metrics=self.settings.worker_metrics_address,
+                    worker_metrics=metrics,
+                    serving=not metrics or self._answers(f"http://{metrics}/metrics"),
                 )
             )
             if self.encryption_note:
@@ -107,7 +109,7 @@ class Stack:
         secret = os.environ.get("C2C_WEBHOOK_SECRET") or read_or_create_webhook_secret(
             self.state_dir
         )
-        env = child_env(self.options, self.state_dir, secret)
+        env = child_env(self.options, self.state_dir, secret, worker_metrics=self.worker_metrics)
         opts, sup = self.options, self.supervisor
         sup.start("temporal", self.temporal_command(env), env)
         self._wait("Temporal", lambda: temporal_ready(opts))
@@ -137,6 +139,22 @@ class Stack:
             await ensure_nightly_schedule(client, task_queue=settings.task_queue)
 
         asyncio.run(ensure())
+
+    @property
+    def worker_metrics(self) -> str:
+        """The worker's metrics ``host:port`` in this stack; ``""`` when they are off."""
+        return self.options.worker_metrics_address(self.settings.worker_metrics_address)
+
+    def _answers(self, url: str) -> bool:
+        """Whether ``url`` answers within a few seconds (the worker starts its metrics server
+        moments after it starts)."""
+        check = http_ready(url)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if check():
+                return True
+            time.sleep(0.25)
+        return False
 
     def _prepare_ledger(self) -> None:
         """Before anything starts: create the ledger, or find it current (or upgrade it when

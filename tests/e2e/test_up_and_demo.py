@@ -40,6 +40,7 @@ class Stack:
     ui_port: int
     sandbox_port: int
     api_port: int
+    worker_metrics_port: int
 
     def up_args(self) -> list[str]:
         return [
@@ -54,6 +55,8 @@ class Stack:
             str(self.sandbox_port),
             "--api-port",
             str(self.api_port),
+            "--worker-metrics-port",
+            str(self.worker_metrics_port),
         ]
 
     def client_env(self, base: dict[str, str]) -> dict[str, str]:
@@ -191,6 +194,7 @@ def stack(tmp_path: Path) -> Stack:
         ui_port=free_port(),
         sandbox_port=free_port(),
         api_port=free_port(),
+        worker_metrics_port=free_port(),
     )
 
 
@@ -222,7 +226,8 @@ def test_up_demo_stop_and_restart(
     assert f"http://localhost:{stack.ui_port}" in up.output
     assert "c2c demo" in up.output
     assert f"http://127.0.0.1:{stack.api_port}/metrics (API)" in up.output
-    assert "http://127.0.0.1:9464/metrics (worker)" in up.output
+    # The worker's metrics moved with the other ports, and answered before the banner said so.
+    assert f"http://127.0.0.1:{stack.worker_metrics_port}/metrics (worker)" in up.output
 
     secret_file = stack.state_dir / "webhook-secret"
     assert secret_file.stat().st_mode & 0o777 == 0o600

@@ -1,0 +1,555 @@
+"""The run loop: the contract's stages, its one ordered inbox, and continue-as-new.
+
+``RunLoop`` takes the contract through its stages (validating, provisioning the ERP,
+activating the PSA, active, closing, closed; cancelled when an operator aborts). While it is
+active it does one thing at a time: an SLA escalation, the next message from the inbox (in the
+order it arrived, kept in history when signals and updates arrived in one task), or the work
+the calendar asks for (dunning, the final bill of a termination, a retainer's true-up, the last
+steps before closing); with nothing to do it sleeps on a durable timer until the next due date.
+It decides amendments, terminations and unreadable messages itself and hands period closes,
+milestones, payments, credits and the calendar's work to the deciders (``decide`` executes the
+commands a decider yields, in order, and sends each result back), and it continues as new at a
+quiet moment.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.amendments import apply_amendment
+    from domain.carried import ContractRun, Message
+    from domain.contract_state import FINISHED
+    from domain.models import (
+        Amendment,
+        AmendmentResult,
+        ClosePeriod,
+        CreditInvoice,
+        MalformedMessage,
+        PaymentReceived,
+        ResolveException,
+        TerminateContract,
+    )
+    from domain.names import SA_CONTRACT_VALUE, Stage
+    from domain.periods import Period
+    from domain.steps import (
+        ACTIVATE_PSA_PROJECT,
+        CLOSE_CONTRACT,
+        CREATE_ERP_CONTRACT,
+        CREATE_ERP_PROJECT,
+        ENSURE_ERP_CUSTOMER,
+        PROPAGATE_AMENDMENT,
+        RECORD_ARRIVAL_ORDER,
+        VALIDATE_CONTRACT,
+        AmendmentInput,
+        AmendmentPropagated,
+        ArrivalOrder,
+        CloseContractInput,
+        CreatedRef,
+        Validated,
+    )
+    from workflows import billing, collections
+    from workflows.collections import CASH_STEP
+    from workflows.commands import (
+        CloseException,
+        Command,
+        Decision,
+        Hold,
+        OpenException,
+        Patched,
+        Record,
+        RunStep,
+    )
+    from workflows.execution import Aborted
+    from workflows.holds import INBOX_STEP, Holds, Refused
+    from workflows.state import Inbound
+
+T = TypeVar("T")
+
+#: Marks runs that may continue as new: a contract whose history was recorded by a worker
+#: without it replays without ever continuing at that point.
+PATCH_CONTINUE_AS_NEW = "continue-as-new"
+
+
+class RunLoop(Holds):
+    """The contract's stages, its inbox and its main loop."""
+
+    # ------------------------------------------------------------------ the deciders
+
+    async def decide(self, decision: Decision[T]) -> T:
+        """Run a decider to its end: execute each command it yields, in order, and send the
+        result back (see ``workflows.commands``)."""
+        reply: Any = None
+        try:
+            while True:
+                try:
+                    command = decision.send(reply)
+                except StopIteration as done:
+                    return done.value
+                reply = await self._execute_command(command)
+        finally:
+            decision.close()
+
+    async def _execute_command(self, command: Command) -> Any:
+        if isinstance(command, RunStep):
+            return await self.step(
+                command.name, command.arg, command.result_type, summary=command.summary
+            )
+        if isinstance(command, Record):
+            self.record(command.event)
+            return None
+        if isinstance(command, Hold):
+            return await self.hold(
+                command.step, command.system, command.code, command.message, subject=command.subject
+            )
+        if isinstance(command, OpenException):
+            return await self.open_exception(
+                command.step,
+                command.system,
+                command.code,
+                command.message,
+                blocking=False,
+                subject=command.subject,
+            )
+        if isinstance(command, CloseException):
+            return await self.close_exception(command.exception_id, default=command.default)
+        if isinstance(command, Patched):
+            if command.deprecated:
+                workflow.deprecate_patch(command.patch_id)
+                return True
+            return workflow.patched(command.patch_id)
+        self.changed()
+        return None
+
+    # ------------------------------------------------------------------ the stages
+
+    async def _validate(self) -> None:
+        self._enter(Stage.VALIDATING, "validating customer, legal entity, tax address, rate card")
+        self.s.validated = await self.step(VALIDATE_CONTRACT, self._contract_step(), Validated)
+        if self.s.validated:
+            self.record(f"validated: tax jurisdiction {self.s.validated.jurisdiction_code}")
+
+    async def _provision_erp(self) -> None:
+        self._enter(Stage.PROVISIONING_ERP, "creating ERP customer, project and contract")
+        for step in (ENSURE_ERP_CUSTOMER, CREATE_ERP_PROJECT, CREATE_ERP_CONTRACT):
+            await self._create(step)
+
+    async def _activate_psa(self) -> None:
+        # Only now: the PSA project links to an ERP customer and project that are confirmed.
+        self._enter(Stage.ACTIVATING_PSA, "creating and activating the PSA project")
+        await self._create(ACTIVATE_PSA_PROJECT)
+
+    async def _create(self, step: str) -> None:
+        ref = await self.step(step, self._contract_step(), CreatedRef)
+        if ref is not None:
+            self.s.refs[ref.ref_name] = ref.external_id
+            self.record(f"{ref.system} {ref.kind} {ref.external_id} ready")
+
+    async def _run_active(self) -> None:
+        while True:
+            if self._continue_as_new_due():
+                self._continue_as_new()
+            await self._flush_audit()
+            await self._wait_for_work()
+            if self._continue_as_new_due():
+                continue
+            async with self._lock:
+                if self.s.abort_reason is not None:
+                    raise Aborted(self.s.abort_reason)
+                if self._sla_due():
+                    await self._escalate_due()
+                elif self._inbox and not (self.s.ordered and self._work_due_now()):
+                    await self._keep_arrival_order()
+                    await self._handle(self._inbox.pop(0))
+                elif collections.work_due(self.s, workflow.now()):
+                    await self.decide(collections.do_due_work(self.s, workflow.now))
+                elif self._final_billing_due():
+                    # A terminated contract bills its last period itself once the termination
+                    # has taken effect, so nothing worked up to that date goes unbilled.
+                    await self.decide(billing.bill_period(self.s, workflow.now, self.final_period))
+                elif billing.true_up_due(self.s, workflow.now()):
+                    await self.decide(billing.true_up(self.s, workflow.now))
+                elif self._ready_to_close():
+                    if self.s.billing.swept and not await self._report_unapplied_cash():
+                        return
+                    await self.decide(billing.sweep_late_work(self.s, workflow.now))
+
+    async def _close(self) -> None:
+        self._enter(Stage.CLOSING, "delivered, billed and paid: closing projects")
+        async with self._lock:
+            await self.step(
+                CLOSE_CONTRACT,
+                CloseContractInput(contract_id=self.c.contract_id, refs=self.s.refs),
+                None,
+            )
+        self._enter(Stage.CLOSED, "contract closed")
+        await self._flush_audit()
+
+    async def _compensate(self) -> None:
+        """Undo the contract's effects, newest first: unpaid invoices are credited in full
+        (an issued invoice is never deleted), then the PSA project is closed to time entry and
+        the ERP project closed. Paid invoices and recognised revenue stay as they are."""
+        async with self._lock:
+            await self.decide(
+                collections.void_unpaid(self.s, workflow.now, "contract aborted by operator")
+            )
+            if self.s.refs.get("psa_project_id") or self.s.refs.get("erp_project_id"):
+                await self.step(
+                    CLOSE_CONTRACT,
+                    CloseContractInput(contract_id=self.c.contract_id, refs=self.s.refs),
+                    None,
+                    summary="compensate: close the PSA and ERP projects",
+                )
+                self.record("PSA and ERP projects closed")
+
+    async def _handle(self, inbound: Inbound) -> None:
+        message = inbound.message
+        if isinstance(message, Amendment):
+            self._answer(inbound, await self._decide_amendment(message))
+        elif isinstance(message, ResolveException):
+            try:
+                self._decide_resolution(message)
+            except Refused as refused:
+                self._answer(inbound, refused)
+            else:
+                if inbound.key is not None:
+                    self._unsettled.append(inbound.key)
+            await self._close_notices()
+        elif isinstance(message, TerminateContract):
+            self._decide_termination(message)
+            if self.s.terminate is message:
+                await self.decide(billing.close_time_entry(self.s, workflow.now))
+        elif isinstance(message, MalformedMessage):
+            await self._decide_malformed(message)
+        elif isinstance(message, ClosePeriod):
+            period, request = Period.parse(message.period), message if self.s.ordered else None
+            await self.decide(billing.bill_period(self.s, workflow.now, period, request))
+        elif isinstance(message, PaymentReceived):
+            await self.decide(collections.receive(self.s, workflow.now, message))
+        elif isinstance(message, CreditInvoice):
+            await self.decide(collections.credit(self.s, workflow.now, message))
+        else:
+            await self.decide(billing.milestone_completed(self.s, workflow.now, message))
+
+    def _refuse_waiting(self) -> None:
+        """At the end of the contract, answer the updates still waiting their turn."""
+        for inbound in self._inbox:
+            self._answer(inbound, Refused(f"the contract is {self.s.stage.value}"))
+
+    def _answer(self, inbound: Inbound, answer: Any) -> None:
+        if inbound.key is not None:
+            self._answers[inbound.key] = answer
+
+    def _settle(self) -> None:
+        """Answer the operator decisions taken since the contract last came to rest: a retry
+        answers with what the retried step did, not with a stage it leaves a moment later."""
+        if self._unsettled:
+            status = self._status()
+            for key in self._unsettled:
+                self._answers[key] = status
+            self._unsettled.clear()
+
+    def _decidable_on_hold(self, message: Message) -> bool:
+        """Whether a message is decided while the contract waits for an operator: decisions,
+        terminations and unreadable messages always; amendments (often the fix the hold waits
+        for) once the contract exists in the ERP and the PSA. Period closes, payments,
+        milestones and credits wait until the hold is over."""
+        if isinstance(message, Amendment):
+            return self.s.provisioned or self.s.stage in FINISHED
+        return isinstance(message, ResolveException | TerminateContract | MalformedMessage)
+
+    def _next_on_hold(self) -> int | None:
+        decidable = (self._decidable_on_hold(inbound.message) for inbound in self._inbox)
+        return next((i for i, yes in enumerate(decidable) if yes), None)
+
+    def _decide_termination(self, request: TerminateContract) -> None:
+        if self.s.terminate is not None:
+            self.record(
+                f"termination effective {request.effective_date} ignored: the contract is "
+                f"already terminated effective {self.s.terminate.effective_date}"
+            )
+            return
+        self.s.terminate = request
+        self.changed()
+        self.record(
+            f"termination requested, effective {request.effective_date}: {request.reason}; "
+            f"billing ends {self.end_date}"
+        )
+
+    async def _report_unapplied_cash(self) -> bool:
+        """Before a contract closes, the customer's money it still holds goes to finance, once:
+        an exception with the amount, which finance closes when it has refunded it. Whether
+        one was opened now (the contract then waits for it)."""
+        unapplied = self.s.collections.book.unapplied
+        subject = "unapplied at close"
+        if not self.s.ordered or unapplied <= 0:
+            return False
+        if self.s.exception_counts.get(f"{CASH_STEP}:{subject}"):
+            return False
+        ccy = self.c.currency
+        self.record(f"{unapplied} {ccy} of unapplied cash held at closing: reported to finance")
+        await self.open_exception(
+            CASH_STEP,
+            "c2c",
+            "unapplied_cash_at_close",
+            f"the contract is billed and paid but holds {unapplied} {ccy} of the customer's "
+            "cash that no invoice takes: refund it (or apply it elsewhere) in the ERP, then "
+            "skip to close this exception and let the contract close",
+            blocking=False,
+            subject=subject,
+        )
+        return True
+
+    async def _decide_malformed(self, message: MalformedMessage) -> None:
+        """A signal that could not be read: a line in the status and an exception for the
+        integration team, who can find the sender; nothing else changes."""
+        self.record(f"{message.name} signal refused: {message.reason}")
+        await self.open_exception(
+            INBOX_STEP,
+            "c2c",
+            "malformed_message",
+            f"a {message.name} signal could not be read and was not applied: {message.reason}. "
+            f"Input: {message.excerpt or '(empty)'}. Ask the sender to send it again, "
+            "corrected; skip or retry closes this exception",
+            blocking=False,
+            subject=message.name,
+        )
+
+    def _final_billing_due(self) -> bool:
+        return billing.final_billing_due(self.s, workflow.now())
+
+    def _ready_to_close(self) -> bool:
+        return (
+            self.ended()
+            and str(self.final_period) in self.s.billing.closed_periods
+            and self.s.collections.book.balance_due <= 0
+            and not self.s.open
+        )
+
+    def _work_due_now(self) -> bool:
+        """Whether what the calendar asks for now (a reminder, the final bill of a termination,
+        a retainer's true-up, the last steps before closing) is due. It goes before the next
+        message: what a message decides takes effect before the next one is decided, live or
+        after a reset."""
+        return (
+            collections.work_due(self.s, workflow.now())
+            or self._final_billing_due()
+            or billing.true_up_due(self.s, workflow.now())
+            or self._ready_to_close()
+        )
+
+    def _has_work(self) -> bool:
+        return (
+            bool(self._inbox)
+            or self.s.abort_reason is not None
+            or bool(self._sla_due())
+            or collections.work_due(self.s, workflow.now())
+            or self._final_billing_due()
+            or billing.true_up_due(self.s, workflow.now())
+            or self._ready_to_close()
+        )
+
+    async def _wait_for_work(self) -> None:
+        self._settle()
+        while not self._has_work() and not self._continue_as_new_due():
+            self._wait_for(self._describe_wait())
+            now = workflow.now()
+            events = [self._end_instant(), collections.next_wake(self.s), self._next_sla()]
+            upcoming = [at for at in events if at is not None and at > now]
+            changes = self._changes
+
+            def moved(changes: int = changes) -> bool:
+                return self._has_work() or self._changes != changes or self._continue_as_new_due()
+
+            # A durable timer to the next calendar event (a due date, a dunning reminder, the
+            # end date): the contract moves on without any message.
+            with suppress(TimeoutError):
+                await workflow.wait_condition(
+                    moved,
+                    timeout=min(upcoming) - now if upcoming else None,
+                    timeout_summary=(
+                        f"until {min(upcoming):%Y-%m-%d %H:%M} UTC, the next due date, reminder, "
+                        "SLA or end date"
+                        if upcoming
+                        else None
+                    ),
+                )
+        self._wait_for("")
+
+    def _describe_wait(self) -> str:
+        if not self.ended():
+            return f"period closes, payments and milestones until the end date {self.end_date}"
+        last = str(self.final_period)
+        if last not in self.s.billing.closed_periods:
+            return f"close of the final period {last}"
+        if self.s.open:
+            return "resolution of the open exceptions"
+        return f"payment of the balance due {self.s.collections.book.balance_due} {self.c.currency}"
+
+    # ------------------------------------------------------------------ continue-as-new
+
+    def _continue_as_new_due(self) -> bool:
+        """Whether this run's history is long enough to hand over, and now is a safe moment.
+
+        Safe means no step is running (the lock is free) and no signal or update handler is
+        still at work: the next run starts from the state alone, so nothing may be half done.
+        Messages waiting in the inbox are not half done: they are carried over.
+        """
+        if self._continue_declined or self._lock.locked():
+            return False
+        info = workflow.info()
+        threshold = (
+            self.s.validated.continue_as_new_events if self.s.validated is not None else None
+        )
+        long = info.is_continue_as_new_suggested() or (
+            threshold is not None and info.get_current_history_length() >= threshold
+        )
+        return long and workflow.all_handlers_finished()
+
+    def _continue_as_new(self) -> None:
+        """Hand the contract over to a new run with everything decided so far."""
+        if not workflow.patched(PATCH_CONTINUE_AS_NEW):
+            self._continue_declined = True
+            return
+        self.record(
+            f"history continued in run {self.s.run + 1} "
+            f"({workflow.info().get_current_history_length()} events in run {self.s.run})"
+        )
+        workflow.continue_as_new(
+            ContractRun(**self.c.model_dump(), carried=self._carry()),
+            search_attributes=workflow.info().typed_search_attributes,
+        )
+
+    # ------------------------------------------------------------------ amendments
+
+    def _amendment_refusal(self, amendment: Amendment) -> str | None:
+        return billing.amendment_refusal(self.s, amendment)
+
+    async def _amend(self, amendment: Amendment) -> AmendmentResult:
+        """An amendment as runs recorded before the ordered inbox decide it: as it arrives,
+        once the contract is set up, between the main loop's steps."""
+        # Before the ERP contract and PSA project exist there is nothing to amend in them.
+        await workflow.wait_condition(lambda: self.s.provisioned or self.s.stage in FINISHED)
+        async with self._lock:
+            return await self._decide_amendment(amendment)
+
+    async def _decide_amendment(self, amendment: Amendment) -> AmendmentResult:
+        """Apply an amendment to the terms and every system, or refuse it with the reason.
+
+        A repeated amendment id gets the first answer, whatever it says now.
+        """
+        aid = amendment.amendment_id
+        if aid in self.s.amendments:
+            return self.s.amendments[aid]
+        reason = self._amendment_refusal(amendment)
+        if reason is not None:
+            result = AmendmentResult(
+                amendment_id=aid, status="rejected", reason=reason, at=workflow.now()
+            )
+            self.s.amendments[aid] = result
+            self.record(f"amendment {aid} rejected: {reason}")
+            return result
+        amended = apply_amendment(self.terms, amendment)
+        contract = self.s.amended_contract(amended)
+        propagated = await self.step(
+            PROPAGATE_AMENDMENT,
+            AmendmentInput(
+                contract_id=self.c.contract_id,
+                amendment=amendment,
+                contract=contract,
+                rates=amended.rates,
+                refs=self.s.refs,
+            ),
+            AmendmentPropagated,
+            summary=f"amendment {aid}",
+            abort_ends_contract=False,
+        )
+        if propagated is None and self.s.abort_reason is not None:
+            result = AmendmentResult(
+                amendment_id=aid,
+                status="rejected",
+                reason="the contract was aborted",
+                at=workflow.now(),
+            )
+            self.s.amendments[aid] = result
+            return result
+        self.s.terms = amended
+        systems = propagated.propagated_to if propagated else ["ledger"]
+        result = AmendmentResult(
+            amendment_id=aid, status="applied", propagated_to=systems, at=workflow.now()
+        )
+        self.s.amendments[aid] = result
+        workflow.upsert_search_attributes(
+            [SA_CONTRACT_VALUE.value_set(float(contract.contract_value))]
+        )
+        self.record(
+            f"amendment {aid} applied from {amendment.effective_date} "
+            f"({amendment.reason}); reached {', '.join(systems)}"
+        )
+        self.changed()
+        return result
+
+    # ------------------------------------------------------------------ the inbox
+
+    # Every handler puts its message in the one inbox before its first ``await``: handlers
+    # start in the order Temporal delivers the messages, so the inbox keeps that order, in a
+    # live run and in a run that a reset fed every message at once.
+
+    def _enqueue(self, message: Message, *, update: bool = False) -> int | None:
+        task = workflow.info().get_current_history_length()
+        if task != self._arrival_task:
+            self._arrival_task, self._arrival_kinds, self._arrival_signals = task, set(), 0
+        self._arrival_kinds.add(update)
+        if len(self._arrival_kinds) == 2:
+            self._mixed_tasks.add(task)
+        key = None
+        if update:
+            self._arrivals += 1
+            key = self._arrivals
+            update_info = workflow.current_update_info()
+            assert update_info is not None  # an update handler is running
+            arrival = f"u:{update_info.id}"
+        else:
+            self._arrival_signals += 1
+            arrival = f"s:{task}:{self._arrival_signals}"
+        self._inbox.append(Inbound(message, key, task, arrival))
+        return key
+
+    async def _keep_arrival_order(self) -> None:
+        """Decide messages that arrived in one workflow task in the order they first arrived.
+
+        Signals keep their order among themselves in every replay, and so do updates; but an
+        update redelivered by a reset comes, in a replay, after the signals it arrived with,
+        while the live run received it in its place. So when one task brings both, the order
+        the live run saw is recorded in history (a local activity's result) and every replay
+        takes it from there.
+        """
+        for task in sorted(self._mixed_tasks):
+            places = [i for i, inbound in enumerate(self._inbox) if inbound.task == task]
+            group = [self._inbox[i] for i in places]
+            recorded = await self._ledger(
+                RECORD_ARRIVAL_ORDER,
+                ArrivalOrder(contract_id=self.c.contract_id, arrivals=[i.arrival for i in group]),
+                ArrivalOrder,
+                f"keep the order of {len(group)} messages that arrived together",
+            )
+            rank = {arrival: n for n, arrival in enumerate(recorded.arrivals)}
+            for place, inbound in zip(
+                places, sorted(group, key=lambda i: rank[i.arrival]), strict=True
+            ):
+                self._inbox[place] = inbound
+        self._mixed_tasks.clear()
+
+    async def _answer_of(self, key: int | None) -> Any:
+        """Wait for the decision of an update's message, in its turn."""
+        assert key is not None
+        await workflow.wait_condition(lambda: key in self._answers)
+        answer = self._answers.pop(key)
+        if isinstance(answer, Refused):
+            # A business refusal, decided in turn: the operator reads the reason alone.
+            raise ApplicationError(str(answer), type="Refused", non_retryable=True)
+        return answer
