@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import Executable, update
+from sqlalchemy import Executable, Update, update
 from sqlmodel import col, select
 
 from domain.reconcile import RECONCILE_STEP
@@ -24,19 +24,7 @@ class ExceptionQueueLedger(LedgerBase):
         One that a reset superseded is open again: the new run met the same failure.
         """
         row = {**exception.model_dump(), "status": ExceptionStatus.OPEN.value}
-        reopen = (
-            update(ExceptionRecord)
-            .where(
-                col(ExceptionRecord.exception_id) == exception.exception_id,
-                col(ExceptionRecord.status) == ExceptionStatus.SUPERSEDED.value,
-            )
-            .values(
-                status=ExceptionStatus.OPEN.value,
-                resolved_at=None,
-                resolved_by=None,
-                resolution_note=None,
-            )
-        )
+        reopen = _reopen(exception.exception_id, ExceptionStatus.SUPERSEDED)
         with self._transaction() as session:
             connection = session.connection()
             connection.execute(self._insert_new(ExceptionRecord, ["exception_id"]), row)
@@ -52,19 +40,7 @@ class ExceptionQueueLedger(LedgerBase):
         Returns:
             Whether it was reopened now.
         """
-        stmt = (
-            update(ExceptionRecord)
-            .where(
-                col(ExceptionRecord.exception_id) == exception_id,
-                col(ExceptionRecord.status) == ExceptionStatus.RETRIED.value,
-            )
-            .values(
-                status=ExceptionStatus.OPEN.value,
-                resolved_at=None,
-                resolved_by=None,
-                resolution_note=None,
-            )
-        )
+        stmt = _reopen(exception_id, ExceptionStatus.RETRIED)
         with self._transaction() as session:
             return bool(session.connection().execute(stmt).rowcount)
 
@@ -193,3 +169,20 @@ class ExceptionQueueLedger(LedgerBase):
         if record is None:
             raise NotFoundInLedger(f"no exception {exception_id!r}")
         return record
+
+
+def _reopen(exception_id: str, status: ExceptionStatus) -> Update:
+    """Open the exception again if it is in ``status``, its resolution cleared."""
+    return (
+        update(ExceptionRecord)
+        .where(
+            col(ExceptionRecord.exception_id) == exception_id,
+            col(ExceptionRecord.status) == status.value,
+        )
+        .values(
+            status=ExceptionStatus.OPEN.value,
+            resolved_at=None,
+            resolved_by=None,
+            resolution_note=None,
+        )
+    )

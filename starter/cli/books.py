@@ -49,6 +49,13 @@ class Format(StrEnum):
     JSON = "json"
 
 
+def _check_entity(legal_entity: str | None) -> None:
+    try:
+        check_filters(legal_entity, None)
+    except KpiFilterError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--legal-entity") from None
+
+
 @books_app.callback()
 def _configure_logging() -> None:
     configure_logging("cli")
@@ -110,10 +117,7 @@ def wip(
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Work held back by a not-to-exceed cap and written off above it, per contract."""
-    try:
-        check_filters(legal_entity, None)
-    except KpiFilterError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--legal-entity") from None
+    _check_entity(legal_entity)
     ledger = open_ledger()
     report = with_temporal(
         lambda client: work_in_progress(client, ledger, legal_entity=legal_entity)
@@ -148,10 +152,7 @@ def reconcile(
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Compare the ledger with the ERP; each difference opens one integration exception."""
-    try:
-        check_filters(legal_entity, None)
-    except KpiFilterError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--legal-entity") from None
+    _check_entity(legal_entity)
     try:
         day = date.fromisoformat(since) if since else None
     except ValueError:
