@@ -38,7 +38,9 @@ from connectors.registry import build_connectors
 from domain.names import system_task_queue
 from domain.steps import STEP_SYSTEM_QUEUE
 from ledger import Ledger, get_ledger
+from workflows.account_sync import AccountSync
 from workflows.contract_to_cash import ContractToCash
+from workflows.ironclad_intake import IroncladIntake
 from workflows.reconcile import Reconcile
 
 log = get_logger("c2c.worker")
@@ -82,7 +84,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=task_queue,
-                workflows=[ContractToCash, Reconcile],
+                workflows=[ContractToCash, AccountSync, IroncladIntake, Reconcile],
                 workflow_runner=workflow_runner(),
                 # Every step, not only the ledger's: a step that a contract scheduled here
                 # before steps moved to their system's queue still finds a worker.

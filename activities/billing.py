@@ -25,7 +25,13 @@ from activities.base import (
 )
 from c2c.telemetry import record_invoice_issued
 from connectors.ports import ErpPort
-from connectors.records import BillingBatch, ErpInvoice, TaxDocumentIn, TaxDocumentLineIn
+from connectors.records import (
+    BillingBatch,
+    ErpInvoice,
+    InvoiceCollection,
+    TaxDocumentIn,
+    TaxDocumentLineIn,
+)
 from domain.billing import OverageAccumulator, apply_cap
 from domain.errors import NotFound, Rejection
 from domain.models import InvoiceSummary, RevenueStatus
@@ -45,6 +51,9 @@ from ledger import BillingStartIn, InvoiceIssuedIn, RevenueFactIn
 from ledger.models import UnbilledMonthIn
 
 _STATUS = {"void": "credited"}
+
+#: Invoice statuses whose balance the customer still pays through the gateway.
+COLLECTABLE = frozenset({"issued", "partially_paid", "overdue"})
 
 #: Lines whose amount is revenue as invoiced (the right-to-invoice practical expedient).
 AS_INVOICED_KINDS = frozenset({"time", "expense", "overage", "release"})
@@ -213,6 +222,7 @@ class BillingActivities(StepActivities):
                 )
             if invoice is not None and invoice.status != "draft":
                 await self._commit_tax(step)
+                await self._collect(step, invoice)
             if invoice is not None and frozen is not None and frozen[1].invoice_id is None:
                 await psa.mark_batch_invoiced(
                     project_id,
@@ -271,6 +281,22 @@ class BillingActivities(StepActivities):
             # Created before c2c kept tax documents (taxed by a plain calculation): nothing to
             # commit, and the invoice stands as issued.
             activity.logger.info("no tax document for invoice %s", step.reference)
+
+    async def _collect(self, step: BillPeriodInput, invoice: ErpInvoice) -> None:
+        """Open the issued invoice's payment at the gateway (a Stripe PaymentIntent for its
+        total); a gateway that takes payments without one opens nothing."""
+        if invoice.status not in COLLECTABLE or invoice.total <= 0:
+            return
+        await self.connectors.payments.collect_invoice(
+            InvoiceCollection(
+                invoice_id=invoice.invoice_id,
+                contract_id=step.contract_id,
+                number=invoice.number,
+                amount=invoice.total,
+                currency=invoice.currency,
+            ),
+            idempotency_key=idempotency_key("invoice", step.reference, "collect"),
+        )
 
     async def _create_invoice(self, step: BillPeriodInput, lines: list[InvoiceLine]) -> ErpInvoice:
         erp = self.connectors.erp

@@ -1,5 +1,5 @@
-"""Archiving the signed contract document: fetched from the CLM, kept content-addressed,
-recorded in the ledger and linked from the ERP contract."""
+"""Archiving the signed contract document: fetched from the CLM (DocuSign or Ironclad), kept
+content-addressed, recorded in the ledger and linked from the ERP contract."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from temporalio import activity
 from activities.base import StepActivities, error_classes
 from c2c.logs import get_logger
 from connectors.docusign import DocuSignClient
+from connectors.ironclad import IroncladClient
 from domain.errors import BusinessError, Rejection
+from domain.models import IroncladDocumentRef, SignedDocumentRef
 from domain.steps import ARCHIVE_SIGNED_DOCUMENT, ContractStep, CreatedRef
 from ledger.archive import ArchiveStore, archive_from_settings
 from ledger.documents import SignedDocumentIn
@@ -28,9 +30,10 @@ def document_url(api_url: str, contract_id: str) -> str:
 
 
 class DocumentActivities(StepActivities):
-    """The archive step; its DocuSign client and archive store come from the settings."""
+    """The archive step; its CLM clients and archive store come from the settings."""
 
     _docusign: DocuSignClient | None = None
+    _ironclad: IroncladClient | None = None
     _archive: ArchiveStore | None = None
 
     @property
@@ -38,6 +41,18 @@ class DocumentActivities(StepActivities):
         if self._docusign is None:
             self._docusign = DocuSignClient.from_settings(self.settings)
         return self._docusign
+
+    @property
+    def ironclad(self) -> IroncladClient:
+        if self._ironclad is None:
+            self._ironclad = IroncladClient.from_settings(self.settings)
+        return self._ironclad
+
+    async def signed_copy(self, ref: SignedDocumentRef | IroncladDocumentRef) -> bytes:
+        """The signed document's bytes, from the CLM that holds it."""
+        if isinstance(ref, IroncladDocumentRef):
+            return await self.ironclad.workflow_document(ref.workflow_id, ref.document_key)
+        return await self.docusign.combined_document(ref.account_id, ref.envelope_id)
 
     @property
     def archive(self) -> ArchiveStore:
@@ -56,13 +71,13 @@ class DocumentActivities(StepActivities):
         if ref is None or erp_contract_id is None:
             raise ValueError("the contract names no signed document, or has no ERP contract yet")
         async with error_classes(ARCHIVE_SIGNED_DOCUMENT):
-            data = await self.docusign.combined_document(ref.account_id, ref.envelope_id)
+            data = await self.signed_copy(ref)
             if not data.startswith(b"%PDF-"):
                 raise BusinessError(
                     Rejection(
-                        system="docusign",
+                        system=ref.source,
                         code="not_a_pdf",
-                        message=f"envelope {ref.envelope_id}: the combined document is not a PDF",
+                        message=f"{ref.source_ref}: the signed document is not a PDF",
                     )
                 )
             now = utc_now()
@@ -78,7 +93,7 @@ class DocumentActivities(StepActivities):
                     size=stored.size,
                     content_type=PDF,
                     source=ref.source,
-                    source_ref=f"{ref.account_id}/{ref.envelope_id}",
+                    source_ref=ref.source_ref,
                     location=stored.location,
                     archived_at=now,
                     retain_until=retain_until,

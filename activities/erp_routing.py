@@ -1,15 +1,16 @@
 """Each contract's ERP, pinned in the ledger, and the ERP's own checks at validation.
 
 The pin is a cross-reference of the contract: system ``erp``, kind ``erp_system``, external id
-the ERP's name (``reference``, ``netsuite``). Every other ``erp`` cross-reference of the
-contract (customer, project, contract, invoices, payments) is a record of that ERP.
+the ERP's name (``reference``, ``netsuite``, ``business-central``). Every other ``erp``
+cross-reference of the contract (customer, project, contract, invoices, payments) is a record
+of that ERP.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from c2c.netsuite_segments import NetSuiteSegments
+from c2c.settings import Settings
 from connectors.routing import RoutedErp
 from domain.errors import BusinessError, Rejection
 from domain.models import ContractApproved
@@ -43,27 +44,42 @@ class LedgerPins:
         self.ledger.record_xref(contract_id, "erp", ERP_PIN_KIND, erp)
 
 
-async def check_erp_mapping(
-    erp: object, contract: ContractApproved, segments: NetSuiteSegments
-) -> None:
+async def check_erp_mapping(erp: object, contract: ContractApproved, settings: Settings) -> None:
     """Refuse, as a business error naming the field, a contract its ERP could not invoice:
-    on NetSuite, one whose entity, currency, roles or charges have no segments mapped."""
-    if not isinstance(erp, RoutedErp) or await erp.erp_name(contract.legal_entity) != "netsuite":
+    on NetSuite, one whose entity, currency, roles or charges have no segments mapped; on
+    Business Central, one whose entity has no company or posting setup, or whose roles or
+    charges have no account mapped."""
+    if not isinstance(erp, RoutedErp):
         return
-    problems = segments.missing(
-        legal_entity=contract.legal_entity,
-        currency=contract.currency,
-        billing_model=contract.billing_model.value,
-        roles=[entry.role for entry in contract.rate_card],
-        expenses_billable=contract.expenses_billable,
-    )
+    name = await erp.erp_name(contract.legal_entity)
+    roles = [entry.role for entry in contract.rate_card]
+    if name == "netsuite":
+        problems = settings.netsuite_segments.missing(
+            legal_entity=contract.legal_entity,
+            currency=contract.currency,
+            billing_model=contract.billing_model.value,
+            roles=roles,
+            expenses_billable=contract.expenses_billable,
+        )
+        code, where = "netsuite_mapping_missing", "C2C_NETSUITE_SEGMENTS"
+    elif name == "business-central":
+        problems = settings.bc_dimensions.missing(
+            legal_entity=contract.legal_entity,
+            companies=settings.bc_companies,
+            billing_model=contract.billing_model.value,
+            roles=roles,
+            expenses_billable=contract.expenses_billable,
+        )
+        code, where = "bc_mapping_missing", "C2C_BC_DIMENSIONS"
+    else:
+        return
     if problems:
         field, _ = problems[0]
         raise BusinessError(
             Rejection(
                 system="erp",
-                code="netsuite_mapping_missing",
-                message="; ".join(message for _, message in problems) + " (C2C_NETSUITE_SEGMENTS)",
+                code=code,
+                message="; ".join(message for _, message in problems) + f" ({where})",
                 field=field,
             )
         )

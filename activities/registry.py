@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from activities.account_sync import AccountSyncActivities
 from activities.amendments import AmendmentActivities
 from activities.billing import BillingActivities
 from activities.closing import ClosingActivities
@@ -13,6 +14,7 @@ from activities.documents import DocumentActivities
 from activities.dunning import DunningActivities
 from activities.erp import ErpActivities
 from activities.erp_routing import LedgerPins
+from activities.ironclad_intake import IroncladIntakeActivities
 from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.psa import PsaActivities
@@ -21,8 +23,9 @@ from activities.validation import ValidationActivities
 from c2c.settings import Settings
 from connectors.registry import Connectors
 from connectors.routing import RoutedErp
-from domain import reconcile
+from domain import account_sync, reconcile
 from domain import steps as step
+from domain.ironclad import READ_IRONCLAD_APPROVAL
 
 if TYPE_CHECKING:
     from ledger import Ledger
@@ -45,6 +48,8 @@ def build_steps(
     amendments = AmendmentActivities(connectors, ledger, settings)
     own = LedgerActivities(connectors, ledger, settings)
     documents = DocumentActivities(connectors, ledger, settings)
+    accounts = AccountSyncActivities(connectors, ledger, settings)
+    ironclad = IroncladIntakeActivities(connectors, ledger, settings)
     books = ReconcileActivities(connectors, ledger, settings)
     return {
         step.VALIDATE_CONTRACT: validation.validate_contract,
@@ -66,6 +71,10 @@ def build_steps(
         step.ESCALATE_EXCEPTION: own.escalate_exception,
         step.RECORD_ARRIVAL_ORDER: own.record_arrival_order,
         step.ARCHIVE_SIGNED_DOCUMENT: documents.archive_signed_document,
+        account_sync.SYNC_ERP_CUSTOMERS: accounts.sync_erp_customers,
+        account_sync.OPEN_ACCOUNT_EXCEPTION: accounts.open_account_exception,
+        account_sync.RESOLVE_ACCOUNT_EXCEPTION: accounts.resolve_account_exception,
+        READ_IRONCLAD_APPROVAL: ironclad.read_ironclad_approval,
         reconcile.CONTRACTS_TO_RECONCILE: books.contracts_to_reconcile,
         reconcile.COMPARE_WITH_ERP: books.compare_ledger_with_erp,
         reconcile.OPEN_RECONCILE_EXCEPTIONS: books.open_reconcile_exceptions,

@@ -82,7 +82,7 @@ class ValidationActivities(StepActivities):
                         field="currency",
                     )
                 )
-            await check_erp_mapping(erp, contract, self.settings.netsuite_segments)
+            await check_erp_mapping(erp, contract, self.settings)
             jurisdiction = await tax.validate_address(customer.country, customer.region)
         return Validated(
             jurisdiction_code=jurisdiction,

@@ -6,13 +6,13 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from c2c import netsuite_auth
+from c2c import bc_mapping, netsuite_auth
 from c2c.loops import EventLoop
 from c2c.netsuite_segments import NetSuiteSegments
 from domain.names import DEFAULT_TASK_QUEUE, ExceptionQueue
@@ -20,9 +20,9 @@ from domain.steps import STEP_SYSTEM_QUEUE
 
 SYSTEMS = ("crm", "erp", "psa", "tax", "payments")
 #: The CLMs whose approvals c2c takes (``C2C_CLM_SOURCES``).
-CLM_SOURCES = ("c2c", "docusign")
+CLM_SOURCES = ("c2c", "docusign", "ironclad")
 #: The ERPs a legal entity may route to (``C2C_ERP_ROUTES``).
-ERPS = ("reference", "netsuite")
+ERPS = ("reference", "netsuite", "business-central")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 #: The queue of the contract workflows (and c2c's own ledger steps), as ``--queues`` names it.
 WORKFLOWS_QUEUE = "workflows"
@@ -55,6 +55,41 @@ class Settings(BaseSettings):
     psa_url: str | None = Field(default=None, alias="C2C_PSA_URL")
     tax_url: str | None = Field(default=None, alias="C2C_TAX_URL")
     payments_url: str | None = Field(default=None, alias="C2C_PAYMENTS_URL")
+    crm: Literal["c2c", "salesforce"] = Field(
+        default="c2c",
+        alias="C2C_CRM",
+        description="the CRM that validates accounts and records collection activities",
+    )
+    salesforce_url: str | None = Field(
+        default=None,
+        alias="C2C_SALESFORCE_URL",
+        description="Salesforce's login URL (the OAuth token endpoint's base), e.g. "
+        "https://mycompany.my.salesforce.com; default: the sandbox's /vendors/salesforce",
+    )
+    salesforce_client_id: str = Field(default="c2c", alias="C2C_SALESFORCE_CLIENT_ID")
+    salesforce_client_secret: SecretStr = Field(
+        default=SecretStr("sandbox"), alias="C2C_SALESFORCE_CLIENT_SECRET"
+    )
+    salesforce_api_version: str = Field(
+        default="62.0", pattern=r"^\d+\.\d$", alias="C2C_SALESFORCE_API_VERSION"
+    )
+    salesforce_api_reserve: int = Field(
+        default=1000,
+        ge=0,
+        alias="C2C_SALESFORCE_API_RESERVE",
+        description="daily API requests left to other integrations: with fewer remaining, "
+        "c2c's Salesforce calls wait (a transient error) until the budget grows again",
+    )
+    salesforce_fields: dict[str, str] = Field(
+        default_factory=lambda: {
+            "status": "Active__c",
+            "tax_id": "Tax_Number__c",
+            "billing_email": "Billing_Email__c",
+        },
+        alias="C2C_SALESFORCE_FIELDS",
+        description="custom Account fields c2c reads: status, tax_id, billing_email (JSON); "
+        "an empty name means the org has none",
+    )
     connector_timeout_s: float = Field(default=10.0, alias="C2C_CONNECTOR_TIMEOUT_S")
     connector_quick_retries: int = Field(
         default=2,
@@ -68,8 +103,8 @@ class Settings(BaseSettings):
     erp_routes: dict[str, str] = Field(
         default_factory=lambda: {"*": "reference"},
         alias="C2C_ERP_ROUTES",
-        description='legal entity → ERP (reference or netsuite), "*" for the rest (JSON); a '
-        "contract stays on the ERP its entity routed to when it started",
+        description='legal entity → ERP (reference, netsuite or business-central), "*" for the '
+        "rest (JSON); a contract stays on the ERP its entity routed to when it started",
     )
     netsuite_url: str | None = Field(
         default=None,
@@ -109,6 +144,41 @@ class Settings(BaseSettings):
         description="legal entity → subsidiary, currency → id, and item, department, class "
         "and location per role, expense category and charge (JSON)",
     )
+
+    bc_url: str | None = Field(
+        default=None,
+        alias="C2C_BC_URL",
+        description="Business Central's API host (https://api.businesscentral.dynamics.com); "
+        "default the sandbox's /vendors/bc",
+    )
+    bc_authority: str | None = Field(
+        default=None,
+        alias="C2C_BC_AUTHORITY",
+        description="Microsoft Entra ID's host (https://login.microsoftonline.com); the tenant "
+        "is appended; default the sandbox's token endpoint",
+    )
+    bc_client_id: str = Field(default=bc_mapping.SANDBOX_CLIENT_ID, alias="C2C_BC_CLIENT_ID")
+    bc_client_secret: SecretStr = Field(
+        default=SecretStr(bc_mapping.SANDBOX_CLIENT_SECRET), alias="C2C_BC_CLIENT_SECRET"
+    )
+    bc_companies: dict[str, bc_mapping.BcCompany] = Field(
+        default_factory=bc_mapping.sandbox_companies,
+        alias="C2C_BC_COMPANIES",
+        description="legal entity → Business Central tenant, environment, company_id and "
+        "payment_journal (JSON); default the sandbox's UK01 and US01",
+    )
+    bc_dimensions: bc_mapping.BcDimensions = Field(
+        default_factory=bc_mapping.BcDimensions,
+        alias="C2C_BC_DIMENSIONS",
+        description="legal entity → tax account and dimensions, and G/L account and dimensions "
+        "per role, expense category and charge (JSON)",
+    )
+
+    def bc_base_url(self) -> str:
+        return (self.bc_url or f"{self.sandbox_url.rstrip('/')}/vendors/bc").rstrip("/")
+
+    def bc_authority_url(self) -> str:
+        return (self.bc_authority or f"{self.bc_base_url()}/login").rstrip("/")
 
     @field_validator("erp_routes")
     @classmethod
@@ -159,6 +229,38 @@ class Settings(BaseSettings):
         alias="C2C_SESSION_SECRET",
         description="signs the dashboard's sessions and CSRF tokens; the same on every API replica",
     )
+    # Single sign-on for the dashboard (OpenID Connect, authorization code flow with PKCE).
+    oidc_issuer: str | None = Field(
+        default=None,
+        alias="C2C_OIDC_ISSUER",
+        description="the identity provider's issuer URL (its /.well-known/openid-configuration "
+        "is read); set, the dashboard offers single sign-on",
+    )
+    oidc_client_id: str | None = Field(default=None, alias="C2C_OIDC_CLIENT_ID")
+    oidc_client_secret: SecretStr | None = Field(default=None, alias="C2C_OIDC_CLIENT_SECRET")
+    oidc_groups_claim: str = Field(
+        default="groups",
+        alias="C2C_OIDC_GROUPS_CLAIM",
+        description="the ID token's claim that lists the person's groups",
+    )
+    oidc_roles: SecretStr | None = Field(
+        default=None,
+        alias="C2C_OIDC_ROLES",
+        description='JSON: group -> "viewer" | "operator" | {"role": ..., "entities": [...]}',
+    )
+    oidc_name_claim: str = Field(
+        default="email",
+        alias="C2C_OIDC_NAME_CLAIM",
+        description="the ID token's claim recorded as the person's name on decisions "
+        "(sub when absent)",
+    )
+    oidc_scopes: str = Field(default="openid email profile", alias="C2C_OIDC_SCOPES")
+    oidc_redirect_url: str | None = Field(
+        default=None,
+        alias="C2C_OIDC_REDIRECT_URL",
+        description="the dashboard's /auth/callback as the browser reaches it (default: from "
+        "the request)",
+    )
 
     log_format: str = Field(default="console", alias="C2C_LOG_FORMAT")
     log_level: str = Field(default="INFO", alias="C2C_LOG_LEVEL")
@@ -174,6 +276,7 @@ class Settings(BaseSettings):
             "erp.currency_not_allowed": ExceptionQueue.LEGAL,
             # NetSuite refused c2c's credentials: the integration's to fix, not finance's.
             "erp.INVALID_LOGIN": ExceptionQueue.INTEGRATION,
+            "erp.Authentication_InvalidCredentials": ExceptionQueue.INTEGRATION,
             "psa": ExceptionQueue.DELIVERY,
             "tax": ExceptionQueue.FINANCE,
             "payments": ExceptionQueue.FINANCE,
@@ -269,6 +372,11 @@ class Settings(BaseSettings):
         own: str | None = getattr(self, f"{system}_url")
         return (own or f"{self.sandbox_url.rstrip('/')}/{system}/v1").rstrip("/")
 
+    def salesforce_login_url(self) -> str:
+        """Salesforce's login URL: its own setting, or the sandbox's Salesforce."""
+        url = self.salesforce_url or f"{self.sandbox_url.rstrip('/')}/vendors/salesforce"
+        return url.rstrip("/")
+
     @property
     def ledger_url(self) -> str:
         return self.database_url or f"sqlite:///{self.state_dir / 'ledger.db'}"
@@ -304,7 +412,8 @@ class Settings(BaseSettings):
     clm_sources: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["c2c"],
         alias="C2C_CLM_SOURCES",
-        description="CLMs whose approvals start contracts, comma-separated: c2c, docusign",
+        description="CLMs whose approvals start contracts, comma-separated: c2c, docusign, "
+        "ironclad",
     )
     docusign_connect_keys: SecretStr | None = Field(
         default=None,
@@ -350,6 +459,40 @@ class Settings(BaseSettings):
         alias="C2C_DOCUSIGN_MAPPING_FILE",
         description="JSON file mapping envelope custom fields to contract terms (default: "
         "c2c/docusign_mapping.json)",
+    )
+    ironclad_url: str | None = Field(
+        default=None,
+        alias="C2C_IRONCLAD_URL",
+        description="base URL of Ironclad, e.g. https://na1.ironcladapp.com (default: the "
+        "sandbox's /vendors/ironclad); the client adds /public/api/v1",
+    )
+    ironclad_access_token: SecretStr | None = Field(
+        default=None,
+        alias="C2C_IRONCLAD_ACCESS_TOKEN",
+        description="bearer token of c2c's Ironclad API client (scopes: read workflows, "
+        "read workflow documents, read the webhook verification key)",
+    )
+    ironclad_mapping_file: Path | None = Field(
+        default=None,
+        alias="C2C_IRONCLAD_MAPPING_FILE",
+        description="JSON file mapping Ironclad workflow attributes to contract terms "
+        "(default: c2c/ironclad_mapping.json)",
+    )
+    ironclad_key_refresh_s: float = Field(
+        default=60.0,
+        ge=0.0,
+        le=86400.0,
+        alias="C2C_IRONCLAD_KEY_REFRESH_S",
+        description="least seconds between two fetches of Ironclad's webhook verification "
+        "key after a signature fails to verify (a rotation); bounds what forged webhooks cost",
+    )
+    ironclad_intake_wait_s: float = Field(
+        default=60.0,
+        ge=1.0,
+        le=600.0,
+        alias="C2C_IRONCLAD_INTAKE_WAIT_S",
+        description="seconds the API waits for a completed workflow's terms to be read from "
+        "Ironclad before answering 503 for a retry",
     )
     archive_url: str | None = Field(
         default=None,
@@ -412,8 +555,76 @@ class Settings(BaseSettings):
         return own.rstrip("/")
 
     @property
+    def ironclad_base_url(self) -> str:
+        """Ironclad's base URL (``/public/api/v1`` is added by the clients)."""
+        own = self.ironclad_url or f"{self.sandbox_url.rstrip('/')}/vendors/ironclad"
+        return own.rstrip("/")
+
+    @property
     def archive_location(self) -> str:
         return self.archive_url or str(self.state_dir / "archive")
+
+    # Tax engine and payment gateway vendors (docs/vendors.md).
+    tax: Literal["reference", "avatax"] = Field(
+        default="reference",
+        alias="C2C_TAX",
+        description="the tax engine: reference (the sandbox's /tax/v1 format) or avatax",
+    )
+    payments: Literal["reference", "stripe"] = Field(
+        default="reference",
+        alias="C2C_PAYMENTS",
+        description="the payment gateway: reference (the sandbox's /payments/v1 format) or stripe",
+    )
+    avatax_url: str | None = Field(
+        default=None,
+        alias="C2C_AVATAX_URL",
+        description="AvaTax's base URL, e.g. https://rest.avatax.com (default: the sandbox's "
+        "/vendors/avatax)",
+    )
+    avatax_account_id: str = Field(
+        default="1100000000",
+        alias="C2C_AVATAX_ACCOUNT_ID",
+        description="the AvaTax account id (basic auth user name)",
+    )
+    avatax_license_key: SecretStr = Field(
+        default=SecretStr("sandbox-license-key"),
+        alias="C2C_AVATAX_LICENSE_KEY",
+        description="the AvaTax license key of that account (basic auth password)",
+    )
+    stripe_url: str | None = Field(
+        default=None,
+        alias="C2C_STRIPE_URL",
+        description="Stripe's API base URL, e.g. https://api.stripe.com (default: the "
+        "sandbox's /vendors/stripe)",
+    )
+    stripe_api_key: SecretStr = Field(
+        default=SecretStr("sk_test_sandbox"),
+        alias="C2C_STRIPE_API_KEY",
+        description="Stripe secret or restricted API key c2c creates PaymentIntents with",
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None,
+        alias="C2C_STRIPE_WEBHOOK_SECRET",
+        description="Stripe's endpoint signing secret (whsec_...) of /webhooks/stripe; several "
+        "comma-separated while one is rolled",
+    )
+
+    @property
+    def avatax_base_url(self) -> str:
+        own = self.avatax_url or f"{self.sandbox_url.rstrip('/')}/vendors/avatax"
+        return own.rstrip("/")
+
+    @property
+    def stripe_base_url(self) -> str:
+        own = self.stripe_url or f"{self.sandbox_url.rstrip('/')}/vendors/stripe"
+        return own.rstrip("/")
+
+    def stripe_webhook_secrets(self) -> list[str]:
+        """Stripe endpoint secrets; any one verifies (several while a secret is rolled)."""
+        if self.stripe_webhook_secret is None:
+            return []
+        text = self.stripe_webhook_secret.get_secret_value()
+        return [s.strip() for s in text.split(",") if s.strip()]
 
     # The operations dashboard.
     dashboard_refresh_s: int = Field(

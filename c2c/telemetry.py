@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from temporalio import activity
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
@@ -32,6 +32,8 @@ EXCEPTIONS_OPENED = "c2c_exceptions_opened_total"
 EXCEPTIONS_RESOLVED = "c2c_exceptions_resolved_total"
 CONNECTOR_CALLS = "c2c_connector_calls_total"
 CONNECTOR_LATENCY = "c2c_connector_latency_seconds"
+VENDOR_API_REMAINING = "c2c_vendor_api_remaining"
+VENDOR_API_MAX = "c2c_vendor_api_max"
 
 #: Outcomes of a connector call, as ``HttpConnector`` classifies the answer.
 CONNECTOR_OUTCOMES = ("ok", "business_error", "transient", "timeout")
@@ -167,6 +169,21 @@ class _BusinessHistogram:
             self.fallback.labels(**labels).observe(value)
 
 
+class _BusinessGauge:
+    """A gauge of the SDK's meter inside an activity, of ``prometheus_client`` elsewhere."""
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
+        self.name, self.documentation = name, documentation
+        self.fallback = Gauge(name, documentation, labels)
+
+    def set(self, labels: Mapping[str, str], value: int) -> None:
+        if activity.in_activity():
+            gauge = activity.metric_meter().create_gauge(self.name, self.documentation)
+            gauge.set(value, dict(labels))
+        else:
+            self.fallback.labels(**labels).set(value)
+
+
 _invoices = _BusinessCounter(
     INVOICES_ISSUED, "Invoices issued in the ERP", ["currency", "legal_entity"]
 )
@@ -191,6 +208,12 @@ _latency = _BusinessHistogram(
     ["system", "operation"],
     LATENCY_BUCKETS,
 )
+
+
+_api_remaining = _BusinessGauge(
+    VENDOR_API_REMAINING, "API requests a vendor still allows today, as last seen", ["vendor"]
+)
+_api_max = _BusinessGauge(VENDOR_API_MAX, "API requests a vendor allows per day", ["vendor"])
 
 
 def record_invoice_issued(*, currency: str, legal_entity: str, total: Decimal) -> None:
@@ -224,3 +247,9 @@ def record_connector_call(*, system: str, operation: str, outcome: str, seconds:
     """
     _calls.add({"system": system, "operation": operation, "outcome": outcome})
     _latency.observe({"system": system, "operation": operation}, seconds)
+
+
+def record_api_budget(*, vendor: str, remaining: int, maximum: int) -> None:
+    """A vendor's daily API budget as last seen (``Sforce-Limit-Info``, a limits resource)."""
+    _api_remaining.set({"vendor": vendor}, remaining)
+    _api_max.set({"vendor": vendor}, maximum)

@@ -48,6 +48,23 @@ class HttpErp(HttpConnector):
             idempotency_key=idempotency_key,
         )
 
+    async def find_customer(self, crm_account_id: str) -> ErpCustomer | None:
+        """The customer of a CRM account, or ``None``."""
+        body = await self.first("/customers", {"crm_account_id": crm_account_id})
+        return ErpCustomer.model_validate(body) if body else None
+
+    async def update_customer(
+        self, customer_id: str, changes: dict[str, Any], *, idempotency_key: str
+    ) -> ErpCustomer:
+        """Change a customer's master data: only the fields in ``changes`` (``None`` clears)."""
+        return await self.send(
+            ErpCustomer,
+            "PATCH",
+            f"/customers/{customer_id}",
+            json=changes,
+            idempotency_key=idempotency_key,
+        )
+
     async def ensure_project(self, project: dict[str, Any], *, idempotency_key: str) -> ErpProject:
         return await self.find_or_create(
             ErpProject,

@@ -34,6 +34,11 @@ import structlog
 from c2c.netsuite_auth import TokenCredentials, authorization
 from c2c.netsuite_segments import LineSegments, NetSuiteSegments
 from c2c.tracing import client_span
+from connectors.erp_wire import balances
+from connectors.erp_wire import dec as _dec
+from connectors.erp_wire import dumps as _dumps
+from connectors.erp_wire import loads as _loads
+from connectors.erp_wire import wire as _wire
 from connectors.http import HttpConnector
 from connectors.records import (
     CashApplication,
@@ -76,23 +81,6 @@ def _ref(value: str | None) -> dict[str, str] | None:
 
 def _id_of(value: Any) -> str | None:
     return str(value["id"]) if isinstance(value, dict) and value.get("id") is not None else None
-
-
-def _dec(value: Any) -> Decimal:
-    return ZERO if value in (None, "") else Decimal(str(value))
-
-
-def _wire(value: Any) -> Any:
-    """A body as NetSuite takes it: amounts as JSON numbers, dates as ISO text."""
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {k: _wire(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [_wire(v) for v in value]
-    return value
 
 
 def _route(path: str) -> str:
@@ -397,6 +385,8 @@ class NetSuiteErp(HttpConnector):
             end_date=date.fromisoformat(end) if end else None,
             not_to_exceed=_dec(nte) if nte not in (None, "") else None,
             amendments=[ErpAmendment.model_validate(a) for a in amendments],
+            document_url=record.get("custrecord_c2c_document_url") or None,
+            document_sha256=record.get("custrecord_c2c_document_sha256") or None,
         )
 
     async def ensure_contract(
@@ -445,6 +435,27 @@ class NetSuiteErp(HttpConnector):
             erp_contract_id,
             {"custrecord_c2c_revenue_schedule": json.dumps(schedule, sort_keys=True)},
         )
+
+    async def link_contract_document(
+        self, erp_contract_id: str, document_url: str, sha256: str
+    ) -> ErpContract:
+        """Link the contract record to its signed document (a PATCH of two fields: repeating
+        it changes nothing)."""
+        await self._patch(
+            CONTRACT_RECORD,
+            erp_contract_id,
+            {"custrecord_c2c_document_url": document_url, "custrecord_c2c_document_sha256": sha256},
+        )
+        record = await self._read(CONTRACT_RECORD, erp_contract_id)
+        if record is None:
+            raise NotFound(
+                Rejection(
+                    system=self.system,
+                    code="NONEXISTENT_ID",
+                    message=f"contract record {erp_contract_id} does not exist",
+                )
+            )
+        return self._contract(record)
 
     async def amend_contract(
         self, erp_contract_id: str, amendment: dict[str, Any], *, idempotency_key: str
@@ -988,32 +999,12 @@ class NetSuiteErp(HttpConnector):
         notes = await self.list_credit_notes(contract_id)
         payments = await self.list_payments(contract_id=contract_id)
         revenue = await self.list_revenue(erp_contract_id)
-        billed = sum((i.subtotal for i in invoices), ZERO) - sum((n.subtotal for n in notes), ZERO)
-        recognised = sum((r.amount for r in revenue), ZERO)
-        return ErpContractBalances(
-            contract_id=contract_id,
-            currency=contract["custrecord_c2c_currency"],
-            billed_to_date=billed,
-            recognised_to_date=recognised,
-            contract_asset=max(ZERO, recognised - billed),
-            contract_liability=max(ZERO, billed - recognised),
-            receivable=sum((i.balance for i in invoices), ZERO),
-            unapplied_cash=sum((p.unapplied_amount for p in payments), ZERO)
-            + sum((n.unapplied_amount for n in notes), ZERO),
-        )
+        currency = contract["custrecord_c2c_currency"]
+        return balances(contract_id, currency, invoices, notes, payments, revenue)
 
 
 def _opt(value: Any) -> Decimal | None:
     return None if value in (None, "") else _dec(value)
-
-
-def _dumps(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
-
-
-def _loads(content: bytes) -> Any:
-    """NetSuite's JSON with every number read exactly (``parse_float=Decimal``)."""
-    return json.loads(content, parse_float=Decimal)
 
 
 def _outcome(response: httpx.Response) -> str:

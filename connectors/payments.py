@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from connectors.http import HttpConnector
-from connectors.records import GatewayPayment
+from connectors.records import GatewayCollection, GatewayPayment, InvoiceCollection
 
 
 class HttpPayments(HttpConnector):
@@ -22,3 +22,10 @@ class HttpPayments(HttpConnector):
             json={"invoice_id": invoice_id, "amount": format(amount, "f"), "currency": currency},
             idempotency_key=idempotency_key,
         )
+
+    async def collect_invoice(
+        self, invoice: InvoiceCollection, *, idempotency_key: str
+    ) -> GatewayCollection | None:
+        """Nothing to open: the reference gateway takes a payment of any invoice it is given
+        and reports it by its webhook."""
+        return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from connectors.records import (
     BillingBatch,
@@ -27,7 +27,9 @@ from connectors.records import (
     ErpPayment,
     ErpProject,
     Expense,
+    GatewayCollection,
     GatewayPayment,
+    InvoiceCollection,
     LegalEntity,
     PsaProject,
     RevenueEntry,
@@ -148,6 +150,21 @@ class ErpPort(Closeable, Protocol):
     async def get_balances(self, erp_contract_id: str) -> ErpContractBalances: ...
 
 
+@runtime_checkable
+class CustomerMasterPort(Protocol):
+    """An ERP that takes changes to its customers' master data (the account sync).
+
+    Apart from ``ErpPort`` so that an ERP connector without it still serves contracts; the
+    account sync refuses, as an exception, a change for an ERP that cannot take it.
+    """
+
+    async def find_customer(self, crm_account_id: str) -> ErpCustomer | None: ...
+
+    async def update_customer(
+        self, customer_id: str, changes: dict[str, Any], *, idempotency_key: str
+    ) -> ErpCustomer: ...
+
+
 class PsaPort(Closeable, Protocol):
     async def ensure_project(
         self, project: dict[str, Any], *, idempotency_key: str
@@ -210,3 +227,10 @@ class PaymentsPort(Closeable, Protocol):
     async def create_payment(
         self, invoice_id: str, amount: Decimal, currency: str, *, idempotency_key: str
     ) -> GatewayPayment: ...
+
+    async def collect_invoice(
+        self, invoice: InvoiceCollection, *, idempotency_key: str
+    ) -> GatewayCollection | None:
+        """Open what the customer pays the issued invoice with; ``None`` for a gateway that
+        takes payments without one."""
+        ...

@@ -312,6 +312,37 @@ class TaxDocument(Record):
     messages: list[str] = []
 
 
+class InvoiceCollection(Record):
+    """An issued invoice to collect through the payment gateway."""
+
+    invoice_id: str
+    contract_id: str
+    number: str | None = None
+    amount: Money
+    currency: str
+    customer_id: str | None = None
+
+
+class GatewayCollection(Record):
+    """What the gateway opened to collect an invoice (a Stripe PaymentIntent)."""
+
+    collection_id: str
+    invoice_id: str
+    amount: Money
+    currency: str
+    status: str
+
+
+class GatewayRefund(Record):
+    """Money the gateway returned on a payment."""
+
+    refund_id: str
+    payment_id: str
+    amount: Money
+    currency: str
+    status: str
+
+
 class GatewayPayment(Record):
     payment_id: str
     invoice_id: str

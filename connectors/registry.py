@@ -1,6 +1,7 @@
 """Builds the connectors a worker uses from configuration.
 
-Each system uses the sandbox's HTTP client unless ``C2C_<SYSTEM>_CONNECTOR`` names another
+Each system uses the sandbox's HTTP client unless ``C2C_TAX=avatax`` or ``C2C_PAYMENTS=stripe``
+picks the vendor's connector, or ``C2C_<SYSTEM>_CONNECTOR`` names another
 implementation as ``module:factory``; the factory is called with the system's base URL and the
 settings, and must return an object that implements the system's port.
 """
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from c2c.settings import Settings
+from connectors.avatax import AvataxTax
+from connectors.business_central import BusinessCentralErp, EntraTokens
 from connectors.crm import HttpCrm
 from connectors.erp import HttpErp
 from connectors.http import HttpConnector
@@ -21,6 +24,8 @@ from connectors.payments import HttpPayments
 from connectors.ports import CrmPort, ErpPort, PaymentsPort, PsaPort, TaxPort
 from connectors.psa import HttpPsa
 from connectors.routing import RoutedErp
+from connectors.salesforce import SalesforceCrm
+from connectors.stripe import StripePayments
 from connectors.tax import HttpTax
 
 DEFAULTS: dict[str, type[HttpConnector]] = {
@@ -48,10 +53,16 @@ class Connectors:
 def _build(system: str, settings: Settings) -> Any:
     url = settings.system_url(system)
     spec = os.environ.get(f"C2C_{system.upper()}_CONNECTOR")
+    if system == "crm" and settings.crm == "salesforce" and not spec:
+        return SalesforceCrm(settings.salesforce_login_url(), settings)
     if spec:
         module_name, _, attr = spec.partition(":")
         factory = getattr(importlib.import_module(module_name), attr)
         return factory(url, settings)
+    if system == "tax" and settings.tax == "avatax":
+        return AvataxTax.from_settings(settings)
+    if system == "payments" and settings.payments == "stripe":
+        return StripePayments.from_settings(settings)
     return DEFAULTS[system](
         url,
         timeout_s=settings.connector_timeout_s,
@@ -72,6 +83,20 @@ def _build_erp(settings: Settings) -> Any:
             credentials=settings.netsuite_credentials(),
             segments=settings.netsuite_segments,
             concurrency=settings.netsuite_concurrency,
+            timeout_s=settings.connector_timeout_s,
+            quick_retries=settings.connector_quick_retries,
+        )
+    if "business-central" in erps:
+        backends["business-central"] = BusinessCentralErp(
+            settings.bc_base_url(),
+            companies=settings.bc_companies,
+            dimensions=settings.bc_dimensions,
+            tokens=EntraTokens(
+                settings.bc_authority_url(),
+                settings.bc_client_id,
+                settings.bc_client_secret.get_secret_value(),
+                timeout_s=settings.connector_timeout_s,
+            ),
             timeout_s=settings.connector_timeout_s,
             quick_retries=settings.connector_quick_retries,
         )

@@ -26,7 +26,7 @@ def document_code(key: str) -> str:
     return f"{key[: CODE_MAX - len(digest) - 1]}~{digest}"
 
 
-def _document(body: dict[str, Any]) -> TaxDocument:
+def tax_document(body: dict[str, Any]) -> TaxDocument:
     return TaxDocument(
         code=body["code"],
         type=body["type"],
@@ -49,6 +49,52 @@ def _document(body: dict[str, Any]) -> TaxDocument:
     )
 
 
+def transaction_model(document: TaxDocumentIn) -> dict[str, Any]:
+    """AvaTax's ``CreateTransactionModel`` of ``document``: the fields in docs/vendors.md."""
+    ship_from = (
+        {"shipFrom": {"country": document.ship_from_country}} if document.ship_from_country else {}
+    )
+    model: dict[str, Any] = {
+        "code": document_code(document.code),
+        "type": document.type,
+        "companyCode": document.company,
+        "date": document.on.isoformat(),
+        "customerCode": document.customer_code,
+        "businessIdentificationNo": document.customer_tax_id,
+        "addresses": {
+            **ship_from,
+            "shipTo": {"country": document.ship_to_country, "region": document.ship_to_region},
+        },
+        "lines": [
+            {
+                "number": line.number,
+                "amount": format(line.amount, "f"),
+                "taxCode": line.tax_code,
+                "description": line.description,
+                "taxOverride": None
+                if line.tax_amount is None
+                else {
+                    "type": "TaxAmount",
+                    "taxAmount": format(line.tax_amount, "f"),
+                    "reason": "tax left on the original invoice",
+                },
+            }
+            for line in document.lines
+        ],
+        "commit": document.commit,
+        "currencyCode": document.currency,
+        "referenceCode": document.reference_code and document_code(document.reference_code),
+        "taxOverride": None
+        if document.tax_date is None
+        else {
+            "type": "TaxDate",
+            "taxDate": document.tax_date.isoformat(),
+            "reason": "credit note taxed as its invoice",
+        },
+    }
+    return model
+
+
 class HttpTax(HttpConnector):
     system = "tax"
 
@@ -64,55 +110,13 @@ class HttpTax(HttpConnector):
         An upsert keyed by the code, as AvaTax's is: the same document again changes nothing,
         and a step that prices again after a refusal adjusts the one document.
         """
-        ship_from = (
-            {"shipFrom": {"country": document.ship_from_country}}
-            if document.ship_from_country
-            else {}
-        )
-        model: dict[str, Any] = {
-            "code": document_code(document.code),
-            "type": document.type,
-            "companyCode": document.company,
-            "date": document.on.isoformat(),
-            "customerCode": document.customer_code,
-            "businessIdentificationNo": document.customer_tax_id,
-            "addresses": {
-                **ship_from,
-                "shipTo": {"country": document.ship_to_country, "region": document.ship_to_region},
-            },
-            "lines": [
-                {
-                    "number": line.number,
-                    "amount": format(line.amount, "f"),
-                    "taxCode": line.tax_code,
-                    "description": line.description,
-                    "taxOverride": None
-                    if line.tax_amount is None
-                    else {
-                        "type": "TaxAmount",
-                        "taxAmount": format(line.tax_amount, "f"),
-                        "reason": "tax left on the original invoice",
-                    },
-                }
-                for line in document.lines
-            ],
-            "commit": document.commit,
-            "currencyCode": document.currency,
-            "referenceCode": document.reference_code and document_code(document.reference_code),
-            "taxOverride": None
-            if document.tax_date is None
-            else {
-                "type": "TaxDate",
-                "taxDate": document.tax_date.isoformat(),
-                "reason": "credit note taxed as its invoice",
-            },
-        }
+        model = transaction_model(document)
         body = await self.request(
             "POST",
             "/transactions/createoradjust",
             json={"createTransactionModel": model},
         )
-        return _document(body)
+        return tax_document(body)
 
     async def commit_document(
         self, company: str, code: str, *, idempotency_key: str
@@ -125,4 +129,4 @@ class HttpTax(HttpConnector):
             json={"commit": True},
             idempotency_key=idempotency_key,
         )
-        return _document(body)
+        return tax_document(body)

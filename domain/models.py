@@ -148,6 +148,25 @@ class SignedDocumentRef(Model):
     account_id: str = Field(min_length=1, max_length=64)
     envelope_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9\-]+$")
 
+    @property
+    def source_ref(self) -> str:
+        """The document's id in DocuSign: ``account/envelope``."""
+        return f"{self.account_id}/{self.envelope_id}"
+
+
+class IroncladDocumentRef(Model):
+    """Where the signed contract document is: an Ironclad workflow's document, by its key,
+    which c2c fetches and archives once the contract is provisioned."""
+
+    source: Literal["ironclad"]
+    workflow_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9\-_]+$")
+    document_key: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9\-_.]+$")
+
+    @property
+    def source_ref(self) -> str:
+        """The document's id in Ironclad: ``workflow/key``."""
+        return f"{self.workflow_id}/{self.document_key}"
+
 
 class ContractApproved(Model):
     """A statement of work approved in the CLM: the input of ``ContractToCash``."""
@@ -189,10 +208,11 @@ class ContractApproved(Model):
     project_template: str = Field(default="standard", min_length=1, max_length=80)
     approved_at: StrictDatetime
     approved_by: str = Field(min_length=1, max_length=200)
-    signed_document: SignedDocumentRef | None = Field(
+    signed_document: SignedDocumentRef | IroncladDocumentRef | None = Field(
         default=None,
         description="the signed document to archive (an approval from DocuSign names its "
-        "envelope); none for approvals that come without one",
+        "envelope, one from Ironclad its workflow's document); none for approvals that come "
+        "without one",
         # Left out when absent, so an approval without one is written exactly as before.
         exclude_if=lambda value: value is None,
     )
@@ -277,6 +297,14 @@ class Amendment(Model):
     end_date: StrictDate | None = None
     not_to_exceed: Amount | None = None
     reason: str = Field(min_length=1, max_length=1000)
+    #: Who asked for it (the API's caller's identity; the API sets it, a client's value is
+    #: replaced). Absent from messages sent before it existed.
+    requested_by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="who asked for it: set by the API from the caller's token or login; a "
+        "value sent is replaced",
+    )
 
 
 class AmendmentResult(Model):
@@ -324,6 +352,14 @@ class ClosePeriod(Model):
     #: with a ``reason``, which the contract's audit trail records.
     force: bool = False
     reason: str | None = Field(default=None, min_length=1, max_length=1000)
+    #: Who asked for it (the API's caller's identity; the API sets it, a client's value is
+    #: replaced). Absent from messages sent before it existed.
+    requested_by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="who asked for it: set by the API from the caller's token or login; a "
+        "value sent is replaced",
+    )
 
     @model_validator(mode="after")
     def _forced_with_a_reason(self) -> Self:
@@ -362,6 +398,14 @@ class ResolveException(Model):
 class TerminateContract(Model):
     effective_date: StrictDate
     reason: str = Field(min_length=1, max_length=1000)
+    #: Who asked for it (the API's caller's identity; the API sets it, a client's value is
+    #: replaced). Absent from messages sent before it existed.
+    requested_by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="who asked for it: set by the API from the caller's token or login; a "
+        "value sent is replaced",
+    )
 
 
 class MalformedMessage(Model):
@@ -463,6 +507,14 @@ class CreditInvoice(Model):
     reason: str = Field(min_length=1, max_length=1000)
     credit_note_id: str | None = Field(
         default=None, pattern=_ID, description="the caller's key: the same id credits once"
+    )
+    #: Who asked for it (the API's caller's identity; the API sets it, a client's value is
+    #: replaced). Absent from messages sent before it existed.
+    requested_by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="who asked for it: set by the API from the caller's token or login; a "
+        "value sent is replaced",
     )
 
     @field_validator("amount")

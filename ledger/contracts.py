@@ -50,10 +50,16 @@ class ContractLedger(LedgerBase):
             return session.get(ContractRecord, contract_id)
 
     def list_contracts(
-        self, stage: str | None = None, legal_entity: str | None = None
+        self,
+        stage: str | None = None,
+        legal_entity: str | None = None,
+        customer_id: str | None = None,
     ) -> list[ContractRecord]:
-        """The contracts that match every filter given, by contract id."""
+        """The contracts that match every filter given, by contract id (``customer_id``: the
+        CRM account)."""
         query = select(ContractRecord)
+        if customer_id is not None:
+            query = query.where(ContractRecord.customer_id == customer_id)
         if stage is not None:
             query = query.where(ContractRecord.stage == str(stage))
         if legal_entity is not None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Executable, Update, update
 from sqlmodel import col, select
 
+from domain.account_sync import ACCOUNT_WORKFLOW_PREFIX
 from domain.reconcile import RECONCILE_STEP
 from ledger.base import LedgerBase
 from ledger.columns import require_aware
@@ -62,7 +63,9 @@ class ExceptionQueueLedger(LedgerBase):
                 col(ExceptionRecord.contract_id) == contract_id,
                 col(ExceptionRecord.status) == ExceptionStatus.OPEN.value,
                 col(ExceptionRecord.exception_id).not_in(list(keep)),
-                # Reconciliation's exceptions are not the workflow's to keep or drop.
+                # The account sync's exceptions are its own workflow's, not the contract's;
+                # reconciliation's are not the workflow's to keep or drop either.
+                ~col(ExceptionRecord.workflow_id).startswith(ACCOUNT_WORKFLOW_PREFIX),
                 col(ExceptionRecord.step) != RECONCILE_STEP,
             )
             .values(

@@ -8,7 +8,7 @@ activity keeps the first start time and writes each completion once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -155,13 +155,19 @@ class FactLedger(LedgerBase):
             )
             session.add_all(rows)
 
-    def rows_of_entity(self, table: type[T], legal_entity: str | None = None) -> list[T]:
+    def rows_of_entity(
+        self, table: type[T], legal_entity: str | Collection[str] | None = None
+    ) -> list[T]:
         """Every row of a table keyed by ``contract_id``, or only those of the contracts of
-        one legal entity (facts carry the contract; the contract carries the entity)."""
+        one legal entity, or of any of several (facts carry the contract; the contract carries
+        the entity)."""
         query = select(table)
         if legal_entity is not None:
+            entity = col(ContractRecord.legal_entity)
             in_entity = select(ContractRecord.contract_id).where(
-                col(ContractRecord.legal_entity) == legal_entity
+                entity == legal_entity
+                if isinstance(legal_entity, str)
+                else entity.in_(sorted(legal_entity))
             )
             contract_id = cast(Any, table).contract_id
             query = query.where(col(contract_id).in_(in_entity))

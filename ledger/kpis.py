@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -306,7 +306,7 @@ def _movements(facts: _Facts) -> list[_Movement]:
     return found
 
 
-def _load(ledger: Ledger, legal_entity: str | None) -> _Facts:
+def _load(ledger: Ledger, legal_entity: str | Collection[str] | None) -> _Facts:
     return _Facts(
         contracts=ledger.rows_of_entity(ContractRecord, legal_entity),
         exceptions=ledger.rows_of_entity(ExceptionRecord, legal_entity),
@@ -328,6 +328,7 @@ def kpi_report(
     period: str | None = None,
     now: datetime | None = None,
     sla_hours: Mapping[str, float | None] | None = None,
+    entities: Collection[str] | None = None,
 ) -> KpiReport:
     """The KPIs of one legal entity (or all) over one month (or all time).
 
@@ -339,6 +340,8 @@ def kpi_report(
             not given.
         sla_hours: Each queue's SLA in hours (``Settings.exception_sla_hours``); without it
             only escalations count as breaches.
+        entities: Without ``legal_entity``, only the contracts of these entities count (a
+            reader limited to them).
 
     Raises:
         ValueError: ``period`` is not ``YYYY-MM``, or ``now`` is naive.
@@ -346,7 +349,7 @@ def kpi_report(
     month = Period.parse(period) if period is not None else None
     now = _aware(now or datetime.now(UTC))
     window = _Window.of(month)
-    facts = _load(ledger, legal_entity)
+    facts = _load(ledger, legal_entity if legal_entity is not None else entities)
     sla = dict(sla_hours or {})
     return KpiReport(
         legal_entity=legal_entity,

@@ -58,6 +58,10 @@ class InboundSource(StrEnum):
     PSA = "psa"
     PAYMENTS = "payments"
     DOCUSIGN = "docusign"
+    STRIPE = "stripe"
+    #: Account changes (``account.updated``, Salesforce's Change Data Capture).
+    CRM = "crm"
+    IRONCLAD = "ironclad"
 
 
 class InboundStatus(StrEnum):

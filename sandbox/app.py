@@ -15,6 +15,8 @@ from c2c.settings import get_settings
 from c2c.tracing import fastapi_telemetry
 from sandbox import (
     admin,
+    avatax,
+    business_central,
     crm,
     demo_data,
     docusign,
@@ -23,10 +25,13 @@ from sandbox import (
     erp_contracts,
     erp_credit,
     erp_revenue,
+    ironclad,
     netsuite,
     payments,
     psa,
     psa_work,
+    salesforce,
+    stripe,
     tax,
     tax_documents,
 )
@@ -64,6 +69,8 @@ def create_app(
     load_demo: bool = True,
     docusign_connect_keys: Sequence[str] = (),
     docusign_token: str | None = None,
+    stripe_webhook_secrets: Sequence[str] = (),
+    ironclad_token: str | None = None,
 ) -> FastAPI:
     """Build the sandbox.
 
@@ -75,6 +82,9 @@ def create_app(
         load_demo: Load the demo data into a new database and on ``POST /_admin/reset``.
         docusign_connect_keys: HMAC keys that sign DocuSign Connect messages (one header each).
         docusign_token: The bearer token DocuSign's REST paths require; none: any caller.
+        stripe_webhook_secrets: Stripe endpoint secrets; the first signs the events sent to
+            ``/webhooks/stripe``. Empty: events are kept, not sent.
+        ironclad_token: The bearer token Ironclad's API paths require; none: any caller.
     """
     db = Database(database_url)
     if db.create_tables() and load_demo:
@@ -110,15 +120,29 @@ def create_app(
         list(docusign_connect_keys),
         docusign_token,
     )
+    app.state.ironclad = ironclad.WebhookConfig(
+        f"{webhook_target.rstrip('/')}/webhooks/ironclad", ironclad_token
+    )
     install_error_handlers(app)
     for system, routers in SYSTEM_ROUTERS.items():
         for router in routers:
             app.include_router(router, prefix=SYSTEM_ROOTS[system])
+    app.include_router(salesforce.router, prefix="/vendors/salesforce")
     app.include_router(admin.router, prefix="/_admin")
     app.include_router(docusign.router, prefix="/vendors/docusign")
     app.include_router(docusign.admin_router, prefix="/_admin/docusign")
+    app.include_router(ironclad.router, prefix="/vendors/ironclad")
+    app.include_router(ironclad.admin_router, prefix="/_admin/ironclad")
     app.include_router(netsuite.router, prefix="/vendors/netsuite")
     app.include_router(netsuite.admin_router, prefix="/_admin/netsuite")
+    app.include_router(business_central.router, prefix="/vendors/bc")
+    app.include_router(business_central.admin_router, prefix="/_admin/bc")
+    app.include_router(avatax.router, prefix="/vendors/avatax")
+    app.include_router(stripe.router, prefix="/vendors/stripe")
+    app.include_router(stripe.admin_router, prefix="/_admin/stripe")
+    app.state.stripe = stripe.StripeConfig(
+        f"{webhook_target.rstrip('/')}/webhooks/stripe", list(stripe_webhook_secrets)
+    )
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     # Added innermost first: context → stats → faults → idempotency → routes. Faults sit above
     # idempotency so that a "phase: after" fault loses an answer that was already kept.
@@ -143,12 +167,15 @@ def run(host: str, port: int) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     token = settings.docusign_access_token
+    ironclad_token = settings.ironclad_access_token
     app = create_app(
         url,
         webhook_target=settings.webhook_target,
         webhook_secrets=settings.webhook_secrets(),
         docusign_connect_keys=settings.docusign_keys(),
         docusign_token=token.get_secret_value() if token else None,
+        stripe_webhook_secrets=settings.stripe_webhook_secrets(),
+        ironclad_token=ironclad_token.get_secret_value() if ironclad_token else None,
     )
     database = make_url(url).render_as_string(hide_password=True)
     log.info("sandbox starting", url=f"http://{host}:{port}", database=database)

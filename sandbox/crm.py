@@ -1,5 +1,8 @@
 """CRM stand-in (``/crm/v1``): accounts with a parent hierarchy, and their activities.
 
+A change to an account (``PATCH /accounts/{id}``) is reported to c2c as a signed
+``account.updated`` webhook (``/webhooks/crm``) carrying the fields that changed.
+
 Activities are the account's timeline (meetings, calls, dunning reminders). One may name the
 records it is about in ``related_to`` (``{"invoice_id": ..., "contract_id": ...}``) and carry
 an ``activity_id`` chosen by the caller: the same id with the same content answers ``200``
@@ -11,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field as PydanticField
 from sqlalchemy import JSON
@@ -21,6 +24,7 @@ from sandbox.db import Db, Row, UtcDateTime, find, get_or_404, get_referenced, n
 from sandbox.errors import duplicate, invalid
 from sandbox.paging import PageQuery, equal_to, paginate
 from sandbox.schemas import Body, Country, Email, Key, Text, fingerprint, timestamp
+from sandbox.webhooks import WebhookDispatcher, get_webhooks
 
 router = APIRouter(tags=["crm"])
 
@@ -60,6 +64,18 @@ class AccountIn(Body):
     region: str | None = PydanticField(default=None, min_length=1, max_length=10)
     tax_id: str | None = PydanticField(default=None, max_length=40)
     billing_email: Email | None = None
+
+
+class AccountChangeIn(Body):
+    """Fields of an account to change; a field left out is unchanged, ``null`` clears one."""
+
+    name: Text | None = None
+    parent_crm_account_id: Key | None = None
+    country: Country | None = None
+    region: str | None = PydanticField(default=None, min_length=1, max_length=10)
+    tax_id: str | None = PydanticField(default=None, max_length=40)
+    billing_email: Email | None = None
+    status: Literal["active", "inactive"] | None = None
 
 
 class RelatedToIn(Body):
@@ -144,6 +160,49 @@ def list_accounts(
 def get_account(crm_account_id: str, db: Db) -> dict[str, Any]:
     with db.read() as session:
         return account_out(_account(session, crm_account_id))
+
+
+@router.patch("/accounts/{crm_account_id}")
+def update_account(
+    crm_account_id: str,
+    body: AccountChangeIn,
+    db: Db,
+    webhooks: Annotated[WebhookDispatcher, Depends(get_webhooks)],
+) -> dict[str, Any]:
+    """Change an account; the fields that changed go to c2c as ``account.updated``."""
+    given = body.model_dump(exclude_unset=True)
+    for required in ("name", "country", "status"):
+        if required in given and given[required] is None:
+            raise invalid("required", f"{required} cannot be cleared", required)
+    with db.write() as session:
+        account = _account(session, crm_account_id)
+        parent = given.get("parent_crm_account_id")
+        if parent is not None:
+            if parent == crm_account_id:
+                raise invalid(
+                    "invalid_parent", "an account cannot be its own parent", "parent_crm_account_id"
+                )
+            get_referenced(
+                session,
+                CrmAccount,
+                CrmAccount.crm_account_id,
+                parent,
+                field="parent_crm_account_id",
+                kind="parent",
+            )
+        changes = {k: v for k, v in given.items() if getattr(account, k) != v}
+        for field, value in changes.items():
+            setattr(account, field, value)
+        session.add(account)
+        synced = {k: v for k, v in changes.items() if k != "status"}
+        if synced:
+            webhooks.emit(
+                session,
+                "/webhooks/crm",
+                "account.updated",
+                {"crm_account_id": crm_account_id, "changes": synced},
+            )
+        return account_out(account)
 
 
 @router.get("/accounts/{crm_account_id}/hierarchy")

@@ -61,6 +61,8 @@ class ErpCustomer(Row, table=True):
     legal_entity: str
     currency: str
     parent_customer_id: str | None = None
+    #: Street, city and postal code: ``{"street", "city", "postal_code"}``.
+    billing_address: dict[str, str] | None = Field(default=None, sa_type=JSON)
     status: str = "active"
     created_at: datetime = Field(sa_type=UtcDateTime)
 
@@ -262,6 +264,25 @@ class CustomerIn(Body):
     parent_customer_id: str | None = None
 
 
+class BillingAddressIn(Body):
+    street: str | None = PydanticField(default=None, min_length=1, max_length=200)
+    city: str | None = PydanticField(default=None, min_length=1, max_length=40)
+    postal_code: str | None = PydanticField(default=None, min_length=1, max_length=20)
+
+
+class CustomerChangeIn(Body):
+    """A change to a customer's master data; a field left out is unchanged, ``null`` clears
+    an optional one."""
+
+    name: Text | None = None
+    country: Country | None = None
+    region: str | None = PydanticField(default=None, min_length=1, max_length=10)
+    tax_id: str | None = PydanticField(default=None, max_length=40)
+    billing_email: Email | None = None
+    billing_address: BillingAddressIn | None = None
+    parent_customer_id: str | None = None
+
+
 class ProjectIn(Body):
     contract_id: Key
     customer_id: str
@@ -295,6 +316,7 @@ def customer_out(customer: ErpCustomer) -> dict[str, Any]:
         "legal_entity": customer.legal_entity,
         "currency": customer.currency,
         "parent_customer_id": customer.parent_customer_id,
+        "billing_address": customer.billing_address,
         "status": customer.status,
         "created_at": timestamp(customer.created_at),
     }
@@ -393,6 +415,37 @@ def get_customer(customer_id: str, db: Db) -> dict[str, Any]:
         customer = get_or_404(
             session, ErpCustomer, ErpCustomer.customer_id, customer_id, "customer"
         )
+        return customer_out(customer)
+
+
+@router.patch("/customers/{customer_id}")
+def update_customer(customer_id: str, body: CustomerChangeIn, db: Db) -> dict[str, Any]:
+    """Change a customer's master data (name, address, billing contact, parent, tax number)."""
+    changes = body.model_dump(exclude_unset=True)
+    for required in ("name", "country"):
+        if required in changes and changes[required] is None:
+            raise invalid("required", f"{required} cannot be cleared", required)
+    with db.write() as session:
+        customer = get_or_404(
+            session, ErpCustomer, ErpCustomer.customer_id, customer_id, "customer"
+        )
+        parent_id = changes.get("parent_customer_id")
+        if parent_id is not None:
+            if parent_id == customer_id:
+                raise invalid(
+                    "invalid_parent", "a customer cannot be its own parent", "parent_customer_id"
+                )
+            get_referenced(
+                session,
+                ErpCustomer,
+                ErpCustomer.customer_id,
+                parent_id,
+                field="parent_customer_id",
+                kind="customer",
+            )
+        for field, value in changes.items():
+            setattr(customer, field, value)
+        session.add(customer)
         return customer_out(customer)
 
 

@@ -100,14 +100,30 @@ class WebhookDispatcher:
         self._client: httpx.AsyncClient | None = None
         self._in_flight: dict[str, asyncio.Task[None]] = {}
 
-    def emit(self, session: Session, path: str, event_type: str, data: dict[str, Any]) -> str:
+    def emit(
+        self,
+        session: Session,
+        path: str,
+        event_type: str,
+        data: dict[str, Any],
+        *,
+        body: dict[str, Any] | None = None,
+    ) -> str:
         """Record event ``event_type`` for ``{target}{path}`` in ``session``'s transaction.
+
+        ``body``, if given, is sent as it is instead of c2c's envelope around ``data``: an
+        event in a vendor's own shape (Salesforce's Change Data Capture).
 
         Returns:
             The event id (``evt_<hex>``).
         """
         event_id = f"evt_{uuid4().hex}"
-        payload = {"id": event_id, "type": event_type, "created": int(time.time()), "data": data}
+        payload = body or {
+            "id": event_id,
+            "type": event_type,
+            "created": int(time.time()),
+            "data": data,
+        }
         if not self._secrets and not self._warned:
             self._warned = True
             log.warning("no webhook secret configured: webhooks are recorded but not sent")

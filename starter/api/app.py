@@ -20,7 +20,16 @@ from c2c.settings import Settings, get_settings
 from c2c.temporal import converter_for
 from c2c.tracing import configure_tracing, fastapi_telemetry
 from ledger import get_ledger
-from starter.api import books, codec, docusign_webhook, kpis, routes, webhooks
+from starter.api import (
+    books,
+    codec,
+    docusign_webhook,
+    ironclad_webhook,
+    kpis,
+    routes,
+    stripe_webhook,
+    webhooks,
+)
 from starter.api.auth import TokenTable
 from starter.api.context import ApiContext, api_context
 from starter.api.errors import install_error_handlers
@@ -96,6 +105,8 @@ def create_app(
     app.add_middleware(RequestLog)
     app.include_router(webhooks.router)
     docusign_webhook.install(app, settings)
+    stripe_webhook.install(app)
+    ironclad_webhook.install(app, settings)
     app.include_router(routes.router)
     app.include_router(kpis.router)
     app.include_router(books.router)

@@ -4,8 +4,10 @@ encrypted payloads.
 The UI (or ``temporal --codec-endpoint``) posts the payloads it shows as protobuf JSON,
 ``{"payloads": [{"metadata": {key: base64}, "data": base64}]}``, and gets them back in the same
 shape, decrypted (or encrypted). Decrypting shows customer data, so it takes an operator token
-whenever ``C2C_API_TOKENS`` is set. The UI calls from its own origin in the operator's browser,
-so these routes, and only these, answer CORS for the origins of ``C2C_CODEC_CORS_ORIGINS``.
+whenever ``C2C_API_TOKENS`` is set, and one of every legal entity: a payload does not say
+whose contract it belongs to, so a token limited to some entities is refused (``403``). The
+UI calls from its own origin in the operator's browser, so these routes, and only these,
+answer CORS for the origins of ``C2C_CODEC_CORS_ORIGINS``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from temporalio.api.common.v1 import Payload
 
 from c2c.codec import EncryptionCodec, PayloadDecryptionError
 from c2c.logs import get_logger
-from starter.api.auth import Role, TokenTable, require
+from starter.api.auth import Identity, Role, TokenTable, require
 from starter.api.errors import ApiError, error_responses, invalid_field
 from starter.dashboard.session import request_session
 
@@ -35,10 +37,30 @@ CODEC_PATH = "/codec"
 _UI_HEADERS = ["Authorization", "Content-Type", "X-Namespace"]
 
 
-def dashboard_role(request: Request, tokens: TokenTable) -> Role | None:
-    """The role of the dashboard session the request's cookie names, if it is valid."""
+def dashboard_identity(request: Request, tokens: TokenTable) -> Identity | None:
+    """The identity of the dashboard session the request's cookie names, if it is valid."""
     session = request_session(request, tokens)
-    return session.role if session is not None else None
+    return session.identity if session is not None else None
+
+
+_operator = require(Role.OPERATOR, session=dashboard_identity)
+
+
+async def unscoped_operator(identity: Identity = Depends(_operator)) -> Identity:
+    """An operator of every legal entity: a payload does not say which contract it belongs
+    to, so the codec cannot keep a scoped operator to their entities and refuses them.
+
+    Raises:
+        ApiError: ``403`` for an identity limited to some legal entities.
+    """
+    if identity.scoped:
+        raise ApiError(
+            403,
+            "forbidden",
+            "the codec serves operators of every legal entity only: a payload does not say "
+            "whose contract it belongs to",
+        )
+    return identity
 
 
 router = APIRouter(
@@ -46,7 +68,7 @@ router = APIRouter(
     tags=["codec"],
     # A bearer token (the CLI: TEMPORAL_CODEC_AUTH), or the dashboard's login cookie, which
     # the Temporal UI sends when told to include credentials (same site, another port).
-    dependencies=[Depends(require(Role.OPERATOR, session=dashboard_role))],
+    dependencies=[Depends(unscoped_operator)],
     responses=error_responses(
         400, 401, 403, 413, 422, 500, s404="payload encryption is off (no C2C_ENCRYPTION_KEY)"
     ),

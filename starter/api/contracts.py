@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -259,7 +259,27 @@ async def from_ledger(
     return await whole_timeline(status, ledger), settled_earlier(status, issued)
 
 
-def contracts_query(*, stage: str | None = None, legal_entity: str | None = None) -> str:
+def entities_condition(entities: Collection[str]) -> str:
+    """The visibility condition ``LegalEntity IN (...)``; no entity at all matches nothing.
+
+    Raises:
+        ValueError: a code is not an entity code (it ends up inside the query).
+    """
+    codes = sorted(entities)
+    for code in codes:
+        if not LEGAL_ENTITY_CODE.fullmatch(code):
+            raise ValueError(f"not a legal entity code: {code!r}")
+    if not codes:
+        return "LegalEntity = ''"
+    return "LegalEntity IN (" + ", ".join(f"'{c}'" for c in codes) + ")"
+
+
+def contracts_query(
+    *,
+    stage: str | None = None,
+    legal_entity: str | None = None,
+    entities: Collection[str] | None = None,
+) -> str:
     """The visibility query for contracts, optionally in one stage and one legal entity.
 
     A run that continued as new is replaced by the next run of the same contract and is left
@@ -276,6 +296,8 @@ def contracts_query(*, stage: str | None = None, legal_entity: str | None = None
         if not LEGAL_ENTITY_CODE.fullmatch(legal_entity):
             raise ValueError(f"not a legal entity code: {legal_entity!r}")
         query += f" AND LegalEntity = '{legal_entity}'"
+    if entities is not None:
+        query += f" AND {entities_condition(entities)}"
     return query
 
 
@@ -306,10 +328,12 @@ async def list_contracts(
     *,
     stage: str | None = None,
     legal_entity: str | None = None,
+    entities: Collection[str] | None = None,
     limit: int = 1000,
 ) -> list[ContractListItem]:
-    """Contracts from Temporal visibility, newest first, optionally in one stage and entity."""
-    query = contracts_query(stage=stage, legal_entity=legal_entity)
+    """Contracts from Temporal visibility, newest first, optionally in one stage and entity,
+    and only of ``entities`` when they are given."""
+    query = contracts_query(stage=stage, legal_entity=legal_entity, entities=entities)
     items: list[ContractListItem] = []
     async for wf in client.list_workflows(query, limit=limit):
         if not await is_latest_run(client, wf):
@@ -330,24 +354,31 @@ async def list_contracts(
     return items
 
 
-async def close_period_for_all(client: Client, period: ClosePeriod) -> int:
-    """Send ``close_period`` to every running contract; returns how many were signalled.
+async def close_period_for_all(
+    client: Client, period: ClosePeriod, *, entities: Collection[str] | None = None
+) -> list[str]:
+    """Send ``close_period`` to every running contract (only of ``entities`` when they are
+    given); returns the ids of the contracts signalled.
 
     Contracts on hold queue the request and bill once an operator releases them; a contract
     ignores periods outside its dates.
     """
     query = f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
+    if entities is not None:
+        query += f" AND {entities_condition(entities)}"
     semaphore = asyncio.Semaphore(SIGNAL_CONCURRENCY)
     tasks: list[asyncio.Task[None]] = []
+    ids: list[str] = []
 
-    async def signal(workflow_id: str) -> None:
+    async def signal(contract_id: str) -> None:
         async with semaphore:
-            await close_period_for(client, contract_id_from_workflow_id(workflow_id), period)
+            await close_period_for(client, contract_id, period)
 
     async for wf in client.list_workflows(query):
-        tasks.append(asyncio.create_task(signal(wf.id)))
+        ids.append(contract_id_from_workflow_id(wf.id))
+        tasks.append(asyncio.create_task(signal(ids[-1])))
     await asyncio.gather(*tasks)
-    return len(tasks)
+    return ids
 
 
 async def close_period_for(client: Client, contract_id: str, period: ClosePeriod) -> None:

@@ -23,7 +23,8 @@ from c2c.settings import Settings, get_settings
 from ledger import get_ledger
 from ledger.archive import DocumentAltered, DocumentMissing, archive_from_settings, read_verified
 from ledger.documents import SignedDocument
-from starter.api.auth import authorize
+from starter.api import scope
+from starter.api.auth import Identity, authorize
 from starter.api.context import ApiContext, api_context
 from starter.api.errors import ApiError, error_responses, known_query_only
 
@@ -100,10 +101,18 @@ def read_document(settings: Settings, contract_id: str) -> tuple[SignedDocument,
 )
 async def contract_document(
     contract_id: str = PathParam(min_length=1, max_length=64),
+    identity: Identity = Depends(authorize),
     context: ApiContext = Depends(api_context),
 ) -> Response:
     """The signed PDF, once its bytes match the SHA-256 recorded when it was archived
-    (``ETag`` is that hash)."""
+    (``ETag`` is that hash). Another legal entity's contract, for a token limited to some,
+    is answered as a contract without a document."""
+    if not await scope.may_see(context, identity, contract_id):
+        raise ApiError(
+            404,
+            "no_signed_document",
+            f"contract {contract_id} has no archived signed document",
+        )
     try:
         record, data = await asyncio.to_thread(read_document, context.settings, contract_id)
     except DocumentUnavailable as exc:

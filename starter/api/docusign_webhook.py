@@ -172,7 +172,7 @@ async def process_docusign(context: ApiContext, body: bytes) -> Answer:
     result = await start_contract(client, approved, task_queue=context.settings.task_queue)
     log.info(
         "docusign envelope completed",
-        envelope_id=approved.signed_document.envelope_id if approved.signed_document else None,
+        envelope_id=getattr(approved.signed_document, "envelope_id", None),
         duplicate=result.duplicate,
     )
     return Answer(202, asdict(result), approved.contract_id)

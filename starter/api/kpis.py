@@ -7,6 +7,7 @@ billing activity reads that from the PSA after each invoice, so the API asks no 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query
@@ -17,9 +18,9 @@ from domain.models import PERIOD_PATTERN
 from domain.periods import Period
 from ledger import Ledger
 from ledger.kpis import KpiReport, kpi_report
-from starter.api.auth import authorize
+from starter.api.auth import Identity, authorize
 from starter.api.context import ApiContext, api_context
-from starter.api.errors import error_responses, invalid_field, known_query_only
+from starter.api.errors import ApiError, error_responses, invalid_field, known_query_only
 
 router = APIRouter(
     prefix="/api",
@@ -69,13 +70,22 @@ async def build_report(
     legal_entity: str | None = None,
     period: str | None = None,
     now: datetime | None = None,
+    entities: Collection[str] | None = None,
 ) -> KpiReport:
-    """The full KPI report, from the ledger (off the event loop).
+    """The full KPI report, from the ledger (off the event loop); with ``entities`` (a reader
+    limited to them), only their contracts count.
 
     Raises:
-        KpiFilterError: A filter is malformed (nothing is read).
+        KpiFilterError: A filter is malformed, or names an entity outside ``entities``
+            (nothing is read).
     """
     check_filters(legal_entity, period)
+    if entities is not None and legal_entity is not None and legal_entity not in entities:
+        raise KpiFilterError(
+            "legal_entity",
+            f"legal_entity must be one of yours ({', '.join(sorted(entities)) or 'none'}), "
+            f"got {legal_entity!r}",
+        )
     return await run_in_threadpool(
         lambda: kpi_report(
             ledger,
@@ -83,6 +93,7 @@ async def build_report(
             period=period,
             now=now,
             sla_hours={str(q): settings.sla_for(q) for q in settings.exception_sla_hours},
+            entities=entities,
         )
     )
 
@@ -99,9 +110,11 @@ async def kpis(
         json_schema_extra={"pattern": f"^({PERIOD_PATTERN[1:-1]})?$"},
         description="only facts inside this month (YYYY-MM; empty: all)",
     ),
+    identity: Identity = Depends(authorize),
     context: ApiContext = Depends(api_context),
 ) -> KpiReport:
-    """Contract-to-cash KPIs from the ledger (definitions in docs/kpis.md).
+    """Contract-to-cash KPIs from the ledger (definitions in docs/kpis.md); a token limited to
+    some legal entities gets only their figures, and ``403`` for another entity.
 
     An empty filter (``?legal_entity=&period=``, as a form sends "all") is no filter.
     """
@@ -110,9 +123,17 @@ async def kpis(
         check_filters(legal_entity, period)
     except KpiFilterError as exc:
         raise invalid_field(exc.field, str(exc)) from None
+    if legal_entity is not None and not identity.sees(legal_entity):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"legal_entity {legal_entity} is not one of this token's "
+            f"({'+'.join(sorted(identity.entities or ()))})",
+        )
     return await build_report(
         context.settings,
         await context.ledger(),
         legal_entity=legal_entity,
         period=period,
+        entities=identity.entities,
     )

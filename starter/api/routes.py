@@ -1,5 +1,10 @@
 """``/api/*``: contracts, billing periods, the exception queue and dead letters, behind bearer
-tokens."""
+tokens.
+
+A token limited to some legal entities lists only their contracts, exceptions and events, and
+is answered ``404`` about another entity's, as about one that does not exist
+(``starter.api.scope``). Every decision records the token's name, not a name the client sends.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowUpdateFailedError
 
 from c2c.logs import get_logger
@@ -21,8 +27,8 @@ from domain.models import (
 )
 from domain.names import ExceptionAction, ExceptionQueue, Stage
 from ledger import ExceptionStatus, InboundSource, InboundStatus
-from starter.api import contracts
-from starter.api.auth import Role, authorize
+from starter.api import contracts, scope
+from starter.api.auth import Identity, authorize
 from starter.api.context import ApiContext, api_context
 from starter.api.contracts import ContractListItem
 from starter.api.errors import ApiError, error_responses, known_query_only
@@ -91,17 +97,32 @@ class Decision(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    operator: str | None = Field(default=None, min_length=1, max_length=200)
+    operator: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="ignored when tokens are configured: the token's name is recorded",
+    )
     note: str = Field(default="", max_length=2000)
 
 
 @router.get("/contracts", response_model=ContractList, responses=TEMPORAL, tags=["contracts"])
 async def list_contracts(
-    stage: Stage | None = None, context: ApiContext = Depends(api_context)
+    stage: Stage | None = None,
+    identity: Identity = Depends(authorize),
+    context: ApiContext = Depends(api_context),
 ) -> ContractList:
-    """Contracts from Temporal's visibility, optionally in one stage."""
+    """Contracts from Temporal's visibility, optionally in one stage (only the token's legal
+    entities' for a scoped token)."""
     client = await context.temporal()
-    return ContractList(items=await contracts.list_contracts(client, stage=stage))
+    items = await contracts.list_contracts(client, stage=stage, entities=identity.entities)
+    return ContractList(items=items)
+
+
+async def _visible(context: ApiContext, identity: Identity, contract_id: str) -> None:
+    """Refuse a scoped identity another entity's contract as if it did not exist."""
+    if not await scope.may_see(context, identity, contract_id):
+        raise ApiError(404, "contract_not_found", "no such contract")
 
 
 @router.get(
@@ -111,11 +132,14 @@ async def list_contracts(
     tags=["contracts"],
 )
 async def contract_status(
-    contract_id: str = ContractId, context: ApiContext = Depends(api_context)
+    contract_id: str = ContractId,
+    identity: Identity = Depends(authorize),
+    context: ApiContext = Depends(api_context),
 ) -> ContractStatus:
     """A contract's status: the workflow's ``status`` query, with its whole history (from the
     ledger's audit trail once the contract has continued as new)."""
     bind_contract(contract_id)
+    await _visible(context, identity, contract_id)
     client = await context.temporal()
     status = await contracts.with_retrying(client, await contracts.get_status(client, contract_id))
     if not status.history_omitted:
@@ -133,9 +157,22 @@ async def contract_status(
     tags=["contracts"],
 )
 async def amend_contract(
-    amendment: Amendment, contract_id: str = ContractId, context: ApiContext = Depends(api_context)
+    amendment: Amendment,
+    contract_id: str = ContractId,
+    identity: Identity = Depends(authorize),
+    context: ApiContext = Depends(api_context),
 ) -> JSONResponse:
-    """Apply an amendment (the ``apply_amendment`` update)."""
+    """Apply an amendment (the ``apply_amendment`` update); ``requested_by`` is the token's
+    name."""
+    await _visible(context, identity, contract_id)
+    amendment = scope.signed(amendment, identity)
+    await scope.record_request(
+        context,
+        identity,
+        contract_id,
+        f"amendment {amendment.amendment_id}",
+        key=f"amendment:{amendment.amendment_id}",
+    )
     answer = await amendment_answer(await context.temporal(), contract_id, amendment)
     return answer.response()
 
@@ -157,13 +194,24 @@ class TerminationRequested(BaseModel):
 async def terminate_contract(
     body: TerminateContract,
     contract_id: str = ContractId,
+    identity: Identity = Depends(authorize),
     context: ApiContext = Depends(api_context),
 ) -> TerminationRequested:
     """End the contract early (the ``terminate_contract`` signal): what is due up to the
     effective date is billed, advance fees after it are credited, then the contract closes
     once paid. A second termination of the same contract changes nothing."""
     bind_contract(contract_id)
+    await _visible(context, identity, contract_id)
+    body = scope.signed(body, identity)
     await contracts.terminate_contract(await context.temporal(), contract_id, body)
+    await scope.record_request(
+        context,
+        identity,
+        contract_id,
+        f"termination effective {body.effective_date}",
+        key=f"terminate:{body.effective_date}:{body.reason}",
+        detail={"reason": body.reason},
+    )
     log.info("termination requested", effective_date=str(body.effective_date))
     return TerminationRequested(
         contract_id=contract_id, effective_date=body.effective_date.isoformat()
@@ -186,7 +234,10 @@ class CreditRequested(BaseModel):
     tags=["billing"],
 )
 async def credit_invoice(
-    body: CreditInvoice, contract_id: str = ContractId, context: ApiContext = Depends(api_context)
+    body: CreditInvoice,
+    contract_id: str = ContractId,
+    identity: Identity = Depends(authorize),
+    context: ApiContext = Depends(api_context),
 ) -> CreditRequested:
     """Correct an issued invoice by credit note (the ``credit_invoice`` signal).
 
@@ -194,8 +245,18 @@ async def credit_invoice(
     once; the result shows in the contract's status under ``credit_notes``.
     """
     bind_contract(contract_id)
+    await _visible(context, identity, contract_id)
+    body = scope.signed(body, identity)
     keyed = await contracts.credit_invoice(await context.temporal(), contract_id, body)
     assert keyed.credit_note_id is not None
+    await scope.record_request(
+        context,
+        identity,
+        contract_id,
+        f"credit note {keyed.credit_note_id} of {keyed.amount} on invoice {keyed.invoice_id}",
+        key=f"credit:{keyed.credit_note_id}",
+        detail={"reason": keyed.reason},
+    )
     log.info("credit requested", invoice_id=body.invoice_id, credit_note_id=keyed.credit_note_id)
     return CreditRequested(
         contract_id=contract_id, invoice_id=body.invoice_id, credit_note_id=keyed.credit_note_id
@@ -210,12 +271,25 @@ async def credit_invoice(
     tags=["billing"],
 )
 async def close_period(
-    body: ClosePeriod, context: ApiContext = Depends(api_context)
+    body: ClosePeriod,
+    identity: Identity = Depends(authorize),
+    context: ApiContext = Depends(api_context),
 ) -> PeriodClosed:
-    """Bill a period for every running contract."""
-    signalled = await contracts.close_period_for_all(await context.temporal(), body)
-    log.info("period close requested", period=body.period, contracts=signalled)
-    return PeriodClosed(period=body.period, contracts_signalled=signalled)
+    """Bill a period for every running contract (of the token's legal entities, for a scoped
+    token)."""
+    body = scope.signed(body, identity)
+    signalled = await contracts.close_period_for_all(
+        await context.temporal(), body, entities=identity.entities
+    )
+    await scope.record_request(
+        context,
+        identity,
+        signalled,
+        f"close of period {body.period}" + (" (forced)" if body.force else ""),
+        key=f"close:{body.period}:{body.force}:{body.reason}",
+    )
+    log.info("period close requested", period=body.period, contracts=len(signalled))
+    return PeriodClosed(period=body.period, contracts_signalled=len(signalled))
 
 
 #: What ``GET /api/exceptions`` filters on: one ``ExceptionStatus``, or ``all``.
@@ -227,16 +301,22 @@ async def list_exceptions(
     status: ExceptionStatusFilter | None = None,
     queue: ExceptionQueue | None = None,
     contract_id: str | None = None,
+    identity: Identity = Depends(authorize),
     context: ApiContext = Depends(api_context),
 ) -> ExceptionList:
     """The exception queue, from the ledger: every status unless ``status`` names one
-    (``all`` is every status too, as in the CLI)."""
+    (``all`` is every status too, as in the CLI); only the token's legal entities'
+    exceptions for a scoped token."""
+    ledger = await context.ledger()
     items = await exception_queue.list_exceptions(
-        await context.ledger(),
+        ledger,
         status=None if status in (None, "all") else ExceptionStatus(status),
         queue=queue,
         contract_id=contract_id,
     )
+    visible = await scope.contracts_of(ledger, identity)
+    if visible is not None:
+        items = [i for i in items if i.contract_id in visible]
     return ExceptionList(items=items)
 
 
@@ -253,15 +333,18 @@ async def resolve_exception(
     exception_id: str,
     action: ExceptionAction,
     decision: Decision | None = None,
-    role: Role | None = Depends(authorize),
+    identity: Identity = Depends(authorize),
     context: ApiContext = Depends(api_context),
 ) -> ContractStatus:
-    """Retry, skip or abort the step an open exception holds up."""
+    """Retry, skip or abort the step an open exception holds up. The decision records the
+    token's name (an ``operator`` in the body counts only on an open API)."""
     decision = decision or Decision()
-    operator = decision.operator or f"api:{role or 'anonymous'}"
+    operator = scope.decided_by(identity, decision.operator, channel="api")
     try:
         ledger = await context.ledger()
         item = await exception_queue.get_exception(ledger, exception_id)
+        if not await scope.may_see(context, identity, item.contract_id):
+            raise ExceptionNotFound(exception_id)
         bind_contract(item.contract_id, item.workflow_id)
         return await exception_queue.resolve(
             await context.temporal(),
@@ -284,12 +367,18 @@ async def list_dead_letters(
     source: InboundSource | None = None,
     contract_id: str | None = None,
     status: InboundStatus = InboundStatus.DEAD_LETTER,
+    identity: Identity = Depends(authorize),
     context: ApiContext = Depends(api_context),
 ) -> DeadLetterList:
-    """Inbound events that could not be processed, with the reason, from the ledger."""
+    """Inbound events that could not be processed, with the reason, from the ledger; for a
+    scoped token only those of its legal entities' contracts."""
+    ledger = await context.ledger()
     items = await dead_letters.list_events(
-        await context.ledger(), status=status, source=source, contract_id=contract_id
+        ledger, status=status, source=source, contract_id=contract_id
     )
+    visible = await scope.contracts_of(ledger, identity)
+    if visible is not None:
+        items = [i for i in items if i.contract_id in visible]
     return DeadLetterList(items=items)
 
 
@@ -309,11 +398,18 @@ async def list_dead_letters(
 async def replay_dead_letter(
     source: InboundSource,
     event_id: str = Path(min_length=1, max_length=255),
+    identity: Identity = Depends(authorize),
     context: ApiContext = Depends(api_context),
 ) -> ReplayResult:
     """Process the stored body of an event not processed yet (a dead letter, or one still
     ``received``) through its webhook's processor (its signature was checked when it
     arrived). An event processed already is never processed again."""
+    ledger = await context.ledger()
+    stored = await run_in_threadpool(ledger.get_inbound_event, source, event_id)
+    if identity.scoped and (
+        stored is None or not await scope.may_see(context, identity, stored.contract_id)
+    ):
+        raise ApiError(404, "dead_letter_not_found", f"no {source.value} event {event_id!r}")
     try:
         done = await dead_letters.replay(context, source, event_id, PROCESSORS)
     except DeadLetterNotFound as exc:
@@ -327,6 +423,14 @@ async def replay_dead_letter(
             f"still a dead letter: {exc.event.reason}",
             extra={"event": exc.event.model_dump(mode="json")},
         ) from None
+    if done.event.contract_id:
+        await scope.record_request(
+            context,
+            identity,
+            done.event.contract_id,
+            f"replay of {source.value} event {event_id}",
+            key=f"replay:{source.value}:{event_id}",
+        )
     return ReplayResult(
         event=done.event, response_status=done.answer.status, response=done.answer.body
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from domain.account_sync import ACCOUNT_UPDATED, AccountUpdated
 from domain.models import ContractApproved, MilestoneCompleted, PaymentReceived
 from domain.names import SIGNATURE_HEADER
 
@@ -209,3 +210,62 @@ def payments() -> dict[str, Any]:
         "; ".join(PAYMENT_RULES)
     )
     return body(_event("payment.succeeded", paid))
+
+
+def crm() -> dict[str, Any]:
+    """``account.updated``: its ``id`` is required (the change is applied once by it)."""
+    updated = _payload(AccountUpdated, open_to_more=False)
+    updated["properties"]["changes"]["minProperties"] = 1
+    event = _event(ACCOUNT_UPDATED, updated)
+    event["required"] = ["id", "type", "data"]
+    event["properties"]["id"] = {"type": "string", "minLength": 1, "maxLength": 255}
+    return body(event)
+
+
+def salesforce() -> dict[str, Any]:
+    """A Salesforce ``AccountChangeEvent`` in the streaming API's JSON shape."""
+    header = {
+        "type": "object",
+        "required": ["entityName", "changeType", "recordIds"],
+        "properties": {
+            "entityName": {"type": "string", "enum": ["Account"]},
+            "changeType": {"type": "string", "enum": ["UPDATE"]},
+            "recordIds": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "pattern": "^[A-Za-z0-9]{15,18}$"},
+            },
+            "commitTimestamp": {"type": "integer", "minimum": 0, "maximum": 10**14},
+            "changedFields": {"type": "array", "items": {"type": "string"}},
+            "nulledFields": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    event = {
+        "type": "object",
+        "title": "AccountChangeEvent",
+        "required": ["data"],
+        "properties": {
+            "channel": {"type": "string"},
+            "data": {
+                "type": "object",
+                "required": ["payload", "event"],
+                "properties": {
+                    "schema": {"type": "string"},
+                    "payload": {
+                        "type": "object",
+                        "required": ["ChangeEventHeader", "Name"],
+                        "properties": {
+                            "ChangeEventHeader": header,
+                            "Name": {"type": "string", "minLength": 1, "maxLength": 255},
+                        },
+                    },
+                    "event": {
+                        "type": "object",
+                        "required": ["replayId"],
+                        "properties": {"replayId": {"type": "integer", "minimum": 0}},
+                    },
+                },
+            },
+        },
+    }
+    return body(event)

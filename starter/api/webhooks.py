@@ -9,7 +9,8 @@ an invalid field, an unknown contract) reaches no workflow and is kept as a dead
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Collection
+import json
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
@@ -32,7 +33,7 @@ from domain.models import (
 )
 from domain.names import SIGNATURE_HEADER, System, contract_workflow_id
 from ledger import InboundSource
-from starter.api import webhook_schemas
+from starter.api import account_events, webhook_schemas
 from starter.api.context import ApiContext, api_context
 from starter.api.contracts import (
     complete_milestone,
@@ -301,6 +302,7 @@ PROCESSORS: dict[InboundSource, Processor] = {
     InboundSource.CLM: process_clm,
     InboundSource.PSA: process_psa,
     InboundSource.PAYMENTS: process_payments,
+    InboundSource.CRM: account_events.process_crm,
 }
 
 #: Event types whose processing is idempotent by itself, so a new one is recorded after it is
@@ -319,7 +321,13 @@ QUEUED_TYPES: dict[InboundSource, frozenset[str]] = {
     InboundSource.CLM: frozenset({CONTRACT_APPROVED, CONTRACT_AMENDED}),
     InboundSource.PSA: frozenset({MILESTONE_COMPLETED}),
     InboundSource.PAYMENTS: frozenset({PAYMENT_SUCCEEDED}),
+    InboundSource.CRM: frozenset({account_events.ACCOUNT_UPDATED}),
 }
+
+
+#: What a queued event of a vendor's source is answered (its body is c2c's record of the
+#: vendor's webhook, not the c2c dialect), by source; ``None`` to process it now.
+QUEUED_ANSWERS: dict[InboundSource, Callable[[bytes], Answer | None]] = {}
 
 
 def queued_answer(source: InboundSource, body: bytes) -> Answer | None:
@@ -331,6 +339,8 @@ def queued_answer(source: InboundSource, body: bytes) -> Answer | None:
     while the sender waits, and so refused (and kept as a dead letter) exactly as without
     the queue.
     """
+    if source in QUEUED_ANSWERS:
+        return QUEUED_ANSWERS[source](body)
     try:
         event = parse_event(body, QUEUED_TYPES.get(source, frozenset()))
         contract_id = _valid_contract_of(event)
@@ -371,7 +381,13 @@ async def _queue(context: ApiContext, source: InboundSource, body: bytes) -> Ans
     queue = context.event_queue
     if queue is None:
         return None
-    answer = queued_answer(source, body)
+    if source is InboundSource.CRM:
+        try:
+            answer: Answer | None = account_events.queued_answer(body)
+        except ApiError:
+            return None
+    else:
+        answer = queued_answer(source, body)
     if answer is None:
         return None
     if answer.contract_id is None and source is InboundSource.PAYMENTS:
@@ -405,7 +421,8 @@ async def _with_known_contract(context: ApiContext, body: bytes, answer: Answer)
     return Answer(answer.status, body_out, contract_id)
 
 
-async def _receive(context: ApiContext, source: InboundSource, body: bytes) -> JSONResponse:
+async def receive(context: ApiContext, source: InboundSource, body: bytes) -> JSONResponse:
+    """Record and process (or queue) a verified event of ``source``, as its webhook answers."""
     try:
         answer = await _queue(context, source, body)
         if answer is None:
@@ -452,7 +469,7 @@ async def clm_webhook(
     ``C2C_WEBHOOK_QUEUE`` off, it is processed while the sender waits: an approval answers
     ``202`` with its ``run_id``, an amendment ``200`` applied or ``409`` rejected. An event id
     seen before is answered as the first time, with ``duplicate``."""
-    return await _receive(context, InboundSource.CLM, body)
+    return await receive(context, InboundSource.CLM, body)
 
 
 @router.post(
@@ -467,7 +484,7 @@ async def psa_webhook(
 ) -> JSONResponse:
     """``milestone.completed`` makes a fixed-fee milestone billable (once per event id);
     answered ``202`` once valid and recorded, and delivered by the event queue."""
-    return await _receive(context, InboundSource.PSA, body)
+    return await receive(context, InboundSource.PSA, body)
 
 
 @router.post(
@@ -482,7 +499,47 @@ async def payments_webhook(
 ) -> JSONResponse:
     """``payment.succeeded`` applies cash to the invoice's contract (once per event id);
     answered ``202`` once valid and recorded, and delivered by the event queue."""
-    return await _receive(context, InboundSource.PAYMENTS, body)
+    return await receive(context, InboundSource.PAYMENTS, body)
+
+
+@router.post(
+    "/crm",
+    status_code=202,
+    summary="CRM: account updated",
+    openapi_extra=webhook_schemas.crm(),
+)
+async def crm_webhook(
+    body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
+) -> JSONResponse:
+    """``account.updated`` (``{"id", "type", "data": {crm_account_id, changes}}``) applies an
+    account's change to the ERP customers of its running contracts, once per event id, in
+    arrival order per account; answered ``202`` once valid and recorded."""
+    return await receive(context, InboundSource.CRM, body)
+
+
+@router.post(
+    "/salesforce",
+    status_code=202,
+    summary="Salesforce: Change Data Capture of accounts",
+    openapi_extra=webhook_schemas.salesforce(),
+)
+async def salesforce_webhook(
+    body: bytes = Depends(signed_body), context: ApiContext = Depends(api_context)
+) -> JSONResponse:
+    """An ``AccountChangeEvent`` as Salesforce's streaming API shapes it, forwarded by a
+    Pub/Sub API subscriber or a middleware; each account it names is taken as an
+    ``account.updated`` with the id ``salesforce-cdc:<replayId>:<recordId>``. Answers
+    ``202`` with ``{"events": [<answer of each>]}``."""
+    try:
+        events = account_events.cdc_events(body, context.settings)
+    except ApiError:
+        record_webhook("salesforce", "dead_letter")
+        raise
+    answers = []
+    for event in events:
+        response = await receive(context, InboundSource.CRM, event)
+        answers.append(json.loads(bytes(response.body)))
+    return JSONResponse({"events": answers}, status_code=202)
 
 
 async def contract_of_invoice(context: ApiContext, invoice_id: str) -> str | None:

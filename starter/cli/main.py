@@ -18,8 +18,9 @@ from c2c.loops import EventLoop, EventLoopUnavailable, loop_factory
 from c2c.settings import get_settings
 from ledger.cli import ledger_app
 
-# docusign_webhook registers DocuSign's processor, which `c2c ops replay docusign` runs.
-from starter.api import documents, docusign_webhook  # noqa: F401
+# docusign_webhook and stripe_webhook register their processors, which `c2c ops replay
+# docusign` and `c2c ops replay stripe` run.
+from starter.api import documents, docusign_webhook, stripe_webhook  # noqa: F401
 from starter.cli.books import books_app, reconcile
 from starter.cli.kpis import kpis
 from starter.cli.ops import billing_app, contracts_app, fail, ops_app

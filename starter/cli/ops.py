@@ -222,7 +222,7 @@ def close_period(
     in the legal entity's time zone; earlier only with --force and a --reason."""
     request = _period(period, force, reason)
     signalled = with_temporal(lambda client: contracts.close_period_for_all(client, request))
-    typer.echo(f"Asked {signalled} running contract(s) to bill {request.period}.")
+    typer.echo(f"Asked {len(signalled)} running contract(s) to bill {request.period}.")
 
 
 @billing_app.command("credit")

@@ -5,7 +5,11 @@ Pages: ``/`` (pipeline, exception queue, KPIs; filters in the query string) and
 decisions are plain HTML forms posted to ``/ui/exceptions/{id}/{action}``, which call the same
 code as ``POST /api/exceptions/{id}/{action}`` and redirect back with a message. When
 ``C2C_API_TOKENS`` is set, a browser logs in at ``/login`` with a token (see
-``starter.dashboard.session``); without tokens the dashboard is open, like the API.
+``starter.dashboard.session``); when ``C2C_OIDC_ISSUER`` is set, also through single sign-on
+(``/auth/login``, see ``starter.dashboard.sso``); with neither the dashboard is open, like the
+API. A login limited to some legal entities sees only their contracts, exceptions and KPIs,
+and is answered about another entity's contract or exception as about one that does not
+exist.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -35,14 +40,15 @@ from domain.names import (
     ExceptionQueue,
 )
 from ledger.books import AGING_BUCKETS
-from starter.api import contracts
+from starter.api import contracts, scope
 from starter.api.auth import Role, TokenTable, tokens_of
 from starter.api.context import ApiContext, context_of
 from starter.api.updates import rejection_reason
+from starter.dashboard import sso
+from starter.dashboard.api_budget import load_api_budget
 from starter.dashboard.session import (
     CSRF_COOKIE,
     CSRF_FIELD,
-    MAX_NAME_LENGTH,
     SESSION_COOKIE,
     SESSION_TTL_S,
     Session,
@@ -50,10 +56,13 @@ from starter.dashboard.session import (
     csrf_valid,
     has_signing_secret,
     issue_session,
+    issue_sso_session,
     new_nonce,
     request_session,
+    seal,
     set_cookie,
     signing_key,
+    unseal,
 )
 from starter.dashboard.views import (
     FILTERS,
@@ -122,7 +131,18 @@ class LoginRequired(Exception):
 
 
 def install(app: FastAPI, settings: Settings, tokens: TokenTable) -> None:
-    """Serve the dashboard from ``app``: its pages, static files and error pages."""
+    """Serve the dashboard from ``app``: its pages, static files and error pages.
+
+    Raises:
+        ValueError: a ``C2C_OIDC_*`` setting is missing or malformed, or single sign-on is
+            configured with no secret to sign its sessions.
+    """
+    app.state.sso = sso.SsoConfig.from_settings(settings)
+    if app.state.sso is not None and not has_signing_secret(settings):
+        raise ValueError(
+            "C2C_OIDC_ISSUER needs C2C_SESSION_SECRET (or C2C_OIDC_CLIENT_SECRET) to sign the "
+            "dashboard's sessions"
+        )
     app.state.dashboard_key = signing_key(settings, tokens)
     if tokens.entries and not has_signing_secret(settings):
         log.warning(
@@ -209,6 +229,7 @@ def render(
     settings: Settings = request.app.state.context.settings
     html = templates.get_template(template).render(
         session=session,
+        sso_enabled=getattr(request.app.state, "sso", None) is not None,
         auth_enabled=tokens_of(request).enabled,
         can_act=session.allows(Role.OPERATOR),
         csrf_field=CSRF_FIELD,
@@ -321,12 +342,21 @@ async def home(request: Request) -> Response:
     filters, problems = Filters.parse(request.query_params)
     if problems:
         raise refuse(problems)
+    identity = session.identity
+    if filters.legal_entity and not identity.sees(filters.legal_entity):
+        raise DashboardError(
+            403,
+            f"{filters.legal_entity} is not one of your legal entities "
+            f"({'+'.join(sorted(identity.entities or ()))})",
+            field="legal_entity",
+        )
     context = context_of(request)
     # Each section reads its own source; one that fails says so and the others still show.
-    pipeline, queue, report = await asyncio.gather(
-        load_pipeline(context, filters),
-        load_queue(context, filters),
-        load_kpis(context, filters.legal_entity, filters.period),
+    pipeline, queue, report, api_budget = await asyncio.gather(
+        load_pipeline(context, filters, identity.entities),
+        load_queue(context, filters, identity),
+        load_kpis(context, filters.legal_entity, filters.period, identity.entities),
+        load_api_budget(context.settings),
     )
     return render(
         request,
@@ -337,6 +367,7 @@ async def home(request: Request) -> Response:
         queue=queue,
         kpis=kpi_view(report) if report is not None else None,
         queues=[q.value for q in ExceptionQueue],
+        api_budget=api_budget,
         aging_buckets=AGING_BUCKETS,
     )
 
@@ -355,6 +386,9 @@ async def contract_page(contract_id: str, request: Request) -> Response:
             422, "letters, digits and . _ : - (at most 64) only", field="contract_id"
         )
     context = context_of(request)
+    # Before anything is asked of the contract: another entity's is as if it did not exist.
+    if not await scope.may_see(context, session.identity, contract_id):
+        raise DashboardError(404, f"no contract {contract_id}")
     client = await _temporal(context)
     handle = contracts.contract_handle(client, contract_id)
     try:
@@ -422,6 +456,8 @@ async def decide(exception_id: str, action: str, request: Request) -> Response:
     ledger = await context.ledger()
     try:
         item = await exception_queue.get_exception(ledger, exception_id)
+        if not await scope.may_see(context, session.identity, item.contract_id):
+            raise ExceptionNotFound(exception_id)
     except ExceptionNotFound:
         raise DashboardError(404, f"no exception {exception_id}", field="exception_id") from None
     client = await _temporal(context)
@@ -487,16 +523,15 @@ async def login(request: Request) -> Response:
     # Before login the session is empty; the token still binds the form to this browser.
     check_csrf(request, Session(role=None), form)
     token = form.get("token", "").strip()
-    name = form.get("name", "").strip()
-    role = tokens.role_of(token) if token else None
+    # A name typed into the form is not who decides: the token's configured name is.
+    entry = tokens.entry_of(token) if token else None
+    role = entry.role if entry is not None else None
     refused: tuple[int, Problem] | None = None
     if not token:
         refused = 422, Problem("token", "is required")
-    elif len(name) > MAX_NAME_LENGTH:
-        refused = 422, Problem("name", f"must be at most {MAX_NAME_LENGTH} characters")
     elif role is None:
         refused = 401, Problem("token", "is not a configured token")
-    if refused is not None or role is None:
+    if refused is not None or role is None or entry is None:
         status, problem = refused or (401, Problem("token", "is not a configured token"))
         log.info("dashboard login refused", reason=str(problem))
         return render(
@@ -508,7 +543,8 @@ async def login(request: Request) -> Response:
             next=target,
             error=problem,
         )
-    response = redirect(request, target, kind="ok", text=f"Logged in as {role}.")
+    name = entry.identity.name
+    response = redirect(request, target, kind="ok", text=f"Logged in as {name} ({role}).")
     set_cookie(
         response,
         request,
@@ -518,7 +554,56 @@ async def login(request: Request) -> Response:
     )
     # A fresh CSRF nonce for the new session, so no token from before the login works after.
     set_cookie(response, request, CSRF_COOKIE, new_nonce(), max_age=SESSION_TTL_S)
-    log.info("dashboard login", role=role.value)
+    log.info("dashboard login", role=role.value, name=name)
+    return response
+
+
+def _seal(request: Request) -> Callable[[str], str]:
+    key = _key(request)
+    return lambda text: seal(key, "oidc-flow", text)
+
+
+def _unseal(request: Request) -> Callable[[str | None], str | None]:
+    key = _key(request)
+    return lambda value: unseal(key, "oidc-flow", value)
+
+
+@router.get("/auth/login")
+async def sso_login(request: Request, next: str = "/") -> Response:
+    """Start single sign-on: off to the identity provider, with PKCE."""
+    try:
+        return await sso.start(request, _seal(request), safe_next(next))
+    except sso.SsoRefused as exc:
+        raise DashboardError(exc.status, exc.message, field=exc.field) from None
+
+
+@router.get(sso.CALLBACK_PATH)
+async def sso_callback(request: Request) -> Response:
+    """The identity provider's answer: verify it and start a session for the person."""
+    try:
+        signed_in, next_url = await sso.finish(request, _unseal(request))
+    except sso.SsoRefused as exc:
+        raise DashboardError(exc.status, exc.message, field=exc.field) from None
+    config = sso.sso_of(request)
+    scope_text = (
+        "all legal entities" if signed_in.entities is None else "+".join(sorted(signed_in.entities))
+    )
+    response = sso.continue_page(
+        safe_next(next_url),
+        f"Signed in as {signed_in.name} ({signed_in.role}, {scope_text}).",
+    )
+    response.delete_cookie(sso.FLOW_COOKIE, path="/auth")
+    set_cookie(
+        response,
+        request,
+        SESSION_COOKIE,
+        issue_sso_session(
+            _key(request), config.issuer, signed_in.subject, signed_in.name, signed_in.groups
+        ),
+        max_age=SESSION_TTL_S,
+    )
+    set_cookie(response, request, CSRF_COOKIE, new_nonce(), max_age=SESSION_TTL_S)
+    log.info("dashboard login", role=signed_in.role.value, name=signed_in.name, via="sso")
     return response
 
 

@@ -1,11 +1,15 @@
 """Browser sessions and CSRF tokens for the dashboard.
 
-A browser sends no bearer header, so an operator logs in once with a token from
-``C2C_API_TOKENS`` and gets a signed session cookie. The cookie never holds the token: it
-holds the role, a fingerprint of the token (so removing the token from the configuration ends
-its sessions), a random session id and an expiry, signed with a key derived from
-``C2C_SESSION_SECRET`` and the other configured secrets (so every API replica accepts the
-sessions of the others, and rotating a token or the session secret ends every session).
+A browser sends no bearer header, so an operator logs in once, with a token from
+``C2C_API_TOKENS`` or through single sign-on (``starter.dashboard.sso``), and gets a signed
+session cookie. A token's cookie never holds the token: it holds the role, a fingerprint of
+the token (so removing the token from the configuration ends its sessions; its name and legal
+entities are read from the configuration on every request), a random session id and an
+expiry. A single sign-on cookie holds the issuer, the person's name and those of their groups
+that ``C2C_OIDC_ROLES`` maps, so the role and legal entities follow the mapping as it is now.
+Both are signed with a key derived from ``C2C_SESSION_SECRET`` and the other configured
+secrets (so every API replica accepts the sessions of the others, and rotating a token or the
+session secret ends every session).
 
 Because cookies authenticate the dashboard's forms, each form carries a CSRF token: an HMAC
 of a random per-browser nonce (its own cookie) and the session id (OWASP's "signed double
@@ -21,13 +25,14 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from fastapi import Request
 from fastapi.responses import Response
 
 from c2c.settings import Settings
-from starter.api.auth import Role, TokenTable, token_digest
+from starter.api.auth import Identity, Role, TokenTable, token_digest
 
 SESSION_COOKIE = "c2c_session"
 CSRF_COOKIE = "c2c_csrf"
@@ -39,14 +44,27 @@ SESSION_TTL_S = 12 * 3600
 MAX_NAME_LENGTH = 200
 
 
+#: What single sign-on makes of a person's groups: their role and legal entities (``None``:
+#: every entity), or ``None`` when no group grants a role. ``SsoConfig.grant``.
+GrantOf = Callable[[Sequence[str]], "tuple[Role, frozenset[str] | None] | None"]
+
+
 @dataclass(frozen=True)
 class Session:
-    """Who the browser is: a role (``None`` when no tokens are configured) and a name."""
+    """Who the browser is: a role (``None`` when nothing is configured), a name, the legal
+    entities it may see (``None``: all) and how it logged in (``token``, ``sso``)."""
 
     role: Role | None
     name: str = ""
     session_id: str = ""
     expires_at: int = 0
+    entities: frozenset[str] | None = None
+    via: str = "token"
+
+    @property
+    def identity(self) -> Identity:
+        """The session as the API's identity: what a decision records and what it may see."""
+        return Identity(name=self.operator, role=self.role, entities=self.entities)
 
     def allows(self, needed: Role) -> bool:
         """Whether this session may do what ``needed`` may (anything, on an open API)."""
@@ -82,6 +100,7 @@ def _secrets(settings: Settings) -> list[tuple[bytes, str]]:
         (b"secret", settings.webhook_secret),
         (b"secret", settings.encryption_key),
         (b"session", settings.session_secret),
+        (b"oidc", settings.oidc_client_secret),
     )
     return [(name, s.get_secret_value()) for name, s in given if s and s.get_secret_value()]
 
@@ -120,6 +139,25 @@ def _mac(key: bytes, purpose: str, payload: str) -> str:
     return _b64(hmac.new(key, message, hashlib.sha256).digest())
 
 
+def seal(key: bytes, purpose: str, text: str) -> str:
+    """``text`` with a signature for ``purpose``: readable, but not forgeable."""
+    payload = _b64(text.encode("utf-8", "surrogatepass"))
+    return f"{payload}.{_mac(key, purpose, payload)}"
+
+
+def unseal(key: bytes, purpose: str, value: str | None) -> str | None:
+    """The text ``seal`` signed for ``purpose``, or ``None`` if ``value`` is not one."""
+    if not value or value.count(".") != 1:
+        return None
+    payload, mac = value.split(".")
+    if not same_text(mac, _mac(key, purpose, payload)):
+        return None
+    try:
+        return _unb64(payload).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 def issue_session(
     key: bytes, token: str, role: Role, name: str, *, now: float | None = None
 ) -> str:
@@ -135,11 +173,65 @@ def issue_session(
     return f"{payload}.{_mac(key, 'session', payload)}"
 
 
+def issue_sso_session(
+    key: bytes,
+    issuer: str,
+    subject: str,
+    name: str,
+    groups: Sequence[str],
+    *,
+    now: float | None = None,
+) -> str:
+    """A signed session value for a person the identity provider vouched for; ``groups`` are
+    those of their groups that grant a role."""
+    claims = {
+        "via": "sso",
+        "iss": issuer,
+        "sub": subject,
+        "groups": sorted(set(groups)),
+        "sid": secrets.token_urlsafe(16),
+        "name": name,
+        "exp": int((now or time.time()) + SESSION_TTL_S),
+    }
+    payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
+    return f"{payload}.{_mac(key, 'session', payload)}"
+
+
+def _read_sso(
+    claims: dict[str, object], issuer: str | None, grant_of: GrantOf | None
+) -> Session | None:
+    """A single sign-on session, its role and entities from its groups as mapped now."""
+    if grant_of is None or issuer is None or claims.get("iss") != issuer:
+        return None
+    groups = claims.get("groups")
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        return None
+    granted = grant_of(groups)
+    if granted is None:
+        return None
+    role, entities = granted
+    return Session(
+        role=role,
+        name=str(claims.get("name") or claims.get("sub") or ""),
+        session_id=str(claims["sid"]),
+        expires_at=int(str(claims["exp"])),
+        entities=entities,
+        via="sso",
+    )
+
+
 def read_session(
-    key: bytes, tokens: TokenTable, value: str | None, *, now: float | None = None
+    key: bytes,
+    tokens: TokenTable,
+    value: str | None,
+    *,
+    now: float | None = None,
+    issuer: str | None = None,
+    grant_of: GrantOf | None = None,
 ) -> Session | None:
     """The session a cookie value stands for, or ``None`` if it is forged, expired, or its
-    token is no longer configured with that role."""
+    token is no longer configured with that role (a single sign-on session: its issuer is no
+    longer the one configured, or none of its groups grants a role any more)."""
     if not value or value.count(".") != 1:
         return None
     payload, mac = value.split(".")
@@ -147,6 +239,10 @@ def read_session(
         return None
     try:
         claims = json.loads(_unb64(payload))
+        if int(claims["exp"]) < (now or time.time()):
+            return None
+        if claims.get("via") == "sso":
+            return _read_sso(claims, issuer, grant_of)
         role = Role(claims["role"])
         fingerprint, session_id = str(claims["fp"]), str(claims["sid"])
         name, expires_at = str(claims.get("name", "")), int(claims["exp"])
@@ -154,13 +250,23 @@ def read_session(
         return None
     if expires_at < (now or time.time()):
         return None
-    still_configured = any(
-        entry.role is role and same_text(token_fingerprint(entry.digest), fingerprint)
-        for entry in tokens.entries
+    entry = next(
+        (
+            e
+            for e in tokens.entries
+            if e.role is role and same_text(token_fingerprint(e.digest), fingerprint)
+        ),
+        None,
     )
-    if not still_configured:
+    if entry is None:
         return None
-    return Session(role=role, name=name, session_id=session_id, expires_at=expires_at)
+    return Session(
+        role=role,
+        name=entry.name or name,
+        session_id=session_id,
+        expires_at=expires_at,
+        entities=entry.entities,
+    )
 
 
 def request_session(request: Request, tokens: TokenTable) -> Session | None:
@@ -169,7 +275,14 @@ def request_session(request: Request, tokens: TokenTable) -> Session | None:
     key: bytes | None = getattr(request.app.state, "dashboard_key", None)
     if key is None:
         return None
-    return read_session(key, tokens, request.cookies.get(SESSION_COOKIE))
+    sso = getattr(request.app.state, "sso", None)
+    return read_session(
+        key,
+        tokens,
+        request.cookies.get(SESSION_COOKIE),
+        issuer=sso.issuer if sso is not None else None,
+        grant_of=sso.grant if sso is not None else None,
+    )
 
 
 def csrf_token(key: bytes, nonce: str, session: Session) -> str:

@@ -17,6 +17,7 @@ from temporalio.client import Client
 from c2c.logs import get_logger
 from domain.names import ExceptionQueue, Stage
 from ledger import ExceptionStatus
+from starter.api.auth import ANONYMOUS, Identity
 from starter.api.context import ApiContext
 from starter.api.contracts import (
     LEGAL_ENTITY_CODE,
@@ -27,6 +28,7 @@ from starter.api.contracts import (
     list_contracts,
 )
 from starter.api.kpis import build_report
+from starter.api.scope import contracts_of
 from starter.dashboard.charts import (
     AGE_BUCKETS,
     Bar,
@@ -112,27 +114,39 @@ class Pipeline:
         return sum(self.counts.values())
 
 
-async def count_by_stage(client: Client, *, legal_entity: str | None) -> dict[str, int]:
-    """Contracts in each stage; one count query per stage, all at once."""
+async def count_by_stage(
+    client: Client, *, legal_entity: str | None, entities: frozenset[str] | None = None
+) -> dict[str, int]:
+    """Contracts in each stage (only of ``entities`` when given); one count query per stage,
+    all at once."""
     stages = [s.value for s in PIPELINE]
     answers = await asyncio.gather(
         *(
-            count_contracts(client, contracts_query(stage=s, legal_entity=legal_entity))
+            count_contracts(
+                client, contracts_query(stage=s, legal_entity=legal_entity, entities=entities)
+            )
             for s in stages
         )
     )
     return dict(zip(stages, answers, strict=True))
 
 
-async def load_pipeline(context: ApiContext, filters: Filters) -> Pipeline:
-    """The pipeline section; when Temporal does not answer, it says so instead of failing
-    the whole page (the exception queue and KPIs come from the ledger)."""
+async def load_pipeline(
+    context: ApiContext, filters: Filters, entities: frozenset[str] | None = None
+) -> Pipeline:
+    """The pipeline section (only ``entities``' contracts when given); when Temporal does not
+    answer, it says so instead of failing the whole page (the exception queue and KPIs come
+    from the ledger)."""
     try:
         client = await context.temporal()
         counts, contracts = await asyncio.gather(
-            count_by_stage(client, legal_entity=filters.legal_entity),
+            count_by_stage(client, legal_entity=filters.legal_entity, entities=entities),
             list_contracts(
-                client, stage=filters.stage, legal_entity=filters.legal_entity, limit=LIST_LIMIT
+                client,
+                stage=filters.stage,
+                legal_entity=filters.legal_entity,
+                entities=entities,
+                limit=LIST_LIMIT,
             ),
         )
     except Exception as exc:
@@ -160,12 +174,19 @@ class Queue:
     error: str | None = None
 
 
-async def load_queue(context: ApiContext, filters: Filters) -> Queue:
-    """Open exceptions, oldest first, in the queue and legal entity filtered on."""
+async def load_queue(
+    context: ApiContext, filters: Filters, identity: Identity = ANONYMOUS
+) -> Queue:
+    """Open exceptions, oldest first, in the queue and legal entity filtered on (and of the
+    identity's legal entities only)."""
     try:
+        ledger = await context.ledger()
         items = await exception_queue.list_exceptions(
-            await context.ledger(), status=ExceptionStatus.OPEN, queue=filters.queue
+            ledger, status=ExceptionStatus.OPEN, queue=filters.queue
         )
+        visible = await contracts_of(ledger, identity)
+        if visible is not None:
+            items = [i for i in items if i.contract_id in visible]
         if filters.legal_entity and items:
             client = await context.temporal()
             ids = await contracts_with_open_exceptions(client, filters.legal_entity)
@@ -177,7 +198,10 @@ async def load_queue(context: ApiContext, filters: Filters) -> Queue:
 
 
 async def load_kpis(
-    context: ApiContext, legal_entity: str | None, period: str | None
+    context: ApiContext,
+    legal_entity: str | None,
+    period: str | None,
+    entities: frozenset[str] | None = None,
 ) -> dict[str, Any] | None:
     """The KPI report as JSON (the same as ``GET /api/kpis``), or ``None`` when it cannot be
     had (the section says so)."""
@@ -188,6 +212,7 @@ async def load_kpis(
             ledger,
             legal_entity=legal_entity,
             period=period,
+            entities=entities,
         )
         data: dict[str, Any] = report.model_dump(mode="json")
     except Exception as exc:

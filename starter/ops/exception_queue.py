@@ -2,7 +2,8 @@
 
 The ledger lists exceptions and knows which contract each belongs to; the decision itself
 goes to the contract's workflow (the ``resolve_exception`` update), which acts on it and
-records the outcome.
+records the outcome; a customer master change the ERP refused goes to its account's
+``AccountSync`` workflow instead.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 from temporalio.client import Client
 
+from domain.account_sync import ACCOUNT_WORKFLOW_PREFIX, UPDATE_RESOLVE_ACCOUNT_EXCEPTION
 from domain.models import ContractStatus, ResolveException
 from domain.names import ExceptionAction
 from domain.reconcile import RECONCILE_STEP
@@ -117,4 +119,10 @@ async def resolve(
     decision = ResolveException(
         exception_id=item.exception_id, action=action, operator=operator, note=note
     )
+    if item.workflow_id.startswith(ACCOUNT_WORKFLOW_PREFIX):
+        # A customer master change the ERP refused: its account's sync workflow decides.
+        await client.get_workflow_handle(item.workflow_id).execute_update(
+            UPDATE_RESOLVE_ACCOUNT_EXCEPTION, decision
+        )
+        return await get_status(client, item.contract_id)
     return await resolve_exception(client, item.contract_id, decision)

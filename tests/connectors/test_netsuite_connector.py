@@ -408,3 +408,16 @@ async def test_credit_memos_cash_applications_revenue_and_amendments_are_made_on
         assert balances.unapplied_cash == Decimal("300.00")
     finally:
         await erp.aclose()
+
+
+async def test_the_signed_document_is_linked_on_the_contract_record_once(sandbox_url: str) -> None:
+    erp = netsuite(sandbox_url)
+    try:
+        refs = await provisioned(erp)
+        url, sha = "file:///archive/ab/abcd.pdf", "ab" * 32
+        linked = await erp.link_contract_document(refs["erp_contract_id"], url, sha)
+        again = await erp.link_contract_document(refs["erp_contract_id"], url, sha)
+    finally:
+        await erp.aclose()
+    assert (linked.document_url, linked.document_sha256) == (url, sha)
+    assert again == linked

@@ -25,8 +25,8 @@ def dashboard_url(settings: Settings) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def secured_dashboard_url(settings: Settings) -> Iterator[str]:
-    """The dashboard with a viewer's and an operator's token configured."""
-    tokens = SecretStr(f"{VIEWER_TOKEN}:viewer,{OPERATOR_TOKEN}:operator")
+    """The dashboard with a viewer's and an operator's token configured, named."""
+    tokens = SecretStr(f"{VIEWER_TOKEN}:viewer@vera,{OPERATOR_TOKEN}:operator@olga")
     with serve(settings.model_copy(update={"api_tokens": tokens})) as url:
         yield url
 

@@ -196,7 +196,7 @@ def test_an_unknown_event(ledger: Ledger) -> None:
 
 def test_bad_input_is_refused(ledger: Ledger, at: At) -> None:
     with pytest.raises(ValueError):
-        inbound("evt-1", at(0), source="crm")
+        inbound("evt-1", at(0), source="erp")
     with pytest.raises(ValueError):
         inbound("", at(0))
     with pytest.raises(ValueError):

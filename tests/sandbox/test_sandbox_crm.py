@@ -135,3 +135,42 @@ def test_activity_fields_are_checked(client: httpx.Client) -> None:
         "occurred_on",
     ]
     assert all(r.status_code == 422 for r in (both_times, bad_id, bad_relation, bad_day))
+
+
+def test_an_account_change_is_reported_as_account_updated(client: httpx.Client) -> None:
+    changed = ok(
+        client.patch(
+            "/crm/v1/accounts/ACME-US",
+            json={
+                "name": "Acme Corporation",
+                "billing_email": "billing@acme.example",
+                "tax_id": None,
+            },
+        )
+    )
+    assert (changed["name"], changed["billing_email"], changed["tax_id"]) == (
+        "Acme Corporation",
+        "billing@acme.example",
+        None,
+    )
+    [sent] = ok(client.get("/_admin/webhooks", params={"type": "account.updated"}))["items"]
+    assert sent["url"].endswith("/webhooks/crm")
+    assert sent["payload"]["data"] == {
+        "crm_account_id": "ACME-US",
+        "changes": {
+            "name": "Acme Corporation",
+            "billing_email": "billing@acme.example",
+            "tax_id": None,
+        },
+    }
+    # The same values again change nothing and report nothing.
+    ok(client.patch("/crm/v1/accounts/ACME-US", json={"name": "Acme Corporation"}))
+    assert len(ok(client.get("/_admin/webhooks", params={"type": "account.updated"}))["items"]) == 1
+
+    cleared = client.patch("/crm/v1/accounts/ACME-US", json={"name": None})
+    own_parent = client.patch("/crm/v1/accounts/ACME-US", json={"parent_crm_account_id": "ACME-US"})
+    assert (cleared.status_code, cleared.json()["error"]["field"]) == (422, "name")
+    assert (own_parent.status_code, own_parent.json()["error"]["field"]) == (
+        422,
+        "parent_crm_account_id",
+    )

@@ -69,6 +69,8 @@ EXAMPLES = int(os.environ.get("C2C_FUZZ_EXAMPLES", "20"))
 WEBHOOKS = ("/webhooks/clm", "/webhooks/psa", "/webhooks/payments")
 #: DocuSign's Connect messages: signed by DocuSign's keys, not c2c's, and off by default.
 DOCUSIGN_WEBHOOK = "/webhooks/docusign"
+#: Ironclad's webhooks: signed with Ironclad's private key, and off by default.
+IRONCLAD_WEBHOOK = "/webhooks/ironclad"
 #: Every check schemathesis has (``--checks all``): no ``5xx``, documented statuses, headers and
 #: bodies, and the schema exactly as strict as the server (valid data accepted, ``ST202``;
 #: invalid data refused).
@@ -292,6 +294,7 @@ async def test_fuzzing_every_operation_finds_no_5xx_no_schema_break_and_changes_
         "GET /readyz",
         "GET /metrics",
         f"POST {DOCUSIGN_WEBHOOK}",
+        f"POST {IRONCLAD_WEBHOOK}",
     }
     # Unsigned (a generated signature is no signature), every webhook body is refused.
     for path in WEBHOOKS:

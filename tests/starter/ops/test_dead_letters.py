@@ -152,7 +152,7 @@ def test_a_milestone_of_an_unknown_contract_is_a_dead_letter_until_its_contract_
         assert_error(
             api.post("/api/dead-letters/psa/evt-nope/replay"), 404, "dead_letter_not_found"
         )
-        wrong = api.post(f"/api/dead-letters/crm/{eid}/replay")
+        wrong = api.post(f"/api/dead-letters/erp/{eid}/replay")
         assert wrong.status_code == 422 and wrong.json()["error"]["field"] == "source"
 
 
