@@ -1,4 +1,4 @@
-"""The c2c worker: runs the ``ContractToCash`` workflow and its activities.
+"""The c2c worker: runs the ``ContractToCash`` and ``Reconcile`` workflows and their activities.
 
 ``python worker.py`` is the same as ``c2c worker``.
 
@@ -41,6 +41,7 @@ from ledger import Ledger, get_ledger
 from workflows.account_sync import AccountSync
 from workflows.contract_to_cash import ContractToCash
 from workflows.ironclad_intake import IroncladIntake
+from workflows.reconcile import Reconcile
 
 log = get_logger("c2c.worker")
 
@@ -83,7 +84,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=task_queue,
-                workflows=[ContractToCash, AccountSync, IroncladIntake],
+                workflows=[ContractToCash, AccountSync, IroncladIntake, Reconcile],
                 workflow_runner=workflow_runner(),
                 # Every step, not only the ledger's: a step that a contract scheduled here
                 # before steps moved to their system's queue still finds a worker.

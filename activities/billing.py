@@ -47,7 +47,7 @@ from domain.pricing import (
 )
 from domain.steps import BILL_PERIOD, BillPeriodInput, BillPeriodResult, RevenuePlan
 from domain.tax import apply_tax, tax_code
-from ledger import BillingStartIn, InvoiceIssuedIn
+from ledger import BillingStartIn, InvoiceIssuedIn, RevenueFactIn
 from ledger.models import UnbilledMonthIn
 
 _STATUS = {"void": "credited"}
@@ -231,6 +231,14 @@ class BillingActivities(StepActivities):
                     idempotency_key=idempotency_key("batch", step.reference, "invoiced"),
                 )
             posted, revenue = await self._post_revenue(step, as_invoiced)
+            posting = await revenue_fact(
+                erp,
+                step.contract_id,
+                step.revenue,
+                posted,
+                currency=step.currency,
+                functional_currency=step.functional_currency,
+            )
             unbilled = await self._unbilled(project_id, step)
         writes = []
         if invoice is not None:
@@ -240,6 +248,8 @@ class BillingActivities(StepActivities):
                 ),
                 partial(self.ledger.record_invoice_issued, _invoice_issued(step, invoice)),
             ]
+        if posting is not None:
+            writes.append(partial(self.ledger.record_revenue_fact, posting))
         if unbilled is not None:
             read_at = datetime.now(UTC)
             writes.append(
@@ -422,6 +432,36 @@ async def post_revenue(
     )
 
 
+async def revenue_fact(
+    erp: ErpPort,
+    contract_id: str,
+    plan: RevenuePlan | None,
+    amount: Decimal,
+    *,
+    currency: str,
+    functional_currency: str | None,
+) -> RevenueFactIn | None:
+    """The books' fact of the revenue ``post_revenue`` posted (``None`` when it posted none),
+    with the ERP's rate to the legal entity's currency on the day it is recognised."""
+    if plan is None or amount == 0:
+        return None
+    recognised_on = Period.parse(plan.period).last_day
+    rate = Decimal(1)
+    if functional_currency and functional_currency != currency:
+        rate = await erp.get_exchange_rate(currency, functional_currency, recognised_on)
+    return RevenueFactIn(
+        entry_id=plan.entry_id,
+        contract_id=contract_id,
+        period=plan.period,
+        currency=currency,
+        amount=amount,
+        recognised_on=recognised_on,
+        functional_currency=functional_currency,
+        exchange_rate=rate if functional_currency else None,
+        recorded_at=datetime.now(UTC),
+    )
+
+
 def _billing_start(step: BillPeriodInput) -> BillingStartIn:
     """The KPI fact of the step's start: the first attempt's schedule time is kept, so an
     operator's retry after a hold still counts from when the period close was taken up."""
@@ -445,6 +485,8 @@ def _invoice_issued(step: BillPeriodInput, invoice: ErpInvoice) -> InvoiceIssued
         invoice_date=invoice.invoice_date,
         due_on=invoice.due_on,
         total=invoice.total,
+        subtotal=invoice.subtotal,
+        tax=invoice.tax,
         functional_currency=invoice.functional_currency,
         exchange_rate=invoice.exchange_rate,
         issued_at=datetime.now(UTC),

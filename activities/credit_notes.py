@@ -9,7 +9,7 @@ from decimal import Decimal
 from temporalio import activity
 
 from activities.base import StepActivities, business_error, error_classes, idempotency_key
-from activities.billing import invoice_tax_code, post_revenue
+from activities.billing import invoice_tax_code, post_revenue, revenue_fact
 from connectors.records import TaxDocumentIn, TaxDocumentLineIn
 from domain.errors import Rejection
 from domain.models import CreditNoteSummary
@@ -116,15 +116,20 @@ class CreditNoteActivities(StepActivities):
                 code,
                 idempotency_key=idempotency_key("credit-note", step.credit_note_id, "tax-commit"),
             )
-            revenue = None
+            revenue = posting = None
             if step.erp_contract_id is not None:
                 plan = step.revenue
+                amount = plan.amount if plan else Decimal(0)
                 revenue = await post_revenue(
+                    self.connectors.erp, step.erp_contract_id, plan, amount, step.revenue_method
+                )
+                posting = await revenue_fact(
                     self.connectors.erp,
-                    step.erp_contract_id,
+                    step.contract_id,
                     plan,
-                    plan.amount if plan else Decimal(0),
-                    step.revenue_method,
+                    amount,
+                    currency=step.currency,
+                    functional_currency=invoice.functional_currency,
                 )
         await self.record_ref(step.contract_id, "erp", "credit_note", note.credit_note_id)
         fact = CreditNoteFactIn(
@@ -133,10 +138,14 @@ class CreditNoteActivities(StepActivities):
             invoice_id=note.invoice_id,
             currency=note.currency,
             total=note.total,
+            subtotal=note.subtotal,
+            tax=note.tax,
             issued_on=step.on,
             issued_at=datetime.now(UTC),
         )
         await asyncio.to_thread(self.ledger.record_credit_note_fact, fact)
+        if posting is not None:
+            await asyncio.to_thread(self.ledger.record_revenue_fact, posting)
         return CreditNoteIssued(
             credit_note=CreditNoteSummary(
                 credit_note_id=note.credit_note_id,

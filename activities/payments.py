@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 from temporalio import activity
 
 from activities.base import StepActivities, error_classes, idempotency_key
+from connectors.records import ErpInvoice
 from domain.steps import (
     APPLY_CASH,
     APPLY_PAYMENT,
@@ -38,6 +40,9 @@ class PaymentActivities(StepActivities):
                 idempotency_key=idempotency_key("payment", p.payment_id),
             )
             invoice = await erp.get_invoice(step.invoice_id) if step.invoice_id else None
+            functional, rate = await self._rate(
+                step.contract_id, invoice, p.currency, p.received_on
+            )
         await self.record_ref(step.contract_id, "erp", "payment", payment.payment_id)
         fact = PaymentFactIn(
             payment_id=payment.payment_id,
@@ -47,6 +52,9 @@ class PaymentActivities(StepActivities):
             amount=payment.amount,
             received_on=p.received_on,
             recorded_at=datetime.now(UTC),
+            applied_amount=payment.applied_amount,
+            functional_currency=functional,
+            exchange_rate=rate,
         )
         await asyncio.to_thread(self.ledger.record_payment_fact, fact)
         return PaymentApplied(
@@ -56,6 +64,24 @@ class PaymentActivities(StepActivities):
             amount_paid=invoice.amount_paid if invoice else payment.applied_amount,
             invoice_status=invoice.status if invoice else "unapplied",
         )
+
+    async def _rate(
+        self, contract_id: str, invoice: ErpInvoice | None, currency: str, on: date
+    ) -> tuple[str | None, Decimal | None]:
+        """The legal entity's currency and the payment's rate to it on the day received (for
+        the books: the realised FX gain or loss against the invoice's rate); ``None`` when the
+        entity is not known."""
+        functional = invoice.functional_currency if invoice else None
+        if functional is None:
+            contract = await asyncio.to_thread(self.ledger.get_contract, contract_id)
+            entity = contract.legal_entity if contract else None
+            found = await self.connectors.erp.get_legal_entity(entity) if entity else None
+            functional = found.functional_currency if found else None
+        if functional is None:
+            return None, None
+        if functional == currency:
+            return functional, Decimal(1)
+        return functional, await self.connectors.erp.get_exchange_rate(currency, functional, on)
 
     @activity.defn(name=APPLY_CASH)
     async def apply_unapplied_cash(self, step: ApplyCashInput) -> None:

@@ -18,11 +18,12 @@ from activities.ironclad_intake import IroncladIntakeActivities
 from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.psa import PsaActivities
+from activities.reconcile import ReconcileActivities
 from activities.validation import ValidationActivities
 from c2c.settings import Settings
 from connectors.registry import Connectors
 from connectors.routing import RoutedErp
-from domain import account_sync
+from domain import account_sync, reconcile
 from domain import steps as step
 from domain.ironclad import READ_IRONCLAD_APPROVAL
 
@@ -49,6 +50,7 @@ def build_steps(
     documents = DocumentActivities(connectors, ledger, settings)
     accounts = AccountSyncActivities(connectors, ledger, settings)
     ironclad = IroncladIntakeActivities(connectors, ledger, settings)
+    books = ReconcileActivities(connectors, ledger, settings)
     return {
         step.VALIDATE_CONTRACT: validation.validate_contract,
         step.ENSURE_ERP_CUSTOMER: erp.ensure_erp_customer,
@@ -73,4 +75,7 @@ def build_steps(
         account_sync.OPEN_ACCOUNT_EXCEPTION: accounts.open_account_exception,
         account_sync.RESOLVE_ACCOUNT_EXCEPTION: accounts.resolve_account_exception,
         READ_IRONCLAD_APPROVAL: ironclad.read_ironclad_approval,
+        reconcile.CONTRACTS_TO_RECONCILE: books.contracts_to_reconcile,
+        reconcile.COMPARE_WITH_ERP: books.compare_ledger_with_erp,
+        reconcile.OPEN_RECONCILE_EXCEPTIONS: books.open_reconcile_exceptions,
     }

@@ -31,6 +31,8 @@ from ledger.models import (
     InvoiceIssuedIn,
     PaymentFact,
     PaymentFactIn,
+    RevenueFact,
+    RevenueFactIn,
     UnbilledMonthIn,
     UnbilledTimeRecord,
 )
@@ -67,6 +69,8 @@ __all__ = [
     "NotFoundInLedger",
     "PaymentFact",
     "PaymentFactIn",
+    "RevenueFact",
+    "RevenueFactIn",
     "UnbilledMonthIn",
     "UnbilledTimeRecord",
     "get_ledger",

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import Executable, update
+from sqlalchemy import Executable, Update, update
 from sqlmodel import col, select
 
 from domain.account_sync import ACCOUNT_WORKFLOW_PREFIX
+from domain.reconcile import RECONCILE_STEP
 from ledger.base import LedgerBase
 from ledger.columns import require_aware
 from ledger.errors import LedgerConflict, NotFoundInLedger
@@ -24,19 +25,7 @@ class ExceptionQueueLedger(LedgerBase):
         One that a reset superseded is open again: the new run met the same failure.
         """
         row = {**exception.model_dump(), "status": ExceptionStatus.OPEN.value}
-        reopen = (
-            update(ExceptionRecord)
-            .where(
-                col(ExceptionRecord.exception_id) == exception.exception_id,
-                col(ExceptionRecord.status) == ExceptionStatus.SUPERSEDED.value,
-            )
-            .values(
-                status=ExceptionStatus.OPEN.value,
-                resolved_at=None,
-                resolved_by=None,
-                resolution_note=None,
-            )
-        )
+        reopen = _reopen(exception.exception_id, ExceptionStatus.SUPERSEDED)
         with self._transaction() as session:
             connection = session.connection()
             connection.execute(self._insert_new(ExceptionRecord, ["exception_id"]), row)
@@ -44,6 +33,17 @@ class ExceptionQueueLedger(LedgerBase):
             record = session.get(ExceptionRecord, exception.exception_id)
         assert record is not None  # inserted now or before, and never deleted
         return record
+
+    def reopen_retried(self, exception_id: str) -> bool:
+        """Open again an exception an operator retried, when the check that raised it finds
+        the same problem again (reconciliation's differences).
+
+        Returns:
+            Whether it was reopened now.
+        """
+        stmt = _reopen(exception_id, ExceptionStatus.RETRIED)
+        with self._transaction() as session:
+            return bool(session.connection().execute(stmt).rowcount)
 
     def supersede_exceptions(
         self, contract_id: str, keep: Collection[str], at: datetime | None = None
@@ -63,8 +63,10 @@ class ExceptionQueueLedger(LedgerBase):
                 col(ExceptionRecord.contract_id) == contract_id,
                 col(ExceptionRecord.status) == ExceptionStatus.OPEN.value,
                 col(ExceptionRecord.exception_id).not_in(list(keep)),
-                # The account sync's exceptions are its own workflow's, not the contract's.
+                # The account sync's exceptions are its own workflow's, not the contract's;
+                # reconciliation's are not the workflow's to keep or drop either.
                 ~col(ExceptionRecord.workflow_id).startswith(ACCOUNT_WORKFLOW_PREFIX),
+                col(ExceptionRecord.step) != RECONCILE_STEP,
             )
             .values(
                 status=ExceptionStatus.SUPERSEDED.value,
@@ -170,3 +172,20 @@ class ExceptionQueueLedger(LedgerBase):
         if record is None:
             raise NotFoundInLedger(f"no exception {exception_id!r}")
         return record
+
+
+def _reopen(exception_id: str, status: ExceptionStatus) -> Update:
+    """Open the exception again if it is in ``status``, its resolution cleared."""
+    return (
+        update(ExceptionRecord)
+        .where(
+            col(ExceptionRecord.exception_id) == exception_id,
+            col(ExceptionRecord.status) == status.value,
+        )
+        .values(
+            status=ExceptionStatus.OPEN.value,
+            resolved_at=None,
+            resolved_by=None,
+            resolution_note=None,
+        )
+    )

@@ -1,6 +1,6 @@
-"""The facts behind KPIs that no other table holds: invoices, payments, credit notes,
-amendment propagations and unbilled time, each written by the activity that made the effect
-or read it.
+"""The facts behind KPIs and the books that no other table holds: invoices, payments, credit
+notes, revenue postings, amendment propagations and unbilled time, each written by the
+activity that made the effect or read it.
 
 Every write is keyed by a business id and safe to repeat: a retried, replayed or reset
 activity keeps the first start time and writes each completion once.
@@ -28,6 +28,8 @@ from ledger.models import (
     LedgerTable,
     PaymentFact,
     PaymentFactIn,
+    RevenueFact,
+    RevenueFactIn,
     UnbilledMonthIn,
     UnbilledTimeRecord,
     table_of,
@@ -88,6 +90,10 @@ class FactLedger(LedgerBase):
     def record_credit_note_fact(self, note: CreditNoteFactIn) -> None:
         """Record a credit note once by its id."""
         self._insert_once(CreditNoteFact, "credit_note_id", note.model_dump())
+
+    def record_revenue_fact(self, entry: RevenueFactIn) -> None:
+        """Record a revenue entry posted in the ERP once by its entry id."""
+        self._insert_once(RevenueFact, "entry_id", entry.model_dump())
 
     def record_amendment_started(
         self, contract_id: str, amendment_id: str, started_at: datetime
@@ -165,6 +171,13 @@ class FactLedger(LedgerBase):
             )
             contract_id = cast(Any, table).contract_id
             query = query.where(col(contract_id).in_(in_entity))
+        with self._session() as session:
+            return list(session.exec(query).all())
+
+    def rows_of_contracts(self, table: type[T], contract_ids: Sequence[str]) -> list[T]:
+        """Every row of a table keyed by ``contract_id`` that belongs to one of the contracts."""
+        contract_id = cast(Any, table).contract_id
+        query = select(table).where(col(contract_id).in_(list(contract_ids)))
         with self._session() as session:
             return list(session.exec(query).all())
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from domain.money import ZERO, Money, Quantity
 from domain.names import BillingModel, ExceptionQueue, Stage
 from domain.periods import Period
+from ledger.books import AgingReport, aging_of
 from ledger.models import (
     AmendmentFact,
     BillingFact,
@@ -170,6 +171,8 @@ class KpiReport(BaseModel):
     exception_resolution: Distribution
     sla_breaches: SlaBreaches
     trend: list[TrendPoint]
+    #: Open receivables by days past due, per legal entity, on the report's day.
+    ar_aging: list[AgingReport] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -375,7 +378,24 @@ def kpi_report(
         ),
         sla_breaches=_sla_breaches(facts.exceptions, window, now, sla),
         trend=_trend(facts, month, now),
+        ar_aging=_aging(facts, now.date()),
     )
+
+
+def _aging(facts: _Facts, as_of: date) -> list[AgingReport]:
+    """Each legal entity's AR aging (``ledger.books``), from the facts the report read."""
+    entity_of = {c.contract_id: c.legal_entity for c in facts.contracts}
+    entities = sorted({b.legal_entity for b in facts.invoices})
+    return [
+        aging_of(
+            entity,
+            as_of,
+            [b for b in facts.bills if b.legal_entity == entity],
+            [n for n in facts.credit_notes if entity_of.get(n.contract_id) == entity],
+            [p for p in facts.payments if entity_of.get(p.contract_id) == entity],
+        )
+        for entity in entities
+    ]
 
 
 def _aware(at: datetime) -> datetime:

@@ -238,6 +238,9 @@ class BillingFact(LedgerTable, table=True):
     invoice_date: date | None = None
     due_on: date | None = None
     total: Decimal | None = Field(default=None, sa_type=DecimalString)
+    #: ``total`` split: before tax and tax (``None`` for invoices issued before c2c kept them).
+    subtotal: Decimal | None = Field(default=None, sa_type=DecimalString)
+    tax: Decimal | None = Field(default=None, sa_type=DecimalString)
     #: The legal entity's books: its currency and the invoice's rate to it (1 when the same).
     functional_currency: str | None = None
     exchange_rate: Decimal | None = Field(default=None, sa_type=DecimalString)
@@ -257,6 +260,11 @@ class PaymentFact(LedgerTable, table=True):
     amount: Decimal = Field(sa_type=DecimalString)
     received_on: date
     recorded_at: datetime = Field(sa_type=UTCDateTime)
+    #: The part the ERP applied to the invoice on receipt (the rest is unapplied cash).
+    applied_amount: Decimal | None = Field(default=None, sa_type=DecimalString)
+    #: The legal entity's currency and the payment's rate to it on the day it was received.
+    functional_currency: str | None = None
+    exchange_rate: Decimal | None = Field(default=None, sa_type=DecimalString)
 
 
 class UnbilledTimeRecord(LedgerTable, table=True):
@@ -294,6 +302,26 @@ class CreditNoteFact(LedgerTable, table=True):
     total: Decimal = Field(sa_type=DecimalString)
     issued_on: date
     issued_at: datetime = Field(sa_type=UTCDateTime)
+    #: ``total`` split: before tax and tax (``None`` for notes issued before c2c kept them).
+    subtotal: Decimal | None = Field(default=None, sa_type=DecimalString)
+    tax: Decimal | None = Field(default=None, sa_type=DecimalString)
+
+
+class RevenueFact(LedgerTable, table=True):
+    """One revenue entry posted in the ERP (negative for a catch-up), written once by its id,
+    with the rate to the legal entity's currency on the day it is recognised."""
+
+    __tablename__ = "ledger_revenue_fact"
+
+    entry_id: str = Field(primary_key=True, max_length=300)
+    contract_id: str = Field(index=True)
+    period: str
+    currency: str
+    amount: Decimal = Field(sa_type=DecimalString)
+    recognised_on: date
+    functional_currency: str | None = None
+    exchange_rate: Decimal | None = Field(default=None, sa_type=DecimalString)
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class AmendmentFact(LedgerTable, table=True):
@@ -394,6 +422,8 @@ class InvoiceIssuedIn(_Input):
     invoice_date: date
     due_on: date
     total: Decimal
+    subtotal: Decimal | None = None
+    tax: Decimal | None = None
     functional_currency: str | None = None
     exchange_rate: Decimal | None = None
     issued_at: AwareDatetime
@@ -409,6 +439,9 @@ class PaymentFactIn(_Input):
     amount: Decimal
     received_on: date
     recorded_at: AwareDatetime
+    applied_amount: Decimal | None = None
+    functional_currency: str | None = PydanticField(default=None, pattern=r"^[A-Z]{3}$")
+    exchange_rate: Decimal | None = PydanticField(default=None, gt=0)
 
 
 class CreditNoteFactIn(_Input):
@@ -421,6 +454,22 @@ class CreditNoteFactIn(_Input):
     total: Decimal
     issued_on: date
     issued_at: AwareDatetime
+    subtotal: Decimal | None = None
+    tax: Decimal | None = None
+
+
+class RevenueFactIn(_Input):
+    """A revenue entry posted in the ERP, with its rate to the legal entity's currency."""
+
+    entry_id: str = PydanticField(min_length=1, max_length=300)
+    contract_id: str = PydanticField(min_length=1)
+    period: str = PydanticField(pattern=r"^\d{4}-\d{2}$")
+    currency: str = PydanticField(pattern=r"^[A-Z]{3}$")
+    amount: Decimal
+    recognised_on: date
+    functional_currency: str | None = PydanticField(default=None, pattern=r"^[A-Z]{3}$")
+    exchange_rate: Decimal | None = PydanticField(default=None, gt=0)
+    recorded_at: AwareDatetime
 
 
 class UnbilledMonthIn(_Input):

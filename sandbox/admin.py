@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sandbox import demo_data
 from sandbox.db import Database, Db, clear_tables, get_referenced, next_ids
+from sandbox.erp_billing import get_invoice, invoice_out
 from sandbox.faults import FaultRule, FaultRules, get_fault_rules
 from sandbox.paging import PageQuery
 from sandbox.psa import PsaProject
@@ -129,3 +130,14 @@ def seed_time_entries(body: SeedTimeEntriesIn, db: Db) -> dict[str, Any]:
             for entry, entry_id in zip(body.entries, ids, strict=True)
         )
     return {"created": len(ids), "entry_ids": [ids[0], ids[-1]]}
+
+
+@router.post("/erp/invoices/{invoice_id}/void")
+def void_invoice(invoice_id: str, db: Db) -> dict[str, Any]:
+    """Void an invoice as a person would by hand in the ERP's own screens, outside c2c
+    (tests of reconciliation). Not part of any real ERP's API."""
+    with db.write() as session:
+        invoice = get_invoice(session, invoice_id)
+        invoice.status = "void"
+        session.add(invoice)
+        return invoice_out(invoice)

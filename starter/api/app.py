@@ -21,6 +21,7 @@ from c2c.temporal import converter_for
 from c2c.tracing import configure_tracing, fastapi_telemetry
 from ledger import get_ledger
 from starter.api import (
+    books,
     codec,
     docusign_webhook,
     ironclad_webhook,
@@ -108,6 +109,7 @@ def create_app(
     ironclad_webhook.install(app, settings)
     app.include_router(routes.router)
     app.include_router(kpis.router)
+    app.include_router(books.router)
     app.include_router(codec.router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     instrument_api(app)

@@ -341,12 +341,18 @@ async def resolve_exception(
     decision = decision or Decision()
     operator = scope.decided_by(identity, decision.operator, channel="api")
     try:
-        item = await exception_queue.get_exception(await context.ledger(), exception_id)
+        ledger = await context.ledger()
+        item = await exception_queue.get_exception(ledger, exception_id)
         if not await scope.may_see(context, identity, item.contract_id):
             raise ExceptionNotFound(exception_id)
         bind_contract(item.contract_id, item.workflow_id)
         return await exception_queue.resolve(
-            await context.temporal(), item, action, operator=operator, note=decision.note
+            await context.temporal(),
+            item,
+            action,
+            operator=operator,
+            note=decision.note,
+            ledger=ledger,
         )
     except ExceptionNotFound:
         raise ApiError(404, "exception_not_found", f"no exception {exception_id}") from None

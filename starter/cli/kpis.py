@@ -8,6 +8,7 @@ import json
 import typer
 
 from c2c.settings import get_settings
+from ledger.books import AGING_BUCKETS
 from ledger.kpis import Distribution, KpiReport
 from starter.api.kpis import KpiFilterError, build_report, check_filters
 from starter.cli.ops import open_ledger
@@ -51,6 +52,21 @@ def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def _aging_lines(report: KpiReport) -> list[str]:
+    """AR aging: one line per legal entity and invoice currency, the buckets in order."""
+    lines = ["  AR aging (open balance by days past due):"]
+    rows = [(a.legal_entity, c) for a in report.ar_aging for c in a.by_currency]
+    if not rows:
+        return [*lines, "    nothing open"]
+    lines.append("    entity      ccy  " + "  ".join(f"{b:>12}" for b in AGING_BUCKETS))
+    lines.extend(
+        f"    {entity:<10}  {c.currency}  "
+        + "  ".join(f"{c.buckets[b]:>12}" for b in AGING_BUCKETS)
+        for entity, c in rows
+    )
+    return lines
+
+
 def report_text(report: KpiReport) -> str:
     """The report as an operator reads it in a terminal."""
     scope = f"legal entity {report.legal_entity or 'all'}, period {report.period or 'all'}"
@@ -82,6 +98,7 @@ def report_text(report: KpiReport) -> str:
     )
     breaches = ", ".join(f"{q} {n}" for q, n in report.sla_breaches.by_queue.items())
     lines.append(f"  SLA breaches: {report.sla_breaches.count} ({breaches or 'none'})")
+    lines.extend(_aging_lines(report))
     if report.trend:
         lines.append("  trend:   month    active  setup median  invoices  DSO")
         lines.extend(

@@ -21,6 +21,7 @@ from ledger.cli import ledger_app
 # docusign_webhook and stripe_webhook register their processors, which `c2c ops replay
 # docusign` and `c2c ops replay stripe` run.
 from starter.api import documents, docusign_webhook, stripe_webhook  # noqa: F401
+from starter.cli.books import books_app, reconcile
 from starter.cli.kpis import kpis
 from starter.cli.ops import billing_app, contracts_app, fail, ops_app
 from starter.stack.components import HOST, UpOptions
@@ -34,10 +35,12 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 contracts_app.command("document")(documents.document)
+ops_app.command("reconcile")(reconcile)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(billing_app, name="billing")
 app.add_typer(ops_app, name="ops")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(books_app, name="books")
 app.command()(kpis)
 
 #: The defaults of ``c2c up``.

@@ -276,15 +276,16 @@ def _whoami() -> str:
 
 
 def _decide(exception_id: str, action: ExceptionAction, operator: str, note: str) -> None:
+    ledger = open_ledger()
     try:
-        item = asyncio.run(exception_queue.get_exception(open_ledger(), exception_id))
+        item = asyncio.run(exception_queue.get_exception(ledger, exception_id))
     except exception_queue.ExceptionNotFound as exc:
         fail(str(exc))
 
     async def decide(client: Client) -> str:
         try:
             after = await exception_queue.resolve(
-                client, item, action, operator=operator, note=note
+                client, item, action, operator=operator, note=note, ledger=ledger
             )
         except exception_queue.ExceptionNotOpen as exc:
             fail(str(exc))

@@ -39,6 +39,7 @@ from domain.names import (
     ExceptionAction,
     ExceptionQueue,
 )
+from ledger.books import AGING_BUCKETS
 from starter.api import contracts, scope
 from starter.api.auth import Role, TokenTable, tokens_of
 from starter.api.context import ApiContext, context_of
@@ -367,6 +368,7 @@ async def home(request: Request) -> Response:
         kpis=kpi_view(report) if report is not None else None,
         queues=[q.value for q in ExceptionQueue],
         api_budget=api_budget,
+        aging_buckets=AGING_BUCKETS,
     )
 
 
@@ -451,8 +453,9 @@ async def decide(exception_id: str, action: str, request: Request) -> Response:
     if problems:
         raise refuse(problems)
     context = context_of(request)
+    ledger = await context.ledger()
     try:
-        item = await exception_queue.get_exception(await context.ledger(), exception_id)
+        item = await exception_queue.get_exception(ledger, exception_id)
         if not await scope.may_see(context, session.identity, item.contract_id):
             raise ExceptionNotFound(exception_id)
     except ExceptionNotFound:
@@ -460,7 +463,12 @@ async def decide(exception_id: str, action: str, request: Request) -> Response:
     client = await _temporal(context)
     try:
         status = await exception_queue.resolve(
-            client, item, ExceptionAction(action), operator=session.operator, note=note
+            client,
+            item,
+            ExceptionAction(action),
+            operator=session.operator,
+            note=note,
+            ledger=ledger,
         )
     except ExceptionNotOpen as exc:
         return redirect(request, back, kind="error", text=str(exc))

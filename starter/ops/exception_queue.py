@@ -17,6 +17,7 @@ from temporalio.client import Client
 from domain.account_sync import ACCOUNT_WORKFLOW_PREFIX, UPDATE_RESOLVE_ACCOUNT_EXCEPTION
 from domain.models import ContractStatus, ResolveException
 from domain.names import ExceptionAction
+from domain.reconcile import RECONCILE_STEP
 from ledger import ExceptionStatus, Ledger
 from starter.api.contracts import get_status, resolve_exception
 
@@ -89,8 +90,10 @@ async def resolve(
     *,
     operator: str,
     note: str = "",
+    ledger: Ledger | None = None,
 ) -> ContractStatus:
-    """Send an operator's decision on an open exception to its contract's workflow.
+    """Send an operator's decision on an open exception to its contract's workflow; one that
+    reconciliation opened (no workflow waits on it) is decided in ``ledger``.
 
     Returns:
         The contract's status after the workflow took the decision.
@@ -101,6 +104,18 @@ async def resolve(
     """
     if item.status != ExceptionStatus.OPEN:
         raise ExceptionNotOpen(item)
+    if item.step == RECONCILE_STEP and ledger is not None:
+        # A difference reconciliation found: no workflow waits on it. The operator fixed it
+        # in the ERP or in c2c (retry: the next run checks again; skip or abort: accepted),
+        # and the decision is the ledger's to record.
+        await asyncio.to_thread(
+            ledger.resolve_exception,
+            item.exception_id,
+            ExceptionStatus.after(action),
+            operator,
+            note,
+        )
+        return await get_status(client, item.contract_id)
     decision = ResolveException(
         exception_id=item.exception_id, action=action, operator=operator, note=note
     )

@@ -2,7 +2,8 @@
 
 Starts a Temporal dev server (state in the state directory, search attributes registered),
 then the sandbox, the worker and the API as child processes of this one, waits until each
-answers, and prints where to find them. Ctrl-C or SIGTERM stops them all, the last started
+answers, makes sure the nightly reconciliation with the ERP is scheduled, and prints where to
+find them. Ctrl-C or SIGTERM stops them all, the last started
 first; so does a child that dies, after saying which one.
 
 Secrets (the webhook secret, API tokens, the encryption key, Temporal credentials) reach the
@@ -13,6 +14,7 @@ decrypted payloads while the server stores only ciphertext.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -117,6 +119,26 @@ class Stack:
         sup.start("api", component_argv("api", *listen, str(opts.api_port)), env)
         self._wait("the sandbox", http_ready(f"{opts.sandbox_url}/_admin/stats"))
         self._wait("the API", http_ready(f"{opts.api_url}/healthz"))
+        self._schedule_reconciliation()
+
+    def _schedule_reconciliation(self) -> None:
+        """The nightly reconciliation of the ledger with the ERP, as a Temporal Schedule (kept
+        as it is when it exists: an operator may have paused or changed it)."""
+        from c2c.temporal import connect
+        from starter.stack.schedules import ensure_nightly_schedule
+
+        settings = self.settings.model_copy(
+            update={
+                "temporal_address": self.options.temporal_address,
+                "temporal_namespace": self.options.namespace,
+            }
+        )
+
+        async def ensure() -> None:
+            client = await connect(settings)
+            await ensure_nightly_schedule(client, task_queue=settings.task_queue)
+
+        asyncio.run(ensure())
 
     @property
     def worker_metrics(self) -> str:

@@ -291,9 +291,13 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 
 def back_to_before_revisions(connection: Connection) -> None:
     """Make a ledger of today look made before schema revisions existed: no version table,
-    and none of the tables added after 0.8.0 (a ledger of that age has none of them)."""
+    and none of the tables or columns added after 0.8.0 (a ledger of that age has none)."""
     connection.exec_driver_sql("DROP TABLE alembic_version")
-    known = set(release_0_8_0.metadata.tables)
+    known = release_0_8_0.metadata.tables
     for table in inspect(connection).get_table_names():
         if table not in known:
             connection.exec_driver_sql(f"DROP TABLE {table}")
+            continue
+        for column in inspect(connection).get_columns(table):
+            if column["name"] not in known[table].columns:
+                connection.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column['name']}")

@@ -211,7 +211,9 @@ def test_an_empty_ledger_reports_counts_of_zero_and_no_statistics(ledger: Ledger
         "exception_resolution",
         "sla_breaches",
         "trend",
+        "ar_aging",
     }
+    assert report.ar_aging == []
 
 
 def test_project_setup_and_touchless_provisioning_by_entity_and_period(ledger: Ledger) -> None:
