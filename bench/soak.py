@@ -308,6 +308,21 @@ async def pay(
         await soak.webhook("payments", event_id, "payment.succeeded", data)
 
 
+async def settle(soak: Soak, deadline: float) -> None:
+    """Wait until every contract's ERP project is closed (paid and closed) and the ledger holds
+    no event waiting, or until ``deadline``; what is not is reported as lost."""
+    ledger = get_ledger(soak.stack.settings().ledger_url)
+    pending = set(soak.contracts)
+    while soak.now() < deadline:
+        for contract_id in sorted(pending):
+            projects = await soak.items("/erp/v1/projects", contract_id=contract_id)
+            if projects and all(p["status"] == "closed" for p in projects):
+                pending.discard(contract_id)
+        if not pending and not any(ledger.count_waiting_events().values()):
+            return
+        await asyncio.sleep(POLL_S)
+
+
 def memory(stack: BenchStack) -> dict[str, float]:
     """Each watched process's resident memory now, in MiB."""
     return {name: round(process_memory_mb(stack.pid(name))["rss"], 1) for name in PROCESSES}
@@ -448,6 +463,7 @@ async def run_soak(stack: BenchStack, args: argparse.Namespace) -> Result:
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 soak.failures.append(repr(outcome))
+        await settle(soak, drain_deadline)
         drained_s = soak.now() - load_s
         stack.check_alive()
         memory_drained = memory(stack)
@@ -542,7 +558,7 @@ def main() -> None:
         "--base-port",
         type=int,
         default=30470,
-        help="the stack listens on this port and the next six",
+        help="the stack listens on this port and the next six (0: free ports picked at random)",
     )
     args = p.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="c2c-soak-"))
@@ -558,7 +574,7 @@ def main() -> None:
             workdir,
             components=("sandbox", "worker", "api"),
             env=env,
-            base_port=args.base_port,
+            base_port=args.base_port or None,
             api_queue=True,
         ) as stack:
             result = asyncio.run(run_soak(stack, args))
