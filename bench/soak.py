@@ -33,32 +33,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import sys
-import tempfile
 import time
-import traceback
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.cli import parser
+from bench.cli import parser, run
 from bench.load import billing_period
 from bench.measure import percentile, process_memory_mb
-from bench.report import Result, Row, save
+from bench.report import Result, Row
 from bench.stack import BenchStack
 from c2c.signing import sign
+from domain.models import RateCardEntry
 from domain.names import SIGNATURE_HEADER
 from domain.periods import Period
 from ledger import InboundStatus, get_ledger
+from starter.demo_setup import demo_contract
 
 #: The processes whose memory is watched.
 PROCESSES = ("worker", "api", "temporal", "sandbox")
@@ -92,31 +89,21 @@ def month_back(period: Period, months: int) -> Period:
 
 
 def approval(contract_id: str, period: Period) -> dict[str, Any]:
-    """A T&M approval for ACME-US (US01, USD) running for ``period`` only, without a cap."""
+    """The demo's T&M approval (ACME-US, billed from US01 in USD) under ``contract_id``,
+    running for ``period`` only, without a cap, at the soak's rate card."""
     approved = datetime.combine(period.first_day - timedelta(days=3), day_time(10), tzinfo=UTC)
-    return {
-        "event_id": f"evt-{contract_id}",
-        "contract_id": contract_id,
-        "version": 1,
-        "title": f"Soak SOW {contract_id}",
-        "customer": {
-            "crm_account_id": "ACME-US",
-            "name": "Acme Corp",
-            "parent_crm_account_id": "ACME-HOLD",
-            "country": "US",
-            "region": "CA",
-        },
-        "legal_entity": "US01",
-        "currency": "USD",
-        "billing_model": "time_and_materials",
-        "start_date": period.first_day.isoformat(),
-        "end_date": period.last_day.isoformat(),
-        "payment_terms_days": 30,
-        "rate_card": [{"role": role, "hourly_rate": rate} for role, _, rate in WORK],
-        "not_to_exceed": None,
-        "approved_at": approved.isoformat(),
-        "approved_by": "cfo@c2c.example",
-    }
+    contract = demo_contract(period.last_day + timedelta(days=1), approved)
+    return contract.model_copy(
+        update={
+            "event_id": f"evt-{contract_id}",
+            "contract_id": contract_id,
+            "title": f"Soak SOW {contract_id}",
+            "not_to_exceed": None,
+            "rate_card": [
+                RateCardEntry(role=role, hourly_rate=Decimal(rate)) for role, _, rate in WORK
+            ],
+        }
+    ).model_dump(mode="json")
 
 
 @dataclass
@@ -560,36 +547,24 @@ def main() -> None:
         default=30470,
         help="the stack listens on this port and the next six (0: free ports picked at random)",
     )
-    args = p.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="c2c-soak-"))
-    print(f"stack state and log in {workdir}", flush=True)
-    code = 0
-    env = {
-        "C2C_LOG_LEVEL": "WARNING",
-        # A short budget would turn the injected faults into exceptions; keep retrying.
-        "C2C_STEP_MAX_ATTEMPTS": "100",
-    }
-    try:
-        with BenchStack(
-            workdir,
-            components=("sandbox", "worker", "api"),
-            env=env,
-            base_port=args.base_port or None,
-            api_queue=True,
-        ) as stack:
-            result = asyncio.run(run_soak(stack, args))
-        save(result, args.results_dir)
-        if any(row.met is False for row in result.rows if row.metric.startswith("events")):
-            print("soak failed: events lost or duplicated", file=sys.stderr)
-            code = 1
-    except Exception as exc:
-        traceback.print_exc()
-        print(f"soak failed: {exc!r}; see {workdir / 'stack.log'}", file=sys.stderr)
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Skip the interpreter's teardown, where the SDK's runtime can crash (sdk-python#300).
-    os._exit(code)
+    run(
+        p,
+        run_soak,
+        components=("sandbox", "worker", "api"),
+        env={
+            "C2C_LOG_LEVEL": "WARNING",
+            # A short budget would turn the injected faults into exceptions; keep retrying.
+            "C2C_STEP_MAX_ATTEMPTS": "100",
+        },
+        stack_options=lambda args: {"base_port": args.base_port or None, "api_queue": True},
+        failure=_lost_or_duplicated,
+    )
+
+
+def _lost_or_duplicated(result: Result) -> str | None:
+    if any(row.met is False for row in result.rows if row.metric.startswith("events")):
+        return "events lost or duplicated"
+    return None
 
 
 if __name__ == "__main__":
