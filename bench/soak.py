@@ -55,7 +55,7 @@ from domain.models import RateCardEntry
 from domain.names import SIGNATURE_HEADER
 from domain.periods import Period
 from ledger import InboundStatus, get_ledger
-from starter.demo_setup import demo_contract
+from starter.stack.demo_setup import demo_contract
 
 #: The processes whose memory is watched.
 PROCESSES = ("worker", "api", "temporal", "sandbox")

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from c2c.ports import free_port
 from ledger import normalise_url
-from starter.components import component_argv
+from starter.stack.components import component_argv
 from tests.starter.helpers import signed
 from tests.support import WEBHOOK_SECRET
 

@@ -33,7 +33,7 @@ from domain.models import ClosePeriod, ContractApproved
 from domain.names import contract_workflow_id
 from ledger import Ledger
 from ledger.models import PaymentFact
-from starter.contracts import close_period_for, get_status, start_contract
+from starter.api.contracts import close_period_for, get_status, start_contract
 from tests.campaign.processes import ApiProcess, deliver, deliver_until_accepted, envelope
 from tests.support import approval_payload
 
