@@ -491,7 +491,7 @@ async def run_soak(stack: BenchStack, args: argparse.Namespace) -> Result:
         "webhook_answers": dict(Counter(h.status for h in soak.webhooks)),
         "period_closes": soak.closes,
         "soak_sandbox_retries": soak.sandbox_retries,
-        "sandbox_faults_fired": stats.get("faults"),
+        "sandbox_faults_fired": stats.get("faults_fired"),
         "check": checked,
         "failures": soak.failures[:50],
         "warmup_s": warmup_s,
