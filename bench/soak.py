@@ -4,10 +4,10 @@ A steady stream of time-and-materials contracts goes through their whole life, e
 c2c's public interfaces: a signed ``contract.approved`` on ``POST /webhooks/clm``, approved
 time entered in the sandbox's PSA once the contract's project exists there, a period close on
 ``POST /api/billing/close-period``, and a signed ``payment.succeeded`` on
-``POST /webhooks/payments`` for the invoice once the ERP has it. Every fifth approval and
-payment is delivered twice, as senders retry. Contracts are grouped by the minute they are
-approved; each group bills its own past month, so that a period close finds every contract of
-its month with its time entered.
+``POST /webhooks/payments`` for the invoice once the ERP has it and c2c lists it. Every fifth
+approval and payment is delivered twice, as senders retry. Contracts are grouped by the minute
+they are approved; each group bills its own past month, so that a period close finds every
+contract of its month with its time entered.
 
 The stack (``bench/stack.py``) runs the API with the event queue on, as c2c runs by default,
 on ports from ``--base-port`` (7 of them); the sandbox fails a share of c2c's requests to every
@@ -202,6 +202,22 @@ class Soak:
                 raise TimeoutError(f"no {path} for {contract_id}")
             await asyncio.sleep(POLL_S)
 
+    async def invoice_known(self, contract_id: str, invoice_id: str, deadline: float) -> None:
+        """Wait until the contract's status (``GET /api/contracts/{id}``) lists the invoice."""
+        url = f"{self.stack.api_url}/api/contracts/{contract_id}"
+        while True:
+            try:
+                response = await self.http.get(url)
+                if response.status_code == 200 and any(
+                    i["invoice_id"] == invoice_id for i in response.json()["invoices"]
+                ):
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.now() > deadline:
+                raise TimeoutError(f"{contract_id} never listed invoice {invoice_id}")
+            await asyncio.sleep(POLL_S)
+
 
 class Cohort:
     """The contracts approved in one minute, billing one month: closed once all are ready."""
@@ -250,6 +266,9 @@ async def contract_life(
     invoice = await soak.wait_for("/erp/v1/invoices", contract_id, deadline)
     if closing is not None:
         await closing
+    # As a payment gateway's customer pays an invoice c2c has sent: once c2c knows it (a
+    # payment of an invoice c2c has not recorded yet is a dead letter, for an operator).
+    await soak.invoice_known(contract_id, invoice["invoice_id"], deadline)
     await pay(soak, cohort.period, contract_id, invoice, n)
 
 

@@ -26,7 +26,7 @@ TINY = {
     "sandbox_requests": ["--requests", "5", "--rounds", "1"],
     "soak": [
         *("--minutes", "0.5", "--per-minute", "12", "--warmup-minutes", "0.1"),
-        *("--interval-s", "10", "--base-port", "0"),
+        *("--interval-s", "10", "--drain-minutes", "3", "--base-port", "0"),
     ],
 }
 
