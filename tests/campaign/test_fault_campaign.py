@@ -21,7 +21,7 @@ import random
 import signal
 import subprocess
 from collections.abc import AsyncIterator, Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -166,9 +166,9 @@ class Stack:
         raise AssertionError("the dev server did not come up")
 
 
-@pytest.fixture
-def stack(tmp_path: Path, sandbox_url: str) -> Iterator[Stack]:
-    running = Stack(tmp_path, sandbox_url)
+@contextmanager
+def _started(state: Path, sandbox_url: str, database_url: str | None = None) -> Iterator[Stack]:
+    running = Stack(state, sandbox_url, database_url)
     running.start_server()
     try:
         yield running
@@ -177,15 +177,16 @@ def stack(tmp_path: Path, sandbox_url: str) -> Iterator[Stack]:
 
 
 @pytest.fixture
+def stack(tmp_path: Path, sandbox_url: str) -> Iterator[Stack]:
+    with _started(tmp_path, sandbox_url) as running:
+        yield running
+
+
+@pytest.fixture
 def pg_stack(tmp_path: Path, sandbox_url: str) -> Iterator[Stack]:
     """A stack whose ledger is a new PostgreSQL database (skipped without one)."""
-    with postgres_database() as url:
-        running = Stack(tmp_path, sandbox_url, url)
-        running.start_server()
-        try:
-            yield running
-        finally:
-            running.stop()
+    with postgres_database() as url, _started(tmp_path, sandbox_url, url) as running:
+        yield running
 
 
 @pytest.fixture
