@@ -44,16 +44,28 @@ def run(
     *,
     components: Collection[str] = ("sandbox", "worker", "api", "baseline"),
     env: dict[str, str] | None = None,
+    stack_options: Callable[[argparse.Namespace], dict[str, Any]] | None = None,
+    failure: Callable[[Result], str | None] | None = None,
 ) -> None:
-    """Parse the options, run ``benchmark`` on a fresh stack, save its result, and exit."""
+    """Parse the options, run ``benchmark`` on a fresh stack, save its result, and exit.
+
+    Args:
+        stack_options: More arguments for ``BenchStack``, from the options.
+        failure: What makes a saved result a failed run (exit non-zero), if anything.
+    """
     args = p.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="c2c-bench-"))
     print(f"stack state and log in {workdir}", flush=True)
     code = 0
+    options = stack_options(args) if stack_options else {}
     try:
-        with BenchStack(workdir, components=components, env=env) as stack:
+        with BenchStack(workdir, components=components, env=env, **options) as stack:
             result = asyncio.run(benchmark(stack, args))
         save(result, args.results_dir)
+        failed = failure(result) if failure else None
+        if failed:
+            print(f"benchmark failed: {failed}", file=sys.stderr)
+            code = 1
     except Exception as exc:
         traceback.print_exc()
         print(f"benchmark failed: {exc!r}; see {workdir / 'stack.log'}", file=sys.stderr)

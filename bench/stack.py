@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
 import sys
 import time
 from collections.abc import Callable, Collection
@@ -57,6 +58,11 @@ class BenchStack:
             ``stack.log`` go (a fresh directory per run).
         components: Which of ``COMPONENTS`` to run beside the Temporal server.
         env: Extra environment for every component (e.g. ``C2C_LOG_LEVEL``).
+        base_port: Listen on this port and the next ones (Temporal, its UI, the sandbox, the
+            API, the queued API, the bare endpoint, the worker's metrics) instead of free
+            ports picked at random: a long run keeps out of the range tests pick from.
+        api_queue: Run ``api`` with the event queue on, as c2c runs by default (else it
+            processes each webhook while its sender waits).
     """
 
     def __init__(
@@ -65,29 +71,34 @@ class BenchStack:
         *,
         components: Collection[str] = ("sandbox", "worker", "api", "baseline"),
         env: dict[str, str] | None = None,
+        base_port: int | None = None,
+        api_queue: bool = False,
     ) -> None:
         unknown = set(components) - set(COMPONENTS)
         if unknown:
             raise ValueError(f"unknown components {sorted(unknown)}; known: {COMPONENTS}")
         self.workdir = workdir.resolve()
         self.components = tuple(c for c in COMPONENTS if c in components)
+        ports = iter(_ports(base_port))
         self.options = UpOptions(
             state_dir=self.workdir,
-            temporal_port=free_port(HOST),
-            ui_port=free_port(HOST),
-            sandbox_port=free_port(HOST),
-            api_port=free_port(HOST),
+            temporal_port=next(ports),
+            ui_port=next(ports),
+            sandbox_port=next(ports),
+            api_port=next(ports),
             ui=False,
         )
-        self.bare_port = free_port(HOST)
-        self.queued_api_port = free_port(HOST)
+        self.queued_api_port = next(ports)
+        self.bare_port = next(ports)
+        metrics_port = next(ports)
+        self.api_queue = api_queue
         self.webhook_secret = secrets.token_hex(24)
         self.env = {
             **child_env(self.options, self.workdir, self.webhook_secret),
             "C2C_TASK_QUEUE": DEFAULT_TASK_QUEUE,
             # The worker's own metrics port: stacks running side by side do not compete for
             # the default one (the one that loses runs without metrics).
-            "C2C_WORKER_METRICS_ADDRESS": f"{HOST}:{free_port(HOST)}",
+            "C2C_WORKER_METRICS_ADDRESS": f"{HOST}:{metrics_port}",
             **(env or {}),
         }
         self._log: TextIO | None = None
@@ -190,7 +201,7 @@ class BenchStack:
         envs = {
             # The inline API processes each webhook while its sender waits, as it did before
             # the queue became the default: the two are compared in the same rounds.
-            "api": {**self.env, "C2C_WEBHOOK_QUEUE": "false"},
+            "api": {**self.env, "C2C_WEBHOOK_QUEUE": "true" if self.api_queue else "false"},
             "queued_api": {**self.env, "C2C_WEBHOOK_QUEUE": "true"},
         }
         for name in self.components:
@@ -257,3 +268,23 @@ class BenchStack:
                 if time.monotonic() > deadline:
                     raise StartupFailed(f"no worker polls task queue {queue}")
                 await asyncio.sleep(0.2)
+
+
+#: How many ports a stack listens on (``BenchStack``'s ``base_port`` and the next ones).
+PORTS = 7
+
+
+def _ports(base_port: int | None) -> list[int]:
+    """The stack's ports: free ones, or ``base_port`` and the next ones, each checked free."""
+    if base_port is None:
+        return [free_port(HOST) for _ in range(PORTS)]
+    ports = list(range(base_port, base_port + PORTS))
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As the servers bind: connections of a stack that just stopped do not count.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((HOST, port))
+            except OSError as exc:
+                raise StartupFailed(f"port {port} is in use; choose another base port") from exc
+    return ports

@@ -17,7 +17,17 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Executable, and_, bindparam, exists, func, or_, update
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    true,
+    update,
+)
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
@@ -296,17 +306,33 @@ class InboundEventLedger(LedgerBase):
         return sorted(claimed, key=lambda event: event.id or 0)
 
     def postpone_inbound_event(
-        self, source: InboundSource | str, event_id: str, until: datetime
+        self,
+        source: InboundSource | str,
+        event_id: str,
+        until: datetime,
+        *,
+        claimed_until: datetime | None = None,
     ) -> InboundEvent:
         """Put off the next attempt at a waiting event after a transient failure: it stays
         ``received``, and no claimer takes it before ``until``.
 
+        Args:
+            claimed_until: The end of the claim the caller holds: the event is put off only
+                while that claim is still its claim. A claimer whose claim ran out meanwhile
+                (another process claimed the event and is processing it) leaves the other's
+                claim as it is, so that no third process takes the event before it ends.
+
         Raises:
             NotFoundInLedger: No such event.
         """
+        held = (
+            col(InboundEvent.claimed_until) == require_aware(claimed_until)
+            if claimed_until is not None
+            else true()
+        )
         stmt = (
             update(InboundEvent)
-            .where(_key(source, event_id), _open())
+            .where(_key(source, event_id), _open(), held)
             .values(claimed_until=require_aware(until))
         )
         return self._update_inbound(stmt, source, event_id)

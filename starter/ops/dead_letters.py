@@ -463,7 +463,15 @@ async def process_waiting(
         failure = _permanent_failure(exc)
         if failure is None:
             retry_at = utc_now() + retry_delay(event.attempts)
-            await run_in_threadpool(ledger.postpone_inbound_event, *key, retry_at)
+            # Only while its claim is this process's: one that ran out may be another's now.
+            await run_in_threadpool(
+                partial(
+                    ledger.postpone_inbound_event,
+                    *key,
+                    retry_at,
+                    claimed_until=event.claimed_until,
+                )
+            )
             _log_left_for_retry(event.source, event.event_id, exc)
             return None
         return await _keep_dead_letter(ledger, event, failure)

@@ -24,6 +24,10 @@ TINY = {
     "webhooks": ["--requests", "12", "--rounds", "2", "--concurrency", "4"],
     "server_cost": ["--workflows", "2", "--rounds", "1", "--activities", "2"],
     "sandbox_requests": ["--requests", "5", "--rounds", "1"],
+    "soak": [
+        *("--minutes", "0.5", "--per-minute", "12", "--warmup-minutes", "0.1"),
+        *("--interval-s", "10", "--drain-minutes", "3", "--base-port", "0"),
+    ],
 }
 
 
@@ -81,6 +85,11 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     assert webhooks[queued]["value"] > 0
     assert rows["server_cost"]["server CPU per workflow: all"]["value"] >= 0
     assert rows["sandbox_requests"]["keyed write: sandbox CPU per request"]["value"] >= 0
+    # The soak checked the systems of record and the ledger against what it sent.
+    soak = rows["soak"]
+    assert soak["contracts approved"]["value"] > 0
+    assert soak["events lost"]["met"] is True
+    assert soak["events duplicated"]["met"] is True
 
 
 def test_a_profile_is_summarised_by_function_and_by_c2c_code() -> None:

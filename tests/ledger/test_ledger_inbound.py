@@ -386,6 +386,30 @@ def test_a_postponed_event_waits_until_its_time(ledger: Ledger, at: At) -> None:
     assert ledger.count_waiting_events() == {}
 
 
+def test_a_claimer_whose_claim_ran_out_does_not_cut_short_the_next_ones(
+    ledger: Ledger, at: At
+) -> None:
+    """Two API replicas: the first one's claim runs out while it still processes the event,
+    the second claims it; the first one's transient failure then puts off only its own claim,
+    so no third claim takes the event while the second one holds it."""
+    waiting(ledger, "evt-1", at(0))
+    [first] = ledger.claim_waiting_events(QUEUED, claim=CLAIM, at=at(1))
+    [second] = ledger.claim_waiting_events(QUEUED, claim=CLAIM, at=at(2))
+    assert (first.claimed_until, second.claimed_until) == (at(2), at(3))
+
+    kept = ledger.postpone_inbound_event("psa", "evt-1", at(2.1), claimed_until=first.claimed_until)
+    assert kept.claimed_until == at(3)
+    assert ledger.claim_waiting_events(QUEUED, claim=CLAIM, at=at(2.5)) == []
+    # The holder's own failure puts it off.
+    postponed = ledger.postpone_inbound_event(
+        "psa", "evt-1", at(4), claimed_until=second.claimed_until
+    )
+    assert postponed.claimed_until == at(4)
+    assert ledger.claim_waiting_events(QUEUED, claim=CLAIM, at=at(3.5)) == []
+    [third] = ledger.claim_waiting_events(QUEUED, claim=CLAIM, at=at(4))
+    assert third.attempts == 3
+
+
 def claim_race(ledger: Ledger, events: int = 60, claimers: int = 6) -> None:
     """Claimers racing over the same waiting events take each exactly once."""
     for n in range(events):

@@ -24,6 +24,7 @@ from c2c.ports import free_port
 from c2c.settings import Settings
 from domain.names import contract_workflow_id
 from ledger import InboundEvent, InboundSource, Ledger, get_ledger
+from ledger.models import utc_now
 from starter.api.context import ApiContext
 from starter.api.contracts import get_status
 from starter.api.errors import ApiError
@@ -296,6 +297,38 @@ async def test_a_transient_failure_waits_and_a_permanent_one_makes_a_dead_letter
     assert failures == [flaky["contract_id"]]
     assert await runs_of(temporal_client, flaky["contract_id"]) == 1
     assert await runs_of(temporal_client, refused["contract_id"]) == 0
+
+
+async def test_a_replica_whose_claim_ran_out_leaves_the_next_claim_as_it_is(
+    queued_settings: Settings, temporal_client: Client
+) -> None:
+    """A replica processing an event past the end of its claim, while another replica has
+    claimed it since, fails for now: it puts off only its own claim, not the other's, so no
+    third replica takes the event while the second one processes it."""
+    context = ApiContext(queued_settings, temporal_client)
+    ledger = await context.ledger()
+    event_id, body = approved(approval())
+    answer = queued_answer(InboundSource.CLM, body)
+    assert answer is not None
+    assert await dead_letters.enqueue(context, InboundSource.CLM, body, answer) is not None
+    now = utc_now()
+    [late] = ledger.claim_waiting_events(
+        QUEUED_TYPES, claim=timedelta(minutes=1), at=now - timedelta(minutes=2)
+    )
+    [current] = ledger.claim_waiting_events(QUEUED_TYPES, claim=timedelta(hours=1), at=now)
+    assert late.event_id == current.event_id == event_id
+
+    async def unavailable(context: ApiContext, body: bytes) -> dead_letters.Answer:
+        raise ApiError(503, "temporal_unavailable", "Temporal did not answer; try again")
+
+    assert await dead_letters.process_waiting(context, ledger, late, unavailable) is None
+    stored = ledger.get_inbound_event("clm", event_id)
+    assert stored is not None
+    assert (stored.status, stored.claimed_until) == ("received", current.claimed_until)
+    # The current claimer's own failure puts the event off.
+    assert await dead_letters.process_waiting(context, ledger, current, unavailable) is None
+    stored = ledger.get_inbound_event("clm", event_id)
+    assert stored is not None and stored.claimed_until != current.claimed_until
 
 
 async def test_a_message_for_a_contract_whose_approval_waits_is_answered_503_not_404(
