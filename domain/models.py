@@ -68,6 +68,8 @@ CurrencyCode = Annotated[
 _SPACE = r"\s\u001c-\u001f\u0085"
 #: A character that is not white space; and one that is neither that nor ``@``.
 _NOT_SPACE = rf"[^{_SPACE}]"
+#: The pattern of a string that must not be blank, as every engine reads it.
+NOT_BLANK = _NOT_SPACE
 _NOT_AT = rf"[^@{_SPACE}]"
 
 

@@ -9,6 +9,8 @@ from datetime import date
 
 from pydantic import BaseModel, Field
 
+from domain.models import StrictDate
+
 #: The workflow type; one run per legal entity (or all) and day.
 RECONCILE_WORKFLOW_TYPE = "Reconcile"
 #: The nightly Temporal Schedule that ``c2c up`` creates.
@@ -37,7 +39,7 @@ class ReconcileRequest(BaseModel):
     activity in c2c on or after ``since``."""
 
     legal_entity: str | None = Field(default=None, pattern=r"^[A-Z0-9]{2,10}$")
-    since: date | None = None
+    since: StrictDate | None = None
 
 
 class ReconcileBatch(BaseModel):

@@ -5,13 +5,13 @@ the ERP run as the ``Reconcile`` workflow (the API never calls the ERP itself)."
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from domain.models import PERIOD_PATTERN
+from domain.models import PERIOD_PATTERN, StrictDate
 from domain.reconcile import ReconcileReport, ReconcileRequest
 from ledger.books import AgingReport, aging, journal
 from ledger.journal import Journal
@@ -72,7 +72,9 @@ async def get_journal(
 @router.get("/books/aging", response_model=AgingReport, tags=["books"])
 async def get_aging(
     legal_entity: str = LegalEntityQuery,
-    as_of: date | None = Query(default=None, description="the day to age on (default: today)"),
+    as_of: StrictDate | None = Query(
+        default=None, description="the day to age on, YYYY-MM-DD (default: today)"
+    ),
     identity: Identity = Depends(authorize),
     context: ApiContext = Depends(api_context),
 ) -> AgingReport:

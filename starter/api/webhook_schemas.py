@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from domain.account_sync import ACCOUNT_UPDATED, AccountUpdated
-from domain.models import ContractApproved, MilestoneCompleted, PaymentReceived
+from domain.models import NOT_BLANK, ContractApproved, MilestoneCompleted, PaymentReceived
 from domain.names import SIGNATURE_HEADER
 
 
@@ -84,7 +84,7 @@ def _milestone_completed() -> dict[str, Any]:
     schema["properties"]["contract_id"] = {
         "type": "string",
         "minLength": 1,
-        "pattern": r"\S",
+        "pattern": NOT_BLANK,
         "description": "the contract the milestone belongs to",
     }
     schema["required"] = sorted({*schema.get("required", []), "contract_id"})

@@ -203,7 +203,11 @@ class State:
 
 
 async def state_of(client: Client, ledger: Ledger, contract_id: str) -> State:
-    workflows = sorted([wf.id async for wf in client.list_workflows()])
+    # An accepted POST /api/ops/reconcile starts a reconciliation, which only reads: not
+    # a change to the contracts.
+    workflows = sorted(
+        [wf.id async for wf in client.list_workflows() if not wf.id.startswith("reconcile-")]
+    )
     history = await client.get_workflow_handle(contract_workflow_id(contract_id)).fetch_history()
     signals = sum(
         1
@@ -231,6 +235,21 @@ class Run:
     without_inputs: set[str] = field(default_factory=set)
 
 
+def _negation_lost_on_the_wire(case: schemathesis.Case) -> bool:
+    """Whether what made a negative case invalid never reaches the server: a query value that
+    is no string (a list, an object or null, which a URL cannot carry as generated), or a
+    negated header when the test sends the token's ``Authorization`` itself."""
+    if any(not isinstance(v, (str, int, float, bool)) for v in (case.query or {}).values()):
+        return True
+    meta = case.meta
+    if meta is None:
+        return False
+    negated = {
+        str(place).lower() for place, info in meta.components.items() if info.mode.is_negative
+    }
+    return bool(negated) and all(place.endswith("header") for place in negated)
+
+
 def fuzz_operation(
     operation: Any, mode: schemathesis.GenerationMode, token: str | None, run: Run
 ) -> None:
@@ -251,7 +270,10 @@ def fuzz_operation(
         run.statuses.setdefault(operation.label, set()).add(response.status_code)
         if operation.label == "POST /api/billing/close-period" and response.status_code == 202:
             run.signalled += int(response.json()["contracts_signalled"])
-        case.validate_response(response, checks=CHECKS, headers=headers)
+        checks = CHECKS
+        if mode.is_negative and _negation_lost_on_the_wire(case):
+            checks = [c for c in CHECKS if c.__name__ != "negative_data_rejection"]
+        case.validate_response(response, checks=checks, headers=headers)
 
     try:
         fuzz()
@@ -295,6 +317,8 @@ async def test_fuzzing_every_operation_finds_no_5xx_no_schema_break_and_changes_
         "GET /metrics",
         f"POST {DOCUSIGN_WEBHOOK}",
         f"POST {IRONCLAD_WEBHOOK}",
+        # Stripe's events are Stripe's own shape, verified by Stripe's library: no schema here.
+        "POST /webhooks/stripe",
     }
     # Unsigned (a generated signature is no signature), every webhook body is refused.
     for path in WEBHOOKS:

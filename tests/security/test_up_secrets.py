@@ -82,7 +82,9 @@ def test_a_malformed_key_stops_up_before_anything_starts(tmp_path: Path) -> None
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Stack:
-    return Stack(tmp_path / "state", free_port(), free_port(), free_port(), free_port())
+    return Stack(
+        tmp_path / "state", free_port(), free_port(), free_port(), free_port(), free_port()
+    )
 
 
 @pytest.fixture
