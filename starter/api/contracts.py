@@ -283,7 +283,7 @@ def contracts_query(
     """The visibility query for contracts, optionally in one stage and one legal entity.
 
     A run that continued as new is replaced by the next run of the same contract and is left
-    out; so is a run that a reset replaced, which ``latest_runs`` finds among the terminated.
+    out; so is a run that a reset replaced, which ``latest_runs`` finds among the closed ones.
 
     Raises:
         ValueError: ``stage`` is not a stage, or ``legal_entity`` is not an entity code (both
@@ -301,26 +301,45 @@ def contracts_query(
     return query
 
 
-async def is_latest_run(client: Client, wf: WorkflowExecution) -> bool:
-    """Whether ``wf`` is its contract's latest run.
+#: Workflow ids per visibility query when looking up contracts' latest runs.
+_IDS_PER_QUERY = 100
 
-    Only a terminated run can be replaced by a later one (a reset terminates the run it
-    replaces), so only those cost a look-up.
+
+async def latest_runs(client: Client, runs: Sequence[WorkflowExecution]) -> set[str]:
+    """The run ids, among ``runs``, that are their contract's latest run.
+
+    A running run is its contract's latest. A closed one may have been replaced: a reset
+    starts a new run whatever the old one ended as (terminated when it was running,
+    completed, failed), and so does continue-as-new. The closed runs' contracts are looked up
+    together, a hundred per visibility query; the latest run is the one started last.
     """
-    if wf.status is not WorkflowExecutionStatus.TERMINATED:
-        return True
-    latest = await client.get_workflow_handle(wf.id).describe()
-    return latest.run_id == wf.run_id
+    latest = {wf.run_id for wf in runs if wf.status is WorkflowExecutionStatus.RUNNING}
+    closed_ids = sorted({wf.id for wf in runs if wf.status is not WorkflowExecutionStatus.RUNNING})
+    newest: dict[str, WorkflowExecution] = {}
+    for start in range(0, len(closed_ids), _IDS_PER_QUERY):
+        ids = ", ".join(f"'{i}'" for i in closed_ids[start : start + _IDS_PER_QUERY])
+        async for wf in client.list_workflows(f"WorkflowId IN ({ids})"):
+            best = newest.get(wf.id)
+            if best is None or wf.start_time > best.start_time:
+                newest[wf.id] = wf
+    given = {wf.run_id for wf in runs}
+    return latest | ({wf.run_id for wf in newest.values()} & given)
+
+
+async def is_latest_run(client: Client, wf: WorkflowExecution) -> bool:
+    """Whether ``wf`` is its contract's latest run."""
+    return wf.run_id in await latest_runs(client, [wf])
 
 
 async def count_contracts(client: Client, query: str) -> int:
-    """How many contracts match a ``contracts_query``, each counted once, at its latest run."""
-    running = await client.count_workflows(f"{query} AND ExecutionStatus != 'Terminated'")
-    terminated = [
-        wf async for wf in client.list_workflows(f"{query} AND ExecutionStatus = 'Terminated'")
-    ]
-    latest = await asyncio.gather(*(is_latest_run(client, wf) for wf in terminated))
-    return running.count + sum(latest)
+    """How many contracts match a ``contracts_query``, each counted once, at its latest run.
+
+    Running runs are counted by visibility; closed ones are listed and each counted only if
+    no later run replaced it.
+    """
+    running = await client.count_workflows(f"{query} AND ExecutionStatus = 'Running'")
+    closed = [wf async for wf in client.list_workflows(f"{query} AND ExecutionStatus != 'Running'")]
+    return running.count + len(await latest_runs(client, closed))
 
 
 async def list_contracts(
@@ -335,8 +354,10 @@ async def list_contracts(
     and only of ``entities`` when they are given."""
     query = contracts_query(stage=stage, legal_entity=legal_entity, entities=entities)
     items: list[ContractListItem] = []
-    async for wf in client.list_workflows(query, limit=limit):
-        if not await is_latest_run(client, wf):
+    runs = [wf async for wf in client.list_workflows(query, limit=limit)]
+    latest = await latest_runs(client, runs)
+    for wf in runs:
+        if wf.run_id not in latest:
             continue
         sa = wf.typed_search_attributes
         items.append(

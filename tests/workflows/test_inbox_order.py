@@ -27,6 +27,8 @@ from domain.names import SIGNAL_AMEND, contract_workflow_id
 from ledger import Ledger
 from starter.api.contracts import (
     close_period_for,
+    contracts_query,
+    count_contracts,
     list_contracts,
     resolve_exception,
     start_contract,
@@ -128,6 +130,36 @@ async def test_a_reset_supersedes_the_exceptions_its_new_run_does_not_open(
     history = await temporal_client.get_workflow_handle(contract_workflow_id(cid)).fetch_history()
     with pytest.raises(ValueError, match="no failure"):
         reset_point(list(history.events), LAST_FAILURE)
+
+
+async def test_a_contract_reset_after_it_ended_is_listed_and_counted_once(
+    temporal_client: Client, settings: Settings
+) -> None:
+    """A reset of a run that already ended (here: aborted by an operator) starts a new run and
+    leaves the old one closed as it was; lists and counts show the contract once."""
+    entity = f"Z{uuid.uuid4().hex[:6].upper()}"
+    event = approval(legal_entity=entity)
+    cid = event.contract_id
+    await start_contract(temporal_client, event, task_queue=settings.task_queue)
+    held = await wait_stage(temporal_client, cid, "on_hold")
+    [exception] = held.open_exceptions
+    decision = ResolveException(exception_id=exception.exception_id, action="abort", operator="ops")
+    await resolve_exception(temporal_client, cid, decision)
+    await wait_stage(temporal_client, cid, "cancelled")
+
+    await reset_somehow(temporal_client, cid, "client-first", random.Random(0))
+
+    handle = temporal_client.get_workflow_handle(contract_workflow_id(cid))
+    runs = [wf async for wf in temporal_client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    for _ in range(120):  # visibility shows the new run moments after the reset
+        if len(runs) == 2:
+            break
+        await asyncio.sleep(0.25)
+        runs = [wf async for wf in temporal_client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    assert len(runs) == 2
+    listed = [c for c in await list_contracts(temporal_client) if c.contract_id == cid]
+    assert len(listed) == 1
+    assert await count_contracts(temporal_client, contracts_query(legal_entity=entity)) == 1
 
 
 async def wait_for_ledger_status(ledger: Ledger, exception_id: str, status: str) -> Any:
