@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, MetaData, inspect, text
+from sqlalchemy.exc import OperationalError
 
 from c2c.schema import create_missing
 from ledger.engine import make_engine
@@ -161,6 +163,25 @@ def prepare(engine: Engine, *, auto_upgrade: bool | None = None) -> SchemaState:
         SchemaNotCurrent: The schema is older and ``auto_upgrade`` is off; nothing changed.
         SchemaUnrecognised: The schema cannot be upgraded by this c2c; nothing changed.
     """
+    for attempt in range(_LOCKED_ATTEMPTS):
+        try:
+            return _prepare(engine, auto_upgrade)
+        except OperationalError as exc:
+            # SQLite answers "database is locked" at once, without waiting out its busy
+            # timeout, to some of several processes opening a new file together (switching it
+            # to WAL): the lock holder is done within moments, so look again.
+            locked = engine.dialect.name == "sqlite" and "database is locked" in str(exc)
+            if not locked or attempt == _LOCKED_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+#: How often a process opening a SQLite ledger another process holds looks again.
+_LOCKED_ATTEMPTS = 8
+
+
+def _prepare(engine: Engine, auto_upgrade: bool | None) -> SchemaState:
     with _locked(engine) as connection:
         state = _state(connection)
         if state.at_head:
