@@ -223,6 +223,12 @@ class Settings(BaseSettings):
         description="queued events one API process processes at once",
     )
     api_tokens: SecretStr | None = Field(default=None, alias="C2C_API_TOKENS")
+    api_token: SecretStr | None = Field(
+        default=None,
+        alias="C2C_API_TOKEN",
+        description="the operator's own API token, which `c2c ops retry|skip|abort` present to "
+        "the API (C2C_API_URL), so a decision records the token's name",
+    )
     encryption_key: SecretStr | None = Field(default=None, alias="C2C_ENCRYPTION_KEY")
     session_secret: SecretStr | None = Field(
         default=None,
