@@ -481,3 +481,31 @@ class UnbilledMonthIn(_Input):
     hours: Decimal
     value: Decimal
     unpriced_hours: Decimal = Decimal(0)
+
+
+class CallLimitLock(LedgerTable, table=True):
+    """One row per vendor with call limits: taking a slot locks it, so the workers' tries for
+    a vendor run one at a time on SQLite and PostgreSQL alike."""
+
+    __tablename__ = "ledger_call_limit"
+
+    vendor: str = Field(primary_key=True, max_length=100)
+    #: Tries to take a slot so far; the update that counts one is what takes the row's lock.
+    tries: int = 0
+
+
+class CallSlot(LedgerTable, table=True):
+    """One call to a vendor under its limits: counted for the per-second limit while it
+    started within the window, and in flight until released or its lease expired."""
+
+    __tablename__ = "ledger_call_slot"
+    __table_args__ = (Index("ix_ledger_call_slot_vendor_started", "vendor", "started_at"),)
+
+    lease_id: str = Field(primary_key=True, max_length=64)
+    vendor: str = Field(max_length=100)
+    #: ``host:pid`` of the worker that holds it.
+    holder: str = Field(max_length=300)
+    #: Epoch seconds of the worker's clock.
+    started_at: float
+    #: When an in-flight lease ends unless released first; ``None``: not in flight.
+    expires_at: float | None = None
