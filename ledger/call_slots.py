@@ -87,6 +87,16 @@ class CallSlotLedger(LedgerBase):
             ).one()
         return {"in_flight": int(in_flight), "last_second": int(recent)}
 
+    def leases(self, vendor: str, now: float) -> dict[str, int]:
+        """``vendor``'s in-flight leases at ``now``, by holder (``host:pid``)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(_SLOTS.c.holder, func.count())
+                .where(_SLOTS.c.vendor == vendor, _SLOTS.c.expires_at > now)
+                .group_by(_SLOTS.c.holder)
+            ).all()
+        return {holder: int(count) for holder, count in rows}
+
     def _lock_vendor(self, connection: Connection, vendor: str) -> None:
         """Lock ``vendor``'s row until the transaction ends, making it if it is new."""
         counted = update(_LOCKS).where(_LOCKS.c.vendor == vendor).values(tries=_LOCKS.c.tries + 1)

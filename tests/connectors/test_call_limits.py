@@ -1,0 +1,89 @@
+"""Every connector's requests hold slots of their vendor's call limits: the sandbox, counting
+what it is sent, never sees more in flight, or in one second, than the limits allow; the wait
+for a slot is timed per vendor."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest_asyncio
+from prometheus_client import REGISTRY
+
+from c2c.call_limits import CallGovernor, install_governor
+from c2c.telemetry import CALL_SLOT_WAIT
+from c2c.vendor_limits import CallLimit
+from connectors.http import GovernedClient
+from ledger import Ledger
+from tests.netsuite_support import netsuite
+
+
+@pytest_asyncio.fixture
+async def slots(tmp_path: Path) -> AsyncIterator[Ledger]:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.create_all()
+    limits = {"netsuite": CallLimit(in_flight=2), "psa": CallLimit(per_second=5)}
+    previous = install_governor(CallGovernor(ledger, limits))
+    try:
+        yield ledger
+    finally:
+        install_governor(previous)
+        ledger.dispose()
+
+
+async def vendor_load(sandbox: httpx.AsyncClient, vendor: str) -> dict[str, int]:
+    load: dict[str, int] = (await sandbox.get("/_admin/stats")).json()["vendors"][vendor]
+    return load
+
+
+def waits(vendor: str) -> float:
+    return REGISTRY.get_sample_value(f"{CALL_SLOT_WAIT}_count", {"system": vendor}) or 0.0
+
+
+async def test_netsuite_never_sees_more_in_flight_than_its_limit(
+    slots: Ledger, sandbox: httpx.AsyncClient, sandbox_url: str
+) -> None:
+    await sandbox.delete("/_admin/stats/vendors")
+    await sandbox.put(
+        "/_admin/netsuite", json={"latency_ms": 100, "concurrency_limit": 2, "reset_counters": True}
+    )
+    # Two connectors, as two workers would have, each allowing ten at once on its own.
+    erps = [netsuite(sandbox_url, concurrency=10) for _ in range(2)]
+    waited = waits("netsuite")
+    try:
+        await asyncio.gather(
+            *(erps[n % 2].get_legal_entity("US01") for n in range(12)),
+        )
+    finally:
+        await sandbox.put("/_admin/netsuite", json={"latency_ms": 0, "concurrency_limit": 5})
+        for erp in erps:
+            await erp.aclose()
+    load = await vendor_load(sandbox, "netsuite")
+    assert load["requests"] >= 12
+    assert load["max_in_flight"] == 2
+    governance = (await sandbox.get("/_admin/netsuite")).json()
+    assert governance["rejected"] == 0
+    assert waits("netsuite") - waited >= 12
+    assert slots.leases("netsuite", time.time()) == {}
+
+
+async def test_a_per_second_limit_holds_at_the_vendor(
+    slots: Ledger, sandbox: httpx.AsyncClient, sandbox_url: str
+) -> None:
+    await sandbox.delete("/_admin/stats/vendors")
+    clients = [GovernedClient("psa", base_url=f"{sandbox_url}/psa/v1") for _ in range(2)]
+    started = time.monotonic()
+    try:
+        answers = await asyncio.gather(*(clients[n % 2].get("/projects") for n in range(15)))
+    finally:
+        for client in clients:
+            await client.aclose()
+    assert all(answer.status_code == 200 for answer in answers)
+    # 15 calls at 5 a second: the last ones wait two windows.
+    assert time.monotonic() - started >= 2.0
+    load = await vendor_load(sandbox, "psa")
+    assert load["requests"] == 15
+    assert load["max_per_second"] <= 5
