@@ -1,8 +1,9 @@
 """Vendor call limits hold across worker processes: two ``c2c worker`` processes run several
 contracts on the sandbox's NetSuite and PSA, and the sandbox, counting what it is sent, never
 sees more of NetSuite's requests in flight, or of the PSA's in one second, than
-``C2C_CALL_LIMITS`` allows. A worker killed while it holds NetSuite slots frees them when their
-leases expire, and the other worker carries its contracts on.
+``C2C_CALL_LIMITS`` allows; nor more of the CRM's in flight than its own limit, though
+validation calls it from steps on the ERP's queue. A worker killed while it holds NetSuite
+slots frees them when their leases expire, and the other worker carries its contracts on.
 
 The sandbox's NetSuite also answers ``CONCURRENCY_LIMIT_EXCEEDED`` past the same limit, so a
 breach would show as rejections too; its latency makes the calls overlap.
@@ -38,6 +39,7 @@ from tests.workflows.helpers import approval, wait_stage
 
 IN_FLIGHT = 2
 PER_SECOND = 4
+CRM_IN_FLIGHT = 1
 LEASE_S = 4.0
 CONTRACTS = 6
 
@@ -65,6 +67,7 @@ class Workers:
                 {
                     "netsuite": {"in_flight": IN_FLIGHT, "lease_s": LEASE_S},
                     "psa": {"per_second": PER_SECOND},
+                    "crm": {"in_flight": CRM_IN_FLIGHT},
                 }
             ),
             # A killed worker's steps run again on the other after this long.
@@ -139,6 +142,8 @@ async def test_two_worker_processes_keep_the_vendors_limits_and_a_killed_one_fre
         assert load["netsuite"]["requests"] >= CONTRACTS * 3
         assert load["netsuite"]["max_in_flight"] <= IN_FLIGHT, load["netsuite"]
         assert load["psa"]["max_per_second"] <= PER_SECOND, load["psa"]
+        assert load["crm"]["requests"] >= CONTRACTS
+        assert load["crm"]["max_in_flight"] <= CRM_IN_FLIGHT, load["crm"]
         assert (await sandbox.get("/_admin/netsuite")).json()["rejected"] == 0
         # Both workers called NetSuite, and timed their waits for its slots.
         for address in workers.metrics:
