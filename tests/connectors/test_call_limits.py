@@ -8,8 +8,10 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
 from prometheus_client import REGISTRY
 
@@ -17,6 +19,7 @@ from c2c.call_limits import CallGovernor, install_governor
 from c2c.telemetry import CALL_SLOT_WAIT
 from c2c.vendor_limits import CallLimit
 from connectors.http import GovernedClient
+from connectors.psa import HttpPsa
 from ledger import Ledger
 from tests.netsuite_support import netsuite
 
@@ -87,3 +90,40 @@ async def test_a_per_second_limit_holds_at_the_vendor(
     load = await vendor_load(sandbox, "psa")
     assert load["requests"] == 15
     assert load["max_per_second"] <= 5
+
+
+async def test_a_429_under_a_limit_still_waits_its_retry_after_without_holding_a_slot(
+    slots: Ledger, sandbox: httpx.AsyncClient, sandbox_url: str, faults: Any
+) -> None:
+    await sandbox.delete("/_admin/stats/vendors")
+    await faults(system="psa", path_prefix="/projects", status=429, retry_after_s=1, times=1)
+    psa = HttpPsa(f"{sandbox_url}/psa/v1", quick_retries=1)
+    limited = CallGovernor(slots, {"psa": CallLimit(in_flight=1, per_second=5)})
+    previous = install_governor(limited)
+    started = time.monotonic()
+    try:
+        page = await psa.request("GET", "/projects")
+    finally:
+        install_governor(previous)
+        await psa.aclose()
+    assert "items" in page
+    # Retried once, after the second that Retry-After asked for.
+    assert time.monotonic() - started >= 1.0
+    assert (await vendor_load(sandbox, "psa"))["requests"] == 2
+    assert slots.leases("psa", time.time()) == {}
+
+
+async def test_a_call_cancelled_while_it_waits_for_a_slot_takes_none(slots: Ledger) -> None:
+    governor = CallGovernor(slots, {"netsuite": CallLimit(in_flight=1)})
+    held = await governor.acquire("netsuite")
+    assert held is not None
+    waiting = asyncio.create_task(governor.acquire("netsuite"))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await governor.release(held)
+    await asyncio.sleep(0.2)  # a try that was under way when cancelled gives its slot back
+    assert slots.leases("netsuite", time.time()) == {}
+    assert await governor.acquire("netsuite") is not None
