@@ -144,8 +144,6 @@ async def contract_worker(
         ledger = get_ledger(settings.ledger_url)  # its tables and indexes made on first use
     else:
         ledger.create_all()
-    # Every connector's requests, from here on, hold slots of their vendor's limits.
-    previous = install_governor(CallGovernor(ledger, settings.vendor_call_limits()))
     connectors = build_connectors(settings)
     workers = build_workers(
         client,
@@ -155,6 +153,9 @@ async def contract_worker(
         queues=settings.polled_queues() if queues is None else queues,
         interceptors=interceptors,
     )
+    # Every connector's requests, from here on, hold slots of their vendor's limits (the
+    # connectors look the governor up at each call).
+    previous = install_governor(CallGovernor(ledger, settings.vendor_call_limits()))
     try:
         async with AsyncExitStack() as stack:
             for worker in workers:

@@ -8,10 +8,10 @@ not name keeps the default in ``VENDOR_LIMITS``, taken from the vendor's publish
 (docs/vendors.md, "Vendor call limits").
 
 Every HTTP request to a limited vendor first takes a slot from a ``SlotStore`` that all the
-workers share (the ledger's database): one of ``in_flight`` leases, given back when the answer
-has arrived or, should the worker die, when the lease expires; and one of the ``per_second``
-starts of the last second. Waiting for a slot is part of the call, not a failure: it costs no
-retry, and its time is the ``c2c_vendor_call_slot_wait_seconds`` histogram.
+workers share (the ledger's database): a lease, given back when the answer has arrived or,
+should the worker die, when it expires. It counts against ``in_flight`` until then, and against
+``per_second`` until a second later. Waiting for a slot is part of the call, not a failure: it
+costs no retry, and its time is the ``c2c_vendor_call_slot_wait_seconds`` histogram.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ class Attempt:
 
     Attributes:
         granted: A slot was taken.
-        lease_id: The in-flight lease to give back (``None`` when the vendor has no in-flight
-            limit, or nothing was granted).
+        lease_id: The lease to give back once the answer has arrived (``None`` when nothing
+            was granted).
         retry_in_s: When nothing was granted: when a slot may be free at the earliest.
     """
 

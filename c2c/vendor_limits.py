@@ -8,17 +8,16 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-#: A per-second limit admits ``per_second`` starts in any window of this many seconds: one
-#: second, and a tenth more for the time a request takes to reach the vendor, so that the
-#: vendor, counting arrivals, never sees more than ``per_second`` in one second.
-PER_SECOND_WINDOW_S = 1.1
+#: A per-second limit admits a call while fewer than ``per_second`` calls were under way (sent
+#: and not yet answered) at some moment of the last this many seconds.
+PER_SECOND_WINDOW_S = 1.0
 
 
 class CallLimit(BaseModel):
     """One vendor's limits; a limit left out does not apply.
 
     Attributes:
-        per_second: Requests started in any one second, across all workers.
+        per_second: Requests that reach the vendor in any one second, across all workers.
         in_flight: Requests sent and not yet answered, across all workers.
         lease_s: How long an in-flight slot is held at most: a worker killed during a call
             frees its slots after this. Longer than the connector's timeout.

@@ -495,11 +495,11 @@ class CallLimitLock(LedgerTable, table=True):
 
 
 class CallSlot(LedgerTable, table=True):
-    """One call to a vendor under its limits: counted for the per-second limit while it
-    started within the window, and in flight until released or its lease expired."""
+    """One call to a vendor under its limits: in flight from its start until it ends (released,
+    or its lease expired), and counted by the per-second limit until a second after that."""
 
     __tablename__ = "ledger_call_slot"
-    __table_args__ = (Index("ix_ledger_call_slot_vendor_started", "vendor", "started_at"),)
+    __table_args__ = (Index("ix_ledger_call_slot_vendor", "vendor"),)
 
     lease_id: str = Field(primary_key=True, max_length=64)
     vendor: str = Field(max_length=100)
@@ -507,5 +507,7 @@ class CallSlot(LedgerTable, table=True):
     holder: str = Field(max_length=300)
     #: Epoch seconds of the worker's clock.
     started_at: float
-    #: When an in-flight lease ends unless released first; ``None``: not in flight.
-    expires_at: float | None = None
+    #: When its lease ends unless it is released first.
+    expires_at: float
+    #: When it was released: its answer read.
+    ended_at: float | None = None

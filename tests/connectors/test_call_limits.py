@@ -14,10 +14,12 @@ import httpx
 import pytest
 import pytest_asyncio
 from prometheus_client import REGISTRY
+from pydantic import ValidationError
 
 from c2c.call_limits import CallGovernor, install_governor
+from c2c.settings import Settings
 from c2c.telemetry import CALL_SLOT_WAIT
-from c2c.vendor_limits import CallLimit
+from c2c.vendor_limits import VENDOR_LIMITS, CallLimit
 from connectors.http import GovernedClient
 from connectors.psa import HttpPsa
 from ledger import Ledger
@@ -127,3 +129,31 @@ async def test_a_call_cancelled_while_it_waits_for_a_slot_takes_none(slots: Ledg
     await asyncio.sleep(0.2)  # a try that was under way when cancelled gives its slot back
     assert slots.leases("netsuite", time.time()) == {}
     assert await governor.acquire("netsuite") is not None
+
+
+def test_c2c_call_limits_replace_the_vendors_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "C2C_CALL_LIMITS",
+        '{"netsuite": {"in_flight": 3, "lease_s": 20}, "stripe": {}, "psa": {"per_second": 9}}',
+    )
+    limits = Settings(_env_file=None).vendor_call_limits()  # type: ignore[call-arg]
+    assert limits["netsuite"] == CallLimit(in_flight=3, lease_s=20)
+    assert "stripe" not in limits  # an empty entry turns the default off
+    assert limits["psa"] == CallLimit(per_second=9)
+    assert limits["business-central"] == VENDOR_LIMITS["business-central"]
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ('{"netsuit": {"in_flight": 3}}', "netsuit"),
+        ('{"netsuite": {"in_flite": 3}}', "in_flite"),
+        ('{"netsuite": {"in_flight": 0}}', "in_flight"),
+    ],
+)
+def test_a_wrong_call_limit_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch, value: str, named: str
+) -> None:
+    monkeypatch.setenv("C2C_CALL_LIMITS", value)
+    with pytest.raises(ValidationError, match=named):
+        Settings(_env_file=None)  # type: ignore[call-arg]

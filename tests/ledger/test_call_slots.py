@@ -34,20 +34,32 @@ def test_in_flight_slots_are_given_back_or_expire(ledger_url: str) -> None:
     assert ledger.try_acquire("business-central", limit, "host:1", T + 5.01).granted
 
 
-def test_the_per_second_window_admits_its_limit_and_says_when_to_look_again(
+def test_the_per_second_limit_counts_a_call_until_a_second_after_its_answer(
     ledger_url: str,
 ) -> None:
     ledger = Ledger(ledger_url)
     ledger.create_all()
     limit = CallLimit(per_second=3)
+    leases = []
     for n in range(3):
         attempt = ledger.try_acquire("stripe", limit, "host:1", T + n * 0.1)
-        assert attempt.granted and attempt.lease_id is None
+        assert attempt.granted and attempt.lease_id
+        leases.append(attempt.lease_id)
+    # In flight: nothing is free, and nothing says when it will be.
+    refused = ledger.try_acquire("stripe", limit, "host:2", T + 0.3)
+    assert not refused.granted and refused.retry_in_s == 0
+    for lease in leases:
+        ledger.release(lease, T + 0.4)
+    # Answered at T + 0.4: each reached the vendor at some moment up to then, so each counts
+    # until T + 1.4.
     refused = ledger.try_acquire("stripe", limit, "host:2", T + 0.5)
     assert not refused.granted
-    assert refused.retry_in_s == pytest.approx(PER_SECOND_WINDOW_S - 0.5)
-    assert ledger.try_acquire("stripe", limit, "host:2", T + PER_SECOND_WINDOW_S + 0.01).granted
-    assert ledger.call_slots("stripe", T + PER_SECOND_WINDOW_S + 0.01)["last_second"] == 3
+    assert refused.retry_in_s == pytest.approx(0.4 + PER_SECOND_WINDOW_S - 0.5)
+    assert ledger.call_slots("stripe", T + 1.3)["last_second"] == 3
+    assert not ledger.try_acquire("stripe", limit, "host:2", T + 1.39).granted
+    assert ledger.try_acquire(
+        "stripe", limit, "host:2", T + 0.4 + PER_SECOND_WINDOW_S + 0.01
+    ).granted
 
 
 def test_concurrent_tries_never_grant_more_than_the_limit(ledger_url: str) -> None:

@@ -1,5 +1,5 @@
 """Vendor call limits held by every worker together: a lock row per vendor and the slots
-taken (calls started within the per-second window, and in-flight leases).
+taken (each call's start, lease and end).
 
 Revision ID: 0007
 Revises: 0004
@@ -30,17 +30,16 @@ def upgrade() -> None:
         sa.Column("vendor", sa.String(length=100), nullable=False),
         sa.Column("holder", sa.String(length=300), nullable=False),
         sa.Column("started_at", sa.Float(), nullable=False),
-        sa.Column("expires_at", sa.Float(), nullable=True),
+        sa.Column("expires_at", sa.Float(), nullable=False),
+        sa.Column("ended_at", sa.Float(), nullable=True),
         sa.PrimaryKeyConstraint("lease_id"),
     )
     with op.batch_alter_table("ledger_call_slot", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_ledger_call_slot_vendor_started", ["vendor", "started_at"], unique=False
-        )
+        batch_op.create_index("ix_ledger_call_slot_vendor", ["vendor"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("ledger_call_slot", schema=None) as batch_op:
-        batch_op.drop_index("ix_ledger_call_slot_vendor_started")
+        batch_op.drop_index("ix_ledger_call_slot_vendor")
     op.drop_table("ledger_call_slot")
     op.drop_table("ledger_call_limit")
