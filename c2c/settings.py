@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from c2c import bc_mapping, netsuite_auth
 from c2c.loops import EventLoop
 from c2c.netsuite_segments import NetSuiteSegments
+from c2c.vendor_limits import VENDORS, CallLimit, resolve_limits
 from domain.billing_runs import OTHER_ENTITIES, BillingDay
 from domain.names import DEFAULT_TASK_QUEUE, ExceptionQueue
 from domain.steps import STEP_SYSTEM_QUEUE
@@ -722,6 +723,13 @@ class Settings(BaseSettings):
         description="activities per second on each system's task queue, across all workers "
         '(JSON, e.g. {"erp": 20})',
     )
+    call_limits: dict[str, CallLimit] = Field(
+        default_factory=dict,
+        alias="C2C_CALL_LIMITS",
+        description="each vendor's limits on c2c's calls, held by all workers together (JSON, "
+        'e.g. {"netsuite": {"in_flight": 5}, "stripe": {"per_second": 25}}); an entry replaces '
+        "the vendor's published default (docs/operations.md, Vendor call limits)",
+    )
     concurrency_limits: dict[str, int] = Field(
         default_factory=dict,
         alias="C2C_CONCURRENCY_LIMITS",
@@ -792,6 +800,18 @@ class Settings(BaseSettings):
         if any(limit <= 0 for limit in value.values()):
             raise ValueError("limits must be positive")
         return value
+
+    @field_validator("call_limits")
+    @classmethod
+    def _known_vendors(cls, value: dict[str, CallLimit]) -> dict[str, CallLimit]:
+        unknown = sorted(set(value) - set(VENDORS))
+        if unknown:
+            raise ValueError(f"no vendor {unknown}: call limits apply to {', '.join(VENDORS)}")
+        return value
+
+    def vendor_call_limits(self) -> dict[str, CallLimit]:
+        """Each vendor's call limits in force: the defaults with ``C2C_CALL_LIMITS`` over them."""
+        return resolve_limits(self.call_limits)
 
     def polled_queues(self) -> set[str]:
         """The queues this worker polls: ``C2C_WORKER_QUEUES``, or all of them."""

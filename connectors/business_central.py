@@ -227,6 +227,7 @@ class BusinessCentralErp(HttpConnector):
     """``ErpPort`` on the Business Central companies of c2c's legal entities."""
 
     system = "erp"
+    vendor = "business-central"
 
     def __init__(
         self,

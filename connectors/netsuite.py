@@ -13,7 +13,8 @@ Errors map to c2c's two classes: ``429`` and ``CONCURRENCY_LIMIT_EXCEEDED``, ``5
 are transient; ``401``/``INVALID_LOGIN`` is a configuration error for the integration queue;
 other ``4xx`` are business rejections carrying NetSuite's ``o:errorCode``, detail and path.
 NetSuite governs requests in flight per account: every call waits for one of
-``concurrency`` slots shared by the whole worker process.
+``concurrency`` slots shared by the whole worker process, and for one of the account's
+``in_flight`` slots that every worker shares (``C2C_CALL_LIMITS``, ``netsuite``).
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class NetSuiteErp(HttpConnector):
     """``ErpPort`` on one NetSuite account."""
 
     system = "erp"
+    vendor = "netsuite"
     #: Slots per event loop, account and limit: the worker process's requests in flight.
     _slots: ClassVar[
         weakref.WeakKeyDictionary[

@@ -38,6 +38,7 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.login import token_login
 
+from c2c.call_limits import call_slot
 from c2c.logs import get_logger
 from c2c.settings import Settings
 from c2c.telemetry import record_api_budget, record_connector_call
@@ -266,7 +267,8 @@ class SalesforceCrm:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            return await asyncio.to_thread(self._run, call)
+            async with call_slot(VENDOR):
+                return await asyncio.to_thread(self._run, call)
         except TransientError:
             outcome = "transient"
             raise

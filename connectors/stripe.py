@@ -16,6 +16,7 @@ minute); after it, search does.
 
 from __future__ import annotations
 
+import ssl
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +25,7 @@ from stripe.params import PaymentIntentCreateParams, RefundCreateParams
 
 from c2c.settings import Settings
 from c2c.stripe_events import CONTRACT_ID_KEY, INVOICE_ID_KEY, from_minor, to_minor
+from connectors.http import GovernedClient
 from connectors.records import (
     GatewayCollection,
     GatewayPayment,
@@ -33,6 +35,8 @@ from connectors.records import (
 from domain.errors import BusinessError, NotFound, Rejection, TransientError
 
 SYSTEM = "payments"
+#: Stripe as ``C2C_CALL_LIMITS`` names it.
+VENDOR = "stripe"
 
 
 def _collection(intent: Any) -> GatewayCollection:
@@ -63,6 +67,15 @@ def _rejection(exc: stripe.StripeError, what: str) -> Rejection:
     )
 
 
+def _governed_http(timeout_s: float) -> stripe.HTTPXClient:
+    """Stripe's httpx client, its requests sent by a ``GovernedClient``: each request (the
+    client's own network retries too) holds a slot of Stripe's call limits."""
+    http = stripe.HTTPXClient(timeout=timeout_s)
+    verify = ssl.create_default_context(cafile=stripe.ca_bundle_path)
+    http._client_async = GovernedClient(VENDOR, verify=verify)
+    return http
+
+
 class StripePayments:
     """``PaymentsPort`` on Stripe's API."""
 
@@ -80,7 +93,7 @@ class StripePayments:
             api_key,
             base_addresses={"api": base_url.rstrip("/")},
             max_network_retries=quick_retries,
-            http_client=stripe.HTTPXClient(timeout=timeout_s),
+            http_client=_governed_http(timeout_s),
         )
 
     @classmethod

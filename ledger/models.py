@@ -513,3 +513,33 @@ class UnbilledMonthIn(_Input):
     hours: Decimal
     value: Decimal
     unpriced_hours: Decimal = Decimal(0)
+
+
+class CallLimitLock(LedgerTable, table=True):
+    """One row per vendor with call limits: taking a slot locks it, so the workers' tries for
+    a vendor run one at a time on SQLite and PostgreSQL alike."""
+
+    __tablename__ = "ledger_call_limit"
+
+    vendor: str = Field(primary_key=True, max_length=100)
+    #: Tries to take a slot so far; the update that counts one is what takes the row's lock.
+    tries: int = 0
+
+
+class CallSlot(LedgerTable, table=True):
+    """One call to a vendor under its limits: in flight from its start until it ends (released,
+    or its lease expired), and counted by the per-second limit until a second after that."""
+
+    __tablename__ = "ledger_call_slot"
+    __table_args__ = (Index("ix_ledger_call_slot_vendor", "vendor"),)
+
+    lease_id: str = Field(primary_key=True, max_length=64)
+    vendor: str = Field(max_length=100)
+    #: ``host:pid`` of the worker that holds it.
+    holder: str = Field(max_length=300)
+    #: Epoch seconds of the worker's clock.
+    started_at: float
+    #: When its lease ends unless it is released first.
+    expires_at: float
+    #: When it was released: its answer read.
+    ended_at: float | None = None

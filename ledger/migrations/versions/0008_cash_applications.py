@@ -2,7 +2,7 @@
 credit) is kept as a fact, so the AR aging sees the invoice it settled.
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0007
 Create Date: 2026-12-07 14:43:23.581043
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0004"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
