@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from temporalio import activity
 
 from activities.base import StepActivities, error_classes, idempotency_key
-from activities.erp import billing_schedule, revenue_schedule
+from activities.erp import billing_schedule, milestone_draft, revenue_schedule
 from domain.steps import PROPAGATE_AMENDMENT, AmendmentInput, AmendmentPropagated
+from domain.write_models import AmendmentDraft, MilestoneChangeDraft, RateDraft
 
 
 class AmendmentActivities(StepActivities):
@@ -40,26 +41,27 @@ class AmendmentActivities(StepActivities):
         ]
         milestones = [m.model_dump(mode="json") for m in a.add_milestones]
         changes = [c.model_dump(mode="json", exclude_none=True) for c in a.change_milestones]
-        # Sent only when there are some, so an amendment without them reads as it always did.
-        milestone_edits: dict[str, object] = {}
-        if changes:
-            milestone_edits["change_milestones"] = changes
-        if a.remove_milestones:
-            milestone_edits["remove_milestones"] = list(a.remove_milestones)
+        draft = AmendmentDraft(
+            amendment_id=a.amendment_id,
+            effective_date=a.effective_date,
+            end_date=a.end_date,
+            not_to_exceed=a.not_to_exceed or None,
+            contract_value=c.contract_value,
+            rate_card=tuple(
+                RateDraft(role=r.role, hourly_rate=r.hourly_rate, effective_from=a.effective_date)
+                for r in a.rate_card
+            ),
+            add_milestones=tuple(milestone_draft(m) for m in a.add_milestones),
+            change_milestones=tuple(
+                MilestoneChangeDraft.model_validate(m.model_dump()) for m in a.change_milestones
+            ),
+            remove_milestones=tuple(a.remove_milestones),
+            reason=a.reason,
+        )
         async with error_classes(PROPAGATE_AMENDMENT):
             await erp.amend_contract(
                 erp_contract_id,
-                {
-                    "amendment_id": a.amendment_id,
-                    "effective_date": a.effective_date.isoformat(),
-                    "end_date": a.end_date.isoformat() if a.end_date else None,
-                    "not_to_exceed": format(a.not_to_exceed, "f") if a.not_to_exceed else None,
-                    "contract_value": format(c.contract_value, "f"),
-                    "rate_card": new_rates,
-                    "add_milestones": milestones,
-                    **milestone_edits,
-                    "reason": a.reason,
-                },
+                draft,
                 idempotency_key=idempotency_key("amendment", a.amendment_id, "erp"),
             )
             await erp.put_billing_schedule(

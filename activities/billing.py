@@ -29,6 +29,7 @@ from connectors.records import (
     BillingBatch,
     ErpInvoice,
     InvoiceCollection,
+    TaxDocument,
     TaxDocumentIn,
     TaxDocumentLineIn,
 )
@@ -47,6 +48,13 @@ from domain.pricing import (
 )
 from domain.steps import BILL_PERIOD, BillPeriodInput, BillPeriodResult, RevenuePlan
 from domain.tax import apply_tax, tax_code
+from domain.write_models import (
+    InvoiceDraft,
+    InvoiceLineDraft,
+    RevenueEntryDraft,
+    TaxLineResult,
+    TaxResult,
+)
 from ledger import BillingStartIn, InvoiceIssuedIn, RevenueFactIn
 from ledger.models import UnbilledMonthIn
 
@@ -57,6 +65,18 @@ COLLECTABLE = frozenset({"issued", "partially_paid", "overdue"})
 
 #: Lines whose amount is revenue as invoiced (the right-to-invoice practical expedient).
 AS_INVOICED_KINDS = frozenset({"time", "expense", "overage", "release"})
+
+
+def tax_result(document: TaxDocument) -> TaxResult:
+    """The engine's tax of each line of a tax document."""
+    return TaxResult(
+        code=document.code,
+        lines=tuple(
+            TaxLineResult(number=line.number, amount=line.amount, tax=line.tax, rate=line.rate)
+            for line in document.lines
+        ),
+        messages=tuple(document.messages),
+    )
 
 
 def invoice_summary(invoice: ErpInvoice) -> InvoiceSummary:
@@ -325,65 +345,57 @@ class BillingActivities(StepActivities):
                 ],
             )
         )
+        draft = InvoiceDraft(
+            contract_id=step.contract_id,
+            reference=step.reference,
+            erp_contract_id=step.refs["erp_contract_id"],
+            customer_id=step.refs["erp_customer_id"],
+            project_id=step.refs["erp_project_id"],
+            legal_entity=step.legal_entity,
+            currency=step.currency,
+            period=None if step.milestone_id else step.period,
+            milestone_id=step.milestone_id,
+            invoice_date=step.invoice_date,
+            due_on=_due_on(step),
+            lines=tuple(
+                InvoiceLineDraft.model_validate(line.model_dump(exclude_none=True))
+                for line in lines
+            ),
+            notes=tuple(document.messages),
+        )
         try:
-            taxed = apply_tax(
-                [(line.line_id, line.amount) for line in lines],
-                {line.number: line.tax for line in document.lines},
-                step.currency,
-            )
+            draft = apply_tax(draft, tax_result(document))
         except ValueError as exc:
             raise business_error(
                 Rejection(system="tax", code="incomplete_tax", message=str(exc), field="lines")
             ) from exc
-        subtotal, total_tax = taxed.subtotal, taxed.tax
-        body: dict[str, object] = {
-            "contract_id": step.contract_id,
-            "reference": step.reference,
-            "erp_contract_id": step.refs["erp_contract_id"],
-            "customer_id": step.refs["erp_customer_id"],
-            "project_id": step.refs["erp_project_id"],
-            "legal_entity": step.legal_entity,
-            "currency": step.currency,
-            "period": None if step.milestone_id else step.period,
-            "milestone_id": step.milestone_id,
-            "invoice_date": step.invoice_date.isoformat(),
-            "due_on": _due_on(step).isoformat(),
-            "lines": [
-                {
-                    **line.model_dump(mode="json", exclude_none=True),
-                    "tax_amount": format(taxed.line_taxes[line.line_id], "f"),
-                }
-                for line in lines
-            ],
-            "subtotal": format(subtotal, "f"),
-            "tax": format(total_tax, "f"),
-            "total": format(taxed.total, "f"),
-        }
-        if document.messages:
-            body["notes"] = document.messages
         functional = step.functional_currency
         if functional and functional != step.currency:
             # Reported in the legal entity's books at the ERP's rate of the invoice date.
             rate = await erp.get_exchange_rate(step.currency, functional, step.invoice_date)
-            f_subtotal = round_money(subtotal * rate, functional)
-            f_tax = round_money(total_tax * rate, functional)
-            body |= {
-                "functional_currency": functional,
-                "exchange_rate": format(rate, "f"),
-                "functional_subtotal": format(f_subtotal, "f"),
-                "functional_tax": format(f_tax, "f"),
-                "functional_total": format(f_subtotal + f_tax, "f"),
-            }
+            f_subtotal = round_money(draft.subtotal * rate, functional)
+            f_tax = round_money(draft.tax * rate, functional)
+            draft = draft.model_copy(
+                update={
+                    "functional_currency": functional,
+                    "exchange_rate": rate,
+                    "functional_subtotal": f_subtotal,
+                    "functional_tax": f_tax,
+                    "functional_total": f_subtotal + f_tax,
+                }
+            )
         elif functional:
-            body |= {
-                "functional_currency": functional,
-                "exchange_rate": "1",
-                "functional_subtotal": format(subtotal, "f"),
-                "functional_tax": format(total_tax, "f"),
-                "functional_total": format(taxed.total, "f"),
-            }
+            draft = draft.model_copy(
+                update={
+                    "functional_currency": functional,
+                    "exchange_rate": Decimal(1),
+                    "functional_subtotal": draft.subtotal,
+                    "functional_tax": draft.tax,
+                    "functional_total": draft.total,
+                }
+            )
         return await erp.create_invoice(
-            body, idempotency_key=idempotency_key("invoice", step.reference)
+            draft, idempotency_key=idempotency_key("invoice", step.reference)
         )
 
     async def _post_revenue(
@@ -410,16 +422,16 @@ async def post_revenue(
     if plan is not None and amount != 0:
         await erp.post_revenue(
             erp_contract_id,
-            {
-                "entry_id": plan.entry_id,
-                "period": plan.period,
-                "amount": format(amount, "f"),
-                "method": plan.method,
-                "description": plan.description,
+            RevenueEntryDraft(
+                entry_id=plan.entry_id,
+                period=plan.period,
+                amount=amount,
+                method=plan.method,
+                description=plan.description,
                 # Revenue belongs to its period: dated at the period's end, so the entry is
                 # the same whenever (and however often) it is posted.
-                "recognised_on": Period.parse(plan.period).last_day.isoformat(),
-            },
+                recognised_on=Period.parse(plan.period).last_day,
+            ),
             idempotency_key=idempotency_key("revenue", plan.entry_id),
         )
     balances = await erp.get_balances(erp_contract_id)

@@ -15,7 +15,8 @@ from domain.errors import Rejection
 from domain.models import CreditNoteSummary
 from domain.money import money_sum
 from domain.steps import ISSUE_CREDIT_NOTE, CreditNoteInput, CreditNoteIssued
-from domain.tax import DEFAULT_TAX_CODE, credit_note_tax
+from domain.tax import DEFAULT_TAX_CODE, apply_tax, credit_note_tax
+from domain.write_models import CreditNoteDraft, CreditNoteLineDraft, TaxLineResult, TaxResult
 from ledger import CreditNoteFactIn
 
 
@@ -92,23 +93,23 @@ class CreditNoteActivities(StepActivities):
                 [line] = document.lines
                 document.lines = [line.model_copy(update={"tax_amount": -tax})]
                 await engine.create_or_adjust(document)
+            draft = CreditNoteDraft(
+                credit_note_id=step.credit_note_id,
+                reason=step.reason,
+                currency=step.currency,
+                lines=(
+                    CreditNoteLineDraft(line_id="1", description=step.reason, amount=step.amount),
+                ),
+            )
+            draft = apply_tax(
+                draft,
+                TaxResult(
+                    code=code, lines=(TaxLineResult(number="1", amount=step.amount, tax=tax),)
+                ),
+            )
             note = await erp.create_credit_note(
                 step.invoice_id,
-                {
-                    "credit_note_id": step.credit_note_id,
-                    "reason": step.reason,
-                    "lines": [
-                        {
-                            "line_id": "1",
-                            "description": step.reason,
-                            "amount": format(step.amount, "f"),
-                            "tax_amount": format(tax, "f"),
-                        }
-                    ],
-                    "subtotal": format(step.amount, "f"),
-                    "tax": format(tax, "f"),
-                    "total": format(step.amount + tax, "f"),
-                },
+                draft,
                 idempotency_key=idempotency_key("credit-note", step.credit_note_id),
             )
             await engine.commit_document(

@@ -37,6 +37,20 @@ from connectors.records import (
     TaxDocumentIn,
     TimeEntry,
 )
+from domain.write_models import (
+    AmendmentDraft,
+    BillingSchedule,
+    CashApplicationDraft,
+    ContractDraft,
+    CreditNoteDraft,
+    CustomerChanges,
+    CustomerDraft,
+    InvoiceDraft,
+    PaymentDraft,
+    ProjectDraft,
+    RevenueEntryDraft,
+    RevenueSchedule,
+)
 
 
 class Closeable(Protocol):
@@ -65,29 +79,29 @@ class ErpPort(Closeable, Protocol):
     async def get_legal_entity(self, code: str) -> LegalEntity | None: ...
 
     async def ensure_customer(
-        self, customer: dict[str, Any], *, idempotency_key: str
+        self, customer: CustomerDraft, *, idempotency_key: str
     ) -> ErpCustomer: ...
 
     async def ensure_project(
-        self, project: dict[str, Any], *, idempotency_key: str
+        self, project: ProjectDraft, *, idempotency_key: str
     ) -> ErpProject: ...
 
     async def close_project(self, project_id: str, *, idempotency_key: str) -> ErpProject: ...
 
     async def ensure_contract(
-        self, contract: dict[str, Any], *, idempotency_key: str
+        self, contract: ContractDraft, *, idempotency_key: str
     ) -> ErpContract: ...
 
     async def put_billing_schedule(
-        self, erp_contract_id: str, schedule: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, schedule: BillingSchedule, *, idempotency_key: str
     ) -> None: ...
 
     async def put_revenue_schedule(
-        self, erp_contract_id: str, schedule: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, schedule: RevenueSchedule, *, idempotency_key: str
     ) -> None: ...
 
     async def amend_contract(
-        self, erp_contract_id: str, amendment: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, amendment: AmendmentDraft, *, idempotency_key: str
     ) -> ErpContract: ...
 
     async def link_contract_document(
@@ -108,7 +122,7 @@ class ErpPort(Closeable, Protocol):
     ) -> ErpInvoice | None: ...
 
     async def create_invoice(
-        self, invoice: dict[str, Any], *, idempotency_key: str
+        self, invoice: InvoiceDraft, *, idempotency_key: str
     ) -> ErpInvoice: ...
 
     async def issue_invoice(self, invoice_id: str, *, idempotency_key: str) -> ErpInvoice: ...
@@ -118,7 +132,7 @@ class ErpPort(Closeable, Protocol):
     async def list_invoices(self, contract_id: str) -> list[ErpInvoice]: ...
 
     async def create_credit_note(
-        self, invoice_id: str, note: dict[str, Any], *, idempotency_key: str
+        self, invoice_id: str, note: CreditNoteDraft, *, idempotency_key: str
     ) -> ErpCreditNote: ...
 
     async def list_credit_notes(
@@ -126,7 +140,7 @@ class ErpPort(Closeable, Protocol):
     ) -> list[ErpCreditNote]: ...
 
     async def record_payment(
-        self, payment: dict[str, Any], *, idempotency_key: str
+        self, payment: PaymentDraft, *, idempotency_key: str
     ) -> ErpPayment: ...
 
     async def list_payments(
@@ -134,15 +148,15 @@ class ErpPort(Closeable, Protocol):
     ) -> list[ErpPayment]: ...
 
     async def apply_payment(
-        self, payment_id: str, application: dict[str, Any], *, idempotency_key: str
+        self, payment_id: str, application: CashApplicationDraft, *, idempotency_key: str
     ) -> CashApplication: ...
 
     async def apply_credit(
-        self, credit_note_id: str, application: dict[str, Any], *, idempotency_key: str
+        self, credit_note_id: str, application: CashApplicationDraft, *, idempotency_key: str
     ) -> CashApplication: ...
 
     async def post_revenue(
-        self, erp_contract_id: str, entry: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, entry: RevenueEntryDraft, *, idempotency_key: str
     ) -> RevenueEntry: ...
 
     async def list_revenue(self, erp_contract_id: str) -> list[RevenueEntry]: ...
@@ -161,7 +175,7 @@ class CustomerMasterPort(Protocol):
     async def find_customer(self, crm_account_id: str) -> ErpCustomer | None: ...
 
     async def update_customer(
-        self, customer_id: str, changes: dict[str, Any], *, idempotency_key: str
+        self, customer_id: str, changes: CustomerChanges, *, idempotency_key: str
     ) -> ErpCustomer: ...
 
 

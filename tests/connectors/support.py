@@ -13,6 +13,15 @@ from typing import Any
 
 from connectors.erp import HttpErp
 from connectors.records import ErpInvoice
+from domain.write_models import (
+    BillingSchedule,
+    BillingScheduleLine,
+    ContractDraft,
+    CustomerDraft,
+    InvoiceDraft,
+    ProjectDraft,
+    RevenueSchedule,
+)
 from tests.sandbox.support import PROJECT
 
 
@@ -33,52 +42,61 @@ async def erp_contract(erp: HttpErp, *, currency: str = "USD") -> Contract:
     """A customer, project and contract with both schedules, in a US legal entity."""
     contract_id = unique("CT")
     customer = await erp.ensure_customer(
-        {
-            "crm_account_id": unique("ACC"),
-            "name": "Connector Test Inc.",
-            "country": "US",
-            "region": "CA",
-            "legal_entity": "US01",
-            "currency": currency,
-        },
+        CustomerDraft(
+            **{
+                "crm_account_id": unique("ACC"),
+                "name": "Connector Test Inc.",
+                "country": "US",
+                "region": "CA",
+                "legal_entity": "US01",
+                "currency": currency,
+            }
+        ),
         idempotency_key=f"{contract_id}:customer",
     )
     dates = {"start_date": "2026-01-01", "end_date": "2026-12-31"}
     project = await erp.ensure_project(
-        {
-            "contract_id": contract_id,
-            "customer_id": customer.customer_id,
-            "legal_entity": "US01",
-            "name": "Connector test",
-            "currency": currency,
-            "project_template": "standard",
-            **dates,
-        },
+        ProjectDraft(
+            **{
+                "contract_id": contract_id,
+                "customer_id": customer.customer_id,
+                "legal_entity": "US01",
+                "name": "Connector test",
+                "currency": currency,
+                "project_template": "standard",
+                **dates,
+            }
+        ),
         idempotency_key=f"{contract_id}:project",
     )
+    schedule = BillingSchedule(lines=(BillingScheduleLine(kind="retainer"),))
+    revenue = RevenueSchedule(method="ratable")
     contract = await erp.ensure_contract(
-        {
-            "contract_id": contract_id,
-            "project_id": project.project_id,
-            "customer_id": customer.customer_id,
-            "legal_entity": "US01",
-            "currency": currency,
-            "billing_model": "time_and_materials",
-            "payment_terms_days": 30,
-            "contract_value": "0",
-            "rate_card": [
-                {"role": "consultant", "hourly_rate": "150", "effective_from": "2026-01-01"}
-            ],
-            **dates,
-        },
+        ContractDraft(
+            **{
+                "contract_id": contract_id,
+                "project_id": project.project_id,
+                "customer_id": customer.customer_id,
+                "legal_entity": "US01",
+                "currency": currency,
+                "billing_model": "time_and_materials",
+                "payment_terms_days": 30,
+                "contract_value": "0",
+                "rate_card": [
+                    {"role": "consultant", "hourly_rate": "150", "effective_from": "2026-01-01"}
+                ],
+                **dates,
+                "billing_schedule": schedule,
+                "revenue_schedule": revenue,
+            }
+        ),
         idempotency_key=f"{contract_id}:contract",
     )
-    schedule = {"frequency": "monthly", "bill_on": "period_close", "lines": [{"kind": "retainer"}]}
     await erp.put_billing_schedule(
         contract.erp_contract_id, schedule, idempotency_key=f"{contract_id}:billing"
     )
     await erp.put_revenue_schedule(
-        contract.erp_contract_id, {"method": "ratable"}, idempotency_key=f"{contract_id}:revenue"
+        contract.erp_contract_id, revenue, idempotency_key=f"{contract_id}:revenue"
     )
     return Contract(
         contract_id, customer.customer_id, project.project_id, contract.erp_contract_id, currency
@@ -87,36 +105,38 @@ async def erp_contract(erp: HttpErp, *, currency: str = "USD") -> Contract:
 
 def invoice_body(
     contract: Contract, key: str, amount: Decimal = Decimal("1000.00"), **extra: Any
-) -> dict[str, Any]:
-    """An invoice of one line of ``amount`` without tax (amounts as ``Decimal``), with ``key``
-    as its reference and its first seven characters as its period; ``extra`` overrides."""
-    return {
-        "contract_id": contract.contract_id,
-        "erp_contract_id": contract.erp_contract_id,
-        "customer_id": contract.customer_id,
-        "project_id": contract.project_id,
-        "legal_entity": "US01",
-        "currency": contract.currency,
-        "period": key[:7],
-        "reference": key,
-        "invoice_date": "2026-10-31",
-        "due_on": "2026-11-30",
-        "lines": [
-            {
-                "line_id": "1",
-                "kind": "retainer",
-                "description": "Monthly retainer",
-                "quantity": Decimal(1),
-                "unit_price": amount,
-                "amount": amount,
-                "tax_amount": Decimal(0),
-            }
-        ],
-        "subtotal": amount,
-        "tax": Decimal(0),
-        "total": amount,
-        **extra,
-    }
+) -> InvoiceDraft:
+    """An invoice of one line of ``amount`` without tax, with ``key`` as its reference and its
+    first seven characters as its period; ``extra`` overrides."""
+    return InvoiceDraft.model_validate(
+        {
+            "contract_id": contract.contract_id,
+            "erp_contract_id": contract.erp_contract_id,
+            "customer_id": contract.customer_id,
+            "project_id": contract.project_id,
+            "legal_entity": "US01",
+            "currency": contract.currency,
+            "period": key[:7],
+            "reference": key,
+            "invoice_date": "2026-10-31",
+            "due_on": "2026-11-30",
+            "lines": [
+                {
+                    "line_id": "1",
+                    "kind": "retainer",
+                    "description": "Monthly retainer",
+                    "quantity": Decimal(1),
+                    "unit_price": amount,
+                    "amount": amount,
+                    "tax_amount": Decimal(0),
+                }
+            ],
+            "subtotal": amount,
+            "tax": Decimal(0),
+            "total": amount,
+            **extra,
+        }
+    )
 
 
 async def issued_invoice(
