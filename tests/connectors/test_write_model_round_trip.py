@@ -1,0 +1,257 @@
+"""The same write models sent to each ERP family over real HTTP read back the same: the
+reference ERP, NetSuite and Business Central each map c2c's customer, project, contract,
+invoice draft, credit note draft, payment and revenue entry to their own wire format, and
+what c2c reads back (lines, tax, totals, amounts, dates) is the same whichever ERP holds it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date
+from decimal import Decimal
+
+import pytest
+import pytest_asyncio
+
+from connectors.erp import HttpErp
+from connectors.ports import ErpPort
+from domain.tax import apply_tax
+from domain.write_models import (
+    BillingSchedule,
+    BillingScheduleLine,
+    ContractDraft,
+    CreditNoteDraft,
+    CreditNoteLineDraft,
+    CustomerDraft,
+    InvoiceDraft,
+    InvoiceLineDraft,
+    PaymentDraft,
+    ProjectDraft,
+    RateDraft,
+    RevenueEntryDraft,
+    RevenueSchedule,
+    TaxLineResult,
+    TaxResult,
+)
+from tests.bc_support import business_central
+from tests.netsuite_support import netsuite
+
+ERPS = ("reference", "netsuite", "business-central")
+
+
+@pytest_asyncio.fixture(params=ERPS)
+async def erp(request: pytest.FixtureRequest, sandbox_url: str) -> AsyncIterator[ErpPort]:
+    kind = request.param
+    port: ErpPort
+    if kind == "netsuite":
+        port = netsuite(sandbox_url)
+    elif kind == "business-central":
+        port = business_central(sandbox_url)
+    else:
+        port = HttpErp(f"{sandbox_url}/erp/v1", timeout_s=5)
+    yield port
+    await port.aclose()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def taxed_invoice(contract_id: str, refs: dict[str, str]) -> InvoiceDraft:
+    """October's invoice of two roles' time, taxed by the engine's figures for each line."""
+    draft = InvoiceDraft(
+        contract_id=contract_id,
+        reference="2026-10",
+        erp_contract_id=refs["erp_contract_id"],
+        customer_id=refs["customer_id"],
+        project_id=refs["project_id"],
+        legal_entity="US01",
+        currency="USD",
+        period="2026-10",
+        invoice_date=date(2026, 10, 31),
+        due_on=date(2026, 11, 30),
+        lines=(
+            InvoiceLineDraft(
+                line_id="1",
+                kind="time",
+                role="Senior Consultant",
+                description="Senior Consultant",
+                quantity=Decimal(12),
+                unit_price=Decimal("200.00"),
+                amount=Decimal("2400.00"),
+            ),
+            InvoiceLineDraft(
+                line_id="2",
+                kind="time",
+                role="Analyst",
+                description="Analyst",
+                quantity=Decimal(6),
+                unit_price=Decimal("120.10"),
+                amount=Decimal("720.60"),
+            ),
+        ),
+    )
+    engine = TaxResult(
+        lines=(
+            TaxLineResult(number="1", amount=Decimal("2400.00"), tax=Decimal("174.00")),
+            TaxLineResult(number="2", amount=Decimal("720.60"), tax=Decimal("52.24")),
+        )
+    )
+    return apply_tax(draft, engine)
+
+
+async def test_every_write_model_reads_back_the_same_from_each_erp(erp: ErpPort) -> None:
+    contract_id = unique("RT")
+    customer = CustomerDraft(
+        crm_account_id=unique("ACC"),
+        name="Round Trip Inc.",
+        country="US",
+        region="CA",
+        billing_email="ap@example.com",
+        legal_entity="US01",
+        currency="USD",
+    )
+    made_customer = await erp.ensure_customer(customer, idempotency_key=f"{contract_id}:c")
+    assert (made_customer.crm_account_id, made_customer.name) == (
+        customer.crm_account_id,
+        customer.name,
+    )
+
+    project = ProjectDraft(
+        contract_id=contract_id,
+        customer_id=made_customer.customer_id,
+        legal_entity="US01",
+        name="Round trip",
+        currency="USD",
+        start_date=date(2026, 10, 1),
+        end_date=date(2026, 12, 31),
+        project_template="standard",
+    )
+    made_project = await erp.ensure_project(project, idempotency_key=f"{contract_id}:p")
+    # The reference ERP calls an open project "open", the vendors' connectors "active".
+    assert made_project.contract_id == contract_id
+    assert made_project.status in ("open", "active")
+
+    contract = ContractDraft(
+        contract_id=contract_id,
+        project_id=made_project.project_id,
+        customer_id=made_customer.customer_id,
+        legal_entity="US01",
+        currency="USD",
+        billing_model="time_and_materials",
+        start_date=date(2026, 10, 1),
+        end_date=date(2026, 12, 31),
+        payment_terms_days=30,
+        contract_value=Decimal("10000.00"),
+        not_to_exceed=Decimal("50000.00"),
+        rate_card=(
+            RateDraft(
+                role="Senior Consultant",
+                hourly_rate=Decimal("200.00"),
+                effective_from=date(2026, 10, 1),
+            ),
+            RateDraft(
+                role="Analyst", hourly_rate=Decimal("120.10"), effective_from=date(2026, 10, 1)
+            ),
+        ),
+        billing_schedule=BillingSchedule(
+            lines=(BillingScheduleLine(kind="time_and_materials", expenses_billable=False),)
+        ),
+        revenue_schedule=RevenueSchedule(method="as_invoiced", contract_value=Decimal("10000.00")),
+    )
+    made_contract = await erp.ensure_contract(contract, idempotency_key=f"{contract_id}:k")
+    ecid = made_contract.erp_contract_id
+    await erp.put_billing_schedule(ecid, contract.billing_schedule, idempotency_key="b")
+    await erp.put_revenue_schedule(ecid, contract.revenue_schedule, idempotency_key="r")
+    assert (made_contract.contract_id, made_contract.not_to_exceed) == (
+        contract_id,
+        Decimal("50000.00"),
+    )
+
+    refs = {
+        "customer_id": made_customer.customer_id,
+        "project_id": made_project.project_id,
+        "erp_contract_id": ecid,
+    }
+    invoice = taxed_invoice(contract_id, refs)
+    created = await erp.create_invoice(invoice, idempotency_key=f"{contract_id}:i")
+    issued = await erp.issue_invoice(created.invoice_id, idempotency_key=f"{contract_id}:ii")
+    read = await erp.get_invoice(issued.invoice_id)
+    assert read is not None
+    assert [(line.kind, line.amount) for line in read.lines] == [
+        (line.kind, line.amount) for line in invoice.lines
+    ]
+    assert (read.subtotal, read.tax, read.total) == (
+        Decimal("3120.60"),
+        Decimal("226.24"),
+        Decimal("3346.84"),
+    )
+    assert (read.subtotal, read.tax, read.total) == (invoice.subtotal, invoice.tax, invoice.total)
+    assert (read.contract_id, read.currency, read.invoice_date, read.due_on) == (
+        contract_id,
+        "USD",
+        invoice.invoice_date,
+        invoice.due_on,
+    )
+    assert await erp.find_invoice(contract_id, reference="2026-10") == read
+
+    note = apply_tax(
+        CreditNoteDraft(
+            credit_note_id=unique("CN"),
+            reason="Hours billed twice",
+            currency="USD",
+            lines=(
+                CreditNoteLineDraft(
+                    line_id="1", description="Hours billed twice", amount=Decimal("100.00")
+                ),
+            ),
+        ),
+        TaxResult(
+            lines=(TaxLineResult(number="1", amount=Decimal("100.00"), tax=Decimal("7.25")),)
+        ),
+    )
+    credited = await erp.create_credit_note(read.invoice_id, note, idempotency_key="cn")
+    assert (credited.credit_note_id, credited.invoice_id) == (note.credit_note_id, read.invoice_id)
+    assert (credited.subtotal, credited.tax, credited.total) == (
+        Decimal("100.00"),
+        Decimal("7.25"),
+        Decimal("107.25"),
+    )
+
+    payment = PaymentDraft(
+        payment_id=unique("PAY"),
+        contract_id=contract_id,
+        invoice_id=read.invoice_id,
+        amount=Decimal("1000.00"),
+        currency="USD",
+        received_on=date(2026, 11, 20),
+    )
+    paid = await erp.record_payment(payment, idempotency_key="pay")
+    assert (paid.payment_id, paid.amount, paid.applied_amount, paid.currency) == (
+        payment.payment_id,
+        Decimal("1000.00"),
+        Decimal("1000.00"),
+        "USD",
+    )
+
+    entry = RevenueEntryDraft(
+        entry_id=f"{contract_id}:2026-10",
+        period="2026-10",
+        amount=Decimal("3120.60"),
+        method="as_invoiced",
+        description="October",
+        recognised_on=date(2026, 10, 31),
+    )
+    posted = await erp.post_revenue(ecid, entry, idempotency_key="rev")
+    assert (posted.entry_id, posted.period, posted.amount, posted.recognised_on) == (
+        entry.entry_id,
+        "2026-10",
+        Decimal("3120.60"),
+        date(2026, 10, 31),
+    )
+
+    balances = await erp.get_balances(ecid)
+    assert (balances.billed_to_date, balances.recognised_to_date) == (
+        Decimal("3020.60"),
+        Decimal("3120.60"),
+    )
