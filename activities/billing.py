@@ -29,9 +29,6 @@ from connectors.records import (
     BillingBatch,
     ErpInvoice,
     InvoiceCollection,
-    TaxDocument,
-    TaxDocumentIn,
-    TaxDocumentLineIn,
 )
 from domain.billing import OverageAccumulator, apply_cap
 from domain.errors import NotFound, Rejection
@@ -52,8 +49,8 @@ from domain.write_models import (
     InvoiceDraft,
     InvoiceLineDraft,
     RevenueEntryDraft,
-    TaxLineResult,
-    TaxResult,
+    TaxLineRequest,
+    TaxRequest,
 )
 from ledger import BillingStartIn, InvoiceIssuedIn, RevenueFactIn
 from ledger.models import UnbilledMonthIn
@@ -65,18 +62,6 @@ COLLECTABLE = frozenset({"issued", "partially_paid", "overdue"})
 
 #: Lines whose amount is revenue as invoiced (the right-to-invoice practical expedient).
 AS_INVOICED_KINDS = frozenset({"time", "expense", "overage", "release"})
-
-
-def tax_result(document: TaxDocument) -> TaxResult:
-    """The engine's tax of each line of a tax document."""
-    return TaxResult(
-        code=document.code,
-        lines=tuple(
-            TaxLineResult(number=line.number, amount=line.amount, tax=line.tax, rate=line.rate)
-            for line in document.lines
-        ),
-        messages=tuple(document.messages),
-    )
 
 
 def invoice_summary(invoice: ErpInvoice) -> InvoiceSummary:
@@ -323,7 +308,7 @@ class BillingActivities(StepActivities):
         # The tax document is saved, not committed: an invoice the ERP refuses is never
         # reported; it is committed once the invoice is issued.
         document = await self.connectors.tax.create_or_adjust(
-            TaxDocumentIn(
+            TaxRequest(
                 code=invoice_tax_code(step.reference),
                 type="SalesInvoice",
                 company=step.legal_entity,
@@ -335,7 +320,7 @@ class BillingActivities(StepActivities):
                 ship_to_region=step.region,
                 currency=step.currency,
                 lines=[
-                    TaxDocumentLineIn(
+                    TaxLineRequest(
                         number=line.line_id,
                         amount=line.amount,
                         tax_code=tax_code(line.kind),
@@ -364,7 +349,7 @@ class BillingActivities(StepActivities):
             notes=tuple(document.messages),
         )
         try:
-            draft = apply_tax(draft, tax_result(document))
+            draft = apply_tax(draft, document.result())
         except ValueError as exc:
             raise business_error(
                 Rejection(system="tax", code="incomplete_tax", message=str(exc), field="lines")

@@ -28,9 +28,10 @@ import requests
 from avalara import AvataxClient
 
 from c2c.settings import Settings
-from connectors.records import TaxDocument, TaxDocumentIn
+from connectors.records import TaxDocument
 from connectors.tax import document_code, tax_document, transaction_model
 from domain.errors import BusinessError, NotFound, Rejection, TransientError
+from domain.write_models import TaxRequest
 
 SYSTEM = "tax"
 APP_NAME = "c2c"
@@ -147,7 +148,7 @@ class AvataxTax:
             )
         return str(authorities[0]["avalaraId"])
 
-    async def create_or_adjust(self, document: TaxDocumentIn) -> TaxDocument:
+    async def create_or_adjust(self, document: TaxRequest) -> TaxDocument:
         """CreateOrAdjustTransaction: an upsert keyed by the document's code."""
         body = await self._call(
             "CreateOrAdjustTransaction",

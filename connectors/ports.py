@@ -34,7 +34,6 @@ from connectors.records import (
     PsaProject,
     RevenueEntry,
     TaxDocument,
-    TaxDocumentIn,
     TimeEntry,
 )
 from domain.write_models import (
@@ -50,6 +49,7 @@ from domain.write_models import (
     ProjectDraft,
     RevenueEntryDraft,
     RevenueSchedule,
+    TaxRequest,
 )
 
 
@@ -230,7 +230,7 @@ class PsaPort(Closeable, Protocol):
 class TaxPort(Closeable, Protocol):
     async def validate_address(self, country: str, region: str | None) -> str: ...
 
-    async def create_or_adjust(self, document: TaxDocumentIn) -> TaxDocument: ...
+    async def create_or_adjust(self, document: TaxRequest) -> TaxDocument: ...
 
     async def commit_document(
         self, company: str, code: str, *, idempotency_key: str

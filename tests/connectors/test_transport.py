@@ -129,10 +129,10 @@ async def test_tax_for_a_jpy_invoice_rounds_to_whole_yen(sandbox_url: str) -> No
     from datetime import date
     from decimal import Decimal
 
-    from connectors.records import TaxDocumentIn, TaxDocumentLineIn
+    from domain.write_models import TaxLineRequest, TaxRequest
 
     tax = HttpTax(f"{sandbox_url}/tax/v1")
-    document = TaxDocumentIn(
+    document = TaxRequest(
         code=f"doc-{uuid.uuid4().hex[:8]}",
         type="SalesInvoice",
         company="US01",
@@ -141,8 +141,8 @@ async def test_tax_for_a_jpy_invoice_rounds_to_whole_yen(sandbox_url: str) -> No
         ship_to_country="JP",
         currency="JPY",
         lines=[
-            TaxDocumentLineIn(number="1", amount=Decimal("12345"), tax_code="SV-PROFESSIONAL"),
-            TaxDocumentLineIn(number="2", amount=Decimal("999"), tax_code="SV-PROFESSIONAL"),
+            TaxLineRequest(number="1", amount=Decimal("12345"), tax_code="SV-PROFESSIONAL"),
+            TaxLineRequest(number="2", amount=Decimal("999"), tax_code="SV-PROFESSIONAL"),
         ],
     )
     try:
