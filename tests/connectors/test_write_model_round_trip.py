@@ -1,7 +1,8 @@
 """The same write models sent to each ERP family over real HTTP read back the same: the
 reference ERP, NetSuite and Business Central each map c2c's customer, project, contract,
 invoice draft, credit note draft, payment and revenue entry to their own wire format, and
-what c2c reads back (lines, tax, totals, amounts, dates) is the same whichever ERP holds it."""
+what c2c reads back (lines, tax, totals, amounts, dates) is the same whichever ERP holds it.
+Likewise a tax request taxes an invoice the same through the sandbox's tax engine and AvaTax."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from decimal import Decimal
 import pytest
 import pytest_asyncio
 
+from connectors.avatax import AvataxTax
 from connectors.erp import HttpErp
-from connectors.ports import ErpPort
+from connectors.ports import ErpPort, TaxPort
+from connectors.tax import HttpTax
 from domain.tax import apply_tax
 from domain.write_models import (
     BillingSchedule,
@@ -30,9 +33,12 @@ from domain.write_models import (
     RateDraft,
     RevenueEntryDraft,
     RevenueSchedule,
+    TaxLineRequest,
     TaxLineResult,
+    TaxRequest,
     TaxResult,
 )
+from sandbox.avatax import DEFAULT_ACCOUNT_ID, DEFAULT_LICENSE_KEY
 from tests.bc_support import business_central
 from tests.netsuite_support import netsuite
 
@@ -255,3 +261,52 @@ async def test_every_write_model_reads_back_the_same_from_each_erp(erp: ErpPort)
         Decimal("3020.60"),
         Decimal("3120.60"),
     )
+
+
+@pytest_asyncio.fixture(params=("sandbox", "avatax"))
+async def tax(request: pytest.FixtureRequest, sandbox_url: str) -> AsyncIterator[TaxPort]:
+    port: TaxPort
+    if request.param == "avatax":
+        port = AvataxTax(
+            f"{sandbox_url}/vendors/avatax",
+            account_id=DEFAULT_ACCOUNT_ID,
+            license_key=DEFAULT_LICENSE_KEY,
+        )
+    else:
+        port = HttpTax(f"{sandbox_url}/tax/v1", timeout_s=5)
+    yield port
+    await port.aclose()
+
+
+async def test_a_tax_request_taxes_an_invoice_the_same_through_each_engine(tax: TaxPort) -> None:
+    code = unique("contract-RT") + ":invoice:2026-10"
+    request = TaxRequest(
+        code=code,
+        type="SalesInvoice",
+        company="UK01",
+        on=date(2026, 10, 31),
+        customer_code="GLOBEX-UK",
+        ship_from_country="GB",
+        ship_to_country="GB",
+        currency="GBP",
+        lines=(
+            TaxLineRequest(number="1", amount=Decimal("2400.00"), tax_code="SV-PROFESSIONAL"),
+            TaxLineRequest(number="2", amount=Decimal("720.60"), tax_code="SV-PROFESSIONAL"),
+        ),
+    )
+    result = (await tax.create_or_adjust(request)).result()
+    draft = taxed_invoice(code, {"customer_id": "C", "project_id": "P", "erp_contract_id": "K"})
+    taxed = apply_tax(draft.model_copy(update={"currency": "GBP"}), result)
+
+    assert [(line.number, line.tax) for line in result.lines] == [
+        ("1", Decimal("480.00")),
+        ("2", Decimal("144.12")),
+    ]
+    assert [line.tax_amount for line in taxed.lines] == [Decimal("480.00"), Decimal("144.12")]
+    assert (taxed.subtotal, taxed.tax, taxed.total) == (
+        Decimal("3120.60"),
+        Decimal("624.12"),
+        Decimal("3744.72"),
+    )
+    committed = await tax.commit_document("UK01", code, idempotency_key=f"{code}:commit")
+    assert committed.result() == result
