@@ -28,7 +28,6 @@ from connectors.ports import ErpPort
 from connectors.records import (
     BillingBatch,
     ErpInvoice,
-    InvoiceCollection,
 )
 from domain.billing import OverageAccumulator, apply_cap
 from domain.errors import NotFound, Rejection
@@ -46,6 +45,7 @@ from domain.pricing import (
 from domain.steps import BILL_PERIOD, BillPeriodInput, BillPeriodResult, RevenuePlan
 from domain.tax import apply_tax, tax_code
 from domain.write_models import (
+    InvoiceCollection,
     InvoiceDraft,
     InvoiceLineDraft,
     RevenueEntryDraft,

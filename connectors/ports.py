@@ -29,7 +29,7 @@ from connectors.records import (
     Expense,
     GatewayCollection,
     GatewayPayment,
-    InvoiceCollection,
+    GatewayRefund,
     LegalEntity,
     PsaProject,
     RevenueEntry,
@@ -44,9 +44,12 @@ from domain.write_models import (
     CreditNoteDraft,
     CustomerChanges,
     CustomerDraft,
+    InvoiceCollection,
     InvoiceDraft,
     PaymentDraft,
+    PaymentRequest,
     ProjectDraft,
+    RefundRequest,
     RevenueEntryDraft,
     RevenueSchedule,
     TaxRequest,
@@ -239,7 +242,7 @@ class TaxPort(Closeable, Protocol):
 
 class PaymentsPort(Closeable, Protocol):
     async def create_payment(
-        self, invoice_id: str, amount: Decimal, currency: str, *, idempotency_key: str
+        self, payment: PaymentRequest, *, idempotency_key: str
     ) -> GatewayPayment: ...
 
     async def collect_invoice(
@@ -248,3 +251,7 @@ class PaymentsPort(Closeable, Protocol):
         """Open what the customer pays the issued invoice with; ``None`` for a gateway that
         takes payments without one."""
         ...
+
+    async def refund_payment(
+        self, refund: RefundRequest, *, idempotency_key: str
+    ) -> GatewayRefund: ...

@@ -290,17 +290,6 @@ class TaxDocument(Record):
         )
 
 
-class InvoiceCollection(Record):
-    """An issued invoice to collect through the payment gateway."""
-
-    invoice_id: str
-    contract_id: str
-    number: str | None = None
-    amount: Money
-    currency: str
-    customer_id: str | None = None
-
-
 class GatewayCollection(Record):
     """What the gateway opened to collect an invoice (a Stripe PaymentIntent)."""
 

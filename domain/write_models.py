@@ -331,8 +331,19 @@ class RevenueEntryDraft(WriteModel):
     recognised_on: date
 
 
+class InvoiceCollection(WriteModel):
+    """An issued invoice for the payment gateway to collect (what the customer pays it with)."""
+
+    invoice_id: str
+    contract_id: str
+    number: str | None = None
+    amount: Money
+    currency: str
+    customer_id: str | None = None
+
+
 class PaymentRequest(WriteModel):
-    """A payment the gateway collects for an issued invoice."""
+    """A payment of an invoice taken at the gateway, as a customer's checkout would open it."""
 
     invoice_id: str
     amount: Money
@@ -340,9 +351,10 @@ class PaymentRequest(WriteModel):
 
 
 class RefundRequest(WriteModel):
-    """Money the gateway returns of a payment it collected."""
+    """Money the gateway returns of a payment it collected: ``amount`` of it, or what is left
+    when ``None``."""
 
     payment_id: str
-    amount: Money
+    amount: Money | None = None
     currency: str
-    reason: str | None = None
+    reason: Literal["duplicate", "fraudulent", "requested_by_customer"] = "requested_by_customer"
