@@ -11,7 +11,12 @@ from temporalio import activity
 from activities.base import StepActivities, error_classes, idempotency_key
 from activities.erp import billing_schedule, milestone_draft, revenue_schedule
 from domain.steps import PROPAGATE_AMENDMENT, AmendmentInput, AmendmentPropagated
-from domain.write_models import AmendmentDraft, MilestoneChangeDraft, RateDraft
+from domain.write_models import (
+    AmendmentDraft,
+    MilestoneChangeDraft,
+    PsaProjectChanges,
+    RateDraft,
+)
 
 
 class AmendmentActivities(StepActivities):
@@ -31,16 +36,6 @@ class AmendmentActivities(StepActivities):
         erp, psa = self.connectors.erp, self.connectors.psa
         erp_contract_id = step.refs["erp_contract_id"]
         psa_project_id = step.refs["psa_project_id"]
-        new_rates = [
-            {
-                "role": r.role,
-                "hourly_rate": format(r.hourly_rate, "f"),
-                "effective_from": a.effective_date.isoformat(),
-            }
-            for r in a.rate_card
-        ]
-        milestones = [m.model_dump(mode="json") for m in a.add_milestones]
-        changes = [c.model_dump(mode="json", exclude_none=True) for c in a.change_milestones]
         draft = AmendmentDraft(
             amendment_id=a.amendment_id,
             effective_date=a.effective_date,
@@ -74,23 +69,22 @@ class AmendmentActivities(StepActivities):
                 revenue_schedule(c),
                 idempotency_key=idempotency_key("amendment", a.amendment_id, "revenue-schedule"),
             )
-            if new_rates:
+            if draft.rate_card:
                 await psa.put_rate_card(
                     psa_project_id,
-                    new_rates,
+                    draft.rate_card,
                     idempotency_key=idempotency_key("amendment", a.amendment_id, "psa-rates"),
                 )
-            if milestones:
+            if draft.add_milestones:
                 await psa.add_milestones(
                     psa_project_id,
-                    milestones,
+                    draft.add_milestones,
                     idempotency_key=idempotency_key("amendment", a.amendment_id, "psa-milestones"),
                 )
-            for change in changes:
-                mid = change.pop("milestone_id")
+            for change in draft.change_milestones:
+                mid = change.milestone_id
                 await psa.update_milestone(
                     psa_project_id,
-                    mid,
                     change,
                     idempotency_key=idempotency_key("amendment", a.amendment_id, "psa-m", mid),
                 )
@@ -103,7 +97,7 @@ class AmendmentActivities(StepActivities):
             if a.end_date is not None:
                 await psa.update_project(
                     psa_project_id,
-                    {"end_date": a.end_date.isoformat()},
+                    PsaProjectChanges(end_date=a.end_date),
                     idempotency_key=idempotency_key("amendment", a.amendment_id, "psa-dates"),
                 )
         await asyncio.to_thread(

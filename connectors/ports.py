@@ -9,10 +9,10 @@ id before creating it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from connectors.records import (
     BillingBatch,
@@ -42,13 +42,19 @@ from domain.write_models import (
     CashApplicationDraft,
     ContractDraft,
     CreditNoteDraft,
+    CrmActivityDraft,
     CustomerChanges,
     CustomerDraft,
     InvoiceCollection,
     InvoiceDraft,
+    MilestoneChangeDraft,
+    MilestoneDraft,
     PaymentDraft,
     PaymentRequest,
     ProjectDraft,
+    PsaProjectChanges,
+    PsaProjectDraft,
+    RateDraft,
     RefundRequest,
     RevenueEntryDraft,
     RevenueSchedule,
@@ -66,7 +72,7 @@ class CrmPort(Closeable, Protocol):
     async def get_ancestors(self, crm_account_id: str) -> list[CrmAccount]: ...
 
     async def add_activity(
-        self, crm_account_id: str, activity: dict[str, Any], *, idempotency_key: str
+        self, crm_account_id: str, activity: CrmActivityDraft, *, idempotency_key: str
     ) -> CrmActivity: ...
 
     async def list_activities(
@@ -184,25 +190,25 @@ class CustomerMasterPort(Protocol):
 
 class PsaPort(Closeable, Protocol):
     async def ensure_project(
-        self, project: dict[str, Any], *, idempotency_key: str
+        self, project: PsaProjectDraft, *, idempotency_key: str
     ) -> PsaProject: ...
 
     async def get_project(self, project_id: str) -> PsaProject | None: ...
 
     async def update_project(
-        self, project_id: str, changes: dict[str, Any], *, idempotency_key: str
+        self, project_id: str, changes: PsaProjectChanges, *, idempotency_key: str
     ) -> PsaProject: ...
 
     async def put_rate_card(
-        self, project_id: str, rates: list[dict[str, Any]], *, idempotency_key: str
+        self, project_id: str, rates: Sequence[RateDraft], *, idempotency_key: str
     ) -> PsaProject: ...
 
     async def add_milestones(
-        self, project_id: str, milestones: list[dict[str, Any]], *, idempotency_key: str
+        self, project_id: str, milestones: Sequence[MilestoneDraft], *, idempotency_key: str
     ) -> PsaProject: ...
 
     async def update_milestone(
-        self, project_id: str, milestone_id: str, changes: dict[str, Any], *, idempotency_key: str
+        self, project_id: str, change: MilestoneChangeDraft, *, idempotency_key: str
     ) -> PsaProject: ...
 
     async def remove_milestone(

@@ -8,7 +8,7 @@ these models. Money is ``Decimal`` at the currency's scale; dates are dates.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -81,11 +81,12 @@ class ProjectDraft(WriteModel):
 
 
 class RateDraft(WriteModel):
-    """A role's hourly rate from ``effective_from``."""
+    """A role's hourly rate from ``effective_from`` (an ERP contract's rates always carry it;
+    a PSA card without dates is the whole card)."""
 
     role: str
     hourly_rate: Money
-    effective_from: date
+    effective_from: date | None = None
 
 
 class MilestoneDraft(WriteModel):
@@ -169,6 +170,47 @@ class AmendmentDraft(WriteModel):
     add_milestones: tuple[MilestoneDraft, ...] = ()
     change_milestones: tuple[MilestoneChangeDraft, ...] = ()
     remove_milestones: tuple[str, ...] = ()
+
+
+# --- delivery (PSA) and the CRM timeline ------------------------------------------------
+
+
+class PsaProjectDraft(WriteModel):
+    """The PSA project of a contract, linked to its ERP project, with its rates and
+    milestones."""
+
+    contract_id: str
+    name: str
+    customer_name: str
+    erp_project_id: str
+    currency: str
+    start_date: date
+    end_date: date
+    project_template: str
+    rate_card: tuple[RateDraft, ...] = ()
+    milestones: tuple[MilestoneDraft, ...] = ()
+
+
+class PsaProjectChanges(WriteModel):
+    """A change to a PSA project's dates: the fields given change."""
+
+    end_date: date | None = None
+    #: Close time entry after this day (time dated later is refused).
+    time_entry_end_date: date | None = None
+
+
+class CrmActivityDraft(WriteModel):
+    """An entry of a CRM account's timeline; an ``activity_id`` makes it once under any key."""
+
+    activity_id: str | None = None
+    type: str
+    subject: str
+    body: str | None = None
+    #: The records it is about: ``invoice_id``, ``contract_id``.
+    related_to: dict[str, str] | None = None
+    occurred_at: datetime | None = None
+    #: The day it happened, for activities without a time (a reminder sent that day).
+    occurred_on: date | None = None
 
 
 # --- invoices, credit notes and tax -------------------------------------------------------

@@ -20,6 +20,7 @@ from domain.write_models import (
     CustomerDraft,
     InvoiceDraft,
     ProjectDraft,
+    PsaProjectDraft,
     RevenueSchedule,
 )
 from tests.sandbox.support import PROJECT
@@ -149,6 +150,8 @@ async def issued_invoice(
     return await erp.issue_invoice(invoice.invoice_id, idempotency_key=f"{key}:issue")
 
 
-def psa_project_body(contract_id: str) -> dict[str, Any]:
+def psa_project_body(contract_id: str) -> PsaProjectDraft:
     """The sandbox tests' PSA project (one rate, one milestone) for the contract, from 1 Jan."""
-    return {**PROJECT, "contract_id": contract_id, "start_date": "2026-01-01"}
+    return PsaProjectDraft.model_validate(
+        {**PROJECT, "contract_id": contract_id, "start_date": "2026-01-01"}
+    )
