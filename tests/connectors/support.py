@@ -8,20 +8,25 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from connectors.erp import HttpErp
 from connectors.records import ErpInvoice
+from domain.tax import apply_tax
 from domain.write_models import (
     BillingSchedule,
     BillingScheduleLine,
     ContractDraft,
     CustomerDraft,
     InvoiceDraft,
+    InvoiceLineDraft,
     ProjectDraft,
     PsaProjectDraft,
     RevenueSchedule,
+    TaxLineResult,
+    TaxResult,
 )
 from tests.sandbox.support import PROJECT
 
@@ -155,3 +160,54 @@ def psa_project_body(contract_id: str) -> PsaProjectDraft:
     return PsaProjectDraft.model_validate(
         {**PROJECT, "contract_id": contract_id, "start_date": "2026-01-01"}
     )
+
+
+def two_roles_invoice(
+    refs: dict[str, str],
+    taxes: tuple[str, str],
+    *,
+    legal_entity: str = "US01",
+    currency: str = "USD",
+    period: str = "2026-10",
+) -> InvoiceDraft:
+    """The period's invoice of two roles' time (12 h at 200.00, 6 h at 120.10) for the
+    contract in ``refs``, taxed through ``apply_tax`` with the engine's ``taxes`` per line."""
+    draft = InvoiceDraft(
+        contract_id=refs["contract_id"],
+        reference=period,
+        erp_contract_id=refs["erp_contract_id"],
+        customer_id=refs["customer_id"],
+        project_id=refs["project_id"],
+        legal_entity=legal_entity,
+        currency=currency,
+        period=period,
+        invoice_date=date(2026, 10, 31),
+        due_on=date(2026, 11, 30),
+        lines=(
+            InvoiceLineDraft(
+                line_id="1",
+                kind="time",
+                role="Senior Consultant",
+                description="Senior Consultant",
+                quantity=Decimal(12),
+                unit_price=Decimal("200.00"),
+                amount=Decimal("2400.00"),
+            ),
+            InvoiceLineDraft(
+                line_id="2",
+                kind="time",
+                role="Analyst",
+                description="Analyst",
+                quantity=Decimal(6),
+                unit_price=Decimal("120.10"),
+                amount=Decimal("720.60"),
+            ),
+        ),
+    )
+    engine = TaxResult(
+        lines=tuple(
+            TaxLineResult(number=line.line_id, amount=line.amount, tax=Decimal(tax))
+            for line, tax in zip(draft.lines, taxes, strict=True)
+        )
+    )
+    return apply_tax(draft, engine)

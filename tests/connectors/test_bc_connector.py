@@ -29,6 +29,7 @@ from domain.write_models import (
     RevenueSchedule,
 )
 from tests.bc_support import business_central
+from tests.connectors.support import two_roles_invoice
 
 ADMIN = "/_admin/bc"
 UK = next(iter(SANDBOX_COMPANIES))
@@ -96,43 +97,8 @@ async def provisioned(erp: BusinessCentralErp) -> dict[str, str]:
     }
 
 
-def invoice_body(refs: dict[str, str], period: str = "2026-10") -> InvoiceDraft:
-    return InvoiceDraft.model_validate(
-        {
-            "contract_id": refs["contract_id"],
-            "reference": period,
-            "erp_contract_id": refs["erp_contract_id"],
-            "customer_id": refs["customer_id"],
-            "project_id": refs["project_id"],
-            "legal_entity": "UK01",
-            "currency": "GBP",
-            "period": period,
-            "invoice_date": "2026-10-31",
-            "due_on": "2026-11-30",
-            "lines": [
-                {
-                    "line_id": "1",
-                    "kind": "time",
-                    "role": "Senior Consultant",
-                    "description": "Senior Consultant",
-                    "quantity": "12",
-                    "unit_price": "200.00",
-                    "amount": "2400.00",
-                    "tax_amount": "480.00",
-                },
-                {
-                    "line_id": "2",
-                    "kind": "time",
-                    "role": "Analyst",
-                    "description": "Analyst",
-                    "quantity": "6",
-                    "unit_price": "120.10",
-                    "amount": "720.60",
-                    "tax_amount": "144.12",
-                },
-            ],
-        }
-    )
+def invoice_body(refs: dict[str, str]) -> InvoiceDraft:
+    return two_roles_invoice(refs, ("480.00", "144.12"), legal_entity="UK01", currency="GBP")
 
 
 async def raw(erp: BusinessCentralErp, method: str, tail: str, **kwargs: Any) -> Any:

@@ -27,7 +27,6 @@ from domain.write_models import (
     CreditNoteLineDraft,
     CustomerDraft,
     InvoiceDraft,
-    InvoiceLineDraft,
     PaymentDraft,
     ProjectDraft,
     RateDraft,
@@ -40,6 +39,7 @@ from domain.write_models import (
 )
 from sandbox.avatax import DEFAULT_ACCOUNT_ID, DEFAULT_LICENSE_KEY
 from tests.bc_support import business_central
+from tests.connectors.support import two_roles_invoice
 from tests.netsuite_support import netsuite
 
 ERPS = ("reference", "netsuite", "business-central")
@@ -65,45 +65,7 @@ def unique(prefix: str) -> str:
 
 def taxed_invoice(contract_id: str, refs: dict[str, str]) -> InvoiceDraft:
     """October's invoice of two roles' time, taxed by the engine's figures for each line."""
-    draft = InvoiceDraft(
-        contract_id=contract_id,
-        reference="2026-10",
-        erp_contract_id=refs["erp_contract_id"],
-        customer_id=refs["customer_id"],
-        project_id=refs["project_id"],
-        legal_entity="US01",
-        currency="USD",
-        period="2026-10",
-        invoice_date=date(2026, 10, 31),
-        due_on=date(2026, 11, 30),
-        lines=(
-            InvoiceLineDraft(
-                line_id="1",
-                kind="time",
-                role="Senior Consultant",
-                description="Senior Consultant",
-                quantity=Decimal(12),
-                unit_price=Decimal("200.00"),
-                amount=Decimal("2400.00"),
-            ),
-            InvoiceLineDraft(
-                line_id="2",
-                kind="time",
-                role="Analyst",
-                description="Analyst",
-                quantity=Decimal(6),
-                unit_price=Decimal("120.10"),
-                amount=Decimal("720.60"),
-            ),
-        ),
-    )
-    engine = TaxResult(
-        lines=(
-            TaxLineResult(number="1", amount=Decimal("2400.00"), tax=Decimal("174.00")),
-            TaxLineResult(number="2", amount=Decimal("720.60"), tax=Decimal("52.24")),
-        )
-    )
-    return apply_tax(draft, engine)
+    return two_roles_invoice({**refs, "contract_id": contract_id}, ("174.00", "52.24"))
 
 
 async def test_every_write_model_reads_back_the_same_from_each_erp(erp: ErpPort) -> None:
