@@ -2,7 +2,8 @@
 reference ERP, NetSuite and Business Central each map c2c's customer, project, contract,
 invoice draft, credit note draft, payment and revenue entry to their own wire format, and
 what c2c reads back (lines, tax, totals, amounts, dates) is the same whichever ERP holds it.
-Likewise a tax request taxes an invoice the same through the sandbox's tax engine and AvaTax."""
+Likewise a tax request taxes an invoice the same through the sandbox's tax engine and AvaTax,
+and a payment request is taken the same by the sandbox's gateway and Stripe."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ import pytest_asyncio
 
 from connectors.avatax import AvataxTax
 from connectors.erp import HttpErp
-from connectors.ports import ErpPort, TaxPort
+from connectors.payments import HttpPayments
+from connectors.ports import ErpPort, PaymentsPort, TaxPort
+from connectors.stripe import StripePayments
 from connectors.tax import HttpTax
 from domain.tax import apply_tax
 from domain.write_models import (
+    AmendmentDraft,
     BillingSchedule,
     BillingScheduleLine,
     ContractDraft,
@@ -28,6 +32,7 @@ from domain.write_models import (
     CustomerDraft,
     InvoiceDraft,
     PaymentDraft,
+    PaymentRequest,
     ProjectDraft,
     RateDraft,
     RevenueEntryDraft,
@@ -39,7 +44,7 @@ from domain.write_models import (
 )
 from sandbox.avatax import DEFAULT_ACCOUNT_ID, DEFAULT_LICENSE_KEY
 from tests.bc_support import business_central
-from tests.connectors.support import two_roles_invoice
+from tests.connectors.support import erp_contract, issued_invoice, two_roles_invoice
 from tests.netsuite_support import netsuite
 
 ERPS = ("reference", "netsuite", "business-central")
@@ -218,6 +223,26 @@ async def test_every_write_model_reads_back_the_same_from_each_erp(erp: ErpPort)
         date(2026, 10, 31),
     )
 
+    amendment = AmendmentDraft(
+        amendment_id="A-1",
+        effective_date=date(2026, 11, 1),
+        end_date=date(2027, 3, 31),
+        not_to_exceed=Decimal("60000.00"),
+        contract_value=Decimal("12000.00"),
+        rate_card=(
+            RateDraft(
+                role="Analyst", hourly_rate=Decimal("130.00"), effective_from=date(2026, 11, 1)
+            ),
+        ),
+        reason="Extended to March",
+    )
+    amended = await erp.amend_contract(ecid, amendment, idempotency_key="a1")
+    again = await erp.amend_contract(ecid, amendment, idempotency_key="a1-after-a-reset")
+    assert [(a.amendment_id, a.effective_date) for a in again.amendments] == [
+        ("A-1", date(2026, 11, 1))
+    ]
+    assert (amended.end_date, amended.not_to_exceed) == (date(2027, 3, 31), Decimal("60000.00"))
+
     balances = await erp.get_balances(ecid)
     assert (balances.billed_to_date, balances.recognised_to_date) == (
         Decimal("3020.60"),
@@ -272,3 +297,37 @@ async def test_a_tax_request_taxes_an_invoice_the_same_through_each_engine(tax: 
     )
     committed = await tax.commit_document("UK01", code, idempotency_key=f"{code}:commit")
     assert committed.result() == result
+
+
+@pytest_asyncio.fixture(params=("sandbox", "stripe"))
+async def payments(request: pytest.FixtureRequest, sandbox_url: str) -> AsyncIterator[PaymentsPort]:
+    port: PaymentsPort
+    if request.param == "stripe":
+        port = StripePayments(f"{sandbox_url}/vendors/stripe", api_key="sk_test_c2c")
+    else:
+        port = HttpPayments(f"{sandbox_url}/payments/v1", timeout_s=5)
+    yield port
+    await port.aclose()
+
+
+async def test_a_payment_request_is_taken_the_same_by_each_gateway(
+    payments: PaymentsPort, sandbox_url: str
+) -> None:
+    # The sandbox's gateway takes payments of invoices its ERP holds.
+    books = HttpErp(f"{sandbox_url}/erp/v1", timeout_s=5)
+    try:
+        owed = await issued_invoice(books, await erp_contract(books), "2026-10")
+    finally:
+        await books.aclose()
+    request = PaymentRequest(invoice_id=owed.invoice_id, amount=Decimal("1234.50"), currency="USD")
+    key = f"pay:{request.invoice_id}"
+
+    taken = await payments.create_payment(request, idempotency_key=key)
+    again = await payments.create_payment(request, idempotency_key=key)
+
+    assert (taken.invoice_id, taken.amount, taken.currency) == (
+        request.invoice_id,
+        Decimal("1234.50"),
+        "USD",
+    )
+    assert again.payment_id == taken.payment_id
