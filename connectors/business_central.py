@@ -45,6 +45,7 @@ from c2c.tracing import client_span
 from connectors.erp_wire import (
     amendment_entry,
     balances,
+    invoice_status,
     line_mapping,
     rate_card_text,
     schedule_text,
@@ -82,6 +83,7 @@ from domain.write_models import (
     ProjectDraft,
     RevenueEntryDraft,
     RevenueSchedule,
+    invoice_business_key,
 )
 
 C2C_PAGES = "api/c2c/contractToCash/v1.0"
@@ -937,14 +939,11 @@ class BusinessCentralErp(HttpConnector):
                 ),
             )
         paid = total - remaining - credited
-        if bc_status == "Draft":
-            status = "draft"
-        elif remaining <= 0:
-            status = "credited" if credited > 0 and paid == 0 else "paid"
-        elif paid > 0:
-            status = "partially_paid"
-        else:
-            status = "issued"
+        status = (
+            "draft"
+            if bc_status == "Draft"
+            else invoice_status(remaining=remaining, paid=paid, credited=credited)
+        )
         reference = self._comment(lines, REFERENCE_LINE)
         period = reference if reference and re.fullmatch(r"\d{4}-\d{2}", reference) else None
         milestone = (
@@ -983,8 +982,7 @@ class BusinessCentralErp(HttpConnector):
         reference: str | None = None,
     ) -> ErpInvoice | None:
         """The invoice of a business key, by its external document number."""
-        if reference is None:
-            reference = f"milestone:{milestone_id}" if milestone_id else period
+        reference = invoice_business_key(reference, milestone_id, period)
         if reference is None:
             return None
         key = invoice_key(contract_id, reference)

@@ -57,6 +57,13 @@ def loads(content: bytes) -> Any:
     return json.loads(content, parse_float=Decimal)
 
 
+def invoice_status(*, remaining: Decimal, paid: Decimal, credited: Decimal) -> str:
+    """An issued invoice's status from what remains on it, what was paid and what credited."""
+    if remaining <= 0:
+        return "credited" if credited > 0 and paid == 0 else "paid"
+    return "partially_paid" if paid > 0 else "issued"
+
+
 def balances(
     contract_id: str,
     currency: str,

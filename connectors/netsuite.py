@@ -37,6 +37,7 @@ from c2c.tracing import client_span
 from connectors.erp_wire import (
     amendment_entry,
     balances,
+    invoice_status,
     line_mapping,
     rate_card_text,
     schedule_text,
@@ -74,6 +75,7 @@ from domain.write_models import (
     ProjectDraft,
     RevenueEntryDraft,
     RevenueSchedule,
+    invoice_business_key,
 )
 
 RECORDS = "/services/rest/record/v1"
@@ -533,14 +535,7 @@ class NetSuiteErp(HttpConnector):
         paid = _dec(record.get("amountPaid"))
         remaining = _dec(record.get("amountRemaining"))
         credit = total - paid - remaining
-        if remaining <= 0 and credit > 0 and paid == 0:
-            status = "credited"
-        elif remaining <= 0:
-            status = "paid"
-        elif paid > 0:
-            status = "partially_paid"
-        else:
-            status = "issued"
+        status = invoice_status(remaining=remaining, paid=paid, credited=credit)
         lines = [
             ErpInvoiceLine(
                 line_id=str(line.get("custcol_c2c_line_id") or index),
@@ -585,8 +580,7 @@ class NetSuiteErp(HttpConnector):
         reference: str | None = None,
     ) -> ErpInvoice | None:
         """The invoice of a business key, by its external id (one read, no search)."""
-        if reference is None:
-            reference = f"milestone:{milestone_id}" if milestone_id else period
+        reference = invoice_business_key(reference, milestone_id, period)
         if reference is None:
             return None
         record = await self._read_eid("invoice", external_id("invoice", contract_id, reference))

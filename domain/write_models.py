@@ -216,6 +216,18 @@ class CrmActivityDraft(WriteModel):
 # --- invoices, credit notes and tax -------------------------------------------------------
 
 
+def invoice_business_key(
+    reference: str | None, milestone_id: str | None, period: str | None
+) -> str | None:
+    """What an invoice is unique by in its contract: its reference, else its milestone
+    (``milestone:<id>``), else its period; ``None`` when it has none of them."""
+    if reference:
+        return reference
+    if milestone_id:
+        return f"milestone:{milestone_id}"
+    return period
+
+
 class InvoiceLineDraft(WriteModel):
     line_id: str
     kind: str
@@ -258,13 +270,8 @@ class InvoiceDraft(WriteModel):
 
     @property
     def business_key(self) -> str:
-        """What the invoice is unique by in its contract: the reference, else the milestone,
-        else the period."""
-        if self.reference:
-            return self.reference
-        if self.milestone_id:
-            return f"milestone:{self.milestone_id}"
-        return self.period or ""
+        """What the invoice is unique by in its contract (``invoice_business_key``)."""
+        return invoice_business_key(self.reference, self.milestone_id, self.period) or ""
 
 
 class CreditNoteLineDraft(WriteModel):
