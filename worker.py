@@ -39,6 +39,7 @@ from domain.names import system_task_queue
 from domain.steps import STEP_SYSTEM_QUEUE
 from ledger import Ledger, get_ledger
 from workflows.account_sync import AccountSync
+from workflows.billing_run import BillingRun
 from workflows.contract_to_cash import ContractToCash
 from workflows.ironclad_intake import IroncladIntake
 from workflows.reconcile import Reconcile
@@ -84,7 +85,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=task_queue,
-                workflows=[ContractToCash, AccountSync, IroncladIntake, Reconcile],
+                workflows=[ContractToCash, AccountSync, IroncladIntake, Reconcile, BillingRun],
                 workflow_runner=workflow_runner(),
                 # Every step, not only the ledger's: a step that a contract scheduled here
                 # before steps moved to their system's queue still finds a worker.

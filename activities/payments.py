@@ -18,7 +18,7 @@ from domain.steps import (
     PaymentApplied,
 )
 from domain.write_models import CashApplicationDraft, PaymentDraft
-from ledger import PaymentFactIn
+from ledger import CashApplicationFactIn, PaymentFactIn
 
 
 class PaymentActivities(StepActivities):
@@ -101,3 +101,27 @@ class PaymentActivities(StepActivities):
                     await erp.apply_credit(a.credit_note_id, application, idempotency_key=key)
                 else:
                     await erp.apply_payment(a.source_id, application, idempotency_key=key)
+        # For the books: the AR aging sees the invoice settled by cash held before it.
+        issued = await asyncio.to_thread(self.ledger.issued_invoices, step.contract_id)
+        currencies = {i.invoice_id: i.currency for i in issued}
+        now = datetime.now(UTC)
+        for a in step.applications:
+            currency = currencies.get(a.invoice_id)
+            if currency is None:
+                async with error_classes(APPLY_CASH):
+                    invoice = await erp.get_invoice(a.invoice_id)
+                if invoice is None:
+                    continue  # the ERP took the application; it knows the invoice's books
+                currency = invoice.currency
+            fact = CashApplicationFactIn(
+                application_id=f"{a.source_id}:{a.invoice_id}",
+                contract_id=step.contract_id,
+                invoice_id=a.invoice_id,
+                source_id=a.source_id,
+                credit_note_id=a.credit_note_id,
+                currency=currency,
+                amount=a.amount,
+                applied_on=now.date(),
+                recorded_at=now,
+            )
+            await asyncio.to_thread(self.ledger.record_cash_application_fact, fact)

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from c2c import bc_mapping, netsuite_auth
 from c2c.loops import EventLoop
 from c2c.netsuite_segments import NetSuiteSegments
+from domain.billing_runs import OTHER_ENTITIES, BillingDay
 from domain.names import DEFAULT_TASK_QUEUE, ExceptionQueue
 from domain.steps import STEP_SYSTEM_QUEUE
 
@@ -223,6 +224,12 @@ class Settings(BaseSettings):
         description="queued events one API process processes at once",
     )
     api_tokens: SecretStr | None = Field(default=None, alias="C2C_API_TOKENS")
+    api_token: SecretStr | None = Field(
+        default=None,
+        alias="C2C_API_TOKEN",
+        description="the operator's own API token, which `c2c ops retry|skip|abort` present to "
+        "the API (C2C_API_URL), so a decision records the token's name",
+    )
     encryption_key: SecretStr | None = Field(default=None, alias="C2C_ENCRYPTION_KEY")
     session_secret: SecretStr | None = Field(
         default=None,
@@ -360,6 +367,22 @@ class Settings(BaseSettings):
                 ZoneInfo(zone)
             except (ZoneInfoNotFoundError, ValueError):
                 raise ValueError(f"{entity}: {zone!r} is not an IANA time zone") from None
+        return value
+
+    billing_schedules: dict[str, BillingDay] = Field(
+        default_factory=lambda: {OTHER_ENTITIES: BillingDay()},
+        alias="C2C_BILLING_SCHEDULES",
+        description='legal entity → its billing day, e.g. {"US01": {"day": "first-working-day", '
+        '"at": "06:00"}, "UK01": {"day": 1, "at": "07:00"}}; "*" for every other entity. Each '
+        "runs the period close on a Temporal Schedule, in the entity's time zone",
+    )
+
+    @field_validator("billing_schedules")
+    @classmethod
+    def _schedule_entities(cls, value: dict[str, BillingDay]) -> dict[str, BillingDay]:
+        for entity in value:
+            if entity != OTHER_ENTITIES and not re.fullmatch(r"[A-Z0-9]{2,10}", entity):
+                raise ValueError(f"{entity!r} is not a legal entity code (or *)")
         return value
 
     def time_zone_for(self, legal_entity: str) -> str:

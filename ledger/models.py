@@ -267,6 +267,24 @@ class PaymentFact(LedgerTable, table=True):
     exchange_rate: Decimal | None = Field(default=None, sa_type=DecimalString)
 
 
+class CashApplicationFact(LedgerTable, table=True):
+    """Cash held for a contract (a payment's unapplied part, or a credit note's customer
+    credit) applied later to another invoice, written once by its id (``source:invoice``)."""
+
+    __tablename__ = "ledger_cash_application_fact"
+
+    application_id: str = Field(primary_key=True, max_length=300)
+    contract_id: str = Field(index=True)
+    invoice_id: str
+    #: The payment whose unapplied cash it was, or the credit note's id.
+    source_id: str
+    credit_note_id: str | None = None
+    currency: str
+    amount: Decimal = Field(sa_type=DecimalString)
+    applied_on: date
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class UnbilledTimeRecord(LedgerTable, table=True):
     """A contract's approved, billable time not yet invoiced, in one month of work, priced at
     the contract's rates: the read model behind the unbilled-time KPI.
@@ -442,6 +460,20 @@ class PaymentFactIn(_Input):
     applied_amount: Decimal | None = None
     functional_currency: str | None = PydanticField(default=None, pattern=r"^[A-Z]{3}$")
     exchange_rate: Decimal | None = PydanticField(default=None, gt=0)
+
+
+class CashApplicationFactIn(_Input):
+    """Held cash applied to an invoice in the ERP."""
+
+    application_id: str = PydanticField(min_length=1, max_length=300)
+    contract_id: str = PydanticField(min_length=1)
+    invoice_id: str = PydanticField(min_length=1)
+    source_id: str = PydanticField(min_length=1)
+    credit_note_id: str | None = None
+    currency: str = PydanticField(pattern=r"^[A-Z]{3}$")
+    amount: Decimal = PydanticField(gt=0)
+    applied_on: date
+    recorded_at: AwareDatetime
 
 
 class CreditNoteFactIn(_Input):
