@@ -17,6 +17,7 @@ from domain.steps import (
     ApplyPaymentInput,
     PaymentApplied,
 )
+from domain.write_models import CashApplicationDraft, PaymentDraft
 from ledger import CashApplicationFactIn, PaymentFactIn
 
 
@@ -29,14 +30,14 @@ class PaymentActivities(StepActivities):
         erp = self.connectors.erp
         async with error_classes(APPLY_PAYMENT):
             payment = await erp.record_payment(
-                {
-                    "payment_id": p.payment_id,
-                    "invoice_id": step.invoice_id,
-                    "contract_id": step.contract_id,
-                    "amount": format(p.amount, "f"),
-                    "currency": p.currency,
-                    "received_on": p.received_on.isoformat(),
-                },
+                PaymentDraft(
+                    payment_id=p.payment_id,
+                    invoice_id=step.invoice_id,
+                    contract_id=step.contract_id,
+                    amount=p.amount,
+                    currency=p.currency,
+                    received_on=p.received_on,
+                ),
                 idempotency_key=idempotency_key("payment", p.payment_id),
             )
             invoice = await erp.get_invoice(step.invoice_id) if step.invoice_id else None
@@ -90,11 +91,11 @@ class PaymentActivities(StepActivities):
         erp = self.connectors.erp
         async with error_classes(APPLY_CASH):
             for a in step.applications:
-                application = {
-                    "application_id": f"{a.source_id}:{a.invoice_id}",
-                    "invoice_id": a.invoice_id,
-                    "amount": format(a.amount, "f"),
-                }
+                application = CashApplicationDraft(
+                    application_id=f"{a.source_id}:{a.invoice_id}",
+                    invoice_id=a.invoice_id,
+                    amount=a.amount,
+                )
                 key = idempotency_key("apply", a.source_id, a.invoice_id)
                 if a.credit_note_id is not None:
                     await erp.apply_credit(a.credit_note_id, application, idempotency_key=key)

@@ -29,9 +29,10 @@ from avalara import AvataxClient
 
 from c2c.call_limits import call_slot
 from c2c.settings import Settings
-from connectors.records import TaxDocument, TaxDocumentIn
+from connectors.records import TaxDocument
 from connectors.tax import document_code, tax_document, transaction_model
 from domain.errors import BusinessError, NotFound, Rejection, TransientError
+from domain.write_models import TaxRequest
 
 SYSTEM = "tax"
 #: AvaTax as ``C2C_CALL_LIMITS`` names it.
@@ -151,7 +152,7 @@ class AvataxTax:
             )
         return str(authorities[0]["avalaraId"])
 
-    async def create_or_adjust(self, document: TaxDocumentIn) -> TaxDocument:
+    async def create_or_adjust(self, document: TaxRequest) -> TaxDocument:
         """CreateOrAdjustTransaction: an upsert keyed by the document's code."""
         body = await self._call(
             "CreateOrAdjustTransaction",
