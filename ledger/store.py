@@ -15,6 +15,7 @@ from ledger.documents import DocumentLedger
 from ledger.exception_queue import ExceptionQueueLedger
 from ledger.facts import FactLedger
 from ledger.inbound import InboundEventLedger
+from ledger.outbound import OutboundLedger
 from ledger.urls import normalise_url
 from ledger.xrefs import XrefLedger
 
@@ -27,6 +28,7 @@ class Ledger(
     InboundEventLedger,
     FactLedger,
     DocumentLedger,
+    OutboundLedger,
 ):
     """c2c's orchestration state in SQLite or PostgreSQL.
 
