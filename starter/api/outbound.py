@@ -37,6 +37,13 @@ router = APIRouter(
 
 #: The longest subscriber URL taken.
 MAX_URL_CHARS = 2000
+#: What a subscriber URL looks like: ``http(s)://``, a host name or IPv4 address, a port from
+#: 0 to 65535, and a path (with any query) of printable ASCII.
+URL_PATTERN = (
+    r"^https?://[A-Za-z0-9.-]+"
+    r"(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+    r"(/[!-~]*)?$"
+)
 
 
 def check_url(value: str) -> str:
@@ -47,8 +54,8 @@ def check_url(value: str) -> str:
     """
     if len(value) > MAX_URL_CHARS:
         raise ValueError(f"at most {MAX_URL_CHARS} characters")
-    if value != value.strip() or any(c.isspace() for c in value):
-        raise ValueError("a URL has no spaces")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("a URL has no spaces or control characters")
     try:
         parts = urlsplit(value)
         port = parts.port  # a malformed port raises here
@@ -69,7 +76,11 @@ class SubscriptionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(description="where events are POSTed: an http(s) URL")
+    url: str = Field(
+        max_length=MAX_URL_CHARS,
+        pattern=URL_PATTERN,
+        description="where events are POSTed: an http(s) URL",
+    )
     event_types: list[OutboundEventType] = Field(
         min_length=1, description="the event types it receives"
     )
@@ -99,7 +110,7 @@ class SubscriptionCreated(SubscriptionItem):
 
 
 class SubscriptionList(BaseModel):
-    """The current subscriptions, oldest first."""
+    """Subscriptions, oldest first."""
 
     items: list[SubscriptionItem]
 
@@ -196,13 +207,16 @@ async def add_subscription(
 
 @router.get("/subscriptions", response_model=SubscriptionList)
 async def list_subscriptions(
+    include_removed: bool = Query(default=False, description="the removed ones too"),
     identity: Identity = Depends(_operator),
     context: ApiContext = Depends(api_context),
 ) -> SubscriptionList:
     """The current subscriptions (their secrets are never shown again)."""
     _unscoped(identity)
     ledger = await context.ledger()
-    rows = await run_in_threadpool(ledger.list_subscriptions)
+    rows = await run_in_threadpool(
+        lambda: ledger.list_subscriptions(include_removed=include_removed)
+    )
     return SubscriptionList(items=[SubscriptionItem.of(r) for r in rows])
 
 
