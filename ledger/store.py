@@ -43,7 +43,11 @@ class Ledger(
     ``record_payment_fact``, ``record_credit_note_fact``, ``record_amendment_started``,
     ``record_amendment_propagated``, ``record_unbilled_time``, ``rows_of_entity``; read by
     ``ledger.kpis``) and the signed documents (``record_signed_document``,
-    ``get_signed_document``). Methods are synchronous; async callers run them in a thread.
+    ``get_signed_document``), and outbound events, written with the facts that cause them,
+    with their subscriptions and deliveries (``add_subscription``, ``list_subscriptions``,
+    ``remove_subscription``, ``list_outbound_events``, ``claim_due_deliveries``,
+    ``settle_delivery``, ``replay_outbound_event``). Methods are synchronous; async callers
+    run them in a thread.
 
     Args:
         url: A SQLAlchemy URL; ``postgresql://`` is given the psycopg driver.
