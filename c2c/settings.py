@@ -224,6 +224,40 @@ class Settings(BaseSettings):
         alias="C2C_WEBHOOK_QUEUE_CONCURRENCY",
         description="queued events one API process processes at once",
     )
+    outbound_events: bool = Field(
+        default=True,
+        alias="C2C_OUTBOUND_EVENTS",
+        description="deliver outbound events to subscribers from the API process "
+        "(docs/events.md); false: they are recorded and wait",
+    )
+    outbound_max_attempts: int = Field(
+        default=12,
+        ge=1,
+        le=100,
+        alias="C2C_OUTBOUND_MAX_ATTEMPTS",
+        description="attempts to deliver one event to one subscriber before it is failed",
+    )
+    outbound_max_age_s: float = Field(
+        default=86400.0,
+        gt=0,
+        alias="C2C_OUTBOUND_MAX_AGE_S",
+        description="seconds after which a delivery not yet made is failed",
+    )
+    outbound_backoff_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=3600,
+        alias="C2C_OUTBOUND_BACKOFF_S",
+        description="the pause before the second attempt; it doubles per attempt (with "
+        "jitter), up to an hour",
+    )
+    outbound_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        alias="C2C_OUTBOUND_TIMEOUT_S",
+        description="seconds a subscriber has to answer one delivery",
+    )
     api_tokens: SecretStr | None = Field(default=None, alias="C2C_API_TOKENS")
     api_token: SecretStr | None = Field(
         default=None,

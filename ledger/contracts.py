@@ -9,9 +9,9 @@ from sqlalchemy import func
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import col, select
 
-from ledger.base import LedgerBase
 from ledger.engine import upsert_insert
-from ledger.models import ContractRecord, ContractRecordIn, table_of
+from ledger.models import ContractRecord, ContractRecordIn, OutboundEventType, table_of
+from ledger.outbound import OutboundLedger
 
 _TABLE = table_of(ContractRecord)
 # Columns under upsert_contract's partial-update rule.
@@ -28,7 +28,7 @@ _SET_ONCE = ("active_at", "closed_at")
 _ALWAYS_SET = ("stage", "updated_at")
 
 
-class ContractLedger(LedgerBase):
+class ContractLedger(OutboundLedger):
     """The contracts part of the ledger."""
 
     def upsert_contract(self, contract: ContractRecordIn) -> ContractRecord:
@@ -42,7 +42,27 @@ class ContractLedger(LedgerBase):
         """
         with self._transaction() as session:
             row = session.connection().execute(self._upsert_contract, contract.model_dump()).one()
-        return ContractRecord(**row._mapping)
+            record = ContractRecord(**row._mapping)
+            if contract.closed_at is not None and record.closed_at is not None:
+                # Written once by its stable id, however often the close is reported.
+                self._emit(
+                    session,
+                    OutboundEventType.CONTRACT_CLOSED,
+                    record.contract_id,
+                    {
+                        "contract_id": record.contract_id,
+                        "legal_entity": record.legal_entity,
+                        "billing_model": record.billing_model,
+                        "currency": record.currency,
+                        "contract_value": (
+                            None if record.contract_value is None else str(record.contract_value)
+                        ),
+                        "closed_at": record.closed_at.isoformat(),
+                    },
+                    contract_id=record.contract_id,
+                    occurred_at=record.closed_at,
+                )
+        return record
 
     def get_contract(self, contract_id: str) -> ContractRecord | None:
         """One contract's row, or ``None``."""

@@ -10,13 +10,20 @@ from sqlmodel import col, select
 
 from domain.account_sync import ACCOUNT_WORKFLOW_PREFIX
 from domain.reconcile import RECONCILE_STEP
-from ledger.base import LedgerBase
+from ledger.base import count_returned
 from ledger.columns import require_aware
 from ledger.errors import LedgerConflict, NotFoundInLedger
-from ledger.models import ExceptionIn, ExceptionRecord, ExceptionStatus, utc_now
+from ledger.models import (
+    ExceptionIn,
+    ExceptionRecord,
+    ExceptionStatus,
+    OutboundEventType,
+    utc_now,
+)
+from ledger.outbound import OutboundLedger
 
 
-class ExceptionQueueLedger(LedgerBase):
+class ExceptionQueueLedger(OutboundLedger):
     """The exception-queue part of the ledger."""
 
     def open_exception(self, exception: ExceptionIn) -> ExceptionRecord:
@@ -26,12 +33,21 @@ class ExceptionQueueLedger(LedgerBase):
         """
         row = {**exception.model_dump(), "status": ExceptionStatus.OPEN.value}
         reopen = _reopen(exception.exception_id, ExceptionStatus.SUPERSEDED)
+        insert = self._insert_new(ExceptionRecord, ["exception_id"], returning=["exception_id"])
         with self._transaction() as session:
-            connection = session.connection()
-            connection.execute(self._insert_new(ExceptionRecord, ["exception_id"]), row)
-            connection.execute(reopen)
+            opened = count_returned(session, insert, row)
+            session.connection().execute(reopen)
             record = session.get(ExceptionRecord, exception.exception_id)
-        assert record is not None  # inserted now or before, and never deleted
+            assert record is not None  # inserted now or before, and never deleted
+            if opened:
+                self._emit(
+                    session,
+                    OutboundEventType.EXCEPTION_OPENED,
+                    record.exception_id,
+                    _exception_payload(record),
+                    contract_id=record.contract_id,
+                    occurred_at=record.opened_at,
+                )
         return record
 
     def reopen_retried(self, exception_id: str) -> bool:
@@ -140,7 +156,21 @@ class ExceptionQueueLedger(LedgerBase):
             )
             .values(escalated_at=require_aware(at) if at else utc_now())
         )
-        return self._update_and_get(stmt, exception_id)
+        with self._transaction() as session:
+            escalated = session.connection().execute(stmt).rowcount
+            record = session.get(ExceptionRecord, exception_id)
+            if record is None:
+                raise NotFoundInLedger(f"no exception {exception_id!r}")
+            if escalated and record.escalated_at is not None:
+                self._emit(
+                    session,
+                    OutboundEventType.EXCEPTION_ESCALATED,
+                    exception_id,
+                    {**_exception_payload(record), "escalated_at": record.escalated_at.isoformat()},
+                    contract_id=record.contract_id,
+                    occurred_at=record.escalated_at,
+                )
+        return record
 
     def get_exception(self, exception_id: str) -> ExceptionRecord | None:
         """One exception, or ``None``."""
@@ -189,3 +219,19 @@ def _reopen(exception_id: str, status: ExceptionStatus) -> Update:
             resolution_note=None,
         )
     )
+
+
+def _exception_payload(record: ExceptionRecord) -> dict[str, object]:
+    """What subscribers are told of an exception: ids and codes, not its message (which may
+    quote a system's data about people)."""
+    return {
+        "exception_id": record.exception_id,
+        "contract_id": record.contract_id,
+        "queue": record.queue,
+        "stage": record.stage,
+        "system": record.system,
+        "code": record.code,
+        "step": record.step,
+        "retryable": record.retryable,
+        "opened_at": record.opened_at.isoformat(),
+    }

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import bindparam, delete, update
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
-from ledger.base import LedgerBase
 from ledger.columns import require_aware
 from ledger.models import (
     AmendmentFact,
@@ -28,6 +28,7 @@ from ledger.models import (
     CreditNoteFactIn,
     InvoiceIssuedIn,
     LedgerTable,
+    OutboundEventType,
     PaymentFact,
     PaymentFactIn,
     RevenueFact,
@@ -36,6 +37,7 @@ from ledger.models import (
     UnbilledTimeRecord,
     table_of,
 )
+from ledger.outbound import OutboundLedger
 
 T = TypeVar("T")
 
@@ -57,7 +59,7 @@ def billing_fact_key(contract_id: str, reference: str) -> str:
     return f"{contract_id}:{reference}"
 
 
-class FactLedger(LedgerBase):
+class FactLedger(OutboundLedger):
     """The KPI-facts part of the ledger."""
 
     def record_billing_started(self, start: BillingStartIn) -> None:
@@ -84,14 +86,72 @@ class FactLedger(LedgerBase):
             # Nothing written: issued before (kept as first reported), or never started.
             if not written and session.get(BillingFact, key) is None:
                 raise ValueError(f"no billing step {key!r} was recorded as started")
+            if written:
+                fact = session.get(BillingFact, key)
+                assert fact is not None
+                self._emit(
+                    session,
+                    OutboundEventType.INVOICE_ISSUED,
+                    key,
+                    _invoice_issued(fact),
+                    contract_id=fact.contract_id,
+                    occurred_at=issued.issued_at,
+                )
 
     def record_payment_fact(self, payment: PaymentFactIn) -> None:
-        """Record a payment once by its id."""
-        self._insert_once(PaymentFact, "payment_id", payment.model_dump())
+        """Record a payment once by its id; the invoice it pays in full is ``invoice.paid``."""
+        with self._transaction() as session:
+            session.connection().execute(
+                self._insert_new(PaymentFact, ["payment_id"]), payment.model_dump()
+            )
+            if payment.invoice_id is not None:
+                self._emit_if_paid(session, payment.invoice_id, payment.recorded_at)
 
     def record_cash_application_fact(self, application: CashApplicationFactIn) -> None:
-        """Record held cash applied to an invoice once by its id."""
-        self._insert_once(CashApplicationFact, "application_id", application.model_dump())
+        """Record held cash applied to an invoice once by its id; the invoice it pays in
+        full is ``invoice.paid``."""
+        with self._transaction() as session:
+            session.connection().execute(
+                self._insert_new(CashApplicationFact, ["application_id"]),
+                application.model_dump(),
+            )
+            self._emit_if_paid(session, application.invoice_id, application.recorded_at)
+
+    def _emit_if_paid(self, session: Session, invoice_id: str, at: datetime) -> None:
+        """Write ``invoice.paid`` once the invoice's payments and applied cash cover it."""
+        fact = session.exec(select(BillingFact).where(BillingFact.invoice_id == invoice_id)).first()
+        if fact is None or fact.total is None:
+            return
+        payments = session.exec(select(PaymentFact).where(PaymentFact.invoice_id == invoice_id))
+        applied = session.exec(
+            select(CashApplicationFact).where(CashApplicationFact.invoice_id == invoice_id)
+        )
+        days = []
+        paid = Decimal(0)
+        for payment in payments:
+            paid += payment.amount if payment.applied_amount is None else payment.applied_amount
+            days.append(payment.received_on)
+        for application in applied:
+            paid += application.amount
+            days.append(application.applied_on)
+        if not days or paid < fact.total:
+            return
+        self._emit(
+            session,
+            OutboundEventType.INVOICE_PAID,
+            invoice_id,
+            {
+                "invoice_id": invoice_id,
+                "contract_id": fact.contract_id,
+                "legal_entity": fact.legal_entity,
+                "currency": fact.currency,
+                "total": str(fact.total),
+                "amount_paid": str(paid),
+                "paid_on": max(days).isoformat(),
+            },
+            contract_id=fact.contract_id,
+            occurred_at=at,
+        )
 
     def record_credit_note_fact(self, note: CreditNoteFactIn) -> None:
         """Record a credit note once by its id."""
@@ -191,3 +251,24 @@ class FactLedger(LedgerBase):
         # The database decides whether the row exists, so racing attempts write it once.
         with self._transaction() as session:
             session.connection().execute(self._insert_new(table, [key]), row)
+
+
+def _invoice_issued(fact: BillingFact) -> dict[str, Any]:
+    """The ``invoice.issued`` payload: ids, amounts as strings, currency and dates."""
+
+    def text(value: object) -> str | None:
+        return None if value is None else str(value)
+
+    return {
+        "invoice_id": fact.invoice_id,
+        "contract_id": fact.contract_id,
+        "reference": fact.reference,
+        "period": fact.period,
+        "legal_entity": fact.legal_entity,
+        "currency": fact.currency,
+        "total": text(fact.total),
+        "subtotal": text(fact.subtotal),
+        "tax": text(fact.tax),
+        "invoice_date": fact.invoice_date.isoformat() if fact.invoice_date else None,
+        "due_on": fact.due_on.isoformat() if fact.due_on else None,
+    }

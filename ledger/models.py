@@ -356,6 +356,79 @@ class AmendmentFact(LedgerTable, table=True):
     propagated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class OutboundEventType(StrEnum):
+    """The events c2c sends to its subscribers."""
+
+    INVOICE_ISSUED = "invoice.issued"
+    INVOICE_PAID = "invoice.paid"
+    EXCEPTION_OPENED = "exception.opened"
+    EXCEPTION_ESCALATED = "exception.escalated"
+    CONTRACT_CLOSED = "contract.closed"
+
+
+class DeliveryStatus(StrEnum):
+    """Where one event's delivery to one subscriber stands: ``pending`` until the subscriber
+    answers 2xx (``delivered``) or its attempts or time run out, or it refuses (``failed``)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class OutboundEvent(LedgerTable, table=True):
+    """An event for subscribers, written in the transaction of the fact that caused it (the
+    outbox): its id derives from that fact's key, so a repeated write records it once."""
+
+    __tablename__ = "ledger_outbound_event"
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    type: str = Field(max_length=64, index=True)
+    contract_id: str | None = Field(default=None, index=True)
+    #: The JSON ``data`` sent: ids, amounts as strings, currency, dates; no personal data.
+    payload: dict[str, Any] = Field(sa_type=JSON)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+class Subscription(LedgerTable, table=True):
+    """A URL that receives the events of some types, signed with its own secret."""
+
+    __tablename__ = "ledger_subscription"
+
+    subscription_id: str = Field(primary_key=True, max_length=64)
+    url: str = Field(sa_type=Text)
+    event_types: list[str] = Field(sa_type=JSON)
+    #: The HMAC key the subscriber verifies with (shown once, when the subscription is made).
+    secret: str = Field(max_length=200)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    created_by: str | None = None
+    #: When it was removed: it receives nothing more; its deliveries stay in the log.
+    removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class OutboundDelivery(LedgerTable, table=True):
+    """One event's delivery to one subscription: its attempts and how the last one ended."""
+
+    __tablename__ = "ledger_outbound_delivery"
+    __table_args__ = (Index("ix_ledger_outbound_delivery_due", "status", "next_attempt_at"),)
+
+    #: ``event_id:subscription_id``.
+    delivery_id: str = Field(primary_key=True, max_length=140)
+    event_id: str = Field(max_length=64, index=True)
+    subscription_id: str = Field(max_length=64, index=True)
+    status: str = Field(default=DeliveryStatus.PENDING.value, max_length=16)
+    attempts: int = 0
+    #: When this round of delivery began (its creation, or the last replay): its age limit.
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    #: Until when the dispatcher sending it holds it; others wait, then may take over.
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, sa_type=Text)
+    last_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
 class _Input(BaseModel):
     # Enum values are kept as plain strings: that is what the columns hold.
     model_config = ConfigDict(extra="forbid", use_enum_values=True, frozen=True)

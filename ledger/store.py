@@ -16,6 +16,7 @@ from ledger.documents import DocumentLedger
 from ledger.exception_queue import ExceptionQueueLedger
 from ledger.facts import FactLedger
 from ledger.inbound import InboundEventLedger
+from ledger.outbound import OutboundLedger
 from ledger.urls import normalise_url
 from ledger.xrefs import XrefLedger
 
@@ -29,6 +30,7 @@ class Ledger(
     FactLedger,
     DocumentLedger,
     CallSlotLedger,
+    OutboundLedger,
 ):
     """c2c's orchestration state in SQLite or PostgreSQL.
 
@@ -43,8 +45,12 @@ class Ledger(
     ``record_payment_fact``, ``record_credit_note_fact``, ``record_amendment_started``,
     ``record_amendment_propagated``, ``record_unbilled_time``, ``rows_of_entity``; read by
     ``ledger.kpis``) and the signed documents (``record_signed_document``,
-    ``get_signed_document``) and the vendor call slots every worker shares (``try_acquire``,
-    ``release``, ``call_slots``). Methods are synchronous; async callers run them in a thread.
+    ``get_signed_document``), the vendor call slots every worker shares (``try_acquire``,
+    ``release``, ``call_slots``), and outbound events, written with the facts that cause them,
+    with their subscriptions and deliveries (``add_subscription``, ``list_subscriptions``,
+    ``remove_subscription``, ``list_outbound_events``, ``claim_due_deliveries``,
+    ``settle_delivery``, ``replay_outbound_event``). Methods are synchronous; async callers
+    run them in a thread.
 
     Args:
         url: A SQLAlchemy URL; ``postgresql://`` is given the psycopg driver.

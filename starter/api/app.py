@@ -26,6 +26,7 @@ from starter.api import (
     docusign_webhook,
     ironclad_webhook,
     kpis,
+    outbound,
     routes,
     stripe_webhook,
     webhooks,
@@ -37,6 +38,7 @@ from starter.api.metrics import instrument_api
 from starter.api.middleware import MAX_BODY_BYTES, BodySizeLimit, RequestLog
 from starter.dashboard import pages as dashboard
 from starter.ops.event_queue import EventQueue
+from starter.ops.outbound import OutboundDispatcher
 
 log = get_logger("c2c.api")
 
@@ -70,6 +72,7 @@ def create_app(
             webhooks.QUEUED_TYPES,
             concurrency=settings.webhook_queue_concurrency,
         )
+    dispatcher = OutboundDispatcher(context) if settings.outbound_events else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -79,7 +82,11 @@ def create_app(
             log.warning("Temporal not reachable yet", address=settings.temporal_address)
         if context.event_queue is not None:
             context.event_queue.start()
+        if dispatcher is not None:
+            dispatcher.start()
         yield
+        if dispatcher is not None:
+            await dispatcher.stop()
         if context.event_queue is not None:
             await context.event_queue.stop()
 
@@ -91,6 +98,7 @@ def create_app(
         telemetry=fastapi_telemetry(settings),
     )
     app.state.context = context
+    app.state.outbound = dispatcher
     app.state.tokens = TokenTable.from_settings(settings)
     # The same codec as every Temporal client of this configuration; a bad key fails here.
     app.state.codec = converter_for(settings).payload_codec
@@ -110,6 +118,7 @@ def create_app(
     app.include_router(routes.router)
     app.include_router(kpis.router)
     app.include_router(books.router)
+    app.include_router(outbound.router)
     app.include_router(codec.router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     instrument_api(app)

@@ -22,6 +22,7 @@ from ledger.cli import ledger_app
 # docusign` and `c2c ops replay stripe` run.
 from starter.api import documents, docusign_webhook, stripe_webhook  # noqa: F401
 from starter.cli.books import books_app, reconcile
+from starter.cli.events import events_app, subscriptions_app
 from starter.cli.kpis import kpis
 from starter.cli.ops import billing_app, contracts_app, fail, ops_app
 from starter.cli.schedules import schedule_app
@@ -37,6 +38,8 @@ app = typer.Typer(
 )
 contracts_app.command("document")(documents.document)
 ops_app.command("reconcile")(reconcile)
+ops_app.add_typer(subscriptions_app, name="subscriptions")
+ops_app.add_typer(events_app, name="events")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(billing_app, name="billing")
 billing_app.add_typer(schedule_app, name="schedule")

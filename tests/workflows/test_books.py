@@ -290,7 +290,11 @@ async def test_the_aging_sees_cash_held_then_applied_to_a_later_invoice(
     # Paid with 300.00 too much: held for the contract as unapplied cash.
     await pay(temporal_client, cid, f"P-{cid}", october.total + Decimal("300.00"))
     await wait_for(
-        temporal_client, cid, lambda s: s.unapplied_cash == Decimal("300.00"), what="held cash"
+        temporal_client,
+        cid,
+        lambda s: s.unapplied_cash == Decimal("300.00"),
+        timeout=180,
+        what="held cash",
     )
     await add_time(sandbox, status.refs["psa_project_id"], "Senior Consultant", "2026-11-03", "8")
     await close_period_for(temporal_client, cid, ClosePeriod(period="2026-11"))
@@ -298,6 +302,7 @@ async def test_the_aging_sees_cash_held_then_applied_to_a_later_invoice(
         temporal_client,
         cid,
         lambda s: len(s.invoices) == 2 and s.unapplied_cash == 0,
+        timeout=180,
         what="November invoiced, the held cash applied to it",
     )
     november = next(i for i in status.invoices if i.period == "2026-11")
