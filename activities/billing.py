@@ -10,6 +10,7 @@ the PSA still holds unbilled is read and priced for the unbilled-time KPI (``led
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -29,12 +30,13 @@ from connectors.records import (
     BillingBatch,
     ErpInvoice,
     InvoiceCollection,
+    TaxDocument,
     TaxDocumentIn,
     TaxDocumentLineIn,
 )
 from domain.billing import OverageAccumulator, apply_cap
 from domain.errors import NotFound, Rejection
-from domain.models import InvoiceSummary, RevenueStatus
+from domain.models import DraftInvoice, InvoiceSummary, RevenueStatus
 from domain.money import money_sum, round_money
 from domain.periods import Period
 from domain.pricing import (
@@ -46,8 +48,9 @@ from domain.pricing import (
     number_lines,
 )
 from domain.steps import BILL_PERIOD, BillPeriodInput, BillPeriodResult, RevenuePlan
-from domain.tax import apply_tax, tax_code
+from domain.tax import TaxedInvoice, apply_tax, tax_code
 from ledger import BillingStartIn, InvoiceIssuedIn, RevenueFactIn
+from ledger.drafts import InvoiceDraftIn
 from ledger.models import UnbilledMonthIn
 
 _STATUS = {"void": "credited"}
@@ -57,6 +60,19 @@ COLLECTABLE = frozenset({"issued", "partially_paid", "overdue"})
 
 #: Lines whose amount is revenue as invoiced (the right-to-invoice practical expedient).
 AS_INVOICED_KINDS = frozenset({"time", "expense", "overage", "release"})
+
+
+def _line_bodies(
+    lines: list[InvoiceLine], line_taxes: Mapping[str, Decimal]
+) -> list[dict[str, object]]:
+    """An invoice's lines as the ERP (and a draft's preview) take them, each with its tax."""
+    return [
+        {
+            **line.model_dump(mode="json", exclude_none=True),
+            "tax_amount": format(line_taxes[line.line_id], "f"),
+        }
+        for line in lines
+    ]
 
 
 def invoice_summary(invoice: ErpInvoice) -> InvoiceSummary:
@@ -210,6 +226,9 @@ class BillingActivities(StepActivities):
                 capped = capped.model_copy(
                     update={"held_back": max(Decimal(0), priced - invoice.subtotal)}
                 )
+            elif capped.lines and step.draft_id is not None:
+                # Reviewed first: a preview in the ledger, nothing issued anywhere.
+                return await self._draft(step, capped.lines, frozen)
             elif capped.lines:
                 invoice = await self._create_invoice(step, capped.lines)
             if invoice is not None and invoice.status == "draft":
@@ -250,6 +269,17 @@ class BillingActivities(StepActivities):
             ]
         if posting is not None:
             writes.append(partial(self.ledger.record_revenue_fact, posting))
+        if step.approved_draft is not None:
+            writes.append(
+                partial(
+                    self.ledger.review_draft,
+                    step.approved_draft,
+                    "approved",
+                    at=datetime.now(UTC),
+                    by=step.approved_by,
+                    invoice_id=invoice.invoice_id if invoice else None,
+                )
+            )
         if unbilled is not None:
             read_at = datetime.now(UTC)
             writes.append(
@@ -298,10 +328,54 @@ class BillingActivities(StepActivities):
             idempotency_key=idempotency_key("invoice", step.reference, "collect"),
         )
 
-    async def _create_invoice(self, step: BillPeriodInput, lines: list[InvoiceLine]) -> ErpInvoice:
-        erp = self.connectors.erp
-        # The tax document is saved, not committed: an invoice the ERP refuses is never
-        # reported; it is committed once the invoice is issued.
+    async def _draft(
+        self,
+        step: BillPeriodInput,
+        lines: list[InvoiceLine],
+        frozen: tuple[str, BillingBatch] | None,
+    ) -> BillPeriodResult:
+        """A draft of the invoice: priced and taxed (the tax document saved, not committed),
+        kept in the ledger for review under ``step.draft_id``; no number, no ERP invoice."""
+        assert step.draft_id is not None
+        _, taxed = await self._tax(step, lines)
+        draft = DraftInvoice(
+            invoice_id=step.draft_id,
+            reference=step.reference,
+            period=None if step.milestone_id else step.period,
+            milestone_id=step.milestone_id,
+            subtotal=taxed.subtotal,
+            tax=taxed.tax,
+            total=taxed.total,
+            drafted_at=datetime.now(UTC),
+            po_number=step.po_number,
+        )
+        await self.write_together(
+            partial(
+                self.ledger.record_draft,
+                InvoiceDraftIn(
+                    **draft.model_dump(exclude={"invoice_id"}),
+                    draft_id=step.draft_id,
+                    contract_id=step.contract_id,
+                    legal_entity=step.legal_entity,
+                    currency=step.currency,
+                    lines=_line_bodies(lines, taxed.line_taxes),
+                    bill_to=step.bill_to.model_dump(mode="json") if step.bill_to else None,
+                ),
+            )
+        )
+        batch = frozen[1] if frozen else None
+        return BillPeriodResult(
+            draft=draft,
+            hours=batch.hours if batch else Decimal(0),
+            time_entries=batch.time_entry_count if batch else 0,
+            expenses=batch.expense_count if batch else 0,
+        )
+
+    async def _tax(
+        self, step: BillPeriodInput, lines: list[InvoiceLine]
+    ) -> tuple[TaxDocument, TaxedInvoice]:
+        """The invoice's tax, from a tax document saved (not committed) under its reference:
+        an invoice the ERP refuses, or a draft, is never reported."""
         document = await self.connectors.tax.create_or_adjust(
             TaxDocumentIn(
                 code=invoice_tax_code(step.reference),
@@ -335,6 +409,12 @@ class BillingActivities(StepActivities):
             raise business_error(
                 Rejection(system="tax", code="incomplete_tax", message=str(exc), field="lines")
             ) from exc
+        return document, taxed
+
+    async def _create_invoice(self, step: BillPeriodInput, lines: list[InvoiceLine]) -> ErpInvoice:
+        erp = self.connectors.erp
+        # The tax document is committed once the invoice is issued.
+        document, taxed = await self._tax(step, lines)
         subtotal, total_tax = taxed.subtotal, taxed.tax
         body: dict[str, object] = {
             "contract_id": step.contract_id,
@@ -348,17 +428,15 @@ class BillingActivities(StepActivities):
             "milestone_id": step.milestone_id,
             "invoice_date": step.invoice_date.isoformat(),
             "due_on": _due_on(step).isoformat(),
-            "lines": [
-                {
-                    **line.model_dump(mode="json", exclude_none=True),
-                    "tax_amount": format(taxed.line_taxes[line.line_id], "f"),
-                }
-                for line in lines
-            ],
+            "lines": _line_bodies(lines, taxed.line_taxes),
             "subtotal": format(subtotal, "f"),
             "tax": format(total_tax, "f"),
             "total": format(taxed.total, "f"),
         }
+        if step.po_number:
+            body["po_number"] = step.po_number
+        if step.bill_to is not None:
+            body["bill_to"] = step.bill_to.model_dump(mode="json", exclude_none=True)
         if document.messages:
             body["notes"] = document.messages
         functional = step.functional_currency

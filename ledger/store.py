@@ -12,6 +12,7 @@ import threading
 from ledger.audit import AuditLedger
 from ledger.contracts import ContractLedger
 from ledger.documents import DocumentLedger
+from ledger.drafts import DraftLedger
 from ledger.exception_queue import ExceptionQueueLedger
 from ledger.facts import FactLedger
 from ledger.inbound import InboundEventLedger
@@ -27,6 +28,7 @@ class Ledger(
     InboundEventLedger,
     FactLedger,
     DocumentLedger,
+    DraftLedger,
 ):
     """c2c's orchestration state in SQLite or PostgreSQL.
 
