@@ -10,6 +10,7 @@ from domain.models import ContractStatus
 from starter.api.contracts import ContractListItem
 from starter.ops.dead_letters import DeadLetterItem
 from starter.ops.exception_queue import ExceptionItem
+from starter.ops.invoice_review import DraftItem
 
 if TYPE_CHECKING:
     from ledger.models import BillingFact
@@ -53,6 +54,29 @@ def contracts_table(items: Sequence[ContractListItem]) -> str:
                 i.started_at,
             ]
             for i in items
+        ],
+    )
+
+
+def drafts_table(items: Sequence[DraftItem]) -> str:
+    """``c2c billing drafts``."""
+    if not items:
+        return "No draft invoices."
+    return table(
+        ["DRAFT", "CONTRACT", "FOR", "SUBTOTAL", "TAX", "TOTAL", "PO", "STATUS", "DRAFTED"],
+        [
+            [
+                d.invoice_id,
+                d.contract_id,
+                d.reference,
+                d.subtotal,
+                d.tax,
+                f"{d.total} {d.currency}",
+                d.po_number or "-",
+                d.status if d.status == "draft" else f"{d.status} by {d.reviewed_by}",
+                d.drafted_at,
+            ]
+            for d in items
         ],
     )
 
