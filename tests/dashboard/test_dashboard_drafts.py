@@ -87,4 +87,4 @@ async def test_drafts_are_reviewed_on_the_dashboard(
         issued = await wait_invoices(temporal_client, cid, 1)
         assert issued.invoices[0].number and not issued.drafts
         page = await olga.get("/")
-        assert f"data-draft=\"{second}\"" not in page.text and "Invoice review" in page.text
+        assert f'data-draft="{second}"' not in page.text and "Invoice review" in page.text
