@@ -9,6 +9,7 @@ the PSA still holds unbilled is read and priced for the unbilled-time KPI (``led
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -50,7 +51,7 @@ from domain.pricing import (
 from domain.steps import BILL_PERIOD, BillPeriodInput, BillPeriodResult, RevenuePlan
 from domain.tax import TaxedInvoice, apply_tax, tax_code
 from ledger import BillingStartIn, InvoiceIssuedIn, RevenueFactIn
-from ledger.drafts import InvoiceDraftIn
+from ledger.drafts import InvoiceDraft, InvoiceDraftIn
 from ledger.models import UnbilledMonthIn
 
 _STATUS = {"void": "credited"}
@@ -73,6 +74,32 @@ def _line_bodies(
         }
         for line in lines
     ]
+
+
+def _drafted(draft: DraftInvoice, frozen: tuple[str, BillingBatch] | None) -> BillPeriodResult:
+    batch = frozen[1] if frozen else None
+    return BillPeriodResult(
+        draft=draft,
+        hours=batch.hours if batch else Decimal(0),
+        time_entries=batch.time_entry_count if batch else 0,
+        expenses=batch.expense_count if batch else 0,
+    )
+
+
+def _draft_result(made: InvoiceDraft, frozen: tuple[str, BillingBatch] | None) -> BillPeriodResult:
+    """A draft the ledger already holds, as the billing step first answered it."""
+    draft = DraftInvoice(
+        invoice_id=made.draft_id,
+        reference=made.reference,
+        period=made.period,
+        milestone_id=made.milestone_id,
+        subtotal=made.subtotal,
+        tax=made.tax,
+        total=made.total,
+        drafted_at=made.drafted_at,
+        po_number=made.po_number,
+    )
+    return _drafted(draft, frozen)
 
 
 def invoice_summary(invoice: ErpInvoice) -> InvoiceSummary:
@@ -214,6 +241,12 @@ class BillingActivities(StepActivities):
                 [line.amount for line in capped.lines if line.kind in AS_INVOICED_KINDS],
                 step.currency,
             )
+            if step.draft_id is not None:
+                made = await asyncio.to_thread(self.ledger.get_draft, step.draft_id)
+                if made is not None:
+                    # Drafted before (an earlier attempt, or a run a reset replaced): the same
+                    # preview, whatever was reviewed or issued since.
+                    return _draft_result(made, frozen)
             invoice = await erp.find_invoice(step.contract_id, reference=step.reference)
             if invoice is not None:
                 # Made by an earlier attempt (or run, before a reset): the ERP's invoice is the
@@ -363,13 +396,7 @@ class BillingActivities(StepActivities):
                 ),
             )
         )
-        batch = frozen[1] if frozen else None
-        return BillPeriodResult(
-            draft=draft,
-            hours=batch.hours if batch else Decimal(0),
-            time_entries=batch.time_entry_count if batch else 0,
-            expenses=batch.expense_count if batch else 0,
-        )
+        return _drafted(draft, frozen)
 
     async def _tax(
         self, step: BillPeriodInput, lines: list[InvoiceLine]
