@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 
 from c2c.settings import Settings
 from domain.models import Amendment, ClosePeriod, ContractStatus, ResolveException, ReviewInvoice
+from domain.names import ExceptionQueue
 from ledger import Ledger
 from starter.api.contracts import close_period_for, resolve_exception, review_invoice
 from starter.api.updates import amend
@@ -154,12 +155,14 @@ async def test_a_rejected_draft_is_drafted_again_with_the_amended_po(
 
 @pytest_asyncio.fixture
 async def po_worker(temporal_client: Client, settings: Settings) -> AsyncIterator[Settings]:
-    """A worker of its own whose legal entities need a purchase order and review invoices."""
+    """A worker of its own whose legal entities need a purchase order and review invoices,
+    with a finance SLA of two seconds."""
     own = settings.model_copy(
         update={
             "task_queue": f"c2c-po-{uuid.uuid4().hex[:8]}",
             "purchase_order_required": {"*": True},
             "invoice_review": {"US01": "required"},
+            "exception_sla_hours": {ExceptionQueue.FINANCE: 2 / 3600},
         }
     )
     worker: Worker
@@ -202,4 +205,33 @@ async def test_a_contract_without_the_required_po_is_held_until_one_is_amended_i
     assert not issued.drafts
     [erp] = await items(sandbox, "/erp/v1/invoices", contract_id=cid)
     assert (erp["status"], erp["po_number"]) == ("issued", "PO-77")
+    await replay(temporal_client, cid)
+
+
+async def test_the_entitys_review_makes_drafts_that_escalate_past_the_finance_sla(
+    temporal_client: Client, po_worker: Settings, sandbox: httpx.AsyncClient, ledger: Ledger
+) -> None:
+    from starter.api.contracts import start_contract
+
+    event = approval(po_number="PO-88")  # the entity's setting: review required
+    cid = event.contract_id
+    await start_contract(temporal_client, event, task_queue=po_worker.task_queue)
+    active = await wait_stage(temporal_client, cid, "active")
+    await add_time(sandbox, active.refs["psa_project_id"], "Analyst", "2026-10-05", "1")
+    await close_period_for(temporal_client, cid, ClosePeriod(period="2026-10"))
+    escalated = await wait_for(
+        temporal_client,
+        cid,
+        lambda s: any(e.code == "invoice_review" and e.escalated_at for e in s.open_exceptions),
+        what="the draft's escalation",
+    )
+    draft = escalated.drafts[0]
+    assert any("escalated: open in the finance queue" in h.event for h in escalated.history)
+    await review_invoice(
+        temporal_client,
+        cid,
+        ReviewInvoice(invoice_id=draft.invoice_id, decision="approve", operator="fin@c2c"),
+    )
+    issued = await wait_invoices(temporal_client, cid, 1)
+    assert issued.invoices[0].total == draft.total
     await replay(temporal_client, cid)
