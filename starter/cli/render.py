@@ -157,6 +157,22 @@ def status_text(status: ContractStatus, settled: Sequence[BillingFact] = ()) -> 
     ]
     if status.closed_periods:
         lines.append(f"  periods billed:  {', '.join(status.closed_periods)}")
+    if status.po_number:
+        lines.append(f"  purchase order:  {status.po_number}")
+    if status.bill_to:
+        lines.append(f"  bill to:         {status.bill_to.name}")
+    if status.drafts:
+        lines += _section(
+            "Drafts waiting for review",
+            table(
+                ["DRAFT", "FOR", "SUBTOTAL", "TAX", "TOTAL", "PO"],
+                [
+                    [d.invoice_id, d.reference, d.subtotal, d.tax, d.total, d.po_number or "-"]
+                    for d in status.drafts
+                ],
+                indent="  ",
+            ),
+        )
     if status.refs:
         lines += _section(
             "References", table(["SYSTEM ID", "VALUE"], sorted(status.refs.items()), indent="  ")

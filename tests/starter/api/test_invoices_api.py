@@ -96,6 +96,11 @@ async def test_drafts_are_listed_rejected_redrafted_and_approved(
         listing = await c2c(settings, "billing", "drafts", "--contract", cid)
         assert listing.returncode == 0, listing.stderr
         assert draft_id in listing.stdout and "PO-1" in listing.stdout
+        shown = await c2c(settings, "contracts", "status", cid)
+        assert shown.returncode == 0, shown.stderr
+        assert (
+            "Drafts waiting for review" in shown.stdout and "purchase order:  PO-1" in shown.stdout
+        )
         rejected = await c2c(
             settings, "billing", "reject", draft_id, "--reason", "wrong hours", "--operator", "fin"
         )
