@@ -1,6 +1,6 @@
 """The dashboard as its users work it, in headless Chromium: load it, filter it, open a
 contract, retry an exception and watch the contract move on; log in as a viewer (no buttons)
-and as an operator (who aborts a contract).
+and as an operator (who aborts a contract); reject a draft invoice and approve the next.
 
 Everything behind the pages is real: the API in a uvicorn thread, the Temporal dev server,
 the c2c worker, the sandbox systems and the ledger. Chromium is Debian's (``/usr/bin/chromium``,
