@@ -486,8 +486,8 @@ def _bill(
             "c2c",
             "invoice_rejected",
             f"draft invoice {draft_id} for {reference} was rejected by {review.operator}: "
-            f"{reason}. Fix what is wrong (the PSA's time, the rate card or the purchase order "
-            "by amendment) and retry to draft it again, skip to bill nothing for it, or abort",
+            f"{reason}. Fix what is wrong (the rates, the purchase order or the bill-to, by "
+            "amendment) and retry to draft it again, skip to bill nothing for it, or abort",
             subject=draft_id,
         )
         if action is not ExceptionAction.RETRY:
