@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -30,10 +29,6 @@ from connectors.ports import ErpPort
 from connectors.records import (
     BillingBatch,
     ErpInvoice,
-    InvoiceCollection,
-    TaxDocument,
-    TaxDocumentIn,
-    TaxDocumentLineIn,
 )
 from domain.billing import OverageAccumulator, apply_cap
 from domain.errors import NotFound, Rejection
@@ -49,9 +44,19 @@ from domain.pricing import (
     number_lines,
 )
 from domain.steps import BILL_PERIOD, BillPeriodInput, BillPeriodResult, RevenuePlan
-from domain.tax import TaxedInvoice, apply_tax, tax_code
+from domain.tax import apply_tax, tax_code
+from domain.write_models import (
+    BillToContact,
+    InvoiceCollection,
+    InvoiceDraft,
+    InvoiceLineDraft,
+    RevenueEntryDraft,
+    TaxLineRequest,
+    TaxRequest,
+)
 from ledger import BillingStartIn, InvoiceIssuedIn, RevenueFactIn
-from ledger.drafts import InvoiceDraft, InvoiceDraftIn
+from ledger.drafts import InvoiceDraft as DraftRow
+from ledger.drafts import InvoiceDraftIn
 from ledger.models import UnbilledMonthIn
 
 _STATUS = {"void": "credited"}
@@ -61,19 +66,6 @@ COLLECTABLE = frozenset({"issued", "partially_paid", "overdue"})
 
 #: Lines whose amount is revenue as invoiced (the right-to-invoice practical expedient).
 AS_INVOICED_KINDS = frozenset({"time", "expense", "overage", "release"})
-
-
-def _line_bodies(
-    lines: list[InvoiceLine], line_taxes: Mapping[str, Decimal]
-) -> list[dict[str, object]]:
-    """An invoice's lines as the ERP (and a draft's preview) take them, each with its tax."""
-    return [
-        {
-            **line.model_dump(mode="json", exclude_none=True),
-            "tax_amount": format(line_taxes[line.line_id], "f"),
-        }
-        for line in lines
-    ]
 
 
 def _drafted(draft: DraftInvoice, frozen: tuple[str, BillingBatch] | None) -> BillPeriodResult:
@@ -86,7 +78,7 @@ def _drafted(draft: DraftInvoice, frozen: tuple[str, BillingBatch] | None) -> Bi
     )
 
 
-def _draft_result(made: InvoiceDraft, frozen: tuple[str, BillingBatch] | None) -> BillPeriodResult:
+def _draft_result(made: DraftRow, frozen: tuple[str, BillingBatch] | None) -> BillPeriodResult:
     """A draft the ledger already holds, as the billing step first answered it."""
     draft = DraftInvoice(
         invoice_id=made.draft_id,
@@ -370,7 +362,7 @@ class BillingActivities(StepActivities):
         """A draft of the invoice: priced and taxed (the tax document saved, not committed),
         kept in the ledger for review under ``step.draft_id``; no number, no ERP invoice."""
         assert step.draft_id is not None
-        _, taxed = await self._tax(step, lines)
+        taxed = await self._taxed(step, lines)
         draft = DraftInvoice(
             invoice_id=step.draft_id,
             reference=step.reference,
@@ -391,20 +383,18 @@ class BillingActivities(StepActivities):
                     contract_id=step.contract_id,
                     legal_entity=step.legal_entity,
                     currency=step.currency,
-                    lines=_line_bodies(lines, taxed.line_taxes),
+                    lines=[line.model_dump(mode="json", exclude_none=True) for line in taxed.lines],
                     bill_to=step.bill_to.model_dump(mode="json") if step.bill_to else None,
                 ),
             )
         )
         return _drafted(draft, frozen)
 
-    async def _tax(
-        self, step: BillPeriodInput, lines: list[InvoiceLine]
-    ) -> tuple[TaxDocument, TaxedInvoice]:
-        """The invoice's tax, from a tax document saved (not committed) under its reference:
-        an invoice the ERP refuses, or a draft, is never reported."""
+    async def _taxed(self, step: BillPeriodInput, lines: list[InvoiceLine]) -> InvoiceDraft:
+        """The invoice, taxed from a tax document saved (not committed) under its reference:
+        an invoice the ERP refuses, or a draft waiting for review, is never reported."""
         document = await self.connectors.tax.create_or_adjust(
-            TaxDocumentIn(
+            TaxRequest(
                 code=invoice_tax_code(step.reference),
                 type="SalesInvoice",
                 company=step.legal_entity,
@@ -416,7 +406,7 @@ class BillingActivities(StepActivities):
                 ship_to_region=step.region,
                 currency=step.currency,
                 lines=[
-                    TaxDocumentLineIn(
+                    TaxLineRequest(
                         number=line.line_id,
                         amount=line.amount,
                         tax_code=tax_code(line.kind),
@@ -426,69 +416,67 @@ class BillingActivities(StepActivities):
                 ],
             )
         )
+        draft = InvoiceDraft(
+            contract_id=step.contract_id,
+            reference=step.reference,
+            erp_contract_id=step.refs["erp_contract_id"],
+            customer_id=step.refs["erp_customer_id"],
+            project_id=step.refs["erp_project_id"],
+            legal_entity=step.legal_entity,
+            currency=step.currency,
+            period=None if step.milestone_id else step.period,
+            milestone_id=step.milestone_id,
+            invoice_date=step.invoice_date,
+            due_on=_due_on(step),
+            lines=tuple(
+                InvoiceLineDraft.model_validate(line.model_dump(exclude_none=True))
+                for line in lines
+            ),
+            notes=tuple(document.messages),
+            po_number=step.po_number,
+            bill_to=BillToContact.model_validate(step.bill_to.model_dump())
+            if step.bill_to
+            else None,
+        )
         try:
-            taxed = apply_tax(
-                [(line.line_id, line.amount) for line in lines],
-                {line.number: line.tax for line in document.lines},
-                step.currency,
-            )
+            draft = apply_tax(draft, document.result())
         except ValueError as exc:
             raise business_error(
                 Rejection(system="tax", code="incomplete_tax", message=str(exc), field="lines")
             ) from exc
-        return document, taxed
+        return draft
 
     async def _create_invoice(self, step: BillPeriodInput, lines: list[InvoiceLine]) -> ErpInvoice:
         erp = self.connectors.erp
         # The tax document is committed once the invoice is issued.
-        document, taxed = await self._tax(step, lines)
-        subtotal, total_tax = taxed.subtotal, taxed.tax
-        body: dict[str, object] = {
-            "contract_id": step.contract_id,
-            "reference": step.reference,
-            "erp_contract_id": step.refs["erp_contract_id"],
-            "customer_id": step.refs["erp_customer_id"],
-            "project_id": step.refs["erp_project_id"],
-            "legal_entity": step.legal_entity,
-            "currency": step.currency,
-            "period": None if step.milestone_id else step.period,
-            "milestone_id": step.milestone_id,
-            "invoice_date": step.invoice_date.isoformat(),
-            "due_on": _due_on(step).isoformat(),
-            "lines": _line_bodies(lines, taxed.line_taxes),
-            "subtotal": format(subtotal, "f"),
-            "tax": format(total_tax, "f"),
-            "total": format(taxed.total, "f"),
-        }
-        if step.po_number:
-            body["po_number"] = step.po_number
-        if step.bill_to is not None:
-            body["bill_to"] = step.bill_to.model_dump(mode="json", exclude_none=True)
-        if document.messages:
-            body["notes"] = document.messages
+        draft = await self._taxed(step, lines)
         functional = step.functional_currency
         if functional and functional != step.currency:
             # Reported in the legal entity's books at the ERP's rate of the invoice date.
             rate = await erp.get_exchange_rate(step.currency, functional, step.invoice_date)
-            f_subtotal = round_money(subtotal * rate, functional)
-            f_tax = round_money(total_tax * rate, functional)
-            body |= {
-                "functional_currency": functional,
-                "exchange_rate": format(rate, "f"),
-                "functional_subtotal": format(f_subtotal, "f"),
-                "functional_tax": format(f_tax, "f"),
-                "functional_total": format(f_subtotal + f_tax, "f"),
-            }
+            f_subtotal = round_money(draft.subtotal * rate, functional)
+            f_tax = round_money(draft.tax * rate, functional)
+            draft = draft.model_copy(
+                update={
+                    "functional_currency": functional,
+                    "exchange_rate": rate,
+                    "functional_subtotal": f_subtotal,
+                    "functional_tax": f_tax,
+                    "functional_total": f_subtotal + f_tax,
+                }
+            )
         elif functional:
-            body |= {
-                "functional_currency": functional,
-                "exchange_rate": "1",
-                "functional_subtotal": format(subtotal, "f"),
-                "functional_tax": format(total_tax, "f"),
-                "functional_total": format(taxed.total, "f"),
-            }
+            draft = draft.model_copy(
+                update={
+                    "functional_currency": functional,
+                    "exchange_rate": Decimal(1),
+                    "functional_subtotal": draft.subtotal,
+                    "functional_tax": draft.tax,
+                    "functional_total": draft.total,
+                }
+            )
         return await erp.create_invoice(
-            body, idempotency_key=idempotency_key("invoice", step.reference)
+            draft, idempotency_key=idempotency_key("invoice", step.reference)
         )
 
     async def _post_revenue(
@@ -515,16 +503,16 @@ async def post_revenue(
     if plan is not None and amount != 0:
         await erp.post_revenue(
             erp_contract_id,
-            {
-                "entry_id": plan.entry_id,
-                "period": plan.period,
-                "amount": format(amount, "f"),
-                "method": plan.method,
-                "description": plan.description,
+            RevenueEntryDraft(
+                entry_id=plan.entry_id,
+                period=plan.period,
+                amount=amount,
+                method=plan.method,
+                description=plan.description,
                 # Revenue belongs to its period: dated at the period's end, so the entry is
                 # the same whenever (and however often) it is posted.
-                "recognised_on": Period.parse(plan.period).last_day.isoformat(),
-            },
+                recognised_on=Period.parse(plan.period).last_day,
+            ),
             idempotency_key=idempotency_key("revenue", plan.entry_id),
         )
     balances = await erp.get_balances(erp_contract_id)

@@ -3,7 +3,7 @@
 A new table: the previous version runs on a ledger upgraded to it.
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0008
 Create Date: 2026-12-07 14:32:45.901478
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0004"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
