@@ -9,6 +9,7 @@ the PSA still holds unbilled is read and priced for the unbilled-time KPI (``led
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -31,7 +32,7 @@ from connectors.records import (
 )
 from domain.billing import OverageAccumulator, apply_cap
 from domain.errors import NotFound, Rejection
-from domain.models import InvoiceSummary, RevenueStatus
+from domain.models import DraftInvoice, InvoiceSummary, RevenueStatus
 from domain.money import money_sum, round_money
 from domain.periods import Period
 from domain.pricing import (
@@ -45,6 +46,7 @@ from domain.pricing import (
 from domain.steps import BILL_PERIOD, BillPeriodInput, BillPeriodResult, RevenuePlan
 from domain.tax import apply_tax, tax_code
 from domain.write_models import (
+    BillToContact,
     InvoiceCollection,
     InvoiceDraft,
     InvoiceLineDraft,
@@ -53,6 +55,8 @@ from domain.write_models import (
     TaxRequest,
 )
 from ledger import BillingStartIn, InvoiceIssuedIn, RevenueFactIn
+from ledger.drafts import InvoiceDraft as DraftRow
+from ledger.drafts import InvoiceDraftIn
 from ledger.models import UnbilledMonthIn
 
 _STATUS = {"void": "credited"}
@@ -62,6 +66,32 @@ COLLECTABLE = frozenset({"issued", "partially_paid", "overdue"})
 
 #: Lines whose amount is revenue as invoiced (the right-to-invoice practical expedient).
 AS_INVOICED_KINDS = frozenset({"time", "expense", "overage", "release"})
+
+
+def _drafted(draft: DraftInvoice, frozen: tuple[str, BillingBatch] | None) -> BillPeriodResult:
+    batch = frozen[1] if frozen else None
+    return BillPeriodResult(
+        draft=draft,
+        hours=batch.hours if batch else Decimal(0),
+        time_entries=batch.time_entry_count if batch else 0,
+        expenses=batch.expense_count if batch else 0,
+    )
+
+
+def _draft_result(made: DraftRow, frozen: tuple[str, BillingBatch] | None) -> BillPeriodResult:
+    """A draft the ledger already holds, as the billing step first answered it."""
+    draft = DraftInvoice(
+        invoice_id=made.draft_id,
+        reference=made.reference,
+        period=made.period,
+        milestone_id=made.milestone_id,
+        subtotal=made.subtotal,
+        tax=made.tax,
+        total=made.total,
+        drafted_at=made.drafted_at,
+        po_number=made.po_number,
+    )
+    return _drafted(draft, frozen)
 
 
 def invoice_summary(invoice: ErpInvoice) -> InvoiceSummary:
@@ -203,6 +233,12 @@ class BillingActivities(StepActivities):
                 [line.amount for line in capped.lines if line.kind in AS_INVOICED_KINDS],
                 step.currency,
             )
+            if step.draft_id is not None:
+                made = await asyncio.to_thread(self.ledger.get_draft, step.draft_id)
+                if made is not None:
+                    # Drafted before (an earlier attempt, or a run a reset replaced): the same
+                    # preview, whatever was reviewed or issued since.
+                    return _draft_result(made, frozen)
             invoice = await erp.find_invoice(step.contract_id, reference=step.reference)
             if invoice is not None:
                 # Made by an earlier attempt (or run, before a reset): the ERP's invoice is the
@@ -215,6 +251,9 @@ class BillingActivities(StepActivities):
                 capped = capped.model_copy(
                     update={"held_back": max(Decimal(0), priced - invoice.subtotal)}
                 )
+            elif capped.lines and step.draft_id is not None:
+                # Reviewed first: a preview in the ledger, nothing issued anywhere.
+                return await self._draft(step, capped.lines, frozen)
             elif capped.lines:
                 invoice = await self._create_invoice(step, capped.lines)
             if invoice is not None and invoice.status == "draft":
@@ -255,6 +294,17 @@ class BillingActivities(StepActivities):
             ]
         if posting is not None:
             writes.append(partial(self.ledger.record_revenue_fact, posting))
+        if step.approved_draft is not None:
+            writes.append(
+                partial(
+                    self.ledger.review_draft,
+                    step.approved_draft,
+                    "approved",
+                    at=datetime.now(UTC),
+                    by=step.approved_by,
+                    invoice_id=invoice.invoice_id if invoice else None,
+                )
+            )
         if unbilled is not None:
             read_at = datetime.now(UTC)
             writes.append(
@@ -303,10 +353,46 @@ class BillingActivities(StepActivities):
             idempotency_key=idempotency_key("invoice", step.reference, "collect"),
         )
 
-    async def _create_invoice(self, step: BillPeriodInput, lines: list[InvoiceLine]) -> ErpInvoice:
-        erp = self.connectors.erp
-        # The tax document is saved, not committed: an invoice the ERP refuses is never
-        # reported; it is committed once the invoice is issued.
+    async def _draft(
+        self,
+        step: BillPeriodInput,
+        lines: list[InvoiceLine],
+        frozen: tuple[str, BillingBatch] | None,
+    ) -> BillPeriodResult:
+        """A draft of the invoice: priced and taxed (the tax document saved, not committed),
+        kept in the ledger for review under ``step.draft_id``; no number, no ERP invoice."""
+        assert step.draft_id is not None
+        taxed = await self._taxed(step, lines)
+        draft = DraftInvoice(
+            invoice_id=step.draft_id,
+            reference=step.reference,
+            period=None if step.milestone_id else step.period,
+            milestone_id=step.milestone_id,
+            subtotal=taxed.subtotal,
+            tax=taxed.tax,
+            total=taxed.total,
+            drafted_at=datetime.now(UTC),
+            po_number=step.po_number,
+        )
+        await self.write_together(
+            partial(
+                self.ledger.record_draft,
+                InvoiceDraftIn(
+                    **draft.model_dump(exclude={"invoice_id"}),
+                    draft_id=step.draft_id,
+                    contract_id=step.contract_id,
+                    legal_entity=step.legal_entity,
+                    currency=step.currency,
+                    lines=[line.model_dump(mode="json", exclude_none=True) for line in taxed.lines],
+                    bill_to=step.bill_to.model_dump(mode="json") if step.bill_to else None,
+                ),
+            )
+        )
+        return _drafted(draft, frozen)
+
+    async def _taxed(self, step: BillPeriodInput, lines: list[InvoiceLine]) -> InvoiceDraft:
+        """The invoice, taxed from a tax document saved (not committed) under its reference:
+        an invoice the ERP refuses, or a draft waiting for review, is never reported."""
         document = await self.connectors.tax.create_or_adjust(
             TaxRequest(
                 code=invoice_tax_code(step.reference),
@@ -347,6 +433,10 @@ class BillingActivities(StepActivities):
                 for line in lines
             ),
             notes=tuple(document.messages),
+            po_number=step.po_number,
+            bill_to=BillToContact.model_validate(step.bill_to.model_dump())
+            if step.bill_to
+            else None,
         )
         try:
             draft = apply_tax(draft, document.result())
@@ -354,6 +444,12 @@ class BillingActivities(StepActivities):
             raise business_error(
                 Rejection(system="tax", code="incomplete_tax", message=str(exc), field="lines")
             ) from exc
+        return draft
+
+    async def _create_invoice(self, step: BillPeriodInput, lines: list[InvoiceLine]) -> ErpInvoice:
+        erp = self.connectors.erp
+        # The tax document is committed once the invoice is issued.
+        draft = await self._taxed(step, lines)
         functional = step.functional_currency
         if functional and functional != step.currency:
             # Reported in the legal entity's books at the ERP's rate of the invoice date.

@@ -16,10 +16,12 @@ from domain.steps import (
     OPEN_EXCEPTION,
     RECORD_ARRIVAL_ORDER,
     RECORD_AUDIT,
+    RECORD_INVOICE_REVIEW,
     RESOLVE_EXCEPTION_RECORD,
     ArrivalOrder,
     EscalateExceptionInput,
     ExceptionOpened,
+    InvoiceReviewInput,
     OpenExceptionInput,
     ResolveExceptionInput,
     StepInput,
@@ -40,6 +42,19 @@ class LedgerActivities(StepActivities):
         were first received: a replay takes it from there (see the workflow's inbox)."""
         await self.write_audit(step.contract_id, step.audit, step.open_exceptions)
         return ArrivalOrder(contract_id=step.contract_id, arrivals=step.arrivals)
+
+    @activity.defn(name=RECORD_INVOICE_REVIEW)
+    async def record_invoice_review(self, step: InvoiceReviewInput) -> None:
+        """Record a draft invoice's rejection: it leaves the drafts waiting for review."""
+        await self.write_audit(step.contract_id, step.audit, step.open_exceptions)
+        await asyncio.to_thread(
+            self.ledger.review_draft,
+            step.draft_id,
+            "rejected",
+            at=step.at,
+            by=step.operator,
+            reason=step.reason,
+        )
 
     @activity.defn(name=OPEN_EXCEPTION)
     async def open_exception(self, step: OpenExceptionInput) -> ExceptionOpened:

@@ -83,6 +83,21 @@ class ValidationActivities(StepActivities):
                     )
                 )
             await check_erp_mapping(erp, contract, self.settings)
+            if self.settings.purchase_order_required_for(contract.legal_entity) and not (
+                contract.po_number
+            ):
+                raise business_error(
+                    Rejection(
+                        system="c2c",
+                        code="purchase_order_required",
+                        message=(
+                            f"legal entity {contract.legal_entity} invoices only against a "
+                            "purchase order and the contract has none: amend its po_number "
+                            "in, then retry"
+                        ),
+                        field="po_number",
+                    )
+                )
             jurisdiction = await tax.validate_address(customer.country, customer.region)
         return Validated(
             jurisdiction_code=jurisdiction,
@@ -96,4 +111,5 @@ class ValidationActivities(StepActivities):
             legal_entity_country=entity.country,
             # The CRM owns the account; the approval's number stands in where it has none.
             customer_tax_id=account.tax_id or customer.tax_id,
+            invoice_review=self.settings.invoice_review_for(contract.legal_entity),
         )

@@ -327,6 +327,9 @@ class Settings(BaseSettings):
             "c2c.payment_currency_mismatch": ExceptionQueue.FINANCE,
             "c2c.unapplied_cash_at_close": ExceptionQueue.FINANCE,
             "c2c.dunning_exhausted": ExceptionQueue.FINANCE,
+            "c2c.invoice_review": ExceptionQueue.FINANCE,
+            "c2c.invoice_rejected": ExceptionQueue.FINANCE,
+            "c2c.purchase_order_required": ExceptionQueue.FINANCE,
         },
         alias="C2C_EXCEPTION_QUEUES",
         description="system or system.code → queue that owns the fix (JSON)",
@@ -419,6 +422,29 @@ class Settings(BaseSettings):
             if entity != OTHER_ENTITIES and not re.fullmatch(r"[A-Z0-9]{2,10}", entity):
                 raise ValueError(f"{entity!r} is not a legal entity code (or *)")
         return value
+
+    invoice_review: dict[str, Literal["none", "required"]] = Field(
+        default_factory=dict,
+        alias="C2C_INVOICE_REVIEW",
+        description="legal entity → none | required: whether its invoices wait as drafts for "
+        'an operator\'s approval (JSON, "*" for the rest; default none)',
+    )
+    purchase_order_required: dict[str, bool] = Field(
+        default_factory=dict,
+        alias="C2C_PURCHASE_ORDER_REQUIRED",
+        description="legal entity → true | false: whether its contracts need a purchase order "
+        'number before they go on (JSON, "*" for the rest; default false)',
+    )
+
+    def invoice_review_for(self, legal_entity: str) -> Literal["none", "required"]:
+        """Whether a legal entity's invoices wait as drafts for review."""
+        reviews = self.invoice_review
+        return reviews.get(legal_entity) or reviews.get("*") or "none"
+
+    def purchase_order_required_for(self, legal_entity: str) -> bool:
+        """Whether a legal entity's contracts need a purchase order number."""
+        required = self.purchase_order_required
+        return required.get(legal_entity, required.get("*", False))
 
     def time_zone_for(self, legal_entity: str) -> str:
         """The time zone in which a legal entity's billing periods end."""

@@ -956,6 +956,8 @@ class BusinessCentralErp(HttpConnector):
             invoice_id=self._id(entity, record["id"]),
             contract_id=self._comment(lines, CONTRACT_LINE) or "",
             customer_id=self._id(entity, record["customerId"]),
+            po_number=record.get("customerPurchaseOrderReference") or None,
+            bill_to=_bill_to_of(record),
             number=record.get("number"),
             period=period,
             milestone_id=milestone,
@@ -1017,6 +1019,7 @@ class BusinessCentralErp(HttpConnector):
                 "dueDate": invoice.due_on,
                 "currencyCode": await self._currency(entity, invoice.currency),
                 "salesInvoiceLines": lines,
+                **_bill_to_fields(invoice),
             },
             expand="salesInvoiceLines",
         )
@@ -1405,3 +1408,33 @@ class BusinessCentralErp(HttpConnector):
 
 class _Unauthorized(Exception):
     """A ``401``: the token was refused (expired, or the tenant's keys rolled)."""
+
+
+def _bill_to_fields(invoice: InvoiceDraft) -> dict[str, Any]:
+    """The purchase order and bill-to contact on a Business Central sales invoice:
+    ``customerPurchaseOrderReference`` (``externalDocumentNumber`` is c2c's own key for the
+    invoice), ``billToName``, ``billToAddressLine1`` and ``email``."""
+    fields: dict[str, Any] = {}
+    if invoice.po_number:
+        fields["customerPurchaseOrderReference"] = invoice.po_number[:35]
+    bill_to = invoice.bill_to
+    if bill_to is not None:
+        fields["billToName"] = bill_to.name[:100]
+        if bill_to.address:
+            fields["billToAddressLine1"] = bill_to.address[:100]
+        if bill_to.email:
+            fields["email"] = bill_to.email
+    return fields
+
+
+def _bill_to_of(record: dict[str, Any]) -> dict[str, str] | None:
+    """Who the invoice is billed to, as Business Central has it (the customer's name unless
+    c2c sent a contact)."""
+    if not record.get("billToName"):
+        return None
+    bill_to = {"name": str(record["billToName"])}
+    if record.get("billToAddressLine1"):
+        bill_to["address"] = str(record["billToAddressLine1"])
+    if record.get("email"):
+        bill_to["email"] = str(record["email"])
+    return bill_to

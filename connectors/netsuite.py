@@ -565,6 +565,8 @@ class NetSuiteErp(HttpConnector):
             balance=remaining,
             invoice_date=date.fromisoformat(record["tranDate"]),
             due_on=date.fromisoformat(record.get("dueDate") or record["tranDate"]),
+            po_number=record.get("otherRefNum") or None,
+            bill_to=_bill_to_of(record),
             functional_currency=functional,
             exchange_rate=_dec(record["exchangeRate"]) if record.get("exchangeRate") else None,
             functional_subtotal=_opt(record.get("custbody_c2c_functional_subtotal")),
@@ -633,6 +635,7 @@ class NetSuiteErp(HttpConnector):
                 "custbody_c2c_functional_tax": _text(invoice.functional_tax),
                 "custbody_c2c_functional_total": _text(invoice.functional_total),
                 "item": {"items": lines},
+                **_bill_to_fields(invoice),
             },
         )
         return self._invoice(record)
@@ -1002,3 +1005,33 @@ def _outcome(response: httpx.Response) -> str:
     if status == 429 or status >= 500:
         return "transient"
     return "business_error"
+
+
+def _bill_to_fields(invoice: InvoiceDraft) -> dict[str, Any]:
+    """The purchase order and bill-to contact on a NetSuite invoice: ``otherRefNum`` (the
+    "PO/Check Number" field), the ``billingAddress`` subrecord's addressee and first line, and
+    the ``email`` the invoice is sent to."""
+    fields: dict[str, Any] = {}
+    if invoice.po_number:
+        fields["otherRefNum"] = invoice.po_number
+    bill_to = invoice.bill_to
+    if bill_to is not None:
+        address = {"addressee": bill_to.name}
+        if bill_to.address:
+            address["addr1"] = bill_to.address
+        fields["billingAddress"] = address
+        if bill_to.email:
+            fields["email"] = bill_to.email
+    return fields
+
+
+def _bill_to_of(record: dict[str, Any]) -> dict[str, str] | None:
+    address = record.get("billingAddress")
+    if not isinstance(address, dict) or not address.get("addressee"):
+        return None
+    bill_to = {"name": str(address["addressee"])}
+    if address.get("addr1"):
+        bill_to["address"] = str(address["addr1"])
+    if record.get("email"):
+        bill_to["email"] = str(record["email"])
+    return bill_to

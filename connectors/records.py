@@ -120,6 +120,9 @@ class ErpInvoice(Record):
     functional_subtotal: Money | None = None
     functional_tax: Money | None = None
     functional_total: Money | None = None
+    #: The customer's purchase order number and bill-to contact the invoice carries.
+    po_number: str | None = None
+    bill_to: dict[str, str] | None = None
     lines: list[ErpInvoiceLine] = []
     #: Mentions the invoice carries (a reverse charge's legal text).
     notes: list[str] = []

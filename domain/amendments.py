@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
-from domain.models import Amendment, Milestone, MilestoneChange
+from domain.models import Amendment, BillTo, Milestone, MilestoneChange
 from domain.money import Money, MoneyError, check_minor_units
 from domain.periods import Period
 from domain.pricing import RateRevision
@@ -33,6 +33,9 @@ class Terms(BaseModel):
     invoiced_milestones: list[str] = Field(default_factory=list)
     #: Milestones removed by amendments: their ids are not used again.
     removed_milestones: list[str] = Field(default_factory=list)
+    #: The customer's purchase order and bill-to contact, as approved or last amended.
+    po_number: str | None = None
+    bill_to: BillTo | None = None
 
     @property
     def latest_invoiced_period(self) -> Period | None:
@@ -188,6 +191,9 @@ def check_amendment(terms: Terms, amendment: Amendment) -> str | None:
     Returns:
         ``None`` when it can be applied, otherwise one sentence naming the field at fault.
     """
+    if only_invoicing_details(amendment):
+        # A purchase order or bill-to applies to the next invoice, whatever its date.
+        return None
     problem = (
         _dates_problem(terms, amendment)
         or _milestones_problem(terms, amendment.add_milestones)
@@ -199,6 +205,19 @@ def check_amendment(terms: Terms, amendment: Amendment) -> str | None:
     if amendment.not_to_exceed is not None:
         return _money_problem("not_to_exceed", amendment.not_to_exceed, terms.currency)
     return None
+
+
+def only_invoicing_details(amendment: Amendment) -> bool:
+    """Whether ``amendment`` changes only what invoices are addressed with (the purchase
+    order, the bill-to contact): nothing the ERP contract or the PSA project holds."""
+    return (amendment.po_number is not None or amendment.bill_to is not None) and not (
+        amendment.rate_card
+        or amendment.add_milestones
+        or amendment.change_milestones
+        or amendment.remove_milestones
+        or amendment.end_date
+        or amendment.not_to_exceed is not None
+    )
 
 
 def apply_amendment(terms: Terms, amendment: Amendment) -> Terms:
@@ -229,5 +248,7 @@ def apply_amendment(terms: Terms, amendment: Amendment) -> Terms:
             "not_to_exceed": (
                 terms.not_to_exceed if amendment.not_to_exceed is None else amendment.not_to_exceed
             ),
+            "po_number": amendment.po_number or terms.po_number,
+            "bill_to": amendment.bill_to or terms.bill_to,
         }
     )

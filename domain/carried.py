@@ -27,6 +27,7 @@ from domain.models import (
     ContractApproved,
     CreditInvoice,
     CreditNoteSummary,
+    DraftInvoice,
     HistoryEntry,
     InvoiceSummary,
     MalformedMessage,
@@ -35,6 +36,7 @@ from domain.models import (
     PaymentReceived,
     ResolveException,
     RevenueStatus,
+    ReviewInvoice,
     SettledInvoices,
     TerminateContract,
 )
@@ -58,6 +60,7 @@ Message = (
     | TerminateContract
     | ResolveException
     | MalformedMessage
+    | ReviewInvoice
 )
 
 
@@ -94,7 +97,7 @@ class PendingMessage(BaseModel):
 
     @classmethod
     def of(cls, message: Message) -> PendingMessage:
-        if isinstance(message, ResolveException):
+        if isinstance(message, ResolveException | ReviewInvoice):
             raise ValueError("an operator's decision is an update: it is never carried")
         field = _PENDING_FIELD[type(message)]
         return cls.model_validate({field: message})
@@ -136,6 +139,13 @@ class BillingState(BaseModel):
     ratable_months: list[str] = Field(default_factory=list)
     releases: int = 0
     swept: bool = False
+    #: Drafts waiting for review, by draft id, and the exception each waits under.
+    drafts: dict[str, DraftInvoice] = Field(default_factory=dict)
+    draft_holds: dict[str, str] = Field(default_factory=dict)
+    #: Reviews decided and not yet acted on, by draft id.
+    reviews: dict[str, ReviewInvoice] = Field(default_factory=dict)
+    #: Drafts made so far, by invoice reference: the next draft's id follows from it.
+    draft_counts: dict[str, int] = Field(default_factory=dict)
 
     @field_validator("closed_periods", mode="before")
     @classmethod

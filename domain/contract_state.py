@@ -107,6 +107,8 @@ class ContractState(BaseModel):
                 not_to_exceed=contract.not_to_exceed,
                 rates=initial_rates(contract.rate_card, contract.start_date),
                 milestones=list(contract.milestones),
+                po_number=contract.po_number,
+                bill_to=contract.bill_to,
             ),
             ordered=ordered,
         )
@@ -153,5 +155,16 @@ class ContractState(BaseModel):
                 "end_date": terms.end_date,
                 "not_to_exceed": terms.not_to_exceed,
                 "milestones": list(terms.milestones),
+                "po_number": terms.po_number,
+                "bill_to": terms.bill_to,
             }
         )
+
+    @property
+    def review_required(self) -> bool:
+        """Whether invoices wait as drafts for an operator's review: the contract's own
+        setting, else its legal entity's (known once validated)."""
+        review = self.contract.invoice_review
+        if review is None and self.validated is not None:
+            review = self.validated.invoice_review
+        return review == "required"

@@ -105,6 +105,26 @@ class Customer(Model):
     )
 
 
+#: Whether a legal entity's (or a contract's) invoices wait for an operator's review before
+#: they are numbered and issued.
+InvoiceReview = Literal["none", "required"]
+
+#: The customer's purchase order number, as it must appear on the invoice.
+PoNumber = Annotated[
+    str, Field(min_length=1, max_length=64, description="the customer's purchase order number")
+]
+
+
+class BillTo(Model):
+    """Who the customer's invoices are addressed to (its accounts payable contact)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(
+        default=None, pattern=rf"^{_NOT_AT}+@{_NOT_AT}+\.{_NOT_AT}+$", max_length=254
+    )
+    address: str | None = Field(default=None, min_length=1, max_length=500)
+
+
 class RateCardEntry(Model):
     role: str = Field(min_length=1, max_length=80)
     hourly_rate: Amount
@@ -218,6 +238,22 @@ class ContractApproved(Model):
         # Left out when absent, so an approval without one is written exactly as before.
         exclude_if=lambda value: value is None,
     )
+    po_number: PoNumber | None = Field(
+        default=None,
+        description="the customer's purchase order number, sent to the ERP on every invoice",
+        exclude_if=lambda value: value is None,
+    )
+    bill_to: BillTo | None = Field(
+        default=None,
+        description="the contact the invoices are addressed to, sent to the ERP on every invoice",
+        exclude_if=lambda value: value is None,
+    )
+    invoice_review: InvoiceReview | None = Field(
+        default=None,
+        description="none: invoices are issued at once; required: each is a draft until an "
+        "operator approves it; absent: the legal entity's setting (C2C_INVOICE_REVIEW)",
+        exclude_if=lambda value: value is None,
+    )
 
     @field_validator("currency")
     @classmethod
@@ -298,6 +334,9 @@ class Amendment(Model):
     )
     end_date: StrictDate | None = None
     not_to_exceed: Amount | None = None
+    #: A new purchase order number or bill-to contact: on every invoice from then on.
+    po_number: PoNumber | None = Field(default=None, exclude_if=lambda value: value is None)
+    bill_to: BillTo | None = Field(default=None, exclude_if=lambda value: value is None)
     reason: str = Field(min_length=1, max_length=1000)
     #: Who asked for it (the API's caller's identity; the API sets it, a client's value is
     #: replaced). Absent from messages sent before it existed.
@@ -395,6 +434,38 @@ class ResolveException(Model):
     action: ExceptionAction
     operator: str = Field(min_length=1, max_length=200)
     note: str = Field(default="", max_length=2000)
+
+
+class ReviewInvoice(Model):
+    """An operator's review of a draft invoice: approve it (it is numbered and issued) or
+    reject it with the reason (an exception for the finance queue)."""
+
+    invoice_id: str = Field(min_length=1, max_length=120, description="the draft's id")
+    decision: Literal["approve", "reject"]
+    operator: str = Field(min_length=1, max_length=200)
+    reason: str | None = Field(default=None, min_length=1, max_length=2000)
+
+    @model_validator(mode="after")
+    def _rejected_with_a_reason(self) -> Self:
+        if self.decision == "reject" and not self.reason:
+            errors = FieldErrors("ReviewInvoice")
+            errors.add(("reason",), "a rejection needs a reason", None)
+            errors.raise_if_any()
+        return self
+
+
+class DraftInvoice(Model):
+    """A draft invoice waiting for review: a preview, with no number and nothing issued."""
+
+    invoice_id: str
+    reference: str
+    period: str | None = None
+    milestone_id: str | None = None
+    subtotal: Money
+    tax: Money
+    total: Money
+    drafted_at: datetime
+    po_number: str | None = None
 
 
 class TerminateContract(Model):
@@ -595,6 +666,10 @@ class ContractStatus(Model):
     history_omitted: int = 0
     #: Invoices settled before the current run, not listed in ``invoices``.
     settled_invoices: SettledInvoices = Field(default_factory=SettledInvoices)
+    #: Draft invoices waiting for an operator's review (no number yet, nothing issued).
+    drafts: list[DraftInvoice] = Field(default_factory=list)
+    po_number: str | None = None
+    bill_to: BillTo | None = None
 
 
 class ContractSummary(Model):

@@ -78,6 +78,8 @@ SIGNAL_TERMINATE_CONTRACT = "terminate_contract"
 QUERY_STATUS = "status"
 # Beyond SPEC.md: an operator's correction of an issued invoice, by credit note.
 SIGNAL_CREDIT_INVOICE = "credit_invoice"
+# Beyond SPEC.md: an operator's review of a draft invoice (approve or reject).
+UPDATE_REVIEW_INVOICE = "review_invoice"
 
 # Search attributes (SPEC.md section 2).
 SA_CONTRACT_ID = SearchAttributeKey.for_keyword("ContractId")

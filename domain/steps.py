@@ -15,8 +15,11 @@ from pydantic import BaseModel, Field
 
 from domain.models import (
     Amendment,
+    BillTo,
     ContractApproved,
     CreditNoteSummary,
+    DraftInvoice,
+    InvoiceReview,
     InvoiceSummary,
     OpenException,
     PaymentReceived,
@@ -45,6 +48,7 @@ RESOLVE_EXCEPTION_RECORD = "resolve_exception_record"
 ESCALATE_EXCEPTION = "escalate_exception"
 RECORD_ARRIVAL_ORDER = "record_arrival_order"
 ARCHIVE_SIGNED_DOCUMENT = "archive_signed_document"
+RECORD_INVOICE_REVIEW = "record_invoice_review"
 
 #: The system whose task queue (and so whose rate limit) each step runs under. A step that
 #: calls several systems runs under the one that limits it: the ERP, whose API allows one
@@ -118,6 +122,8 @@ class Validated(BaseModel):
     legal_entity_country: str | None = None
     #: The customer's tax registration (VAT) number: the CRM account's, else the contract's.
     customer_tax_id: str | None = None
+    #: Whether the legal entity's invoices wait for review as drafts (configuration).
+    invoice_review: InvoiceReview = "none"
 
 
 class CreatedRef(BaseModel):
@@ -183,6 +189,15 @@ class BillPeriodInput(StepInput):
     refs: dict[str, str]
     revenue: RevenuePlan | None = None
     revenue_method: str = "as_invoiced"
+    #: Sent to the ERP with the invoice (absent: none).
+    po_number: str | None = None
+    bill_to: BillTo | None = None
+    #: Make only a draft under this id: price, cap and tax the invoice, keep the preview in
+    #: the ledger; no ERP invoice, no committed tax document, no payment intent.
+    draft_id: str | None = None
+    #: The draft this invoice issues once an operator approved it, and who approved it.
+    approved_draft: str | None = None
+    approved_by: str | None = None
 
 
 class BillPeriodResult(BaseModel):
@@ -196,6 +211,17 @@ class BillPeriodResult(BaseModel):
     as_invoiced: Money = Decimal(0)
     revenue_posted: Money = Decimal(0)
     revenue: RevenueStatus | None = None
+    #: The draft made instead of an invoice (``BillPeriodInput.draft_id``).
+    draft: DraftInvoice | None = None
+
+
+class InvoiceReviewInput(StepInput):
+    """A rejected draft, recorded in the ledger (an approval is recorded as it is issued)."""
+
+    draft_id: str
+    operator: str
+    reason: str
+    at: datetime
 
 
 class ApplyPaymentInput(StepInput):

@@ -240,6 +240,14 @@ class InvoiceLineDraft(WriteModel):
     tax_amount: Money = ZERO
 
 
+class BillToContact(WriteModel):
+    """Who the invoice is addressed to at the customer (its accounts payable contact)."""
+
+    name: str
+    email: str | None = None
+    address: str | None = None
+
+
 class InvoiceDraft(WriteModel):
     """A draft invoice of a contract, unique by ``reference`` (or, without one, by its
     milestone or period)."""
@@ -267,6 +275,9 @@ class InvoiceDraft(WriteModel):
     functional_subtotal: Money | None = None
     functional_tax: Money | None = None
     functional_total: Money | None = None
+    #: The customer's purchase order number and bill-to contact, printed on the invoice.
+    po_number: str | None = None
+    bill_to: BillToContact | None = None
 
     @property
     def business_key(self) -> str:

@@ -27,6 +27,7 @@ from domain.money import ZERO, Money, Quantity
 from domain.names import BillingModel, ExceptionQueue, Stage
 from domain.periods import Period
 from ledger.books import AgingReport, aging_of
+from ledger.drafts import InvoiceDraft
 from ledger.models import (
     AmendmentFact,
     BillingFact,
@@ -174,6 +175,10 @@ class KpiReport(BaseModel):
     trend: list[TrendPoint]
     #: Open receivables by days past due, per legal entity, on the report's day.
     ar_aging: list[AgingReport] = Field(default_factory=list)
+    #: From a draft invoice to its approval (entities that review invoices), by approval.
+    draft_approval: Distribution = Field(default_factory=Distribution)
+    #: Draft invoices waiting for review on the report's day.
+    drafts_waiting: int = 0
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -259,6 +264,7 @@ class _Facts:
     amendments: list[AmendmentFact]
     unbilled: list[UnbilledTimeRecord]
     applications: list[CashApplicationFact] = field(default_factory=list)
+    drafts: list[InvoiceDraft] = field(default_factory=list)
     invoices: list[BillingFact] = field(init=False)
     #: Every change to receivables, in the entity's books, worked out once for all windows.
     movements: list[_Movement] = field(init=False)
@@ -318,6 +324,7 @@ def _load(ledger: Ledger, legal_entity: str | Collection[str] | None) -> _Facts:
         amendments=ledger.rows_of_entity(AmendmentFact, legal_entity),
         unbilled=ledger.rows_of_entity(UnbilledTimeRecord, legal_entity),
         applications=ledger.rows_of_entity(CashApplicationFact, legal_entity),
+        drafts=ledger.rows_of_entity(InvoiceDraft, legal_entity),
     )
 
 
@@ -382,6 +389,12 @@ def kpi_report(
         sla_breaches=_sla_breaches(facts.exceptions, window, now, sla),
         trend=_trend(facts, month, now),
         ar_aging=_aging(facts, now.date()),
+        draft_approval=distribution(
+            d.reviewed_at - d.drafted_at
+            for d in facts.drafts
+            if d.status == "approved" and d.reviewed_at is not None and window.holds(d.reviewed_at)
+        ),
+        drafts_waiting=sum(d.status == "draft" for d in facts.drafts),
     )
 
 

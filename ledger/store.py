@@ -13,6 +13,7 @@ from ledger.audit import AuditLedger
 from ledger.call_slots import CallSlotLedger
 from ledger.contracts import ContractLedger
 from ledger.documents import DocumentLedger
+from ledger.drafts import DraftLedger
 from ledger.exception_queue import ExceptionQueueLedger
 from ledger.facts import FactLedger
 from ledger.inbound import InboundEventLedger
@@ -29,6 +30,7 @@ class Ledger(
     InboundEventLedger,
     FactLedger,
     DocumentLedger,
+    DraftLedger,
     CallSlotLedger,
     OutboundLedger,
 ):

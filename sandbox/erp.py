@@ -150,6 +150,8 @@ class ErpInvoice(Row, table=True):
     functional_total: Decimal | None = Field(default=None, sa_type=DecimalText)
     #: Mentions the invoice must carry (a reverse charge's legal text).
     notes: list[str] | None = Field(default=None, sa_type=JSON)
+    po_number: str | None = None
+    bill_to: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     issued_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = Field(sa_type=UtcDateTime)
 

@@ -70,6 +70,12 @@ class InvoiceLineIn(Body):
     tax_amount: Money
 
 
+class BillToIn(Body):
+    name: Text
+    email: str | None = PydanticField(default=None, max_length=254)
+    address: LongText | None = None
+
+
 class InvoiceIn(Body):
     contract_id: str
     erp_contract_id: str
@@ -92,6 +98,9 @@ class InvoiceIn(Body):
     functional_tax: Money | None = None
     functional_total: Money | None = None
     notes: list[LongText] = PydanticField(default_factory=list, max_length=10)
+    #: The customer's purchase order number and the contact the invoice is addressed to.
+    po_number: str | None = PydanticField(default=None, min_length=1, max_length=64)
+    bill_to: BillToIn | None = None
 
 
 class PaymentIn(Body):
@@ -134,6 +143,8 @@ def invoice_out(invoice: ErpInvoice) -> dict[str, Any]:
         "functional_tax": opt_dec(invoice.functional_tax),
         "functional_total": opt_dec(invoice.functional_total),
         "notes": invoice.notes or [],
+        "po_number": invoice.po_number,
+        "bill_to": invoice.bill_to,
         "issued_at": opt_timestamp(invoice.issued_at),
         "created_at": timestamp(invoice.created_at),
     }
@@ -247,7 +258,10 @@ def create_invoice(body: InvoiceIn, db: Db) -> dict[str, Any]:
         ccy = body.currency
         zero = round_money(Decimal(0), ccy)
         invoice = ErpInvoice(
-            **body.model_dump(exclude={"lines", "subtotal", "tax", "total", "reference"}),
+            **body.model_dump(
+                exclude={"lines", "subtotal", "tax", "total", "reference", "bill_to"}
+            ),
+            bill_to=body.bill_to.model_dump(exclude_none=True) if body.bill_to else None,
             reference=reference,
             lines=body.model_dump(mode="json")["lines"],
             subtotal=round_money(body.subtotal, ccy),

@@ -19,6 +19,7 @@ and the lines to record; it holds no reference to the workflow, and tests drive 
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -44,6 +45,8 @@ with workflow.unsafe.imports_passed_through():
         InvoiceSummary,
         MilestoneCompleted,
         MilestoneStatus,
+        ResolveException,
+        ReviewInvoice,
     )
     from domain.names import BillingModel, ExceptionAction
     from domain.periods import Period
@@ -57,9 +60,11 @@ with workflow.unsafe.imports_passed_through():
     from domain.steps import (
         BILL_PERIOD,
         CLOSE_TIME_ENTRY,
+        RECORD_INVOICE_REVIEW,
         BillPeriodInput,
         BillPeriodResult,
         CloseTimeEntryInput,
+        InvoiceReviewInput,
         RevenuePlan,
         TimeEntryClosed,
         TimePricing,
@@ -83,6 +88,9 @@ PATCH_CLOSE_TIME_ENTRY = "termination-closes-time-entry"
 CAP_STEP = "not_to_exceed"
 #: The step of the notice about time dated after a terminated contract's last day.
 WORK_AFTER_END_STEP = "work_after_end"
+#: The step of a draft invoice's review, and of a rejected draft, in the exception queue.
+REVIEW_STEP = "invoice_review"
+REJECTED_STEP = "invoice_rejected"
 
 
 # ------------------------------------------------------------------ views
@@ -380,11 +388,14 @@ def _bill(
     milestone_id: str | None = None,
     revenue: RevenuePlan | None = None,
 ) -> Decision[BillPeriodResult | None]:
-    c = s.contract
-    validated = s.validated
-    result: BillPeriodResult | None = yield RunStep(
-        BILL_PERIOD,
-        BillPeriodInput(
+    """Make one invoice: at once, or, where invoices are reviewed, as a draft that waits for
+    an operator's approval before it is numbered and issued."""
+
+    def step(**review: str | None) -> BillPeriodInput:
+        # Built from the state when it runs: a draft made again after a rejection takes the
+        # terms (rates, purchase order, bill-to) as amended since.
+        c, validated = s.contract, s.validated
+        return BillPeriodInput(
             contract_id=c.contract_id,
             reference=reference,
             period=str(period),
@@ -410,11 +421,112 @@ def _bill(
             refs=s.refs,
             revenue=revenue,
             revenue_method=revenue_method(c.billing_model),
-        ),
-        BillPeriodResult,
-        summary=f"invoice {reference}",
+            po_number=s.terms.po_number,
+            bill_to=s.terms.bill_to,
+            **review,
+        )
+
+    if not (s.ordered and s.review_required):
+        result: BillPeriodResult | None = yield RunStep(
+            BILL_PERIOD, step(), BillPeriodResult, summary=f"invoice {reference}"
+        )
+        return result
+    while True:
+        draft_id = _next_draft_id(s, reference)
+        drafted: BillPeriodResult | None = yield RunStep(
+            BILL_PERIOD, step(draft_id=draft_id), BillPeriodResult, summary=f"draft {reference}"
+        )
+        if drafted is None or drafted.draft is None:
+            # Skipped, nothing to invoice, or issued already (by a run a reset replaced).
+            return drafted
+        draft = drafted.draft
+        s.billing.drafts[draft_id] = draft
+        ccy = s.contract.currency
+        preview = f"{draft.subtotal} + tax {draft.tax} = {draft.total} {ccy}"
+        yield Record(f"draft invoice {draft_id} for {reference}: {preview}, waiting for review")
+        action = yield Hold(
+            REVIEW_STEP,
+            "c2c",
+            "invoice_review",
+            f"draft invoice {draft_id} for {reference} ({preview}) waits for review: approve "
+            "it to number and issue it, or reject it with the reason",
+            subject=draft_id,
+            draft_id=draft_id,
+        )
+        s.billing.drafts.pop(draft_id, None)
+        review = s.billing.reviews.pop(draft_id, None)
+        if action is ExceptionAction.ABORT:
+            return None
+        if review is None or review.decision == "approve":
+            approver = review.operator if review else None
+            yield Record(f"draft invoice {draft_id} approved by {approver or 'an operator'}")
+            result = yield RunStep(
+                BILL_PERIOD,
+                step(approved_draft=draft_id, approved_by=approver),
+                BillPeriodResult,
+                summary=f"invoice {reference}",
+            )
+            return result
+        reason = review.reason or ""
+        yield Record(f"draft invoice {draft_id} rejected by {review.operator}: {reason}")
+        yield RunStep(
+            RECORD_INVOICE_REVIEW,
+            InvoiceReviewInput(
+                contract_id=s.contract.contract_id,
+                draft_id=draft_id,
+                operator=review.operator,
+                reason=reason,
+                at=now(),
+            ),
+            None,
+            summary=f"draft {draft_id} rejected",
+        )
+        action = yield Hold(
+            REJECTED_STEP,
+            "c2c",
+            "invoice_rejected",
+            f"draft invoice {draft_id} for {reference} was rejected by {review.operator}: "
+            f"{reason}. Fix what is wrong (the rates, the purchase order or the bill-to, by "
+            "amendment) and retry to draft it again, skip to bill nothing for it, or abort",
+            subject=draft_id,
+        )
+        if action is not ExceptionAction.RETRY:
+            return None
+
+
+def _next_draft_id(s: ContractState, reference: str) -> str:
+    """The id of the next draft of the invoice ``reference``: derived again by a reset."""
+    count = s.billing.draft_counts[reference] = s.billing.draft_counts.get(reference, 0) + 1
+    seed = f"{s.contract.contract_id}:{reference}:{count}"
+    return f"DRAFT-{hashlib.sha256(seed.encode()).hexdigest()[:12].upper()}"
+
+
+def review_refusal(s: ContractState, review: ReviewInvoice) -> str | None:
+    """Why an operator's review of a draft cannot be taken now, or ``None``."""
+    exception_id = s.billing.draft_holds.get(review.invoice_id)
+    if exception_id is None or exception_id not in s.open:
+        return f"invoice {review.invoice_id} is not a draft waiting for review on this contract"
+    if exception_id in s.decisions or review.invoice_id in s.billing.reviews:
+        return f"draft {review.invoice_id} is already being reviewed"
+    return None
+
+
+def review(s: ContractState, message: ReviewInvoice) -> ResolveException:
+    """Take an operator's review in its turn: the decision that ends the draft's hold.
+
+    Assumes ``review_refusal`` found nothing wrong.
+    """
+    s.billing.reviews[message.invoice_id] = message
+    exception_id = s.billing.draft_holds[message.invoice_id]
+    note = "approved" if message.decision == "approve" else f"rejected: {message.reason}"
+    decision = ResolveException(
+        exception_id=exception_id,
+        action=ExceptionAction.RETRY,
+        operator=message.operator,
+        note=f"draft {message.invoice_id} {note}",
     )
-    return result
+    s.decisions[exception_id] = decision
+    return decision
 
 
 def _after_bill(

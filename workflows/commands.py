@@ -59,6 +59,9 @@ class Hold:
     code: str
     message: str
     subject: str = ""
+    #: The draft invoice the hold waits to have reviewed (its approval or rejection decides
+    #: the hold), if any.
+    draft_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.carried import ContractRun
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         MilestoneCompleted,
         PaymentReceived,
         ResolveException,
+        ReviewInvoice,
         TerminateContract,
     )
     from domain.names import (
@@ -56,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_TERMINATE_CONTRACT,
         UPDATE_APPLY_AMENDMENT,
         UPDATE_RESOLVE_EXCEPTION,
+        UPDATE_REVIEW_INVOICE,
         WORKFLOW_TYPE,
         Stage,
     )
@@ -262,3 +265,16 @@ class ContractToCash(RunLoop):
         reason = self._resolution_refusal(decision)
         if reason is not None:
             raise ValueError(reason)
+
+    @workflow.update(name=UPDATE_REVIEW_INVOICE)
+    async def review_invoice(self, review: ReviewInvoice) -> ContractStatus:
+        """An operator approves or rejects a draft invoice, decided in its turn."""
+        if not self.s.ordered:
+            raise ApplicationError(
+                "this contract's run predates invoice review: it has no drafts",
+                type="Refused",
+                non_retryable=True,
+            )
+        status = await self._answer_of(self._enqueue(review, update=True))
+        assert isinstance(status, ContractStatus)
+        return status

@@ -9,6 +9,7 @@ carries the audit entries not yet written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -100,7 +101,14 @@ class StepExecution(ContractBase):
     if TYPE_CHECKING:
 
         async def hold(
-            self, step: str, system: str, code: str, message: str, *, subject: str = ""
+            self,
+            step: str,
+            system: str,
+            code: str,
+            message: str,
+            *,
+            subject: str = "",
+            draft_id: str = "",
         ) -> ExceptionAction: ...
 
     def _contract_step(self) -> ContractStep:
@@ -114,11 +122,13 @@ class StepExecution(ContractBase):
         *,
         summary: str | None = None,
         abort_ends_contract: bool = True,
+        again: Callable[[], StepInput] | None = None,
     ) -> R | None:
         """Run one business step; on failure hold the contract until an operator decides.
 
         Returns ``None`` when the operator skipped the step (or aborted, when
         ``abort_ends_contract`` is false: the abort then takes effect in the main loop).
+        A retry runs the step with ``again()``'s input, if given: what changed meanwhile.
         """
         timeout = self._step_timeout()
         while True:
@@ -139,6 +149,8 @@ class StepExecution(ContractBase):
                     name, system, code, message, subject=summary or STEP_SUMMARIES.get(name, name)
                 )
                 if action is ExceptionAction.RETRY:
+                    if again is not None:
+                        arg = again()
                     continue
                 if action is ExceptionAction.SKIP:
                     return None

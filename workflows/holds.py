@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from domain.models import ResolveException
+    from domain.models import ResolveException, ReviewInvoice
     from domain.names import ExceptionAction, Stage
     from domain.steps import (
         APPLY_CASH,
@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
         OpenExceptionInput,
         ResolveExceptionInput,
     )
-    from workflows.billing import CAP_STEP, WORK_AFTER_END_STEP
+    from workflows.billing import CAP_STEP, REJECTED_STEP, WORK_AFTER_END_STEP
     from workflows.collections import CASH_STEP, DUNNING_STEP
     from workflows.execution import StepExecution
     from workflows.state import Inbound
@@ -65,6 +65,7 @@ SKIPPABLE_STEPS = frozenset(
         ARCHIVE_SIGNED_DOCUMENT,
         CLOSE_TIME_ENTRY,
         CAP_STEP,
+        REJECTED_STEP,
         WORK_AFTER_END_STEP,
         DUNNING_STEP,
         INBOX_STEP,
@@ -150,12 +151,20 @@ class Holds(StepExecution):
                 await self.close_exception(exception_id)
 
     async def hold(
-        self, step: str, system: str, code: str, message: str, *, subject: str = ""
+        self,
+        step: str,
+        system: str,
+        code: str,
+        message: str,
+        *,
+        subject: str = "",
+        draft_id: str = "",
     ) -> ExceptionAction:
         """Put the contract on hold with an exception and wait for the operator's decision.
 
         ``subject`` names what failed (an invoice's reference, an amendment): with the step it
-        keys the exception's id, so that a reset opens the same exception again.
+        keys the exception's id, so that a reset opens the same exception again. A hold for a
+        ``draft_id`` waits for the draft's review (or a decision on the exception itself).
         """
         if self.s.stage is not Stage.ON_HOLD:
             self.s.resume_stage = self.s.stage
@@ -163,6 +172,8 @@ class Holds(StepExecution):
             exception_id = await self.open_exception(
                 step, system, code, message, blocking=True, subject=subject
             )
+            if draft_id:
+                self.s.billing.draft_holds[draft_id] = exception_id
             self._enter(Stage.ON_HOLD, f"{step} failed: {system} {code}: {message}")
             self._wait_for(f"operator decision on {exception_id}")
             # Written now, not with the next step: the ledger, the API lists and the metrics
@@ -180,6 +191,13 @@ class Holds(StepExecution):
             finally:
                 await self._lock.acquire()
         decision = self.s.decisions[exception_id]
+        held = self.s.billing.draft_holds.pop(draft_id, None)
+        retried = decision.action is ExceptionAction.RETRY
+        if held and retried and draft_id not in self.s.billing.reviews:
+            # Retried from the exception queue rather than reviewed: an approval.
+            self.s.billing.reviews[draft_id] = ReviewInvoice(
+                invoice_id=draft_id, decision="approve", operator=decision.operator
+            )
         self._wait_for("")
         event = f"{decision.action} of {step} by {decision.operator}" + (
             f": {decision.note}" if decision.note else ""

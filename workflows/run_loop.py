@@ -21,7 +21,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.amendments import apply_amendment
+    from domain.amendments import Terms, apply_amendment, only_invoicing_details
     from domain.carried import ContractRun, Message
     from domain.contract_state import FINISHED
     from domain.models import (
@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         MalformedMessage,
         PaymentReceived,
         ResolveException,
+        ReviewInvoice,
         TerminateContract,
     )
     from domain.names import SA_CONTRACT_VALUE, Stage
@@ -49,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         AmendmentPropagated,
         ArrivalOrder,
         CloseContractInput,
+        ContractStep,
         CreatedRef,
         Validated,
     )
@@ -112,7 +114,12 @@ class RunLoop(Holds):
             return None
         if isinstance(command, Hold):
             return await self.hold(
-                command.step, command.system, command.code, command.message, subject=command.subject
+                command.step,
+                command.system,
+                command.code,
+                command.message,
+                subject=command.subject,
+                draft_id=command.draft_id,
             )
         if isinstance(command, OpenException):
             return await self.open_exception(
@@ -139,7 +146,13 @@ class RunLoop(Holds):
 
     async def _validate(self) -> None:
         self._enter(Stage.VALIDATING, "validating customer, legal entity, tax address, rate card")
-        self.s.validated = await self.step(VALIDATE_CONTRACT, self._contract_step(), Validated)
+
+        # As amended so far: a purchase order amended in while validation waits is checked.
+        def contract() -> ContractStep:
+            step = self._contract_step()
+            return step.model_copy(update={"contract": self.s.amended_contract()})
+
+        self.s.validated = await self.step(VALIDATE_CONTRACT, contract(), Validated, again=contract)
         if self.s.validated:
             self.record(f"validated: tax jurisdiction {self.s.validated.jurisdiction_code}")
 
@@ -229,6 +242,14 @@ class RunLoop(Holds):
                 if inbound.key is not None:
                     self._unsettled.append(inbound.key)
             await self._close_notices()
+        elif isinstance(message, ReviewInvoice):
+            refusal = billing.review_refusal(self.s, message)
+            if refusal is not None:
+                self._answer(inbound, Refused(refusal))
+                return
+            billing.review(self.s, message)
+            if inbound.key is not None:
+                self._unsettled.append(inbound.key)
         elif isinstance(message, TerminateContract):
             self._decide_termination(message)
             if self.s.terminate is message:
@@ -269,8 +290,12 @@ class RunLoop(Holds):
         for) once the contract exists in the ERP and the PSA. Period closes, payments,
         milestones and credits wait until the hold is over."""
         if isinstance(message, Amendment):
-            return self.s.provisioned or self.s.stage in FINISHED
-        return isinstance(message, ResolveException | TerminateContract | MalformedMessage)
+            # An amendment of the purchase order or bill-to alone touches no system: it is
+            # decided at once, and may be the fix a hold at validation waits for.
+            return self.s.provisioned or self.s.stage in FINISHED or only_invoicing_details(message)
+        return isinstance(
+            message, ResolveException | ReviewInvoice | TerminateContract | MalformedMessage
+        )
 
     def _next_on_hold(self) -> int | None:
         decidable = (self._decidable_on_hold(inbound.message) for inbound in self._inbox)
@@ -465,6 +490,8 @@ class RunLoop(Holds):
             return result
         amended = apply_amendment(self.terms, amendment)
         contract = self.s.amended_contract(amended)
+        if only_invoicing_details(amendment):
+            return self._applied(aid, amendment, amended, ["ledger"])
         propagated = await self.step(
             PROPAGATE_AMENDMENT,
             AmendmentInput(
@@ -487,8 +514,14 @@ class RunLoop(Holds):
             )
             self.s.amendments[aid] = result
             return result
-        self.s.terms = amended
         systems = propagated.propagated_to if propagated else ["ledger"]
+        return self._applied(aid, amendment, amended, systems)
+
+    def _applied(
+        self, aid: str, amendment: Amendment, amended: Terms, systems: list[str]
+    ) -> AmendmentResult:
+        self.s.terms = amended
+        contract = self.s.amended_contract(amended)
         result = AmendmentResult(
             amendment_id=aid, status="applied", propagated_to=systems, at=workflow.now()
         )

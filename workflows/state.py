@@ -289,4 +289,7 @@ class ContractBase:
             queued_messages=len(self._inbox),
             history_omitted=self.s.history_omitted,
             settled_invoices=self.s.collections.settled,
+            drafts=list(self.s.billing.drafts.values()),
+            po_number=self.s.terms.po_number,
+            bill_to=self.s.terms.bill_to,
         )

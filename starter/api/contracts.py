@@ -35,6 +35,7 @@ from domain.models import (
     MilestoneCompleted,
     PaymentReceived,
     ResolveException,
+    ReviewInvoice,
     TerminateContract,
 )
 from domain.names import (
@@ -54,6 +55,7 @@ from domain.names import (
     SIGNAL_TERMINATE_CONTRACT,
     UPDATE_APPLY_AMENDMENT,
     UPDATE_RESOLVE_EXCEPTION,
+    UPDATE_REVIEW_INVOICE,
     WORKFLOW_TYPE,
     BillingModel,
     Stage,
@@ -439,6 +441,13 @@ async def resolve_exception(
 ) -> ContractStatus:
     return await contract_handle(client, contract_id).execute_update(
         UPDATE_RESOLVE_EXCEPTION, decision, result_type=ContractStatus
+    )
+
+
+async def review_invoice(client: Client, contract_id: str, review: ReviewInvoice) -> ContractStatus:
+    """Approve or reject one of the contract's draft invoices, decided in its turn."""
+    return await contract_handle(client, contract_id).execute_update(
+        UPDATE_REVIEW_INVOICE, review, result_type=ContractStatus
     )
 
 

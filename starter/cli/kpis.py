@@ -81,6 +81,8 @@ def report_text(report: KpiReport) -> str:
         f"({_ratio(c.rate)})",
         f"  amendment propagation: {_dist(report.amendment_propagation)}",
         f"  exception resolution: {_dist(report.exception_resolution)}",
+        f"  invoice review (draft -> approved): {_dist(report.draft_approval)}; "
+        f"{report.drafts_waiting} draft(s) waiting",
     ]
     if u.unavailable:
         lines.append(f"  unbilled approved time: unavailable ({u.unavailable})")

@@ -22,7 +22,7 @@ from typing import Any, NoReturn, TypeVar
 import httpx
 import typer
 from pydantic import BaseModel, ValidationError
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from c2c.codec import EncryptionKeyError, Keyring
@@ -47,7 +47,7 @@ from starter.api.errors import ApiError
 from starter.api.fields import problems
 from starter.api.webhooks import PROCESSORS
 from starter.cli import render
-from starter.ops import dead_letters, exception_queue
+from starter.ops import dead_letters, exception_queue, invoice_review
 from starter.ops.reset import LAST_FAILURE, ResetDone, ResetRefused, reset_contract
 
 T = TypeVar("T")
@@ -57,7 +57,9 @@ M = TypeVar("M", bound=BaseModel)
 EXIT_INVALID = 2
 
 contracts_app = typer.Typer(help="Start, inspect, amend and list contracts.", no_args_is_help=True)
-billing_app = typer.Typer(help="Billing periods.", no_args_is_help=True)
+billing_app = typer.Typer(
+    help="Billing periods, credit notes and the review of draft invoices.", no_args_is_help=True
+)
 ops_app = typer.Typer(
     help="The exception queue (list, retry, skip, abort), dead letters (list, replay), resets, "
     "and secrets (new-key, hash-token).",
@@ -249,6 +251,84 @@ def credit(
         f"Asked contract {contract_id} to credit {amount} on invoice {invoice_id} "
         f"(credit note {keyed.credit_note_id}); see `c2c contracts status {contract_id}`."
     )
+
+
+@billing_app.command("drafts")
+def drafts(
+    status: str = typer.Option("draft", help="draft (waiting for review), approved or rejected"),
+    legal_entity: str | None = typer.Option(None, "--legal-entity", help="only this entity"),
+    contract: str | None = typer.Option(None, help="only this contract"),
+    as_json: bool = typer.Option(False, "--json", help="print the drafts, lines included"),
+) -> None:
+    """List draft invoices waiting for review (or reviewed ones), with their totals."""
+    if status not in ("draft", "approved", "rejected"):
+        raise typer.BadParameter(
+            f"{status!r} is not draft, approved or rejected", param_hint="--status"
+        )
+    items = asyncio.run(
+        invoice_review.list_drafts(
+            open_ledger(),
+            status=status,  # type: ignore[arg-type]
+            legal_entity=legal_entity,
+            contract_id=contract,
+        )
+    )
+    if as_json:
+        typer.echo(json.dumps([i.model_dump(mode="json") for i in items], indent=2))
+    else:
+        typer.echo(render.drafts_table(items))
+
+
+def _review(invoice_id: str, decision: str, operator: str, reason: str | None) -> None:
+    ledger = open_ledger()
+    try:
+        item = asyncio.run(invoice_review.get_draft(ledger, invoice_id))
+    except invoice_review.DraftNotFound as exc:
+        fail(str(exc))
+
+    async def review(client: Client) -> str:
+        try:
+            after = await invoice_review.review(
+                client,
+                item,
+                "approve" if decision == "approve" else "reject",
+                operator=operator,
+                reason=reason,
+            )
+        except invoice_review.DraftNotWaiting as exc:
+            fail(str(exc))
+        except WorkflowUpdateFailedError as exc:
+            fail(f"the contract refused: {updates.rejection_reason(exc)}")
+        return after.stage
+
+    stage = with_temporal(review)
+    done = "approved: it is numbered and issued" if decision == "approve" else "rejected"
+    typer.echo(
+        f"Draft {invoice_id} of contract {item.contract_id} {done} by {operator}; "
+        f"the contract is now {stage}"
+    )
+
+
+@billing_app.command("approve")
+def approve(
+    invoice_id: str = typer.Argument(..., help="the draft's id (DRAFT-...)"),
+    operator: str | None = typer.Option(None, help="who approves (default: your user name)"),
+) -> None:
+    """Approve a draft invoice: the contract numbers and issues it; its due date runs from now."""
+    _review(invoice_id, "approve", operator or _whoami(), None)
+
+
+@billing_app.command("reject")
+def reject(
+    invoice_id: str = typer.Argument(..., help="the draft's id (DRAFT-...)"),
+    reason: str = typer.Option(..., "--reason", help="what is wrong, for the finance queue"),
+    operator: str | None = typer.Option(None, help="who rejects (default: your user name)"),
+) -> None:
+    """Reject a draft invoice: an exception opens in the finance queue; retry it to draft the
+    invoice again once fixed, skip to bill nothing for it."""
+    if not reason.strip():
+        raise typer.BadParameter("a rejection needs a reason", param_hint="--reason")
+    _review(invoice_id, "reject", operator or _whoami(), reason)
 
 
 @ops_app.command("exceptions")

@@ -10,6 +10,7 @@ from domain.models import ContractStatus
 from starter.api.contracts import ContractListItem
 from starter.ops.dead_letters import DeadLetterItem
 from starter.ops.exception_queue import ExceptionItem
+from starter.ops.invoice_review import DraftItem
 
 if TYPE_CHECKING:
     from ledger.models import BillingFact
@@ -53,6 +54,29 @@ def contracts_table(items: Sequence[ContractListItem]) -> str:
                 i.started_at,
             ]
             for i in items
+        ],
+    )
+
+
+def drafts_table(items: Sequence[DraftItem]) -> str:
+    """``c2c billing drafts``."""
+    if not items:
+        return "No draft invoices."
+    return table(
+        ["DRAFT", "CONTRACT", "FOR", "SUBTOTAL", "TAX", "TOTAL", "PO", "STATUS", "DRAFTED"],
+        [
+            [
+                d.invoice_id,
+                d.contract_id,
+                d.reference,
+                d.subtotal,
+                d.tax,
+                f"{d.total} {d.currency}",
+                d.po_number or "-",
+                d.status if d.status == "draft" else f"{d.status} by {d.reviewed_by}",
+                d.drafted_at,
+            ]
+            for d in items
         ],
     )
 
@@ -133,6 +157,22 @@ def status_text(status: ContractStatus, settled: Sequence[BillingFact] = ()) -> 
     ]
     if status.closed_periods:
         lines.append(f"  periods billed:  {', '.join(status.closed_periods)}")
+    if status.po_number:
+        lines.append(f"  purchase order:  {status.po_number}")
+    if status.bill_to:
+        lines.append(f"  bill to:         {status.bill_to.name}")
+    if status.drafts:
+        lines += _section(
+            "Drafts waiting for review",
+            table(
+                ["DRAFT", "FOR", "SUBTOTAL", "TAX", "TOTAL", "PO"],
+                [
+                    [d.invoice_id, d.reference, d.subtotal, d.tax, d.total, d.po_number or "-"]
+                    for d in status.drafts
+                ],
+                indent="  ",
+            ),
+        )
     if status.refs:
         lines += _section(
             "References", table(["SYSTEM ID", "VALUE"], sorted(status.refs.items()), indent="  ")

@@ -1,6 +1,7 @@
 """The operations dashboard (``GET /``): server-rendered HTML for finance and on-call.
 
-Pages: ``/`` (pipeline, exception queue, KPIs; filters in the query string) and
+Pages: ``/`` (pipeline, exception queue, drafts waiting for review, KPIs; filters in the
+query string) and
 ``/contracts/{id}`` (one contract's timeline, systems' ids, invoices and amendments). Operator
 decisions are plain HTML forms posted to ``/ui/exceptions/{id}/{action}``, which call the same
 code as ``POST /api/exceptions/{id}/{action}`` and redirect back with a message. When
@@ -70,12 +71,14 @@ from starter.dashboard.views import (
     Filters,
     Problem,
     kpi_view,
+    load_drafts,
     load_kpis,
     load_pipeline,
     load_queue,
 )
-from starter.ops import exception_queue
+from starter.ops import exception_queue, invoice_review
 from starter.ops.exception_queue import ExceptionNotFound, ExceptionNotOpen
+from starter.ops.invoice_review import DraftNotFound, DraftNotWaiting
 
 log = get_logger("c2c.dashboard")
 
@@ -355,11 +358,12 @@ async def home(request: Request) -> Response:
         )
     context = context_of(request)
     # Each section reads its own source; one that fails says so and the others still show.
-    pipeline, queue, report, api_budget = await asyncio.gather(
+    pipeline, queue, report, api_budget, drafts = await asyncio.gather(
         load_pipeline(context, filters, identity.entities),
         load_queue(context, filters, identity),
         load_kpis(context, filters.legal_entity, filters.period, identity.entities),
         load_api_budget(context.settings),
+        load_drafts(context, filters, identity),
     )
     return render(
         request,
@@ -372,6 +376,7 @@ async def home(request: Request) -> Response:
         queues=[q.value for q in ExceptionQueue],
         api_budget=api_budget,
         aging_buckets=AGING_BUCKETS,
+        drafts=drafts,
     )
 
 
@@ -498,6 +503,70 @@ async def decide(exception_id: str, action: str, request: Request) -> Response:
         back,
         kind="ok",
         text=f"{done} {exception_id} on {item.contract_id}; the contract is now "
+        f"{status.stage.value.replace('_', ' ')}.",
+    )
+
+
+@router.post("/ui/invoices/{invoice_id}/{decision}")
+async def review(invoice_id: str, decision: str, request: Request) -> Response:
+    """Approve or reject a draft invoice (a rejection with its reason), then go back to the
+    page the form was on, with the outcome as a message."""
+    session = operator(request)
+    form = await read_form(request)
+    check_csrf(request, session, form)
+    back = safe_next(form.get("next"))
+    problems = []
+    if decision not in ("approve", "reject"):
+        problems.append(Problem("decision", "must be approve or reject"))
+    reason = form.get("reason", "").strip() or None
+    if decision == "reject" and reason is None:
+        problems.append(Problem("reason", "a rejection needs a reason"))
+    if reason is not None and len(reason) > MAX_NOTE_LENGTH:
+        problems.append(Problem("reason", f"must be at most {MAX_NOTE_LENGTH} characters"))
+    if problems:
+        raise refuse(problems)
+    context = context_of(request)
+    ledger = await context.ledger()
+    try:
+        item = await invoice_review.get_draft(ledger, invoice_id)
+        if not await scope.may_see(context, session.identity, item.contract_id):
+            raise DraftNotFound(invoice_id)
+    except DraftNotFound:
+        raise DashboardError(404, f"no draft invoice {invoice_id}", field="invoice_id") from None
+    client = await _temporal(context)
+    try:
+        status = await invoice_review.review(
+            client,
+            item,
+            "approve" if decision == "approve" else "reject",
+            operator=session.operator,
+            reason=reason,
+        )
+    except DraftNotWaiting as exc:
+        return redirect(request, back, kind="error", text=str(exc))
+    except WorkflowUpdateFailedError as exc:
+        reason = rejection_reason(exc)
+        return redirect(request, back, kind="error", text=f"{decision} refused: {reason}")
+    except RPCError as exc:
+        text = (
+            "the contract's workflow has finished"
+            if contracts.is_finished_error(exc)
+            else f"Temporal refused the review ({exc.status.name}); try again"
+        )
+        return redirect(request, back, kind="error", text=text)
+    log.info(
+        "draft invoice reviewed from the dashboard",
+        invoice_id=invoice_id,
+        contract_id=item.contract_id,
+        decision=decision,
+        operator=session.operator,
+    )
+    done = "Approved" if decision == "approve" else "Rejected"
+    return redirect(
+        request,
+        back,
+        kind="ok",
+        text=f"{done} {invoice_id} of {item.contract_id}; the contract is now "
         f"{status.stage.value.replace('_', ' ')}.",
     )
 

@@ -39,8 +39,9 @@ from starter.dashboard.charts import (
     stacked_bar,
     to_decimal,
 )
-from starter.ops import exception_queue
+from starter.ops import exception_queue, invoice_review
 from starter.ops.exception_queue import ExceptionItem
+from starter.ops.invoice_review import DraftItem
 
 log = get_logger("c2c.dashboard")
 
@@ -195,6 +196,31 @@ async def load_queue(
         log.warning("dashboard exception queue unavailable", error=str(exc))
         return Queue(error="The exception queue could not be read; see the API's log.")
     return Queue(items)
+
+
+@dataclass
+class Drafts:
+    """The draft invoices waiting for review, or why they could not be read."""
+
+    items: list[DraftItem] = field(default_factory=list)
+    error: str | None = None
+
+
+async def load_drafts(
+    context: ApiContext, filters: Filters, identity: Identity = ANONYMOUS
+) -> Drafts:
+    """Drafts waiting for review, oldest first, of the legal entity filtered on (and of the
+    identity's legal entities only)."""
+    try:
+        ledger = await context.ledger()
+        items = await invoice_review.list_drafts(ledger, legal_entity=filters.legal_entity)
+        visible = await contracts_of(ledger, identity)
+        if visible is not None:
+            items = [i for i in items if i.contract_id in visible]
+    except Exception as exc:
+        log.warning("dashboard drafts unavailable", error=str(exc))
+        return Drafts(error="The draft invoices could not be read; see the API's log.")
+    return Drafts(items)
 
 
 async def load_kpis(

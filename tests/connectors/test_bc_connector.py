@@ -20,6 +20,7 @@ from domain.write_models import (
     AmendmentDraft,
     BillingSchedule,
     BillingScheduleLine,
+    BillToContact,
     ContractDraft,
     CustomerDraft,
     InvoiceDraft,
@@ -370,5 +371,28 @@ async def test_refusals_carry_business_centrals_code_and_a_missing_mapping_names
             await raw(erp, "POST", "/projects", json={"displayName": "no number"})
         assert refused.value.rejection.code == "BadRequest"
         assert "number" in refused.value.rejection.message
+    finally:
+        await erp.aclose()
+
+
+async def test_an_invoice_carries_the_purchase_order_and_bill_to(sandbox_url: str) -> None:
+    """The PO goes in ``customerPurchaseOrderReference`` (``externalDocumentNumber`` stays
+    c2c's key), the bill-to contact in ``billToName``, ``billToAddressLine1`` and ``email``."""
+    erp = business_central(sandbox_url)
+    try:
+        refs = await provisioned(erp)
+        bill_to = {"name": "Acme AP", "email": "ap@acme.example", "address": "1 Main St"}
+        body = invoice_body(refs).model_copy(
+            update={
+                "reference": "2026-11",
+                "period": "2026-11",
+                "po_number": "PO-4711",
+                "bill_to": BillToContact.model_validate(bill_to),
+            }
+        )
+        invoice = await erp.create_invoice(body, idempotency_key="po")
+        assert (invoice.po_number, invoice.bill_to) == ("PO-4711", bill_to)
+        issued = await erp.issue_invoice(invoice.invoice_id, idempotency_key="po-issue")
+        assert issued.po_number == "PO-4711" and issued.number
     finally:
         await erp.aclose()

@@ -18,6 +18,7 @@ from domain.write_models import (
     AmendmentDraft,
     BillingSchedule,
     BillingScheduleLine,
+    BillToContact,
     CashApplicationDraft,
     ContractDraft,
     CreditNoteDraft,
@@ -425,3 +426,32 @@ async def test_the_signed_document_is_linked_on_the_contract_record_once(sandbox
         await erp.aclose()
     assert (linked.document_url, linked.document_sha256) == (url, sha)
     assert again == linked
+
+
+async def test_an_invoice_carries_the_purchase_order_and_bill_to(sandbox_url: str) -> None:
+    """The PO goes in ``otherRefNum``, the bill-to contact in ``billingAddress`` and
+    ``email``, and both are read back."""
+    erp = netsuite(sandbox_url)
+    try:
+        refs = await provisioned(erp)
+        bill_to = {"name": "Acme AP", "email": "ap@acme.example", "address": "1 Main St"}
+        body = invoice_body(refs).model_copy(
+            update={
+                "reference": "2026-11",
+                "period": "2026-11",
+                "po_number": "PO-4711",
+                "bill_to": BillToContact.model_validate(bill_to),
+            }
+        )
+        invoice = await erp.create_invoice(body, idempotency_key="po")
+        assert (invoice.po_number, invoice.bill_to) == ("PO-4711", bill_to)
+        record = await erp.request("GET", f"/services/rest/record/v1/invoice/{invoice.invoice_id}")
+        assert record["otherRefNum"] == "PO-4711"
+        assert record["billingAddress"] == {"addressee": "Acme AP", "addr1": "1 Main St"}
+        plain = await erp.create_invoice(
+            invoice_body(refs).model_copy(update={"reference": "2026-12", "period": "2026-12"}),
+            idempotency_key="p",
+        )
+        assert (plain.po_number, plain.bill_to) == (None, None)
+    finally:
+        await erp.aclose()

@@ -1,6 +1,6 @@
 """The dashboard as its users work it, in headless Chromium: load it, filter it, open a
 contract, retry an exception and watch the contract move on; log in as a viewer (no buttons)
-and as an operator (who aborts a contract).
+and as an operator (who aborts a contract); reject a draft invoice and approve the next.
 
 Everything behind the pages is real: the API in a uvicorn thread, the Temporal dev server,
 the c2c worker, the sandbox systems and the ledger. Chromium is Debian's (``/usr/bin/chromium``,
@@ -250,3 +250,61 @@ async def test_kpis_show_as_cards_and_charts(
     await expect(kpis.locator("svg.ages rect")).to_have_count(3)
     await kpis.scroll_into_view_if_needed()
     await shot(page, "08-kpis.png")
+
+
+async def test_an_operator_rejects_a_draft_then_approves_the_next(
+    browser: Any,
+    dashboard_url: str,
+    temporal_client: Client,
+    settings: Settings,
+    sandbox: httpx.AsyncClient,
+) -> None:
+    from domain.models import ResolveException
+    from starter.api.contracts import resolve_exception
+
+    event = approval(invoice_review="required", po_number="PO-SHOT")
+    cid = event.contract_id
+    await start_contract(temporal_client, event, task_queue=settings.task_queue)
+    active = await wait_stage(temporal_client, cid, "active")
+    await add_time(sandbox, active.refs["psa_project_id"], "Analyst", "2026-10-05", "6")
+    await close_period_for(temporal_client, cid, ClosePeriod(period="2026-10"))
+    first = (await wait_for(temporal_client, cid, lambda s: bool(s.drafts), what="a draft")).drafts[
+        0
+    ]
+
+    page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+    await page.goto(dashboard_url + "/")
+    row = page.locator(f'#drafts tr[data-draft="{first.invoice_id}"]')
+    await expect(row).to_contain_text("PO-SHOT")
+    await row.scroll_into_view_if_needed()
+    await shot(page, "09-drafts.png")
+    await row.locator("input[name=reason]").fill("hours not agreed with the customer")
+    await row.locator("button", has_text="Reject").click()
+    await expect(page.locator(".flash")).to_contain_text(f"Rejected {first.invoice_id}")
+    held = await wait_for(
+        temporal_client,
+        cid,
+        lambda s: any(e.code == "invoice_rejected" for e in s.open_exceptions),
+        what="the rejection",
+    )
+    exception = next(e for e in held.open_exceptions if e.code == "invoice_rejected")
+    await resolve_exception(
+        temporal_client,
+        cid,
+        ResolveException(exception_id=exception.exception_id, action="retry", operator="ops"),
+    )
+    again = await wait_for(
+        temporal_client,
+        cid,
+        lambda s: bool(s.drafts) and s.drafts[0].invoice_id != first.invoice_id,
+        what="the second draft",
+    )
+    second = again.drafts[0].invoice_id
+    await page.goto(dashboard_url + "/")
+    row = page.locator(f'#drafts tr[data-draft="{second}"]')
+    await row.locator("button", has_text="Approve").click()
+    await expect(page.locator(".flash")).to_contain_text(f"Approved {second}")
+    await wait_for(temporal_client, cid, lambda s: bool(s.invoices), what="the invoice")
+    await page.goto(dashboard_url + "/")
+    await expect(page.locator(f'#drafts tr[data-draft="{second}"]')).to_have_count(0)
+    await shot(page, "10-draft-approved.png")

@@ -212,8 +212,11 @@ def test_an_empty_ledger_reports_counts_of_zero_and_no_statistics(ledger: Ledger
         "sla_breaches",
         "trend",
         "ar_aging",
+        "draft_approval",
+        "drafts_waiting",
     }
     assert report.ar_aging == []
+    assert (report.draft_approval.count, report.drafts_waiting) == (0, 0)
 
 
 def test_project_setup_and_touchless_provisioning_by_entity_and_period(ledger: Ledger) -> None:

@@ -4,8 +4,9 @@ decides everything as before and creates nothing twice.
 Hypothesis draws contracts of every billing model and a sequence of messages for each: time
 recorded, period closes, amendments (signals and updates; rates, caps, end dates, milestones
 added, changed and removed; valid, and refused only for what was invoiced before them),
-payments with repeats, milestones, a termination, and operator decisions (retry or skip) on
-the holds they cause. Each sequence runs on the real dev server
+payments with repeats, milestones, a termination, operator decisions (retry or skip) on
+the holds they cause, and, on contracts that review their invoices, the approval or rejection
+of each draft. Each sequence runs on the real dev server
 and sandbox; then the contract is reset, to its first workflow task or to a random one, by the
 ``temporal`` CLI, the client's own reset (what the Temporal UI sends) or ``c2c ops reset``. The
 new run must give every message the same decision with the same reason, leave the ERP with the
@@ -45,6 +46,7 @@ from domain.models import (
     MilestoneCompleted,
     PaymentReceived,
     ResolveException,
+    ReviewInvoice,
     TerminateContract,
 )
 from starter.api.contracts import (
@@ -55,6 +57,7 @@ from starter.api.contracts import (
     queue_amendment,
     record_payment,
     resolve_exception,
+    review_invoice,
     start_contract,
     terminate_contract,
 )
@@ -114,7 +117,11 @@ def contract_terms() -> st.SearchStrategy[dict[str, Any]]:
             "not_to_exceed": st.sampled_from([None, "10000.00"]),
         }
     )
-    return st.one_of(tm, fixed, retainer).map(lambda t: {**base, **t})
+    # Some contracts review every invoice: each is a draft until approved or rejected.
+    review = st.sampled_from([None, None, "required"])
+    return st.tuples(st.one_of(tm, fixed, retainer), review).map(
+        lambda t: {**base, **t[0], **({"invoice_review": t[1]} if t[1] else {})}
+    )
 
 
 def amendment_step() -> st.SearchStrategy[tuple[Any, ...]]:
@@ -187,6 +194,7 @@ def steps() -> st.SearchStrategy[list[tuple[Any, ...]]]:
         ),
         st.tuples(st.just("terminate"), st.sampled_from([date(2026, 11, 30)])),
         st.tuples(st.just("resolve"), st.sampled_from(["retry", "skip"])),
+        st.tuples(st.just("review"), st.sampled_from(["approve", "approve", "reject"])),
     )
     return st.lists(step, min_size=1, max_size=STEPS)
 
@@ -263,6 +271,36 @@ TERMINATED_TWICE = [
 ]
 
 
+#: A reviewed contract: a draft rejected, its exception retried into a second draft after a
+#: PO amendment, that draft approved and paid; then a second period drafted and left waiting.
+REVIEWED = [
+    Scenario(
+        terms={
+            "start_date": "2026-10-01",
+            "end_date": "2026-12-31",
+            "billing_model": "time_and_materials",
+            "not_to_exceed": None,
+            "invoice_review": "required",
+        },
+        steps=(
+            ("time", "Analyst", "2026-10-10", "8"),
+            ("close", "2026-10"),
+            ("review", "reject"),
+            ("amend", "update", date(2026, 11, 2), {"po_number": "PO-1"}),
+            ("resolve", "retry"),
+            ("review", "approve"),
+            ("pay", 0, "full"),
+            ("time", "Analyst", "2026-11-10", "2"),
+            ("close", "2026-11"),
+        ),
+        reset=reset,
+        seed=11,
+    )
+    for reset in ("client-first", "client-random", "cli")
+]
+
+
+@example(batch=REVIEWED)
 @example(batch=MILESTONE_AMENDMENTS)
 @example(batch=TERMINATED_TWICE)
 @settings(
@@ -377,6 +415,16 @@ async def perform(
         await terminate_contract(
             client, cid, TerminateContract(effective_date=step[1], reason="customer ended it")
         )
+    elif kind == "review" and status.drafts:
+        review = ReviewInvoice(
+            invoice_id=status.drafts[0].invoice_id,
+            decision=step[1],
+            operator="fin@example.com",
+            reason="drawn by the property test" if step[1] == "reject" else None,
+        )
+        # Refused in its turn (already reviewed, after a decision on its hold) is a decision.
+        with suppress(WorkflowUpdateFailedError):
+            await asyncio.wait_for(review_invoice(client, cid, review), REST_TIMEOUT_S)
     elif kind == "resolve" and status.open_exceptions:
         exception = status.open_exceptions[0]
         decision = ResolveException(
@@ -478,6 +526,8 @@ def decided(status: ContractStatus) -> dict[str, Any]:
         ),
         "closed_periods": status.closed_periods,
         "open_exceptions": [(e.exception_id, e.code) for e in status.open_exceptions],
+        "drafts": [d.model_dump(exclude={"drafted_at"}) for d in status.drafts],
+        "po": (status.po_number, status.bill_to),
         "history": [h.event for h in status.history],
     }
 
