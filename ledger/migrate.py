@@ -252,7 +252,8 @@ def new_revision(message: str, *, directory: Path | None = None) -> Path:
     Returns:
         The file written.
     """
-    number = len(list(_scripts().walk_revisions())) + 1
+    # After the highest id, not the count: ids kept for revisions elsewhere are never reused.
+    number = max(int(script.revision) for script in _scripts().walk_revisions()) + 1
     with tempfile.TemporaryDirectory() as scratch:
         engine = engine_for(f"sqlite:///{Path(scratch) / 'ledger.db'}")
         try:

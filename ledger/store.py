@@ -15,6 +15,7 @@ from ledger.documents import DocumentLedger
 from ledger.exception_queue import ExceptionQueueLedger
 from ledger.facts import FactLedger
 from ledger.inbound import InboundEventLedger
+from ledger.invoice_documents import InvoiceDocumentLedger
 from ledger.urls import normalise_url
 from ledger.xrefs import XrefLedger
 
@@ -27,6 +28,7 @@ class Ledger(
     InboundEventLedger,
     FactLedger,
     DocumentLedger,
+    InvoiceDocumentLedger,
 ):
     """c2c's orchestration state in SQLite or PostgreSQL.
 
@@ -41,7 +43,9 @@ class Ledger(
     ``record_payment_fact``, ``record_credit_note_fact``, ``record_amendment_started``,
     ``record_amendment_propagated``, ``record_unbilled_time``, ``rows_of_entity``; read by
     ``ledger.kpis``) and the signed documents (``record_signed_document``,
-    ``get_signed_document``). Methods are synchronous; async callers run them in a thread.
+    ``get_signed_document``) and the invoices' documents (``record_invoice_document``,
+    ``get_invoice_document``, ``invoice_documents``). Methods are synchronous; async callers
+    run them in a thread.
 
     Args:
         url: A SQLAlchemy URL; ``postgresql://`` is given the psycopg driver.
