@@ -98,6 +98,8 @@ class DocumentLine(BaseModel):
     tax_amount: Decimal = ZERO
     #: UN/ECE Recommendation 20 unit: ``C62`` one (a unit), ``HUR`` an hour.
     unit: str = "C62"
+    #: The VAT rate in percent, when known; else read from the line's tax and amount.
+    tax_rate: Decimal | None = None
 
 
 class PaymentInstructions(BaseModel):
@@ -190,6 +192,8 @@ def tax_categories(doc: InvoiceDocument) -> list[tuple[str, Decimal, Decimal, De
 def _line_category(line: DocumentLine) -> tuple[str, Decimal]:
     if line.tax_amount == 0 or line.amount == 0:
         return ("Z", ZERO)
+    if line.tax_rate is not None:
+        return ("S", line.tax_rate.normalize())
     rate = (line.tax_amount * 100 / line.amount).quantize(Decimal("0.1"), ROUND_HALF_UP)
     return ("S", rate.normalize())
 

@@ -20,7 +20,7 @@ from ledger.cli import ledger_app
 
 # docusign_webhook and stripe_webhook register their processors, which `c2c ops replay
 # docusign` and `c2c ops replay stripe` run.
-from starter.api import documents, docusign_webhook, stripe_webhook  # noqa: F401
+from starter.api import documents, docusign_webhook, invoice_documents, stripe_webhook  # noqa: F401
 from starter.cli.books import books_app, reconcile
 from starter.cli.kpis import kpis
 from starter.cli.ops import billing_app, contracts_app, fail, ops_app
@@ -35,6 +35,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 contracts_app.command("document")(documents.document)
+contracts_app.command("invoice-pdf")(invoice_documents.invoice_pdf)
+contracts_app.command("invoice-einvoice")(invoice_documents.invoice_einvoice_command)
 ops_app.command("reconcile")(reconcile)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(billing_app, name="billing")
