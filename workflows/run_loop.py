@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from domain.amendments import apply_amendment
     from domain.carried import ContractRun, Message
-    from domain.contract_state import FINISHED
+    from domain.contract_state import FINISHED, ContractState
     from domain.models import (
         Amendment,
         AmendmentResult,
@@ -82,6 +82,19 @@ def purchase_order(s: Any) -> tuple[str | None, str | None]:
         po_number = po_number or getattr(source, "po_number", None)
         bill_to = bill_to or getattr(source, "bill_to", None)
     return (str(po_number) if po_number else None), _contact(bill_to)
+
+
+def _note_documents(s: ContractState, document_id: str, documents: dict[str, str]) -> None:
+    """Show an invoice's or credit note's archived documents on it, in the status."""
+    col = s.collections
+    col.invoices = [
+        i.model_copy(update={"documents": documents}) if i.invoice_id == document_id else i
+        for i in col.invoices
+    ]
+    col.credit_notes = [
+        n.model_copy(update={"documents": documents}) if n.credit_note_id == document_id else n
+        for n in col.credit_notes
+    ]
 
 
 def _contact(value: Any) -> str | None:
@@ -214,6 +227,7 @@ class RunLoop(Holds):
             )
             col.documented.append(document_id)
             if rendered is not None:
+                _note_documents(s, document_id, rendered.documents)
                 kinds = ", ".join(
                     f"{kind} sha256 {sha[:12]}" for kind, sha in rendered.documents.items()
                 )

@@ -125,6 +125,10 @@ async def test_an_eu_invoice_and_its_credit_note_get_verified_pdfs_and_valid_ubl
     assert record is not None
     assert (record.sha256, record.size, record.contract_id) == (sha256, len(pdf.content), cid)
 
+    # The contract's status shows the documents' hashes on the invoice.
+    status = await wait_for(temporal_client, cid, lambda s: bool(s.invoices[0].documents))
+    assert status.invoices[0].documents["pdf"] == sha256
+
     # The e-invoice: a Peppol BIS Billing 3.0 UBL Invoice, valid against the UBL 2.1 schema,
     # its reverse charge category AE with the legal mention as exemption reason.
     einvoice = await document(api_url, invoice.invoice_id, "einvoice")
@@ -164,6 +168,15 @@ async def test_an_eu_invoice_and_its_credit_note_get_verified_pdfs_and_valid_ubl
     assert run.exit_code == 0, run.output
     assert xml.read_bytes() == einvoice.content
 
+    # The dashboard links the invoice row to both, served by the same check.
+    async with httpx.AsyncClient(timeout=30) as client:
+        page = await client.get(f"{api_url}/contracts/{cid}")
+        linked = await client.get(f"{api_url}/invoices/{invoice.invoice_id}/document")
+    assert page.status_code == 200, page.text
+    assert f'href="/invoices/{invoice.invoice_id}/document"' in page.text
+    assert f'href="/invoices/{invoice.invoice_id}/einvoice"' in page.text
+    assert linked.status_code == 200 and linked.content == pdf.content
+
     # A credit note: its own PDF, and a UBL CreditNote naming the invoice.
     note_id = f"CN-{cid}-1"
     await contract_handle(temporal_client, cid).signal(
@@ -179,6 +192,8 @@ async def test_an_eu_invoice_and_its_credit_note_get_verified_pdfs_and_valid_ubl
     [note] = status.credit_notes
     note_pdf = await document(api_url, note.credit_note_id)
     assert note_pdf.status_code == 200, note_pdf.text
+    status = await wait_for(temporal_client, cid, lambda s: bool(s.credit_notes[0].documents))
+    assert status.credit_notes[0].documents["pdf"] == hashlib.sha256(note_pdf.content).hexdigest()
     assert note_pdf.content.startswith(b"%PDF-")
     credit = await document(api_url, note.credit_note_id, "einvoice")
     assert credit.status_code == 200, credit.text
