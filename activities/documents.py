@@ -1,22 +1,44 @@
-"""Archiving the signed contract document: fetched from the CLM (DocuSign or Ironclad), kept
-content-addressed, recorded in the ledger and linked from the ERP contract."""
+"""Archiving the signed contract document (fetched from the CLM, DocuSign or Ironclad) and each
+issued invoice's and credit note's documents (rendered from the ERP's record): kept
+content-addressed, recorded in the ledger and linked from the ERP contract or invoice."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from decimal import Decimal
 
 from temporalio import activity
 
 from activities.base import StepActivities, error_classes
+from c2c.invoice_documents import (
+    EINVOICE_TYPE,
+    DocumentLine,
+    Format,
+    InvoiceDocument,
+    Party,
+    PaymentInstructions,
+    render_einvoice,
+    render_pdf,
+)
 from c2c.logs import get_logger
 from connectors.docusign import DocuSignClient
 from connectors.ironclad import IroncladClient
+from connectors.ports import InvoiceDocumentLinks
+from connectors.records import ErpInvoiceLine
 from domain.errors import BusinessError, Rejection
 from domain.models import IroncladDocumentRef, SignedDocumentRef
-from domain.steps import ARCHIVE_SIGNED_DOCUMENT, ContractStep, CreatedRef
+from domain.steps import (
+    ARCHIVE_SIGNED_DOCUMENT,
+    RENDER_INVOICE_DOCUMENTS,
+    ContractStep,
+    CreatedRef,
+    InvoiceDocumentsInput,
+    InvoiceDocumentsRendered,
+)
 from ledger.archive import ArchiveStore, archive_from_settings
 from ledger.documents import SignedDocumentIn
+from ledger.invoice_documents import InvoiceDocumentIn
 from ledger.models import utc_now
 
 log = get_logger("c2c.activities")
@@ -106,3 +128,166 @@ class DocumentActivities(StepActivities):
             )
         log.info("signed document archived", sha256=record.sha256, size=record.size)
         return CreatedRef(system="archive", kind="document", external_id=record.sha256)
+
+
+def invoice_document_url(api_url: str, invoice_id: str, kind: Format = "pdf") -> str:
+    """Where c2c's API serves an invoice's (or credit note's) PDF or e-invoice."""
+    path = "document" if kind == "pdf" else "einvoice"
+    return f"{api_url.rstrip('/')}/api/invoices/{invoice_id}/{path}"
+
+
+class InvoiceDocumentActivities(DocumentActivities):
+    """The rendering of invoice documents; the archive is the signed documents' one."""
+
+    @activity.defn(name=RENDER_INVOICE_DOCUMENTS)
+    async def render_invoice_documents(
+        self, step: InvoiceDocumentsInput
+    ) -> InvoiceDocumentsRendered:
+        """Render an issued invoice's or credit note's PDF (and e-invoice, for a legal entity
+        in the EU) from the ERP's record of it, keep each by its SHA-256, record it, and link
+        the invoice's documents from the ERP invoice. The same invoice renders to the same
+        bytes: a retry or a reset writes nothing twice."""
+        await self.write_audit(step.contract_id, step.audit)
+        async with error_classes(RENDER_INVOICE_DOCUMENTS):
+            doc = await self._document(step)
+            rendered: dict[str, tuple[bytes, str]] = {"pdf": (render_pdf(doc), PDF)}
+            if doc.einvoice_due:
+                rendered["einvoice"] = (render_einvoice(doc), EINVOICE_TYPE)
+            now = utc_now()
+            retain_until = now + timedelta(days=self.settings.archive_retention_days)
+            kept: dict[str, str] = {}
+            for kind, (data, content_type) in rendered.items():
+                stored = await asyncio.to_thread(
+                    self.archive.put, data, content_type=content_type, retain_until=retain_until
+                )
+                record = await asyncio.to_thread(
+                    self.ledger.record_invoice_document,
+                    InvoiceDocumentIn(
+                        invoice_id=step.document_id,
+                        kind=kind,
+                        document_type=step.document_type,
+                        contract_id=step.contract_id,
+                        number=doc.number,
+                        sha256=stored.sha256,
+                        size=stored.size,
+                        content_type=content_type,
+                        location=stored.location,
+                        archived_at=now,
+                        retain_until=retain_until,
+                    ),
+                )
+                kept[kind] = record.sha256
+            erp = self.connectors.erp
+            if step.document_type == "invoice" and isinstance(erp, InvoiceDocumentLinks):
+                api = self.settings.api_url
+                await erp.link_invoice_document(
+                    step.document_id,
+                    invoice_document_url(api, step.document_id),
+                    kept["pdf"],
+                    einvoice_url=(
+                        invoice_document_url(api, step.document_id, "einvoice")
+                        if "einvoice" in kept
+                        else None
+                    ),
+                    einvoice_sha256=kept.get("einvoice"),
+                )
+        log.info("invoice documents archived", document_id=step.document_id, **kept)
+        return InvoiceDocumentsRendered(documents=kept)
+
+    async def _document(self, step: InvoiceDocumentsInput) -> InvoiceDocument:
+        """The document's data: the ERP's invoice (or credit note and its invoice), the legal
+        entity as the ERP and the configuration know it, and the customer."""
+        erp = self.connectors.erp
+        entity = await erp.get_legal_entity(step.legal_entity)
+        details = self.settings.details_for(step.legal_entity)
+        seller = Party(
+            name=entity.name if entity else step.legal_entity,
+            country=entity.country if entity else "",
+            address_lines=details.address_lines,
+            postcode=details.postcode,
+            city=details.city,
+            tax_id=details.tax_id,
+            email=details.email,
+        )
+        customer = step.customer
+        buyer = Party(
+            name=customer.name,
+            country=customer.country,
+            tax_id=step.customer_tax_id or customer.tax_id,
+            email=customer.billing_email,
+        )
+        invoice_id = step.document_id if step.document_type == "invoice" else step.invoice_id
+        invoice = await erp.get_invoice(invoice_id or "")
+        if invoice is None:
+            raise ValueError(f"the ERP has no invoice {invoice_id}")
+        common = {
+            "document_id": step.document_id,
+            "currency": invoice.currency,
+            "contract_id": step.contract_id,
+            "contract_title": step.title,
+            "seller": seller,
+            "buyer": buyer,
+            "po_number": step.po_number,
+            "bill_to": step.bill_to,
+            "notes": invoice.notes,
+            "payment": PaymentInstructions(
+                text=details.payment_instructions,
+                iban=details.iban,
+                bic=details.bic,
+                account_name=seller.name if details.iban else None,
+            ),
+        }
+        if step.document_type == "invoice":
+            return InvoiceDocument(
+                document_type="invoice",
+                number=invoice.number or invoice.invoice_id,
+                issue_date=invoice.invoice_date,
+                due_on=invoice.due_on,
+                lines=[_line(line) for line in invoice.lines],
+                subtotal=invoice.subtotal,
+                tax=invoice.tax,
+                total=invoice.total,
+                **common,
+            )
+        notes = await erp.list_credit_notes(step.contract_id, invoice_id=invoice.invoice_id)
+        note = next((n for n in notes if n.credit_note_id == step.document_id), None)
+        if note is None:
+            raise ValueError(f"the ERP has no credit note {step.document_id}")
+        rate = None
+        if invoice.subtotal and invoice.tax:
+            # The invoice's rate: a small note's rounded tax would read as another rate.
+            rate = (invoice.tax * 100 / invoice.subtotal).quantize(Decimal("0.1"))
+        return InvoiceDocument(
+            document_type="credit_note",
+            number=note.number,
+            issue_date=note.created_at.date(),
+            lines=[
+                DocumentLine(
+                    line_id="1",
+                    description=f"Credit on invoice {invoice.number}: {note.reason}",
+                    unit_price=note.subtotal,
+                    amount=note.subtotal,
+                    tax_amount=note.tax,
+                    tax_rate=rate,
+                )
+            ],
+            subtotal=note.subtotal,
+            tax=note.tax,
+            total=note.total,
+            invoice_number=invoice.number,
+            invoice_date=invoice.invoice_date,
+            reason=note.reason,
+            **common,
+        )
+
+
+def _line(line: ErpInvoiceLine) -> DocumentLine:
+    return DocumentLine(
+        line_id=line.line_id,
+        description=line.description or line.kind,
+        quantity=line.quantity,
+        unit_price=line.unit_price if line.unit_price is not None else line.amount,
+        amount=line.amount,
+        tax_amount=line.tax_amount or Decimal(0),
+        unit="HUR" if line.kind == "time" else "C62",
+    )

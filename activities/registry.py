@@ -11,7 +11,7 @@ from activities.billing import BillingActivities
 from activities.billing_runs import BillingRunActivities
 from activities.closing import ClosingActivities
 from activities.credit_notes import CreditNoteActivities
-from activities.documents import DocumentActivities
+from activities.documents import InvoiceDocumentActivities
 from activities.dunning import DunningActivities
 from activities.erp import ErpActivities
 from activities.erp_routing import LedgerPins
@@ -48,7 +48,7 @@ def build_steps(
     dunning = DunningActivities(connectors, ledger, settings)
     amendments = AmendmentActivities(connectors, ledger, settings)
     own = LedgerActivities(connectors, ledger, settings)
-    documents = DocumentActivities(connectors, ledger, settings)
+    documents = InvoiceDocumentActivities(connectors, ledger, settings)
     accounts = AccountSyncActivities(connectors, ledger, settings)
     ironclad = IroncladIntakeActivities(connectors, ledger, settings)
     books = ReconcileActivities(connectors, ledger, settings)
@@ -74,6 +74,7 @@ def build_steps(
         step.RECORD_ARRIVAL_ORDER: own.record_arrival_order,
         step.RECORD_INVOICE_REVIEW: own.record_invoice_review,
         step.ARCHIVE_SIGNED_DOCUMENT: documents.archive_signed_document,
+        step.RENDER_INVOICE_DOCUMENTS: documents.render_invoice_documents,
         account_sync.SYNC_ERP_CUSTOMERS: accounts.sync_erp_customers,
         account_sync.OPEN_ACCOUNT_EXCEPTION: accounts.open_account_exception,
         account_sync.RESOLVE_ACCOUNT_EXCEPTION: accounts.resolve_account_exception,

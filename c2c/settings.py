@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from c2c import bc_mapping, netsuite_auth
@@ -30,6 +30,22 @@ _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 WORKFLOWS_QUEUE = "workflows"
 #: Systems with a task queue of their own: those some step runs under.
 QUEUED_SYSTEMS = tuple(sorted({system.value for system in STEP_SYSTEM_QUEUE.values()}))
+
+
+class LegalEntityDetails(BaseModel):
+    """What a legal entity's invoice documents print beyond what the ERP knows of it: its
+    address, tax id, contact and how it is paid (``C2C_LEGAL_ENTITY_DETAILS``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address_lines: list[str] = Field(default_factory=list, max_length=4)
+    postcode: str | None = None
+    city: str | None = None
+    tax_id: str | None = None
+    email: str | None = None
+    payment_instructions: str | None = None
+    iban: str | None = None
+    bic: str | None = None
 
 
 class Settings(BaseSettings):
@@ -445,6 +461,20 @@ class Settings(BaseSettings):
         """Whether a legal entity's contracts need a purchase order number."""
         required = self.purchase_order_required
         return required.get(legal_entity, required.get("*", False))
+
+    legal_entity_details: dict[str, LegalEntityDetails] = Field(
+        default_factory=dict,
+        alias="C2C_LEGAL_ENTITY_DETAILS",
+        description=(
+            "legal entity → what its invoice documents print: address_lines, postcode, city, "
+            'tax_id, email, payment_instructions, iban, bic (JSON, "*" for the rest)'
+        ),
+    )
+
+    def details_for(self, legal_entity: str) -> LegalEntityDetails:
+        """A legal entity's address, tax id and payment instructions for its documents."""
+        details = self.legal_entity_details
+        return details.get(legal_entity) or details.get("*") or LegalEntityDetails()
 
     def time_zone_for(self, legal_entity: str) -> str:
         """The time zone in which a legal entity's billing periods end."""

@@ -160,6 +160,29 @@ class HttpErp(HttpConnector):
             json={"document_url": document_url, "sha256": sha256},
         )
 
+    async def link_invoice_document(
+        self,
+        invoice_id: str,
+        document_url: str,
+        sha256: str,
+        *,
+        einvoice_url: str | None = None,
+        einvoice_sha256: str | None = None,
+    ) -> ErpInvoice:
+        """Link the invoice to its PDF (and e-invoice) in c2c's archive (a PUT: repeating it
+        changes nothing)."""
+        return await self.send(
+            ErpInvoice,
+            "PUT",
+            f"/invoices/{invoice_id}/document",
+            json={
+                "document_url": document_url,
+                "sha256": sha256,
+                "einvoice_url": einvoice_url,
+                "einvoice_sha256": einvoice_sha256,
+            },
+        )
+
     async def get_exchange_rate(self, from_currency: str, to_currency: str, on: date) -> Decimal:
         """Units of ``to_currency`` per ``from_currency`` in force on ``on`` (the ERP's latest
         rate on or before it); ``NotFound`` when the ERP has none."""

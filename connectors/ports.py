@@ -174,6 +174,25 @@ class ErpPort(Closeable, Protocol):
 
 
 @runtime_checkable
+class InvoiceDocumentLinks(Protocol):
+    """An ERP whose invoices can link to their documents in c2c's archive.
+
+    Apart from ``ErpPort``: an ERP without a field for it keeps its invoices unlinked, and the
+    documents are still served by c2c's API.
+    """
+
+    async def link_invoice_document(
+        self,
+        invoice_id: str,
+        document_url: str,
+        sha256: str,
+        *,
+        einvoice_url: str | None = None,
+        einvoice_sha256: str | None = None,
+    ) -> ErpInvoice | None: ...
+
+
+@runtime_checkable
 class CustomerMasterPort(Protocol):
     """An ERP that takes changes to its customers' master data (the account sync).
 

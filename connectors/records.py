@@ -89,6 +89,11 @@ class ErpInvoiceLine(Record):
     line_id: str
     kind: str
     amount: Money
+    #: What the invoice prints, where the ERP keeps it.
+    description: str = ""
+    quantity: Decimal = Decimal(1)
+    unit_price: Money | None = None
+    tax_amount: Money | None = None
 
 
 class ErpInvoice(Record):
@@ -126,6 +131,9 @@ class ErpInvoice(Record):
     lines: list[ErpInvoiceLine] = []
     #: Mentions the invoice carries (a reverse charge's legal text).
     notes: list[str] = []
+    #: Where c2c's archive serves its PDF, and the PDF's SHA-256, once linked.
+    document_url: str | None = None
+    document_sha256: str | None = None
 
 
 class CashApplication(Record):

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from temporalio import activity
 
-from connectors.ports import ErpPort
+from connectors.ports import ErpPort, InvoiceDocumentLinks
 from connectors.records import (
     CashApplication,
     ErpContract,
@@ -227,3 +227,24 @@ class RoutedErp:
 
     async def get_balances(self, erp_contract_id: str) -> ErpContractBalances:
         return await (await self._erp()).get_balances(erp_contract_id)
+
+    async def link_invoice_document(
+        self,
+        invoice_id: str,
+        document_url: str,
+        sha256: str,
+        *,
+        einvoice_url: str | None = None,
+        einvoice_sha256: str | None = None,
+    ) -> ErpInvoice | None:
+        """Link the invoice in the contract's ERP, where that ERP can (``None`` elsewhere)."""
+        backend = await self._erp()
+        if not isinstance(backend, InvoiceDocumentLinks):
+            return None
+        return await backend.link_invoice_document(
+            invoice_id,
+            document_url,
+            sha256,
+            einvoice_url=einvoice_url,
+            einvoice_sha256=einvoice_sha256,
+        )

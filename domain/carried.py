@@ -195,6 +195,8 @@ class CollectionsState(BaseModel):
     dunned: dict[str, int] = Field(default_factory=dict)
     dunning_stopped: list[str] = Field(default_factory=list)
     escalations: dict[str, str] = Field(default_factory=dict)
+    #: Invoices and credit notes whose documents are archived, among those still held.
+    documented: list[str] = Field(default_factory=list)
     #: The sums of the invoices folded away in earlier hand-overs.
     settled: SettledInvoices = Field(default_factory=SettledInvoices)
 

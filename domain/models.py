@@ -513,6 +513,9 @@ class InvoiceSummary(Model):
     exchange_rate: Decimal | None = None
     functional_total: Money | None = None
     dunning_level: int = 0
+    #: Its archived documents, SHA-256 by kind (``pdf``, ``einvoice``): served by
+    #: ``GET /api/invoices/{invoice_id}/document`` and ``/einvoice``.
+    documents: dict[str, str] = Field(default_factory=dict)
 
 
 class CreditNoteSummary(Model):
@@ -523,6 +526,8 @@ class CreditNoteSummary(Model):
     tax: Money
     total: Money
     reason: str
+    #: Its archived documents, SHA-256 by kind (``pdf``, ``einvoice``), as an invoice's.
+    documents: dict[str, str] = Field(default_factory=dict)
 
 
 class SettledInvoices(Model):

@@ -18,6 +18,7 @@ from domain.models import (
     BillTo,
     ContractApproved,
     CreditNoteSummary,
+    Customer,
     DraftInvoice,
     InvoiceReview,
     InvoiceSummary,
@@ -49,6 +50,7 @@ ESCALATE_EXCEPTION = "escalate_exception"
 RECORD_ARRIVAL_ORDER = "record_arrival_order"
 ARCHIVE_SIGNED_DOCUMENT = "archive_signed_document"
 RECORD_INVOICE_REVIEW = "record_invoice_review"
+RENDER_INVOICE_DOCUMENTS = "render_invoice_documents"
 
 #: The system whose task queue (and so whose rate limit) each step runs under. A step that
 #: calls several systems runs under the one that limits it: the ERP, whose API allows one
@@ -73,6 +75,8 @@ STEP_SYSTEM_QUEUE: dict[str, System] = {
     CLOSE_TIME_ENTRY: System.PSA,
     # Fetches from the CLM, then links the archived copy to the ERP contract.
     ARCHIVE_SIGNED_DOCUMENT: System.ERP,
+    # Reads the invoice from the ERP, archives its documents, and links them from it.
+    RENDER_INVOICE_DOCUMENTS: System.ERP,
 }
 
 
@@ -276,6 +280,31 @@ class CreditNoteIssued(BaseModel):
     applied: Money
     unapplied: Money
     revenue: RevenueStatus | None = None
+
+
+class InvoiceDocumentsInput(StepInput):
+    """An issued invoice or credit note whose documents (PDF, and e-invoice for a legal entity
+    in the EU) are rendered from the ERP's record of it, archived and linked."""
+
+    document_type: Literal["invoice", "credit_note"]
+    #: The ERP's id of the invoice or credit note.
+    document_id: str
+    #: A credit note's invoice.
+    invoice_id: str | None = None
+    title: str
+    legal_entity: str
+    customer: Customer
+    customer_tax_id: str | None = None
+    #: The customer's purchase order and who the invoice is for, when the contract has them.
+    po_number: str | None = None
+    bill_to: str | None = None
+    refs: dict[str, str] = Field(default_factory=dict)
+
+
+class InvoiceDocumentsRendered(BaseModel):
+    """The documents archived for an invoice or credit note: SHA-256 by kind."""
+
+    documents: dict[str, str] = Field(default_factory=dict)
 
 
 class DunningInput(StepInput):

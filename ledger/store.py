@@ -17,6 +17,7 @@ from ledger.drafts import DraftLedger
 from ledger.exception_queue import ExceptionQueueLedger
 from ledger.facts import FactLedger
 from ledger.inbound import InboundEventLedger
+from ledger.invoice_documents import InvoiceDocumentLedger
 from ledger.outbound import OutboundLedger
 from ledger.urls import normalise_url
 from ledger.xrefs import XrefLedger
@@ -33,6 +34,7 @@ class Ledger(
     DraftLedger,
     CallSlotLedger,
     OutboundLedger,
+    InvoiceDocumentLedger,
 ):
     """c2c's orchestration state in SQLite or PostgreSQL.
 
@@ -51,7 +53,9 @@ class Ledger(
     ``release``, ``call_slots``), and outbound events, written with the facts that cause them,
     with their subscriptions and deliveries (``add_subscription``, ``list_subscriptions``,
     ``remove_subscription``, ``list_outbound_events``, ``claim_due_deliveries``,
-    ``settle_delivery``, ``replay_outbound_event``). Methods are synchronous; async callers
+    ``settle_delivery``, ``replay_outbound_event``), and the invoices' documents
+    (``record_invoice_document``, ``get_invoice_document``, ``invoice_documents``). Methods
+    are synchronous; async callers
     run them in a thread.
 
     Args:

@@ -154,6 +154,12 @@ class ErpInvoice(Row, table=True):
     bill_to: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     issued_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = Field(sa_type=UtcDateTime)
+    #: The invoice's document (its PDF in c2c's archive) and that PDF's SHA-256; the
+    #: e-invoice's, for a legal entity that sends one.
+    document_url: str | None = None
+    document_sha256: str | None = None
+    einvoice_url: str | None = None
+    einvoice_sha256: str | None = None
 
 
 class ErpPayment(Row, table=True):

@@ -147,6 +147,10 @@ def invoice_out(invoice: ErpInvoice) -> dict[str, Any]:
         "bill_to": invoice.bill_to,
         "issued_at": opt_timestamp(invoice.issued_at),
         "created_at": timestamp(invoice.created_at),
+        "document_url": invoice.document_url,
+        "document_sha256": invoice.document_sha256,
+        "einvoice_url": invoice.einvoice_url,
+        "einvoice_sha256": invoice.einvoice_sha256,
     }
 
 
@@ -304,6 +308,31 @@ def list_invoices(
 def read_invoice(invoice_id: str, db: Db) -> dict[str, Any]:
     with db.read() as session:
         return invoice_out(get_invoice(session, invoice_id))
+
+
+class InvoiceDocumentLinkIn(Body):
+    document_url: str = PydanticField(min_length=1, max_length=2000, pattern=r"^https?://")
+    sha256: str = PydanticField(pattern=r"^[0-9a-f]{64}$")
+    einvoice_url: str | None = PydanticField(
+        default=None, min_length=1, max_length=2000, pattern=r"^https?://"
+    )
+    einvoice_sha256: str | None = PydanticField(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
+@router.put("/invoices/{invoice_id}/document")
+def put_invoice_document_link(
+    invoice_id: str, body: InvoiceDocumentLinkIn, db: Db
+) -> dict[str, Any]:
+    """Link the invoice to its documents in c2c's archive (a PUT: repeating it changes
+    nothing)."""
+    with db.write() as session:
+        invoice = get_invoice(session, invoice_id)
+        invoice.document_url = body.document_url
+        invoice.document_sha256 = body.sha256
+        invoice.einvoice_url = body.einvoice_url
+        invoice.einvoice_sha256 = body.einvoice_sha256
+        session.add(invoice)
+        return invoice_out(invoice)
 
 
 @router.post("/invoices/{invoice_id}/issue")

@@ -66,12 +66,18 @@ with workflow.unsafe.imports_passed_through():
     from workflows import billing
     from workflows.execution import PATCH_LOCAL_LEDGER, Aborted
     from workflows.holds import NOTICE_STEPS, SKIPPABLE_STEPS
-    from workflows.run_loop import MID_RUN_PATCHES, PATCH_CONTINUE_AS_NEW, RunLoop
+    from workflows.run_loop import (
+        MID_RUN_PATCHES,
+        PATCH_CONTINUE_AS_NEW,
+        PATCH_INVOICE_DOCUMENTS,
+        RunLoop,
+    )
 
 __all__ = [
     "FINISHED",
     "NOTICE_STEPS",
     "PATCH_CONTINUE_AS_NEW",
+    "PATCH_INVOICE_DOCUMENTS",
     "PATCH_LOCAL_LEDGER",
     "PATCH_ORDERED_INBOX",
     "PATCH_SIGNED_DOCUMENT",
@@ -109,6 +115,8 @@ class ContractToCash(RunLoop):
         # it where it was. A run recorded before it has no marker and keeps what it did.
         if workflow.patched(PATCH_MID_RUN_DECISIONS):
             self._mid_run_patches = MID_RUN_PATCHES
+        # Asked here for the same reason: the documents step follows decisions mid-run.
+        self._renders_documents = workflow.patched(PATCH_INVOICE_DOCUMENTS)
         self._start_run(ContractState.approved(start.approved(), ordered=ordered))
         if start.carried is not None:
             self._restore(start.carried)

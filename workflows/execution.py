@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         ISSUE_CREDIT_NOTE,
         PROPAGATE_AMENDMENT,
         RECORD_AUDIT,
+        RENDER_INVOICE_DOCUMENTS,
         SEND_DUNNING_REMINDER,
         STEP_SYSTEM_QUEUE,
         VALIDATE_CONTRACT,
@@ -88,6 +89,7 @@ STEP_SUMMARIES = {
     ACTIVATE_PSA_PROJECT: "create and activate the PSA project",
     CLOSE_CONTRACT: "close the PSA and ERP projects",
     ARCHIVE_SIGNED_DOCUMENT: "archive the signed document and link it to the ERP contract",
+    RENDER_INVOICE_DOCUMENTS: "render, archive and link an invoice's documents",
 }
 
 

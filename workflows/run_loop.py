@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from domain.amendments import Terms, apply_amendment, only_invoicing_details
     from domain.carried import ContractRun, Message
-    from domain.contract_state import FINISHED
+    from domain.contract_state import FINISHED, ContractState
     from domain.models import (
         Amendment,
         AmendmentResult,
@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         ENSURE_ERP_CUSTOMER,
         PROPAGATE_AMENDMENT,
         RECORD_ARRIVAL_ORDER,
+        RENDER_INVOICE_DOCUMENTS,
         VALIDATE_CONTRACT,
         AmendmentInput,
         AmendmentPropagated,
@@ -52,6 +53,8 @@ with workflow.unsafe.imports_passed_through():
         CloseContractInput,
         ContractStep,
         CreatedRef,
+        InvoiceDocumentsInput,
+        InvoiceDocumentsRendered,
         Validated,
     )
     from workflows import billing, collections
@@ -72,6 +75,43 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 
+
+def purchase_order(s: Any) -> tuple[str | None, str | None]:
+    """The customer's purchase order number and bill-to contact, from the terms as amended
+    or the contract as approved, where they carry them (neither is required)."""
+    po_number, bill_to = None, None
+    for source in (s.terms, s.contract):
+        po_number = po_number or getattr(source, "po_number", None)
+        bill_to = bill_to or getattr(source, "bill_to", None)
+    return (str(po_number) if po_number else None), _contact(bill_to)
+
+
+def _note_documents(s: ContractState, document_id: str, documents: dict[str, str]) -> None:
+    """Show an invoice's or credit note's archived documents on it, in the status."""
+    col = s.collections
+    col.invoices = [
+        i.model_copy(update={"documents": documents}) if i.invoice_id == document_id else i
+        for i in col.invoices
+    ]
+    col.credit_notes = [
+        n.model_copy(update={"documents": documents}) if n.credit_note_id == document_id else n
+        for n in col.credit_notes
+    ]
+
+
+def _contact(value: Any) -> str | None:
+    """A bill-to contact as one line: its text, or its parts (name, e-mail...) joined."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    parts = value.model_dump() if hasattr(value, "model_dump") else value
+    if isinstance(parts, dict):
+        text = ", ".join(str(v) for v in parts.values() if isinstance(v, str | int) and v != "")
+        return text or None
+    return str(value)
+
+
 #: Marks runs that may continue as new: a contract whose history was recorded by a worker
 #: without it replays without ever continuing at that point.
 PATCH_CONTINUE_AS_NEW = "continue-as-new"
@@ -81,15 +121,30 @@ PATCH_CONTINUE_AS_NEW = "continue-as-new"
 MID_RUN_PATCHES = frozenset({billing.PATCH_RATABLE_RELEASE, billing.PATCH_CLOSE_TIME_ENTRY})
 
 
+#: Marks runs that render each issued invoice's and credit note's documents (a step after
+#: the decision that issued it). Asked at the run's start, like the deciders' patches: a run
+#: recorded before it renders none.
+PATCH_INVOICE_DOCUMENTS = "invoice-documents"
+
+
 class RunLoop(Holds):
     """The contract's stages, its inbox and its main loop."""
 
     #: The mid-run patches this run takes (all, or none for a run recorded before them).
     _mid_run_patches: frozenset[str] = frozenset()
+    #: Whether this run renders invoice documents (``PATCH_INVOICE_DOCUMENTS``).
+    _renders_documents: bool = False
 
     # ------------------------------------------------------------------ the deciders
 
     async def decide(self, decision: Decision[T]) -> T:
+        """Run a decider to its end (``_decide``), then render the documents of the invoices
+        and credit notes it issued."""
+        value = await self._decide(decision)
+        await self._render_documents()
+        return value
+
+    async def _decide(self, decision: Decision[T]) -> T:
         """Run a decider to its end: execute each command it yields, in order, and send the
         result back (see ``workflows.commands``)."""
         reply: Any = None
@@ -141,6 +196,52 @@ class RunLoop(Holds):
             return workflow.patched(command.patch_id)
         self.changed()
         return None
+
+    async def _render_documents(self) -> None:
+        """Render, archive and link the documents of every invoice and credit note this run
+        holds that has none yet, in the order they were issued. Skipped by an operator, an
+        invoice stays without documents (the API answers 404 for them)."""
+        if not self._renders_documents:
+            return
+        s, col = self.s, self.s.collections
+        c = s.contract
+        held: list[tuple[str, str, str | None]] = [
+            ("invoice", i.invoice_id, None) for i in col.invoices
+        ]
+        held += [("credit_note", n.credit_note_id, n.invoice_id) for n in col.credit_notes]
+        po_number, bill_to = purchase_order(s)
+        for document_type, document_id, invoice_id in held:
+            what = f"{document_type.replace('_', ' ')} {document_id}"
+            if document_id in col.documented:
+                continue
+            rendered = await self.step(
+                RENDER_INVOICE_DOCUMENTS,
+                InvoiceDocumentsInput(
+                    contract_id=c.contract_id,
+                    document_type="invoice" if document_type == "invoice" else "credit_note",
+                    document_id=document_id,
+                    invoice_id=invoice_id,
+                    title=c.title,
+                    legal_entity=c.legal_entity,
+                    customer=c.customer,
+                    customer_tax_id=s.validated.customer_tax_id if s.validated else None,
+                    po_number=po_number,
+                    bill_to=bill_to,
+                    refs=s.refs,
+                ),
+                InvoiceDocumentsRendered,
+                summary=f"documents of {what}",
+            )
+            col.documented.append(document_id)
+            if rendered is not None:
+                _note_documents(s, document_id, rendered.documents)
+                kinds = ", ".join(
+                    f"{kind} sha256 {sha[:12]}" for kind, sha in rendered.documents.items()
+                )
+                self.record(f"documents of {what} archived: {kinds}")
+        # Only what the run still holds: folded invoices are gone for good.
+        ids = {doc_id for _, doc_id, _ in held}
+        col.documented = [d for d in col.documented if d in ids]
 
     # ------------------------------------------------------------------ the stages
 

@@ -24,6 +24,7 @@ from starter.api import (
     books,
     codec,
     docusign_webhook,
+    invoice_documents,
     invoices,
     ironclad_webhook,
     kpis,
@@ -121,6 +122,7 @@ def create_app(
     app.include_router(books.router)
     app.include_router(outbound.router)
     app.include_router(invoices.router)
+    app.include_router(invoice_documents.router)
     app.include_router(codec.router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     instrument_api(app)

@@ -20,7 +20,7 @@ from ledger.cli import ledger_app
 
 # docusign_webhook and stripe_webhook register their processors, which `c2c ops replay
 # docusign` and `c2c ops replay stripe` run.
-from starter.api import documents, docusign_webhook, stripe_webhook  # noqa: F401
+from starter.api import documents, docusign_webhook, invoice_documents, stripe_webhook  # noqa: F401
 from starter.cli.books import books_app, reconcile
 from starter.cli.events import events_app, subscriptions_app
 from starter.cli.kpis import kpis
@@ -37,6 +37,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 contracts_app.command("document")(documents.document)
+contracts_app.command("invoice-pdf")(invoice_documents.invoice_pdf)
+contracts_app.command("invoice-einvoice")(invoice_documents.invoice_einvoice_command)
 ops_app.command("reconcile")(reconcile)
 ops_app.add_typer(subscriptions_app, name="subscriptions")
 ops_app.add_typer(events_app, name="events")

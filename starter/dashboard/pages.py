@@ -44,6 +44,8 @@ from ledger.books import AGING_BUCKETS
 from starter.api import contracts, scope
 from starter.api.auth import Role, TokenTable, tokens_of
 from starter.api.context import ApiContext, context_of
+from starter.api.documents import DocumentUnavailable
+from starter.api.invoice_documents import KINDS, read_invoice_document
 from starter.api.updates import rejection_reason
 from starter.dashboard import sso
 from starter.dashboard.api_budget import load_api_budget
@@ -377,6 +379,35 @@ async def home(request: Request) -> Response:
         api_budget=api_budget,
         aging_buckets=AGING_BUCKETS,
         drafts=drafts,
+    )
+
+
+@router.get("/invoices/{invoice_id}/{kind}", response_class=Response)
+async def invoice_document(invoice_id: str, kind: str, request: Request) -> Response:
+    """An invoice's or credit note's PDF (``document``) or e-invoice (``einvoice``) from the
+    archive, for the invoice rows' links: served only once its SHA-256 verifies."""
+    session = viewer(request)
+    kinds = {"document": "pdf", "einvoice": "einvoice"}
+    if kind not in kinds or not 1 <= len(invoice_id) <= 200:
+        raise DashboardError(404, f"no document {kind} of invoice {invoice_id}")
+    context = context_of(request)
+    ledger = await context.ledger()
+    record = await asyncio.to_thread(ledger.get_invoice_document, invoice_id, kinds[kind])
+    if record is None or not await scope.may_see(context, session.identity, record.contract_id):
+        raise DashboardError(404, f"invoice {invoice_id} has no archived {KINDS[kinds[kind]][0]}")
+    try:
+        stored, data = await asyncio.to_thread(
+            read_invoice_document, context.settings, invoice_id, kinds[kind]
+        )
+    except DocumentUnavailable as exc:
+        raise DashboardError(502, f"{exc.code}: {exc}") from None
+    return Response(
+        data,
+        media_type=stored.content_type,
+        headers={
+            "ETag": f'"{stored.sha256}"',
+            "Content-Disposition": (f'inline; filename="{stored.number}.{KINDS[kinds[kind]][1]}"'),
+        },
     )
 
 

@@ -49,6 +49,7 @@ from domain.steps import (
     PROPAGATE_AMENDMENT,
     RECORD_ARRIVAL_ORDER,
     RECORD_AUDIT,
+    RENDER_INVOICE_DOCUMENTS,
     RESOLVE_EXCEPTION_RECORD,
     SEND_DUNNING_REMINDER,
     STEP_SYSTEM_QUEUE,
@@ -60,6 +61,7 @@ from domain.steps import (
     ContractStep,
     CreatedRef,
     ExceptionOpened,
+    InvoiceDocumentsRendered,
     OpenExceptionInput,
     PaymentApplied,
     Validated,
@@ -180,6 +182,11 @@ class Stubs:
                 )
             )
 
+        @activity.defn(name=RENDER_INVOICE_DOCUMENTS)
+        async def documents(arg: dict[str, Any]) -> InvoiceDocumentsRendered:
+            self._called(RENDER_INVOICE_DOCUMENTS, arg)
+            return InvoiceDocumentsRendered()
+
         @activity.defn(name=RECORD_ARRIVAL_ORDER)
         async def arrival_order(arg: ArrivalOrder) -> ArrivalOrder:
             return arg
@@ -198,6 +205,7 @@ class Stubs:
             ]
         }
         steps = {VALIDATE_CONTRACT: validate, BILL_PERIOD: bill, APPLY_PAYMENT: apply_payment}
+        steps[RENDER_INVOICE_DOCUMENTS] = documents
         steps |= {name: creates(name) for name in REFS}
         quiet = [APPLY_CASH, ISSUE_CREDIT_NOTE, SEND_DUNNING_REMINDER, PROPAGATE_AMENDMENT]
         steps |= {name: silent(name) for name in [*quiet, CLOSE_CONTRACT]}
@@ -270,6 +278,7 @@ async def test_a_contract_runs_its_steps_in_order_on_stubbed_systems(
         CREATE_ERP_CONTRACT,
         ACTIVATE_PSA_PROJECT,
         BILL_PERIOD,
+        RENDER_INVOICE_DOCUMENTS,
         APPLY_PAYMENT,
         BILL_PERIOD,  # late work swept before closing
         CLOSE_CONTRACT,
@@ -280,7 +289,7 @@ async def test_a_contract_runs_its_steps_in_order_on_stubbed_systems(
         "rate_card",
         "CON-1",
     )
-    assert stubs.calls[7][1].reference == "2026-10:late"
+    assert stubs.calls[8][1].reference == "2026-10:late"
     assert summary.status.balance_due == 0
 
 
