@@ -79,6 +79,11 @@ PATCH_CONTINUE_AS_NEW = "continue-as-new"
 MID_RUN_PATCHES = frozenset({billing.PATCH_RATABLE_RELEASE, billing.PATCH_CLOSE_TIME_ENTRY})
 
 
+def _sent(inbound: Inbound) -> int:
+    assert inbound.sent is not None
+    return inbound.sent
+
+
 class RunLoop(Holds):
     """The contract's stages, its inbox and its main loop."""
 
@@ -509,7 +514,9 @@ class RunLoop(Holds):
     # start in the order Temporal delivers the messages, so the inbox keeps that order, in a
     # live run and in a run that a reset fed every message at once.
 
-    def _enqueue(self, message: Message, *, update: bool = False) -> int | None:
+    def _enqueue(
+        self, message: Message, *, update: bool = False, sent: int | None = None
+    ) -> int | None:
         task = workflow.info().get_current_history_length()
         if task != self._arrival_task:
             self._arrival_task, self._arrival_kinds, self._arrival_signals = task, set(), 0
@@ -526,21 +533,28 @@ class RunLoop(Holds):
         else:
             self._arrival_signals += 1
             arrival = f"s:{task}:{self._arrival_signals}"
-        self._inbox.append(Inbound(message, key, task, arrival))
+        self._inbox.append(Inbound(message, key, task, arrival, sent))
         return key
 
     async def _keep_arrival_order(self) -> None:
-        """Decide messages that arrived in one workflow task in the order they first arrived.
+        """Decide messages that arrived in one workflow task in the order they were sent.
 
         Signals keep their order among themselves in every replay, and so do updates; but an
         update redelivered by a reset comes, in a replay, after the signals it arrived with,
-        while the live run received it in its place. So when one task brings both, the order
-        the live run saw is recorded in history (a local activity's result) and every replay
-        takes it from there.
+        while the live run may have received it in its place. So when one task brings both,
+        they are put in the order their senders stamped on them (``PATCH_SENDER_ORDER``),
+        which a reset delivers again with them. When one of them carries no stamp (or in runs
+        recorded before), the order the run first saw is recorded in history (a local
+        activity's result) and every replay takes it from there; a worker that replays every
+        task (no cache) may first see the replay order.
         """
         for task in sorted(self._mixed_tasks):
             places = [i for i, inbound in enumerate(self._inbox) if inbound.task == task]
             group = [self._inbox[i] for i in places]
+            if self._sender_order and all(inbound.sent is not None for inbound in group):
+                for place, inbound in zip(places, sorted(group, key=_sent), strict=True):
+                    self._inbox[place] = inbound
+                continue
             recorded = await self._ledger(
                 RECORD_ARRIVAL_ORDER,
                 ArrivalOrder(contract_id=self.c.contract_id, arrivals=[i.arrival for i in group]),
