@@ -284,6 +284,7 @@ class Settings(BaseSettings):
             "c2c.not_to_exceed_reached": ExceptionQueue.DELIVERY,
             "c2c.payment_currency_mismatch": ExceptionQueue.FINANCE,
             "c2c.unapplied_cash_at_close": ExceptionQueue.FINANCE,
+            "c2c.payment_after_close": ExceptionQueue.FINANCE,
             "c2c.dunning_exhausted": ExceptionQueue.FINANCE,
         },
         alias="C2C_EXCEPTION_QUEUES",

@@ -45,6 +45,10 @@ RESOLVE_EXCEPTION_RECORD = "resolve_exception_record"
 ESCALATE_EXCEPTION = "escalate_exception"
 RECORD_ARRIVAL_ORDER = "record_arrival_order"
 ARCHIVE_SIGNED_DOCUMENT = "archive_signed_document"
+#: Not a step: the exceptions a contract opens, as it ends, for messages that came after its
+#: last decision (a payment after the close). Its workflow has ended, so the ledger records
+#: the operator's decision on them.
+LATE_MESSAGE_STEP = "late_message"
 
 #: The system whose task queue (and so whose rate limit) each step runs under. A step that
 #: calls several systems runs under the one that limits it: the ERP, whose API allows one

@@ -70,6 +70,7 @@ __all__ = [
     "FINISHED",
     "NOTICE_STEPS",
     "PATCH_CONTINUE_AS_NEW",
+    "PATCH_LATE_MESSAGES",
     "PATCH_LOCAL_LEDGER",
     "PATCH_ORDERED_INBOX",
     "PATCH_SENDER_ORDER",
@@ -92,6 +93,12 @@ PATCH_ORDERED_INBOX = "ordered-inbox"
 #: delivers them in, whatever the worker's cache. Runs recorded before it, and tasks bringing
 #: an unstamped message, keep the arrival order recorded in history (``record_arrival_order``).
 PATCH_SENDER_ORDER = "sender-order"
+
+#: Marks runs that, as they end, decide every message still in the inbox (a payment or an
+#: amendment that came after the contract's last decision): a refusal with its reason in the
+#: status and, for a payment, a ``finance`` exception. Runs recorded before it answer only the
+#: updates still waiting.
+PATCH_LATE_MESSAGES = "late-messages-decided"
 
 #: Marks runs that archive the signed document their approval names (a DocuSign envelope).
 PATCH_SIGNED_DOCUMENT = "signed-document-archive"
@@ -116,6 +123,7 @@ class ContractToCash(RunLoop):
             self._mid_run_patches = MID_RUN_PATCHES
         self._start_run(ContractState.approved(start.approved(), ordered=ordered))
         self._sender_order = ordered and workflow.patched(PATCH_SENDER_ORDER)
+        self._late_messages = ordered and workflow.patched(PATCH_LATE_MESSAGES)
         if start.carried is not None:
             self._restore(start.carried)
 
@@ -146,6 +154,8 @@ class ContractToCash(RunLoop):
                 await self._compensate()
             self._enter(Stage.CANCELLED, f"cancelled: {aborted}")
             await self._flush_audit()
+        if self._late_messages:
+            await self._decide_late_messages()
         self._refuse_waiting()
         self._settle()
         return ContractSummary(status=self._status())

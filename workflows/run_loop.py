@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ClosePeriod,
         CreditInvoice,
         MalformedMessage,
+        MilestoneCompleted,
         PaymentReceived,
         ResolveException,
         TerminateContract,
@@ -42,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         CREATE_ERP_CONTRACT,
         CREATE_ERP_PROJECT,
         ENSURE_ERP_CUSTOMER,
+        LATE_MESSAGE_STEP,
         PROPAGATE_AMENDMENT,
         RECORD_ARRIVAL_ORDER,
         VALIDATE_CONTRACT,
@@ -249,6 +251,83 @@ class RunLoop(Holds):
             await self.decide(collections.credit(self.s, workflow.now, message))
         else:
             await self.decide(billing.milestone_completed(self.s, workflow.now, message))
+
+    async def _decide_late_messages(self) -> None:
+        """As the contract ends, decide every message still in its inbox, in order, and any
+        that comes while it does: none is lost in silence. Each is refused with the reason (a
+        line in the status and the audit trail); an amendment is answered ``rejected``; a new
+        payment becomes a ``finance`` exception, since the money reached the customer's
+        account but no invoice of this contract will take it."""
+        while True:
+            # Operator decisions taken before the end are answered first: their updates are
+            # among the handlers the run waits for.
+            self._settle()
+            # Nothing to wait for between the last look and the end: a message that comes
+            # while the run completes makes Temporal run this task again, with it.
+            if not self._inbox:
+                if workflow.all_handlers_finished():
+                    return
+                await workflow.wait_condition(
+                    lambda: bool(self._inbox) or workflow.all_handlers_finished()
+                )
+                continue
+            async with self._lock:
+                await self._keep_arrival_order()
+                await self._decide_late(self._inbox.pop(0))
+            await self._flush_audit()
+
+    async def _decide_late(self, inbound: Inbound) -> None:
+        message, stage = inbound.message, self.s.stage.value
+        reason = f"the contract is {stage}"
+        if isinstance(message, Amendment):
+            aid = message.amendment_id
+            if aid not in self.s.amendments:
+                self.s.amendments[aid] = AmendmentResult(
+                    amendment_id=aid, status="rejected", reason=reason, at=workflow.now()
+                )
+                self.record(f"amendment {aid} rejected: {reason}")
+            self._answer(inbound, self.s.amendments[aid])
+        elif isinstance(message, PaymentReceived):
+            await self._decide_late_payment(message, reason)
+        elif isinstance(message, ResolveException):
+            self.record(f"decision {message.action} on {message.exception_id} refused: {reason}")
+            self._answer(inbound, Refused(reason))
+        elif isinstance(message, ClosePeriod):
+            self.record(f"close of {message.period} refused: {reason}")
+        elif isinstance(message, MilestoneCompleted):
+            self.record(f"milestone {message.milestone_id} completion refused: {reason}")
+        elif isinstance(message, CreditInvoice):
+            self.record(
+                f"credit of {message.amount} on {message.invoice_id} refused: {reason}; "
+                "issue the credit note in the ERP"
+            )
+        elif isinstance(message, TerminateContract):
+            self.record(f"termination effective {message.effective_date} refused: {reason}")
+        else:
+            self.record(f"{message.name} signal refused: {reason} (and it could not be read)")
+
+    async def _decide_late_payment(self, payment: PaymentReceived, reason: str) -> None:
+        pid, ccy = payment.payment_id, payment.currency
+        seen = self.s.collections.payments_seen
+        if pid in seen:
+            self.record(f"payment {pid} received again after the contract ended: already taken")
+            return
+        seen.append(pid)
+        self.record(
+            f"payment {pid} of {payment.amount} {ccy} refused: {reason}; reported to finance"
+        )
+        invoice = f" for {payment.invoice_id}" if payment.invoice_id else ""
+        await self.open_exception(
+            LATE_MESSAGE_STEP,
+            "c2c",
+            "payment_after_close",
+            f"payment {pid} of {payment.amount} {ccy} received on {payment.received_on}"
+            f"{invoice} came after the contract ended ({reason}): c2c neither applied it nor "
+            "recorded it in the ERP. Apply it to another of the customer's invoices or refund "
+            "it in the ERP, then skip to close this exception",
+            blocking=False,
+            subject=pid,
+        )
 
     def _refuse_waiting(self) -> None:
         """At the end of the contract, answer the updates still waiting their turn."""

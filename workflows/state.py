@@ -97,8 +97,10 @@ class ContractBase:
     _arrival_kinds: set[bool]
     _arrival_signals: int
     _mixed_tasks: set[int]
-    #: Whether this run orders the messages of one task by their senders' stamps.
+    #: Whether this run orders the messages of one task by their senders' stamps, and
+    #: whether it decides the messages left in its inbox as it ends.
     _sender_order: bool
+    _late_messages: bool
     #: Operator decisions answered once the contract has come to rest after them.
     _unsettled: list[int]
     _pending_audit: list[AuditEntry]
@@ -123,6 +125,7 @@ class ContractBase:
         self._arrival_signals = 0
         self._mixed_tasks = set()
         self._sender_order = False
+        self._late_messages = False
         self._unsettled = []
         self._pending_audit = []
         self._audit_seq = 0
