@@ -13,6 +13,7 @@ from domain.models import OpenException
 from domain.names import ExceptionQueue, Stage
 from domain.steps import (
     ESCALATE_EXCEPTION,
+    LOOK_UP_PAYMENT,
     OPEN_EXCEPTION,
     RECORD_ARRIVAL_ORDER,
     RECORD_AUDIT,
@@ -21,6 +22,8 @@ from domain.steps import (
     EscalateExceptionInput,
     ExceptionOpened,
     OpenExceptionInput,
+    PaymentKnown,
+    PaymentLookUp,
     ResolveExceptionInput,
     StepInput,
 )
@@ -40,6 +43,16 @@ class LedgerActivities(StepActivities):
         were first received: a replay takes it from there (see the workflow's inbox)."""
         await self.write_audit(step.contract_id, step.audit, step.open_exceptions)
         return ArrivalOrder(contract_id=step.contract_id, arrivals=step.arrivals)
+
+    @activity.defn(name=LOOK_UP_PAYMENT)
+    async def look_up_payment(self, step: PaymentLookUp) -> PaymentKnown:
+        """Whether the contract applied the payment before: a contract that continued as new
+        carries only its latest payment ids, and the ledger holds every one it applied."""
+        await self.write_audit(step.contract_id, step.audit, step.open_exceptions)
+        known = await asyncio.to_thread(
+            self.ledger.payment_recorded, step.contract_id, step.payment_id
+        )
+        return PaymentKnown(known=known)
 
     @activity.defn(name=OPEN_EXCEPTION)
     async def open_exception(self, step: OpenExceptionInput) -> ExceptionOpened:

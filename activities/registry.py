@@ -70,6 +70,7 @@ def build_steps(
         step.RESOLVE_EXCEPTION_RECORD: own.resolve_exception_record,
         step.ESCALATE_EXCEPTION: own.escalate_exception,
         step.RECORD_ARRIVAL_ORDER: own.record_arrival_order,
+        step.LOOK_UP_PAYMENT: own.look_up_payment,
         step.ARCHIVE_SIGNED_DOCUMENT: documents.archive_signed_document,
         account_sync.SYNC_ERP_CUSTOMERS: accounts.sync_erp_customers,
         account_sync.OPEN_ACCOUNT_EXCEPTION: accounts.open_account_exception,

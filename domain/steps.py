@@ -44,6 +44,7 @@ OPEN_EXCEPTION = "open_exception"
 RESOLVE_EXCEPTION_RECORD = "resolve_exception_record"
 ESCALATE_EXCEPTION = "escalate_exception"
 RECORD_ARRIVAL_ORDER = "record_arrival_order"
+LOOK_UP_PAYMENT = "look_up_payment"
 ARCHIVE_SIGNED_DOCUMENT = "archive_signed_document"
 #: Not a step: the exceptions a contract opens, as it ends, for messages that came after its
 #: last decision (a payment after the close). Its workflow has ended, so the ledger records
@@ -323,6 +324,18 @@ class ResolveExceptionInput(StepInput):
 class EscalateExceptionInput(StepInput):
     exception_id: str
     at: datetime
+
+
+class PaymentLookUp(StepInput):
+    """A payment id to look up in the ledger's payment facts of the contract."""
+
+    payment_id: str
+
+
+class PaymentKnown(BaseModel):
+    """Whether the ledger holds the payment: the contract applied it before."""
+
+    known: bool
 
 
 class ArrivalOrder(StepInput):

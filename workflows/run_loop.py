@@ -63,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         Hold,
         OpenException,
         Patched,
+        ReadLedger,
         Record,
         RunStep,
     )
@@ -113,6 +114,10 @@ class RunLoop(Holds):
         if isinstance(command, RunStep):
             return await self.step(
                 command.name, command.arg, command.result_type, summary=command.summary
+            )
+        if isinstance(command, ReadLedger):
+            return await self._ledger(
+                command.name, command.arg, command.result_type, command.summary
             )
         if isinstance(command, Record):
             self.record(command.event)

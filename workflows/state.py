@@ -61,7 +61,6 @@ def carried_collections(s: ContractState, keep: Collection[str] = ()) -> Collect
     return col.model_copy(
         deep=True,
         update={
-            "payments_seen": sorted(col.payments_seen),
             "overdue": sorted(col.overdue),
             "dunning_stopped": sorted(col.dunning_stopped),
         },
