@@ -50,6 +50,7 @@ from domain.models import (
 from starter.api.contracts import (
     close_period_for,
     complete_milestone,
+    contract_handle,
     credit_invoice,
     get_status,
     queue_amendment,
@@ -509,7 +510,14 @@ async def at_rest(
 ) -> ContractStatus:
     """The status once the contract has decided every message it can and waits: for the next
     message, for an operator (messages a hold does not decide wait with it), or for nothing
-    (closed or cancelled)."""
+    (closed or cancelled).
+
+    The status a query answers is the one the last completed workflow task left: on a loaded
+    machine a task can be waiting for the worker (a timer fired, an activity answered) while
+    the status still reads "waiting". So the contract is at rest only when Temporal also has
+    no workflow task and no activity pending for it, and the status read after that is the
+    same.
+    """
     deadline = asyncio.get_running_loop().time() + timeout
     status = None
     while asyncio.get_running_loop().time() < deadline:
@@ -519,11 +527,25 @@ async def at_rest(
             status = None
         if (
             status is not None
-            # On hold, period closes, payments and milestones wait for the hold to end.
-            and (status.queued_messages == 0 or status.stage == "on_hold")
-            and (status.waiting_for or status.stage in ("closed", "cancelled"))
+            and resting(status)
             and (until is None or until(status))
+            and await nothing_pending(client, cid)
         ):
-            return status
+            again = await get_status(client, cid)
+            if resting(again) and decided(again) == decided(status):
+                return again
         await asyncio.sleep(0.25)
     raise AssertionError(f"contract {cid} did not come to rest: {status}")
+
+
+def resting(status: ContractStatus) -> bool:
+    # On hold, period closes, payments and milestones wait for the hold to end.
+    return (status.queued_messages == 0 or status.stage == "on_hold") and bool(
+        status.waiting_for or status.stage in ("closed", "cancelled")
+    )
+
+
+async def nothing_pending(client: Client, cid: str) -> bool:
+    """Whether Temporal has no workflow task and no activity pending for the contract."""
+    raw = (await contract_handle(client, cid).describe()).raw_description
+    return not raw.HasField("pending_workflow_task") and not raw.pending_activities
