@@ -35,6 +35,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError
 
 from c2c.settings import Settings
 from domain.models import (
@@ -264,6 +265,31 @@ TERMINATED_TWICE = [
 ]
 
 
+#: A terminated contract paid in full, and a second payment sent right behind the one that
+#: lets it close: the second comes after the contract's last decision, and is decided (refused,
+#: a finance exception) as the run ends, before and after a reset of the closed contract.
+PAYMENT_RACING_THE_CLOSE = [
+    Scenario(
+        terms={
+            "start_date": "2026-10-01",
+            "end_date": "2026-12-31",
+            "billing_model": "time_and_materials",
+            "not_to_exceed": None,
+        },
+        steps=(
+            ("time", "Analyst", "2026-10-10", "2"),
+            ("terminate", date(2026, 10, 31)),
+            ("close", "2026-10"),
+            ("pay_and_more",),
+        ),
+        reset=reset,
+        seed=5,
+    )
+    for reset in ("cli", "client-random")
+]
+
+
+@example(batch=PAYMENT_RACING_THE_CLOSE)
 @example(batch=MILESTONE_AMENDMENTS)
 @example(batch=TERMINATED_TWICE)
 @settings(
@@ -367,6 +393,11 @@ async def perform(
             await asyncio.wait_for(amend(client, cid, amendment), REST_TIMEOUT_S)
     elif kind == "pay":
         await record_payment(client, cid, payment(status, step[1], step[2], payments))
+    elif kind == "pay_and_more":
+        await record_payment(client, cid, payment(status, 99, "full", payments))
+        # Sent at once: it reaches the contract as it closes, or after (Temporal refuses it).
+        with suppress(RPCError):
+            await record_payment(client, cid, payment(status, 99, "over", payments))
     elif kind == "credit":
         if request := credit(status, step[1], step[2]):
             await credit_invoice(client, cid, request)
