@@ -16,7 +16,11 @@ Each example runs a batch of contracts at once (the server does the waiting). CI
 messages with fresh random draws:
 
     C2C_RESET_EXAMPLES=50 C2C_RESET_BATCH=20 C2C_RESET_STEPS=12 C2C_RESET_RANDOM=1 \
-        pytest tests/workflows/test_reset_property.py
+        pytest tests/workflows/test_reset_property.py --timeout 0
+
+A run that long needs ``--timeout 0``: pytest-timeout's limit (600 s a test) interrupts the
+session's worker in the middle of a workflow task, and the contract it was running then
+answers "Workflow Task in failed state".
 """
 
 from __future__ import annotations
