@@ -13,6 +13,7 @@ from domain.models import OpenException
 from domain.names import ExceptionQueue, Stage
 from domain.steps import (
     ESCALATE_EXCEPTION,
+    LOOK_UP_PAYMENT,
     OPEN_EXCEPTION,
     RECORD_ARRIVAL_ORDER,
     RECORD_AUDIT,
@@ -23,6 +24,8 @@ from domain.steps import (
     ExceptionOpened,
     InvoiceReviewInput,
     OpenExceptionInput,
+    PaymentKnown,
+    PaymentLookUp,
     ResolveExceptionInput,
     StepInput,
 )
@@ -55,6 +58,16 @@ class LedgerActivities(StepActivities):
             by=step.operator,
             reason=step.reason,
         )
+
+    @activity.defn(name=LOOK_UP_PAYMENT)
+    async def look_up_payment(self, step: PaymentLookUp) -> PaymentKnown:
+        """Whether the contract applied the payment before: a contract that continued as new
+        carries only its latest payment ids, and the ledger holds every one it applied."""
+        await self.write_audit(step.contract_id, step.audit, step.open_exceptions)
+        known = await asyncio.to_thread(
+            self.ledger.payment_recorded, step.contract_id, step.payment_id
+        )
+        return PaymentKnown(known=known)
 
     @activity.defn(name=OPEN_EXCEPTION)
     async def open_exception(self, step: OpenExceptionInput) -> ExceptionOpened:

@@ -73,6 +73,7 @@ def build_steps(
         step.ESCALATE_EXCEPTION: own.escalate_exception,
         step.RECORD_ARRIVAL_ORDER: own.record_arrival_order,
         step.RECORD_INVOICE_REVIEW: own.record_invoice_review,
+        step.LOOK_UP_PAYMENT: own.look_up_payment,
         step.ARCHIVE_SIGNED_DOCUMENT: documents.archive_signed_document,
         step.RENDER_INVOICE_DOCUMENTS: documents.render_invoice_documents,
         account_sync.SYNC_ERP_CUSTOMERS: accounts.sync_erp_customers,

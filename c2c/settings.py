@@ -342,6 +342,7 @@ class Settings(BaseSettings):
             "c2c.not_to_exceed_reached": ExceptionQueue.DELIVERY,
             "c2c.payment_currency_mismatch": ExceptionQueue.FINANCE,
             "c2c.unapplied_cash_at_close": ExceptionQueue.FINANCE,
+            "c2c.payment_after_close": ExceptionQueue.FINANCE,
             "c2c.dunning_exhausted": ExceptionQueue.FINANCE,
             "c2c.invoice_review": ExceptionQueue.FINANCE,
             "c2c.invoice_rejected": ExceptionQueue.FINANCE,

@@ -49,6 +49,8 @@ V = TypeVar("V")
 
 #: History lines a run hands to the next: the latest ones. The ledger's audit trail has them all.
 CARRIED_HISTORY_LINES = 20
+#: The latest payment ids carried into the next run, beside those of cash still in the book.
+CARRIED_PAYMENT_IDS = 50
 
 #: A message that waits in the contract's inbox until the main loop handles it.
 Message = (
@@ -185,9 +187,16 @@ class CollectionsState(BaseModel):
 
     book: CashBook = Field(default_factory=CashBook)
     invoices: list[InvoiceSummary] = Field(default_factory=list)
-    #: Every payment id seen: a payment signalled again in a later run is still applied once.
-    #: The one list here that grows with the contract's history: one id per payment.
+    #: The payment ids seen, in order: all of this run's, and of earlier runs those of cash
+    #: still in the book, the latest ``CARRIED_PAYMENT_IDS`` and those the ledger does not
+    #: hold. A payment signalled again is still applied once: an id not here, when earlier
+    #: runs forgot some, is looked up in the ledger's payment facts.
     payments_seen: list[str] = Field(default_factory=list)
+    #: Payment ids seen that the ledger's payment facts do not hold (another currency, a
+    #: payment step an operator skipped): never forgotten.
+    payments_off_ledger: list[str] = Field(default_factory=list)
+    #: How many payment ids earlier runs forgot (they are in the ledger).
+    payments_forgotten: int = 0
     credit_notes: list[CreditNoteSummary] = Field(default_factory=list)
     credited_subtotal: dict[str, Money] = Field(default_factory=dict)
     credit_receipts: dict[str, str] = Field(default_factory=dict)
@@ -242,8 +251,13 @@ class CollectionsState(BaseModel):
             }
         )
         receipts = {r.payment_id for r in book.receipts}
+        keep_ids = receipts | set(self.payments_off_ledger)
+        recent = set(self.payments_seen[-CARRIED_PAYMENT_IDS:])
+        seen = [p for p in self.payments_seen if p in keep_ids or p in recent]
         return self.model_copy(
             update={
+                "payments_seen": seen,
+                "payments_forgotten": self.payments_forgotten + len(self.payments_seen) - len(seen),
                 "book": book,
                 "invoices": [i for i in self.invoices if i.invoice_id in held],
                 "credit_notes": [n for n in self.credit_notes if n.invoice_id in held],

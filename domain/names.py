@@ -80,6 +80,10 @@ QUERY_STATUS = "status"
 SIGNAL_CREDIT_INVOICE = "credit_invoice"
 # Beyond SPEC.md: an operator's review of a draft invoice (approve or reject).
 UPDATE_REVIEW_INVOICE = "review_invoice"
+#: The key, in a business message's payload metadata, of the instant (nanoseconds since the
+#: epoch, monotonic per sending process) its sender sent it: a reset delivers the payload again
+#: with it, so the contract decides messages that arrive together in the order they were sent.
+SENT_METADATA = "c2c-sent-ns"
 
 # Search attributes (SPEC.md section 2).
 SA_CONTRACT_ID = SearchAttributeKey.for_keyword("ContractId")

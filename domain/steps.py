@@ -48,9 +48,14 @@ OPEN_EXCEPTION = "open_exception"
 RESOLVE_EXCEPTION_RECORD = "resolve_exception_record"
 ESCALATE_EXCEPTION = "escalate_exception"
 RECORD_ARRIVAL_ORDER = "record_arrival_order"
+LOOK_UP_PAYMENT = "look_up_payment"
 ARCHIVE_SIGNED_DOCUMENT = "archive_signed_document"
 RECORD_INVOICE_REVIEW = "record_invoice_review"
 RENDER_INVOICE_DOCUMENTS = "render_invoice_documents"
+#: Not a step: the exceptions a contract opens, as it ends, for messages that came after its
+#: last decision (a payment after the close). Its workflow has ended, so the ledger records
+#: the operator's decision on them.
+LATE_MESSAGE_STEP = "late_message"
 
 #: The system whose task queue (and so whose rate limit) each step runs under. A step that
 #: calls several systems runs under the one that limits it: the ERP, whose API allows one
@@ -374,6 +379,18 @@ class ResolveExceptionInput(StepInput):
 class EscalateExceptionInput(StepInput):
     exception_id: str
     at: datetime
+
+
+class PaymentLookUp(StepInput):
+    """A payment id to look up in the ledger's payment facts of the contract."""
+
+    payment_id: str
+
+
+class PaymentKnown(BaseModel):
+    """Whether the ledger holds the payment: the contract applied it before."""
+
+    known: bool
 
 
 class ArrivalOrder(StepInput):

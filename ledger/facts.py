@@ -153,6 +153,12 @@ class FactLedger(OutboundLedger):
             occurred_at=at,
         )
 
+    def payment_recorded(self, contract_id: str, payment_id: str) -> bool:
+        """Whether the contract recorded the payment ``payment_id``."""
+        with self._session() as session:
+            fact = session.get(PaymentFact, payment_id)
+            return fact is not None and fact.contract_id == contract_id
+
     def record_credit_note_fact(self, note: CreditNoteFactIn) -> None:
         """Record a credit note once by its id."""
         self._insert_once(CreditNoteFact, "credit_note_id", note.model_dump())

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         APPLY_CASH,
         APPLY_PAYMENT,
         ISSUE_CREDIT_NOTE,
+        LOOK_UP_PAYMENT,
         SEND_DUNNING_REMINDER,
         ApplyCashInput,
         ApplyPaymentInput,
@@ -44,6 +45,8 @@ with workflow.unsafe.imports_passed_through():
         CreditNoteIssued,
         DunningInput,
         PaymentApplied,
+        PaymentKnown,
+        PaymentLookUp,
         RevenuePlan,
     )
     from workflows.commands import (
@@ -51,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         CloseException,
         Decision,
         OpenException,
+        ReadLedger,
         Record,
         RunStep,
         Wake,
@@ -156,11 +160,22 @@ def _apply_cash(s: ContractState, applications: list[Application], what: str) ->
 def receive(s: ContractState, now: Clock, payment: PaymentReceived) -> Decision[None]:
     col, ccy = s.collections, s.contract.currency
     pid = payment.payment_id
+    if pid not in col.payments_seen and col.payments_forgotten:
+        # Earlier runs forgot some ids: the ledger holds every payment the contract applied.
+        seen: PaymentKnown = yield ReadLedger(
+            LOOK_UP_PAYMENT,
+            PaymentLookUp(contract_id=s.contract.contract_id, payment_id=pid),
+            PaymentKnown,
+            f"look up payment {pid}",
+        )
+        if seen.known:
+            _add(col.payments_seen, pid)
     if pid in col.payments_seen:
         yield Record(f"payment {pid} already applied: ignored")
         return
     if payment.currency != ccy:
         _add(col.payments_seen, pid)
+        _add(col.payments_off_ledger, pid)
         yield Record(
             f"payment {pid} is in {payment.currency}, the contract in {ccy}: not applied; "
             "refund or convert it in the ERP"
@@ -190,6 +205,8 @@ def receive(s: ContractState, now: Clock, payment: PaymentReceived) -> Decision[
         summary=f"apply payment {pid}",
     )
     _add(col.payments_seen, pid)
+    if applied is None:
+        _add(col.payments_off_ledger, pid)
     # An operator's skip means the payment was recorded by hand: the book still counts it.
     applications = col.book.receive(pid, payment.amount, payment.invoice_id)
     yield Wake()

@@ -43,6 +43,17 @@ class RunStep:
 
 
 @dataclass(frozen=True)
+class ReadLedger:
+    """Read c2c's own ledger with the step ``name`` (retried until it answers, never an
+    exception); the result is a ``result_type``."""
+
+    name: str
+    arg: StepInput
+    result_type: type[BaseModel]
+    summary: str
+
+
+@dataclass(frozen=True)
 class Record:
     """Add a line to the contract's history (and the ledger's audit trail)."""
 
@@ -100,7 +111,7 @@ class Patched:
     deprecated: bool = False
 
 
-Command = RunStep | Record | Hold | OpenException | CloseException | Wake | Patched
+Command = RunStep | ReadLedger | Record | Hold | OpenException | CloseException | Wake | Patched
 
 #: A decision in progress: yields commands, receives their results, returns ``T``.
 Decision = Generator[Command, Any, T]

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.names import (
         QUERY_STATUS,
+        SENT_METADATA,
         SIGNAL_AMEND,
         SIGNAL_CLOSE_PERIOD,
         SIGNAL_CREDIT_INVOICE,
@@ -78,8 +79,10 @@ __all__ = [
     "NOTICE_STEPS",
     "PATCH_CONTINUE_AS_NEW",
     "PATCH_INVOICE_DOCUMENTS",
+    "PATCH_LATE_MESSAGES",
     "PATCH_LOCAL_LEDGER",
     "PATCH_ORDERED_INBOX",
+    "PATCH_SENDER_ORDER",
     "PATCH_SIGNED_DOCUMENT",
     "SKIPPABLE_STEPS",
     "ContractToCash",
@@ -93,6 +96,18 @@ R = TypeVar("R", bound=BaseModel)
 #: payments and milestones before them, so that a reset, which delivers them all again at once,
 #: decides each the same way. Runs recorded before it decide amendments as they arrive.
 PATCH_ORDERED_INBOX = "ordered-inbox"
+
+#: Marks runs that decide the messages one workflow task brings in the order their senders
+#: stamped them (``SENT_METADATA``), when every one of them carries a stamp: the order a reset
+#: delivers them in, whatever the worker's cache. Runs recorded before it, and tasks bringing
+#: an unstamped message, keep the arrival order recorded in history (``record_arrival_order``).
+PATCH_SENDER_ORDER = "sender-order"
+
+#: Marks runs that, as they end, decide every message still in the inbox (a payment or an
+#: amendment that came after the contract's last decision): a refusal with its reason in the
+#: status and, for a payment, a ``finance`` exception. Runs recorded before it answer only the
+#: updates still waiting.
+PATCH_LATE_MESSAGES = "late-messages-decided"
 
 #: Marks runs that archive the signed document their approval names (a DocuSign envelope).
 PATCH_SIGNED_DOCUMENT = "signed-document-archive"
@@ -118,6 +133,8 @@ class ContractToCash(RunLoop):
         # Asked here for the same reason: the documents step follows decisions mid-run.
         self._renders_documents = workflow.patched(PATCH_INVOICE_DOCUMENTS)
         self._start_run(ContractState.approved(start.approved(), ordered=ordered))
+        self._sender_order = ordered and workflow.patched(PATCH_SENDER_ORDER)
+        self._late_messages = ordered and workflow.patched(PATCH_LATE_MESSAGES)
         if start.carried is not None:
             self._restore(start.carried)
 
@@ -148,6 +165,8 @@ class ContractToCash(RunLoop):
                 await self._compensate()
             self._enter(Stage.CANCELLED, f"cancelled: {aborted}")
             await self._flush_audit()
+        if self._late_messages:
+            await self._decide_late_messages()
         self._refuse_waiting()
         self._settle()
         return ContractSummary(status=self._status())
@@ -173,38 +192,56 @@ class ContractToCash(RunLoop):
         assert isinstance(value, model)
         return value
 
+    @staticmethod
+    def _sent(raw: RawValue) -> int | None:
+        """The instant the sender stamped on a message, if it stamped one (``SENT_METADATA``);
+        a message sent by other means (``temporal workflow signal``) has none."""
+        stamp = raw.payload.metadata.get(SENT_METADATA)
+        try:
+            return int(stamp) if stamp is not None else None
+        except ValueError:
+            return None
+
     def _signal(self, name: str, raw: RawValue, model: type[R]) -> R | None:
         """Queue a signal's message (an unreadable one too, in ordered runs); return it when
         it was readable."""
         message = self._read_signal(name, raw, model)
         if isinstance(message, MalformedMessage):
             if self.s.ordered:
-                self._enqueue(message)
+                self._enqueue(message, sent=self._sent(raw))
             else:
                 workflow.logger.warning(f"{name} signal dropped: {message.reason}")
             return None
         return message
 
+    def _read_update(self, name: str, raw: RawValue, model: type[R]) -> R:
+        """An update's input as ``model``; an unreadable one is refused before it enters
+        history, naming what was wrong."""
+        message = self._read_signal(name, raw, model)
+        if isinstance(message, MalformedMessage):
+            raise ValueError(f"{name}: {message.reason}")
+        return message
+
     @workflow.signal(name=SIGNAL_CLOSE_PERIOD)
     def close_period(self, raw: RawValue) -> None:
         if (request := self._signal(SIGNAL_CLOSE_PERIOD, raw, ClosePeriod)) is not None:
-            self._enqueue(request)
+            self._enqueue(request, sent=self._sent(raw))
 
     @workflow.signal(name=SIGNAL_PAYMENT_RECEIVED)
     def payment_received(self, raw: RawValue) -> None:
         if (payment := self._signal(SIGNAL_PAYMENT_RECEIVED, raw, PaymentReceived)) is not None:
-            self._enqueue(payment)
+            self._enqueue(payment, sent=self._sent(raw))
 
     @workflow.signal(name=SIGNAL_MILESTONE_COMPLETED)
     def milestone_completed(self, raw: RawValue) -> None:
         milestone = self._signal(SIGNAL_MILESTONE_COMPLETED, raw, MilestoneCompleted)
         if milestone is not None:
-            self._enqueue(milestone)
+            self._enqueue(milestone, sent=self._sent(raw))
 
     @workflow.signal(name=SIGNAL_CREDIT_INVOICE)
     def credit_invoice(self, raw: RawValue) -> None:
         if (request := self._signal(SIGNAL_CREDIT_INVOICE, raw, CreditInvoice)) is not None:
-            self._enqueue(request)
+            self._enqueue(request, sent=self._sent(raw))
 
     @workflow.signal(name=SIGNAL_TERMINATE_CONTRACT)
     def terminate_contract(self, raw: RawValue) -> None:
@@ -212,7 +249,7 @@ class ContractToCash(RunLoop):
         if request is None:
             return
         if self.s.ordered:
-            self._enqueue(request)
+            self._enqueue(request, sent=self._sent(raw))
         elif self.s.terminate is None:
             self._decide_termination(request)
 
@@ -222,23 +259,26 @@ class ContractToCash(RunLoop):
         if amendment is None:
             return
         if self.s.ordered:
-            self._enqueue(amendment)
+            self._enqueue(amendment, sent=self._sent(raw))
         else:
             await self._amend(amendment)
 
     @workflow.update(name=UPDATE_APPLY_AMENDMENT)
-    async def apply_amendment(self, amendment: Amendment) -> AmendmentResult:
+    async def apply_amendment(self, raw: RawValue) -> AmendmentResult:
+        amendment = self._read_update(UPDATE_APPLY_AMENDMENT, raw, Amendment)
         if not self.s.ordered:
             return await self._amend(amendment)
-        result = await self._answer_of(self._enqueue(amendment, update=True))
+        key = self._enqueue(amendment, update=True, sent=self._sent(raw))
+        result = await self._answer_of(key)
         assert isinstance(result, AmendmentResult)
         return result
 
     @apply_amendment.validator
-    def _validate_amendment(self, amendment: Amendment) -> None:
+    def _validate_amendment(self, raw: RawValue) -> None:
         # Runs before the update enters history: what cannot be applied leaves no trace.
         # In an ordered run it refuses only what no state could accept (the input's shape is
         # checked as it is read); everything else is decided in turn.
+        amendment = self._read_update(UPDATE_APPLY_AMENDMENT, raw, Amendment)
         if self.s.ordered:
             return
         # A repeated amendment id passes, and is answered with the first answer.
@@ -254,9 +294,11 @@ class ContractToCash(RunLoop):
             raise ValueError(reason)
 
     @workflow.update(name=UPDATE_RESOLVE_EXCEPTION)
-    async def resolve_exception(self, decision: ResolveException) -> ContractStatus:
+    async def resolve_exception(self, raw: RawValue) -> ContractStatus:
+        decision = self._read_update(UPDATE_RESOLVE_EXCEPTION, raw, ResolveException)
         if self.s.ordered:
-            status = await self._answer_of(self._enqueue(decision, update=True))
+            key = self._enqueue(decision, update=True, sent=self._sent(raw))
+            status = await self._answer_of(key)
             assert isinstance(status, ContractStatus)
             return status
         self.s.decisions[decision.exception_id] = decision
@@ -264,10 +306,11 @@ class ContractToCash(RunLoop):
         return self._status()
 
     @resolve_exception.validator
-    def _validate_resolution(self, decision: ResolveException) -> None:
+    def _validate_resolution(self, raw: RawValue) -> None:
         # Runs before the update enters history: a wrong id or an unsafe skip is refused
         # without a trace in the contract's history. An ordered run decides these in turn:
         # after a reset the decision arrives before the exception it names is opened again.
+        decision = self._read_update(UPDATE_RESOLVE_EXCEPTION, raw, ResolveException)
         if self.s.ordered:
             return
         reason = self._resolution_refusal(decision)

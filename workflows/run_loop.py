@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ClosePeriod,
         CreditInvoice,
         MalformedMessage,
+        MilestoneCompleted,
         PaymentReceived,
         ResolveException,
         ReviewInvoice,
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         CREATE_ERP_CONTRACT,
         CREATE_ERP_PROJECT,
         ENSURE_ERP_CUSTOMER,
+        LATE_MESSAGE_STEP,
         PROPAGATE_AMENDMENT,
         RECORD_ARRIVAL_ORDER,
         RENDER_INVOICE_DOCUMENTS,
@@ -66,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
         Hold,
         OpenException,
         Patched,
+        ReadLedger,
         Record,
         RunStep,
     )
@@ -127,6 +130,11 @@ MID_RUN_PATCHES = frozenset({billing.PATCH_RATABLE_RELEASE, billing.PATCH_CLOSE_
 PATCH_INVOICE_DOCUMENTS = "invoice-documents"
 
 
+def _sent(inbound: Inbound) -> int:
+    assert inbound.sent is not None
+    return inbound.sent
+
+
 class RunLoop(Holds):
     """The contract's stages, its inbox and its main loop."""
 
@@ -163,6 +171,10 @@ class RunLoop(Holds):
         if isinstance(command, RunStep):
             return await self.step(
                 command.name, command.arg, command.result_type, summary=command.summary
+            )
+        if isinstance(command, ReadLedger):
+            return await self._ledger(
+                command.name, command.arg, command.result_type, command.summary
             )
         if isinstance(command, Record):
             self.record(command.event)
@@ -366,6 +378,86 @@ class RunLoop(Holds):
             await self.decide(collections.credit(self.s, workflow.now, message))
         else:
             await self.decide(billing.milestone_completed(self.s, workflow.now, message))
+
+    async def _decide_late_messages(self) -> None:
+        """As the contract ends, decide every message still in its inbox, in order, and any
+        that comes while it does: none is lost in silence. Each is refused with the reason (a
+        line in the status and the audit trail); an amendment is answered ``rejected``; a new
+        payment becomes a ``finance`` exception, since the money reached the customer's
+        account but no invoice of this contract will take it."""
+        while True:
+            # Operator decisions taken before the end are answered first: their updates are
+            # among the handlers the run waits for.
+            self._settle()
+            # Nothing to wait for between the last look and the end: a message that comes
+            # while the run completes makes Temporal run this task again, with it.
+            if not self._inbox:
+                if workflow.all_handlers_finished():
+                    return
+                await workflow.wait_condition(
+                    lambda: bool(self._inbox) or workflow.all_handlers_finished()
+                )
+                continue
+            async with self._lock:
+                await self._keep_arrival_order()
+                await self._decide_late(self._inbox.pop(0))
+            await self._flush_audit()
+
+    async def _decide_late(self, inbound: Inbound) -> None:
+        message, stage = inbound.message, self.s.stage.value
+        reason = f"the contract is {stage}"
+        if isinstance(message, Amendment):
+            aid = message.amendment_id
+            if aid not in self.s.amendments:
+                self.s.amendments[aid] = AmendmentResult(
+                    amendment_id=aid, status="rejected", reason=reason, at=workflow.now()
+                )
+                self.record(f"amendment {aid} rejected: {reason}")
+            self._answer(inbound, self.s.amendments[aid])
+        elif isinstance(message, PaymentReceived):
+            await self._decide_late_payment(message, reason)
+        elif isinstance(message, ResolveException):
+            self.record(f"decision {message.action} on {message.exception_id} refused: {reason}")
+            self._answer(inbound, Refused(reason))
+        elif isinstance(message, ClosePeriod):
+            self.record(f"close of {message.period} refused: {reason}")
+        elif isinstance(message, MilestoneCompleted):
+            self.record(f"milestone {message.milestone_id} completion refused: {reason}")
+        elif isinstance(message, CreditInvoice):
+            self.record(
+                f"credit of {message.amount} on {message.invoice_id} refused: {reason}; "
+                "issue the credit note in the ERP"
+            )
+        elif isinstance(message, TerminateContract):
+            self.record(f"termination effective {message.effective_date} refused: {reason}")
+        elif isinstance(message, ReviewInvoice):
+            self.record(f"{message.decision} of draft {message.invoice_id} refused: {reason}")
+            self._answer(inbound, Refused(reason))
+        else:
+            self.record(f"{message.name} signal refused: {reason} (and it could not be read)")
+
+    async def _decide_late_payment(self, payment: PaymentReceived, reason: str) -> None:
+        pid, ccy = payment.payment_id, payment.currency
+        seen = self.s.collections.payments_seen
+        if pid in seen:
+            self.record(f"payment {pid} received again after the contract ended: already taken")
+            return
+        seen.append(pid)
+        self.record(
+            f"payment {pid} of {payment.amount} {ccy} refused: {reason}; reported to finance"
+        )
+        invoice = f" for {payment.invoice_id}" if payment.invoice_id else ""
+        await self.open_exception(
+            LATE_MESSAGE_STEP,
+            "c2c",
+            "payment_after_close",
+            f"payment {pid} of {payment.amount} {ccy} received on {payment.received_on}"
+            f"{invoice} came after the contract ended ({reason}): c2c neither applied it nor "
+            "recorded it in the ERP. Apply it to another of the customer's invoices or refund "
+            "it in the ERP, then skip to close this exception",
+            blocking=False,
+            subject=pid,
+        )
 
     def _refuse_waiting(self) -> None:
         """At the end of the contract, answer the updates still waiting their turn."""
@@ -643,7 +735,9 @@ class RunLoop(Holds):
     # start in the order Temporal delivers the messages, so the inbox keeps that order, in a
     # live run and in a run that a reset fed every message at once.
 
-    def _enqueue(self, message: Message, *, update: bool = False) -> int | None:
+    def _enqueue(
+        self, message: Message, *, update: bool = False, sent: int | None = None
+    ) -> int | None:
         task = workflow.info().get_current_history_length()
         if task != self._arrival_task:
             self._arrival_task, self._arrival_kinds, self._arrival_signals = task, set(), 0
@@ -660,21 +754,28 @@ class RunLoop(Holds):
         else:
             self._arrival_signals += 1
             arrival = f"s:{task}:{self._arrival_signals}"
-        self._inbox.append(Inbound(message, key, task, arrival))
+        self._inbox.append(Inbound(message, key, task, arrival, sent))
         return key
 
     async def _keep_arrival_order(self) -> None:
-        """Decide messages that arrived in one workflow task in the order they first arrived.
+        """Decide messages that arrived in one workflow task in the order they were sent.
 
         Signals keep their order among themselves in every replay, and so do updates; but an
         update redelivered by a reset comes, in a replay, after the signals it arrived with,
-        while the live run received it in its place. So when one task brings both, the order
-        the live run saw is recorded in history (a local activity's result) and every replay
-        takes it from there.
+        while the live run may have received it in its place. So when one task brings both,
+        they are put in the order their senders stamped on them (``PATCH_SENDER_ORDER``),
+        which a reset delivers again with them. When one of them carries no stamp (or in runs
+        recorded before), the order the run first saw is recorded in history (a local
+        activity's result) and every replay takes it from there; a worker that replays every
+        task (no cache) may first see the replay order.
         """
         for task in sorted(self._mixed_tasks):
             places = [i for i, inbound in enumerate(self._inbox) if inbound.task == task]
             group = [self._inbox[i] for i in places]
+            if self._sender_order and all(inbound.sent is not None for inbound in group):
+                for place, inbound in zip(places, sorted(group, key=_sent), strict=True):
+                    self._inbox[place] = inbound
+                continue
             recorded = await self._ledger(
                 RECORD_ARRIVAL_ORDER,
                 ArrivalOrder(contract_id=self.c.contract_id, arrivals=[i.arrival for i in group]),

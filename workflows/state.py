@@ -61,7 +61,6 @@ def carried_collections(s: ContractState, keep: Collection[str] = ()) -> Collect
     return col.model_copy(
         deep=True,
         update={
-            "payments_seen": sorted(col.payments_seen),
             "overdue": sorted(col.overdue),
             "dunning_stopped": sorted(col.dunning_stopped),
         },
@@ -71,13 +70,15 @@ def carried_collections(s: ContractState, keep: Collection[str] = ()) -> Collect
 @dataclass
 class Inbound:
     """A message in the contract's inbox, with the key its update waits on (signals have
-    none), the workflow task it arrived in, and a name for it that is the same in every replay
-    (``u:<update id>`` or ``s:<task>:<n>``)."""
+    none), the workflow task it arrived in, a name for it that is the same in every replay
+    (``u:<update id>`` or ``s:<task>:<n>``), and the instant its sender stamped on it (none
+    when it was sent without c2c's clients)."""
 
     message: Message
     key: int | None = None
     task: int = 0
     arrival: str = ""
+    sent: int | None = None
 
 
 class ContractBase:
@@ -95,6 +96,10 @@ class ContractBase:
     _arrival_kinds: set[bool]
     _arrival_signals: int
     _mixed_tasks: set[int]
+    #: Whether this run orders the messages of one task by their senders' stamps, and
+    #: whether it decides the messages left in its inbox as it ends.
+    _sender_order: bool
+    _late_messages: bool
     #: Operator decisions answered once the contract has come to rest after them.
     _unsettled: list[int]
     _pending_audit: list[AuditEntry]
@@ -118,6 +123,8 @@ class ContractBase:
         self._arrival_kinds = set()
         self._arrival_signals = 0
         self._mixed_tasks = set()
+        self._sender_order = False
+        self._late_messages = False
         self._unsettled = []
         self._pending_audit = []
         self._audit_seq = 0

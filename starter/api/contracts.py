@@ -7,19 +7,27 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
+import time
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowHandle,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import (
+    RawValue,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -47,6 +55,7 @@ from domain.names import (
     SA_LEGAL_ENTITY,
     SA_OPEN_EXCEPTIONS,
     SA_STAGE,
+    SENT_METADATA,
     SIGNAL_AMEND,
     SIGNAL_CLOSE_PERIOD,
     SIGNAL_CREDIT_INVOICE,
@@ -165,6 +174,31 @@ async def start_contract(
 
 def contract_handle(client: Client, contract_id: str) -> WorkflowHandle:
     return client.get_workflow_handle(contract_workflow_id(contract_id))
+
+
+_last_sent = 0
+_sent_lock = threading.Lock()
+
+
+def sent_now() -> int:
+    """Now, in nanoseconds since the epoch, and later than any instant this process stamped
+    before: two messages sent one after the other never share a stamp."""
+    global _last_sent
+    with _sent_lock:
+        _last_sent = max(time.time_ns(), _last_sent + 1)
+        return _last_sent
+
+
+def stamped(client: Client, message: BaseModel) -> RawValue:
+    """``message`` as the payload a contract receives, stamped with the instant it is sent.
+
+    The stamp lives in the payload's metadata, which Temporal keeps with the message and a
+    reset delivers again: messages that reach the contract together (as a reset delivers them)
+    are decided in the order they were sent, not the order their handlers happen to run.
+    """
+    [payload] = client.data_converter.payload_converter.to_payloads([message])
+    payload.metadata[SENT_METADATA] = str(sent_now()).encode()
+    return RawValue(payload)
 
 
 async def contract_result(client: Client, contract_id: str) -> ContractSummary:
@@ -405,21 +439,25 @@ async def close_period_for_all(
 
 
 async def close_period_for(client: Client, contract_id: str, period: ClosePeriod) -> None:
-    await contract_handle(client, contract_id).signal(SIGNAL_CLOSE_PERIOD, period)
+    await contract_handle(client, contract_id).signal(SIGNAL_CLOSE_PERIOD, stamped(client, period))
 
 
 async def record_payment(client: Client, contract_id: str, payment: PaymentReceived) -> None:
-    await contract_handle(client, contract_id).signal(SIGNAL_PAYMENT_RECEIVED, payment)
+    await contract_handle(client, contract_id).signal(
+        SIGNAL_PAYMENT_RECEIVED, stamped(client, payment)
+    )
 
 
 async def complete_milestone(
     client: Client, contract_id: str, milestone: MilestoneCompleted
 ) -> None:
-    await contract_handle(client, contract_id).signal(SIGNAL_MILESTONE_COMPLETED, milestone)
+    await contract_handle(client, contract_id).signal(
+        SIGNAL_MILESTONE_COMPLETED, stamped(client, milestone)
+    )
 
 
 async def queue_amendment(client: Client, contract_id: str, amendment: Amendment) -> None:
-    await contract_handle(client, contract_id).signal(SIGNAL_AMEND, amendment)
+    await contract_handle(client, contract_id).signal(SIGNAL_AMEND, stamped(client, amendment))
 
 
 async def apply_amendment(
@@ -430,7 +468,7 @@ async def apply_amendment(
     # first update instead of starting a second one.
     return await contract_handle(client, contract_id).execute_update(
         UPDATE_APPLY_AMENDMENT,
-        amendment,
+        stamped(client, amendment),
         id=f"amendment-{amendment.amendment_id}",
         result_type=AmendmentResult,
     )
@@ -440,7 +478,7 @@ async def resolve_exception(
     client: Client, contract_id: str, decision: ResolveException
 ) -> ContractStatus:
     return await contract_handle(client, contract_id).execute_update(
-        UPDATE_RESOLVE_EXCEPTION, decision, result_type=ContractStatus
+        UPDATE_RESOLVE_EXCEPTION, stamped(client, decision), result_type=ContractStatus
     )
 
 
@@ -454,12 +492,14 @@ async def review_invoice(client: Client, contract_id: str, review: ReviewInvoice
 async def credit_invoice(client: Client, contract_id: str, request: CreditInvoice) -> CreditInvoice:
     """Ask the contract to credit one of its invoices; returns the request with its key."""
     keyed = request.keyed()
-    await contract_handle(client, contract_id).signal(SIGNAL_CREDIT_INVOICE, keyed)
+    await contract_handle(client, contract_id).signal(SIGNAL_CREDIT_INVOICE, stamped(client, keyed))
     return keyed
 
 
 async def terminate_contract(client: Client, contract_id: str, request: TerminateContract) -> None:
-    await contract_handle(client, contract_id).signal(SIGNAL_TERMINATE_CONTRACT, request)
+    await contract_handle(client, contract_id).signal(
+        SIGNAL_TERMINATE_CONTRACT, stamped(client, request)
+    )
 
 
 def is_finished_error(exc: RPCError) -> bool:

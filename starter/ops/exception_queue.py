@@ -18,6 +18,7 @@ from domain.account_sync import ACCOUNT_WORKFLOW_PREFIX, UPDATE_RESOLVE_ACCOUNT_
 from domain.models import ContractStatus, ResolveException
 from domain.names import ExceptionAction
 from domain.reconcile import RECONCILE_STEP
+from domain.steps import LATE_MESSAGE_STEP
 from ledger import ExceptionStatus, Ledger
 from starter.api.contracts import get_status, resolve_exception
 
@@ -104,10 +105,11 @@ async def resolve(
     """
     if item.status != ExceptionStatus.OPEN:
         raise ExceptionNotOpen(item)
-    if item.step == RECONCILE_STEP and ledger is not None:
-        # A difference reconciliation found: no workflow waits on it. The operator fixed it
-        # in the ERP or in c2c (retry: the next run checks again; skip or abort: accepted),
-        # and the decision is the ledger's to record.
+    if item.step in (RECONCILE_STEP, LATE_MESSAGE_STEP) and ledger is not None:
+        # A difference reconciliation found, or a message that came after its contract
+        # ended: no workflow waits on it. The operator fixed it in the ERP or in c2c (retry:
+        # the next run checks again; skip or abort: accepted), and the decision is the
+        # ledger's to record.
         await asyncio.to_thread(
             ledger.resolve_exception,
             item.exception_id,

@@ -31,7 +31,7 @@ from temporalio.worker import Replayer
 
 from c2c.ports import free_port
 from c2c.settings import Settings
-from domain.carried import CARRIED_HISTORY_LINES, ContractRun
+from domain.carried import CARRIED_HISTORY_LINES, CARRIED_PAYMENT_IDS, CarriedState, ContractRun
 from domain.models import (
     Amendment,
     ClosePeriod,
@@ -154,6 +154,15 @@ def input_bytes(history: WorkflowHistory) -> tuple[int, int, int]:
         *carried["collections"]["book"]["receipts"],
     ]
     return len(data), sum(len(json.dumps(item)) for item in open_items), len(open_items)
+
+
+def carried_state(history: WorkflowHistory) -> CarriedState:
+    """The state the run began with."""
+    started = history.events[0].workflow_execution_started_event_attributes
+    payload = started.input.payloads[0]
+    run = pydantic_data_converter.payload_converter.from_payload(payload, ContractRun)
+    assert run.carried is not None
+    return run.carried
 
 
 def carried_payments(history: WorkflowHistory) -> list[str]:
@@ -315,7 +324,9 @@ async def test_a_ten_year_contract_hands_over_less_than_16_kb(
 ) -> None:
     """120 monthly invoices, 10 rate amendments and 200 payments (80 invoices paid in two
     parts): every run is handed under 16 KB, contract and open items included, because a run
-    carries what is open and the latest history lines, not what happened."""
+    carries what is open and the latest history lines and payment ids, not what happened. A
+    payment sent again long after its id was left behind is still applied once: the ledger
+    holds it."""
     client = short_history_env.client
     first = Period.parse("2016-11")
     periods = [first]
@@ -366,6 +377,19 @@ async def test_a_ten_year_contract_hands_over_less_than_16_kb(
                         received_on=date(2026, 11, 20),
                     ),
                 )
+            if n == 110:
+                # The first payment again, many hand-overs later.
+                await record_payment(
+                    client,
+                    cid,
+                    PaymentReceived(
+                        payment_id=f"pay-{first}-0",
+                        invoice_id=None,
+                        amount=Decimal("1.00"),
+                        currency="USD",
+                        received_on=date(2026, 11, 20),
+                    ),
+                )
         final = (await contract_result(client, cid)).status
 
     assert payments == 200
@@ -376,6 +400,12 @@ async def test_a_ten_year_contract_hands_over_less_than_16_kb(
     print(f"carried input by run (bytes): {sizes}")
     assert len(sizes) >= 5, f"expected several hand-overs, got {len(sizes)}"
     assert max(sizes) < CARRIED_BOUND, sizes
+    # The payment ids carried stay bounded: the latest ones and those of cash still open.
+    seen = [len(carried_state(history).collections.payments_seen) for history in runs[1:]]
+    assert max(seen) <= CARRIED_PAYMENT_IDS + 2, seen
+    assert final.unapplied_cash == 0
+    trail = [e.event for e in get_ledger(short_settings.ledger_url).audit_trail(cid)]
+    assert f"payment pay-{first}-0 already applied: ignored" in trail
 
 
 async def test_an_open_exception_survives_the_hand_over_and_is_resolved_on_the_new_run(

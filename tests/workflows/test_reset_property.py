@@ -17,7 +17,11 @@ Each example runs a batch of contracts at once (the server does the waiting). CI
 messages with fresh random draws:
 
     C2C_RESET_EXAMPLES=50 C2C_RESET_BATCH=20 C2C_RESET_STEPS=12 C2C_RESET_RANDOM=1 \
-        pytest tests/workflows/test_reset_property.py
+        pytest tests/workflows/test_reset_property.py --timeout 0
+
+A run that long needs ``--timeout 0``: pytest-timeout's limit (600 s a test) interrupts the
+session's worker in the middle of a workflow task, and the contract it was running then
+answers "Workflow Task in failed state".
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError
 
 from c2c.settings import Settings
 from domain.models import (
@@ -52,6 +57,7 @@ from domain.models import (
 from starter.api.contracts import (
     close_period_for,
     complete_milestone,
+    contract_handle,
     credit_invoice,
     get_status,
     queue_amendment,
@@ -300,7 +306,32 @@ REVIEWED = [
 ]
 
 
+#: A terminated contract paid in full, and a second payment sent right behind the one that
+#: lets it close: the second comes after the contract's last decision, and is decided (refused,
+#: a finance exception) as the run ends, before and after a reset of the closed contract.
+PAYMENT_RACING_THE_CLOSE = [
+    Scenario(
+        terms={
+            "start_date": "2026-10-01",
+            "end_date": "2026-12-31",
+            "billing_model": "time_and_materials",
+            "not_to_exceed": None,
+        },
+        steps=(
+            ("time", "Analyst", "2026-10-10", "2"),
+            ("terminate", date(2026, 10, 31)),
+            ("close", "2026-10"),
+            ("pay_and_more",),
+        ),
+        reset=reset,
+        seed=5,
+    )
+    for reset in ("cli", "client-random")
+]
+
+
 @example(batch=REVIEWED)
+@example(batch=PAYMENT_RACING_THE_CLOSE)
 @example(batch=MILESTONE_AMENDMENTS)
 @example(batch=TERMINATED_TWICE)
 @settings(
@@ -404,6 +435,11 @@ async def perform(
             await asyncio.wait_for(amend(client, cid, amendment), REST_TIMEOUT_S)
     elif kind == "pay":
         await record_payment(client, cid, payment(status, step[1], step[2], payments))
+    elif kind == "pay_and_more":
+        await record_payment(client, cid, payment(status, 99, "full", payments))
+        # Sent at once: it reaches the contract as it closes, or after (Temporal refuses it).
+        with suppress(RPCError):
+            await record_payment(client, cid, payment(status, 99, "over", payments))
     elif kind == "credit":
         if request := credit(status, step[1], step[2]):
             await credit_invoice(client, cid, request)
@@ -559,7 +595,14 @@ async def at_rest(
 ) -> ContractStatus:
     """The status once the contract has decided every message it can and waits: for the next
     message, for an operator (messages a hold does not decide wait with it), or for nothing
-    (closed or cancelled)."""
+    (closed or cancelled).
+
+    The status a query answers is the one the last completed workflow task left: on a loaded
+    machine a task can be waiting for the worker (a timer fired, an activity answered) while
+    the status still reads "waiting". So the contract is at rest only when Temporal also has
+    no workflow task and no activity pending for it, and the status read after that is the
+    same.
+    """
     deadline = asyncio.get_running_loop().time() + timeout
     status = None
     while asyncio.get_running_loop().time() < deadline:
@@ -569,11 +612,25 @@ async def at_rest(
             status = None
         if (
             status is not None
-            # On hold, period closes, payments and milestones wait for the hold to end.
-            and (status.queued_messages == 0 or status.stage == "on_hold")
-            and (status.waiting_for or status.stage in ("closed", "cancelled"))
+            and resting(status)
             and (until is None or until(status))
+            and await nothing_pending(client, cid)
         ):
-            return status
+            again = await get_status(client, cid)
+            if resting(again) and decided(again) == decided(status):
+                return again
         await asyncio.sleep(0.25)
     raise AssertionError(f"contract {cid} did not come to rest: {status}")
+
+
+def resting(status: ContractStatus) -> bool:
+    # On hold, period closes, payments and milestones wait for the hold to end.
+    return (status.queued_messages == 0 or status.stage == "on_hold") and bool(
+        status.waiting_for or status.stage in ("closed", "cancelled")
+    )
+
+
+async def nothing_pending(client: Client, cid: str) -> bool:
+    """Whether Temporal has no workflow task and no activity pending for the contract."""
+    raw = (await contract_handle(client, cid).describe()).raw_description
+    return not raw.HasField("pending_workflow_task") and not raw.pending_activities

@@ -40,6 +40,7 @@ from workflows.commands import (
     Hold,
     OpenException,
     Patched,
+    ReadLedger,
     Record,
     RunStep,
     play,
@@ -124,6 +125,8 @@ class Systems:
             del self.on_hold[:1]
             assert self.actions, f"no operator action left for the hold on {command.step}"
             return self.actions.pop(0)
+        if isinstance(command, ReadLedger):
+            return self.results.get(command.name)
         if isinstance(command, Patched):
             return command.patch_id not in self.unpatched
         if isinstance(command, OpenException):

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from domain.carried import CARRIED_PAYMENT_IDS
 from domain.contract_state import ContractState
 from domain.models import CreditInvoice, PaymentReceived, ResolveException
 from domain.names import ExceptionAction
@@ -17,14 +18,16 @@ from domain.steps import (
     APPLY_PAYMENT,
     BILL_PERIOD,
     ISSUE_CREDIT_NOTE,
+    LOOK_UP_PAYMENT,
     SEND_DUNNING_REMINDER,
     CreditNoteInput,
     DunningInput,
+    PaymentKnown,
 )
 from tests.workflows.deciders.support import Systems, at, contract, lines, steps
 from workflows import billing, collections
 from workflows.collections import CASH_STEP, DUNNING_STEP
-from workflows.commands import CloseException, OpenException
+from workflows.commands import CloseException, OpenException, ReadLedger
 
 pytestmark = pytest.mark.unit
 
@@ -90,6 +93,33 @@ def test_a_repeated_payment_id_changes_nothing() -> None:
     assert steps(commands) == []
     assert lines(commands) == ["payment P1 already applied: ignored"]
     assert s.collections.book.balance("INV-1") == Decimal("600.00")
+
+
+def test_a_repeated_payment_id_an_earlier_run_left_behind_is_found_in_the_ledger() -> None:
+    s, systems = invoiced()
+    systems.run(collections.receive(s, systems, payment("P1", "500.00")))
+    carried = s.collections.folded()
+    carried.payments_seen, carried.payments_forgotten = [], 1
+    s.collections = carried
+    systems.results[LOOK_UP_PAYMENT] = PaymentKnown(known=True)
+    commands = systems.run(collections.receive(s, systems, payment("P1", "500.00")))
+    assert [c.name for c in commands if isinstance(c, ReadLedger)] == [LOOK_UP_PAYMENT]
+    assert steps(commands) == []
+    assert lines(commands) == ["payment P1 already applied: ignored"]
+    # An id the ledger does not hold is a new payment.
+    systems.results[LOOK_UP_PAYMENT] = PaymentKnown(known=False)
+    commands = systems.run(collections.receive(s, systems, payment("P3", "100.00")))
+    assert [c.name for c in steps(commands)] == [APPLY_PAYMENT]
+
+
+def test_a_hand_over_carries_the_latest_payment_ids_and_those_of_open_cash() -> None:
+    s, systems = invoiced()
+    for n in range(CARRIED_PAYMENT_IDS + 30):
+        systems.run(collections.receive(s, systems, payment(f"P{n}", "1.00")))
+    carried = s.collections.folded()
+    assert len(carried.payments_seen) == CARRIED_PAYMENT_IDS
+    assert carried.payments_seen[-1] == f"P{CARRIED_PAYMENT_IDS + 29}"
+    assert carried.payments_forgotten == 30
 
 
 def test_a_payment_in_another_currency_goes_to_finance() -> None:
