@@ -15,6 +15,7 @@ import itertools
 import json
 import random
 import threading
+import uuid
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Literal, Self
@@ -206,6 +207,9 @@ def fault_response(rule: FaultRule) -> Captured:
     if rule.system in VENDOR_ROOTS:
         if rule.status == 429 and rule.system in _SENDS_RETRY_AFTER:
             headers["Retry-After"] = str(1 if rule.retry_after_s is None else rule.retry_after_s)
+        if rule.system == "avatax":
+            # Every AvaTax answer has one, and Avalara's client reads it from each answer.
+            headers["X-Correlation-Id"] = str(uuid.uuid4())
         body = json.dumps(vendor_error(rule.system, rule.status, message)).encode()
         return bytes_response(rule.status, body, headers)
     if rule.status == 429 or (rule.status == 503 and rule.retry_after_s is not None):

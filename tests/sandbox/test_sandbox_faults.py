@@ -129,6 +129,7 @@ def test_vendor_failures_come_in_each_vendors_own_error_shape(client: httpx.Clie
     assert netsuite.json()["status"] == 503
     assert bc.json()["error"]["code"] == "Internal_ServerError"
     assert avatax.json()["error"]["details"][0]["number"] == 503
+    assert avatax.headers["X-Correlation-Id"]
     assert stripe.json()["error"]["type"] == "api_error"
     assert salesforce.json()[0]["errorCode"] == "SERVER_UNAVAILABLE"
     assert docusign.json()["errorCode"] == "SERVICE_UNAVAILABLE"
