@@ -159,8 +159,9 @@ _VENDOR_CODES: dict[str, dict[int | None, str]] = {
     "business-central": {429: "Application_TooManyRequests", None: "Internal_ServerError"},
     # AvaTax REST v2 (sandbox/avatax.py).
     "avatax": {429: "RateLimit", None: "ServerError"},
-    # Stripe: error.type, with code rate_limit on a 429 (sandbox/stripe.py).
-    "stripe": {429: "rate_limit", None: "api_error"},
+    # Stripe: error.type (sandbox/stripe.py); since API version 2015-09-08 a rate-limited
+    # request is a 429 without the rate_limit code.
+    "stripe": {None: "api_error"},
     # Salesforce REST: a list of errors (sandbox/salesforce.py).
     "salesforce": {429: "REQUEST_LIMIT_EXCEEDED", None: "SERVER_UNAVAILABLE"},
     # DocuSign eSignature REST (sandbox/docusign.py).
@@ -189,9 +190,8 @@ def vendor_error(vendor: str, status: int, message: str) -> dict[str, Any] | lis
         detail = {"code": code, "number": status, "message": message, "severity": "Exception"}
         return {"error": {"code": code, "message": message, "details": [detail]}}
     if vendor == "stripe":
-        if status == 429:
-            return {"error": {"type": "invalid_request_error", "code": code, "message": message}}
-        return {"error": {"type": "api_error", "message": message}}
+        kind = "invalid_request_error" if status == 429 else code
+        return {"error": {"type": kind, "message": message}}
     if vendor == "salesforce":
         return [{"message": message, "errorCode": code, "fields": []}]
     if vendor == "docusign":

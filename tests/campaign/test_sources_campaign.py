@@ -19,6 +19,7 @@ import asyncio
 import base64
 import os
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import date
@@ -144,6 +145,7 @@ async def test_docusign_and_ironclad_approvals_and_salesforce_through_faults_and
     settings: Settings,
 ) -> None:
     stack = source_stack
+    began = time.monotonic()
     sf = await salesforce(sandbox)
     parent = await new_account(sf, Name="Initech Holding")
     account = await new_account(sf, ParentId=parent, BillingStateCode="CA")
@@ -224,6 +226,8 @@ async def test_docusign_and_ironclad_approvals_and_salesforce_through_faults_and
     finally:
         stop.set()
         await kills
+        rules = (await sandbox.get("/_admin/faults")).json()["rules"]
+        fired = sum(r["fired"] for r in rules)
         await sandbox.delete("/_admin/faults")
 
     # Each contract started once, from its one source, and its signed PDF archived once.
@@ -253,7 +257,8 @@ async def test_docusign_and_ironclad_approvals_and_salesforce_through_faults_and
     assert len(subjects) == len(cids), subjects
     assert len(set(subjects)) == len(cids), subjects
     print(
-        f"\nsources campaign checked: {len(cids)} contracts started once from {sends} sends, "
+        f"\nsources campaign checked in {time.monotonic() - began:.0f} s: {len(cids)} contracts "
+        f"started once from {sends} sends, faults fired: {fired}, "
         f"{len(archived)} documents archived once, {len(tasks)} Tasks from {attempts} "
         f"reminder attempts, worker kills: {stack.kills}"
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import suppress
@@ -215,6 +216,7 @@ async def test_the_campaign_over_netsuite_business_central_avatax_and_stripe(
     state_dir: Path,
 ) -> None:
     stack = vendor_stack
+    began = time.monotonic()
     rng = random.Random(20261207)
     planned = [plan(i) for i in range(CONTRACTS)]
     cids = [p.cid for p in planned]
@@ -260,12 +262,18 @@ async def test_the_campaign_over_netsuite_business_central_avatax_and_stripe(
     finally:
         stop.set()
         await kills
+        rules = (await sandbox.get("/_admin/faults")).json()["rules"]
+        fired = sum(r["fired"] for r in rules)
         await sandbox.delete("/_admin/faults")
         if stack.worker is None or stack.worker.poll() is not None:
             stack.start_worker()
 
     counts = await _check_vendor_records(client, sandbox, state_dir, planned)
-    print(f"\nvendor campaign checked: {counts}, worker kills: {stack.kills}")
+    print(
+        f"\nvendor campaign checked {len(planned)} contracts in "
+        f"{time.monotonic() - began:.0f} s: {counts}, worker kills: {stack.kills}, "
+        f"faults fired: {fired}"
+    )
     assert stack.kills >= 1
 
 

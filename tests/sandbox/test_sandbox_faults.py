@@ -151,7 +151,10 @@ def test_a_vendor_429_has_retry_after_only_where_the_vendor_sends_it(client: htt
     assert bc.status_code == 429 and bc.headers["Retry-After"] == "2"
     assert bc.json()["error"]["code"] == "Application_TooManyRequests"
     assert stripe.status_code == 429 and "Retry-After" not in stripe.headers
-    assert stripe.json()["error"]["code"] == "rate_limit"
+    assert stripe.json()["error"] == {
+        "type": "invalid_request_error",
+        "message": stripe.json()["error"]["message"],
+    }
     assert netsuite.json()["o:errorDetails"][0]["o:errorCode"] == "CONCURRENCY_LIMIT_EXCEEDED"
 
 
