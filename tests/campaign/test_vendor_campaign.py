@@ -6,7 +6,8 @@ A worker process configured as a firm would (``C2C_ERP_ROUTES``, ``C2C_TAX=avata
 sandbox fails its vendor paths: ``503``s and ``429``s (Business Central's with
 ``Retry-After``), writes whose answer is lost (a ``503``, or the connection dropped, after the
 write was made), and the worker is killed with SIGKILL at random moments. Every payment
-arrives as a signed Stripe ``payment_intent.succeeded`` webhook to a ``c2c api`` process.
+arrives as a signed Stripe ``payment_intent.succeeded`` webhook to a ``c2c api`` process, which
+Stripe sends again (a duplicate).
 Afterwards each vendor fake's records are checked: no duplicate customer, job or project,
 invoice, credit memo, payment, tax document or PaymentIntent; nothing missing; every total
 exact. ``C2C_CAMPAIGN_VENDOR_CONTRACTS`` sets how many contracts run (4 by default).
@@ -258,6 +259,7 @@ async def test_the_campaign_over_netsuite_business_central_avatax_and_stripe(
             intent = await _one_intent(sandbox, invoice.invoice_id)
             paid = await sandbox.post(f"/_admin/stripe/payment_intents/{intent['id']}/succeed")
             assert paid.status_code == 200, paid.text
+            await stripe_resends(sandbox, paid.json())
         await until(client, cids, lambda s: s.stage == "closed", "closed")
     finally:
         stop.set()
@@ -275,6 +277,21 @@ async def test_the_campaign_over_netsuite_business_central_avatax_and_stripe(
         f"faults fired: {fired}"
     )
     assert stack.kills >= 1
+
+
+async def stripe_resends(sandbox: httpx.AsyncClient, sent: dict[str, Any]) -> None:
+    """Stripe resends the event until c2c answers ``2xx``, and once more (a resend whose
+    answer Stripe never saw): that one is a duplicate."""
+    status = sent["status"]
+    for _ in range(100):
+        if status is not None and 200 <= status < 300:
+            break
+        await asyncio.sleep(0.2)
+        again = await sandbox.post(f"/_admin/stripe/events/{sent['event_id']}/send", json={})
+        status = again.json()["status"]
+    resent = await sandbox.post(f"/_admin/stripe/events/{sent['event_id']}/send", json={})
+    assert resent.json()["status"] == 202, resent.text
+    assert resent.json()["answer"]["duplicate"] is True, resent.text
 
 
 async def _one_intent(sandbox: httpx.AsyncClient, invoice_id: str) -> dict[str, Any]:
