@@ -36,13 +36,19 @@ from sqlmodel import Session, select
 from temporalio.client import Client
 
 from c2c.stripe_events import to_minor
-from domain.models import ClosePeriod, ContractApproved, MilestoneCompleted
+from domain.models import ClosePeriod, ContractApproved, CreditInvoice, MilestoneCompleted
 from sandbox.avatax import DEFAULT_ACCOUNT_ID, DEFAULT_LICENSE_KEY
 from sandbox.business_central import BcRecord
 from sandbox.netsuite import NetSuiteRecord
 from sandbox.stripe import StripeObject
 from sandbox.tax_documents import TaxDocument
-from starter.api.contracts import close_period_for, complete_milestone, get_status, start_contract
+from starter.api.contracts import (
+    close_period_for,
+    complete_milestone,
+    credit_invoice,
+    get_status,
+    start_contract,
+)
 from tests.bc_support import dimensions
 from tests.campaign.processes import ApiProcess
 from tests.campaign.test_fault_campaign import TASK_QUEUE, Stack, _started
@@ -56,26 +62,21 @@ STRIPE_KEY = {"Authorization": "Bearer sk_test_c2c"}
 VENDORS = ("netsuite", "business-central", "avatax", "stripe")
 pytestmark = pytest.mark.timeout(900)
 
-#: The records each ERP holds for one contract with one invoice, paid (the ones that name it).
+#: The kinds of record each ERP holds (once each) for one contract with one invoice, by
+#: whether the invoice was credited (the records that name the contract).
 ERP_RECORDS = {
-    "netsuite": Counter(
-        {
-            "job": 1,
-            "customrecord_c2c_contract": 1,
-            "customrecord_c2c_revenue": 1,
-            "invoice": 1,
-            "customerPayment": 1,
-        }
-    ),
-    "business-central": Counter(
-        {
-            "projects": 1,
-            "contracts": 1,
-            "revenueEntries": 1,
-            "salesInvoiceLines": 1,
-            "customerPayments": 1,
-        }
-    ),
+    "netsuite": {
+        False: {"job", "customrecord_c2c_contract", "customrecord_c2c_revenue", "invoice"}
+        | {"customerPayment"},
+        True: {"job", "customrecord_c2c_contract", "customrecord_c2c_revenue", "invoice"}
+        | {"creditMemo"},
+    },
+    "business-central": {
+        False: {"projects", "contracts", "revenueEntries", "salesInvoiceLines"}
+        | {"customerPayments"},
+        True: {"projects", "contracts", "revenueEntries", "salesInvoiceLines"}
+        | {"salesCreditMemoLines"},
+    },
 }
 
 #: What goes wrong on each vendor's paths.
@@ -98,6 +99,8 @@ class Planned:
     model: str
     subtotal: Decimal
     total: Decimal
+    #: Settled by a credit note for the whole invoice instead of a payment.
+    credited: bool = False
 
     @property
     def cid(self) -> str:
@@ -109,7 +112,8 @@ class Planned:
 
 
 def plan(i: int) -> Planned:
-    """US01 and UK01 in turn, time and materials and fixed fee in turn."""
+    """US01 and UK01 in turn, time and materials and fixed fee in turn; a fixed fee's invoice is
+    credited in full, a time and materials one paid."""
     model = ("time_and_materials", "fixed_fee")[(i // 2) % 2]
     changes: dict[str, Any] = {"billing_model": model, "not_to_exceed": None}
     if i % 2:
@@ -129,7 +133,8 @@ def plan(i: int) -> Planned:
     # AvaTax's rates: California 7.25 %, the United Kingdom's VAT 20 %.
     rate = Decimal("0.20") if i % 2 else Decimal("0.0725")
     event = ContractApproved.model_validate(approval_payload(**changes))
-    return Planned(event, model, subtotal, subtotal + (subtotal * rate).quantize(Decimal("0.01")))
+    total = subtotal + (subtotal * rate).quantize(Decimal("0.01"))
+    return Planned(event, model, subtotal, total, credited=model == "fixed_fee")
 
 
 def vendor_env(stack: Stack) -> dict[str, str]:
@@ -253,9 +258,20 @@ async def test_the_campaign_over_netsuite_business_central_avatax_and_stripe(
             await close_period_for(client, cid, ClosePeriod(period="2026-10"))
         await until(client, cids, lambda s: len(s.invoices) == 1, "its invoice")
         await until(client, cids, lambda s: all(i.status == "issued" for i in s.invoices), "issued")
-        # The customers pay: Stripe sends each signed payment_intent.succeeded to c2c.
+        # Half the invoices are credited in full (the request sent twice, as a caller retries);
+        # the other customers pay: Stripe sends each signed payment_intent.succeeded to c2c.
         for p in planned:
             [invoice] = (await get_status(client, p.cid)).invoices
+            if p.credited:
+                credit = CreditInvoice(
+                    invoice_id=invoice.invoice_id,
+                    amount=p.subtotal,
+                    reason="the work was not accepted",
+                    credit_note_id=f"CN-{p.cid}",
+                )
+                await credit_invoice(client, p.cid, credit)
+                await credit_invoice(client, p.cid, credit)
+                continue
             intent = await _one_intent(sandbox, invoice.invoice_id)
             paid = await sandbox.post(f"/_admin/stripe/payment_intents/{intent['id']}/succeed")
             assert paid.status_code == 200, paid.text
@@ -343,7 +359,12 @@ async def _check_vendor_records(
             assert status.stage == "closed", p.cid
             [invoice] = status.invoices
             assert (invoice.subtotal, invoice.total) == (p.subtotal, p.total), p.cid
-            assert invoice.status == "paid" and invoice.amount_paid == p.total, p.cid
+            if p.credited:
+                assert invoice.status == "credited" and invoice.amount_paid == 0, p.cid
+                [note] = status.credit_notes or []
+                assert (note.subtotal, note.total) == (p.subtotal, p.total), p.cid
+            else:
+                assert invoice.status == "paid" and invoice.amount_paid == p.total, p.cid
             # The ERP's own records of the contract.
             if p.erp == "netsuite":
                 mine = [
@@ -351,15 +372,27 @@ async def _check_vendor_records(
                 ]
                 kinds = Counter(r.record_type for r in mine)
             else:
+                # Lines count by the document they belong to (a memo has comment lines).
                 mine = [r for r in bc if p.cid in str(r.body)]
-                kinds = Counter(r.entity for r in mine)
-            # Each once: no credit memo, one of everything else.
-            assert kinds == ERP_RECORDS[p.erp], (p.cid, kinds)
+                kinds = Counter(
+                    entity for entity, _ in {(r.entity, r.parent or r.guid) for r in mine}
+                )
+            # Each once; a credit memo for a credited invoice, a payment for a paid one.
+            assert set(kinds.values()) == {1}, (p.cid, kinds)
+            assert set(kinds) == ERP_RECORDS[p.erp][p.credited], (p.cid, kinds)
             counts.update({f"{p.erp}:{k}": n for k, n in kinds.items()})
-            # The tax document: one per invoice, committed, with the invoice's tax.
+            # The tax documents: one per invoice, committed, with the invoice's tax; one return
+            # document per credit note.
             code = f"contract-{p.cid}:invoice:{invoice.period}"
-            mine_docs = [d for d in documents if d.code.startswith(f"contract-{p.cid}:")]
-            assert [d.code for d in mine_docs] == [code], p.cid
+            mine_docs = {d.code: d for d in documents if d.code.startswith(f"contract-{p.cid}:")}
+            # (a code longer than AvaTax's 50 characters is shortened by a hash of its end)
+            returns = {c for c in mine_docs if c.startswith(f"contract-{p.cid}:credit-note:")}
+            assert len(returns) == p.credited, (p.cid, list(mine_docs))
+            assert set(mine_docs) == {code} | returns, (p.cid, list(mine_docs))
+            for note_code in returns:
+                assert mine_docs[note_code].type == "ReturnInvoice", p.cid
+                assert mine_docs[note_code].status == "Committed", p.cid
+                counts["avatax:return_documents"] += 1
             document = await sandbox.get(
                 f"/vendors/avatax/api/v2/companies/{p.event.legal_entity}/transactions/{code}",
                 auth=(DEFAULT_ACCOUNT_ID, DEFAULT_LICENSE_KEY),
@@ -373,7 +406,8 @@ async def _check_vendor_records(
             ]
             assert len(mine_intents) == 1, p.cid
             assert mine_intents[0]["amount"] == to_minor(p.total, p.event.currency), p.cid
-            assert mine_intents[0]["status"] == "succeeded", p.cid
+            paid = mine_intents[0]["status"] == "succeeded"
+            assert paid is not p.credited, (p.cid, mine_intents[0]["status"])
             counts["stripe:payment_intents"] += 1
     finally:
         engine.dispose()
