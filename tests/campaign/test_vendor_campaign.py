@@ -142,6 +142,9 @@ def vendor_env(stack: Stack) -> dict[str, str]:
         "C2C_ERP_ROUTES": '{"US01": "netsuite", "UK01": "business-central", "*": "reference"}',
         "C2C_NETSUITE_SEGMENTS": segments().model_dump_json(by_alias=True),
         "C2C_BC_DIMENSIONS": dimensions().model_dump_json(by_alias=True),
+        # A billing step makes a dozen vendor calls, some waiting out a Retry-After: an attempt
+        # gets 10 s before it counts as lost with a killed worker (5 s in the base campaign).
+        "C2C_STEP_TIMEOUT_S": "10",
         "C2C_TAX": "avatax",
         "C2C_PAYMENTS": "stripe",
         "C2C_STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
