@@ -8,6 +8,9 @@ own ledger steps) and one queue per system that steps call (``c2c-erp``, ``c2c-p
 every worker polling it (``C2C_RATE_LIMITS``), and its own number of activities each worker
 runs at once (``C2C_CONCURRENCY_LIMITS``). ``c2c worker --queues erp`` polls only some of
 them, to scale or cap one system's calls apart from the rest.
+
+Those limits count steps; each vendor's own limits count calls (``C2C_CALL_LIMITS``): every
+request to a vendor holds one of its slots, kept in the ledger that all the workers share.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.log_context import ActivityLogContext
 from activities.registry import build_steps
+from c2c.call_limits import CallGovernor, install_governor
 from c2c.logs import get_logger
 from c2c.loops import running_loop
 from c2c.settings import WORKFLOWS_QUEUE, Settings, get_settings
@@ -39,6 +43,7 @@ from domain.names import system_task_queue
 from domain.steps import STEP_SYSTEM_QUEUE
 from ledger import Ledger, get_ledger
 from workflows.account_sync import AccountSync
+from workflows.billing_run import BillingRun
 from workflows.contract_to_cash import ContractToCash
 from workflows.ironclad_intake import IroncladIntake
 from workflows.reconcile import Reconcile
@@ -84,7 +89,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=task_queue,
-                workflows=[ContractToCash, AccountSync, IroncladIntake, Reconcile],
+                workflows=[ContractToCash, AccountSync, IroncladIntake, Reconcile, BillingRun],
                 workflow_runner=workflow_runner(),
                 # Every step, not only the ledger's: a step that a contract scheduled here
                 # before steps moved to their system's queue still finds a worker.
@@ -149,6 +154,9 @@ async def contract_worker(
         queues=settings.polled_queues() if queues is None else queues,
         interceptors=interceptors,
     )
+    # Every connector's requests, from here on, hold slots of their vendor's limits (the
+    # connectors look the governor up at each call).
+    previous = install_governor(CallGovernor(ledger, settings.vendor_call_limits()))
     try:
         async with AsyncExitStack() as stack:
             for worker in workers:
@@ -156,6 +164,7 @@ async def contract_worker(
             yield workers[0]
     finally:
         await connectors.aclose()
+        install_governor(previous)
 
 
 async def run_worker(settings: Settings | None = None, *, queues: list[str] | None = None) -> None:
@@ -175,6 +184,10 @@ async def run_worker(settings: Settings | None = None, *, queues: list[str] | No
             task_queue=settings.task_queue,
             queues=sorted(settings.polled_queues()),
             rate_limits=settings.rate_limits,
+            call_limits={
+                vendor: limit.model_dump(exclude_none=True)
+                for vendor, limit in settings.vendor_call_limits().items()
+            },
             temporal=settings.temporal_address,
             namespace=settings.temporal_namespace,
             event_loop=running_loop(),

@@ -24,6 +24,7 @@ from domain.account_sync import (
 )
 from domain.errors import BusinessError
 from domain.names import Stage
+from domain.write_models import CustomerChanges
 from ledger.models import AuditEventIn, ExceptionIn, ExceptionStatus
 from ledger.xrefs import ref_name
 
@@ -81,7 +82,7 @@ class AccountSyncActivities(StepActivities):
 
     async def _erp_changes(
         self, erp: CustomerMasterPort, changes: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> CustomerChanges:
         out = {field: changes[field] for field in DIRECT_FIELDS if field in changes}
         if "parent_crm_account_id" in changes:
             parent = changes["parent_crm_account_id"]
@@ -93,7 +94,7 @@ class AccountSyncActivities(StepActivities):
                 customer = await erp.find_customer(parent)
                 if customer is not None:
                     out["parent_customer_id"] = customer.customer_id
-        return out
+        return CustomerChanges.model_validate(out)
 
     def _running_contracts(self, crm_account_id: str) -> dict[str, tuple[str | None, str]]:
         """Each running contract of the account: its ERP customer (if made yet) and stage."""

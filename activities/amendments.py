@@ -9,8 +9,14 @@ from datetime import UTC, datetime
 from temporalio import activity
 
 from activities.base import StepActivities, error_classes, idempotency_key
-from activities.erp import billing_schedule, revenue_schedule
+from activities.erp import billing_schedule, milestone_draft, revenue_schedule
 from domain.steps import PROPAGATE_AMENDMENT, AmendmentInput, AmendmentPropagated
+from domain.write_models import (
+    AmendmentDraft,
+    MilestoneChangeDraft,
+    PsaProjectChanges,
+    RateDraft,
+)
 
 
 class AmendmentActivities(StepActivities):
@@ -30,36 +36,27 @@ class AmendmentActivities(StepActivities):
         erp, psa = self.connectors.erp, self.connectors.psa
         erp_contract_id = step.refs["erp_contract_id"]
         psa_project_id = step.refs["psa_project_id"]
-        new_rates = [
-            {
-                "role": r.role,
-                "hourly_rate": format(r.hourly_rate, "f"),
-                "effective_from": a.effective_date.isoformat(),
-            }
-            for r in a.rate_card
-        ]
-        milestones = [m.model_dump(mode="json") for m in a.add_milestones]
-        changes = [c.model_dump(mode="json", exclude_none=True) for c in a.change_milestones]
-        # Sent only when there are some, so an amendment without them reads as it always did.
-        milestone_edits: dict[str, object] = {}
-        if changes:
-            milestone_edits["change_milestones"] = changes
-        if a.remove_milestones:
-            milestone_edits["remove_milestones"] = list(a.remove_milestones)
+        draft = AmendmentDraft(
+            amendment_id=a.amendment_id,
+            effective_date=a.effective_date,
+            end_date=a.end_date,
+            not_to_exceed=a.not_to_exceed or None,
+            contract_value=c.contract_value,
+            rate_card=tuple(
+                RateDraft(role=r.role, hourly_rate=r.hourly_rate, effective_from=a.effective_date)
+                for r in a.rate_card
+            ),
+            add_milestones=tuple(milestone_draft(m) for m in a.add_milestones),
+            change_milestones=tuple(
+                MilestoneChangeDraft.model_validate(m.model_dump()) for m in a.change_milestones
+            ),
+            remove_milestones=tuple(a.remove_milestones),
+            reason=a.reason,
+        )
         async with error_classes(PROPAGATE_AMENDMENT):
             await erp.amend_contract(
                 erp_contract_id,
-                {
-                    "amendment_id": a.amendment_id,
-                    "effective_date": a.effective_date.isoformat(),
-                    "end_date": a.end_date.isoformat() if a.end_date else None,
-                    "not_to_exceed": format(a.not_to_exceed, "f") if a.not_to_exceed else None,
-                    "contract_value": format(c.contract_value, "f"),
-                    "rate_card": new_rates,
-                    "add_milestones": milestones,
-                    **milestone_edits,
-                    "reason": a.reason,
-                },
+                draft,
                 idempotency_key=idempotency_key("amendment", a.amendment_id, "erp"),
             )
             await erp.put_billing_schedule(
@@ -72,23 +69,22 @@ class AmendmentActivities(StepActivities):
                 revenue_schedule(c),
                 idempotency_key=idempotency_key("amendment", a.amendment_id, "revenue-schedule"),
             )
-            if new_rates:
+            if draft.rate_card:
                 await psa.put_rate_card(
                     psa_project_id,
-                    new_rates,
+                    draft.rate_card,
                     idempotency_key=idempotency_key("amendment", a.amendment_id, "psa-rates"),
                 )
-            if milestones:
+            if draft.add_milestones:
                 await psa.add_milestones(
                     psa_project_id,
-                    milestones,
+                    draft.add_milestones,
                     idempotency_key=idempotency_key("amendment", a.amendment_id, "psa-milestones"),
                 )
-            for change in changes:
-                mid = change.pop("milestone_id")
+            for change in draft.change_milestones:
+                mid = change.milestone_id
                 await psa.update_milestone(
                     psa_project_id,
-                    mid,
                     change,
                     idempotency_key=idempotency_key("amendment", a.amendment_id, "psa-m", mid),
                 )
@@ -101,7 +97,7 @@ class AmendmentActivities(StepActivities):
             if a.end_date is not None:
                 await psa.update_project(
                     psa_project_id,
-                    {"end_date": a.end_date.isoformat()},
+                    PsaProjectChanges(end_date=a.end_date),
                     idempotency_key=idempotency_key("amendment", a.amendment_id, "psa-dates"),
                 )
         await asyncio.to_thread(

@@ -28,9 +28,6 @@ from connectors.ports import ErpPort
 from connectors.records import (
     BillingBatch,
     ErpInvoice,
-    InvoiceCollection,
-    TaxDocumentIn,
-    TaxDocumentLineIn,
 )
 from domain.billing import OverageAccumulator, apply_cap
 from domain.errors import NotFound, Rejection
@@ -47,6 +44,14 @@ from domain.pricing import (
 )
 from domain.steps import BILL_PERIOD, BillPeriodInput, BillPeriodResult, RevenuePlan
 from domain.tax import apply_tax, tax_code
+from domain.write_models import (
+    InvoiceCollection,
+    InvoiceDraft,
+    InvoiceLineDraft,
+    RevenueEntryDraft,
+    TaxLineRequest,
+    TaxRequest,
+)
 from ledger import BillingStartIn, InvoiceIssuedIn, RevenueFactIn
 from ledger.models import UnbilledMonthIn
 
@@ -303,7 +308,7 @@ class BillingActivities(StepActivities):
         # The tax document is saved, not committed: an invoice the ERP refuses is never
         # reported; it is committed once the invoice is issued.
         document = await self.connectors.tax.create_or_adjust(
-            TaxDocumentIn(
+            TaxRequest(
                 code=invoice_tax_code(step.reference),
                 type="SalesInvoice",
                 company=step.legal_entity,
@@ -315,7 +320,7 @@ class BillingActivities(StepActivities):
                 ship_to_region=step.region,
                 currency=step.currency,
                 lines=[
-                    TaxDocumentLineIn(
+                    TaxLineRequest(
                         number=line.line_id,
                         amount=line.amount,
                         tax_code=tax_code(line.kind),
@@ -325,65 +330,57 @@ class BillingActivities(StepActivities):
                 ],
             )
         )
+        draft = InvoiceDraft(
+            contract_id=step.contract_id,
+            reference=step.reference,
+            erp_contract_id=step.refs["erp_contract_id"],
+            customer_id=step.refs["erp_customer_id"],
+            project_id=step.refs["erp_project_id"],
+            legal_entity=step.legal_entity,
+            currency=step.currency,
+            period=None if step.milestone_id else step.period,
+            milestone_id=step.milestone_id,
+            invoice_date=step.invoice_date,
+            due_on=_due_on(step),
+            lines=tuple(
+                InvoiceLineDraft.model_validate(line.model_dump(exclude_none=True))
+                for line in lines
+            ),
+            notes=tuple(document.messages),
+        )
         try:
-            taxed = apply_tax(
-                [(line.line_id, line.amount) for line in lines],
-                {line.number: line.tax for line in document.lines},
-                step.currency,
-            )
+            draft = apply_tax(draft, document.result())
         except ValueError as exc:
             raise business_error(
                 Rejection(system="tax", code="incomplete_tax", message=str(exc), field="lines")
             ) from exc
-        subtotal, total_tax = taxed.subtotal, taxed.tax
-        body: dict[str, object] = {
-            "contract_id": step.contract_id,
-            "reference": step.reference,
-            "erp_contract_id": step.refs["erp_contract_id"],
-            "customer_id": step.refs["erp_customer_id"],
-            "project_id": step.refs["erp_project_id"],
-            "legal_entity": step.legal_entity,
-            "currency": step.currency,
-            "period": None if step.milestone_id else step.period,
-            "milestone_id": step.milestone_id,
-            "invoice_date": step.invoice_date.isoformat(),
-            "due_on": _due_on(step).isoformat(),
-            "lines": [
-                {
-                    **line.model_dump(mode="json", exclude_none=True),
-                    "tax_amount": format(taxed.line_taxes[line.line_id], "f"),
-                }
-                for line in lines
-            ],
-            "subtotal": format(subtotal, "f"),
-            "tax": format(total_tax, "f"),
-            "total": format(taxed.total, "f"),
-        }
-        if document.messages:
-            body["notes"] = document.messages
         functional = step.functional_currency
         if functional and functional != step.currency:
             # Reported in the legal entity's books at the ERP's rate of the invoice date.
             rate = await erp.get_exchange_rate(step.currency, functional, step.invoice_date)
-            f_subtotal = round_money(subtotal * rate, functional)
-            f_tax = round_money(total_tax * rate, functional)
-            body |= {
-                "functional_currency": functional,
-                "exchange_rate": format(rate, "f"),
-                "functional_subtotal": format(f_subtotal, "f"),
-                "functional_tax": format(f_tax, "f"),
-                "functional_total": format(f_subtotal + f_tax, "f"),
-            }
+            f_subtotal = round_money(draft.subtotal * rate, functional)
+            f_tax = round_money(draft.tax * rate, functional)
+            draft = draft.model_copy(
+                update={
+                    "functional_currency": functional,
+                    "exchange_rate": rate,
+                    "functional_subtotal": f_subtotal,
+                    "functional_tax": f_tax,
+                    "functional_total": f_subtotal + f_tax,
+                }
+            )
         elif functional:
-            body |= {
-                "functional_currency": functional,
-                "exchange_rate": "1",
-                "functional_subtotal": format(subtotal, "f"),
-                "functional_tax": format(total_tax, "f"),
-                "functional_total": format(taxed.total, "f"),
-            }
+            draft = draft.model_copy(
+                update={
+                    "functional_currency": functional,
+                    "exchange_rate": Decimal(1),
+                    "functional_subtotal": draft.subtotal,
+                    "functional_tax": draft.tax,
+                    "functional_total": draft.total,
+                }
+            )
         return await erp.create_invoice(
-            body, idempotency_key=idempotency_key("invoice", step.reference)
+            draft, idempotency_key=idempotency_key("invoice", step.reference)
         )
 
     async def _post_revenue(
@@ -410,16 +407,16 @@ async def post_revenue(
     if plan is not None and amount != 0:
         await erp.post_revenue(
             erp_contract_id,
-            {
-                "entry_id": plan.entry_id,
-                "period": plan.period,
-                "amount": format(amount, "f"),
-                "method": plan.method,
-                "description": plan.description,
+            RevenueEntryDraft(
+                entry_id=plan.entry_id,
+                period=plan.period,
+                amount=amount,
+                method=plan.method,
+                description=plan.description,
                 # Revenue belongs to its period: dated at the period's end, so the entry is
                 # the same whenever (and however often) it is posted.
-                "recognised_on": Period.parse(plan.period).last_day.isoformat(),
-            },
+                recognised_on=Period.parse(plan.period).last_day,
+            ),
             idempotency_key=idempotency_key("revenue", plan.entry_id),
         )
     balances = await erp.get_balances(erp_contract_id)

@@ -10,12 +10,19 @@ from temporalio import activity
 
 from activities.base import StepActivities, business_error, error_classes, idempotency_key
 from activities.billing import invoice_tax_code, post_revenue, revenue_fact
-from connectors.records import TaxDocumentIn, TaxDocumentLineIn
 from domain.errors import Rejection
 from domain.models import CreditNoteSummary
 from domain.money import money_sum
 from domain.steps import ISSUE_CREDIT_NOTE, CreditNoteInput, CreditNoteIssued
-from domain.tax import DEFAULT_TAX_CODE, credit_note_tax
+from domain.tax import DEFAULT_TAX_CODE, apply_tax, credit_note_tax
+from domain.write_models import (
+    CreditNoteDraft,
+    CreditNoteLineDraft,
+    TaxLineRequest,
+    TaxLineResult,
+    TaxRequest,
+    TaxResult,
+)
 from ledger import CreditNoteFactIn
 
 
@@ -46,7 +53,7 @@ class CreditNoteActivities(StepActivities):
             notes = await erp.list_credit_notes(step.contract_id, invoice_id=invoice.invoice_id)
             earlier = [n for n in notes if n.credit_note_id != step.credit_note_id]
             code = idempotency_key("credit-note", step.credit_note_id)
-            document = TaxDocumentIn(
+            document = TaxRequest(
                 code=code,
                 type="ReturnInvoice",
                 company=step.legal_entity,
@@ -59,7 +66,7 @@ class CreditNoteActivities(StepActivities):
                 ship_to_region=step.region,
                 currency=step.currency,
                 lines=[
-                    TaxDocumentLineIn(
+                    TaxLineRequest(
                         number="1",
                         amount=-step.amount,
                         tax_code=DEFAULT_TAX_CODE,
@@ -90,25 +97,27 @@ class CreditNoteActivities(StepActivities):
                 ) from exc
             if -tax != quote.total_tax:
                 [line] = document.lines
-                document.lines = [line.model_copy(update={"tax_amount": -tax})]
+                document = document.model_copy(
+                    update={"lines": (line.model_copy(update={"tax_amount": -tax}),)}
+                )
                 await engine.create_or_adjust(document)
+            draft = CreditNoteDraft(
+                credit_note_id=step.credit_note_id,
+                reason=step.reason,
+                currency=step.currency,
+                lines=(
+                    CreditNoteLineDraft(line_id="1", description=step.reason, amount=step.amount),
+                ),
+            )
+            draft = apply_tax(
+                draft,
+                TaxResult(
+                    code=code, lines=(TaxLineResult(number="1", amount=step.amount, tax=tax),)
+                ),
+            )
             note = await erp.create_credit_note(
                 step.invoice_id,
-                {
-                    "credit_note_id": step.credit_note_id,
-                    "reason": step.reason,
-                    "lines": [
-                        {
-                            "line_id": "1",
-                            "description": step.reason,
-                            "amount": format(step.amount, "f"),
-                            "tax_amount": format(tax, "f"),
-                        }
-                    ],
-                    "subtotal": format(step.amount, "f"),
-                    "tax": format(tax, "f"),
-                    "total": format(step.amount + tax, "f"),
-                },
+                draft,
                 idempotency_key=idempotency_key("credit-note", step.credit_note_id),
             )
             await engine.commit_document(

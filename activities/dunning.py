@@ -6,6 +6,7 @@ from temporalio import activity
 
 from activities.base import StepActivities, error_classes, idempotency_key
 from domain.steps import SEND_DUNNING_REMINDER, DunningInput
+from domain.write_models import CrmActivityDraft
 
 
 class DunningActivities(StepActivities):
@@ -21,17 +22,17 @@ class DunningActivities(StepActivities):
         async with error_classes(SEND_DUNNING_REMINDER):
             await self.connectors.crm.add_activity(
                 step.crm_account_id,
-                {
-                    "activity_id": f"{step.contract_id}:dunning:{step.invoice_id}:{step.level}",
-                    "type": "dunning_reminder",
-                    "subject": subject,
-                    "body": (
+                CrmActivityDraft(
+                    activity_id=f"{step.contract_id}:dunning:{step.invoice_id}:{step.level}",
+                    type="dunning_reminder",
+                    subject=subject,
+                    body=(
                         f"Invoice {number} of contract {step.contract_id} was due on "
                         f"{step.due_on.isoformat()} ({days} days ago); "
                         f"{step.balance} {step.currency} is outstanding."
                     ),
-                    "related_to": {"invoice_id": step.invoice_id, "contract_id": step.contract_id},
-                    "occurred_on": step.on.isoformat(),
-                },
+                    related_to={"invoice_id": step.invoice_id, "contract_id": step.contract_id},
+                    occurred_on=step.on,
+                ),
                 idempotency_key=idempotency_key("dunning", step.invoice_id, str(step.level)),
             )

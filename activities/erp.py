@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from temporalio import activity
 
 from activities.base import StepActivities, error_classes, idempotency_key
-from domain.models import ContractApproved
+from domain.models import ContractApproved, Milestone
 from domain.names import BillingModel
 from domain.pricing import initial_rates
 from domain.revenue import revenue_method
@@ -16,45 +18,106 @@ from domain.steps import (
     ContractStep,
     CreatedRef,
 )
+from domain.write_models import (
+    BillingSchedule,
+    BillingScheduleLine,
+    ContractDraft,
+    CustomerDraft,
+    MilestoneDraft,
+    ProjectDraft,
+    RateDraft,
+    RevenueSchedule,
+)
 
 
-def revenue_schedule(contract: ContractApproved) -> dict[str, object]:
+def revenue_schedule(contract: ContractApproved) -> RevenueSchedule:
     """The revenue treatment of the contract (ASC 606 / IFRS 15 as services firms apply it)."""
-    return {
-        "method": revenue_method(contract.billing_model),
-        "contract_value": format(contract.contract_value, "f"),
-    }
+    return RevenueSchedule(
+        method=revenue_method(contract.billing_model), contract_value=contract.contract_value
+    )
 
 
-def billing_schedule(contract: ContractApproved) -> dict[str, object]:
-    lines: list[dict[str, object]] = []
+def billing_schedule(contract: ContractApproved) -> BillingSchedule:
+    lines: list[BillingScheduleLine] = []
     if contract.billing_model is BillingModel.TIME_AND_MATERIALS:
         lines.append(
-            {
-                "kind": "time_and_materials",
-                "expenses_billable": contract.expenses_billable,
-                "expense_markup_percent": format(contract.expense_markup_percent, "f"),
-            }
+            BillingScheduleLine(
+                kind="time_and_materials",
+                expenses_billable=contract.expenses_billable,
+                expense_markup_percent=contract.expense_markup_percent,
+            )
         )
     elif contract.billing_model is BillingModel.FIXED_FEE:
         lines.extend(
-            {"kind": "milestone", "milestone_id": m.milestone_id, "amount": format(m.amount, "f")}
+            BillingScheduleLine(kind="milestone", milestone_id=m.milestone_id, amount=m.amount)
             for m in contract.milestones
         )
     else:
         lines.append(
-            {
-                "kind": "retainer",
-                "monthly_amount": format(contract.retainer_monthly_amount or 0, "f"),
-                "included_hours": format(contract.retainer_included_hours or 0, "f"),
-            }
+            BillingScheduleLine(
+                kind="retainer",
+                monthly_amount=contract.retainer_monthly_amount or Decimal(0),
+                included_hours=contract.retainer_included_hours or Decimal(0),
+            )
         )
-    return {
-        "frequency": "monthly",
-        "bill_on": "period_close",
-        "milestone_invoicing": contract.milestone_invoicing,
-        "lines": lines,
-    }
+    return BillingSchedule(milestone_invoicing=contract.milestone_invoicing, lines=tuple(lines))
+
+
+def milestone_draft(milestone: Milestone) -> MilestoneDraft:
+    return MilestoneDraft.model_validate(milestone.model_dump())
+
+
+def customer_draft(contract: ContractApproved) -> CustomerDraft:
+    c = contract.customer
+    return CustomerDraft(
+        crm_account_id=c.crm_account_id,
+        name=c.name,
+        country=c.country,
+        region=c.region,
+        tax_id=c.tax_id,
+        billing_email=c.billing_email,
+        legal_entity=contract.legal_entity,
+        currency=contract.currency,
+    )
+
+
+def project_draft(contract: ContractApproved, customer_id: str) -> ProjectDraft:
+    return ProjectDraft(
+        contract_id=contract.contract_id,
+        customer_id=customer_id,
+        legal_entity=contract.legal_entity,
+        name=contract.title,
+        currency=contract.currency,
+        start_date=contract.start_date,
+        end_date=contract.end_date,
+        project_template=contract.project_template,
+    )
+
+
+def contract_draft(c: ContractApproved, *, project_id: str, customer_id: str) -> ContractDraft:
+    """The ERP contract of an approved contract: its first rates, milestones and schedules."""
+    return ContractDraft(
+        contract_id=c.contract_id,
+        project_id=project_id,
+        customer_id=customer_id,
+        legal_entity=c.legal_entity,
+        currency=c.currency,
+        billing_model=c.billing_model.value,
+        start_date=c.start_date,
+        end_date=c.end_date,
+        payment_terms_days=c.payment_terms_days,
+        not_to_exceed=c.not_to_exceed or None,
+        contract_value=c.contract_value,
+        rate_card=tuple(
+            RateDraft.model_validate(r.model_dump())
+            for r in initial_rates(c.rate_card, c.start_date)
+        ),
+        milestones=tuple(milestone_draft(m) for m in c.milestones),
+        retainer_monthly_amount=c.retainer_monthly_amount,
+        retainer_included_hours=c.retainer_included_hours,
+        billing_schedule=billing_schedule(c),
+        revenue_schedule=revenue_schedule(c),
+    )
 
 
 class ErpActivities(StepActivities):
@@ -65,16 +128,7 @@ class ErpActivities(StepActivities):
         c = step.contract
         async with error_classes(ENSURE_ERP_CUSTOMER):
             customer = await self.connectors.erp.ensure_customer(
-                {
-                    "crm_account_id": c.customer.crm_account_id,
-                    "name": c.customer.name,
-                    "country": c.customer.country,
-                    "region": c.customer.region,
-                    "tax_id": c.customer.tax_id,
-                    "billing_email": c.customer.billing_email,
-                    "legal_entity": c.legal_entity,
-                    "currency": c.currency,
-                },
+                customer_draft(c),
                 idempotency_key=idempotency_key("erp", "customer"),
             )
         await self.record_ref(step.contract_id, "erp", "customer", customer.customer_id)
@@ -87,16 +141,7 @@ class ErpActivities(StepActivities):
         c = step.contract
         async with error_classes(CREATE_ERP_PROJECT):
             project = await self.connectors.erp.ensure_project(
-                {
-                    "contract_id": c.contract_id,
-                    "customer_id": step.refs["erp_customer_id"],
-                    "legal_entity": c.legal_entity,
-                    "name": c.title,
-                    "currency": c.currency,
-                    "start_date": c.start_date.isoformat(),
-                    "end_date": c.end_date.isoformat(),
-                    "project_template": c.project_template,
-                },
+                project_draft(c, step.refs["erp_customer_id"]),
                 idempotency_key=idempotency_key("erp", "project"),
             )
         await self.record_ref(step.contract_id, "erp", "project", project.project_id)
@@ -113,42 +158,23 @@ class ErpActivities(StepActivities):
         c = step.contract
         erp = self.connectors.erp
         async with error_classes(CREATE_ERP_CONTRACT):
+            draft = contract_draft(
+                c, project_id=step.refs["erp_project_id"], customer_id=step.refs["erp_customer_id"]
+            )
             contract = await erp.ensure_contract(
-                {
-                    "contract_id": c.contract_id,
-                    "project_id": step.refs["erp_project_id"],
-                    "customer_id": step.refs["erp_customer_id"],
-                    "legal_entity": c.legal_entity,
-                    "currency": c.currency,
-                    "billing_model": c.billing_model.value,
-                    "start_date": c.start_date.isoformat(),
-                    "end_date": c.end_date.isoformat(),
-                    "payment_terms_days": c.payment_terms_days,
-                    "not_to_exceed": format(c.not_to_exceed, "f") if c.not_to_exceed else None,
-                    "contract_value": format(c.contract_value, "f"),
-                    "rate_card": [
-                        r.model_dump(mode="json") for r in initial_rates(c.rate_card, c.start_date)
-                    ],
-                    "milestones": [m.model_dump(mode="json") for m in c.milestones],
-                    "retainer_monthly_amount": _text(c.retainer_monthly_amount),
-                    "retainer_included_hours": _text(c.retainer_included_hours),
-                },
+                draft,
                 idempotency_key=idempotency_key("erp", "contract"),
             )
             # PUT replaces the schedule: repeating it is harmless, so the key only saves work.
             await erp.put_billing_schedule(
                 contract.erp_contract_id,
-                billing_schedule(c),
+                draft.billing_schedule,
                 idempotency_key=idempotency_key("erp", "billing-schedule", str(c.version)),
             )
             await erp.put_revenue_schedule(
                 contract.erp_contract_id,
-                revenue_schedule(c),
+                draft.revenue_schedule,
                 idempotency_key=idempotency_key("erp", "revenue-schedule", str(c.version)),
             )
         await self.record_ref(step.contract_id, "erp", "contract", contract.erp_contract_id)
         return CreatedRef(system="erp", kind="contract", external_id=contract.erp_contract_id)
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else format(value, "f")

@@ -17,7 +17,8 @@ from domain.steps import (
     ApplyPaymentInput,
     PaymentApplied,
 )
-from ledger import PaymentFactIn
+from domain.write_models import CashApplicationDraft, PaymentDraft
+from ledger import CashApplicationFactIn, PaymentFactIn
 
 
 class PaymentActivities(StepActivities):
@@ -29,14 +30,14 @@ class PaymentActivities(StepActivities):
         erp = self.connectors.erp
         async with error_classes(APPLY_PAYMENT):
             payment = await erp.record_payment(
-                {
-                    "payment_id": p.payment_id,
-                    "invoice_id": step.invoice_id,
-                    "contract_id": step.contract_id,
-                    "amount": format(p.amount, "f"),
-                    "currency": p.currency,
-                    "received_on": p.received_on.isoformat(),
-                },
+                PaymentDraft(
+                    payment_id=p.payment_id,
+                    invoice_id=step.invoice_id,
+                    contract_id=step.contract_id,
+                    amount=p.amount,
+                    currency=p.currency,
+                    received_on=p.received_on,
+                ),
                 idempotency_key=idempotency_key("payment", p.payment_id),
             )
             invoice = await erp.get_invoice(step.invoice_id) if step.invoice_id else None
@@ -90,13 +91,37 @@ class PaymentActivities(StepActivities):
         erp = self.connectors.erp
         async with error_classes(APPLY_CASH):
             for a in step.applications:
-                application = {
-                    "application_id": f"{a.source_id}:{a.invoice_id}",
-                    "invoice_id": a.invoice_id,
-                    "amount": format(a.amount, "f"),
-                }
+                application = CashApplicationDraft(
+                    application_id=f"{a.source_id}:{a.invoice_id}",
+                    invoice_id=a.invoice_id,
+                    amount=a.amount,
+                )
                 key = idempotency_key("apply", a.source_id, a.invoice_id)
                 if a.credit_note_id is not None:
                     await erp.apply_credit(a.credit_note_id, application, idempotency_key=key)
                 else:
                     await erp.apply_payment(a.source_id, application, idempotency_key=key)
+        # For the books: the AR aging sees the invoice settled by cash held before it.
+        issued = await asyncio.to_thread(self.ledger.issued_invoices, step.contract_id)
+        currencies = {i.invoice_id: i.currency for i in issued}
+        now = datetime.now(UTC)
+        for a in step.applications:
+            currency = currencies.get(a.invoice_id)
+            if currency is None:
+                async with error_classes(APPLY_CASH):
+                    invoice = await erp.get_invoice(a.invoice_id)
+                if invoice is None:
+                    continue  # the ERP took the application; it knows the invoice's books
+                currency = invoice.currency
+            fact = CashApplicationFactIn(
+                application_id=f"{a.source_id}:{a.invoice_id}",
+                contract_id=step.contract_id,
+                invoice_id=a.invoice_id,
+                source_id=a.source_id,
+                credit_note_id=a.credit_note_id,
+                currency=currency,
+                amount=a.amount,
+                applied_on=now.date(),
+                recorded_at=now,
+            )
+            await asyncio.to_thread(self.ledger.record_cash_application_fact, fact)

@@ -9,6 +9,7 @@ from decimal import Decimal
 from temporalio import activity
 
 from activities.base import StepActivities, error_classes, idempotency_key
+from activities.erp import milestone_draft
 from domain.billing import work_after
 from domain.steps import (
     ACTIVATE_PSA_PROJECT,
@@ -18,6 +19,7 @@ from domain.steps import (
     CreatedRef,
     TimeEntryClosed,
 )
+from domain.write_models import PsaProjectChanges, PsaProjectDraft, RateDraft
 
 
 class PsaActivities(StepActivities):
@@ -29,18 +31,20 @@ class PsaActivities(StepActivities):
         psa = self.connectors.psa
         async with error_classes(ACTIVATE_PSA_PROJECT):
             project = await psa.ensure_project(
-                {
-                    "contract_id": c.contract_id,
-                    "name": c.title,
-                    "customer_name": c.customer.name,
-                    "erp_project_id": step.refs["erp_project_id"],
-                    "currency": c.currency,
-                    "start_date": c.start_date.isoformat(),
-                    "end_date": c.end_date.isoformat(),
-                    "project_template": c.project_template,
-                    "rate_card": [r.model_dump(mode="json") for r in c.rate_card],
-                    "milestones": [m.model_dump(mode="json") for m in c.milestones],
-                },
+                PsaProjectDraft(
+                    contract_id=c.contract_id,
+                    name=c.title,
+                    customer_name=c.customer.name,
+                    erp_project_id=step.refs["erp_project_id"],
+                    currency=c.currency,
+                    start_date=c.start_date,
+                    end_date=c.end_date,
+                    project_template=c.project_template,
+                    rate_card=tuple(
+                        RateDraft(role=r.role, hourly_rate=r.hourly_rate) for r in c.rate_card
+                    ),
+                    milestones=tuple(milestone_draft(m) for m in c.milestones),
+                ),
                 idempotency_key=idempotency_key("psa", "project"),
             )
             await self.record_ref(step.contract_id, "psa", "project", project.project_id)
@@ -60,7 +64,7 @@ class PsaActivities(StepActivities):
         async with error_classes(CLOSE_TIME_ENTRY):
             await psa.update_project(
                 project_id,
-                {"time_entry_end_date": step.last_day.isoformat()},
+                PsaProjectChanges(time_entry_end_date=step.last_day),
                 idempotency_key=idempotency_key("psa", "time-entry-end", str(step.last_day)),
             )
             found: list[tuple[date, Decimal]] = []

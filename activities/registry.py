@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from activities.account_sync import AccountSyncActivities
 from activities.amendments import AmendmentActivities
 from activities.billing import BillingActivities
+from activities.billing_runs import BillingRunActivities
 from activities.closing import ClosingActivities
 from activities.credit_notes import CreditNoteActivities
 from activities.documents import DocumentActivities
@@ -23,7 +24,7 @@ from activities.validation import ValidationActivities
 from c2c.settings import Settings
 from connectors.registry import Connectors
 from connectors.routing import RoutedErp
-from domain import account_sync, reconcile
+from domain import account_sync, billing_runs, reconcile
 from domain import steps as step
 from domain.ironclad import READ_IRONCLAD_APPROVAL
 
@@ -51,6 +52,7 @@ def build_steps(
     accounts = AccountSyncActivities(connectors, ledger, settings)
     ironclad = IroncladIntakeActivities(connectors, ledger, settings)
     books = ReconcileActivities(connectors, ledger, settings)
+    runs = BillingRunActivities(connectors, ledger, settings)
     return {
         step.VALIDATE_CONTRACT: validation.validate_contract,
         step.ENSURE_ERP_CUSTOMER: erp.ensure_erp_customer,
@@ -76,6 +78,7 @@ def build_steps(
         account_sync.RESOLVE_ACCOUNT_EXCEPTION: accounts.resolve_account_exception,
         READ_IRONCLAD_APPROVAL: ironclad.read_ironclad_approval,
         reconcile.CONTRACTS_TO_RECONCILE: books.contracts_to_reconcile,
+        billing_runs.CLOSE_PERIOD_FOR_ENTITY: runs.close_period_for_entity,
         reconcile.COMPARE_WITH_ERP: books.compare_ledger_with_erp,
         reconcile.OPEN_RECONCILE_EXCEPTIONS: books.open_reconcile_exceptions,
     }

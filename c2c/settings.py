@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from c2c import bc_mapping, netsuite_auth
 from c2c.loops import EventLoop
 from c2c.netsuite_segments import NetSuiteSegments
+from c2c.vendor_limits import VENDORS, CallLimit, resolve_limits
+from domain.billing_runs import OTHER_ENTITIES, BillingDay
 from domain.names import DEFAULT_TASK_QUEUE, ExceptionQueue
 from domain.steps import STEP_SYSTEM_QUEUE
 
@@ -223,6 +225,12 @@ class Settings(BaseSettings):
         description="queued events one API process processes at once",
     )
     api_tokens: SecretStr | None = Field(default=None, alias="C2C_API_TOKENS")
+    api_token: SecretStr | None = Field(
+        default=None,
+        alias="C2C_API_TOKEN",
+        description="the operator's own API token, which `c2c ops retry|skip|abort` present to "
+        "the API (C2C_API_URL), so a decision records the token's name",
+    )
     encryption_key: SecretStr | None = Field(default=None, alias="C2C_ENCRYPTION_KEY")
     session_secret: SecretStr | None = Field(
         default=None,
@@ -360,6 +368,22 @@ class Settings(BaseSettings):
                 ZoneInfo(zone)
             except (ZoneInfoNotFoundError, ValueError):
                 raise ValueError(f"{entity}: {zone!r} is not an IANA time zone") from None
+        return value
+
+    billing_schedules: dict[str, BillingDay] = Field(
+        default_factory=lambda: {OTHER_ENTITIES: BillingDay()},
+        alias="C2C_BILLING_SCHEDULES",
+        description='legal entity → its billing day, e.g. {"US01": {"day": "first-working-day", '
+        '"at": "06:00"}, "UK01": {"day": 1, "at": "07:00"}}; "*" for every other entity. Each '
+        "runs the period close on a Temporal Schedule, in the entity's time zone",
+    )
+
+    @field_validator("billing_schedules")
+    @classmethod
+    def _schedule_entities(cls, value: dict[str, BillingDay]) -> dict[str, BillingDay]:
+        for entity in value:
+            if entity != OTHER_ENTITIES and not re.fullmatch(r"[A-Z0-9]{2,10}", entity):
+                raise ValueError(f"{entity!r} is not a legal entity code (or *)")
         return value
 
     def time_zone_for(self, legal_entity: str) -> str:
@@ -699,6 +723,13 @@ class Settings(BaseSettings):
         description="activities per second on each system's task queue, across all workers "
         '(JSON, e.g. {"erp": 20})',
     )
+    call_limits: dict[str, CallLimit] = Field(
+        default_factory=dict,
+        alias="C2C_CALL_LIMITS",
+        description="each vendor's limits on c2c's calls, held by all workers together (JSON, "
+        'e.g. {"netsuite": {"in_flight": 5}, "stripe": {"per_second": 25}}); an entry replaces '
+        "the vendor's published default (docs/operations.md, Vendor call limits)",
+    )
     concurrency_limits: dict[str, int] = Field(
         default_factory=dict,
         alias="C2C_CONCURRENCY_LIMITS",
@@ -769,6 +800,18 @@ class Settings(BaseSettings):
         if any(limit <= 0 for limit in value.values()):
             raise ValueError("limits must be positive")
         return value
+
+    @field_validator("call_limits")
+    @classmethod
+    def _known_vendors(cls, value: dict[str, CallLimit]) -> dict[str, CallLimit]:
+        unknown = sorted(set(value) - set(VENDORS))
+        if unknown:
+            raise ValueError(f"no vendor {unknown}: call limits apply to {', '.join(VENDORS)}")
+        return value
+
+    def vendor_call_limits(self) -> dict[str, CallLimit]:
+        """Each vendor's call limits in force: the defaults with ``C2C_CALL_LIMITS`` over them."""
+        return resolve_limits(self.call_limits)
 
     def polled_queues(self) -> set[str]:
         """The queues this worker polls: ``C2C_WORKER_QUEUES``, or all of them."""

@@ -34,6 +34,7 @@ CONNECTOR_CALLS = "c2c_connector_calls_total"
 CONNECTOR_LATENCY = "c2c_connector_latency_seconds"
 VENDOR_API_REMAINING = "c2c_vendor_api_remaining"
 VENDOR_API_MAX = "c2c_vendor_api_max"
+CALL_SLOT_WAIT = "c2c_vendor_call_slot_wait_seconds"
 
 #: Outcomes of a connector call, as ``HttpConnector`` classifies the answer.
 CONNECTOR_OUTCOMES = ("ok", "business_error", "transient", "timeout")
@@ -92,6 +93,7 @@ def metrics_runtime(bind_address: str) -> Runtime:
                     bind_address=bind_address,
                     histogram_bucket_overrides={
                         CONNECTOR_LATENCY: LATENCY_BUCKETS,
+                        CALL_SLOT_WAIT: LATENCY_BUCKETS,
                         INVOICED_AMOUNT: AMOUNT_BUCKETS,
                     },
                 )
@@ -208,6 +210,12 @@ _latency = _BusinessHistogram(
     ["system", "operation"],
     LATENCY_BUCKETS,
 )
+_slot_wait = _BusinessHistogram(
+    CALL_SLOT_WAIT,
+    "Time a call waited for a slot under its vendor's call limits (C2C_CALL_LIMITS)",
+    ["system"],
+    LATENCY_BUCKETS,
+)
 
 
 _api_remaining = _BusinessGauge(
@@ -253,3 +261,9 @@ def record_api_budget(*, vendor: str, remaining: int, maximum: int) -> None:
     """A vendor's daily API budget as last seen (``Sforce-Limit-Info``, a limits resource)."""
     _api_remaining.set({"vendor": vendor}, remaining)
     _api_max.set({"vendor": vendor}, maximum)
+
+
+def record_call_slot_wait(*, system: str, seconds: float) -> None:
+    """How long one call to ``system`` (a vendor, as ``C2C_CALL_LIMITS`` names it) waited for
+    a slot under its limits before it was sent."""
+    _slot_wait.observe({"system": system}, seconds)

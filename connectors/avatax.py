@@ -27,12 +27,16 @@ from urllib.parse import quote
 import requests
 from avalara import AvataxClient
 
+from c2c.call_limits import call_slot
 from c2c.settings import Settings
-from connectors.records import TaxDocument, TaxDocumentIn
+from connectors.records import TaxDocument
 from connectors.tax import document_code, tax_document, transaction_model
 from domain.errors import BusinessError, NotFound, Rejection, TransientError
+from domain.write_models import TaxRequest
 
 SYSTEM = "tax"
+#: AvaTax as ``C2C_CALL_LIMITS`` names it.
+VENDOR = "avatax"
 APP_NAME = "c2c"
 
 
@@ -105,7 +109,8 @@ class AvataxTax:
     async def _call(self, what: str, method: Any, *args: Any) -> Any:
         """``method(*args)`` in a thread; the answer's JSON, or c2c's class of its failure."""
         try:
-            response: requests.Response = await asyncio.to_thread(method, *args)
+            async with call_slot(VENDOR):
+                response: requests.Response = await asyncio.to_thread(method, *args)
         except requests.Timeout as exc:
             raise TransientError(SYSTEM, f"AvaTax {what} timed out") from exc
         except requests.RequestException as exc:
@@ -147,7 +152,7 @@ class AvataxTax:
             )
         return str(authorities[0]["avalaraId"])
 
-    async def create_or_adjust(self, document: TaxDocumentIn) -> TaxDocument:
+    async def create_or_adjust(self, document: TaxRequest) -> TaxDocument:
         """CreateOrAdjustTransaction: an upsert keyed by the document's code."""
         body = await self._call(
             "CreateOrAdjustTransaction",

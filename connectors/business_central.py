@@ -30,8 +30,8 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -42,7 +42,14 @@ import structlog
 
 from c2c.bc_mapping import BC_SCOPE, BcCompany, BcDimensions, BcLine
 from c2c.tracing import client_span
-from connectors.erp_wire import balances
+from connectors.erp_wire import (
+    amendment_entry,
+    balances,
+    invoice_status,
+    line_mapping,
+    rate_card_text,
+    schedule_text,
+)
 from connectors.erp_wire import dec as _dec
 from connectors.erp_wire import dumps as _dumps
 from connectors.erp_wire import loads as _loads
@@ -63,6 +70,21 @@ from connectors.records import (
     RevenueEntry,
 )
 from domain.errors import BusinessError, NotFound, Rejection, TransientError
+from domain.write_models import (
+    AmendmentDraft,
+    BillingSchedule,
+    CashApplicationDraft,
+    ContractDraft,
+    CreditNoteDraft,
+    CustomerDraft,
+    InvoiceDraft,
+    InvoiceLineDraft,
+    PaymentDraft,
+    ProjectDraft,
+    RevenueEntryDraft,
+    RevenueSchedule,
+    invoice_business_key,
+)
 
 C2C_PAGES = "api/c2c/contractToCash/v1.0"
 STANDARD = "api/v2.0"
@@ -247,6 +269,7 @@ class BusinessCentralErp(HttpConnector):
     """``ErpPort`` on the Business Central companies of c2c's legal entities."""
 
     system = "erp"
+    vendor = "business-central"
 
     def __init__(
         self,
@@ -622,10 +645,10 @@ class BusinessCentralErp(HttpConnector):
         )
 
     async def ensure_customer(
-        self, customer: dict[str, Any], *, idempotency_key: str
+        self, customer: CustomerDraft, *, idempotency_key: str
     ) -> ErpCustomer:
-        entity = customer["legal_entity"]
-        crm_id = customer["crm_account_id"]
+        entity = customer.legal_entity
+        crm_id = customer.crm_account_id
         # One customer per CRM account and company: one found is the answer, never rewritten.
         record = await self._create_once(
             entity,
@@ -633,11 +656,11 @@ class BusinessCentralErp(HttpConnector):
             "number",
             code("C2C", crm_id),
             {
-                "displayName": str(customer["name"])[:100],
+                "displayName": customer.name[:100],
                 "type": "Company",
-                "email": customer.get("billing_email"),
-                "currencyCode": await self._currency(entity, customer["currency"]),
-                "taxRegistrationNumber": customer.get("tax_id"),
+                "email": customer.billing_email,
+                "currencyCode": await self._currency(entity, customer.currency),
+                "taxRegistrationNumber": customer.tax_id,
             },
         )
         return ErpCustomer(
@@ -646,9 +669,9 @@ class BusinessCentralErp(HttpConnector):
             name=record["displayName"],
         )
 
-    async def ensure_project(self, project: dict[str, Any], *, idempotency_key: str) -> ErpProject:
-        entity = project["legal_entity"]
-        contract_id = project["contract_id"]
+    async def ensure_project(self, project: ProjectDraft, *, idempotency_key: str) -> ErpProject:
+        entity = project.legal_entity
+        contract_id = project.contract_id
         record = await self._create_once(
             entity, "projects", "number", project_number(contract_id), {"displayName": contract_id}
         )
@@ -708,11 +731,11 @@ class BusinessCentralErp(HttpConnector):
         )
 
     async def ensure_contract(
-        self, contract: dict[str, Any], *, idempotency_key: str
+        self, contract: ContractDraft, *, idempotency_key: str
     ) -> ErpContract:
         """c2c's contract as a record of c2c's ``contracts`` page, numbered as its project."""
-        entity = contract["legal_entity"]
-        contract_id = contract["contract_id"]
+        entity = contract.legal_entity
+        contract_id = contract.contract_id
         record = await self._create_once(
             entity,
             "contracts",
@@ -720,18 +743,16 @@ class BusinessCentralErp(HttpConnector):
             project_number(contract_id),
             {
                 "contractId": contract_id,
-                "projectId": self._split(contract["project_id"])[1],
-                "customerId": self._split(contract["customer_id"])[1],
-                "currencyCode": contract["currency"],
-                "billingModel": contract["billing_model"],
-                "startDate": contract["start_date"],
-                "endDate": contract["end_date"],
-                "paymentTermsDays": contract["payment_terms_days"],
-                "notToExceed": _dec(contract["not_to_exceed"])
-                if contract.get("not_to_exceed")
-                else None,
-                "contractValue": _dec(contract["contract_value"]),
-                "rateCard": json.dumps(contract.get("rate_card") or [], default=str),
+                "projectId": self._split(contract.project_id)[1],
+                "customerId": self._split(contract.customer_id)[1],
+                "currencyCode": contract.currency,
+                "billingModel": contract.billing_model,
+                "startDate": contract.start_date,
+                "endDate": contract.end_date,
+                "paymentTermsDays": contract.payment_terms_days,
+                "notToExceed": contract.not_to_exceed or None,
+                "contractValue": contract.contract_value,
+                "rateCard": rate_card_text(contract.rate_card),
                 "amendments": "[]",
                 "projectStatus": "Open",
             },
@@ -743,45 +764,37 @@ class BusinessCentralErp(HttpConnector):
         entity, guid = self._split(erp_contract_id)
         return await self._change(entity, "contracts", guid, fields, api=C2C_PAGES)
 
-    async def _put_text(self, erp_contract_id: str, field: str, value: Any) -> None:
-        """Write ``value`` as JSON text in a field of the contract page, if it differs."""
-        text = json.dumps(value, sort_keys=True, default=str)
+    async def _put_text(self, erp_contract_id: str, field: str, text: str) -> None:
+        """Write ``text`` in a field of the contract page, if it differs."""
         await self._patch_contract(
             erp_contract_id, lambda r: None if r.get(field) == text else {field: text}
         )
 
     async def put_billing_schedule(
-        self, erp_contract_id: str, schedule: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, schedule: BillingSchedule, *, idempotency_key: str
     ) -> None:
-        await self._put_text(erp_contract_id, "billingSchedule", schedule)
+        await self._put_text(erp_contract_id, "billingSchedule", schedule_text(schedule))
 
     async def put_revenue_schedule(
-        self, erp_contract_id: str, schedule: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, schedule: RevenueSchedule, *, idempotency_key: str
     ) -> None:
-        await self._put_text(erp_contract_id, "revenueSchedule", schedule)
+        await self._put_text(erp_contract_id, "revenueSchedule", schedule_text(schedule))
 
     async def amend_contract(
-        self, erp_contract_id: str, amendment: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, amendment: AmendmentDraft, *, idempotency_key: str
     ) -> ErpContract:
         """Record the amendment once (its ``amendment_id`` keys it), re-read on a conflict."""
 
         def change(record: dict[str, Any]) -> dict[str, Any] | None:
             amendments = json.loads(record.get("amendments") or "[]")
-            if any(a["amendment_id"] == amendment["amendment_id"] for a in amendments):
+            if any(a["amendment_id"] == amendment.amendment_id for a in amendments):
                 return None
-            amendments.append(
-                {
-                    "amendment_id": amendment["amendment_id"],
-                    "effective_date": str(amendment["effective_date"]),
-                    "reason": amendment.get("reason") or "",
-                    "applied_at": datetime.now(UTC).isoformat(),
-                }
-            )
+            amendments.append(amendment_entry(amendment))
             body: dict[str, Any] = {"amendments": json.dumps(amendments)}
-            if amendment.get("end_date"):
-                body["endDate"] = str(amendment["end_date"])
-            if amendment.get("not_to_exceed"):
-                body["notToExceed"] = _dec(amendment["not_to_exceed"])
+            if amendment.end_date:
+                body["endDate"] = amendment.end_date.isoformat()
+            if amendment.not_to_exceed:
+                body["notToExceed"] = amendment.not_to_exceed
             return body
 
         entity, _ = self._split(erp_contract_id)
@@ -834,18 +847,8 @@ class BusinessCentralErp(HttpConnector):
 
     # --- invoices -------------------------------------------------------------------------
 
-    def _line_mapping(self, line: dict[str, Any]) -> BcLine:
-        kind = line.get("kind")
-        if kind == "time":
-            found = self.dimensions.roles.get(str(line.get("role")))
-            what = f"role {line.get('role')!r}"
-        elif kind == "expense":
-            category = str(line.get("description") or "").removeprefix("expenses: ")
-            found = self.dimensions.expense(category)
-            what = f"expense category {category!r}"
-        else:
-            found = self.dimensions.charges.get(str(kind))
-            what = f"{kind} lines"
+    def _line_mapping(self, line: InvoiceLineDraft) -> BcLine:
+        found, what = line_mapping(self.dimensions, line)
         if found is None:
             raise self._unmapped(
                 "lines", f"no Business Central account mapped for {what} (C2C_BC_DIMENSIONS)"
@@ -862,7 +865,7 @@ class BusinessCentralErp(HttpConnector):
         return setup.tax_account, dict(setup.dimensions)
 
     def _lines(
-        self, entity: str, lines: list[dict[str, Any]], comments: list[str], tax: Decimal
+        self, entity: str, lines: Sequence[InvoiceLineDraft], comments: list[str], tax: Decimal
     ) -> list[dict[str, Any]]:
         """Document lines: the c2c keys as comments, each line on its account with its
         dimensions, and the tax c2c's engine computed on the tax account."""
@@ -872,9 +875,9 @@ class BusinessCentralErp(HttpConnector):
         ]
         for line in lines:
             mapping = self._line_mapping(line)
-            amount = _dec(line["amount"])
-            quantity = _dec(line.get("quantity") or 1)
-            price = _dec(line.get("unit_price") or amount)
+            amount = line.amount
+            quantity = line.quantity or Decimal(1)
+            price = line.unit_price or amount
             if (quantity * price).quantize(CENT, ROUND_HALF_UP) != amount:
                 quantity, price = Decimal(1), amount
             dims = {**entity_dims, **mapping.dimensions}
@@ -882,7 +885,7 @@ class BusinessCentralErp(HttpConnector):
                 {
                     "lineType": "Account",
                     "lineObjectNumber": mapping.account,
-                    "description": str(line.get("description") or line.get("kind") or "")[:100],
+                    "description": (line.description or line.kind)[:100],
                     "quantity": quantity,
                     "unitPrice": price,
                     "dimensionSetLines": [
@@ -957,14 +960,11 @@ class BusinessCentralErp(HttpConnector):
                 ),
             )
         paid = total - remaining - credited
-        if bc_status == "Draft":
-            status = "draft"
-        elif remaining <= 0:
-            status = "credited" if credited > 0 and paid == 0 else "paid"
-        elif paid > 0:
-            status = "partially_paid"
-        else:
-            status = "issued"
+        status = (
+            "draft"
+            if bc_status == "Draft"
+            else invoice_status(remaining=remaining, paid=paid, credited=credited)
+        )
         reference = self._comment(lines, REFERENCE_LINE)
         period = reference if reference and re.fullmatch(r"\d{4}-\d{2}", reference) else None
         milestone = (
@@ -1003,8 +1003,7 @@ class BusinessCentralErp(HttpConnector):
         reference: str | None = None,
     ) -> ErpInvoice | None:
         """The invoice of a business key, by its external document number."""
-        if reference is None:
-            reference = f"milestone:{milestone_id}" if milestone_id else period
+        reference = invoice_business_key(reference, milestone_id, period)
         if reference is None:
             return None
         key = invoice_key(contract_id, reference)
@@ -1016,34 +1015,27 @@ class BusinessCentralErp(HttpConnector):
                 return await self._invoice(entity, found)
         return None
 
-    async def create_invoice(self, invoice: dict[str, Any], *, idempotency_key: str) -> ErpInvoice:
+    async def create_invoice(self, invoice: InvoiceDraft, *, idempotency_key: str) -> ErpInvoice:
         """A draft sales invoice; ``issue_invoice`` posts it."""
-        entity = invoice["legal_entity"]
-        reference = (
-            invoice.get("reference")
-            or (f"milestone:{invoice['milestone_id']}" if invoice.get("milestone_id") else None)
-            or invoice["period"]
-        )
-        tax = sum((_dec(x.get("tax_amount") or 0) for x in invoice["lines"]), ZERO)
-        if invoice.get("tax") not in (None, ""):
-            tax = _dec(invoice["tax"])
+        entity = invoice.legal_entity
+        reference = invoice.business_key
         lines = self._lines(
             entity,
-            invoice["lines"],
-            [f"{CONTRACT_LINE}{invoice['contract_id']}", f"{REFERENCE_LINE}{reference}"],
-            tax,
+            invoice.lines,
+            [f"{CONTRACT_LINE}{invoice.contract_id}", f"{REFERENCE_LINE}{reference}"],
+            sum((line.tax_amount for line in invoice.lines), ZERO),
         )
         record = await self._create_once(
             entity,
             "salesInvoices",
             "externalDocumentNumber",
-            invoice_key(invoice["contract_id"], reference),
+            invoice_key(invoice.contract_id, reference),
             {
-                "customerId": self._split(invoice["customer_id"])[1],
-                "invoiceDate": invoice["invoice_date"],
-                "postingDate": invoice["invoice_date"],
-                "dueDate": invoice["due_on"],
-                "currencyCode": await self._currency(entity, invoice["currency"]),
+                "customerId": self._split(invoice.customer_id)[1],
+                "invoiceDate": invoice.invoice_date,
+                "postingDate": invoice.invoice_date,
+                "dueDate": invoice.due_on,
+                "currencyCode": await self._currency(entity, invoice.currency),
                 "salesInvoiceLines": lines,
             },
             expand="salesInvoiceLines",
@@ -1126,7 +1118,7 @@ class BusinessCentralErp(HttpConnector):
         )
 
     async def create_credit_note(
-        self, invoice_id: str, note: dict[str, Any], *, idempotency_key: str
+        self, invoice_id: str, note: CreditNoteDraft, *, idempotency_key: str
     ) -> ErpCreditNote:
         """A credit memo against the invoice, posted, so it applies to what remains on it."""
         entity, guid = self._split(invoice_id)
@@ -1137,29 +1129,24 @@ class BusinessCentralErp(HttpConnector):
                     system=self.system, code="BadRequest_NotFound", message=f"invoice {invoice_id}"
                 )
             )
-        credit_id = note["credit_note_id"]
-        source = {"kind": invoice.lines[0].kind if invoice.lines else "time"}
+        credit_id = note.credit_note_id
+        # A note's lines are booked as the invoice's first line is.
         lines = [
-            {**source, "role": next(iter(self.dimensions.roles), None), **line}
-            for line in (note.get("lines") or [])
-        ] or [
-            {
-                **source,
-                "role": next(iter(self.dimensions.roles), None),
-                "description": note.get("reason"),
-                "amount": note.get("subtotal") or note.get("amount"),
-            }
+            InvoiceLineDraft(
+                line_id=line.line_id,
+                kind=invoice.lines[0].kind if invoice.lines else "time",
+                role=next(iter(self.dimensions.roles), None),
+                description=line.description,
+                amount=line.amount,
+                unit_price=line.amount,
+                tax_amount=line.tax_amount,
+            )
+            for line in note.lines
         ]
-        for line in lines:
-            line.setdefault("kind", source["kind"])
-            line["quantity"], line["unit_price"] = 1, line["amount"]
-        tax = sum((_dec(x.get("tax_amount") or 0) for x in lines), ZERO) or _dec(
-            note.get("tax") or 0
-        )
         comments = [
             f"{CONTRACT_LINE}{invoice.contract_id}",
             f"{CREDIT_LINE}{credit_id}",
-            f"Reason {note.get('reason') or ''}",
+            f"Reason {note.reason}",
         ]
         record = await self._create_once(
             entity,
@@ -1171,7 +1158,9 @@ class BusinessCentralErp(HttpConnector):
                 "invoiceId": guid,
                 "creditMemoDate": date.today().isoformat(),
                 "currencyCode": await self._currency(entity, invoice.currency),
-                "salesCreditMemoLines": self._lines(entity, lines, comments, tax),
+                "salesCreditMemoLines": self._lines(
+                    entity, lines, comments, sum((line.tax_amount for line in lines), ZERO)
+                ),
             },
         )
         await self._change(
@@ -1244,32 +1233,32 @@ class BusinessCentralErp(HttpConnector):
             else [],
         )
 
-    async def record_payment(self, payment: dict[str, Any], *, idempotency_key: str) -> ErpPayment:
+    async def record_payment(self, payment: PaymentDraft, *, idempotency_key: str) -> ErpPayment:
         """A line of the company's c2c payment journal, applied to the invoice, then posted."""
-        payment_id = payment["payment_id"]
+        payment_id = payment.payment_id
         key = code("PAY", payment_id, length=35)
         invoice: ErpInvoice | None = None
-        if payment.get("invoice_id"):
-            entity, invoice_guid = self._split(payment["invoice_id"])
-            invoice = await self.get_invoice(payment["invoice_id"])
+        if payment.invoice_id:
+            entity, invoice_guid = self._split(payment.invoice_id)
+            invoice = await self.get_invoice(payment.invoice_id)
             if invoice is None:
                 raise NotFound(
                     Rejection(
                         system=self.system,
                         code="BadRequest_NotFound",
-                        message=f"invoice {payment['invoice_id']}",
+                        message=f"invoice {payment.invoice_id}",
                         field="invoice_id",
                     )
                 )
             customer_guid = self._split(invoice.customer_id or "")[1]
         else:
-            found = await self._contract_record(payment["contract_id"])
+            found = await self._contract_record(payment.contract_id)
             if found is None:
                 raise NotFound(
                     Rejection(
                         system=self.system,
                         code="BadRequest_NotFound",
-                        message=f"no Business Central contract for {payment['contract_id']}",
+                        message=f"no Business Central contract for {payment.contract_id}",
                         field="contract_id",
                     )
                 )
@@ -1290,11 +1279,11 @@ class BusinessCentralErp(HttpConnector):
             {
                 "journalId": journal["id"],
                 "customerId": customer_guid,
-                "postingDate": payment.get("received_on") or date.today().isoformat(),
-                "amount": _dec(payment["amount"]),
+                "postingDate": payment.received_on,
+                "amount": payment.amount,
                 "appliesToInvoiceId": invoice_guid,
                 "description": f"Payment {payment_id}"[:100],
-                "comment": f"Contract {payment['contract_id']}"[:250],
+                "comment": f"Contract {payment.contract_id}"[:250],
             },
             tail=f"/customerPaymentJournals({journal['id']})/customerPayments",
         )
@@ -1339,12 +1328,12 @@ class BusinessCentralErp(HttpConnector):
         return [p for p in payments if p.invoice_id == invoice_id]
 
     async def apply_payment(
-        self, payment_id: str, application: dict[str, Any], *, idempotency_key: str
+        self, payment_id: str, application: CashApplicationDraft, *, idempotency_key: str
     ) -> CashApplication:
         raise self._unsupported("applying posted cash to another invoice")
 
     async def apply_credit(
-        self, credit_note_id: str, application: dict[str, Any], *, idempotency_key: str
+        self, credit_note_id: str, application: CashApplicationDraft, *, idempotency_key: str
     ) -> CashApplication:
         raise self._unsupported("applying a posted credit memo to another invoice")
 
@@ -1373,7 +1362,7 @@ class BusinessCentralErp(HttpConnector):
         )
 
     async def post_revenue(
-        self, erp_contract_id: str, entry: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, entry: RevenueEntryDraft, *, idempotency_key: str
     ) -> RevenueEntry:
         """A record of c2c's ``revenueEntries`` page, numbered by its entry id."""
         entity, guid = self._split(erp_contract_id)
@@ -1390,17 +1379,17 @@ class BusinessCentralErp(HttpConnector):
             entity,
             "revenueEntries",
             "number",
-            code("REV", entry["entry_id"]),
+            code("REV", entry.entry_id),
             {
-                "entryId": entry["entry_id"],
+                "entryId": entry.entry_id,
                 "contractRecordId": guid,
                 "contractNumber": contract["number"],
-                "period": entry["period"],
-                "amount": _dec(entry["amount"]),
+                "period": entry.period,
+                "amount": entry.amount,
                 "currencyCode": contract["currencyCode"],
-                "method": entry["method"],
-                "description": entry.get("description"),
-                "recognisedOn": str(entry["recognised_on"]),
+                "method": entry.method,
+                "description": entry.description,
+                "recognisedOn": entry.recognised_on,
             },
             api=C2C_PAGES,
         )

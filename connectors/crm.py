@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from connectors.http import HttpConnector
 from connectors.records import CrmAccount, CrmActivity
+from domain.write_models import CrmActivityDraft
 
 
 class HttpCrm(HttpConnector):
@@ -19,15 +18,14 @@ class HttpCrm(HttpConnector):
         return [CrmAccount.model_validate(a) for a in body.get("ancestors", [])]
 
     async def add_activity(
-        self, crm_account_id: str, activity: dict[str, Any], *, idempotency_key: str
+        self, crm_account_id: str, activity: CrmActivityDraft, *, idempotency_key: str
     ) -> CrmActivity:
-        """Record an activity (``{activity_id?, type, subject, body?, related_to?,
-        occurred_on? | occurred_at?}``); an ``activity_id`` makes it once under any key."""
+        """Record an activity; an ``activity_id`` makes it once under any key."""
         return await self.send(
             CrmActivity,
             "POST",
             f"/accounts/{crm_account_id}/activities",
-            json=activity,
+            json=activity.model_dump(mode="json", exclude_none=True),
             idempotency_key=idempotency_key,
         )
 

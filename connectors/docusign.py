@@ -25,6 +25,7 @@ import urllib3
 from docusign_esign import ApiClient, EnvelopesApi
 from docusign_esign.client.api_exception import ApiException
 
+from c2c.call_limits import call_slot
 from c2c.logs import get_logger
 from c2c.settings import Settings
 from domain.errors import BusinessError, Rejection, TransientError
@@ -102,7 +103,8 @@ class DocuSignClient:
 
         started = time.monotonic()
         try:
-            return await asyncio.to_thread(run)
+            async with call_slot(SYSTEM):
+                return await asyncio.to_thread(run)
         except ApiException as exc:
             raise _error(exc, route) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:

@@ -28,6 +28,27 @@ from connectors.records import (
     LegalEntity,
     RevenueEntry,
 )
+from domain.write_models import (
+    AmendmentDraft,
+    BillingSchedule,
+    CashApplicationDraft,
+    ContractDraft,
+    CreditNoteDraft,
+    CustomerChanges,
+    CustomerDraft,
+    InvoiceDraft,
+    PaymentDraft,
+    ProjectDraft,
+    RevenueEntryDraft,
+    RevenueSchedule,
+    WriteModel,
+)
+
+
+def body(model: WriteModel, *, exclude: set[str] | None = None) -> dict[str, Any]:
+    """A write model as the reference ERP takes it: c2c's own field names, amounts as decimal
+    strings, dates as ISO text, and what is not set left out."""
+    return model.model_dump(mode="json", exclude_none=True, exclude=exclude)
 
 
 class HttpErp(HttpConnector):
@@ -38,13 +59,13 @@ class HttpErp(HttpConnector):
         return LegalEntity.model_validate(body) if body else None
 
     async def ensure_customer(
-        self, customer: dict[str, Any], *, idempotency_key: str
+        self, customer: CustomerDraft, *, idempotency_key: str
     ) -> ErpCustomer:
         return await self.find_or_create(
             ErpCustomer,
             "/customers",
-            {"crm_account_id": customer["crm_account_id"]},
-            customer,
+            {"crm_account_id": customer.crm_account_id},
+            body(customer),
             idempotency_key=idempotency_key,
         )
 
@@ -54,23 +75,24 @@ class HttpErp(HttpConnector):
         return ErpCustomer.model_validate(body) if body else None
 
     async def update_customer(
-        self, customer_id: str, changes: dict[str, Any], *, idempotency_key: str
+        self, customer_id: str, changes: CustomerChanges, *, idempotency_key: str
     ) -> ErpCustomer:
-        """Change a customer's master data: only the fields in ``changes`` (``None`` clears)."""
+        """Change a customer's master data: only the fields set in ``changes`` (``None``
+        clears)."""
         return await self.send(
             ErpCustomer,
             "PATCH",
             f"/customers/{customer_id}",
-            json=changes,
+            json=changes.changed(),
             idempotency_key=idempotency_key,
         )
 
-    async def ensure_project(self, project: dict[str, Any], *, idempotency_key: str) -> ErpProject:
+    async def ensure_project(self, project: ProjectDraft, *, idempotency_key: str) -> ErpProject:
         return await self.find_or_create(
             ErpProject,
             "/projects",
-            {"contract_id": project["contract_id"]},
-            project,
+            {"contract_id": project.contract_id},
+            body(project),
             idempotency_key=idempotency_key,
             look_first=False,
         )
@@ -81,46 +103,49 @@ class HttpErp(HttpConnector):
         )
 
     async def ensure_contract(
-        self, contract: dict[str, Any], *, idempotency_key: str
+        self, contract: ContractDraft, *, idempotency_key: str
     ) -> ErpContract:
         return await self.find_or_create(
             ErpContract,
             "/contracts",
-            {"contract_id": contract["contract_id"]},
-            contract,
+            {"contract_id": contract.contract_id},
+            body(contract, exclude={"billing_schedule", "revenue_schedule"}),
             idempotency_key=idempotency_key,
             look_first=False,
         )
 
     async def put_billing_schedule(
-        self, erp_contract_id: str, schedule: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, schedule: BillingSchedule, *, idempotency_key: str
     ) -> None:
         await self.request(
             "PUT",
             f"/contracts/{erp_contract_id}/billing-schedule",
-            json=schedule,
+            json=body(schedule),
             idempotency_key=idempotency_key,
         )
 
     async def put_revenue_schedule(
-        self, erp_contract_id: str, schedule: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, schedule: RevenueSchedule, *, idempotency_key: str
     ) -> None:
         await self.request(
             "PUT",
             f"/contracts/{erp_contract_id}/revenue-schedule",
-            json=schedule,
+            json=body(schedule),
             idempotency_key=idempotency_key,
         )
 
     async def amend_contract(
-        self, erp_contract_id: str, amendment: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, amendment: AmendmentDraft, *, idempotency_key: str
     ) -> ErpContract:
         """Apply an amendment (new rate revisions, milestones, end date, caps) once."""
+        # Milestone edits are sent only when there are some, so an amendment without them
+        # reads as it always did.
+        empty = {f for f in ("change_milestones", "remove_milestones") if not getattr(amendment, f)}
         return await self.send(
             ErpContract,
             "POST",
             f"/contracts/{erp_contract_id}/amendments",
-            json=amendment,
+            json=body(amendment, exclude=empty),
             idempotency_key=idempotency_key,
         )
 
@@ -174,20 +199,20 @@ class HttpErp(HttpConnector):
                     return invoice
         return None
 
-    async def create_invoice(self, invoice: dict[str, Any], *, idempotency_key: str) -> ErpInvoice:
+    async def create_invoice(self, invoice: InvoiceDraft, *, idempotency_key: str) -> ErpInvoice:
         """Create a draft invoice; if its reference is taken (a repeat of this step under
         another key), the invoice that holds it is the answer."""
         try:
-            body = await self.request(
-                "POST", "/invoices", json=invoice, idempotency_key=idempotency_key
+            answer = await self.request(
+                "POST", "/invoices", json=body(invoice), idempotency_key=idempotency_key
             )
         except Duplicate as exc:
-            body = (
+            answer = (
                 await self.get_or_none(f"/invoices/{exc.existing_id}") if exc.existing_id else None
             )
-            if body is None:
+            if answer is None:
                 raise
-        return ErpInvoice.model_validate(body)
+        return ErpInvoice.model_validate(answer)
 
     async def issue_invoice(self, invoice_id: str, *, idempotency_key: str) -> ErpInvoice:
         return await self.send(
@@ -202,14 +227,14 @@ class HttpErp(HttpConnector):
         return await self.collect(ErpInvoice, "/invoices", {"contract_id": contract_id})
 
     async def create_credit_note(
-        self, invoice_id: str, note: dict[str, Any], *, idempotency_key: str
+        self, invoice_id: str, note: CreditNoteDraft, *, idempotency_key: str
     ) -> ErpCreditNote:
         """Credit an issued invoice; the ``credit_note_id`` in ``note`` makes it once."""
         return await self.send(
             ErpCreditNote,
             "POST",
             f"/invoices/{invoice_id}/credit-notes",
-            json=note,
+            json=body(note, exclude={"currency"}),
             idempotency_key=idempotency_key,
         )
 
@@ -219,11 +244,11 @@ class HttpErp(HttpConnector):
         query = {"contract_id": contract_id, "invoice_id": invoice_id}
         return await self.collect(ErpCreditNote, "/credit-notes", query)
 
-    async def record_payment(self, payment: dict[str, Any], *, idempotency_key: str) -> ErpPayment:
+    async def record_payment(self, payment: PaymentDraft, *, idempotency_key: str) -> ErpPayment:
         """Record cash received: against ``invoice_id``, or with ``invoice_id`` ``None`` as
         unapplied cash of ``contract_id``. The ``payment_id`` makes it once."""
         return await self.send(
-            ErpPayment, "POST", "/payments", json=payment, idempotency_key=idempotency_key
+            ErpPayment, "POST", "/payments", json=body(payment), idempotency_key=idempotency_key
         )
 
     async def list_payments(
@@ -234,40 +259,39 @@ class HttpErp(HttpConnector):
         return await self.collect(ErpPayment, "/payments", query)
 
     async def apply_payment(
-        self, payment_id: str, application: dict[str, Any], *, idempotency_key: str
+        self, payment_id: str, application: CashApplicationDraft, *, idempotency_key: str
     ) -> CashApplication:
-        """Apply unapplied cash of a payment to an invoice (``{application_id, invoice_id,
-        amount}``); the ``application_id`` makes it once."""
+        """Apply unapplied cash of a payment to an invoice; the ``application_id`` makes it
+        once."""
         return await self.send(
             CashApplication,
             "POST",
             f"/payments/{payment_id}/applications",
-            json=application,
+            json=body(application),
             idempotency_key=idempotency_key,
         )
 
     async def apply_credit(
-        self, credit_note_id: str, application: dict[str, Any], *, idempotency_key: str
+        self, credit_note_id: str, application: CashApplicationDraft, *, idempotency_key: str
     ) -> CashApplication:
         """Apply customer credit of a credit note to an invoice, as ``apply_payment``."""
         return await self.send(
             CashApplication,
             "POST",
             f"/credit-notes/{credit_note_id}/applications",
-            json=application,
+            json=body(application),
             idempotency_key=idempotency_key,
         )
 
     async def post_revenue(
-        self, erp_contract_id: str, entry: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, entry: RevenueEntryDraft, *, idempotency_key: str
     ) -> RevenueEntry:
-        """Post a revenue entry (``{entry_id, period, amount, method, description,
-        recognised_on}``); the ``entry_id`` makes it once."""
+        """Post a revenue entry; the ``entry_id`` makes it once."""
         return await self.send(
             RevenueEntry,
             "POST",
             f"/contracts/{erp_contract_id}/revenue",
-            json=entry,
+            json=body(entry),
             idempotency_key=idempotency_key,
         )
 

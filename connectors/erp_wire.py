@@ -1,13 +1,15 @@
-"""What the vendor ERP connectors share: JSON bodies with exact numbers, and a contract's
-balances summed from the documents an ERP holds for it."""
+"""What the vendor ERP connectors share: JSON bodies with exact numbers, the mapping of c2c's
+write models that every ERP stores the same way (schedules, rate cards, amendment logs, the
+accounts of an invoice line), and a contract's balances summed from the documents an ERP
+holds for it."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from connectors.records import (
     ErpContractBalances,
@@ -16,8 +18,16 @@ from connectors.records import (
     ErpPayment,
     RevenueEntry,
 )
+from domain.write_models import (
+    AmendmentDraft,
+    BillingSchedule,
+    InvoiceLineDraft,
+    RateDraft,
+    RevenueSchedule,
+)
 
 ZERO = Decimal(0)
+T_co = TypeVar("T_co", covariant=True)
 
 
 def dec(value: Any) -> Decimal:
@@ -47,6 +57,13 @@ def loads(content: bytes) -> Any:
     return json.loads(content, parse_float=Decimal)
 
 
+def invoice_status(*, remaining: Decimal, paid: Decimal, credited: Decimal) -> str:
+    """An issued invoice's status from what remains on it, what was paid and what credited."""
+    if remaining <= 0:
+        return "credited" if credited > 0 and paid == 0 else "paid"
+    return "partially_paid" if paid > 0 else "issued"
+
+
 def balances(
     contract_id: str,
     currency: str,
@@ -69,3 +86,47 @@ def balances(
         unapplied_cash=sum((p.unapplied_amount for p in payments), ZERO)
         + sum((n.unapplied_amount for n in notes), ZERO),
     )
+
+
+def schedule_text(schedule: BillingSchedule | RevenueSchedule) -> str:
+    """A schedule as the text an ERP's c2c field keeps (sorted keys: the same schedule is
+    the same text)."""
+    return json.dumps(schedule.model_dump(mode="json", exclude_none=True), sort_keys=True)
+
+
+def rate_card_text(rates: Sequence[RateDraft]) -> str:
+    """A rate card as the text an ERP's c2c field keeps."""
+    return json.dumps([r.model_dump(mode="json") for r in rates])
+
+
+def amendment_entry(amendment: AmendmentDraft) -> dict[str, str]:
+    """The entry an ERP's amendment log keeps of an amendment (read back as ``ErpAmendment``)."""
+    return {
+        "amendment_id": amendment.amendment_id,
+        "effective_date": amendment.effective_date.isoformat(),
+        "reason": amendment.reason,
+        "applied_at": datetime.now(UTC).isoformat(),
+    }
+
+
+class LineMapping(Protocol[T_co]):
+    """Where an ERP books a line: by the line's role (time), expense category or kind."""
+
+    @property
+    def roles(self) -> Mapping[str, T_co]: ...
+
+    @property
+    def charges(self) -> Mapping[str, T_co]: ...
+
+    def expense(self, category: str) -> T_co | None: ...
+
+
+def line_mapping(mapping: LineMapping[T_co], line: InvoiceLineDraft) -> tuple[T_co | None, str]:
+    """The mapping of an invoice line (``None`` when there is none), and what it was looked
+    up by, to name in the refusal."""
+    if line.kind == "time":
+        return mapping.roles.get(str(line.role)), f"role {line.role!r}"
+    if line.kind == "expense":
+        category = line.description.removeprefix("expenses: ")
+        return mapping.expense(category), f"expense category {category!r}"
+    return mapping.charges.get(line.kind), f"{line.kind} lines"

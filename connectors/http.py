@@ -4,6 +4,9 @@ Timeouts, the ``Idempotency-Key`` header, paging, and the mapping of answers to 
 classes: ``429``, ``5xx``, timeouts and connection failures are ``TransientError`` (with the
 system's ``Retry-After``), other ``4xx`` are ``BusinessError`` carrying the system's code,
 message and field. Logs name the system, route, status and duration, never bodies or secrets.
+
+Every request goes through a ``GovernedClient``, which holds a slot of the vendor's call
+limits (``c2c.call_limits``) from before it is sent until its answer has been read.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import httpx
 import structlog
 from pydantic import BaseModel
 
+from c2c.call_limits import call_slot
 from c2c.logs import get_logger
 from c2c.telemetry import record_connector_call
 from c2c.tracing import client_span, end_client_span
@@ -76,10 +80,33 @@ def _rejection(system: str, response: httpx.Response) -> tuple[Rejection, str | 
     return rejection, existing_id if isinstance(existing_id, str) else None
 
 
+class GovernedClient(httpx.AsyncClient):
+    """An ``httpx.AsyncClient`` whose every request holds a slot of ``vendor``'s call limits.
+
+    ``send`` is the one path of every request (``request``, ``get``, ``stream`` all end in
+    it): the slot is taken before the request leaves and given back once its answer has been
+    read, so the vendor never has more of c2c's requests at once, or in one second, than its
+    limits allow. A streamed answer gives its slot back when its headers arrive.
+    """
+
+    def __init__(self, vendor: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.vendor = vendor
+
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        async with call_slot(self.vendor):
+            return await super().send(request, **kwargs)
+
+
 class HttpConnector:
-    """Base of the httpx connectors: one ``AsyncClient`` per connector, reused across calls."""
+    """Base of the httpx connectors: one ``AsyncClient`` per connector, reused across calls.
+
+    ``vendor`` names the system's API for its call limits (``C2C_CALL_LIMITS``): the sandbox's
+    systems by their own name, a vendor's connector by the vendor's.
+    """
 
     system: str = "unknown"
+    vendor: str | None = None
 
     def __init__(
         self,
@@ -92,7 +119,8 @@ class HttpConnector:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.quick_retries = quick_retries
-        self._client = httpx.AsyncClient(
+        self._client = GovernedClient(
+            self.vendor or self.system,
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout_s),
             headers={"User-Agent": "c2c", **(headers or {})},

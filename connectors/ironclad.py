@@ -21,6 +21,7 @@ import httpx
 
 from c2c.logs import get_logger
 from c2c.settings import Settings
+from connectors.http import GovernedClient
 from domain.errors import BusinessError, Rejection, TransientError
 
 log = get_logger("c2c.connectors")
@@ -79,7 +80,7 @@ class IroncladClient:
             headers["Authorization"] = f"Bearer {self.token}"
         started = time.monotonic()
         try:
-            async with httpx.AsyncClient(timeout=self.timeout_s) as client:
+            async with GovernedClient(SYSTEM, timeout=self.timeout_s) as client:
                 answer = await client.get(f"{self.base_url}{path}", headers=headers)
         except httpx.HTTPError as exc:
             raise TransientError(SYSTEM, f"{route}: {type(exc).__name__}") from None

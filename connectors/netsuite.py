@@ -13,7 +13,8 @@ Errors map to c2c's two classes: ``429`` and ``CONCURRENCY_LIMIT_EXCEEDED``, ``5
 are transient; ``401``/``INVALID_LOGIN`` is a configuration error for the integration queue;
 other ``4xx`` are business rejections carrying NetSuite's ``o:errorCode``, detail and path.
 NetSuite governs requests in flight per account: every call waits for one of
-``concurrency`` slots shared by the whole worker process.
+``concurrency`` slots shared by the whole worker process, and for one of the account's
+``in_flight`` slots that every worker shares (``C2C_CALL_LIMITS``, ``netsuite``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,14 @@ import structlog
 from c2c.netsuite_auth import TokenCredentials, authorization
 from c2c.netsuite_segments import LineSegments, NetSuiteSegments
 from c2c.tracing import client_span
-from connectors.erp_wire import balances
+from connectors.erp_wire import (
+    amendment_entry,
+    balances,
+    invoice_status,
+    line_mapping,
+    rate_card_text,
+    schedule_text,
+)
 from connectors.erp_wire import dec as _dec
 from connectors.erp_wire import dumps as _dumps
 from connectors.erp_wire import loads as _loads
@@ -55,6 +63,21 @@ from connectors.records import (
     RevenueEntry,
 )
 from domain.errors import BusinessError, NotFound, Rejection, TransientError
+from domain.write_models import (
+    AmendmentDraft,
+    BillingSchedule,
+    CashApplicationDraft,
+    ContractDraft,
+    CreditNoteDraft,
+    CustomerDraft,
+    InvoiceDraft,
+    InvoiceLineDraft,
+    PaymentDraft,
+    ProjectDraft,
+    RevenueEntryDraft,
+    RevenueSchedule,
+    invoice_business_key,
+)
 
 RECORDS = "/services/rest/record/v1"
 CONTRACT_RECORD = "customrecord_c2c_contract"
@@ -95,6 +118,7 @@ class NetSuiteErp(HttpConnector):
     """``ErpPort`` on one NetSuite account."""
 
     system = "erp"
+    vendor = "netsuite"
     #: Slots per event loop, account and limit: the worker process's requests in flight.
     _slots: ClassVar[
         weakref.WeakKeyDictionary[
@@ -314,9 +338,9 @@ class NetSuiteErp(HttpConnector):
         )
 
     async def ensure_customer(
-        self, customer: dict[str, Any], *, idempotency_key: str
+        self, customer: CustomerDraft, *, idempotency_key: str
     ) -> ErpCustomer:
-        crm_id = customer["crm_account_id"]
+        crm_id = customer.crm_account_id
         eid = external_id("customer", crm_id)
         # A customer is shared by every contract of its CRM account: one found is the answer,
         # never rewritten (its subsidiary and currency are those of its first contract).
@@ -324,12 +348,12 @@ class NetSuiteErp(HttpConnector):
             "customer",
             eid,
             {
-                "companyName": customer["name"],
-                "email": customer.get("billing_email"),
-                "subsidiary": _ref(self._subsidiary(customer["legal_entity"])),
-                "currency": _ref(self._currency_id(customer["currency"])),
+                "companyName": customer.name,
+                "email": customer.billing_email,
+                "subsidiary": _ref(self._subsidiary(customer.legal_entity)),
+                "currency": _ref(self._currency_id(customer.currency)),
                 "custentity_c2c_crm_account_id": crm_id,
-                "defaultTaxReg": customer.get("tax_id"),
+                "defaultTaxReg": customer.tax_id,
             },
         )
         return ErpCustomer(
@@ -344,8 +368,8 @@ class NetSuiteErp(HttpConnector):
             status="closed" if closed else "active",
         )
 
-    async def ensure_project(self, project: dict[str, Any], *, idempotency_key: str) -> ErpProject:
-        eid = external_id("project", project["contract_id"])
+    async def ensure_project(self, project: ProjectDraft, *, idempotency_key: str) -> ErpProject:
+        eid = external_id("project", project.contract_id)
         existing = await self._read_eid("job", eid)
         if existing is not None:
             # An upsert would reopen a closed project: the one there is the answer.
@@ -354,14 +378,14 @@ class NetSuiteErp(HttpConnector):
             "job",
             eid,
             {
-                "companyName": project["name"],
-                "parent": _ref(project["customer_id"]),
-                "subsidiary": _ref(self._subsidiary(project["legal_entity"])),
-                "currency": _ref(self._currency_id(project["currency"])),
-                "startDate": project.get("start_date"),
-                "projectedEndDate": project.get("end_date"),
+                "companyName": project.name,
+                "parent": _ref(project.customer_id),
+                "subsidiary": _ref(self._subsidiary(project.legal_entity)),
+                "currency": _ref(self._currency_id(project.currency)),
+                "startDate": project.start_date,
+                "projectedEndDate": project.end_date,
                 "entityStatus": _ref(self.segments.job_status_active),
-                "custentity_c2c_contract_id": project["contract_id"],
+                "custentity_c2c_contract_id": project.contract_id,
             },
         )
         return self._project(record)
@@ -390,10 +414,10 @@ class NetSuiteErp(HttpConnector):
         )
 
     async def ensure_contract(
-        self, contract: dict[str, Any], *, idempotency_key: str
+        self, contract: ContractDraft, *, idempotency_key: str
     ) -> ErpContract:
         """c2c's contract as a ``customrecord_c2c_contract`` on the project (see vendors.md)."""
-        eid = external_id("contract", contract["contract_id"])
+        eid = external_id("contract", contract.contract_id)
         existing = await self._read_eid(CONTRACT_RECORD, eid)
         if existing is not None:
             return self._contract(existing)
@@ -401,39 +425,39 @@ class NetSuiteErp(HttpConnector):
             CONTRACT_RECORD,
             eid,
             {
-                "name": contract["contract_id"],
-                "custrecord_c2c_contract_id": contract["contract_id"],
-                "custrecord_c2c_project": _ref(contract["project_id"]),
-                "custrecord_c2c_customer": _ref(contract["customer_id"]),
-                "custrecord_c2c_currency": contract["currency"],
-                "custrecord_c2c_billing_model": contract["billing_model"],
-                "custrecord_c2c_start_date": contract["start_date"],
-                "custrecord_c2c_end_date": contract["end_date"],
-                "custrecord_c2c_payment_terms_days": contract["payment_terms_days"],
-                "custrecord_c2c_not_to_exceed": contract.get("not_to_exceed"),
-                "custrecord_c2c_contract_value": contract["contract_value"],
-                "custrecord_c2c_rate_card": json.dumps(contract.get("rate_card") or []),
+                "name": contract.contract_id,
+                "custrecord_c2c_contract_id": contract.contract_id,
+                "custrecord_c2c_project": _ref(contract.project_id),
+                "custrecord_c2c_customer": _ref(contract.customer_id),
+                "custrecord_c2c_currency": contract.currency,
+                "custrecord_c2c_billing_model": contract.billing_model,
+                "custrecord_c2c_start_date": contract.start_date,
+                "custrecord_c2c_end_date": contract.end_date,
+                "custrecord_c2c_payment_terms_days": contract.payment_terms_days,
+                "custrecord_c2c_not_to_exceed": _text(contract.not_to_exceed),
+                "custrecord_c2c_contract_value": _text(contract.contract_value),
+                "custrecord_c2c_rate_card": rate_card_text(contract.rate_card),
                 "custrecord_c2c_amendments": "[]",
             },
         )
         return self._contract(record)
 
     async def put_billing_schedule(
-        self, erp_contract_id: str, schedule: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, schedule: BillingSchedule, *, idempotency_key: str
     ) -> None:
         await self._patch(
             CONTRACT_RECORD,
             erp_contract_id,
-            {"custrecord_c2c_billing_schedule": json.dumps(schedule, sort_keys=True)},
+            {"custrecord_c2c_billing_schedule": schedule_text(schedule)},
         )
 
     async def put_revenue_schedule(
-        self, erp_contract_id: str, schedule: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, schedule: RevenueSchedule, *, idempotency_key: str
     ) -> None:
         await self._patch(
             CONTRACT_RECORD,
             erp_contract_id,
-            {"custrecord_c2c_revenue_schedule": json.dumps(schedule, sort_keys=True)},
+            {"custrecord_c2c_revenue_schedule": schedule_text(schedule)},
         )
 
     async def link_contract_document(
@@ -458,7 +482,7 @@ class NetSuiteErp(HttpConnector):
         return self._contract(record)
 
     async def amend_contract(
-        self, erp_contract_id: str, amendment: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, amendment: AmendmentDraft, *, idempotency_key: str
     ) -> ErpContract:
         """Record the amendment on the contract record once (its ``amendment_id`` keys it)."""
         record = await self._read(CONTRACT_RECORD, erp_contract_id)
@@ -471,21 +495,14 @@ class NetSuiteErp(HttpConnector):
                 )
             )
         amendments = json.loads(record.get("custrecord_c2c_amendments") or "[]")
-        if any(a["amendment_id"] == amendment["amendment_id"] for a in amendments):
+        if any(a["amendment_id"] == amendment.amendment_id for a in amendments):
             return self._contract(record)
-        amendments.append(
-            {
-                "amendment_id": amendment["amendment_id"],
-                "effective_date": str(amendment["effective_date"]),
-                "reason": amendment.get("reason") or "",
-                "applied_at": datetime.now(UTC).isoformat(),
-            }
-        )
+        amendments.append(amendment_entry(amendment))
         change: dict[str, Any] = {"custrecord_c2c_amendments": json.dumps(amendments)}
-        if amendment.get("end_date"):
-            change["custrecord_c2c_end_date"] = str(amendment["end_date"])
-        if amendment.get("not_to_exceed"):
-            change["custrecord_c2c_not_to_exceed"] = str(amendment["not_to_exceed"])
+        if amendment.end_date:
+            change["custrecord_c2c_end_date"] = amendment.end_date.isoformat()
+        if amendment.not_to_exceed:
+            change["custrecord_c2c_not_to_exceed"] = _text(amendment.not_to_exceed)
         await self._patch(CONTRACT_RECORD, erp_contract_id, change)
         record = await self._read(CONTRACT_RECORD, erp_contract_id)
         assert record is not None
@@ -520,14 +537,7 @@ class NetSuiteErp(HttpConnector):
         paid = _dec(record.get("amountPaid"))
         remaining = _dec(record.get("amountRemaining"))
         credit = total - paid - remaining
-        if remaining <= 0 and credit > 0 and paid == 0:
-            status = "credited"
-        elif remaining <= 0:
-            status = "paid"
-        elif paid > 0:
-            status = "partially_paid"
-        else:
-            status = "issued"
+        status = invoice_status(remaining=remaining, paid=paid, credited=credit)
         lines = [
             ErpInvoiceLine(
                 line_id=str(line.get("custcol_c2c_line_id") or index),
@@ -572,73 +582,56 @@ class NetSuiteErp(HttpConnector):
         reference: str | None = None,
     ) -> ErpInvoice | None:
         """The invoice of a business key, by its external id (one read, no search)."""
-        if reference is None:
-            reference = f"milestone:{milestone_id}" if milestone_id else period
+        reference = invoice_business_key(reference, milestone_id, period)
         if reference is None:
             return None
         record = await self._read_eid("invoice", external_id("invoice", contract_id, reference))
         return self._invoice(record) if record else None
 
-    def _line_segments(self, line: dict[str, Any]) -> LineSegments:
-        kind = line.get("kind")
-        if kind == "time":
-            found = self.segments.roles.get(str(line.get("role")))
-            what = f"role {line.get('role')!r}"
-        elif kind == "expense":
-            category = str(line.get("description") or "").removeprefix("expenses: ")
-            found = self.segments.expense(category)
-            what = f"expense category {category!r}"
-        else:
-            found = self.segments.charges.get(str(kind))
-            what = f"{kind} lines"
+    def _line_segments(self, line: InvoiceLineDraft) -> LineSegments:
+        found, what = line_mapping(self.segments, line)
         if found is None:
             raise self._unmapped("lines", f"no NetSuite segments mapped for {what}")
         return found
 
-    async def create_invoice(self, invoice: dict[str, Any], *, idempotency_key: str) -> ErpInvoice:
+    async def create_invoice(self, invoice: InvoiceDraft, *, idempotency_key: str) -> ErpInvoice:
         """An open invoice (NetSuite has no drafts: c2c's review happens before this step)."""
-        reference = (
-            invoice.get("reference")
-            or (f"milestone:{invoice['milestone_id']}" if invoice.get("milestone_id") else None)
-            or invoice["period"]
-        )
-        eid = external_id("invoice", invoice["contract_id"], reference)
+        reference = invoice.business_key
+        eid = external_id("invoice", invoice.contract_id, reference)
         lines = [
             {
                 **self._line_segments(line).wire(),
-                "description": line.get("description"),
-                "quantity": _dec(line.get("quantity") or 1),
-                "rate": _dec(line.get("unit_price") or line["amount"]),
-                "amount": _dec(line["amount"]),
-                "custcol_c2c_line_id": line.get("line_id"),
-                "custcol_c2c_line_kind": line.get("kind"),
-                "custcol_c2c_tax_amount": _dec(line.get("tax_amount") or 0),
+                "description": line.description,
+                "quantity": line.quantity or Decimal(1),
+                "rate": line.unit_price or line.amount,
+                "amount": line.amount,
+                "custcol_c2c_line_id": line.line_id,
+                "custcol_c2c_line_kind": line.kind,
+                "custcol_c2c_tax_amount": line.tax_amount,
             }
-            for line in invoice["lines"]
+            for line in invoice.lines
         ]
         record = await self._create_once(
             "invoice",
             eid,
             {
-                "entity": _ref(invoice["customer_id"]),
-                "job": _ref(invoice.get("project_id")),
-                "subsidiary": _ref(self._subsidiary(invoice["legal_entity"])),
-                "currency": _ref(self._currency_id(invoice["currency"])),
-                "tranDate": invoice["invoice_date"],
-                "dueDate": invoice["due_on"],
-                "memo": f"{invoice['contract_id']} {reference}",
-                "exchangeRate": _dec(invoice["exchange_rate"])
-                if invoice.get("exchange_rate")
-                else None,
-                "custbody_c2c_contract_id": invoice["contract_id"],
-                "custbody_c2c_erp_contract": _ref(invoice.get("erp_contract_id")),
+                "entity": _ref(invoice.customer_id),
+                "job": _ref(invoice.project_id),
+                "subsidiary": _ref(self._subsidiary(invoice.legal_entity)),
+                "currency": _ref(self._currency_id(invoice.currency)),
+                "tranDate": invoice.invoice_date,
+                "dueDate": invoice.due_on,
+                "memo": f"{invoice.contract_id} {reference}",
+                "exchangeRate": invoice.exchange_rate or None,
+                "custbody_c2c_contract_id": invoice.contract_id,
+                "custbody_c2c_erp_contract": _ref(invoice.erp_contract_id),
                 "custbody_c2c_reference": reference,
-                "custbody_c2c_period": invoice.get("period"),
-                "custbody_c2c_milestone_id": invoice.get("milestone_id"),
-                "custbody_c2c_functional_currency": invoice.get("functional_currency"),
-                "custbody_c2c_functional_subtotal": invoice.get("functional_subtotal"),
-                "custbody_c2c_functional_tax": invoice.get("functional_tax"),
-                "custbody_c2c_functional_total": invoice.get("functional_total"),
+                "custbody_c2c_period": invoice.period,
+                "custbody_c2c_milestone_id": invoice.milestone_id,
+                "custbody_c2c_functional_currency": invoice.functional_currency,
+                "custbody_c2c_functional_subtotal": _text(invoice.functional_subtotal),
+                "custbody_c2c_functional_tax": _text(invoice.functional_tax),
+                "custbody_c2c_functional_total": _text(invoice.functional_total),
                 "item": {"items": lines},
             },
         )
@@ -695,7 +688,7 @@ class NetSuiteErp(HttpConnector):
         )
 
     async def create_credit_note(
-        self, invoice_id: str, note: dict[str, Any], *, idempotency_key: str
+        self, invoice_id: str, note: CreditNoteDraft, *, idempotency_key: str
     ) -> ErpCreditNote:
         """A credit memo from the invoice, applied to it up to its remaining balance."""
         invoice = await self._read("invoice", invoice_id)
@@ -705,28 +698,18 @@ class NetSuiteErp(HttpConnector):
                     system=self.system, code="NONEXISTENT_ID", message=f"invoice {invoice_id}"
                 )
             )
-        credit_id = note["credit_note_id"]
+        credit_id = note.credit_note_id
         by_line = {str(x.get("custcol_c2c_line_id")): x for x in invoice["item"]["items"]}
         lines = []
-        for line in note.get("lines") or []:
-            source = by_line.get(str(line.get("line_id"))) or next(iter(by_line.values()))
+        for line in note.lines:
+            source = by_line.get(line.line_id) or next(iter(by_line.values()))
             lines.append(
                 {
                     **{k: source[k] for k in ("item", "department", "class", "location")},
-                    "description": line.get("description") or source.get("description"),
-                    "amount": _dec(line["amount"]),
-                    "custcol_c2c_line_id": line.get("line_id"),
-                    "custcol_c2c_tax_amount": _dec(line.get("tax_amount") or 0),
-                }
-            )
-        if not lines:
-            source = next(iter(by_line.values()))
-            lines.append(
-                {
-                    **{k: source[k] for k in ("item", "department", "class", "location")},
-                    "description": note.get("reason"),
-                    "amount": _dec(note.get("subtotal") or note.get("amount")),
-                    "custcol_c2c_tax_amount": _dec(note.get("tax") or 0),
+                    "description": line.description or source.get("description"),
+                    "amount": line.amount,
+                    "custcol_c2c_line_id": line.line_id,
+                    "custcol_c2c_tax_amount": line.tax_amount,
                 }
             )
         total = sum((_dec(x["amount"]) + _dec(x["custcol_c2c_tax_amount"]) for x in lines), ZERO)
@@ -740,7 +723,7 @@ class NetSuiteErp(HttpConnector):
                 "subsidiary": invoice.get("subsidiary"),
                 "currency": invoice.get("currency"),
                 "tranDate": date.today().isoformat(),
-                "memo": note.get("reason") or "",
+                "memo": note.reason,
                 "custbody_c2c_credit_note_id": credit_id,
                 "custbody_c2c_contract_id": invoice["custbody_c2c_contract_id"],
                 "custbody_c2c_created_at": datetime.now(UTC).isoformat(),
@@ -786,25 +769,25 @@ class NetSuiteErp(HttpConnector):
             applications=applications,
         )
 
-    async def record_payment(self, payment: dict[str, Any], *, idempotency_key: str) -> ErpPayment:
+    async def record_payment(self, payment: PaymentDraft, *, idempotency_key: str) -> ErpPayment:
         """A customer payment, applied to ``invoice_id`` up to what remains on it."""
-        payment_id = payment["payment_id"]
+        payment_id = payment.payment_id
         eid = external_id("payment", payment_id)
         existing = await self._read_eid("customerPayment", eid)
         if existing is not None:
             return self._payment(existing)
-        amount = _dec(payment["amount"])
+        amount = payment.amount
         apply: list[dict[str, Any]] = []
         customer: Any = None
         subsidiary: Any = None
-        if payment.get("invoice_id"):
-            invoice = await self._read("invoice", payment["invoice_id"])
+        if payment.invoice_id:
+            invoice = await self._read("invoice", payment.invoice_id)
             if invoice is None:
                 raise NotFound(
                     Rejection(
                         system=self.system,
                         code="NONEXISTENT_ID",
-                        message=f"invoice {payment['invoice_id']}",
+                        message=f"invoice {payment.invoice_id}",
                         field="invoice_id",
                     )
                 )
@@ -813,7 +796,7 @@ class NetSuiteErp(HttpConnector):
             if applied > 0:
                 apply.append(
                     {
-                        "doc": {"id": payment["invoice_id"]},
+                        "doc": {"id": payment.invoice_id},
                         "apply": True,
                         "amount": applied,
                         "custcol_c2c_application_id": payment_id,
@@ -821,14 +804,14 @@ class NetSuiteErp(HttpConnector):
                 )
         else:
             contract = await self._read_eid(
-                CONTRACT_RECORD, external_id("contract", payment["contract_id"])
+                CONTRACT_RECORD, external_id("contract", payment.contract_id)
             )
             if contract is None:
                 raise NotFound(
                     Rejection(
                         system=self.system,
                         code="NONEXISTENT_ID",
-                        message=f"no NetSuite contract for {payment['contract_id']}",
+                        message=f"no NetSuite contract for {payment.contract_id}",
                         field="contract_id",
                     )
                 )
@@ -839,12 +822,12 @@ class NetSuiteErp(HttpConnector):
             {
                 "customer": customer,
                 "subsidiary": subsidiary,
-                "currency": _ref(self._currency_id(payment["currency"])),
+                "currency": _ref(self._currency_id(payment.currency)),
                 "payment": amount,
-                "tranDate": payment.get("received_on"),
+                "tranDate": payment.received_on,
                 "custbody_c2c_payment_id": payment_id,
-                "custbody_c2c_contract_id": payment["contract_id"],
-                "custbody_c2c_invoice_id": payment.get("invoice_id"),
+                "custbody_c2c_contract_id": payment.contract_id,
+                "custbody_c2c_invoice_id": payment.invoice_id,
                 "apply": {"items": apply},
             },
         )
@@ -872,7 +855,7 @@ class NetSuiteErp(HttpConnector):
         ]
 
     async def _apply(
-        self, record_type: str, eid: str, application: dict[str, Any]
+        self, record_type: str, eid: str, application: CashApplicationDraft
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Add an application line to a payment or credit memo once (by application id)."""
         record = await self._read_eid(record_type, eid)
@@ -881,13 +864,13 @@ class NetSuiteErp(HttpConnector):
                 Rejection(system=self.system, code="NONEXISTENT_ID", message=f"{record_type} {eid}")
             )
         items = list((record.get("apply") or {}).get("items") or [])
-        app_id = application["application_id"]
+        app_id = application.application_id
         if not any(a.get("custcol_c2c_application_id") == app_id for a in items):
             items.append(
                 {
-                    "doc": {"id": application["invoice_id"]},
+                    "doc": {"id": application.invoice_id},
                     "apply": True,
-                    "amount": _dec(application["amount"]),
+                    "amount": application.amount,
                     "custcol_c2c_application_id": app_id,
                 }
             )
@@ -901,13 +884,13 @@ class NetSuiteErp(HttpConnector):
         return record, line
 
     async def apply_payment(
-        self, payment_id: str, application: dict[str, Any], *, idempotency_key: str
+        self, payment_id: str, application: CashApplicationDraft, *, idempotency_key: str
     ) -> CashApplication:
         record, line = await self._apply(
             "customerPayment", external_id("payment", payment_id), application
         )
         return CashApplication(
-            application_id=application["application_id"],
+            application_id=application.application_id,
             source="payment",
             payment_id=payment_id,
             invoice_id=str(line["doc"]["id"]),
@@ -917,13 +900,13 @@ class NetSuiteErp(HttpConnector):
         )
 
     async def apply_credit(
-        self, credit_note_id: str, application: dict[str, Any], *, idempotency_key: str
+        self, credit_note_id: str, application: CashApplicationDraft, *, idempotency_key: str
     ) -> CashApplication:
         record, line = await self._apply(
             "creditMemo", external_id("credit", credit_note_id), application
         )
         return CashApplication(
-            application_id=application["application_id"],
+            application_id=application.application_id,
             source="credit_note",
             credit_note_id=credit_note_id,
             invoice_id=str(line["doc"]["id"]),
@@ -947,7 +930,7 @@ class NetSuiteErp(HttpConnector):
         )
 
     async def post_revenue(
-        self, erp_contract_id: str, entry: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, entry: RevenueEntryDraft, *, idempotency_key: str
     ) -> RevenueEntry:
         """A ``customrecord_c2c_revenue`` line of the contract, upserted by its entry id."""
         contract = await self._read(CONTRACT_RECORD, erp_contract_id)
@@ -957,7 +940,7 @@ class NetSuiteErp(HttpConnector):
                     system=self.system, code="NONEXISTENT_ID", message=f"contract {erp_contract_id}"
                 )
             )
-        eid = external_id("revenue", entry["entry_id"])
+        eid = external_id("revenue", entry.entry_id)
         existing = await self._read_eid(REVENUE_RECORD, eid)
         if existing is not None:
             return self._revenue(existing)
@@ -965,15 +948,15 @@ class NetSuiteErp(HttpConnector):
             REVENUE_RECORD,
             eid,
             {
-                "name": entry["entry_id"],
-                "custrecord_c2c_entry_id": entry["entry_id"],
+                "name": entry.entry_id,
+                "custrecord_c2c_entry_id": entry.entry_id,
                 "custrecord_c2c_contract": {"id": erp_contract_id},
-                "custrecord_c2c_period": entry["period"],
-                "custrecord_c2c_amount": str(entry["amount"]),
+                "custrecord_c2c_period": entry.period,
+                "custrecord_c2c_amount": _text(entry.amount),
                 "custrecord_c2c_currency": contract["custrecord_c2c_currency"],
-                "custrecord_c2c_method": entry["method"],
-                "custrecord_c2c_description": entry.get("description"),
-                "custrecord_c2c_recognised_on": str(entry["recognised_on"]),
+                "custrecord_c2c_method": entry.method,
+                "custrecord_c2c_description": entry.description,
+                "custrecord_c2c_recognised_on": entry.recognised_on.isoformat(),
             },
         )
         return self._revenue(record)
@@ -1001,6 +984,11 @@ class NetSuiteErp(HttpConnector):
         revenue = await self.list_revenue(erp_contract_id)
         currency = contract["custrecord_c2c_currency"]
         return balances(contract_id, currency, invoices, notes, payments, revenue)
+
+
+def _text(amount: Decimal | None) -> str | None:
+    """An amount as a c2c text field keeps it (``None`` stays empty)."""
+    return None if amount is None else format(amount, "f")
 
 
 def _opt(value: Any) -> Decimal | None:

@@ -3,23 +3,23 @@ creates payments for demos and tests, as a customer paying an invoice would."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from connectors.http import HttpConnector
-from connectors.records import GatewayCollection, GatewayPayment, InvoiceCollection
+from connectors.records import GatewayCollection, GatewayPayment, GatewayRefund
+from domain.errors import BusinessError, Rejection
+from domain.write_models import InvoiceCollection, PaymentRequest, RefundRequest
 
 
 class HttpPayments(HttpConnector):
     system = "payments"
 
     async def create_payment(
-        self, invoice_id: str, amount: Decimal, currency: str, *, idempotency_key: str
+        self, payment: PaymentRequest, *, idempotency_key: str
     ) -> GatewayPayment:
         return await self.send(
             GatewayPayment,
             "POST",
             "/payments",
-            json={"invoice_id": invoice_id, "amount": format(amount, "f"), "currency": currency},
+            json=payment.model_dump(mode="json"),
             idempotency_key=idempotency_key,
         )
 
@@ -29,3 +29,14 @@ class HttpPayments(HttpConnector):
         """Nothing to open: the reference gateway takes a payment of any invoice it is given
         and reports it by its webhook."""
         return None
+
+    async def refund_payment(self, refund: RefundRequest, *, idempotency_key: str) -> GatewayRefund:
+        """The reference gateway takes no refunds: a refund is finance's to make by hand."""
+        raise BusinessError(
+            Rejection(
+                system=self.system,
+                code="refund_unsupported",
+                message=f"the reference gateway cannot refund payment {refund.payment_id}",
+                field="payment_id",
+            )
+        )

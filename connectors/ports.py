@@ -9,10 +9,10 @@ id before creating it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from connectors.records import (
     BillingBatch,
@@ -29,13 +29,36 @@ from connectors.records import (
     Expense,
     GatewayCollection,
     GatewayPayment,
-    InvoiceCollection,
+    GatewayRefund,
     LegalEntity,
     PsaProject,
     RevenueEntry,
     TaxDocument,
-    TaxDocumentIn,
     TimeEntry,
+)
+from domain.write_models import (
+    AmendmentDraft,
+    BillingSchedule,
+    CashApplicationDraft,
+    ContractDraft,
+    CreditNoteDraft,
+    CrmActivityDraft,
+    CustomerChanges,
+    CustomerDraft,
+    InvoiceCollection,
+    InvoiceDraft,
+    MilestoneChangeDraft,
+    MilestoneDraft,
+    PaymentDraft,
+    PaymentRequest,
+    ProjectDraft,
+    PsaProjectChanges,
+    PsaProjectDraft,
+    RateDraft,
+    RefundRequest,
+    RevenueEntryDraft,
+    RevenueSchedule,
+    TaxRequest,
 )
 
 
@@ -49,7 +72,7 @@ class CrmPort(Closeable, Protocol):
     async def get_ancestors(self, crm_account_id: str) -> list[CrmAccount]: ...
 
     async def add_activity(
-        self, crm_account_id: str, activity: dict[str, Any], *, idempotency_key: str
+        self, crm_account_id: str, activity: CrmActivityDraft, *, idempotency_key: str
     ) -> CrmActivity: ...
 
     async def list_activities(
@@ -65,29 +88,29 @@ class ErpPort(Closeable, Protocol):
     async def get_legal_entity(self, code: str) -> LegalEntity | None: ...
 
     async def ensure_customer(
-        self, customer: dict[str, Any], *, idempotency_key: str
+        self, customer: CustomerDraft, *, idempotency_key: str
     ) -> ErpCustomer: ...
 
     async def ensure_project(
-        self, project: dict[str, Any], *, idempotency_key: str
+        self, project: ProjectDraft, *, idempotency_key: str
     ) -> ErpProject: ...
 
     async def close_project(self, project_id: str, *, idempotency_key: str) -> ErpProject: ...
 
     async def ensure_contract(
-        self, contract: dict[str, Any], *, idempotency_key: str
+        self, contract: ContractDraft, *, idempotency_key: str
     ) -> ErpContract: ...
 
     async def put_billing_schedule(
-        self, erp_contract_id: str, schedule: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, schedule: BillingSchedule, *, idempotency_key: str
     ) -> None: ...
 
     async def put_revenue_schedule(
-        self, erp_contract_id: str, schedule: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, schedule: RevenueSchedule, *, idempotency_key: str
     ) -> None: ...
 
     async def amend_contract(
-        self, erp_contract_id: str, amendment: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, amendment: AmendmentDraft, *, idempotency_key: str
     ) -> ErpContract: ...
 
     async def link_contract_document(
@@ -108,7 +131,7 @@ class ErpPort(Closeable, Protocol):
     ) -> ErpInvoice | None: ...
 
     async def create_invoice(
-        self, invoice: dict[str, Any], *, idempotency_key: str
+        self, invoice: InvoiceDraft, *, idempotency_key: str
     ) -> ErpInvoice: ...
 
     async def issue_invoice(self, invoice_id: str, *, idempotency_key: str) -> ErpInvoice: ...
@@ -118,7 +141,7 @@ class ErpPort(Closeable, Protocol):
     async def list_invoices(self, contract_id: str) -> list[ErpInvoice]: ...
 
     async def create_credit_note(
-        self, invoice_id: str, note: dict[str, Any], *, idempotency_key: str
+        self, invoice_id: str, note: CreditNoteDraft, *, idempotency_key: str
     ) -> ErpCreditNote: ...
 
     async def list_credit_notes(
@@ -126,7 +149,7 @@ class ErpPort(Closeable, Protocol):
     ) -> list[ErpCreditNote]: ...
 
     async def record_payment(
-        self, payment: dict[str, Any], *, idempotency_key: str
+        self, payment: PaymentDraft, *, idempotency_key: str
     ) -> ErpPayment: ...
 
     async def list_payments(
@@ -134,15 +157,15 @@ class ErpPort(Closeable, Protocol):
     ) -> list[ErpPayment]: ...
 
     async def apply_payment(
-        self, payment_id: str, application: dict[str, Any], *, idempotency_key: str
+        self, payment_id: str, application: CashApplicationDraft, *, idempotency_key: str
     ) -> CashApplication: ...
 
     async def apply_credit(
-        self, credit_note_id: str, application: dict[str, Any], *, idempotency_key: str
+        self, credit_note_id: str, application: CashApplicationDraft, *, idempotency_key: str
     ) -> CashApplication: ...
 
     async def post_revenue(
-        self, erp_contract_id: str, entry: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, entry: RevenueEntryDraft, *, idempotency_key: str
     ) -> RevenueEntry: ...
 
     async def list_revenue(self, erp_contract_id: str) -> list[RevenueEntry]: ...
@@ -161,31 +184,31 @@ class CustomerMasterPort(Protocol):
     async def find_customer(self, crm_account_id: str) -> ErpCustomer | None: ...
 
     async def update_customer(
-        self, customer_id: str, changes: dict[str, Any], *, idempotency_key: str
+        self, customer_id: str, changes: CustomerChanges, *, idempotency_key: str
     ) -> ErpCustomer: ...
 
 
 class PsaPort(Closeable, Protocol):
     async def ensure_project(
-        self, project: dict[str, Any], *, idempotency_key: str
+        self, project: PsaProjectDraft, *, idempotency_key: str
     ) -> PsaProject: ...
 
     async def get_project(self, project_id: str) -> PsaProject | None: ...
 
     async def update_project(
-        self, project_id: str, changes: dict[str, Any], *, idempotency_key: str
+        self, project_id: str, changes: PsaProjectChanges, *, idempotency_key: str
     ) -> PsaProject: ...
 
     async def put_rate_card(
-        self, project_id: str, rates: list[dict[str, Any]], *, idempotency_key: str
+        self, project_id: str, rates: Sequence[RateDraft], *, idempotency_key: str
     ) -> PsaProject: ...
 
     async def add_milestones(
-        self, project_id: str, milestones: list[dict[str, Any]], *, idempotency_key: str
+        self, project_id: str, milestones: Sequence[MilestoneDraft], *, idempotency_key: str
     ) -> PsaProject: ...
 
     async def update_milestone(
-        self, project_id: str, milestone_id: str, changes: dict[str, Any], *, idempotency_key: str
+        self, project_id: str, change: MilestoneChangeDraft, *, idempotency_key: str
     ) -> PsaProject: ...
 
     async def remove_milestone(
@@ -216,7 +239,7 @@ class PsaPort(Closeable, Protocol):
 class TaxPort(Closeable, Protocol):
     async def validate_address(self, country: str, region: str | None) -> str: ...
 
-    async def create_or_adjust(self, document: TaxDocumentIn) -> TaxDocument: ...
+    async def create_or_adjust(self, document: TaxRequest) -> TaxDocument: ...
 
     async def commit_document(
         self, company: str, code: str, *, idempotency_key: str
@@ -225,7 +248,7 @@ class TaxPort(Closeable, Protocol):
 
 class PaymentsPort(Closeable, Protocol):
     async def create_payment(
-        self, invoice_id: str, amount: Decimal, currency: str, *, idempotency_key: str
+        self, payment: PaymentRequest, *, idempotency_key: str
     ) -> GatewayPayment: ...
 
     async def collect_invoice(
@@ -234,3 +257,7 @@ class PaymentsPort(Closeable, Protocol):
         """Open what the customer pays the issued invoice with; ``None`` for a gateway that
         takes payments without one."""
         ...
+
+    async def refund_payment(
+        self, refund: RefundRequest, *, idempotency_key: str
+    ) -> GatewayRefund: ...

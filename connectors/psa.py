@@ -11,23 +11,29 @@ left out of the request, and a milestone the project no longer has is not remove
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import date
-from typing import Any
 
 from connectors.http import HttpConnector
 from connectors.records import BillingBatch, Expense, PsaProject, TimeEntry
+from domain.write_models import (
+    MilestoneChangeDraft,
+    MilestoneDraft,
+    PsaProjectChanges,
+    PsaProjectDraft,
+    RateDraft,
+)
 
 
 class HttpPsa(HttpConnector):
     system = "psa"
 
-    async def ensure_project(self, project: dict[str, Any], *, idempotency_key: str) -> PsaProject:
+    async def ensure_project(self, project: PsaProjectDraft, *, idempotency_key: str) -> PsaProject:
         return await self.find_or_create(
             PsaProject,
             "/projects",
-            {"contract_id": project["contract_id"]},
-            project,
+            {"contract_id": project.contract_id},
+            project.model_dump(mode="json", exclude_none=True),
             idempotency_key=idempotency_key,
             look_first=False,
         )
@@ -37,19 +43,19 @@ class HttpPsa(HttpConnector):
         return PsaProject.model_validate(body) if body else None
 
     async def update_project(
-        self, project_id: str, changes: dict[str, Any], *, idempotency_key: str
+        self, project_id: str, changes: PsaProjectChanges, *, idempotency_key: str
     ) -> PsaProject:
-        """Change the project's dates (``{"end_date": ...}``)."""
+        """Change the project's dates (the ones given)."""
         return await self.send(
             PsaProject,
             "PATCH",
             f"/projects/{project_id}",
-            json=changes,
+            json=changes.model_dump(mode="json", exclude_none=True),
             idempotency_key=idempotency_key,
         )
 
     async def put_rate_card(
-        self, project_id: str, rates: list[dict[str, Any]], *, idempotency_key: str
+        self, project_id: str, rates: Sequence[RateDraft], *, idempotency_key: str
     ) -> PsaProject:
         """Set rates: dated ones (``effective_from``) are added as revisions beside the
         card's others; a card without dates replaces the whole card."""
@@ -57,12 +63,12 @@ class HttpPsa(HttpConnector):
             PsaProject,
             "PUT",
             f"/projects/{project_id}/rate-card",
-            json={"rate_card": rates},
+            json={"rate_card": [r.model_dump(mode="json", exclude_none=True) for r in rates]},
             idempotency_key=idempotency_key,
         )
 
     async def add_milestones(
-        self, project_id: str, milestones: list[dict[str, Any]], *, idempotency_key: str
+        self, project_id: str, milestones: Sequence[MilestoneDraft], *, idempotency_key: str
     ) -> PsaProject:
         """Add the milestones the project does not have yet.
 
@@ -71,26 +77,26 @@ class HttpPsa(HttpConnector):
         """
         project = await self.get_project(project_id)
         have = {m.milestone_id for m in project.milestones} if project else set()
-        new = [m for m in milestones if m["milestone_id"] not in have]
+        new = [m for m in milestones if m.milestone_id not in have]
         if project is not None and not new:
             return project
         return await self.send(
             PsaProject,
             "POST",
             f"/projects/{project_id}/milestones",
-            json={"milestones": new},
+            json={"milestones": [m.model_dump(mode="json", exclude_none=True) for m in new]},
             idempotency_key=idempotency_key,
         )
 
     async def update_milestone(
-        self, project_id: str, milestone_id: str, changes: dict[str, Any], *, idempotency_key: str
+        self, project_id: str, change: MilestoneChangeDraft, *, idempotency_key: str
     ) -> PsaProject:
         """Change a milestone's ``name``, ``amount`` or ``due_date`` (the fields given)."""
         return await self.send(
             PsaProject,
             "PATCH",
-            f"/projects/{project_id}/milestones/{milestone_id}",
-            json=changes,
+            f"/projects/{project_id}/milestones/{change.milestone_id}",
+            json=change.model_dump(mode="json", exclude_none=True, exclude={"milestone_id"}),
             idempotency_key=idempotency_key,
         )
 

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from domain.money import Money, Quantity
+from domain.write_models import TaxLineResult, TaxResult
 
 
 class Record(BaseModel):
@@ -254,40 +255,6 @@ class Expense(Record):
     currency: str
 
 
-class TaxDocumentLineIn(BaseModel):
-    """A line of a tax document c2c asks for: ``tax_amount`` overrides the engine's tax."""
-
-    number: str
-    amount: Money
-    tax_code: str
-    description: str | None = None
-    tax_amount: Money | None = None
-
-
-class TaxDocumentIn(BaseModel):
-    """A tax document to create, or to adjust when one with its ``code`` exists.
-
-    ``tax_date`` taxes the document at another day's rates than its ``date`` (a credit note at
-    its invoice's); ``reference_code`` names the document it refers to.
-    """
-
-    code: str
-    type: Literal["SalesInvoice", "ReturnInvoice"]
-    company: str
-    #: The document's date (AvaTax ``date``).
-    on: date
-    tax_date: date | None = None
-    customer_code: str
-    customer_tax_id: str | None = None
-    ship_from_country: str | None = None
-    ship_to_country: str
-    ship_to_region: str | None = None
-    currency: str
-    lines: list[TaxDocumentLineIn]
-    reference_code: str | None = None
-    commit: bool = False
-
-
 class TaxDocumentLine(Record):
     number: str
     amount: Money
@@ -311,16 +278,16 @@ class TaxDocument(Record):
     #: Mentions the engine requires on the invoice (a reverse charge's legal text).
     messages: list[str] = []
 
-
-class InvoiceCollection(Record):
-    """An issued invoice to collect through the payment gateway."""
-
-    invoice_id: str
-    contract_id: str
-    number: str | None = None
-    amount: Money
-    currency: str
-    customer_id: str | None = None
+    def result(self) -> TaxResult:
+        """The engine's tax of each line, as ``domain.tax.apply_tax`` takes it."""
+        return TaxResult(
+            code=self.code,
+            lines=tuple(
+                TaxLineResult(number=line.number, amount=line.amount, tax=line.tax, rate=line.rate)
+                for line in self.lines
+            ),
+            messages=tuple(self.messages),
+        )
 
 
 class GatewayCollection(Record):

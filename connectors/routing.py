@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Protocol
 
 from temporalio import activity
 
@@ -32,6 +32,19 @@ from connectors.records import (
     RevenueEntry,
 )
 from domain.names import contract_id_from_workflow_id
+from domain.write_models import (
+    AmendmentDraft,
+    BillingSchedule,
+    CashApplicationDraft,
+    ContractDraft,
+    CreditNoteDraft,
+    CustomerDraft,
+    InvoiceDraft,
+    PaymentDraft,
+    ProjectDraft,
+    RevenueEntryDraft,
+    RevenueSchedule,
+)
 
 
 class PinStore(Protocol):
@@ -99,40 +112,40 @@ class RoutedErp:
         return await (await self._erp(code)).get_legal_entity(code)
 
     async def ensure_customer(
-        self, customer: dict[str, Any], *, idempotency_key: str
+        self, customer: CustomerDraft, *, idempotency_key: str
     ) -> ErpCustomer:
-        erp = await self._erp(customer.get("legal_entity"))
+        erp = await self._erp(customer.legal_entity)
         return await erp.ensure_customer(customer, idempotency_key=idempotency_key)
 
-    async def ensure_project(self, project: dict[str, Any], *, idempotency_key: str) -> ErpProject:
-        erp = await self._erp(project.get("legal_entity"))
+    async def ensure_project(self, project: ProjectDraft, *, idempotency_key: str) -> ErpProject:
+        erp = await self._erp(project.legal_entity)
         return await erp.ensure_project(project, idempotency_key=idempotency_key)
 
     async def close_project(self, project_id: str, *, idempotency_key: str) -> ErpProject:
         return await (await self._erp()).close_project(project_id, idempotency_key=idempotency_key)
 
     async def ensure_contract(
-        self, contract: dict[str, Any], *, idempotency_key: str
+        self, contract: ContractDraft, *, idempotency_key: str
     ) -> ErpContract:
-        erp = await self._erp(contract.get("legal_entity"))
+        erp = await self._erp(contract.legal_entity)
         return await erp.ensure_contract(contract, idempotency_key=idempotency_key)
 
     async def put_billing_schedule(
-        self, erp_contract_id: str, schedule: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, schedule: BillingSchedule, *, idempotency_key: str
     ) -> None:
         await (await self._erp()).put_billing_schedule(
             erp_contract_id, schedule, idempotency_key=idempotency_key
         )
 
     async def put_revenue_schedule(
-        self, erp_contract_id: str, schedule: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, schedule: RevenueSchedule, *, idempotency_key: str
     ) -> None:
         await (await self._erp()).put_revenue_schedule(
             erp_contract_id, schedule, idempotency_key=idempotency_key
         )
 
     async def amend_contract(
-        self, erp_contract_id: str, amendment: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, amendment: AmendmentDraft, *, idempotency_key: str
     ) -> ErpContract:
         return await (await self._erp()).amend_contract(
             erp_contract_id, amendment, idempotency_key=idempotency_key
@@ -153,8 +166,8 @@ class RoutedErp:
             contract_id, period=period, milestone_id=milestone_id, reference=reference
         )
 
-    async def create_invoice(self, invoice: dict[str, Any], *, idempotency_key: str) -> ErpInvoice:
-        erp = await self._erp(invoice.get("legal_entity"))
+    async def create_invoice(self, invoice: InvoiceDraft, *, idempotency_key: str) -> ErpInvoice:
+        erp = await self._erp(invoice.legal_entity)
         return await erp.create_invoice(invoice, idempotency_key=idempotency_key)
 
     async def issue_invoice(self, invoice_id: str, *, idempotency_key: str) -> ErpInvoice:
@@ -167,7 +180,7 @@ class RoutedErp:
         return await (await self._erp()).list_invoices(contract_id)
 
     async def create_credit_note(
-        self, invoice_id: str, note: dict[str, Any], *, idempotency_key: str
+        self, invoice_id: str, note: CreditNoteDraft, *, idempotency_key: str
     ) -> ErpCreditNote:
         return await (await self._erp()).create_credit_note(
             invoice_id, note, idempotency_key=idempotency_key
@@ -178,7 +191,7 @@ class RoutedErp:
     ) -> list[ErpCreditNote]:
         return await (await self._erp()).list_credit_notes(contract_id, invoice_id=invoice_id)
 
-    async def record_payment(self, payment: dict[str, Any], *, idempotency_key: str) -> ErpPayment:
+    async def record_payment(self, payment: PaymentDraft, *, idempotency_key: str) -> ErpPayment:
         return await (await self._erp()).record_payment(payment, idempotency_key=idempotency_key)
 
     async def list_payments(
@@ -189,21 +202,21 @@ class RoutedErp:
         )
 
     async def apply_payment(
-        self, payment_id: str, application: dict[str, Any], *, idempotency_key: str
+        self, payment_id: str, application: CashApplicationDraft, *, idempotency_key: str
     ) -> CashApplication:
         return await (await self._erp()).apply_payment(
             payment_id, application, idempotency_key=idempotency_key
         )
 
     async def apply_credit(
-        self, credit_note_id: str, application: dict[str, Any], *, idempotency_key: str
+        self, credit_note_id: str, application: CashApplicationDraft, *, idempotency_key: str
     ) -> CashApplication:
         return await (await self._erp()).apply_credit(
             credit_note_id, application, idempotency_key=idempotency_key
         )
 
     async def post_revenue(
-        self, erp_contract_id: str, entry: dict[str, Any], *, idempotency_key: str
+        self, erp_contract_id: str, entry: RevenueEntryDraft, *, idempotency_key: str
     ) -> RevenueEntry:
         return await (await self._erp()).post_revenue(
             erp_contract_id, entry, idempotency_key=idempotency_key

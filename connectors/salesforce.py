@@ -38,11 +38,13 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.login import token_login
 
+from c2c.call_limits import call_slot
 from c2c.logs import get_logger
 from c2c.settings import Settings
 from c2c.telemetry import record_api_budget, record_connector_call
 from connectors.records import CrmAccount, CrmActivity
 from domain.errors import BusinessError, NotFound, Rejection, TransientError
+from domain.write_models import CrmActivityDraft
 
 log = get_logger("c2c.connectors.salesforce")
 
@@ -173,11 +175,11 @@ class SalesforceCrm:
         return ancestors
 
     async def add_activity(
-        self, crm_account_id: str, activity: dict[str, Any], *, idempotency_key: str
+        self, crm_account_id: str, activity: CrmActivityDraft, *, idempotency_key: str
     ) -> CrmActivity:
         """Make the activity a ``Task`` on the account, once per activity id (or key)."""
-        activity_id = str(activity.get("activity_id") or idempotency_key)
-        subject = f"{activity['subject']} {subject_key(activity_id)}"
+        activity_id = activity.activity_id or idempotency_key
+        subject = f"{activity.subject} {subject_key(activity_id)}"
         if len(subject) > 255:
             raise BusinessError(
                 Rejection(
@@ -201,7 +203,7 @@ class SalesforceCrm:
             existing = await self._find_task(crm_account_id, subject)
             if existing is None:
                 raise TransientError(self.system, "the task made is not found yet")
-        return self._activity(existing, activity_type=str(activity.get("type") or "task"))
+        return self._activity(existing, activity_type=activity.type)
 
     async def list_activities(
         self,
@@ -266,7 +268,8 @@ class SalesforceCrm:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            return await asyncio.to_thread(self._run, call)
+            async with call_slot(VENDOR):
+                return await asyncio.to_thread(self._run, call)
         except TransientError:
             outcome = "transient"
             raise
@@ -412,20 +415,20 @@ def _query(soql: str) -> Callable[[Salesforce], Any]:
     return run
 
 
-def _activity_date(activity: dict[str, Any]) -> date:
-    if activity.get("occurred_on"):
-        return date.fromisoformat(str(activity["occurred_on"]))
-    if activity.get("occurred_at"):
-        return datetime.fromisoformat(str(activity["occurred_at"])).date()
+def _activity_date(activity: CrmActivityDraft) -> date:
+    if activity.occurred_on:
+        return activity.occurred_on
+    if activity.occurred_at:
+        return activity.occurred_at.date()
     return datetime.now(UTC).date()
 
 
-def _description(activity: dict[str, Any]) -> str:
+def _description(activity: CrmActivityDraft) -> str:
     """The task's description: the activity's body, then a line saying what it is about."""
-    related = activity.get("related_to") or {}
-    tags = [f"type={activity.get('type') or 'task'}"]
+    related = activity.related_to or {}
+    tags = [f"type={activity.type}"]
     tags += [f"{key}={value}" for key, value in sorted(related.items())]
-    body = str(activity.get("body") or "")
+    body = activity.body or ""
     return f"{body}\n\n{RELATED_PREFIX} {'; '.join(tags)}".strip()
 
 

@@ -16,7 +16,7 @@ minute); after it, search does.
 
 from __future__ import annotations
 
-from decimal import Decimal
+import ssl
 from typing import Any
 
 import stripe
@@ -24,15 +24,18 @@ from stripe.params import PaymentIntentCreateParams, RefundCreateParams
 
 from c2c.settings import Settings
 from c2c.stripe_events import CONTRACT_ID_KEY, INVOICE_ID_KEY, from_minor, to_minor
+from connectors.http import GovernedClient
 from connectors.records import (
     GatewayCollection,
     GatewayPayment,
     GatewayRefund,
-    InvoiceCollection,
 )
 from domain.errors import BusinessError, NotFound, Rejection, TransientError
+from domain.write_models import InvoiceCollection, PaymentRequest, RefundRequest
 
 SYSTEM = "payments"
+#: Stripe as ``C2C_CALL_LIMITS`` names it.
+VENDOR = "stripe"
 
 
 def _collection(intent: Any) -> GatewayCollection:
@@ -63,6 +66,15 @@ def _rejection(exc: stripe.StripeError, what: str) -> Rejection:
     )
 
 
+def _governed_http(timeout_s: float) -> stripe.HTTPXClient:
+    """Stripe's httpx client, its requests sent by a ``GovernedClient``: each request (the
+    client's own network retries too) holds a slot of Stripe's call limits."""
+    http = stripe.HTTPXClient(timeout=timeout_s)
+    verify = ssl.create_default_context(cafile=stripe.ca_bundle_path)
+    http._client_async = GovernedClient(VENDOR, verify=verify)
+    return http
+
+
 class StripePayments:
     """``PaymentsPort`` on Stripe's API."""
 
@@ -80,7 +92,7 @@ class StripePayments:
             api_key,
             base_addresses={"api": base_url.rstrip("/")},
             max_network_retries=quick_retries,
-            http_client=stripe.HTTPXClient(timeout=timeout_s),
+            http_client=_governed_http(timeout_s),
         )
 
     @classmethod
@@ -152,7 +164,7 @@ class StripePayments:
         return _collection(intent)
 
     async def create_payment(
-        self, invoice_id: str, amount: Decimal, currency: str, *, idempotency_key: str
+        self, payment: PaymentRequest, *, idempotency_key: str
     ) -> GatewayPayment:
         """A PaymentIntent for ``amount`` of an invoice (demos and tests: what a customer's
         checkout would open)."""
@@ -160,32 +172,24 @@ class StripePayments:
             "create PaymentIntent",
             self.client.v1.payment_intents.create_async(
                 {
-                    "amount": to_minor(amount, currency),
-                    "currency": currency.lower(),
-                    "metadata": {INVOICE_ID_KEY: invoice_id},
+                    "amount": to_minor(payment.amount, payment.currency),
+                    "currency": payment.currency.lower(),
+                    "metadata": {INVOICE_ID_KEY: payment.invoice_id},
                 },
                 {"idempotency_key": idempotency_key},
             ),
         )
         return GatewayPayment(
             payment_id=intent["id"],
-            invoice_id=invoice_id,
-            amount=amount,
-            currency=currency.upper(),
+            invoice_id=payment.invoice_id,
+            amount=payment.amount,
+            currency=payment.currency.upper(),
             status=intent["status"],
         )
 
-    async def refund_payment(
-        self,
-        payment_id: str,
-        *,
-        amount: Decimal | None,
-        currency: str,
-        idempotency_key: str,
-        reason: str = "requested_by_customer",
-    ) -> GatewayRefund:
-        """``POST /v1/refunds`` on the PaymentIntent ``payment_id``: ``amount`` of it, or what
-        is left when ``None``.
+    async def refund_payment(self, refund: RefundRequest, *, idempotency_key: str) -> GatewayRefund:
+        """``POST /v1/refunds`` on the PaymentIntent ``refund.payment_id``: ``amount`` of it,
+        or what is left when ``None``.
 
         The refund carries ``idempotency_key`` in its metadata, and the PaymentIntent's
         refunds are read first: a retry after Stripe has forgotten the key finds the refund
@@ -193,24 +197,24 @@ class StripePayments:
         """
         refunds = await self._call(
             "list refunds",
-            self.client.v1.refunds.list_async({"payment_intent": payment_id, "limit": 100}),
+            self.client.v1.refunds.list_async({"payment_intent": refund.payment_id, "limit": 100}),
         )
-        for refund in refunds.data:
-            metadata = refund["metadata"] or {}
+        for made in refunds.data:
+            metadata = made["metadata"] or {}
             if "c2c_key" in metadata and metadata["c2c_key"] == idempotency_key:
-                return self._refund(refund)
+                return self._refund(made)
         params: RefundCreateParams = {
-            "payment_intent": payment_id,
-            "reason": reason,
+            "payment_intent": refund.payment_id,
+            "reason": refund.reason,
             "metadata": {"c2c_key": idempotency_key},
         }
-        if amount is not None:
-            params["amount"] = to_minor(amount, currency)
-        refund = await self._call(
+        if refund.amount is not None:
+            params["amount"] = to_minor(refund.amount, refund.currency)
+        made = await self._call(
             "create refund",
             self.client.v1.refunds.create_async(params, {"idempotency_key": idempotency_key}),
         )
-        return self._refund(refund)
+        return self._refund(made)
 
     @staticmethod
     def _refund(refund: Any) -> GatewayRefund:

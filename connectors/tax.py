@@ -11,7 +11,8 @@ from typing import Any
 from urllib.parse import quote
 
 from connectors.http import HttpConnector
-from connectors.records import TaxDocument, TaxDocumentIn, TaxDocumentLine
+from connectors.records import TaxDocument, TaxDocumentLine
+from domain.write_models import TaxRequest
 
 #: AvaTax limits a document's code to 50 characters.
 CODE_MAX = 50
@@ -49,7 +50,7 @@ def tax_document(body: dict[str, Any]) -> TaxDocument:
     )
 
 
-def transaction_model(document: TaxDocumentIn) -> dict[str, Any]:
+def transaction_model(document: TaxRequest) -> dict[str, Any]:
     """AvaTax's ``CreateTransactionModel`` of ``document``: the fields in docs/vendors.md."""
     ship_from = (
         {"shipFrom": {"country": document.ship_from_country}} if document.ship_from_country else {}
@@ -104,7 +105,7 @@ class HttpTax(HttpConnector):
         )
         return str(body["jurisdiction_code"])
 
-    async def create_or_adjust(self, document: TaxDocumentIn) -> TaxDocument:
+    async def create_or_adjust(self, document: TaxRequest) -> TaxDocument:
         """CreateOrAdjustTransaction: the document with ``document.code``, made or adjusted.
 
         An upsert keyed by the code, as AvaTax's is: the same document again changes nothing,

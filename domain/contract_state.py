@@ -43,8 +43,8 @@ def instant(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
-def local_date(instant: datetime, zone: str) -> date:
-    """The calendar date of a UTC ``instant`` in the IANA time zone ``zone``.
+def local_time(instant: datetime, zone: str) -> datetime:
+    """The wall-clock time (naive) of a UTC ``instant`` in the IANA time zone ``zone``.
 
     The workflow sandbox hands out time zones behind a proxy that ``astimezone`` refuses, so the
     zone is asked for its offset instead: first at the UTC wall time, then at the local wall
@@ -53,7 +53,12 @@ def local_date(instant: datetime, zone: str) -> date:
     tz = ZoneInfo(zone)
     wall = instant.astimezone(UTC).replace(tzinfo=None)
     offset = tz.utcoffset(wall + (tz.utcoffset(wall) or timedelta(0))) or timedelta(0)
-    return (wall + offset).date()
+    return wall + offset
+
+
+def local_date(instant: datetime, zone: str) -> date:
+    """The calendar date of a UTC ``instant`` in the IANA time zone ``zone``."""
+    return local_time(instant, zone).date()
 
 
 class ContractState(BaseModel):

@@ -12,12 +12,11 @@ the subtotal takes exactly the tax that remains.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from typing import TypeVar
 
-from pydantic import BaseModel
-
-from domain.money import Money, MoneyError, check_minor_units
+from domain.money import MoneyError, check_minor_units
+from domain.write_models import CreditNoteDraft, InvoiceDraft, TaxResult
 
 ZERO = Decimal(0)
 
@@ -41,37 +40,39 @@ def tax_code(kind: str) -> str:
     return TAX_CODES.get(kind, DEFAULT_TAX_CODE)
 
 
-class TaxedInvoice(BaseModel):
-    """An invoice's figures once taxed: the tax of each line, and the sums."""
-
-    line_taxes: dict[str, Money]
-    subtotal: Money
-    tax: Money
-    total: Money
+#: A document that carries tax: an invoice draft or a credit note draft.
+Taxable = TypeVar("Taxable", InvoiceDraft, CreditNoteDraft)
 
 
-def apply_tax(
-    lines: Sequence[tuple[str, Decimal]], line_taxes: Mapping[str, Decimal], currency: str
-) -> TaxedInvoice:
-    """The invoice of ``lines`` (line id, amount before tax) with the engine's tax per line:
-    the invoice's tax is the sum of its lines' taxes, each rounded by the engine on its own.
+def apply_tax(draft: Taxable, result: TaxResult) -> Taxable:
+    """``draft`` with the engine's tax on each line, and its sums: the document's tax is the
+    sum of its lines' taxes, each rounded by the engine on its own.
+
+    The one place where tax goes on an invoice or a credit note: every path that taxes a
+    document builds its draft untaxed and passes it here.
 
     Raises:
-        ValueError: the engine gave no tax for a line, or a tax with more decimals than
-            ``currency``.
+        ValueError: the engine gave no tax for a line, or a tax with more decimals than the
+            draft's currency.
     """
-    missing = [line_id for line_id, _ in lines if line_id not in line_taxes]
+    line_taxes = result.line_taxes()
+    missing = [line.line_id for line in draft.lines if line.line_id not in line_taxes]
     if missing:
         raise ValueError(f"the tax engine gave no tax for line(s) {', '.join(missing)}")
     taxes: dict[str, Decimal] = {}
-    for line_id, _ in lines:
+    for line in draft.lines:
         try:
-            taxes[line_id] = check_minor_units(line_taxes[line_id], currency)
+            taxes[line.line_id] = check_minor_units(line_taxes[line.line_id], draft.currency)
         except MoneyError as exc:
-            raise ValueError(f"tax of line {line_id}: {exc}") from None
-    subtotal = sum((amount for _, amount in lines), ZERO)
+            raise ValueError(f"tax of line {line.line_id}: {exc}") from None
+    subtotal = sum((line.amount for line in draft.lines), ZERO)
     tax = sum(taxes.values(), ZERO)
-    return TaxedInvoice(line_taxes=taxes, subtotal=subtotal, tax=tax, total=subtotal + tax)
+    lines = tuple(
+        line.model_copy(update={"tax_amount": taxes[line.line_id]}) for line in draft.lines
+    )
+    return draft.model_copy(
+        update={"lines": lines, "subtotal": subtotal, "tax": tax, "total": subtotal + tax}
+    )
 
 
 def credit_note_tax(

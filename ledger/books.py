@@ -1,10 +1,12 @@
 """The books read from the ledger's facts: a legal entity's journal for a month
 (``ledger.journal``) and its accounts-receivable aging.
 
-Aging takes every issued invoice of the entity (a draft never counts) with its open balance:
-its total less its credit notes and the payments applied to it on receipt. Cash applied later
-from unapplied cash or customer credit is not among the facts yet, so an invoice settled that
-way still shows open here (the ERP's own aging is the reference for it).
+Aging is as of a day: every invoice of the entity issued by then (a draft never counts) with
+its open balance on that day: its total less its credit notes issued by then, the payments
+received by then that were applied to it, and the cash held for the contract (a payment's
+unapplied part, a credit note's customer credit) applied to it by then. Cash applied later has
+no journal entry of its own: the held cash was credited to the receivable when it came in, so
+applying it moves the credit from the customer's account to the invoice within the receivable.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ from pydantic import BaseModel, Field
 
 from domain.money import round_money
 from ledger.journal import Journal, journal_entries
-from ledger.models import BillingFact, CreditNoteFact, PaymentFact, RevenueFact
+from ledger.models import (
+    BillingFact,
+    CashApplicationFact,
+    CreditNoteFact,
+    PaymentFact,
+    RevenueFact,
+)
 
 if TYPE_CHECKING:
     from ledger.store import Ledger
@@ -96,23 +104,39 @@ def journal(ledger: Ledger, *, legal_entity: str, period: str) -> Journal:
 
 
 def open_balances(
-    invoices: list[BillingFact], notes: list[CreditNoteFact], payments: list[PaymentFact]
+    invoices: list[BillingFact],
+    notes: list[CreditNoteFact],
+    payments: list[PaymentFact],
+    applications: list[CashApplicationFact] | None = None,
+    *,
+    as_of: date | None = None,
 ) -> dict[str, Decimal]:
-    """Each issued invoice's open balance: total, less credit notes and cash applied."""
+    """Each issued invoice's open balance (on ``as_of``, when given: only what was issued,
+    received and applied by then): total, less credit notes and cash applied."""
+
+    def by(on: date | None) -> bool:
+        return as_of is None or (on is not None and on <= as_of)
+
     balance = {
         i.invoice_id: i.total
         for i in invoices
-        if i.invoice_id and i.issued_at is not None and i.total is not None
+        if i.invoice_id
+        and i.issued_at is not None
+        and i.total is not None
+        and by(i.invoice_date or i.issued_at.date())
     }
     for note in notes:
-        if note.invoice_id in balance:
+        if note.invoice_id in balance and by(note.issued_on):
             balance[note.invoice_id] -= note.total
     for payment in sorted(payments, key=lambda p: (p.received_on, p.payment_id)):
-        if payment.invoice_id in balance:
+        if payment.invoice_id in balance and by(payment.received_on):
             applied = payment.applied_amount
             if applied is None:  # recorded before c2c kept it: what the balance could take
                 applied = min(payment.amount, max(balance[payment.invoice_id], ZERO))
             balance[payment.invoice_id] -= applied
+    for application in applications or ():
+        if application.invoice_id in balance and by(application.applied_on):
+            balance[application.invoice_id] -= application.amount
     return {invoice_id: max(open_, ZERO) for invoice_id, open_ in balance.items()}
 
 
@@ -124,6 +148,7 @@ def aging(ledger: Ledger, *, legal_entity: str, as_of: date) -> AgingReport:
         ledger.rows_of_entity(BillingFact, legal_entity),
         ledger.rows_of_entity(CreditNoteFact, legal_entity),
         ledger.rows_of_entity(PaymentFact, legal_entity),
+        ledger.rows_of_entity(CashApplicationFact, legal_entity),
     )
 
 
@@ -133,9 +158,11 @@ def aging_of(
     invoices: list[BillingFact],
     notes: list[CreditNoteFact],
     payments: list[PaymentFact],
+    applications: list[CashApplicationFact] | None = None,
 ) -> AgingReport:
-    """The aging of the entity's invoices (and the notes and payments of its contracts)."""
-    balances = open_balances(invoices, notes, payments)
+    """The aging of the entity's invoices (and the notes, payments and cash applications of
+    its contracts) on ``as_of``."""
+    balances = open_balances(invoices, notes, payments, applications, as_of=as_of)
     report = AgingReport(legal_entity=legal_entity, as_of=as_of)
     by_currency: dict[str, dict[str, Decimal]] = defaultdict(_empty_buckets)
     for invoice in sorted(invoices, key=lambda i: (i.due_on or as_of, i.fact_key)):

@@ -21,6 +21,8 @@ from ledger.models import (
     AmendmentFact,
     BillingFact,
     BillingStartIn,
+    CashApplicationFact,
+    CashApplicationFactIn,
     ContractRecord,
     CreditNoteFact,
     CreditNoteFactIn,
@@ -86,6 +88,10 @@ class FactLedger(LedgerBase):
     def record_payment_fact(self, payment: PaymentFactIn) -> None:
         """Record a payment once by its id."""
         self._insert_once(PaymentFact, "payment_id", payment.model_dump())
+
+    def record_cash_application_fact(self, application: CashApplicationFactIn) -> None:
+        """Record held cash applied to an invoice once by its id."""
+        self._insert_once(CashApplicationFact, "application_id", application.model_dump())
 
     def record_credit_note_fact(self, note: CreditNoteFactIn) -> None:
         """Record a credit note once by its id."""

@@ -30,6 +30,7 @@ from ledger.books import AgingReport, aging_of
 from ledger.models import (
     AmendmentFact,
     BillingFact,
+    CashApplicationFact,
     ContractRecord,
     CreditNoteFact,
     ExceptionRecord,
@@ -257,6 +258,7 @@ class _Facts:
     credit_notes: list[CreditNoteFact]
     amendments: list[AmendmentFact]
     unbilled: list[UnbilledTimeRecord]
+    applications: list[CashApplicationFact] = field(default_factory=list)
     invoices: list[BillingFact] = field(init=False)
     #: Every change to receivables, in the entity's books, worked out once for all windows.
     movements: list[_Movement] = field(init=False)
@@ -315,6 +317,7 @@ def _load(ledger: Ledger, legal_entity: str | Collection[str] | None) -> _Facts:
         credit_notes=ledger.rows_of_entity(CreditNoteFact, legal_entity),
         amendments=ledger.rows_of_entity(AmendmentFact, legal_entity),
         unbilled=ledger.rows_of_entity(UnbilledTimeRecord, legal_entity),
+        applications=ledger.rows_of_entity(CashApplicationFact, legal_entity),
     )
 
 
@@ -393,6 +396,7 @@ def _aging(facts: _Facts, as_of: date) -> list[AgingReport]:
             [b for b in facts.bills if b.legal_entity == entity],
             [n for n in facts.credit_notes if entity_of.get(n.contract_id) == entity],
             [p for p in facts.payments if entity_of.get(p.contract_id) == entity],
+            [a for a in facts.applications if entity_of.get(a.contract_id) == entity],
         )
         for entity in entities
     ]

@@ -267,6 +267,24 @@ class PaymentFact(LedgerTable, table=True):
     exchange_rate: Decimal | None = Field(default=None, sa_type=DecimalString)
 
 
+class CashApplicationFact(LedgerTable, table=True):
+    """Cash held for a contract (a payment's unapplied part, or a credit note's customer
+    credit) applied later to another invoice, written once by its id (``source:invoice``)."""
+
+    __tablename__ = "ledger_cash_application_fact"
+
+    application_id: str = Field(primary_key=True, max_length=300)
+    contract_id: str = Field(index=True)
+    invoice_id: str
+    #: The payment whose unapplied cash it was, or the credit note's id.
+    source_id: str
+    credit_note_id: str | None = None
+    currency: str
+    amount: Decimal = Field(sa_type=DecimalString)
+    applied_on: date
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class UnbilledTimeRecord(LedgerTable, table=True):
     """A contract's approved, billable time not yet invoiced, in one month of work, priced at
     the contract's rates: the read model behind the unbilled-time KPI.
@@ -444,6 +462,20 @@ class PaymentFactIn(_Input):
     exchange_rate: Decimal | None = PydanticField(default=None, gt=0)
 
 
+class CashApplicationFactIn(_Input):
+    """Held cash applied to an invoice in the ERP."""
+
+    application_id: str = PydanticField(min_length=1, max_length=300)
+    contract_id: str = PydanticField(min_length=1)
+    invoice_id: str = PydanticField(min_length=1)
+    source_id: str = PydanticField(min_length=1)
+    credit_note_id: str | None = None
+    currency: str = PydanticField(pattern=r"^[A-Z]{3}$")
+    amount: Decimal = PydanticField(gt=0)
+    applied_on: date
+    recorded_at: AwareDatetime
+
+
 class CreditNoteFactIn(_Input):
     """A credit note issued in the ERP."""
 
@@ -481,3 +513,33 @@ class UnbilledMonthIn(_Input):
     hours: Decimal
     value: Decimal
     unpriced_hours: Decimal = Decimal(0)
+
+
+class CallLimitLock(LedgerTable, table=True):
+    """One row per vendor with call limits: taking a slot locks it, so the workers' tries for
+    a vendor run one at a time on SQLite and PostgreSQL alike."""
+
+    __tablename__ = "ledger_call_limit"
+
+    vendor: str = Field(primary_key=True, max_length=100)
+    #: Tries to take a slot so far; the update that counts one is what takes the row's lock.
+    tries: int = 0
+
+
+class CallSlot(LedgerTable, table=True):
+    """One call to a vendor under its limits: in flight from its start until it ends (released,
+    or its lease expired), and counted by the per-second limit until a second after that."""
+
+    __tablename__ = "ledger_call_slot"
+    __table_args__ = (Index("ix_ledger_call_slot_vendor", "vendor"),)
+
+    lease_id: str = Field(primary_key=True, max_length=64)
+    vendor: str = Field(max_length=100)
+    #: ``host:pid`` of the worker that holds it.
+    holder: str = Field(max_length=300)
+    #: Epoch seconds of the worker's clock.
+    started_at: float
+    #: When its lease ends unless it is released first.
+    expires_at: float
+    #: When it was released: its answer read.
+    ended_at: float | None = None

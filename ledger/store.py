@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 
 from ledger.audit import AuditLedger
+from ledger.call_slots import CallSlotLedger
 from ledger.contracts import ContractLedger
 from ledger.documents import DocumentLedger
 from ledger.exception_queue import ExceptionQueueLedger
@@ -27,6 +28,7 @@ class Ledger(
     InboundEventLedger,
     FactLedger,
     DocumentLedger,
+    CallSlotLedger,
 ):
     """c2c's orchestration state in SQLite or PostgreSQL.
 
@@ -41,7 +43,8 @@ class Ledger(
     ``record_payment_fact``, ``record_credit_note_fact``, ``record_amendment_started``,
     ``record_amendment_propagated``, ``record_unbilled_time``, ``rows_of_entity``; read by
     ``ledger.kpis``) and the signed documents (``record_signed_document``,
-    ``get_signed_document``). Methods are synchronous; async callers run them in a thread.
+    ``get_signed_document``) and the vendor call slots every worker shares (``try_acquire``,
+    ``release``, ``call_slots``). Methods are synchronous; async callers run them in a thread.
 
     Args:
         url: A SQLAlchemy URL; ``postgresql://`` is given the psycopg driver.

@@ -95,6 +95,14 @@ def read_stats(stats: Annotated[Stats, Depends(get_stats)]) -> dict[str, Any]:
     return stats.snapshot()
 
 
+@router.delete("/stats/vendors")
+def reset_vendor_load(stats: Annotated[Stats, Depends(get_stats)]) -> dict[str, Any]:
+    """Zero each vendor's request count and maxima (those in flight stay in flight), so that a
+    run measures its own load."""
+    stats.vendors.reset()
+    return {"vendors": stats.vendors.snapshot()}
+
+
 @router.get("/webhooks")
 def list_webhooks(
     db: Db, page: PageQuery, type: str | None = None, status: str | None = None

@@ -24,6 +24,7 @@ from starter.api import documents, docusign_webhook, stripe_webhook  # noqa: F40
 from starter.cli.books import books_app, reconcile
 from starter.cli.kpis import kpis
 from starter.cli.ops import billing_app, contracts_app, fail, ops_app
+from starter.cli.schedules import schedule_app
 from starter.stack.components import HOST, UpOptions
 from starter.stack.demo_setup import DEFAULT_UI_URL
 
@@ -38,6 +39,7 @@ contracts_app.command("document")(documents.document)
 ops_app.command("reconcile")(reconcile)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(billing_app, name="billing")
+billing_app.add_typer(schedule_app, name="schedule")
 app.add_typer(ops_app, name="ops")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(books_app, name="books")

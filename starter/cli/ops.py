@@ -1,8 +1,11 @@
 """``c2c contracts``, ``c2c billing`` and ``c2c ops``: the API's operations from a terminal.
 
 They talk to Temporal (and, for the exception queue and dead letters, the ledger) directly,
-with the same client operations as the API. Input is validated before anything is contacted:
-an invalid file or period exits with code 2 and changes nothing.
+with the same client operations as the API, except the operator's decisions on exceptions
+(``c2c ops retry|skip|abort``): those go through the API with the operator's own token
+(``C2C_API_TOKEN``), so the API names who decided, as it does for the dashboard.
+Input is validated before anything is contacted: an invalid file or period exits with code 2
+and changes nothing.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+import httpx
 import typer
 from pydantic import BaseModel, ValidationError
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from c2c.codec import EncryptionKeyError, Keyring
@@ -275,40 +279,76 @@ def _whoami() -> str:
         return "operator"
 
 
-def _decide(exception_id: str, action: ExceptionAction, operator: str, note: str) -> None:
-    ledger = open_ledger()
+def _decide(exception_id: str, action: ExceptionAction, operator: str | None, note: str) -> None:
+    """Send the decision through the API, which names its maker from the token, as for a
+    decision made on the dashboard; the CLI never decides on Temporal directly here."""
+    settings = get_settings()
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    if operator is not None and token:
+        fail(
+            "--operator is refused with C2C_API_TOKEN: the decision records the name of the "
+            "token's holder",
+            EXIT_INVALID,
+        )
+    body: dict[str, str] = {"note": note}
+    if not token:
+        operator = operator or _whoami()
+    if operator is not None:
+        # Counts only on an open API (no tokens configured); a protected API refuses first.
+        body["operator"] = operator
+    api = settings.api_url.rstrip("/")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        item = asyncio.run(exception_queue.get_exception(ledger, exception_id))
-    except exception_queue.ExceptionNotFound as exc:
-        fail(str(exc))
+        answer = httpx.post(
+            f"{api}/api/exceptions/{exception_id}/{action.value}",
+            json=body,
+            headers=headers,
+            timeout=120,
+        )
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach c2c's API at {api} (C2C_API_URL): {exc}")
+    if answer.status_code in (401, 403):
+        fail(
+            f"the API refused the decision ({_api_message(answer)}); set C2C_API_TOKEN to a "
+            "token with the operator role"
+        )
+    if answer.status_code == 409 and _api_code(answer) == "decision_rejected":
+        fail(f"the contract refused: {_api_message(answer)}")
+    if answer.status_code != 200:
+        fail(_api_message(answer))
+    stage = answer.json().get("stage", "unknown")
+    typer.echo(f"{action.value}: exception {exception_id} resolved; the contract is now {stage}")
 
-    async def decide(client: Client) -> str:
-        try:
-            after = await exception_queue.resolve(
-                client, item, action, operator=operator, note=note, ledger=ledger
-            )
-        except exception_queue.ExceptionNotOpen as exc:
-            fail(str(exc))
-        except WorkflowUpdateFailedError as exc:
-            fail(f"the contract refused: {updates.rejection_reason(exc)}")
-        return after.stage
 
-    stage = with_temporal(decide)
-    typer.echo(
-        f"{action.value}: exception {exception_id} of contract {item.contract_id} "
-        f"resolved by {operator}; the contract is now {stage}"
-    )
+def _api_code(answer: httpx.Response) -> str | None:
+    try:
+        code = answer.json().get("error", {}).get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, str) else None
+
+
+def _api_message(answer: httpx.Response) -> str:
+    try:
+        message = answer.json().get("error", {}).get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return message if isinstance(message, str) else f"HTTP {answer.status_code}"
 
 
 def _decision_command(action: ExceptionAction, summary: str) -> None:
     def command(
         exception_id: str,
-        operator: str | None = typer.Option(None, help="who decides (default: your user name)"),
+        operator: str | None = typer.Option(
+            None,
+            help="who decides, on an open API only (no tokens; default: your user name); "
+            "with C2C_API_TOKEN the token's name is recorded",
+        ),
         note: str = typer.Option("", help="why, for the audit trail"),
     ) -> None:
-        _decide(exception_id, action, operator or _whoami(), note)
+        _decide(exception_id, action, operator, note)
 
-    command.__doc__ = summary
+    command.__doc__ = summary + " Sent through the API (C2C_API_URL, C2C_API_TOKEN)."
     ops_app.command(action.value)(command)
 
 

@@ -123,9 +123,10 @@ class Stack:
 
     def _schedule_reconciliation(self) -> None:
         """The nightly reconciliation of the ledger with the ERP, as a Temporal Schedule (kept
-        as it is when it exists: an operator may have paused or changed it)."""
+        as it is when it exists: an operator may have paused or changed it), and each legal
+        entity's billing run on its billing day (``C2C_BILLING_SCHEDULES``)."""
         from c2c.temporal import connect
-        from starter.stack.schedules import ensure_nightly_schedule
+        from starter.stack.schedules import ensure_billing_schedules, ensure_nightly_schedule
 
         settings = self.settings.model_copy(
             update={
@@ -137,6 +138,7 @@ class Stack:
         async def ensure() -> None:
             client = await connect(settings)
             await ensure_nightly_schedule(client, task_queue=settings.task_queue)
+            await ensure_billing_schedules(client, settings, task_queue=settings.task_queue)
 
         asyncio.run(ensure())
 

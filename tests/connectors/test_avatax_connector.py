@@ -14,9 +14,9 @@ import pytest
 import pytest_asyncio
 
 from connectors.avatax import AvataxTax
-from connectors.records import TaxDocumentIn, TaxDocumentLineIn
 from connectors.tax import document_code
 from domain.errors import BusinessError
+from domain.write_models import TaxLineRequest, TaxRequest
 from sandbox.avatax import DEFAULT_ACCOUNT_ID, DEFAULT_LICENSE_KEY
 
 
@@ -31,8 +31,8 @@ async def avatax(sandbox_url: str) -> AsyncIterator[AvataxTax]:
     await connector.aclose()
 
 
-def sale(code: str, *amounts: str) -> TaxDocumentIn:
-    return TaxDocumentIn(
+def sale(code: str, *amounts: str) -> TaxRequest:
+    return TaxRequest(
         code=code,
         type="SalesInvoice",
         company="UK01",
@@ -42,7 +42,7 @@ def sale(code: str, *amounts: str) -> TaxDocumentIn:
         ship_to_country="GB",
         currency="GBP",
         lines=[
-            TaxDocumentLineIn(number=str(i), amount=Decimal(a), tax_code="SV-PROFESSIONAL")
+            TaxLineRequest(number=str(i), amount=Decimal(a), tax_code="SV-PROFESSIONAL")
             for i, a in enumerate(amounts, 1)
         ],
     )

@@ -6,6 +6,7 @@ Business Central's errors."""
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -15,10 +16,26 @@ import pytest
 from c2c.bc_mapping import SANDBOX_COMPANIES, SANDBOX_ENVIRONMENT, SANDBOX_TENANT
 from connectors.business_central import BusinessCentralErp, invoice_key
 from domain.errors import BusinessError, TransientError
+from domain.write_models import (
+    AmendmentDraft,
+    BillingSchedule,
+    BillingScheduleLine,
+    ContractDraft,
+    CustomerDraft,
+    InvoiceDraft,
+    PaymentDraft,
+    ProjectDraft,
+    RevenueEntryDraft,
+    RevenueSchedule,
+)
 from tests.bc_support import business_central
+from tests.connectors.support import two_roles_invoice
 
 ADMIN = "/_admin/bc"
 UK = next(iter(SANDBOX_COMPANIES))
+
+
+SCHEDULE = BillingSchedule(lines=(BillingScheduleLine(kind="time_and_materials"),))
 
 
 def unique(prefix: str) -> str:
@@ -29,38 +46,47 @@ async def provisioned(erp: BusinessCentralErp) -> dict[str, str]:
     """A customer, project and contract record, as the provisioning steps make them."""
     contract_id = unique("BC")
     customer = await erp.ensure_customer(
-        {
-            "crm_account_id": unique("ACC"),
-            "name": "Business Central Test Ltd",
-            "billing_email": "ap@example.com",
-            "legal_entity": "UK01",
-            "currency": "GBP",
-        },
+        CustomerDraft(
+            **{
+                "crm_account_id": unique("ACC"),
+                "name": "Business Central Test Ltd",
+                "country": "GB",
+                "billing_email": "ap@example.com",
+                "legal_entity": "UK01",
+                "currency": "GBP",
+            }
+        ),
         idempotency_key=f"{contract_id}:customer",
     )
     project = await erp.ensure_project(
-        {
-            "contract_id": contract_id,
-            "customer_id": customer.customer_id,
-            "legal_entity": "UK01",
-            "name": "Build-out",
-            "currency": "GBP",
-        },
+        ProjectDraft(
+            contract_id=contract_id,
+            customer_id=customer.customer_id,
+            legal_entity="UK01",
+            name="Build-out",
+            currency="GBP",
+            start_date=date(2026, 10, 1),
+            end_date=date(2026, 12, 31),
+        ),
         idempotency_key=f"{contract_id}:project",
     )
     contract = await erp.ensure_contract(
-        {
-            "contract_id": contract_id,
-            "project_id": project.project_id,
-            "customer_id": customer.customer_id,
-            "legal_entity": "UK01",
-            "currency": "GBP",
-            "billing_model": "time_and_materials",
-            "start_date": "2026-10-01",
-            "end_date": "2026-12-31",
-            "payment_terms_days": 30,
-            "contract_value": "10000.00",
-        },
+        ContractDraft(
+            **{
+                "contract_id": contract_id,
+                "project_id": project.project_id,
+                "customer_id": customer.customer_id,
+                "legal_entity": "UK01",
+                "currency": "GBP",
+                "billing_model": "time_and_materials",
+                "start_date": "2026-10-01",
+                "end_date": "2026-12-31",
+                "payment_terms_days": 30,
+                "contract_value": "10000.00",
+                "billing_schedule": SCHEDULE,
+                "revenue_schedule": RevenueSchedule(method="as_invoiced"),
+            }
+        ),
         idempotency_key=f"{contract_id}:contract",
     )
     return {
@@ -71,41 +97,8 @@ async def provisioned(erp: BusinessCentralErp) -> dict[str, str]:
     }
 
 
-def invoice_body(refs: dict[str, str], period: str = "2026-10") -> dict[str, Any]:
-    return {
-        "contract_id": refs["contract_id"],
-        "reference": period,
-        "erp_contract_id": refs["erp_contract_id"],
-        "customer_id": refs["customer_id"],
-        "project_id": refs["project_id"],
-        "legal_entity": "UK01",
-        "currency": "GBP",
-        "period": period,
-        "invoice_date": "2026-10-31",
-        "due_on": "2026-11-30",
-        "lines": [
-            {
-                "line_id": "1",
-                "kind": "time",
-                "role": "Senior Consultant",
-                "description": "Senior Consultant",
-                "quantity": "12",
-                "unit_price": "200.00",
-                "amount": "2400.00",
-                "tax_amount": "480.00",
-            },
-            {
-                "line_id": "2",
-                "kind": "time",
-                "role": "Analyst",
-                "description": "Analyst",
-                "quantity": "6",
-                "unit_price": "120.10",
-                "amount": "720.60",
-                "tax_amount": "144.12",
-            },
-        ],
-    }
+def invoice_body(refs: dict[str, str]) -> InvoiceDraft:
+    return two_roles_invoice(refs, ("480.00", "144.12"), legal_entity="UK01", currency="GBP")
 
 
 async def raw(erp: BusinessCentralErp, method: str, tail: str, **kwargs: Any) -> Any:
@@ -144,30 +137,34 @@ async def test_records_are_made_once_and_an_invoice_is_posted_paid_and_balanced(
         assert found.period == "2026-10" and found.contract_id == refs["contract_id"]
 
         payment = await erp.record_payment(
-            {
-                "payment_id": unique("pay"),
-                "invoice_id": invoice.invoice_id,
-                "contract_id": refs["contract_id"],
-                "amount": "3800.00",
-                "currency": "GBP",
-                "received_on": "2026-11-20",
-            },
+            PaymentDraft(
+                **{
+                    "payment_id": unique("pay"),
+                    "invoice_id": invoice.invoice_id,
+                    "contract_id": refs["contract_id"],
+                    "amount": "3800.00",
+                    "currency": "GBP",
+                    "received_on": "2026-11-20",
+                }
+            ),
             idempotency_key="p",
         )
         assert payment.applied_amount == Decimal("3744.72")
         assert payment.unapplied_amount == Decimal("55.28")
         paid = await erp.get_invoice(invoice.invoice_id)
         assert paid is not None and paid.status == "paid" and paid.balance == 0
-        await erp.put_billing_schedule(refs["erp_contract_id"], {"a": 1}, idempotency_key="b")
+        await erp.put_billing_schedule(refs["erp_contract_id"], SCHEDULE, idempotency_key="b")
         await erp.post_revenue(
             refs["erp_contract_id"],
-            {
-                "entry_id": f"{refs['contract_id']}:2026-10",
-                "period": "2026-10",
-                "amount": "3120.60",
-                "method": "as_invoiced",
-                "recognised_on": "2026-10-31",
-            },
+            RevenueEntryDraft(
+                **{
+                    "entry_id": f"{refs['contract_id']}:2026-10",
+                    "period": "2026-10",
+                    "amount": "3120.60",
+                    "method": "as_invoiced",
+                    "recognised_on": "2026-10-31",
+                }
+            ),
             idempotency_key="r",
         )
         balances = await erp.get_balances(refs["erp_contract_id"])
@@ -229,14 +226,16 @@ async def test_a_payment_whose_answer_was_lost_is_one_journal_line(sandbox_url: 
     refs = await provisioned(setup)
     invoice = await setup.create_invoice(invoice_body(refs), idempotency_key="k")
     await setup.issue_invoice(invoice.invoice_id, idempotency_key="i")
-    payment = {
-        "payment_id": unique("pay"),
-        "invoice_id": invoice.invoice_id,
-        "contract_id": refs["contract_id"],
-        "amount": "1000.00",
-        "currency": "GBP",
-        "received_on": "2026-11-20",
-    }
+    payment = PaymentDraft(
+        **{
+            "payment_id": unique("pay"),
+            "invoice_id": invoice.invoice_id,
+            "contract_id": refs["contract_id"],
+            "amount": "1000.00",
+            "currency": "GBP",
+            "received_on": "2026-11-20",
+        }
+    )
     lossy = LoseFirstAnswer("/customerPayments")
     erp = business_central(sandbox_url, transport=lossy)
     try:
@@ -249,8 +248,8 @@ async def test_a_payment_whose_answer_was_lost_is_one_journal_line(sandbox_url: 
         await erp.aclose()
         await setup.aclose()
     assert lossy.lost == 1
-    assert first.payment_id == again.payment_id == payment["payment_id"]
-    assert [(p.payment_id, p.amount) for p in lines] == [(payment["payment_id"], Decimal("1000"))]
+    assert first.payment_id == again.payment_id == payment.payment_id
+    assert [(p.payment_id, p.amount) for p in lines] == [(payment.payment_id, Decimal("1000"))]
     assert paid is not None and paid.status == "partially_paid"
     assert paid.amount_paid == Decimal("1000.00")
 
@@ -265,7 +264,11 @@ async def test_a_stale_etag_is_read_again_and_the_change_retried(
         await sandbox.put(ADMIN, json={"conflicts": 2})
         amended = await erp.amend_contract(
             refs["erp_contract_id"],
-            {"amendment_id": "A1", "effective_date": "2026-11-01", "end_date": "2027-03-31"},
+            AmendmentDraft(
+                amendment_id="A1",
+                effective_date=date(2026, 11, 1),
+                end_date=date(2027, 3, 31),
+            ),
             idempotency_key="a",
         )
         assert [a.amendment_id for a in amended.amendments] == ["A1"]
@@ -284,7 +287,7 @@ async def test_a_stale_etag_is_read_again_and_the_change_retried(
         with pytest.raises(TransientError, match="kept changing"):
             await erp.amend_contract(
                 refs["erp_contract_id"],
-                {"amendment_id": "A2", "effective_date": "2026-12-01"},
+                AmendmentDraft(amendment_id="A2", effective_date=date(2026, 12, 1)),
                 idempotency_key="a2",
             )
     finally:
@@ -357,7 +360,8 @@ async def test_refusals_carry_business_centrals_code_and_a_missing_mapping_names
     try:
         refs = await provisioned(erp)
         body = invoice_body(refs)
-        body["lines"][0]["role"] = "Architect"
+        architect = body.lines[0].model_copy(update={"role": "Architect"})
+        body = body.model_copy(update={"lines": (architect, *body.lines[1:])})
         with pytest.raises(BusinessError) as unmapped:
             await erp.create_invoice(body, idempotency_key="x")
         assert unmapped.value.rejection.code == "bc_mapping_missing"

@@ -13,6 +13,13 @@ import pytest_asyncio
 
 from connectors.erp import HttpErp
 from domain.errors import BusinessError, NotFound, TransientError
+from domain.write_models import (
+    AmendmentDraft,
+    CashApplicationDraft,
+    CreditNoteDraft,
+    PaymentDraft,
+    RevenueEntryDraft,
+)
 from tests.connectors.support import (
     Contract,
     erp_contract,
@@ -33,17 +40,25 @@ async def writes(sandbox: httpx.AsyncClient, route: str) -> int:
     return int(stats["writes"].get("erp", {}).get(route, 0))
 
 
-def credit_note(credit_note_id: str, amount: Decimal) -> dict[str, Any]:
-    return {
-        "credit_note_id": credit_note_id,
-        "reason": "Hours billed twice",
-        "lines": [
-            {"line_id": "1", "description": "Hours billed twice", "amount": amount, "tax_amount": 0}
-        ],
-        "subtotal": amount,
-        "tax": Decimal(0),
-        "total": amount,
-    }
+def credit_note(credit_note_id: str, amount: Decimal) -> CreditNoteDraft:
+    return CreditNoteDraft.model_validate(
+        {
+            "credit_note_id": credit_note_id,
+            "reason": "Hours billed twice",
+            "lines": [
+                {
+                    "line_id": "1",
+                    "description": "Hours billed twice",
+                    "amount": amount,
+                    "tax_amount": 0,
+                }
+            ],
+            "subtotal": amount,
+            "tax": Decimal(0),
+            "total": amount,
+            "currency": "USD",
+        }
+    )
 
 
 async def test_invoices_are_found_by_reference_period_or_milestone(
@@ -166,22 +181,24 @@ async def test_unapplied_cash_is_applied_once_when_its_answer_is_lost(
 ) -> None:
     payment_id = unique("PAY")
     payment = await erp.record_payment(
-        {
-            "payment_id": payment_id,
-            "invoice_id": None,
-            "contract_id": contract.contract_id,
-            "amount": Decimal("1500.00"),
-            "currency": "USD",
-            "received_on": date(2026, 10, 2),
-        },
+        PaymentDraft(
+            **{
+                "payment_id": payment_id,
+                "invoice_id": None,
+                "contract_id": contract.contract_id,
+                "amount": Decimal("1500.00"),
+                "currency": "USD",
+                "received_on": date(2026, 10, 2),
+            }
+        ),
         idempotency_key=f"payment:{payment_id}",
     )
     invoice = await issued_invoice(erp, contract, "2026-10")
-    application = {
-        "application_id": f"{payment_id}:{invoice.invoice_id}",
-        "invoice_id": invoice.invoice_id,
-        "amount": Decimal("1000.00"),
-    }
+    application = CashApplicationDraft(
+        application_id=f"{payment_id}:{invoice.invoice_id}",
+        invoice_id=invoice.invoice_id,
+        amount=Decimal("1000.00"),
+    )
     key = f"apply:{payment_id}:{invoice.invoice_id}"
     route = "POST /payments/{payment_id}/applications"
     before = await writes(sandbox, route)
@@ -204,7 +221,7 @@ async def test_unapplied_cash_is_applied_once_when_its_answer_is_lost(
     assert await writes(sandbox, route) == before + 1
     [listed] = await erp.list_payments(invoice_id=invoice.invoice_id)
     assert (listed.payment_id, listed.unapplied_amount) == (payment_id, Decimal("500.00"))
-    assert [a.application_id for a in listed.applications] == [application["application_id"]]
+    assert [a.application_id for a in listed.applications] == [application.application_id]
     paid = await erp.get_invoice(invoice.invoice_id)
     assert paid is not None and (paid.status, paid.balance) == ("paid", Decimal("0.00"))
     balances = await erp.get_balances(contract.erp_contract_id)
@@ -216,14 +233,16 @@ async def test_customer_credit_is_applied_to_the_next_invoice(
 ) -> None:
     paid = await issued_invoice(erp, contract, "2026-10")
     await erp.record_payment(
-        {
-            "payment_id": unique("PAY"),
-            "invoice_id": paid.invoice_id,
-            "contract_id": contract.contract_id,
-            "amount": "1000.00",
-            "currency": "USD",
-            "received_on": "2026-11-15",
-        },
+        PaymentDraft(
+            **{
+                "payment_id": unique("PAY"),
+                "invoice_id": paid.invoice_id,
+                "contract_id": contract.contract_id,
+                "amount": "1000.00",
+                "currency": "USD",
+                "received_on": "2026-11-15",
+            }
+        ),
         idempotency_key=unique("k"),
     )
     note_id = unique("CN")
@@ -234,11 +253,13 @@ async def test_customer_credit_is_applied_to_the_next_invoice(
 
     applied = await erp.apply_credit(
         note_id,
-        {
-            "application_id": f"{note_id}:{upcoming.invoice_id}",
-            "invoice_id": upcoming.invoice_id,
-            "amount": "300.00",
-        },
+        CashApplicationDraft(
+            **{
+                "application_id": f"{note_id}:{upcoming.invoice_id}",
+                "invoice_id": upcoming.invoice_id,
+                "amount": "300.00",
+            }
+        ),
         idempotency_key=unique("k"),
     )
     [after] = await erp.list_credit_notes(contract.contract_id, invoice_id=paid.invoice_id)
@@ -255,14 +276,16 @@ async def test_a_revenue_entry_is_posted_once_when_its_answer_is_lost(
     erp: HttpErp, contract: Contract, faults: Any, sandbox: httpx.AsyncClient
 ) -> None:
     await issued_invoice(erp, contract, "2026-10", Decimal("1200.00"))
-    entry = {
-        "entry_id": f"{contract.contract_id}:revenue:2026-10",
-        "period": "2026-10",
-        "amount": Decimal("1000.00"),
-        "method": "ratable",
-        "description": "October of the retainer",
-        "recognised_on": date(2026, 10, 31),
-    }
+    entry = RevenueEntryDraft(
+        **{
+            "entry_id": f"{contract.contract_id}:revenue:2026-10",
+            "period": "2026-10",
+            "amount": Decimal("1000.00"),
+            "method": "ratable",
+            "description": "October of the retainer",
+            "recognised_on": date(2026, 10, 31),
+        }
+    )
     key = f"{contract.contract_id}:revenue:2026-10"
     route = "POST /contracts/{erp_contract_id}/revenue"
     before = await writes(sandbox, route)
@@ -276,7 +299,9 @@ async def test_a_revenue_entry_is_posted_once_when_its_answer_is_lost(
     again = await erp.post_revenue(contract.erp_contract_id, entry, idempotency_key="other-key")
     catch_up = await erp.post_revenue(
         contract.erp_contract_id,
-        {**entry, "entry_id": f"{entry['entry_id']}:catch-up", "amount": Decimal("-100.00")},
+        entry.model_copy(
+            update={"entry_id": f"{entry.entry_id}:catch-up", "amount": Decimal("-100.00")}
+        ),
         idempotency_key=f"{key}:catch-up",
     )
 
@@ -303,18 +328,24 @@ async def test_a_revenue_entry_is_posted_once_when_its_answer_is_lost(
 
 
 async def test_an_amendment_is_applied_once(erp: HttpErp, contract: Contract) -> None:
-    amendment = {
-        "amendment_id": "A-1",
-        "effective_date": date(2026, 7, 1),
-        "end_date": date(2027, 6, 30),
-        "not_to_exceed": None,
-        "contract_value": Decimal("90000.00"),
-        "rate_card": [
-            {"role": "consultant", "hourly_rate": Decimal("165.00"), "effective_from": "2026-07-01"}
-        ],
-        "add_milestones": [{"milestone_id": "M9", "name": "Phase 2", "amount": "5000.00"}],
-        "reason": "Phase 2 signed",
-    }
+    amendment = AmendmentDraft.model_validate(
+        {
+            "amendment_id": "A-1",
+            "effective_date": date(2026, 7, 1),
+            "end_date": date(2027, 6, 30),
+            "not_to_exceed": None,
+            "contract_value": Decimal("90000.00"),
+            "rate_card": [
+                {
+                    "role": "consultant",
+                    "hourly_rate": Decimal("165.00"),
+                    "effective_from": "2026-07-01",
+                }
+            ],
+            "add_milestones": [{"milestone_id": "M9", "name": "Phase 2", "amount": "5000.00"}],
+            "reason": "Phase 2 signed",
+        }
+    )
 
     amended = await erp.amend_contract(
         contract.erp_contract_id, amendment, idempotency_key="amend:A-1:erp"

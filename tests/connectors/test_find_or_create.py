@@ -13,37 +13,42 @@ import pytest_asyncio
 from connectors.erp import HttpErp
 from connectors.psa import HttpPsa
 from domain.errors import BusinessError, TransientError
+from domain.write_models import CustomerDraft, ProjectDraft
 from tests.connectors.support import psa_project_body, unique
 
 
 @pytest_asyncio.fixture
 async def customer_id(erp: HttpErp) -> str:
     customer = await erp.ensure_customer(
-        {
-            "crm_account_id": unique("ACC"),
-            "name": "Create First Inc.",
-            "country": "US",
-            "region": "CA",
-            "legal_entity": "US01",
-            "currency": "USD",
-        },
+        CustomerDraft(
+            **{
+                "crm_account_id": unique("ACC"),
+                "name": "Create First Inc.",
+                "country": "US",
+                "region": "CA",
+                "legal_entity": "US01",
+                "currency": "USD",
+            }
+        ),
         idempotency_key=unique("customer"),
     )
     return customer.customer_id
 
 
-def project(contract_id: str, customer_id: str, **changes: Any) -> dict[str, Any]:
-    return {
-        "contract_id": contract_id,
-        "customer_id": customer_id,
-        "legal_entity": "US01",
-        "name": "Create first",
-        "currency": "USD",
-        "project_template": "standard",
-        "start_date": "2026-01-01",
-        "end_date": "2026-12-31",
-        **changes,
-    }
+def project(contract_id: str, customer_id: str, **changes: Any) -> ProjectDraft:
+    return ProjectDraft.model_validate(
+        {
+            "contract_id": contract_id,
+            "customer_id": customer_id,
+            "legal_entity": "US01",
+            "name": "Create first",
+            "currency": "USD",
+            "project_template": "standard",
+            "start_date": "2026-01-01",
+            "end_date": "2026-12-31",
+            **changes,
+        }
+    )
 
 
 async def calls(sandbox: httpx.AsyncClient, system: str, route: str) -> tuple[int, int]:

@@ -6,14 +6,29 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import date
 from decimal import Decimal
-from typing import Any
 
 import httpx
 import pytest
 
 from connectors.netsuite import NetSuiteErp
 from domain.errors import BusinessError, NotFound, TransientError
+from domain.write_models import (
+    AmendmentDraft,
+    BillingSchedule,
+    BillingScheduleLine,
+    CashApplicationDraft,
+    ContractDraft,
+    CreditNoteDraft,
+    CustomerDraft,
+    InvoiceDraft,
+    PaymentDraft,
+    ProjectDraft,
+    RevenueEntryDraft,
+    RevenueSchedule,
+)
+from tests.connectors.support import two_roles_invoice
 from tests.netsuite_support import netsuite
 
 
@@ -25,40 +40,51 @@ async def provisioned(erp: NetSuiteErp) -> dict[str, str]:
     """A customer, project and contract record, as the provisioning steps make them."""
     contract_id = unique("NS")
     customer = await erp.ensure_customer(
-        {
-            "crm_account_id": unique("ACC"),
-            "name": "NetSuite Test Inc.",
-            "billing_email": "ap@example.com",
-            "legal_entity": "US01",
-            "currency": "USD",
-        },
+        CustomerDraft(
+            **{
+                "crm_account_id": unique("ACC"),
+                "name": "NetSuite Test Inc.",
+                "country": "US",
+                "billing_email": "ap@example.com",
+                "legal_entity": "US01",
+                "currency": "USD",
+            }
+        ),
         idempotency_key=f"{contract_id}:customer",
     )
     project = await erp.ensure_project(
-        {
-            "contract_id": contract_id,
-            "customer_id": customer.customer_id,
-            "legal_entity": "US01",
-            "name": "Build-out",
-            "currency": "USD",
-            "start_date": "2026-10-01",
-            "end_date": "2026-12-31",
-        },
+        ProjectDraft(
+            **{
+                "contract_id": contract_id,
+                "customer_id": customer.customer_id,
+                "legal_entity": "US01",
+                "name": "Build-out",
+                "currency": "USD",
+                "start_date": "2026-10-01",
+                "end_date": "2026-12-31",
+            }
+        ),
         idempotency_key=f"{contract_id}:project",
     )
     contract = await erp.ensure_contract(
-        {
-            "contract_id": contract_id,
-            "project_id": project.project_id,
-            "customer_id": customer.customer_id,
-            "legal_entity": "US01",
-            "currency": "USD",
-            "billing_model": "time_and_materials",
-            "start_date": "2026-10-01",
-            "end_date": "2026-12-31",
-            "payment_terms_days": 30,
-            "contract_value": "10000.00",
-        },
+        ContractDraft(
+            **{
+                "contract_id": contract_id,
+                "project_id": project.project_id,
+                "customer_id": customer.customer_id,
+                "legal_entity": "US01",
+                "currency": "USD",
+                "billing_model": "time_and_materials",
+                "start_date": "2026-10-01",
+                "end_date": "2026-12-31",
+                "payment_terms_days": 30,
+                "contract_value": "10000.00",
+                "billing_schedule": BillingSchedule(
+                    lines=(BillingScheduleLine(kind="time_and_materials"),)
+                ),
+                "revenue_schedule": RevenueSchedule(method="as_invoiced"),
+            }
+        ),
         idempotency_key=f"{contract_id}:contract",
     )
     return {
@@ -69,41 +95,8 @@ async def provisioned(erp: NetSuiteErp) -> dict[str, str]:
     }
 
 
-def invoice_body(refs: dict[str, str], period: str = "2026-10") -> dict[str, Any]:
-    return {
-        "contract_id": refs["contract_id"],
-        "reference": period,
-        "erp_contract_id": refs["erp_contract_id"],
-        "customer_id": refs["customer_id"],
-        "project_id": refs["project_id"],
-        "legal_entity": "US01",
-        "currency": "USD",
-        "period": period,
-        "invoice_date": "2026-10-31",
-        "due_on": "2026-11-30",
-        "lines": [
-            {
-                "line_id": "1",
-                "kind": "time",
-                "role": "Senior Consultant",
-                "description": "Senior Consultant",
-                "quantity": "12",
-                "unit_price": "200.00",
-                "amount": "2400.00",
-                "tax_amount": "174.00",
-            },
-            {
-                "line_id": "2",
-                "kind": "time",
-                "role": "Analyst",
-                "description": "Analyst",
-                "quantity": "6",
-                "unit_price": "120.10",
-                "amount": "720.60",
-                "tax_amount": "52.24",
-            },
-        ],
-    }
+def invoice_body(refs: dict[str, str]) -> InvoiceDraft:
+    return two_roles_invoice(refs, ("174.00", "52.24"))
 
 
 async def invoices_with_external_id(sandbox: httpx.AsyncClient, eid: str) -> list[str]:
@@ -142,14 +135,16 @@ async def test_records_are_upserted_and_read_by_external_id(sandbox_url: str) ->
         assert repeat.invoice_id == invoice.invoice_id
 
         payment = await erp.record_payment(
-            {
-                "payment_id": unique("pay"),
-                "invoice_id": invoice.invoice_id,
-                "contract_id": refs["contract_id"],
-                "amount": "3400.00",
-                "currency": "USD",
-                "received_on": "2026-11-20",
-            },
+            PaymentDraft(
+                **{
+                    "payment_id": unique("pay"),
+                    "invoice_id": invoice.invoice_id,
+                    "contract_id": refs["contract_id"],
+                    "amount": "3400.00",
+                    "currency": "USD",
+                    "received_on": "2026-11-20",
+                }
+            ),
             idempotency_key="p",
         )
         assert payment.applied_amount == Decimal("3346.84")
@@ -167,13 +162,15 @@ async def test_records_are_upserted_and_read_by_external_id(sandbox_url: str) ->
 
 async def provisioned_again(erp: NetSuiteErp, refs: dict[str, str]) -> str:
     project = await erp.ensure_project(
-        {
-            "contract_id": refs["contract_id"],
-            "customer_id": refs["customer_id"],
-            "legal_entity": "US01",
-            "name": "Build-out",
-            "currency": "USD",
-        },
+        ProjectDraft(
+            contract_id=refs["contract_id"],
+            customer_id=refs["customer_id"],
+            legal_entity="US01",
+            name="Build-out",
+            currency="USD",
+            start_date=date(2026, 10, 1),
+            end_date=date(2026, 12, 31),
+        ),
         idempotency_key="again",
     )
     return project.project_id
@@ -326,18 +323,21 @@ async def test_credit_memos_cash_applications_revenue_and_amendments_are_made_on
     try:
         refs = await provisioned(erp)
         invoice = await erp.create_invoice(invoice_body(refs), idempotency_key="k")
-        note = {
-            "credit_note_id": unique("CN"),
-            "reason": "goodwill",
-            "lines": [
-                {
-                    "line_id": "1",
-                    "description": "goodwill",
-                    "amount": "100.00",
-                    "tax_amount": "7.25",
-                }
-            ],
-        }
+        note = CreditNoteDraft.model_validate(
+            {
+                "credit_note_id": unique("CN"),
+                "reason": "goodwill",
+                "currency": "USD",
+                "lines": [
+                    {
+                        "line_id": "1",
+                        "description": "goodwill",
+                        "amount": "100.00",
+                        "tax_amount": "7.25",
+                    }
+                ],
+            }
+        )
         credit = await erp.create_credit_note(invoice.invoice_id, note, idempotency_key="c")
         again = await erp.create_credit_note(invoice.invoice_id, note, idempotency_key="c2")
         assert again.number == credit.number
@@ -347,27 +347,29 @@ async def test_credit_memos_cash_applications_revenue_and_amendments_are_made_on
             Decimal("0"),
         )
         assert [n.credit_note_id for n in await erp.list_credit_notes(refs["contract_id"])] == [
-            note["credit_note_id"]
+            note.credit_note_id
         ]
 
         payment_id = unique("pay")
         held = await erp.record_payment(
-            {
-                "payment_id": payment_id,
-                "invoice_id": None,
-                "contract_id": refs["contract_id"],
-                "amount": "500.00",
-                "currency": "USD",
-                "received_on": "2026-11-02",
-            },
+            PaymentDraft(
+                **{
+                    "payment_id": payment_id,
+                    "invoice_id": None,
+                    "contract_id": refs["contract_id"],
+                    "amount": "500.00",
+                    "currency": "USD",
+                    "received_on": "2026-11-02",
+                }
+            ),
             idempotency_key="p",
         )
         assert held.unapplied_amount == Decimal("500.00")
-        application = {
-            "application_id": f"{payment_id}:{invoice.invoice_id}",
-            "invoice_id": invoice.invoice_id,
-            "amount": "200.00",
-        }
+        application = CashApplicationDraft(
+            application_id=f"{payment_id}:{invoice.invoice_id}",
+            invoice_id=invoice.invoice_id,
+            amount=Decimal("200.00"),
+        )
         for key in ("a1", "a2"):
             applied = await erp.apply_payment(payment_id, application, idempotency_key=key)
             assert applied.amount == Decimal("200.00")
@@ -378,14 +380,16 @@ async def test_credit_memos_cash_applications_revenue_and_amendments_are_made_on
         paying = await erp.list_payments(invoice_id=invoice.invoice_id)
         assert [p.payment_id for p in paying] == [payment_id]
 
-        entry = {
-            "entry_id": f"{refs['contract_id']}:2026-10",
-            "period": "2026-10",
-            "amount": "3120.60",
-            "method": "as_invoiced",
-            "description": "October",
-            "recognised_on": "2026-10-31",
-        }
+        entry = RevenueEntryDraft(
+            **{
+                "entry_id": f"{refs['contract_id']}:2026-10",
+                "period": "2026-10",
+                "amount": "3120.60",
+                "method": "as_invoiced",
+                "description": "October",
+                "recognised_on": "2026-10-31",
+            }
+        )
         for key in ("r1", "r2"):
             await erp.post_revenue(refs["erp_contract_id"], entry, idempotency_key=key)
         assert [r.amount for r in await erp.list_revenue(refs["erp_contract_id"])] == [
@@ -395,7 +399,7 @@ async def test_credit_memos_cash_applications_revenue_and_amendments_are_made_on
         for key in ("m1", "m2"):
             amended = await erp.amend_contract(
                 refs["erp_contract_id"],
-                {**amendment, "end_date": "2027-03-31"},
+                AmendmentDraft.model_validate({**amendment, "end_date": "2027-03-31"}),
                 idempotency_key=key,
             )
         assert [a.amendment_id for a in amended.amendments] == ["A-1"]

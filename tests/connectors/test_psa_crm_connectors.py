@@ -13,6 +13,13 @@ import pytest
 from connectors.crm import HttpCrm
 from connectors.psa import HttpPsa
 from domain.errors import BusinessError, TransientError
+from domain.write_models import (
+    CrmActivityDraft,
+    MilestoneChangeDraft,
+    MilestoneDraft,
+    PsaProjectChanges,
+    RateDraft,
+)
 from tests.connectors.support import psa_project_body, unique
 
 
@@ -34,12 +41,12 @@ async def new_project(psa: HttpPsa) -> str:
 async def test_an_amendment_reaches_the_project(psa: HttpPsa) -> None:
     project_id = await new_project(psa)
     rates = [
-        {"role": "consultant", "hourly_rate": Decimal("165.00"), "effective_from": date(2026, 7, 1)}
+        RateDraft(role="consultant", hourly_rate=Decimal("165.00"), effective_from=date(2026, 7, 1))
     ]
 
     rated = await psa.put_rate_card(project_id, rates, idempotency_key="A-1:psa-rates")
     extended = await psa.update_project(
-        project_id, {"end_date": date(2027, 6, 30)}, idempotency_key="A-1:psa-dates"
+        project_id, PsaProjectChanges(end_date=date(2027, 6, 30)), idempotency_key="A-1:psa-dates"
     )
 
     assert [(r.role, r.hourly_rate, r.effective_from) for r in rated.rate_card] == [
@@ -52,7 +59,9 @@ async def test_an_amendment_reaches_the_project(psa: HttpPsa) -> None:
     assert (extended.start_date, extended.end_date) == (date(2026, 1, 1), date(2027, 6, 30))
     with pytest.raises(BusinessError) as refused:
         await psa.update_project(
-            project_id, {"end_date": "2025-12-31"}, idempotency_key="A-2:psa-dates"
+            project_id,
+            PsaProjectChanges(end_date=date(2025, 12, 31)),
+            idempotency_key="A-2:psa-dates",
         )
     assert refused.value.rejection.field == "end_date"
 
@@ -61,9 +70,11 @@ async def test_milestones_are_added_once_whatever_the_key(
     psa: HttpPsa, faults: Any, sandbox: httpx.AsyncClient
 ) -> None:
     project_id = await new_project(psa)
-    milestones: list[dict[str, Any]] = [
-        {"milestone_id": "M2", "name": "Build", "amount": "8000.00", "due_date": "2026-11-30"},
-        {"milestone_id": "M3", "name": "Launch", "amount": "2000.00", "due_date": None},
+    milestones = [
+        MilestoneDraft(
+            milestone_id="M2", name="Build", amount=Decimal("8000.00"), due_date=date(2026, 11, 30)
+        ),
+        MilestoneDraft(milestone_id="M3", name="Launch", amount=Decimal("2000.00")),
     ]
     route = "POST /projects/{project_id}/milestones"
     before = await psa_writes(sandbox, route)
@@ -82,7 +93,7 @@ async def test_milestones_are_added_once_whatever_the_key(
     again = await psa.add_milestones(project_id, milestones, idempotency_key="after-a-reset")
     one_more = await psa.add_milestones(
         project_id,
-        [*milestones, {"milestone_id": "M4", "name": "Hypercare", "amount": "1000.00"}],
+        [*milestones, MilestoneDraft(milestone_id="M4", name="Hypercare", amount=Decimal(1000))],
         idempotency_key="A-2:psa-milestones",
     )
 
@@ -99,7 +110,9 @@ async def test_a_milestone_is_changed_and_removed_once(
 ) -> None:
     project_id = await new_project(psa)
     changed = await psa.update_milestone(
-        project_id, "M1", {"amount": "4500.00"}, idempotency_key="A-1:psa-m:M1"
+        project_id,
+        MilestoneChangeDraft(milestone_id="M1", amount=Decimal("4500.00")),
+        idempotency_key="A-1:psa-m:M1",
     )
     route = "DELETE /projects/{project_id}/milestones/{milestone_id}"
     before = await psa_writes(sandbox, route)
@@ -117,14 +130,14 @@ async def test_a_dunning_reminder_is_recorded_once(
     crm: HttpCrm, faults: Any, sandbox: httpx.AsyncClient
 ) -> None:
     invoice_id = unique("INV")
-    reminder = {
-        "activity_id": f"C-1001:dunning:{invoice_id}:1",
-        "type": "dunning_reminder",
-        "subject": "Payment reminder 1",
-        "body": "1608.75 USD is outstanding.",
-        "related_to": {"invoice_id": invoice_id, "contract_id": "C-1001"},
-        "occurred_on": date(2026, 12, 7),
-    }
+    reminder = CrmActivityDraft(
+        activity_id=f"C-1001:dunning:{invoice_id}:1",
+        type="dunning_reminder",
+        subject="Payment reminder 1",
+        body="1608.75 USD is outstanding.",
+        related_to={"invoice_id": invoice_id, "contract_id": "C-1001"},
+        occurred_on=date(2026, 12, 7),
+    )
     await faults(
         system="crm",
         path_prefix="/accounts/GLOBEX-UK/activities",
@@ -141,7 +154,7 @@ async def test_a_dunning_reminder_is_recorded_once(
     )
     again = await crm.add_activity("GLOBEX-UK", reminder, idempotency_key="after-a-reset")
     meeting = await crm.add_activity(
-        "GLOBEX-UK", {"type": "meeting", "subject": "QBR"}, idempotency_key=unique("k")
+        "GLOBEX-UK", CrmActivityDraft(type="meeting", subject="QBR"), idempotency_key=unique("k")
     )
 
     assert recorded == again
@@ -149,7 +162,7 @@ async def test_a_dunning_reminder_is_recorded_once(
     assert recorded.occurred_at.date() == date(2026, 12, 7)
     assert meeting.activity_id.startswith("ACT-")
     about_invoice = await crm.list_activities("GLOBEX-UK", invoice_id=invoice_id)
-    assert [a.activity_id for a in about_invoice] == [reminder["activity_id"]]
+    assert [a.activity_id for a in about_invoice] == [reminder.activity_id]
     reminders = await crm.list_activities("GLOBEX-UK", activity_type="dunning_reminder")
-    assert reminder["activity_id"] in [a.activity_id for a in reminders]
+    assert reminder.activity_id in [a.activity_id for a in reminders]
     assert meeting.activity_id not in [a.activity_id for a in reminders]

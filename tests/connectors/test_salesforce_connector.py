@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import date
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from prometheus_client import REGISTRY
 from c2c.settings import Settings
 from connectors.salesforce import SalesforceCrm, subject_key
 from domain.errors import NotFound, TransientError
+from domain.write_models import CrmActivityDraft
 
 SF = "/vendors/salesforce"
 V = "/services/data/v62.0"
@@ -73,14 +75,14 @@ async def test_an_activity_becomes_one_task_on_the_account(
     salesforce: SalesforceCrm, sf_api: httpx.AsyncClient
 ) -> None:
     account = await new_account(sf_api)
-    activity = {
-        "activity_id": f"C-{uuid.uuid4().hex[:6]}:dunning:INV-1:1",
-        "type": "dunning_reminder",
-        "subject": "Payment reminder 1 for invoice INV-1",
-        "body": "Invoice INV-1 is overdue.",
-        "related_to": {"invoice_id": "INV-1"},
-        "occurred_on": "2026-11-30",
-    }
+    activity = CrmActivityDraft(
+        activity_id=f"C-{uuid.uuid4().hex[:6]}:dunning:INV-1:1",
+        type="dunning_reminder",
+        subject="Payment reminder 1 for invoice INV-1",
+        body="Invoice INV-1 is overdue.",
+        related_to={"invoice_id": "INV-1"},
+        occurred_on=date(2026, 11, 30),
+    )
     first = await salesforce.add_activity(account, activity, idempotency_key="k1")
     again = await salesforce.add_activity(account, activity, idempotency_key="k2")
     assert again == first
@@ -89,14 +91,14 @@ async def test_an_activity_becomes_one_task_on_the_account(
     ).json()
     assert tasks["totalSize"] == 1
     task = (await sf_api.get(f"/sobjects/Task/{tasks['records'][0]['Id']}")).json()
-    assert task["Subject"].endswith(subject_key(activity["activity_id"]))
+    assert task["Subject"].endswith(subject_key(str(activity.activity_id)))
     assert (task["WhatId"], task["ActivityDate"], task["Status"]) == (
         account,
         "2026-11-30",
         "Completed",
     )
     listed = await salesforce.list_activities(account, invoice_id="INV-1")
-    assert [(a.type, a.subject) for a in listed] == [("dunning_reminder", activity["subject"])]
+    assert [(a.type, a.subject) for a in listed] == [("dunning_reminder", activity.subject)]
 
 
 async def test_the_api_budget_is_a_metric_and_its_reserve_is_kept(

@@ -15,9 +15,9 @@ import pytest
 import pytest_asyncio
 
 from c2c.stripe_events import from_minor, to_minor
-from connectors.records import InvoiceCollection
 from connectors.stripe import StripePayments
 from domain.errors import BusinessError, TransientError
+from domain.write_models import InvoiceCollection, RefundRequest
 
 API_KEY = "sk_test_c2c"
 
@@ -134,7 +134,8 @@ async def test_a_refund_is_made_once_even_after_the_key_is_forgotten(
     opened = await stripe_payments.collect_invoice(owed, idempotency_key=f"k-{owed.invoice_id}")
     with pytest.raises(BusinessError) as unpaid:
         await stripe_payments.refund_payment(
-            opened.collection_id, amount=None, currency="USD", idempotency_key="r-unpaid"
+            RefundRequest(payment_id=opened.collection_id, amount=None, currency="USD"),
+            idempotency_key="r-unpaid",
         )
     assert unpaid.value.rejection.code == "charge_not_refundable"
     paid = await sandbox.post(
@@ -143,16 +144,21 @@ async def test_a_refund_is_made_once_even_after_the_key_is_forgotten(
     assert paid.status_code == 200, paid.text
     key = f"k-{owed.invoice_id}:refund-1"
     refund = await stripe_payments.refund_payment(
-        opened.collection_id, amount=Decimal("50.00"), currency="USD", idempotency_key=key
+        RefundRequest(payment_id=opened.collection_id, amount=Decimal("50.00"), currency="USD"),
+        idempotency_key=key,
     )
     assert (refund.amount, refund.status) == (Decimal("50.00"), "succeeded")
     await sandbox.post("/_admin/stripe/idempotency-keys/expire")
     again = await stripe_payments.refund_payment(
-        opened.collection_id, amount=Decimal("50.00"), currency="USD", idempotency_key=key
+        RefundRequest(payment_id=opened.collection_id, amount=Decimal("50.00"), currency="USD"),
+        idempotency_key=key,
     )
     assert again.refund_id == refund.refund_id
     with pytest.raises(BusinessError) as too_much:
         await stripe_payments.refund_payment(
-            opened.collection_id, amount=Decimal("150.01"), currency="USD", idempotency_key="r2"
+            RefundRequest(
+                payment_id=opened.collection_id, amount=Decimal("150.01"), currency="USD"
+            ),
+            idempotency_key="r2",
         )
     assert too_much.value.rejection.field == "amount"

@@ -12,12 +12,12 @@ import httpx
 import pytest
 
 from connectors.crm import HttpCrm
-from connectors.records import TaxDocumentIn, TaxDocumentLineIn
 from connectors.tax import HttpTax, document_code
 from domain.errors import NotFound
+from domain.write_models import TaxLineRequest, TaxRequest
 
 
-def document(code: str, *amounts: str, **changes: object) -> TaxDocumentIn:
+def document(code: str, *amounts: str, **changes: object) -> TaxRequest:
     fields: dict[str, object] = {
         "code": code,
         "type": "SalesInvoice",
@@ -28,11 +28,11 @@ def document(code: str, *amounts: str, **changes: object) -> TaxDocumentIn:
         "ship_to_country": "GB",
         "currency": "GBP",
         "lines": [
-            TaxDocumentLineIn(number=str(i), amount=Decimal(a), tax_code="SV-PROFESSIONAL")
+            TaxLineRequest(number=str(i), amount=Decimal(a), tax_code="SV-PROFESSIONAL")
             for i, a in enumerate(amounts, 1)
         ],
     }
-    return TaxDocumentIn.model_validate(fields | changes)
+    return TaxRequest.model_validate(fields | changes)
 
 
 def test_a_long_key_becomes_a_stable_code_of_fifty_characters() -> None:
@@ -72,7 +72,7 @@ async def test_a_sale_saved_committed_and_returned_at_its_tax_date(
             reference_code=key,
             commit=True,
             lines=[
-                TaxDocumentLineIn(
+                TaxLineRequest(
                     number="1",
                     amount=Decimal("-100.00"),
                     tax_code="SV-PROFESSIONAL",

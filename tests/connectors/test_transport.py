@@ -12,16 +12,17 @@ from connectors.crm import HttpCrm
 from connectors.erp import HttpErp
 from connectors.tax import HttpTax
 from domain.errors import BusinessError, NotFound, TransientError
+from domain.write_models import CustomerDraft
 
 
-def customer(crm_account_id: str) -> dict[str, Any]:
-    return {
-        "crm_account_id": crm_account_id,
-        "name": "Transport Test Ltd",
-        "country": "GB",
-        "legal_entity": "UK01",
-        "currency": "GBP",
-    }
+def customer(crm_account_id: str) -> CustomerDraft:
+    return CustomerDraft(
+        crm_account_id=crm_account_id,
+        name="Transport Test Ltd",
+        country="GB",
+        legal_entity="UK01",
+        currency="GBP",
+    )
 
 
 async def crm_account(sandbox: httpx.AsyncClient) -> str:
@@ -68,7 +69,7 @@ async def test_a_lost_response_is_replayed_by_its_idempotency_key(
         system="erp", path_prefix="/customers", method="POST", status=503, phase="after", times=1
     )
     key = f"test:{account}:customer"
-    body = customer(account)
+    body = customer(account).model_dump(mode="json", exclude_none=True)
     with pytest.raises(TransientError):
         await erp.request("POST", "/customers", json=body, idempotency_key=key)
     replayed = await sandbox.post("/erp/v1/customers", json=body, headers={"Idempotency-Key": key})
@@ -83,7 +84,8 @@ async def test_422_is_a_business_error_with_code_and_field(erp: HttpErp) -> None
         await erp.request(
             "POST",
             "/customers",
-            json={**customer("NOPE-1"), "legal_entity": "XX99"},
+            json=customer("NOPE-1").model_dump(mode="json", exclude_none=True)
+            | {"legal_entity": "XX99"},
             idempotency_key="test:nope",
         )
     rejection = exc.value.rejection
@@ -127,10 +129,10 @@ async def test_tax_for_a_jpy_invoice_rounds_to_whole_yen(sandbox_url: str) -> No
     from datetime import date
     from decimal import Decimal
 
-    from connectors.records import TaxDocumentIn, TaxDocumentLineIn
+    from domain.write_models import TaxLineRequest, TaxRequest
 
     tax = HttpTax(f"{sandbox_url}/tax/v1")
-    document = TaxDocumentIn(
+    document = TaxRequest(
         code=f"doc-{uuid.uuid4().hex[:8]}",
         type="SalesInvoice",
         company="US01",
@@ -139,8 +141,8 @@ async def test_tax_for_a_jpy_invoice_rounds_to_whole_yen(sandbox_url: str) -> No
         ship_to_country="JP",
         currency="JPY",
         lines=[
-            TaxDocumentLineIn(number="1", amount=Decimal("12345"), tax_code="SV-PROFESSIONAL"),
-            TaxDocumentLineIn(number="2", amount=Decimal("999"), tax_code="SV-PROFESSIONAL"),
+            TaxLineRequest(number="1", amount=Decimal("12345"), tax_code="SV-PROFESSIONAL"),
+            TaxLineRequest(number="2", amount=Decimal("999"), tax_code="SV-PROFESSIONAL"),
         ],
     )
     try:

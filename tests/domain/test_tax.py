@@ -4,6 +4,7 @@ exactly the rest, over random invoices with several tax lines and random partial
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -13,6 +14,14 @@ from hypothesis import strategies as st
 from domain.collections import CashBook
 from domain.money import minor_units, round_money
 from domain.tax import apply_tax, credit_note_tax, tax_code
+from domain.write_models import (
+    CreditNoteDraft,
+    CreditNoteLineDraft,
+    InvoiceDraft,
+    InvoiceLineDraft,
+    TaxLineResult,
+    TaxResult,
+)
 
 EXAMPLES = settings(max_examples=300, deadline=None)
 CURRENCIES = st.sampled_from(["USD", "EUR", "JPY"])
@@ -233,18 +242,59 @@ def test_tax_codes_by_line_kind() -> None:
     assert tax_code("something new") == "SV-PROFESSIONAL"
 
 
+def _draft(amounts: list[Decimal], currency: str = "USD") -> InvoiceDraft:
+    return InvoiceDraft(
+        contract_id="K-1",
+        reference="2026-10",
+        customer_id="C-1",
+        legal_entity="US01",
+        currency=currency,
+        period="2026-10",
+        invoice_date=date(2026, 10, 31),
+        due_on=date(2026, 11, 30),
+        lines=tuple(
+            InvoiceLineDraft(line_id=str(n), kind="time", amount=amount)
+            for n, amount in enumerate(amounts, start=1)
+        ),
+    )
+
+
+def _result(taxes: dict[str, Decimal]) -> TaxResult:
+    return TaxResult(
+        lines=tuple(
+            TaxLineResult(number=number, amount=Decimal(0), tax=tax)
+            for number, tax in taxes.items()
+        )
+    )
+
+
 def test_an_invoice_carries_the_sum_of_its_lines_taxes() -> None:
     taxed = apply_tax(
-        [("1", Decimal("1645.55")), ("2", Decimal("1645.56"))],
-        {"1": Decimal("119.30"), "2": Decimal("119.30"), "other": Decimal("5.00")},
-        "USD",
+        _draft([Decimal("1645.55"), Decimal("1645.56")]),
+        _result({"1": Decimal("119.30"), "2": Decimal("119.30"), "other": Decimal("5.00")}),
     )
     assert (taxed.subtotal, taxed.tax, taxed.total) == (
         Decimal("3291.11"),
         Decimal("238.60"),
         Decimal("3529.71"),
     )
-    assert taxed.line_taxes == {"1": Decimal("119.30"), "2": Decimal("119.30")}
+    assert [line.tax_amount for line in taxed.lines] == [Decimal("119.30"), Decimal("119.30")]
+
+
+def test_a_credit_note_is_taxed_by_the_same_function() -> None:
+    note = CreditNoteDraft(
+        credit_note_id="CN-1",
+        reason="Hours billed twice",
+        currency="USD",
+        lines=(CreditNoteLineDraft(line_id="1", amount=Decimal("100.00")),),
+    )
+    taxed = apply_tax(note, _result({"1": Decimal("7.25")}))
+    assert (taxed.subtotal, taxed.tax, taxed.total) == (
+        Decimal("100.00"),
+        Decimal("7.25"),
+        Decimal("107.25"),
+    )
+    assert taxed.lines[0].tax_amount == Decimal("7.25")
 
 
 @pytest.mark.parametrize(
@@ -256,4 +306,4 @@ def test_an_invoice_carries_the_sum_of_its_lines_taxes() -> None:
 )
 def test_an_invoice_refuses_taxes_it_cannot_carry(taxes: dict[str, Decimal], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        apply_tax([("1", Decimal(10)), ("2", Decimal(5))], taxes, "JPY")
+        apply_tax(_draft([Decimal(10), Decimal(5)], "JPY"), _result(taxes))

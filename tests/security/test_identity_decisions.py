@@ -6,6 +6,9 @@ sees the exception nor may decide it."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -76,3 +79,58 @@ async def test_a_decision_names_the_tokens_holder_everywhere(
     assert record is not None and (record.status, record.resolved_by) == ("aborted", "olga")
     assert any("by olga" in e for e in trail)
     assert not any("mallory" in e for e in trail)
+
+
+def _c2c(*args: str, token: str | None, api_url: str) -> subprocess.CompletedProcess[str]:
+    """``c2c`` in its own process, as an operator runs it, pointed at the API."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("C2C_", "TEMPORAL_"))}
+    env["C2C_API_URL"] = api_url
+    if token:
+        env["C2C_API_TOKEN"] = token
+    return subprocess.run(
+        [sys.executable, "-m", "starter.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+async def test_the_clis_decision_names_the_tokens_holder(
+    api_url: str, temporal_client: Client, settings: Settings, ledger: Ledger
+) -> None:
+    event = approval(legal_entity=ENTITY)
+    cid = event.contract_id
+    await start_contract(temporal_client, event, task_queue=settings.task_queue)
+    held = await wait_stage(temporal_client, cid, "on_hold")
+    [exception] = held.open_exceptions
+    xid = exception.exception_id
+
+    def run(*args: str, token: str | None) -> subprocess.CompletedProcess[str]:
+        return _c2c("ops", "abort", *args, token=token, api_url=api_url)
+
+    # A name the operator types is refused where a token names them.
+    typed = await asyncio.to_thread(run, xid, "--operator", "mallory", token=OLGA)
+    assert typed.returncode == 2, typed.stderr
+    assert "--operator is refused" in typed.stderr
+    # No token: the API refuses, and the CLI says which setting is missing.
+    bare = await asyncio.to_thread(run, xid, "--note", "retired", token=None)
+    assert bare.returncode == 1 and "C2C_API_TOKEN" in bare.stderr, bare.stderr
+    # Another entity's operator: as if the exception did not exist.
+    other = await asyncio.to_thread(run, xid, token=URSULA)
+    assert other.returncode == 1 and f"no exception {xid}" in other.stderr, other.stderr
+    unknown = await asyncio.to_thread(run, "EXC-404", token=OLGA)
+    assert unknown.returncode == 1 and "no exception EXC-404" in unknown.stderr
+    assert ledger.get_exception(xid).status == "open"  # type: ignore[union-attr]
+
+    decided = await asyncio.to_thread(run, xid, "--note", "entity retired", token=OLGA)
+    assert decided.returncode == 0, decided.stderr
+    assert f"abort: exception {xid} resolved" in decided.stdout
+    for _ in range(300):
+        record = ledger.get_exception(xid)
+        if record is not None and record.resolved_by:
+            break
+        await asyncio.sleep(0.1)
+    assert record is not None and (record.status, record.resolved_by) == ("aborted", "olga")
+    assert not any("mallory" in e.event for e in ledger.audit_trail(cid))

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from c2c.settings import Settings
 from domain.models import ClosePeriod, ContractStatus, CreditInvoice
-from ledger import Ledger
+from ledger import CashApplicationFact, Ledger
 from starter.api.contracts import close_period_for, contract_handle
 from starter.cli import books as cli_books
 from starter.cli import ops as cli_ops
@@ -275,3 +275,54 @@ async def test_work_held_back_then_written_off_shows_per_contract_and_entity(
     [total] = response.json()["totals"]
     assert total["currency"] == "USD"
     assert (Decimal(total["held_back"]), Decimal(total["written_off"])) == (0, held.held_back)
+
+
+async def test_the_aging_sees_cash_held_then_applied_to_a_later_invoice(
+    temporal_client: Client,
+    settings: Settings,
+    sandbox: httpx.AsyncClient,
+    api_url: str,
+    ledger: Ledger,
+) -> None:
+    entity = await new_entity(sandbox)
+    cid, status = await billed_contract(temporal_client, settings, sandbox, entity)
+    [october] = status.invoices
+    # Paid with 300.00 too much: held for the contract as unapplied cash.
+    await pay(temporal_client, cid, f"P-{cid}", october.total + Decimal("300.00"))
+    await wait_for(
+        temporal_client, cid, lambda s: s.unapplied_cash == Decimal("300.00"), what="held cash"
+    )
+    await add_time(sandbox, status.refs["psa_project_id"], "Senior Consultant", "2026-11-03", "8")
+    await close_period_for(temporal_client, cid, ClosePeriod(period="2026-11"))
+    status = await wait_for(
+        temporal_client,
+        cid,
+        lambda s: len(s.invoices) == 2 and s.unapplied_cash == 0,
+        what="November invoiced, the held cash applied to it",
+    )
+    november = next(i for i in status.invoices if i.period == "2026-11")
+    assert november.amount_paid == Decimal("300.00")
+    [applied] = ledger.rows_of_contracts(CashApplicationFact, [cid])
+    assert (applied.invoice_id, applied.source_id, applied.amount) == (
+        november.invoice_id,
+        f"P-{cid}",
+        Decimal("300.00"),
+    )
+
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as api:
+
+        async def aged(as_of: date) -> dict[str, Any]:
+            response = await api.get(
+                "/api/books/aging", params={"legal_entity": entity, "as_of": as_of.isoformat()}
+            )
+            assert response.status_code == 200, response.text
+            return dict(response.json())
+
+        # Due: October is paid, November is open for what the held cash did not cover.
+        report = await aged(november.due_on)
+        assert [(i["invoice_id"], Decimal(i["open_balance"])) for i in report["invoices"]] == [
+            (november.invoice_id, november.total - Decimal("300.00"))
+        ]
+        # As of a day before either invoice was issued, nothing was receivable yet.
+        before = await aged(min(october.invoice_date, november.invoice_date) - timedelta(days=1))
+        assert before["invoices"] == []

@@ -134,6 +134,14 @@ def test_the_exception_queue_is_listed_from_the_ledger(cli_env: dict[str, str]) 
     listed = c2c("ops", "exceptions", env=cli_env)
     assert listed.returncode == 0, listed.stderr
     assert "No exceptions." in listed.stdout
-    unknown = c2c("ops", "retry", "EXC-404", "--note", "fixed", env=cli_env)
-    assert unknown.returncode == 1
-    assert "no exception" in unknown.stderr
+    # Decisions go through the API; with none answering, the CLI says where it looked.
+    unreachable = c2c(
+        "ops",
+        "retry",
+        "EXC-404",
+        "--note",
+        "fixed",
+        env={**cli_env, "C2C_API_URL": "http://127.0.0.1:9"},
+    )
+    assert unreachable.returncode == 1
+    assert "cannot reach c2c's API at http://127.0.0.1:9" in unreachable.stderr
