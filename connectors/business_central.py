@@ -132,6 +132,23 @@ class Conflict(TransientError):
         super().__init__("erp", f"412 Request_EntityChanged: {message}", status=412)
 
 
+def _passing(response: httpx.Response) -> httpx.Response:
+    """``response``, unless Entra ID is throttling (``429``) or down (``5xx``): msal would take
+    a throttled tenant discovery for a tenant that does not exist, and an unavailable token
+    endpoint for refused credentials, so these are raised as what they are, before msal reads
+    them."""
+    status = response.status_code
+    if status == 429 or status >= 500:
+        retry = response.headers.get("Retry-After")
+        raise TransientError(
+            "erp",
+            f"Microsoft Entra ID answered {status}",
+            status=status,
+            retry_after_s=float(retry) if retry and retry.isdigit() else None,
+        )
+    return response
+
+
 class _PlainHttp:
     """msal's HTTP client: httpx, and an ``http://`` authority reached over plain HTTP.
 
@@ -155,12 +172,12 @@ class _PlainHttp:
     def post(
         self, url: str, params: Any = None, data: Any = None, headers: Any = None, **kwargs: Any
     ) -> httpx.Response:
-        return self.client.post(self._url(url), params=params, data=data, headers=headers)
+        return _passing(self.client.post(self._url(url), params=params, data=data, headers=headers))
 
     def get(
         self, url: str, params: Any = None, headers: Any = None, **kwargs: Any
     ) -> httpx.Response:
-        return self.client.get(self._url(url), params=params, headers=headers)
+        return _passing(self.client.get(self._url(url), params=params, headers=headers))
 
     def close(self) -> None:
         self.client.close()
@@ -214,6 +231,9 @@ class EntraTokens:
             except httpx.TransportError as exc:
                 self.apps.pop(tenant, None)
                 raise TransientError("erp", f"Entra ID token request failed: {exc!r}") from exc
+            except TransientError:
+                self.apps.pop(tenant, None)
+                raise
             except ValueError as exc:
                 # msal could not discover the tenant: a wrong tenant or authority.
                 self.apps.pop(tenant, None)

@@ -22,6 +22,16 @@ SYSTEM_ROOTS: dict[str, str] = {
     "tax": "/tax/v1",
     "payments": "/payments/v1",
 }
+#: Each vendor-shaped fake's root path; a vendor is named as in fault rules.
+VENDOR_ROOTS: dict[str, str] = {
+    "netsuite": "/vendors/netsuite",
+    "business-central": "/vendors/bc",
+    "avatax": "/vendors/avatax",
+    "stripe": "/vendors/stripe",
+    "salesforce": "/vendors/salesforce",
+    "docusign": "/vendors/docusign",
+    "ironclad": "/vendors/ironclad",
+}
 _SCOPE_KEY = "c2c.sandbox.request"
 
 
@@ -86,6 +96,19 @@ class RouteTable:
             )
             return RequestInfo(system, method, relative, f"{method} {template}")
         return None
+
+
+def vendor_request(method: str, path: str) -> RequestInfo | None:
+    """The request to a vendor-shaped fake for ``method`` and ``path``, or ``None``.
+
+    Vendor requests are not system requests: the sandbox's idempotency and stats leave them to
+    each fake's own rules; only the fault rules see them.
+    """
+    for vendor, prefix in VENDOR_ROOTS.items():
+        if path == prefix or path.startswith(prefix + "/"):
+            relative = path[len(prefix) :] or "/"
+            return RequestInfo(vendor, method, relative, f"{method} {relative}")
+    return None
 
 
 def request_info(scope: Scope) -> RequestInfo | None:

@@ -396,3 +396,24 @@ async def test_an_invoice_carries_the_purchase_order_and_bill_to(sandbox_url: st
         assert issued.po_number == "PO-4711" and issued.number
     finally:
         await erp.aclose()
+
+
+async def test_entra_id_throttled_or_down_is_transient_not_a_wrong_tenant(
+    sandbox_url: str, sandbox: httpx.AsyncClient, faults: Any
+) -> None:
+    # Entra ID's tenant discovery answers 429, then 503; then its token endpoint 503s: each a
+    # passing failure for Temporal to retry, never "no such tenant" or "credentials refused".
+    await faults(system="business-central", path_prefix="/login", method="GET", status=429, times=1)
+    await faults(system="business-central", path_prefix="/login", method="GET", status=503, times=1)
+    await faults(
+        system="business-central", path_prefix="/login", method="POST", status=503, times=1
+    )
+    erp = business_central(sandbox_url, quick_retries=0)
+    try:
+        for status in (429, 503, 503):
+            with pytest.raises(TransientError) as passing:
+                await erp.get_legal_entity("UK01")
+            assert passing.value.status == status
+        assert await erp.get_legal_entity("UK01") is not None
+    finally:
+        await erp.aclose()
