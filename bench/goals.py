@@ -443,6 +443,9 @@ def report(
         "CPU per contract: user + system CPU each process used during a burst (from /proc) ÷ "
         "contracts. Own CPU: c2c's worker, API and Temporal server; the reference's worker and "
         "the server. The sandbox stands in for the systems and is reported apart.",
+        "Timing: c2c from the first signed approval POSTed to the API until the last "
+        "contract's `active` upsert; the reference and the baseline from the first start "
+        "through a client until the last workflow ended; the floor around its own work.",
         "Order: single contracts on the idle stack (the first after start apart), a warm-up "
         "burst of c2c, the reference and the baseline thrown away, then ABBA pairs.",
         "Month-end close against the reference is not measured by this script.",
