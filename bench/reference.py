@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -29,26 +29,36 @@ from temporalio.testing import ActivityEnvironment
 
 with workflow.unsafe.imports_passed_through():
     from domain.models import ContractApproved
-    from domain.names import Stage
+    from domain.names import SIGNAL_CLOSE_PERIOD, Stage
+    from domain.periods import Period
+    from domain.pricing import initial_rates
+    from domain.revenue import revenue_method
     from domain.steps import (
         ACTIVATE_PSA_PROJECT,
         ARCHIVE_SIGNED_DOCUMENT,
+        BILL_PERIOD,
         CREATE_ERP_CONTRACT,
         CREATE_ERP_PROJECT,
         ENSURE_ERP_CUSTOMER,
         RECORD_AUDIT,
         VALIDATE_CONTRACT,
         AuditEntry,
+        BillPeriodInput,
+        BillPeriodResult,
         ContractStep,
         CreatedRef,
+        RevenuePlan,
         StepInput,
         Validated,
     )
 
 REFERENCE_TASK_QUEUE = "bench-reference"
 REFERENCE_ONBOARDING = "BenchReferenceOnboarding"
+REFERENCE_CONTRACT = "BenchReferenceContract"
 #: The same attempt timeout as a c2c step's default (C2C_STEP_TIMEOUT_S).
 STEP_TIMEOUT = timedelta(seconds=60)
+#: As long as c2c gives a billing step (which heartbeats every page of time it reads).
+BILLING_TIMEOUT = timedelta(hours=1)
 
 
 def onboarding_steps(contract: ContractApproved) -> list[tuple[str, Stage]]:
@@ -78,6 +88,7 @@ class Onboarding:
         self.workflow_id = workflow_id
         self.contract = contract
         self.refs: dict[str, str] = {}
+        self.validated: Validated | None = None
         self._seq = 0
 
     def line(self, at: datetime, stage: Stage, event: str) -> AuditEntry:
@@ -98,8 +109,68 @@ class Onboarding:
             self.refs[result.ref_name] = result.external_id
             return f"{result.system} {result.kind} {result.external_id} ready"
         if isinstance(result, Validated):
+            self.validated = result
             return f"validated: tax jurisdiction {result.jurisdiction_code}"
         return "done"
+
+
+def close_input(calls: Onboarding, period: Period, today: date) -> BillPeriodInput:
+    """What c2c's billing step is given at the close of ``period`` of a time-and-materials
+    contract without a cap, retainer or milestones (the benchmarks' contracts)."""
+    c, validated, name = calls.contract, calls.validated, str(period)
+    return BillPeriodInput(
+        contract_id=c.contract_id,
+        reference=name,
+        period=name,
+        through_date=min(period.last_day, c.end_date),
+        time_pricing="rate_card",
+        invoice_date=today,
+        currency=c.currency,
+        legal_entity=c.legal_entity,
+        functional_currency=validated.functional_currency if validated else None,
+        country=c.customer.country,
+        region=c.customer.region,
+        customer_tax_id=validated.customer_tax_id if validated else None,
+        seller_country=validated.legal_entity_country if validated else None,
+        payment_terms_days=c.payment_terms_days,
+        expenses_billable=c.expenses_billable,
+        expense_markup_percent=c.expense_markup_percent,
+        rates=initial_rates(c.rate_card, c.start_date),
+        refs=dict(calls.refs),
+        revenue=RevenuePlan(
+            entry_id=f"{c.contract_id}:{name}",
+            period=name,
+            method="as_invoiced",
+            add_as_invoiced=True,
+            description=f"{name}: time and expenses as invoiced",
+        ),
+        revenue_method=revenue_method(c.billing_model),
+    )
+
+
+async def _onboard(contract: ContractApproved) -> tuple[Onboarding, list[AuditEntry]]:
+    """The onboarding steps as activities; the audit lines still to write."""
+    calls = Onboarding(workflow.info().workflow_id, contract)
+    pending = [calls.line(workflow.now(), Stage.RECEIVED, "approved in CLM")]
+    for name, stage in onboarding_steps(contract):
+        pending.append(calls.line(workflow.now(), stage, f"entered {stage.value}"))
+        result = await workflow.execute_activity(
+            name,
+            calls.step_input(pending),
+            result_type=Validated if name == VALIDATE_CONTRACT else CreatedRef,
+            start_to_close_timeout=STEP_TIMEOUT,
+        )
+        pending = [calls.line(workflow.now(), stage, calls.took(result))]
+    pending.append(calls.line(workflow.now(), Stage.ACTIVE, "contract active"))
+    return calls, pending
+
+
+async def _write_audit(contract_id: str, pending: list[AuditEntry]) -> None:
+    await workflow.execute_local_activity(
+        RECORD_AUDIT,
+        StepInput(contract_id=contract_id, audit=pending),
+        start_to_close_timeout=STEP_TIMEOUT,
+    )
 
 
 @workflow.defn(name=REFERENCE_ONBOARDING)
@@ -108,25 +179,44 @@ class ReferenceOnboarding:
 
     @workflow.run
     async def run(self, contract: ContractApproved) -> int:
-        calls = Onboarding(workflow.info().workflow_id, contract)
-        pending = [calls.line(workflow.now(), Stage.RECEIVED, "approved in CLM")]
-        steps = onboarding_steps(contract)
-        for name, stage in steps:
-            pending.append(calls.line(workflow.now(), stage, f"entered {stage.value}"))
-            result = await workflow.execute_activity(
-                name,
-                calls.step_input(pending),
-                result_type=Validated if name == VALIDATE_CONTRACT else CreatedRef,
-                start_to_close_timeout=STEP_TIMEOUT,
-            )
-            pending = [calls.line(workflow.now(), stage, calls.took(result))]
-        pending.append(calls.line(workflow.now(), Stage.ACTIVE, "contract active"))
-        await workflow.execute_local_activity(
-            RECORD_AUDIT,
-            StepInput(contract_id=contract.contract_id, audit=pending),
-            start_to_close_timeout=STEP_TIMEOUT,
+        _, pending = await _onboard(contract)
+        await _write_audit(contract.contract_id, pending)
+        return len(onboarding_steps(contract)) + 1
+
+
+@workflow.defn(name=REFERENCE_CONTRACT)
+class ReferenceContract:
+    """The reference's onboarding, parked until ``close_period``; then c2c's billing step for
+    that period and the audit write after it (local), as c2c closes a period."""
+
+    def __init__(self) -> None:
+        self._period: str | None = None
+
+    @workflow.signal(name=SIGNAL_CLOSE_PERIOD)
+    def close_period(self, request: dict[str, Any]) -> None:
+        self._period = str(request["period"])
+
+    @workflow.run
+    async def run(self, contract: ContractApproved) -> str:
+        calls, pending = await _onboard(contract)
+        await _write_audit(contract.contract_id, pending)
+        await workflow.wait_condition(lambda: self._period is not None)
+        assert self._period is not None
+        period = Period.parse(self._period)
+        pending = [calls.line(workflow.now(), Stage.ACTIVE, f"closing period {period}")]
+        step = close_input(calls, period, workflow.now().date())
+        step.audit = pending
+        result = await workflow.execute_activity(
+            BILL_PERIOD,
+            step,
+            result_type=BillPeriodResult,
+            start_to_close_timeout=BILLING_TIMEOUT,
+            heartbeat_timeout=STEP_TIMEOUT,
         )
-        return len(steps) + 1
+        invoice = (result.invoice.number if result.invoice else None) or "none"
+        done = [calls.line(workflow.now(), Stage.ACTIVE, f"invoice {invoice} issued")]
+        await _write_audit(contract.contract_id, done)
+        return invoice
 
 
 def _environment(workflow_id: str, step: str) -> ActivityEnvironment:

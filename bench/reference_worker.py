@@ -20,7 +20,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.log_context import ActivityLogContext
 from activities.registry import build_steps
-from bench.reference import REFERENCE_TASK_QUEUE, ReferenceOnboarding
+from bench.reference import REFERENCE_TASK_QUEUE, ReferenceContract, ReferenceOnboarding
 from c2c.logs import configure_logging
 from c2c.settings import Settings, get_settings
 from c2c.temporal import connect
@@ -38,7 +38,7 @@ async def run_reference_worker(settings: Settings) -> None:
         async with Worker(
             client,
             task_queue=REFERENCE_TASK_QUEUE,
-            workflows=[ReferenceOnboarding],
+            workflows=[ReferenceOnboarding, ReferenceContract],
             workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
             activities=list(build_steps(connectors, ledger, settings).values()),
             max_concurrent_activities=settings.worker_max_concurrent_activities,

@@ -2,8 +2,9 @@
 
 It starts its own stack (Temporal dev server, sandbox, c2c's worker and API, the do-nothing
 baseline's worker and the reference's worker) and runs the floor as its own process, exactly
-as a full run does. Only the report's shape is checked, never a figure: speed is what the
-script reports, on a machine that is not this test's to judge.
+as a full run does, through onboarding pairs and month-end pairs. Only the report's shape is
+checked, never a figure: speed is what the script reports, on a machine that is not this
+test's to judge.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def test_the_parties_run_in_abba_order() -> None:
 
 def test_the_goals_benchmark_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> None:
     tracked_docs = {path: path.read_text() for path in (ROOT / "docs").glob("*.md")}
-    args = ["--contracts", "2", "--pairs", "2", "--warmup", "1", "--single", "2"]
+    args = ["--contracts", "2", "--pairs", "2", "--warmup", "1", "--single", "2", "--entries", "3"]
     done = subprocess.run(
         [
             sys.executable,
@@ -66,6 +67,11 @@ def test_the_goals_benchmark_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> N
         assert sorted(pair["bursts"]) == sorted(PARTIES)
         assert set(pair["ratios"]) == {"G1", "G1_cpu", "G2", "G3"}
     assert len(result["details"]["warmup"]) == 3
+    # The month-end close, in ABBA pairs too (each checked its invoices against its entries).
+    close = rows["month-end close, own CPU per contract, c2c ÷ reference"]
+    assert close["ratio"] > 0 and close["met"] in (True, False)
+    closes = result["details"]["month_end_pairs"]
+    assert [c["order"] for c in closes] == [["c2c", "reference"], ["reference", "c2c"]]
     # CPU per process, the stand-in systems apart from c2c's own.
     assert "CPU per contract, c2c: worker (median)" in rows
     assert "CPU per contract, c2c: sandbox (stand-in system) (median)" in rows
