@@ -61,7 +61,7 @@ from bench.load import (
 from bench.measure import HistoryFacts, median
 from bench.month_end import invoiced_subtotal, signal_all
 from bench.onboarding import baseline_burst, onboard, settled_facts, single_latencies
-from bench.profile import CpuLaps
+from bench.profile import PROFILED_NOTE, CpuLaps, Profiler, profile_components, stop_all
 from bench.reference import REFERENCE_CONTRACT, REFERENCE_ONBOARDING, REFERENCE_TASK_QUEUE
 from bench.report import Result, Row
 from bench.stack import BenchStack
@@ -79,6 +79,8 @@ OWN = {
     "floor": ("floor",),
 }
 STAND_INS = ("sandbox",)
+#: The process ``--profile`` samples during each party's first onboarding burst.
+PROFILED = {"c2c": "worker", "reference": "reference"}
 
 G1_GOAL = 1.0
 G1_CPU_GOAL = 1.0
@@ -159,20 +161,31 @@ class Run:
         self.activities, self.local = activities, local
         self.cpu = CpuLaps(stack)
         self._bursts = 0
+        #: py-spy's summaries (``--profile``), by party and process.
+        self.profiles: dict[str, str] = {}
 
     def _label(self, party: str) -> str:
         self._bursts += 1
         return f"{self.tag}{party[0].upper()}{self._bursts:02d}"
 
-    async def burst(self, party: str, count: int) -> Burst:
+    async def burst(self, party: str, count: int, *, profile: bool = False) -> Burst:
+        """One burst of ``party``; with ``profile``, its process sampled by py-spy."""
         bursts: dict[str, Callable[[int, str], Any]] = {
             "c2c": self._c2c,
             "reference": self._reference,
             "baseline": self._baseline,
             "floor": self._floor,
         }
+        label = self._label(party)
+        profilers: dict[str, Profiler] = {}
+        if profile and party in PROFILED:
+            profilers = profile_components(
+                self.stack, (PROFILED[party],), self.args.results_dir, f"goals-{label}"
+            )
         self.cpu.lap()
-        result: Burst = await bursts[party](count, self._label(party))
+        result: Burst = await bursts[party](count, label)
+        for process, summary in stop_all(profilers).items():
+            self.profiles[f"{party}: {process}"] = summary
         self.stack.check_alive()
         return result
 
@@ -369,7 +382,10 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
         pairs: list[Pair] = []
         for n in range(args.pairs):
             order = abba(n)
-            bursts = {party: await bench.burst(party, args.contracts) for party in order}
+            bursts = {
+                party: await bench.burst(party, args.contracts, profile=args.profile and n == 0)
+                for party in order
+            }
             pairs.append(Pair(order, bursts))
         closes: list[dict[str, Burst]] = []
         for n in range(args.pairs if args.entries else 0):
@@ -377,6 +393,10 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
             closes.append({party: await bench.close(party, args.contracts) for party in order})
     report(result, pairs, single_ms, activities, local)
     report_closes(result, closes, args.entries)
+    if args.profile:
+        result.notes.append(
+            PROFILED_NOTE.format(what="c2c's worker and the reference's in the first pair")
+        )
     result.details = {
         "single_latencies_ms": single_ms,
         "baseline_activities": activities,
@@ -390,6 +410,7 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> Result:
             }
             for p in pairs
         ],
+        "profiles": bench.profiles,
         "month_end_pairs": [
             {"order": list(c), "bursts": {k: asdict(b) for k, b in c.items()}} for c in closes
         ],
@@ -617,6 +638,11 @@ def main() -> None:
         help="approved time entries per contract at the month-end close (0: no close)",
     )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds for each burst")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample c2c's worker and the reference's with py-spy in the first pair",
+    )
     cli.run(
         parser,
         run,
