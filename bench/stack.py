@@ -5,7 +5,8 @@ temporalio/sdk-python#300): the Temporal dev server from the venv's ``temporal``
 loopback ports with a temporary SQLite file in WAL mode and c2c's search attributes, the sandbox
 on a temporary SQLite file, ``c2c worker``, ``c2c api`` with a webhook secret, a second
 ``c2c api`` with the event queue on (``queued_api``, ``C2C_WEBHOOK_QUEUE``) for the webhook
-benchmark, and the baseline worker (``bench.baseline_worker``) on the same server. Their output
+benchmark, the baseline worker (``bench.baseline_worker``) and the reference's worker
+(``bench.reference_worker``) on the same server. Their output
 goes to ``stack.log`` in the run's directory, so a failed run can be read afterwards.
 """
 
@@ -27,6 +28,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from bench.baseline_worker import BASELINE_TASK_QUEUE
+from bench.reference import REFERENCE_TASK_QUEUE
 from c2c.ports import free_port
 from c2c.settings import Settings
 from c2c.temporal import connect
@@ -44,7 +46,7 @@ from starter.stack.components import (
 from starter.stack.supervisor import Child, Supervisor
 
 #: The components a stack can run beside the Temporal server.
-COMPONENTS = ("sandbox", "worker", "api", "queued_api", "baseline", "bare")
+COMPONENTS = ("sandbox", "worker", "api", "queued_api", "baseline", "reference", "bare")
 STARTUP_TIMEOUT_S = 120.0
 #: Long enough for a profiled worker to write its profile after SIGTERM.
 STOP_GRACE_S = 60.0
@@ -196,6 +198,7 @@ class BenchStack:
             "api": component_argv("api", *listen, str(self.options.api_port)),
             "queued_api": component_argv("api", *listen, str(self.queued_api_port)),
             "baseline": [sys.executable, "-m", "bench.baseline_worker"],
+            "reference": [sys.executable, "-m", "bench.reference_worker"],
             "bare": [sys.executable, "-m", "bench.bare_endpoint", "--port", str(self.bare_port)],
         }
         envs = {
@@ -249,6 +252,7 @@ class BenchStack:
             for component, queue in (
                 ("worker", DEFAULT_TASK_QUEUE),
                 ("baseline", BASELINE_TASK_QUEUE),
+                ("reference", REFERENCE_TASK_QUEUE),
             )
             if component in self.components
         ]
