@@ -56,6 +56,33 @@ class DocumentUnavailable(Exception):
         self.code = code
 
 
+def verified_bytes(
+    settings: Settings, sha256: str, *, what: str, event: str, **where: str | None
+) -> bytes:
+    """The archived bytes of ``sha256``, checked against it; a missing or altered object is
+    logged and counted for the integration team and never given out.
+
+    Args:
+        what: How the answer names the document (``contract C-1: the signed document``).
+        event: The log line's event.
+        where: What the log line adds (ids, the document's location).
+
+    Raises:
+        DocumentUnavailable: ``archive_document_missing`` or ``archive_document_altered``.
+    """
+    try:
+        return read_verified(archive_from_settings(settings), sha256)
+    except DocumentMissing as exc:
+        reason, code = "missing", "archive_document_missing"
+        message = f"{what} is gone from the archive ({exc})"
+    except DocumentAltered as exc:
+        reason, code = "altered", "archive_document_altered"
+        message = f"{what} was altered in the archive ({exc})"
+    VERIFICATION_FAILURES.labels(reason=reason).inc()
+    log.error(event, reason=reason, sha256=sha256, queue="integration", **where)
+    raise DocumentUnavailable(code, message)
+
+
 def read_document(settings: Settings, contract_id: str) -> tuple[SignedDocument, bytes]:
     """A contract's signed document and its bytes, verified against the recorded SHA-256.
 
@@ -67,24 +94,15 @@ def read_document(settings: Settings, contract_id: str) -> tuple[SignedDocument,
         raise DocumentUnavailable(
             "no_signed_document", f"contract {contract_id} has no archived signed document"
         )
-    try:
-        return record, read_verified(archive_from_settings(settings), record.sha256)
-    except DocumentMissing as exc:
-        reason, code = "missing", "archive_document_missing"
-        message = f"contract {contract_id}: the signed document is gone from the archive ({exc})"
-    except DocumentAltered as exc:
-        reason, code = "altered", "archive_document_altered"
-        message = f"contract {contract_id}: the archived signed document was altered ({exc})"
-    VERIFICATION_FAILURES.labels(reason=reason).inc()
-    log.error(
-        "archived signed document failed verification",
+    data = verified_bytes(
+        settings,
+        record.sha256,
+        what=f"contract {contract_id}: the signed document",
+        event="archived signed document failed verification",
         contract_id=contract_id,
-        reason=reason,
-        sha256=record.sha256,
         location=record.location,
-        queue="integration",
     )
-    raise DocumentUnavailable(code, message)
+    return record, data
 
 
 @router.get(

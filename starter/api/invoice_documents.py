@@ -21,12 +21,11 @@ from fastapi.responses import Response
 from c2c.logs import get_logger
 from c2c.settings import Settings, get_settings
 from ledger import get_ledger
-from ledger.archive import DocumentAltered, DocumentMissing, archive_from_settings, read_verified
 from ledger.invoice_documents import InvoiceDocumentRecord
 from starter.api import scope
 from starter.api.auth import Identity, authorize
 from starter.api.context import ApiContext, api_context
-from starter.api.documents import VERIFICATION_FAILURES, DocumentUnavailable
+from starter.api.documents import DocumentUnavailable, verified_bytes
 from starter.api.errors import ApiError, error_responses, known_query_only
 
 log = get_logger("c2c.api.invoice_documents")
@@ -56,25 +55,16 @@ def read_invoice_document(
         raise DocumentUnavailable(
             "no_invoice_document", f"invoice {invoice_id} has no archived {name}"
         )
-    try:
-        return record, read_verified(archive_from_settings(settings), record.sha256)
-    except DocumentMissing as exc:
-        reason, code = "missing", "archive_document_missing"
-        message = f"invoice {invoice_id}: the {name} is gone from the archive ({exc})"
-    except DocumentAltered as exc:
-        reason, code = "altered", "archive_document_altered"
-        message = f"invoice {invoice_id}: the archived {name} was altered ({exc})"
-    VERIFICATION_FAILURES.labels(reason=reason).inc()
-    log.error(
-        "archived invoice document failed verification",
+    data = verified_bytes(
+        settings,
+        record.sha256,
+        what=f"invoice {invoice_id}: the {name}",
+        event="archived invoice document failed verification",
         invoice_id=invoice_id,
         kind=kind,
-        reason=reason,
-        sha256=record.sha256,
         location=record.location,
-        queue="integration",
     )
-    raise DocumentUnavailable(code, message)
+    return record, data
 
 
 async def _serve(invoice_id: str, kind: str, identity: Identity, context: ApiContext) -> Response:
