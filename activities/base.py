@@ -14,6 +14,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.ledger_writes import write_audit
+from activities.reference_data import ReferenceData
 from c2c.settings import Settings
 from connectors.registry import Connectors
 from domain.errors import (
@@ -79,10 +80,20 @@ async def error_classes(step: str) -> AsyncIterator[None]:
 class StepActivities:
     """Base of the activity classes: connectors and ledger are injected by the worker."""
 
-    def __init__(self, connectors: Connectors, ledger: Ledger, settings: Settings) -> None:
+    def __init__(
+        self,
+        connectors: Connectors,
+        ledger: Ledger,
+        settings: Settings,
+        *,
+        reference: ReferenceData | None = None,
+    ) -> None:
         self.connectors = connectors
         self.ledger = ledger
         self.settings = settings
+        #: Legal entities and tax jurisdictions, kept a short while: the worker passes every
+        #: activity class the process's one.
+        self.reference = reference or ReferenceData(connectors, settings)
 
     async def write_audit(
         self,
@@ -122,6 +133,32 @@ class StepActivities:
                     write()
 
         await asyncio.to_thread(run)
+
+    async def audit_if_retried(self, contract_id: str, entries: Iterable[AuditEntry]) -> None:
+        """Before a step's call, on a retried attempt only: its audit entries, so that the
+        contract's read model shows the stage the step is retrying in.
+
+        A first attempt writes them with what its call produced (``record_results``), in one
+        transaction; if it fails, the workflow keeps them pending for its next write.
+        """
+        if activity.info().attempt > 1:
+            await self.write_audit(contract_id, entries)
+
+    async def record_results(
+        self,
+        contract_id: str,
+        entries: Iterable[AuditEntry],
+        *writes: Callable[[], object] | None,
+    ) -> None:
+        """After a step's call: its audit entries, the read model and ``writes`` (the
+        cross-references and facts of what the call produced) in one transaction."""
+        await self.write_together(self.audit_write(contract_id, entries), *writes)
+
+    def xref_write(
+        self, contract_id: str, system: str, kind: str, external_id: str
+    ) -> Callable[[], None]:
+        """``Ledger.record_xref`` as a write for ``write_together``."""
+        return partial(self.ledger.record_xref, contract_id, system, kind, external_id)
 
     async def record_ref(self, contract_id: str, system: str, kind: str, external_id: str) -> None:
         await asyncio.to_thread(self.ledger.record_xref, contract_id, system, kind, external_id)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 
 from temporalio import activity
 
@@ -36,7 +36,7 @@ class CreditNoteActivities(StepActivities):
         credits the rest takes exactly the rest), the document takes that figure, and it is
         committed once the ERP holds the note.
         """
-        await self.write_audit(step.contract_id, step.audit)
+        await self.audit_if_retried(step.contract_id, step.audit)
         erp, engine = self.connectors.erp, self.connectors.tax
         async with error_classes(ISSUE_CREDIT_NOTE):
             invoice = await erp.get_invoice(step.invoice_id)
@@ -140,7 +140,6 @@ class CreditNoteActivities(StepActivities):
                     currency=step.currency,
                     functional_currency=invoice.functional_currency,
                 )
-        await self.record_ref(step.contract_id, "erp", "credit_note", note.credit_note_id)
         fact = CreditNoteFactIn(
             credit_note_id=note.credit_note_id,
             contract_id=step.contract_id,
@@ -152,9 +151,13 @@ class CreditNoteActivities(StepActivities):
             issued_on=step.on,
             issued_at=datetime.now(UTC),
         )
-        await asyncio.to_thread(self.ledger.record_credit_note_fact, fact)
-        if posting is not None:
-            await asyncio.to_thread(self.ledger.record_revenue_fact, posting)
+        await self.record_results(
+            step.contract_id,
+            step.audit,
+            self.xref_write(step.contract_id, "erp", "credit_note", note.credit_note_id),
+            partial(self.ledger.record_credit_note_fact, fact),
+            None if posting is None else partial(self.ledger.record_revenue_fact, posting),
+        )
         return CreditNoteIssued(
             credit_note=CreditNoteSummary(
                 credit_note_id=note.credit_note_id,

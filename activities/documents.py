@@ -198,7 +198,7 @@ class InvoiceDocumentActivities(DocumentActivities):
         """The document's data: the ERP's invoice (or credit note and its invoice), the legal
         entity as the ERP and the configuration know it, and the customer."""
         erp = self.connectors.erp
-        entity = await erp.get_legal_entity(step.legal_entity)
+        entity = await self.reference.legal_entity(step.legal_entity)
         details = self.settings.details_for(step.legal_entity)
         seller = Party(
             name=entity.name if entity else step.legal_entity,

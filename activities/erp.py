@@ -124,27 +124,35 @@ class ErpActivities(StepActivities):
     @activity.defn(name=ENSURE_ERP_CUSTOMER)
     async def ensure_erp_customer(self, step: ContractStep) -> CreatedRef:
         """Find the ERP customer of the CRM account, or create it."""
-        await self.write_audit(step.contract_id, step.audit)
+        await self.audit_if_retried(step.contract_id, step.audit)
         c = step.contract
         async with error_classes(ENSURE_ERP_CUSTOMER):
             customer = await self.connectors.erp.ensure_customer(
                 customer_draft(c),
                 idempotency_key=idempotency_key("erp", "customer"),
             )
-        await self.record_ref(step.contract_id, "erp", "customer", customer.customer_id)
+        await self.record_results(
+            step.contract_id,
+            step.audit,
+            self.xref_write(step.contract_id, "erp", "customer", customer.customer_id),
+        )
         return CreatedRef(system="erp", kind="customer", external_id=customer.customer_id)
 
     @activity.defn(name=CREATE_ERP_PROJECT)
     async def create_erp_project(self, step: ContractStep) -> CreatedRef:
         """Create the contract's ERP project (or find the one a previous attempt created)."""
-        await self.write_audit(step.contract_id, step.audit)
+        await self.audit_if_retried(step.contract_id, step.audit)
         c = step.contract
         async with error_classes(CREATE_ERP_PROJECT):
             project = await self.connectors.erp.ensure_project(
                 project_draft(c, step.refs["erp_customer_id"]),
                 idempotency_key=idempotency_key("erp", "project"),
             )
-        await self.record_ref(step.contract_id, "erp", "project", project.project_id)
+        await self.record_results(
+            step.contract_id,
+            step.audit,
+            self.xref_write(step.contract_id, "erp", "project", project.project_id),
+        )
         return CreatedRef(system="erp", kind="project", external_id=project.project_id)
 
     @activity.defn(name=CREATE_ERP_CONTRACT)
@@ -154,7 +162,7 @@ class ErpActivities(StepActivities):
         Invoices are refused by the ERP until all three are in place, which is what lets the
         workflow promise that no invoice precedes them.
         """
-        await self.write_audit(step.contract_id, step.audit)
+        await self.audit_if_retried(step.contract_id, step.audit)
         c = step.contract
         erp = self.connectors.erp
         async with error_classes(CREATE_ERP_CONTRACT):
@@ -176,5 +184,9 @@ class ErpActivities(StepActivities):
                 draft.revenue_schedule,
                 idempotency_key=idempotency_key("erp", "revenue-schedule", str(c.version)),
             )
-        await self.record_ref(step.contract_id, "erp", "contract", contract.erp_contract_id)
+        await self.record_results(
+            step.contract_id,
+            step.audit,
+            self.xref_write(step.contract_id, "erp", "contract", contract.erp_contract_id),
+        )
         return CreatedRef(system="erp", kind="contract", external_id=contract.erp_contract_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import partial
 
 from temporalio import activity
 
@@ -25,7 +26,7 @@ class PaymentActivities(StepActivities):
     @activity.defn(name=APPLY_PAYMENT)
     async def apply_payment(self, step: ApplyPaymentInput) -> PaymentApplied:
         """Record the payment, against an invoice or as unapplied cash; its id keys it once."""
-        await self.write_audit(step.contract_id, step.audit)
+        await self.audit_if_retried(step.contract_id, step.audit)
         p = step.payment
         erp = self.connectors.erp
         async with error_classes(APPLY_PAYMENT):
@@ -44,7 +45,6 @@ class PaymentActivities(StepActivities):
             functional, rate = await self._rate(
                 step.contract_id, invoice, p.currency, p.received_on
             )
-        await self.record_ref(step.contract_id, "erp", "payment", payment.payment_id)
         fact = PaymentFactIn(
             payment_id=payment.payment_id,
             contract_id=step.contract_id,
@@ -57,7 +57,12 @@ class PaymentActivities(StepActivities):
             functional_currency=functional,
             exchange_rate=rate,
         )
-        await asyncio.to_thread(self.ledger.record_payment_fact, fact)
+        await self.record_results(
+            step.contract_id,
+            step.audit,
+            self.xref_write(step.contract_id, "erp", "payment", payment.payment_id),
+            partial(self.ledger.record_payment_fact, fact),
+        )
         return PaymentApplied(
             invoice_id=step.invoice_id,
             applied=payment.applied_amount,
@@ -76,7 +81,7 @@ class PaymentActivities(StepActivities):
         if functional is None:
             contract = await asyncio.to_thread(self.ledger.get_contract, contract_id)
             entity = contract.legal_entity if contract else None
-            found = await self.connectors.erp.get_legal_entity(entity) if entity else None
+            found = await self.reference.legal_entity(entity) if entity else None
             functional = found.functional_currency if found else None
         if functional is None:
             return None, None

@@ -26,7 +26,7 @@ class PsaActivities(StepActivities):
     @activity.defn(name=ACTIVATE_PSA_PROJECT)
     async def activate_psa_project(self, step: ContractStep) -> CreatedRef:
         """Create the PSA project linked to the ERP project, then open it for time entry."""
-        await self.write_audit(step.contract_id, step.audit)
+        await self.audit_if_retried(step.contract_id, step.audit)
         c = step.contract
         psa = self.connectors.psa
         async with error_classes(ACTIVATE_PSA_PROJECT):
@@ -47,7 +47,12 @@ class PsaActivities(StepActivities):
                 ),
                 idempotency_key=idempotency_key("psa", "project"),
             )
-            await self.record_ref(step.contract_id, "psa", "project", project.project_id)
+            # Before activating it: a project that the activation then fails for is known.
+            await self.record_results(
+                step.contract_id,
+                step.audit,
+                self.xref_write(step.contract_id, "psa", "project", project.project_id),
+            )
             if project.status != "active":
                 project = await psa.activate_project(
                     project.project_id, idempotency_key=idempotency_key("psa", "activate")

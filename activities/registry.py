@@ -20,6 +20,7 @@ from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.psa import PsaActivities
 from activities.reconcile import ReconcileActivities
+from activities.reference_data import ReferenceData
 from activities.validation import ValidationActivities
 from c2c.settings import Settings
 from connectors.registry import Connectors
@@ -33,22 +34,31 @@ if TYPE_CHECKING:
 
 
 def build_steps(
-    connectors: Connectors, ledger: Ledger, settings: Settings
+    connectors: Connectors,
+    ledger: Ledger,
+    settings: Settings,
+    *,
+    reference: ReferenceData | None = None,
 ) -> dict[str, Callable[..., Any]]:
-    """Every activity by its step name, so a worker can pick those of one system's queue."""
+    """Every activity by its step name, so a worker can pick those of one system's queue.
+
+    The activities that read legal entities and tax jurisdictions share ``reference`` (by
+    default one of their own): what one step read, the next reuses for a while.
+    """
     if isinstance(connectors.erp, RoutedErp):
         connectors.erp.bind(LedgerPins(ledger))
-    validation = ValidationActivities(connectors, ledger, settings)
+    reference = reference or ReferenceData(connectors, settings)
+    validation = ValidationActivities(connectors, ledger, settings, reference=reference)
     erp = ErpActivities(connectors, ledger, settings)
     psa = PsaActivities(connectors, ledger, settings)
     billing = BillingActivities(connectors, ledger, settings)
-    payments = PaymentActivities(connectors, ledger, settings)
+    payments = PaymentActivities(connectors, ledger, settings, reference=reference)
     closing = ClosingActivities(connectors, ledger, settings)
     credit_notes = CreditNoteActivities(connectors, ledger, settings)
     dunning = DunningActivities(connectors, ledger, settings)
     amendments = AmendmentActivities(connectors, ledger, settings)
     own = LedgerActivities(connectors, ledger, settings)
-    documents = InvoiceDocumentActivities(connectors, ledger, settings)
+    documents = InvoiceDocumentActivities(connectors, ledger, settings, reference=reference)
     accounts = AccountSyncActivities(connectors, ledger, settings)
     ironclad = IroncladIntakeActivities(connectors, ledger, settings)
     books = ReconcileActivities(connectors, ledger, settings)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from functools import partial
 
 from temporalio import activity
 
@@ -23,9 +23,12 @@ class ValidationActivities(StepActivities):
         """
         contract = step.contract
         customer = contract.customer
-        await asyncio.to_thread(register_contract, self.ledger, workflow_run()[0], contract)
-        await self.write_audit(step.contract_id, step.audit)
-        crm, erp, tax = self.connectors.crm, self.connectors.erp, self.connectors.tax
+        # Before any call, so that a contract held here is listed with what it is.
+        await self.write_together(
+            partial(register_contract, self.ledger, workflow_run()[0], contract),
+            self.audit_write(step.contract_id, step.audit),
+        )
+        crm, erp = self.connectors.crm, self.connectors.erp
         async with error_classes(VALIDATE_CONTRACT):
             try:
                 account = await crm.get_account(customer.crm_account_id)
@@ -60,7 +63,7 @@ class ValidationActivities(StepActivities):
                         field="customer.parent_crm_account_id",
                     )
                 )
-            entity = await erp.get_legal_entity(contract.legal_entity)
+            entity = await self.reference.legal_entity(contract.legal_entity)
             if entity is None:
                 raise business_error(
                     Rejection(
@@ -98,7 +101,7 @@ class ValidationActivities(StepActivities):
                         field="po_number",
                     )
                 )
-            jurisdiction = await tax.validate_address(customer.country, customer.region)
+            jurisdiction = await self.reference.jurisdiction(customer.country, customer.region)
         return Validated(
             jurisdiction_code=jurisdiction,
             functional_currency=entity.functional_currency,

@@ -109,6 +109,13 @@ class Settings(BaseSettings):
         "an empty name means the org has none",
     )
     connector_timeout_s: float = Field(default=10.0, alias="C2C_CONNECTOR_TIMEOUT_S")
+    reference_cache_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        alias="C2C_REFERENCE_CACHE_SECONDS",
+        description="how long a worker process reuses a legal entity read from the ERP and a "
+        "tax jurisdiction read from the tax engine; 0 reads them on every step",
+    )
     connector_quick_retries: int = Field(
         default=2,
         ge=0,
