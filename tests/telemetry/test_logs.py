@@ -81,7 +81,10 @@ async def test_activity_and_workflow_lines_carry_the_contract_run_and_step(
     ids = {"contract_id": cid, "workflow_id": f"contract-{cid}", "run_id": started.run_id}
 
     calls = [line for line in mine if line["event"] == "connector call"]
-    assert {line["system"] for line in calls} == {"crm", "erp", "psa", "tax"}
+    # The tax engine's jurisdiction may be one the worker read for an earlier contract.
+    assert (
+        {"crm", "erp", "psa"} <= {line["system"] for line in calls} <= {"crm", "erp", "psa", "tax"}
+    )
     for line in calls:
         assert line.items() >= ids.items(), line
         assert line["activity"] and line["attempt"] >= 1 and line["route"].startswith("/")

@@ -108,8 +108,9 @@ async def test_a_step_that_keeps_failing_becomes_an_integration_exception_after_
 async def test_the_status_says_which_step_is_retried_how_and_when_next(
     temporal_client: Client, settings: Settings, faults: Any
 ) -> None:
-    """While the ERP answers 503, the API and the CLI say where the contract is stuck."""
-    await faults(system="erp", path_prefix="/legal-entities", status=503, times=3)
+    """While the CRM answers 503, the API and the CLI say where the contract is stuck."""
+    # The contract's own account: read on every validation (legal entities are kept a while).
+    await faults(system="crm", path_prefix="/accounts", status=503, times=3)
     event = approval()
     await start_contract(temporal_client, event, task_queue=settings.task_queue)
 
@@ -124,7 +125,7 @@ async def test_the_status_says_which_step_is_retried_how_and_when_next(
         raise AssertionError("no retry seen")
 
     text = await retried()
-    assert text.startswith("validating: validate_contract: erp: ")
+    assert text.startswith("validating: validate_contract: crm: ")
     assert "503" in text
     assert re.search(r"\(attempt [23] of 14, next in \d+ s\)$", text), text
     active = await wait_stage(temporal_client, event.contract_id, "active")
