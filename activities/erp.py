@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from temporalio import activity
@@ -15,8 +16,10 @@ from domain.steps import (
     CREATE_ERP_CONTRACT,
     CREATE_ERP_PROJECT,
     ENSURE_ERP_CUSTOMER,
+    PROVISION_ERP,
     ContractStep,
     CreatedRef,
+    ErpProvisioned,
 )
 from domain.write_models import (
     BillingSchedule,
@@ -125,35 +128,19 @@ class ErpActivities(StepActivities):
     async def ensure_erp_customer(self, step: ContractStep) -> CreatedRef:
         """Find the ERP customer of the CRM account, or create it."""
         await self.audit_if_retried(step.contract_id, step.audit)
-        c = step.contract
         async with error_classes(ENSURE_ERP_CUSTOMER):
-            customer = await self.connectors.erp.ensure_customer(
-                customer_draft(c),
-                idempotency_key=idempotency_key("erp", "customer"),
-            )
-        await self.record_results(
-            step.contract_id,
-            step.audit,
-            self.xref_write(step.contract_id, "erp", "customer", customer.customer_id),
-        )
-        return CreatedRef(system="erp", kind="customer", external_id=customer.customer_id)
+            ref = await self._customer(step.contract)
+        await self.record_results(step.contract_id, step.audit, self._xref(step, ref))
+        return ref
 
     @activity.defn(name=CREATE_ERP_PROJECT)
     async def create_erp_project(self, step: ContractStep) -> CreatedRef:
         """Create the contract's ERP project (or find the one a previous attempt created)."""
         await self.audit_if_retried(step.contract_id, step.audit)
-        c = step.contract
         async with error_classes(CREATE_ERP_PROJECT):
-            project = await self.connectors.erp.ensure_project(
-                project_draft(c, step.refs["erp_customer_id"]),
-                idempotency_key=idempotency_key("erp", "project"),
-            )
-        await self.record_results(
-            step.contract_id,
-            step.audit,
-            self.xref_write(step.contract_id, "erp", "project", project.project_id),
-        )
-        return CreatedRef(system="erp", kind="project", external_id=project.project_id)
+            ref = await self._project(step.contract, step.refs["erp_customer_id"])
+        await self.record_results(step.contract_id, step.audit, self._xref(step, ref))
+        return ref
 
     @activity.defn(name=CREATE_ERP_CONTRACT)
     async def create_erp_contract(self, step: ContractStep) -> CreatedRef:
@@ -163,30 +150,79 @@ class ErpActivities(StepActivities):
         workflow promise that no invoice precedes them.
         """
         await self.audit_if_retried(step.contract_id, step.audit)
-        c = step.contract
-        erp = self.connectors.erp
         async with error_classes(CREATE_ERP_CONTRACT):
-            draft = contract_draft(
-                c, project_id=step.refs["erp_project_id"], customer_id=step.refs["erp_customer_id"]
+            ref = await self._contract(
+                step.contract,
+                customer_id=step.refs["erp_customer_id"],
+                project_id=step.refs["erp_project_id"],
             )
-            contract = await erp.ensure_contract(
-                draft,
-                idempotency_key=idempotency_key("erp", "contract"),
-            )
-            # PUT replaces the schedule: repeating it is harmless, so the key only saves work.
-            await erp.put_billing_schedule(
-                contract.erp_contract_id,
-                draft.billing_schedule,
-                idempotency_key=idempotency_key("erp", "billing-schedule", str(c.version)),
-            )
-            await erp.put_revenue_schedule(
-                contract.erp_contract_id,
-                draft.revenue_schedule,
-                idempotency_key=idempotency_key("erp", "revenue-schedule", str(c.version)),
-            )
+        await self.record_results(step.contract_id, step.audit, self._xref(step, ref))
+        return ref
+
+    @activity.defn(name=PROVISION_ERP)
+    async def provision_erp(self, step: ContractStep) -> ErpProvisioned:
+        """The customer, the project and the contract, one after the other in one step.
+
+        Each call carries the idempotency key of the step that used to make it alone, so a
+        retry, or a run reset to before an earlier run made them one by one, finds them. What
+        the ERP made before a failure is recorded in the ledger at once: a contract aborted
+        while this step is held still closes the ERP project it has (``close_contract``).
+        """
+        await self.audit_if_retried(step.contract_id, step.audit)
+        c = step.contract
+        made: list[CreatedRef] = []
+        try:
+            async with error_classes(PROVISION_ERP):
+                made.append(await self._customer(c))
+                made.append(await self._project(c, made[0].external_id))
+                made.append(
+                    await self._contract(
+                        c, customer_id=made[0].external_id, project_id=made[1].external_id
+                    )
+                )
+        except Exception:
+            await self.write_together(*(self._xref(step, ref) for ref in made))
+            raise
         await self.record_results(
-            step.contract_id,
-            step.audit,
-            self.xref_write(step.contract_id, "erp", "contract", contract.erp_contract_id),
+            step.contract_id, step.audit, *(self._xref(step, ref) for ref in made)
+        )
+        return ErpProvisioned(created=made)
+
+    def _xref(self, step: ContractStep, ref: CreatedRef) -> Callable[[], None]:
+        return self.xref_write(step.contract_id, ref.system, ref.kind, ref.external_id)
+
+    async def _customer(self, c: ContractApproved) -> CreatedRef:
+        customer = await self.connectors.erp.ensure_customer(
+            customer_draft(c),
+            idempotency_key=idempotency_key("erp", "customer"),
+        )
+        return CreatedRef(system="erp", kind="customer", external_id=customer.customer_id)
+
+    async def _project(self, c: ContractApproved, customer_id: str) -> CreatedRef:
+        project = await self.connectors.erp.ensure_project(
+            project_draft(c, customer_id),
+            idempotency_key=idempotency_key("erp", "project"),
+        )
+        return CreatedRef(system="erp", kind="project", external_id=project.project_id)
+
+    async def _contract(
+        self, c: ContractApproved, *, customer_id: str, project_id: str
+    ) -> CreatedRef:
+        erp = self.connectors.erp
+        draft = contract_draft(c, project_id=project_id, customer_id=customer_id)
+        contract = await erp.ensure_contract(
+            draft,
+            idempotency_key=idempotency_key("erp", "contract"),
+        )
+        # PUT replaces the schedule: repeating it is harmless, so the key only saves work.
+        await erp.put_billing_schedule(
+            contract.erp_contract_id,
+            draft.billing_schedule,
+            idempotency_key=idempotency_key("erp", "billing-schedule", str(c.version)),
+        )
+        await erp.put_revenue_schedule(
+            contract.erp_contract_id,
+            draft.revenue_schedule,
+            idempotency_key=idempotency_key("erp", "revenue-schedule", str(c.version)),
         )
         return CreatedRef(system="erp", kind="contract", external_id=contract.erp_contract_id)

@@ -68,6 +68,7 @@ def build_steps(
         step.ENSURE_ERP_CUSTOMER: erp.ensure_erp_customer,
         step.CREATE_ERP_PROJECT: erp.create_erp_project,
         step.CREATE_ERP_CONTRACT: erp.create_erp_contract,
+        step.PROVISION_ERP: erp.provision_erp,
         step.ACTIVATE_PSA_PROJECT: psa.activate_psa_project,
         step.CLOSE_TIME_ENTRY: psa.close_time_entry,
         step.BILL_PERIOD: billing.bill_period,

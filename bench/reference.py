@@ -2,8 +2,9 @@
 
 Both make the calls a c2c contract makes from its approval to ``active``, with the same
 inputs, by calling c2c's real activity functions (``activities/registry.py``): validate the
-contract, find or create the ERP customer, create the ERP project and the ERP contract, archive
-the signed document when the approval carries one, create and activate the PSA project, then
+contract, find or create the ERP customer and create the ERP project and contract (one step,
+``provision_erp``, as a contract started at 0.11 does), archive the signed document when the
+approval carries one, create and activate the PSA project, then
 write the remaining audit trail to the ledger. Each step carries the audit lines written since
 the previous one, as c2c's steps do, so the ledger receives the same writes.
 
@@ -37,9 +38,7 @@ with workflow.unsafe.imports_passed_through():
         ACTIVATE_PSA_PROJECT,
         ARCHIVE_SIGNED_DOCUMENT,
         BILL_PERIOD,
-        CREATE_ERP_CONTRACT,
-        CREATE_ERP_PROJECT,
-        ENSURE_ERP_CUSTOMER,
+        PROVISION_ERP,
         RECORD_AUDIT,
         VALIDATE_CONTRACT,
         AuditEntry,
@@ -47,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         BillPeriodResult,
         ContractStep,
         CreatedRef,
+        ErpProvisioned,
         RevenuePlan,
         StepInput,
         Validated,
@@ -61,14 +61,16 @@ STEP_TIMEOUT = timedelta(seconds=60)
 BILLING_TIMEOUT = timedelta(hours=1)
 
 
+#: What each onboarding step answers, where it is not a ``CreatedRef``.
+RESULTS: dict[str, type[Any]] = {VALIDATE_CONTRACT: Validated, PROVISION_ERP: ErpProvisioned}
+
+
 def onboarding_steps(contract: ContractApproved) -> list[tuple[str, Stage]]:
     """The remote steps a contract runs until ``active``, in c2c's order, with the stage each
     runs in."""
     steps = [
         (VALIDATE_CONTRACT, Stage.VALIDATING),
-        (ENSURE_ERP_CUSTOMER, Stage.PROVISIONING_ERP),
-        (CREATE_ERP_PROJECT, Stage.PROVISIONING_ERP),
-        (CREATE_ERP_CONTRACT, Stage.PROVISIONING_ERP),
+        (PROVISION_ERP, Stage.PROVISIONING_ERP),
     ]
     if contract.signed_document is not None:
         steps.append((ARCHIVE_SIGNED_DOCUMENT, Stage.PROVISIONING_ERP))
@@ -108,6 +110,8 @@ class Onboarding:
         if isinstance(result, CreatedRef):
             self.refs[result.ref_name] = result.external_id
             return f"{result.system} {result.kind} {result.external_id} ready"
+        if isinstance(result, ErpProvisioned):
+            return "; ".join(self.took(ref) for ref in result.created)
         if isinstance(result, Validated):
             self.validated = result
             return f"validated: tax jurisdiction {result.jurisdiction_code}"
@@ -157,7 +161,7 @@ async def _onboard(contract: ContractApproved) -> tuple[Onboarding, list[AuditEn
         result = await workflow.execute_activity(
             name,
             calls.step_input(pending),
-            result_type=Validated if name == VALIDATE_CONTRACT else CreatedRef,
+            result_type=RESULTS.get(name, CreatedRef),
             start_to_close_timeout=STEP_TIMEOUT,
         )
         pending = [calls.line(workflow.now(), stage, calls.took(result))]

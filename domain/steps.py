@@ -34,6 +34,8 @@ VALIDATE_CONTRACT = "validate_contract"
 ENSURE_ERP_CUSTOMER = "ensure_erp_customer"
 CREATE_ERP_PROJECT = "create_erp_project"
 CREATE_ERP_CONTRACT = "create_erp_contract"
+#: The three steps above as one, for contract runs from 0.11 (``erp-onboarding-one-step``).
+PROVISION_ERP = "provision_erp"
 ACTIVATE_PSA_PROJECT = "activate_psa_project"
 BILL_PERIOD = "bill_period"
 APPLY_PAYMENT = "apply_payment"
@@ -69,6 +71,7 @@ STEP_SYSTEM_QUEUE: dict[str, System] = {
     ENSURE_ERP_CUSTOMER: System.ERP,
     CREATE_ERP_PROJECT: System.ERP,
     CREATE_ERP_CONTRACT: System.ERP,
+    PROVISION_ERP: System.ERP,
     ACTIVATE_PSA_PROJECT: System.PSA,
     BILL_PERIOD: System.ERP,
     APPLY_PAYMENT: System.ERP,
@@ -145,6 +148,12 @@ class CreatedRef(BaseModel):
     @property
     def ref_name(self) -> str:
         return f"{self.system}_{self.kind}_id"
+
+
+class ErpProvisioned(BaseModel):
+    """The ERP customer, project and contract that ``provision_erp`` created or found."""
+
+    created: list[CreatedRef]
 
 
 TimePricing = Literal["rate_card", "overage", "none"]

@@ -37,5 +37,9 @@ FOLDED: frozenset[str] = frozenset(
     }
 )
 
+#: The ERP's customer, project and contract made by one step (``provision_erp``) instead of
+#: three: two activities fewer per contract.
+ERP_ONBOARDING_ONE_STEP = "erp-onboarding-one-step"
+
 #: Behaviours new in this release: taken by runs with the release marker, never by older runs.
-NEW_IN_RELEASE: frozenset[str] = frozenset()
+NEW_IN_RELEASE: frozenset[str] = frozenset({ERP_ONBOARDING_ONE_STEP})

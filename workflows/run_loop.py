@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         ENSURE_ERP_CUSTOMER,
         LATE_MESSAGE_STEP,
         PROPAGATE_AMENDMENT,
+        PROVISION_ERP,
         RECORD_ARRIVAL_ORDER,
         RENDER_INVOICE_DOCUMENTS,
         VALIDATE_CONTRACT,
@@ -55,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         CloseContractInput,
         ContractStep,
         CreatedRef,
+        ErpProvisioned,
         InvoiceDocumentsInput,
         InvoiceDocumentsRendered,
         Validated,
@@ -74,7 +76,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.execution import Aborted
     from workflows.holds import INBOX_STEP, Holds, Refused
-    from workflows.releases import NEW_IN_RELEASE
+    from workflows.releases import ERP_ONBOARDING_ONE_STEP, NEW_IN_RELEASE
     from workflows.state import Inbound
 
 T = TypeVar("T")
@@ -274,6 +276,11 @@ class RunLoop(Holds):
 
     async def _provision_erp(self) -> None:
         self._enter(Stage.PROVISIONING_ERP, "creating ERP customer, project and contract")
+        if self.feature(ERP_ONBOARDING_ONE_STEP):
+            done = await self.step(PROVISION_ERP, self._contract_step(), ErpProvisioned)
+            for ref in done.created if done is not None else []:
+                self._created(ref)
+            return
         for step in (ENSURE_ERP_CUSTOMER, CREATE_ERP_PROJECT, CREATE_ERP_CONTRACT):
             await self._create(step)
 
@@ -285,8 +292,11 @@ class RunLoop(Holds):
     async def _create(self, step: str) -> None:
         ref = await self.step(step, self._contract_step(), CreatedRef)
         if ref is not None:
-            self.s.refs[ref.ref_name] = ref.external_id
-            self.record(f"{ref.system} {ref.kind} {ref.external_id} ready")
+            self._created(ref)
+
+    def _created(self, ref: CreatedRef) -> None:
+        self.s.refs[ref.ref_name] = ref.external_id
+        self.record(f"{ref.system} {ref.kind} {ref.external_id} ready")
 
     async def _run_active(self) -> None:
         while True:
@@ -336,7 +346,11 @@ class RunLoop(Holds):
             await self.decide(
                 collections.void_unpaid(self.s, workflow.now, "contract aborted by operator")
             )
-            if self.s.refs.get("psa_project_id") or self.s.refs.get("erp_project_id"):
+            if (
+                self.s.refs.get("psa_project_id")
+                or self.s.refs.get("erp_project_id")
+                or self._erp_provisioning_unfinished()
+            ):
                 await self.step(
                     CLOSE_CONTRACT,
                     CloseContractInput(contract_id=self.c.contract_id, refs=self.s.refs),
@@ -344,6 +358,15 @@ class RunLoop(Holds):
                     summary="compensate: close the PSA and ERP projects",
                 )
                 self.record("PSA and ERP projects closed")
+
+    def _erp_provisioning_unfinished(self) -> bool:
+        """Whether the one ERP provisioning step may have made a project the run does not
+        know: it failed for good after validation (the ledger knows what it made)."""
+        return (
+            self.s.validated is not None
+            and "erp_contract_id" not in self.s.refs
+            and self.feature(ERP_ONBOARDING_ONE_STEP)
+        )
 
     async def _handle(self, inbound: Inbound) -> None:
         message = inbound.message

@@ -89,7 +89,7 @@ async def test_a_step_that_keeps_failing_becomes_an_integration_exception_after_
             "retries_exhausted",
             "integration",
         )
-        assert exception.step == "create_erp_project"
+        assert exception.step == "provision_erp"
         stats = (await sandbox.get("/_admin/stats")).json()
         assert "projects" in str(stats)
         # The ERP recovers; the operator retries; nothing is created twice.

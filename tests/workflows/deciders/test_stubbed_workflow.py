@@ -47,6 +47,7 @@ from domain.steps import (
     ISSUE_CREDIT_NOTE,
     OPEN_EXCEPTION,
     PROPAGATE_AMENDMENT,
+    PROVISION_ERP,
     RECORD_ARRIVAL_ORDER,
     RECORD_AUDIT,
     RENDER_INVOICE_DOCUMENTS,
@@ -60,6 +61,7 @@ from domain.steps import (
     BillPeriodResult,
     ContractStep,
     CreatedRef,
+    ErpProvisioned,
     ExceptionOpened,
     InvoiceDocumentsRendered,
     OpenExceptionInput,
@@ -117,6 +119,12 @@ class Stubs:
         async def validate(arg: ContractStep) -> Validated:
             self._called(VALIDATE_CONTRACT, arg)
             return Validated(jurisdiction_code="US-CA", functional_currency="USD")
+
+        @activity.defn(name=PROVISION_ERP)
+        async def provision(arg: ContractStep) -> ErpProvisioned:
+            self._called(PROVISION_ERP, arg)
+            erp = (ENSURE_ERP_CUSTOMER, CREATE_ERP_PROJECT, CREATE_ERP_CONTRACT)
+            return ErpProvisioned(created=[REFS[name] for name in erp])
 
         def creates(name: str) -> Any:
             @activity.defn(name=name)
@@ -206,6 +214,7 @@ class Stubs:
         }
         steps = {VALIDATE_CONTRACT: validate, BILL_PERIOD: bill, APPLY_PAYMENT: apply_payment}
         steps[RENDER_INVOICE_DOCUMENTS] = documents
+        steps[PROVISION_ERP] = provision
         steps |= {name: creates(name) for name in REFS}
         quiet = [APPLY_CASH, ISSUE_CREDIT_NOTE, SEND_DUNNING_REMINDER, PROPAGATE_AMENDMENT]
         steps |= {name: silent(name) for name in [*quiet, CLOSE_CONTRACT]}
@@ -273,9 +282,7 @@ async def test_a_contract_runs_its_steps_in_order_on_stubbed_systems(
     assert summary.status.stage == "closed"
     assert stubs.steps() == [
         VALIDATE_CONTRACT,
-        ENSURE_ERP_CUSTOMER,
-        CREATE_ERP_PROJECT,
-        CREATE_ERP_CONTRACT,
+        PROVISION_ERP,  # the customer, project and contract in one step (from 0.11)
         ACTIVATE_PSA_PROJECT,
         BILL_PERIOD,
         RENDER_INVOICE_DOCUMENTS,
@@ -283,13 +290,13 @@ async def test_a_contract_runs_its_steps_in_order_on_stubbed_systems(
         BILL_PERIOD,  # late work swept before closing
         CLOSE_CONTRACT,
     ]
-    bill = stubs.calls[5][1]
+    bill = stubs.calls[3][1]
     assert (bill.reference, bill.time_pricing, bill.refs["erp_contract_id"]) == (
         "2026-10",
         "rate_card",
         "CON-1",
     )
-    assert stubs.calls[8][1].reference == "2026-10:late"
+    assert stubs.calls[6][1].reference == "2026-10:late"
     assert summary.status.balance_due == 0
 
 
