@@ -17,8 +17,6 @@ from domain.names import SEARCH_ATTRIBUTES
 
 #: Every component listens on the loopback interface only.
 HOST = "127.0.0.1"
-#: The worker's Prometheus port unless told otherwise (``C2C_WORKER_METRICS_ADDRESS``).
-DEFAULT_WORKER_METRICS_PORT = 9464
 
 
 @dataclass(frozen=True)
@@ -35,6 +33,8 @@ class UpOptions:
     worker_metrics_port: int | None = None
     ui: bool = True
     namespace: str = "default"
+    #: How far ``shifted`` moved the ports; a configured worker metrics address moves too.
+    port_offset: int = 0
 
     def shifted(self, offset: int) -> UpOptions:
         """These options with every port moved by ``offset``, for another stack beside this one
@@ -42,22 +42,25 @@ class UpOptions:
         if not offset:
             return self
         metrics = self.worker_metrics_port
-        if metrics is None:
-            metrics = DEFAULT_WORKER_METRICS_PORT
         return replace(
             self,
             temporal_port=self.temporal_port + offset,
             ui_port=self.ui_port + offset,
             sandbox_port=self.sandbox_port + offset,
             api_port=self.api_port + offset,
-            worker_metrics_port=metrics + offset if metrics else 0,
+            worker_metrics_port=metrics + offset if metrics else metrics,
+            port_offset=self.port_offset + offset,
         )
 
     def worker_metrics_address(self, configured: str) -> str:
         """The worker's metrics ``host:port`` for this stack, or ``""`` when they are off;
-        ``configured`` is ``C2C_WORKER_METRICS_ADDRESS``."""
+        ``configured`` is ``C2C_WORKER_METRICS_ADDRESS`` (its port moved by the offset, on
+        its host; empty stays off)."""
         if self.worker_metrics_port is None:
-            return configured
+            host, _, port = configured.rpartition(":")
+            if not configured or not self.port_offset or not port.isdigit():
+                return configured
+            return f"{host}:{int(port) + self.port_offset}"
         return f"{HOST}:{self.worker_metrics_port}" if self.worker_metrics_port else ""
 
     @property
