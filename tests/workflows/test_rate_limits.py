@@ -34,8 +34,9 @@ from tests.workflows.helpers import approval, wait_stage
 from worker import contract_worker
 
 RATE = 5
-CONTRACTS = 12
-ERP_STEPS_EACH = 4  # validation, customer, project, contract
+CONTRACTS = 24
+#: Validation, and the ERP's customer, project and contract in one step (from 0.11).
+ERP_STEPS_EACH = 2
 #: The server's task-queue partitions, each limited to ``RATE / PARTITIONS`` per second.
 PARTITIONS = 4
 #: What the partitions' token buckets hold together when full: each holds one second's worth
