@@ -159,6 +159,3 @@ class StepActivities:
     ) -> Callable[[], None]:
         """``Ledger.record_xref`` as a write for ``write_together``."""
         return partial(self.ledger.record_xref, contract_id, system, kind, external_id)
-
-    async def record_ref(self, contract_id: str, system: str, kind: str, external_id: str) -> None:
-        await asyncio.to_thread(self.ledger.record_xref, contract_id, system, kind, external_id)
