@@ -8,6 +8,7 @@ from decimal import Decimal
 from temporalio import activity
 
 from activities.base import StepActivities, error_classes, idempotency_key
+from c2c.logs import get_logger
 from domain.models import ContractApproved, Milestone
 from domain.names import BillingModel
 from domain.pricing import initial_rates
@@ -31,6 +32,8 @@ from domain.write_models import (
     RateDraft,
     RevenueSchedule,
 )
+
+log = get_logger("c2c.activities")
 
 
 def revenue_schedule(contract: ContractApproved) -> RevenueSchedule:
@@ -181,7 +184,11 @@ class ErpActivities(StepActivities):
                     )
                 )
         except Exception:
-            await self.write_together(*(self._xref(step, ref) for ref in made))
+            try:
+                await self.write_together(*(self._xref(step, ref) for ref in made))
+            except Exception as unrecorded:
+                # The ERP's failure is the one the step reports; the next attempt records them.
+                log.warning("records made before the failure not recorded", error=str(unrecorded))
             raise
         await self.record_results(
             step.contract_id, step.audit, *(self._xref(step, ref) for ref in made)
