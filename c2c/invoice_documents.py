@@ -365,7 +365,8 @@ def render_einvoice(doc: InvoiceDocument) -> bytes:
     cbc("InvoiceTypeCode" if invoice else "CreditNoteTypeCode", "380" if invoice else "381")
     # Peppol allows one document-level note (PEPPOL-EN16931-R002), and no empty element
     # (R008): the notes and a credit note's reason are one note, a line each.
-    note = "\n".join(n for n in [*doc.notes, f"Reason: {doc.reason}" if doc.reason else ""] if n)
+    reason = [f"Reason: {doc.reason}"] if doc.reason else []
+    note = "\n".join(n for n in [*doc.notes, *reason] if n.strip())
     if note:
         cbc("Note", note)
     cbc("DocumentCurrencyCode", doc.currency)
@@ -534,10 +535,12 @@ def _ubl_party(parent: ET.Element, party: Party, *, contact: str | None = None) 
         _cbc(element, "EndpointID", address[1]).set("schemeID", address[0])
     _cbc(_cac(element, "PartyName"), "Name", party.name)
     postal = _cac(element, "PostalAddress")
-    if party.address_lines:
-        _cbc(postal, "StreetName", party.address_lines[0])
-    if len(party.address_lines) > 1:
-        _cbc(postal, "AdditionalStreetName", ", ".join(party.address_lines[1:]))
+    # No element is empty (PEPPOL-EN16931-R008): a blank address line is left out.
+    street = [line for line in party.address_lines if line.strip()]
+    if street:
+        _cbc(postal, "StreetName", street[0])
+    if len(street) > 1:
+        _cbc(postal, "AdditionalStreetName", ", ".join(street[1:]))
     if party.city:
         _cbc(postal, "CityName", party.city)
     if party.postcode:
@@ -552,9 +555,11 @@ def _ubl_party(parent: ET.Element, party: Party, *, contact: str | None = None) 
     _cbc(legal, "RegistrationName", party.name)
     if party.tax_id and not vat:
         _cbc(legal, "CompanyID", party.tax_id)
-    if contact or party.email:
+    contact = contact.strip() if contact else None
+    email = party.email.strip() if party.email else None
+    if contact or email:
         person = _cac(element, "Contact")
         if contact:
             _cbc(person, "Name", contact)
-        if party.email:
-            _cbc(person, "ElectronicMail", party.email)
+        if email:
+            _cbc(person, "ElectronicMail", email)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -17,7 +18,14 @@ from c2c.invoice_documents import (
     Party,
     render_einvoice,
 )
-from tests.documents.schematron import Failure, failures, fatal, require_peppol
+from tests.documents.schematron import (
+    PEPPOL_SCH_ENV,
+    Failure,
+    failures,
+    fatal,
+    peppol_schematron,
+    require_peppol,
+)
 from tests.documents.test_invoice_documents import REVERSE_CHARGE, invoice, reverse_charged
 from tests.documents.ubl import NS, text, validate
 
@@ -123,6 +131,42 @@ def test_the_notes_and_the_reason_are_one_note_as_peppol_allows() -> None:
     assert validate(render_einvoice(invoice(notes=[""]))).find("cbc:Note", NS) is None
     require_peppol()
     assert fatal(data, "peppol") == []
+
+
+def test_blank_details_render_no_empty_element() -> None:
+    """PEPPOL-EN16931-R008: no element is empty, whatever the configuration leaves blank."""
+    doc = invoice(
+        notes=["", " "],
+        bill_to=" ",
+        po_number="",
+        seller=Party(
+            name="c2c Beratung GmbH",
+            country="DE",
+            address_lines=["", "Friedrichstrasse 1", " "],
+            postcode="",
+            city="",
+            tax_id="DE123456789",
+            email=" ",
+        ),
+    )
+    data = render_einvoice(doc)
+    root = validate(data)
+    empty = [
+        etree.QName(e).localname for e in root.iter() if len(e) == 0 and not (e.text or "").strip()
+    ]
+    assert empty == []
+    address = "cac:AccountingSupplierParty/cac:Party/cac:PostalAddress/"
+    assert text(root, address + "cbc:StreetName") == ["Friedrichstrasse 1"]
+    require_peppol()
+    assert "PEPPOL-EN16931-R008" not in rules_failed(data, "peppol")
+
+
+def test_a_peppol_schematron_named_but_missing_is_an_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(PEPPOL_SCH_ENV, str(tmp_path / "nowhere.sch"))
+    with pytest.raises(FileNotFoundError, match=f"{PEPPOL_SCH_ENV}=.*nowhere.sch: no such file"):
+        peppol_schematron()
 
 
 def test_a_negative_line_is_a_negative_quantity_at_a_positive_price() -> None:
