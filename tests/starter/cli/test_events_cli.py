@@ -20,7 +20,11 @@ NOW = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("C2C_", "TEMPORAL_"))}
-    return {**clean, "C2C_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
+    return {
+        **clean,
+        "C2C_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
+        "C2C_STATE_DIR": str(tmp_path / "state"),
+    }
 
 
 def c2c(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
