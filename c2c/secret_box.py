@@ -16,7 +16,6 @@ it is opened as it is, and sealed by ``reencrypt`` or the first time it is read 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +24,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from c2c.logs import get_logger
 from c2c.settings import Settings
+from c2c.state_files import read_or_create_secret_file
 
 log = get_logger("c2c.secrets")
 
@@ -138,24 +138,13 @@ def _box(keys: tuple[str, ...], source: str) -> SecretBox:
 
 
 def key_file(state_dir: Path) -> Path:
-    """The state directory's key file, written with a new key (owner-only) if it is missing.
-
-    Two processes starting together both try to create it; ``O_EXCL`` lets one win, and the
-    other reads the winner's key.
-    """
+    """The state directory's key file, written with a new key (owner-only) if it is missing."""
     path = state_dir / KEY_FILE
-    if path.is_file():
-        return path
-    state_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path
-    with os.fdopen(fd, "w") as out:
-        out.write(new_key() + "\n")
-    log.info(
-        "generated the key that seals subscription secrets",
-        path=str(path),
-        hint=f"set {SETTING} where several hosts share one ledger",
-    )
+    _, made = read_or_create_secret_file(path, new_key)
+    if made:
+        log.info(
+            "generated the key that seals subscription secrets",
+            path=str(path),
+            hint=f"set {SETTING} where several hosts share one ledger",
+        )
     return path

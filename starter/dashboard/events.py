@@ -105,6 +105,7 @@ async def events_page(request: Request) -> Response:
         delivery_status=status,
         statuses=_STATUSES,
         subscriptions=subscriptions,
+        paused={r.subscription.subscription_id for r in subscriptions if r.subscription.paused_at},
         events=found,
         scoped=identity.scoped,
         shown=EVENTS_SHOWN,

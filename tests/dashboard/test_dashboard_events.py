@@ -1,7 +1,7 @@
 """The outbound events page's refusals over plain HTTP: a viewer reads the delivery log but
 may not replay or pause; a form without its CSRF token is refused and changes nothing; a login
-limited to one legal entity sees only its contracts' deliveries, no subscription, and may not
-act; a bad filter is 422 naming it."""
+limited to one legal entity sees only its contracts' deliveries, not the subscriptions, and
+may not act; a bad filter is 422 naming it."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ async def test_an_operators_form_needs_its_csrf_token_and_a_bad_filter_is_named(
 
 
 async def test_a_login_limited_to_one_entity_sees_only_its_contracts_deliveries(
-    settings: Settings, ledger: Ledger, subscription: str
+    settings: Settings, ledger: Ledger, subscription: str, subscriber: Subscriber
 ) -> None:
     ours = issue_invoice(ledger, f"UK-{uuid.uuid4().hex[:8]}", legal_entity="UK01")
     theirs = issue_invoice(ledger, f"US-{uuid.uuid4().hex[:8]}", legal_entity="US01")
@@ -108,7 +108,9 @@ async def test_a_login_limited_to_one_entity_sees_only_its_contracts_deliveries(
             page = await ursula.get("/events")
             assert page.status_code == 200
             assert ours in page.text and theirs not in page.text
-            assert subscription not in page.text and 'id="subscriptions-hidden"' in page.text
+            # The deliveries name their subscriber; the subscriptions (their URLs) are not shown.
+            assert 'id="subscriptions"' not in page.text and subscriber.url not in page.text
+            assert 'id="subscriptions-hidden"' in page.text
             assert "/replay" not in page.text
 
             csrf = await page_token(ursula, "/events")
