@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import Update, func, or_, update
 from sqlmodel import Session, col, select
 
 from c2c.secret_box import SecretBox, SecretUnreadable
@@ -199,12 +199,9 @@ class OutboundLedger(LedgerBase):
                 subscription.paused_at = None
                 session.add(subscription)
                 session.connection().execute(
-                    update(OutboundDelivery)
-                    .where(
-                        col(OutboundDelivery.subscription_id) == subscription_id,
-                        col(OutboundDelivery.status) == DeliveryStatus.PENDING.value,
+                    _pending_of(subscription_id).values(
+                        next_attempt_at=when, started_at=when, claimed_until=None
                     )
-                    .values(next_attempt_at=when, started_at=when, claimed_until=None)
                 )
         return subscription
 
@@ -267,12 +264,7 @@ class OutboundLedger(LedgerBase):
                 subscription.removed_at = when
                 session.add(subscription)
                 session.connection().execute(
-                    update(OutboundDelivery)
-                    .where(
-                        col(OutboundDelivery.subscription_id) == subscription_id,
-                        col(OutboundDelivery.status) == DeliveryStatus.PENDING.value,
-                    )
-                    .values(
+                    _pending_of(subscription_id).values(
                         status=DeliveryStatus.FAILED.value,
                         last_error="the subscription was removed",
                         claimed_until=None,
@@ -453,6 +445,14 @@ class OutboundLedger(LedgerBase):
                 select(OutboundDelivery).where(col(OutboundDelivery.delivery_id).in_(keys))
             ).all()
             return sorted(rows, key=lambda d: d.subscription_id)
+
+
+def _pending_of(subscription_id: str) -> Update:
+    """An update of one subscription's pending deliveries."""
+    return update(OutboundDelivery).where(
+        col(OutboundDelivery.subscription_id) == subscription_id,
+        col(OutboundDelivery.status) == DeliveryStatus.PENDING.value,
+    )
 
 
 def _new_delivery(event_id: str, subscription_id: str, at: datetime) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
+import httpx
+
 from domain.names import Stage
 from ledger import BillingStartIn, ContractRecordIn, InvoiceIssuedIn, Ledger
 
@@ -60,13 +62,14 @@ class Subscriber:
 
 
 @contextmanager
-def subscriber_endpoint() -> Iterator[Subscriber]:
-    """Serve a ``Subscriber`` on a loopback port until the block ends."""
+def serve_subscriber(answer: Callable[[str, dict[str, str], bytes], int]) -> Iterator[str]:
+    """Serve POSTs on a loopback port until the block ends, each answered with the status
+    ``answer(path, headers, body)`` gives; yields the base URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            status = state.answer(self.path, dict(self.headers.items()), body)
+            status = answer(self.path, dict(self.headers.items()), body)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -75,17 +78,25 @@ def subscriber_endpoint() -> Iterator[Subscriber]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state = Subscriber(url=f"http://127.0.0.1:{server.server_address[1]}")
     thread = threading.Thread(target=server.serve_forever, name="subscriber", daemon=True)
     thread.start()
     try:
-        yield state
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
 
 
-async def until(check: Callable[[], Awaitable[T]], what: str, timeout_s: float = 30) -> T:
+@contextmanager
+def subscriber_endpoint() -> Iterator[Subscriber]:
+    """Serve a ``Subscriber`` on a loopback port until the block ends."""
+    state = Subscriber(url="")
+    with serve_subscriber(state.answer) as url:
+        state.url = url
+        yield state
+
+
+async def until(check: Callable[[], Awaitable[T]], what: str, timeout_s: float = 60) -> T:
     """Poll ``check`` until it answers something truthy."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
@@ -136,3 +147,14 @@ def issue_invoice(ledger: Ledger, contract_id: str, legal_entity: str = "US01") 
     )
     [found] = ledger.list_outbound_events(contract_id=contract_id, event_type="invoice.issued")
     return found.event.event_id
+
+
+async def subscribe(api: httpx.AsyncClient, url: str, *types: str) -> dict[str, Any]:
+    """Subscribe ``url`` through the API (to ``invoice.issued`` when no type is given);
+    returns the answer, with the secret shown this once."""
+    wanted = list(types) or ["invoice.issued"]
+    answer = await api.post("/api/subscriptions", json={"url": url, "event_types": wanted})
+    assert answer.status_code == 201, answer.text
+    created: dict[str, Any] = answer.json()
+    assert created["secret"] and created["event_types"] == sorted(wanted)
+    return created

@@ -85,21 +85,21 @@ def remove(subscription_id: str) -> None:
 @subscriptions_app.command("pause")
 def pause(subscription_id: str) -> None:
     """Pause a subscription: events for it are recorded and wait; nothing is sent."""
-    try:
-        open_ledger().pause_subscription(subscription_id)
-    except NotFoundInLedger:
-        fail(f"no subscription {subscription_id}")
-    typer.echo(f"Paused subscription {subscription_id}; its deliveries wait until it is resumed.")
+    _pause(subscription_id, True, "its deliveries wait until it is resumed")
 
 
 @subscriptions_app.command("resume")
 def resume(subscription_id: str) -> None:
     """Resume a paused subscription: the deliveries that waited are due now."""
+    _pause(subscription_id, False, "the API's dispatcher sends what waited")
+
+
+def _pause(subscription_id: str, paused: bool, then: str) -> None:
     try:
-        open_ledger().pause_subscription(subscription_id, paused=False)
+        open_ledger().pause_subscription(subscription_id, paused)
     except NotFoundInLedger:
         fail(f"no subscription {subscription_id}")
-    typer.echo(f"Resumed subscription {subscription_id}; the API's dispatcher sends what waited.")
+    typer.echo(f"{'Paused' if paused else 'Resumed'} subscription {subscription_id}; {then}.")
 
 
 @subscriptions_app.command("reencrypt")

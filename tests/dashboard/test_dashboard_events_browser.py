@@ -18,7 +18,7 @@ import pytest
 
 from ledger import Ledger
 from tests.dashboard.test_dashboard_browser import CHROMIUM, browser, expect, shot
-from tests.subscriber import Subscriber, issue_invoice, subscriber_endpoint, until
+from tests.subscriber import Subscriber, issue_invoice, subscribe, subscriber_endpoint, until
 
 __all__ = ["browser"]  # the fixture, shared with the dashboard's other browser tests
 
@@ -48,12 +48,8 @@ async def test_an_operator_watches_pauses_resumes_replays_and_removes_a_subscrip
 ) -> None:
     path = f"/ok/{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient(base_url=dashboard_url, timeout=30) as api:
-        created = await api.post(
-            "/api/subscriptions",
-            json={"url": subscriber.url + path, "event_types": ["invoice.issued"]},
-        )
-    assert created.status_code == 201, created.text
-    sub_id, secret = created.json()["subscription_id"], created.json()["secret"]
+        created = await subscribe(api, subscriber.url + path)
+    sub_id, secret = created["subscription_id"], created["secret"]
     first = issue_invoice(ledger, f"EV-{uuid.uuid4().hex[:8]}")
     page = await browser.new_page(viewport={"width": 1400, "height": 1000})
 

@@ -16,7 +16,7 @@ import pytest
 
 from c2c.settings import Settings
 from ledger import Ledger, get_ledger
-from tests.subscriber import Subscriber, issue_invoice, subscriber_endpoint, until
+from tests.subscriber import Subscriber, issue_invoice, subscribe, subscriber_endpoint, until
 from tests.support import serve
 from tests.telemetry.conftest import Samples, parse
 
@@ -54,12 +54,7 @@ async def test_deliveries_latency_and_backlog_move_as_events_are_delivered(
         async with httpx.AsyncClient(base_url=url, timeout=30) as api:
             subs = {}
             for path in ("/ok", "/flaky", "/down", "/gone"):
-                created = await api.post(
-                    "/api/subscriptions",
-                    json={"url": subscriber.url + path, "event_types": ["invoice.issued"]},
-                )
-                assert created.status_code == 201, created.text
-                subs[path] = created.json()["subscription_id"]
+                subs[path] = (await subscribe(api, subscriber.url + path))["subscription_id"]
             for path in subs:  # held back, to see the backlog
                 await api.post(f"/api/subscriptions/{subs[path]}/pause")
             before = await scrape(api)

@@ -22,7 +22,7 @@ from domain.names import SIGNATURE_HEADER
 from ledger import Ledger, Subscription
 from ledger.models import utc_now
 from starter.ops.outbound import EVENT_ID_HEADER
-from tests.subscriber import Subscriber, issue_invoice, subscriber_endpoint, until
+from tests.subscriber import Subscriber, issue_invoice, subscribe, subscriber_endpoint, until
 from tests.support import serve
 
 
@@ -65,12 +65,7 @@ async def test_a_secret_is_shown_once_kept_sealed_and_signs_the_deliveries(
     api: httpx.AsyncClient, ledger: Ledger, subscriber: Subscriber
 ) -> None:
     path = f"/ok/{uuid.uuid4().hex[:8]}"
-    created = await api.post(
-        "/api/subscriptions",
-        json={"url": subscriber.url + path, "event_types": ["invoice.issued"]},
-    )
-    assert created.status_code == 201, created.text
-    sub = created.json()
+    sub = await subscribe(api, subscriber.url + path)
     secret = sub["secret"]
     try:
         stored = stored_secret(ledger, sub["subscription_id"])
@@ -130,11 +125,7 @@ async def test_a_paused_subscriptions_deliveries_wait_until_it_is_resumed(
     api: httpx.AsyncClient, ledger: Ledger, subscriber: Subscriber
 ) -> None:
     path = f"/ok/{uuid.uuid4().hex[:8]}"
-    created = await api.post(
-        "/api/subscriptions",
-        json={"url": subscriber.url + path, "event_types": ["invoice.issued"]},
-    )
-    sub_id = created.json()["subscription_id"]
+    sub_id = (await subscribe(api, subscriber.url + path))["subscription_id"]
     try:
         paused = await api.post(f"/api/subscriptions/{sub_id}/pause")
         assert paused.status_code == 200 and paused.json()["paused_at"], paused.text
