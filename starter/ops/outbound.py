@@ -13,6 +13,10 @@ the subscription's secret as c2c's inbound webhooks are (``c2c.signing``), and s
 
 Delivery is at least once: a subscriber that answered but whose answer was lost gets the event
 again, with the same ``X-C2C-Event-Id``, and deduplicates by it.
+
+The subscription's secret is kept sealed (``c2c.secret_box``) and opened only to sign; one a
+0.10 ledger holds in clear is sealed on this first read. Each settled attempt is counted in
+``c2c_outbound_deliveries_total`` and timed in ``c2c_outbound_delivery_duration_seconds``.
 """
 
 from __future__ import annotations
