@@ -282,6 +282,12 @@ class Settings(BaseSettings):
         "the API (C2C_API_URL), so a decision records the token's name",
     )
     encryption_key: SecretStr | None = Field(default=None, alias="C2C_ENCRYPTION_KEY")
+    secrets_key: SecretStr | None = Field(
+        default=None,
+        alias="C2C_SECRETS_KEY",
+        description="comma list of Fernet keys sealing the subscriptions' signing secrets in "
+        "the ledger: the first seals, any opens (unset: a key file made in C2C_STATE_DIR)",
+    )
     session_secret: SecretStr | None = Field(
         default=None,
         alias="C2C_SESSION_SECRET",
