@@ -27,6 +27,7 @@ def segments(**changes: Any) -> NetSuiteSegments:
         "roles": {"Senior Consultant": line, "Analyst": {**line, "item": "102"}},
         "expense_categories": {"*": {**line, "item": "201"}},
         "charges": {kind: {**line, "item": "301"} for kind in ("milestone", "retainer")},
+        "write_off": {"write_off_account": "612", "unbilled_account": "118", "department": "3"},
     }
     mapping.update(changes)
     return NetSuiteSegments.model_validate(mapping)
