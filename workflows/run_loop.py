@@ -74,6 +74,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.execution import Aborted
     from workflows.holds import INBOX_STEP, Holds, Refused
+    from workflows.releases import NEW_IN_RELEASE
     from workflows.state import Inbound
 
 T = TypeVar("T")
@@ -203,6 +204,8 @@ class RunLoop(Holds):
         if isinstance(command, Patched):
             if command.patch_id in MID_RUN_PATCHES:
                 return command.patch_id in self._mid_run_patches
+            if command.patch_id in NEW_IN_RELEASE:
+                return self.feature(command.patch_id)
             if command.deprecated:
                 workflow.deprecate_patch(command.patch_id)
                 return True
@@ -641,7 +644,7 @@ class RunLoop(Holds):
 
     def _continue_as_new(self) -> None:
         """Hand the contract over to a new run with everything decided so far."""
-        if not workflow.patched(PATCH_CONTINUE_AS_NEW):
+        if not self.feature(PATCH_CONTINUE_AS_NEW):
             self._continue_declined = True
             return
         self.record(
