@@ -2,8 +2,8 @@
 the firm decided not to bill, recorded for finance (the work's cost stays in the books, the
 revenue it would have earned never comes).
 
-A write-off's id is the caller's: the same write-off sent again is answered as it is, and
-the same id with other content is a ``409``.
+A write-off's id is the caller's: the same write-off sent again (on any later day) is
+answered as it is, and the same id with another amount, period or reason is a ``409``.
 """
 
 from __future__ import annotations
@@ -79,7 +79,10 @@ def record_write_off(body: WriteOffIn, db: Db) -> dict[str, Any] | JSONResponse:
         ccy = contract.currency
         request_hash = fingerprint(
             {
-                **body.model_dump(mode="json", exclude={"erp_project_id", "legal_entity"}),
+                # The day is when it was first sent: a later repeat (a reset's) is the same.
+                **body.model_dump(
+                    mode="json", exclude={"erp_project_id", "legal_entity", "written_off_on"}
+                ),
                 "erp_contract_id": contract.erp_contract_id,
                 "amount": normalised(body.amount, ccy),
             }

@@ -94,6 +94,13 @@ async def test_a_us01_contract_runs_on_netsuite_from_approval_to_closed(
         assert project["entityStatus"]["id"] == segments().job_status_closed
         revenue = await erp.get_balances(refs["erp_contract_id"])
         assert revenue.billed_to_date == Decimal("3120.00") and revenue.receivable == 0
+        # The invoice links its PDF in c2c's archive (custom body fields).
+        record = await erp._read("invoice", invoice.invoice_id)
+        assert record is not None
+        assert record["custbody_c2c_document_url"] == (
+            f"{routed.api_url}/api/invoices/{invoice.invoice_id}/document"
+        )
+        assert record["custbody_c2c_document_sha256"] == final.invoices[0].documents["pdf"]
     finally:
         await erp.aclose()
     assert await items(sandbox, "/erp/v1/projects", contract_id=cid) == []
