@@ -358,6 +358,16 @@ def render(session: Session, row: BcRecord, expand: str = "") -> dict[str, Any]:
     return out
 
 
+def _check_account(number: Any) -> None:
+    account = str(number or "")
+    if account not in SANDBOX_ACCOUNTS:
+        raise BcError(
+            400,
+            "Internal_RecordNotFound",
+            f"The G/L Account does not exist. Identification fields and values: No.='{account}'",
+        )
+
+
 def _validate_lines(lines: list[dict[str, Any]], entity: str) -> None:
     if not lines:
         raise BcError(400, "Application_DialogException", f"The {entity} has no lines.")
@@ -371,14 +381,7 @@ def _validate_lines(lines: list[dict[str, Any]], entity: str) -> None:
                 "BadRequest",
                 f"lines[{index}].lineType: this company sells services on G/L accounts only.",
             )
-        account = str(line.get("lineObjectNumber") or "")
-        if account not in SANDBOX_ACCOUNTS:
-            raise BcError(
-                400,
-                "Internal_RecordNotFound",
-                "The G/L Account does not exist. Identification fields and values: "
-                f"No.='{account}'",
-            )
+        _check_account(line.get("lineObjectNumber"))
         for dim in line.get("dimensionSetLines") or []:
             values = SANDBOX_DIMENSIONS.get(str(dim.get("code")))
             if values is None or dim.get("valueCode") not in values:
@@ -578,14 +581,7 @@ def _journal_line(session: Session, journal: BcRecord, body: dict[str, Any]) -> 
         kind = body.get("accountType" if field == "accountNumber" else "balanceAccountType")
         if kind != "G/L Account":
             raise BcError(400, "BadRequest", f"{field}: c2c's journal lines post to G/L accounts.")
-        account = str(body.get(field) or "")
-        if account not in SANDBOX_ACCOUNTS:
-            raise BcError(
-                400,
-                "Internal_RecordNotFound",
-                "The G/L Account does not exist. Identification fields and values: "
-                f"No.='{account}'",
-            )
+        _check_account(body.get(field))
     if not body.get("documentNumber"):
         raise BcError(400, "BadRequest", "documentNumber: a value is required.")
     if _dec(body.get("amount")) == 0:

@@ -25,6 +25,7 @@ from sandbox.erp_billing import (
     application_out,
     applications_of,
     get_invoice,
+    link_documents,
     settle,
 )
 from sandbox.errors import duplicate, invalid
@@ -168,10 +169,7 @@ def put_credit_note_document_link(
     nothing)."""
     with db.write() as session:
         note = _credit_note(session, credit_note_id)
-        note.document_url = body.document_url
-        note.document_sha256 = body.sha256
-        note.einvoice_url = body.einvoice_url
-        note.einvoice_sha256 = body.einvoice_sha256
+        link_documents(note, body)
         session.add(note)
         return _note_out(session, note)
 

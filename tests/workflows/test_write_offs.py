@@ -67,6 +67,18 @@ async def write_off(client: Client, cid: str, held: ContractStatus) -> ContractS
     )
 
 
+async def reset_to_the_first_task(client: Client, cid: str) -> ContractStatus:
+    """Reset the contract to its first task; the status once the new run has written the
+    work off again (the close and the operator's skip delivered again by Temporal)."""
+    await reset_contract(client, cid, FIRST, reason="operator test")
+    return await wait_for(
+        client,
+        cid,
+        lambda s: s.stage == "active" and bool(s.write_offs) and s.write_offs[0].erp_ref,
+        what="the new run to write off again",
+    )
+
+
 @pytest.mark.usefixtures("worker")
 async def test_a_skipped_cap_hold_is_one_write_off_in_the_erp_through_a_lost_answer_and_a_reset(
     temporal_client: Client,
@@ -115,13 +127,7 @@ async def test_a_skipped_cap_hold_is_one_write_off_in_the_erp_through_a_lost_ans
     assert [x["erp_ref"] for x in mine["write_offs"]] == [w.erp_ref]
 
     # A reset runs the billing, the hold and the operator's skip again: nothing new in the ERP.
-    await reset_contract(temporal_client, cid, FIRST, reason="operator test")
-    again = await wait_for(
-        temporal_client,
-        cid,
-        lambda s: s.stage == "active" and bool(s.write_offs) and s.write_offs[0].erp_ref,
-        what="the new run to write off again",
-    )
+    again = await reset_to_the_first_task(temporal_client, cid)
     assert [x.model_dump(exclude={"written_off_on"}) for x in again.write_offs] == [
         w.model_dump(exclude={"written_off_on"})
     ]
@@ -149,13 +155,7 @@ async def test_a_write_off_on_netsuite_is_one_journal_entry_after_a_reset(
         temporal_client, sandbox, on_netsuite.task_queue, legal_entity="US01"
     )
     status = await write_off(temporal_client, cid, held)
-    await reset_contract(temporal_client, cid, FIRST, reason="operator test")
-    again = await wait_for(
-        temporal_client,
-        cid,
-        lambda s: s.stage == "active" and bool(s.write_offs) and s.write_offs[0].erp_ref,
-        what="the new run to write off again",
-    )
+    again = await reset_to_the_first_task(temporal_client, cid)
     assert again.write_offs[0].erp_ref == status.write_offs[0].erp_ref
     erp = netsuite(sandbox_url)
     try:
