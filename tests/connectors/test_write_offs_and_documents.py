@@ -156,6 +156,28 @@ async def test_business_central_finds_a_write_off_finance_posted_and_makes_no_ot
         await erp.aclose()
 
 
+async def test_business_central_books_a_write_off_in_another_currency_at_the_company_rate(
+    sandbox_url: str,
+) -> None:
+    erp = business_central(sandbox_url)
+    try:
+        # UK01 keeps its books in pounds; the sandbox's rate is 0.79 GBP to the dollar.
+        draft = write_off(unique("CT"), legal_entity="UK01")
+        recorded = await erp.record_write_off(draft, idempotency_key="k")
+        assert (recorded.amount, recorded.currency) == (Decimal("500.00"), "USD")
+        journal = await erp._lookup("UK01", "journals", "code", "C2CWO")
+        assert journal is not None
+        [line] = await erp._filter(
+            "UK01",
+            f"journals({journal['id']})/journalLines",
+            f"documentNumber eq '{code('WO', draft.write_off_id)}'",
+        )
+        assert line["amount"] == 395
+        assert "500.00 USD" in line["comment"]
+    finally:
+        await erp.aclose()
+
+
 async def test_netsuite_journal_entry_balances_and_an_unmapped_account_names_the_setting(
     sandbox_url: str,
 ) -> None:
