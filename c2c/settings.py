@@ -156,6 +156,19 @@ class Settings(BaseSettings):
         description="NetSuite requests one worker process has in flight at once (at most the "
         "account's concurrency limit, shared with its other integrations)",
     )
+    netsuite_document_field: str | None = Field(
+        default=None,
+        pattern=r"^custbody[a-z0-9_]+$",
+        alias="C2C_NETSUITE_DOCUMENT_FIELD",
+        description="the custom body field (a hyperlink) of NetSuite invoices and credit memos "
+        "that links the PDF in c2c's archive; unset, documents stay unlinked in NetSuite",
+    )
+    netsuite_einvoice_field: str | None = Field(
+        default=None,
+        pattern=r"^custbody[a-z0-9_]+$",
+        alias="C2C_NETSUITE_EINVOICE_FIELD",
+        description="the custom body field that links the UBL e-invoice (EU entities)",
+    )
     netsuite_segments: NetSuiteSegments = Field(
         default_factory=NetSuiteSegments,
         alias="C2C_NETSUITE_SEGMENTS",

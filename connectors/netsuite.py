@@ -141,12 +141,17 @@ class NetSuiteErp(HttpConnector):
         timeout_s: float = 10.0,
         quick_retries: int = 2,
         transport: httpx.AsyncBaseTransport | None = None,
+        document_field: str | None = None,
+        einvoice_field: str | None = None,
     ) -> None:
         super().__init__(
             base_url, timeout_s=timeout_s, quick_retries=quick_retries, transport=transport
         )
         self.credentials = credentials
         self.segments = segments
+        #: The custom body fields of invoices and credit memos that link the PDF and the
+        #: e-invoice (none: documents stay unlinked in NetSuite).
+        self.document_fields = {"pdf": document_field, "einvoice": einvoice_field}
         self.concurrency = concurrency
 
     # --- transport ------------------------------------------------------------------------
@@ -1057,13 +1062,13 @@ class NetSuiteErp(HttpConnector):
         document_id: str,
         documents: Sequence[DocumentFile],
     ) -> None:
-        """Link the invoice or credit memo to its documents in c2c's archive: a PATCH of c2c's
-        custom body fields (repeating it changes nothing). REST web services cannot put a
-        file in the File Cabinet, and the archive is where the documents are kept."""
-        fields: dict[str, Any] = {}
-        for doc in documents:
-            prefix = "custbody_c2c_document" if doc.kind == "pdf" else "custbody_c2c_einvoice"
-            fields |= {f"{prefix}_url": doc.url, f"{prefix}_sha256": doc.sha256}
+        """Link the invoice or credit memo to its documents in c2c's archive: a PATCH of the
+        custom body fields the firm configured (repeating it changes nothing; none
+        configured, nothing is sent). REST web services cannot put a file in the File
+        Cabinet, and the archive is where the documents are kept, checked on every read."""
+        fields = {
+            field: doc.url for doc in documents if (field := self.document_fields.get(doc.kind))
+        }
         if not fields:
             return
         if document_type == "invoice":

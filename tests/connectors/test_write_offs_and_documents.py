@@ -293,11 +293,7 @@ async def linked(erp: ErpPort, sandbox_url: str, kind: str, document_id: str) ->
         ref = document_id if kind == "invoice" else f"eid:c2c-credit-{document_id}"
         record = await erp._read("invoice" if kind == "invoice" else "creditMemo", ref)
         assert record is not None
-        return (
-            record["custbody_c2c_document_url"],
-            record["custbody_c2c_document_sha256"],
-            record["custbody_c2c_einvoice_sha256"],
-        )
+        return (record.get("custbody_c2c_document_url"), record.get("custbody_c2c_einvoice_url"))
     assert isinstance(erp, BusinessCentralErp)
     entity, guid = (
         erp._split(document_id) if kind == "invoice" else await erp._credit_memo(document_id)
@@ -332,9 +328,25 @@ async def test_invoice_and_credit_note_documents_are_linked_once_in_each_erp(
                 (parent, f"{doc_number}.pdf", PDF),
                 (parent, f"{doc_number}.xml", UBL),
             ]
+        elif isinstance(any_erp, NetSuiteErp):
+            url = f"http://c2c.example/api/invoices/{doc_number}"
+            assert held == (f"{url}/document", f"{url}/einvoice")
         else:
             url = f"http://c2c.example/api/invoices/{doc_number}/document"
             assert held == (url, "a" * 64, "b" * 64)
+
+
+async def test_netsuite_links_no_documents_without_the_fields_configured(
+    sandbox_url: str,
+) -> None:
+    erp = netsuite(sandbox_url)
+    try:
+        invoice_id, number, _, _ = await issued_with_credit(erp)
+        erp.document_fields = {"pdf": None, "einvoice": None}
+        await erp.attach_documents("invoice", invoice_id, documents(number))
+        assert await linked(erp, sandbox_url, "invoice", invoice_id) == (None, None)
+    finally:
+        await erp.aclose()
 
 
 async def test_business_central_uploads_the_content_an_attachment_lost(sandbox_url: str) -> None:
