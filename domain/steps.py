@@ -135,6 +135,9 @@ class Validated(BaseModel):
     customer_tax_id: str | None = None
     #: Whether the legal entity's invoices wait for review as drafts (configuration).
     invoice_review: InvoiceReview = "none"
+    #: The systems whose steps run on their own task queue (``Settings.queued_systems``);
+    #: ``None`` (validated before it was decided here): every system's.
+    queued_systems: list[str] | None = None
 
 
 class CreatedRef(BaseModel):
