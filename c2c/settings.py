@@ -156,11 +156,24 @@ class Settings(BaseSettings):
         description="NetSuite requests one worker process has in flight at once (at most the "
         "account's concurrency limit, shared with its other integrations)",
     )
+    netsuite_document_field: str | None = Field(
+        default=None,
+        pattern=r"^custbody[a-z0-9_]+$",
+        alias="C2C_NETSUITE_DOCUMENT_FIELD",
+        description="the custom body field (a hyperlink) of NetSuite invoices and credit memos "
+        "that links the PDF in c2c's archive; unset, documents stay unlinked in NetSuite",
+    )
+    netsuite_einvoice_field: str | None = Field(
+        default=None,
+        pattern=r"^custbody[a-z0-9_]+$",
+        alias="C2C_NETSUITE_EINVOICE_FIELD",
+        description="the custom body field that links the UBL e-invoice (EU entities)",
+    )
     netsuite_segments: NetSuiteSegments = Field(
         default_factory=NetSuiteSegments,
         alias="C2C_NETSUITE_SEGMENTS",
-        description="legal entity → subsidiary, currency → id, and item, department, class "
-        "and location per role, expense category and charge (JSON)",
+        description="legal entity → subsidiary, currency → id, item, department, class "
+        "and location per role, expense category and charge, and write-off accounts (JSON)",
     )
 
     bc_url: str | None = Field(
@@ -182,14 +195,14 @@ class Settings(BaseSettings):
     bc_companies: dict[str, bc_mapping.BcCompany] = Field(
         default_factory=bc_mapping.sandbox_companies,
         alias="C2C_BC_COMPANIES",
-        description="legal entity → Business Central tenant, environment, company_id and "
-        "payment_journal (JSON); default the sandbox's UK01 and US01",
+        description="legal entity → Business Central tenant, environment, company_id, "
+        "payment_journal and write_off_journal (JSON); default the sandbox's UK01 and US01",
     )
     bc_dimensions: bc_mapping.BcDimensions = Field(
         default_factory=bc_mapping.BcDimensions,
         alias="C2C_BC_DIMENSIONS",
-        description="legal entity → tax account and dimensions, and G/L account and dimensions "
-        "per role, expense category and charge (JSON)",
+        description="legal entity → tax account, dimensions and write-off accounts, and G/L "
+        "account and dimensions per role, expense category and charge (JSON)",
     )
 
     def bc_base_url(self) -> str:

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         ISSUE_CREDIT_NOTE,
         PROPAGATE_AMENDMENT,
         RECORD_AUDIT,
+        RECORD_WRITE_OFF,
         RENDER_INVOICE_DOCUMENTS,
         SEND_DUNNING_REMINDER,
         STEP_SYSTEM_QUEUE,
@@ -78,6 +79,7 @@ STEP_SYSTEM = {
     PROPAGATE_AMENDMENT: "erp",
     CLOSE_CONTRACT: "erp",
     CLOSE_TIME_ENTRY: "psa",
+    RECORD_WRITE_OFF: "erp",
 }
 
 #: How each step reads in the contract's Temporal history, unless the caller says more.
@@ -90,6 +92,7 @@ STEP_SUMMARIES = {
     CLOSE_CONTRACT: "close the PSA and ERP projects",
     ARCHIVE_SIGNED_DOCUMENT: "archive the signed document and link it to the ERP contract",
     RENDER_INVOICE_DOCUMENTS: "render, archive and link an invoice's documents",
+    RECORD_WRITE_OFF: "tell the ERP about work written off above the cap",
 }
 
 

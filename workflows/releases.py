@@ -38,4 +38,9 @@ FOLDED: frozenset[str] = frozenset(
 )
 
 #: Behaviours new in this release: taken by runs with the release marker, never by older runs.
-NEW_IN_RELEASE: frozenset[str] = frozenset()
+NEW_IN_RELEASE: frozenset[str] = frozenset(
+    {
+        # Work written off above a not-to-exceed cap is told to the ERP (workflows.billing).
+        "write-offs-to-erp",
+    }
+)

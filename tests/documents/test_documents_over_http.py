@@ -196,6 +196,11 @@ async def test_an_eu_invoice_and_its_credit_note_get_verified_pdfs_and_valid_ubl
     assert note_pdf.status_code == 200, note_pdf.text
     status = await wait_for(temporal_client, cid, lambda s: bool(s.credit_notes[0].documents))
     assert status.credit_notes[0].documents["pdf"] == hashlib.sha256(note_pdf.content).hexdigest()
+    # The ERP's credit note links its documents too.
+    erp_note = (await sandbox.get(f"/erp/v1/credit-notes/{note.credit_note_id}")).json()
+    assert erp_note["document_url"] == f"{own.api_url}/api/invoices/{note.credit_note_id}/document"
+    assert erp_note["document_sha256"] == status.credit_notes[0].documents["pdf"]
+    assert erp_note["einvoice_sha256"] == status.credit_notes[0].documents["einvoice"]
     assert note_pdf.content.startswith(b"%PDF-")
     credit = await document(api_url, note.credit_note_id, "einvoice")
     assert credit.status_code == 200, credit.text
