@@ -24,7 +24,7 @@ from c2c.invoice_documents import (
 from c2c.logs import get_logger
 from connectors.docusign import DocuSignClient
 from connectors.ironclad import IroncladClient
-from connectors.ports import InvoiceDocumentLinks
+from connectors.ports import DocumentAttachments
 from connectors.records import ErpInvoiceLine
 from domain.errors import BusinessError, Rejection
 from domain.models import IroncladDocumentRef, SignedDocumentRef
@@ -36,6 +36,7 @@ from domain.steps import (
     InvoiceDocumentsInput,
     InvoiceDocumentsRendered,
 )
+from domain.write_models import DocumentFile
 from ledger.archive import ArchiveStore, archive_from_settings
 from ledger.documents import SignedDocumentIn
 from ledger.invoice_documents import InvoiceDocumentIn
@@ -145,12 +146,12 @@ class InvoiceDocumentActivities(DocumentActivities):
     ) -> InvoiceDocumentsRendered:
         """Render an issued invoice's or credit note's PDF (and e-invoice, for a legal entity
         in the EU) from the ERP's record of it, keep each by its SHA-256, record it, and link
-        the invoice's documents from the ERP invoice. The same invoice renders to the same
-        bytes: a retry or a reset writes nothing twice."""
+        (or attach) the documents in the ERP's invoice or credit note. The same invoice
+        renders to the same bytes: a retry or a reset writes nothing twice."""
         await self.write_audit(step.contract_id, step.audit)
         async with error_classes(RENDER_INVOICE_DOCUMENTS):
             doc = await self._document(step)
-            rendered: dict[str, tuple[bytes, str]] = {"pdf": (render_pdf(doc), PDF)}
+            rendered: dict[Format, tuple[bytes, str]] = {"pdf": (render_pdf(doc), PDF)}
             if doc.einvoice_due:
                 rendered["einvoice"] = (render_einvoice(doc), EINVOICE_TYPE)
             now = utc_now()
@@ -178,18 +179,22 @@ class InvoiceDocumentActivities(DocumentActivities):
                 )
                 kept[kind] = record.sha256
             erp = self.connectors.erp
-            if step.document_type == "invoice" and isinstance(erp, InvoiceDocumentLinks):
+            if isinstance(erp, DocumentAttachments):
                 api = self.settings.api_url
-                await erp.link_invoice_document(
+                await erp.attach_documents(
+                    step.document_type,
                     step.document_id,
-                    invoice_document_url(api, step.document_id),
-                    kept["pdf"],
-                    einvoice_url=(
-                        invoice_document_url(api, step.document_id, "einvoice")
-                        if "einvoice" in kept
-                        else None
-                    ),
-                    einvoice_sha256=kept.get("einvoice"),
+                    [
+                        DocumentFile(
+                            kind=kind,
+                            file_name=f"{doc.number}{'.pdf' if kind == 'pdf' else '.xml'}",
+                            url=invoice_document_url(api, step.document_id, kind),
+                            sha256=kept[kind],
+                            content_type=content_type,
+                            data=data,
+                        )
+                        for kind, (data, content_type) in rendered.items()
+                    ],
                 )
         log.info("invoice documents archived", document_id=step.document_id, **kept)
         return InvoiceDocumentsRendered(documents=kept)

@@ -22,6 +22,7 @@ from activities.psa import PsaActivities
 from activities.reconcile import ReconcileActivities
 from activities.reference_data import ReferenceData
 from activities.validation import ValidationActivities
+from activities.write_offs import WriteOffActivities
 from c2c.settings import Settings
 from connectors.registry import Connectors
 from connectors.routing import RoutedErp
@@ -63,6 +64,7 @@ def build_steps(
     ironclad = IroncladIntakeActivities(connectors, ledger, settings)
     books = ReconcileActivities(connectors, ledger, settings)
     runs = BillingRunActivities(connectors, ledger, settings)
+    write_offs = WriteOffActivities(connectors, ledger, settings)
     return {
         step.VALIDATE_CONTRACT: validation.validate_contract,
         step.ENSURE_ERP_CUSTOMER: erp.ensure_erp_customer,
@@ -87,6 +89,7 @@ def build_steps(
         step.LOOK_UP_PAYMENT: own.look_up_payment,
         step.ARCHIVE_SIGNED_DOCUMENT: documents.archive_signed_document,
         step.RENDER_INVOICE_DOCUMENTS: documents.render_invoice_documents,
+        step.RECORD_WRITE_OFF: write_offs.record_write_off,
         account_sync.SYNC_ERP_CUSTOMERS: accounts.sync_erp_customers,
         account_sync.OPEN_ACCOUNT_EXCEPTION: accounts.open_account_exception,
         account_sync.RESOLVE_ACCOUNT_EXCEPTION: accounts.resolve_account_exception,

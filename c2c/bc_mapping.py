@@ -35,6 +35,8 @@ SANDBOX_ACCOUNTS: dict[str, str] = {
     "40200": "Reimbursed expenses",
     "40300": "Fixed-fee revenue",
     "22100": "Sales tax payable",
+    "13100": "Unbilled work in progress",
+    "69100": "Written-off work",
 }
 SANDBOX_DIMENSIONS: dict[str, tuple[str, ...]] = {
     "DEPARTMENT": ("CONSULTING", "DELIVERY"),
@@ -53,6 +55,8 @@ class BcCompany(BaseModel):
     company_id: str = Field(min_length=1)
     #: The customer payment journal (its ``code``) c2c writes payment lines to.
     payment_journal: str = Field(default="C2C", min_length=1, max_length=10)
+    #: The general journal (its ``code``) c2c writes write-off lines to, for finance to post.
+    write_off_journal: str = Field(default="C2CWO", min_length=1, max_length=10)
 
 
 class BcLine(BaseModel):
@@ -74,6 +78,10 @@ class BcEntity(BaseModel):
     tax_account: str = Field(min_length=1, max_length=20)
     #: Dimension values every line of the entity carries (a line's own win).
     dimensions: dict[str, str] = {}
+    #: A write-off's journal line: the account charged (debit) and the account the firm
+    #: carries unbilled work in (its balancing account, credited). Needed only to write off.
+    write_off_account: str | None = Field(default=None, min_length=1, max_length=20)
+    unbilled_account: str | None = Field(default=None, min_length=1, max_length=20)
 
 
 class BcDimensions(BaseModel):

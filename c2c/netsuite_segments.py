@@ -38,6 +38,24 @@ class LineSegments(BaseModel):
         }
 
 
+class WriteOffAccounts(BaseModel):
+    """The accounts of a write-off's journal entry (NetSuite internal ids): the account the
+    written-off work is charged to (debit) and the account the firm carries unbilled work in
+    (credit), with the line's department, class and location if the account needs them."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    write_off_account: str = Field(min_length=1)
+    unbilled_account: str = Field(min_length=1)
+    department: str | None = None
+    class_: str | None = Field(default=None, alias="class")
+    location: str | None = None
+
+    def segments(self) -> dict[str, dict[str, str]]:
+        values = {"department": self.department, "class": self.class_, "location": self.location}
+        return {name: {"id": value} for name, value in values.items() if value}
+
+
 class EntitySegments(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -58,6 +76,8 @@ class NetSuiteSegments(BaseModel):
     roles: dict[str, LineSegments] = {}
     expense_categories: dict[str, LineSegments] = {}
     charges: dict[str, LineSegments] = {}
+    #: The journal entry of a write-off above a cap; needed only when one is written off.
+    write_off: WriteOffAccounts | None = None
     #: ``entityStatus`` ids of a project (job) that is in progress and one that is closed.
     job_status_active: str = "2"
     job_status_closed: str = "1"

@@ -163,11 +163,24 @@ class Settings(BaseSettings):
         description="NetSuite requests one worker process has in flight at once (at most the "
         "account's concurrency limit, shared with its other integrations)",
     )
+    netsuite_document_field: str | None = Field(
+        default=None,
+        pattern=r"^custbody[a-z0-9_]+$",
+        alias="C2C_NETSUITE_DOCUMENT_FIELD",
+        description="the custom body field (a hyperlink) of NetSuite invoices and credit memos "
+        "that links the PDF in c2c's archive; unset, documents stay unlinked in NetSuite",
+    )
+    netsuite_einvoice_field: str | None = Field(
+        default=None,
+        pattern=r"^custbody[a-z0-9_]+$",
+        alias="C2C_NETSUITE_EINVOICE_FIELD",
+        description="the custom body field that links the UBL e-invoice (EU entities)",
+    )
     netsuite_segments: NetSuiteSegments = Field(
         default_factory=NetSuiteSegments,
         alias="C2C_NETSUITE_SEGMENTS",
-        description="legal entity → subsidiary, currency → id, and item, department, class "
-        "and location per role, expense category and charge (JSON)",
+        description="legal entity → subsidiary, currency → id, item, department, class "
+        "and location per role, expense category and charge, and write-off accounts (JSON)",
     )
 
     bc_url: str | None = Field(
@@ -189,14 +202,14 @@ class Settings(BaseSettings):
     bc_companies: dict[str, bc_mapping.BcCompany] = Field(
         default_factory=bc_mapping.sandbox_companies,
         alias="C2C_BC_COMPANIES",
-        description="legal entity → Business Central tenant, environment, company_id and "
-        "payment_journal (JSON); default the sandbox's UK01 and US01",
+        description="legal entity → Business Central tenant, environment, company_id, "
+        "payment_journal and write_off_journal (JSON); default the sandbox's UK01 and US01",
     )
     bc_dimensions: bc_mapping.BcDimensions = Field(
         default_factory=bc_mapping.BcDimensions,
         alias="C2C_BC_DIMENSIONS",
-        description="legal entity → tax account and dimensions, and G/L account and dimensions "
-        "per role, expense category and charge (JSON)",
+        description="legal entity → tax account, dimensions and write-off accounts, and G/L "
+        "account and dimensions per role, expense category and charge (JSON)",
     )
 
     def bc_base_url(self) -> str:
@@ -289,6 +302,12 @@ class Settings(BaseSettings):
         "the API (C2C_API_URL), so a decision records the token's name",
     )
     encryption_key: SecretStr | None = Field(default=None, alias="C2C_ENCRYPTION_KEY")
+    secrets_key: SecretStr | None = Field(
+        default=None,
+        alias="C2C_SECRETS_KEY",
+        description="comma list of Fernet keys sealing the subscriptions' signing secrets in "
+        "the ledger: the first seals, any opens (unset: a key file made in C2C_STATE_DIR)",
+    )
     session_secret: SecretStr | None = Field(
         default=None,
         alias="C2C_SESSION_SECRET",
@@ -914,6 +933,20 @@ class Settings(BaseSettings):
     def polled_queues(self) -> set[str]:
         """The queues this worker polls: ``C2C_WORKER_QUEUES``, or all of them."""
         return set(self.worker_queues or (WORKFLOWS_QUEUE, *QUEUED_SYSTEMS))
+
+    def queued_systems(self) -> list[str]:
+        """The systems whose steps run on their own task queue rather than the workflows'.
+
+        A system's queue is what holds its ``C2C_RATE_LIMITS`` and ``C2C_CONCURRENCY_LIMITS``
+        (vendors' call limits, ``C2C_CALL_LIMITS``, hold on any queue). A system with neither
+        runs its steps on the workflows' queue, where the server hands a step to the worker
+        that scheduled it in the same round trip (eager dispatch). A fleet split by queue
+        (``C2C_WORKER_QUEUES`` set) keeps every system on its own queue.
+        """
+        if self.worker_queues:
+            return list(QUEUED_SYSTEMS)
+        limited = set(self.rate_limits) | set(self.concurrency_limits)
+        return [system for system in QUEUED_SYSTEMS if system in limited]
 
 
 def parse_queues(text: str) -> list[str]:

@@ -33,7 +33,7 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -66,6 +66,7 @@ from connectors.records import (
     ErpInvoiceLine,
     ErpPayment,
     ErpProject,
+    ErpWriteOff,
     LegalEntity,
     RevenueEntry,
 )
@@ -77,12 +78,14 @@ from domain.write_models import (
     ContractDraft,
     CreditNoteDraft,
     CustomerDraft,
+    DocumentFile,
     InvoiceDraft,
     InvoiceLineDraft,
     PaymentDraft,
     ProjectDraft,
     RevenueEntryDraft,
     RevenueSchedule,
+    WriteOffDraft,
     invoice_business_key,
 )
 
@@ -322,6 +325,7 @@ class BusinessCentralErp(HttpConnector):
         params: Mapping[str, Any] | None = None,
         if_match: str | None = None,
         repeatable: bool | None = None,
+        content: bytes | None = None,
     ) -> Any:
         """One API call, tried again at once after a transient failure when it is safe to
         repeat (a read, or a change guarded by ``If-Match``) and the wait asked is short."""
@@ -333,7 +337,14 @@ class BusinessCentralErp(HttpConnector):
         while True:
             try:
                 return await self._send_bc(
-                    method, path, tenant, json=json, params=params, if_match=if_match, fresh=fresh
+                    method,
+                    path,
+                    tenant,
+                    json=json,
+                    params=params,
+                    if_match=if_match,
+                    fresh=fresh,
+                    content=content,
                 )
             except _Unauthorized:
                 if fresh:
@@ -366,18 +377,21 @@ class BusinessCentralErp(HttpConnector):
         params: Mapping[str, Any] | None,
         if_match: str | None,
         fresh: bool,
+        content: bytes | None = None,
     ) -> Any:
         route = _route(path)
         started = time.perf_counter()
         headers: dict[str, str] = {"Accept": "application/json"}
-        body = None if json is None else _dumps(_wire(json))
+        body = content if content is not None else None if json is None else _dumps(_wire(json))
         with (
             structlog.contextvars.bound_contextvars(system=self.system),
             client_span(self.system, method, route, headers) as span,
         ):
             headers["Authorization"] = "Bearer " + await self.tokens.token(tenant, fresh=fresh)
             if body is not None:
-                headers["Content-Type"] = "application/json"
+                headers["Content-Type"] = (
+                    "application/octet-stream" if content is not None else "application/json"
+                )
             if if_match is not None:
                 headers["If-Match"] = if_match
             try:
@@ -1424,6 +1438,132 @@ class BusinessCentralErp(HttpConnector):
         payments = await self.list_payments(contract_id=contract_id)
         revenue = await self.list_revenue(erp_contract_id)
         return balances(contract_id, contract["currencyCode"], invoices, notes, payments, revenue)
+
+    # --- write-offs and documents -----------------------------------------------------------
+
+    async def record_write_off(
+        self, write_off: WriteOffDraft, *, idempotency_key: str
+    ) -> ErpWriteOff:
+        """A line of the company's c2c write-off journal (the write-off account, balanced on
+        the unbilled-work account), for finance to review and post. Found first by its
+        document number among the journal's lines, then among posted general ledger entries
+        (posted lines leave the journal), so a retry after posting makes none."""
+        del idempotency_key  # The document number makes it once.
+        entity = write_off.legal_entity
+        setup = self.dimensions.entities.get(entity)
+        if setup is None or not setup.write_off_account or not setup.unbilled_account:
+            raise self._unmapped(
+                "write_off_account",
+                f"no write-off and unbilled-work accounts mapped for legal entity {entity}",
+            )
+        journal_code = self._company(entity).write_off_journal
+        journal = await self._lookup(entity, "journals", "code", journal_code)
+        if journal is None:
+            raise self._unmapped(
+                "write_off_journal",
+                f"Business Central company of {entity} has no general journal {journal_code}",
+            )
+        number = code("WO", write_off.write_off_id)
+        answer = ErpWriteOff(
+            write_off_id=write_off.write_off_id,
+            erp_ref=self._id(entity, number),
+            contract_id=write_off.contract_id,
+            period=write_off.period,
+            amount=write_off.amount,
+            currency=write_off.currency,
+        )
+        if await self._lookup(entity, "generalLedgerEntries", "documentNumber", number):
+            return answer
+        lcy = await self._lcy(entity)
+        amount = write_off.amount
+        if write_off.currency != lcy:
+            # Journal lines of API v2.0 carry no currency: the amount is in local currency.
+            rate = await self.get_exchange_rate(write_off.currency, lcy, write_off.written_off_on)
+            amount = (amount * rate).quantize(CENT, ROUND_HALF_UP)
+        await self._create_once(
+            entity,
+            f"journals({journal['id']})/journalLines",
+            "documentNumber",
+            number,
+            {
+                "accountType": "G/L Account",
+                "accountNumber": setup.write_off_account,
+                "balanceAccountType": "G/L Account",
+                "balanceAccountNumber": setup.unbilled_account,
+                "postingDate": write_off.written_off_on,
+                "externalDocumentNumber": number,
+                "amount": amount,
+                "description": f"Write-off {write_off.period} {write_off.contract_id}"[:100],
+                "comment": (
+                    f"Contract {write_off.contract_id}: {write_off.amount} {write_off.currency} "
+                    f"above the cap written off by {write_off.operator}: {write_off.reason}"
+                )[:250],
+            },
+        )
+        return answer
+
+    async def _credit_memo(self, credit_note_id: str) -> tuple[str, str]:
+        """The company and id of the credit memo of c2c's credit note (its external document
+        number), in whichever company holds it."""
+        key = code("CN", credit_note_id, length=35)
+        for entity in self.companies:
+            found = await self._lookup(entity, "salesCreditMemos", "externalDocumentNumber", key)
+            if found is not None:
+                return entity, str(found["id"])
+        raise NotFound(
+            Rejection(
+                system=self.system,
+                code="BadRequest_NotFound",
+                message=f"no Business Central credit memo for credit note {credit_note_id}",
+            )
+        )
+
+    async def attach_documents(
+        self,
+        document_type: Literal["invoice", "credit_note"],
+        document_id: str,
+        documents: Sequence[DocumentFile],
+    ) -> None:
+        """Attach each document to the sales invoice or credit memo (``documentAttachments``:
+        the attachment, then its content). An attachment of the same file name already there
+        with its content is left as it is; one whose content upload was lost gets it."""
+        if document_type == "invoice":
+            entity, guid = self._split(document_id)
+        else:
+            entity, guid = await self._credit_memo(document_id)
+        parent_type = "Sales Invoice" if document_type == "invoice" else "Sales Credit Memo"
+        for doc in documents:
+            where = f"parentId eq '{_quote(guid)}' and fileName eq '{_quote(doc.file_name)}'"
+            found = await self._filter(entity, "documentAttachments", where)
+            attachment = found[0] if found else None
+            if attachment is None:
+                try:
+                    attachment = await self.call(
+                        "POST",
+                        entity,
+                        "/documentAttachments",
+                        json={
+                            "fileName": doc.file_name,
+                            "parentType": parent_type,
+                            "parentId": guid,
+                        },
+                        repeatable=False,
+                    )
+                except TransientError:
+                    # The answer may be lost after Business Central committed: look again.
+                    again = await self._filter(entity, "documentAttachments", where)
+                    if not again:
+                        raise
+                    attachment = again[0]
+            if int(_dec(attachment.get("byteSize"))) == len(doc.data):
+                continue
+            await self.call(
+                "PATCH",
+                entity,
+                f"/documentAttachments({attachment['id']})/attachmentContent",
+                content=doc.data,
+                if_match="*",
+            )
 
 
 class _Unauthorized(Exception):

@@ -11,9 +11,10 @@ differs from the recorded one is a ``409``, and that is a real conflict, raised 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from connectors.http import Duplicate, HttpConnector
 from connectors.records import (
@@ -25,6 +26,7 @@ from connectors.records import (
     ErpInvoice,
     ErpPayment,
     ErpProject,
+    ErpWriteOff,
     LegalEntity,
     RevenueEntry,
 )
@@ -36,12 +38,14 @@ from domain.write_models import (
     CreditNoteDraft,
     CustomerChanges,
     CustomerDraft,
+    DocumentFile,
     InvoiceDraft,
     PaymentDraft,
     ProjectDraft,
     RevenueEntryDraft,
     RevenueSchedule,
     WriteModel,
+    WriteOffDraft,
 )
 
 
@@ -160,26 +164,27 @@ class HttpErp(HttpConnector):
             json={"document_url": document_url, "sha256": sha256},
         )
 
-    async def link_invoice_document(
+    async def attach_documents(
         self,
-        invoice_id: str,
-        document_url: str,
-        sha256: str,
-        *,
-        einvoice_url: str | None = None,
-        einvoice_sha256: str | None = None,
-    ) -> ErpInvoice:
-        """Link the invoice to its PDF (and e-invoice) in c2c's archive (a PUT: repeating it
-        changes nothing)."""
-        return await self.send(
-            ErpInvoice,
+        document_type: Literal["invoice", "credit_note"],
+        document_id: str,
+        documents: Sequence[DocumentFile],
+    ) -> None:
+        """Link the invoice or credit note to its PDF (and e-invoice) in c2c's archive (a PUT:
+        repeating it changes nothing)."""
+        by_kind = {d.kind: d for d in documents}
+        pdf, einvoice = by_kind.get("pdf"), by_kind.get("einvoice")
+        if pdf is None:
+            return
+        root = "invoices" if document_type == "invoice" else "credit-notes"
+        await self.request(
             "PUT",
-            f"/invoices/{invoice_id}/document",
+            f"/{root}/{document_id}/document",
             json={
-                "document_url": document_url,
-                "sha256": sha256,
-                "einvoice_url": einvoice_url,
-                "einvoice_sha256": einvoice_sha256,
+                "document_url": pdf.url,
+                "sha256": pdf.sha256,
+                "einvoice_url": einvoice.url if einvoice else None,
+                "einvoice_sha256": einvoice.sha256 if einvoice else None,
             },
         )
 
@@ -323,3 +328,12 @@ class HttpErp(HttpConnector):
 
     async def get_balances(self, erp_contract_id: str) -> ErpContractBalances:
         return await self.send(ErpContractBalances, "GET", f"/contracts/{erp_contract_id}/balances")
+
+    async def record_write_off(
+        self, write_off: WriteOffDraft, *, idempotency_key: str
+    ) -> ErpWriteOff:
+        """Record work written off above a cap; the ``write_off_id`` makes it once."""
+        answer = await self.request(
+            "POST", "/write-offs", json=body(write_off), idempotency_key=idempotency_key
+        )
+        return ErpWriteOff.model_validate({**answer, "erp_ref": answer["write_off_id"]})

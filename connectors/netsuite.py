@@ -23,10 +23,10 @@ import asyncio
 import json
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 import httpx
@@ -59,6 +59,7 @@ from connectors.records import (
     ErpInvoiceLine,
     ErpPayment,
     ErpProject,
+    ErpWriteOff,
     LegalEntity,
     RevenueEntry,
 )
@@ -70,18 +71,22 @@ from domain.write_models import (
     ContractDraft,
     CreditNoteDraft,
     CustomerDraft,
+    DocumentFile,
     InvoiceDraft,
     InvoiceLineDraft,
     PaymentDraft,
     ProjectDraft,
     RevenueEntryDraft,
     RevenueSchedule,
+    WriteOffDraft,
     invoice_business_key,
 )
 
 RECORDS = "/services/rest/record/v1"
 CONTRACT_RECORD = "customrecord_c2c_contract"
 REVENUE_RECORD = "customrecord_c2c_revenue"
+#: The record of a write-off: a journal entry (REST record id ``journalEntry``).
+JOURNAL_ENTRY = "journalEntry"
 #: NetSuite's answer to a create whose external id a record of the type holds already.
 DUPLICATE = "DUP_RCRD"
 TRANSIENT_CODES = frozenset({"CONCURRENCY_LIMIT_EXCEEDED", "WS_REQUEST_BLOCKED"})
@@ -136,12 +141,17 @@ class NetSuiteErp(HttpConnector):
         timeout_s: float = 10.0,
         quick_retries: int = 2,
         transport: httpx.AsyncBaseTransport | None = None,
+        document_field: str | None = None,
+        einvoice_field: str | None = None,
     ) -> None:
         super().__init__(
             base_url, timeout_s=timeout_s, quick_retries=quick_retries, transport=transport
         )
         self.credentials = credentials
         self.segments = segments
+        #: The custom body fields of invoices and credit memos that link the PDF and the
+        #: e-invoice (none: documents stay unlinked in NetSuite).
+        self.document_fields = {"pdf": document_field, "einvoice": einvoice_field}
         self.concurrency = concurrency
 
     # --- transport ------------------------------------------------------------------------
@@ -987,6 +997,85 @@ class NetSuiteErp(HttpConnector):
         revenue = await self.list_revenue(erp_contract_id)
         currency = contract["custrecord_c2c_currency"]
         return balances(contract_id, currency, invoices, notes, payments, revenue)
+
+    # --- write-offs and documents -------------------------------------------------------------
+
+    async def record_write_off(
+        self, write_off: WriteOffDraft, *, idempotency_key: str
+    ) -> ErpWriteOff:
+        """A journal entry for work written off above a cap: the write-off account debited,
+        the unbilled-work account credited, created once by its external id."""
+        del idempotency_key  # The external id makes it once.
+        accounts = self.segments.write_off
+        if accounts is None:
+            raise self._unmapped(
+                "write_off", "no NetSuite accounts mapped for write-offs (write_off)"
+            )
+        memo = f"{write_off.contract_id} {write_off.period}: {write_off.reason}"
+        common = {"memo": memo, **accounts.segments()}
+        if write_off.erp_project_id:
+            common["entity"] = {"id": write_off.erp_project_id}
+        record = await self._create_once(
+            JOURNAL_ENTRY,
+            external_id("writeoff", write_off.write_off_id),
+            {
+                "subsidiary": {"id": self._subsidiary(write_off.legal_entity)},
+                "currency": {"id": self._currency_id(write_off.currency)},
+                "tranDate": write_off.written_off_on.isoformat(),
+                "memo": memo,
+                "custbody_c2c_contract_id": write_off.contract_id,
+                "custbody_c2c_write_off_id": write_off.write_off_id,
+                "custbody_c2c_period": write_off.period,
+                "custbody_c2c_operator": write_off.operator,
+                "line": {
+                    "items": [
+                        {
+                            "account": {"id": accounts.write_off_account},
+                            "debit": write_off.amount,
+                            **common,
+                        },
+                        {
+                            "account": {"id": accounts.unbilled_account},
+                            "credit": write_off.amount,
+                            **common,
+                        },
+                    ]
+                },
+            },
+        )
+        debit = sum(
+            (_dec(line.get("debit")) for line in (record.get("line") or {}).get("items") or []),
+            ZERO,
+        )
+        return ErpWriteOff(
+            write_off_id=str(record.get("custbody_c2c_write_off_id")),
+            erp_ref=str(record["id"]),
+            contract_id=str(record.get("custbody_c2c_contract_id")),
+            period=str(record.get("custbody_c2c_period")),
+            amount=debit,
+            currency=self._currency_code(record),
+        )
+
+    async def attach_documents(
+        self,
+        document_type: Literal["invoice", "credit_note"],
+        document_id: str,
+        documents: Sequence[DocumentFile],
+    ) -> None:
+        """Link the invoice or credit memo to its documents in c2c's archive: a PATCH of the
+        custom body fields the firm configured (repeating it changes nothing; none
+        configured, nothing is sent). REST web services cannot put a file in the File
+        Cabinet, and the archive is where the documents are kept, checked on every read."""
+        fields = {
+            field: doc.url for doc in documents if (field := self.document_fields.get(doc.kind))
+        }
+        if not fields:
+            return
+        if document_type == "invoice":
+            await self._patch("invoice", document_id, fields)
+        else:
+            # c2c knows a credit memo by its credit note's id: its external id.
+            await self._patch("creditMemo", _eid(external_id("credit", document_id)), fields)
 
 
 def _text(amount: Decimal | None) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from connectors.records import (
     BillingBatch,
@@ -26,6 +26,7 @@ from connectors.records import (
     ErpInvoice,
     ErpPayment,
     ErpProject,
+    ErpWriteOff,
     Expense,
     GatewayCollection,
     GatewayPayment,
@@ -45,6 +46,7 @@ from domain.write_models import (
     CrmActivityDraft,
     CustomerChanges,
     CustomerDraft,
+    DocumentFile,
     InvoiceCollection,
     InvoiceDraft,
     MilestoneChangeDraft,
@@ -59,6 +61,7 @@ from domain.write_models import (
     RevenueEntryDraft,
     RevenueSchedule,
     TaxRequest,
+    WriteOffDraft,
 )
 
 
@@ -172,24 +175,30 @@ class ErpPort(Closeable, Protocol):
 
     async def get_balances(self, erp_contract_id: str) -> ErpContractBalances: ...
 
+    async def record_write_off(
+        self, write_off: WriteOffDraft, *, idempotency_key: str
+    ) -> ErpWriteOff:
+        """Tell the ERP about work above a cap written off; the ``write_off_id`` makes it
+        once."""
+        ...
+
 
 @runtime_checkable
-class InvoiceDocumentLinks(Protocol):
-    """An ERP whose invoices can link to their documents in c2c's archive.
+class DocumentAttachments(Protocol):
+    """An ERP whose invoices and credit notes link to (or keep a copy of) their documents in
+    c2c's archive.
 
-    Apart from ``ErpPort``: an ERP without a field for it keeps its invoices unlinked, and the
-    documents are still served by c2c's API.
+    Apart from ``ErpPort``: an ERP without a place for them keeps its documents unlinked, and
+    the documents are still served by c2c's API. Attaching the same documents again changes
+    nothing.
     """
 
-    async def link_invoice_document(
+    async def attach_documents(
         self,
-        invoice_id: str,
-        document_url: str,
-        sha256: str,
-        *,
-        einvoice_url: str | None = None,
-        einvoice_sha256: str | None = None,
-    ) -> ErpInvoice | None: ...
+        document_type: Literal["invoice", "credit_note"],
+        document_id: str,
+        documents: Sequence[DocumentFile],
+    ) -> None: ...
 
 
 @runtime_checkable

@@ -194,6 +194,18 @@ class RevenueEntry(Record):
     recognised_on: date
 
 
+class ErpWriteOff(Record):
+    """A write-off as the ERP holds it: ``erp_ref`` is the ERP's own id of the record (the
+    reference ERP's write-off, NetSuite's journal entry, Business Central's journal line)."""
+
+    write_off_id: str
+    erp_ref: str
+    contract_id: str
+    period: str
+    amount: Money
+    currency: str
+
+
 class ErpContractBalances(Record):
     """A contract's position in the ERP, in the contract currency.
 

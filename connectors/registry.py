@@ -85,6 +85,8 @@ def _build_erp(settings: Settings) -> Any:
             concurrency=settings.netsuite_concurrency,
             timeout_s=settings.connector_timeout_s,
             quick_retries=settings.connector_quick_retries,
+            document_field=settings.netsuite_document_field,
+            einvoice_field=settings.netsuite_einvoice_field,
         )
     if "business-central" in erps:
         backends["business-central"] = BusinessCentralErp(

@@ -11,14 +11,14 @@ outside a contract's activity goes to its legal entity's route, or the ``"*"`` r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Protocol
+from typing import Literal, Protocol
 
 from temporalio import activity
 
-from connectors.ports import ErpPort, InvoiceDocumentLinks
+from connectors.ports import DocumentAttachments, ErpPort
 from connectors.records import (
     CashApplication,
     ErpContract,
@@ -28,6 +28,7 @@ from connectors.records import (
     ErpInvoice,
     ErpPayment,
     ErpProject,
+    ErpWriteOff,
     LegalEntity,
     RevenueEntry,
 )
@@ -39,11 +40,13 @@ from domain.write_models import (
     ContractDraft,
     CreditNoteDraft,
     CustomerDraft,
+    DocumentFile,
     InvoiceDraft,
     PaymentDraft,
     ProjectDraft,
     RevenueEntryDraft,
     RevenueSchedule,
+    WriteOffDraft,
 )
 
 
@@ -228,23 +231,19 @@ class RoutedErp:
     async def get_balances(self, erp_contract_id: str) -> ErpContractBalances:
         return await (await self._erp()).get_balances(erp_contract_id)
 
-    async def link_invoice_document(
+    async def record_write_off(
+        self, write_off: WriteOffDraft, *, idempotency_key: str
+    ) -> ErpWriteOff:
+        erp = await self._erp(write_off.legal_entity)
+        return await erp.record_write_off(write_off, idempotency_key=idempotency_key)
+
+    async def attach_documents(
         self,
-        invoice_id: str,
-        document_url: str,
-        sha256: str,
-        *,
-        einvoice_url: str | None = None,
-        einvoice_sha256: str | None = None,
-    ) -> ErpInvoice | None:
-        """Link the invoice in the contract's ERP, where that ERP can (``None`` elsewhere)."""
+        document_type: Literal["invoice", "credit_note"],
+        document_id: str,
+        documents: Sequence[DocumentFile],
+    ) -> None:
+        """Attach the documents in the contract's ERP, where that ERP can (none elsewhere)."""
         backend = await self._erp()
-        if not isinstance(backend, InvoiceDocumentLinks):
-            return None
-        return await backend.link_invoice_document(
-            invoice_id,
-            document_url,
-            sha256,
-            einvoice_url=einvoice_url,
-            einvoice_sha256=einvoice_sha256,
-        )
+        if isinstance(backend, DocumentAttachments):
+            await backend.attach_documents(document_type, document_id, documents)

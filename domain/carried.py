@@ -39,6 +39,7 @@ from domain.models import (
     ReviewInvoice,
     SettledInvoices,
     TerminateContract,
+    WriteOffSummary,
 )
 from domain.money import ZERO, Money
 from domain.names import Stage
@@ -132,6 +133,8 @@ class BillingState(BaseModel):
     #: The part of ``held_back`` that is retainer fees.
     held_fees: Money = Decimal(0)
     written_off: Money = Decimal(0)
+    #: The write-offs above the cap, in the order decided: their count numbers the next.
+    write_offs: list[WriteOffSummary] = Field(default_factory=list)
     revenue: RevenueStatus | None = None
     recognised_fixed_fee: Money = Decimal(0)
     completed: dict[str, date] = Field(default_factory=dict)

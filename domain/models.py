@@ -530,6 +530,20 @@ class CreditNoteSummary(Model):
     documents: dict[str, str] = Field(default_factory=dict)
 
 
+class WriteOffSummary(Model):
+    """Work above a not-to-exceed cap that an operator wrote off: how much, of which bill,
+    by whom, and the ERP's reference of it once the ERP has it (``None`` for a run recorded
+    before write-offs reached the ERP, or while the step has not run)."""
+
+    write_off_id: str
+    reference: str
+    period: str
+    amount: Money
+    operator: str
+    written_off_on: date
+    erp_ref: str | None = None
+
+
 class SettledInvoices(Model):
     """Invoices settled (paid or credited in full) and archived when the contract continued as
     new: their count and sums, so the status's figures stay whole while ``invoices`` lists only
@@ -657,6 +671,8 @@ class ContractStatus(Model):
     revenue: RevenueStatus | None = None
     held_back: Money = Decimal(0)
     written_off: Money = Decimal(0)
+    #: Each write-off above the cap, with its ERP reference.
+    write_offs: list[WriteOffSummary] = Field(default_factory=list)
     open_exceptions: list[OpenException] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
     closed_periods: list[str] = Field(default_factory=list)

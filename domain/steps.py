@@ -54,6 +54,7 @@ LOOK_UP_PAYMENT = "look_up_payment"
 ARCHIVE_SIGNED_DOCUMENT = "archive_signed_document"
 RECORD_INVOICE_REVIEW = "record_invoice_review"
 RENDER_INVOICE_DOCUMENTS = "render_invoice_documents"
+RECORD_WRITE_OFF = "record_write_off"
 #: Not a step: the exceptions a contract opens, as it ends, for messages that came after its
 #: last decision (a payment after the close). Its workflow has ended, so the ledger records
 #: the operator's decision on them.
@@ -85,6 +86,7 @@ STEP_SYSTEM_QUEUE: dict[str, System] = {
     ARCHIVE_SIGNED_DOCUMENT: System.ERP,
     # Reads the invoice from the ERP, archives its documents, and links them from it.
     RENDER_INVOICE_DOCUMENTS: System.ERP,
+    RECORD_WRITE_OFF: System.ERP,
 }
 
 
@@ -136,6 +138,9 @@ class Validated(BaseModel):
     customer_tax_id: str | None = None
     #: Whether the legal entity's invoices wait for review as drafts (configuration).
     invoice_review: InvoiceReview = "none"
+    #: The systems whose steps run on their own task queue (``Settings.queued_systems``);
+    #: ``None`` (validated before it was decided here): every system's.
+    queued_systems: list[str] | None = None
 
 
 class CreatedRef(BaseModel):
@@ -319,6 +324,28 @@ class InvoiceDocumentsRendered(BaseModel):
     """The documents archived for an invoice or credit note: SHA-256 by kind."""
 
     documents: dict[str, str] = Field(default_factory=dict)
+
+
+class WriteOffInput(StepInput):
+    """Work above the cap that an operator wrote off, to tell the ERP about (once, by
+    ``write_off_id``)."""
+
+    write_off_id: str
+    legal_entity: str
+    period: str
+    amount: Money
+    currency: str
+    reason: str
+    operator: str
+    on: date
+    refs: dict[str, str] = Field(default_factory=dict)
+
+
+class WriteOffRecorded(BaseModel):
+    """The write-off as the ERP holds it: the ERP's own reference of it."""
+
+    write_off_id: str
+    erp_ref: str
 
 
 class DunningInput(StepInput):

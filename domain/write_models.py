@@ -418,3 +418,36 @@ class RefundRequest(WriteModel):
     amount: Money | None = None
     currency: str
     reason: Literal["duplicate", "fraudulent", "requested_by_customer"] = "requested_by_customer"
+
+
+# --- write-offs ------------------------------------------------------------------------------
+
+
+class WriteOffDraft(WriteModel):
+    """Work above a not-to-exceed cap that an operator wrote off instead of billing: told to
+    the ERP once, by its ``write_off_id`` (derived from the contract and the decision)."""
+
+    write_off_id: str
+    contract_id: str
+    erp_contract_id: str | None = None
+    erp_project_id: str | None = None
+    legal_entity: str
+    period: str
+    amount: Money
+    currency: str
+    reason: str
+    operator: str
+    written_off_on: date
+
+
+class DocumentFile(WriteModel):
+    """An archived document of an invoice or credit note, as an ERP links or attaches it:
+    its kind (``pdf`` or ``einvoice``), its file name, where c2c's API serves it, its SHA-256,
+    and its bytes (for an ERP that keeps a copy of its own)."""
+
+    kind: Literal["pdf", "einvoice"]
+    file_name: str
+    url: str
+    sha256: str
+    content_type: str
+    data: bytes = Field(repr=False)

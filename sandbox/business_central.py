@@ -74,6 +74,9 @@ ENTITY_SETS: dict[str, frozenset[str]] = {
             "customerPayments",
             "currencyExchangeRates",
             "companyInformation",
+            "journals",
+            "generalLedgerEntries",
+            "documentAttachments",
         }
     ),
     C2C_PAGES: frozenset({"contracts", "revenueEntries"}),
@@ -348,7 +351,21 @@ def render(session: Session, row: BcRecord, expand: str = "") -> dict[str, Any]:
     elif row.entity == "customerPayments":
         out["journalId"] = row.parent
         out["posted"] = bool(row.body.get("_posted"))
+    elif row.entity == "journalLines":
+        out["journalId"] = row.parent
+    elif row.entity == "documentAttachments":
+        out["byteSize"] = len(base64.b64decode(row.body.get("_content") or ""))
     return out
+
+
+def _check_account(number: Any) -> None:
+    account = str(number or "")
+    if account not in SANDBOX_ACCOUNTS:
+        raise BcError(
+            400,
+            "Internal_RecordNotFound",
+            f"The G/L Account does not exist. Identification fields and values: No.='{account}'",
+        )
 
 
 def _validate_lines(lines: list[dict[str, Any]], entity: str) -> None:
@@ -364,14 +381,7 @@ def _validate_lines(lines: list[dict[str, Any]], entity: str) -> None:
                 "BadRequest",
                 f"lines[{index}].lineType: this company sells services on G/L accounts only.",
             )
-        account = str(line.get("lineObjectNumber") or "")
-        if account not in SANDBOX_ACCOUNTS:
-            raise BcError(
-                400,
-                "Internal_RecordNotFound",
-                "The G/L Account does not exist. Identification fields and values: "
-                f"No.='{account}'",
-            )
+        _check_account(line.get("lineObjectNumber"))
         for dim in line.get("dimensionSetLines") or []:
             values = SANDBOX_DIMENSIONS.get(str(dim.get("code")))
             if values is None or dim.get("valueCode") not in values:
@@ -561,9 +571,80 @@ def _post_journal(session: Session, journal: BcRecord) -> None:
     session.add(journal)
 
 
+#: What a document attachment may be attached to, by ``parentType``.
+ATTACHMENT_PARENTS = {"Sales Invoice": "salesInvoices", "Sales Credit Memo": "salesCreditMemos"}
+
+
+def _journal_line(session: Session, journal: BcRecord, body: dict[str, Any]) -> BcRecord:
+    """A general journal line on G/L accounts, balanced on its balancing account."""
+    for field in ("accountNumber", "balanceAccountNumber"):
+        kind = body.get("accountType" if field == "accountNumber" else "balanceAccountType")
+        if kind != "G/L Account":
+            raise BcError(400, "BadRequest", f"{field}: c2c's journal lines post to G/L accounts.")
+        _check_account(body.get(field))
+    if not body.get("documentNumber"):
+        raise BcError(400, "BadRequest", "documentNumber: a value is required.")
+    if _dec(body.get("amount")) == 0:
+        raise BcError(400, "Application_DialogException", "amount: the line has no amount.")
+    return _create(session, journal.company_id, "journalLines", body, journal.guid)
+
+
+def _post_general_journal(session: Session, journal: BcRecord) -> None:
+    """Post every line: a general ledger entry on the account and one on the balancing
+    account; posted lines leave the journal, as in Business Central."""
+    for line in _rows(session, journal.company_id, "journalLines", journal.guid):
+        amount = _dec(line.body.get("amount"))
+        for account, debit in (
+            (line.body["accountNumber"], amount),
+            (line.body["balanceAccountNumber"], -amount),
+        ):
+            session.add(
+                BcRecord(
+                    guid=str(uuid.uuid4()),
+                    company_id=journal.company_id,
+                    entity="generalLedgerEntries",
+                    body={
+                        "postingDate": line.body.get("postingDate"),
+                        "documentNumber": line.body.get("documentNumber"),
+                        "externalDocumentNumber": line.body.get("externalDocumentNumber"),
+                        "accountNumber": account,
+                        "description": line.body.get("description"),
+                        "debitAmount": _num(max(debit, Decimal(0))),
+                        "creditAmount": _num(max(-debit, Decimal(0))),
+                    },
+                )
+            )
+        session.delete(line)
+    journal.version += 1
+    session.add(journal)
+
+
+def _attachment(session: Session, company: str, body: dict[str, Any]) -> BcRecord:
+    """A document attachment of a sales invoice or credit memo, without its content yet."""
+    entity_set = ATTACHMENT_PARENTS.get(str(body.get("parentType")))
+    if entity_set is None:
+        raise BcError(
+            400, "BadRequest", f"parentType: c2c attaches to {', '.join(ATTACHMENT_PARENTS)}."
+        )
+    _get(session, company, entity_set, str(body.get("parentId")))
+    if not body.get("fileName"):
+        raise BcError(400, "BadRequest", "fileName: a value is required.")
+    return _create(session, company, "documentAttachments", body)
+
+
 def _seed(session: Session, company: str) -> None:
     """A company's fixed records, made on its first request: its information, the C2C payment
-    journal, and exchange rates."""
+    journal, the C2CWO general journal, and exchange rates."""
+    if not _rows(session, company, "journals"):
+        # Apart from the rest: a company seeded before write-offs gets its journal too.
+        session.add(
+            BcRecord(
+                guid=str(uuid.uuid4()),
+                company_id=company,
+                entity="journals",
+                body={"code": "C2CWO", "displayName": "c2c write-offs"},
+            )
+        )
     if _rows(session, company, "companyInformation"):
         return
     name, country, currency = SANDBOX_COMPANIES[company]
@@ -636,7 +717,11 @@ async def _serve(request: Request, tenant: str, environment: str, api: str, rest
         if entity is None or entity not in ENTITY_SETS[api]:
             raise BcError(404, "BadRequest_ResourceNotFound", f"Resource not found: {entity}.")
         changes = request.method in ("POST", "PATCH") and tail != "Microsoft.NAV.post"
-        body = await _json(request) if changes else {}
+        if tail == "attachmentContent":
+            content = await request.body()
+            body = {"_content": base64.b64encode(content).decode()} if changes else {}
+        else:
+            body = await _json(request) if changes else {}
         args = (request.app.state.db, request, company, entity, guid, tail, body)
         response: Response = await run_in_threadpool(_work, *args)
         return response
@@ -675,6 +760,13 @@ def _work(
                     )
                     parent = journal.guid
                     body = {k: v for k, v in body.items() if k != "journalId"}
+                if entity == "documentAttachments":
+                    row = _attachment(session, company, body)
+                    return JSONResponse(render(session, row), status_code=201)
+                if entity in ("journals", "generalLedgerEntries"):
+                    raise BcError(
+                        405, "BadRequest_MethodNotAllowed", f"{entity} is read-only here."
+                    )
                 row = _create(session, company, entity, body, parent)
                 return JSONResponse(render(session, row, LINES.get(entity, "")), status_code=201)
             raise BcError(405, "BadRequest_MethodNotAllowed", f"{method} is not allowed here.")
@@ -710,6 +802,8 @@ def _work(
                 _post_document(session, row)
             elif entity == "customerPaymentJournals":
                 _post_journal(session, row)
+            elif entity == "journals":
+                _post_general_journal(session, row)
             else:
                 raise BcError(400, "BadRequest_MethodNotFound", f"{entity} has no post action.")
             return Response(status_code=204)
@@ -718,6 +812,22 @@ def _work(
             return JSONResponse(
                 {"value": [render(session, r) for r in _rows(session, company, child, row.guid)]}
             )
+        if entity == "journals" and tail == "journalLines":
+            if method == "POST":
+                created = _journal_line(session, row, body)
+                return JSONResponse(render(session, created), status_code=201)
+            matches = _matcher(params.get("$filter"))
+            lines = [render(session, r) for r in _rows(session, company, "journalLines", row.guid)]
+            return JSONResponse({"value": [r for r in lines if matches(r)]})
+        if entity == "documentAttachments" and tail == "attachmentContent":
+            if method == "GET":
+                return Response(base64.b64decode(row.body.get("_content") or ""))
+            if method == "PATCH":
+                _check_match(request, row)
+                row.body = {**row.body, **body}
+                row.version += 1
+                session.add(row)
+                return Response(status_code=204)
         if method == "POST" and entity == "customerPaymentJournals" and tail == "customerPayments":
             created = _create(session, company, "customerPayments", body, row.guid)
             return JSONResponse(render(session, created), status_code=201)

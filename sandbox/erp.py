@@ -199,6 +199,11 @@ class ErpCreditNote(Row, table=True):
     unapplied_amount: Decimal = Field(sa_type=DecimalText)
     request_hash: str
     created_at: datetime = Field(sa_type=UtcDateTime)
+    #: The credit note's documents in c2c's archive, as an invoice's.
+    document_url: str | None = None
+    document_sha256: str | None = None
+    einvoice_url: str | None = None
+    einvoice_sha256: str | None = None
 
 
 class ErpCashApplication(Row, table=True):
@@ -231,6 +236,24 @@ class ErpRevenueEntry(Row, table=True):
     method: str
     description: str
     recognised_on: date
+    request_hash: str
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class ErpWriteOff(Row, table=True):
+    """Work of a contract above its not-to-exceed cap that the firm wrote off (never billed)."""
+
+    __tablename__ = "erp_write_off"
+
+    write_off_id: str = Field(unique=True)
+    contract_id: str = Field(index=True)
+    erp_contract_id: str
+    period: str
+    amount: Decimal = Field(sa_type=DecimalText)
+    currency: str
+    reason: str
+    operator: str
+    written_off_on: date
     request_hash: str
     created_at: datetime = Field(sa_type=UtcDateTime)
 

@@ -22,6 +22,7 @@ from sandbox.db import Db, find, get_or_404, get_referenced, next_id, next_numbe
 from sandbox.erp import (
     ErpCashApplication,
     ErpContract,
+    ErpCreditNote,
     ErpInvoice,
     ErpLegalEntity,
     ErpPayment,
@@ -319,6 +320,14 @@ class InvoiceDocumentLinkIn(Body):
     einvoice_sha256: str | None = PydanticField(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
+def link_documents(record: ErpInvoice | ErpCreditNote, body: InvoiceDocumentLinkIn) -> None:
+    """Set an invoice's or credit note's links to its documents (and their hashes)."""
+    record.document_url = body.document_url
+    record.document_sha256 = body.sha256
+    record.einvoice_url = body.einvoice_url
+    record.einvoice_sha256 = body.einvoice_sha256
+
+
 @router.put("/invoices/{invoice_id}/document")
 def put_invoice_document_link(
     invoice_id: str, body: InvoiceDocumentLinkIn, db: Db
@@ -327,10 +336,7 @@ def put_invoice_document_link(
     nothing)."""
     with db.write() as session:
         invoice = get_invoice(session, invoice_id)
-        invoice.document_url = body.document_url
-        invoice.document_sha256 = body.sha256
-        invoice.einvoice_url = body.einvoice_url
-        invoice.einvoice_sha256 = body.einvoice_sha256
+        link_documents(invoice, body)
         session.add(invoice)
         return invoice_out(invoice)
 

@@ -21,9 +21,11 @@ from sandbox.db import Db, find, get_or_404, get_referenced, next_number, utcnow
 from sandbox.erp import ErpCashApplication, ErpCreditNote, ErpInvoice, ErpPayment
 from sandbox.erp_billing import (
     NOT_ISSUED,
+    InvoiceDocumentLinkIn,
     application_out,
     applications_of,
     get_invoice,
+    link_documents,
     settle,
 )
 from sandbox.errors import duplicate, invalid
@@ -85,6 +87,10 @@ def credit_note_out(note: ErpCreditNote, applications: list[dict[str, Any]]) -> 
         "unapplied_amount": dec(note.unapplied_amount),
         "applications": applications,
         "created_at": timestamp(note.created_at),
+        "document_url": note.document_url,
+        "document_sha256": note.document_sha256,
+        "einvoice_url": note.einvoice_url,
+        "einvoice_sha256": note.einvoice_sha256,
     }
 
 
@@ -153,6 +159,19 @@ def list_credit_notes(
 def read_credit_note(credit_note_id: str, db: Db) -> dict[str, Any]:
     with db.read() as session:
         return _note_out(session, _credit_note(session, credit_note_id))
+
+
+@router.put("/credit-notes/{credit_note_id}/document")
+def put_credit_note_document_link(
+    credit_note_id: str, body: InvoiceDocumentLinkIn, db: Db
+) -> dict[str, Any]:
+    """Link the credit note to its documents in c2c's archive (a PUT: repeating it changes
+    nothing)."""
+    with db.write() as session:
+        note = _credit_note(session, credit_note_id)
+        link_documents(note, body)
+        session.add(note)
+        return _note_out(session, note)
 
 
 @router.post("/payments/{payment_id}/applications", status_code=201, response_model=None)

@@ -70,6 +70,7 @@ RECORD_TYPES = frozenset(
         "invoice",
         "creditMemo",
         "customerPayment",
+        "journalEntry",
         "currencyRate",
         "customrecord_c2c_contract",
         "customrecord_c2c_revenue",
@@ -92,11 +93,17 @@ REQUIRED: dict[str, tuple[tuple[str, bool], ...]] = {
     "invoice": (("entity", True), ("subsidiary", True), ("currency", True), ("tranDate", False)),
     "creditMemo": (("entity", True), ("createdFrom", True), ("tranDate", False)),
     "customerPayment": (("customer", True), ("payment", False), ("currency", True)),
+    "journalEntry": (("subsidiary", True), ("currency", True), ("tranDate", False)),
 }
 #: Classifications this account makes mandatory on every transaction line.
 LINE_SEGMENTS = ("item", "department", "class", "location")
 
-TRANSACTION_PREFIX = {"invoice": "INV", "creditMemo": "CM", "customerPayment": "PYMT"}
+TRANSACTION_PREFIX = {
+    "invoice": "INV",
+    "creditMemo": "CM",
+    "customerPayment": "PYMT",
+    "journalEntry": "JE",
+}
 
 
 class NetSuiteRecord(Row, table=True):
@@ -343,6 +350,8 @@ def _validate(session: Session, record_type: str, body: dict[str, Any]) -> None:
                         **{"o:errorPath": f"item.items[{index}].{segment}"},
                     )
             _money(line.get("amount"), f"item.items[{index}].amount")
+    if record_type == "journalEntry":
+        _check_journal(body)
     if record_type in ("customerPayment", "creditMemo"):
         for index, line in enumerate((body.get("apply") or {}).get("items") or []):
             doc = _ref_id(line.get("doc"))
@@ -353,6 +362,44 @@ def _validate(session: Session, record_type: str, body: dict[str, Any]) -> None:
                     f"Invalid apply doc reference key {doc}.",
                     **{"o:errorPath": f"apply.items[{index}].doc"},
                 )
+
+
+def _check_journal(body: dict[str, Any]) -> None:
+    """A journal entry's lines: each an account with a debit or a credit; debits equal credits."""
+    lines = (body.get("line") or {}).get("items") or []
+    if len(lines) < 2:
+        raise NetSuiteError(
+            400,
+            "USER_ERROR",
+            "You must enter at least two lines for this transaction.",
+            **{"o:errorPath": "line"},
+        )
+    debits = credits = Decimal(0)
+    for index, line in enumerate(lines):
+        if _ref_id(line.get("account")) is None:
+            raise NetSuiteError(
+                400,
+                "USER_ERROR",
+                "Please enter value(s) for: Account",
+                **{"o:errorPath": f"line.items[{index}].account"},
+            )
+        debit = _money(line.get("debit") or 0, f"line.items[{index}].debit")
+        credit = _money(line.get("credit") or 0, f"line.items[{index}].credit")
+        if debit < 0 or credit < 0 or (debit > 0) == (credit > 0):
+            raise NetSuiteError(
+                400,
+                "INVALID_FLD_VALUE",
+                "A line has either a debit or a credit, not negative.",
+                **{"o:errorPath": f"line.items[{index}]"},
+            )
+        debits, credits = debits + debit, credits + credit
+    if debits != credits:
+        raise NetSuiteError(
+            400,
+            "USER_ERROR",
+            f"This transaction is not in balance: debits {debits}, credits {credits}.",
+            **{"o:errorPath": "line"},
+        )
 
 
 def _records(session: Session, record_type: str) -> list[NetSuiteRecord]:

@@ -19,7 +19,12 @@ from connectors.business_central import BusinessCentralErp, EntraTokens
 def dimensions(**changes: Any) -> BcDimensions:
     """UK01 and US01 posting tax to 22100, and the demo rate card's roles."""
     line = {"account": "40100", "dimensions": {"DEPARTMENT": "CONSULTING"}}
-    entity = {"tax_account": "22100", "dimensions": {"BUSINESSGROUP": "SERVICES"}}
+    entity = {
+        "tax_account": "22100",
+        "dimensions": {"BUSINESSGROUP": "SERVICES"},
+        "write_off_account": "69100",
+        "unbilled_account": "13100",
+    }
     mapping: dict[str, Any] = {
         "entities": {"UK01": entity, "US01": entity},
         "roles": {

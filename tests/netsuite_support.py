@@ -17,6 +17,10 @@ from c2c.netsuite_auth import (
 from c2c.netsuite_segments import NetSuiteSegments
 from connectors.netsuite import NetSuiteErp
 
+#: The custom body fields that link an invoice's documents in the NetSuite tests.
+DOCUMENT_FIELD = "custbody_c2c_document_url"
+EINVOICE_FIELD = "custbody_c2c_einvoice_url"
+
 
 def segments(**changes: Any) -> NetSuiteSegments:
     """US01 on subsidiary 1 in USD, and the demo rate card's roles."""
@@ -27,6 +31,7 @@ def segments(**changes: Any) -> NetSuiteSegments:
         "roles": {"Senior Consultant": line, "Analyst": {**line, "item": "102"}},
         "expense_categories": {"*": {**line, "item": "201"}},
         "charges": {kind: {**line, "item": "301"} for kind in ("milestone", "retainer")},
+        "write_off": {"write_off_account": "612", "unbilled_account": "118", "department": "3"},
     }
     mapping.update(changes)
     return NetSuiteSegments.model_validate(mapping)
@@ -56,4 +61,6 @@ def netsuite(
         segments=segments(),
         concurrency=concurrency,
         transport=transport,
+        document_field=DOCUMENT_FIELD,
+        einvoice_field=EINVOICE_FIELD,
     )

@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         MilestoneStatus,
         ResolveException,
         ReviewInvoice,
+        WriteOffSummary,
     )
     from domain.names import BillingModel, ExceptionAction
     from domain.periods import Period
@@ -61,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         BILL_PERIOD,
         CLOSE_TIME_ENTRY,
         RECORD_INVOICE_REVIEW,
+        RECORD_WRITE_OFF,
         BillPeriodInput,
         BillPeriodResult,
         CloseTimeEntryInput,
@@ -68,6 +70,8 @@ with workflow.unsafe.imports_passed_through():
         RevenuePlan,
         TimeEntryClosed,
         TimePricing,
+        WriteOffInput,
+        WriteOffRecorded,
     )
     from workflows.collections import holds, issue_credit, issued
     from workflows.commands import Clock, Decision, Hold, OpenException, Patched, Record, RunStep
@@ -83,6 +87,10 @@ PATCH_RATABLE_RELEASE = "retainer-release-ratable"
 #: Marks runs that close time entry in the PSA after a termination's last day (and report the
 #: time it already holds for later days). A run recorded before it left time entry open.
 PATCH_CLOSE_TIME_ENTRY = "termination-closes-time-entry"
+
+#: Marks runs that tell the ERP about work written off above the cap (a step after the
+#: decision that wrote it off). New in 0.11: answered by the release gate.
+WRITE_OFFS_TO_ERP = "write-offs-to-erp"
 
 #: The step name of a not-to-exceed hold, as operators see it in the exception queue.
 CAP_STEP = "not_to_exceed"
@@ -574,7 +582,7 @@ def _hold_above_cap(
     b, ccy = s.billing, s.contract.currency
     while b.held_back > 0:
         cap = s.terms.not_to_exceed
-        action: ExceptionAction = yield Hold(
+        decision: ResolveException = yield Hold(
             CAP_STEP,
             "c2c",
             "not_to_exceed_reached",
@@ -582,11 +590,16 @@ def _hold_above_cap(
             f"{cap} ({b.billed_to_date} already invoiced): raise the cap by amendment "
             "and retry to bill it, or skip to write it off",
             subject=reference,
+            decision=True,
         )
+        action = decision.action
         if action is ExceptionAction.SKIP:
-            b.written_off += b.held_back
-            yield Record(f"{b.held_back} {ccy} above the cap written off")
+            amount = b.held_back
+            b.written_off += amount
+            yield Record(f"{amount} {ccy} above the cap written off")
             b.held_back = b.held_fees = ZERO
+            if (yield Patched(WRITE_OFFS_TO_ERP)):
+                yield from _write_off_to_erp(s, now, reference, period, amount, decision)
             return
         if action is ExceptionAction.ABORT:
             return
@@ -626,6 +639,50 @@ def _hold_above_cap(
         yield from _after_bill(
             s, now, release, period, result.model_copy(update={"held_back": ZERO}), what=what
         )
+
+
+def _write_off_to_erp(
+    s: ContractState,
+    now: Clock,
+    reference: str,
+    period: Period,
+    amount: Decimal,
+    decision: ResolveException,
+) -> Decision[None]:
+    """Tell the ERP about work written off above the cap, once: the write-off's id follows
+    from the contract and how many it wrote off before, so a reset or a retry finds it."""
+    b, c = s.billing, s.contract
+    write_off = WriteOffSummary(
+        write_off_id=f"{c.contract_id}:write-off-{len(b.write_offs) + 1}",
+        reference=reference,
+        period=str(period),
+        amount=amount,
+        operator=decision.operator,
+        written_off_on=now().date(),
+    )
+    b.write_offs.append(write_off)
+    recorded: WriteOffRecorded | None = yield RunStep(
+        RECORD_WRITE_OFF,
+        WriteOffInput(
+            contract_id=c.contract_id,
+            write_off_id=write_off.write_off_id,
+            legal_entity=c.legal_entity,
+            period=write_off.period,
+            amount=amount,
+            currency=c.currency,
+            reason=decision.note or f"work above the not-to-exceed cap of {reference}",
+            operator=decision.operator,
+            on=write_off.written_off_on,
+            refs=s.refs,
+        ),
+        WriteOffRecorded,
+        summary=f"write-off {write_off.write_off_id}",
+    )
+    if recorded is None:
+        yield Record(f"write-off {write_off.write_off_id} left out of the ERP by an operator")
+        return
+    b.write_offs[-1] = write_off.model_copy(update={"erp_ref": recorded.erp_ref})
+    yield Record(f"write-off {write_off.write_off_id} recorded in the ERP as {recorded.erp_ref}")
 
 
 # ------------------------------------------------------------------ endings

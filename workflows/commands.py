@@ -63,7 +63,8 @@ class Record:
 @dataclass(frozen=True)
 class Hold:
     """Hold the contract with a blocking exception until an operator decides; the result is
-    the operator's ``ExceptionAction``."""
+    the operator's ``ExceptionAction`` (with ``decision``, the whole ``ResolveException``:
+    who decided, and their note)."""
 
     step: str
     system: str
@@ -73,6 +74,7 @@ class Hold:
     #: The draft invoice the hold waits to have reviewed (its approval or rejection decides
     #: the hold), if any.
     draft_id: str = ""
+    decision: bool = False
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         PROPAGATE_AMENDMENT,
         PROVISION_ERP,
         RECORD_AUDIT,
+        RECORD_WRITE_OFF,
         RENDER_INVOICE_DOCUMENTS,
         SEND_DUNNING_REMINDER,
         STEP_SYSTEM_QUEUE,
@@ -80,6 +81,7 @@ STEP_SYSTEM = {
     PROPAGATE_AMENDMENT: "erp",
     CLOSE_CONTRACT: "erp",
     CLOSE_TIME_ENTRY: "psa",
+    RECORD_WRITE_OFF: "erp",
 }
 
 #: How each step reads in the contract's Temporal history, unless the caller says more.
@@ -94,6 +96,7 @@ STEP_SUMMARIES = {
     CLOSE_CONTRACT: "close the PSA and ERP projects",
     ARCHIVE_SIGNED_DOCUMENT: "archive the signed document and link it to the ERP contract",
     RENDER_INVOICE_DOCUMENTS: "render, archive and link an invoice's documents",
+    RECORD_WRITE_OFF: "tell the ERP about work written off above the cap",
 }
 
 
@@ -258,11 +261,17 @@ class StepExecution(ContractBase):
         return result
 
     def _task_queue(self, step: str) -> str:
-        """The queue a step runs on: its system's, so that system's rate limit applies; c2c's
-        own ledger writes on the workflows' queue."""
+        """The queue a step runs on: its system's where that system's rate or concurrency
+        limit applies (as validation recorded the configuration), else the workflows' own,
+        where the step can be dispatched eagerly; c2c's own ledger writes on the workflows'."""
         queue = workflow.info().task_queue
         system = STEP_SYSTEM_QUEUE.get(step)
-        return queue if system is None else system_task_queue(queue, system)
+        if system is None:
+            return queue
+        queued = self.s.validated.queued_systems if self.s.validated is not None else None
+        if queued is not None and system.value not in queued:
+            return queue
+        return system_task_queue(queue, system)
 
     async def _flush_audit(self) -> None:
         if self._pending_audit:

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         ISSUE_CREDIT_NOTE,
         OPEN_EXCEPTION,
         PROPAGATE_AMENDMENT,
+        RECORD_WRITE_OFF,
         RENDER_INVOICE_DOCUMENTS,
         RESOLVE_EXCEPTION_RECORD,
         SEND_DUNNING_REMINDER,
@@ -65,6 +66,7 @@ SKIPPABLE_STEPS = frozenset(
         CLOSE_CONTRACT,
         ARCHIVE_SIGNED_DOCUMENT,
         RENDER_INVOICE_DOCUMENTS,
+        RECORD_WRITE_OFF,
         CLOSE_TIME_ENTRY,
         CAP_STEP,
         REJECTED_STEP,
@@ -162,6 +164,23 @@ class Holds(StepExecution):
         subject: str = "",
         draft_id: str = "",
     ) -> ExceptionAction:
+        """Put the contract on hold with an exception and wait for the operator's action
+        (``hold_for_decision``)."""
+        decision = await self.hold_for_decision(
+            step, system, code, message, subject=subject, draft_id=draft_id
+        )
+        return decision.action
+
+    async def hold_for_decision(
+        self,
+        step: str,
+        system: str,
+        code: str,
+        message: str,
+        *,
+        subject: str = "",
+        draft_id: str = "",
+    ) -> ResolveException:
         """Put the contract on hold with an exception and wait for the operator's decision.
 
         ``subject`` names what failed (an invoice's reference, an amendment): with the step it
@@ -210,7 +229,7 @@ class Holds(StepExecution):
         else:
             self.record(event)
         await self.close_exception(exception_id)
-        return decision.action
+        return decision
 
     async def open_exception(
         self,

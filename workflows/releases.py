@@ -42,4 +42,10 @@ FOLDED: frozenset[str] = frozenset(
 ERP_ONBOARDING_ONE_STEP = "erp-onboarding-one-step"
 
 #: Behaviours new in this release: taken by runs with the release marker, never by older runs.
-NEW_IN_RELEASE: frozenset[str] = frozenset({ERP_ONBOARDING_ONE_STEP})
+NEW_IN_RELEASE: frozenset[str] = frozenset(
+    {
+        # Work written off above a not-to-exceed cap is told to the ERP (workflows.billing).
+        "write-offs-to-erp",
+        ERP_ONBOARDING_ONE_STEP,
+    }
+)

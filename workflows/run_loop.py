@@ -183,7 +183,7 @@ class RunLoop(Holds):
             self.record(command.event)
             return None
         if isinstance(command, Hold):
-            return await self.hold(
+            decision = await self.hold_for_decision(
                 command.step,
                 command.system,
                 command.code,
@@ -191,6 +191,7 @@ class RunLoop(Holds):
                 subject=command.subject,
                 draft_id=command.draft_id,
             )
+            return decision if command.decision else decision.action
         if isinstance(command, OpenException):
             return await self.open_exception(
                 command.step,

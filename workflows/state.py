@@ -307,6 +307,7 @@ class ContractBase:
             revenue=self.s.billing.revenue,
             held_back=round_money(self.s.billing.held_back, c.currency),
             written_off=round_money(self.s.billing.written_off, c.currency),
+            write_offs=list(self.s.billing.write_offs),
             open_exceptions=list(self.s.open.values()),
             history=list(self.s.history),
             closed_periods=list(self.s.billing.closed_periods),

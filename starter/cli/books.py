@@ -131,6 +131,12 @@ def wip(
             f"  {c.contract_id}  {c.stage:<10}  held back {c.held_back} {c.currency}, "
             f"written off {c.written_off} {c.currency}"
         )
+        for w in c.write_offs:
+            erp = f"ERP {w.erp_ref}" if w.erp_ref else "not in the ERP"
+            typer.echo(
+                f"    {w.write_off_id}: {w.amount} {c.currency} of {w.reference} "
+                f"by {w.operator} on {w.written_off_on}, {erp}"
+            )
     for t in report.totals:
         typer.echo(f"  total {t.currency}: held back {t.held_back}, written off {t.written_off}")
     if not report.contracts:

@@ -1,8 +1,9 @@
 """Work in progress: the work a contract's not-to-exceed cap holds back (billed when the cap
 rises) and the work written off above it, per contract and per legal entity.
 
-Both are the workflow's own state (``ContractStatus.held_back`` and ``written_off``), asked of
-each contract's workflow with the ``status`` query; the ledger says which contracts belong to
+Both are the workflow's own state (``ContractStatus.held_back``, ``written_off`` and each of
+its ``write_offs`` with the ERP's reference of it), asked of each contract's workflow with the
+``status`` query; the ledger says which contracts belong to
 the entity. A contract whose workflow cannot answer is listed as unavailable, not counted.
 """
 
@@ -16,7 +17,7 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from domain.models import ContractStatus
+from domain.models import ContractStatus, WriteOffSummary
 from ledger import Ledger
 from starter.api.contracts import get_status
 
@@ -32,6 +33,8 @@ class ContractWork(BaseModel):
     currency: str
     held_back: Decimal
     written_off: Decimal
+    #: Each write-off, with the ERP's reference once the ERP has it.
+    write_offs: list[WriteOffSummary] = Field(default_factory=list)
 
 
 class CurrencyWork(BaseModel):
@@ -82,6 +85,7 @@ async def work_in_progress(
                 currency=answer.currency,
                 held_back=answer.held_back,
                 written_off=answer.written_off,
+                write_offs=answer.write_offs,
             )
         )
         total = totals[answer.currency]

@@ -227,3 +227,58 @@ def test_the_contract_page_of_a_contract_that_continued_as_new() -> None:
     # Without the ledger's facts, the page says where the invoices are.
     summed = template.render(contract=status, settled=[], **values)
     assert "listed in the ERP" in summed and "settled-invoices" not in summed
+
+
+def test_the_contract_page_lists_write_offs_with_their_erp_reference() -> None:
+    from datetime import date
+
+    from domain.models import ContractStatus, WriteOffSummary
+    from starter.dashboard.pages import templates
+
+    def write_off(n: int, erp_ref: str | None) -> WriteOffSummary:
+        return WriteOffSummary(
+            write_off_id=f"C-CAP:write-off-{n}",
+            reference="2026-10",
+            period="2026-10",
+            amount=Decimal("1100.00"),
+            operator="finance@example.com",
+            written_off_on=date(2026, 11, 4),
+            erp_ref=erp_ref,
+        )
+
+    status = ContractStatus(
+        contract_id="C-CAP",
+        stage="active",
+        billing_model="time_and_materials",
+        currency="USD",
+        written_off=Decimal("2200.00"),
+        write_offs=[write_off(1, "JE-118"), write_off(2, None)],
+    )
+    page = {
+        "id": "contract-C-CAP",
+        "run_id": "r",
+        "status": "running",
+        "started_at": datetime(2026, 11, 2, tzinfo=UTC),
+        "closed_at": None,
+        "customer_id": "ACME",
+        "legal_entity": "US01",
+        "billing_model": "time_and_materials",
+    }
+    listed = templates.get_template("contract.html").render(
+        contract=status,
+        settled=[],
+        session=Session(role=Role.VIEWER, session_id="s"),
+        auth_enabled=False,
+        can_act=False,
+        csrf_field="csrf",
+        csrf="t",
+        here="/contracts/C-CAP",
+        refresh_s=0,
+        flash=None,
+        stages=[],
+        actions=[],
+        workflow=page,
+        decided=[],
+    )
+    assert 'data-write-off="C-CAP:write-off-1"' in listed and "<code>JE-118</code>" in listed
+    assert "not in the ERP" in listed and "finance@example.com" in listed

@@ -27,6 +27,7 @@ from starter.api import invoice_documents
 from starter.api.contracts import close_period_for, contract_handle
 from starter.cli.main import app as cli
 from tests.documents.pdf import page_text
+from tests.documents.schematron import fatal
 from tests.documents.ubl import NS, text, validate
 from tests.support import serve
 from tests.workflows.billing_helpers import start_active, wait_invoices
@@ -146,6 +147,7 @@ async def test_an_eu_invoice_and_its_credit_note_get_verified_pdfs_and_valid_ubl
     assert text(root, category + "cbc:TaxExemptionReason") == [REVERSE_CHARGE]
     assert text(root, "cac:LegalMonetaryTotal/cbc:PayableAmount") == [format(invoice.total, "f")]
     assert text(root, "cac:PaymentMeans/cac:PayeeFinancialAccount/cbc:ID") == [DE01.iban]
+    assert fatal(einvoice.content) == []
 
     # The ERP invoice links both.
     erp = (await sandbox.get(f"/erp/v1/invoices/{invoice.invoice_id}")).json()
@@ -194,6 +196,11 @@ async def test_an_eu_invoice_and_its_credit_note_get_verified_pdfs_and_valid_ubl
     assert note_pdf.status_code == 200, note_pdf.text
     status = await wait_for(temporal_client, cid, lambda s: bool(s.credit_notes[0].documents))
     assert status.credit_notes[0].documents["pdf"] == hashlib.sha256(note_pdf.content).hexdigest()
+    # The ERP's credit note links its documents too.
+    erp_note = (await sandbox.get(f"/erp/v1/credit-notes/{note.credit_note_id}")).json()
+    assert erp_note["document_url"] == f"{own.api_url}/api/invoices/{note.credit_note_id}/document"
+    assert erp_note["document_sha256"] == status.credit_notes[0].documents["pdf"]
+    assert erp_note["einvoice_sha256"] == status.credit_notes[0].documents["einvoice"]
     assert note_pdf.content.startswith(b"%PDF-")
     credit = await document(api_url, note.credit_note_id, "einvoice")
     assert credit.status_code == 200, credit.text
@@ -205,6 +212,7 @@ async def test_an_eu_invoice_and_its_credit_note_get_verified_pdfs_and_valid_ubl
     ]
     assert text(root, "cac:LegalMonetaryTotal/cbc:PayableAmount") == ["100.00"]
     assert len(root.findall("cac:CreditNoteLine", NS)) == 1
+    assert fatal(credit.content) == []
 
     # An altered archive object is refused, never served; so is a missing one.
     store = archive_from_settings(own)

@@ -106,6 +106,13 @@ async def test_a_uk01_contract_runs_on_business_central_from_approval_to_closed(
         )
         assert contract["contractId"] == cid and contract["projectStatus"] == "Completed"
         assert contract["billingSchedule"] and contract["revenueSchedule"]
+        # The invoice's PDF is attached to it (a UK entity sends no e-invoice).
+        guid = invoice_id.split(":", 1)[1]
+        attached = await erp._filter("UK01", "documentAttachments", f"parentId eq '{guid}'")
+        assert [(a["parentType"], a["fileName"]) for a in attached] == [
+            ("Sales Invoice", f"{invoices[0].number}.pdf")
+        ]
+        assert attached[0]["byteSize"] > 0
     finally:
         await erp.aclose()
     assert await items(sandbox, "/erp/v1/projects", contract_id=cid) == []

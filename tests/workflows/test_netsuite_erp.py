@@ -17,7 +17,7 @@ from c2c.settings import Settings
 from domain.models import ClosePeriod, PaymentReceived
 from ledger import Ledger
 from starter.api.contracts import close_period_for, contract_result, record_payment, start_contract
-from tests.netsuite_support import netsuite, segments
+from tests.netsuite_support import DOCUMENT_FIELD, netsuite, segments
 from tests.workflows.helpers import add_time, approval, items, wait_for, wait_stage
 from worker import contract_worker
 
@@ -30,6 +30,7 @@ async def routed(temporal_client: Client, settings: Settings) -> AsyncIterator[S
             "task_queue": f"c2c-netsuite-{uuid.uuid4().hex[:8]}",
             "erp_routes": {"US01": "netsuite", "*": "reference"},
             "netsuite_segments": segments(),
+            "netsuite_document_field": DOCUMENT_FIELD,
         }
     )
     async with contract_worker(temporal_client, routed_settings):
@@ -94,6 +95,12 @@ async def test_a_us01_contract_runs_on_netsuite_from_approval_to_closed(
         assert project["entityStatus"]["id"] == segments().job_status_closed
         revenue = await erp.get_balances(refs["erp_contract_id"])
         assert revenue.billed_to_date == Decimal("3120.00") and revenue.receivable == 0
+        # The invoice links its PDF in c2c's archive (custom body fields).
+        record = await erp._read("invoice", invoice.invoice_id)
+        assert record is not None
+        assert record[DOCUMENT_FIELD] == (
+            f"{routed.api_url}/api/invoices/{invoice.invoice_id}/document"
+        )
     finally:
         await erp.aclose()
     assert await items(sandbox, "/erp/v1/projects", contract_id=cid) == []

@@ -5,12 +5,13 @@ Hypothesis draws contracts of every billing model and a sequence of messages for
 recorded, period closes, amendments (signals and updates; rates, caps, end dates, milestones
 added, changed and removed; valid, and refused only for what was invoiced before them),
 payments with repeats, milestones, a termination, operator decisions (retry or skip) on
-the holds they cause, and, on contracts that review their invoices, the approval or rejection
-of each draft. Each sequence runs on the real dev server
-and sandbox; then the contract is reset, to its first workflow task or to a random one, by the
-``temporal`` CLI, the client's own reset (what the Temporal UI sends) or ``c2c ops reset``. The
-new run must give every message the same decision with the same reason, leave the ERP with the
-same invoices, credit notes, revenue entries and payments, and end in an equal status.
+the holds they cause (a skip of the cap's hold writes the work off, in the ERP too), and, on
+contracts that review their invoices, the approval or rejection of each draft. Each sequence
+runs on the real dev server and sandbox; then the contract is reset, to its first workflow
+task or to a random one, by the ``temporal`` CLI, the client's own reset (what the Temporal UI
+sends) or ``c2c ops reset``. The new run must give every message the same decision with the
+same reason, leave the ERP with the same invoices, credit notes, revenue entries, payments and
+write-offs, and end in an equal status.
 
 Each example runs a batch of contracts at once (the server does the waiting). CI runs
 ``EXAMPLES`` × ``BATCH`` sequences; a larger run, for instance 1,000 sequences of up to 12
@@ -563,6 +564,7 @@ def decided(status: ContractStatus) -> dict[str, Any]:
         "closed_periods": status.closed_periods,
         "open_exceptions": [(e.exception_id, e.code) for e in status.open_exceptions],
         "drafts": [d.model_dump(exclude={"drafted_at"}) for d in status.drafts],
+        "write_offs": [w.model_dump(exclude={"written_off_on"}) for w in status.write_offs],
         "po": (status.po_number, status.bill_to),
         "history": [h.event for h in status.history],
     }
@@ -584,6 +586,10 @@ async def snapshot(client: Client, sandbox: httpx.AsyncClient, cid: str) -> dict
             for p in await items(sandbox, "/erp/v1/payments", contract_id=cid)
         ),
     }
+    erp["write_offs"] = sorted(
+        (w["write_off_id"], w["amount"])
+        for w in await items(sandbox, "/erp/v1/write-offs", contract_id=cid)
+    )
     if (erp_contract_id := status.refs.get("erp_contract_id")) is not None:
         revenue = await items(sandbox, f"/erp/v1/contracts/{erp_contract_id}/revenue")
         erp["revenue"] = sorted((r["entry_id"], r["amount"]) for r in revenue)

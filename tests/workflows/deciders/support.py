@@ -124,7 +124,14 @@ class Systems:
                 change()
             del self.on_hold[:1]
             assert self.actions, f"no operator action left for the hold on {command.step}"
-            return self.actions.pop(0)
+            action = self.actions.pop(0)
+            if command.decision:
+                return ResolveException(
+                    exception_id=f"EXC-{command.step}-{command.subject}",
+                    action=action,
+                    operator="ops@example.com",
+                )
+            return action
         if isinstance(command, ReadLedger):
             return self.results.get(command.name)
         if isinstance(command, Patched):

@@ -19,7 +19,15 @@ from domain.contract_state import ContractState
 from domain.models import Amendment, ClosePeriod, MilestoneCompleted, TerminateContract
 from domain.names import ExceptionAction, Stage
 from domain.periods import Period
-from domain.steps import BILL_PERIOD, CLOSE_TIME_ENTRY, BillPeriodInput, TimeEntryClosed
+from domain.steps import (
+    BILL_PERIOD,
+    CLOSE_TIME_ENTRY,
+    RECORD_WRITE_OFF,
+    BillPeriodInput,
+    TimeEntryClosed,
+    WriteOffInput,
+    WriteOffRecorded,
+)
 from tests.workflows.deciders.support import Systems, at, contract, lines, steps
 from workflows import billing
 from workflows.billing import (
@@ -27,6 +35,7 @@ from workflows.billing import (
     PATCH_CLOSE_TIME_ENTRY,
     PATCH_RATABLE_RELEASE,
     WORK_AFTER_END_STEP,
+    WRITE_OFFS_TO_ERP,
 )
 from workflows.commands import Command, Hold, OpenException
 
@@ -259,7 +268,12 @@ def test_a_termination_closes_time_entry_and_reports_later_time() -> None:
 
 def test_work_above_the_cap_holds_and_a_skip_writes_it_off() -> None:
     s = contract(not_to_exceed="1500.00")
-    systems = Systems(hours={"2026-10": Decimal("20")}, actions=[ExceptionAction.SKIP])
+    recorded = WriteOffRecorded(write_off_id="W", erp_ref="WO-1")
+    systems = Systems(
+        hours={"2026-10": Decimal("20")},
+        actions=[ExceptionAction.SKIP],
+        results={RECORD_WRITE_OFF: recorded},
+    )
     commands = systems.run(billing.bill_period(s, systems, OCTOBER))
     (hold,) = [c for c in commands if isinstance(c, Hold)]
     assert (hold.step, hold.code, hold.subject) == (CAP_STEP, "not_to_exceed_reached", "2026-10")
@@ -268,6 +282,31 @@ def test_work_above_the_cap_holds_and_a_skip_writes_it_off() -> None:
     )
     assert s.billing.billed_to_date == Decimal("1500")
     assert (s.billing.held_back, s.billing.written_off) == (0, Decimal("500"))
+    assert "500.00 USD above the cap written off" in lines(commands)
+    # The ERP is told once, under an id that a reset derives again.
+    write_off = steps(commands)[-1].arg
+    assert isinstance(write_off, WriteOffInput)
+    contract_id = s.contract.contract_id
+    assert (write_off.write_off_id, write_off.amount, write_off.period, write_off.operator) == (
+        f"{contract_id}:write-off-1",
+        Decimal("500"),
+        "2026-10",
+        "ops@example.com",
+    )
+    assert [(w.amount, w.erp_ref) for w in s.billing.write_offs] == [(Decimal("500"), "WO-1")]
+    assert lines(commands)[-1] == f"write-off {contract_id}:write-off-1 recorded in the ERP as WO-1"
+
+
+def test_a_run_recorded_before_write_offs_reached_the_erp_tells_it_nothing() -> None:
+    s = contract(not_to_exceed="1500.00")
+    systems = Systems(
+        hours={"2026-10": Decimal("20")},
+        actions=[ExceptionAction.SKIP],
+        unpatched={WRITE_OFFS_TO_ERP},
+    )
+    commands = systems.run(billing.bill_period(s, systems, OCTOBER))
+    assert [c.name for c in steps(commands)] == [BILL_PERIOD]
+    assert s.billing.written_off == Decimal("500") and s.billing.write_offs == []
     assert lines(commands)[-1] == "500.00 USD above the cap written off"
 
 
