@@ -31,6 +31,7 @@ from connectors.records import (
     ErpInvoice,
 )
 from domain.billing import OverageAccumulator, apply_cap
+from domain.consolidation import InvoiceSection
 from domain.errors import NotFound, Rejection
 from domain.models import DraftInvoice, InvoiceSummary, RevenueStatus
 from domain.money import money_sum, round_money
@@ -233,6 +234,8 @@ class BillingActivities(StepActivities):
                 [line.amount for line in capped.lines if line.kind in AS_INVOICED_KINDS],
                 step.currency,
             )
+            if step.section_id is not None:
+                return await self._section(step, capped.lines, capped.held_back, frozen)
             if step.draft_id is not None:
                 made = await asyncio.to_thread(self.ledger.get_draft, step.draft_id)
                 if made is not None:
@@ -389,6 +392,102 @@ class BillingActivities(StepActivities):
             )
         )
         return _drafted(draft, frozen)
+
+    async def _section(
+        self,
+        step: BillPeriodInput,
+        lines: list[InvoiceLine],
+        held_back: Decimal,
+        frozen: tuple[str, BillingBatch] | None,
+    ) -> BillPeriodResult:
+        """A section of the customer's consolidated invoice: priced and taxed as an invoice
+        (the tax document saved, committed when the consolidated invoice is issued), its lines
+        kept in the ledger under ``step.section_id``, its revenue posted; no ERP invoice. A
+        repeat finds the section in the ledger and answers the same."""
+        assert step.section_id is not None
+        made = await asyncio.to_thread(self.ledger.get_draft, step.section_id)
+        if made is None and lines:
+            taxed = await self._taxed(step, lines)
+            await self.write_together(
+                partial(
+                    self.ledger.record_draft,
+                    InvoiceDraftIn(
+                        draft_id=step.section_id,
+                        contract_id=step.contract_id,
+                        reference=step.reference,
+                        legal_entity=step.legal_entity,
+                        currency=step.currency,
+                        period=step.period,
+                        lines=[
+                            line.model_dump(mode="json", exclude_none=True) for line in taxed.lines
+                        ],
+                        subtotal=taxed.subtotal,
+                        tax=taxed.tax,
+                        total=taxed.total,
+                        po_number=step.po_number,
+                        drafted_at=datetime.now(UTC),
+                        status="section",
+                    ),
+                )
+            )
+            made = await asyncio.to_thread(self.ledger.get_draft, step.section_id)
+        as_invoiced = money_sum(
+            [
+                Decimal(str(line["amount"]))
+                for line in (made.lines if made else [])
+                if line.get("kind") in AS_INVOICED_KINDS
+            ],
+            step.currency,
+        )
+        posted, revenue = await self._post_revenue(step, as_invoiced)
+        posting = await revenue_fact(
+            self.connectors.erp,
+            step.contract_id,
+            step.revenue,
+            posted,
+            currency=step.currency,
+            functional_currency=step.functional_currency,
+        )
+        project_id = step.refs["psa_project_id"]
+        unbilled = await self._unbilled(project_id, step)
+        writes = []
+        if posting is not None:
+            writes.append(partial(self.ledger.record_revenue_fact, posting))
+        if unbilled is not None:
+            read_at = datetime.now(UTC)
+            writes.append(
+                partial(self.ledger.record_unbilled_time, step.contract_id, unbilled, read_at)
+            )
+        await self.write_together(*writes)
+        batch = frozen[1] if frozen else None
+        section = InvoiceSection(
+            section_id=step.section_id,
+            contract_id=step.contract_id,
+            period=step.period,
+            payment_terms_days=step.payment_terms_days,
+            invoice_date=step.invoice_date,
+            erp_contract_id=step.refs.get("erp_contract_id"),
+            erp_project_id=step.refs.get("erp_project_id"),
+        )
+        if made is not None:
+            section = section.model_copy(
+                update={
+                    "subtotal": made.subtotal,
+                    "tax": made.tax,
+                    "total": made.total,
+                    "tax_code": invoice_tax_code(step.reference),
+                }
+            )
+        return BillPeriodResult(
+            section=section,
+            hours=batch.hours if batch else Decimal(0),
+            time_entries=batch.time_entry_count if batch else 0,
+            expenses=batch.expense_count if batch else 0,
+            held_back=held_back,
+            as_invoiced=as_invoiced,
+            revenue_posted=posted,
+            revenue=revenue,
+        )
 
     async def _taxed(self, step: BillPeriodInput, lines: list[InvoiceLine]) -> InvoiceDraft:
         """The invoice, taxed from a tax document saved (not committed) under its reference:

@@ -13,9 +13,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from domain.consolidation import (
+    BillingMember,
+    CustomerBillingKey,
+    CustomerBillingStart,
+    InvoiceSection,
+)
 from domain.models import (
     Amendment,
     BillTo,
+    ConsolidatedInvoicing,
     ContractApproved,
     CreditNoteSummary,
     Customer,
@@ -25,6 +32,7 @@ from domain.models import (
     OpenException,
     PaymentReceived,
     RevenueStatus,
+    SectionInvoiced,
 )
 from domain.money import Money, Quantity
 from domain.names import Stage, System
@@ -52,6 +60,14 @@ LOOK_UP_PAYMENT = "look_up_payment"
 ARCHIVE_SIGNED_DOCUMENT = "archive_signed_document"
 RECORD_INVOICE_REVIEW = "record_invoice_review"
 RENDER_INVOICE_DOCUMENTS = "render_invoice_documents"
+#: Consolidated invoicing: a contract's messages to its customer's billing workflow (started
+#: by the first), the section it answers recorded, a payment's part recorded; the customer's
+#: invoice made in the ERP and a payment of it recorded there.
+SEND_TO_CUSTOMER_BILLING = "send_to_customer_billing"
+RECORD_SECTION_INVOICED = "record_section_invoiced"
+RECORD_SECTION_PAYMENT = "record_section_payment"
+ISSUE_CONSOLIDATED_INVOICE = "issue_consolidated_invoice"
+APPLY_CONSOLIDATED_PAYMENT = "apply_consolidated_payment"
 #: Not a step: the exceptions a contract opens, as it ends, for messages that came after its
 #: last decision (a payment after the close). Its workflow has ended, so the ledger records
 #: the operator's decision on them.
@@ -82,6 +98,10 @@ STEP_SYSTEM_QUEUE: dict[str, System] = {
     ARCHIVE_SIGNED_DOCUMENT: System.ERP,
     # Reads the invoice from the ERP, archives its documents, and links them from it.
     RENDER_INVOICE_DOCUMENTS: System.ERP,
+    # Marks the section's work invoiced in the PSA, then writes the ledger.
+    RECORD_SECTION_INVOICED: System.PSA,
+    ISSUE_CONSOLIDATED_INVOICE: System.ERP,
+    APPLY_CONSOLIDATED_PAYMENT: System.ERP,
 }
 
 
@@ -133,6 +153,8 @@ class Validated(BaseModel):
     customer_tax_id: str | None = None
     #: Whether the legal entity's invoices wait for review as drafts (configuration).
     invoice_review: InvoiceReview = "none"
+    #: Whether the legal entity's period closes go on one invoice per customer (configuration).
+    consolidated_invoicing: ConsolidatedInvoicing = "none"
 
 
 class CreatedRef(BaseModel):
@@ -207,6 +229,10 @@ class BillPeriodInput(StepInput):
     #: The draft this invoice issues once an operator approved it, and who approved it.
     approved_draft: str | None = None
     approved_by: str | None = None
+    #: Make only a section of the customer's consolidated invoice under this id: priced,
+    #: capped and taxed (the tax document saved), its lines kept in the ledger, its revenue
+    #: posted; no ERP invoice (the customer's billing workflow makes one for all sections).
+    section_id: str | None = None
 
 
 class BillPeriodResult(BaseModel):
@@ -222,6 +248,58 @@ class BillPeriodResult(BaseModel):
     revenue: RevenueStatus | None = None
     #: The draft made instead of an invoice (``BillPeriodInput.draft_id``).
     draft: DraftInvoice | None = None
+    #: The section made instead of an invoice (``BillPeriodInput.section_id``).
+    section: InvoiceSection | None = None
+
+
+class CustomerBillingMessage(StepInput):
+    """One message of a contract to its customer's billing workflow, which the first starts
+    (signal-with-start): exactly one of ``join``, ``section`` and ``leave``."""
+
+    workflow_id: str
+    start: CustomerBillingStart
+    join: BillingMember | None = None
+    section: InvoiceSection | None = None
+    leave: BillingMember | None = None
+
+
+class SectionInvoicedInput(StepInput):
+    """A contract's section, numbered on the consolidated invoice: recorded as the invoice the
+    contract holds (PSA batch, ledger facts)."""
+
+    invoiced: SectionInvoiced
+    legal_entity: str
+    currency: str
+    refs: dict[str, str]
+
+
+class ConsolidatedInvoiceInput(StepInput):
+    """One consolidated invoice to make in the ERP (``contract_id`` is the customer billing
+    workflow's id): the sections in the order they appear on it."""
+
+    key: CustomerBillingKey
+    erp_customer_id: str
+    reference: str
+    period: str
+    invoice_date: date
+    sections: list[InvoiceSection]
+
+
+class ConsolidatedInvoiceIssued(BaseModel):
+    invoice_id: str
+    number: str
+    invoice_date: date
+    due_on: date
+    subtotal: Money
+    tax: Money
+    total: Money
+
+
+class ConsolidatedPaymentInput(StepInput):
+    """A payment of a consolidated invoice, recorded on it in the ERP."""
+
+    payment: PaymentReceived
+    invoice_id: str
 
 
 class InvoiceReviewInput(StepInput):
@@ -254,6 +332,8 @@ class CashApplication(BaseModel):
     invoice_id: str
     amount: Money
     credit_note_id: str | None = None
+    #: The ERP invoice to apply it to when ``invoice_id`` is a section of a consolidated one.
+    erp_invoice_id: str | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class ApplyCashInput(StepInput):

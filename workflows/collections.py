@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         APPLY_PAYMENT,
         ISSUE_CREDIT_NOTE,
         LOOK_UP_PAYMENT,
+        RECORD_SECTION_PAYMENT,
         SEND_DUNNING_REMINDER,
         ApplyCashInput,
         ApplyPaymentInput,
@@ -110,6 +111,12 @@ def holds(s: ContractState, invoice_id: str) -> bool:
     return _invoice(s, invoice_id) is not None
 
 
+def _erp_invoice(s: ContractState, invoice_id: str) -> str | None:
+    """The ERP invoice that holds ``invoice_id`` when it is a section of a consolidated one."""
+    inv = _invoice(s, invoice_id)
+    return inv.consolidated_invoice_id if inv is not None else None
+
+
 def _invoice(s: ContractState, invoice_id: str) -> InvoiceSummary | None:
     return next((i for i in s.collections.invoices if i.invoice_id == invoice_id), None)
 
@@ -147,6 +154,7 @@ def _apply_cash(s: ContractState, applications: list[Application], what: str) ->
                     invoice_id=a.invoice_id,
                     amount=a.amount,
                     credit_note_id=s.collections.credit_receipts.get(a.payment_id),
+                    erp_invoice_id=_erp_invoice(s, a.invoice_id),
                 )
                 for a in applications
             ],
@@ -193,8 +201,11 @@ def receive(s: ContractState, now: Clock, payment: PaymentReceived) -> Decision[
             )
         return
     target = _target(s, payment)
+    # A part of a consolidated invoice's payment: the customer's billing workflow recorded
+    # the payment in the ERP, on the consolidated invoice; the contract records its part.
+    consolidated = payment.consolidated_invoice_id is not None
     applied: PaymentApplied | None = yield RunStep(
-        APPLY_PAYMENT,
+        RECORD_SECTION_PAYMENT if consolidated else APPLY_PAYMENT,
         ApplyPaymentInput(
             contract_id=s.contract.contract_id,
             payment=payment,
@@ -213,7 +224,7 @@ def receive(s: ContractState, now: Clock, payment: PaymentReceived) -> Decision[
     # The ERP applied the payment to its target; what is left goes to the other open
     # invoices, oldest first.
     others = [a for a in applications if a.invoice_id != target]
-    if applied is not None:
+    if applied is not None and not consolidated:
         yield from _apply_cash(s, others, f"of payment {pid}")
     inv = _invoice(s, target) if target else None
     if applied is None:

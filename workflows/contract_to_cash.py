@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentReceived,
         ResolveException,
         ReviewInvoice,
+        SectionInvoiced,
         TerminateContract,
     )
     from domain.names import (
@@ -56,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_CREDIT_INVOICE,
         SIGNAL_MILESTONE_COMPLETED,
         SIGNAL_PAYMENT_RECEIVED,
+        SIGNAL_SECTION_INVOICED,
         SIGNAL_TERMINATE_CONTRACT,
         UPDATE_APPLY_AMENDMENT,
         UPDATE_RESOLVE_EXCEPTION,
@@ -64,9 +66,10 @@ with workflow.unsafe.imports_passed_through():
         Stage,
     )
     from domain.steps import ARCHIVE_SIGNED_DOCUMENT
-    from workflows import billing
+    from workflows import billing, consolidation
     from workflows.execution import PATCH_LOCAL_LEDGER, Aborted
     from workflows.holds import NOTICE_STEPS, SKIPPABLE_STEPS
+    from workflows.releases import PATCH_RELEASE
     from workflows.run_loop import (
         MID_RUN_PATCHES,
         PATCH_CONTINUE_AS_NEW,
@@ -124,6 +127,7 @@ class ContractToCash(RunLoop):
         # Decided in arrival order, from one inbox (see PATCH_ORDERED_INBOX). Asked before any
         # message is handled, so that a replay of an older history finds the answer it had.
         ordered = workflow.patched(PATCH_ORDERED_INBOX)
+        self._release = workflow.patched(PATCH_RELEASE)
         # The patches deciders ask for mid-run are answered by one patch asked here, at the
         # run's start: its marker then sits in the first task, whatever task a message reaching
         # a decider comes in, so a replay (a worker that restarted, or evicted the run) finds
@@ -156,6 +160,7 @@ class ContractToCash(RunLoop):
                     self.s.provisioned = True
                     self._enter(Stage.ACTIVE, "contract active: billing runs at each period close")
                     await self.decide(billing.on_activation(self.s, workflow.now))
+                    await self.decide(consolidation.join(self.s, workflow.now))
             await self._run_active()
             await self._close()
         except Aborted as aborted:
@@ -242,6 +247,12 @@ class ContractToCash(RunLoop):
     def credit_invoice(self, raw: RawValue) -> None:
         if (request := self._signal(SIGNAL_CREDIT_INVOICE, raw, CreditInvoice)) is not None:
             self._enqueue(request, sent=self._sent(raw))
+
+    @workflow.signal(name=SIGNAL_SECTION_INVOICED)
+    def section_invoiced(self, raw: RawValue) -> None:
+        answer = self._signal(SIGNAL_SECTION_INVOICED, raw, SectionInvoiced)
+        if answer is not None:
+            self._enqueue(answer, sent=self._sent(raw))
 
     @workflow.signal(name=SIGNAL_TERMINATE_CONTRACT)
     def terminate_contract(self, raw: RawValue) -> None:
