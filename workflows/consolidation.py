@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         CustomerBillingMessage,
         SectionInvoicedInput,
     )
-    from workflows.collections import issued
+    from workflows.collections import holds, issued
     from workflows.commands import Clock, Decision, Patched, Record, RunStep
 
 #: The release gate's id of consolidated invoicing (``workflows.releases``): contracts
@@ -149,7 +149,11 @@ def section_invoiced(s: ContractState, now: Clock, message: SectionInvoiced) -> 
     sid = message.section_id
     waiting = s.billing.sections.get(sid)
     if waiting is None:
-        yield Record(f"section {sid} on invoice {message.number}: already recorded, ignored")
+        if not holds(s, sid) and message.period not in s.billing.closed_periods:
+            yield Record(f"section {sid} on invoice {message.number}: not this contract's, ignored")
+        # Else an answer again (the customer's billing answers every resend of a section, and
+        # a reset resends it): recorded once, and again in silence, so that a reset's history
+        # reads the same.
         return
     yield RunStep(
         RECORD_SECTION_INVOICED,
