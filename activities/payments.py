@@ -123,7 +123,7 @@ class PaymentActivities(StepActivities):
             for a in step.applications:
                 application = CashApplicationDraft(
                     application_id=f"{a.source_id}:{a.invoice_id}",
-                    invoice_id=a.erp_invoice_id or a.invoice_id,
+                    invoice_id=a.invoice_id,
                     amount=a.amount,
                 )
                 key = idempotency_key("apply", a.source_id, a.invoice_id)

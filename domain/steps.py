@@ -332,8 +332,6 @@ class CashApplication(BaseModel):
     invoice_id: str
     amount: Money
     credit_note_id: str | None = None
-    #: The ERP invoice to apply it to when ``invoice_id`` is a section of a consolidated one.
-    erp_invoice_id: str | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class ApplyCashInput(StepInput):

@@ -111,12 +111,6 @@ def holds(s: ContractState, invoice_id: str) -> bool:
     return _invoice(s, invoice_id) is not None
 
 
-def _erp_invoice(s: ContractState, invoice_id: str) -> str | None:
-    """The ERP invoice that holds ``invoice_id`` when it is a section of a consolidated one."""
-    inv = _invoice(s, invoice_id)
-    return inv.consolidated_invoice_id if inv is not None else None
-
-
 def _invoice(s: ContractState, invoice_id: str) -> InvoiceSummary | None:
     return next((i for i in s.collections.invoices if i.invoice_id == invoice_id), None)
 
@@ -154,7 +148,6 @@ def _apply_cash(s: ContractState, applications: list[Application], what: str) ->
                     invoice_id=a.invoice_id,
                     amount=a.amount,
                     credit_note_id=s.collections.credit_receipts.get(a.payment_id),
-                    erp_invoice_id=_erp_invoice(s, a.invoice_id),
                 )
                 for a in applications
             ],
