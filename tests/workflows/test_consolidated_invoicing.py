@@ -11,7 +11,9 @@ customer billing workflow.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 
@@ -22,6 +24,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from c2c.settings import Settings
+from c2c.signing import sign
 from domain.consolidation import (
     CustomerBillingKey,
     CustomerBillingStatus,
@@ -29,13 +32,14 @@ from domain.consolidation import (
     customer_billing_workflow_id,
 )
 from domain.models import ClosePeriod, ContractStatus, PaymentReceived
-from domain.names import SIGNAL_SUBMIT_SECTION, contract_workflow_id
+from domain.names import SIGNAL_SUBMIT_SECTION, SIGNATURE_HEADER, contract_workflow_id
 from ledger import Ledger
 from starter.api.contracts import (
     close_period_for,
     customer_billing_status,
     record_customer_payment,
 )
+from tests.support import WEBHOOK_SECRET, serve
 from tests.workflows.billing_helpers import replay, start_active
 from tests.workflows.helpers import add_time, items, wait_for
 from workflows.customer_billing import CustomerBilling
@@ -188,3 +192,40 @@ async def test_a_partial_payment_goes_to_the_sections_in_order(
     handle = temporal_client.get_workflow_handle(contract_workflow_id(ordered[1].contract_id))
     assert (await handle.describe()).status is not None
     await _replay_customer(temporal_client, billing_id)
+
+
+@pytest.fixture(scope="module")
+def api_url(settings: Settings) -> Iterator[str]:
+    with serve(settings) as url:
+        yield url
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_signed_payment_webhook_for_the_consolidated_invoice_pays_both(
+    temporal_client: Client, settings: Settings, sandbox: httpx.AsyncClient, api_url: str
+) -> None:
+    cids, billing_id = await _two_contracts(temporal_client, settings, sandbox, ("3", "4"))
+    a, b = [(await _invoiced(temporal_client, cid)).invoices[0] for cid in cids]
+    body = json.dumps(
+        {
+            "id": f"evt_{uuid.uuid4().hex}",
+            "type": "payment.succeeded",
+            "data": {
+                "payment_id": f"PAY-{uuid.uuid4().hex[:8]}",
+                "invoice_id": a.consolidated_invoice_id,
+                "amount": str(a.total + b.total),
+                "currency": "USD",
+                "received_on": "2026-11-20",
+            },
+        }
+    ).encode()
+    headers = {SIGNATURE_HEADER: sign(body, WEBHOOK_SECRET), "Content-Type": "application/json"}
+    async with httpx.AsyncClient(base_url=api_url, timeout=60) as api:
+        for _ in range(2):
+            answer = await api.post("/webhooks/payments", content=body, headers=headers)
+            assert answer.status_code == 202, answer.text
+    for cid, inv in zip(cids, (a, b), strict=True):
+        assert (await _paid(temporal_client, cid, inv.total)).invoices[0].status == "paid"
+    [erp] = await items(sandbox, "/erp/v1/invoices", contract_id=billing_id)
+    assert erp["status"] == "paid"
+    assert len(await items(sandbox, "/erp/v1/payments", invoice_id=erp["invoice_id"])) == 1
