@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -229,3 +230,30 @@ async def test_a_signed_payment_webhook_for_the_consolidated_invoice_pays_both(
     [erp] = await items(sandbox, "/erp/v1/invoices", contract_id=billing_id)
     assert erp["status"] == "paid"
     assert len(await items(sandbox, "/erp/v1/payments", invoice_id=erp["invoice_id"])) == 1
+
+
+@pytest.mark.usefixtures("worker")
+async def test_lost_answers_of_the_erp_make_nothing_twice(
+    temporal_client: Client, settings: Settings, sandbox: httpx.AsyncClient, faults: Any
+) -> None:
+    # The ERP makes the invoice, issues it and records the payment, but its answers are lost
+    # (twice, and once): every retry finds what the first attempt made.
+    await faults(
+        system="erp", path_prefix="/invoices", method="POST", status=503, times=2, phase="after"
+    )
+    await faults(
+        system="erp", path_prefix="/payments", method="POST", status=503, times=1, phase="after"
+    )
+    cids, billing_id = await _two_contracts(temporal_client, settings, sandbox, ("1", "2"))
+    a, b = [(await _invoiced(temporal_client, cid)).invoices[0] for cid in cids]
+    [erp] = await items(sandbox, "/erp/v1/invoices", contract_id=billing_id)
+    assert Decimal(erp["total"]) == a.total + b.total
+    await record_customer_payment(
+        temporal_client, billing_id, _payment("PAY-LOST", a.number or "", a.total + b.total)
+    )
+    for cid, inv in zip(cids, (a, b), strict=True):
+        assert (await _paid(temporal_client, cid, inv.total)).invoices[0].status == "paid"
+    assert len(await items(sandbox, "/erp/v1/payments", invoice_id=erp["invoice_id"])) == 1
+    rules = (await sandbox.get("/_admin/faults")).json()["rules"]
+    assert sorted(r["fired"] for r in rules) == [1, 2], rules
+    await _replay_customer(temporal_client, billing_id)
