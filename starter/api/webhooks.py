@@ -296,7 +296,9 @@ async def process_payments(context: ApiContext, body: bytes) -> Answer:
         # the contracts' sections.
         await record_customer_payment(await context.temporal(), contract_id, payment)
         log.info("payment received", event_id=event.id, payment_id=payment.payment_id)
-        return Answer(202, {"workflow_id": contract_id, "duplicate": False})
+        return Answer(
+            202, {"contract_id": None, "workflow_id": contract_id, "duplicate": False}, contract_id
+        )
     bind_contract(contract_id)
     await to_contract(
         context, contract_id, record_payment(await context.temporal(), contract_id, payment)
@@ -421,11 +423,9 @@ async def _with_known_contract(context: ApiContext, body: bytes, answer: Answer)
     )
     if contract_id is None:
         return answer
-    body_out = {
-        **answer.body,
-        "contract_id": contract_id,
-        "workflow_id": contract_workflow_id(contract_id),
-    }
+    # A consolidated invoice's payments go to its customer's billing workflow, in their turn.
+    owner = contract_id if is_customer_billing(contract_id) else contract_workflow_id(contract_id)
+    body_out = {**answer.body, "contract_id": contract_id, "workflow_id": owner}
     return Answer(answer.status, body_out, contract_id)
 
 
