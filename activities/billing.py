@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -277,17 +278,7 @@ class BillingActivities(StepActivities):
                     invoice.invoice_id,
                     idempotency_key=idempotency_key("batch", step.reference, "invoiced"),
                 )
-            posted, revenue = await self._post_revenue(step, as_invoiced)
-            posting = await revenue_fact(
-                erp,
-                step.contract_id,
-                step.revenue,
-                posted,
-                currency=step.currency,
-                functional_currency=step.functional_currency,
-            )
-            unbilled = await self._unbilled(project_id, step)
-        writes = []
+            posted, revenue, writes = await self._revenue_and_unbilled(step, as_invoiced)
         if invoice is not None:
             writes += [
                 partial(
@@ -295,8 +286,6 @@ class BillingActivities(StepActivities):
                 ),
                 partial(self.ledger.record_invoice_issued, _invoice_issued(step, invoice)),
             ]
-        if posting is not None:
-            writes.append(partial(self.ledger.record_revenue_fact, posting))
         if step.approved_draft is not None:
             writes.append(
                 partial(
@@ -307,11 +296,6 @@ class BillingActivities(StepActivities):
                     by=step.approved_by,
                     invoice_id=invoice.invoice_id if invoice else None,
                 )
-            )
-        if unbilled is not None:
-            read_at = datetime.now(UTC)
-            writes.append(
-                partial(self.ledger.record_unbilled_time, step.contract_id, unbilled, read_at)
             )
         await self.write_together(*writes)
         batch = frozen[1] if frozen else None
@@ -325,6 +309,31 @@ class BillingActivities(StepActivities):
             revenue_posted=posted,
             revenue=revenue,
         )
+
+    async def _revenue_and_unbilled(
+        self, step: BillPeriodInput, as_invoiced: Decimal
+    ) -> tuple[Decimal, RevenueStatus, list[Callable[[], object]]]:
+        """Post the bill's revenue and read the time the PSA still holds unbilled: what was
+        posted, the contract's revenue status, and the ledger writes of both."""
+        posted, revenue = await self._post_revenue(step, as_invoiced)
+        posting = await revenue_fact(
+            self.connectors.erp,
+            step.contract_id,
+            step.revenue,
+            posted,
+            currency=step.currency,
+            functional_currency=step.functional_currency,
+        )
+        unbilled = await self._unbilled(step.refs["psa_project_id"], step)
+        writes: list[Callable[[], object]] = []
+        if posting is not None:
+            writes.append(partial(self.ledger.record_revenue_fact, posting))
+        if unbilled is not None:
+            read_at = datetime.now(UTC)
+            writes.append(
+                partial(self.ledger.record_unbilled_time, step.contract_id, unbilled, read_at)
+            )
+        return posted, revenue, writes
 
     async def _commit_tax(self, step: BillPeriodInput) -> None:
         """Commit the invoice's tax document once the invoice is issued: the engine reports
@@ -377,21 +386,28 @@ class BillingActivities(StepActivities):
             drafted_at=datetime.now(UTC),
             po_number=step.po_number,
         )
+        await self._keep(step, draft, taxed)
+        return _drafted(draft, frozen)
+
+    async def _keep(
+        self, step: BillPeriodInput, draft: DraftInvoice, taxed: InvoiceDraft, status: str = "draft"
+    ) -> None:
+        """Keep a draft (or a section) in the ledger with its lines, once by its id."""
         await self.write_together(
             partial(
                 self.ledger.record_draft,
                 InvoiceDraftIn(
                     **draft.model_dump(exclude={"invoice_id"}),
-                    draft_id=step.draft_id,
+                    draft_id=draft.invoice_id,
                     contract_id=step.contract_id,
                     legal_entity=step.legal_entity,
                     currency=step.currency,
                     lines=[line.model_dump(mode="json", exclude_none=True) for line in taxed.lines],
                     bill_to=step.bill_to.model_dump(mode="json") if step.bill_to else None,
+                    status=status,
                 ),
             )
         )
-        return _drafted(draft, frozen)
 
     async def _section(
         self,
@@ -408,28 +424,17 @@ class BillingActivities(StepActivities):
         made = await asyncio.to_thread(self.ledger.get_draft, step.section_id)
         if made is None and lines:
             taxed = await self._taxed(step, lines)
-            await self.write_together(
-                partial(
-                    self.ledger.record_draft,
-                    InvoiceDraftIn(
-                        draft_id=step.section_id,
-                        contract_id=step.contract_id,
-                        reference=step.reference,
-                        legal_entity=step.legal_entity,
-                        currency=step.currency,
-                        period=step.period,
-                        lines=[
-                            line.model_dump(mode="json", exclude_none=True) for line in taxed.lines
-                        ],
-                        subtotal=taxed.subtotal,
-                        tax=taxed.tax,
-                        total=taxed.total,
-                        po_number=step.po_number,
-                        drafted_at=datetime.now(UTC),
-                        status="section",
-                    ),
-                )
+            preview = DraftInvoice(
+                invoice_id=step.section_id,
+                reference=step.reference,
+                period=step.period,
+                subtotal=taxed.subtotal,
+                tax=taxed.tax,
+                total=taxed.total,
+                drafted_at=datetime.now(UTC),
+                po_number=step.po_number,
             )
+            await self._keep(step, preview, taxed, "section")
             made = await asyncio.to_thread(self.ledger.get_draft, step.section_id)
         as_invoiced = money_sum(
             [
@@ -439,25 +444,7 @@ class BillingActivities(StepActivities):
             ],
             step.currency,
         )
-        posted, revenue = await self._post_revenue(step, as_invoiced)
-        posting = await revenue_fact(
-            self.connectors.erp,
-            step.contract_id,
-            step.revenue,
-            posted,
-            currency=step.currency,
-            functional_currency=step.functional_currency,
-        )
-        project_id = step.refs["psa_project_id"]
-        unbilled = await self._unbilled(project_id, step)
-        writes = []
-        if posting is not None:
-            writes.append(partial(self.ledger.record_revenue_fact, posting))
-        if unbilled is not None:
-            read_at = datetime.now(UTC)
-            writes.append(
-                partial(self.ledger.record_unbilled_time, step.contract_id, unbilled, read_at)
-            )
+        posted, revenue, writes = await self._revenue_and_unbilled(step, as_invoiced)
         await self.write_together(*writes)
         batch = frozen[1] if frozen else None
         section = InvoiceSection(

@@ -19,6 +19,7 @@ from temporalio import activity
 from temporalio.common import WorkflowIDConflictPolicy
 
 from activities.base import StepActivities, error_classes, idempotency_key, workflow_run
+from domain.consolidation import ConsolidatedInvoiceIssued
 from domain.errors import NotFound
 from domain.money import round_money
 from domain.names import (
@@ -33,7 +34,6 @@ from domain.steps import (
     RECORD_SECTION_INVOICED,
     SEND_TO_CUSTOMER_BILLING,
     ConsolidatedInvoiceInput,
-    ConsolidatedInvoiceIssued,
     ConsolidatedPaymentInput,
     CustomerBillingMessage,
     PaymentApplied,

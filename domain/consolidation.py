@@ -122,12 +122,9 @@ class SectionShare(BaseModel):
         return self.total - self.paid
 
 
-class ConsolidatedInvoice(BaseModel):
-    """One invoice the customer receives: its sections, numbered in the ERP."""
+class ConsolidatedInvoiceIssued(BaseModel):
+    """A consolidated invoice as the ERP numbered and issued it."""
 
-    period: str
-    batch: int
-    reference: str
     invoice_id: str
     number: str
     invoice_date: date
@@ -135,6 +132,14 @@ class ConsolidatedInvoice(BaseModel):
     subtotal: Money
     tax: Money
     total: Money
+
+
+class ConsolidatedInvoice(ConsolidatedInvoiceIssued):
+    """One invoice the customer receives: its sections, numbered in the ERP."""
+
+    period: str
+    batch: int
+    reference: str
     sections: list[SectionShare]
 
     @property

@@ -285,16 +285,6 @@ class ConsolidatedInvoiceInput(StepInput):
     sections: list[InvoiceSection]
 
 
-class ConsolidatedInvoiceIssued(BaseModel):
-    invoice_id: str
-    number: str
-    invoice_date: date
-    due_on: date
-    subtotal: Money
-    tax: Money
-    total: Money
-
-
 class ConsolidatedPaymentInput(StepInput):
     """A payment of a consolidated invoice, recorded on it in the ERP."""
 

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.consolidation import (
         BillingMember,
         ConsolidatedInvoice,
+        ConsolidatedInvoiceIssued,
         CustomerBillingStart,
         CustomerBillingStatus,
         InvoiceSection,
@@ -57,7 +58,6 @@ with workflow.unsafe.imports_passed_through():
         APPLY_CONSOLIDATED_PAYMENT,
         ISSUE_CONSOLIDATED_INVOICE,
         ConsolidatedInvoiceInput,
-        ConsolidatedInvoiceIssued,
         ConsolidatedPaymentInput,
         PaymentApplied,
     )
@@ -256,16 +256,10 @@ class CustomerBilling:
             self._record(f"consolidated invoice {reference} refused by the ERP: {failed.cause}")
             return
         invoice = ConsolidatedInvoice(
+            **issued.model_dump(),
             period=period,
             batch=batch,
             reference=reference,
-            invoice_id=issued.invoice_id,
-            number=issued.number,
-            invoice_date=issued.invoice_date,
-            due_on=issued.due_on,
-            subtotal=issued.subtotal,
-            tax=issued.tax,
-            total=issued.total,
             sections=[
                 SectionShare(section_id=s.section_id, contract_id=s.contract_id, total=s.total)
                 for s in waiting
