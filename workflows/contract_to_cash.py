@@ -85,6 +85,7 @@ __all__ = [
     "PATCH_LATE_MESSAGES",
     "PATCH_LOCAL_LEDGER",
     "PATCH_ORDERED_INBOX",
+    "PATCH_RELEASE",
     "PATCH_SENDER_ORDER",
     "PATCH_SIGNED_DOCUMENT",
     "SKIPPABLE_STEPS",
@@ -126,19 +127,22 @@ class ContractToCash(RunLoop):
         # delivered in a run's first task must find the contract and the carried inbox.
         # Decided in arrival order, from one inbox (see PATCH_ORDERED_INBOX). Asked before any
         # message is handled, so that a replay of an older history finds the answer it had.
-        ordered = workflow.patched(PATCH_ORDERED_INBOX)
-        self._release = workflow.patched(PATCH_RELEASE)
+        # The release marker answers every patch below (``workflows.releases``); a run
+        # recorded before it asks them one by one, in the order it always did.
+        release = workflow.patched(PATCH_RELEASE)
+        self._release = release
+        ordered = self.feature(PATCH_ORDERED_INBOX)
         # The patches deciders ask for mid-run are answered by one patch asked here, at the
         # run's start: its marker then sits in the first task, whatever task a message reaching
         # a decider comes in, so a replay (a worker that restarted, or evicted the run) finds
         # it where it was. A run recorded before it has no marker and keeps what it did.
-        if workflow.patched(PATCH_MID_RUN_DECISIONS):
+        if self.feature(PATCH_MID_RUN_DECISIONS):
             self._mid_run_patches = MID_RUN_PATCHES
         # Asked here for the same reason: the documents step follows decisions mid-run.
-        self._renders_documents = workflow.patched(PATCH_INVOICE_DOCUMENTS)
+        self._renders_documents = self.feature(PATCH_INVOICE_DOCUMENTS)
         self._start_run(ContractState.approved(start.approved(), ordered=ordered))
-        self._sender_order = ordered and workflow.patched(PATCH_SENDER_ORDER)
-        self._late_messages = ordered and workflow.patched(PATCH_LATE_MESSAGES)
+        self._sender_order = ordered and self.feature(PATCH_SENDER_ORDER)
+        self._late_messages = ordered and self.feature(PATCH_LATE_MESSAGES)
         if start.carried is not None:
             self._restore(start.carried)
 
@@ -154,7 +158,7 @@ class ContractToCash(RunLoop):
                 async with self._lock:
                     await self._validate()
                     await self._provision_erp()
-                    if event.signed_document and workflow.patched(PATCH_SIGNED_DOCUMENT):
+                    if event.signed_document and self.feature(PATCH_SIGNED_DOCUMENT):
                         await self._create(ARCHIVE_SIGNED_DOCUMENT)
                     await self._activate_psa()
                     self.s.provisioned = True

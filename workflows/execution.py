@@ -196,7 +196,7 @@ class StepExecution(ContractBase):
             if isinstance(arg, OpenExceptionInput | ResolveExceptionInput | EscalateExceptionInput):
                 keep.add(arg.exception_id)
             arg.open_exceptions = sorted(keep)
-        if workflow.patched(PATCH_LOCAL_LEDGER):
+        if self.feature(PATCH_LOCAL_LEDGER):
             try:
                 return await self._execute(
                     name,

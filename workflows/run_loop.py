@@ -654,7 +654,7 @@ class RunLoop(Holds):
 
     def _continue_as_new(self) -> None:
         """Hand the contract over to a new run with everything decided so far."""
-        if not workflow.patched(PATCH_CONTINUE_AS_NEW):
+        if not self.feature(PATCH_CONTINUE_AS_NEW):
             self._continue_declined = True
             return
         self.record(

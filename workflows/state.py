@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.periods import Period
     from domain.steps import AuditEntry
     from workflows import billing, collections
-    from workflows.releases import NEW_IN_RELEASE
+    from workflows.releases import FOLDED, NEW_IN_RELEASE
 
 
 #: Longest line of history (and of the ledger's audit trail).
@@ -113,16 +113,23 @@ class ContractBase:
     #: Set when this run, replaying a history recorded before continue-as-new existed,
     #: must not continue as new.
     _continue_declined: bool
-    #: Whether this run recorded the release marker (``workflows.releases``), asked once at
-    #: the run's start.
+    #: Whether this run recorded the release marker (``workflows.releases``): asked once, at
+    #: the run's start, before anything else.
     _release: bool = False
 
-    def feature(self, feature_id: str) -> bool:
-        """Whether this run takes the behaviour ``feature_id``: one new in the release only
-        with the release marker; any other by its own patch."""
-        if feature_id in NEW_IN_RELEASE:
-            return self._release
-        return workflow.patched(feature_id)
+    def feature(self, patch_id: str) -> bool:
+        """Whether this run takes the behaviour ``patch_id`` names.
+
+        A run with the release marker takes every behaviour the release folds or brings,
+        without a marker of its own; an older run asks the patch as it always did, and never
+        takes a behaviour new in the release.
+        """
+        if patch_id in FOLDED or patch_id in NEW_IN_RELEASE:
+            if self._release:
+                return True
+            if patch_id in NEW_IN_RELEASE:
+                return False
+        return workflow.patched(patch_id)
 
     def _start_run(self, state: ContractState) -> None:
         """Take up ``state`` with nothing in the inbox and nothing waiting."""
@@ -310,6 +317,4 @@ class ContractBase:
             drafts=list(self.s.billing.drafts.values()),
             po_number=self.s.terms.po_number,
             bill_to=self.s.terms.bill_to,
-            consolidated_invoicing=self.s.consolidation,
-            sections_waiting=list(self.s.billing.sections.values()),
         )

@@ -29,6 +29,7 @@ from enum import StrEnum
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
 
 from c2c.settings import Settings
 from starter.api.errors import ApiError
@@ -54,6 +55,20 @@ class Role(StrEnum):
         """Whether this role may do what ``needed`` may."""
         order = list(Role)
         return order.index(self) >= order.index(needed)
+
+
+class OperatorBody(BaseModel):
+    """The body of an operator's decision: on an open API it may name the operator; with
+    tokens the token's name is recorded instead."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operator: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="ignored when tokens are configured: the token's name is recorded",
+    )
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from temporalio.client import WorkflowUpdateFailedError
 
 from domain.models import ContractStatus
 from starter.api import scope
-from starter.api.auth import Identity, authorize
+from starter.api.auth import Identity, OperatorBody, authorize
 from starter.api.context import ApiContext, api_context
 from starter.api.errors import ApiError, error_responses, known_query_only
 from starter.api.middleware import bind_contract
@@ -39,17 +39,8 @@ class DraftList(BaseModel):
     items: list[DraftItem]
 
 
-class Approval(BaseModel):
+class Approval(OperatorBody):
     """An operator's approval of a draft."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    operator: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=200,
-        description="ignored when tokens are configured: the token's name is recorded",
-    )
 
 
 class Rejection(Approval):

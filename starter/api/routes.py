@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowUpdateFailedError
 
@@ -28,7 +28,7 @@ from domain.models import (
 from domain.names import ExceptionAction, ExceptionQueue, Stage
 from ledger import ExceptionStatus, InboundSource, InboundStatus
 from starter.api import contracts, scope
-from starter.api.auth import Identity, authorize
+from starter.api.auth import Identity, OperatorBody, authorize
 from starter.api.context import ApiContext, api_context
 from starter.api.contracts import ContractListItem
 from starter.api.errors import ApiError, error_responses, known_query_only
@@ -92,17 +92,9 @@ class PeriodClosed(BaseModel):
     contracts_signalled: int
 
 
-class Decision(BaseModel):
+class Decision(OperatorBody):
     """An operator's note on a decision about an exception."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    operator: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=200,
-        description="ignored when tokens are configured: the token's name is recorded",
-    )
     note: str = Field(default="", max_length=2000)
 
 

@@ -9,8 +9,8 @@ import os
 import signal
 import subprocess
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,34 @@ class ApiProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(30)
+
+
+@asynccontextmanager
+async def api_receiving(
+    env: Mapping[str, str],
+    log: Path,
+    sandbox: httpx.AsyncClient,
+    hooks: Mapping[str, tuple[str, dict[str, Any], dict[str, Any] | None]],
+) -> AsyncIterator[ApiProcess]:
+    """``c2c api`` started and ready, with each of the sandbox's senders pointed at it.
+
+    ``hooks`` maps a sandbox admin path (``/_admin/stripe/webhook``) to the API path it sends
+    to, the rest of the admin body (its signing keys), and the body that switches it off again
+    when the API stops (``None``: left as it is).
+    """
+    api = ApiProcess({**env, "C2C_LOG_LEVEL": "WARNING"}, log)
+    api.start()
+    try:
+        await api.ready()
+        for admin, (path, body, _) in hooks.items():
+            answer = await sandbox.put(admin, json={"url": f"{api.url}{path}", **body})
+            assert answer.status_code == 200, answer.text
+        yield api
+    finally:
+        for admin, (_, _, off) in hooks.items():
+            if off is not None:
+                await sandbox.put(admin, json=off)
+        api.stop()
 
 
 def envelope(kind: str, data: dict[str, Any], event_id: str | None = None) -> tuple[str, bytes]:

@@ -37,7 +37,7 @@ from c2c.settings import Settings
 from connectors.registry import build_connectors
 from domain.steps import DunningInput
 from ledger import Ledger
-from tests.campaign.processes import ApiProcess
+from tests.campaign.processes import ApiProcess, api_receiving
 from tests.campaign.test_fault_campaign import Stack, _started
 from tests.campaign.test_vendor_campaign import killer, until
 from tests.docusign.support import contract_fields
@@ -80,23 +80,16 @@ async def source_api(
     source_stack: Stack, tmp_path: Path, sandbox: httpx.AsyncClient
 ) -> AsyncIterator[ApiProcess]:
     """``c2c api`` receiving DocuSign's and Ironclad's messages from the sandbox."""
-    api = ApiProcess({**source_stack.env, "C2C_LOG_LEVEL": "WARNING"}, tmp_path / "api.log")
-    api.start()
-    try:
-        await api.ready()
-        docusign = await sandbox.put(
-            "/_admin/docusign/connect",
-            json={"url": f"{api.url}/webhooks/docusign", "keys": [CONNECT_KEY]},
-        )
-        assert docusign.status_code == 200, docusign.text
-        ironclad = await sandbox.put(
-            "/_admin/ironclad/webhook", json={"url": f"{api.url}/webhooks/ironclad"}
-        )
-        assert ironclad.status_code == 200, ironclad.text
+    hooks = {
+        "/_admin/docusign/connect": (
+            "/webhooks/docusign",
+            {"keys": [CONNECT_KEY]},
+            {"keys": []},
+        ),
+        "/_admin/ironclad/webhook": ("/webhooks/ironclad", {}, None),
+    }
+    async with api_receiving(source_stack.env, tmp_path / "api.log", sandbox, hooks) as api:
         yield api
-    finally:
-        await sandbox.put("/_admin/docusign/connect", json={"keys": []})
-        api.stop()
 
 
 async def salesforce(sandbox: httpx.AsyncClient) -> httpx.AsyncClient:

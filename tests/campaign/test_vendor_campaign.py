@@ -50,10 +50,11 @@ from starter.api.contracts import (
     start_contract,
 )
 from tests.bc_support import dimensions
-from tests.campaign.processes import ApiProcess
+from tests.campaign.processes import ApiProcess, api_receiving
 from tests.campaign.test_fault_campaign import TASK_QUEUE, Stack, _started
 from tests.netsuite_support import segments
 from tests.support import approval_payload
+from tests.workflows.helpers import add_time
 
 CONTRACTS = int(os.environ.get("C2C_CAMPAIGN_VENDOR_CONTRACTS", "4"))
 KILLS = 2
@@ -166,19 +167,15 @@ async def stripe_api(
     vendor_stack: Stack, tmp_path: Path, sandbox: httpx.AsyncClient
 ) -> AsyncIterator[ApiProcess]:
     """``c2c api`` receiving Stripe's webhooks, which the sandbox's Stripe signs and sends."""
-    api = ApiProcess({**vendor_stack.env, "C2C_LOG_LEVEL": "WARNING"}, tmp_path / "api.log")
-    api.start()
-    try:
-        await api.ready()
-        answer = await sandbox.put(
-            "/_admin/stripe/webhook",
-            json={"url": f"{api.url}/webhooks/stripe", "secrets": [STRIPE_SECRET]},
+    hooks = {
+        "/_admin/stripe/webhook": (
+            "/webhooks/stripe",
+            {"secrets": [STRIPE_SECRET]},
+            {"secrets": []},
         )
-        assert answer.status_code == 200, answer.text
+    }
+    async with api_receiving(vendor_stack.env, tmp_path / "api.log", sandbox, hooks) as api:
         yield api
-    finally:
-        await sandbox.put("/_admin/stripe/webhook", json={"secrets": []})
-        api.stop()
 
 
 async def add_vendor_chaos(sandbox: httpx.AsyncClient, vendors: tuple[str, ...]) -> None:
@@ -241,18 +238,8 @@ async def test_the_campaign_over_netsuite_business_central_avatax_and_stripe(
         for p in planned:
             status = await get_status(client, p.cid)
             if p.model == "time_and_materials":
-                answer = await sandbox.post(
-                    f"/psa/v1/projects/{status.refs['psa_project_id']}/time-entries",
-                    json={
-                        "consultant_id": "u-1",
-                        "role": "Senior Consultant",
-                        "work_date": "2026-10-05",
-                        "hours": "8",
-                        "billable": True,
-                        "approved": True,
-                    },
-                )
-                assert answer.status_code == 201, answer.text
+                project = status.refs["psa_project_id"]
+                await add_time(sandbox, project, "Senior Consultant", "2026-10-05", "8")
             else:
                 for mid, day in (("M1", 10), ("M2", 20)):
                     done = MilestoneCompleted(milestone_id=mid, completed_on=date(2026, 10, day))
