@@ -229,6 +229,15 @@ async def test_a_signed_payment_webhook_for_the_consolidated_invoice_pays_both(
         for _ in range(2):
             answer = await api.post("/webhooks/payments", content=body, headers=headers)
             assert answer.status_code == 202, answer.text
+        for cid, inv in zip(cids, (a, b), strict=True):
+            assert (await _paid(temporal_client, cid, inv.total)).invoices[0].status == "paid"
+        seen = await api.get(f"/api/customer-billing/{billing_id}")
+        assert seen.status_code == 200, seen.text
+        [invoice] = seen.json()["invoices"]
+        assert invoice["number"] == a.number and len(invoice["sections"]) == 2
+        assert all(Decimal(s["paid"]) == Decimal(s["total"]) for s in invoice["sections"])
+        missing = await api.get("/api/customer-billing/customer-billing-US01-NOBODY-USD")
+        assert missing.status_code == 404, missing.text
     for cid, inv in zip(cids, (a, b), strict=True):
         assert (await _paid(temporal_client, cid, inv.total)).invoices[0].status == "paid"
     [erp] = await items(sandbox, "/erp/v1/invoices", contract_id=billing_id)
