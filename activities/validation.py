@@ -113,4 +113,5 @@ class ValidationActivities(StepActivities):
             customer_tax_id=account.tax_id or customer.tax_id,
             invoice_review=self.settings.invoice_review_for(contract.legal_entity),
             consolidated_invoicing=self.settings.consolidated_invoicing_for(contract.legal_entity),
+            queued_systems=self.settings.queued_systems(),
         )

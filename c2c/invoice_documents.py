@@ -10,6 +10,7 @@ creation date is the document's issue date, and nothing in either depends on the
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from datetime import UTC, date, datetime, time
@@ -362,7 +363,11 @@ def render_einvoice(doc: InvoiceDocument) -> bytes:
     if invoice and doc.due_on is not None:
         cbc("DueDate", doc.due_on.isoformat())
     cbc("InvoiceTypeCode" if invoice else "CreditNoteTypeCode", "380" if invoice else "381")
-    for note in [*doc.notes, *([f"Reason: {doc.reason}"] if doc.reason else [])]:
+    # Peppol allows one document-level note (PEPPOL-EN16931-R002), and no empty element
+    # (R008): the notes and a credit note's reason are one note, a line each.
+    reason = [f"Reason: {doc.reason}"] if doc.reason else []
+    note = "\n".join(n for n in [*doc.notes, *reason] if n.strip())
+    if note:
         cbc("Note", note)
     cbc("DocumentCurrencyCode", doc.currency)
     # Peppol asks for a buyer reference or an order reference: the PO when there is one.
@@ -404,14 +409,20 @@ def render_einvoice(doc: InvoiceDocument) -> bytes:
     for item in doc.lines:
         line = _cac(root, f"{kind}Line")
         _cbc(line, "ID", item.line_id)
+        # A price is never negative (BR-27): a negative line is a negative quantity.
+        count, price = (
+            (-item.quantity, -item.unit_price)
+            if item.unit_price < 0
+            else (item.quantity, item.unit_price)
+        )
         quantity = "InvoicedQuantity" if invoice else "CreditedQuantity"
-        _cbc(line, quantity, _qty(item.quantity)).set("unitCode", item.unit)
+        _cbc(line, quantity, _qty(count)).set("unitCode", item.unit)
         _money(line, "LineExtensionAmount", item.amount, doc.currency)
         product = _cac(line, "Item")
         _cbc(product, "Name", item.description[:100] or item.line_id)
         code, rate = ("AE", ZERO) if doc.reverse_charge else _line_category(item)
         _tax_category(_cac(product, "ClassifiedTaxCategory"), code, rate, None)
-        _money(_cac(line, "Price"), "PriceAmount", item.unit_price, doc.currency, exact=True)
+        _money(_cac(line, "Price"), "PriceAmount", price, doc.currency, exact=True)
     ET.indent(root)
     return ET.tostring(root, encoding="UTF-8", xml_declaration=True) + b"\n"
 
@@ -429,19 +440,44 @@ _UBL_NS = {
 _CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
 _CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
 
-#: Peppol electronic address schemes (EAS) of a VAT number, by country; another country's
-#: party is addressed by its e-mail (``EM``) when it has one.
+#: Peppol electronic address schemes (EAS) of a VAT number, by country: the EU's and the few
+#: neighbours' "VAT number" schemes of Peppol's EAS code list, Italy's Partita IVA (0211) and
+#: Finland's VAT identifier (0213). Denmark and Sweden have none (their schemes are company
+#: registers), and Peppol has no scheme for an e-mail address (PEPPOL-EN16931-CL008): a party
+#: without one has no endpoint.
 VAT_ENDPOINT_SCHEMES = {
     "AT": "9914",
     "BE": "9925",
+    "BG": "9926",
+    "CH": "9927",
+    "CY": "9928",
+    "CZ": "9929",
     "DE": "9930",
-    "FR": "9957",
-    "IE": "9935",
-    "LU": "9938",
-    "NL": "9944",
-    "PT": "9946",
+    "EE": "9931",
     "ES": "9920",
+    "FI": "0213",
+    "FR": "9957",
+    "GB": "9932",
+    "GR": "9933",
+    "HR": "9934",
+    "HU": "9910",
+    "IE": "9935",
+    "IT": "0211",
+    "LT": "9937",
+    "LU": "9938",
+    "LV": "9939",
+    "MT": "9943",
+    "NL": "9944",
+    "PL": "9945",
+    "PT": "9946",
+    "RO": "9947",
+    "SI": "9949",
+    "SK": "9950",
 }
+
+#: A VAT identifier starts with its country's ISO 3166-1 alpha-2 code (BR-CO-9; Greece's is
+#: ``EL``): any other tax id (a US EIN) is the party's legal registration id instead.
+_VAT_PREFIX = re.compile(r"[A-Z]{2}")
 
 
 def _cac(parent: ET.Element, tag: str) -> ET.Element:
@@ -476,13 +512,19 @@ def _reverse_charge_note(doc: InvoiceDocument) -> str:
     return next((n for n in doc.notes if n.startswith(REVERSE_CHARGE_PREFIX)), "Reverse charge")
 
 
+def vat_id(party: Party) -> str | None:
+    """The party's VAT identifier: its tax id when that starts with a country code."""
+    if party.tax_id and _VAT_PREFIX.match(party.tax_id):
+        return party.tax_id
+    return None
+
+
 def endpoint(party: Party) -> tuple[str, str] | None:
-    """The party's Peppol endpoint (scheme, id): its VAT number where the country has a VAT
-    scheme, else its e-mail."""
-    if party.tax_id and party.country in VAT_ENDPOINT_SCHEMES:
-        return VAT_ENDPOINT_SCHEMES[party.country], party.tax_id
-    if party.email:
-        return "EM", party.email
+    """The party's Peppol endpoint (scheme, id): its VAT number where its country has a
+    Peppol VAT scheme, else none."""
+    vat = vat_id(party)
+    if vat and party.country in VAT_ENDPOINT_SCHEMES:
+        return VAT_ENDPOINT_SCHEMES[party.country], vat
     return None
 
 
@@ -493,23 +535,31 @@ def _ubl_party(parent: ET.Element, party: Party, *, contact: str | None = None) 
         _cbc(element, "EndpointID", address[1]).set("schemeID", address[0])
     _cbc(_cac(element, "PartyName"), "Name", party.name)
     postal = _cac(element, "PostalAddress")
-    if party.address_lines:
-        _cbc(postal, "StreetName", party.address_lines[0])
-    if len(party.address_lines) > 1:
-        _cbc(postal, "AdditionalStreetName", ", ".join(party.address_lines[1:]))
+    # No element is empty (PEPPOL-EN16931-R008): a blank address line is left out.
+    street = [line for line in party.address_lines if line.strip()]
+    if street:
+        _cbc(postal, "StreetName", street[0])
+    if len(street) > 1:
+        _cbc(postal, "AdditionalStreetName", ", ".join(street[1:]))
     if party.city:
         _cbc(postal, "CityName", party.city)
     if party.postcode:
         _cbc(postal, "PostalZone", party.postcode)
     _cbc(_cac(postal, "Country"), "IdentificationCode", party.country)
-    if party.tax_id:
+    vat = vat_id(party)
+    if vat:
         scheme = _cac(element, "PartyTaxScheme")
-        _cbc(scheme, "CompanyID", party.tax_id)
+        _cbc(scheme, "CompanyID", vat)
         _cbc(_cac(scheme, "TaxScheme"), "ID", "VAT")
-    _cbc(_cac(element, "PartyLegalEntity"), "RegistrationName", party.name)
-    if contact or party.email:
+    legal = _cac(element, "PartyLegalEntity")
+    _cbc(legal, "RegistrationName", party.name)
+    if party.tax_id and not vat:
+        _cbc(legal, "CompanyID", party.tax_id)
+    contact = contact.strip() if contact else None
+    email = party.email.strip() if party.email else None
+    if contact or email:
         person = _cac(element, "Contact")
         if contact:
             _cbc(person, "Name", contact)
-        if party.email:
-            _cbc(person, "ElectronicMail", party.email)
+        if email:
+            _cbc(person, "ElectronicMail", email)

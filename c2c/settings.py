@@ -282,6 +282,12 @@ class Settings(BaseSettings):
         "the API (C2C_API_URL), so a decision records the token's name",
     )
     encryption_key: SecretStr | None = Field(default=None, alias="C2C_ENCRYPTION_KEY")
+    secrets_key: SecretStr | None = Field(
+        default=None,
+        alias="C2C_SECRETS_KEY",
+        description="comma list of Fernet keys sealing the subscriptions' signing secrets in "
+        "the ledger: the first seals, any opens (unset: a key file made in C2C_STATE_DIR)",
+    )
     session_secret: SecretStr | None = Field(
         default=None,
         alias="C2C_SESSION_SECRET",
@@ -928,6 +934,20 @@ class Settings(BaseSettings):
     def polled_queues(self) -> set[str]:
         """The queues this worker polls: ``C2C_WORKER_QUEUES``, or all of them."""
         return set(self.worker_queues or (WORKFLOWS_QUEUE, *QUEUED_SYSTEMS))
+
+    def queued_systems(self) -> list[str]:
+        """The systems whose steps run on their own task queue rather than the workflows'.
+
+        A system's queue is what holds its ``C2C_RATE_LIMITS`` and ``C2C_CONCURRENCY_LIMITS``
+        (vendors' call limits, ``C2C_CALL_LIMITS``, hold on any queue). A system with neither
+        runs its steps on the workflows' queue, where the server hands a step to the worker
+        that scheduled it in the same round trip (eager dispatch). A fleet split by queue
+        (``C2C_WORKER_QUEUES`` set) keeps every system on its own queue.
+        """
+        if self.worker_queues:
+            return list(QUEUED_SYSTEMS)
+        limited = set(self.rate_limits) | set(self.concurrency_limits)
+        return [system for system in QUEUED_SYSTEMS if system in limited]
 
 
 def parse_queues(text: str) -> list[str]:

@@ -155,6 +155,9 @@ class Validated(BaseModel):
     invoice_review: InvoiceReview = "none"
     #: Whether the legal entity's period closes go on one invoice per customer (configuration).
     consolidated_invoicing: ConsolidatedInvoicing = "none"
+    #: The systems whose steps run on their own task queue (``Settings.queued_systems``);
+    #: ``None`` (validated before it was decided here): every system's.
+    queued_systems: list[str] | None = None
 
 
 class CreatedRef(BaseModel):

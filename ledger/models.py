@@ -398,12 +398,15 @@ class Subscription(LedgerTable, table=True):
     subscription_id: str = Field(primary_key=True, max_length=64)
     url: str = Field(sa_type=Text)
     event_types: list[str] = Field(sa_type=JSON)
-    #: The HMAC key the subscriber verifies with (shown once, when the subscription is made).
+    #: The HMAC key the subscriber verifies with (shown once, when the subscription is made),
+    #: sealed with ``C2C_SECRETS_KEY`` (``c2c.secret_box``; in clear if written by 0.10).
     secret: str = Field(max_length=200)
     created_at: datetime = Field(sa_type=UTCDateTime)
     created_by: str | None = None
     #: When it was removed: it receives nothing more; its deliveries stay in the log.
     removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: When an operator paused it: its deliveries wait until it is resumed.
+    paused_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class OutboundDelivery(LedgerTable, table=True):

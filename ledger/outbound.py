@@ -14,12 +14,13 @@ import hashlib
 import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import Update, func, or_, update
 from sqlmodel import Session, col, select
 
+from c2c.secret_box import SecretBox, SecretUnreadable
 from ledger.base import LedgerBase, count_returned
 from ledger.columns import require_aware
 from ledger.errors import NotFoundInLedger
@@ -54,6 +55,14 @@ class ClaimedDelivery:
     delivery: OutboundDelivery
     event: OutboundEvent
     subscription: Subscription
+
+
+@dataclass(frozen=True)
+class OutboundBacklog:
+    """The deliveries not yet made, and how long the oldest of them has waited."""
+
+    pending: int
+    oldest_age_s: float
 
 
 @dataclass(frozen=True)
@@ -101,9 +110,19 @@ class OutboundLedger(LedgerBase):
             )
 
     def add_subscription(
-        self, url: str, event_types: Collection[str], created_by: str | None = None
+        self,
+        url: str,
+        event_types: Collection[str],
+        created_by: str | None = None,
+        *,
+        box: SecretBox,
     ) -> Subscription:
-        """Register ``url`` for ``event_types`` with a new signing secret.
+        """Register ``url`` for ``event_types`` with a new signing secret, stored sealed by
+        ``box``.
+
+        Returns:
+            The subscription with its secret in clear, for its creator to see this once; the
+            ledger's row holds it sealed.
 
         Raises:
             ValueError: An event type c2c does not send.
@@ -111,17 +130,114 @@ class OutboundLedger(LedgerBase):
         types = sorted({OutboundEventType(t).value for t in event_types})
         if not types:
             raise ValueError("a subscription takes at least one event type")
-        subscription = Subscription(
-            subscription_id=f"sub_{secrets.token_hex(12)}",
-            url=url,
-            event_types=types,
-            secret=f"whsec_{secrets.token_urlsafe(32)}",
-            created_at=utc_now(),
-            created_by=created_by,
-        )
+        secret = f"whsec_{secrets.token_urlsafe(32)}"
+        fields: dict[str, Any] = {
+            "subscription_id": f"sub_{secrets.token_hex(12)}",
+            "url": url,
+            "event_types": types,
+            "created_at": utc_now(),
+            "created_by": created_by,
+        }
         with self._transaction() as session:
-            session.add(subscription)
+            session.add(Subscription(**fields, secret=box.seal(secret)))
+        return Subscription(**fields, secret=secret)
+
+    def reseal_secrets(
+        self, box: SecretBox, subscription_ids: Collection[str] | None = None
+    ) -> int:
+        """Seal with ``box``'s current key every subscription secret (of ``subscription_ids``,
+        or all, the removed ones too) that is in clear or sealed with an older key; returns how
+        many were rewritten. Each row is rewritten only if it still holds what was read, so
+        two processes resealing at once write each secret once.
+
+        Raises:
+            SecretUnreadable: A secret is sealed with a key ``box`` does not hold; nothing was
+                rewritten.
+        """
+        query = select(Subscription)
+        if subscription_ids is not None:
+            query = query.where(col(Subscription.subscription_id).in_(list(subscription_ids)))
+        rewritten = 0
+        with self._transaction() as session:
+            for row in session.exec(query).all():
+                if box.is_current(row.secret):
+                    continue
+                try:
+                    sealed = box.reseal(row.secret)
+                except SecretUnreadable as exc:
+                    raise SecretUnreadable(f"subscription {row.subscription_id}: {exc}") from None
+                done = session.connection().execute(
+                    update(Subscription)
+                    .where(
+                        col(Subscription.subscription_id) == row.subscription_id,
+                        col(Subscription.secret) == row.secret,
+                    )
+                    .values(secret=sealed)
+                )
+                rewritten += done.rowcount or 0
+        return rewritten
+
+    def pause_subscription(
+        self, subscription_id: str, paused: bool = True, at: datetime | None = None
+    ) -> Subscription:
+        """Pause a subscription (its deliveries wait: events keep being recorded for it, none
+        is sent) or resume it (``paused=False``: what waited is due now). Pausing a paused one
+        or resuming a running one changes nothing.
+
+        Raises:
+            NotFoundInLedger: No current subscription has that id.
+        """
+        when = require_aware(at) if at else utc_now()
+        with self._transaction() as session:
+            subscription = session.get(Subscription, subscription_id)
+            if subscription is None or subscription.removed_at is not None:
+                raise NotFoundInLedger(f"no subscription {subscription_id!r}")
+            if paused and subscription.paused_at is None:
+                subscription.paused_at = when
+                session.add(subscription)
+            elif not paused and subscription.paused_at is not None:
+                subscription.paused_at = None
+                session.add(subscription)
+                session.connection().execute(
+                    _pending_of(subscription_id).values(
+                        next_attempt_at=when, started_at=when, claimed_until=None
+                    )
+                )
         return subscription
+
+    def last_deliveries(self) -> dict[str, OutboundDelivery]:
+        """Each subscription's latest attempted delivery, by subscription id (those never
+        attempted are absent)."""
+        latest = (
+            select(
+                OutboundDelivery.subscription_id,
+                func.max(OutboundDelivery.last_attempt_at).label("at"),
+            )
+            .where(col(OutboundDelivery.last_attempt_at).is_not(None))
+            .group_by(col(OutboundDelivery.subscription_id))
+            .subquery()
+        )
+        query = select(OutboundDelivery).join(
+            latest,
+            (col(OutboundDelivery.subscription_id) == latest.c.subscription_id)
+            & (col(OutboundDelivery.last_attempt_at) == latest.c.at),
+        )
+        with self._session() as session:
+            return {row.subscription_id: row for row in session.exec(query).all()}
+
+    def outbound_backlog(self, now: datetime | None = None) -> OutboundBacklog:
+        """The deliveries not yet made (pending, paused subscriptions' included) and how long
+        the oldest has waited."""
+        at = require_aware(now) if now else utc_now()
+        pending = col(OutboundDelivery.status) == DeliveryStatus.PENDING.value
+        with self._session() as session:
+            count, oldest = session.exec(
+                select(func.count(), func.min(OutboundDelivery.started_at)).where(pending)
+            ).one()
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        age = max(0.0, (at - oldest).total_seconds()) if oldest is not None else 0.0
+        return OutboundBacklog(pending=int(count or 0), oldest_age_s=age)
 
     def list_subscriptions(self, *, include_removed: bool = False) -> list[Subscription]:
         """The subscriptions, oldest first (not the removed ones unless asked)."""
@@ -148,12 +264,7 @@ class OutboundLedger(LedgerBase):
                 subscription.removed_at = when
                 session.add(subscription)
                 session.connection().execute(
-                    update(OutboundDelivery)
-                    .where(
-                        col(OutboundDelivery.subscription_id) == subscription_id,
-                        col(OutboundDelivery.status) == DeliveryStatus.PENDING.value,
-                    )
-                    .values(
+                    _pending_of(subscription_id).values(
                         status=DeliveryStatus.FAILED.value,
                         last_error="the subscription was removed",
                         claimed_until=None,
@@ -175,15 +286,19 @@ class OutboundLedger(LedgerBase):
         status: DeliveryStatus | str | None = None,
         event_type: OutboundEventType | str | None = None,
         contract_id: str | None = None,
+        contract_ids: Collection[str] | None = None,
         limit: int = 500,
     ) -> list[EventDeliveries]:
         """The newest outbound events (at most ``limit``), oldest first, with their
-        deliveries; ``status``: only events with a delivery in that status."""
+        deliveries; ``status``: only events with a delivery in that status;
+        ``contract_ids``: only those contracts' events."""
         query = select(OutboundEvent)
         if event_type is not None:
             query = query.where(OutboundEvent.type == OutboundEventType(event_type).value)
         if contract_id is not None:
             query = query.where(OutboundEvent.contract_id == contract_id)
+        if contract_ids is not None:
+            query = query.where(col(OutboundEvent.contract_id).in_(sorted(contract_ids)))
         if status is not None:
             having = select(OutboundDelivery.event_id).where(
                 OutboundDelivery.status == DeliveryStatus(status).value
@@ -207,6 +322,9 @@ class OutboundLedger(LedgerBase):
         dispatcher holds, holding them for ``claim``: several dispatchers never take the same
         one at once, and a crashed one's are taken again once its claim runs out."""
         at = require_aware(now) if now else utc_now()
+        paused = select(Subscription.subscription_id).where(
+            col(Subscription.paused_at).is_not(None)
+        )
         due = (
             col(OutboundDelivery.status) == DeliveryStatus.PENDING.value,
             col(OutboundDelivery.next_attempt_at) <= at,
@@ -214,6 +332,7 @@ class OutboundLedger(LedgerBase):
                 col(OutboundDelivery.claimed_until).is_(None),
                 col(OutboundDelivery.claimed_until) < at,
             ),
+            col(OutboundDelivery.subscription_id).not_in(paused),
         )
         # A read first: when nothing is due (nearly always) no write transaction is opened.
         with self._session() as session:
@@ -326,6 +445,14 @@ class OutboundLedger(LedgerBase):
                 select(OutboundDelivery).where(col(OutboundDelivery.delivery_id).in_(keys))
             ).all()
             return sorted(rows, key=lambda d: d.subscription_id)
+
+
+def _pending_of(subscription_id: str) -> Update:
+    """An update of one subscription's pending deliveries."""
+    return update(OutboundDelivery).where(
+        col(OutboundDelivery.subscription_id) == subscription_id,
+        col(OutboundDelivery.status) == DeliveryStatus.PENDING.value,
+    )
 
 
 def _new_delivery(event_id: str, subscription_id: str, at: datetime) -> dict[str, Any]:

@@ -254,11 +254,17 @@ class StepExecution(ContractBase):
         return result
 
     def _task_queue(self, step: str) -> str:
-        """The queue a step runs on: its system's, so that system's rate limit applies; c2c's
-        own ledger writes on the workflows' queue."""
+        """The queue a step runs on: its system's where that system's rate or concurrency
+        limit applies (as validation recorded the configuration), else the workflows' own,
+        where the step can be dispatched eagerly; c2c's own ledger writes on the workflows'."""
         queue = workflow.info().task_queue
         system = STEP_SYSTEM_QUEUE.get(step)
-        return queue if system is None else system_task_queue(queue, system)
+        if system is None:
+            return queue
+        queued = self.s.validated.queued_systems if self.s.validated is not None else None
+        if queued is not None and system.value not in queued:
+            return queue
+        return system_task_queue(queue, system)
 
     async def _flush_audit(self) -> None:
         if self._pending_audit:

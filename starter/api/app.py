@@ -16,6 +16,7 @@ from temporalio.client import Client
 
 from c2c.logs import configure_logging, get_logger
 from c2c.loops import resolve as event_loop_named
+from c2c.secret_box import secret_box
 from c2c.settings import Settings, get_settings
 from c2c.temporal import converter_for
 from c2c.tracing import configure_tracing, fastapi_telemetry
@@ -63,9 +64,12 @@ def create_app(
             interface is not known, it is taken as reachable from elsewhere.
 
     Raises:
-        ValueError: ``C2C_API_TOKENS`` or ``C2C_ENCRYPTION_KEY`` is malformed.
+        ValueError: ``C2C_API_TOKENS``, ``C2C_ENCRYPTION_KEY`` or ``C2C_SECRETS_KEY`` is
+            malformed.
     """
     settings = settings or get_settings()
+    # The key that seals subscription secrets: a bad one fails here, a missing one is made.
+    secret_box(settings)
     context = ApiContext(settings, client)
     if settings.webhook_queue:
         context.event_queue = EventQueue(

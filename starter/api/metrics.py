@@ -74,6 +74,34 @@ def record_queued_event(source: str, outcome: str) -> None:
     QUEUED_EVENTS.labels(source=source, outcome=outcome).inc()
 
 
+OUTBOUND_DELIVERIES = Counter(
+    "c2c_outbound_deliveries_total",
+    "Attempts at delivering outbound events to subscribers, by event type and outcome",
+    ["event_type", "outcome"],
+)
+OUTBOUND_DELIVERY_DURATION = Histogram(
+    "c2c_outbound_delivery_duration_seconds",
+    "Time a subscriber took to answer one delivery (or to time out), by event type",
+    ["event_type"],
+    buckets=LATENCY_BUCKETS,
+)
+
+#: What an attempt at a delivery ended in: delivered (2xx), retried (a transient failure,
+#: tried again later), failed (refused at once) or given up (transient failures until the
+#: attempts or the age ran out).
+DELIVERY_OUTCOMES = ("delivered", "retried", "failed", "given_up")
+
+
+def record_delivery(event_type: str, outcome: str) -> None:
+    """Count one settled attempt at delivering an event of ``event_type``."""
+    OUTBOUND_DELIVERIES.labels(event_type=event_type, outcome=outcome).inc()
+
+
+def observe_delivery_latency(event_type: str, seconds: float) -> None:
+    """Record how long a subscriber took to answer one delivery."""
+    OUTBOUND_DELIVERY_DURATION.labels(event_type=event_type).observe(seconds)
+
+
 #: Requests that matched no route share one label, so scanners cannot grow the series.
 UNMATCHED_ROUTE = "unmatched"
 
@@ -93,10 +121,10 @@ def record_request(scope: Scope, status: int, seconds: float) -> None:
 
 class LedgerGauges(Collector):
     """Gauges read from the ledger at scrape time: contracts by stage, open exceptions by queue,
-    webhook events waiting by source.
+    webhook events waiting by source, the outbound deliveries not yet made.
 
-    Three ``GROUP BY`` queries per scrape; every stage and queue is reported, zero included, so
-    a series does not vanish when its last contract moves on.
+    Three ``GROUP BY`` queries and one count per scrape; every stage and queue is reported,
+    zero included, so a series does not vanish when its last contract moves on.
     """
 
     def __init__(self, ledger: Ledger) -> None:
@@ -122,6 +150,7 @@ class LedgerGauges(Collector):
                 ).all()
             )
         waiting = self.ledger.count_waiting_events()
+        backlog = self.ledger.outbound_backlog()
         yield _gauge("c2c_contracts", "Contracts by stage (ledger)", "stage", Stage, stages)
         yield _gauge(
             "c2c_inbound_events_waiting",
@@ -137,6 +166,18 @@ class LedgerGauges(Collector):
             "queue",
             ExceptionQueue,
             queues,
+        )
+        yield GaugeMetricFamily(
+            "c2c_outbound_deliveries_pending",
+            "Outbound event deliveries not yet made (ledger): due, waiting to be retried, or "
+            "held by a paused subscription",
+            value=backlog.pending,
+        )
+        yield GaugeMetricFamily(
+            "c2c_outbound_oldest_pending_age_seconds",
+            "How long the oldest delivery not yet made has waited since it began (ledger); "
+            "0 when none is pending",
+            value=backlog.oldest_age_s,
         )
 
 

@@ -7,6 +7,7 @@ Subscriptions and events span legal entities, so a token limited to some entitie
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,8 +15,10 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
+from c2c.secret_box import secret_box
 from ledger import (
     DeliveryStatus,
+    Ledger,
     NotFoundInLedger,
     OutboundDelivery,
     OutboundEventType,
@@ -97,10 +100,20 @@ class SubscriptionItem(BaseModel):
     created_at: datetime
     created_by: str | None
     removed_at: datetime | None
+    paused_at: datetime | None = Field(
+        default=None, description="when an operator paused it (its deliveries wait); none: running"
+    )
 
     @classmethod
     def of(cls, row: Subscription) -> SubscriptionItem:
         return cls.model_validate(row, from_attributes=True)
+
+
+class PauseAction(StrEnum):
+    """What an operator does to a subscription's deliveries."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
 
 
 class SubscriptionCreated(SubscriptionItem):
@@ -199,8 +212,11 @@ async def add_subscription(
     """Register a subscriber; the answer carries its signing secret, shown only now."""
     _unscoped(identity)
     ledger = await context.ledger()
+    box = secret_box(context.settings)
     row = await run_in_threadpool(
-        ledger.add_subscription, body.url, [t.value for t in body.event_types], identity.name
+        lambda: ledger.add_subscription(
+            body.url, [t.value for t in body.event_types], identity.name, box=box
+        )
     )
     return SubscriptionCreated(**SubscriptionItem.of(row).model_dump(), secret=row.secret)
 
@@ -238,6 +254,43 @@ async def remove_subscription(
     except NotFoundInLedger:
         raise ApiError(404, "not_found", f"no subscription {subscription_id}") from None
     return SubscriptionItem.of(row)
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/{action}",
+    response_model=SubscriptionItem,
+    responses=error_responses(404),
+)
+async def pause_or_resume_subscription(
+    request: Request,
+    subscription_id: str = Path(min_length=1, max_length=64),
+    action: PauseAction = Path(description="pause: its deliveries wait; resume: they are due now"),
+    identity: Identity = Depends(_operator),
+    context: ApiContext = Depends(api_context),
+) -> SubscriptionItem:
+    """Pause a subscription (events for it are recorded and wait) or resume it."""
+    _unscoped(identity)
+    ledger = await context.ledger()
+    row = await pause_or_resume(ledger, subscription_id, action)
+    if action is PauseAction.RESUME:
+        _wake(request)
+    return SubscriptionItem.of(row)
+
+
+async def pause_or_resume(
+    ledger: Ledger, subscription_id: str, action: PauseAction
+) -> Subscription:
+    """Pause or resume one current subscription (the API's and the dashboard's action).
+
+    Raises:
+        ApiError: ``404``, no current subscription has that id.
+    """
+    try:
+        return await run_in_threadpool(
+            ledger.pause_subscription, subscription_id, action is PauseAction.PAUSE
+        )
+    except NotFoundInLedger:
+        raise ApiError(404, "not_found", f"no subscription {subscription_id}") from None
 
 
 @router.get("/outbound-events", response_model=OutboundEventList)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
+
+from c2c.state_files import read_or_create_secret_file, read_secret_file
 
 #: The webhook secret ``c2c up`` made, readable by its owner only.
 WEBHOOK_SECRET_FILE = "webhook-secret"
@@ -12,11 +13,7 @@ WEBHOOK_SECRET_FILE = "webhook-secret"
 
 def read_webhook_secret(state_dir: Path) -> str | None:
     """The webhook secret kept in ``state_dir``, if there is one."""
-    try:
-        secret = (state_dir / WEBHOOK_SECRET_FILE).read_text().strip()
-    except FileNotFoundError:
-        return None
-    return secret or None
+    return read_secret_file(state_dir / WEBHOOK_SECRET_FILE)
 
 
 def read_or_create_webhook_secret(state_dir: Path) -> str:
@@ -24,16 +21,7 @@ def read_or_create_webhook_secret(state_dir: Path) -> str:
 
     The same secret across restarts keeps webhooks that the sandbox is still retrying valid.
     """
-    existing = read_webhook_secret(state_dir)
-    if existing:
-        return existing
-    state_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(32)
-    # O_EXCL: if two processes race, one writes and the other reads what it wrote.
-    try:
-        fd = os.open(state_dir / WEBHOOK_SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return read_webhook_secret(state_dir) or secret
-    with os.fdopen(fd, "w") as file:
-        file.write(secret + "\n")
+    secret, _ = read_or_create_secret_file(
+        state_dir / WEBHOOK_SECRET_FILE, lambda: secrets.token_urlsafe(32)
+    )
     return secret

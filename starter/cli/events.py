@@ -6,6 +6,15 @@ from __future__ import annotations
 
 import typer
 
+from c2c.secret_box import (
+    SETTING,
+    SecretBox,
+    SecretsKeyError,
+    SecretUnreadable,
+    new_key,
+    secret_box,
+)
+from c2c.settings import get_settings
 from ledger import DeliveryStatus, NotFoundInLedger, OutboundDelivery, OutboundEventType
 from starter.api.outbound import check_url
 from starter.cli import render
@@ -34,7 +43,7 @@ def add(
     unknown = sorted(set(event) - {t.value for t in OutboundEventType})
     if unknown:
         fail(f"--event: {', '.join(unknown)} is not one of {_TYPES}", EXIT_INVALID)
-    row = open_ledger().add_subscription(url, event, created_by="cli")
+    row = open_ledger().add_subscription(url, event, created_by="cli", box=_box())
     typer.echo(f"Subscription {row.subscription_id}: {row.url} ({', '.join(row.event_types)})")
     typer.echo(f"Signing secret (shown once): {row.secret}")
 
@@ -48,9 +57,15 @@ def list_subscriptions() -> None:
         return
     typer.echo(
         render.table(
-            ["subscription", "url", "events", "created"],
+            ["subscription", "url", "events", "created", "paused"],
             [
-                [r.subscription_id, r.url, ",".join(r.event_types), r.created_at.isoformat()]
+                [
+                    r.subscription_id,
+                    r.url,
+                    ",".join(r.event_types),
+                    r.created_at.isoformat(),
+                    r.paused_at.isoformat() if r.paused_at else "",
+                ]
                 for r in rows
             ],
         )
@@ -65,6 +80,51 @@ def remove(subscription_id: str) -> None:
     except NotFoundInLedger:
         fail(f"no subscription {subscription_id}")
     typer.echo(f"Removed subscription {subscription_id}.")
+
+
+@subscriptions_app.command("pause")
+def pause(subscription_id: str) -> None:
+    """Pause a subscription: events for it are recorded and wait; nothing is sent."""
+    _pause(subscription_id, True, "its deliveries wait until it is resumed")
+
+
+@subscriptions_app.command("resume")
+def resume(subscription_id: str) -> None:
+    """Resume a paused subscription: the deliveries that waited are due now."""
+    _pause(subscription_id, False, "the API's dispatcher sends what waited")
+
+
+def _pause(subscription_id: str, paused: bool, then: str) -> None:
+    try:
+        open_ledger().pause_subscription(subscription_id, paused)
+    except NotFoundInLedger:
+        fail(f"no subscription {subscription_id}")
+    typer.echo(f"{'Paused' if paused else 'Resumed'} subscription {subscription_id}; {then}.")
+
+
+@subscriptions_app.command("reencrypt")
+def reencrypt() -> None:
+    """Seal every subscription's signing secret with the first key of C2C_SECRETS_KEY: those
+    still in clear (from 0.10) and those sealed with an older key. Safe to run again."""
+    try:
+        count = open_ledger().reseal_secrets(_box())
+    except SecretUnreadable as exc:
+        fail(f"{exc}; nothing was changed. Add the key it was sealed with to {SETTING}.")
+    typer.echo(f"Re-encrypted {count} subscription secret(s) with the current key.")
+
+
+@subscriptions_app.command("new-key")
+def new_secrets_key() -> None:
+    """Print a new Fernet key for C2C_SECRETS_KEY. Put it first and keep the old keys after
+    it until `c2c ops subscriptions reencrypt` has run."""
+    typer.echo(new_key())
+
+
+def _box() -> SecretBox:
+    try:
+        return secret_box(get_settings())
+    except SecretsKeyError as exc:
+        fail(str(exc), EXIT_INVALID)
 
 
 @events_app.command("list")

@@ -154,10 +154,11 @@ def install(app: FastAPI, settings: Settings, tokens: TokenTable) -> None:
             "dashboard sessions are signed with a key derived from the token digests alone; "
             "set C2C_SESSION_SECRET so that reading the configuration is not enough to sign one"
         )
-    from starter.dashboard import reconciliation
+    from starter.dashboard import events, reconciliation
 
     app.include_router(router)
     app.include_router(reconciliation.router)
+    app.include_router(events.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(DashboardError, _error_page)
     app.add_exception_handler(LoginRequired, _to_login)

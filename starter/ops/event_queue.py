@@ -19,7 +19,6 @@ and looks at the ledger every ``poll`` seconds for events other processes left.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Collection, Mapping
 from datetime import timedelta
 
@@ -32,6 +31,7 @@ from starter.api.context import ApiContext
 from starter.api.errors import ApiError
 from starter.api.metrics import record_queued_event
 from starter.ops import dead_letters
+from starter.ops.claim_loop import ClaimLoop
 from starter.ops.dead_letters import Processor
 
 log = get_logger("c2c.api.queue")
@@ -42,12 +42,14 @@ DEFAULT_CONCURRENCY = 16
 DEFAULT_POLL = timedelta(seconds=1)
 #: How long the queue lets events gather after it is woken, before it claims them.
 GATHER_S = 0.01
-#: How long ``stop`` lets events being processed finish.
-STOP_GRACE_S = 10.0
 
 
-class EventQueue:
+class EventQueue(ClaimLoop[InboundEvent]):
     """Processes the waiting events of some sources and types, in the background.
+
+    An event cut short by ``stop`` stays claimed until its lease runs out, then waits again:
+    the next process to claim it processes it (a second start of a workflow is refused by
+    Temporal, so nothing is done twice).
 
     Args:
         context: The API's shared resources.
@@ -68,88 +70,28 @@ class EventQueue:
         poll: timedelta = DEFAULT_POLL,
         claim: timedelta = DEFAULT_CLAIM,
     ) -> None:
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+        # Claim when half the slots are free (all are, when none is busy): one claim per
+        # several events instead of one per event, since each claim is a write transaction.
+        super().__init__(
+            "event queue",
+            concurrency=concurrency,
+            poll=poll,
+            refill_at=concurrency // 2,
+            gather_s=GATHER_S,
+        )
         self.context = context
         self.processors = dict(processors)
         self.types = {source: frozenset(kinds) for source, kinds in types.items()}
-        self.concurrency = concurrency
-        self.poll = poll
-        self.claim = claim
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self.lease = claim
 
-    def wake(self) -> None:
-        """Look at the ledger now: an event was queued."""
-        self._wake.set()
-
-    def start(self) -> None:
-        """Start processing in the background (idempotent)."""
-        if self._task is None:
-            self._stopping = False
-            self._task = asyncio.create_task(self._run(), name="c2c-event-queue")
-            log.info("event queue started", concurrency=self.concurrency)
-
-    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
-        """Stop claiming, and let the events being processed finish for up to ``grace_s``.
-
-        An event cut short stays claimed until its lease runs out, then waits again: the next
-        process to claim it processes it (a second start of a workflow is refused by
-        Temporal, so nothing is done twice).
-        """
-        if self._task is None:
-            return
-        self._stopping = True
-        self._wake.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout=grace_s)
-        except TimeoutError:
-            self._task.cancel()
-            for task in list(self._in_flight):
-                task.cancel()
-            await asyncio.gather(self._task, *self._in_flight, return_exceptions=True)
-        self._task = None
-        log.info("event queue stopped")
-
-    async def _run(self) -> None:
-        # Claim when half the slots are free (all are, when none is busy): one claim per
-        # several events instead of one per event, since each claim is a write transaction.
-        refill_at = max(1, self.concurrency // 2)
-        while not self._stopping:
-            claimed = 0
-            free = self.concurrency - len(self._in_flight)
-            if free >= refill_at:
-                try:
-                    claimed = await self._claim(free)
-                except Exception as exc:
-                    # The ledger did not answer: the events stay where they are; look again.
-                    log.warning("event queue could not claim events", error=str(exc))
-            if claimed and claimed == free:
-                continue  # more may be waiting
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll.total_seconds())
-                # Woken: let a burst's other events arrive, to claim them in one transaction.
-                await asyncio.sleep(GATHER_S)
-        if self._in_flight:
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
-
-    async def _claim(self, limit: int) -> int:
+    async def claim(self, limit: int) -> list[InboundEvent]:
         ledger = await self.context.ledger()
-        events = await run_in_threadpool(
-            ledger.claim_waiting_events, self.types, limit=limit, claim=self.claim
+        return await run_in_threadpool(
+            ledger.claim_waiting_events, self.types, limit=limit, claim=self.lease
         )
-        for event in events:
-            task = asyncio.create_task(self._process(ledger, event))
-            self._in_flight.add(task)
-            task.add_done_callback(self._done)
-        return len(events)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        self._wake.set()  # a slot is free
+    async def handle(self, item: InboundEvent) -> None:
+        await self._process(await self.context.ledger(), item)
 
     async def _process(self, ledger: Ledger, event: InboundEvent) -> None:
         source = InboundSource(event.source)

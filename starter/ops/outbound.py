@@ -13,14 +13,18 @@ the subscription's secret as c2c's inbound webhooks are (``c2c.signing``), and s
 
 Delivery is at least once: a subscriber that answered but whose answer was lost gets the event
 again, with the same ``X-C2C-Event-Id``, and deduplicates by it.
+
+The subscription's secret is kept sealed (``c2c.secret_box``) and opened only to sign; one a
+0.10 ledger holds in clear is sealed on this first read. Each settled attempt is counted in
+``c2c_outbound_deliveries_total`` and timed in ``c2c_outbound_delivery_duration_seconds``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -29,12 +33,15 @@ import httpx
 from starlette.concurrency import run_in_threadpool
 
 from c2c.logs import get_logger
+from c2c.secret_box import SecretUnreadable, is_sealed, secret_box
 from c2c.settings import Settings
 from c2c.signing import sign
 from domain.names import SIGNATURE_HEADER
 from ledger import DeliveryStatus, Ledger
 from ledger.outbound import DEFAULT_DELIVERY_CLAIM, ClaimedDelivery
 from starter.api.context import ApiContext
+from starter.api.metrics import observe_delivery_latency, record_delivery
+from starter.ops.claim_loop import ClaimLoop
 
 log = get_logger("c2c.api.outbound")
 
@@ -47,8 +54,6 @@ DEFAULT_CONCURRENCY = 8
 DEFAULT_POLL = timedelta(seconds=1)
 #: The longest pause between two attempts.
 MAX_BACKOFF_S = 3600.0
-#: How long ``stop`` lets deliveries being sent finish.
-STOP_GRACE_S = 10.0
 #: Answers worth another attempt (besides every 5xx).
 RETRIED_STATUSES = frozenset({408, 429})
 
@@ -62,6 +67,8 @@ class Outcome:
     error: str | None
     #: When to try again (a pending outcome only).
     retry_at: datetime | None = None
+    #: Failed because the attempts or the age ran out on a transient failure.
+    gave_up: bool = False
 
 
 def event_body(claimed: ClaimedDelivery) -> bytes:
@@ -126,12 +133,26 @@ def outcome_of(
     age_limit = claimed.delivery.started_at + timedelta(seconds=settings.outbound_max_age_s)
     if attempts >= settings.outbound_max_attempts or retry_at > age_limit:
         return Outcome(
-            DeliveryStatus.FAILED, status_code, f"{reason} (gave up after {attempts} attempts)"
+            DeliveryStatus.FAILED,
+            status_code,
+            f"{reason} (gave up after {attempts} attempts)",
+            gave_up=True,
         )
     return Outcome(DeliveryStatus.PENDING, status_code, reason, retry_at)
 
 
-class OutboundDispatcher:
+def delivery_outcome(outcome: Outcome) -> str:
+    """The ``c2c_outbound_deliveries_total`` outcome of one settled attempt: ``delivered``,
+    ``retried`` (pending again), ``failed`` (refused at once) or ``given_up`` (retries ran
+    out on a transient failure)."""
+    if outcome.status is DeliveryStatus.DELIVERED:
+        return "delivered"
+    if outcome.status is DeliveryStatus.PENDING:
+        return "retried"
+    return "given_up" if outcome.gave_up else "failed"
+
+
+class OutboundDispatcher(ClaimLoop[ClaimedDelivery]):
     """Sends due deliveries of outbound events, in the background.
 
     Args:
@@ -149,103 +170,84 @@ class OutboundDispatcher:
         poll: timedelta = DEFAULT_POLL,
         claim: timedelta = DEFAULT_DELIVERY_CLAIM,
     ) -> None:
+        super().__init__("outbound event dispatcher", concurrency=concurrency, poll=poll)
         self.context = context
         self.settings = context.settings
-        self.concurrency = concurrency
-        self.poll = poll
-        self.claim = claim
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self.lease = claim
+        self.box = secret_box(context.settings)
         self._http: httpx.AsyncClient | None = None
 
-    def wake(self) -> None:
-        """Look at the ledger now: a delivery was made due (a replay)."""
-        self._wake.set()
+    def on_start(self) -> None:
+        self._http = httpx.AsyncClient(
+            timeout=self.settings.outbound_timeout_s,
+            follow_redirects=False,
+            headers={"User-Agent": "c2c-events/1"},
+        )
 
-    def start(self) -> None:
-        """Start sending in the background (idempotent)."""
-        if self._task is None:
-            self._stopping = False
-            self._http = httpx.AsyncClient(
-                timeout=self.settings.outbound_timeout_s,
-                follow_redirects=False,
-                headers={"User-Agent": "c2c-events/1"},
-            )
-            self._task = asyncio.create_task(self._run(), name="c2c-outbound-events")
-            log.info("outbound event dispatcher started", concurrency=self.concurrency)
-
-    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
-        """Stop claiming and let the deliveries being sent finish for up to ``grace_s``; one
-        cut short is taken again by a dispatcher once its claim runs out."""
-        if self._task is None:
-            return
-        self._stopping = True
-        self._wake.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout=grace_s)
-        except TimeoutError:
-            self._task.cancel()
-            for task in list(self._in_flight):
-                task.cancel()
-            await asyncio.gather(self._task, *self._in_flight, return_exceptions=True)
-        self._task = None
+    async def on_stop(self) -> None:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
-        log.info("outbound event dispatcher stopped")
 
-    async def _run(self) -> None:
-        while not self._stopping:
-            claimed = 0
-            free = self.concurrency - len(self._in_flight)
-            if free > 0:
-                try:
-                    claimed = await self._claim(free)
-                except Exception as exc:
-                    log.warning("outbound dispatcher could not claim deliveries", error=str(exc))
-            if claimed and claimed == free:
-                continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll.total_seconds())
-        if self._in_flight:
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
-
-    async def _claim(self, limit: int) -> int:
+    async def claim(self, limit: int) -> list[ClaimedDelivery]:
         ledger = await self.context.ledger()
-        due = await run_in_threadpool(ledger.claim_due_deliveries, limit, self.claim)
-        for claimed in due:
-            task = asyncio.create_task(self._deliver(ledger, claimed))
-            self._in_flight.add(task)
-            task.add_done_callback(self._done)
-        return len(due)
+        return await run_in_threadpool(ledger.claim_due_deliveries, limit, self.lease)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        self._wake.set()
+    async def handle(self, item: ClaimedDelivery) -> None:
+        await self._deliver(await self.context.ledger(), item)
+
+    async def _secret(self, ledger: Ledger, claimed: ClaimedDelivery) -> str:
+        """The subscription's signing secret; one still in clear (from 0.10) is sealed now.
+
+        Raises:
+            SecretUnreadable: It is sealed with a key that is not configured here.
+        """
+        stored = claimed.subscription.secret
+        secret = self.box.open(stored)
+        if not is_sealed(stored):
+            try:
+                await run_in_threadpool(
+                    ledger.reseal_secrets, self.box, [claimed.subscription.subscription_id]
+                )
+            except Exception as exc:  # sealing is tried again at its next delivery
+                log.warning("subscription secret not sealed", error=str(exc))
+        return secret
 
     async def _deliver(self, ledger: Ledger, claimed: ClaimedDelivery) -> None:
         assert self._http is not None
         body = event_body(claimed)
-        headers = {
-            "Content-Type": "application/json",
-            EVENT_ID_HEADER: claimed.event.event_id,
-            EVENT_TYPE_HEADER: claimed.event.type,
-            SIGNATURE_HEADER: sign(body, claimed.subscription.secret),
-        }
         status_code: int | None = None
         error: str | None = None
         retry_after: float | None = None
         try:
-            answer = await self._http.post(claimed.subscription.url, content=body, headers=headers)
-            status_code = answer.status_code
-            retry_after = retry_after_s(answer.headers.get("Retry-After"), datetime.now(UTC))
-        except httpx.TimeoutException:
-            error = "timed out"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            secret = await self._secret(ledger, claimed)
+        except SecretUnreadable as exc:
+            # A key missing on this replica (a rotation half rolled out): tried again later.
+            log.error(
+                "outbound delivery not signed",
+                subscription_id=claimed.subscription.subscription_id,
+                error=str(exc),
+            )
+            secret, error = None, f"the signing secret cannot be opened: {exc}"
+        if secret is not None:
+            headers = {
+                "Content-Type": "application/json",
+                EVENT_ID_HEADER: claimed.event.event_id,
+                EVENT_TYPE_HEADER: claimed.event.type,
+                SIGNATURE_HEADER: sign(body, secret),
+            }
+            sent = time.monotonic()
+            try:
+                answer = await self._http.post(
+                    claimed.subscription.url, content=body, headers=headers
+                )
+                status_code = answer.status_code
+                retry_after = retry_after_s(answer.headers.get("Retry-After"), datetime.now(UTC))
+            except httpx.TimeoutException:
+                error = "timed out"
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"[:500]
+            observe_delivery_latency(claimed.event.type, time.monotonic() - sent)
         now = datetime.now(UTC)
         outcome = outcome_of(
             claimed,
@@ -280,6 +282,8 @@ class OutboundDispatcher:
                 event_id=claimed.event.event_id,
                 error=str(exc),
             )
+            return
+        record_delivery(claimed.event.type, delivery_outcome(outcome))
 
     async def drained(self, timeout_s: float = 30.0) -> None:
         """Wait until nothing is being sent (tests)."""

@@ -27,6 +27,7 @@ from starter.api import invoice_documents
 from starter.api.contracts import close_period_for, contract_handle
 from starter.cli.main import app as cli
 from tests.documents.pdf import page_text
+from tests.documents.schematron import fatal
 from tests.documents.ubl import NS, text, validate
 from tests.support import serve
 from tests.workflows.billing_helpers import start_active, wait_invoices
@@ -146,6 +147,7 @@ async def test_an_eu_invoice_and_its_credit_note_get_verified_pdfs_and_valid_ubl
     assert text(root, category + "cbc:TaxExemptionReason") == [REVERSE_CHARGE]
     assert text(root, "cac:LegalMonetaryTotal/cbc:PayableAmount") == [format(invoice.total, "f")]
     assert text(root, "cac:PaymentMeans/cac:PayeeFinancialAccount/cbc:ID") == [DE01.iban]
+    assert fatal(einvoice.content) == []
 
     # The ERP invoice links both.
     erp = (await sandbox.get(f"/erp/v1/invoices/{invoice.invoice_id}")).json()
@@ -205,6 +207,7 @@ async def test_an_eu_invoice_and_its_credit_note_get_verified_pdfs_and_valid_ubl
     ]
     assert text(root, "cac:LegalMonetaryTotal/cbc:PayableAmount") == ["100.00"]
     assert len(root.findall("cac:CreditNoteLine", NS)) == 1
+    assert fatal(credit.content) == []
 
     # An altered archive object is refused, never served; so is a missing one.
     store = archive_from_settings(own)

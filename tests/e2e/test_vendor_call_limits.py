@@ -70,6 +70,9 @@ class Workers:
                     "crm": {"in_flight": CRM_IN_FLIGHT},
                 }
             ),
+            # Every system's steps on its own queue, as in a fleet split by queue, so that both
+            # workers take steps of every contract, not only of the contracts they run.
+            "C2C_WORKER_QUEUES": "workflows,erp,psa,crm",
             # A killed worker's steps run again on the other after this long.
             "C2C_STEP_TIMEOUT_S": "8",
             "C2C_STEP_MAX_ATTEMPTS": "100",

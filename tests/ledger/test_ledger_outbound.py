@@ -5,11 +5,13 @@ dispatchers claim due deliveries one at a time; a replay starts a delivery over.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlmodel import Session
 
+from c2c.secret_box import SEALED_PREFIX, SecretBox, SecretUnreadable, new_key
 from domain.names import ExceptionQueue, Stage
 from ledger import (
     BillingStartIn,
@@ -21,9 +23,11 @@ from ledger import (
     NotFoundInLedger,
     PaymentFactIn,
 )
-from ledger.outbound import outbound_event_id
+from ledger.models import Subscription
+from ledger.outbound import OutboundBacklog, outbound_event_id
 
 At = Callable[[float], datetime]
+BOX = SecretBox([new_key()])
 
 
 def issue(ledger: Ledger, at: At, contract_id: str = "C-1", total: str = "1200.00") -> str:
@@ -72,8 +76,8 @@ def pay(ledger: Ledger, at: At, payment_id: str, amount: str, invoice_id: str = 
 def test_an_issued_invoice_is_one_event_delivered_to_each_subscription_taking_it(
     ledger: Ledger, at: At
 ) -> None:
-    invoices = ledger.add_subscription("https://a.example/hook", ["invoice.issued"])
-    ledger.add_subscription("https://b.example/hook", ["exception.opened"])
+    invoices = ledger.add_subscription("https://a.example/hook", ["invoice.issued"], box=BOX)
+    ledger.add_subscription("https://b.example/hook", ["exception.opened"], box=BOX)
 
     invoice_id = issue(ledger, at)
 
@@ -157,7 +161,7 @@ def test_exceptions_opened_and_escalated_and_a_contract_closed_are_events_once(
 
 
 def test_a_due_delivery_is_claimed_by_one_dispatcher_and_settled(ledger: Ledger, at: At) -> None:
-    ledger.add_subscription("https://a.example/hook", ["invoice.issued"])
+    ledger.add_subscription("https://a.example/hook", ["invoice.issued"], box=BOX)
     issue(ledger, at)
     now = datetime.now(at(0).tzinfo) + timedelta(seconds=1)
 
@@ -192,8 +196,8 @@ def test_a_due_delivery_is_claimed_by_one_dispatcher_and_settled(ledger: Ledger,
 def test_a_replay_starts_the_delivery_over_and_a_removed_subscription_gets_nothing(
     ledger: Ledger, at: At
 ) -> None:
-    first = ledger.add_subscription("https://a.example/hook", ["invoice.issued"])
-    second = ledger.add_subscription("https://b.example/hook", ["invoice.issued"])
+    first = ledger.add_subscription("https://a.example/hook", ["invoice.issued"], box=BOX)
+    second = ledger.add_subscription("https://b.example/hook", ["invoice.issued"], box=BOX)
     issue(ledger, at)
     [item] = ledger.list_outbound_events()
     ledger.remove_subscription(second.subscription_id)
@@ -210,3 +214,88 @@ def test_a_replay_starts_the_delivery_over_and_a_removed_subscription_gets_nothi
         ledger.replay_outbound_event(item.event.event_id, second.subscription_id)
     with pytest.raises(NotFoundInLedger):
         ledger.replay_outbound_event("evt_nope")
+
+
+def test_a_paused_subscriptions_deliveries_wait_and_are_due_when_it_resumes(
+    ledger: Ledger, at: At
+) -> None:
+    paused = ledger.add_subscription("https://a.example/hook", ["invoice.issued"], box=BOX)
+    running = ledger.add_subscription("https://b.example/hook", ["invoice.issued"], box=BOX)
+    ledger.pause_subscription(paused.subscription_id, at=at(0))
+    issue(ledger, at)  # written while paused: recorded, and waits
+    now = datetime.now(at(0).tzinfo) + timedelta(seconds=1)
+
+    [claimed] = ledger.claim_due_deliveries(10, now=now)
+    assert claimed.subscription.subscription_id == running.subscription_id
+    assert ledger.outbound_backlog(now=now).pending == 2
+    [listed, _] = ledger.list_subscriptions()
+    assert listed.paused_at == at(0)
+
+    resumed = ledger.pause_subscription(paused.subscription_id, paused=False, at=now)
+    assert resumed.paused_at is None
+    [waited] = ledger.claim_due_deliveries(10, now=now)
+    assert waited.subscription.subscription_id == paused.subscription_id
+    ledger.pause_subscription(paused.subscription_id, paused=False)  # again: no change
+    ledger.remove_subscription(running.subscription_id)
+    with pytest.raises(NotFoundInLedger):
+        ledger.pause_subscription(running.subscription_id)  # removed
+    with pytest.raises(NotFoundInLedger):
+        ledger.pause_subscription("sub_nope")
+
+
+def test_the_backlog_counts_pending_deliveries_and_the_oldest_ones_age(
+    ledger: Ledger, at: At
+) -> None:
+    assert ledger.outbound_backlog(now=at(0)) == OutboundBacklog(pending=0, oldest_age_s=0.0)
+    ledger.add_subscription("https://a.example/hook", ["invoice.issued"], box=BOX)
+    issue(ledger, at)
+    [item] = ledger.list_outbound_events()
+    [delivery] = item.deliveries
+    later = delivery.started_at + timedelta(seconds=90)
+
+    assert ledger.outbound_backlog(now=later) == OutboundBacklog(pending=1, oldest_age_s=90.0)
+    [claimed] = ledger.claim_due_deliveries(10, now=later)
+    ledger.settle_delivery(
+        claimed.delivery.delivery_id,
+        status=DeliveryStatus.DELIVERED,
+        status_code=204,
+        error=None,
+        at=later,
+    )
+    assert ledger.outbound_backlog(now=later).pending == 0
+    last = ledger.last_deliveries()
+    assert {k: (d.status, d.last_status_code) for k, d in last.items()} == {
+        claimed.subscription.subscription_id: ("delivered", 204)
+    }
+
+
+def test_secrets_are_sealed_at_rest_and_resealed_with_the_current_key(ledger: Ledger) -> None:
+    old, new = new_key(), new_key()
+    created = ledger.add_subscription(
+        "https://a.example/hook", ["invoice.issued"], box=SecretBox([old])
+    )
+    [stored] = ledger.list_subscriptions()
+    assert created.secret.startswith("whsec_")
+    assert stored.secret.startswith(SEALED_PREFIX) and created.secret not in stored.secret
+    with Session(ledger.engine) as session:  # a secret stored in clear by c2c 0.10
+        session.add(
+            Subscription(
+                subscription_id="sub_clear",
+                url="https://b.example/hook",
+                event_types=["invoice.issued"],
+                secret="whsec_from_0_10",
+                created_at=datetime.now(UTC),
+            )
+        )
+        session.commit()
+
+    with pytest.raises(SecretUnreadable, match=created.subscription_id):
+        ledger.reseal_secrets(SecretBox([new]))  # the old key is missing: nothing changes
+    assert {s.secret for s in ledger.list_subscriptions()} == {stored.secret, "whsec_from_0_10"}
+
+    rotated = SecretBox([new, old])
+    assert ledger.reseal_secrets(rotated) == 2
+    assert ledger.reseal_secrets(rotated) == 0  # again: nothing to do
+    only_new = SecretBox([new])
+    opened = {s.subscription_id: only_new.open(s.secret) for s in ledger.list_subscriptions()}
+    assert opened == {created.subscription_id: created.secret, "sub_clear": "whsec_from_0_10"}

@@ -21,7 +21,6 @@ from c2c.telemetry import (
     metrics_runtime,
 )
 from domain.models import ClosePeriod, ResolveException
-from domain.names import system_task_queue
 from starter.api.contracts import close_period_for, resolve_exception, start_contract
 from tests.telemetry.conftest import MeteredWorker
 from tests.workflows.helpers import add_time, approval, wait_for, wait_stage
@@ -45,8 +44,9 @@ async def test_an_issued_invoice_shows_on_the_worker_port_with_sdk_metrics(
     assert str(status.invoices[0].total) == "2488.20"
 
     after = await metered_worker.scrape()
-    # Billing runs on the ERP's queue (its rate limit), so its metrics carry that queue.
-    mine = {"task_queue": system_task_queue(queue, "erp")}
+    # With no limit on the ERP, billing runs on the workflows' queue (dispatched eagerly),
+    # so its metrics carry that queue.
+    mine = {"task_queue": queue}
 
     def delta(name: str, **labels: str) -> float:
         return after.value(name, **mine, **labels) - before.value(name, **mine, **labels)

@@ -5,13 +5,11 @@ replay delivers again; bad subscription input is 422 naming the field."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -25,6 +23,7 @@ from domain.models import ClosePeriod
 from domain.names import SIGNATURE_HEADER
 from starter.api.contracts import close_period_for
 from starter.ops.outbound import EVENT_ID_HEADER, EVENT_TYPE_HEADER
+from tests.subscriber import serve_subscriber, subscribe, until
 from tests.support import WEBHOOK_SECRET, serve
 from tests.workflows.billing_helpers import start_active, wait_invoices
 from tests.workflows.helpers import add_time, wait_for
@@ -65,26 +64,10 @@ class Subscriber:
 
 @pytest.fixture(scope="module")
 def subscriber() -> Iterator[Subscriber]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            status = state.answer(self.path, dict(self.headers.items()), body)
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state = Subscriber(url=f"http://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, name="subscriber", daemon=True)
-    thread.start()
-    try:
+    state = Subscriber(url="")
+    with serve_subscriber(state.answer) as url:
+        state.url = url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -98,25 +81,6 @@ def api_url(settings: Settings) -> Iterator[str]:
 async def api(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=api_url, timeout=60) as client:
         yield client
-
-
-async def subscribe(api: httpx.AsyncClient, url: str, *types: str) -> dict[str, Any]:
-    answer = await api.post("/api/subscriptions", json={"url": url, "event_types": list(types)})
-    assert answer.status_code == 201, answer.text
-    created: dict[str, Any] = answer.json()
-    assert created["secret"] and created["event_types"] == sorted(types)
-    return created
-
-
-async def until(check: Any, what: str, timeout_s: float = 60) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        found = await check()
-        if found:
-            return found
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def events_of(api: httpx.AsyncClient, cid: str, **query: str) -> list[dict[str, Any]]:

@@ -20,7 +20,11 @@ NOW = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("C2C_", "TEMPORAL_"))}
-    return {**clean, "C2C_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
+    return {
+        **clean,
+        "C2C_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
+        "C2C_STATE_DIR": str(tmp_path / "state"),
+    }
 
 
 def c2c(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -93,3 +97,37 @@ def test_subscriptions_are_added_listed_and_removed_and_events_replayed(
     assert "No subscriptions." in c2c(env, "subscriptions", "list").stdout
     assert "failed" in c2c(env, "events", "list").stdout
     assert c2c(env, "subscriptions", "remove", "sub_nope").returncode == 1
+
+
+def test_secrets_are_sealed_reencrypted_with_a_new_key_and_subscriptions_paused(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    added = c2c(env, "subscriptions", "add", "https://example.com/x", "--event", "invoice.issued")
+    assert added.returncode == 0, added.stderr
+    subscription_id = added.stdout.split()[1].rstrip(":")
+    secret = added.stdout.split("(shown once): ")[1].strip()
+    key_file = tmp_path / "state" / "secrets.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600  # made on first use, no key configured
+    listed = c2c(env, "subscriptions", "list").stdout
+    assert secret not in listed and secret.encode() not in (tmp_path / "ledger.db").read_bytes()
+
+    # Rotation: the new key first, the generated one after it; reencrypt seals with the new.
+    new = c2c(env, "subscriptions", "new-key").stdout.strip()
+    rotated = {**env, "C2C_SECRETS_KEY": f"{new},{key_file.read_text().strip()}"}
+    assert "Re-encrypted 1 " in c2c(rotated, "subscriptions", "reencrypt").stdout
+    assert "Re-encrypted 0 " in c2c(rotated, "subscriptions", "reencrypt").stdout
+    only_new = {**env, "C2C_SECRETS_KEY": new}
+    assert "Re-encrypted 0 " in c2c(only_new, "subscriptions", "reencrypt").stdout
+    lost = c2c(
+        {**env, "C2C_SECRETS_KEY": key_file.read_text().strip()}, "subscriptions", "reencrypt"
+    )
+    assert lost.returncode == 1 and subscription_id in lost.stderr
+    assert "nothing was changed" in lost.stderr
+    bad = c2c({**env, "C2C_SECRETS_KEY": "short"}, "subscriptions", "reencrypt")
+    assert bad.returncode == 2 and "C2C_SECRETS_KEY: key 1 is not a Fernet key" in bad.stderr
+
+    paused = c2c(env, "subscriptions", "pause", subscription_id)
+    assert paused.returncode == 0 and "Paused" in paused.stdout
+    assert "20" in c2c(env, "subscriptions", "list").stdout.splitlines()[-1].split()[-1]
+    assert c2c(env, "subscriptions", "resume", subscription_id).returncode == 0
+    assert c2c(env, "subscriptions", "pause", "sub_nope").returncode == 1
