@@ -116,6 +116,7 @@ async def test_two_contracts_one_invoice_paid_in_full(
     cids, billing_id = await _two_contracts(temporal_client, settings, sandbox, ("10", "5"))
     first, second = [await _invoiced(temporal_client, cid) for cid in cids]
     a, b = first.invoices[0], second.invoices[0]
+    assert first.consolidated_invoicing == "customer_po" and not first.sections_waiting
     # One number, one ERP invoice, for both sections; no invoice of either contract's own.
     assert a.number == b.number and a.consolidated_invoice_id == b.consolidated_invoice_id
     assert (a.subtotal, b.subtotal) == (Decimal("1200.00"), Decimal("600.00"))

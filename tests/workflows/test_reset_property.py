@@ -458,6 +458,8 @@ async def perform(
             await add_time(sandbox, status.refs["psa_project_id"], step[1], step[2], step[3])
     elif kind == "close":
         await close_period_for(client, cid, ClosePeriod(period=step[1]))
+        if status.consolidated_invoicing != "none":
+            await section_answered(client, cid, step[1])
     elif kind == "amend":
         _, via, effective, change = step
         amendment = Amendment(
@@ -516,6 +518,19 @@ async def perform(
             await asyncio.wait_for(resolve_exception(client, cid, decision), REST_TIMEOUT_S)
 
 
+async def section_answered(client: Client, cid: str, period: str) -> None:
+    """Wait until a consolidating contract has closed ``period`` and its section (if any) is
+    on its customer's invoice: the answer comes from another workflow, after the contract
+    may already look at rest."""
+    deadline = asyncio.get_running_loop().time() + REST_TIMEOUT_S
+    while asyncio.get_running_loop().time() < deadline:
+        now = await get_status(client, cid)
+        if period in now.closed_periods and not now.sections_waiting:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{cid} did not close {period} with its section answered")
+
+
 async def pay_consolidated(
     client: Client, status: ContractStatus, made: PaymentReceived, invoice_id: str
 ) -> None:
@@ -545,7 +560,10 @@ async def pay_consolidated(
             if any(made.payment_id[:40] in h.event for h in now.history):
                 return
         await asyncio.sleep(0.2)
-    raise AssertionError(f"payment {made.payment_id} did not reach {status.contract_id}")
+    taken = await customer_billing_status(client, billing_id)
+    raise AssertionError(
+        f"payment {made.payment_id} did not reach {status.contract_id}: {taken.history}"
+    )
 
 
 def payment(
