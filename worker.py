@@ -45,6 +45,7 @@ from ledger import Ledger, get_ledger
 from workflows.account_sync import AccountSync
 from workflows.billing_run import BillingRun
 from workflows.contract_to_cash import ContractToCash
+from workflows.customer_billing import CustomerBilling
 from workflows.ironclad_intake import IroncladIntake
 from workflows.reconcile import Reconcile
 
@@ -89,7 +90,14 @@ def build_workers(
             Worker(
                 client,
                 task_queue=task_queue,
-                workflows=[ContractToCash, AccountSync, IroncladIntake, Reconcile, BillingRun],
+                workflows=[
+                    ContractToCash,
+                    CustomerBilling,
+                    AccountSync,
+                    IroncladIntake,
+                    Reconcile,
+                    BillingRun,
+                ],
                 workflow_runner=workflow_runner(),
                 # Every step, not only the ledger's: a step that a contract scheduled here
                 # before steps moved to their system's queue still finds a worker.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -31,6 +32,7 @@ from connectors.records import (
     ErpInvoice,
 )
 from domain.billing import OverageAccumulator, apply_cap
+from domain.consolidation import InvoiceSection
 from domain.errors import NotFound, Rejection
 from domain.models import DraftInvoice, InvoiceSummary, RevenueStatus
 from domain.money import money_sum, round_money
@@ -233,6 +235,8 @@ class BillingActivities(StepActivities):
                 [line.amount for line in capped.lines if line.kind in AS_INVOICED_KINDS],
                 step.currency,
             )
+            if step.section_id is not None:
+                return await self._section(step, capped.lines, capped.held_back, frozen)
             if step.draft_id is not None:
                 made = await asyncio.to_thread(self.ledger.get_draft, step.draft_id)
                 if made is not None:
@@ -274,17 +278,7 @@ class BillingActivities(StepActivities):
                     invoice.invoice_id,
                     idempotency_key=idempotency_key("batch", step.reference, "invoiced"),
                 )
-            posted, revenue = await self._post_revenue(step, as_invoiced)
-            posting = await revenue_fact(
-                erp,
-                step.contract_id,
-                step.revenue,
-                posted,
-                currency=step.currency,
-                functional_currency=step.functional_currency,
-            )
-            unbilled = await self._unbilled(project_id, step)
-        writes = []
+            posted, revenue, writes = await self._revenue_and_unbilled(step, as_invoiced)
         if invoice is not None:
             writes += [
                 partial(
@@ -292,8 +286,6 @@ class BillingActivities(StepActivities):
                 ),
                 partial(self.ledger.record_invoice_issued, _invoice_issued(step, invoice)),
             ]
-        if posting is not None:
-            writes.append(partial(self.ledger.record_revenue_fact, posting))
         if step.approved_draft is not None:
             writes.append(
                 partial(
@@ -304,11 +296,6 @@ class BillingActivities(StepActivities):
                     by=step.approved_by,
                     invoice_id=invoice.invoice_id if invoice else None,
                 )
-            )
-        if unbilled is not None:
-            read_at = datetime.now(UTC)
-            writes.append(
-                partial(self.ledger.record_unbilled_time, step.contract_id, unbilled, read_at)
             )
         await self.write_together(*writes)
         batch = frozen[1] if frozen else None
@@ -322,6 +309,31 @@ class BillingActivities(StepActivities):
             revenue_posted=posted,
             revenue=revenue,
         )
+
+    async def _revenue_and_unbilled(
+        self, step: BillPeriodInput, as_invoiced: Decimal
+    ) -> tuple[Decimal, RevenueStatus, list[Callable[[], object]]]:
+        """Post the bill's revenue and read the time the PSA still holds unbilled: what was
+        posted, the contract's revenue status, and the ledger writes of both."""
+        posted, revenue = await self._post_revenue(step, as_invoiced)
+        posting = await revenue_fact(
+            self.connectors.erp,
+            step.contract_id,
+            step.revenue,
+            posted,
+            currency=step.currency,
+            functional_currency=step.functional_currency,
+        )
+        unbilled = await self._unbilled(step.refs["psa_project_id"], step)
+        writes: list[Callable[[], object]] = []
+        if posting is not None:
+            writes.append(partial(self.ledger.record_revenue_fact, posting))
+        if unbilled is not None:
+            read_at = datetime.now(UTC)
+            writes.append(
+                partial(self.ledger.record_unbilled_time, step.contract_id, unbilled, read_at)
+            )
+        return posted, revenue, writes
 
     async def _commit_tax(self, step: BillPeriodInput) -> None:
         """Commit the invoice's tax document once the invoice is issued: the engine reports
@@ -374,21 +386,95 @@ class BillingActivities(StepActivities):
             drafted_at=datetime.now(UTC),
             po_number=step.po_number,
         )
+        await self._keep(step, draft, taxed)
+        return _drafted(draft, frozen)
+
+    async def _keep(
+        self, step: BillPeriodInput, draft: DraftInvoice, taxed: InvoiceDraft, status: str = "draft"
+    ) -> None:
+        """Keep a draft (or a section) in the ledger with its lines, once by its id."""
         await self.write_together(
             partial(
                 self.ledger.record_draft,
                 InvoiceDraftIn(
                     **draft.model_dump(exclude={"invoice_id"}),
-                    draft_id=step.draft_id,
+                    draft_id=draft.invoice_id,
                     contract_id=step.contract_id,
                     legal_entity=step.legal_entity,
                     currency=step.currency,
                     lines=[line.model_dump(mode="json", exclude_none=True) for line in taxed.lines],
                     bill_to=step.bill_to.model_dump(mode="json") if step.bill_to else None,
+                    status=status,
                 ),
             )
         )
-        return _drafted(draft, frozen)
+
+    async def _section(
+        self,
+        step: BillPeriodInput,
+        lines: list[InvoiceLine],
+        held_back: Decimal,
+        frozen: tuple[str, BillingBatch] | None,
+    ) -> BillPeriodResult:
+        """A section of the customer's consolidated invoice: priced and taxed as an invoice
+        (the tax document saved, committed when the consolidated invoice is issued), its lines
+        kept in the ledger under ``step.section_id``, its revenue posted; no ERP invoice. A
+        repeat finds the section in the ledger and answers the same."""
+        assert step.section_id is not None
+        made = await asyncio.to_thread(self.ledger.get_draft, step.section_id)
+        if made is None and lines:
+            taxed = await self._taxed(step, lines)
+            preview = DraftInvoice(
+                invoice_id=step.section_id,
+                reference=step.reference,
+                period=step.period,
+                subtotal=taxed.subtotal,
+                tax=taxed.tax,
+                total=taxed.total,
+                drafted_at=datetime.now(UTC),
+                po_number=step.po_number,
+            )
+            await self._keep(step, preview, taxed, "section")
+            made = await asyncio.to_thread(self.ledger.get_draft, step.section_id)
+        as_invoiced = money_sum(
+            [
+                Decimal(str(line["amount"]))
+                for line in (made.lines if made else [])
+                if line.get("kind") in AS_INVOICED_KINDS
+            ],
+            step.currency,
+        )
+        posted, revenue, writes = await self._revenue_and_unbilled(step, as_invoiced)
+        await self.write_together(*writes)
+        batch = frozen[1] if frozen else None
+        section = InvoiceSection(
+            section_id=step.section_id,
+            contract_id=step.contract_id,
+            period=step.period,
+            payment_terms_days=step.payment_terms_days,
+            invoice_date=step.invoice_date,
+            erp_contract_id=step.refs.get("erp_contract_id"),
+            erp_project_id=step.refs.get("erp_project_id"),
+        )
+        if made is not None:
+            section = section.model_copy(
+                update={
+                    "subtotal": made.subtotal,
+                    "tax": made.tax,
+                    "total": made.total,
+                    "tax_code": invoice_tax_code(step.reference),
+                }
+            )
+        return BillPeriodResult(
+            section=section,
+            hours=batch.hours if batch else Decimal(0),
+            time_entries=batch.time_entry_count if batch else 0,
+            expenses=batch.expense_count if batch else 0,
+            held_back=held_back,
+            as_invoiced=as_invoiced,
+            revenue_posted=posted,
+            revenue=revenue,
+        )
 
     async def _taxed(self, step: BillPeriodInput, lines: list[InvoiceLine]) -> InvoiceDraft:
         """The invoice, taxed from a tax document saved (not committed) under its reference:

@@ -14,6 +14,7 @@ from connectors.records import ErpInvoice
 from domain.steps import (
     APPLY_CASH,
     APPLY_PAYMENT,
+    RECORD_SECTION_PAYMENT,
     ApplyCashInput,
     ApplyPaymentInput,
     PaymentApplied,
@@ -69,6 +70,35 @@ class PaymentActivities(StepActivities):
             unapplied=payment.unapplied_amount,
             amount_paid=invoice.amount_paid if invoice else payment.applied_amount,
             invoice_status=invoice.status if invoice else "unapplied",
+        )
+
+    @activity.defn(name=RECORD_SECTION_PAYMENT)
+    async def record_section_payment(self, step: ApplyPaymentInput) -> PaymentApplied:
+        """Record the contract's part of a consolidated invoice's payment in the ledger: the
+        customer's billing workflow recorded the payment itself on that invoice in the ERP."""
+        await self.write_audit(step.contract_id, step.audit)
+        p = step.payment
+        async with error_classes(RECORD_SECTION_PAYMENT):
+            functional, rate = await self._rate(step.contract_id, None, p.currency, p.received_on)
+        fact = PaymentFactIn(
+            payment_id=p.payment_id,
+            contract_id=step.contract_id,
+            invoice_id=step.invoice_id,
+            currency=p.currency,
+            amount=p.amount,
+            received_on=p.received_on,
+            recorded_at=datetime.now(UTC),
+            applied_amount=p.amount if step.invoice_id else Decimal(0),
+            functional_currency=functional,
+            exchange_rate=rate,
+        )
+        await asyncio.to_thread(self.ledger.record_payment_fact, fact)
+        return PaymentApplied(
+            invoice_id=step.invoice_id,
+            applied=fact.applied_amount or Decimal(0),
+            unapplied=p.amount - (fact.applied_amount or Decimal(0)),
+            amount_paid=fact.applied_amount or Decimal(0),
+            invoice_status="applied",
         )
 
     async def _rate(

@@ -10,6 +10,7 @@ from activities.amendments import AmendmentActivities
 from activities.billing import BillingActivities
 from activities.billing_runs import BillingRunActivities
 from activities.closing import ClosingActivities
+from activities.consolidation import ConsolidationActivities
 from activities.credit_notes import CreditNoteActivities
 from activities.documents import InvoiceDocumentActivities
 from activities.dunning import DunningActivities
@@ -65,6 +66,7 @@ def build_steps(
     books = ReconcileActivities(connectors, ledger, settings)
     runs = BillingRunActivities(connectors, ledger, settings)
     write_offs = WriteOffActivities(connectors, ledger, settings)
+    consolidation = ConsolidationActivities(connectors, ledger, settings)
     return {
         step.VALIDATE_CONTRACT: validation.validate_contract,
         step.ENSURE_ERP_CUSTOMER: erp.ensure_erp_customer,
@@ -90,6 +92,11 @@ def build_steps(
         step.ARCHIVE_SIGNED_DOCUMENT: documents.archive_signed_document,
         step.RENDER_INVOICE_DOCUMENTS: documents.render_invoice_documents,
         step.RECORD_WRITE_OFF: write_offs.record_write_off,
+        step.SEND_TO_CUSTOMER_BILLING: consolidation.send_to_customer_billing,
+        step.RECORD_SECTION_INVOICED: consolidation.record_section_invoiced,
+        step.RECORD_SECTION_PAYMENT: payments.record_section_payment,
+        step.ISSUE_CONSOLIDATED_INVOICE: consolidation.issue_consolidated_invoice,
+        step.APPLY_CONSOLIDATED_PAYMENT: consolidation.apply_consolidated_payment,
         account_sync.SYNC_ERP_CUSTOMERS: accounts.sync_erp_customers,
         account_sync.OPEN_ACCOUNT_EXCEPTION: accounts.open_account_exception,
         account_sync.RESOLVE_ACCOUNT_EXCEPTION: accounts.resolve_account_exception,

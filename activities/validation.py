@@ -115,5 +115,6 @@ class ValidationActivities(StepActivities):
             # The CRM owns the account; the approval's number stands in where it has none.
             customer_tax_id=account.tax_id or customer.tax_id,
             invoice_review=self.settings.invoice_review_for(contract.legal_entity),
+            consolidated_invoicing=self.settings.consolidated_invoicing_for(contract.legal_entity),
             queued_systems=self.settings.queued_systems(),
         )

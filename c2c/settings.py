@@ -472,6 +472,20 @@ class Settings(BaseSettings):
         description="legal entity → none | required: whether its invoices wait as drafts for "
         'an operator\'s approval (JSON, "*" for the rest; default none)',
     )
+    consolidated_invoicing: dict[str, Literal["none", "customer", "customer_po"]] = Field(
+        default_factory=dict,
+        alias="C2C_CONSOLIDATED_INVOICING",
+        description="legal entity → none | customer | customer_po: whether its period closes "
+        "go on one invoice per customer (and currency, and purchase order with customer_po) "
+        'across the customer\'s contracts (JSON, "*" for the rest; default none)',
+    )
+    consolidation_cutoff_s: float = Field(
+        default=3600.0,
+        gt=0,
+        alias="C2C_CONSOLIDATION_CUTOFF_S",
+        description="seconds a customer's consolidated invoice waits, after the period's first "
+        "section, for the sections of its other contracts before it is made without them",
+    )
     purchase_order_required: dict[str, bool] = Field(
         default_factory=dict,
         alias="C2C_PURCHASE_ORDER_REQUIRED",
@@ -483,6 +497,13 @@ class Settings(BaseSettings):
         """Whether a legal entity's invoices wait as drafts for review."""
         reviews = self.invoice_review
         return reviews.get(legal_entity) or reviews.get("*") or "none"
+
+    def consolidated_invoicing_for(
+        self, legal_entity: str
+    ) -> Literal["none", "customer", "customer_po"]:
+        """Whether a legal entity's period closes go on one invoice per customer."""
+        modes = self.consolidated_invoicing
+        return modes.get(legal_entity) or modes.get("*") or "none"
 
     def purchase_order_required_for(self, legal_entity: str) -> bool:
         """Whether a legal entity's contracts need a purchase order number."""

@@ -37,6 +37,7 @@ from domain.models import (
     ResolveException,
     RevenueStatus,
     ReviewInvoice,
+    SectionInvoiced,
     SettledInvoices,
     TerminateContract,
     WriteOffSummary,
@@ -64,6 +65,7 @@ Message = (
     | ResolveException
     | MalformedMessage
     | ReviewInvoice
+    | SectionInvoiced
 )
 
 
@@ -80,6 +82,9 @@ class PendingMessage(BaseModel):
     amend: Amendment | None = None
     terminate_contract: TerminateContract | None = None
     malformed: MalformedMessage | None = None
+    section_invoiced: SectionInvoiced | None = Field(
+        default=None, exclude_if=lambda value: value is None
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
@@ -96,6 +101,7 @@ class PendingMessage(BaseModel):
             self.amend,
             self.terminate_contract,
             self.malformed,
+            self.section_invoiced,
         )
 
     @classmethod
@@ -118,6 +124,7 @@ _PENDING_FIELD: dict[type, str] = {
     Amendment: "amend",
     TerminateContract: "terminate_contract",
     MalformedMessage: "malformed",
+    SectionInvoiced: "section_invoiced",
 }
 
 
@@ -151,6 +158,12 @@ class BillingState(BaseModel):
     reviews: dict[str, ReviewInvoice] = Field(default_factory=dict)
     #: Drafts made so far, by invoice reference: the next draft's id follows from it.
     draft_counts: dict[str, int] = Field(default_factory=dict)
+    #: Consolidated invoicing: sections sent to the customer's billing workflow that wait for
+    #: their consolidated invoice, by section id; whether the contract joined it.
+    sections: dict[str, DraftInvoice] = Field(
+        default_factory=dict, exclude_if=lambda value: not value
+    )
+    joined_billing: bool = Field(default=False, exclude_if=lambda value: not value)
 
     @field_validator("closed_periods", mode="before")
     @classmethod

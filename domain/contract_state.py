@@ -161,6 +161,15 @@ class ContractState(BaseModel):
         )
 
     @property
+    def consolidation(self) -> str:
+        """How the contract's period closes are invoiced (``ConsolidatedInvoicing``): the
+        contract's own setting, else its legal entity's (known once validated)."""
+        mode = self.contract.consolidated_invoicing
+        if mode is None and self.validated is not None:
+            mode = self.validated.consolidated_invoicing
+        return mode or "none"
+
+    @property
     def review_required(self) -> bool:
         """Whether invoices wait as drafts for an operator's review: the contract's own
         setting, else its legal entity's (known once validated)."""

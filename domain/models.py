@@ -108,6 +108,9 @@ class Customer(Model):
 #: Whether a legal entity's (or a contract's) invoices wait for an operator's review before
 #: they are numbered and issued.
 InvoiceReview = Literal["none", "required"]
+#: Whether a legal entity's (or a contract's) period closes go on one invoice per customer
+#: across its contracts (``customer``), per purchase order too (``customer_po``), or not.
+ConsolidatedInvoicing = Literal["none", "customer", "customer_po"]
 
 #: The customer's purchase order number, as it must appear on the invoice.
 PoNumber = Annotated[
@@ -252,6 +255,14 @@ class ContractApproved(Model):
         default=None,
         description="none: invoices are issued at once; required: each is a draft until an "
         "operator approves it; absent: the legal entity's setting (C2C_INVOICE_REVIEW)",
+        exclude_if=lambda value: value is None,
+    )
+    consolidated_invoicing: ConsolidatedInvoicing | None = Field(
+        default=None,
+        description="none: the contract's own invoice at each period close; customer: one "
+        "invoice per customer, legal entity, currency and period across its contracts, with a "
+        "section per contract; customer_po: the same, per purchase order number too; absent: "
+        "the legal entity's setting (C2C_CONSOLIDATED_INVOICING)",
         exclude_if=lambda value: value is None,
     )
 
@@ -417,6 +428,14 @@ class PaymentReceived(Model):
     amount: Amount
     currency: CurrencyCode
     received_on: StrictDate
+    consolidated_invoice_id: str | None = Field(
+        default=None,
+        pattern=_ID,
+        description="set by the customer's billing workflow on its allocation of a payment "
+        "of a consolidated invoice to one section (``invoice_id``): the payment is in the ERP "
+        "already, on the consolidated invoice",
+        exclude_if=lambda value: value is None,
+    )
 
     @model_validator(mode="after")
     def _amount(self) -> Self:
@@ -516,6 +535,28 @@ class InvoiceSummary(Model):
     #: Its archived documents, SHA-256 by kind (``pdf``, ``einvoice``): served by
     #: ``GET /api/invoices/{invoice_id}/document`` and ``/einvoice``.
     documents: dict[str, str] = Field(default_factory=dict)
+    #: The ERP invoice this is a section of, when the contract's customer is invoiced once
+    #: across its contracts (``invoice_id`` is then the section's id, ``number`` the
+    #: consolidated invoice's).
+    consolidated_invoice_id: str | None = Field(
+        default=None, exclude_if=lambda value: value is None
+    )
+
+
+class SectionInvoiced(Model):
+    """The customer's billing workflow's answer to a contract's section: the consolidated
+    invoice it is part of, and the section's own figures on it."""
+
+    section_id: str = Field(min_length=1, max_length=120)
+    period: str = Field(pattern=r"^\d{4}-\d{2}$")
+    consolidated_invoice_id: str = Field(min_length=1, max_length=64)
+    number: str = Field(min_length=1, max_length=64)
+    subtotal: Money
+    tax: Money
+    total: Money
+    invoice_date: date
+    due_on: date
+    customer_billing_id: str = Field(min_length=1, max_length=200)
 
 
 class CreditNoteSummary(Model):
@@ -691,6 +732,10 @@ class ContractStatus(Model):
     drafts: list[DraftInvoice] = Field(default_factory=list)
     po_number: str | None = None
     bill_to: BillTo | None = None
+    #: How the contract's period closes are invoiced (``ConsolidatedInvoicing``), and the
+    #: sections sent to its customer's consolidated invoice that wait for their number.
+    consolidated_invoicing: str = "none"
+    sections_waiting: list[DraftInvoice] = Field(default_factory=list)
 
 
 class ContractSummary(Model):

@@ -80,6 +80,16 @@ QUERY_STATUS = "status"
 SIGNAL_CREDIT_INVOICE = "credit_invoice"
 # Beyond SPEC.md: an operator's review of a draft invoice (approve or reject).
 UPDATE_REVIEW_INVOICE = "review_invoice"
+# Beyond SPEC.md: consolidated invoicing. A contract's section of its customer's consolidated
+# invoice, numbered (the customer's billing workflow answers the contract with it).
+SIGNAL_SECTION_INVOICED = "section_invoiced"
+#: The workflow that makes one invoice per customer (legal entity, currency[, PO]) and period
+#: out of its contracts' sections, and allocates the payments of it back to them.
+CUSTOMER_BILLING_WORKFLOW_TYPE = "CustomerBilling"
+#: What contracts send to it: joining at activation, a period's section, leaving at close.
+SIGNAL_JOIN_BILLING = "join_billing"
+SIGNAL_SUBMIT_SECTION = "submit_section"
+SIGNAL_LEAVE_BILLING = "leave_billing"
 #: The key, in a business message's payload metadata, of the instant (nanoseconds since the
 #: epoch, monotonic per sending process) its sender sent it: a reset delivers the payload again
 #: with it, so the contract decides messages that arrive together in the order they were sent.

@@ -13,9 +13,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from domain.consolidation import (
+    BillingMember,
+    CustomerBillingKey,
+    CustomerBillingStart,
+    InvoiceSection,
+)
 from domain.models import (
     Amendment,
     BillTo,
+    ConsolidatedInvoicing,
     ContractApproved,
     CreditNoteSummary,
     Customer,
@@ -25,6 +32,7 @@ from domain.models import (
     OpenException,
     PaymentReceived,
     RevenueStatus,
+    SectionInvoiced,
 )
 from domain.money import Money, Quantity
 from domain.names import Stage, System
@@ -55,6 +63,14 @@ ARCHIVE_SIGNED_DOCUMENT = "archive_signed_document"
 RECORD_INVOICE_REVIEW = "record_invoice_review"
 RENDER_INVOICE_DOCUMENTS = "render_invoice_documents"
 RECORD_WRITE_OFF = "record_write_off"
+#: Consolidated invoicing: a contract's messages to its customer's billing workflow (started
+#: by the first), the section it answers recorded, a payment's part recorded; the customer's
+#: invoice made in the ERP and a payment of it recorded there.
+SEND_TO_CUSTOMER_BILLING = "send_to_customer_billing"
+RECORD_SECTION_INVOICED = "record_section_invoiced"
+RECORD_SECTION_PAYMENT = "record_section_payment"
+ISSUE_CONSOLIDATED_INVOICE = "issue_consolidated_invoice"
+APPLY_CONSOLIDATED_PAYMENT = "apply_consolidated_payment"
 #: Not a step: the exceptions a contract opens, as it ends, for messages that came after its
 #: last decision (a payment after the close). Its workflow has ended, so the ledger records
 #: the operator's decision on them.
@@ -87,6 +103,10 @@ STEP_SYSTEM_QUEUE: dict[str, System] = {
     # Reads the invoice from the ERP, archives its documents, and links them from it.
     RENDER_INVOICE_DOCUMENTS: System.ERP,
     RECORD_WRITE_OFF: System.ERP,
+    # Marks the section's work invoiced in the PSA, then writes the ledger.
+    RECORD_SECTION_INVOICED: System.PSA,
+    ISSUE_CONSOLIDATED_INVOICE: System.ERP,
+    APPLY_CONSOLIDATED_PAYMENT: System.ERP,
 }
 
 
@@ -138,6 +158,8 @@ class Validated(BaseModel):
     customer_tax_id: str | None = None
     #: Whether the legal entity's invoices wait for review as drafts (configuration).
     invoice_review: InvoiceReview = "none"
+    #: Whether the legal entity's period closes go on one invoice per customer (configuration).
+    consolidated_invoicing: ConsolidatedInvoicing = "none"
     #: The systems whose steps run on their own task queue (``Settings.queued_systems``);
     #: ``None`` (validated before it was decided here): every system's.
     queued_systems: list[str] | None = None
@@ -221,6 +243,10 @@ class BillPeriodInput(StepInput):
     #: The draft this invoice issues once an operator approved it, and who approved it.
     approved_draft: str | None = None
     approved_by: str | None = None
+    #: Make only a section of the customer's consolidated invoice under this id: priced,
+    #: capped and taxed (the tax document saved), its lines kept in the ledger, its revenue
+    #: posted; no ERP invoice (the customer's billing workflow makes one for all sections).
+    section_id: str | None = None
 
 
 class BillPeriodResult(BaseModel):
@@ -236,6 +262,48 @@ class BillPeriodResult(BaseModel):
     revenue: RevenueStatus | None = None
     #: The draft made instead of an invoice (``BillPeriodInput.draft_id``).
     draft: DraftInvoice | None = None
+    #: The section made instead of an invoice (``BillPeriodInput.section_id``).
+    section: InvoiceSection | None = None
+
+
+class CustomerBillingMessage(StepInput):
+    """One message of a contract to its customer's billing workflow, which the first starts
+    (signal-with-start): exactly one of ``join``, ``section`` and ``leave``."""
+
+    workflow_id: str
+    start: CustomerBillingStart
+    join: BillingMember | None = None
+    section: InvoiceSection | None = None
+    leave: BillingMember | None = None
+
+
+class SectionInvoicedInput(StepInput):
+    """A contract's section, numbered on the consolidated invoice: recorded as the invoice the
+    contract holds (PSA batch, ledger facts)."""
+
+    invoiced: SectionInvoiced
+    legal_entity: str
+    currency: str
+    refs: dict[str, str]
+
+
+class ConsolidatedInvoiceInput(StepInput):
+    """One consolidated invoice to make in the ERP (``contract_id`` is the customer billing
+    workflow's id): the sections in the order they appear on it."""
+
+    key: CustomerBillingKey
+    erp_customer_id: str
+    reference: str
+    period: str
+    invoice_date: date
+    sections: list[InvoiceSection]
+
+
+class ConsolidatedPaymentInput(StepInput):
+    """A payment of a consolidated invoice, recorded on it in the ERP."""
+
+    payment: PaymentReceived
+    invoice_id: str
 
 
 class InvoiceReviewInput(StepInput):

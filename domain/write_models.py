@@ -238,6 +238,19 @@ class InvoiceLineDraft(WriteModel):
     role: str | None = None
     #: The line's tax, set by ``domain.tax.apply_tax``.
     tax_amount: Money = ZERO
+    #: On a consolidated invoice: the section (contract) the line belongs to.
+    section_id: str | None = None
+
+
+class InvoiceSectionDraft(WriteModel):
+    """One contract's part of a consolidated invoice; its lines name its ``section_id``."""
+
+    section_id: str
+    contract_id: str
+    erp_contract_id: str
+    subtotal: Money
+    tax: Money
+    total: Money
 
 
 class BillToContact(WriteModel):
@@ -278,6 +291,9 @@ class InvoiceDraft(WriteModel):
     #: The customer's purchase order number and bill-to contact, printed on the invoice.
     po_number: str | None = None
     bill_to: BillToContact | None = None
+    #: A consolidated invoice's sections (``contract_id`` then names the customer's billing
+    #: workflow); ``None`` for a contract's own invoice.
+    sections: tuple[InvoiceSectionDraft, ...] | None = None
 
     @property
     def business_key(self) -> str:

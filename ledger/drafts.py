@@ -73,6 +73,9 @@ class InvoiceDraftIn(BaseModel):
     po_number: str | None = None
     bill_to: dict[str, Any] | None = None
     drafted_at: AwareDatetime
+    #: ``draft`` (waits for review) or ``section`` (a contract's section of its customer's
+    #: consolidated invoice: never reviewed, listed with no draft).
+    status: str = "draft"
 
 
 class DraftLedger(LedgerBase):

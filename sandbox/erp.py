@@ -160,6 +160,9 @@ class ErpInvoice(Row, table=True):
     document_sha256: str | None = None
     einvoice_url: str | None = None
     einvoice_sha256: str | None = None
+    #: A consolidated invoice's sections: ``{section_id, contract_id, erp_contract_id,
+    #: subtotal, tax, total}`` each; ``None`` for a contract's own invoice.
+    sections: list[dict[str, Any]] | None = Field(default=None, sa_type=JSON)
 
 
 class ErpPayment(Row, table=True):

@@ -69,12 +69,26 @@ class InvoiceLineIn(Body):
     unit_price: Money
     amount: Money
     tax_amount: Money
+    #: On a consolidated invoice: the section (one contract's part) the line belongs to.
+    section_id: Key | None = None
 
 
 class BillToIn(Body):
     name: Text
     email: str | None = PydanticField(default=None, max_length=254)
     address: LongText | None = None
+
+
+class InvoiceSectionIn(Body):
+    """One contract's part of a consolidated invoice (one invoice for several contracts of a
+    customer): its lines are the invoice's lines that name it."""
+
+    section_id: Key
+    contract_id: str
+    erp_contract_id: str
+    subtotal: Money
+    tax: Money
+    total: Money
 
 
 class InvoiceIn(Body):
@@ -102,6 +116,11 @@ class InvoiceIn(Body):
     #: The customer's purchase order number and the contact the invoice is addressed to.
     po_number: str | None = PydanticField(default=None, min_length=1, max_length=64)
     bill_to: BillToIn | None = None
+    #: A consolidated invoice's sections; ``contract_id`` then names the customer's billing
+    #: (not an ERP contract) and every line names its section.
+    sections: list[InvoiceSectionIn] | None = PydanticField(
+        default=None, min_length=1, max_length=200
+    )
 
 
 class PaymentIn(Body):
@@ -152,6 +171,7 @@ def invoice_out(invoice: ErpInvoice) -> dict[str, Any]:
         "document_sha256": invoice.document_sha256,
         "einvoice_url": invoice.einvoice_url,
         "einvoice_sha256": invoice.einvoice_sha256,
+        "sections": invoice.sections,
     }
 
 
@@ -250,7 +270,10 @@ def create_invoice(body: InvoiceIn, db: Db) -> dict[str, Any]:
             field="erp_contract_id",
             kind="contract",
         )
-        _check_invoice(body, contract)
+        if body.sections is None:
+            _check_invoice(body, contract)
+        else:
+            _check_consolidated(session, body)
         functional = _check_functional(session, body)
         reference = _reference(body)
         existing = _open_invoice_for(session, body.contract_id, reference)
@@ -264,11 +287,12 @@ def create_invoice(body: InvoiceIn, db: Db) -> dict[str, Any]:
         zero = round_money(Decimal(0), ccy)
         invoice = ErpInvoice(
             **body.model_dump(
-                exclude={"lines", "subtotal", "tax", "total", "reference", "bill_to"}
+                exclude={"lines", "subtotal", "tax", "total", "reference", "bill_to", "sections"}
             ),
             bill_to=body.bill_to.model_dump(exclude_none=True) if body.bill_to else None,
             reference=reference,
-            lines=body.model_dump(mode="json")["lines"],
+            lines=body.model_dump(mode="json", exclude_none=True)["lines"],
+            sections=body.model_dump(mode="json")["sections"],
             subtotal=round_money(body.subtotal, ccy),
             tax=round_money(body.tax, ccy),
             total=round_money(body.total, ccy),
@@ -509,6 +533,11 @@ def _check_invoice(body: InvoiceIn, contract: ErpContract) -> None:
             check_month(body.period)
         except ValueError as exc:
             raise invalid("invalid_period", str(exc), "period") from None
+    _check_figures(body)
+
+
+def _check_figures(body: InvoiceIn) -> None:
+    """The dates and amounts of any invoice: due after it is dated, lines adding up."""
     if body.due_on < body.invoice_date:
         raise invalid("invalid_dates", "due_on must not be before invoice_date", "due_on")
     ccy = body.currency
@@ -516,6 +545,54 @@ def _check_invoice(body: InvoiceIn, contract: ErpContract) -> None:
     for name in ("subtotal", "tax", "total"):
         check_amount(getattr(body, name), ccy, name)
     check_sums(body.lines, body.subtotal, body.tax, body.total)
+
+
+def _check_consolidated(session: Session, body: InvoiceIn) -> None:
+    """The rules of a consolidated invoice: every section's ERP contract is the named
+    contract's, of the invoice's customer and currency; every line names a section, and each
+    section's figures are its lines'."""
+    sections = body.sections or []
+    ids = [s.section_id for s in sections]
+    if len(set(ids)) != len(ids):
+        raise invalid("duplicate_section", "section ids must be unique", "sections")
+    for n, section in enumerate(sections):
+        field = f"sections.{n}"
+        contract = get_referenced(
+            session,
+            ErpContract,
+            ErpContract.erp_contract_id,
+            section.erp_contract_id,
+            field=f"{field}.erp_contract_id",
+            kind="contract",
+        )
+        if contract.contract_id != section.contract_id:
+            raise invalid(
+                "contract_mismatch",
+                f"{section.erp_contract_id} is the ERP contract of {contract.contract_id}",
+                f"{field}.contract_id",
+            )
+        if contract.currency != body.currency:
+            raise invalid(
+                "currency_mismatch",
+                f"contract {contract.contract_id} is in {contract.currency}",
+                f"{field}.erp_contract_id",
+            )
+        if contract.customer_id != body.customer_id:
+            raise invalid(
+                "customer_mismatch",
+                f"contract {contract.contract_id} bills customer {contract.customer_id}",
+                f"{field}.erp_contract_id",
+            )
+        lines = [line for line in body.lines if line.section_id == section.section_id]
+        if not lines:
+            raise invalid("empty_section", f"no line names {section.section_id}", field)
+        check_sums(lines, section.subtotal, section.tax, section.total)
+    unknown = next((line for line in body.lines if line.section_id not in ids), None)
+    if unknown is not None:
+        raise invalid(
+            "unknown_section", f"line {unknown.line_id} names no section of the invoice", "lines"
+        )
+    _check_figures(body)
 
 
 def _check_functional(session: Session, body: InvoiceIn) -> dict[str, Decimal]:

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         retainer_fee_line,
         split_release,
     )
+    from domain.consolidation import section_id
     from domain.contract_state import FINISHED, ContractState
     from domain.models import (
         Amendment,
@@ -75,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.collections import holds, issue_credit, issued
     from workflows.commands import Clock, Decision, Hold, OpenException, Patched, Record, RunStep
+    from workflows.consolidation import consolidates, section_made
 
 ZERO = Decimal(0)
 
@@ -243,6 +245,7 @@ def bill_period(
         time_pricing=time_pricing,
         included_hours=included_hours_for(retainer, period) if retainer else ZERO,
         revenue=(plan := _revenue_plan(s, period)),
+        section=(yield from consolidates(s)),
     )
     b.closed_periods.append(name)
     if result is None:
@@ -251,12 +254,15 @@ def bill_period(
     if plan.method == "milestone_output":
         b.recognised_fixed_fee += plan.amount
     invoice_id = result.invoice.invoice_id if result.invoice else ""
+    if result.section is not None:
+        yield from section_made(s, now, name, result)
+        invoice_id = "" if result.section.empty else result.section.section_id
     for mid in milestones:
         b.milestone_invoice[mid] = invoice_id
     for month, line in fees:
         b.fees[month] = (line.amount, invoice_id)
     b.ratable_months = sorted({*b.ratable_months, *_ratable_due(s, period)})
-    if result.invoice is None and not result.held_back:
+    if result.invoice is None and result.section is None and not result.held_back:
         yield Record(f"period {name} closed: nothing to invoice")
     yield from _after_bill(
         s,
@@ -395,9 +401,11 @@ def _bill(
     included_hours: Decimal = ZERO,
     milestone_id: str | None = None,
     revenue: RevenuePlan | None = None,
+    section: bool = False,
 ) -> Decision[BillPeriodResult | None]:
     """Make one invoice: at once, or, where invoices are reviewed, as a draft that waits for
-    an operator's approval before it is numbered and issued."""
+    an operator's approval before it is numbered and issued; with ``section``, a section of
+    the customer's consolidated invoice instead (``workflows.consolidation``)."""
 
     def step(**review: str | None) -> BillPeriodInput:
         # Built from the state when it runs: a draft made again after a rejection takes the
@@ -434,6 +442,12 @@ def _bill(
             **review,
         )
 
+    if section:
+        sid = section_id(s.contract.contract_id, reference)
+        made: BillPeriodResult | None = yield RunStep(
+            BILL_PERIOD, step(section_id=sid), BillPeriodResult, summary=f"section {reference}"
+        )
+        return made
     if not (s.ordered and s.review_required):
         result: BillPeriodResult | None = yield RunStep(
             BILL_PERIOD, step(), BillPeriodResult, summary=f"invoice {reference}"

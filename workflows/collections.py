@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         APPLY_PAYMENT,
         ISSUE_CREDIT_NOTE,
         LOOK_UP_PAYMENT,
+        RECORD_SECTION_PAYMENT,
         SEND_DUNNING_REMINDER,
         ApplyCashInput,
         ApplyPaymentInput,
@@ -193,8 +194,11 @@ def receive(s: ContractState, now: Clock, payment: PaymentReceived) -> Decision[
             )
         return
     target = _target(s, payment)
+    # A part of a consolidated invoice's payment: the customer's billing workflow recorded
+    # the payment in the ERP, on the consolidated invoice; the contract records its part.
+    consolidated = payment.consolidated_invoice_id is not None
     applied: PaymentApplied | None = yield RunStep(
-        APPLY_PAYMENT,
+        RECORD_SECTION_PAYMENT if consolidated else APPLY_PAYMENT,
         ApplyPaymentInput(
             contract_id=s.contract.contract_id,
             payment=payment,
@@ -213,7 +217,7 @@ def receive(s: ContractState, now: Clock, payment: PaymentReceived) -> Decision[
     # The ERP applied the payment to its target; what is left goes to the other open
     # invoices, oldest first.
     others = [a for a in applications if a.invoice_id != target]
-    if applied is not None:
+    if applied is not None and not consolidated:
         yield from _apply_cash(s, others, f"of payment {pid}")
     inv = _invoice(s, target) if target else None
     if applied is None:

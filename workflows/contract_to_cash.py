@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentReceived,
         ResolveException,
         ReviewInvoice,
+        SectionInvoiced,
         TerminateContract,
     )
     from domain.names import (
@@ -56,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_CREDIT_INVOICE,
         SIGNAL_MILESTONE_COMPLETED,
         SIGNAL_PAYMENT_RECEIVED,
+        SIGNAL_SECTION_INVOICED,
         SIGNAL_TERMINATE_CONTRACT,
         UPDATE_APPLY_AMENDMENT,
         UPDATE_RESOLVE_EXCEPTION,
@@ -64,7 +66,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
     )
     from domain.steps import ARCHIVE_SIGNED_DOCUMENT
-    from workflows import billing
+    from workflows import billing, consolidation
     from workflows.execution import PATCH_LOCAL_LEDGER, Aborted
     from workflows.holds import NOTICE_STEPS, SKIPPABLE_STEPS
     from workflows.releases import PATCH_RELEASE
@@ -162,6 +164,7 @@ class ContractToCash(RunLoop):
                     self.s.provisioned = True
                     self._enter(Stage.ACTIVE, "contract active: billing runs at each period close")
                     await self.decide(billing.on_activation(self.s, workflow.now))
+                    await self.decide(consolidation.join(self.s, workflow.now))
             await self._run_active()
             await self._close()
         except Aborted as aborted:
@@ -248,6 +251,12 @@ class ContractToCash(RunLoop):
     def credit_invoice(self, raw: RawValue) -> None:
         if (request := self._signal(SIGNAL_CREDIT_INVOICE, raw, CreditInvoice)) is not None:
             self._enqueue(request, sent=self._sent(raw))
+
+    @workflow.signal(name=SIGNAL_SECTION_INVOICED)
+    def section_invoiced(self, raw: RawValue) -> None:
+        answer = self._signal(SIGNAL_SECTION_INVOICED, raw, SectionInvoiced)
+        if answer is not None:
+            self._enqueue(answer, sent=self._sent(raw))
 
     @workflow.signal(name=SIGNAL_TERMINATE_CONTRACT)
     def terminate_contract(self, raw: RawValue) -> None:

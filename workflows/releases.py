@@ -47,5 +47,7 @@ NEW_IN_RELEASE: frozenset[str] = frozenset(
         # Work written off above a not-to-exceed cap is told to the ERP (workflows.billing).
         "write-offs-to-erp",
         ERP_ONBOARDING_ONE_STEP,
+        # One invoice per customer and period across its contracts (workflows.consolidation).
+        "consolidated-invoicing",
     }
 )

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentReceived,
         ResolveException,
         ReviewInvoice,
+        SectionInvoiced,
         TerminateContract,
     )
     from domain.names import SA_CONTRACT_VALUE, Stage
@@ -61,7 +62,7 @@ with workflow.unsafe.imports_passed_through():
         InvoiceDocumentsRendered,
         Validated,
     )
-    from workflows import billing, collections
+    from workflows import billing, collections, consolidation
     from workflows.collections import CASH_STEP
     from workflows.commands import (
         CloseException,
@@ -228,9 +229,11 @@ class RunLoop(Holds):
         ]
         held += [("credit_note", n.credit_note_id, n.invoice_id) for n in col.credit_notes]
         po_number, bill_to = purchase_order(s)
+        sections = {i.invoice_id for i in col.invoices if i.consolidated_invoice_id}
         for document_type, document_id, invoice_id in held:
             what = f"{document_type.replace('_', ' ')} {document_id}"
-            if document_id in col.documented:
+            if document_id in col.documented or document_id in sections:
+                # A section's document is its customer's consolidated invoice's.
                 continue
             rendered = await self.step(
                 RENDER_INVOICE_DOCUMENTS,
@@ -331,6 +334,7 @@ class RunLoop(Holds):
     async def _close(self) -> None:
         self._enter(Stage.CLOSING, "delivered, billed and paid: closing projects")
         async with self._lock:
+            await self.decide(consolidation.leave(self.s, workflow.now))
             await self.step(
                 CLOSE_CONTRACT,
                 CloseContractInput(contract_id=self.c.contract_id, refs=self.s.refs),
@@ -403,6 +407,8 @@ class RunLoop(Holds):
             await self.decide(collections.receive(self.s, workflow.now, message))
         elif isinstance(message, CreditInvoice):
             await self.decide(collections.credit(self.s, workflow.now, message))
+        elif isinstance(message, SectionInvoiced):
+            await self.decide(consolidation.section_invoiced(self.s, workflow.now, message))
         else:
             await self.decide(billing.milestone_completed(self.s, workflow.now, message))
 
@@ -460,6 +466,8 @@ class RunLoop(Holds):
         elif isinstance(message, ReviewInvoice):
             self.record(f"{message.decision} of draft {message.invoice_id} refused: {reason}")
             self._answer(inbound, Refused(reason))
+        elif isinstance(message, SectionInvoiced):
+            self.record(f"section {message.section_id} on {message.number} refused: {reason}")
         else:
             self.record(f"{message.name} signal refused: {reason} (and it could not be read)")
 
@@ -581,6 +589,7 @@ class RunLoop(Holds):
         return (
             self.ended()
             and str(self.final_period) in self.s.billing.closed_periods
+            and not self.s.billing.sections
             and self.s.collections.book.balance_due <= 0
             and not self.s.open
         )
@@ -643,6 +652,8 @@ class RunLoop(Holds):
             return f"close of the final period {last}"
         if self.s.open:
             return "resolution of the open exceptions"
+        if self.s.billing.sections:
+            return "the customer's consolidated invoice of " + ", ".join(self.s.billing.sections)
         return f"payment of the balance due {self.s.collections.book.balance_due} {self.c.currency}"
 
     # ------------------------------------------------------------------ continue-as-new

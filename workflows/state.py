@@ -318,4 +318,6 @@ class ContractBase:
             drafts=list(self.s.billing.drafts.values()),
             po_number=self.s.terms.po_number,
             bill_to=self.s.terms.bill_to,
+            consolidated_invoicing=self.s.consolidation,
+            sections_waiting=list(self.s.billing.sections.values()),
         )

@@ -31,6 +31,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.consolidation import CustomerBillingStatus
 from domain.models import (
     Amendment,
     AmendmentResult,
@@ -445,6 +446,22 @@ async def close_period_for(client: Client, contract_id: str, period: ClosePeriod
 async def record_payment(client: Client, contract_id: str, payment: PaymentReceived) -> None:
     await contract_handle(client, contract_id).signal(
         SIGNAL_PAYMENT_RECEIVED, stamped(client, payment)
+    )
+
+
+async def record_customer_payment(
+    client: Client, workflow_id: str, payment: PaymentReceived
+) -> None:
+    """A payment of a consolidated invoice, to the customer's billing workflow that made it."""
+    await client.get_workflow_handle(workflow_id).signal(
+        SIGNAL_PAYMENT_RECEIVED, stamped(client, payment)
+    )
+
+
+async def customer_billing_status(client: Client, workflow_id: str) -> CustomerBillingStatus:
+    """The ``status`` query of a customer's billing workflow."""
+    return await client.get_workflow_handle(workflow_id).query(
+        QUERY_STATUS, result_type=CustomerBillingStatus
     )
 
 

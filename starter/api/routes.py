@@ -15,8 +15,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from c2c.logs import get_logger
+from domain.consolidation import CustomerBillingStatus
 from domain.models import (
     Amendment,
     AmendmentResult,
@@ -137,6 +139,34 @@ async def contract_status(
     if not status.history_omitted:
         return status  # all of it is in the workflow: the ledger is not needed
     return await contracts.whole_timeline(status, await context.ledger())
+
+
+@router.get(
+    "/customer-billing/{workflow_id}",
+    response_model=CustomerBillingStatus,
+    responses=error_responses(404, 502, 503),
+    tags=["contracts"],
+)
+async def customer_billing(
+    workflow_id: str = Path(
+        pattern=r"^customer-billing-[A-Za-z0-9._:\-]{1,180}$",
+        description="the customer billing workflow's id (`customer-billing-…`)",
+    ),
+    identity: Identity = Depends(authorize),
+    context: ApiContext = Depends(api_context),
+) -> CustomerBillingStatus:
+    """A customer's consolidated invoicing: its member contracts, the sections waiting by
+    period, its consolidated invoices with what is paid of each section, and its history."""
+    client = await context.temporal()
+    try:
+        status = await contracts.customer_billing_status(client, workflow_id)
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            raise ApiError(404, "not_found", f"no customer billing {workflow_id}") from None
+        raise
+    if not identity.sees(status.key.legal_entity):
+        raise ApiError(404, "not_found", f"no customer billing {workflow_id}")
+    return status
 
 
 @router.post(

@@ -24,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from c2c import json_input
 from c2c.logs import get_logger
 from c2c.signing import SignatureError, verify
+from domain.consolidation import is_customer_billing
 from domain.models import (
     Amendment,
     AmendmentResult,
@@ -38,6 +39,7 @@ from starter.api.context import ApiContext, api_context
 from starter.api.contracts import (
     complete_milestone,
     is_finished_error,
+    record_customer_payment,
     record_payment,
     start_contract,
 )
@@ -289,6 +291,14 @@ async def process_payments(context: ApiContext, body: bytes) -> Answer:
         raise ApiError(
             404, "unknown_invoice", problem.message, field=problem.field, errors=[problem]
         )
+    if is_customer_billing(contract_id):
+        # A consolidated invoice: its customer's billing workflow allocates the payment to
+        # the contracts' sections.
+        await record_customer_payment(await context.temporal(), contract_id, payment)
+        log.info("payment received", event_id=event.id, payment_id=payment.payment_id)
+        return Answer(
+            202, {"contract_id": None, "workflow_id": contract_id, "duplicate": False}, contract_id
+        )
     bind_contract(contract_id)
     await to_contract(
         context, contract_id, record_payment(await context.temporal(), contract_id, payment)
@@ -413,11 +423,9 @@ async def _with_known_contract(context: ApiContext, body: bytes, answer: Answer)
     )
     if contract_id is None:
         return answer
-    body_out = {
-        **answer.body,
-        "contract_id": contract_id,
-        "workflow_id": contract_workflow_id(contract_id),
-    }
+    # A consolidated invoice's payments go to its customer's billing workflow, in their turn.
+    owner = contract_id if is_customer_billing(contract_id) else contract_workflow_id(contract_id)
+    body_out = {**answer.body, "contract_id": contract_id, "workflow_id": owner}
     return Answer(answer.status, body_out, contract_id)
 
 

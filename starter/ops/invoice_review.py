@@ -93,7 +93,8 @@ async def get_draft(ledger: Ledger, invoice_id: str) -> DraftItem:
         DraftNotFound: the ledger has no draft with that id.
     """
     row = await asyncio.to_thread(ledger.get_draft, invoice_id)
-    if row is None:
+    # A consolidated invoice's section is kept beside the drafts, and is none.
+    if row is None or row.status not in ("draft", "approved", "rejected"):
         raise DraftNotFound(f"no draft invoice {invoice_id!r}")
     return _item(row)
 

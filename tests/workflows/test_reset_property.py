@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import uuid
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date
@@ -44,6 +45,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from c2c.settings import Settings
+from domain.consolidation import CustomerBillingKey, customer_billing_workflow_id
 from domain.models import (
     Amendment,
     ClosePeriod,
@@ -60,8 +62,10 @@ from starter.api.contracts import (
     complete_milestone,
     contract_handle,
     credit_invoice,
+    customer_billing_status,
     get_status,
     queue_amendment,
+    record_customer_payment,
     record_payment,
     resolve_exception,
     review_invoice,
@@ -331,6 +335,35 @@ PAYMENT_RACING_THE_CLOSE = [
 ]
 
 
+#: A contract whose customer is invoiced once per period across its contracts (alone, under
+#: its own purchase order): its sections go on consolidated invoices, payments of those come
+#: back through the customer's billing workflow, one of them twice.
+CONSOLIDATED = [
+    Scenario(
+        terms={
+            "start_date": "2026-10-01",
+            "end_date": "2026-12-31",
+            "billing_model": "time_and_materials",
+            "not_to_exceed": None,
+            "consolidated_invoicing": "customer_po",
+        },
+        steps=(
+            ("time", "Analyst", "2026-10-10", "8"),
+            ("close", "2026-10"),
+            ("pay", 0, "half"),
+            ("pay", 0, "half"),
+            ("time", "Senior Consultant", "2026-11-10", "2"),
+            ("close", "2026-11"),
+            ("pay", 1, "full"),
+        ),
+        reset=reset,
+        seed=13,
+    )
+    for reset in ("client-first", "client-random", "cli", "ops")
+]
+
+
+@example(batch=CONSOLIDATED)
 @example(batch=REVIEWED)
 @example(batch=PAYMENT_RACING_THE_CLOSE)
 @example(batch=MILESTONE_AMENDMENTS)
@@ -362,7 +395,11 @@ async def check(
     client: Client, settings: Settings, sandbox: httpx.AsyncClient, scenario: Scenario
 ) -> None:
     """Run one scenario, reset it, and compare; returns ``None`` when the property holds."""
-    event = approval(**scenario.terms)
+    terms = dict(scenario.terms)
+    if terms.get("consolidated_invoicing"):
+        # Its own customer billing: no other contract's period closes to wait for.
+        terms["po_number"] = f"PO-{uuid.uuid4().hex[:10]}"
+    event = approval(**terms)
     cid = event.contract_id
     await start_contract(client, event, task_queue=settings.task_queue)
     status = await at_rest(client, cid)
@@ -422,6 +459,8 @@ async def perform(
             await add_time(sandbox, status.refs["psa_project_id"], step[1], step[2], step[3])
     elif kind == "close":
         await close_period_for(client, cid, ClosePeriod(period=step[1]))
+        if status.consolidated_invoicing != "none":
+            await section_answered(client, cid, step[1])
     elif kind == "amend":
         _, via, effective, change = step
         amendment = Amendment(
@@ -435,7 +474,15 @@ async def perform(
         else:
             await asyncio.wait_for(amend(client, cid, amendment), REST_TIMEOUT_S)
     elif kind == "pay":
-        await record_payment(client, cid, payment(status, step[1], step[2], payments))
+        made = payment(status, step[1], step[2], payments)
+        section = next(
+            (i for i in status.invoices if i.invoice_id == made.invoice_id),
+            None,
+        )
+        if section is None or section.consolidated_invoice_id is None:
+            await record_payment(client, cid, made)
+        else:
+            await pay_consolidated(client, status, made, section.consolidated_invoice_id)
     elif kind == "pay_and_more":
         await record_payment(client, cid, payment(status, 99, "full", payments))
         # Sent at once: it reaches the contract as it closes, or after (Temporal refuses it).
@@ -470,6 +517,54 @@ async def perform(
         # Refused in its turn (a step that cannot be skipped) is a decision too.
         with suppress(WorkflowUpdateFailedError):
             await asyncio.wait_for(resolve_exception(client, cid, decision), REST_TIMEOUT_S)
+
+
+async def section_answered(client: Client, cid: str, period: str) -> None:
+    """Wait until a consolidating contract has closed ``period`` and its section (if any) is
+    on its customer's invoice: the answer comes from another workflow, after the contract
+    may already look at rest."""
+    deadline = asyncio.get_running_loop().time() + REST_TIMEOUT_S
+    while asyncio.get_running_loop().time() < deadline:
+        now = await get_status(client, cid)
+        if period in now.closed_periods and not now.sections_waiting:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{cid} did not close {period} with its section answered")
+
+
+async def pay_consolidated(
+    client: Client, status: ContractStatus, made: PaymentReceived, invoice_id: str
+) -> None:
+    """A payment of a consolidated invoice, as the API routes it: to the customer's billing
+    workflow, which allocates it to the contract's section; waited for until the contract
+    has its part (or the customer's billing has taken a repeat)."""
+    key = CustomerBillingKey(
+        legal_entity="US01",
+        crm_account_id="ACME-US",
+        currency=status.currency,
+        po_number=status.po_number,
+    )
+    billing_id = customer_billing_workflow_id(key)
+    before = await customer_billing_status(client, billing_id)
+    repeat = made.payment_id in before.payments
+    await record_customer_payment(
+        client, billing_id, made.model_copy(update={"invoice_id": invoice_id})
+    )
+    deadline = asyncio.get_running_loop().time() + REST_TIMEOUT_S
+    while asyncio.get_running_loop().time() < deadline:
+        if repeat:
+            taken = await customer_billing_status(client, billing_id)
+            if len(taken.history) > len(before.history):
+                return
+        else:
+            now = await get_status(client, status.contract_id)
+            if any(made.payment_id[:40] in h.event for h in now.history):
+                return
+        await asyncio.sleep(0.2)
+    taken = await customer_billing_status(client, billing_id)
+    raise AssertionError(
+        f"payment {made.payment_id} did not reach {status.contract_id}: {taken.history}"
+    )
 
 
 def payment(
@@ -630,9 +725,13 @@ async def at_rest(
 
 
 def resting(status: ContractStatus) -> bool:
-    # On hold, period closes, payments and milestones wait for the hold to end.
-    return (status.queued_messages == 0 or status.stage == "on_hold") and bool(
-        status.waiting_for or status.stage in ("closed", "cancelled")
+    # On hold, period closes, payments and milestones wait for the hold to end. A section
+    # sent to the customer's consolidated invoice is answered at once (the contract is the
+    # customer's only one).
+    return (
+        (status.queued_messages == 0 or status.stage == "on_hold")
+        and bool(status.waiting_for or status.stage in ("closed", "cancelled"))
+        and not status.sections_waiting
     )
 
 

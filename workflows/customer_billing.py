@@ -1,0 +1,358 @@
+"""``CustomerBilling``: one invoice per customer and period across its contracts.
+
+One workflow per customer billing key (legal entity, customer, currency, and purchase order
+in ``customer_po`` mode), id ``customer_billing_workflow_id(key)``, started by the first of
+its contracts to send it a message (signal-with-start). Contracts join it at activation and
+leave it as they close; at each period close each sends its section (``submit_section``; an
+empty one when it bills nothing). When every member billing that period has sent its section,
+or ``cutoff_s`` after the period's first section, it makes one ERP invoice of the sections
+(``issue_consolidated_invoice``, keyed by its workflow id and the period) and answers each
+contract with its section's place on it (``section_invoiced``). A section that comes after
+its period's invoice goes on another invoice of the period (reference ``YYYY-MM:2``...).
+
+A payment of a consolidated invoice (``payment_received``, routed here by the API because the
+ledger knows the invoice as this workflow's) is recorded on the invoice in the ERP and
+allocated to the sections (``domain.consolidation.allocate``): each contract receives its part
+as a ``payment_received`` under a derived payment id, which it applies once.
+
+Every message is kept once by its id (section id, payment id), and every answer goes again
+to a contract that sends its section again (a contract reset to before its period close): an
+answer the contract already recorded changes nothing there.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.consolidation import (
+        BillingMember,
+        ConsolidatedInvoice,
+        ConsolidatedInvoiceIssued,
+        CustomerBillingStart,
+        CustomerBillingStatus,
+        InvoiceSection,
+        SectionShare,
+        allocate,
+        consolidated_reference,
+    )
+    from domain.models import PaymentReceived, SectionInvoiced
+    from domain.names import (
+        CUSTOMER_BILLING_WORKFLOW_TYPE,
+        QUERY_STATUS,
+        SIGNAL_JOIN_BILLING,
+        SIGNAL_LEAVE_BILLING,
+        SIGNAL_PAYMENT_RECEIVED,
+        SIGNAL_SECTION_INVOICED,
+        SIGNAL_SUBMIT_SECTION,
+        System,
+        contract_workflow_id,
+        system_task_queue,
+    )
+    from domain.steps import (
+        APPLY_CONSOLIDATED_PAYMENT,
+        ISSUE_CONSOLIDATED_INVOICE,
+        ConsolidatedInvoiceInput,
+        ConsolidatedPaymentInput,
+        PaymentApplied,
+    )
+    from workflows.policies import STEP_RETRY, STEP_TIMEOUT
+
+#: The customer's ERP steps retry transient failures without end: no person waits on them,
+#: and nothing may be lost; a business rejection is recorded and tried again at the cut-off.
+ERP_RETRY = RetryPolicy(
+    initial_interval=STEP_RETRY.initial_interval,
+    backoff_coefficient=STEP_RETRY.backoff_coefficient,
+    maximum_interval=STEP_RETRY.maximum_interval,
+    non_retryable_error_types=STEP_RETRY.non_retryable_error_types,
+)
+
+#: History lines the status keeps (the latest).
+HISTORY_LINES = 200
+
+Message = BillingMember | InvoiceSection | PaymentReceived
+
+
+@workflow.defn(name=CUSTOMER_BILLING_WORKFLOW_TYPE)
+class CustomerBilling:
+    @workflow.init
+    def __init__(self, start: CustomerBillingStart) -> None:
+        self.start = start
+        self.members: dict[str, BillingMember] = {}
+        self.left: set[str] = set()
+        #: Every section received, by id; where each went (an invoice id, "" when empty).
+        self.sections: dict[str, InvoiceSection] = {}
+        self.placed: dict[str, str] = {}
+        #: When each period's first section waiting for an invoice came (the cut-off's start).
+        self.waiting_since: dict[str, datetime] = {}
+        self.invoices: list[ConsolidatedInvoice] = []
+        self.payments: list[str] = []
+        self.history: list[str] = []
+        #: Messages in arrival order, each decided against what those before it decided.
+        self.inbox: list[tuple[str, Message]] = []
+
+    # ------------------------------------------------------------------ messages
+
+    @workflow.signal(name=SIGNAL_JOIN_BILLING)
+    def join_billing(self, member: BillingMember) -> None:
+        self.inbox.append(("join", member))
+
+    @workflow.signal(name=SIGNAL_LEAVE_BILLING)
+    def leave_billing(self, member: BillingMember) -> None:
+        self.inbox.append(("leave", member))
+
+    @workflow.signal(name=SIGNAL_SUBMIT_SECTION)
+    def submit_section(self, section: InvoiceSection) -> None:
+        self.inbox.append(("section", section))
+
+    @workflow.signal(name=SIGNAL_PAYMENT_RECEIVED)
+    def payment_received(self, payment: PaymentReceived) -> None:
+        self.inbox.append(("payment", payment))
+
+    @workflow.query(name=QUERY_STATUS)
+    def status(self) -> CustomerBillingStatus:
+        waiting: dict[str, list[str]] = {}
+        for sid, section in self.sections.items():
+            if sid not in self.placed:
+                waiting.setdefault(section.period, []).append(sid)
+        return CustomerBillingStatus(
+            workflow_id=workflow.info().workflow_id,
+            key=self.start.key,
+            mode=self.start.mode,
+            members=[m for cid, m in sorted(self.members.items()) if cid not in self.left],
+            waiting=waiting,
+            invoices=self.invoices,
+            payments=self.payments,
+            history=self.history,
+        )
+
+    # ------------------------------------------------------------------ the loop
+
+    @workflow.run
+    async def run(self, start: CustomerBillingStart) -> None:
+        while True:
+            due = self._next_cutoff()
+            timeout = None if due is None else max(due - workflow.now(), timedelta(0))
+            with suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: bool(self.inbox) or self._ready() is not None,
+                    timeout=timeout,
+                    timeout_summary="until the cut-off of a period's consolidated invoice",
+                )
+            while self.inbox:
+                kind, message = self.inbox.pop(0)
+                await self._decide(kind, message)
+            while (period := self._ready()) is not None:
+                await self._issue(period)
+
+    def _record(self, line: str) -> None:
+        self.history = [*self.history, f"{workflow.now():%Y-%m-%d %H:%M:%S} {line}"][
+            -HISTORY_LINES:
+        ]
+
+    async def _decide(self, kind: str, message: Message) -> None:
+        if kind == "join" and isinstance(message, BillingMember):
+            if message.contract_id not in self.members:
+                self._record(f"contract {message.contract_id} joined")
+            self.members[message.contract_id] = message
+            self.left.discard(message.contract_id)
+        elif kind == "leave" and isinstance(message, BillingMember):
+            if message.contract_id not in self.left:
+                self._record(f"contract {message.contract_id} left")
+            self.left.add(message.contract_id)
+        elif isinstance(message, InvoiceSection):
+            await self._take_section(message)
+        elif isinstance(message, PaymentReceived):
+            await self._take_payment(message)
+
+    async def _take_section(self, section: InvoiceSection) -> None:
+        sid = section.section_id
+        if sid in self.sections:
+            # Sent again (a contract reset, a retried step): the first is kept, and a section
+            # already on an invoice is answered again.
+            invoice_id = self.placed.get(sid)
+            invoice = next((i for i in self.invoices if i.invoice_id == invoice_id), None)
+            if invoice is not None:
+                self._record(f"section {sid} sent again: answered again")
+                await self._answer(invoice, self.sections[sid])
+            return
+        self.sections[sid] = section
+        if section.empty:
+            self.placed[sid] = ""
+            self._record(f"contract {section.contract_id} bills nothing for {section.period}")
+            return
+        self.waiting_since.setdefault(section.period, workflow.now())
+        self._record(
+            f"section {sid} of contract {section.contract_id} for {section.period}: "
+            f"{section.total} {self.start.key.currency}"
+        )
+
+    # ------------------------------------------------------------------ invoices
+
+    def _expected(self, period: str) -> list[str]:
+        """The members that bill ``period`` and have not left."""
+        return [
+            cid
+            for cid, m in self.members.items()
+            if cid not in self.left and m.first_period <= period <= m.last_period
+        ]
+
+    def _sent(self, contract_id: str, period: str) -> bool:
+        return any(
+            s.contract_id == contract_id and s.period == period for s in self.sections.values()
+        )
+
+    def _ready(self) -> str | None:
+        """The first period whose waiting sections go on an invoice now: every member that
+        bills it has sent its section, or its cut-off has passed."""
+        now = workflow.now()
+        for period, since in sorted(self.waiting_since.items()):
+            complete = all(self._sent(cid, period) for cid in self._expected(period))
+            if complete or now >= since + timedelta(seconds=self.start.cutoff_s):
+                return period
+        return None
+
+    def _next_cutoff(self) -> datetime | None:
+        cutoff = timedelta(seconds=self.start.cutoff_s)
+        return min((since + cutoff for since in self.waiting_since.values()), default=None)
+
+    async def _issue(self, period: str) -> None:
+        waiting = sorted(
+            (
+                s
+                for sid, s in self.sections.items()
+                if s.period == period and sid not in self.placed
+            ),
+            key=lambda s: s.contract_id,
+        )
+        batch = 1 + sum(1 for i in self.invoices if i.period == period)
+        reference = consolidated_reference(period, batch)
+        try:
+            issued: ConsolidatedInvoiceIssued = await workflow.execute_activity(
+                ISSUE_CONSOLIDATED_INVOICE,
+                ConsolidatedInvoiceInput(
+                    contract_id=workflow.info().workflow_id,
+                    key=self.start.key,
+                    erp_customer_id=self.start.erp_customer_id,
+                    reference=reference,
+                    period=period,
+                    invoice_date=workflow.now().date(),
+                    sections=waiting,
+                ),
+                result_type=ConsolidatedInvoiceIssued,
+                task_queue=system_task_queue(workflow.info().task_queue, System.ERP.value),
+                start_to_close_timeout=STEP_TIMEOUT,
+                retry_policy=ERP_RETRY,
+                summary=f"consolidated invoice {reference}",
+            )
+        except ActivityError as failed:
+            # A business rejection: tried again at the next cut-off, the sections kept.
+            self.waiting_since[period] = workflow.now()
+            self._record(f"consolidated invoice {reference} refused by the ERP: {failed.cause}")
+            return
+        invoice = ConsolidatedInvoice(
+            **issued.model_dump(),
+            period=period,
+            batch=batch,
+            reference=reference,
+            sections=[
+                SectionShare(section_id=s.section_id, contract_id=s.contract_id, total=s.total)
+                for s in waiting
+            ],
+        )
+        self.invoices = [*self.invoices, invoice]
+        del self.waiting_since[period]
+        self._record(
+            f"consolidated invoice {issued.number} for {reference}: {len(waiting)} sections, "
+            f"{issued.total} {self.start.key.currency}"
+        )
+        for section in waiting:
+            self.placed[section.section_id] = issued.invoice_id
+            await self._answer(invoice, section)
+
+    async def _answer(self, invoice: ConsolidatedInvoice, section: InvoiceSection) -> None:
+        """Tell a contract where its section is; a contract that is gone is noted."""
+        answer = SectionInvoiced(
+            section_id=section.section_id,
+            period=section.period,
+            consolidated_invoice_id=invoice.invoice_id,
+            number=invoice.number,
+            subtotal=section.subtotal,
+            tax=section.tax,
+            total=section.total,
+            invoice_date=invoice.invoice_date,
+            due_on=invoice.due_on,
+            customer_billing_id=workflow.info().workflow_id,
+        )
+        await self._signal(section.contract_id, SIGNAL_SECTION_INVOICED, answer)
+
+    async def _signal(
+        self, contract_id: str, name: str, message: SectionInvoiced | PaymentReceived
+    ) -> None:
+        handle = workflow.get_external_workflow_handle(contract_workflow_id(contract_id))
+        try:
+            await handle.signal(name, message)
+        except Exception as err:  # the contract's workflow is not running
+            self._record(f"{name} for contract {contract_id} not delivered: {err}")
+
+    # ------------------------------------------------------------------ payments
+
+    async def _take_payment(self, payment: PaymentReceived) -> None:
+        pid = payment.payment_id
+        if pid in self.payments:
+            self._record(f"payment {pid} already allocated: ignored")
+            return
+        named = payment.invoice_id
+        invoice = next(
+            (i for i in self.invoices if named in (i.invoice_id, i.number)),
+            None,
+        )
+        if invoice is None or payment.currency != self.start.key.currency:
+            self.payments = [*self.payments, pid]
+            self._record(
+                f"payment {pid} of {payment.amount} {payment.currency} names no consolidated "
+                f"invoice of this customer in {self.start.key.currency} ({named}): not applied"
+            )
+            return
+        await workflow.execute_activity(
+            APPLY_CONSOLIDATED_PAYMENT,
+            ConsolidatedPaymentInput(
+                contract_id=workflow.info().workflow_id,
+                payment=payment,
+                invoice_id=invoice.invoice_id,
+            ),
+            result_type=PaymentApplied,
+            task_queue=system_task_queue(workflow.info().task_queue, System.ERP.value),
+            start_to_close_timeout=STEP_TIMEOUT,
+            retry_policy=ERP_RETRY,
+            summary=f"payment {pid} on {invoice.number}",
+        )
+        self.payments = [*self.payments, pid]
+        parts = allocate(pid, payment.amount, self.invoices, invoice.invoice_id)
+        for part in parts:
+            owner = next(
+                i for i in self.invoices if part.section_id in {s.section_id for s in i.sections}
+            )
+            for share in owner.sections:
+                if share.section_id == part.section_id:
+                    share.paid += part.amount
+            self._record(
+                f"payment {pid}: {part.amount} to section {part.section_id} of {owner.number}"
+            )
+            await self._signal(
+                part.contract_id,
+                SIGNAL_PAYMENT_RECEIVED,
+                PaymentReceived(
+                    payment_id=part.payment_id,
+                    invoice_id=part.section_id,
+                    amount=part.amount,
+                    currency=payment.currency,
+                    received_on=payment.received_on,
+                    consolidated_invoice_id=owner.invoice_id,
+                ),
+            )
