@@ -252,13 +252,25 @@ def clear_tables(session: Session) -> None:
 
 
 def _schema_changed(inspector: Inspector) -> bool:
-    """Whether an existing sandbox table differs from its model in columns or nullability."""
+    """Whether an existing sandbox table differs from its model in a way that adding the
+    model's missing nullable columns (``create_missing``) does not mend: a column whose
+    nullability changed, a missing column that may not be empty, or a column the model no
+    longer has that may not be empty (an insert would fail on it).
+
+    A sandbox upgraded beside a ledger and a Temporal that remember its records keeps them:
+    rebuilt empty, it would hand out the ids of records c2c already holds for others.
+    """
     for table in SandboxModel.metadata.sorted_tables:
         if not inspector.has_table(table.name):
             continue
         found = {c["name"]: bool(c["nullable"]) for c in inspector.get_columns(table.name)}
         wanted = {c.name: bool(c.nullable) for c in table.columns}
-        if found != wanted:
+        for name, nullable in wanted.items():
+            if name in found and found[name] != nullable:
+                return True
+            if name not in found and not nullable:
+                return True
+        if any(not nullable for name, nullable in found.items() if name not in wanted):
             return True
     return False
 

@@ -10,6 +10,7 @@ from sqlalchemy import inspect, text
 from sqlmodel import select
 
 from sandbox.db import Database, utcnow
+from sandbox.erp import ErpCreditNote
 from sandbox.http import Captured
 from sandbox.idempotency import EXPIRED_KEYS, KEY_TTL, IdempotencyRecord, IdempotencyStore
 
@@ -104,4 +105,22 @@ def test_a_database_from_before_the_index_gets_it_and_keeps_its_records(db: Data
     assert INDEX in {
         i["name"] for i in inspect(db.engine).get_indexes(IdempotencyRecord.__tablename__)
     }
+    assert keys(db) == [("erp", "kept")]
+
+
+def test_a_database_from_before_a_nullable_column_gets_it_and_keeps_its_records(
+    db: Database,
+) -> None:
+    """An older sandbox's tables lacking a column that may be empty are mended in place: a
+    rebuild would hand out again the ids c2c's ledger holds for earlier records."""
+    IdempotencyStore(db).save("erp", "kept", "h", ANSWER)
+    # The ERP's credit notes gained the links to their documents.
+    table = ErpCreditNote.__tablename__
+    nullable = "einvoice_url"
+    with db.engine.begin() as connection:
+        connection.execute(text(f"ALTER TABLE {table} DROP COLUMN {nullable}"))
+
+    assert db.create_tables() is False  # not new: nothing rebuilt
+
+    assert nullable in {c["name"] for c in inspect(db.engine).get_columns(table)}
     assert keys(db) == [("erp", "kept")]
