@@ -22,6 +22,7 @@ from activities.base import StepActivities, error_classes, workflow_run
 from activities.erp_routing import LedgerPins
 from connectors.ports import ErpPort
 from connectors.routing import RoutedErp
+from domain.consolidation import is_section
 from domain.names import ExceptionQueue, Stage
 from domain.reconcile import (
     COMPARE_WITH_ERP,
@@ -57,14 +58,19 @@ class _Facts:
         payments: Sequence[PaymentFact],
         revenue: Sequence[RevenueFact],
     ) -> None:
-        self.invoices = [i for i in invoices if i.invoice_id and i.issued_at is not None]
+        issued = [i for i in invoices if i.invoice_id and i.issued_at is not None]
+        # A contract's sections of consolidated invoices, and its parts of their payments,
+        # are not the ERP's records of that contract: the ERP holds the customer's invoice
+        # and payment (docs/operations.md, Consolidated invoicing).
+        self.sections = [i for i in issued if is_section(i.invoice_id)]
+        self.invoices = [i for i in issued if not is_section(i.invoice_id)]
         self.notes = notes
-        self.payments = payments
+        self.payments = [p for p in payments if not is_section(p.invoice_id)]
         self.revenue = revenue
 
     def of(self, contract_id: str) -> _Facts:
         return _Facts(
-            [i for i in self.invoices if i.contract_id == contract_id],
+            [i for i in self.invoices + self.sections if i.contract_id == contract_id],
             [n for n in self.notes if n.contract_id == contract_id],
             [p for p in self.payments if p.contract_id == contract_id],
             [r for r in self.revenue if r.contract_id == contract_id],
@@ -226,7 +232,9 @@ class ReconcileActivities(StepActivities):
             unknown=False,
         )
         subtotals = [i.subtotal for i in facts.invoices] + [n.subtotal for n in facts.notes]
-        if found or any(s is None for s in subtotals):
+        # What a contract billed on its customer's consolidated invoices is not on its ERP
+        # contract's balance: billed to date cannot be compared.
+        if found or facts.sections or any(s is None for s in subtotals):
             return found
         billed = sum((i.subtotal or ZERO for i in facts.invoices), ZERO) - sum(
             (n.subtotal or ZERO for n in facts.notes), ZERO

@@ -58,6 +58,11 @@ def section_id(contract_id: str, period: str) -> str:
     return f"SEC-{hashlib.sha256(contract_id.encode()).hexdigest()[:24]}-{period}"
 
 
+def is_section(invoice_id: str | None) -> bool:
+    """Whether an invoice id a contract holds is its section of a consolidated invoice."""
+    return invoice_id is not None and invoice_id.startswith("SEC-")
+
+
 def consolidated_reference(period: str, batch: int) -> str:
     """The ERP business key of a customer's ``batch``-th consolidated invoice of ``period``
     (the first, then one per section that came after it was issued)."""

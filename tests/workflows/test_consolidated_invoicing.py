@@ -22,10 +22,13 @@ import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Replayer
 
+from activities.reconcile import ReconcileActivities
 from c2c.settings import Settings
 from c2c.signing import sign
+from connectors.registry import build_connectors
 from domain.consolidation import (
     CustomerBillingKey,
     CustomerBillingStatus,
@@ -34,6 +37,7 @@ from domain.consolidation import (
 )
 from domain.models import ClosePeriod, ContractStatus, PaymentReceived
 from domain.names import SIGNAL_SUBMIT_SECTION, SIGNATURE_HEADER
+from domain.reconcile import ReconcileBatch
 from ledger import Ledger
 from ledger.books import aging
 from starter.api.contracts import (
@@ -172,6 +176,16 @@ async def test_two_contracts_one_invoice_paid_in_full(
     for cid in cids:
         await replay(temporal_client, cid)
     await _replay_customer(temporal_client, billing_id)
+
+    # Reconciliation finds no difference: the sections and their parts of the payment are
+    # the customer's invoice and payment in the ERP, not records missing from the contracts.
+    connectors = build_connectors(settings)
+    try:
+        books = ReconcileActivities(connectors, ledger, settings)
+        batch = ReconcileBatch(contract_ids=cids)
+        assert await ActivityEnvironment().run(books.compare_ledger_with_erp, batch) == []
+    finally:
+        await connectors.aclose()
 
 
 @pytest.mark.usefixtures("worker")
