@@ -71,7 +71,8 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
         assert all(row["value"] is not None for row in result["rows"]), name
     rows = {name: {row["metric"]: row for row in r["rows"]} for name, r in results.items()}
     onboarding = rows["onboarding"]
-    assert onboarding["activities per contract (parked active; max)"]["value"] >= 5
+    # Validation, the one ERP step (provision_erp) and the PSA's activation at the least.
+    assert onboarding["activities per contract (parked active; max)"]["value"] >= 3
     assert onboarding["approval → active throughput"]["ratio"] > 0
     # The month-end run checked its own invoices against the entries it seeded.
     month_end = rows["month_end"]
