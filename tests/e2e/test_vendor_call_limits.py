@@ -24,12 +24,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from c2c.call_limits import POLL_MAX_S
 from c2c.ports import free_port
 from c2c.settings import Settings
 from c2c.telemetry import CALL_SLOT_WAIT
+from domain.names import system_task_queue
 from ledger import Ledger
 from starter.api.contracts import start_contract
 from starter.stack.components import component_argv
@@ -129,9 +133,26 @@ async def slot_waits(address: str) -> float:
     return samples.value(f"{CALL_SLOT_WAIT}_count", system="netsuite")
 
 
+async def both_polling(client: Client, task_queue: str, count: int = 2) -> None:
+    """Wait until ``count`` workers poll ``task_queue`` for activities: a worker still starting
+    on a loaded machine would leave every step to the other."""
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    )
+    for _ in range(600):
+        answer = await client.workflow_service.describe_task_queue(request)
+        if len({poller.identity for poller in answer.pollers}) >= count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"fewer than {count} workers poll {task_queue}")
+
+
 async def test_two_worker_processes_keep_the_vendors_limits_and_a_killed_one_frees_its_slots(
     temporal_client: Client, sandbox: httpx.AsyncClient, workers: Workers
 ) -> None:
+    await both_polling(temporal_client, system_task_queue(workers.task_queue, "erp"))
     await sandbox.delete("/_admin/stats/vendors")
     await governance(sandbox, latency_ms=150, concurrency_limit=IN_FLIGHT, reset_counters=True)
     try:
