@@ -3,6 +3,7 @@ no workflow line written twice when a history is replayed (a restarted worker, t
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -116,7 +117,19 @@ async def test_replaying_a_history_writes_no_workflow_line_twice(
     async with contract_worker(temporal_client, own):
         await add_time(sandbox, status.refs["psa_project_id"], "Analyst", "2026-10-06", "6")
         await close_period_for(temporal_client, cid, ClosePeriod(period="2026-10"))
-        status = await wait_for(temporal_client, cid, lambda s: bool(s.invoices), what="invoice")
+        status = await wait_for(
+            temporal_client,
+            cid,
+            lambda s: bool(s.invoices) and bool(s.invoices[0].documents),
+            what="the invoice and its documents",
+        )
+        # At rest: the steps after the invoice have logged their lines too.
+        while True:
+            await asyncio.sleep(0.5)
+            again = await wait_for(temporal_client, cid, lambda s: True, what="status")
+            if len(again.history) == len(status.history):
+                break
+            status = again
     logged = workflow_records.of(cid)
     # The workflow logs each entry of its history once: none again during the replay.
     assert len(logged) == len(status.history)
