@@ -4,7 +4,8 @@ Run by hand from the repository root, only when a recording is due (see README.m
 
     /tmp/venv/bin/python -m tests.histories.record [NAME ...]
 
-With names (``continued_as_new``), only those contracts are recorded. It starts its own
+With names (``continued_as_new``), only those contracts are recorded (``customer_billing``:
+the customer billing workflow's history, under ``customer_billing/``). It starts its own
 Temporal dev server, sandbox, ledger and worker in a temporary directory, drives one
 representative contract per file to a resting or final state, and writes each workflow's
 history to ``tests/histories/<name>.json`` (``<name>_run<n>.json`` for each run of a contract
@@ -29,11 +30,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from c2c.logs import configure_logging
 from c2c.settings import Settings
+from domain.consolidation import CustomerBillingKey, customer_billing_workflow_id
 from domain.models import (
     Amendment,
     ClosePeriod,
     ContractStatus,
     MilestoneCompleted,
+    PaymentReceived,
     ResolveException,
     TerminateContract,
 )
@@ -45,6 +48,8 @@ from starter.api.contracts import (
     close_period_for,
     complete_milestone,
     contract_handle,
+    customer_billing_status,
+    record_customer_payment,
     resolve_exception,
     start_contract,
     terminate_contract,
@@ -247,6 +252,56 @@ async def reset_redecided(r: Recorder, cid: str) -> None:
     )
 
 
+#: Where the customer billing workflows' histories go (replayed on ``CustomerBilling``).
+CUSTOMER_BILLING = HERE / "customer_billing"
+
+
+async def customer_billing(r: Recorder, cid: str) -> str:
+    """Two contracts of one customer under one purchase order close October: one consolidated
+    invoice with two sections, partly paid, the payment allocated to the first section. The
+    customer's billing workflow runs on, as it does in production. Returns its workflow id."""
+    po = f"PO-{cid}"
+    cids = [f"{cid}-1", f"{cid}-2"]
+    for n, each in enumerate(cids):
+        status = await r.start(each, consolidated_invoicing="customer_po", po_number=po)
+        await wait_for(
+            r.client,
+            each,
+            lambda s: any("joined the consolidated invoicing" in h.event for h in s.history),
+            what="joined",
+        )
+        await r.time(status, "2026-10-05", str(8 + 4 * n))
+    for each in cids:
+        await r.close(each, "2026-10")
+    for each in cids:
+        await wait_for(
+            r.client,
+            each,
+            lambda s: len(s.invoices) == 1 and s.invoices[0].consolidated_invoice_id is not None,
+            what="its section on the consolidated invoice",
+        )
+    key = CustomerBillingKey(
+        legal_entity="US01", crm_account_id="ACME-US", currency="USD", po_number=po
+    )
+    workflow_id = customer_billing_workflow_id(key)
+    [invoice] = (await customer_billing_status(r.client, workflow_id)).invoices
+    payment = PaymentReceived(
+        payment_id=f"pay-{cid}",
+        invoice_id=invoice.invoice_id,
+        amount=Decimal("1000.00"),
+        currency="USD",
+        received_on=date(2026, 11, 23),
+    )
+    await record_customer_payment(r.client, workflow_id, payment)
+    await wait_for(
+        r.client,
+        cids[0],
+        lambda s: s.invoices[0].amount_paid == Decimal("1000.00"),
+        what="the payment allocated",
+    )
+    return workflow_id
+
+
 async def run_ids(client: Client, cid: str) -> list[str]:
     """The contract's runs, oldest first."""
     runs = [
@@ -269,9 +324,9 @@ CONTRACTS: tuple[Drive, ...] = (
 )
 
 
-async def resting(client: Client, cid: str) -> None:
+async def resting(client: Client, cid: str, *, contract: bool = True) -> None:
     """Wait until nothing is in flight, so the history ends on a completed workflow task."""
-    handle = contract_handle(client, cid)
+    handle = contract_handle(client, cid) if contract else client.get_workflow_handle(cid)
     quiet = 0
     while quiet < 3:
         raw = (await handle.describe()).raw_description
@@ -329,6 +384,15 @@ async def record(state: Path, names: list[str]) -> None:
                 httpx.AsyncClient(base_url=sandbox_url, timeout=10) as sandbox,
             ):
                 recorder = Recorder(env.client, sandbox)
+                if not names or customer_billing.__name__ in names:
+                    workflow_id = await customer_billing(recorder, "H-customer-billing")
+                    await resting(env.client, workflow_id, contract=False)
+                    handle = env.client.get_workflow_handle(workflow_id)
+                    history = await handle.fetch_history()
+                    CUSTOMER_BILLING.mkdir(exist_ok=True)
+                    path = CUSTOMER_BILLING / "running.json"
+                    path.write_text(history.to_json() + "\n")
+                    print(f"{path.name}: {len(history.events)} events")
                 for drive in CONTRACTS:
                     name = drive.__name__
                     if names and name not in names:

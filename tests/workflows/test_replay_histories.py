@@ -20,6 +20,7 @@ from temporalio.worker import Replayer
 from domain.carried import ContractRun
 from domain.names import BillingModel, contract_workflow_id
 from workflows.contract_to_cash import ContractToCash
+from workflows.customer_billing import CustomerBilling
 from workflows.releases import PATCH_RELEASE
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
@@ -50,6 +51,29 @@ async def test_committed_history_replays_on_todays_code(path: Path) -> None:
             f"{path.name} no longer replays: contracts running on the old code would break "
             f"when a worker with this change picks them up ({result.replay_failure!r}). "
             f"Guard the change with workflow.patched (see {SHIPPING}).",
+            pytrace=False,
+        )
+
+
+CUSTOMER_BILLING_FILES = sorted((HISTORIES / "customer_billing").glob("*.json"))
+
+
+@pytest.mark.parametrize(
+    "path", CUSTOMER_BILLING_FILES, ids=[p.stem for p in CUSTOMER_BILLING_FILES]
+)
+async def test_committed_customer_billing_history_replays_on_todays_code(path: Path) -> None:
+    """A customer's billing workflow runs as long as the customer: its recorded history must
+    replay on today's ``CustomerBilling`` as a contract's does on ``ContractToCash``."""
+    assert CUSTOMER_BILLING_FILES, "no customer billing history under tests/histories/"
+    history = WorkflowHistory.from_json("customer-billing", path.read_text())
+    result = await Replayer(
+        workflows=[CustomerBilling], data_converter=pydantic_data_converter
+    ).replay_workflow(history, raise_on_replay_failure=False)
+    if result.replay_failure is not None:
+        pytest.fail(
+            f"customer_billing/{path.name} no longer replays: customers' billing workflows "
+            f"running on the old code would break ({result.replay_failure!r}). Guard the "
+            f"change with workflow.patched (see {SHIPPING}).",
             pytrace=False,
         )
 
