@@ -14,6 +14,7 @@ from activities.base import StepActivities, error_classes
 from c2c.invoice_documents import (
     EINVOICE_TYPE,
     DocumentLine,
+    DocumentSection,
     Format,
     InvoiceDocument,
     Party,
@@ -26,11 +27,15 @@ from connectors.docusign import DocuSignClient
 from connectors.ironclad import IroncladClient
 from connectors.ports import DocumentAttachments
 from connectors.records import ErpInvoiceLine
+from domain.consolidation import InvoiceDocumentLink
 from domain.errors import BusinessError, Rejection
 from domain.models import IroncladDocumentRef, SignedDocumentRef
 from domain.steps import (
     ARCHIVE_SIGNED_DOCUMENT,
+    RENDER_CONSOLIDATED_INVOICE_DOCUMENTS,
     RENDER_INVOICE_DOCUMENTS,
+    ConsolidatedDocumentsInput,
+    ConsolidatedDocumentsRendered,
     ContractStep,
     CreatedRef,
     InvoiceDocumentsInput,
@@ -151,62 +156,94 @@ class InvoiceDocumentActivities(DocumentActivities):
         await self.write_audit(step.contract_id, step.audit)
         async with error_classes(RENDER_INVOICE_DOCUMENTS):
             doc = await self._document(step)
-            rendered: dict[Format, tuple[bytes, str]] = {"pdf": (render_pdf(doc), PDF)}
-            if doc.einvoice_due:
-                rendered["einvoice"] = (render_einvoice(doc), EINVOICE_TYPE)
-            now = utc_now()
-            retain_until = now + timedelta(days=self.settings.archive_retention_days)
-            kept: dict[str, str] = {}
-            for kind, (data, content_type) in rendered.items():
-                stored = await asyncio.to_thread(
-                    self.archive.put, data, content_type=content_type, retain_until=retain_until
-                )
-                record = await asyncio.to_thread(
-                    self.ledger.record_invoice_document,
-                    InvoiceDocumentIn(
-                        invoice_id=step.document_id,
-                        kind=kind,
-                        document_type=step.document_type,
-                        contract_id=step.contract_id,
-                        number=doc.number,
-                        sha256=stored.sha256,
-                        size=stored.size,
-                        content_type=content_type,
-                        location=stored.location,
-                        archived_at=now,
-                        retain_until=retain_until,
-                    ),
-                )
-                kept[kind] = record.sha256
-            erp = self.connectors.erp
-            if isinstance(erp, DocumentAttachments):
-                api = self.settings.api_url
-                await erp.attach_documents(
-                    step.document_type,
-                    step.document_id,
-                    [
-                        DocumentFile(
-                            kind=kind,
-                            file_name=f"{doc.number}{'.pdf' if kind == 'pdf' else '.xml'}",
-                            url=invoice_document_url(api, step.document_id, kind),
-                            sha256=kept[kind],
-                            content_type=content_type,
-                            data=data,
-                        )
-                        for kind, (data, content_type) in rendered.items()
-                    ],
-                )
+            kept = await self._archive_and_link(doc, step.contract_id)
         log.info("invoice documents archived", document_id=step.document_id, **kept)
         return InvoiceDocumentsRendered(documents=kept)
 
-    async def _document(self, step: InvoiceDocumentsInput) -> InvoiceDocument:
-        """The document's data: the ERP's invoice (or credit note and its invoice), the legal
-        entity as the ERP and the configuration know it, and the customer."""
+    @activity.defn(name=RENDER_CONSOLIDATED_INVOICE_DOCUMENTS)
+    async def render_consolidated_invoice_documents(
+        self, step: ConsolidatedDocumentsInput
+    ) -> ConsolidatedDocumentsRendered:
+        """Render a consolidated invoice's PDF (and e-invoice, for a legal entity in the EU)
+        from the ERP's record of it, one titled section per contract, keep each by its
+        SHA-256, record it under the invoice's id, and link the documents in the ERP's
+        invoice, as an ordinary invoice's. A retry or a reset writes nothing twice."""
+        await self.write_audit(step.contract_id, step.audit)
+        async with error_classes(RENDER_CONSOLIDATED_INVOICE_DOCUMENTS):
+            doc = await self._consolidated_document(step)
+            kept = await self._archive_and_link(doc, step.contract_id)
+        log.info("consolidated invoice documents archived", invoice_id=step.invoice_id, **kept)
+        api = self.settings.api_url
+        formats: tuple[Format, ...] = ("pdf", "einvoice")
+        return ConsolidatedDocumentsRendered(
+            documents=[
+                InvoiceDocumentLink(
+                    kind=kind,
+                    sha256=kept[kind],
+                    url=invoice_document_url(api, step.invoice_id, kind),
+                )
+                for kind in formats
+                if kind in kept
+            ]
+        )
+
+    async def _archive_and_link(self, doc: InvoiceDocument, contract_id: str) -> dict[str, str]:
+        """Render ``doc``'s documents, keep each in the archive by its SHA-256, record it in
+        the ledger under the document's id (the first record of each kind stays), and link
+        (or attach) them in the ERP's invoice or credit note. The SHA-256 by kind."""
+        rendered: dict[Format, tuple[bytes, str]] = {"pdf": (render_pdf(doc), PDF)}
+        if doc.einvoice_due:
+            rendered["einvoice"] = (render_einvoice(doc), EINVOICE_TYPE)
+        now = utc_now()
+        retain_until = now + timedelta(days=self.settings.archive_retention_days)
+        kept: dict[str, str] = {}
+        for kind, (data, content_type) in rendered.items():
+            stored = await asyncio.to_thread(
+                self.archive.put, data, content_type=content_type, retain_until=retain_until
+            )
+            record = await asyncio.to_thread(
+                self.ledger.record_invoice_document,
+                InvoiceDocumentIn(
+                    invoice_id=doc.document_id,
+                    kind=kind,
+                    document_type=doc.document_type,
+                    contract_id=contract_id,
+                    number=doc.number,
+                    sha256=stored.sha256,
+                    size=stored.size,
+                    content_type=content_type,
+                    location=stored.location,
+                    archived_at=now,
+                    retain_until=retain_until,
+                ),
+            )
+            kept[kind] = record.sha256
         erp = self.connectors.erp
-        entity = await self.reference.legal_entity(step.legal_entity)
-        details = self.settings.details_for(step.legal_entity)
+        if isinstance(erp, DocumentAttachments):
+            api = self.settings.api_url
+            await erp.attach_documents(
+                doc.document_type,
+                doc.document_id,
+                [
+                    DocumentFile(
+                        kind=kind,
+                        file_name=f"{doc.number}{'.pdf' if kind == 'pdf' else '.xml'}",
+                        url=invoice_document_url(api, doc.document_id, kind),
+                        sha256=kept[kind],
+                        content_type=content_type,
+                        data=data,
+                    )
+                    for kind, (data, content_type) in rendered.items()
+                ],
+            )
+        return kept
+
+    async def _seller(self, legal_entity: str) -> tuple[Party, PaymentInstructions]:
+        """The legal entity as the ERP and the configuration know it, and how it is paid."""
+        entity = await self.reference.legal_entity(legal_entity)
+        details = self.settings.details_for(legal_entity)
         seller = Party(
-            name=entity.name if entity else step.legal_entity,
+            name=entity.name if entity else legal_entity,
             country=entity.country if entity else "",
             address_lines=details.address_lines,
             postcode=details.postcode,
@@ -214,6 +251,86 @@ class InvoiceDocumentActivities(DocumentActivities):
             tax_id=details.tax_id,
             email=details.email,
         )
+        payment = PaymentInstructions(
+            text=details.payment_instructions,
+            iban=details.iban,
+            bic=details.bic,
+            account_name=seller.name if details.iban else None,
+        )
+        return seller, payment
+
+    async def _consolidated_document(self, step: ConsolidatedDocumentsInput) -> InvoiceDocument:
+        """A consolidated invoice's data: the ERP's invoice, its lines grouped by section
+        (as the ERP names them, else by the ``<n>.`` their ids start with), each section's
+        figures and contract as the contract priced it, the customer as its contracts know
+        it, and the tax engine's mentions (a reverse charge) of the sections' tax documents."""
+        key = step.key
+        erp, tax = self.connectors.erp, self.connectors.tax
+        seller, payment = await self._seller(key.legal_entity)
+        invoice = await erp.get_invoice(step.invoice_id)
+        if invoice is None:
+            raise ValueError(f"the ERP has no invoice {step.invoice_id}")
+        known = next((s for s in step.sections if s.customer is not None), None)
+        if known is not None and known.customer is not None:
+            customer = known.customer
+            buyer = Party(
+                name=customer.name,
+                country=customer.country,
+                tax_id=known.customer_tax_id or customer.tax_id,
+                email=customer.billing_email,
+            )
+        else:
+            account = await self.connectors.crm.get_account(key.crm_account_id)
+            buyer = Party(name=account.name, country=account.country, tax_id=account.tax_id)
+        notes = list(invoice.notes)
+        for section in step.sections:
+            if section.tax_code is None:
+                continue
+            found = await tax.get_document(key.legal_entity, section.tax_code)
+            notes += [m for m in (found.messages if found else []) if m not in notes]
+        by_position = {f"{n}.": s.section_id for n, s in enumerate(step.sections, start=1)}
+        lines = []
+        for line in invoice.lines:
+            section_id = line.section_id or next(
+                (sid for prefix, sid in by_position.items() if line.line_id.startswith(prefix)),
+                None,
+            )
+            lines.append(_line(line).model_copy(update={"section_id": section_id}))
+        return InvoiceDocument(
+            document_type="invoice",
+            document_id=invoice.invoice_id,
+            number=invoice.number or invoice.invoice_id,
+            issue_date=invoice.invoice_date,
+            due_on=invoice.due_on,
+            currency=invoice.currency,
+            contract_id=step.contract_id,
+            seller=seller,
+            buyer=buyer,
+            po_number=key.po_number,
+            lines=lines,
+            subtotal=invoice.subtotal,
+            tax=invoice.tax,
+            total=invoice.total,
+            notes=notes,
+            payment=payment,
+            sections=[
+                DocumentSection(
+                    section_id=s.section_id,
+                    contract_id=s.contract_id,
+                    contract_title=s.title,
+                    subtotal=s.subtotal,
+                    tax=s.tax,
+                    total=s.total,
+                )
+                for s in step.sections
+            ],
+        )
+
+    async def _document(self, step: InvoiceDocumentsInput) -> InvoiceDocument:
+        """The document's data: the ERP's invoice (or credit note and its invoice), the legal
+        entity as the ERP and the configuration know it, and the customer."""
+        erp = self.connectors.erp
+        seller, payment = await self._seller(step.legal_entity)
         customer = step.customer
         buyer = Party(
             name=customer.name,
@@ -235,12 +352,7 @@ class InvoiceDocumentActivities(DocumentActivities):
             "po_number": step.po_number,
             "bill_to": step.bill_to,
             "notes": invoice.notes,
-            "payment": PaymentInstructions(
-                text=details.payment_instructions,
-                iban=details.iban,
-                bic=details.bic,
-                account_name=seller.name if details.iban else None,
-            ),
+            "payment": payment,
         }
         if step.document_type == "invoice":
             return InvoiceDocument(

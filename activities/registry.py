@@ -91,6 +91,9 @@ def build_steps(
         step.LOOK_UP_PAYMENT: own.look_up_payment,
         step.ARCHIVE_SIGNED_DOCUMENT: documents.archive_signed_document,
         step.RENDER_INVOICE_DOCUMENTS: documents.render_invoice_documents,
+        step.RENDER_CONSOLIDATED_INVOICE_DOCUMENTS: (
+            documents.render_consolidated_invoice_documents
+        ),
         step.RECORD_WRITE_OFF: write_offs.record_write_off,
         step.SEND_TO_CUSTOMER_BILLING: consolidation.send_to_customer_billing,
         step.RECORD_SECTION_INVOICED: consolidation.record_section_invoiced,

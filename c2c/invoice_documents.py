@@ -101,6 +101,27 @@ class DocumentLine(BaseModel):
     unit: str = "C62"
     #: The VAT rate in percent, when known; else read from the line's tax and amount.
     tax_rate: Decimal | None = None
+    #: On a consolidated invoice: the section (one contract's part) the line belongs to.
+    section_id: str | None = None
+
+
+class DocumentSection(BaseModel):
+    """One contract's part of a consolidated invoice: its heading and its figures. Its lines
+    are the document's lines that name its ``section_id``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    section_id: str
+    contract_id: str
+    contract_title: str | None = None
+    subtotal: Decimal
+    tax: Decimal
+    total: Decimal
+
+    @property
+    def heading(self) -> str:
+        title = f" ({self.contract_title})" if self.contract_title else ""
+        return f"Contract {self.contract_id}{title}"
 
 
 class PaymentInstructions(BaseModel):
@@ -142,6 +163,9 @@ class InvoiceDocument(BaseModel):
     invoice_number: str | None = None
     invoice_date: date | None = None
     reason: str | None = None
+    #: A consolidated invoice's sections, one per contract, in the order they appear on it
+    #: (``contract_id`` then names the customer's billing); empty on a contract's own invoice.
+    sections: list[DocumentSection] = Field(default_factory=list)
 
     @property
     def reverse_charge(self) -> bool:
@@ -239,9 +263,13 @@ def render_pdf(doc: InvoiceDocument) -> bytes:
     if doc.due_on is not None and doc.document_type == "invoice":
         facts.append(f"Due date: {doc.due_on.isoformat()}")
     facts.append(f"Currency: {doc.currency}")
-    facts.append(
-        f"Contract: {doc.contract_id}" + (f" ({doc.contract_title})" if doc.contract_title else "")
-    )
+    if doc.sections:
+        facts.append("Contracts: " + ", ".join(section.contract_id for section in doc.sections))
+    else:
+        facts.append(
+            f"Contract: {doc.contract_id}"
+            + (f" ({doc.contract_title})" if doc.contract_title else "")
+        )
     if doc.po_number:
         facts.append(f"Purchase order: {doc.po_number}")
     if doc.invoice_number:
@@ -273,23 +301,22 @@ def render_pdf(doc: InvoiceDocument) -> bytes:
     ):
         pdf.cell(w, 6, label, border="B", align=align)
     pdf.ln(6)
-    pdf.set_font("Helvetica", size=9)
-    for item in doc.lines:
-        cells = (
-            item.description,
-            _qty(item.quantity),
-            _amount(item.unit_price),
-            _amount(item.amount),
-            _amount(item.tax_amount),
-        )
-        y = pdf.get_y()
-        pdf.multi_cell(widths[0], 5, _latin(cells[0]), new_x="RIGHT", new_y="TOP")
-        bottom = pdf.get_y()
-        pdf.set_y(y)
-        pdf.set_x(pdf.l_margin + widths[0])
-        for value, w in zip(cells[1:], widths[1:], strict=True):
-            pdf.cell(w, 5, value, align="R")
-        pdf.set_y(max(bottom, y + 5))
+    if not doc.sections:
+        _line_rows(pdf, widths, doc.lines)
+    for section in doc.sections:
+        # One titled part per contract: its lines, then its own figures.
+        pdf.ln(1)
+        text(section.heading, size=9, style="B")
+        _line_rows(pdf, widths, [i for i in doc.lines if i.section_id == section.section_id])
+        pdf.set_font("Helvetica", size=9)
+        for label, figure in (
+            ("Section subtotal", section.subtotal),
+            ("Section tax", section.tax),
+            ("Section total", section.total),
+        ):
+            pdf.cell(width * 0.72, 5, label, align="R")
+            pdf.cell(width * 0.28, 5, f"{_amount(figure)} {doc.currency}", align="R")
+            pdf.ln(5)
     pdf.ln(2)
     label_w, value_w = width * 0.72, width * 0.28
     for label, figure, style in (
@@ -332,6 +359,27 @@ def render_pdf(doc: InvoiceDocument) -> bytes:
 _CATEGORY_NAMES = {"S": "VAT", "AE": "Reverse charge", "Z": "Zero rated"}
 
 
+def _line_rows(pdf: FPDF, widths: list[float], lines: list[DocumentLine]) -> None:
+    """The rows of ``lines`` in the line table: a description that wraps, and the figures."""
+    pdf.set_font("Helvetica", size=9)
+    for item in lines:
+        cells = (
+            item.description,
+            _qty(item.quantity),
+            _amount(item.unit_price),
+            _amount(item.amount),
+            _amount(item.tax_amount),
+        )
+        y = pdf.get_y()
+        pdf.multi_cell(widths[0], 5, _latin(cells[0]), new_x="RIGHT", new_y="TOP")
+        bottom = pdf.get_y()
+        pdf.set_y(y)
+        pdf.set_x(pdf.l_margin + widths[0])
+        for value, w in zip(cells[1:], widths[1:], strict=True):
+            pdf.cell(w, 5, value, align="R")
+        pdf.set_y(max(bottom, y + 5))
+
+
 def _address(party: Party) -> list[str]:
     lines = list(party.address_lines)
     place = " ".join(p for p in (party.postcode, party.city) if p)
@@ -348,7 +396,8 @@ def render_einvoice(doc: InvoiceDocument) -> bytes:
     """The document as a UBL 2.1 ``Invoice`` (type 380) or ``CreditNote`` (type 381) under
     Peppol BIS Billing 3.0: its customization and profile ids, both parties' endpoint and VAT
     ids, a tax subtotal per category (a reverse charge as category ``AE`` with its exemption
-    reason), and the amounts positive in both kinds."""
+    reason), and the amounts positive in both kinds. A consolidated invoice's lines each carry
+    a note naming their section (contract); their ids are unique across its sections."""
     invoice = doc.document_type == "invoice"
     kind = "Invoice" if invoice else "CreditNote"
     ET.register_namespace("", _UBL_NS[kind])
@@ -379,7 +428,10 @@ def render_einvoice(doc: InvoiceDocument) -> bytes:
         _cbc(reference, "ID", doc.invoice_number)
         if doc.invoice_date is not None:
             _cbc(reference, "IssueDate", doc.invoice_date.isoformat())
-    _cbc(_cac(root, "ContractDocumentReference"), "ID", doc.contract_id)
+    if not doc.sections:
+        # One contract reference per document (BT-12): a consolidated invoice's contracts are
+        # named line by line instead.
+        _cbc(_cac(root, "ContractDocumentReference"), "ID", doc.contract_id)
     _ubl_party(_cac(root, "AccountingSupplierParty"), doc.seller)
     _ubl_party(_cac(root, "AccountingCustomerParty"), doc.buyer, contact=doc.bill_to)
     if doc.payment.iban:
@@ -409,6 +461,10 @@ def render_einvoice(doc: InvoiceDocument) -> bytes:
     for item in doc.lines:
         line = _cac(root, f"{kind}Line")
         _cbc(line, "ID", item.line_id)
+        section = next((x for x in doc.sections if x.section_id == item.section_id), None)
+        if section is not None:
+            # The invoice line note (BT-127) names the line's section: its contract.
+            _cbc(line, "Note", f"Section {section.section_id}: {section.heading}")
         # A price is never negative (BR-27): a negative line is a negative quantity.
         count, price = (
             (-item.quantity, -item.unit_price)

@@ -269,6 +269,10 @@ class TaxPort(Closeable, Protocol):
 
     async def create_or_adjust(self, document: TaxRequest) -> TaxDocument: ...
 
+    async def get_document(self, company: str, code: str) -> TaxDocument | None:
+        """The document of ``code`` (with the mentions it requires), ``None`` when none."""
+        ...
+
     async def commit_document(
         self, company: str, code: str, *, idempotency_key: str
     ) -> TaxDocument: ...

@@ -94,6 +94,9 @@ class ErpInvoiceLine(Record):
     quantity: Decimal = Decimal(1)
     unit_price: Money | None = None
     tax_amount: Money | None = None
+    #: On a consolidated invoice: the section (contract) the line belongs to, where the ERP
+    #: keeps it.
+    section_id: str | None = None
 
 
 class ErpInvoice(Record):

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from connectors.http import HttpConnector
 from connectors.records import TaxDocument, TaxDocumentLine
+from domain.errors import NotFound
 from domain.write_models import TaxRequest
 
 #: AvaTax limits a document's code to 50 characters.
@@ -117,6 +118,18 @@ class HttpTax(HttpConnector):
             "/transactions/createoradjust",
             json={"createTransactionModel": model},
         )
+        return tax_document(body)
+
+    async def get_document(self, company: str, code: str) -> TaxDocument | None:
+        """GetTransactionByCode, or ``None`` when the engine has no document of that code."""
+        try:
+            body = await self.request(
+                "GET",
+                f"/companies/{quote(company, safe='')}/transactions/"
+                f"{quote(document_code(code), safe='')}",
+            )
+        except NotFound:
+            return None
         return tax_document(body)
 
     async def commit_document(

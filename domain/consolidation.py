@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
-from domain.models import ConsolidatedInvoicing
+from domain.models import ConsolidatedInvoicing, Customer
 from domain.money import Money
 
 ZERO = Decimal(0)
@@ -108,6 +108,11 @@ class InvoiceSection(BaseModel):
     tax_code: str | None = None
     erp_contract_id: str | None = None
     erp_project_id: str | None = None
+    #: The contract's title and customer, as its section of the invoice's documents prints
+    #: them (absent from sections sent before the documents were rendered).
+    title: str | None = None
+    customer: Customer | None = None
+    customer_tax_id: str | None = None
 
     @property
     def empty(self) -> bool:
@@ -139,6 +144,15 @@ class ConsolidatedInvoiceIssued(BaseModel):
     total: Money
 
 
+class InvoiceDocumentLink(BaseModel):
+    """One archived document of an invoice: ``pdf`` or ``einvoice`` (UBL, Peppol BIS Billing
+    3.0), its SHA-256, and where c2c's API serves it."""
+
+    kind: str
+    sha256: str
+    url: str
+
+
 class ConsolidatedInvoice(ConsolidatedInvoiceIssued):
     """One invoice the customer receives: its sections, numbered in the ERP."""
 
@@ -146,6 +160,8 @@ class ConsolidatedInvoice(ConsolidatedInvoiceIssued):
     batch: int
     reference: str
     sections: list[SectionShare]
+    #: Its archived documents (none for an invoice made before they were rendered).
+    documents: list[InvoiceDocumentLink] = Field(default_factory=list)
 
     @property
     def balance(self) -> Decimal:

@@ -533,7 +533,8 @@ class InvoiceSummary(Model):
     functional_total: Money | None = None
     dunning_level: int = 0
     #: Its archived documents, SHA-256 by kind (``pdf``, ``einvoice``): served by
-    #: ``GET /api/invoices/{invoice_id}/document`` and ``/einvoice``.
+    #: ``GET /api/invoices/{invoice_id}/document`` and ``/einvoice`` (a section's are its
+    #: consolidated invoice's, served under ``consolidated_invoice_id``).
     documents: dict[str, str] = Field(default_factory=dict)
     #: The ERP invoice this is a section of, when the contract's customer is invoiced once
     #: across its contracts (``invoice_id`` is then the section's id, ``number`` the
@@ -557,6 +558,9 @@ class SectionInvoiced(Model):
     invoice_date: date
     due_on: date
     customer_billing_id: str = Field(min_length=1, max_length=200)
+    #: The consolidated invoice's archived documents, SHA-256 by kind, which the section
+    #: shows as its own (sent only when there are some).
+    documents: dict[str, str] = Field(default_factory=dict, exclude_if=lambda value: not value)
 
 
 class CreditNoteSummary(Model):

@@ -17,6 +17,7 @@ from domain.consolidation import (
     BillingMember,
     CustomerBillingKey,
     CustomerBillingStart,
+    InvoiceDocumentLink,
     InvoiceSection,
 )
 from domain.models import (
@@ -71,6 +72,7 @@ RECORD_SECTION_INVOICED = "record_section_invoiced"
 RECORD_SECTION_PAYMENT = "record_section_payment"
 ISSUE_CONSOLIDATED_INVOICE = "issue_consolidated_invoice"
 APPLY_CONSOLIDATED_PAYMENT = "apply_consolidated_payment"
+RENDER_CONSOLIDATED_INVOICE_DOCUMENTS = "render_consolidated_invoice_documents"
 #: Not a step: the exceptions a contract opens, as it ends, for messages that came after its
 #: last decision (a payment after the close). Its workflow has ended, so the ledger records
 #: the operator's decision on them.
@@ -107,6 +109,8 @@ STEP_SYSTEM_QUEUE: dict[str, System] = {
     RECORD_SECTION_INVOICED: System.PSA,
     ISSUE_CONSOLIDATED_INVOICE: System.ERP,
     APPLY_CONSOLIDATED_PAYMENT: System.ERP,
+    # Reads the consolidated invoice from the ERP, archives its documents, links them from it.
+    RENDER_CONSOLIDATED_INVOICE_DOCUMENTS: System.ERP,
 }
 
 
@@ -297,6 +301,22 @@ class ConsolidatedInvoiceInput(StepInput):
     period: str
     invoice_date: date
     sections: list[InvoiceSection]
+
+
+class ConsolidatedDocumentsInput(StepInput):
+    """An issued consolidated invoice whose documents are rendered from the ERP's record of
+    it, archived and linked (``contract_id`` is the customer billing workflow's id): its
+    sections in the order they appear on it."""
+
+    invoice_id: str
+    key: CustomerBillingKey
+    sections: list[InvoiceSection]
+
+
+class ConsolidatedDocumentsRendered(BaseModel):
+    """The documents archived for a consolidated invoice."""
+
+    documents: list[InvoiceDocumentLink] = Field(default_factory=list)
 
 
 class ConsolidatedPaymentInput(StepInput):

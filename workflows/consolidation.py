@@ -116,9 +116,16 @@ def section_made(
 ) -> Decision[None]:
     """Send a period's section (an empty one too: the customer's workflow then waits for it
     no more) to the customer's billing; a section with lines waits for its invoice."""
-    section = result.section
-    if section is None:
+    if result.section is None:
         return
+    # What the consolidated invoice's documents print of this contract's section.
+    section = result.section.model_copy(
+        update={
+            "title": s.contract.title,
+            "customer": s.contract.customer,
+            "customer_tax_id": s.validated.customer_tax_id if s.validated else None,
+        }
+    )
     ccy = s.contract.currency
     if not section.empty:
         s.billing.sections[section.section_id] = DraftInvoice(
@@ -179,6 +186,7 @@ def section_invoiced(s: ContractState, now: Clock, message: SectionInvoiced) -> 
         due_on=message.due_on,
         invoice_date=message.invoice_date,
         consolidated_invoice_id=message.consolidated_invoice_id,
+        documents=message.documents,
     )
     ccy = s.contract.currency
     yield Record(

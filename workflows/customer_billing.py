@@ -57,6 +57,9 @@ with workflow.unsafe.imports_passed_through():
     from domain.steps import (
         APPLY_CONSOLIDATED_PAYMENT,
         ISSUE_CONSOLIDATED_INVOICE,
+        RENDER_CONSOLIDATED_INVOICE_DOCUMENTS,
+        ConsolidatedDocumentsInput,
+        ConsolidatedDocumentsRendered,
         ConsolidatedInvoiceInput,
         ConsolidatedPaymentInput,
         PaymentApplied,
@@ -74,6 +77,10 @@ ERP_RETRY = RetryPolicy(
 
 #: History lines the status keeps (the latest).
 HISTORY_LINES = 200
+
+#: Marks runs that render each consolidated invoice's documents (a step after the invoice is
+#: issued): a history recorded before it replays without the step.
+PATCH_CONSOLIDATED_DOCUMENTS = "consolidated-invoice-documents"
 
 Message = BillingMember | InvoiceSection | PaymentReceived
 
@@ -265,6 +272,7 @@ class CustomerBilling:
                 for s in waiting
             ],
         )
+        invoice = await self._documented(invoice, waiting)
         self.invoices = [*self.invoices, invoice]
         del self.waiting_since[period]
         self._record(
@@ -274,6 +282,37 @@ class CustomerBilling:
         for section in waiting:
             self.placed[section.section_id] = issued.invoice_id
             await self._answer(invoice, section)
+
+    async def _documented(
+        self, invoice: ConsolidatedInvoice, sections: list[InvoiceSection]
+    ) -> ConsolidatedInvoice:
+        """The invoice with its documents rendered, archived and linked in the ERP, before
+        its sections are answered (each contract then shows them on its section). Documents
+        that cannot be made are recorded, and the invoice goes on without them."""
+        if not workflow.patched(PATCH_CONSOLIDATED_DOCUMENTS):
+            return invoice
+        try:
+            rendered: ConsolidatedDocumentsRendered = await workflow.execute_activity(
+                RENDER_CONSOLIDATED_INVOICE_DOCUMENTS,
+                ConsolidatedDocumentsInput(
+                    contract_id=workflow.info().workflow_id,
+                    invoice_id=invoice.invoice_id,
+                    key=self.start.key,
+                    sections=sections,
+                ),
+                result_type=ConsolidatedDocumentsRendered,
+                task_queue=system_task_queue(workflow.info().task_queue, System.ERP.value),
+                start_to_close_timeout=STEP_TIMEOUT,
+                # Bounded: the sections' answers wait for this step.
+                retry_policy=STEP_RETRY,
+                summary=f"documents of {invoice.number}",
+            )
+        except ActivityError as failed:
+            self._record(f"documents of {invoice.number} not rendered: {failed.cause}")
+            return invoice
+        kinds = ", ".join(f"{d.kind} sha256 {d.sha256[:12]}" for d in rendered.documents)
+        self._record(f"documents of {invoice.number} archived: {kinds}")
+        return invoice.model_copy(update={"documents": rendered.documents})
 
     async def _answer(self, invoice: ConsolidatedInvoice, section: InvoiceSection) -> None:
         """Tell a contract where its section is; a contract that is gone is noted."""
@@ -288,6 +327,7 @@ class CustomerBilling:
             invoice_date=invoice.invoice_date,
             due_on=invoice.due_on,
             customer_billing_id=workflow.info().workflow_id,
+            documents={d.kind: d.sha256 for d in invoice.documents},
         )
         await self._signal(section.contract_id, SIGNAL_SECTION_INVOICED, answer)
 

@@ -1,6 +1,9 @@
 """An invoice's or credit note's documents: ``GET /api/invoices/{id}/document`` (the PDF) and
 ``GET /api/invoices/{id}/einvoice`` (UBL 2.1, Peppol BIS Billing 3.0, for a legal entity in the
-EU), and ``c2c contracts invoice-pdf ID`` and ``c2c contracts invoice-einvoice ID``.
+EU), and ``c2c contracts invoice-pdf ID`` and ``c2c contracts invoice-einvoice ID``. A
+consolidated invoice's (one per customer and period across its contracts) are served under its
+ERP id the same way; a token limited to some legal entities sees it when it sees the legal
+entity of the customer's billing key.
 
 Each reads the archive through the ledger's record of the document and checks the bytes
 against its SHA-256 before giving them out; a document that is gone or altered is never served

@@ -19,12 +19,13 @@ from fastapi import Request
 from temporalio.service import RPCError
 
 from c2c.logs import get_logger
+from domain.consolidation import is_customer_billing
 from domain.names import SA_LEGAL_ENTITY, Stage, contract_workflow_id
 from ledger import Ledger
 from ledger.models import AuditEventIn
 from starter.api.auth import ANONYMOUS, Identity
 from starter.api.context import ApiContext
-from starter.api.contracts import contract_handle
+from starter.api.contracts import contract_handle, customer_billing_status
 
 log = get_logger("c2c.api")
 
@@ -46,7 +47,14 @@ def identity_of(request: Request) -> Identity:
 
 async def entity_of(context: ApiContext, contract_id: str) -> str | None:
     """The contract's legal entity: the ledger's, else its workflow's search attribute;
-    ``None`` when neither knows the contract."""
+    ``None`` when neither knows the contract. For a customer's billing workflow (the owner
+    of a consolidated invoice), the legal entity of its billing key."""
+    if is_customer_billing(contract_id):
+        try:
+            status = await customer_billing_status(await context.temporal(), contract_id)
+        except RPCError:
+            return None
+        return status.key.legal_entity
     ledger = await context.ledger()
     row = await asyncio.to_thread(ledger.get_contract, contract_id)
     if row is not None and row.legal_entity:

@@ -1,7 +1,8 @@
 """Invoice documents on a real Temporal server, the sandbox and the API over HTTP: each issued
 invoice and credit note gets its PDF (and, from an EU legal entity, its UBL e-invoice), kept
 by SHA-256 in the archive, recorded in the ledger, linked from the ERP invoice and served once
-its hash verifies; an altered or missing archive object is refused with 502, never served."""
+its hash verifies; an altered or missing archive object is refused with 502, never served. A
+customer's consolidated invoice gets them too, with a section per contract."""
 
 from __future__ import annotations
 
@@ -17,10 +18,16 @@ import httpx
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import ActivityEnvironment
 from typer.testing import CliRunner
 
+from activities.registry import build_steps
 from c2c.settings import LegalEntityDetails, Settings
+from connectors.registry import build_connectors
+from domain.consolidation import CustomerBillingKey, customer_billing_workflow_id
 from domain.models import ClosePeriod, CreditInvoice
+from domain.steps import RENDER_CONSOLIDATED_INVOICE_DOCUMENTS, ConsolidatedDocumentsInput
 from ledger import Ledger
 from ledger.archive import LocalArchive, archive_from_settings
 from starter.api import invoice_documents
@@ -31,7 +38,7 @@ from tests.documents.schematron import fatal
 from tests.documents.ubl import NS, text, validate
 from tests.support import serve
 from tests.workflows.billing_helpers import start_active, wait_invoices
-from tests.workflows.helpers import add_time, wait_for
+from tests.workflows.helpers import add_time, items, wait_for
 from worker import contract_worker
 
 pytestmark = pytest.mark.usefixtures("sandbox")
@@ -260,3 +267,139 @@ async def test_a_us_invoice_gets_a_pdf_with_the_reverse_charge_mention_and_no_ei
         lambda s: any("documents of invoice" in h.event for h in s.history),
         what="the documents in the history",
     )
+
+
+async def test_a_consolidated_invoice_gets_one_pdf_and_ubl_with_a_section_per_contract(
+    temporal_client: Client,
+    own: Settings,
+    api_url: str,
+    sandbox: httpx.AsyncClient,
+    ledger: Ledger,
+) -> None:
+    # Two contracts of one French customer under one PO, from DE01: one consolidated invoice.
+    customer = await french_customer(sandbox)
+    po = f"PO-{uuid.uuid4().hex[:8]}"
+    cids = []
+    for worked in ("10", "5"):
+        cid, status = await start_active(
+            temporal_client,
+            own,
+            customer=customer,
+            legal_entity="DE01",
+            currency="EUR",
+            consolidated_invoicing="customer_po",
+            po_number=po,
+        )
+        await wait_for(
+            temporal_client,
+            cid,
+            lambda s: any("joined the consolidated invoicing" in h.event for h in s.history),
+            what="joined",
+        )
+        await add_time(sandbox, status.refs["psa_project_id"], "Analyst", "2026-10-20", worked)
+        cids.append(cid)
+    for cid in cids:
+        await close_period_for(temporal_client, cid, ClosePeriod(period="2026-10"))
+    billing_id = customer_billing_workflow_id(
+        CustomerBillingKey(
+            legal_entity="DE01",
+            crm_account_id=customer["crm_account_id"],
+            currency="EUR",
+            po_number=po,
+        )
+    )
+    # Each contract's section shows the consolidated invoice's documents as its own.
+    sections = [
+        (
+            await wait_for(
+                temporal_client,
+                cid,
+                lambda s: len(s.invoices) == 1 and bool(s.invoices[0].documents),
+                what="its section with the consolidated invoice's documents",
+            )
+        ).invoices[0]
+        for cid in cids
+    ]
+    a, b = sections
+    invoice_id = a.consolidated_invoice_id
+    assert invoice_id is not None and b.consolidated_invoice_id == invoice_id
+    assert a.documents == b.documents and set(a.documents) == {"pdf", "einvoice"}
+    total = a.total + b.total
+
+    # The PDF: served under the consolidated invoice's id, content-addressed, recorded once
+    # for the customer's billing; a titled section per contract, the totals, the PO, the
+    # reverse charge mention, the due date.
+    pdf = await document(api_url, invoice_id)
+    assert pdf.status_code == 200, pdf.text
+    sha256 = hashlib.sha256(pdf.content).hexdigest()
+    assert pdf.headers["etag"] == f'"{sha256}"' and a.documents["pdf"] == sha256
+    record = ledger.get_invoice_document(invoice_id, "pdf")
+    assert record is not None and (record.sha256, record.contract_id) == (sha256, billing_id)
+    pages = page_text(pdf.content)
+    for cid, section in zip(cids, sections, strict=True):
+        assert f"Contract {cid}".encode() in pages
+        assert f"{section.total:,.2f} EUR".encode() in pages
+    assert pages.count(b"Section total") == 2
+    assert f"{total:,.2f} EUR".encode() in pages
+    assert f"Purchase order: {po}".encode() in pages
+    assert b"Reverse charge: VAT to be accounted for by the recipient" in pages
+    assert f"Due date: {a.due_on.isoformat()}".encode() in pages
+
+    # The e-invoice: valid UBL under EN 16931's rules, line ids unique across the sections,
+    # each line's note naming its section and contract, the reverse charge as category AE.
+    einvoice = await document(api_url, invoice_id, "einvoice")
+    assert einvoice.status_code == 200, einvoice.text
+    root = validate(einvoice.content)
+    assert fatal(einvoice.content) == []
+    ids = text(root, "cac:InvoiceLine/cbc:ID")
+    assert len(ids) >= 2 and len(set(ids)) == len(ids)
+    notes = text(root, "cac:InvoiceLine/cbc:Note")
+    assert len(notes) == len(ids)
+    for cid, section in zip(cids, sections, strict=True):
+        assert any(n.startswith(f"Section {section.invoice_id}: Contract {cid}") for n in notes)
+    assert text(root, "cac:OrderReference/cbc:ID") == [po]
+    assert text(root, "cac:TaxTotal/cac:TaxSubtotal/cac:TaxCategory/cbc:ID") == ["AE"]
+    assert text(root, "cac:LegalMonetaryTotal/cbc:PayableAmount") == [format(total, "f")]
+
+    # The ERP invoice links both.
+    erp = (await sandbox.get(f"/erp/v1/invoices/{invoice_id}")).json()
+    assert erp["document_url"] == f"{own.api_url}/api/invoices/{invoice_id}/document"
+    assert erp["document_sha256"] == sha256
+    assert erp["einvoice_sha256"] == hashlib.sha256(einvoice.content).hexdigest()
+
+    # The customer's billing status lists them; the dashboard links each section to them.
+    async with httpx.AsyncClient(timeout=30) as client:
+        billing = (await client.get(f"{api_url}/api/customer-billing/{billing_id}")).json()
+        page = await client.get(f"{api_url}/contracts/{cids[0]}")
+    [listed] = billing["invoices"]
+    assert {d["kind"]: d["sha256"] for d in listed["documents"]} == a.documents
+    assert {d["url"] for d in listed["documents"]} == {
+        f"{own.api_url}/api/invoices/{invoice_id}/document",
+        f"{own.api_url}/api/invoices/{invoice_id}/einvoice",
+    }
+    assert f'href="/invoices/{invoice_id}/document"' in page.text
+
+    # The step again (a retry, a reset) with the input the workflow gave it: the same
+    # documents, recorded once, linked as before.
+    history = await temporal_client.get_workflow_handle(billing_id).fetch_history()
+    [scheduled] = [
+        e.activity_task_scheduled_event_attributes
+        for e in history.events
+        if e.activity_task_scheduled_event_attributes.activity_type.name
+        == RENDER_CONSOLIDATED_INVOICE_DOCUMENTS
+    ]
+    [step] = await pydantic_data_converter.decode(
+        scheduled.input.payloads, [ConsolidatedDocumentsInput]
+    )
+    connectors = build_connectors(own)
+    try:
+        render = build_steps(connectors, ledger, own)[RENDER_CONSOLIDATED_INVOICE_DOCUMENTS]
+        again = await ActivityEnvironment().run(render, step)
+    finally:
+        await connectors.aclose()
+    assert {d.kind: d.sha256 for d in again.documents} == a.documents
+    assert ledger.get_invoice_document(invoice_id, "pdf") == record
+    assert [r.invoice_id for r in ledger.invoice_documents(billing_id)] == [invoice_id] * 2
+    assert (await sandbox.get(f"/erp/v1/invoices/{invoice_id}")).json() == erp
+    [consolidated] = await items(sandbox, "/erp/v1/invoices", contract_id=billing_id)
+    assert consolidated["invoice_id"] == invoice_id

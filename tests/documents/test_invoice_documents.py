@@ -14,6 +14,7 @@ from c2c.invoice_documents import (
     PEPPOL_CUSTOMIZATION_ID,
     PEPPOL_PROFILE_ID,
     DocumentLine,
+    DocumentSection,
     InvoiceDocument,
     Party,
     PaymentInstructions,
@@ -92,6 +93,65 @@ def reverse_charged(**changes: object) -> InvoiceDocument:
             "total": doc.subtotal,
         }
     )
+
+
+def consolidated(**changes: object) -> InvoiceDocument:
+    """A customer's invoice of two contracts' sections: line ids unique across them."""
+    doc = invoice(contract_id="customer-billing-DE01-INITECH-FR-EUR", bill_to=None)
+    first, second = doc.lines
+    return doc.model_copy(
+        update={
+            "lines": [
+                first.model_copy(update={"line_id": "1.1", "section_id": "SEC-SOW-1-2026-10"}),
+                second.model_copy(update={"line_id": "2.1", "section_id": "SEC-SOW-2-2026-10"}),
+            ],
+            "sections": [
+                DocumentSection(
+                    section_id="SEC-SOW-1-2026-10",
+                    contract_id="SOW-1",
+                    contract_title="Data platform",
+                    subtotal=Decimal("1500.00"),
+                    tax=Decimal("285.00"),
+                    total=Decimal("1785.00"),
+                ),
+                DocumentSection(
+                    section_id="SEC-SOW-2-2026-10",
+                    contract_id="SOW-2",
+                    subtotal=Decimal("100.00"),
+                    tax=Decimal("19.00"),
+                    total=Decimal("119.00"),
+                ),
+            ],
+            **changes,
+        }
+    )
+
+
+def test_a_consolidated_invoice_prints_a_titled_section_per_contract() -> None:
+    pdf = render_pdf(consolidated())
+    assert pdf == render_pdf(consolidated())
+    pages = page_text(pdf)
+    assert b"Contracts: SOW-1, SOW-2" in pages
+    # (A PDF string escapes its parentheses.)
+    assert rb"Contract SOW-1 \(Data platform\)" in pages and b"Contract SOW-2" in pages
+    assert pages.count(b"Section total") == 2
+    assert b"1,785.00 EUR" in pages and b"119.00 EUR" in pages and b"1,904.00 EUR" in pages
+    # Each section's lines come under its heading.
+    assert pages.index(b"Contract SOW-1") < pages.index(b"Senior consultant")
+    assert pages.index(b"Senior consultant") < pages.index(b"Contract SOW-2")
+    assert pages.index(b"Contract SOW-2") < pages.index(b"Travel")
+
+
+def test_a_consolidated_invoice_names_each_lines_section_in_its_ubl_note() -> None:
+    root = validate(render_einvoice(consolidated()))
+    assert text(root, "cac:InvoiceLine/cbc:ID") == ["1.1", "2.1"]
+    assert text(root, "cac:InvoiceLine/cbc:Note") == [
+        "Section SEC-SOW-1-2026-10: Contract SOW-1 (Data platform)",
+        "Section SEC-SOW-2-2026-10: Contract SOW-2",
+    ]
+    # Its contracts are named line by line: no one contract reference for the document.
+    assert root.findall("cac:ContractDocumentReference", NS) == []
+    assert text(root, "cac:LegalMonetaryTotal/cbc:PayableAmount") == ["1904.00"]
 
 
 def test_the_same_invoice_renders_to_the_same_pdf() -> None:

@@ -26,7 +26,12 @@ from tests.documents.schematron import (
     peppol_schematron,
     require_peppol,
 )
-from tests.documents.test_invoice_documents import REVERSE_CHARGE, invoice, reverse_charged
+from tests.documents.test_invoice_documents import (
+    REVERSE_CHARGE,
+    consolidated,
+    invoice,
+    reverse_charged,
+)
 from tests.documents.ubl import NS, text, validate
 
 pytestmark = pytest.mark.unit
@@ -95,6 +100,13 @@ DOCUMENTS = {
     ),
     "credit note, taxed": credit_note(invoice()),
     "credit note, reverse charge": credit_note(reverse_charged()),
+    "a consolidated invoice, two sections": consolidated(),
+    "a consolidated invoice, reverse charge": consolidated(
+        notes=[REVERSE_CHARGE],
+        lines=[x.model_copy(update={"tax_amount": Decimal(0)}) for x in consolidated().lines],
+        tax=Decimal(0),
+        total=Decimal("1600.00"),
+    ),
 }
 
 
