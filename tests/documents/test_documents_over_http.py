@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment
@@ -403,3 +404,17 @@ async def test_a_consolidated_invoice_gets_one_pdf_and_ubl_with_a_section_per_co
     assert (await sandbox.get(f"/erp/v1/invoices/{invoice_id}")).json() == erp
     [consolidated] = await items(sandbox, "/erp/v1/invoices", contract_id=billing_id)
     assert consolidated["invoice_id"] == invoice_id
+
+    # Served with the same auth: a token of DE01 reads them, one of another entity learns
+    # nothing of them.
+    scoped = own.model_copy(
+        update={"api_tokens": SecretStr("de-viewer-1:viewer:DE01@d,us-viewer-1:viewer:US01@u")}
+    )
+    with serve(scoped) as scoped_url:
+        async with httpx.AsyncClient(timeout=30) as client:
+            path = f"{scoped_url}/api/invoices/{invoice_id}/document"
+            seen = await client.get(path, headers={"Authorization": "Bearer de-viewer-1"})
+            hidden = await client.get(path, headers={"Authorization": "Bearer us-viewer-1"})
+    assert seen.status_code == 200 and seen.content == pdf.content
+    assert hidden.status_code == 404
+    assert hidden.json()["error"]["code"] == "no_invoice_document"
