@@ -26,19 +26,18 @@ from typer.testing import CliRunner
 from activities.registry import build_steps
 from c2c.settings import LegalEntityDetails, Settings
 from connectors.registry import build_connectors
-from domain.consolidation import CustomerBillingKey, customer_billing_workflow_id
 from domain.models import ClosePeriod, CreditInvoice
 from domain.steps import RENDER_CONSOLIDATED_INVOICE_DOCUMENTS, ConsolidatedDocumentsInput
 from ledger import Ledger
 from ledger.archive import LocalArchive, archive_from_settings
 from starter.api import invoice_documents
-from starter.api.contracts import close_period_for, contract_handle
+from starter.api.contracts import close_period_for, contract_handle, customer_billing_status
 from starter.cli.main import app as cli
 from tests.documents.pdf import page_text
 from tests.documents.schematron import fatal
 from tests.documents.ubl import NS, text, validate
 from tests.support import serve
-from tests.workflows.billing_helpers import start_active, wait_invoices
+from tests.workflows.billing_helpers import consolidating_contracts, start_active, wait_invoices
 from tests.workflows.helpers import add_time, items, wait_for
 from worker import contract_worker
 
@@ -279,35 +278,15 @@ async def test_a_consolidated_invoice_gets_one_pdf_and_ubl_with_a_section_per_co
 ) -> None:
     # Two contracts of one French customer under one PO, from DE01: one consolidated invoice.
     customer = await french_customer(sandbox)
-    po = f"PO-{uuid.uuid4().hex[:8]}"
-    cids = []
-    for worked in ("10", "5"):
-        cid, status = await start_active(
-            temporal_client,
-            own,
-            customer=customer,
-            legal_entity="DE01",
-            currency="EUR",
-            consolidated_invoicing="customer_po",
-            po_number=po,
-        )
-        await wait_for(
-            temporal_client,
-            cid,
-            lambda s: any("joined the consolidated invoicing" in h.event for h in s.history),
-            what="joined",
-        )
-        await add_time(sandbox, status.refs["psa_project_id"], "Analyst", "2026-10-20", worked)
-        cids.append(cid)
-    for cid in cids:
-        await close_period_for(temporal_client, cid, ClosePeriod(period="2026-10"))
-    billing_id = customer_billing_workflow_id(
-        CustomerBillingKey(
-            legal_entity="DE01",
-            crm_account_id=customer["crm_account_id"],
-            currency="EUR",
-            po_number=po,
-        )
+    cids, billing_id = await consolidating_contracts(
+        temporal_client,
+        own,
+        sandbox,
+        ("10", "5"),
+        legal_entity="DE01",
+        currency="EUR",
+        crm_account_id=customer["crm_account_id"],
+        customer=customer,
     )
     # Each contract's section shows the consolidated invoice's documents as its own.
     sections = [
@@ -342,6 +321,7 @@ async def test_a_consolidated_invoice_gets_one_pdf_and_ubl_with_a_section_per_co
         assert f"{section.total:,.2f} EUR".encode() in pages
     assert pages.count(b"Section total") == 2
     assert f"{total:,.2f} EUR".encode() in pages
+    po = (await customer_billing_status(temporal_client, billing_id)).key.po_number
     assert f"Purchase order: {po}".encode() in pages
     assert b"Reverse charge: VAT to be accounted for by the recipient" in pages
     assert f"Due date: {a.due_on.isoformat()}".encode() in pages

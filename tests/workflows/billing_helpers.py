@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -12,10 +13,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from c2c.settings import Settings
-from domain.models import ContractStatus, PaymentReceived
+from domain.consolidation import CustomerBillingKey, customer_billing_workflow_id
+from domain.models import ClosePeriod, ContractStatus, PaymentReceived
 from domain.names import contract_workflow_id
-from starter.api.contracts import record_payment, start_contract
-from tests.workflows.helpers import approval, wait_for, wait_stage
+from starter.api.contracts import close_period_for, record_payment, start_contract
+from tests.workflows.helpers import add_time, approval, wait_for, wait_stage
 from workflows.contract_to_cash import ContractToCash
 
 
@@ -26,6 +28,48 @@ async def start_active(
     event = approval(**changes)
     await start_contract(client, event, task_queue=settings.task_queue)
     return event.contract_id, await wait_stage(client, event.contract_id, "active")
+
+
+async def consolidating_contracts(
+    client: Client,
+    settings: Settings,
+    sandbox: httpx.AsyncClient,
+    hours: tuple[str, ...],
+    *,
+    legal_entity: str = "US01",
+    currency: str = "USD",
+    crm_account_id: str = "ACME-US",
+    **changes: Any,
+) -> tuple[list[str], str]:
+    """Contracts of one customer under one fresh PO (``customer_po``), one per entry of
+    ``hours``, each with that much approved time in October 2026, all asked to close October;
+    and their customer billing workflow's id. ``changes`` go to each approval."""
+    po = f"PO-{uuid.uuid4().hex[:8]}"
+    cids = []
+    for worked in hours:
+        cid, status = await start_active(
+            client,
+            settings,
+            legal_entity=legal_entity,
+            currency=currency,
+            consolidated_invoicing="customer_po",
+            po_number=po,
+            **changes,
+        )
+        await wait_for(
+            client,
+            cid,
+            lambda s: any("joined the consolidated invoicing" in h.event for h in s.history),
+            what="joined",
+        )
+        await add_time(sandbox, status.refs["psa_project_id"], "Analyst", "2026-10-05", worked)
+        cids.append(cid)
+    for cid in cids:
+        await close_period_for(client, cid, ClosePeriod(period="2026-10"))
+    key = CustomerBillingKey(
+        legal_entity=legal_entity, crm_account_id=crm_account_id, currency=currency, po_number=po
+    )
+    return cids, customer_billing_workflow_id(key)
 
 
 async def wait_invoices(client: Client, cid: str, count: int) -> ContractStatus:
