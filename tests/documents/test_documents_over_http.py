@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment
+from temporalio.worker import Replayer
 from typer.testing import CliRunner
 
 from activities.registry import build_steps
@@ -40,6 +41,7 @@ from tests.support import serve
 from tests.workflows.billing_helpers import consolidating_contracts, start_active, wait_invoices
 from tests.workflows.helpers import add_time, items, wait_for
 from worker import contract_worker
+from workflows.customer_billing import CustomerBilling
 
 pytestmark = pytest.mark.usefixtures("sandbox")
 
@@ -360,9 +362,12 @@ async def test_a_consolidated_invoice_gets_one_pdf_and_ubl_with_a_section_per_co
     }
     assert f'href="/invoices/{invoice_id}/document"' in page.text
 
-    # The step again (a retry, a reset) with the input the workflow gave it: the same
-    # documents, recorded once, linked as before.
+    # Its history, with the step, replays; the step again (a retry, a reset) with the input
+    # the workflow gave it: the same documents, recorded once, linked as before.
     history = await temporal_client.get_workflow_handle(billing_id).fetch_history()
+    await Replayer(
+        workflows=[CustomerBilling], data_converter=pydantic_data_converter
+    ).replay_workflow(history)
     [scheduled] = [
         e.activity_task_scheduled_event_attributes
         for e in history.events
