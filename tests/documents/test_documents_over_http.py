@@ -277,6 +277,8 @@ async def test_a_consolidated_invoice_gets_one_pdf_and_ubl_with_a_section_per_co
     api_url: str,
     sandbox: httpx.AsyncClient,
     ledger: Ledger,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Two contracts of one French customer under one PO, from DE01: one consolidated invoice.
     customer = await french_customer(sandbox)
@@ -361,6 +363,12 @@ async def test_a_consolidated_invoice_gets_one_pdf_and_ubl_with_a_section_per_co
         f"{own.api_url}/api/invoices/{invoice_id}/einvoice",
     }
     assert f'href="/invoices/{invoice_id}/document"' in page.text
+    # The CLI downloads them by the same id.
+    monkeypatch.setattr(invoice_documents, "get_settings", lambda: own)
+    target = tmp_path / "consolidated.pdf"
+    run = CliRunner().invoke(cli, ["contracts", "invoice-pdf", invoice_id, "-o", str(target)])
+    assert run.exit_code == 0, run.output
+    assert target.read_bytes() == pdf.content
 
     # Its history, with the step, replays; the step again (a retry, a reset) with the input
     # the workflow gave it: the same documents, recorded once, linked as before.
