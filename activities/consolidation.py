@@ -11,6 +11,7 @@ section once, and the consolidated invoice never beside them).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -19,7 +20,8 @@ from temporalio import activity
 from temporalio.common import WorkflowIDConflictPolicy
 
 from activities.base import StepActivities, error_classes, idempotency_key, workflow_run
-from domain.consolidation import ConsolidatedInvoiceIssued
+from connectors.ports import TaxPort
+from domain.consolidation import ConsolidatedInvoiceIssued, InvoiceSection
 from domain.errors import NotFound
 from domain.money import round_money
 from domain.names import (
@@ -46,6 +48,20 @@ from domain.write_models import (
     PaymentDraft,
 )
 from ledger import InvoiceIssuedIn
+
+
+async def tax_mentions(
+    tax: TaxPort, legal_entity: str, sections: Sequence[InvoiceSection]
+) -> list[str]:
+    """The mentions the tax engine requires on an invoice of ``sections`` (a reverse
+    charge's legal text), each once, read from the sections' tax documents."""
+    mentions: list[str] = []
+    for section in sections:
+        if section.tax_code is None:
+            continue
+        document = await tax.get_document(legal_entity, section.tax_code)
+        mentions += [m for m in (document.messages if document else []) if m not in mentions]
+    return mentions
 
 
 class ConsolidationActivities(StepActivities):
@@ -210,6 +226,9 @@ class ConsolidationActivities(StepActivities):
             total=subtotal + tax,
             po_number=step.key.po_number,
             sections=tuple(sections),
+            notes=tuple(
+                await tax_mentions(self.connectors.tax, step.key.legal_entity, step.sections)
+            ),
         )
         entity = await self.connectors.erp.get_legal_entity(step.key.legal_entity)
         functional = entity.functional_currency if entity else None

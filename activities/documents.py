@@ -11,6 +11,7 @@ from decimal import Decimal
 from temporalio import activity
 
 from activities.base import StepActivities, error_classes
+from activities.consolidation import tax_mentions
 from c2c.invoice_documents import (
     EINVOICE_TYPE,
     DocumentLine,
@@ -263,7 +264,8 @@ class InvoiceDocumentActivities(DocumentActivities):
         """A consolidated invoice's data: the ERP's invoice, its lines grouped by section
         (as the ERP names them, else by the ``<n>.`` their ids start with), each section's
         figures and contract as the contract priced it, the customer as its contracts know
-        it, and the tax engine's mentions (a reverse charge) of the sections' tax documents."""
+        it, and the tax engine's mentions (a reverse charge) of the sections' tax documents
+        (the invoice's own, for an invoice made since it carries them)."""
         key = step.key
         erp, tax = self.connectors.erp, self.connectors.tax
         seller, payment = await self._seller(key.legal_entity)
@@ -282,12 +284,9 @@ class InvoiceDocumentActivities(DocumentActivities):
         else:
             account = await self.connectors.crm.get_account(key.crm_account_id)
             buyer = Party(name=account.name, country=account.country, tax_id=account.tax_id)
-        notes = list(invoice.notes)
-        for section in step.sections:
-            if section.tax_code is None:
-                continue
-            found = await tax.get_document(key.legal_entity, section.tax_code)
-            notes += [m for m in (found.messages if found else []) if m not in notes]
+        # An invoice made before it carried them has its sections' mentions read again.
+        mentions = await tax_mentions(tax, key.legal_entity, step.sections)
+        notes = [*invoice.notes, *(m for m in mentions if m not in invoice.notes)]
         by_position = {f"{n}.": s.section_id for n, s in enumerate(step.sections, start=1)}
         lines = []
         for line in invoice.lines:

@@ -297,6 +297,10 @@ async def test_a_tax_request_taxes_an_invoice_the_same_through_each_engine(tax: 
     )
     committed = await tax.commit_document("UK01", code, idempotency_key=f"{code}:commit")
     assert committed.result() == result
+    # Read back by its code, as the engine keeps it; an unknown code is none.
+    found = await tax.get_document("UK01", code)
+    assert found is not None and found.result() == result and found.status == "Committed"
+    assert await tax.get_document("UK01", code + ":none") is None
 
 
 @pytest_asyncio.fixture(params=("sandbox", "stripe"))

@@ -351,6 +351,8 @@ async def test_a_consolidated_invoice_gets_one_pdf_and_ubl_with_a_section_per_co
     assert erp["document_url"] == f"{own.api_url}/api/invoices/{invoice_id}/document"
     assert erp["document_sha256"] == sha256
     assert erp["einvoice_sha256"] == hashlib.sha256(einvoice.content).hexdigest()
+    # It carries the reverse charge mention, as an ordinary invoice does.
+    assert erp["notes"] == [REVERSE_CHARGE]
 
     # The customer's billing status lists them; the dashboard links each section to them.
     async with httpx.AsyncClient(timeout=30) as client:
