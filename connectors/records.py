@@ -163,6 +163,14 @@ class ErpPayment(Record):
     applications: list[CashApplication] = []
 
 
+class ErpCreditNoteLine(Record):
+    line_id: str
+    amount: Money
+    tax_amount: Money = Decimal(0)
+    #: On a consolidated invoice's credit note: the section the line credits.
+    section_id: str | None = None
+
+
 class ErpCreditNote(Record):
     """A credit against an issued invoice; ``unapplied_amount`` is customer credit."""
 
@@ -179,6 +187,7 @@ class ErpCreditNote(Record):
     reason: str
     created_at: datetime
     applications: list[CashApplication] = []
+    lines: list[ErpCreditNoteLine] = []
 
 
 class RevenueEntry(Record):
