@@ -169,8 +169,11 @@ def _compare_invoice(
                 )
             )
     held = [ours.get(s.section_id) for s in invoice.sections]
-    if found or any(f is None or f.total is None for f in held):
-        # A section differs, or is not all in this ledger: said once, by the section.
+    if any(
+        f is None or f.total is None or _section_differs(s, f)
+        for s, f in zip(invoice.sections, held, strict=True)
+    ):
+        # A section differs, or is not in the ledger: said once, by its contract's batch.
         return found
     total = sum((f.total or ZERO for f in held if f is not None), ZERO)
     if total != invoice.total:
@@ -182,7 +185,7 @@ def _compare_invoice(
                 code="consolidated_invoice_amount_differs",
                 message=f"{label} is {invoice.total} in the ERP; its sections in c2c's ledger "
                 f"total {total} ("
-                + ", ".join(f"{s.section_id} {s.total}" for s in invoice.sections)
+                + ", ".join(f"{f.invoice_id} {f.total}" for f in held if f is not None)
                 + ")",
             )
         )
