@@ -37,6 +37,12 @@ class ConsolidatedComparison:
     sections_billed: dict[str, Decimal] = field(default_factory=dict)
 
 
+def _difference(contract_id: str, kind: str, record_id: str, code: str, message: str) -> Difference:
+    return Difference(
+        contract_id=contract_id, kind=kind, record_id=record_id, code=code, message=message
+    )
+
+
 def _label(invoice: ErpInvoice) -> str:
     number = f" (number {invoice.number})" if invoice.number else ""
     return f"consolidated invoice {invoice.invoice_id}{number}"
@@ -86,12 +92,12 @@ def compare_consolidated(
         if section_id not in placed:
             unaccounted.add(fact.contract_id)
             found.differences.append(
-                Difference(
-                    contract_id=fact.contract_id,
-                    kind="section",
-                    record_id=section_id,
-                    code="section_missing_in_erp",
-                    message=f"section {section_id} of contract {fact.contract_id} "
+                _difference(
+                    fact.contract_id,
+                    "section",
+                    section_id,
+                    "section_missing_in_erp",
+                    f"section {section_id} of contract {fact.contract_id} "
                     f"({_figures(fact.subtotal, fact.tax, fact.total)}) is in c2c's ledger "
                     "and on no consolidated invoice in the ERP",
                 )
@@ -128,12 +134,12 @@ def _compare_invoice(
             f"{s.section_id} of contract {s.contract_id} ({s.total})" for s in invoice.sections
         )
         return [
-            Difference(
-                contract_id=owner,
-                kind="consolidated_invoice",
-                record_id=invoice.invoice_id,
-                code="consolidated_invoice_voided_in_erp",
-                message=f"{label} ({invoice.total}) is {invoice.status} in the ERP; c2c issued "
+            _difference(
+                owner,
+                "consolidated_invoice",
+                invoice.invoice_id,
+                "consolidated_invoice_voided_in_erp",
+                f"{label} ({invoice.total}) is {invoice.status} in the ERP; c2c issued "
                 f"it with the sections {listed}, which their contracts hold open",
             )
         ]
@@ -144,30 +150,22 @@ def _compare_invoice(
             continue
         erp_figures = _figures(theirs.subtotal, theirs.tax, theirs.total)
         if fact is None:
-            unaccounted.add(theirs.contract_id)
-            found.append(
-                Difference(
-                    contract_id=theirs.contract_id,
-                    kind="section",
-                    record_id=theirs.section_id,
-                    code="section_unknown_to_c2c",
-                    message=f"the ERP has section {theirs.section_id} ({erp_figures}) of "
-                    f"contract {theirs.contract_id} on {label}; c2c's ledger does not hold it",
-                )
+            code = "section_unknown_to_c2c"
+            message = (
+                f"the ERP has section {theirs.section_id} ({erp_figures}) of contract "
+                f"{theirs.contract_id} on {label}; c2c's ledger does not hold it"
             )
         elif _section_differs(theirs, fact):
-            unaccounted.add(theirs.contract_id)
-            found.append(
-                Difference(
-                    contract_id=theirs.contract_id,
-                    kind="section",
-                    record_id=theirs.section_id,
-                    code="section_amount_differs",
-                    message=f"section {theirs.section_id} of contract {theirs.contract_id} on "
-                    f"{label} is {erp_figures} in the ERP and "
-                    f"{_figures(fact.subtotal, fact.tax, fact.total)} in c2c's ledger",
-                )
+            code = "section_amount_differs"
+            message = (
+                f"section {theirs.section_id} of contract {theirs.contract_id} on {label} is "
+                f"{erp_figures} in the ERP and "
+                f"{_figures(fact.subtotal, fact.tax, fact.total)} in c2c's ledger"
             )
+        else:
+            continue
+        unaccounted.add(theirs.contract_id)
+        found.append(_difference(theirs.contract_id, "section", theirs.section_id, code, message))
     held = [ours.get(s.section_id) for s in invoice.sections]
     if any(
         f is None or f.total is None or _section_differs(s, f)
@@ -178,12 +176,12 @@ def _compare_invoice(
     total = sum((f.total or ZERO for f in held if f is not None), ZERO)
     if total != invoice.total:
         found.append(
-            Difference(
-                contract_id=owner,
-                kind="consolidated_invoice",
-                record_id=invoice.invoice_id,
-                code="consolidated_invoice_amount_differs",
-                message=f"{label} is {invoice.total} in the ERP; its sections in c2c's ledger "
+            _difference(
+                owner,
+                "consolidated_invoice",
+                invoice.invoice_id,
+                "consolidated_invoice_amount_differs",
+                f"{label} is {invoice.total} in the ERP; its sections in c2c's ledger "
                 f"total {total} ("
                 + ", ".join(f"{f.invoice_id} {f.total}" for f in held if f is not None)
                 + ")",
@@ -219,12 +217,12 @@ def _compare_payments(
             applied.setdefault(paid, []).append(part)
         elif is_section(part.invoice_id) and part.contract_id in batch:
             found.append(
-                Difference(
-                    contract_id=part.contract_id,
-                    kind="consolidated_payment",
-                    record_id=part.payment_id,
-                    code="consolidated_payment_missing_in_erp",
-                    message=f"c2c's ledger has {part.amount} applied to section "
+                _difference(
+                    part.contract_id,
+                    "consolidated_payment",
+                    part.payment_id,
+                    "consolidated_payment_missing_in_erp",
+                    f"c2c's ledger has {part.amount} applied to section "
                     f"{part.invoice_id} of contract {part.contract_id} (part "
                     f"{part.payment_id} of a customer's payment); the ERP has no payment on "
                     "the customer's consolidated invoices of which it is a part",
@@ -239,12 +237,12 @@ def _compare_payments(
         mine = applied.get(payment_id, [])
         if not mine:
             found.append(
-                Difference(
-                    contract_id=owner,
-                    kind="consolidated_payment",
-                    record_id=payment_id,
-                    code="consolidated_payment_unknown_to_c2c",
-                    message=f"the ERP has payment {payment_id} ({payment.amount}) on {label}; "
+                _difference(
+                    owner,
+                    "consolidated_payment",
+                    payment_id,
+                    "consolidated_payment_unknown_to_c2c",
+                    f"the ERP has payment {payment_id} ({payment.amount}) on {label}; "
                     "c2c applied none of it to the sections",
                 )
             )
@@ -253,12 +251,12 @@ def _compare_payments(
         if allocated != payment.amount:
             shares = ", ".join(f"{p.amount} to {p.invoice_id}" for p in mine)
             found.append(
-                Difference(
-                    contract_id=owner,
-                    kind="consolidated_payment",
-                    record_id=payment_id,
-                    code="consolidated_payment_amount_differs",
-                    message=f"payment {payment_id} on {label} is {payment.amount} in the ERP; "
+                _difference(
+                    owner,
+                    "consolidated_payment",
+                    payment_id,
+                    "consolidated_payment_amount_differs",
+                    f"payment {payment_id} on {label} is {payment.amount} in the ERP; "
                     f"c2c's ledger applied {allocated} of it to the sections ({shares})",
                 )
             )
