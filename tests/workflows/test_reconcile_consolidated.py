@@ -4,7 +4,8 @@ and the API over HTTP.
 Two consolidating contracts of one customer in a legal entity of the test's own are billed on
 one ERP invoice, partly paid: reconciliation finds nothing. Then someone keys a payment into
 the ERP by hand on that invoice and voids it: reconciliation reports exactly those two
-differences, naming the consolidated invoice, and a second run opens no exception again.
+differences, naming the consolidated invoice, on the dashboard's reconciliation page too, and
+a second run opens no exception again.
 """
 
 from __future__ import annotations
@@ -146,6 +147,12 @@ async def test_a_consolidated_invoice_voided_and_paid_by_hand_is_reported_once(
 
         found = await _reconcile(api, entity)
         again = await _reconcile(api, entity)
+        # The dashboard's reconciliation page lists them with the others.
+        page = await api.get("/reconciliation")
+        assert page.status_code == 200, page.text
+        for code in ("consolidated_invoice_voided_in_erp", "consolidated_payment_unknown_to_c2c"):
+            assert code in page.text
+        assert f"consolidated invoice {invoice_id}" in page.text
 
     differences = {(d["code"], d["record_id"]): d for d in found["differences"]}
     assert set(differences) == {
