@@ -28,7 +28,7 @@ from starter.api.contracts import close_period_for, record_customer_payment
 from tests.support import serve
 from tests.workflows.billing_helpers import start_active
 from tests.workflows.helpers import add_time, items, wait_for
-from tests.workflows.test_books import new_entity
+from tests.workflows.test_books import keyed_by_hand, new_entity
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -130,18 +130,7 @@ async def test_a_consolidated_invoice_voided_and_paid_by_hand_is_reported_once(
         # Cash keyed into the ERP by hand on the consolidated invoice, then the invoice voided
         # in the ERP's own screens: c2c knows of neither.
         stranger = f"HAND-{uuid.uuid4().hex[:8]}"
-        recorded = await sandbox.post(
-            "/erp/v1/payments",
-            json={
-                "payment_id": stranger,
-                "invoice_id": invoice_id,
-                "amount": "40.00",
-                "currency": "USD",
-                "received_on": "2026-11-25",
-            },
-            headers={"Idempotency-Key": stranger},
-        )
-        assert recorded.status_code == 201, recorded.text
+        await keyed_by_hand(sandbox, stranger, "40.00", invoice_id=invoice_id)
         voided = await sandbox.post(f"/_admin/erp/invoices/{invoice_id}/void")
         assert voided.status_code == 200 and voided.json()["status"] == "void"
 
