@@ -16,9 +16,14 @@ from decimal import Decimal
 import httpx
 import pytest
 from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
 
+from activities.reconcile import ReconcileActivities
 from c2c.settings import Settings
+from connectors.registry import build_connectors
 from domain.models import ContractStatus, CreditInvoice
+from domain.reconcile import ReconcileBatch
+from ledger import Ledger
 from starter.api.contracts import credit_invoice, customer_billing_status, record_customer_payment
 from tests.workflows.billing_helpers import replay
 from tests.workflows.helpers import items, wait_for
@@ -47,7 +52,7 @@ async def _notes(client: Client, cid: str, count: int) -> ContractStatus:
 
 @pytest.mark.usefixtures("worker")
 async def test_sections_are_credited_on_the_consolidated_invoice(
-    temporal_client: Client, settings: Settings, sandbox: httpx.AsyncClient
+    temporal_client: Client, settings: Settings, sandbox: httpx.AsyncClient, ledger: Ledger
 ) -> None:
     client = temporal_client
     cids, billing_id = await _two_contracts(client, settings, sandbox, ("10", "5"))
@@ -114,6 +119,15 @@ async def test_sections_are_credited_on_the_consolidated_invoice(
     for cid in cids:
         await replay(client, cid)
     await _replay_customer(client, billing_id)
+
+    # Reconciliation finds the notes where they are: on the customer's invoice in the ERP.
+    connectors = build_connectors(settings)
+    try:
+        books = ReconcileActivities(connectors, ledger, settings)
+        batch = ReconcileBatch(contract_ids=cids)
+        assert await ActivityEnvironment().run(books.compare_ledger_with_erp, batch) == []
+    finally:
+        await connectors.aclose()
 
 
 @pytest.mark.usefixtures("worker")
