@@ -28,7 +28,7 @@ from connectors.docusign import DocuSignClient
 from connectors.ironclad import IroncladClient
 from connectors.ports import DocumentAttachments
 from connectors.records import ErpInvoiceLine
-from domain.consolidation import InvoiceDocumentLink
+from domain.consolidation import InvoiceDocumentLink, is_customer_billing
 from domain.errors import BusinessError, Rejection
 from domain.models import IroncladDocumentRef, SignedDocumentRef
 from domain.steps import (
@@ -365,7 +365,11 @@ class InvoiceDocumentActivities(DocumentActivities):
                 total=invoice.total,
                 **common,
             )
-        notes = await erp.list_credit_notes(step.contract_id, invoice_id=invoice.invoice_id)
+        # A credit note on a section credits the consolidated invoice, the customer's.
+        owner = invoice.contract_id if is_customer_billing(invoice.contract_id) else None
+        notes = await erp.list_credit_notes(
+            owner or step.contract_id, invoice_id=invoice.invoice_id
+        )
         note = next((n for n in notes if n.credit_note_id == step.document_id), None)
         if note is None:
             raise ValueError(f"the ERP has no credit note {step.document_id}")

@@ -20,9 +20,11 @@ from temporalio import activity
 
 from activities.base import StepActivities, error_classes, workflow_run
 from activities.erp_routing import LedgerPins
+from activities.reconcile_consolidated import ConsolidatedComparison, compare_consolidated
 from connectors.ports import ErpPort
+from connectors.records import ErpCreditNote, ErpInvoice, ErpPayment
 from connectors.routing import RoutedErp
-from domain.consolidation import is_section
+from domain.consolidation import CustomerBillingKey, customer_billing_workflow_id, is_section
 from domain.names import ExceptionQueue, Stage
 from domain.reconcile import (
     COMPARE_WITH_ERP,
@@ -61,10 +63,11 @@ class _Facts:
         issued = [i for i in invoices if i.invoice_id and i.issued_at is not None]
         # A contract's sections of consolidated invoices, and its parts of their payments,
         # are not the ERP's records of that contract: the ERP holds the customer's invoice
-        # and payment (docs/operations.md, Consolidated invoicing).
+        # and payment (docs/operations.md, Consolidated invoicing), compared apart.
         self.sections = [i for i in issued if is_section(i.invoice_id)]
         self.invoices = [i for i in issued if not is_section(i.invoice_id)]
         self.notes = notes
+        self.parts = [p for p in payments if is_section(p.invoice_id)]
         self.payments = [p for p in payments if not is_section(p.invoice_id)]
         self.revenue = revenue
 
@@ -72,7 +75,7 @@ class _Facts:
         return _Facts(
             [i for i in self.invoices + self.sections if i.contract_id == contract_id],
             [n for n in self.notes if n.contract_id == contract_id],
-            [p for p in self.payments if p.contract_id == contract_id],
+            [p for p in self.payments + self.parts if p.contract_id == contract_id],
             [r for r in self.revenue if r.contract_id == contract_id],
         )
 
@@ -155,10 +158,73 @@ class ReconcileActivities(StepActivities):
         )
         found: list[Difference] = []
         async with error_classes(COMPARE_WITH_ERP):
+            consolidated = await self._compare_consolidated(ids, facts)
+            found += consolidated.differences
             for contract_id in ids:
-                found += await self._compare(contract_id, facts.of(contract_id))
+                found += await self._compare(contract_id, facts.of(contract_id), consolidated)
                 activity.heartbeat(contract_id)
         return found
+
+    async def _compare_consolidated(
+        self, ids: Sequence[str], facts: _Facts
+    ) -> ConsolidatedComparison:
+        """The consolidated invoices that hold the batch's sections, read from the ERP with
+        their payments, against the ledger's sections and payment parts of every contract on
+        them (a customer's contracts may be in other batches)."""
+        if not facts.sections:
+            return ConsolidatedComparison()
+        owners: dict[str, str] = {}
+        for contract_id in sorted({s.contract_id for s in facts.sections}):
+            for owner in await asyncio.to_thread(self._customer_billings_of, contract_id):
+                owners.setdefault(owner, contract_id)
+        invoices: list[ErpInvoice] = []
+        payments: list[tuple[ErpInvoice, ErpPayment]] = []
+        notes: list[tuple[ErpInvoice, list[ErpCreditNote]]] = []
+        for owner, contract_id in sorted(owners.items()):
+            erp = await self._erp_of(contract_id)
+            theirs = [i for i in await erp.list_invoices(owner) if i.status != "draft"]
+            credited = await erp.list_credit_notes(owner)
+            for invoice in theirs:
+                paid = await erp.list_payments(invoice_id=invoice.invoice_id)
+                payments += [(invoice, p) for p in paid]
+                notes.append((invoice, [n for n in credited if n.invoice_id == invoice.invoice_id]))
+            invoices += theirs
+            activity.heartbeat(owner)
+        on_them = {s.contract_id for i in invoices for s in i.sections or []}
+        contracts = sorted(set(ids) | on_them)
+        sections, parts = await asyncio.gather(
+            asyncio.to_thread(self.ledger.rows_of_contracts, BillingFact, contracts),
+            asyncio.to_thread(self.ledger.rows_of_contracts, PaymentFact, contracts),
+        )
+        found = compare_consolidated(
+            set(ids),
+            invoices,
+            payments,
+            [s for s in sections if s.issued_at is not None],
+            [p for p in parts if is_section(p.invoice_id)],
+        )
+        for invoice, on_it in notes:
+            found.take_notes(invoice, on_it)
+        return found
+
+    def _customer_billings_of(self, contract_id: str) -> list[str]:
+        """The customer billing workflows that made consolidated invoices for the contract's
+        customer, legal entity and currency (one per purchase order in ``customer_po``
+        mode): those the ledger holds an ERP invoice of."""
+        contract = self.ledger.get_contract(contract_id)
+        if contract is None or not (
+            contract.legal_entity and contract.customer_id and contract.currency
+        ):
+            return []
+        base = customer_billing_workflow_id(
+            CustomerBillingKey(
+                legal_entity=contract.legal_entity,
+                crm_account_id=contract.customer_id,
+                currency=contract.currency,
+            )
+        )
+        owners = self.ledger.owners_starting_with(base, "erp", "invoice")
+        return [o for o in owners if o == base or o.startswith(f"{base}-po-")]
 
     async def _erp_of(self, contract_id: str) -> ErpPort:
         """The ERP that holds the contract's records: the one it is pinned to when ERPs are
@@ -175,7 +241,10 @@ class ReconcileActivities(StepActivities):
             raise RuntimeError(f"ERP {name!r} of contract {contract_id} is not configured")
         return backend
 
-    async def _compare(self, contract_id: str, facts: _Facts) -> list[Difference]:
+    async def _compare(
+        self, contract_id: str, facts: _Facts, consolidated: ConsolidatedComparison
+    ) -> list[Difference]:
+        sections_billed = consolidated.sections_billed.get(contract_id)
         erp = await self._erp_of(contract_id)
         refs = await asyncio.to_thread(self.ledger.xrefs_for, contract_id)
         invoices = await erp.list_invoices(contract_id)
@@ -208,11 +277,13 @@ class ReconcileActivities(StepActivities):
             },
             {i.invoice_id: i.total for i in invoices if i.status not in NOT_ISSUED},
         )
+        # A credit note on a section is on the customer's consolidated invoice in the ERP.
         found += _compare_amounts(
             contract_id,
             "credit_note",
             {n.credit_note_id: n.total for n in facts.notes},
-            {n.credit_note_id: n.total for n in notes},
+            {n.credit_note_id: n.total for n in notes}
+            | consolidated.section_notes.get(contract_id, {}),
         )
         found += _compare_amounts(
             contract_id,
@@ -231,24 +302,34 @@ class ReconcileActivities(StepActivities):
             {r.entry_id: r.amount for r in revenue},
             unknown=False,
         )
-        subtotals = [i.subtotal for i in facts.invoices] + [n.subtotal for n in facts.notes]
+        billed_invoices = facts.invoices + facts.sections
+        subtotals = [i.subtotal for i in billed_invoices] + [n.subtotal for n in facts.notes]
         # What a contract billed on its customer's consolidated invoices is not on its ERP
-        # contract's balance: billed to date cannot be compared.
-        if found or facts.sections or any(s is None for s in subtotals):
+        # contract's balance: the ERP's figures of its sections are added, where every section
+        # is accounted for (``sections_billed``); otherwise the section's difference says it.
+        if facts.sections and sections_billed is None:
             return found
-        billed = sum((i.subtotal or ZERO for i in facts.invoices), ZERO) - sum(
+        if found or any(s is None for s in subtotals):
+            return found
+        billed = sum((i.subtotal or ZERO for i in billed_invoices), ZERO) - sum(
             (n.subtotal or ZERO for n in facts.notes), ZERO
         )
         balances = await erp.get_balances(erp_contract_id)
-        if balances.billed_to_date != billed:
+        erp_billed = (
+            balances.billed_to_date
+            + (sections_billed or ZERO)
+            - consolidated.sections_credited.get(contract_id, ZERO)
+        )
+        if erp_billed != billed:
+            included = " (its sections of consolidated invoices included)" * bool(facts.sections)
             found.append(
                 Difference(
                     contract_id=contract_id,
                     kind="balance",
                     record_id="billed_to_date",
                     code="billed_to_date_differs",
-                    message=f"contract {contract_id} has {balances.billed_to_date} billed to date "
-                    f"in the ERP and {billed} in c2c's ledger",
+                    message=f"contract {contract_id} has {erp_billed} billed to date in the "
+                    f"ERP and {billed} in c2c's ledger{included}",
                 )
             )
         return found

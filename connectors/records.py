@@ -94,9 +94,19 @@ class ErpInvoiceLine(Record):
     quantity: Decimal = Decimal(1)
     unit_price: Money | None = None
     tax_amount: Money | None = None
-    #: On a consolidated invoice: the section (contract) the line belongs to, where the ERP
-    #: keeps it.
+    #: On a consolidated invoice: the section (one contract's part) the line belongs to.
     section_id: str | None = None
+
+
+class ErpInvoiceSection(Record):
+    """One contract's part of a consolidated invoice, as the ERP keeps it."""
+
+    section_id: str
+    contract_id: str
+    erp_contract_id: str | None = None
+    subtotal: Money
+    tax: Money
+    total: Money
 
 
 class ErpInvoice(Record):
@@ -132,6 +142,8 @@ class ErpInvoice(Record):
     po_number: str | None = None
     bill_to: dict[str, str] | None = None
     lines: list[ErpInvoiceLine] = []
+    #: A consolidated invoice's sections, where the ERP keeps them (``None`` on any other).
+    sections: list[ErpInvoiceSection] | None = None
     #: Mentions the invoice carries (a reverse charge's legal text).
     notes: list[str] = []
     #: Where c2c's archive serves its PDF, and the PDF's SHA-256, once linked.
@@ -166,6 +178,14 @@ class ErpPayment(Record):
     applications: list[CashApplication] = []
 
 
+class ErpCreditNoteLine(Record):
+    line_id: str
+    amount: Money
+    tax_amount: Money = Decimal(0)
+    #: On a consolidated invoice's credit note: the section the line credits.
+    section_id: str | None = None
+
+
 class ErpCreditNote(Record):
     """A credit against an issued invoice; ``unapplied_amount`` is customer credit."""
 
@@ -182,6 +202,7 @@ class ErpCreditNote(Record):
     reason: str
     created_at: datetime
     applications: list[CashApplication] = []
+    lines: list[ErpCreditNoteLine] = []
 
 
 class RevenueEntry(Record):

@@ -126,10 +126,13 @@ class SectionShare(BaseModel):
     contract_id: str
     total: Money
     paid: Money = ZERO
+    #: What its contract's credit notes took off it, and their ids (each counted once).
+    credited: Money = ZERO
+    credit_notes: list[str] = Field(default_factory=list)
 
     @property
     def balance(self) -> Decimal:
-        return self.total - self.paid
+        return self.total - self.paid - self.credited
 
 
 class ConsolidatedInvoiceIssued(BaseModel):

@@ -563,6 +563,15 @@ class SectionInvoiced(Model):
     documents: dict[str, str] = Field(default_factory=dict, exclude_if=lambda value: not value)
 
 
+class SectionCredited(Model):
+    """A contract's credit note on its section of a consolidated invoice, told to the
+    customer's billing workflow: the section owes ``total`` less from then on."""
+
+    section_id: str = Field(min_length=1, max_length=120)
+    credit_note_id: str = Field(min_length=1, max_length=120)
+    total: Money
+
+
 class CreditNoteSummary(Model):
     credit_note_id: str
     number: str | None = None

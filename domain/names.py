@@ -89,6 +89,8 @@ CUSTOMER_BILLING_WORKFLOW_TYPE = "CustomerBilling"
 #: What contracts send to it: joining at activation, a period's section, leaving at close.
 SIGNAL_JOIN_BILLING = "join_billing"
 SIGNAL_SUBMIT_SECTION = "submit_section"
+#: To a customer's billing workflow: a credit note credited part of a contract's section.
+SIGNAL_SECTION_CREDITED = "section_credited"
 SIGNAL_LEAVE_BILLING = "leave_billing"
 #: The key, in a business message's payload metadata, of the instant (nanoseconds since the
 #: epoch, monotonic per sending process) its sender sent it: a reset delivers the payload again

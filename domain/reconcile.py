@@ -52,7 +52,8 @@ class Difference(BaseModel):
     """One way the ledger and the ERP disagree about a contract's record."""
 
     contract_id: str
-    #: ``invoice``, ``credit_note``, ``payment``, ``revenue`` or ``balance``.
+    #: ``invoice``, ``credit_note``, ``payment``, ``revenue``, ``balance``, or of a
+    #: consolidated invoice: ``consolidated_invoice``, ``section``, ``consolidated_payment``.
     kind: str
     #: The record's id (the ERP's or c2c's), or the balance's name.
     record_id: str

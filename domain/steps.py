@@ -364,6 +364,17 @@ class ApplyCashInput(StepInput):
     applications: list[CashApplication]
 
 
+class CreditedSection(BaseModel):
+    """The invoice credited is a contract's section of a consolidated invoice: the ERP
+    credits the consolidated invoice, bounded by the section's figures."""
+
+    consolidated_invoice_id: str
+    #: The contract's reference of the section (its period): names its tax document.
+    reference: str
+    subtotal: Money
+    tax: Money
+
+
 class CreditNoteInput(StepInput):
     credit_note_id: str
     invoice_id: str
@@ -380,6 +391,7 @@ class CreditNoteInput(StepInput):
     #: Revenue to reverse with the credit (time and materials: revenue follows the invoice).
     revenue: RevenuePlan | None = None
     revenue_method: str = "as_invoiced"
+    section: CreditedSection | None = None
 
 
 class CreditNoteIssued(BaseModel):

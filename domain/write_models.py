@@ -306,6 +306,8 @@ class CreditNoteLineDraft(WriteModel):
     description: str = ""
     amount: Money
     tax_amount: Money = ZERO
+    #: On a consolidated invoice's credit note: the section (contract) the line credits.
+    section_id: str | None = None
 
 
 class CreditNoteDraft(WriteModel):

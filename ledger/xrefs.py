@@ -69,6 +69,23 @@ class XrefLedger(LedgerBase):
         with self._session() as session:
             return session.exec(_owner(system, kind, external_id)).first()
 
+    def owners_starting_with(self, prefix: str, system: str, kind: str) -> list[str]:
+        """The owners (contracts, or workflows that own records of their own, such as a
+        customer's billing) whose id starts with ``prefix`` and that hold a record of
+        ``kind`` in ``system``; sorted."""
+        query = (
+            select(CrossReference.contract_id)
+            .where(
+                col(CrossReference.contract_id).startswith(prefix, autoescape=True),
+                CrossReference.system == System(system).value,
+                CrossReference.kind == kind,
+            )
+            .distinct()
+            .order_by(col(CrossReference.contract_id))
+        )
+        with self._session() as session:
+            return list(session.exec(query).all())
+
     def list_xrefs(self, contract_id: str) -> list[CrossReference]:
         """Every id recorded for the contract, oldest first."""
         query = (

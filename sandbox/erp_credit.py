@@ -54,6 +54,9 @@ class CreditLineIn(Body):
     description: LongText
     amount: Money
     tax_amount: Money
+    #: On a consolidated invoice: the section the line credits (required there, refused on
+    #: any other invoice).
+    section_id: Key | None = None
 
 
 class CreditNoteIn(Body):
@@ -244,6 +247,7 @@ def _credit_note_hash(invoice_id: str, body: CreditNoteIn, currency: str) -> str
                     line.description,
                     normalised(line.amount, currency),
                     normalised(line.tax_amount, currency),
+                    line.section_id,
                 ]
                 for line in body.lines
             ],
@@ -268,6 +272,53 @@ def _credited(session: Session, invoice: ErpInvoice) -> list[tuple[str, str, Dec
     ]
 
 
+def _check_sections(session: Session, body: CreditNoteIn, invoice: ErpInvoice) -> None:
+    """A consolidated invoice's credit note credits its sections: every line names one, and
+    no section is credited more than it carried, before tax or in tax. Lines of a contract's
+    own invoice name no section."""
+    sections = {s["section_id"]: s for s in invoice.sections or []}
+    for n, line in enumerate(body.lines):
+        field = f"lines.{n}.section_id"
+        if not sections and line.section_id is not None:
+            raise invalid("unknown_section", f"invoice {invoice.invoice_id} has no sections", field)
+        if sections and line.section_id not in sections:
+            raise invalid(
+                "unknown_section",
+                f"a line of a consolidated invoice's credit note names one of its sections "
+                f"({', '.join(sorted(sections))}), not {line.section_id!r}",
+                field,
+            )
+    if not sections:
+        return
+    notes = session.exec(
+        select(ErpCreditNote).where(col(ErpCreditNote.invoice_id) == invoice.invoice_id)
+    ).all()
+    earlier = [line for note in notes for line in note.lines or []]
+    for section_id in sorted({line.section_id for line in body.lines if line.section_id}):
+        section = sections[section_id]
+        for field, key in (("subtotal", "amount"), ("tax", "tax_amount")):
+            credited = sum(
+                (
+                    Decimal(str(line[key]))
+                    for line in earlier
+                    if line.get("section_id") == section_id
+                ),
+                Decimal(0),
+            )
+            asked = sum(
+                (getattr(line, key) for line in body.lines if line.section_id == section_id),
+                Decimal(0),
+            )
+            carried = Decimal(str(section[field]))
+            if asked > carried - credited:
+                raise invalid(
+                    "exceeds_section",
+                    f"section {section_id} of invoice {invoice.invoice_id} can be credited "
+                    f"{dec(carried - credited)} {invoice.currency} more {field}, not {dec(asked)}",
+                    field,
+                )
+
+
 def _check_credit_note(session: Session, body: CreditNoteIn, invoice: ErpInvoice) -> Decimal:
     """The rules of a credit note, each failure naming its field; answers its total."""
     ccy = invoice.currency
@@ -284,6 +335,7 @@ def _check_credit_note(session: Session, body: CreditNoteIn, invoice: ErpInvoice
                 f"{ccy} more {amount}, not {dec(body_amount(body, field))}",
                 field,
             )
+    _check_sections(session, body, invoice)
     creditable = invoice.total - invoice.credited_amount
     if total > creditable:
         raise invalid(

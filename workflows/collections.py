@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentReceived,
         ResolveException,
     )
-    from domain.money import round_money
+    from domain.money import quantum, round_money
     from domain.names import ExceptionAction
     from domain.periods import Period
     from domain.revenue import revenue_method
@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         ApplyCashInput,
         ApplyPaymentInput,
         CashApplication,
+        CreditedSection,
         CreditNoteInput,
         CreditNoteIssued,
         DunningInput,
@@ -298,8 +299,35 @@ def credit(s: ContractState, now: Clock, request: CreditInvoice) -> Decision[Non
             f"between 0 and {left} {ccy} (before tax) is left to credit"
         )
         return
+    if inv.consolidated_invoice_id is not None and _past_owed(s, inv, request.amount):
+        # The ERP would apply the excess to the other sections of the customer's invoice.
+        owed = col.book.balance(inv.invoice_id)
+        yield Record(
+            f"credit of {request.amount} {ccy} on section {inv.invoice_id} of consolidated "
+            f"invoice {inv.number} refused: a section is credited up to what is still owed "
+            f"on it ({owed} {ccy} with tax); refund a paid part in the ERP"
+        )
+        return
     yield from issue_credit(
         s, now, inv.invoice_id, request.amount, request.reason, request.credit_note_id, reverse=True
+    )
+
+
+def _past_owed(s: ContractState, inv: InvoiceSummary, amount: Decimal) -> bool:
+    """Whether a credit of ``amount`` before tax, with the tax it may carry (at most the
+    invoice's rate, rounded up, and never more than the tax left on it), would exceed what is
+    still owed on the invoice. An unpaid invoice always holds it."""
+    ccy = s.contract.currency
+    credited_tax = sum(
+        (n.tax for n in s.collections.credit_notes if n.invoice_id == inv.invoice_id), ZERO
+    )
+    rate_tax = ZERO
+    if inv.subtotal > 0:
+        rate_tax = (amount * inv.tax / inv.subtotal).quantize(
+            quantum(ccy), rounding="ROUND_CEILING"
+        )
+    return amount + min(rate_tax, inv.tax - credited_tax) > s.collections.book.balance(
+        inv.invoice_id
     )
 
 
@@ -321,6 +349,16 @@ def issue_credit(
     col, c = s.collections, s.contract
     count = sum(1 for n in col.credit_notes if n.invoice_id == invoice_id)
     note_id = credit_note_id or f"{invoice_id}-CN{count + 1}"
+    inv = _invoice(s, invoice_id)
+    section = None
+    if inv is not None and inv.consolidated_invoice_id is not None:
+        # A section: the ERP credits the customer's consolidated invoice, within the section.
+        section = CreditedSection(
+            consolidated_invoice_id=inv.consolidated_invoice_id,
+            reference=inv.reference or inv.period or "",
+            subtotal=inv.subtotal,
+            tax=inv.tax,
+        )
     method = revenue_method(c.billing_model)
     plan = None
     if reverse and method == "as_invoiced":
@@ -350,6 +388,7 @@ def issue_credit(
             erp_contract_id=s.refs.get("erp_contract_id"),
             revenue=plan,
             revenue_method=method,
+            section=section,
         ),
         CreditNoteIssued,
         summary=f"credit note on {invoice_id}",

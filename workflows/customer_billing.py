@@ -41,13 +41,14 @@ with workflow.unsafe.imports_passed_through():
         allocate,
         consolidated_reference,
     )
-    from domain.models import PaymentReceived, SectionInvoiced
+    from domain.models import PaymentReceived, SectionCredited, SectionInvoiced
     from domain.names import (
         CUSTOMER_BILLING_WORKFLOW_TYPE,
         QUERY_STATUS,
         SIGNAL_JOIN_BILLING,
         SIGNAL_LEAVE_BILLING,
         SIGNAL_PAYMENT_RECEIVED,
+        SIGNAL_SECTION_CREDITED,
         SIGNAL_SECTION_INVOICED,
         SIGNAL_SUBMIT_SECTION,
         System,
@@ -82,7 +83,7 @@ HISTORY_LINES = 200
 #: issued): a history recorded before it replays without the step.
 PATCH_CONSOLIDATED_DOCUMENTS = "consolidated-invoice-documents"
 
-Message = BillingMember | InvoiceSection | PaymentReceived
+Message = BillingMember | InvoiceSection | PaymentReceived | SectionCredited
 
 
 @workflow.defn(name=CUSTOMER_BILLING_WORKFLOW_TYPE)
@@ -120,6 +121,10 @@ class CustomerBilling:
     @workflow.signal(name=SIGNAL_PAYMENT_RECEIVED)
     def payment_received(self, payment: PaymentReceived) -> None:
         self.inbox.append(("payment", payment))
+
+    @workflow.signal(name=SIGNAL_SECTION_CREDITED)
+    def section_credited(self, credited: SectionCredited) -> None:
+        self.inbox.append(("credited", credited))
 
     @workflow.query(name=QUERY_STATUS)
     def status(self) -> CustomerBillingStatus:
@@ -176,6 +181,8 @@ class CustomerBilling:
             await self._take_section(message)
         elif isinstance(message, PaymentReceived):
             await self._take_payment(message)
+        elif isinstance(message, SectionCredited):
+            self._take_credit(message)
 
     async def _take_section(self, section: InvoiceSection) -> None:
         sid = section.section_id
@@ -339,6 +346,22 @@ class CustomerBilling:
             await handle.signal(name, message)
         except Exception as err:  # the contract's workflow is not running
             self._record(f"{name} for contract {contract_id} not delivered: {err}")
+
+    def _take_credit(self, credited: SectionCredited) -> None:
+        """A contract credited its section: later payments go to what it still owes."""
+        for invoice in self.invoices:
+            for share in invoice.sections:
+                if share.section_id != credited.section_id:
+                    continue
+                if credited.credit_note_id not in share.credit_notes:
+                    share.credited += credited.total
+                    share.credit_notes.append(credited.credit_note_id)
+                    self._record(
+                        f"credit note {credited.credit_note_id}: {credited.total} off section "
+                        f"{share.section_id} of {invoice.number}"
+                    )
+                return
+        self._record(f"credit note {credited.credit_note_id} names no section here: ignored")
 
     # ------------------------------------------------------------------ payments
 

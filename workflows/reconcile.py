@@ -52,7 +52,7 @@ class Reconcile:
         ids = contracts.contract_ids
         differences: list[Difference] = []
         for start in range(0, len(ids), RECONCILE_BATCH):
-            differences += await workflow.execute_activity(
+            found = await workflow.execute_activity(
                 COMPARE_WITH_ERP,
                 ReconcileBatch(contract_ids=ids[start : start + RECONCILE_BATCH]),
                 result_type=list[Difference],
@@ -60,6 +60,8 @@ class Reconcile:
                 heartbeat_timeout=timedelta(minutes=1),
                 retry_policy=RETRY,
             )
+            # A consolidated invoice whose contracts are in two batches is found by both.
+            differences += [d for d in found if d not in differences]
         opened = 0
         if differences:
             opened = await workflow.execute_activity(

@@ -227,13 +227,21 @@ class RunLoop(Holds):
         held: list[tuple[str, str, str | None]] = [
             ("invoice", i.invoice_id, None) for i in col.invoices
         ]
-        held += [("credit_note", n.credit_note_id, n.invoice_id) for n in col.credit_notes]
+        # A section's document is its customer's consolidated invoice's, and a credit note on
+        # a section credits that invoice in the ERP.
+        sections = {
+            i.invoice_id: i.consolidated_invoice_id
+            for i in col.invoices
+            if i.consolidated_invoice_id
+        }
+        held += [
+            ("credit_note", n.credit_note_id, sections.get(n.invoice_id, n.invoice_id))
+            for n in col.credit_notes
+        ]
         po_number, bill_to = purchase_order(s)
-        sections = {i.invoice_id for i in col.invoices if i.consolidated_invoice_id}
         for document_type, document_id, invoice_id in held:
             what = f"{document_type.replace('_', ' ')} {document_id}"
             if document_id in col.documented or document_id in sections:
-                # A section's document is its customer's consolidated invoice's.
                 continue
             rendered = await self.step(
                 RENDER_INVOICE_DOCUMENTS,

@@ -62,6 +62,20 @@ def test_the_latest_single_valued_reference_wins(ledger: Ledger) -> None:
     assert ledger.xrefs_for("K-1") == {"erp_project_id": "P-2"}
 
 
+def test_owners_by_prefix_hold_a_record_of_the_kind_and_take_the_prefix_literally(
+    ledger: Ledger,
+) -> None:
+    ledger.record_xref("customer-billing-US01-A_1-USD", "erp", "invoice", "INV-1")
+    ledger.record_xref("customer-billing-US01-A_1-USD", "erp", "invoice", "INV-2")
+    ledger.record_xref("customer-billing-US01-A_1-USD-po-1a2b", "erp", "invoice", "INV-3")
+    # ``_`` matches any one character in SQL's LIKE: here it is only itself.
+    ledger.record_xref("customer-billing-US01-AX1-USD", "erp", "invoice", "INV-4")
+    ledger.record_xref("customer-billing-US01-A_1-USDX", "erp", "payment", "PAY-1")
+    owners = ledger.owners_starting_with("customer-billing-US01-A_1-USD", "erp", "invoice")
+    assert owners == ["customer-billing-US01-A_1-USD", "customer-billing-US01-A_1-USD-po-1a2b"]
+    assert ledger.owners_starting_with("customer-billing-", "psa", "invoice") == []
+
+
 def test_ref_name_does_not_repeat_the_system() -> None:
     assert ref_name("erp", "customer") == "erp_customer_id"
     assert ref_name("psa", "project") == "psa_project_id"

@@ -53,6 +53,25 @@ async def new_entity(sandbox: httpx.AsyncClient) -> str:
     return code
 
 
+async def keyed_by_hand(
+    sandbox: httpx.AsyncClient, payment_id: str, amount: str, **target: str
+) -> None:
+    """A dollar payment someone keys into the reference ERP by hand, for a contract or an
+    invoice (``target``): c2c never hears of it."""
+    recorded = await sandbox.post(
+        "/erp/v1/payments",
+        json={
+            "payment_id": payment_id,
+            **target,
+            "amount": amount,
+            "currency": "USD",
+            "received_on": "2026-11-20",
+        },
+        headers={"Idempotency-Key": payment_id},
+    )
+    assert recorded.status_code == 201, recorded.text
+
+
 async def billed_contract(
     client: Client, settings: Settings, sandbox: httpx.AsyncClient, entity: str
 ) -> tuple[str, ContractStatus]:
@@ -185,18 +204,7 @@ async def test_reconciliation_finds_a_hand_voided_invoice_and_an_unknown_payment
     assert voided.status_code == 200 and voided.json()["status"] == "void"
     # Cash someone keyed into the ERP by hand: c2c never heard of it.
     stranger = f"HAND-{cid}"
-    recorded = await sandbox.post(
-        "/erp/v1/payments",
-        json={
-            "payment_id": stranger,
-            "contract_id": cid,
-            "amount": "75.00",
-            "currency": "USD",
-            "received_on": "2026-11-20",
-        },
-        headers={"Idempotency-Key": stranger},
-    )
-    assert recorded.status_code == 201, recorded.text
+    await keyed_by_hand(sandbox, stranger, "75.00", contract_id=cid)
 
     async with httpx.AsyncClient(base_url=api_url, timeout=120) as api:
         first = await api.post("/api/ops/reconcile", json={"legal_entity": entity})

@@ -13,9 +13,13 @@ from decimal import Decimal
 import httpx
 import pytest_asyncio
 from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
 
+from activities.reconcile import ReconcileActivities
 from c2c.settings import Settings
+from connectors.registry import build_connectors
 from domain.models import ClosePeriod, PaymentReceived
+from domain.reconcile import ReconcileBatch
 from ledger import Ledger
 from starter.api.contracts import close_period_for, contract_result, record_payment, start_contract
 from tests.bc_support import business_central, dimensions
@@ -184,3 +188,13 @@ async def test_three_contracts_at_once_on_netsuite_business_central_and_the_refe
     assert [i["invoice_id"] for i in reference] == [results[2][0]]
     for event in (us, uk):
         assert await items(sandbox, "/erp/v1/invoices", contract_id=event.contract_id) == []
+
+    # Reconciliation reads each contract's records from the ERP that holds them; none of
+    # them bills on a consolidated invoice, so no customer's invoice is looked for.
+    connectors = build_connectors(routed)
+    try:
+        compare = ReconcileActivities(connectors, ledger, routed).compare_ledger_with_erp
+        batch = ReconcileBatch(contract_ids=[e.contract_id for e in (us, uk, de)])
+        assert await ActivityEnvironment().run(compare, batch) == []
+    finally:
+        await connectors.aclose()

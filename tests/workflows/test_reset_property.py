@@ -337,7 +337,8 @@ PAYMENT_RACING_THE_CLOSE = [
 
 #: A contract whose customer is invoiced once per period across its contracts (alone, under
 #: its own purchase order): its sections go on consolidated invoices, payments of those come
-#: back through the customer's billing workflow, one of them twice.
+#: back through the customer's billing workflow, one of them twice; its sections are credited
+#: on the consolidated invoices (a cent, then half of what is left).
 CONSOLIDATED = [
     Scenario(
         terms={
@@ -350,10 +351,12 @@ CONSOLIDATED = [
         steps=(
             ("time", "Analyst", "2026-10-10", "8"),
             ("close", "2026-10"),
+            ("credit", 0, "cent"),
             ("pay", 0, "half"),
             ("pay", 0, "half"),
             ("time", "Senior Consultant", "2026-11-10", "2"),
             ("close", "2026-11"),
+            ("credit", 1, "half"),
             ("pay", 1, "full"),
         ),
         reset=reset,
@@ -681,6 +684,30 @@ async def snapshot(client: Client, sandbox: httpx.AsyncClient, cid: str) -> dict
             for p in await items(sandbox, "/erp/v1/payments", contract_id=cid)
         ),
     }
+    if status.consolidated_invoicing != "none":
+        # The customer's invoices, the credit notes on them and its payments, in the ERP.
+        owner = customer_billing_workflow_id(
+            CustomerBillingKey(
+                legal_entity="US01",
+                crm_account_id="ACME-US",
+                currency=status.currency,
+                po_number=status.po_number,
+            )
+        )
+        erp["customer"] = {
+            "invoices": sorted(
+                (i["invoice_id"], i["total"], i["balance"], i["status"])
+                for i in await items(sandbox, "/erp/v1/invoices", contract_id=owner)
+            ),
+            "credit_notes": sorted(
+                (n["credit_note_id"], n["total"], [line["section_id"] for line in n["lines"]])
+                for n in await items(sandbox, "/erp/v1/credit-notes", contract_id=owner)
+            ),
+            "payments": sorted(
+                (p["payment_id"], p["amount"], p["applied_amount"])
+                for p in await items(sandbox, "/erp/v1/payments", contract_id=owner)
+            ),
+        }
     erp["write_offs"] = sorted(
         (w["write_off_id"], w["amount"])
         for w in await items(sandbox, "/erp/v1/write-offs", contract_id=cid)
