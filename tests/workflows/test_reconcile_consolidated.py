@@ -21,13 +21,12 @@ import pytest
 from temporalio.client import Client
 
 from c2c.settings import Settings
-from domain.consolidation import CustomerBillingKey, customer_billing_workflow_id
-from domain.models import ClosePeriod, ContractStatus, PaymentReceived
+from domain.models import ContractStatus, PaymentReceived
 from ledger import Ledger
-from starter.api.contracts import close_period_for, record_customer_payment
+from starter.api.contracts import record_customer_payment
 from tests.support import serve
-from tests.workflows.billing_helpers import start_active
-from tests.workflows.helpers import add_time, items, wait_for
+from tests.workflows.billing_helpers import consolidating_contracts
+from tests.workflows.helpers import items, wait_for
 from tests.workflows.test_books import keyed_by_hand, new_entity
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -44,26 +43,9 @@ async def _consolidated_pair(
 ) -> tuple[list[ContractStatus], str]:
     """Two contracts of ``entity`` on one consolidated invoice for October, in the order of
     their sections on it; their customer billing workflow's id."""
-    po = f"PO-{uuid.uuid4().hex[:8]}"
-    cids = []
-    for hours in ("10", "5"):
-        cid, status = await start_active(
-            client,
-            settings,
-            legal_entity=entity,
-            consolidated_invoicing="customer_po",
-            po_number=po,
-        )
-        await wait_for(
-            client,
-            cid,
-            lambda s: any("joined the consolidated invoicing" in h.event for h in s.history),
-            what="joined",
-        )
-        await add_time(sandbox, status.refs["psa_project_id"], "Analyst", "2026-10-05", hours)
-        cids.append(cid)
-    for cid in cids:
-        await close_period_for(client, cid, ClosePeriod(period="2026-10"))
+    cids, billing_id = await consolidating_contracts(
+        client, settings, sandbox, ("10", "5"), legal_entity=entity
+    )
     invoiced = [
         await wait_for(
             client,
@@ -73,10 +55,7 @@ async def _consolidated_pair(
         )
         for cid in sorted(cids)
     ]
-    key = CustomerBillingKey(
-        legal_entity=entity, crm_account_id="ACME-US", currency="USD", po_number=po
-    )
-    return invoiced, customer_billing_workflow_id(key)
+    return invoiced, billing_id
 
 
 async def _reconcile(api: httpx.AsyncClient, entity: str) -> dict[str, Any]:
