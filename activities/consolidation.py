@@ -54,7 +54,12 @@ class ConsolidationActivities(StepActivities):
         """Signal the customer's billing workflow, starting it if it is not running. The
         message's ids (contract, section) make a resend a no-op there."""
         await self.write_audit(step.contract_id, step.audit)
-        start = step.start.model_copy(update={"cutoff_s": self.settings.consolidation_cutoff_s})
+        start = step.start.model_copy(
+            update={
+                "cutoff_s": self.settings.consolidation_cutoff_s,
+                "continue_as_new_events": self.settings.continue_as_new_events,
+            }
+        )
         if step.join is not None:
             name, message = SIGNAL_JOIN_BILLING, step.join.model_dump(mode="json")
         elif step.section is not None:
