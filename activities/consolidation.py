@@ -31,12 +31,15 @@ from domain.names import (
 from domain.steps import (
     APPLY_CONSOLIDATED_PAYMENT,
     ISSUE_CONSOLIDATED_INVOICE,
+    LOOK_UP_CONSOLIDATED_PAYMENT,
     RECORD_SECTION_INVOICED,
     SEND_TO_CUSTOMER_BILLING,
     ConsolidatedInvoiceInput,
     ConsolidatedPaymentInput,
     CustomerBillingMessage,
     PaymentApplied,
+    PaymentKnown,
+    PaymentLookUp,
     SectionInvoicedInput,
 )
 from domain.write_models import (
@@ -264,3 +267,13 @@ class ConsolidationActivities(StepActivities):
             amount_paid=payment.applied_amount,
             invoice_status="applied",
         )
+
+    @activity.defn(name=LOOK_UP_CONSOLIDATED_PAYMENT)
+    async def look_up_consolidated_payment(self, step: PaymentLookUp) -> PaymentKnown:
+        """Whether the customer's billing recorded the payment in the ERP before: a run
+        carries only its latest payment ids, and the ledger keeps the cross-reference of every
+        payment ``apply_consolidated_payment`` recorded."""
+        owner = await asyncio.to_thread(
+            self.ledger.find_contract_by_xref, "erp", "payment", step.payment_id
+        )
+        return PaymentKnown(known=owner == step.contract_id)

@@ -68,9 +68,12 @@ with workflow.unsafe.imports_passed_through():
     from domain.steps import (
         APPLY_CONSOLIDATED_PAYMENT,
         ISSUE_CONSOLIDATED_INVOICE,
+        LOOK_UP_CONSOLIDATED_PAYMENT,
         ConsolidatedInvoiceInput,
         ConsolidatedPaymentInput,
         PaymentApplied,
+        PaymentKnown,
+        PaymentLookUp,
     )
     from workflows.policies import STEP_RETRY, STEP_TIMEOUT
 
@@ -427,6 +430,8 @@ class CustomerBilling:
 
     async def _take_payment(self, payment: PaymentReceived) -> None:
         pid = payment.payment_id
+        if pid not in self.payments and self.payments_forgotten and await self._recorded(pid):
+            self.payments = [*self.payments, pid]
         if pid in self.payments:
             self._record(f"payment {pid} already allocated: ignored")
             return
@@ -505,3 +510,16 @@ class CustomerBilling:
             for f in self.folded
             if named in (f.invoice_id, f.number)
         ]
+
+    async def _recorded(self, payment_id: str) -> bool:
+        """Whether an earlier run recorded the payment in the ERP: runs carry only the latest
+        payment ids, and the ledger keeps the cross-reference of every payment recorded."""
+        known: PaymentKnown = await workflow.execute_local_activity(
+            LOOK_UP_CONSOLIDATED_PAYMENT,
+            PaymentLookUp(contract_id=workflow.info().workflow_id, payment_id=payment_id),
+            result_type=PaymentKnown,
+            start_to_close_timeout=STEP_TIMEOUT,
+            retry_policy=ERP_RETRY,
+            summary=f"look up payment {payment_id}",
+        )
+        return known.known

@@ -5,7 +5,8 @@ consolidated invoice paid, on a worker whose ``C2C_CONTINUE_AS_NEW_EVENTS`` is t
 there is: the customer's billing hands over to new runs on the way. After that a section of an
 old month sent again is answered again, not invoiced again; a payment id sent again is not
 allocated again; the status goes on where the last run left it; what each run is handed is
-small; and every run replays.
+small; and every run replays. A payment id older than the ids a run carries is found in the
+ledger and still ignored.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +27,7 @@ from temporalio.worker import Replayer
 
 from c2c.settings import Settings
 from domain.consolidation import (
+    CARRIED_PAYMENT_IDS,
     CustomerBillingKey,
     CustomerBillingStart,
     CustomerBillingStatus,
@@ -67,6 +70,16 @@ async def _status_until(
             return status
         await asyncio.sleep(0.1)
     raise AssertionError(f"never {what}: {status.history[-10:]}")
+
+
+def _payment(payment_id: str, invoice: dict[str, Any] | None) -> PaymentReceived:
+    return PaymentReceived(
+        payment_id=payment_id,
+        invoice_id=invoice["invoice_id"] if invoice else "NO-SUCH-INVOICE",
+        amount=Decimal("5.00"),
+        currency="USD",
+        received_on=date(2026, 11, 20),
+    )
 
 
 def _said(text: str, count: int = 1) -> Callable[[CustomerBillingStatus], bool]:
@@ -183,18 +196,32 @@ async def test_customer_billing_continues_as_new_and_keeps_its_guarantees(
         await _status_until(
             client, billing_id, _said("sent again: answered again", answered + 1), "answered again"
         )
-        # The first month's payment sent again: not allocated again.
-        await record_customer_payment(
-            client,
-            billing_id,
-            PaymentReceived(
-                payment_id=f"PAY-{PERIODS[0]}",
-                invoice_id=erp[0]["invoice_id"],
-                amount=Decimal("5.00"),
-                currency="USD",
-                received_on=date(2026, 11, 20),
-            ),
+        # The last month's payment sent again: its id is carried, it is not allocated again.
+        await record_customer_payment(client, billing_id, _payment(f"PAY-{PERIODS[-1]}", erp[-1]))
+        await _status_until(
+            client, billing_id, _said(f"payment PAY-{PERIODS[-1]} already allocated"), "ignored"
         )
+        # Payments naming no invoice of the customer push the first month's payment id out of
+        # what the runs carry (at a hand-over after a hundred more); sent again, it is found in
+        # the ledger and ignored.
+        sent = 0
+        while True:
+            for _ in range(20):
+                await record_customer_payment(
+                    client, billing_id, _payment(f"PAY-NONE-{sent}", None)
+                )
+                sent += 1
+            status = await _status_until(
+                client,
+                billing_id,
+                lambda s, last=f"PAY-NONE-{sent - 1}": last in s.payments,
+                f"{sent} payments naming no invoice",
+            )
+            if f"PAY-{PERIODS[0]}" not in status.payments:
+                break
+            assert sent < 4 * CARRIED_PAYMENT_IDS, status.history[-5:]
+        assert status.payments_forgotten > 0
+        await record_customer_payment(client, billing_id, _payment(f"PAY-{PERIODS[0]}", erp[0]))
         await _status_until(
             client, billing_id, _said(f"payment PAY-{PERIODS[0]} already allocated"), "ignored"
         )
