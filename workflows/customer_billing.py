@@ -75,6 +75,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentKnown,
         PaymentLookUp,
     )
+    from workflows.history_length import history_is_long
     from workflows.policies import STEP_RETRY, STEP_TIMEOUT
 
 #: The customer's ERP steps retry transient failures without end: no person waits on them,
@@ -232,11 +233,7 @@ class CustomerBilling:
         its steps, so no step or signal to a contract is in flight)."""
         if self._continue_declined or self.inbox or self._ready() is not None:
             return False
-        info = workflow.info()
-        threshold = self.start.continue_as_new_events
-        long = info.is_continue_as_new_suggested() or (
-            threshold is not None and info.get_current_history_length() >= threshold
-        )
+        long = history_is_long(self.start.continue_as_new_events)
         return long and workflow.all_handlers_finished()
 
     def _continue_as_new(self) -> None:

@@ -39,20 +39,13 @@ from domain.names import SIGNAL_SUBMIT_SECTION
 from starter.api.contracts import close_period_for, customer_billing_status, record_customer_payment
 from tests.workflows.billing_helpers import start_active
 from tests.workflows.helpers import add_time, items, wait_for
+from tests.workflows.test_continue_as_new import run_histories
 from worker import contract_worker
 from workflows.customer_billing import CustomerBilling
 
 PERIODS = ["2026-05", "2026-06", "2026-07", "2026-08", "2026-09", "2026-10"]
 #: The project's bound on what a run hands to the next.
 CARRIED_BOUND = 16 * 1024
-
-
-async def _runs(client: Client, workflow_id: str) -> list[WorkflowHistory]:
-    runs = []
-    async for execution in client.list_workflows(f'WorkflowId = "{workflow_id}"'):
-        handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
-        runs.append((execution.start_time, await handle.fetch_history()))
-    return [history for _, history in sorted(runs, key=lambda run: run[0])]
 
 
 def _start(history: WorkflowHistory) -> tuple[int, CustomerBillingStart]:
@@ -236,7 +229,7 @@ async def test_customer_billing_continues_as_new_and_keeps_its_guarantees(
             contract = await wait_for(client, cid, lambda s: True)
             assert contract.unapplied_cash == 0 and contract.balance_due == 0
 
-    runs = await _runs(client, billing_id)
+    runs = await run_histories(client, billing_id)
     assert len(runs) >= 2
     handed = [_start(history) for history in runs[1:]]
     print(f"carried input by run (bytes): {[size for size, _ in handed]}")
