@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -30,6 +31,16 @@ _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 WORKFLOWS_QUEUE = "workflows"
 #: Systems with a task queue of their own: those some step runs under.
 QUEUED_SYSTEMS = tuple(sorted({system.value for system in STEP_SYSTEM_QUEUE.values()}))
+
+_V = TypeVar("_V")
+
+
+def per_entity(settings: Mapping[str, _V], legal_entity: str, default: _V) -> _V:
+    """A per-legal-entity setting's value for ``legal_entity``: its own entry, else the
+    ``"*"`` entry for every other entity, else ``default``."""
+    if legal_entity in settings:
+        return settings[legal_entity]
+    return settings.get(OTHER_ENTITIES, default)
 
 
 class LegalEntityDetails(BaseModel):
@@ -228,8 +239,7 @@ class Settings(BaseSettings):
 
     def erp_for(self, legal_entity: str) -> str:
         """The ERP a new contract of ``legal_entity`` goes to."""
-        routes = self.erp_routes
-        return routes.get(legal_entity) or routes.get("*") or "reference"
+        return per_entity(self.erp_routes, legal_entity, "reference")
 
     def netsuite_credentials(self) -> netsuite_auth.TokenCredentials:
         return netsuite_auth.TokenCredentials(
@@ -495,20 +505,17 @@ class Settings(BaseSettings):
 
     def invoice_review_for(self, legal_entity: str) -> Literal["none", "required"]:
         """Whether a legal entity's invoices wait as drafts for review."""
-        reviews = self.invoice_review
-        return reviews.get(legal_entity) or reviews.get("*") or "none"
+        return per_entity(self.invoice_review, legal_entity, "none")
 
     def consolidated_invoicing_for(
         self, legal_entity: str
     ) -> Literal["none", "customer", "customer_po"]:
         """Whether a legal entity's period closes go on one invoice per customer."""
-        modes = self.consolidated_invoicing
-        return modes.get(legal_entity) or modes.get("*") or "none"
+        return per_entity(self.consolidated_invoicing, legal_entity, "none")
 
     def purchase_order_required_for(self, legal_entity: str) -> bool:
         """Whether a legal entity's contracts need a purchase order number."""
-        required = self.purchase_order_required
-        return required.get(legal_entity, required.get("*", False))
+        return per_entity(self.purchase_order_required, legal_entity, False)
 
     legal_entity_details: dict[str, LegalEntityDetails] = Field(
         default_factory=dict,
@@ -521,13 +528,11 @@ class Settings(BaseSettings):
 
     def details_for(self, legal_entity: str) -> LegalEntityDetails:
         """A legal entity's address, tax id and payment instructions for its documents."""
-        details = self.legal_entity_details
-        return details.get(legal_entity) or details.get("*") or LegalEntityDetails()
+        return per_entity(self.legal_entity_details, legal_entity, LegalEntityDetails())
 
     def time_zone_for(self, legal_entity: str) -> str:
         """The time zone in which a legal entity's billing periods end."""
-        zones = self.legal_entity_time_zones
-        return zones.get(legal_entity) or zones.get("*") or "UTC"
+        return per_entity(self.legal_entity_time_zones, legal_entity, "UTC")
 
     def system_url(self, system: str) -> str:
         """Base URL of one system: its own setting, or the sandbox router for it."""

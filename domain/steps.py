@@ -427,6 +427,8 @@ class DunningInput(StepInput):
     currency: str
     due_on: date
     on: date
+    #: The consolidated invoice the invoice is a section of: the reminder is about that one.
+    consolidated_invoice_id: str | None = None
 
 
 class AmendmentInput(StepInput):

@@ -467,14 +467,18 @@ def _remind(
             due_on=inv.due_on,
             # The reminder's scheduled day, not today: a re-run sends the same reminder.
             on=dict(dunning_dates(inv.due_on, s.dunning_offsets)).get(level, now().date()),
+            consolidated_invoice_id=inv.consolidated_invoice_id,
         ),
         None,
         summary=f"dunning reminder {level} for {inv.number}",
     )
-    yield Record(
-        f"{'final ' if final else ''}reminder {level} for invoice {inv.number} recorded in "
-        f"CRM: {balance} {c.currency} outstanding"
-    )
+    what = f"{'final ' if final else ''}reminder {level} for invoice {inv.number}"
+    if inv.consolidated_invoice_id is not None:
+        # One reminder per consolidated invoice and level, whichever contract sends it.
+        what += f" (consolidated; this contract's section owes {balance} {c.currency})"
+        yield Record(f"{what} recorded in CRM")
+    else:
+        yield Record(f"{what} recorded in CRM: {balance} {c.currency} outstanding")
     if final and inv.invoice_id not in col.escalations.values():
         exception_id: str = yield OpenException(
             DUNNING_STEP,

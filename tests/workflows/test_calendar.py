@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,11 +24,17 @@ from temporalio.testing import WorkflowEnvironment
 
 from c2c.ports import free_port
 from c2c.settings import Settings
-from domain.models import ClosePeriod, ContractStatus
+from domain.consolidation import CustomerBillingKey, customer_billing_workflow_id
+from domain.models import ClosePeriod, ContractStatus, PaymentReceived
 from domain.names import SEARCH_ATTRIBUTES
 from domain.periods import Period
 from ledger import Ledger
-from starter.api.contracts import close_period_for, get_status, start_contract
+from starter.api.contracts import (
+    close_period_for,
+    get_status,
+    record_customer_payment,
+    start_contract,
+)
 from tests.support import venv_binary
 from tests.workflows.billing_helpers import pay, replay, start_active
 from tests.workflows.helpers import add_time, approval, items
@@ -118,6 +124,71 @@ async def test_dunning_escalates_and_a_payment_stops_it(
     await env.sleep(timedelta(days=40))
     assert len(await _reminders(sandbox, invoice.invoice_id)) == 3
     await replay(client, cid)
+
+
+async def test_a_consolidated_invoice_is_dunned_once_per_level(
+    skipping: tuple[WorkflowEnvironment, Settings], sandbox: httpx.AsyncClient
+) -> None:
+    """Two contracts' sections on one consolidated invoice fall overdue together: each
+    contract dunns its section, and the customer gets one reminder per level about the
+    invoice it received, with what is still outstanding on it."""
+    env, settings = skipping
+    client = env.client
+    po = f"PO-{uuid.uuid4().hex[:8]}"
+    cids = []
+    for hours in ("10", "5"):
+        cid, status = await start_active(
+            client,
+            settings,
+            end_date="2027-03-31",
+            payment_terms_days=10,
+            consolidated_invoicing="customer_po",
+            po_number=po,
+        )
+        await add_time(sandbox, status.refs["psa_project_id"], "Analyst", "2026-10-05", hours)
+        cids.append(cid)
+    await _until(env, cids[1], lambda s: any("joined" in h.event for h in s.history))
+    for cid in cids:
+        await close_period_for(client, cid, ClosePeriod(period="2026-10"))
+    sections = [(await _until(env, cid, lambda s: bool(s.invoices))).invoices[0] for cid in cids]
+    consolidated = sections[0].consolidated_invoice_id
+    assert consolidated and consolidated == sections[1].consolidated_invoice_id
+    owed = sum((s.total for s in sections), Decimal(0))
+
+    await env.sleep(timedelta(days=18))
+    for cid in cids:
+        await _until(env, cid, lambda s: s.invoices[0].dunning_level == 1)
+    [first] = await _reminders(sandbox, consolidated)
+    assert first["subject"] == f"Payment reminder 1 for invoice {sections[0].number}"
+    assert f"{owed} USD is outstanding" in first["body"]
+    for section in sections:  # none about a section, which the customer never saw
+        assert await _reminders(sandbox, section.invoice_id) == []
+
+    # The first section paid: its contract stops dunning, the other's reminder says what
+    # is left on the invoice.
+    await record_customer_payment(
+        client,
+        customer_billing_workflow_id(
+            CustomerBillingKey(
+                legal_entity="US01", crm_account_id="ACME-US", currency="USD", po_number=po
+            )
+        ),
+        PaymentReceived(
+            payment_id=f"pay-{po}",
+            invoice_id=consolidated,
+            amount=sections[0].total,
+            currency="USD",
+            received_on=date(2026, 11, 24),
+        ),
+    )
+    await _until(env, cids[0], lambda s: s.invoices[0].status == "paid")
+    await env.sleep(timedelta(days=7))
+    await _until(env, cids[1], lambda s: s.invoices[0].dunning_level == 2)
+    reminders = await _reminders(sandbox, consolidated)
+    assert len(reminders) == 2
+    assert f"{sections[1].total} USD is outstanding" in reminders[1]["body"]
+    for cid in cids:
+        await replay(client, cid)
 
 
 async def test_the_last_month_closes_after_the_month_boundary(
