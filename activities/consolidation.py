@@ -33,12 +33,15 @@ from domain.names import (
 from domain.steps import (
     APPLY_CONSOLIDATED_PAYMENT,
     ISSUE_CONSOLIDATED_INVOICE,
+    LOOK_UP_CONSOLIDATED_PAYMENT,
     RECORD_SECTION_INVOICED,
     SEND_TO_CUSTOMER_BILLING,
     ConsolidatedInvoiceInput,
     ConsolidatedPaymentInput,
     CustomerBillingMessage,
     PaymentApplied,
+    PaymentKnown,
+    PaymentLookUp,
     SectionInvoicedInput,
 )
 from domain.write_models import (
@@ -70,7 +73,12 @@ class ConsolidationActivities(StepActivities):
         """Signal the customer's billing workflow, starting it if it is not running. The
         message's ids (contract, section) make a resend a no-op there."""
         await self.write_audit(step.contract_id, step.audit)
-        start = step.start.model_copy(update={"cutoff_s": self.settings.consolidation_cutoff_s})
+        start = step.start.model_copy(
+            update={
+                "cutoff_s": self.settings.consolidation_cutoff_s,
+                "continue_as_new_events": self.settings.continue_as_new_events,
+            }
+        )
         if step.join is not None:
             name, message = SIGNAL_JOIN_BILLING, step.join.model_dump(mode="json")
         elif step.section is not None:
@@ -278,3 +286,13 @@ class ConsolidationActivities(StepActivities):
             amount_paid=payment.applied_amount,
             invoice_status="applied",
         )
+
+    @activity.defn(name=LOOK_UP_CONSOLIDATED_PAYMENT)
+    async def look_up_consolidated_payment(self, step: PaymentLookUp) -> PaymentKnown:
+        """Whether the customer's billing recorded the payment in the ERP before: a run
+        carries only its latest payment ids, and the ledger keeps the cross-reference of every
+        payment ``apply_consolidated_payment`` recorded."""
+        owner = await asyncio.to_thread(
+            self.ledger.find_contract_by_xref, "erp", "payment", step.payment_id
+        )
+        return PaymentKnown(known=owner == step.contract_id)

@@ -851,8 +851,8 @@ class Settings(BaseSettings):
         ge=100,
         le=50_000,
         alias="C2C_CONTINUE_AS_NEW_EVENTS",
-        description="history events after which a contract continues as new at its next quiet "
-        "moment (the server may suggest it earlier)",
+        description="history events after which a contract or a customer's billing workflow "
+        "continues as new at its next quiet moment (the server may suggest it earlier)",
     )
     worker_queues: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

@@ -11,8 +11,9 @@ The names here are shared by the contract's workflow, the customer's and their a
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -79,6 +80,14 @@ class CustomerBillingStart(BaseModel):
     #: How long after a period's first section the invoice is made without the sections
     #: still missing (configuration; a late section goes on an invoice of its own).
     cutoff_s: float = 3600.0
+    #: History events after which the workflow continues as new once at rest
+    #: (``C2C_CONTINUE_AS_NEW_EVENTS``; the server may suggest it earlier). Runs started
+    #: before it was set have none and go by the server's suggestion alone.
+    continue_as_new_events: int | None = Field(default=None, exclude_if=lambda value: value is None)
+    #: From the second run on: what the runs before decided (``fold`` keeps it small).
+    carried: CustomerBillingCarried | None = Field(
+        default=None, exclude_if=lambda value: value is None
+    )
 
 
 class BillingMember(BaseModel):
@@ -240,3 +249,154 @@ class CustomerBillingStatus(BaseModel):
     invoices: list[ConsolidatedInvoice] = Field(default_factory=list)
     payments: list[str] = Field(default_factory=list)
     history: list[str] = Field(default_factory=list)
+    #: Which run of the workflow this is (it continues as new when its history is long).
+    run: int = 1
+    #: How many earlier history lines and payment ids earlier runs left behind.
+    history_omitted: int = 0
+    payments_forgotten: int = 0
+    #: Paid invoices of older periods folded away (not in ``invoices``): how many, and their
+    #: total.
+    settled_invoices: int = 0
+    settled_total: Money = ZERO
+
+
+#: Paid consolidated invoices of this many latest invoiced periods are carried whole into the
+#: next run; older paid ones fold (``fold``).
+CARRIED_SETTLED_PERIODS = 2
+#: The latest payment ids carried into the next run.
+CARRIED_PAYMENT_IDS = 100
+#: History lines a run hands to the next (the latest); the status counts the others.
+CARRIED_HISTORY_LINES = 20
+
+
+class FoldedInvoice(NamedTuple):
+    """A paid consolidated invoice folded away: what answering a section sent again and
+    routing a payment that names the invoice still need. Carried as a JSON array."""
+
+    invoice_id: str
+    number: str
+    invoice_date: date
+    due_on: date
+    period: str
+    batch: int
+    #: Its sections' contracts, in their order on it, as their places among the carried
+    #: members (which only ever grow); a section's id is ``section_id(contract, period)``.
+    #: An invoice whose sections are not so is never folded.
+    members: tuple[int, ...]
+
+    def contracts(self, members: list[str]) -> list[str]:
+        """Its sections' contracts, given the contract ids of the members in order."""
+        return [members[n] for n in self.members]
+
+    def section_ids(self, members: list[str]) -> list[str]:
+        return [section_id(cid, self.period) for cid in self.contracts(members)]
+
+
+class CustomerBillingCarried(BaseModel):
+    """What one run of ``CustomerBilling`` hands to the next when it continues as new: its
+    whole state, folded (``fold``) so that it grows with what is open, not with the years."""
+
+    #: Which run this is: 2 for the first continuation.
+    run: int = Field(ge=2)
+    #: Every contract that joined, and those of them that left.
+    members: list[BillingMember] = Field(default_factory=list)
+    left: list[str] = Field(default_factory=list)
+    #: The sections kept: waiting for their invoice, on an invoice still held, or empty
+    #: (those of the latest periods); in the order received.
+    sections: list[InvoiceSection] = Field(default_factory=list)
+    #: Where each kept section went: an invoice id, "" when empty.
+    placed: dict[str, str] = Field(default_factory=dict)
+    #: When each period's first waiting section came (its cut-off's start).
+    waiting_since: dict[str, datetime] = Field(default_factory=dict)
+    #: Invoices held whole: those with something owed, and the paid ones of the latest
+    #: ``CARRIED_SETTLED_PERIODS`` periods.
+    invoices: list[ConsolidatedInvoice] = Field(default_factory=list)
+    #: The older paid invoices, folded, oldest first.
+    folded: list[FoldedInvoice] = Field(default_factory=list)
+    #: How many invoices folded, and their total (all paid).
+    folded_total: Money = ZERO
+    #: The latest ``CARRIED_PAYMENT_IDS`` payment ids allocated or refused, in order, and how
+    #: many earlier ones were left behind (the ledger knows those the ERP recorded).
+    payments: list[str] = Field(default_factory=list)
+    payments_forgotten: int = 0
+    #: The latest history lines, and how many earlier ones were left behind.
+    history: list[str] = Field(default_factory=list)
+    history_omitted: int = 0
+
+
+def fold(state: CustomerBillingCarried) -> CustomerBillingCarried:
+    """``state`` with what is settled folded away.
+
+    An invoice folds when nothing is owed on it, it is not of the latest
+    ``CARRIED_SETTLED_PERIODS`` invoiced periods, and its sections' ids are those derived from
+    their contracts (members) and period; its sections fold with it into its
+    ``FoldedInvoice``. Empty sections fold once their period is older than those periods and
+    nothing of it waits.
+    Only the latest payment ids and history lines are kept, with a count of the others.
+    """
+    periods = sorted({i.period for i in state.invoices}, reverse=True)
+    place = {m.contract_id: n for n, m in enumerate(state.members)}
+    recent = set(periods[:CARRIED_SETTLED_PERIODS])
+    waiting = set(state.waiting_since) | {
+        s.period for s in state.sections if s.section_id not in state.placed
+    }
+
+    def folds(invoice: ConsolidatedInvoice) -> bool:
+        return (
+            invoice.balance <= 0
+            and invoice.period not in recent
+            and all(
+                s.contract_id in place and s.section_id == section_id(s.contract_id, invoice.period)
+                for s in invoice.sections
+            )
+        )
+
+    gone = [i for i in state.invoices if folds(i)]
+    kept = [i for i in state.invoices if not folds(i)]
+    held = {i.invoice_id for i in kept}
+    latest = periods[CARRIED_SETTLED_PERIODS - 1] if len(periods) >= CARRIED_SETTLED_PERIODS else ""
+
+    def keeps(section: InvoiceSection) -> bool:
+        where = state.placed.get(section.section_id)
+        if where is None:
+            return True  # waiting
+        if where == "":
+            return section.period >= latest or section.period in waiting
+        return where in held
+
+    sections = [s for s in state.sections if keeps(s)]
+    placed = {
+        s.section_id: state.placed[s.section_id] for s in sections if s.section_id in state.placed
+    }
+    payments = state.payments[-CARRIED_PAYMENT_IDS:]
+    history = state.history[-CARRIED_HISTORY_LINES:]
+    return state.model_copy(
+        update={
+            "sections": sections,
+            "placed": placed,
+            "invoices": kept,
+            "folded": [
+                *state.folded,
+                *(
+                    FoldedInvoice(
+                        invoice_id=i.invoice_id,
+                        number=i.number,
+                        invoice_date=i.invoice_date,
+                        due_on=i.due_on,
+                        period=i.period,
+                        batch=i.batch,
+                        members=tuple(place[s.contract_id] for s in i.sections),
+                    )
+                    for i in gone
+                ),
+            ],
+            "folded_total": state.folded_total + sum((i.total for i in gone), ZERO),
+            "payments": payments,
+            "payments_forgotten": state.payments_forgotten + len(state.payments) - len(payments),
+            "history": history,
+            "history_omitted": state.history_omitted + len(state.history) - len(history),
+        }
+    )
+
+
+CustomerBillingStart.model_rebuild()

@@ -18,6 +18,12 @@ as a ``payment_received`` under a derived payment id, which it applies once.
 Every message is kept once by its id (section id, payment id), and every answer goes again
 to a contract that sends its section again (a contract reset to before its period close): an
 answer the contract already recorded changes nothing there.
+
+It lives as long as the customer, so it continues as new when its history is long, at rest
+(inbox empty, no step or signal in flight, no invoice due): the next run starts from its
+state folded by ``domain.consolidation.fold`` (``CustomerBillingStart.carried``), which keeps
+what is open and folds paid invoices of older periods into what a resend or a payment naming
+them still needs.
 """
 
 from __future__ import annotations
@@ -34,14 +40,19 @@ with workflow.unsafe.imports_passed_through():
         BillingMember,
         ConsolidatedInvoice,
         ConsolidatedInvoiceIssued,
+        CustomerBillingCarried,
         CustomerBillingStart,
         CustomerBillingStatus,
+        FoldedInvoice,
         InvoiceSection,
         SectionShare,
         allocate,
         consolidated_reference,
+        fold,
+        section_id,
     )
     from domain.models import PaymentReceived, SectionCredited, SectionInvoiced
+    from domain.money import ZERO
     from domain.names import (
         CUSTOMER_BILLING_WORKFLOW_TYPE,
         QUERY_STATUS,
@@ -58,13 +69,17 @@ with workflow.unsafe.imports_passed_through():
     from domain.steps import (
         APPLY_CONSOLIDATED_PAYMENT,
         ISSUE_CONSOLIDATED_INVOICE,
+        LOOK_UP_CONSOLIDATED_PAYMENT,
         RENDER_CONSOLIDATED_INVOICE_DOCUMENTS,
         ConsolidatedDocumentsInput,
         ConsolidatedDocumentsRendered,
         ConsolidatedInvoiceInput,
         ConsolidatedPaymentInput,
         PaymentApplied,
+        PaymentKnown,
+        PaymentLookUp,
     )
+    from workflows.history_length import history_is_long
     from workflows.policies import STEP_RETRY, STEP_TIMEOUT
 
 #: The customer's ERP steps retry transient failures without end: no person waits on them,
@@ -78,6 +93,10 @@ ERP_RETRY = RetryPolicy(
 
 #: History lines the status keeps (the latest).
 HISTORY_LINES = 200
+
+#: The patch that lets a running customer's billing continue as new: runs recorded before it
+#: never did, and replay them as they were.
+CONTINUE_AS_NEW_PATCH = "customer-billing-continue-as-new"
 
 #: Marks runs that render each consolidated invoice's documents (a step after the invoice is
 #: issued): a history recorded before it replays without the step.
@@ -103,6 +122,50 @@ class CustomerBilling:
         self.history: list[str] = []
         #: Messages in arrival order, each decided against what those before it decided.
         self.inbox: list[tuple[str, Message]] = []
+        #: Which run this is, and what earlier runs folded away (``domain.consolidation.fold``).
+        self.run_number = 1
+        self.folded: list[FoldedInvoice] = []
+        self.folded_total = ZERO
+        self.payments_forgotten = 0
+        self.history_omitted = 0
+        self._continue_declined = False
+        if start.carried is not None:
+            self._resume(start.carried)
+
+    def _resume(self, carried: CustomerBillingCarried) -> None:
+        """Start from the state the run before handed over."""
+        self.run_number = carried.run
+        self.members = {m.contract_id: m for m in carried.members}
+        self.left = set(carried.left)
+        self.sections = {s.section_id: s for s in carried.sections}
+        self.placed = dict(carried.placed)
+        self.waiting_since = dict(carried.waiting_since)
+        self.invoices = list(carried.invoices)
+        self.folded = list(carried.folded)
+        self.folded_total = carried.folded_total
+        self.payments = list(carried.payments)
+        self.payments_forgotten = carried.payments_forgotten
+        self.history = list(carried.history)
+        self.history_omitted = carried.history_omitted
+
+    def _carry(self) -> CustomerBillingCarried:
+        return fold(
+            CustomerBillingCarried(
+                run=self.run_number + 1,
+                members=list(self.members.values()),
+                left=sorted(self.left),
+                sections=list(self.sections.values()),
+                placed=self.placed,
+                waiting_since=self.waiting_since,
+                invoices=self.invoices,
+                folded=self.folded,
+                folded_total=self.folded_total,
+                payments=self.payments,
+                payments_forgotten=self.payments_forgotten,
+                history=self.history,
+                history_omitted=self.history_omitted,
+            )
+        )
 
     # ------------------------------------------------------------------ messages
 
@@ -141,6 +204,11 @@ class CustomerBilling:
             invoices=self.invoices,
             payments=self.payments,
             history=self.history,
+            run=self.run_number,
+            history_omitted=self.history_omitted,
+            settled_invoices=len(self.folded),
+            settled_total=self.folded_total,
+            payments_forgotten=self.payments_forgotten,
         )
 
     # ------------------------------------------------------------------ the loop
@@ -148,6 +216,8 @@ class CustomerBilling:
     @workflow.run
     async def run(self, start: CustomerBillingStart) -> None:
         while True:
+            if self._continue_as_new_due():
+                self._continue_as_new()
             due = self._next_cutoff()
             timeout = None if due is None else max(due - workflow.now(), timedelta(0))
             with suppress(TimeoutError):
@@ -163,9 +233,32 @@ class CustomerBilling:
                 await self._issue(period)
 
     def _record(self, line: str) -> None:
-        self.history = [*self.history, f"{workflow.now():%Y-%m-%d %H:%M:%S} {line}"][
-            -HISTORY_LINES:
-        ]
+        history = [*self.history, f"{workflow.now():%Y-%m-%d %H:%M:%S} {line}"]
+        self.history_omitted += max(len(history) - HISTORY_LINES, 0)
+        self.history = history[-HISTORY_LINES:]
+
+    # ------------------------------------------------------------------ continue-as-new
+
+    def _continue_as_new_due(self) -> bool:
+        """Whether the history is long enough to hand over, and the workflow is at rest: no
+        message waits, no invoice is due, no handler is at work (the loop calls this between
+        its steps, so no step or signal to a contract is in flight)."""
+        if self._continue_declined or self.inbox or self._ready() is not None:
+            return False
+        long = history_is_long(self.start.continue_as_new_events)
+        return long and workflow.all_handlers_finished()
+
+    def _continue_as_new(self) -> None:
+        """Hand the customer's billing over to a new run with everything decided so far."""
+        if not workflow.patched(CONTINUE_AS_NEW_PATCH):
+            # A run recorded before the patch went on in one run: replay it so.
+            self._continue_declined = True
+            return
+        self._record(
+            f"history continued in run {self.run_number + 1} "
+            f"({workflow.info().get_current_history_length()} events in run {self.run_number})"
+        )
+        workflow.continue_as_new(self.start.model_copy(update={"carried": self._carry()}))
 
     async def _decide(self, kind: str, message: Message) -> None:
         if kind == "join" and isinstance(message, BillingMember):
@@ -186,6 +279,14 @@ class CustomerBilling:
 
     async def _take_section(self, section: InvoiceSection) -> None:
         sid = section.section_id
+        folded = self._folded_with(section)
+        if folded is not None:
+            # Sent again after its paid invoice folded: answered again with the invoice as it
+            # was issued and the section's figures as sent (a contract sends them from its
+            # ledger record of the section, the same each time).
+            self._record(f"section {sid} sent again: answered again")
+            await self._answer(folded, section)
+            return
         if sid in self.sections:
             # Sent again (a contract reset, a retried step): the first is kept, and a section
             # already on an invoice is answered again.
@@ -219,7 +320,27 @@ class CustomerBilling:
     def _sent(self, contract_id: str, period: str) -> bool:
         return any(
             s.contract_id == contract_id and s.period == period for s in self.sections.values()
+        ) or any(
+            f.period == period and contract_id in f.contracts(list(self.members))
+            for f in self.folded
         )
+
+    def _folded_with(self, section: InvoiceSection) -> FoldedInvoice | None:
+        """The folded invoice a section is on, if it is on one."""
+        return next(
+            (
+                f
+                for f in self.folded
+                if f.period == section.period
+                and section.section_id in f.section_ids(list(self.members))
+            ),
+            None,
+        )
+
+    def _next_batch(self, period: str) -> int:
+        """The number of the next invoice of ``period``: one more than those made of it."""
+        made = [*(i.period for i in self.invoices), *(f.period for f in self.folded)]
+        return 1 + made.count(period)
 
     def _ready(self) -> str | None:
         """The first period whose waiting sections go on an invoice now: every member that
@@ -244,7 +365,7 @@ class CustomerBilling:
             ),
             key=lambda s: s.contract_id,
         )
-        batch = 1 + sum(1 for i in self.invoices if i.period == period)
+        batch = self._next_batch(period)
         reference = consolidated_reference(period, batch)
         try:
             issued: ConsolidatedInvoiceIssued = await workflow.execute_activity(
@@ -321,8 +442,11 @@ class CustomerBilling:
         self._record(f"documents of {invoice.number} archived: {kinds}")
         return invoice.model_copy(update={"documents": rendered.documents})
 
-    async def _answer(self, invoice: ConsolidatedInvoice, section: InvoiceSection) -> None:
-        """Tell a contract where its section is; a contract that is gone is noted."""
+    async def _answer(
+        self, invoice: ConsolidatedInvoice | FoldedInvoice, section: InvoiceSection
+    ) -> None:
+        """Tell a contract where its section is; a contract that is gone is noted. (A folded
+        invoice was paid: a contract that holds its section has its documents already.)"""
         answer = SectionInvoiced(
             section_id=section.section_id,
             period=section.period,
@@ -334,7 +458,10 @@ class CustomerBilling:
             invoice_date=invoice.invoice_date,
             due_on=invoice.due_on,
             customer_billing_id=workflow.info().workflow_id,
-            documents={d.kind: d.sha256 for d in invoice.documents},
+            documents={
+                d.kind: d.sha256
+                for d in (invoice.documents if isinstance(invoice, ConsolidatedInvoice) else [])
+            },
         )
         await self._signal(section.contract_id, SIGNAL_SECTION_INVOICED, answer)
 
@@ -367,12 +494,15 @@ class CustomerBilling:
 
     async def _take_payment(self, payment: PaymentReceived) -> None:
         pid = payment.payment_id
+        if pid not in self.payments and self.payments_forgotten and await self._recorded(pid):
+            self.payments = [*self.payments, pid]
         if pid in self.payments:
             self._record(f"payment {pid} already allocated: ignored")
             return
         named = payment.invoice_id
+        invoices = [*self.invoices, *self._revived(named)]
         invoice = next(
-            (i for i in self.invoices if named in (i.invoice_id, i.number)),
+            (i for i in invoices if named in (i.invoice_id, i.number)),
             None,
         )
         if invoice is None or payment.currency != self.start.key.currency:
@@ -396,10 +526,10 @@ class CustomerBilling:
             summary=f"payment {pid} on {invoice.number}",
         )
         self.payments = [*self.payments, pid]
-        parts = allocate(pid, payment.amount, self.invoices, invoice.invoice_id)
+        parts = allocate(pid, payment.amount, invoices, invoice.invoice_id)
         for part in parts:
             owner = next(
-                i for i in self.invoices if part.section_id in {s.section_id for s in i.sections}
+                i for i in invoices if part.section_id in {s.section_id for s in i.sections}
             )
             for share in owner.sections:
                 if share.section_id == part.section_id:
@@ -419,3 +549,41 @@ class CustomerBilling:
                     consolidated_invoice_id=owner.invoice_id,
                 ),
             )
+
+    def _revived(self, named: str | None) -> list[ConsolidatedInvoice]:
+        """A folded invoice a payment names, as a paid invoice: the payment is then allocated
+        as it would have been before the fold (to what is open, the rest to its first
+        section's contract as unapplied cash). It stays folded."""
+        return [
+            ConsolidatedInvoice(
+                invoice_id=f.invoice_id,
+                number=f.number,
+                invoice_date=f.invoice_date,
+                due_on=f.due_on,
+                subtotal=ZERO,
+                tax=ZERO,
+                total=ZERO,
+                period=f.period,
+                batch=f.batch,
+                reference=consolidated_reference(f.period, f.batch),
+                sections=[
+                    SectionShare(section_id=section_id(cid, f.period), contract_id=cid, total=ZERO)
+                    for cid in f.contracts(list(self.members))
+                ],
+            )
+            for f in self.folded
+            if named in (f.invoice_id, f.number)
+        ]
+
+    async def _recorded(self, payment_id: str) -> bool:
+        """Whether an earlier run recorded the payment in the ERP: runs carry only the latest
+        payment ids, and the ledger keeps the cross-reference of every payment recorded."""
+        known: PaymentKnown = await workflow.execute_local_activity(
+            LOOK_UP_CONSOLIDATED_PAYMENT,
+            PaymentLookUp(contract_id=workflow.info().workflow_id, payment_id=payment_id),
+            result_type=PaymentKnown,
+            start_to_close_timeout=STEP_TIMEOUT,
+            retry_policy=ERP_RETRY,
+            summary=f"look up payment {payment_id}",
+        )
+        return known.known

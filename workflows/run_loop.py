@@ -76,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
         RunStep,
     )
     from workflows.execution import Aborted
+    from workflows.history_length import history_is_long
     from workflows.holds import INBOX_STEP, Holds, Refused
     from workflows.releases import ERP_ONBOARDING_ONE_STEP, NEW_IN_RELEASE
     from workflows.state import Inbound
@@ -675,14 +676,10 @@ class RunLoop(Holds):
         """
         if self._continue_declined or self._lock.locked():
             return False
-        info = workflow.info()
         threshold = (
             self.s.validated.continue_as_new_events if self.s.validated is not None else None
         )
-        long = info.is_continue_as_new_suggested() or (
-            threshold is not None and info.get_current_history_length() >= threshold
-        )
-        return long and workflow.all_handlers_finished()
+        return history_is_long(threshold) and workflow.all_handlers_finished()
 
     def _continue_as_new(self) -> None:
         """Hand the contract over to a new run with everything decided so far."""

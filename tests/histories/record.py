@@ -5,7 +5,8 @@ Run by hand from the repository root, only when a recording is due (see README.m
     /tmp/venv/bin/python -m tests.histories.record [NAME ...]
 
 With names (``continued_as_new``), only those contracts are recorded (``customer_billing``:
-the customer billing workflow's history, under ``customer_billing/``). It starts its own
+the customer billing workflow's history, under ``customer_billing/``;
+``customer_billing_continued``: the runs of one that continued as new). It starts its own
 Temporal dev server, sandbox, ledger and worker in a temporary directory, drives one
 representative contract per file to a resting or final state, and writes each workflow's
 history to ``tests/histories/<name>.json`` (``<name>_run<n>.json`` for each run of a contract
@@ -302,11 +303,65 @@ async def customer_billing(r: Recorder, cid: str) -> str:
     return workflow_id
 
 
+async def customer_billing_continued(r: Recorder, cid: str) -> str:
+    """Two contracts of one customer, on the worker that hands over after few events, bill
+    May to October, each month's consolidated invoice paid in full: the customer's billing
+    continues as new, its older paid invoices folded. Returns its workflow id."""
+    po = f"PO-{cid}"
+    cids = [f"{cid}-1", f"{cid}-2"]
+    periods = ["2026-05", "2026-06", "2026-07", "2026-08", "2026-09", "2026-10"]
+    for n, each in enumerate(cids):
+        status = await r.start(
+            each,
+            queue=SHORT_QUEUE,
+            consolidated_invoicing="customer_po",
+            po_number=po,
+            start_date="2026-05-01",
+        )
+        await wait_for(
+            r.client,
+            each,
+            lambda s: any("joined the consolidated invoicing" in h.event for h in s.history),
+            what="joined",
+        )
+        for period in periods:
+            await r.time(status, f"{period}-05", str(2 + n))
+    key = CustomerBillingKey(
+        legal_entity="US01", crm_account_id="ACME-US", currency="USD", po_number=po
+    )
+    workflow_id = customer_billing_workflow_id(key)
+    for period in periods:
+        for each in cids:
+            await r.close(each, period)
+        invoice = None
+        while invoice is None:
+            status = await customer_billing_status(r.client, workflow_id)
+            invoice = next((i for i in status.invoices if i.period == period), None)
+            await asyncio.sleep(0.2)
+        payment = PaymentReceived(
+            payment_id=f"pay-{cid}-{period}",
+            invoice_id=invoice.invoice_id,
+            amount=invoice.total,
+            currency="USD",
+            received_on=date(2026, 11, 23),
+        )
+        await record_customer_payment(r.client, workflow_id, payment)
+        while any(i.balance for i in status.invoices if i.period == period):
+            await asyncio.sleep(0.2)
+            status = await customer_billing_status(r.client, workflow_id)
+    return workflow_id
+
+
 async def run_ids(client: Client, cid: str) -> list[str]:
     """The contract's runs, oldest first."""
+    return await workflow_runs(client, contract_workflow_id(cid))
+
+
+async def workflow_runs(client: Client, workflow_id: str) -> list[str]:
+    """A workflow's runs, oldest first."""
     runs = [
         (e.start_time, e.run_id)
-        async for e in client.list_workflows(f'WorkflowId = "{contract_workflow_id(cid)}"')
+        async for e in client.list_workflows(f'WorkflowId = "{workflow_id}"')
     ]
     return [run_id for _, run_id in sorted(runs)]
 
@@ -355,6 +410,20 @@ async def write_histories(client: Client, name: str, cid: str) -> None:
         print(f"{path.name}: {len(history.events)} events")
 
 
+async def write_customer_billing_runs(client: Client, workflow_id: str) -> None:
+    """A customer's billing that continued as new: its first run (``continued_run1.json``,
+    ending in continue-as-new), its second (``continued_run2.json``, started from carried
+    state) and its last (``continued_last.json``, still running)."""
+    runs = await workflow_runs(client, workflow_id)
+    assert len(runs) > 2, f"{workflow_id} continued as new {len(runs) - 1} times"
+    files = {"continued_run1": runs[0], "continued_run2": runs[1], "continued_last": runs[-1]}
+    for name, run_id in files.items():
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        path = CUSTOMER_BILLING / f"{name}.json"
+        path.write_text(history.to_json() + "\n")
+        print(f"customer_billing/{path.name}: {len(history.events)} events")
+
+
 async def record(state: Path, names: list[str]) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=venv_binary("temporal"),
@@ -393,6 +462,10 @@ async def record(state: Path, names: list[str]) -> None:
                     path = CUSTOMER_BILLING / "running.json"
                     path.write_text(history.to_json() + "\n")
                     print(f"{path.name}: {len(history.events)} events")
+                if not names or customer_billing_continued.__name__ in names:
+                    workflow_id = await customer_billing_continued(recorder, "H-cb-continued")
+                    await resting(env.client, workflow_id, contract=False)
+                    await write_customer_billing_runs(env.client, workflow_id)
                 for drive in CONTRACTS:
                     name = drive.__name__
                     if names and name not in names:

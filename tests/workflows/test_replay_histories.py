@@ -18,6 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from domain.carried import ContractRun
+from domain.consolidation import CustomerBillingStart
 from domain.names import BillingModel, contract_workflow_id
 from workflows.contract_to_cash import ContractToCash
 from workflows.customer_billing import CustomerBilling
@@ -76,6 +77,24 @@ async def test_committed_customer_billing_history_replays_on_todays_code(path: P
             f"change with workflow.patched (see {SHIPPING}).",
             pytrace=False,
         )
+
+
+def test_a_committed_customer_billing_history_starts_from_folded_carried_state() -> None:
+    """A customer's billing that continued as new: one run ends in the hand-over, and a later
+    one starts from carried state with paid invoices folded."""
+    texts = [path.read_text() for path in CUSTOMER_BILLING_FILES]
+    assert any("CONTINUED_AS_NEW" in text for text in texts), "no run ends in continue-as-new"
+    converter = pydantic_data_converter.payload_converter
+    starts = [
+        converter.from_payload(
+            WorkflowHistory.from_json("customer-billing", text)
+            .events[0]
+            .workflow_execution_started_event_attributes.input.payloads[0],
+            CustomerBillingStart,
+        )
+        for text in texts
+    ]
+    assert any(s.carried and s.carried.folded for s in starts), "no carried run folded invoices"
 
 
 def test_a_committed_history_starts_from_carried_state() -> None:
