@@ -26,7 +26,13 @@ from starter.api.customer_billing import (
     list_customer_billing,
 )
 from starter.api.fields import problems
-from starter.dashboard.pages import DashboardError, _temporal, render, viewer
+from starter.dashboard.pages import (
+    DashboardError,
+    _temporal,
+    check_own_entity,
+    render,
+    viewer,
+)
 from starter.dashboard.views import Problem
 
 log = get_logger("c2c.dashboard")
@@ -57,16 +63,9 @@ async def customer_billing_list(request: Request) -> Response:
     """The customers' billing workflows, filtered by the query string."""
     session = viewer(request)
     filters = _filters(request)
-    identity = session.identity
-    if filters.legal_entity and not identity.sees(filters.legal_entity):
-        raise DashboardError(
-            403,
-            f"{filters.legal_entity} is not one of your legal entities "
-            f"({'+'.join(sorted(identity.entities or ()))})",
-            field="legal_entity",
-        )
+    check_own_entity(session.identity, filters.legal_entity)
     client = await _temporal(context_of(request))
-    rows = await list_customer_billing(client, filters, entities=identity.entities)
+    rows = await list_customer_billing(client, filters, entities=session.identity.entities)
     return render(
         request,
         "customer_billings.html",

@@ -44,7 +44,7 @@ from domain.names import (
 )
 from ledger.books import AGING_BUCKETS
 from starter.api import contracts, scope
-from starter.api.auth import Role, TokenTable, tokens_of
+from starter.api.auth import Identity, Role, TokenTable, tokens_of
 from starter.api.context import ApiContext, context_of
 from starter.api.documents import DocumentUnavailable
 from starter.api.invoice_documents import KINDS, read_invoice_document
@@ -339,6 +339,21 @@ async def _to_login(_: Request, exc: Exception) -> Response:
     return RedirectResponse(f"/login?next={quote(exc.next_url)}", status_code=303)
 
 
+def check_own_entity(identity: Identity, legal_entity: str | None) -> None:
+    """Refuse a filter on a legal entity the login may not see.
+
+    Raises:
+        DashboardError: ``403`` naming the login's own entities.
+    """
+    if legal_entity and not identity.sees(legal_entity):
+        raise DashboardError(
+            403,
+            f"{legal_entity} is not one of your legal entities "
+            f"({'+'.join(sorted(identity.entities or ()))})",
+            field="legal_entity",
+        )
+
+
 def refuse(problems: list[Problem]) -> DashboardError:
     """A ``422`` naming every invalid field."""
     return DashboardError(422, "; ".join(str(p) for p in problems), field=problems[0].field)
@@ -355,13 +370,7 @@ async def home(request: Request) -> Response:
     if problems:
         raise refuse(problems)
     identity = session.identity
-    if filters.legal_entity and not identity.sees(filters.legal_entity):
-        raise DashboardError(
-            403,
-            f"{filters.legal_entity} is not one of your legal entities "
-            f"({'+'.join(sorted(identity.entities or ()))})",
-            field="legal_entity",
-        )
+    check_own_entity(identity, filters.legal_entity)
     context = context_of(request)
     # Each section reads its own source; one that fails says so and the others still show.
     pipeline, queue, report, api_budget, drafts = await asyncio.gather(
