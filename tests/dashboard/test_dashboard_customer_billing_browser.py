@@ -15,31 +15,21 @@ from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 from pydantic import SecretStr
-from temporalio.client import Client
 
 from c2c.settings import Settings
 from tests.dashboard.helpers import log_in
 from tests.dashboard.test_dashboard_browser import CHROMIUM, browser, expect, shot
 from tests.support import serve
-from tests.workflows.billing_helpers import Billed, billed_and_paid_in_part
+from tests.workflows.billing_helpers import Billed, billed
 
-__all__ = ["browser"]  # the fixture, shared with the dashboard's other browser tests
+__all__ = ["billed", "browser"]  # fixtures shared with other tests
 
 pytestmark = [pytest.mark.usefixtures("worker"), pytest.mark.slow]
 needs_chromium = pytest.mark.skipif(
     not CHROMIUM.is_file(), reason=f"no Chromium at {CHROMIUM} (apt-get install -y chromium)"
 )
 UK_TOKEN = "cb-dash-uk-viewer-token-6e0d"
-
-
-@pytest_asyncio.fixture(scope="module")
-async def billed(
-    worker: Any, temporal_client: Client, settings: Settings, sandbox_url: str
-) -> Billed:
-    async with httpx.AsyncClient(base_url=sandbox_url, timeout=30) as sandbox:
-        return await billed_and_paid_in_part(temporal_client, settings, sandbox)
 
 
 @needs_chromium

@@ -11,9 +11,10 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest_asyncio
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, Worker
 
 from c2c.settings import Settings
 from domain.consolidation import CustomerBillingKey, customer_billing_workflow_id
@@ -179,3 +180,12 @@ async def billed_and_paid_in_part(
     else:
         raise AssertionError(f"contract {first} did not leave: {billing.history}")
     return Billed(sorted(cids), workflow_id, number, payment_id, totals, paid)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def billed(
+    worker: Worker, temporal_client: Client, settings: Settings, sandbox_url: str
+) -> Billed:
+    """``billed_and_paid_in_part``, once for the module that imports this fixture."""
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=30) as sandbox:
+        return await billed_and_paid_in_part(temporal_client, settings, sandbox)

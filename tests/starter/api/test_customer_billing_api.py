@@ -9,11 +9,7 @@ sandbox's ERP and the ledger.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -23,25 +19,19 @@ import httpx
 import pytest
 import pytest_asyncio
 from pydantic import SecretStr
-from temporalio.client import Client
 
 from c2c.settings import Settings
 from domain.consolidation import CustomerBillingStatus
+from tests.starter.helpers import cli_environment, run_c2c
 from tests.support import serve
-from tests.workflows.billing_helpers import Billed, billed_and_paid_in_part
+from tests.workflows.billing_helpers import Billed, billed
+
+__all__ = ["billed"]  # the fixture, from the billing test helpers
 
 pytestmark = pytest.mark.usefixtures("worker")
 
 VIEWER = "cb-viewer-token-5d2e81"
 UK_VIEWER = "cb-uk-viewer-token-0a9c"
-
-
-@pytest_asyncio.fixture(scope="module")
-async def billed(
-    worker: Any, temporal_client: Client, settings: Settings, sandbox_url: str
-) -> Billed:
-    async with httpx.AsyncClient(base_url=sandbox_url, timeout=30) as sandbox:
-        return await billed_and_paid_in_part(temporal_client, settings, sandbox)
 
 
 @pytest.fixture(scope="module")
@@ -144,46 +134,27 @@ async def test_tokens_see_only_their_entities_customers(secured_url: str, billed
         assert hidden.status_code == 404
 
 
-async def c2c(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run ``c2c`` as a user would, in its own process, while the worker (on this event
-    loop) answers the queries the API makes meanwhile."""
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "starter.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def _env(api_url: str, state: Path, token: str | None = None) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("C2C_", "TEMPORAL_"))}
-    return {
-        **clean,
-        "C2C_API_URL": api_url,
-        "C2C_STATE_DIR": str(state),
-        **({"C2C_API_TOKEN": token} if token else {}),
-    }
+    token_variable = {"C2C_API_TOKEN": token} if token else {}
+    return cli_environment(C2C_API_URL=api_url, C2C_STATE_DIR=str(state), **token_variable)
 
 
 async def test_the_cli_lists_and_shows_a_customers_billing_through_the_api(
     api_url: str, billed: Billed, tmp_path: Path
 ) -> None:
     env = _env(api_url, tmp_path)
-    listed = await c2c(
+    listed = await run_c2c(
         "billing", "customers", "--legal-entity", "US01", "--customer", "ACME-US", env=env
     )
     assert listed.returncode == 0, listed.stderr
     [line] = [x for x in listed.stdout.splitlines() if x.startswith(billed.workflow_id)]
     open_balance = sum(billed.totals, Decimal(0)) - sum(billed.paid, Decimal(0))
     assert "customer_po" in line and f"{open_balance} USD" in line and billed.number in line
-    as_json = await c2c("billing", "customers", "--status", "all", "--json", env=env)
+    as_json = await run_c2c("billing", "customers", "--status", "all", "--json", env=env)
     assert as_json.returncode == 0, as_json.stderr
     assert _row(json.loads(as_json.stdout), billed.workflow_id) is not None
 
-    shown = await c2c("billing", "customer", billed.workflow_id, env=env)
+    shown = await run_c2c("billing", "customer", billed.workflow_id, env=env)
     assert shown.returncode == 0, shown.stderr
     text = shown.stdout
     assert text.startswith(f"Customer billing {billed.workflow_id}")
@@ -194,7 +165,7 @@ async def test_the_cli_lists_and_shows_a_customers_billing_through_the_api(
         [section] = [x for x in text.splitlines() if x.strip().startswith(f"SEC-{cid}-2026-10")]
         assert section.split()[1:5] == [cid, str(total), str(paid), str(total - paid)]
     assert billed.payment_id in text and "consolidated invoice" in text
-    detail = await c2c("billing", "customer", billed.workflow_id, "--json", env=env)
+    detail = await run_c2c("billing", "customer", billed.workflow_id, "--json", env=env)
     assert detail.returncode == 0, detail.stderr
     assert json.loads(detail.stdout)["payments"] == [billed.payment_id]
 
@@ -202,12 +173,13 @@ async def test_the_cli_lists_and_shows_a_customers_billing_through_the_api(
 async def test_the_cli_names_a_refused_filter_and_a_missing_token(
     api_url: str, secured_url: str, billed: Billed, tmp_path: Path
 ) -> None:
-    bad = await c2c("billing", "customers", "--legal-entity", "us 01", env=_env(api_url, tmp_path))
+    env = _env(api_url, tmp_path)
+    bad = await run_c2c("billing", "customers", "--legal-entity", "us 01", env=env)
     assert bad.returncode == 2 and "--legal-entity:" in bad.stderr, bad.stderr
     nobody = "customer-billing-ZZ01-NOBODY-USD"
-    unknown = await c2c("billing", "customer", nobody, env=_env(api_url, tmp_path))
+    unknown = await run_c2c("billing", "customer", nobody, env=env)
     assert unknown.returncode == 1 and "no customer billing" in unknown.stderr
-    no_token = await c2c("billing", "customers", env=_env(secured_url, tmp_path))
+    no_token = await run_c2c("billing", "customers", env=_env(secured_url, tmp_path))
     assert no_token.returncode == 1 and "C2C_API_TOKEN" in no_token.stderr
-    scoped = await c2c("billing", "customers", env=_env(secured_url, tmp_path, UK_VIEWER))
+    scoped = await run_c2c("billing", "customers", env=_env(secured_url, tmp_path, UK_VIEWER))
     assert scoped.returncode == 0 and billed.workflow_id not in scoped.stdout
