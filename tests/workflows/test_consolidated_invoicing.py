@@ -30,61 +30,24 @@ from c2c.settings import Settings
 from c2c.signing import sign
 from connectors.registry import build_connectors
 from domain.consolidation import (
-    CustomerBillingKey,
     CustomerBillingStatus,
     InvoiceSection,
-    customer_billing_workflow_id,
 )
-from domain.models import ClosePeriod, ContractStatus, PaymentReceived
+from domain.models import ContractStatus, PaymentReceived
 from domain.names import SIGNAL_SUBMIT_SECTION, SIGNATURE_HEADER
 from domain.reconcile import ReconcileBatch
 from ledger import Ledger
 from ledger.books import aging
 from starter.api.contracts import (
-    close_period_for,
     customer_billing_status,
     record_customer_payment,
 )
 from tests.support import WEBHOOK_SECRET, serve
-from tests.workflows.billing_helpers import replay, start_active
-from tests.workflows.helpers import add_time, items, wait_for
+from tests.workflows.billing_helpers import consolidated_invoiced as _invoiced
+from tests.workflows.billing_helpers import replay
+from tests.workflows.billing_helpers import two_consolidating_contracts as _two_contracts
+from tests.workflows.helpers import items, wait_for
 from workflows.customer_billing import CustomerBilling
-
-
-async def _two_contracts(
-    client: Client, settings: Settings, sandbox: httpx.AsyncClient, hours: tuple[str, str]
-) -> tuple[list[str], str]:
-    """Two consolidating contracts of ACME-US under one fresh PO, each with approved time in
-    October 2026, both asked to close October; their customer billing workflow's id."""
-    po = f"PO-{uuid.uuid4().hex[:8]}"
-    cids = []
-    for worked in hours:
-        cid, status = await start_active(
-            client, settings, consolidated_invoicing="customer_po", po_number=po
-        )
-        await wait_for(
-            client,
-            cid,
-            lambda s: any("joined the consolidated invoicing" in h.event for h in s.history),
-            what="joined",
-        )
-        await add_time(sandbox, status.refs["psa_project_id"], "Analyst", "2026-10-05", worked)
-        cids.append(cid)
-    for cid in cids:
-        await close_period_for(client, cid, ClosePeriod(period="2026-10"))
-    key = CustomerBillingKey(
-        legal_entity="US01", crm_account_id="ACME-US", currency="USD", po_number=po
-    )
-    return cids, customer_billing_workflow_id(key)
-
-
-async def _invoiced(client: Client, cid: str) -> ContractStatus:
-    return await wait_for(
-        client,
-        cid,
-        lambda s: len(s.invoices) == 1 and s.invoices[0].consolidated_invoice_id is not None,
-        what="its section on the consolidated invoice",
-    )
 
 
 async def _paid(client: Client, cid: str, paid: Decimal) -> ContractStatus:
