@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
@@ -458,10 +458,17 @@ async def record_customer_payment(
     )
 
 
-async def customer_billing_status(client: Client, workflow_id: str) -> CustomerBillingStatus:
-    """The ``status`` query of a customer's billing workflow."""
-    return await client.get_workflow_handle(workflow_id).query(
-        QUERY_STATUS, result_type=CustomerBillingStatus
+async def customer_billing_status(
+    client: Client,
+    workflow_id: str,
+    *,
+    run_id: str | None = None,
+    rpc_timeout: timedelta | None = None,
+) -> CustomerBillingStatus:
+    """The ``status`` query of a customer's billing workflow (its latest run unless
+    ``run_id`` names one)."""
+    return await client.get_workflow_handle(workflow_id, run_id=run_id).query(
+        QUERY_STATUS, result_type=CustomerBillingStatus, rpc_timeout=rpc_timeout
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -33,6 +33,15 @@ from starter.api import contracts, scope
 from starter.api.auth import Identity, OperatorBody, authorize
 from starter.api.context import ApiContext, api_context
 from starter.api.contracts import ContractListItem
+from starter.api.customer_billing import (
+    CUSTOMER_PATTERN,
+    LEGAL_ENTITY_PATTERN,
+    CustomerBillingFilters,
+    CustomerBillingList,
+    RunStatus,
+    entity_of,
+    list_customer_billing,
+)
 from starter.api.errors import ApiError, error_responses, known_query_only
 from starter.api.middleware import bind_contract
 from starter.api.updates import rejection_reason
@@ -142,6 +151,42 @@ async def contract_status(
 
 
 @router.get(
+    "/customer-billing",
+    response_model=CustomerBillingList,
+    responses={**TEMPORAL, **error_responses(s403="`legal_entity` is not one of the token's")},
+    tags=["contracts"],
+)
+async def customer_billing_list(
+    status: RunStatus = Query(
+        default="running", description="the workflows' execution status, or `all`"
+    ),
+    legal_entity: str | None = Query(
+        default=None, pattern=LEGAL_ENTITY_PATTERN, description="only this legal entity's"
+    ),
+    customer: str | None = Query(
+        default=None, pattern=CUSTOMER_PATTERN, description="only this CRM account's"
+    ),
+    identity: Identity = Depends(authorize),
+    context: ApiContext = Depends(api_context),
+) -> CustomerBillingList:
+    """Customer billing workflows (consolidated invoicing), running ones unless ``status``
+    says otherwise: each one's key, mode, members, sections waiting, open balance and last
+    invoice (only the token's legal entities' for a scoped token)."""
+    if legal_entity and not identity.sees(legal_entity):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"legal_entity {legal_entity} is not one of this token's entities",
+            field="legal_entity",
+        )
+    filters = CustomerBillingFilters(status=status, legal_entity=legal_entity, customer=customer)
+    items = await list_customer_billing(
+        await context.temporal(), filters, entities=identity.entities
+    )
+    return CustomerBillingList(items=items)
+
+
+@router.get(
     "/customer-billing/{workflow_id}",
     response_model=CustomerBillingStatus,
     responses=error_responses(404, 502, 503),
@@ -157,6 +202,8 @@ async def customer_billing(
 ) -> CustomerBillingStatus:
     """A customer's consolidated invoicing: its member contracts, the sections waiting by
     period, its consolidated invoices with what is paid of each section, and its history."""
+    if not identity.sees(entity_of(workflow_id)):
+        raise ApiError(404, "not_found", f"no customer billing {workflow_id}")
     client = await context.temporal()
     try:
         status = await contracts.customer_billing_status(client, workflow_id)

@@ -22,6 +22,7 @@ from ledger.cli import ledger_app
 # docusign` and `c2c ops replay stripe` run.
 from starter.api import documents, docusign_webhook, invoice_documents, stripe_webhook  # noqa: F401
 from starter.cli.books import books_app, reconcile
+from starter.cli.customer_billing import customer, customers
 from starter.cli.events import events_app, subscriptions_app
 from starter.cli.kpis import kpis
 from starter.cli.ops import billing_app, contracts_app, fail, ops_app
@@ -45,6 +46,8 @@ ops_app.add_typer(events_app, name="events")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(billing_app, name="billing")
 billing_app.add_typer(schedule_app, name="schedule")
+billing_app.command("customers")(customers)
+billing_app.command("customer")(customer)
 app.add_typer(ops_app, name="ops")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(books_app, name="books")

@@ -58,7 +58,9 @@ EXIT_INVALID = 2
 
 contracts_app = typer.Typer(help="Start, inspect, amend and list contracts.", no_args_is_help=True)
 billing_app = typer.Typer(
-    help="Billing periods, credit notes and the review of draft invoices.", no_args_is_help=True
+    help="Billing periods, credit notes, the review of draft invoices and consolidated "
+    "invoicing's customer billing.",
+    no_args_is_help=True,
 )
 ops_app = typer.Typer(
     help="The exception queue (list, retry, skip, abort), dead letters (list, replay), resets, "
@@ -376,31 +378,34 @@ def _decide(exception_id: str, action: ExceptionAction, operator: str | None, no
     if operator is not None:
         # Counts only on an open API (no tokens configured); a protected API refuses first.
         body["operator"] = operator
-    api = settings.api_url.rstrip("/")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        answer = httpx.post(
-            f"{api}/api/exceptions/{exception_id}/{action.value}",
-            json=body,
-            headers=headers,
-            timeout=120,
-        )
-    except httpx.HTTPError as exc:
-        fail(f"cannot reach c2c's API at {api} (C2C_API_URL): {exc}")
+    answer = call_api("POST", f"/api/exceptions/{exception_id}/{action.value}", json=body)
     if answer.status_code in (401, 403):
         fail(
-            f"the API refused the decision ({_api_message(answer)}); set C2C_API_TOKEN to a "
+            f"the API refused the decision ({api_message(answer)}); set C2C_API_TOKEN to a "
             "token with the operator role"
         )
-    if answer.status_code == 409 and _api_code(answer) == "decision_rejected":
-        fail(f"the contract refused: {_api_message(answer)}")
+    if answer.status_code == 409 and api_code(answer) == "decision_rejected":
+        fail(f"the contract refused: {api_message(answer)}")
     if answer.status_code != 200:
-        fail(_api_message(answer))
+        fail(api_message(answer))
     stage = answer.json().get("stage", "unknown")
     typer.echo(f"{action.value}: exception {exception_id} resolved; the contract is now {stage}")
 
 
-def _api_code(answer: httpx.Response) -> str | None:
+def call_api(method: str, path: str, **request: Any) -> httpx.Response:
+    """A request to c2c's API (``C2C_API_URL``) with the token ``C2C_API_TOKEN`` if one is
+    set; exits 1 if the API cannot be reached."""
+    settings = get_settings()
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    api = settings.api_url.rstrip("/")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        return httpx.request(method, f"{api}{path}", headers=headers, timeout=120, **request)
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach c2c's API at {api} (C2C_API_URL): {exc}")
+
+
+def api_code(answer: httpx.Response) -> str | None:
     try:
         code = answer.json().get("error", {}).get("code")
     except (ValueError, AttributeError):
@@ -408,7 +413,7 @@ def _api_code(answer: httpx.Response) -> str | None:
     return code if isinstance(code, str) else None
 
 
-def _api_message(answer: httpx.Response) -> str:
+def api_message(answer: httpx.Response) -> str:
     try:
         message = answer.json().get("error", {}).get("message")
     except (ValueError, AttributeError):

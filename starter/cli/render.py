@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from domain.consolidation import CustomerBillingStatus
 from domain.models import ContractStatus
 from starter.api.contracts import ContractListItem
+from starter.api.customer_billing import CustomerBillingRow
 from starter.ops.dead_letters import DeadLetterItem
 from starter.ops.exception_queue import ExceptionItem
 from starter.ops.invoice_review import DraftItem
@@ -251,4 +254,98 @@ def status_text(status: ContractStatus, settled: Sequence[BillingFact] = ()) -> 
                 indent="  ",
             ),
         )
+    return "\n".join(lines)
+
+
+def customer_billing_table(items: Sequence[CustomerBillingRow]) -> str:
+    """``c2c billing customers``."""
+    if not items:
+        return "No customer billing workflows."
+    return table(
+        [
+            "WORKFLOW",
+            "ENTITY",
+            "CUSTOMER",
+            "PO",
+            "MODE",
+            "MEMBERS",
+            "WAITING",
+            "OPEN BALANCE",
+            "LAST INVOICE",
+            "STATUS",
+        ],
+        [
+            [
+                i.workflow_id,
+                i.legal_entity,
+                i.customer,
+                i.po_number or "-",
+                i.mode,
+                i.members,
+                i.sections_waiting,
+                "" if i.open_balance is None else f"{i.open_balance} {i.currency}",
+                f"{i.last_invoice_number} of {i.last_invoice_date}"
+                if i.last_invoice_number
+                else "-",
+                i.status if i.unreadable is None else f"{i.status} (unreadable: {i.unreadable})",
+            ]
+            for i in items
+        ],
+    )
+
+
+def customer_billing_text(status: CustomerBillingStatus) -> str:
+    """``c2c billing customer``: key, members, sections waiting, invoices section by section,
+    payments and history."""
+    key = status.key
+    balance = sum((i.balance for i in status.invoices), Decimal(0))
+    lines = [
+        f"Customer billing {status.workflow_id}",
+        f"  legal entity:    {key.legal_entity}",
+        f"  customer:        {key.crm_account_id}",
+        f"  currency:        {key.currency}",
+        *([f"  purchase order:  {key.po_number}"] if key.po_number else []),
+        f"  mode:            {status.mode}",
+        f"  open balance:    {balance} {key.currency}",
+    ]
+    lines += _section(
+        "Members",
+        table(
+            ["CONTRACT", "FIRST PERIOD", "LAST PERIOD"],
+            [[m.contract_id, m.first_period, m.last_period] for m in status.members],
+            indent="  ",
+        )
+        if status.members
+        else "  None.",
+    )
+    lines += _section(
+        "Sections waiting for an invoice",
+        table(
+            ["PERIOD", "SECTIONS"],
+            [[period, ", ".join(ids)] for period, ids in sorted(status.waiting.items())],
+            indent="  ",
+        )
+        if status.waiting
+        else "  None.",
+    )
+    lines += ["", "Invoices"]
+    if not status.invoices:
+        lines.append("  None yet.")
+    for invoice in status.invoices:
+        lines += [
+            f"  {invoice.number} ({invoice.invoice_id}) for {invoice.reference}: issued "
+            f"{invoice.invoice_date}, due {invoice.due_on}; subtotal {invoice.subtotal}, tax "
+            f"{invoice.tax}, total {invoice.total}, balance {invoice.balance} {key.currency}",
+            table(
+                ["SECTION", "CONTRACT", "TOTAL", "PAID", "BALANCE"],
+                [
+                    [s.section_id, s.contract_id, s.total, s.paid, s.balance]
+                    for s in invoice.sections
+                ],
+                indent="    ",
+            ),
+        ]
+    payments = ", ".join(status.payments) or "None."
+    history = "\n".join(f"  {line}" for line in status.history) or "  None."
+    lines += [*_section("Payments", f"  {payments}"), *_section("History", history)]
     return "\n".join(lines)

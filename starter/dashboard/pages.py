@@ -33,6 +33,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from c2c import json_input
 from c2c.logs import get_logger
 from c2c.settings import Settings
+from domain.consolidation import CustomerBillingKey, customer_billing_workflow_id
+from domain.models import ContractStatus
 from domain.names import (
     SA_BILLING_MODEL,
     SA_CUSTOMER_ID,
@@ -42,7 +44,7 @@ from domain.names import (
 )
 from ledger.books import AGING_BUCKETS
 from starter.api import contracts, scope
-from starter.api.auth import Role, TokenTable, tokens_of
+from starter.api.auth import Identity, Role, TokenTable, tokens_of
 from starter.api.context import ApiContext, context_of
 from starter.api.documents import DocumentUnavailable
 from starter.api.invoice_documents import KINDS, read_invoice_document
@@ -154,9 +156,10 @@ def install(app: FastAPI, settings: Settings, tokens: TokenTable) -> None:
             "dashboard sessions are signed with a key derived from the token digests alone; "
             "set C2C_SESSION_SECRET so that reading the configuration is not enough to sign one"
         )
-    from starter.dashboard import events, reconciliation
+    from starter.dashboard import customer_billing, events, reconciliation
 
     app.include_router(router)
+    app.include_router(customer_billing.router)
     app.include_router(reconciliation.router)
     app.include_router(events.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -336,6 +339,21 @@ async def _to_login(_: Request, exc: Exception) -> Response:
     return RedirectResponse(f"/login?next={quote(exc.next_url)}", status_code=303)
 
 
+def check_own_entity(identity: Identity, legal_entity: str | None) -> None:
+    """Refuse a filter on a legal entity the login may not see.
+
+    Raises:
+        DashboardError: ``403`` naming the login's own entities.
+    """
+    if legal_entity and not identity.sees(legal_entity):
+        raise DashboardError(
+            403,
+            f"{legal_entity} is not one of your legal entities "
+            f"({'+'.join(sorted(identity.entities or ()))})",
+            field="legal_entity",
+        )
+
+
 def refuse(problems: list[Problem]) -> DashboardError:
     """A ``422`` naming every invalid field."""
     return DashboardError(422, "; ".join(str(p) for p in problems), field=problems[0].field)
@@ -352,13 +370,7 @@ async def home(request: Request) -> Response:
     if problems:
         raise refuse(problems)
     identity = session.identity
-    if filters.legal_entity and not identity.sees(filters.legal_entity):
-        raise DashboardError(
-            403,
-            f"{filters.legal_entity} is not one of your legal entities "
-            f"({'+'.join(sorted(identity.entities or ()))})",
-            field="legal_entity",
-        )
+    check_own_entity(identity, filters.legal_entity)
     context = context_of(request)
     # Each section reads its own source; one that fails says so and the others still show.
     pipeline, queue, report, api_budget, drafts = await asyncio.gather(
@@ -443,6 +455,7 @@ async def contract_page(contract_id: str, request: Request) -> Response:
         log.warning("contract status unavailable", contract_id=contract_id, error=str(exc))
         raise DashboardError(502, "the contract's workflow could not answer") from None
     attributes = described.typed_search_attributes
+    customer_id, legal_entity = attributes.get(SA_CUSTOMER_ID), attributes.get(SA_LEGAL_ENTITY)
     ledger = await context.ledger()
     decided = await exception_queue.list_exceptions(ledger, contract_id=contract_id)
     status, settled = await contracts.from_ledger(status, ledger)
@@ -458,12 +471,30 @@ async def contract_page(contract_id: str, request: Request) -> Response:
             "status": described.status.name.lower() if described.status else "unknown",
             "started_at": described.start_time,
             "closed_at": described.close_time,
-            "customer_id": attributes.get(SA_CUSTOMER_ID),
-            "legal_entity": attributes.get(SA_LEGAL_ENTITY),
+            "customer_id": customer_id,
+            "legal_entity": legal_entity,
             "billing_model": attributes.get(SA_BILLING_MODEL),
         },
+        customer_billing=customer_billing_of(status, legal_entity, customer_id),
         decided=[e for e in decided if e.status != "open"],
     )
+
+
+def customer_billing_of(
+    status: ContractStatus, legal_entity: str | None, customer_id: str | None
+) -> str | None:
+    """The id of the customer billing workflow a consolidating contract sends its sections
+    to (``None`` for a contract invoiced on its own)."""
+    if status.consolidated_invoicing == "none" or not legal_entity or not customer_id:
+        return None
+    po = status.po_number if status.consolidated_invoicing == "customer_po" else None
+    key = CustomerBillingKey(
+        legal_entity=legal_entity,
+        crm_account_id=customer_id,
+        currency=status.currency,
+        po_number=po or None,
+    )
+    return customer_billing_workflow_id(key)
 
 
 async def _temporal(context: ApiContext) -> Client:

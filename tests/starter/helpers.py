@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,3 +60,24 @@ def reset_logging() -> None:
     structlog.contextvars.clear_contextvars()
     structlog.reset_defaults()
     logging.getLogger().handlers.clear()
+
+
+def cli_environment(**variables: str) -> dict[str, str]:
+    """This process's environment without its ``C2C_*`` and ``TEMPORAL_*`` variables, with
+    ``variables`` instead: what a ``c2c`` run under test reads is only what the test says."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("C2C_", "TEMPORAL_"))}
+    return {**clean, **variables}
+
+
+async def run_c2c(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``c2c`` in its own process, as a user runs it, waited for in a thread: the session's
+    worker runs on this event loop and must answer what the command asks meanwhile."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "starter.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

@@ -1,22 +1,32 @@
-"""Shared steps of the billing-model workflow tests: start, wait, pay, read the ERP."""
+"""Shared steps of the billing-model workflow tests: start, wait, pay, read the ERP; two
+contracts of one customer on one consolidated invoice."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest_asyncio
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, Worker
 
 from c2c.settings import Settings
 from domain.consolidation import CustomerBillingKey, customer_billing_workflow_id
 from domain.models import ClosePeriod, ContractStatus, PaymentReceived
 from domain.names import contract_workflow_id
-from starter.api.contracts import close_period_for, record_payment, start_contract
+from starter.api.contracts import (
+    close_period_for,
+    customer_billing_status,
+    record_customer_payment,
+    record_payment,
+    start_contract,
+)
 from tests.workflows.helpers import add_time, approval, wait_for, wait_stage
 from workflows.contract_to_cash import ContractToCash
 
@@ -118,3 +128,87 @@ async def replay(client: Client, cid: str) -> None:
     await Replayer(
         workflows=[ContractToCash], data_converter=pydantic_data_converter
     ).replay_workflow(history)
+
+
+async def two_consolidating_contracts(
+    client: Client, settings: Settings, sandbox: httpx.AsyncClient, hours: tuple[str, str]
+) -> tuple[list[str], str]:
+    """Two consolidating contracts of ACME-US under one fresh PO, each with approved time in
+    October 2026, both asked to close October; their customer billing workflow's id."""
+    return await consolidating_contracts(client, settings, sandbox, hours)
+
+
+async def consolidated_invoiced(client: Client, cid: str) -> ContractStatus:
+    """The contract's status once its one section is on a consolidated invoice."""
+    return await wait_for(
+        client,
+        cid,
+        lambda s: len(s.invoices) == 1 and s.invoices[0].consolidated_invoice_id is not None,
+        what="its section on the consolidated invoice",
+    )
+
+
+@dataclass(frozen=True)
+class Billed:
+    """Two contracts on one consolidated invoice, paid in part."""
+
+    contract_ids: list[str]
+    workflow_id: str
+    number: str
+    payment_id: str
+    #: Each section's total and what is paid of it, in the order of the contracts' ids.
+    totals: list[Decimal]
+    paid: list[Decimal]
+
+
+async def billed_and_paid_in_part(
+    client: Client, settings: Settings, sandbox: httpx.AsyncClient
+) -> Billed:
+    """Two consolidating contracts (10 and 5 hours) on one consolidated invoice, and a
+    payment of it: the first section (by contract id) in full and 100.00 of the second. The
+    first contract, paid, closes and leaves; the second is the one member left."""
+    cids, workflow_id = await two_consolidating_contracts(client, settings, sandbox, ("10", "5"))
+    statuses = sorted(
+        [await consolidated_invoiced(client, cid) for cid in cids], key=lambda s: s.contract_id
+    )
+    totals = [s.invoices[0].total for s in statuses]
+    number = statuses[0].invoices[0].number or ""
+    paid = [totals[0], Decimal("100.00")]
+    payment_id = f"PAY-{uuid.uuid4().hex[:8]}"
+    await record_customer_payment(
+        client,
+        workflow_id,
+        PaymentReceived(
+            payment_id=payment_id,
+            invoice_id=number,
+            amount=sum(paid, Decimal(0)),
+            currency="USD",
+            received_on=date(2026, 11, 23),
+        ),
+    )
+    for status, part in zip(statuses, paid, strict=True):
+        await wait_for(
+            client,
+            status.contract_id,
+            lambda s, part=part: bool(s.invoices) and s.invoices[0].amount_paid == part,
+            what=f"{part} paid",
+        )
+    # Its period billed and paid, the first contract closes and leaves the customer's billing.
+    first = statuses[0].contract_id
+    for _ in range(200):
+        billing = await customer_billing_status(client, workflow_id)
+        if f"contract {first} left" in "\n".join(billing.history):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"contract {first} did not leave: {billing.history}")
+    return Billed(sorted(cids), workflow_id, number, payment_id, totals, paid)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def billed(
+    worker: Worker, temporal_client: Client, settings: Settings, sandbox_url: str
+) -> Billed:
+    """``billed_and_paid_in_part``, once for the module that imports this fixture."""
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=30) as sandbox:
+        return await billed_and_paid_in_part(temporal_client, settings, sandbox)

@@ -25,14 +25,13 @@ from domain.models import ContractStatus, CreditInvoice
 from domain.reconcile import ReconcileBatch
 from ledger import Ledger
 from starter.api.contracts import credit_invoice, customer_billing_status, record_customer_payment
-from tests.workflows.billing_helpers import replay
-from tests.workflows.helpers import items, wait_for
-from tests.workflows.test_consolidated_invoicing import (
-    _invoiced,
-    _payment,
-    _replay_customer,
-    _two_contracts,
+from tests.workflows.billing_helpers import (
+    consolidated_invoiced,
+    replay,
+    two_consolidating_contracts,
 )
+from tests.workflows.helpers import items, wait_for
+from tests.workflows.test_consolidated_invoicing import _payment, _replay_customer
 
 
 async def _credit(client: Client, cid: str, section_id: str, amount: str) -> str:
@@ -55,8 +54,8 @@ async def test_sections_are_credited_on_the_consolidated_invoice(
     temporal_client: Client, settings: Settings, sandbox: httpx.AsyncClient, ledger: Ledger
 ) -> None:
     client = temporal_client
-    cids, billing_id = await _two_contracts(client, settings, sandbox, ("10", "5"))
-    by_id = {cid: (await _invoiced(client, cid)).invoices[0] for cid in cids}
+    cids, billing_id = await two_consolidating_contracts(client, settings, sandbox, ("10", "5"))
+    by_id = {cid: (await consolidated_invoiced(client, cid)).invoices[0] for cid in cids}
     first, second = sorted(cids)  # sections appear in the order of their contract ids
     a, b = by_id[first], by_id[second]
     consolidated = a.consolidated_invoice_id
@@ -134,8 +133,8 @@ async def test_sections_are_credited_on_the_consolidated_invoice(
 async def test_the_erp_bounds_a_credit_note_by_its_section(
     temporal_client: Client, settings: Settings, sandbox: httpx.AsyncClient
 ) -> None:
-    cids, _ = await _two_contracts(temporal_client, settings, sandbox, ("2", "1"))
-    section = (await _invoiced(temporal_client, cids[1])).invoices[0]
+    cids, _ = await two_consolidating_contracts(temporal_client, settings, sandbox, ("2", "1"))
+    section = (await consolidated_invoiced(temporal_client, cids[1])).invoices[0]
     consolidated = section.consolidated_invoice_id
 
     async def post(line: dict[str, str]) -> httpx.Response:

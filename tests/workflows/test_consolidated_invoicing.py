@@ -43,26 +43,11 @@ from starter.api.contracts import (
     record_customer_payment,
 )
 from tests.support import WEBHOOK_SECRET, serve
-from tests.workflows.billing_helpers import consolidating_contracts, replay
+from tests.workflows.billing_helpers import consolidated_invoiced as _invoiced
+from tests.workflows.billing_helpers import replay
+from tests.workflows.billing_helpers import two_consolidating_contracts as _two_contracts
 from tests.workflows.helpers import items, wait_for
 from workflows.customer_billing import CustomerBilling
-
-
-async def _two_contracts(
-    client: Client, settings: Settings, sandbox: httpx.AsyncClient, hours: tuple[str, str]
-) -> tuple[list[str], str]:
-    """Two consolidating contracts of ACME-US under one fresh PO, each with approved time in
-    October 2026, both asked to close October; their customer billing workflow's id."""
-    return await consolidating_contracts(client, settings, sandbox, hours)
-
-
-async def _invoiced(client: Client, cid: str) -> ContractStatus:
-    return await wait_for(
-        client,
-        cid,
-        lambda s: len(s.invoices) == 1 and s.invoices[0].consolidated_invoice_id is not None,
-        what="its section on the consolidated invoice",
-    )
 
 
 async def _paid(client: Client, cid: str, paid: Decimal) -> ContractStatus:

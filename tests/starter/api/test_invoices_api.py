@@ -5,10 +5,7 @@ rejection's exception retried into a new draft, and the draft-to-approval KPI.""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -20,7 +17,7 @@ from temporalio.client import Client
 from c2c.settings import Settings
 from domain.models import ClosePeriod
 from starter.api.contracts import close_period_for
-from tests.starter.helpers import OPERATOR_TOKEN, VIEWER_TOKEN
+from tests.starter.helpers import OPERATOR_TOKEN, VIEWER_TOKEN, cli_environment, run_c2c
 from tests.support import serve
 from tests.workflows.billing_helpers import start_active, wait_invoices
 from tests.workflows.helpers import add_time, wait_for
@@ -39,26 +36,15 @@ def api_url(settings: Settings) -> Iterator[str]:
 
 
 async def c2c(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    """``c2c`` in its own process, against the session's Temporal, queue and ledger (waited
-    for in a thread: the session's worker runs on this event loop)."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("C2C_", "TEMPORAL_"))}
-    env = {
-        **clean,
-        "TEMPORAL_ADDRESS": settings.temporal_address,
-        "TEMPORAL_NAMESPACE": settings.temporal_namespace,
-        "C2C_TASK_QUEUE": settings.task_queue,
-        "C2C_DATABASE_URL": settings.ledger_url,
-        "C2C_STATE_DIR": str(settings.state_dir),
-    }
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "starter.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    """``c2c`` in its own process, against the session's Temporal, queue and ledger."""
+    env = cli_environment(
+        TEMPORAL_ADDRESS=settings.temporal_address,
+        TEMPORAL_NAMESPACE=settings.temporal_namespace,
+        C2C_TASK_QUEUE=settings.task_queue,
+        C2C_DATABASE_URL=settings.ledger_url,
+        C2C_STATE_DIR=str(settings.state_dir),
     )
+    return await run_c2c(*args, env=env)
 
 
 async def test_drafts_are_listed_rejected_redrafted_and_approved(
