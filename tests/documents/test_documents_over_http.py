@@ -358,6 +358,8 @@ async def test_a_consolidated_invoice_gets_one_pdf_and_ubl_with_a_section_per_co
     async with httpx.AsyncClient(timeout=30) as client:
         billing = (await client.get(f"{api_url}/api/customer-billing/{billing_id}")).json()
         page = await client.get(f"{api_url}/contracts/{cids[0]}")
+        customer_page = await client.get(f"{api_url}/customer-billing/{billing_id}")
+        linked = await client.get(f"{api_url}/invoices/{invoice_id}/einvoice")
     [listed] = billing["invoices"]
     assert {d["kind"]: d["sha256"] for d in listed["documents"]} == a.documents
     assert {d["url"] for d in listed["documents"]} == {
@@ -365,6 +367,10 @@ async def test_a_consolidated_invoice_gets_one_pdf_and_ubl_with_a_section_per_co
         f"{own.api_url}/api/invoices/{invoice_id}/einvoice",
     }
     assert f'href="/invoices/{invoice_id}/document"' in page.text
+    assert customer_page.status_code == 200, customer_page.text
+    assert f'href="/invoices/{invoice_id}/document"' in customer_page.text
+    assert f'href="/invoices/{invoice_id}/einvoice"' in customer_page.text
+    assert linked.status_code == 200 and linked.content == einvoice.content
     # The CLI downloads them by the same id.
     monkeypatch.setattr(invoice_documents, "get_settings", lambda: own)
     target = tmp_path / "consolidated.pdf"
