@@ -97,6 +97,9 @@ HISTORY_LINES = 200
 #: The patch that lets a running customer's billing continue as new: runs recorded before it
 #: never did, and replay them as they were.
 CONTINUE_AS_NEW_PATCH = "customer-billing-continue-as-new"
+#: The patch under which a period the ERP refused waits for its cut-off before it is tried
+#: again (runs recorded before it tried again at once).
+REFUSED_WAITS_PATCH = "consolidated-refusal-waits"
 
 #: Marks runs that render each consolidated invoice's documents (a step after the invoice is
 #: issued): a history recorded before it replays without the step.
@@ -117,6 +120,8 @@ class CustomerBilling:
         self.placed: dict[str, str] = {}
         #: When each period's first section waiting for an invoice came (the cut-off's start).
         self.waiting_since: dict[str, datetime] = {}
+        #: Periods whose invoice the ERP refused since they last waited: tried at the cut-off.
+        self.refused: set[str] = set()
         self.invoices: list[ConsolidatedInvoice] = []
         self.payments: list[str] = []
         self.history: list[str] = []
@@ -347,8 +352,14 @@ class CustomerBilling:
         bills it has sent its section, or its cut-off has passed."""
         now = workflow.now()
         for period, since in sorted(self.waiting_since.items()):
+            due = now >= since + timedelta(seconds=self.start.cutoff_s)
+            if period in self.refused and workflow.patched(REFUSED_WAITS_PATCH):
+                # Refused by the ERP: tried again at its cut-off, not at once and again.
+                if due:
+                    return period
+                continue
             complete = all(self._sent(cid, period) for cid in self._expected(period))
-            if complete or now >= since + timedelta(seconds=self.start.cutoff_s):
+            if complete or due:
                 return period
         return None
 
@@ -388,6 +399,12 @@ class CustomerBilling:
         except ActivityError as failed:
             # A business rejection: tried again at the next cut-off, the sections kept.
             self.waiting_since[period] = workflow.now()
+            self.refused.add(period)
+            workflow.logger.warning(
+                f"consolidated invoice {reference} refused by the ERP: tried again at the "
+                f"cut-off, in {self.start.cutoff_s:.0f} s",
+                extra={"customer_billing": workflow.info().workflow_id},
+            )
             self._record(f"consolidated invoice {reference} refused by the ERP: {failed.cause}")
             return
         invoice = ConsolidatedInvoice(
@@ -403,6 +420,7 @@ class CustomerBilling:
         invoice = await self._documented(invoice, waiting)
         self.invoices = [*self.invoices, invoice]
         del self.waiting_since[period]
+        self.refused.discard(period)
         self._record(
             f"consolidated invoice {issued.number} for {reference}: {len(waiting)} sections, "
             f"{issued.total} {self.start.key.currency}"

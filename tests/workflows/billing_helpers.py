@@ -14,12 +14,17 @@ import httpx
 import pytest_asyncio
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Replayer, Worker
 
+from activities.reconcile import ReconcileActivities
 from c2c.settings import Settings
+from connectors.registry import build_connectors
 from domain.consolidation import CustomerBillingKey, customer_billing_workflow_id
 from domain.models import ClosePeriod, ContractStatus, PaymentReceived
 from domain.names import contract_workflow_id
+from domain.reconcile import Difference, ReconcileBatch
+from ledger import Ledger
 from starter.api.contracts import (
     close_period_for,
     customer_billing_status,
@@ -212,3 +217,20 @@ async def billed(
     """``billed_and_paid_in_part``, once for the module that imports this fixture."""
     async with httpx.AsyncClient(base_url=sandbox_url, timeout=30) as sandbox:
         return await billed_and_paid_in_part(temporal_client, settings, sandbox)
+
+
+async def reconcile_differences(
+    settings: Settings, ledger: Ledger, contract_ids: list[str]
+) -> list[Difference]:
+    """What reconciliation finds between the ledger and the ERP for these contracts, as the
+    nightly run's comparison step finds it."""
+    connectors = build_connectors(settings)
+    try:
+        books = ReconcileActivities(connectors, ledger, settings)
+        batch = ReconcileBatch(contract_ids=contract_ids)
+        found: list[Difference] = await ActivityEnvironment().run(
+            books.compare_ledger_with_erp, batch
+        )
+        return found
+    finally:
+        await connectors.aclose()

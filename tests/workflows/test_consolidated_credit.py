@@ -16,17 +16,14 @@ from decimal import Decimal
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.testing import ActivityEnvironment
 
-from activities.reconcile import ReconcileActivities
 from c2c.settings import Settings
-from connectors.registry import build_connectors
 from domain.models import ContractStatus, CreditInvoice
-from domain.reconcile import ReconcileBatch
 from ledger import Ledger
 from starter.api.contracts import credit_invoice, customer_billing_status, record_customer_payment
 from tests.workflows.billing_helpers import (
     consolidated_invoiced,
+    reconcile_differences,
     replay,
     two_consolidating_contracts,
 )
@@ -120,13 +117,7 @@ async def test_sections_are_credited_on_the_consolidated_invoice(
     await _replay_customer(client, billing_id)
 
     # Reconciliation finds the notes where they are: on the customer's invoice in the ERP.
-    connectors = build_connectors(settings)
-    try:
-        books = ReconcileActivities(connectors, ledger, settings)
-        batch = ReconcileBatch(contract_ids=cids)
-        assert await ActivityEnvironment().run(books.compare_ledger_with_erp, batch) == []
-    finally:
-        await connectors.aclose()
+    assert await reconcile_differences(settings, ledger, cids) == []
 
 
 @pytest.mark.usefixtures("worker")

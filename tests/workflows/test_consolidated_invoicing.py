@@ -22,20 +22,16 @@ import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Replayer
 
-from activities.reconcile import ReconcileActivities
 from c2c.settings import Settings
 from c2c.signing import sign
-from connectors.registry import build_connectors
 from domain.consolidation import (
     CustomerBillingStatus,
     InvoiceSection,
 )
 from domain.models import ContractStatus, PaymentReceived
 from domain.names import SIGNAL_SUBMIT_SECTION, SIGNATURE_HEADER
-from domain.reconcile import ReconcileBatch
 from ledger import Ledger
 from ledger.books import aging
 from starter.api.contracts import (
@@ -44,7 +40,7 @@ from starter.api.contracts import (
 )
 from tests.support import WEBHOOK_SECRET, serve
 from tests.workflows.billing_helpers import consolidated_invoiced as _invoiced
-from tests.workflows.billing_helpers import replay
+from tests.workflows.billing_helpers import reconcile_differences, replay
 from tests.workflows.billing_helpers import two_consolidating_contracts as _two_contracts
 from tests.workflows.helpers import items, wait_for
 from workflows.customer_billing import CustomerBilling
@@ -142,13 +138,7 @@ async def test_two_contracts_one_invoice_paid_in_full(
 
     # Reconciliation finds no difference: the sections and their parts of the payment are
     # the customer's invoice and payment in the ERP, not records missing from the contracts.
-    connectors = build_connectors(settings)
-    try:
-        books = ReconcileActivities(connectors, ledger, settings)
-        batch = ReconcileBatch(contract_ids=cids)
-        assert await ActivityEnvironment().run(books.compare_ledger_with_erp, batch) == []
-    finally:
-        await connectors.aclose()
+    assert await reconcile_differences(settings, ledger, cids) == []
 
 
 @pytest.mark.usefixtures("worker")
