@@ -337,9 +337,9 @@ def customer_billing_text(status: CustomerBillingStatus) -> str:
             f"{invoice.invoice_date}, due {invoice.due_on}; subtotal {invoice.subtotal}, tax "
             f"{invoice.tax}, total {invoice.total}, balance {invoice.balance} {key.currency}",
             table(
-                ["SECTION", "CONTRACT", "TOTAL", "PAID", "BALANCE"],
+                ["SECTION", "CONTRACT", "TOTAL", "CREDITED", "PAID", "BALANCE"],
                 [
-                    [s.section_id, s.contract_id, s.total, s.paid, s.balance]
+                    [s.section_id, s.contract_id, s.total, s.credited, s.paid, s.balance]
                     for s in invoice.sections
                 ],
                 indent="    ",
