@@ -30,8 +30,9 @@ class InvoiceDraft(LedgerTable, table=True):
 
     __tablename__ = "ledger_invoice_draft"
 
-    draft_id: str = Field(primary_key=True, max_length=64)
-    contract_id: str = Field(index=True, max_length=64)
+    #: A section of a consolidated invoice is kept here too, under ``SEC-{contract}-{period}``.
+    draft_id: str = Field(primary_key=True, max_length=200)
+    contract_id: str = Field(index=True, max_length=200)
     #: The invoice's business reference (``2026-10``, ``milestone:M1``).
     reference: str = Field(max_length=200)
     legal_entity: str = Field(index=True, max_length=20)
@@ -51,7 +52,7 @@ class InvoiceDraft(LedgerTable, table=True):
     #: Why it was rejected.
     reason: str | None = None
     #: The ERP invoice an approved draft became.
-    invoice_id: str | None = Field(default=None, max_length=64)
+    invoice_id: str | None = Field(default=None, max_length=200)
 
 
 class InvoiceDraftIn(BaseModel):

@@ -30,7 +30,8 @@ class InvoiceDocumentRecord(LedgerTable, table=True):
     kind: str = Field(primary_key=True, max_length=20)
     #: ``invoice`` or ``credit_note``.
     document_type: str = Field(max_length=20)
-    contract_id: str = Field(max_length=64, index=True)
+    #: The contract, or the customer billing workflow of a consolidated invoice.
+    contract_id: str = Field(max_length=200, index=True)
     number: str = Field(max_length=200)
     #: Hex SHA-256 of the bytes: the archive's key, checked on every read.
     sha256: str = Field(max_length=64, index=True)

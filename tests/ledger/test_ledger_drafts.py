@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from domain.consolidation import CustomerBillingKey, customer_billing_workflow_id
 from ledger import Ledger
 from ledger.drafts import InvoiceDraftIn
+from ledger.invoice_documents import InvoiceDocumentIn
 from ledger.kpis import kpi_report
 from ledger.models import ContractRecordIn
 
@@ -86,3 +88,33 @@ def test_drafts_are_listed_by_entity_and_contract_and_timed_to_approval(ledger: 
     report = kpi_report(ledger, legal_entity="US01", now=AT + timedelta(days=1))
     assert (report.draft_approval.count, report.draft_approval.median_hours) == (1, 6.0)
     assert report.drafts_waiting == 1
+
+
+def test_the_longest_ids_fit(ledger: Ledger) -> None:
+    """A contract id may have 64 characters, so its section of a consolidated invoice
+    (``SEC-{contract}-{period}``) has 76, and a customer billing workflow's id (the owner of
+    a consolidated invoice's documents) up to 111: PostgreSQL must take them whole."""
+    contract_id = "C" * 64
+    section = f"SEC-{contract_id}-2026-10"
+    owner = customer_billing_workflow_id(
+        CustomerBillingKey(
+            legal_entity="US01", crm_account_id="A" * 64, currency="USD", po_number="PO-1"
+        )
+    )
+    ledger.record_draft(draft(section, contract_id=contract_id))
+    ledger.review_draft(section, "approved", at=AT, by="olga", invoice_id=section)
+    assert ledger.get_draft(section) is not None
+    document = InvoiceDocumentIn(
+        invoice_id="INV-000001",
+        kind="pdf",
+        document_type="invoice",
+        contract_id=owner,
+        number="US01-2026-000001",
+        sha256="0" * 64,
+        size=1,
+        content_type="application/pdf",
+        location="file:///archive/0",
+        archived_at=AT,
+        retain_until=AT + timedelta(days=3650),
+    )
+    assert ledger.record_invoice_document(document).contract_id == owner
