@@ -21,7 +21,12 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from activities.base import StepActivities, error_classes, idempotency_key, workflow_run
 from connectors.ports import TaxPort
-from domain.consolidation import ConsolidatedInvoiceIssued, InvoiceSection
+from domain.consolidation import (
+    ConsolidatedInvoiceIssued,
+    InvoiceSection,
+    SectionShare,
+    consolidated_invoice_data,
+)
 from domain.errors import NotFound
 from domain.money import round_money
 from domain.names import (
@@ -34,9 +39,11 @@ from domain.steps import (
     APPLY_CONSOLIDATED_PAYMENT,
     ISSUE_CONSOLIDATED_INVOICE,
     LOOK_UP_CONSOLIDATED_PAYMENT,
+    RECORD_CONSOLIDATED_INVOICE_PAID,
     RECORD_SECTION_INVOICED,
     SEND_TO_CUSTOMER_BILLING,
     ConsolidatedInvoiceInput,
+    ConsolidatedInvoicePaidInput,
     ConsolidatedPaymentInput,
     CustomerBillingMessage,
     PaymentApplied,
@@ -50,7 +57,7 @@ from domain.write_models import (
     InvoiceSectionDraft,
     PaymentDraft,
 )
-from ledger import InvoiceIssuedIn
+from ledger import InvoiceIssuedIn, OutboundEventType
 
 
 async def tax_mentions(
@@ -168,11 +175,8 @@ class ConsolidationActivities(StepActivities):
                     )
                 except NotFound:
                     activity.logger.info("no tax document %s", section.tax_code)
-        await asyncio.to_thread(
-            self.ledger.record_xref, step.contract_id, "erp", "invoice", invoice.invoice_id
-        )
         assert invoice.number is not None  # issued
-        return ConsolidatedInvoiceIssued(
+        issued = ConsolidatedInvoiceIssued(
             invoice_id=invoice.invoice_id,
             number=invoice.number,
             invoice_date=invoice.invoice_date,
@@ -181,6 +185,22 @@ class ConsolidationActivities(StepActivities):
             tax=invoice.tax,
             total=invoice.total,
         )
+        shares = [
+            SectionShare(section_id=s.section_id, contract_id=s.contract_id, total=s.total)
+            for s in step.sections
+        ]
+        data = consolidated_invoice_data(step.contract_id, key, step.period, issued, shares)
+        # The invoice's cross-reference and its event, in one transaction.
+        await self.write_together(
+            partial(self.ledger.record_xref, step.contract_id, "erp", "invoice", issued.invoice_id),
+            partial(
+                self.ledger.record_consolidated_invoice_event,
+                OutboundEventType.CONSOLIDATED_INVOICE_ISSUED,
+                data,
+                datetime.now(UTC),
+            ),
+        )
+        return issued
 
     async def _draft(self, step: ConsolidatedInvoiceInput) -> InvoiceDraft:
         """The consolidated invoice: the sections' lines as the ledger keeps them, each named
@@ -285,6 +305,26 @@ class ConsolidationActivities(StepActivities):
             unapplied=payment.unapplied_amount,
             amount_paid=payment.applied_amount,
             invoice_status="applied",
+        )
+
+    @activity.defn(name=RECORD_CONSOLIDATED_INVOICE_PAID)
+    async def record_consolidated_invoice_paid(self, step: ConsolidatedInvoicePaidInput) -> None:
+        """Record in the ledger that a consolidated invoice is paid (its sections' balance
+        reached zero): its ``consolidated_invoice.paid`` event, once by the invoice's id."""
+        invoice = step.invoice
+        data = consolidated_invoice_data(
+            step.contract_id, step.key, invoice.period, invoice, invoice.sections
+        )
+        data |= {
+            "amount_paid": str(sum((s.paid for s in invoice.sections), Decimal(0))),
+            "credited": str(sum((s.credited for s in invoice.sections), Decimal(0))),
+            "paid_on": step.paid_on.isoformat(),
+        }
+        await asyncio.to_thread(
+            self.ledger.record_consolidated_invoice_event,
+            OutboundEventType.CONSOLIDATED_INVOICE_PAID,
+            data,
+            datetime.now(UTC),
         )
 
     @activity.defn(name=LOOK_UP_CONSOLIDATED_PAYMENT)

@@ -101,6 +101,7 @@ def build_steps(
         step.ISSUE_CONSOLIDATED_INVOICE: consolidation.issue_consolidated_invoice,
         step.APPLY_CONSOLIDATED_PAYMENT: consolidation.apply_consolidated_payment,
         step.LOOK_UP_CONSOLIDATED_PAYMENT: consolidation.look_up_consolidated_payment,
+        step.RECORD_CONSOLIDATED_INVOICE_PAID: consolidation.record_consolidated_invoice_paid,
         account_sync.SYNC_ERP_CUSTOMERS: accounts.sync_erp_customers,
         account_sync.OPEN_ACCOUNT_EXCEPTION: accounts.open_account_exception,
         account_sync.RESOLVE_ACCOUNT_EXCEPTION: accounts.resolve_account_exception,

@@ -11,9 +11,10 @@ The names here are shared by the contract's workflow, the customer's and their a
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -178,6 +179,36 @@ class ConsolidatedInvoice(ConsolidatedInvoiceIssued):
     @property
     def balance(self) -> Decimal:
         return sum((s.balance for s in self.sections), ZERO)
+
+
+def consolidated_invoice_data(
+    customer_billing_id: str,
+    key: CustomerBillingKey,
+    period: str,
+    invoice: ConsolidatedInvoiceIssued,
+    sections: Sequence[SectionShare],
+) -> dict[str, Any]:
+    """The ``data`` of a consolidated invoice's outbound events: ids, amounts as strings,
+    dates, and its sections (no personal data)."""
+    return {
+        "invoice_id": invoice.invoice_id,
+        "number": invoice.number,
+        "customer_billing_id": customer_billing_id,
+        "legal_entity": key.legal_entity,
+        "crm_account_id": key.crm_account_id,
+        "currency": key.currency,
+        "po_number": key.po_number,
+        "period": period,
+        "invoice_date": invoice.invoice_date.isoformat(),
+        "due_on": invoice.due_on.isoformat(),
+        "subtotal": str(invoice.subtotal),
+        "tax": str(invoice.tax),
+        "total": str(invoice.total),
+        "sections": [
+            {"section_id": s.section_id, "contract_id": s.contract_id, "total": str(s.total)}
+            for s in sections
+        ],
+    }
 
 
 class Allocation(BaseModel):

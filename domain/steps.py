@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from domain.consolidation import (
     BillingMember,
+    ConsolidatedInvoice,
     CustomerBillingKey,
     CustomerBillingStart,
     InvoiceDocumentLink,
@@ -74,6 +75,8 @@ RECORD_SECTION_PAYMENT = "record_section_payment"
 ISSUE_CONSOLIDATED_INVOICE = "issue_consolidated_invoice"
 APPLY_CONSOLIDATED_PAYMENT = "apply_consolidated_payment"
 RENDER_CONSOLIDATED_INVOICE_DOCUMENTS = "render_consolidated_invoice_documents"
+#: The customer's invoice recorded paid (its sections' balance reached zero) in the ledger.
+RECORD_CONSOLIDATED_INVOICE_PAID = "record_consolidated_invoice_paid"
 #: Not a step: the exceptions a contract opens, as it ends, for messages that came after its
 #: last decision (a payment after the close). Its workflow has ended, so the ledger records
 #: the operator's decision on them.
@@ -318,6 +321,16 @@ class ConsolidatedDocumentsRendered(BaseModel):
     """The documents archived for a consolidated invoice."""
 
     documents: list[InvoiceDocumentLink] = Field(default_factory=list)
+
+
+class ConsolidatedInvoicePaidInput(StepInput):
+    """A consolidated invoice whose sections' balance reached zero (``contract_id`` is the
+    customer billing workflow's id): what was paid and credited of each, and the day the
+    payment that settled it was received."""
+
+    key: CustomerBillingKey
+    invoice: ConsolidatedInvoice
+    paid_on: date
 
 
 class ConsolidatedPaymentInput(StepInput):

@@ -364,6 +364,8 @@ class OutboundEventType(StrEnum):
     EXCEPTION_OPENED = "exception.opened"
     EXCEPTION_ESCALATED = "exception.escalated"
     CONTRACT_CLOSED = "contract.closed"
+    CONSOLIDATED_INVOICE_ISSUED = "consolidated_invoice.issued"
+    CONSOLIDATED_INVOICE_PAID = "consolidated_invoice.paid"
 
 
 class DeliveryStatus(StrEnum):

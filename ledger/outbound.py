@@ -37,6 +37,15 @@ from ledger.models import (
 DEFAULT_DELIVERY_CLAIM = timedelta(seconds=60)
 
 
+#: The events of a customer's consolidated invoice (not of one contract).
+_CONSOLIDATED_INVOICE_EVENTS = frozenset(
+    {
+        OutboundEventType.CONSOLIDATED_INVOICE_ISSUED,
+        OutboundEventType.CONSOLIDATED_INVOICE_PAID,
+    }
+)
+
+
 def outbound_event_id(event_type: OutboundEventType | str, key: str) -> str:
     """The stable id of the event of ``event_type`` caused by the fact keyed ``key``."""
     digest = hashlib.sha256(f"{event_type}:{key}".encode()).hexdigest()
@@ -108,6 +117,25 @@ class OutboundLedger(LedgerBase):
                 self._insert_new(OutboundDelivery, ["delivery_id"]),
                 [_new_delivery(event_id, s.subscription_id, now) for s in takers],
             )
+
+    def record_consolidated_invoice_event(
+        self, event_type: OutboundEventType, data: dict[str, Any], at: datetime
+    ) -> None:
+        """Write a consolidated invoice's event (``consolidated_invoice.issued`` or ``.paid``)
+        once, keyed by the invoice's ``invoice_id``; inside the caller's unit of work when
+        there is one (with the fact that causes it).
+
+        Raises:
+            ValueError: Not a consolidated invoice's event type, or ``data`` has no
+                ``invoice_id``.
+        """
+        if event_type not in _CONSOLIDATED_INVOICE_EVENTS:
+            raise ValueError(f"event_type: {event_type!r} is not a consolidated invoice's event")
+        invoice_id = data.get("invoice_id")
+        if not invoice_id:
+            raise ValueError("invoice_id: a consolidated invoice's event names its invoice")
+        with self._transaction() as session:
+            self._emit(session, event_type, str(invoice_id), data, contract_id=None, occurred_at=at)
 
     def add_subscription(
         self,

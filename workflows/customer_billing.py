@@ -29,7 +29,8 @@ them still needs.
 from __future__ import annotations
 
 from contextlib import suppress
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -70,10 +71,12 @@ with workflow.unsafe.imports_passed_through():
         APPLY_CONSOLIDATED_PAYMENT,
         ISSUE_CONSOLIDATED_INVOICE,
         LOOK_UP_CONSOLIDATED_PAYMENT,
+        RECORD_CONSOLIDATED_INVOICE_PAID,
         RENDER_CONSOLIDATED_INVOICE_DOCUMENTS,
         ConsolidatedDocumentsInput,
         ConsolidatedDocumentsRendered,
         ConsolidatedInvoiceInput,
+        ConsolidatedInvoicePaidInput,
         ConsolidatedPaymentInput,
         PaymentApplied,
         PaymentKnown,
@@ -104,6 +107,11 @@ REFUSED_WAITS_PATCH = "consolidated-refusal-waits"
 #: Marks runs that render each consolidated invoice's documents (a step after the invoice is
 #: issued): a history recorded before it replays without the step.
 PATCH_CONSOLIDATED_DOCUMENTS = "consolidated-invoice-documents"
+
+#: Marks runs that record an invoice paid (``consolidated_invoice.paid``) when a payment or a
+#: credit note brings its sections' balance to zero: a history recorded before it replays
+#: without the step.
+PATCH_CONSOLIDATED_PAID = "consolidated-invoice-paid-event"
 
 Message = BillingMember | InvoiceSection | PaymentReceived | SectionCredited
 
@@ -280,7 +288,9 @@ class CustomerBilling:
         elif isinstance(message, PaymentReceived):
             await self._take_payment(message)
         elif isinstance(message, SectionCredited):
+            balances = self._balances()
             self._take_credit(message)
+            await self._record_paid(balances, workflow.now().date())
 
     async def _take_section(self, section: InvoiceSection) -> None:
         sid = section.section_id
@@ -544,6 +554,7 @@ class CustomerBilling:
             summary=f"payment {pid} on {invoice.number}",
         )
         self.payments = [*self.payments, pid]
+        balances = self._balances()
         parts = allocate(pid, payment.amount, invoices, invoice.invoice_id)
         for part in parts:
             owner = next(
@@ -567,6 +578,38 @@ class CustomerBilling:
                     consolidated_invoice_id=owner.invoice_id,
                 ),
             )
+        await self._record_paid(balances, payment.received_on)
+
+    def _balances(self) -> dict[str, Decimal]:
+        """What each invoice's sections still owe, by invoice id."""
+        return {i.invoice_id: i.balance for i in self.invoices}
+
+    async def _record_paid(self, before: dict[str, Decimal], paid_on: date) -> None:
+        """Record paid each invoice that a payment (or a credit note) has just brought to a
+        zero balance, with something paid of it (one wholly credited is not paid)."""
+        for invoice in self.invoices:
+            settled = before.get(invoice.invoice_id, ZERO) > ZERO >= invoice.balance
+            if not settled or not any(s.paid > ZERO for s in invoice.sections):
+                continue
+            if not workflow.patched(PATCH_CONSOLIDATED_PAID):
+                return
+            try:
+                await workflow.execute_activity(
+                    RECORD_CONSOLIDATED_INVOICE_PAID,
+                    ConsolidatedInvoicePaidInput(
+                        contract_id=workflow.info().workflow_id,
+                        key=self.start.key,
+                        invoice=invoice,
+                        paid_on=paid_on,
+                    ),
+                    start_to_close_timeout=STEP_TIMEOUT,
+                    retry_policy=ERP_RETRY,
+                    summary=f"{invoice.number} paid",
+                )
+            except ActivityError as failed:
+                self._record(f"consolidated invoice {invoice.number} paid, not recorded: {failed}")
+                continue
+            self._record(f"consolidated invoice {invoice.number} paid")
 
     def _revived(self, named: str | None) -> list[ConsolidatedInvoice]:
         """A folded invoice a payment names, as a paid invoice: the payment is then allocated

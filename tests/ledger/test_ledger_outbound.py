@@ -21,6 +21,7 @@ from ledger import (
     InvoiceIssuedIn,
     Ledger,
     NotFoundInLedger,
+    OutboundEventType,
     PaymentFactIn,
 )
 from ledger.models import Subscription
@@ -299,3 +300,29 @@ def test_secrets_are_sealed_at_rest_and_resealed_with_the_current_key(ledger: Le
     only_new = SecretBox([new])
     opened = {s.subscription_id: only_new.open(s.secret) for s in ledger.list_subscriptions()}
     assert opened == {created.subscription_id: created.secret, "sub_clear": "whsec_from_0_10"}
+
+
+def test_a_consolidated_invoices_event_is_written_once_by_its_invoice_id(
+    ledger: Ledger, at: At
+) -> None:
+    sub = ledger.add_subscription(
+        "https://a.example/hook", ["consolidated_invoice.issued"], box=BOX
+    )
+    data = {"invoice_id": "INV-CB-1", "number": "INV-0001", "total": "300.00"}
+    issued = OutboundEventType.CONSOLIDATED_INVOICE_ISSUED
+    ledger.record_consolidated_invoice_event(issued, data, at(1))
+    ledger.record_consolidated_invoice_event(issued, data, at(2))  # a retried step
+
+    [item] = ledger.list_outbound_events()
+    assert item.event.event_id == outbound_event_id(issued, "INV-CB-1")
+    assert (item.event.type, item.event.contract_id, item.event.payload) == (
+        "consolidated_invoice.issued",
+        None,
+        data,
+    )
+    assert [d.subscription_id for d in item.deliveries] == [sub.subscription_id]
+
+    with pytest.raises(ValueError, match="invoice_id"):
+        ledger.record_consolidated_invoice_event(issued, {"number": "INV-0001"}, at(3))
+    with pytest.raises(ValueError, match="event_type"):
+        ledger.record_consolidated_invoice_event(OutboundEventType.INVOICE_PAID, data, at(3))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ from c2c.settings import Settings
 from domain.models import ContractStatus, CreditInvoice
 from ledger import Ledger
 from starter.api.contracts import credit_invoice, customer_billing_status, record_customer_payment
+from tests.subscriber import until
 from tests.workflows.billing_helpers import (
     consolidated_invoiced,
     reconcile_differences,
@@ -112,6 +114,18 @@ async def test_sections_are_credited_on_the_consolidated_invoice(
     assert settled.balance_due == 0
     [erp] = await items(sandbox, "/erp/v1/invoices", contract_id=billing_id)
     assert erp["status"] == "paid" and Decimal(erp["balance"]) == 0
+
+    # One consolidated_invoice.paid: the credit notes counted off, the payments' sum paid.
+    async def paid_events() -> list[dict[str, Any]]:
+        return [
+            e.event.payload
+            for e in ledger.list_outbound_events(event_type="consolidated_invoice.paid")
+            if e.event.payload["invoice_id"] == consolidated
+        ]
+
+    [paid] = await until(paid_events, "consolidated_invoice.paid")
+    assert Decimal(paid["amount_paid"]) == Decimal(100) + rest
+    assert Decimal(paid["credited"]) == note.total + b.total
     for cid in cids:
         await replay(client, cid)
     await _replay_customer(client, billing_id)
