@@ -160,7 +160,8 @@ async def test_a_partial_payment_goes_to_the_sections_in_order(
     assert paid_second.invoices[0].status == "partially_paid"
     assert paid_second.balance_due == second.total - 10
     # The books age each section on its own contract; the consolidated invoice is not beside.
-    report = aging(ledger, legal_entity="US01", as_of=date(2026, 12, 7))
+    assert second.invoice_date is not None
+    report = aging(ledger, legal_entity="US01", as_of=second.invoice_date)
     open_ = {i.invoice_id: i.open_balance for i in report.invoices}
     assert first.invoice_id not in open_ and open_[second.invoice_id] == second.total - 10
     assert first.consolidated_invoice_id not in open_
