@@ -147,7 +147,10 @@ async def test_a_consolidated_invoice_is_dunned_once_per_level(
         )
         await add_time(sandbox, status.refs["psa_project_id"], "Analyst", "2026-10-05", hours)
         cids.append(cid)
-    await _until(env, cids[1], lambda s: any("joined" in h.event for h in s.history))
+    # Sections appear on the invoice, and payments go to them, in the order of contract ids.
+    cids.sort()
+    for cid in cids:
+        await _until(env, cid, lambda s: any("joined" in h.event for h in s.history))
     for cid in cids:
         await close_period_for(client, cid, ClosePeriod(period="2026-10"))
     sections = [(await _until(env, cid, lambda s: bool(s.invoices))).invoices[0] for cid in cids]
