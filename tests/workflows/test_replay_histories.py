@@ -44,14 +44,23 @@ def run_of(text: str) -> ContractRun:
 async def test_committed_history_replays_on_todays_code(path: Path) -> None:
     text = path.read_text()
     history = WorkflowHistory.from_json(contract_workflow_id(run_of(text).contract_id), text)
+    await replays_or_fails(
+        history,
+        ContractToCash,
+        f"{path.name} no longer replays: contracts running on the old code would break when a "
+        "worker with this change picks them up",
+    )
+
+
+async def replays_or_fails(history: WorkflowHistory, workflow: type, broken: str) -> None:
+    """Replay ``history`` on today's ``workflow``; fail saying ``broken`` if it diverges."""
     result = await Replayer(
-        workflows=[ContractToCash], data_converter=pydantic_data_converter
+        workflows=[workflow], data_converter=pydantic_data_converter
     ).replay_workflow(history, raise_on_replay_failure=False)
     if result.replay_failure is not None:
         pytest.fail(
-            f"{path.name} no longer replays: contracts running on the old code would break "
-            f"when a worker with this change picks them up ({result.replay_failure!r}). "
-            f"Guard the change with workflow.patched (see {SHIPPING}).",
+            f"{broken} ({result.replay_failure!r}). Guard the change with workflow.patched "
+            f"(see {SHIPPING}).",
             pytrace=False,
         )
 
@@ -67,16 +76,12 @@ async def test_committed_customer_billing_history_replays_on_todays_code(path: P
     replay on today's ``CustomerBilling`` as a contract's does on ``ContractToCash``."""
     assert CUSTOMER_BILLING_FILES, "no customer billing history under tests/histories/"
     history = WorkflowHistory.from_json("customer-billing", path.read_text())
-    result = await Replayer(
-        workflows=[CustomerBilling], data_converter=pydantic_data_converter
-    ).replay_workflow(history, raise_on_replay_failure=False)
-    if result.replay_failure is not None:
-        pytest.fail(
-            f"customer_billing/{path.name} no longer replays: customers' billing workflows "
-            f"running on the old code would break ({result.replay_failure!r}). Guard the "
-            f"change with workflow.patched (see {SHIPPING}).",
-            pytrace=False,
-        )
+    await replays_or_fails(
+        history,
+        CustomerBilling,
+        f"customer_billing/{path.name} no longer replays: customers' billing workflows running "
+        "on the old code would break",
+    )
 
 
 def test_a_committed_customer_billing_history_starts_from_folded_carried_state() -> None:
